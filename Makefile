@@ -1,0 +1,58 @@
+# codevec: PGXS build of the extension, its loader and its tests.
+#
+#   make                 build codevec.so (with CUDA when nvcc is found)
+#   make CUDA=0          force a CPU-only build
+#   make install         install the extension (and codevec-load)
+#   make installcheck    pg_regress against a running server (PG* env)
+#   make model           download and install the default pretrained encoder
+#
+# The full test suite, with its own throwaway cluster: test/run.sh
+
+EXTENSION = codevec
+EXTVERSION = 0.1.0
+
+MODULE_big = codevec
+OBJS = src/codevec.o src/vector.o src/distance.o src/distance_kernels.o
+
+DATA = sql/codevec--0.1.0.sql
+REGRESS = io typmod casts operators aggregates knn errors
+REGRESS_OPTS = --load-extension=$(EXTENSION)
+
+PG_CONFIG ?= pg_config
+PG_CPPFLAGS += -I$(srcdir)/src -I$(srcdir)/cuda
+PG_CFLAGS += -std=gnu11
+
+# CUDA: on when nvcc is present, unless CUDA=0. The runtime is linked
+# statically so codevec.so loads on machines without any CUDA installed.
+NVCC ?= $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
+ifeq ($(NVCC),)
+CUDA ?= 0
+else
+CUDA ?= 1
+endif
+
+ifeq ($(CUDA),1)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+CUDA_OBJS = cuda/device.o
+OBJS += $(CUDA_OBJS)
+PG_CPPFLAGS += -DCODEVEC_USE_CUDA -I$(CUDA_HOME)/include
+SHLIB_LINK += -L$(CUDA_HOME)/lib64 -lcudart_static -lrt -ldl -lpthread
+NVCC_GENCODE ?= -gencode=arch=compute_90,code=sm_90 -gencode=arch=compute_90,code=compute_90
+NVCC_FLAGS ?= -O3 -std=c++17 -Xcompiler -fPIC $(NVCC_GENCODE) -I$(srcdir)/cuda
+
+cuda/%.o: cuda/%.cu cuda/codevec_cuda.h
+	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
+endif
+
+EXTRA_CLEAN = cuda/*.o src/*.o
+
+# Debian's server is built with JIT: PGXS would try to emit bitcode for every
+# object (and has no rule for .cu files). The extension gains nothing from it.
+override with_llvm = no
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+.PHONY: print-cuda
+print-cuda:
+	@echo "CUDA=$(CUDA) NVCC=$(NVCC)"

@@ -1,0 +1,60 @@
+/*
+ * device.cu
+ *	  Device discovery for the extension: runtime version, device count and
+ *	  names. The first CUDA runtime call of a process happens here.
+ */
+#include <cuda_runtime.h>
+#include <stdio.h>
+
+#include "codevec_cuda.h"
+
+/* Copy the runtime's message for err into errbuf */
+static int
+set_error(cudaError_t err, const char *what, char *errbuf, size_t errlen)
+{
+	if (errbuf != NULL && errlen > 0)
+		snprintf(errbuf, errlen, "%s: %s (%s)", what, cudaGetErrorString(err),
+				 cudaGetErrorName(err));
+	return (int) err;
+}
+
+extern "C" int
+codevec_cuda_runtime_version(int *version)
+{
+	*version = CUDART_VERSION;
+	return 0;
+}
+
+extern "C" int
+codevec_cuda_device_count(int *count, char *errbuf, size_t errlen)
+{
+	cudaError_t err = cudaGetDeviceCount(count);
+
+	if (err != cudaSuccess)
+	{
+		*count = 0;
+		/* clear the sticky-free error so later calls start clean */
+		(void) cudaGetLastError();
+		return set_error(err, "cudaGetDeviceCount", errbuf, errlen);
+	}
+	return 0;
+}
+
+extern "C" int
+codevec_cuda_device_name(int dev, char *name, size_t len, char *errbuf, size_t errlen)
+{
+	cudaDeviceProp prop;
+	cudaError_t err;
+
+	if (name == NULL || len == 0)
+	{
+		if (errbuf != NULL && errlen > 0)
+			snprintf(errbuf, errlen, "codevec_cuda_device_name: no output buffer");
+		return CODEVEC_CUDA_E_INVALID;
+	}
+	err = cudaGetDeviceProperties(&prop, dev);
+	if (err != cudaSuccess)
+		return set_error(err, "cudaGetDeviceProperties", errbuf, errlen);
+	snprintf(name, len, "%s", prop.name);
+	return 0;
+}

@@ -1,0 +1,317 @@
+/* codevec--0.1.0.sql: the codevec type, distances, aggregates */
+
+-- complain if script is sourced in psql, rather than via CREATE EXTENSION
+\echo Use "CREATE EXTENSION codevec" to load this file. \quit
+
+-------------------------------------------------------------------------------
+-- The type
+-------------------------------------------------------------------------------
+
+CREATE TYPE codevec;
+
+CREATE FUNCTION codevec_in(cstring, oid, integer) RETURNS codevec
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION codevec_out(codevec) RETURNS cstring
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION codevec_typmod_in(cstring[]) RETURNS integer
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION codevec_typmod_out(integer) RETURNS cstring
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION codevec_recv(internal, oid, integer) RETURNS codevec
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION codevec_send(codevec) RETURNS bytea
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE TYPE codevec (
+	INPUT     = codevec_in,
+	OUTPUT    = codevec_out,
+	TYPMOD_IN = codevec_typmod_in,
+	TYPMOD_OUT = codevec_typmod_out,
+	RECEIVE   = codevec_recv,
+	SEND      = codevec_send,
+	STORAGE   = external
+);
+
+COMMENT ON TYPE codevec IS
+'dense vector of float4 (real) elements, 1 to 16000 dimensions, no NaN or infinity; text form ''[1, 2.5, -3e-2]''; codevec(n) fixes the dimension count';
+COMMENT ON FUNCTION codevec_in(cstring, oid, integer) IS
+'parse ''[x1, x2, ...]'' (whitespace allowed); errors: 22P02 malformed, 22000 NaN/infinite/empty/wrong dimensions, 22003 element out of real range, 54000 more than 16000 elements';
+COMMENT ON FUNCTION codevec_out(codevec) IS
+'print ''[x1,x2,...]'' with the shortest decimal that reads back to the same float4';
+COMMENT ON FUNCTION codevec_typmod_in(cstring[]) IS
+'typmod of codevec(n): n in 1..16000, otherwise 22023';
+COMMENT ON FUNCTION codevec_typmod_out(integer) IS
+'print a codevec typmod as (n)';
+COMMENT ON FUNCTION codevec_recv(internal, oid, integer) IS
+'binary input: int16 dim, int16 reserved (0), dim float4 in network byte order; validated like text input (22P03 for a malformed message)';
+COMMENT ON FUNCTION codevec_send(codevec) IS
+'binary output read by codevec_recv';
+
+-------------------------------------------------------------------------------
+-- Typmod coercion and casts
+-------------------------------------------------------------------------------
+
+CREATE FUNCTION codevec(codevec, integer, boolean) RETURNS codevec
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION codevec(codevec, integer, boolean) IS
+'length coercion to codevec(n): 22000 when the value has another dimension count';
+
+CREATE FUNCTION array_to_codevec(integer[], integer, boolean) RETURNS codevec
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION array_to_codevec(real[], integer, boolean) RETURNS codevec
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION array_to_codevec(double precision[], integer, boolean) RETURNS codevec
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION array_to_codevec(numeric[], integer, boolean) RETURNS codevec
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION codevec_to_float4(codevec, integer, boolean) RETURNS real[]
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION array_to_codevec(integer[], integer, boolean) IS
+'cast a 1-D integer[] without NULLs to codevec(n) (22004 for a NULL element, 22000 for a wrong length)';
+COMMENT ON FUNCTION array_to_codevec(real[], integer, boolean) IS
+'cast a 1-D real[] without NULLs or NaN/infinity to codevec(n)';
+COMMENT ON FUNCTION array_to_codevec(double precision[], integer, boolean) IS
+'cast a 1-D double precision[] to codevec(n), rounding to float4; 22003 beyond the real range';
+COMMENT ON FUNCTION array_to_codevec(numeric[], integer, boolean) IS
+'cast a 1-D numeric[] to codevec(n), rounding to float4';
+COMMENT ON FUNCTION codevec_to_float4(codevec, integer, boolean) IS
+'cast a codevec to real[] with the same elements';
+
+CREATE CAST (codevec AS codevec)
+	WITH FUNCTION codevec(codevec, integer, boolean) AS IMPLICIT;
+CREATE CAST (integer[] AS codevec)
+	WITH FUNCTION array_to_codevec(integer[], integer, boolean) AS ASSIGNMENT;
+CREATE CAST (real[] AS codevec)
+	WITH FUNCTION array_to_codevec(real[], integer, boolean) AS ASSIGNMENT;
+CREATE CAST (double precision[] AS codevec)
+	WITH FUNCTION array_to_codevec(double precision[], integer, boolean) AS ASSIGNMENT;
+CREATE CAST (numeric[] AS codevec)
+	WITH FUNCTION array_to_codevec(numeric[], integer, boolean) AS ASSIGNMENT;
+CREATE CAST (codevec AS real[])
+	WITH FUNCTION codevec_to_float4(codevec, integer, boolean) AS ASSIGNMENT;
+
+-------------------------------------------------------------------------------
+-- Distances
+-------------------------------------------------------------------------------
+
+CREATE FUNCTION l2_distance(codevec, codevec) RETURNS double precision
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION l2_squared_distance(codevec, codevec) RETURNS double precision
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION inner_product(codevec, codevec) RETURNS double precision
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION negative_inner_product(codevec, codevec) RETURNS double precision
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION cosine_distance(codevec, codevec) RETURNS double precision
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION l1_distance(codevec, codevec) RETURNS double precision
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION l2_distance(codevec, codevec) IS
+'Euclidean distance sqrt(sum (a_i - b_i)^2), float32 accumulation; operator <->; 22000 when dimensions differ';
+COMMENT ON FUNCTION l2_squared_distance(codevec, codevec) IS
+'squared Euclidean distance sum (a_i - b_i)^2 (orders like l2_distance, no square root); 22000 when dimensions differ';
+COMMENT ON FUNCTION inner_product(codevec, codevec) IS
+'inner product sum a_i * b_i, float32 accumulation; 22000 when dimensions differ';
+COMMENT ON FUNCTION negative_inner_product(codevec, codevec) IS
+'negative inner product -(sum a_i * b_i), so that smaller is closer; operator <#>; 22000 when dimensions differ';
+COMMENT ON FUNCTION cosine_distance(codevec, codevec) IS
+'cosine distance 1 - a.b / (|a| |b|) in [0, 2]; NaN when either vector is all zeros; operator <=>; 22000 when dimensions differ';
+COMMENT ON FUNCTION l1_distance(codevec, codevec) IS
+'taxicab distance sum |a_i - b_i|; operator <+>; 22000 when dimensions differ';
+
+CREATE OPERATOR <-> (
+	LEFTARG = codevec, RIGHTARG = codevec, FUNCTION = l2_distance,
+	COMMUTATOR = '<->'
+);
+CREATE OPERATOR <#> (
+	LEFTARG = codevec, RIGHTARG = codevec, FUNCTION = negative_inner_product,
+	COMMUTATOR = '<#>'
+);
+CREATE OPERATOR <=> (
+	LEFTARG = codevec, RIGHTARG = codevec, FUNCTION = cosine_distance,
+	COMMUTATOR = '<=>'
+);
+CREATE OPERATOR <+> (
+	LEFTARG = codevec, RIGHTARG = codevec, FUNCTION = l1_distance,
+	COMMUTATOR = '<+>'
+);
+COMMENT ON OPERATOR <->(codevec, codevec) IS 'Euclidean (L2) distance';
+COMMENT ON OPERATOR <#>(codevec, codevec) IS 'negative inner product';
+COMMENT ON OPERATOR <=>(codevec, codevec) IS 'cosine distance';
+COMMENT ON OPERATOR <+>(codevec, codevec) IS 'taxicab (L1) distance';
+
+-------------------------------------------------------------------------------
+-- Norms and element-wise arithmetic
+-------------------------------------------------------------------------------
+
+CREATE FUNCTION codevec_dims(codevec) RETURNS integer
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION codevec_norm(codevec) RETURNS double precision
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION l2_normalize(codevec) RETURNS codevec
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION codevec_dims(codevec) IS 'number of dimensions';
+COMMENT ON FUNCTION codevec_norm(codevec) IS 'Euclidean norm, accumulated in float8';
+COMMENT ON FUNCTION l2_normalize(codevec) IS
+'the vector divided by its Euclidean norm; an all-zero vector is returned unchanged';
+
+CREATE FUNCTION codevec_add(codevec, codevec) RETURNS codevec
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION codevec_sub(codevec, codevec) RETURNS codevec
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION codevec_mul(codevec, codevec) RETURNS codevec
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION codevec_add(codevec, codevec) IS
+'element-wise sum; 22000 when dimensions differ, 22003 on float4 overflow';
+COMMENT ON FUNCTION codevec_sub(codevec, codevec) IS
+'element-wise difference; 22000 when dimensions differ, 22003 on float4 overflow';
+COMMENT ON FUNCTION codevec_mul(codevec, codevec) IS
+'element-wise product; 22000 when dimensions differ, 22003 on float4 overflow';
+
+CREATE OPERATOR + (
+	LEFTARG = codevec, RIGHTARG = codevec, FUNCTION = codevec_add, COMMUTATOR = +
+);
+CREATE OPERATOR - (
+	LEFTARG = codevec, RIGHTARG = codevec, FUNCTION = codevec_sub
+);
+CREATE OPERATOR * (
+	LEFTARG = codevec, RIGHTARG = codevec, FUNCTION = codevec_mul, COMMUTATOR = *
+);
+COMMENT ON OPERATOR +(codevec, codevec) IS 'element-wise sum';
+COMMENT ON OPERATOR -(codevec, codevec) IS 'element-wise difference';
+COMMENT ON OPERATOR *(codevec, codevec) IS 'element-wise product';
+
+-------------------------------------------------------------------------------
+-- Comparison: btree, so DISTINCT, GROUP BY, ORDER BY and UNIQUE work
+-------------------------------------------------------------------------------
+
+CREATE FUNCTION codevec_lt(codevec, codevec) RETURNS bool
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION codevec_le(codevec, codevec) RETURNS bool
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION codevec_eq(codevec, codevec) RETURNS bool
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION codevec_ne(codevec, codevec) RETURNS bool
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION codevec_ge(codevec, codevec) RETURNS bool
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION codevec_gt(codevec, codevec) RETURNS bool
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION codevec_cmp(codevec, codevec) RETURNS integer
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION codevec_cmp(codevec, codevec) IS
+'btree support: -1, 0, 1 comparing element by element, then the shorter vector first';
+COMMENT ON FUNCTION codevec_lt(codevec, codevec) IS 'lexicographic a < b (see codevec_cmp)';
+COMMENT ON FUNCTION codevec_le(codevec, codevec) IS 'lexicographic a <= b (see codevec_cmp)';
+COMMENT ON FUNCTION codevec_eq(codevec, codevec) IS 'same dimensions and equal elements (-0 = 0)';
+COMMENT ON FUNCTION codevec_ne(codevec, codevec) IS 'not codevec_eq';
+COMMENT ON FUNCTION codevec_ge(codevec, codevec) IS 'lexicographic a >= b (see codevec_cmp)';
+COMMENT ON FUNCTION codevec_gt(codevec, codevec) IS 'lexicographic a > b (see codevec_cmp)';
+
+CREATE OPERATOR < (
+	LEFTARG = codevec, RIGHTARG = codevec, PROCEDURE = codevec_lt,
+	COMMUTATOR = > , NEGATOR = >= ,
+	RESTRICT = scalarltsel, JOIN = scalarltjoinsel
+);
+CREATE OPERATOR <= (
+	LEFTARG = codevec, RIGHTARG = codevec, PROCEDURE = codevec_le,
+	COMMUTATOR = >= , NEGATOR = > ,
+	RESTRICT = scalarlesel, JOIN = scalarlejoinsel
+);
+CREATE OPERATOR = (
+	LEFTARG = codevec, RIGHTARG = codevec, PROCEDURE = codevec_eq,
+	COMMUTATOR = = , NEGATOR = <> ,
+	RESTRICT = eqsel, JOIN = eqjoinsel
+);
+CREATE OPERATOR <> (
+	LEFTARG = codevec, RIGHTARG = codevec, PROCEDURE = codevec_ne,
+	COMMUTATOR = <> , NEGATOR = = ,
+	RESTRICT = neqsel, JOIN = neqjoinsel
+);
+CREATE OPERATOR >= (
+	LEFTARG = codevec, RIGHTARG = codevec, PROCEDURE = codevec_ge,
+	COMMUTATOR = <= , NEGATOR = < ,
+	RESTRICT = scalargesel, JOIN = scalargejoinsel
+);
+CREATE OPERATOR > (
+	LEFTARG = codevec, RIGHTARG = codevec, PROCEDURE = codevec_gt,
+	COMMUTATOR = < , NEGATOR = <= ,
+	RESTRICT = scalargtsel, JOIN = scalargtjoinsel
+);
+COMMENT ON OPERATOR <(codevec, codevec) IS 'lexicographic less than';
+COMMENT ON OPERATOR <=(codevec, codevec) IS 'lexicographic less than or equal';
+COMMENT ON OPERATOR =(codevec, codevec) IS 'equal';
+COMMENT ON OPERATOR <>(codevec, codevec) IS 'not equal';
+COMMENT ON OPERATOR >=(codevec, codevec) IS 'lexicographic greater than or equal';
+COMMENT ON OPERATOR >(codevec, codevec) IS 'lexicographic greater than';
+
+CREATE OPERATOR CLASS codevec_ops
+	DEFAULT FOR TYPE codevec USING btree AS
+	OPERATOR 1 < ,
+	OPERATOR 2 <= ,
+	OPERATOR 3 = ,
+	OPERATOR 4 >= ,
+	OPERATOR 5 > ,
+	FUNCTION 1 codevec_cmp(codevec, codevec);
+COMMENT ON OPERATOR CLASS codevec_ops USING btree IS
+'default btree ordering of codevec: element by element, then by dimension count';
+
+-------------------------------------------------------------------------------
+-- Aggregates: state is double precision[] {count, sum_1, ..., sum_d}
+-------------------------------------------------------------------------------
+
+CREATE FUNCTION codevec_accum(double precision[], codevec) RETURNS double precision[]
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION codevec_combine(double precision[], double precision[]) RETURNS double precision[]
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION codevec_avg(double precision[]) RETURNS codevec
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION codevec_sum(double precision[]) RETURNS codevec
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION codevec_accum(double precision[], codevec) IS
+'sum/avg transition: count and float8 sums; 22000 when dimensions differ, 22003 on overflow';
+COMMENT ON FUNCTION codevec_combine(double precision[], double precision[]) IS
+'sum/avg combine function for parallel aggregation';
+COMMENT ON FUNCTION codevec_avg(double precision[]) IS
+'avg final function: sums / count rounded to float4, NULL for no rows';
+COMMENT ON FUNCTION codevec_sum(double precision[]) IS
+'sum final function: sums rounded to float4 (22003 beyond the real range), NULL for no rows';
+
+CREATE AGGREGATE avg(codevec) (
+	SFUNC = codevec_accum,
+	STYPE = double precision[],
+	FINALFUNC = codevec_avg,
+	COMBINEFUNC = codevec_combine,
+	INITCOND = '{0}',
+	PARALLEL = SAFE
+);
+CREATE AGGREGATE sum(codevec) (
+	SFUNC = codevec_accum,
+	STYPE = double precision[],
+	FINALFUNC = codevec_sum,
+	COMBINEFUNC = codevec_combine,
+	INITCOND = '{0}',
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE avg(codevec) IS
+'element-wise mean (centroid), accumulated in float8; parallel safe';
+COMMENT ON AGGREGATE sum(codevec) IS
+'element-wise sum, accumulated in float8; parallel safe';
+
+-------------------------------------------------------------------------------
+-- Build and machine report
+-------------------------------------------------------------------------------
+
+CREATE FUNCTION codevec_build_info(
+	OUT version text,
+	OUT cpu_kernels text,
+	OUT cuda_compiled boolean,
+	OUT cuda_runtime text,
+	OUT cuda_devices integer,
+	OUT gpu_name text)
+	AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION codevec_build_info() IS
+'this build and machine: extension version, CPU distance kernels in use (codevec.cpu_kernels), whether CUDA was compiled in, its runtime version, CUDA devices visible to this backend and the first one''s name; VOLATILE because it asks the driver';
