@@ -1,0 +1,121 @@
+-- pgTAP: the catalog surface of codevec (types, functions, operators,
+-- opclass-ready support functions, volatility, strictness, comments)
+\set ON_ERROR_STOP 1
+\set QUIET 1
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS pgtap;
+CREATE EXTENSION IF NOT EXISTS codevec;
+BEGIN;
+SELECT plan(62);
+
+-- the type
+SELECT has_type('codevec');
+SELECT is((SELECT typstorage::text FROM pg_type WHERE typname = 'codevec'), 'e',
+          'codevec is stored external (uncompressed, out of line when large)');
+SELECT is((SELECT typmodin::text FROM pg_type WHERE typname = 'codevec'), 'codevec_typmod_in',
+          'codevec has a typmod input function');
+SELECT is(format_type('codevec'::regtype, 384), 'codevec(384)', 'codevec(384) formats with its typmod');
+
+-- functions, signatures and return types
+SELECT has_function('l2_distance', ARRAY['codevec', 'codevec']);
+SELECT has_function('l2_squared_distance', ARRAY['codevec', 'codevec']);
+SELECT has_function('inner_product', ARRAY['codevec', 'codevec']);
+SELECT has_function('negative_inner_product', ARRAY['codevec', 'codevec']);
+SELECT has_function('cosine_distance', ARRAY['codevec', 'codevec']);
+SELECT has_function('l1_distance', ARRAY['codevec', 'codevec']);
+SELECT has_function('codevec_dims', ARRAY['codevec']);
+SELECT has_function('codevec_norm', ARRAY['codevec']);
+SELECT has_function('l2_normalize', ARRAY['codevec']);
+SELECT function_returns('l2_distance', ARRAY['codevec', 'codevec'], 'double precision');
+SELECT function_returns('cosine_distance', ARRAY['codevec', 'codevec'], 'double precision');
+SELECT function_returns('codevec_dims', ARRAY['codevec'], 'integer');
+SELECT function_returns('l2_normalize', ARRAY['codevec'], 'codevec');
+
+-- distance operators as pgvector spells them, each backed by its function
+SELECT has_operator('codevec', '<->', 'codevec', 'double precision');
+SELECT has_operator('codevec', '<#>', 'codevec', 'double precision');
+SELECT has_operator('codevec', '<=>', 'codevec', 'double precision');
+SELECT has_operator('codevec', '<+>', 'codevec', 'double precision');
+SELECT is((SELECT oprcode::text FROM pg_operator WHERE oprname = '<->' AND oprleft = 'codevec'::regtype), 'l2_distance', '<-> is l2_distance');
+SELECT is((SELECT oprcode::text FROM pg_operator WHERE oprname = '<#>' AND oprleft = 'codevec'::regtype), 'negative_inner_product', '<#> is negative_inner_product');
+SELECT is((SELECT oprcode::text FROM pg_operator WHERE oprname = '<=>' AND oprleft = 'codevec'::regtype), 'cosine_distance', '<=> is cosine_distance');
+SELECT ok((SELECT bool_and(oprcom = oid) FROM pg_operator WHERE oprname IN ('<->', '<#>', '<=>', '<+>') AND oprleft = 'codevec'::regtype),
+          'distance operators are their own commutators');
+
+-- comparison operators and the default btree opclass
+SELECT has_operator('codevec', '<', 'codevec', 'boolean');
+SELECT has_operator('codevec', '=', 'codevec', 'boolean');
+SELECT has_operator('codevec', '>', 'codevec', 'boolean');
+SELECT has_opclass('codevec_ops');
+SELECT ok((SELECT opcdefault FROM pg_opclass WHERE opcname = 'codevec_ops'), 'codevec_ops is the default btree opclass');
+SELECT is((SELECT count(*)::int FROM pg_amop ao JOIN pg_opfamily f ON f.oid = ao.amopfamily WHERE f.opfname = 'codevec_ops'), 5,
+          'btree family has the five strategies');
+SELECT is((SELECT amproc::text FROM pg_amproc ap JOIN pg_opfamily f ON f.oid = ap.amprocfamily WHERE f.opfname = 'codevec_ops' AND amprocnum = 1),
+          'codevec_cmp', 'btree support function 1 is codevec_cmp');
+
+-- casts
+SELECT has_cast('integer[]', 'codevec');
+SELECT has_cast('real[]', 'codevec');
+SELECT has_cast('double precision[]', 'codevec');
+SELECT has_cast('codevec', 'real[]');
+SELECT has_cast('codevec', 'codevec');
+SELECT is((SELECT castcontext::text FROM pg_cast WHERE castsource = 'real[]'::regtype AND casttarget = 'codevec'::regtype), 'a',
+          'real[] -> codevec is an assignment cast');
+
+-- aggregates, parallel safe with combine functions
+SELECT has_function('avg', ARRAY['codevec']);
+SELECT has_function('sum', ARRAY['codevec']);
+SELECT is_aggregate('avg', ARRAY['codevec']);
+SELECT is_aggregate('sum', ARRAY['codevec']);
+SELECT is((SELECT count(*)::int FROM pg_aggregate a JOIN pg_proc p ON p.oid = a.aggfnoid
+           WHERE p.proname IN ('avg', 'sum') AND p.proargtypes[0] = 'codevec'::regtype
+             AND a.aggcombinefn <> 0 AND p.proparallel = 's'), 2,
+          'avg and sum have combine functions and are parallel safe');
+
+-- opclass-ready support functions for the index access method: one distance
+-- function per opclass, IMMUTABLE STRICT PARALLEL SAFE, (codevec, codevec) -> float8
+SELECT volatility_is('l2_squared_distance', ARRAY['codevec', 'codevec'], 'immutable');
+SELECT volatility_is('negative_inner_product', ARRAY['codevec', 'codevec'], 'immutable');
+SELECT volatility_is('cosine_distance', ARRAY['codevec', 'codevec'], 'immutable');
+SELECT is_strict('l2_squared_distance', ARRAY['codevec', 'codevec']);
+SELECT is_strict('negative_inner_product', ARRAY['codevec', 'codevec']);
+SELECT is_strict('cosine_distance', ARRAY['codevec', 'codevec']);
+
+-- every function of the extension: volatility, strictness, parallel safety
+SELECT is(ARRAY(
+	SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.classid = 'pg_proc'::regclass
+	WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'codevec') AND d.deptype = 'e'
+	  AND p.prokind = 'f' AND p.proname <> 'codevec_build_info'
+	  AND NOT (p.provolatile = 'i' AND p.proisstrict AND p.proparallel = 's')
+	ORDER BY 1), ARRAY[]::text[],
+	'every function but codevec_build_info is IMMUTABLE STRICT PARALLEL SAFE');
+SELECT volatility_is('codevec_build_info', ARRAY[]::text[], 'volatile');
+SELECT is((SELECT proparallel::text FROM pg_proc WHERE proname = 'codevec_build_info'), 'r',
+          'codevec_build_info is parallel restricted (it talks to the driver)');
+
+-- comments on every SQL object of the extension
+SELECT is(ARRAY(
+	SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.classid = 'pg_proc'::regclass
+	WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'codevec') AND d.deptype = 'e'
+	  AND obj_description(p.oid, 'pg_proc') IS NULL
+	ORDER BY 1), ARRAY[]::text[], 'every function and aggregate has a comment');
+SELECT is(ARRAY(
+	SELECT o.oid::regoperator::text FROM pg_operator o JOIN pg_depend d ON d.objid = o.oid AND d.classid = 'pg_operator'::regclass
+	WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'codevec') AND d.deptype = 'e'
+	  AND obj_description(o.oid, 'pg_operator') IS NULL
+	ORDER BY 1), ARRAY[]::text[], 'every operator has a comment');
+SELECT isnt(obj_description('codevec'::regtype, 'pg_type'), NULL, 'the type has a comment');
+SELECT isnt(obj_description((SELECT oid FROM pg_opclass WHERE opcname = 'codevec_ops'), 'pg_opclass'), NULL, 'the opclass has a comment');
+
+-- GUCs
+SELECT ok(EXISTS (SELECT 1 FROM pg_settings WHERE name = 'codevec.cpu_kernels'), 'codevec.cpu_kernels is defined');
+SELECT is(current_setting('codevec.cpu_kernels'), 'auto', 'codevec.cpu_kernels defaults to auto');
+SELECT throws_ok($$SET codevec.no_such_setting = 1$$, '42602', NULL, 'the codevec. GUC prefix is reserved');
+
+-- the build report works without a GPU
+SELECT is((SELECT version FROM codevec_build_info()), '0.1.0', 'codevec_build_info reports the version');
+SELECT ok((SELECT cpu_kernels IN ('scalar', 'avx2', 'avx512') FROM codevec_build_info()), 'codevec_build_info names the CPU kernels');
+SELECT ok((SELECT cuda_devices >= 0 FROM codevec_build_info()), 'codevec_build_info reports a device count (0 without a GPU)');
+
+SELECT * FROM finish();
+ROLLBACK;
