@@ -16,7 +16,7 @@ cd "$top"
 
 passed=0
 failed=0
-CPU_SUITES=${CPU_SUITES-""}
+CPU_SUITES=${CPU_SUITES-"meta gpuivf"}
 failures=()
 
 # Record a suite's counts: record NAME PASSED FAILED
@@ -100,7 +100,7 @@ fi
 record pg_regress "$p" "$f"
 
 echo "== pgTAP"
-psql -qX -c "DROP DATABASE IF EXISTS codevec_tap" -c "CREATE DATABASE codevec_tap" >/dev/null
+PGOPTIONS="-c client_min_messages=warning" psql -qX -c "DROP DATABASE IF EXISTS codevec_tap" -c "CREATE DATABASE codevec_tap" >/dev/null
 PGDATABASE=codevec_tap pg_prove --verbose test/pgtap/*.sql >"$log/pgtap.log" 2>&1
 read -r p f <<<"$(tap_counts "$log/pgtap.log")"
 if ! grep -q '^Result: PASS' "$log/pgtap.log"; then

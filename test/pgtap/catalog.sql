@@ -6,7 +6,7 @@ SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS codevec;
 BEGIN;
-SELECT plan(62);
+SELECT plan(75);
 
 -- the type
 SELECT has_type('codevec');
@@ -85,10 +85,37 @@ SELECT is_strict('cosine_distance', ARRAY['codevec', 'codevec']);
 SELECT is(ARRAY(
 	SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.classid = 'pg_proc'::regclass
 	WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'codevec') AND d.deptype = 'e'
-	  AND p.prokind = 'f' AND p.proname <> 'codevec_build_info'
+	  AND p.prokind = 'f'
+	  AND p.proname NOT IN ('codevec_build_info', 'codevec_model_info', 'embed', 'gpuivfhandler')
 	  AND NOT (p.provolatile = 'i' AND p.proisstrict AND p.proparallel = 's')
 	ORDER BY 1), ARRAY[]::text[],
-	'every function but codevec_build_info is IMMUTABLE STRICT PARALLEL SAFE');
+	'every function but the documented exceptions is IMMUTABLE STRICT PARALLEL SAFE');
+SELECT volatility_is('embed', ARRAY['text'], 'stable');
+SELECT volatility_is('embed', ARRAY['text[]'], 'stable');
+SELECT is_strict('embed', ARRAY['text']);
+SELECT is_strict('embed', ARRAY['text[]']);
+SELECT function_returns('embed', ARRAY['text'], 'codevec');
+SELECT function_returns('embed', ARRAY['text[]'], 'codevec[]');
+
+-- the gpuivf access method and its opclasses
+SELECT ok(EXISTS (SELECT 1 FROM pg_am WHERE amname = 'gpuivf' AND amtype = 'i'), 'access method gpuivf exists');
+SELECT is(ARRAY(SELECT opcname::text FROM pg_opclass WHERE opcmethod = (SELECT oid FROM pg_am WHERE amname = 'gpuivf') ORDER BY 1),
+          ARRAY['codevec_cosine_ops', 'codevec_ip_ops', 'codevec_l2_ops'], 'gpuivf has the three opclasses');
+SELECT is((SELECT opcname::text FROM pg_opclass WHERE opcmethod = (SELECT oid FROM pg_am WHERE amname = 'gpuivf') AND opcdefault),
+          'codevec_cosine_ops', 'codevec_cosine_ops is the default gpuivf opclass');
+SELECT is(ARRAY(SELECT c.opcname || ':' || o.oprname || ':' || ap.amproc::regproc::text
+                FROM pg_opclass c JOIN pg_amop ao ON ao.amopfamily = c.opcfamily
+                JOIN pg_operator o ON o.oid = ao.amopopr
+                JOIN pg_amproc ap ON ap.amprocfamily = c.opcfamily AND ap.amprocnum = 1
+                WHERE c.opcmethod = (SELECT oid FROM pg_am WHERE amname = 'gpuivf') AND ao.amoppurpose = 'o'
+                ORDER BY 1),
+          ARRAY['codevec_cosine_ops:<=>:cosine_distance', 'codevec_ip_ops:<#>:negative_inner_product',
+                'codevec_l2_ops:<->:l2_distance'],
+          'each opclass orders by its operator and uses the same function as support function 1');
+SELECT ok((SELECT bool_and(amvalidate(oid)) FROM pg_opclass WHERE opcmethod = (SELECT oid FROM pg_am WHERE amname = 'gpuivf')),
+          'amvalidate accepts every gpuivf opclass');
+SELECT ok(EXISTS (SELECT 1 FROM pg_settings WHERE name = 'gpuivf.probes' AND boot_val = '1'), 'gpuivf.probes defaults to 1');
+SELECT isnt(obj_description((SELECT oid FROM pg_am WHERE amname = 'gpuivf'), 'pg_am'), NULL, 'the access method has a comment');
 SELECT volatility_is('codevec_build_info', ARRAY[]::text[], 'volatile');
 SELECT is((SELECT proparallel::text FROM pg_proc WHERE proname = 'codevec_build_info'), 'r',
           'codevec_build_info is parallel restricted (it talks to the driver)');
