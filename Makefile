@@ -5,6 +5,7 @@
 #   make install         install the extension (and codevec-load)
 #   make installcheck    pg_regress against a running server (PG* env)
 #   make model           download and install the default pretrained encoder
+#   make -C loaders      only the loader
 #
 # The full test suite, with its own throwaway cluster: test/run.sh
 
@@ -12,15 +13,19 @@ EXTENSION = codevec
 EXTVERSION = 0.1.0
 
 MODULE_big = codevec
-OBJS = src/codevec.o src/vector.o src/distance.o src/distance_kernels.o
+OBJS = src/codevec.o src/vector.o src/distance.o src/distance_kernels.o \
+	src/gpuivf.o src/gpuivfbuild.o src/gpuivfinsert.o src/gpuivfscan.o \
+	src/gpuivfvacuum.o src/gpuivfutils.o src/gpuservice.o \
+	src/tokenizer.o src/model.o src/encoder.o src/embed.o
 
 DATA = sql/codevec--0.1.0.sql
-REGRESS = io typmod casts operators aggregates knn errors
+REGRESS = io typmod casts operators aggregates knn errors gpuivf embed
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 
 PG_CONFIG ?= pg_config
 PG_CPPFLAGS += -I$(srcdir)/src -I$(srcdir)/cuda
 PG_CFLAGS += -std=gnu11
+SHLIB_LINK += -lopenblas -lutf8proc -lcjson -lm
 
 # CUDA: on when nvcc is present, unless CUDA=0. The runtime is linked
 # statically so codevec.so loads on machines without any CUDA installed.
@@ -44,7 +49,7 @@ cuda/%.o: cuda/%.cu cuda/codevec_cuda.h
 	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
 endif
 
-EXTRA_CLEAN = cuda/*.o src/*.o
+EXTRA_CLEAN = cuda/*.o src/*.o src/.cuda-*.stamp
 
 # Debian's server is built with JIT: PGXS would try to emit bitcode for every
 # object (and has no rule for .cu files). The extension gains nothing from it.
@@ -53,6 +58,29 @@ override with_llvm = no
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-.PHONY: print-cuda
+# objects that depend on CODEVEC_USE_CUDA are rebuilt when CUDA= changes
+CUDA_STAMP := src/.cuda-$(CUDA).stamp
+$(CUDA_STAMP):
+	rm -f src/.cuda-*.stamp
+	touch $@
+src/codevec.o src/gpuservice.o: $(CUDA_STAMP)
+
+
+# the default pretrained encoder, installed under the share directory
+model:
+	bash tools/fetch-model.sh
+
+# the loader, codevec-load (loaders/): built and installed with the extension
+all: loader
+loader:
+	$(MAKE) -C loaders
+install: install-loader
+install-loader:
+	$(MAKE) -C loaders install
+clean: clean-loader
+clean-loader:
+	$(MAKE) -C loaders clean
+
+.PHONY: print-cuda model loader install-loader clean-loader
 print-cuda:
 	@echo "CUDA=$(CUDA) NVCC=$(NVCC)"

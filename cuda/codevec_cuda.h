@@ -49,6 +49,15 @@ int			codevec_cuda_device_count(int *count, char *errbuf, size_t errlen);
 int			codevec_cuda_device_name(int dev, char *name, size_t len,
 									 char *errbuf, size_t errlen);
 
+/*
+ * codevec_cuda_open_device: make device dev current for the calling thread,
+ * create its context, and report its name (len bytes) and free and total
+ * memory in bytes. Called once by the GPU service at start.
+ */
+int			codevec_cuda_open_device(int dev, char *name, size_t len,
+									 size_t *free_bytes, size_t *total_bytes,
+									 char *errbuf, size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif

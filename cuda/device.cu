@@ -58,3 +58,22 @@ codevec_cuda_device_name(int dev, char *name, size_t len, char *errbuf, size_t e
 	snprintf(name, len, "%s", prop.name);
 	return 0;
 }
+
+extern "C" int
+codevec_cuda_open_device(int dev, char *name, size_t len, size_t *free_bytes,
+						 size_t *total_bytes, char *errbuf, size_t errlen)
+{
+	cudaError_t err;
+	int			status;
+
+	if ((status = codevec_cuda_device_name(dev, name, len, errbuf, errlen)) != 0)
+		return status;
+	if ((err = cudaSetDevice(dev)) != cudaSuccess)
+		return set_error(err, "cudaSetDevice", errbuf, errlen);
+	/* cudaFree(0) creates the primary context now rather than at first use */
+	if ((err = cudaFree(0)) != cudaSuccess)
+		return set_error(err, "cudaFree(0)", errbuf, errlen);
+	if ((err = cudaMemGetInfo(free_bytes, total_bytes)) != cudaSuccess)
+		return set_error(err, "cudaMemGetInfo", errbuf, errlen);
+	return 0;
+}

@@ -302,6 +302,67 @@ COMMENT ON AGGREGATE sum(codevec) IS
 'element-wise sum, accumulated in float8; parallel safe';
 
 -------------------------------------------------------------------------------
+-- The gpuivf index access method
+-------------------------------------------------------------------------------
+
+CREATE FUNCTION gpuivfhandler(internal) RETURNS index_am_handler
+	AS 'MODULE_PATHNAME' LANGUAGE C;
+COMMENT ON FUNCTION gpuivfhandler(internal) IS
+'index access method handler of gpuivf';
+
+CREATE ACCESS METHOD gpuivf TYPE INDEX HANDLER gpuivfhandler;
+COMMENT ON ACCESS METHOD gpuivf IS
+'k-nearest-neighbour index for ORDER BY emb <op> q LIMIT k: WITH (lists = 1), the default, is exact (the same rows and order as a sequential scan, ties by ctid); lists > 1 is IVF (k-means lists, GUC gpuivf.probes)';
+
+CREATE OPERATOR CLASS codevec_cosine_ops
+	DEFAULT FOR TYPE codevec USING gpuivf AS
+	OPERATOR 1 <=> (codevec, codevec) FOR ORDER BY float_ops,
+	FUNCTION 1 cosine_distance(codevec, codevec);
+CREATE OPERATOR CLASS codevec_l2_ops
+	FOR TYPE codevec USING gpuivf AS
+	OPERATOR 1 <-> (codevec, codevec) FOR ORDER BY float_ops,
+	FUNCTION 1 l2_distance(codevec, codevec);
+CREATE OPERATOR CLASS codevec_ip_ops
+	FOR TYPE codevec USING gpuivf AS
+	OPERATOR 1 <#> (codevec, codevec) FOR ORDER BY float_ops,
+	FUNCTION 1 negative_inner_product(codevec, codevec);
+COMMENT ON OPERATOR CLASS codevec_cosine_ops USING gpuivf IS
+'gpuivf ordering by cosine distance <=> (the default opclass; spherical k-means for lists > 1)';
+COMMENT ON OPERATOR CLASS codevec_l2_ops USING gpuivf IS
+'gpuivf ordering by Euclidean distance <->';
+COMMENT ON OPERATOR CLASS codevec_ip_ops USING gpuivf IS
+'gpuivf ordering by negative inner product <#>';
+
+-------------------------------------------------------------------------------
+-- The GPU service
+-------------------------------------------------------------------------------
+
+CREATE FUNCTION codevec_gpu_status(
+	OUT state text,
+	OUT pid integer,
+	OUT generation bigint,
+	OUT device text,
+	OUT memory_used_mb bigint,
+	OUT memory_total_mb bigint,
+	OUT models_loaded integer,
+	OUT indexes_loaded integer,
+	OUT requests bigint,
+	OUT batches bigint,
+	OUT mean_batch double precision,
+	OUT latency_p50_us double precision,
+	OUT latency_p99_us double precision,
+	OUT max_batch integer,
+	OUT message text)
+	AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION codevec_gpu_status() IS
+'the GPU service (a background worker when codevec is in shared_preload_libraries): state (absent, starting, ready, no device, stopped), pid, generation (bumped at each restart), device name, device memory used and total (MB), models and index copies on the device, requests served, launches (batches), mean and largest batch, request latency p50/p99 in microseconds (histogram bucket bounds, from posting to answer), and why there is no device';
+
+CREATE FUNCTION codevec_gpu_ping(n integer DEFAULT 1) RETURNS double precision
+	AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION codevec_gpu_ping(integer) IS
+'send n empty requests to the GPU service one after another and return the mean round trip in microseconds (shared memory, latches and the batching window; no GPU work); works without a GPU; 55000 when the service is not running, 22023 for n outside 1..1000000';
+
+-------------------------------------------------------------------------------
 -- Build and machine report
 -------------------------------------------------------------------------------
 
@@ -315,3 +376,34 @@ CREATE FUNCTION codevec_build_info(
 	AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION codevec_build_info() IS
 'this build and machine: extension version, CPU distance kernels in use (codevec.cpu_kernels), whether CUDA was compiled in, its runtime version, CUDA devices visible to this backend and the first one''s name; VOLATILE because it asks the driver';
+
+-------------------------------------------------------------------------------
+-- embed(): tokenizer + BERT encoder (issue 4)
+-------------------------------------------------------------------------------
+
+CREATE FUNCTION embed(text) RETURNS codevec
+	AS 'MODULE_PATHNAME', 'embed' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION embed(text[]) RETURNS codevec[]
+	AS 'MODULE_PATHNAME', 'embed_array' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION codevec_model_info(
+	OUT name text,
+	OUT dims integer,
+	OUT layers integer,
+	OUT heads integer,
+	OUT pooling text,
+	OUT normalized boolean,
+	OUT max_tokens integer,
+	OUT max_positions integer,
+	OUT vocab_size integer,
+	OUT dtype text,
+	OUT source text,
+	OUT sha256 text,
+	OUT weight_bytes bigint,
+	OUT blas text)
+	AS 'MODULE_PATHNAME' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION embed(text) IS
+'the embedding of a text by the encoder model named by codevec.model (default: the installed default model, all-MiniLM-L6-v2 after "make model"): BERT WordPiece tokens ([CLS] text [SEP], truncated to codevec.max_tokens, default 256), a CPU BERT forward pass, mean or CLS pooling and L2 normalisation as the model folder says; the same vector sentence-transformers gives (cosine >= 0.99999). Dimensions = the model''s hidden_size (384 for the MiniLM/bge-small/gte-small family), so vectors stored under one model must be recomputed after changing codevec.model. STABLE, not IMMUTABLE: the result depends on the codevec.model and codevec.max_tokens settings; PARALLEL SAFE: workers inherit both settings (each loads the model once). Errors: 58P01 model folder missing, XX001 corrupt model files, 0A000 unsupported config (the message names the field), 22023 codevec.max_tokens above the model''s max_position_embeddings; NULL gives NULL';
+COMMENT ON FUNCTION embed(text[]) IS
+'embed(text) for every element, batched through the encoder in groups of 32 (faster than one call per row); NULL elements give NULL elements; the result keeps the input''s dimensions and bounds. STABLE and PARALLEL SAFE for the same reasons as embed(text)';
+COMMENT ON FUNCTION codevec_model_info() IS
+'the model embed() uses now (loading it if needed): folder name, dims (hidden_size), layers, heads, pooling (mean or cls), normalized (2_Normalize present), max_tokens (codevec.max_tokens), max_positions, vocab_size, dtype stored in model.safetensors, source folder and the sha256 of its model.safetensors, fp32 weight bytes held by this backend, and the OpenBLAS kernels and thread count the encoder runs with (OpenBLAS threads default to the cores; set OPENBLAS_NUM_THREADS in the server''s environment to change it)';

@@ -4,14 +4,18 @@
  *
  * _PG_init runs in every backend that loads the library, and in the
  * postmaster when codevec is in shared_preload_libraries. It therefore
- * defines GUCs and picks CPU kernels only: nothing here may initialise CUDA
- * (a CUDA context does not survive fork()).
+ * defines GUCs, picks CPU kernels and (when preloaded) registers the GPU
+ * service worker only: nothing here may initialise CUDA (a CUDA context
+ * does not survive fork()); the service does that in its own process.
  */
 #include "postgres.h"
 
 #include "access/htup_details.h"
 #include "codevec.h"
 #include "distance.h"
+#include "embed.h"
+#include "gpuivf.h"
+#include "gpuservice.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
@@ -34,6 +38,9 @@ void
 _PG_init(void)
 {
 	CodevecDistanceInit();
+	CodevecEmbedInit();
+	GpuivfInit();
+	CodevecGpuServiceInit();
 	MarkGUCPrefixReserved("codevec");
 }
 

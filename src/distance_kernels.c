@@ -333,28 +333,46 @@ Avx512L1(const float *a, const float *b, int n)
 	return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
 }
 
-/* Compute a.b, a.a and b.b in one pass, masked tail */
+/* Compute a.b, a.a and b.b in one pass, 32 elements per iteration, masked tail */
 AVX512_TARGET static void
 Avx512CosineParts(const float *a, const float *b, int n,
 				  float *dot, float *na, float *nb)
 {
-	__m512		sd = _mm512_setzero_ps();
-	__m512		sa = _mm512_setzero_ps();
-	__m512		sb = _mm512_setzero_ps();
+	__m512		sd0 = _mm512_setzero_ps(),
+				sd1 = _mm512_setzero_ps();
+	__m512		sa0 = _mm512_setzero_ps(),
+				sa1 = _mm512_setzero_ps();
+	__m512		sb0 = _mm512_setzero_ps(),
+				sb1 = _mm512_setzero_ps();
+	int			i = 0;
 
-	for (int i = 0; i < n; i += 16)
+	for (; i + 32 <= n; i += 32)
+	{
+		__m512		va0 = _mm512_loadu_ps(a + i);
+		__m512		vb0 = _mm512_loadu_ps(b + i);
+		__m512		va1 = _mm512_loadu_ps(a + i + 16);
+		__m512		vb1 = _mm512_loadu_ps(b + i + 16);
+
+		sd0 = _mm512_fmadd_ps(va0, vb0, sd0);
+		sa0 = _mm512_fmadd_ps(va0, va0, sa0);
+		sb0 = _mm512_fmadd_ps(vb0, vb0, sb0);
+		sd1 = _mm512_fmadd_ps(va1, vb1, sd1);
+		sa1 = _mm512_fmadd_ps(va1, va1, sa1);
+		sb1 = _mm512_fmadd_ps(vb1, vb1, sb1);
+	}
+	for (; i < n; i += 16)
 	{
 		__mmask16	m = (n - i >= 16) ? (__mmask16) 0xFFFF : Avx512TailMask(n - i);
 		__m512		va = _mm512_maskz_loadu_ps(m, a + i);
 		__m512		vb = _mm512_maskz_loadu_ps(m, b + i);
 
-		sd = _mm512_fmadd_ps(va, vb, sd);
-		sa = _mm512_fmadd_ps(va, va, sa);
-		sb = _mm512_fmadd_ps(vb, vb, sb);
+		sd0 = _mm512_fmadd_ps(va, vb, sd0);
+		sa0 = _mm512_fmadd_ps(va, va, sa0);
+		sb0 = _mm512_fmadd_ps(vb, vb, sb0);
 	}
-	*dot = _mm512_reduce_add_ps(sd);
-	*na = _mm512_reduce_add_ps(sa);
-	*nb = _mm512_reduce_add_ps(sb);
+	*dot = _mm512_reduce_add_ps(_mm512_add_ps(sd0, sd1));
+	*na = _mm512_reduce_add_ps(_mm512_add_ps(sa0, sa1));
+	*nb = _mm512_reduce_add_ps(_mm512_add_ps(sb0, sb1));
 }
 
 const CodevecKernels codevec_kernels_avx512 = {

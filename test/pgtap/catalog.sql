@@ -6,7 +6,7 @@ SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS codevec;
 BEGIN;
-SELECT plan(75);
+SELECT plan(77);
 
 -- the type
 SELECT has_type('codevec');
@@ -86,10 +86,13 @@ SELECT is(ARRAY(
 	SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.classid = 'pg_proc'::regclass
 	WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'codevec') AND d.deptype = 'e'
 	  AND p.prokind = 'f'
-	  AND p.proname NOT IN ('codevec_build_info', 'codevec_model_info', 'embed', 'gpuivfhandler')
+	  AND p.proname NOT IN ('codevec_build_info', 'codevec_model_info', 'embed', 'gpuivfhandler',
+	                        'codevec_gpu_status', 'codevec_gpu_ping')
 	  AND NOT (p.provolatile = 'i' AND p.proisstrict AND p.proparallel = 's')
 	ORDER BY 1), ARRAY[]::text[],
 	'every function but the documented exceptions is IMMUTABLE STRICT PARALLEL SAFE');
+SELECT volatility_is('codevec_gpu_status', ARRAY[]::text[], 'volatile');
+SELECT volatility_is('codevec_gpu_ping', ARRAY['integer'], 'volatile');
 SELECT volatility_is('embed', ARRAY['text'], 'stable');
 SELECT volatility_is('embed', ARRAY['text[]'], 'stable');
 SELECT is_strict('embed', ARRAY['text']);

@@ -1,0 +1,754 @@
+/*
+ * gpuservice.c
+ *	  The GPU service worker, its shared state and the backend side of the
+ *	  request protocol (see gpuservice.h for the design).
+ *
+ * Shared memory holds one GpuServiceShared: the service's pid, latch and
+ * generation, what it has opened (device, memory), counters and histograms
+ * for codevec_gpu_status(), and GPU_MAX_SLOTS request slots. A slot moves
+ *
+ *	FREE -> POSTED (backend) -> RUNNING (service) -> DONE (service) -> FREE (backend)
+ *
+ * and to ABANDONED when the backend leaves before DONE; the service then
+ * frees it. Every state change happens under the spinlock, and whoever
+ * changes a slot another process waits on sets that process's latch.
+ *
+ * CUDA is initialised only inside the service process (the postmaster
+ * forks it, so nothing CUDA exists before the fork). Like PG-Strom's GPU
+ * service, the service never calls elog() from a CUDA callback or helper
+ * thread; it has none: one loop collects, runs and answers.
+ */
+#include "postgres.h"
+
+#include <math.h>
+#include <unistd.h>
+
+#include "access/htup_details.h"
+#include "funcapi.h"
+#include "gpuservice.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/timestamp.h"
+
+#ifdef CODEVEC_USE_CUDA
+#include "codevec_cuda.h"
+#endif
+
+#define GPU_MAX_SLOTS		256
+#define GPU_LATENCY_BUCKETS	48	/* bucket b: latency < 2^(b/2) microseconds */
+#define GPU_BATCH_BUCKETS	10	/* bucket b: batch size < 2^(b+1) */
+
+typedef enum GpuSlotState
+{
+	SLOT_FREE = 0,
+	SLOT_POSTED,
+	SLOT_RUNNING,
+	SLOT_DONE,
+	SLOT_ABANDONED
+} GpuSlotState;
+
+typedef struct GpuSlot
+{
+	GpuSlotState state;
+	uint64		generation;		/* service generation it was posted to */
+	dsm_handle	handle;
+	int			procno;			/* backend's pgprocno, for its latch */
+	TimestampTz posted;
+} GpuSlot;
+
+typedef struct GpuServiceShared
+{
+	slock_t		mutex;
+	GpuServiceState state;
+	pid_t		pid;
+	int			procno;			/* service's pgprocno */
+	uint64		generation;		/* bumped at each service start and stop */
+	TimestampTz started;
+	int			device_index;
+	char		device_name[128];
+	int64		memory_total;	/* bytes */
+	int64		memory_used;	/* bytes in use on the device */
+	char		message[256];	/* why there is no device */
+	int64		requests;
+	int64		batches;
+	int			max_batch;
+	int64		latency_hist[GPU_LATENCY_BUCKETS];
+	int64		batch_hist[GPU_BATCH_BUCKETS];
+	GpuSlot		slots[GPU_MAX_SLOTS];
+} GpuServiceShared;
+
+int			codevec_device = CODEVEC_DEVICE_AUTO;
+int			codevec_gpu_device = 0;
+int			codevec_gpu_memory_limit_mb = 0;
+int			codevec_gpu_batch_window_us = 0;
+int			codevec_gpu_timeout_ms = 30000;
+
+static const struct config_enum_entry device_options[] = {
+	{"auto", CODEVEC_DEVICE_AUTO, false},
+	{"cpu", CODEVEC_DEVICE_CPU, false},
+	{"cuda", CODEVEC_DEVICE_CUDA, false},
+	{NULL, 0, false}
+};
+
+static const char *const state_names[] = {
+	"absent", "starting", "ready", "no device", "stopped"
+};
+
+static GpuServiceShared *gpu_shared = NULL;
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+static bool fallback_warned = false;
+static int	my_slot = -1;		/* slot this backend waits on, or -1 */
+
+/* ---------------------------------------------------------------------
+ * Shared memory and registration
+ * --------------------------------------------------------------------- */
+
+/* Ask for the shared struct (shmem_request_hook) */
+static void
+GpuServiceShmemRequest(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(GpuServiceShared)));
+}
+
+/* Create or attach the shared struct (shmem_startup_hook) */
+static void
+GpuServiceShmemStartup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	gpu_shared = ShmemInitStruct("codevec gpu service", sizeof(GpuServiceShared), &found);
+	if (!found)
+	{
+		memset(gpu_shared, 0, sizeof(GpuServiceShared));
+		SpinLockInit(&gpu_shared->mutex);
+		gpu_shared->state = GPU_SERVICE_ABSENT;
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+void
+CodevecGpuServiceInit(void)
+{
+	DefineCustomEnumVariable("codevec.device",
+							 "Where embed() and gpuivf scans run: auto, cpu or cuda.",
+							 "auto uses the GPU service when it is ready and the CPU otherwise "
+							 "(one WARNING per session); cuda raises an error when the GPU service "
+							 "cannot serve; cpu never uses the GPU.",
+							 &codevec_device, CODEVEC_DEVICE_AUTO, device_options,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
+	/*
+	 * Not PGC_POSTMASTER: that would make loading the library after server
+	 * start (no preload) fail. The service reads it when it starts.
+	 */
+	DefineCustomIntVariable("codevec.gpu_device",
+							"CUDA device index the GPU service opens.",
+							"Read when the service starts: restart it to apply a change.",
+							&codevec_gpu_device, 0, 0, 64,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("codevec.gpu_memory_limit",
+							"Cap on the device memory the GPU service may hold (0: no cap).",
+							"Models and index copies that would exceed it are not loaded; "
+							"their work runs on the CPU.",
+							&codevec_gpu_memory_limit_mb, 0, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MB, NULL, NULL, NULL);
+	DefineCustomIntVariable("codevec.gpu_batch_window",
+							"How long the GPU service waits for more requests to batch.",
+							"Microseconds. 0 (the default) launches at once; requests that arrive "
+							"while a launch runs form the next batch, so batches grow with load "
+							"without adding latency to a lone query.",
+							&codevec_gpu_batch_window_us, 0, 0, 100000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("codevec.gpu_timeout",
+							"How long a backend waits for the GPU service to answer.",
+							NULL, &codevec_gpu_timeout_ms, 30000, 1, INT_MAX,
+							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = GpuServiceShmemRequest;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = GpuServiceShmemStartup;
+
+	{
+		BackgroundWorker worker;
+
+		memset(&worker, 0, sizeof(worker));
+		worker.bgw_flags = BGWORKER_SHMEM_ACCESS;
+		worker.bgw_start_time = BgWorkerStart_PostmasterStart;
+		worker.bgw_restart_time = 5;
+		snprintf(worker.bgw_library_name, BGW_MAXLEN, "codevec");
+		snprintf(worker.bgw_function_name, BGW_MAXLEN, "CodevecGpuServiceMain");
+		snprintf(worker.bgw_name, BGW_MAXLEN, "codevec gpu service");
+		snprintf(worker.bgw_type, BGW_MAXLEN, "codevec gpu service");
+		RegisterBackgroundWorker(&worker);
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * Statistics
+ * --------------------------------------------------------------------- */
+
+/* Histogram bucket of a latency in microseconds */
+static int
+LatencyBucket(int64 us)
+{
+	int			b = 0;
+
+	while (b < GPU_LATENCY_BUCKETS - 1 && (double) us >= pow(2.0, (b + 1) / 2.0))
+		b++;
+	return b;
+}
+
+/* Upper bound (microseconds) of the bucket holding the p-th percentile */
+static double
+LatencyPercentile(const int64 *hist, int64 total, double p)
+{
+	int64		want = (int64) ceil(p * total),
+				acc = 0;
+
+	if (total == 0)
+		return 0;
+	for (int b = 0; b < GPU_LATENCY_BUCKETS; b++)
+	{
+		acc += hist[b];
+		if (acc >= want)
+			return pow(2.0, (b + 1) / 2.0);
+	}
+	return pow(2.0, GPU_LATENCY_BUCKETS / 2.0);
+}
+
+/* ---------------------------------------------------------------------
+ * The service process
+ * --------------------------------------------------------------------- */
+
+/* Wake the process with the given pgprocno */
+static void
+WakeProc(int procno)
+{
+	SetLatch(&ProcGlobal->allProcs[procno].procLatch);
+}
+
+/* Leave shared state consistent when the service exits */
+static void
+GpuServiceShutdown(int code, Datum arg)
+{
+	SpinLockAcquire(&gpu_shared->mutex);
+	gpu_shared->state = GPU_SERVICE_STOPPED;
+	gpu_shared->pid = 0;
+	gpu_shared->generation++;
+	gpu_shared->memory_used = 0;
+	for (int i = 0; i < GPU_MAX_SLOTS; i++)
+	{
+		GpuSlot    *s = &gpu_shared->slots[i];
+
+		if (s->state == SLOT_POSTED || s->state == SLOT_RUNNING)
+			WakeProc(s->procno);	/* it sees the new generation and errors */
+		if (s->state == SLOT_ABANDONED)
+			s->state = SLOT_FREE;
+	}
+	SpinLockRelease(&gpu_shared->mutex);
+}
+
+/* Open the configured CUDA device, or record why there is none */
+static void
+OpenDevice(void)
+{
+#ifdef CODEVEC_USE_CUDA
+	char		errbuf[256] = "";
+	int			count = 0;
+	char		name[128] = "";
+	size_t		free_b = 0,
+				total_b = 0;
+
+	if (codevec_cuda_device_count(&count, errbuf, sizeof(errbuf)) != 0 || count == 0)
+	{
+		SpinLockAcquire(&gpu_shared->mutex);
+		gpu_shared->state = GPU_SERVICE_NO_DEVICE;
+		snprintf(gpu_shared->message, sizeof(gpu_shared->message), "no CUDA device: %s",
+				 errbuf[0] ? errbuf : "none found");
+		SpinLockRelease(&gpu_shared->mutex);
+		return;
+	}
+	if (codevec_gpu_device >= count ||
+		codevec_cuda_open_device(codevec_gpu_device, name, sizeof(name), &free_b, &total_b,
+								 errbuf, sizeof(errbuf)) != 0)
+	{
+		SpinLockAcquire(&gpu_shared->mutex);
+		gpu_shared->state = GPU_SERVICE_NO_DEVICE;
+		if (codevec_gpu_device >= count)
+			snprintf(gpu_shared->message, sizeof(gpu_shared->message),
+					 "codevec.gpu_device = %d but only %d CUDA device(s) are visible",
+					 codevec_gpu_device, count);
+		else
+			snprintf(gpu_shared->message, sizeof(gpu_shared->message), "%s", errbuf);
+		SpinLockRelease(&gpu_shared->mutex);
+		return;
+	}
+	SpinLockAcquire(&gpu_shared->mutex);
+	gpu_shared->state = GPU_SERVICE_READY;
+	gpu_shared->device_index = codevec_gpu_device;
+	strlcpy(gpu_shared->device_name, name, sizeof(gpu_shared->device_name));
+	gpu_shared->memory_total = (int64) total_b;
+	gpu_shared->memory_used = (int64) (total_b - free_b);
+	gpu_shared->message[0] = '\0';
+	SpinLockRelease(&gpu_shared->mutex);
+#else
+	SpinLockAcquire(&gpu_shared->mutex);
+	gpu_shared->state = GPU_SERVICE_NO_DEVICE;
+	strlcpy(gpu_shared->message, "codevec was built without CUDA (make CUDA=0, or no nvcc)",
+			sizeof(gpu_shared->message));
+	SpinLockRelease(&gpu_shared->mutex);
+#endif
+}
+
+/* Run one request in place; the answer goes into the same segment */
+static void
+RunRequest(GpuRequestHeader *req)
+{
+	switch (req->kind)
+	{
+		case GPU_REQUEST_PING:
+			req->status = 0;
+			break;
+		default:
+			req->status = 1;
+			snprintf(req->errmsg, sizeof(req->errmsg), "unknown request kind %d", req->kind);
+			break;
+	}
+}
+
+/* Run the posted requests of one batch and answer them */
+static void
+RunBatch(int *slots, int n)
+{
+	TimestampTz now;
+
+	for (int i = 0; i < n; i++)
+	{
+		GpuSlot    *s = &gpu_shared->slots[slots[i]];
+		dsm_segment *seg = dsm_attach(s->handle);
+
+		/* a segment already gone means its backend left: nothing to answer */
+		if (seg != NULL)
+		{
+			RunRequest((GpuRequestHeader *) dsm_segment_address(seg));
+			dsm_detach(seg);
+		}
+	}
+	now = GetCurrentTimestamp();
+	SpinLockAcquire(&gpu_shared->mutex);
+	for (int i = 0; i < n; i++)
+	{
+		GpuSlot    *s = &gpu_shared->slots[slots[i]];
+		int64		us = now - s->posted;
+
+		gpu_shared->latency_hist[LatencyBucket(us)]++;
+		if (s->state == SLOT_ABANDONED)
+			s->state = SLOT_FREE;
+		else
+		{
+			s->state = SLOT_DONE;
+			WakeProc(s->procno);
+		}
+	}
+	gpu_shared->requests += n;
+	gpu_shared->batches++;
+	gpu_shared->max_batch = Max(gpu_shared->max_batch, n);
+	{
+		int			b = 0;
+
+		while (b < GPU_BATCH_BUCKETS - 1 && n >= (2 << b))
+			b++;
+		gpu_shared->batch_hist[b]++;
+	}
+	SpinLockRelease(&gpu_shared->mutex);
+}
+
+/* Move posted slots to RUNNING; return how many were added to slots[] */
+static int
+CollectPosted(int *slots, int n)
+{
+	SpinLockAcquire(&gpu_shared->mutex);
+	for (int i = 0; i < GPU_MAX_SLOTS; i++)
+	{
+		GpuSlot    *s = &gpu_shared->slots[i];
+
+		if (s->state == SLOT_POSTED)
+		{
+			s->state = SLOT_RUNNING;
+			slots[n++] = i;
+		}
+		else if (s->state == SLOT_ABANDONED && s->generation != gpu_shared->generation)
+			s->state = SLOT_FREE;
+	}
+	SpinLockRelease(&gpu_shared->mutex);
+	return n;
+}
+
+/*
+ * CodevecGpuServiceMain: entry point of the service worker.
+ */
+void
+CodevecGpuServiceMain(Datum main_arg)
+{
+	int			slots[GPU_MAX_SLOTS];
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	BackgroundWorkerUnblockSignals();
+
+	SpinLockAcquire(&gpu_shared->mutex);
+	gpu_shared->state = GPU_SERVICE_STARTING;
+	gpu_shared->pid = MyProcPid;
+	gpu_shared->procno = MyProc->pgprocno;
+	gpu_shared->generation++;
+	gpu_shared->started = GetCurrentTimestamp();
+	gpu_shared->message[0] = '\0';
+	/* requests of a previous incarnation: their backends error out */
+	for (int i = 0; i < GPU_MAX_SLOTS; i++)
+		if (gpu_shared->slots[i].state != SLOT_FREE)
+		{
+			if (gpu_shared->slots[i].state != SLOT_ABANDONED)
+				WakeProc(gpu_shared->slots[i].procno);
+			else
+				gpu_shared->slots[i].state = SLOT_FREE;
+		}
+	SpinLockRelease(&gpu_shared->mutex);
+	before_shmem_exit(GpuServiceShutdown, (Datum) 0);
+
+	OpenDevice();
+	ereport(LOG,
+			(errmsg("codevec gpu service started: %s", gpu_shared->state == GPU_SERVICE_READY ?
+					gpu_shared->device_name : gpu_shared->message)));
+
+	while (!ShutdownRequestPending)
+	{
+		int			n;
+
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		n = CollectPosted(slots, 0);
+		if (n > 0)
+		{
+			/* batching window: let concurrent requests join this launch */
+			if (codevec_gpu_batch_window_us > 0 && n < GPU_MAX_SLOTS)
+			{
+				TimestampTz deadline = GetCurrentTimestamp() + codevec_gpu_batch_window_us;
+
+				/*
+				 * WaitLatch sleeps in whole milliseconds: windows under one
+				 * are polled in short sleeps instead.
+				 */
+				for (;;)
+				{
+					long		left = (long) (deadline - GetCurrentTimestamp());
+
+					if (left <= 0)
+						break;
+					if (left >= 1000)
+					{
+						(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+										 left / 1000, PG_WAIT_EXTENSION);
+						ResetLatch(MyLatch);
+					}
+					else
+						pg_usleep(Min(left, 25));
+					n = CollectPosted(slots, n);
+				}
+			}
+			RunBatch(slots, n);
+			continue;
+		}
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 1000L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+	/* exit code 1: the postmaster restarts us after bgw_restart_time (unless shutting down) */
+	proc_exit(1);
+}
+
+/* ---------------------------------------------------------------------
+ * The backend side
+ * --------------------------------------------------------------------- */
+
+/* Current service state; ABSENT when the library was not preloaded */
+static GpuServiceState
+ServiceState(char *message, size_t len)
+{
+	GpuServiceState st;
+
+	if (gpu_shared == NULL)
+	{
+		if (message)
+			strlcpy(message, "codevec is not in shared_preload_libraries", len);
+		return GPU_SERVICE_ABSENT;
+	}
+	SpinLockAcquire(&gpu_shared->mutex);
+	st = gpu_shared->state;
+	if (message)
+		strlcpy(message, st == GPU_SERVICE_NO_DEVICE ? gpu_shared->message :
+				st == GPU_SERVICE_READY ? "" : "the GPU service is not running", len);
+	SpinLockRelease(&gpu_shared->mutex);
+	return st;
+}
+
+bool
+CodevecGpuServiceUsable(void)
+{
+	char		why[256];
+
+	if (codevec_device == CODEVEC_DEVICE_CPU)
+		return false;
+	if (ServiceState(why, sizeof(why)) == GPU_SERVICE_READY)
+		return true;
+	if (codevec_device == CODEVEC_DEVICE_CUDA)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("codevec.device is cuda but the GPU service cannot serve: %s", why),
+				 errhint("Set codevec.device = auto to fall back to the CPU, or see codevec_gpu_status().")));
+	if (!fallback_warned)
+	{
+		ereport(WARNING,
+				(errmsg("codevec: using the CPU: %s", why),
+				 errdetail("codevec.device is auto; this warning is given once per session.")));
+		fallback_warned = true;
+	}
+	return false;
+}
+
+/* Give up this backend's slot (error, cancel, exit) */
+static void
+AbandonSlot(void)
+{
+	if (my_slot < 0 || gpu_shared == NULL)
+		return;
+	SpinLockAcquire(&gpu_shared->mutex);
+	{
+		GpuSlot    *s = &gpu_shared->slots[my_slot];
+
+		if (s->state == SLOT_POSTED || s->state == SLOT_DONE ||
+			s->generation != gpu_shared->generation)
+			s->state = SLOT_FREE;
+		else if (s->state == SLOT_RUNNING)
+			s->state = SLOT_ABANDONED;	/* the service frees it when done */
+	}
+	SpinLockRelease(&gpu_shared->mutex);
+	my_slot = -1;
+}
+
+/* before_shmem_exit: a backend leaving while it waits */
+static void
+AbandonAtExit(int code, Datum arg)
+{
+	AbandonSlot();
+}
+
+void
+CodevecGpuCall(dsm_segment *seg)
+{
+	static bool exit_hook = false;
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), codevec_gpu_timeout_ms);
+	uint64		generation = 0;
+	int			service_procno = 0;
+	GpuRequestHeader *req = (GpuRequestHeader *) dsm_segment_address(seg);
+
+	if (gpu_shared == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the codevec GPU service is not running"),
+				 errhint("Add codevec to shared_preload_libraries and restart the server.")));
+	if (!exit_hook)
+	{
+		before_shmem_exit(AbandonAtExit, (Datum) 0);
+		exit_hook = true;
+	}
+
+	/* take a free slot; all busy means as many requests in flight: wait */
+	while (my_slot < 0)
+	{
+		SpinLockAcquire(&gpu_shared->mutex);
+		if (gpu_shared->state != GPU_SERVICE_READY && gpu_shared->state != GPU_SERVICE_NO_DEVICE)
+		{
+			SpinLockRelease(&gpu_shared->mutex);
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("the codevec GPU service is %s", state_names[gpu_shared->state])));
+		}
+		for (int i = 0; i < GPU_MAX_SLOTS; i++)
+			if (gpu_shared->slots[i].state == SLOT_FREE)
+			{
+				GpuSlot    *s = &gpu_shared->slots[i];
+
+				s->state = SLOT_POSTED;
+				s->generation = generation = gpu_shared->generation;
+				s->handle = dsm_segment_handle(seg);
+				s->procno = MyProc->pgprocno;
+				s->posted = GetCurrentTimestamp();
+				my_slot = i;
+				break;
+			}
+		service_procno = gpu_shared->procno;
+		SpinLockRelease(&gpu_shared->mutex);
+		if (my_slot < 0)
+		{
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1L, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+	WakeProc(service_procno);
+
+	PG_TRY();
+	{
+		for (;;)
+		{
+			GpuSlotState st;
+			uint64		gen;
+
+			SpinLockAcquire(&gpu_shared->mutex);
+			st = gpu_shared->slots[my_slot].state;
+			gen = gpu_shared->generation;
+			SpinLockRelease(&gpu_shared->mutex);
+			if (st == SLOT_DONE)
+				break;
+			if (gen != generation)
+				ereport(ERROR,
+						(errcode(ERRCODE_CONNECTION_FAILURE),
+						 errmsg("the codevec GPU service restarted while serving this request"),
+						 errhint("Retry; codevec_gpu_status() shows the service.")));
+			if (GetCurrentTimestamp() >= deadline)
+				ereport(ERROR,
+						(errcode(ERRCODE_QUERY_CANCELED),
+						 errmsg("the codevec GPU service did not answer within %d ms",
+								codevec_gpu_timeout_ms),
+						 errhint("Raise codevec.gpu_timeout, or see codevec_gpu_status().")));
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 100L, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+	PG_CATCH();
+	{
+		AbandonSlot();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	AbandonSlot();				/* DONE -> FREE */
+
+	if (req->status != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+				 errmsg("codevec GPU service: %s", req->errmsg)));
+}
+
+/* ---------------------------------------------------------------------
+ * SQL
+ * --------------------------------------------------------------------- */
+
+PG_FUNCTION_INFO_V1(codevec_gpu_status);
+/*
+ * codevec_gpu_status: one row describing the GPU service: state, pid,
+ * generation, device, memory, counters, batch sizes and latency
+ * percentiles (microseconds, histogram bucket bounds), and the reason
+ * when there is no device.
+ */
+Datum
+codevec_gpu_status(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[15];
+	bool		nulls[15];
+	GpuServiceShared snap;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "codevec_gpu_status: return type must be a row type");
+	memset(nulls, 0, sizeof(nulls));
+
+	if (gpu_shared == NULL)
+	{
+		memset(&snap, 0, sizeof(snap));
+		snap.state = GPU_SERVICE_ABSENT;
+		strlcpy(snap.message, "codevec is not in shared_preload_libraries", sizeof(snap.message));
+	}
+	else
+	{
+		SpinLockAcquire(&gpu_shared->mutex);
+		memcpy(&snap, gpu_shared, offsetof(GpuServiceShared, slots));
+		SpinLockRelease(&gpu_shared->mutex);
+	}
+
+	values[0] = CStringGetTextDatum(state_names[snap.state]);
+	values[1] = Int32GetDatum(snap.pid);
+	nulls[1] = snap.pid == 0;
+	values[2] = Int64GetDatum((int64) snap.generation);
+	values[3] = CStringGetTextDatum(snap.device_name);
+	nulls[3] = snap.state != GPU_SERVICE_READY;
+	values[4] = Int64GetDatum(snap.memory_used / (1024 * 1024));
+	values[5] = Int64GetDatum(snap.memory_total / (1024 * 1024));
+	nulls[4] = nulls[5] = snap.state != GPU_SERVICE_READY;
+	values[6] = Int32GetDatum(0);	/* models on the device */
+	values[7] = Int32GetDatum(0);	/* index copies on the device */
+	values[8] = Int64GetDatum(snap.requests);
+	values[9] = Int64GetDatum(snap.batches);
+	values[10] = Float8GetDatum(snap.batches > 0 ? (double) snap.requests / snap.batches : 0);
+	values[11] = Float8GetDatum(LatencyPercentile(snap.latency_hist, snap.requests, 0.50));
+	values[12] = Float8GetDatum(LatencyPercentile(snap.latency_hist, snap.requests, 0.99));
+	values[13] = Int32GetDatum(snap.max_batch);
+	values[14] = CStringGetTextDatum(snap.message);
+	nulls[14] = snap.message[0] == '\0';
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+PG_FUNCTION_INFO_V1(codevec_gpu_ping);
+/*
+ * codevec_gpu_ping: send n empty requests to the GPU service one after the
+ * other and return the mean round trip in microseconds (the protocol's
+ * floor: shared memory, latches, batching window). Works without a GPU;
+ * ERROR 55000 when the service is not running.
+ */
+Datum
+codevec_gpu_ping(PG_FUNCTION_ARGS)
+{
+	int32		n = PG_GETARG_INT32(0);
+	dsm_segment *seg;
+	TimestampTz t0;
+
+	if (n < 1 || n > 1000000)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ping count must be between 1 and 1000000")));
+	seg = dsm_create(sizeof(GpuRequestHeader), 0);
+	t0 = GetCurrentTimestamp();
+	for (int i = 0; i < n; i++)
+	{
+		GpuRequestHeader *req = (GpuRequestHeader *) dsm_segment_address(seg);
+
+		memset(req, 0, sizeof(*req));
+		req->kind = GPU_REQUEST_PING;
+		CodevecGpuCall(seg);
+	}
+	dsm_detach(seg);
+	PG_RETURN_FLOAT8((double) (GetCurrentTimestamp() - t0) / n);
+}

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# test/gpuservice/run.sh — the GPU service on a machine without a GPU:
+# start, status, the request protocol (ping), restart after the service
+# is killed, timeouts, cancellation and a backend leaving mid-request, and
+# the errors when the library is not preloaded. Runs its own cluster with
+# shared_preload_libraries = codevec. Ends with "N passed, N failed".
+set -uo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd)
+dir=$(mktemp -d /tmp/codevec-gpuservice.XXXXXX)
+chmod 755 "$dir"
+port=5481
+while [ -e "/tmp/.s.PGSQL.$port" ]; do port=$((port + 1)); done
+passed=0; failed=0
+trap 'kill -CONT "${svc:-0}" 2>/dev/null; bash "$top/test/cluster.sh" stop "$dir" >/dev/null 2>&1; rm -rf "$dir"' EXIT
+
+# check DESCRIPTION SQL EXPECTED: the output of SQL must contain EXPECTED as a line
+check() {
+	local got
+	got=$(psql -qAtX -c "$2" 2>&1)
+	if printf '%s\n' "$got" | grep -qxF -- "$3"; then
+		passed=$((passed + 1)); echo "ok $((passed + failed)) - $1"
+	else
+		failed=$((failed + 1)); echo "not ok $((passed + failed)) - $1 (got '$got', want '$3')"
+	fi
+}
+# wait_state STATE: poll codevec_gpu_status() for up to 20 s
+wait_state() {
+	for _ in $(seq 1 200); do
+		[ "$(psql -qAtX -c "SELECT state FROM codevec_gpu_status()" 2>/dev/null)" = "$1" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+eval "$(bash "$top/test/cluster.sh" start "$dir" "$port" shared_preload_libraries=codevec)" || exit 1
+export PGDATABASE=postgres
+psql -qX -c "CREATE EXTENSION codevec" >/dev/null
+wait_state "no device"
+check "the service runs and says why there is no device" \
+	"SELECT state || ' / ' || (pid IS NOT NULL) || ' / ' || (message LIKE 'no CUDA device%' OR message LIKE '%without CUDA%') FROM codevec_gpu_status()" \
+	"no device / true / true"
+check "ping answers through the service" "SELECT codevec_gpu_ping(200) > 0" t
+check "requests and batches are counted" \
+	"SELECT requests >= 200 AND batches >= 1 AND batches <= requests AND latency_p50_us > 0 AND latency_p99_us >= latency_p50_us FROM codevec_gpu_status()" t
+check "bad ping count is 22023" "SELECT codevec_gpu_ping(0)" "ERROR:  ping count must be between 1 and 1000000"
+
+# concurrent clients: every request answered, batches formed under load
+for c in 1 2 3 4 5 6 7 8; do psql -qAtX -c "SELECT codevec_gpu_ping(300)" >"$dir/c$c.out" 2>&1 & done
+wait
+ok=$(cat "$dir"/c*.out | grep -cE '^[0-9.]+$')
+check "8 concurrent clients are all answered" "SELECT $ok" 8
+
+# the postmaster restarts a terminated service, with a new generation
+gen1=$(psql -qAtX -c "SELECT generation FROM codevec_gpu_status()")
+pid1=$(psql -qAtX -c "SELECT pid FROM codevec_gpu_status()")
+# (the service has no database connection, so pg_terminate_backend cannot
+# reach it: signal it as an administrator would)
+kill -TERM "$pid1"
+sleep 0.5
+check "a terminated service shows as stopped or restarting" \
+	"SELECT state IN ('stopped', 'starting', 'no device') FROM codevec_gpu_status()" t
+wait_state "no device"
+check "the service is restarted with a new pid and generation" \
+	"SELECT pid <> $pid1 AND generation > $gen1 FROM codevec_gpu_status()" t
+check "ping works after the restart" "SELECT codevec_gpu_ping(10) > 0" t
+
+# a crash (SIGKILL) makes the postmaster reinitialise and start the service again
+pid2=$(psql -qAtX -c "SELECT pid FROM codevec_gpu_status()")
+kill -KILL "$pid2"
+sleep 1
+for _ in $(seq 1 100); do psql -qAtX -c "SELECT 1" >/dev/null 2>&1 && break; sleep 0.2; done
+wait_state "no device"
+check "after a crash the service is back with a new pid" \
+	"SELECT pid <> $pid2 AND state = 'no device' FROM codevec_gpu_status()" t
+
+# a service that does not answer: timeout, cancellation, backend exit
+svc=$(psql -qAtX -c "SELECT pid FROM codevec_gpu_status()")
+kill -STOP "$svc"
+check "a request times out with 57014 instead of hanging" \
+	"SET codevec.gpu_timeout = 300; SELECT codevec_gpu_ping(1)" \
+	"ERROR:  the codevec GPU service did not answer within 300 ms"
+check "statement_timeout cancels a waiting request" \
+	"SET statement_timeout = 300; SELECT codevec_gpu_ping(1)" \
+	"ERROR:  canceling statement due to statement timeout"
+psql -qAtX -c "SELECT codevec_gpu_ping(1)" >/dev/null 2>&1 &
+sleep 0.5
+psql -qAtX -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'SELECT codevec_gpu_ping(1)%' AND pid <> pg_backend_pid()" >/dev/null
+wait
+kill -CONT "$svc"
+check "after the service resumes, abandoned slots are freed and 600 pings pass" \
+	"SELECT codevec_gpu_ping(600) > 0" t
+
+# a request in flight when the service stops gets an error, not a hang
+svc=$(psql -qAtX -c "SELECT pid FROM codevec_gpu_status()")
+kill -STOP "$svc"
+psql -qAtX -c "SELECT codevec_gpu_ping(1)" >"$dir/inflight.out" 2>&1 &
+sleep 0.5
+kill -TERM "$svc"
+kill -CONT "$svc"
+wait
+check "a request in flight when the service stops gets an error" "SELECT \$\$$(head -1 "$dir/inflight.out")\$\$" \
+	"ERROR:  the codevec GPU service restarted while serving this request"
+wait_state "no device"
+
+# codevec.device is a checked enum
+check "codevec.device rejects unknown values" "SET codevec.device = 'tpu'" \
+	'HINT:  Available values: auto, cpu, cuda.'
+
+# not preloaded: absent, and a clear error
+bash "$top/test/cluster.sh" stop "$dir" >/dev/null
+sed -i "/^shared_preload_libraries/d" "$dir/data/postgresql.conf"
+eval "$(bash "$top/test/cluster.sh" start "$dir" "$port")"
+check "without shared_preload_libraries the service is absent" \
+	"SELECT state || ' / ' || message FROM codevec_gpu_status()" "absent / codevec is not in shared_preload_libraries"
+check "ping without the service is 55000" "SELECT codevec_gpu_ping(1)" \
+	"HINT:  Add codevec to shared_preload_libraries and restart the server."
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
