@@ -1,0 +1,449 @@
+/*
+ * embed.c
+ *	  embed(text) -> codevec, embed(text[]) -> codevec[] and
+ *	  codevec_model_info(): the CPU encoder (tokenizer.c, model.c,
+ *	  encoder.c) behind SQL.
+ *
+ * The model named by codevec.model is loaded lazily, once per backend, on
+ * the first call that needs it, into malloc'd memory that lives as long as
+ * the backend (the encoder core is plain C and never palloc's).  When the
+ * setting changes, the next call frees the old model before loading the new
+ * one, so a backend holds one model at a time.  Nothing in the core raises
+ * errors: it returns a status and a message, which become ereport()s here,
+ * after every malloc'd buffer of the call has been freed.
+ *
+ * codevec.model is either an installed model name, resolved under
+ * $sharedir/extension/codevec_models/<name> (what `make model` installs;
+ * "default" is a link to the default model), or a folder path (anything
+ * with a '/').  Reading an arbitrary server folder is a file-reading
+ * capability, so a path needs superuser or pg_read_server_files; installed
+ * names are open to everyone.
+ */
+#include "postgres.h"
+
+#include <limits.h>
+#include <stdlib.h>
+
+#include "access/htup_details.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_type.h"
+#include "common/cryptohash.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "storage/fd.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+
+#include "codevec.h"
+#include "embed.h"
+#include "encoder.h"
+#include "model.h"
+#include "tokenizer.h"
+
+static char *codevec_model_setting = NULL;
+static int	codevec_max_tokens = CODEVEC_DEFAULT_MAX_TOKENS;
+
+/* The loaded model, and the setting and resolved folder it came from */
+static CvModel loaded_model = NULL;
+static char *loaded_setting = NULL;
+static char *loaded_path = NULL;
+static char loaded_sha256[65] = "";
+
+/* Define the GUCs codevec.model and codevec.max_tokens; called by _PG_init. */
+void
+CodevecEmbedInit(void)
+{
+	DefineCustomStringVariable("codevec.model",
+							   "Encoder model used by embed(): an installed model name or a folder path.",
+							   "A name is looked up under $sharedir/extension/codevec_models; "
+							   "anything containing a slash is a Hugging Face / sentence-transformers "
+							   "folder (config.json, vocab.txt, model.safetensors, modules.json).",
+							   &codevec_model_setting,
+							   CODEVEC_DEFAULT_MODEL,
+							   PGC_USERSET,
+							   0,
+							   NULL, NULL, NULL);
+	DefineCustomIntVariable("codevec.max_tokens",
+							"Token budget of embed(), [CLS] and [SEP] included; longer text is truncated.",
+							"Must not exceed the model's max_position_embeddings.",
+							&codevec_max_tokens,
+							CODEVEC_DEFAULT_MAX_TOKENS,
+							CODEVEC_MIN_MAX_TOKENS,
+							CODEVEC_MAX_MAX_TOKENS,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
+}
+
+/* Free the loaded model and what describes it. */
+static void
+UnloadModel(void)
+{
+	cv_model_free(loaded_model);
+	free(loaded_setting);
+	free(loaded_path);
+	loaded_model = NULL;
+	loaded_setting = NULL;
+	loaded_path = NULL;
+	loaded_sha256[0] = '\0';
+}
+
+/*
+ * Resolve codevec.model to a folder path (palloc'd): an installed name under
+ * the share directory, or a path, which needs file-reading privileges.
+ */
+static char *
+ResolveModelPath(const char *setting)
+{
+	char		share[MAXPGPATH];
+	const char *c;
+
+	if (setting == NULL || setting[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("codevec.model is empty"),
+				 errhint("Set it to an installed model name such as \"default\" or to a model folder.")));
+	if (strchr(setting, '/') != NULL)
+	{
+		if (!has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied to load a model from folder \"%s\"", setting),
+					 errdetail("Only roles with privileges of the \"pg_read_server_files\" role may set codevec.model to a path."),
+					 errhint("Use an installed model name instead.")));
+		return pstrdup(setting);
+	}
+	for (c = setting; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+			  (*c >= '0' && *c <= '9') || *c == '-' || *c == '_' || *c == '.'))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid model name \"%s\"", setting),
+					 errdetail("An installed model name may contain only letters, digits, \"-\", \"_\" and \".\".")));
+	if (setting[0] == '.')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid model name \"%s\"", setting)));
+	get_share_path(my_exec_path, share);
+	return psprintf("%s/%s/%s", share, CODEVEC_MODELS_SUBDIR, setting);
+}
+
+/* Raise the error a failed cv_model_load() stands for. */
+static void
+ReportLoadError(CvStatus st, const char *setting, const char *path, const char *msg)
+{
+	int			code;
+
+	switch (st)
+	{
+		case CV_ERR_NOT_FOUND:
+			code = ERRCODE_UNDEFINED_FILE;
+			break;
+		case CV_ERR_CORRUPT:
+			code = ERRCODE_DATA_CORRUPTED;
+			break;
+		case CV_ERR_UNSUPPORTED:
+			code = ERRCODE_FEATURE_NOT_SUPPORTED;
+			break;
+		case CV_ERR_NOMEM:
+			code = ERRCODE_OUT_OF_MEMORY;
+			break;
+		case CV_ERR_INVALID:
+			code = ERRCODE_INVALID_PARAMETER_VALUE;
+			break;
+		default:
+			code = ERRCODE_IO_ERROR;
+			break;
+	}
+	if (st == CV_ERR_NOT_FOUND)
+		ereport(ERROR,
+				(errcode(code),
+				 errmsg("could not load codevec model \"%s\": %s", setting, msg),
+				 errdetail("codevec.model resolved to \"%s\".", path),
+				 errhint("Run \"make model\" to install the default model, or set codevec.model to a folder holding config.json, vocab.txt and model.safetensors.")));
+	ereport(ERROR,
+			(errcode(code),
+			 errmsg("could not load codevec model \"%s\": %s", setting, msg),
+			 errdetail("codevec.model resolved to \"%s\".", path)));
+}
+
+/* Return the model codevec.model names, loading it on first use or change. */
+static CvModel
+GetModel(void)
+{
+	const char *setting = codevec_model_setting ? codevec_model_setting : CODEVEC_DEFAULT_MODEL;
+	char	   *path;
+	char		real[PATH_MAX];
+	char		err[1024];
+	CvModel		m;
+	CvStatus	st;
+
+	if (loaded_model != NULL && strcmp(loaded_setting, setting) == 0)
+		return loaded_model;
+
+	/* one model per backend: drop the old one before reading the new */
+	UnloadModel();
+	path = ResolveModelPath(setting);
+	if (realpath(path, real) == NULL)
+		ReportLoadError(CV_ERR_NOT_FOUND, setting, path,
+						strchr(setting, '/') ? "the folder does not exist" :
+						"no installed model of that name");
+	st = cv_model_load(real, &m, err, sizeof(err));
+	if (st != CV_OK)
+		ReportLoadError(st, setting, path, err);
+	if (m->hidden > CODEVEC_MAX_DIM)
+	{
+		cv_model_free(m);
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("model \"%s\" has hidden_size %d, more than codevec's %d dimensions",
+						setting, m->hidden, CODEVEC_MAX_DIM)));
+	}
+	loaded_setting = strdup(setting);
+	loaded_path = strdup(real);
+	if (!loaded_setting || !loaded_path)
+	{
+		cv_model_free(m);
+		UnloadModel();
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	}
+	loaded_model = m;
+	return m;
+}
+
+/* Check codevec.max_tokens against the model and return it. */
+static int
+MaxTokens(CvModel m)
+{
+	if (codevec_max_tokens > m->max_positions)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("codevec.max_tokens (%d) exceeds max_position_embeddings (%d) of model \"%s\"",
+						codevec_max_tokens, m->max_positions, m->name)));
+	return codevec_max_tokens;
+}
+
+/*
+ * Tokenize one text value into a palloc'd id array ([CLS] ... [SEP]),
+ * converting it to UTF-8 first when the database encoding is not.
+ */
+static int32 *
+TokenizeText(CvModel m, text *t, int max_tokens, int *len)
+{
+	char	   *s = VARDATA_ANY(t);
+	int			slen = VARSIZE_ANY_EXHDR(t);
+	int32_t    *ids;
+	int32	   *copy;
+	CvTokStatus st;
+
+	if (GetDatabaseEncoding() != PG_UTF8)
+	{
+		s = (char *) pg_do_encoding_conversion((unsigned char *) s, slen,
+											   GetDatabaseEncoding(), PG_UTF8);
+		slen = strlen(s);
+	}
+	st = cv_tokenize(m->tok, s, slen, max_tokens, &ids, len);
+	if (st != CV_TOK_OK)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory tokenizing text")));
+	/* move to palloc so that no later error can leak the malloc'd ids */
+	copy = palloc(sizeof(int32) * *len);
+	memcpy(copy, ids, sizeof(int32) * *len);
+	free(ids);
+	return copy;
+}
+
+/* Run the encoder on n sequences into out (n x hidden), raising on failure. */
+static void
+Encode(CvModel m, int n, int32 **ids, int *lens, float *out)
+{
+	char		err[256];
+	CvStatus	st;
+
+	st = cv_encode(m, n, (const int32_t *const *) ids, lens, out, NULL, err, sizeof(err));
+	if (st == CV_ERR_NOMEM)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory in the encoder: %s", err)));
+	if (st != CV_OK)
+		elog(ERROR, "encoder failed: %s", err);
+}
+
+/* Build a codevec from hidden floats. */
+static Codevec *
+MakeCodevec(const float *x, int dim)
+{
+	Codevec    *v = InitCodevec(dim);
+
+	memcpy(v->x, x, sizeof(float4) * dim);
+	return v;
+}
+
+PG_FUNCTION_INFO_V1(embed);
+/*
+ * embed(text) -> codevec: the model's embedding of one text (hidden_size
+ * dims, unit length when the model normalizes); text past codevec.max_tokens
+ * tokens is truncated.
+ */
+Datum
+embed(PG_FUNCTION_ARGS)
+{
+	text	   *t = PG_GETARG_TEXT_PP(0);
+	CvModel		m = GetModel();
+	int			len;
+	int32	   *ids = TokenizeText(m, t, MaxTokens(m), &len);
+	float	   *out = palloc(sizeof(float) * m->hidden);
+
+	Encode(m, 1, &ids, &len, out);
+	PG_RETURN_CODEVEC_P(MakeCodevec(out, m->hidden));
+}
+
+PG_FUNCTION_INFO_V1(embed_array);
+/*
+ * embed(text[]) -> codevec[]: embed every element in batches of
+ * CODEVEC_EMBED_BATCH through one encoder call each; NULL elements give NULL,
+ * the result has the input's dimensions and bounds.
+ */
+Datum
+embed_array(PG_FUNCTION_ARGS)
+{
+	ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(0);
+	Oid			rettype = get_fn_expr_rettype(fcinfo->flinfo);
+	Oid			elemtype = OidIsValid(rettype) ? get_element_type(rettype) : InvalidOid;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n,
+				i;
+	Datum	   *results;
+	CvModel		m;
+	int			max_tokens;
+	int32	   *ids[CODEVEC_EMBED_BATCH];
+	int			lens[CODEVEC_EMBED_BATCH];
+	int			which[CODEVEC_EMBED_BATCH];
+	float	   *out;
+
+	if (!OidIsValid(elemtype))
+		elog(ERROR, "embed(text[]) could not determine its result type");
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	if (n == 0)
+		PG_RETURN_ARRAYTYPE_P(construct_empty_array(elemtype));
+
+	m = GetModel();
+	max_tokens = MaxTokens(m);
+	results = palloc0(sizeof(Datum) * n);
+	out = palloc(sizeof(float) * m->hidden * CODEVEC_EMBED_BATCH);
+	i = 0;
+	while (i < n)
+	{
+		int			nb = 0,
+					k;
+
+		CHECK_FOR_INTERRUPTS();
+		for (; i < n && nb < CODEVEC_EMBED_BATCH; i++)
+		{
+			if (nulls[i])
+				continue;
+			ids[nb] = TokenizeText(m, DatumGetTextPP(elems[i]), max_tokens, &lens[nb]);
+			which[nb++] = i;
+		}
+		if (nb == 0)
+			continue;
+		Encode(m, nb, ids, lens, out);
+		for (k = 0; k < nb; k++)
+		{
+			results[which[k]] = PointerGetDatum(MakeCodevec(out + (size_t) k * m->hidden, m->hidden));
+			pfree(ids[k]);
+		}
+	}
+	PG_RETURN_ARRAYTYPE_P(construct_md_array(results, nulls, ARR_NDIM(arr), ARR_DIMS(arr),
+											 ARR_LBOUND(arr), elemtype, typlen, typbyval,
+											 typalign));
+}
+
+/* Compute the sha256 of the loaded model's model.safetensors, once. */
+static const char *
+ModelSha256(void)
+{
+	pg_cryptohash_ctx *ctx;
+	uint8		digest[32];
+	char	   *path;
+	FILE	   *f;
+	char	   *buf;
+	size_t		got;
+	int			i;
+
+	if (loaded_sha256[0])
+		return loaded_sha256;
+	path = psprintf("%s/model.safetensors", loaded_path);
+	f = AllocateFile(path, PG_BINARY_R);
+	if (!f)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open file \"%s\": %m", path)));
+	ctx = pg_cryptohash_create(PG_SHA256);
+	if (ctx == NULL || pg_cryptohash_init(ctx) < 0)
+		elog(ERROR, "could not initialize SHA-256 context");
+	buf = palloc(1024 * 1024);
+	while ((got = fread(buf, 1, 1024 * 1024, f)) > 0)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (pg_cryptohash_update(ctx, (uint8 *) buf, got) < 0)
+			elog(ERROR, "could not update SHA-256 context");
+	}
+	if (ferror(f))
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not read file \"%s\": %m", path)));
+	FreeFile(f);
+	if (pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
+		elog(ERROR, "could not finalize SHA-256 context");
+	pg_cryptohash_free(ctx);
+	for (i = 0; i < 32; i++)
+		snprintf(loaded_sha256 + 2 * i, 3, "%02x", digest[i]);
+	pfree(buf);
+	return loaded_sha256;
+}
+
+PG_FUNCTION_INFO_V1(codevec_model_info);
+/*
+ * codevec_model_info(): one row describing the model embed() uses now,
+ * loading it if needed: name, dims, layers, heads, pooling, normalize,
+ * max_tokens (codevec.max_tokens), max_positions, vocab_size, the weights'
+ * stored dtype, the folder it was read from, model.safetensors' sha256, the
+ * fp32 weight bytes held and the OpenBLAS kernels and threads in use.
+ */
+Datum
+codevec_model_info(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[14];
+	bool		nulls[14] = {0};
+	CvModel		m;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "codevec_model_info: return type must be a row type");
+	m = GetModel();
+	values[0] = CStringGetTextDatum(m->name);
+	values[1] = Int32GetDatum(m->hidden);
+	values[2] = Int32GetDatum(m->layers);
+	values[3] = Int32GetDatum(m->heads);
+	values[4] = CStringGetTextDatum(cv_pooling_name(m->pooling));
+	values[5] = BoolGetDatum(m->normalize);
+	values[6] = Int32GetDatum(codevec_max_tokens);
+	values[7] = Int32GetDatum(m->max_positions);
+	values[8] = Int32GetDatum(m->tok->vocab_size);
+	values[9] = CStringGetTextDatum(m->dtype);
+	values[10] = CStringGetTextDatum(loaded_path);
+	values[11] = CStringGetTextDatum(ModelSha256());
+	values[12] = Int64GetDatum((int64) m->weight_bytes);
+	values[13] = CStringGetTextDatum(psprintf("OpenBLAS %s, %d threads",
+											  cv_encoder_blas_core(),
+											  cv_encoder_get_threads()));
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}

@@ -1,0 +1,19 @@
+/*
+ * embed.h
+ *	  SQL surface of the CPU encoder: embed(text), embed(text[]),
+ *	  codevec_model_info(), GUCs codevec.model and codevec.max_tokens.
+ */
+#ifndef CODEVEC_EMBED_H
+#define CODEVEC_EMBED_H
+
+#define CODEVEC_DEFAULT_MODEL		"default"	/* installed model name */
+#define CODEVEC_MODELS_SUBDIR		"extension/codevec_models"	/* under sharedir */
+#define CODEVEC_DEFAULT_MAX_TOKENS	256
+#define CODEVEC_MIN_MAX_TOKENS		2	/* [CLS] and [SEP] */
+#define CODEVEC_MAX_MAX_TOKENS		8192
+#define CODEVEC_EMBED_BATCH			32	/* sequences per encoder call */
+
+/* Define the GUCs codevec.model and codevec.max_tokens; called by _PG_init. */
+extern void CodevecEmbedInit(void);
+
+#endif							/* CODEVEC_EMBED_H */

@@ -1,0 +1,477 @@
+/*
+ * encoder.c
+ *	  BERT encoder forward pass on the CPU.
+ *
+ * The model is BERT (Devlin et al., "BERT: Pre-training of Deep
+ * Bidirectional Transformers for Language Understanding", 2019), i.e. the
+ * post-LayerNorm Transformer encoder of Vaswani et al. (2017), exactly as
+ * Hugging Face transformers' BertModel computes it in eval mode:
+ *
+ *	  x0 = LayerNorm(word_emb[id] + pos_emb[position] + type_emb[0])
+ *	  for each layer:
+ *		q, k, v = x Wq^T + bq, x Wk^T + bk, x Wv^T + bv        (per head: d = H/heads)
+ *		a = softmax(q k^T / sqrt(d) + mask) v                    (heads concatenated)
+ *		x = LayerNorm(x + (a Wo^T + bo))
+ *		x = LayerNorm(x + (GELU(x W1^T + b1) W2^T + b2))        (GELU with erf)
+ *	  pooled = mean of x over the sequence's tokens, or x[CLS]
+ *	  out = pooled / max(||pooled||_2, 1e-12)                  (when 2_Normalize)
+ *
+ * Batching.  Sequences of different lengths are not padded to a rectangle:
+ * their tokens are packed back to back into one T x H matrix (T = the sum of
+ * lengths), so every position-wise step - the QKV projection, the output
+ * projection, both FFN GEMMs, the LayerNorms - is one large GEMM or loop over
+ * T rows, and no work is spent on padding.  Only attention is per sequence
+ * and per head: its scores are an L x L block that never mixes sequences.
+ * This gives exactly what HF computes with the padding attention mask: a
+ * masked key gets the dtype's minimum added before softmax, whose exp()
+ * underflows to 0, so padded keys contribute nothing, and the padded query
+ * rows are discarded by mean pooling's mask.
+ *
+ * GEMMs.  Linear layers keep PyTorch's [out, in] layout and go through
+ * cblas_sgemm with B transposed; Q, K and V weights were fused into one
+ * [3H, H] matrix by model.c so the projection is one call.  Biases are
+ * broadcast into the output first and the GEMM accumulates (beta = 1).
+ * OpenBLAS picks its kernels for the CPU (or as OPENBLAS_CORETYPE says) and
+ * its threads; cv_encoder_set_threads() fixes the thread count (the
+ * benchmark uses the same count for PyTorch).
+ *
+ * Memory.  One work block per call: x, the residual branch and the context
+ * (3 T x H), QKV (T x 3H), the FFN activation (T x I) and one L x L score
+ * matrix - about 1.6 MB for 256 tokens of a 384-wide model.
+ */
+#include "encoder.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cblas.h>
+
+/* batches of at most this many tokens in all run on one thread */
+#define CODEVEC_ENCODER_SINGLE_THREAD_TOKENS 32
+
+/* OpenBLAS extensions (declared in its cblas.h, not in netlib's) */
+extern void openblas_set_num_threads(int num_threads);
+extern int	openblas_get_num_threads(void);
+extern char *openblas_get_corename(void);
+
+/* Set the number of threads OpenBLAS uses (n >= 1); 0 leaves it alone. */
+void
+cv_encoder_set_threads(int n)
+{
+	if (n >= 1)
+		openblas_set_num_threads(n);
+}
+
+/* Give the number of threads OpenBLAS uses now. */
+int
+cv_encoder_get_threads(void)
+{
+	return openblas_get_num_threads();
+}
+
+/*
+ * Name the CPU kernels OpenBLAS picked ("Cooperlake", "Haswell", ...): its
+ * own detection, or the OPENBLAS_CORETYPE environment variable when set.
+ */
+const char *
+cv_encoder_blas_core(void)
+{
+	return openblas_get_corename();
+}
+
+/* Normalize each of n rows of width h in place: (x - mean) / sqrt(var + eps) * g + b. */
+static void
+LayerNorm(float *x, int n, int h, const float *g, const float *b, double eps)
+{
+	int			i,
+				j;
+
+	for (i = 0; i < n; i++)
+	{
+		float	   *r = x + (size_t) i * h;
+		double		mean = 0,
+					var = 0,
+					inv;
+
+		for (j = 0; j < h; j++)
+			mean += r[j];
+		mean /= h;
+		for (j = 0; j < h; j++)
+		{
+			double		d = r[j] - mean;
+
+			var += d * d;
+		}
+		var /= h;
+		inv = 1.0 / sqrt(var + eps);
+		for (j = 0; j < h; j++)
+			r[j] = (float) ((r[j] - mean) * inv) * g[j] + b[j];
+	}
+}
+
+/* Fill n rows of width w with a bias vector (the GEMM then accumulates). */
+static void
+BroadcastBias(float *y, int n, int w, const float *bias)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		memcpy(y + (size_t) i * w, bias, sizeof(float) * w);
+}
+
+/* Compute y (n x out) = x (n x in) W^T + bias, W in PyTorch's [out, in] layout. */
+static void
+Linear(const float *x, int n, int in, const float *W, const float *bias,
+	   int out, float *y)
+{
+	BroadcastBias(y, n, out, bias);
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in,
+				1.0f, x, in, W, in, 1.0f, y, out);
+}
+
+/*
+ * Elementwise math, four floats at a time through GCC vector extensions
+ * (SSE2, the x86-64 baseline; other targets get their own lowering),
+ * because libm's scalar erff/expf took a fifth of the forward pass.
+ *
+ * exp: Cody-Waite range reduction x = n ln2 + r, |r| <= ln2/2, then the
+ * degree-7 Taylor polynomial of e^r and 2^n built in the exponent bits;
+ * relative error < 1e-7 on [-87, 88].
+ * erf: Abramowitz & Stegun, Handbook of Mathematical Functions, 7.1.26,
+ * erf(a) = 1 - (a1 t + ... + a5 t^5) e^{-a^2}, t = 1 / (1 + p a); absolute
+ * error < 1.5e-7 in exact arithmetic, 5e-7 in float.  GELU's error is then
+ * below 2.5e-7 |x|, under float rounding of the layer outputs it feeds.
+ */
+typedef float vfloat __attribute__((vector_size(16)));
+typedef int32_t vint __attribute__((vector_size(16)));
+
+#define VLEN 4
+#define VF(c) ((vfloat) {c, c, c, c})
+
+/* Compute e^x for x in [-87, 88] (callers clamp). */
+static inline vfloat
+ExpV(vfloat x)
+{
+	vfloat		n = (x * VF(1.44269504088896341f) + VF(12582912.0f)) - VF(12582912.0f);
+	vfloat		r = x - n * VF(0.693145751953125f) - n * VF(1.42860682030941723212e-6f);
+	vfloat		p = VF(1.0f / 5040);
+	vint		bits;
+
+	p = p * r + VF(1.0f / 720);
+	p = p * r + VF(1.0f / 120);
+	p = p * r + VF(1.0f / 24);
+	p = p * r + VF(1.0f / 6);
+	p = p * r + VF(0.5f);
+	p = p * r + VF(1.0f);
+	p = p * r + VF(1.0f);
+	bits = (__builtin_convertvector(n, vint) + 127) << 23;
+	return p * (vfloat) bits;
+}
+
+/* Clamp each lane of x to at least lo (lanes compare as floats). */
+static inline vfloat
+MaxV(vfloat x, vfloat lo)
+{
+	vint		m = x < lo;
+
+	return (vfloat) (((vint) x & ~m) | ((vint) lo & m));
+}
+
+/* Compute GELU(x) = x/2 (1 + erf(x / sqrt 2)) on each lane. */
+static inline vfloat
+GeluV(vfloat x)
+{
+	vfloat		u = x * VF((float) M_SQRT1_2);
+	vint		sign = (vint) u & (vint) VF(-0.0f);
+	vfloat		a = (vfloat) ((vint) u & ~(vint) VF(-0.0f));
+	vfloat		t,
+				poly,
+				y;
+
+	a = -MaxV(-a, VF(-9.0f));	/* erf(9) is 1 in float; keeps e^{-a^2} in range */
+	t = VF(1.0f) / (VF(1.0f) + VF(0.3275911f) * a);
+	poly = VF(1.061405429f);
+	poly = poly * t + VF(-1.453152027f);
+	poly = poly * t + VF(1.421413741f);
+	poly = poly * t + VF(-0.284496736f);
+	poly = poly * t + VF(0.254829592f);
+	y = VF(1.0f) - poly * t * ExpV(-a * a);
+	y = (vfloat) ((vint) y | sign);
+	return VF(0.5f) * x * (VF(1.0f) + y);
+}
+
+/* Apply GELU (erf form, as BertModel's "gelu") to n floats in place. */
+static void
+Gelu(float *x, size_t n)
+{
+	size_t		i = 0;
+
+	for (; i + VLEN <= n; i += VLEN)
+	{
+		vfloat		v;
+
+		memcpy(&v, x + i, sizeof(v));
+		v = GeluV(v);
+		memcpy(x + i, &v, sizeof(v));
+	}
+	if (i < n)
+	{
+		vfloat		v = VF(0.0f);
+
+		memcpy(&v, x + i, sizeof(float) * (n - i));
+		v = GeluV(v);
+		memcpy(x + i, &v, sizeof(float) * (n - i));
+	}
+}
+
+/* Replace n floats by e^(x - shift), returning their sum. */
+static float
+ExpShiftSum(float *x, int n, float shift)
+{
+	vfloat		acc = VF(0.0f);
+	float		sum = 0;
+	int			i = 0,
+				k;
+
+	for (; i + VLEN <= n; i += VLEN)
+	{
+		vfloat		v;
+
+		memcpy(&v, x + i, sizeof(v));
+		v = ExpV(MaxV(v - VF(shift), VF(-87.0f)));
+		acc += v;
+		memcpy(x + i, &v, sizeof(v));
+	}
+	if (i < n)
+	{
+		vfloat		v = VF(0.0f);
+
+		memcpy(&v, x + i, sizeof(float) * (n - i));
+		v = ExpV(MaxV(v - VF(shift), VF(-87.0f)));
+		memcpy(x + i, &v, sizeof(float) * (n - i));
+		for (k = 0; k < n - i; k++)
+			sum += v[k];
+	}
+	for (k = 0; k < VLEN; k++)
+		sum += acc[k];
+	return sum;
+}
+
+/* Apply softmax to each of n rows of width w in place. */
+static void
+SoftmaxRows(float *s, int n, int w)
+{
+	int			i,
+				j;
+
+	for (i = 0; i < n; i++)
+	{
+		float	   *r = s + (size_t) i * w;
+		float		mx = r[0];
+		float		inv;
+
+		for (j = 1; j < w; j++)
+			if (r[j] > mx)
+				mx = r[j];
+		inv = 1.0f / ExpShiftSum(r, w, mx);
+		for (j = 0; j < w; j++)
+			r[j] *= inv;
+	}
+}
+
+/*
+ * Run scaled dot-product attention for one sequence of len tokens: qkv rows
+ * are [q | k | v] (3H wide), ctx rows receive the heads' outputs side by side.
+ */
+static void
+Attention(const float *qkv, int len, int H, int heads, float *scores, float *ctx)
+{
+	int			d = H / heads;
+	float		scale = 1.0f / sqrtf((float) d);
+	int			h;
+
+	for (h = 0; h < heads; h++)
+	{
+		const float *q = qkv + h * d;
+		const float *k = qkv + H + h * d;
+		const float *v = qkv + 2 * H + h * d;
+
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, len, len, d,
+					scale, q, 3 * H, k, 3 * H, 0.0f, scores, len);
+		SoftmaxRows(scores, len, len);
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, len, d, len,
+					1.0f, scores, len, v, 3 * H, 0.0f, ctx + h * d, H);
+	}
+}
+
+/* Encode a batch of sequences; see encoder.h. */
+CvStatus
+cv_encode(CvModel m, int batch, const int32_t *const *ids, const int *lens,
+		  float *out, float **hidden_states, char *errbuf, size_t errlen)
+{
+	int			H = m->hidden,
+				FF = m->intermediate; /* not "I": <complex.h> via cblas.h */
+	size_t		T = 0;
+	int			maxlen = 0;
+	int			b,
+				l,
+				saved_threads = 0;
+	size_t		t,
+				start;
+	float	   *work,
+			   *x,
+			   *res,
+			   *ctx,
+			   *qkv,
+			   *ffn,
+			   *scores;
+
+	if (batch < 0)
+	{
+		snprintf(errbuf, errlen, "batch size %d is negative", batch);
+		return CV_ERR_INVALID;
+	}
+	for (b = 0; b < batch; b++)
+	{
+		int			i;
+
+		if (lens[b] < 1 || lens[b] > m->max_positions)
+		{
+			snprintf(errbuf, errlen, "sequence of %d tokens is outside 1 .. %d",
+					 lens[b], m->max_positions);
+			return CV_ERR_INVALID;
+		}
+		for (i = 0; i < lens[b]; i++)
+			if (ids[b][i] < 0 || ids[b][i] >= m->vocab_size)
+			{
+				snprintf(errbuf, errlen, "token id %d is outside the vocabulary (%d)",
+						 ids[b][i], m->vocab_size);
+				return CV_ERR_INVALID;
+			}
+		T += lens[b];
+		if (lens[b] > maxlen)
+			maxlen = lens[b];
+	}
+	if (batch == 0)
+		return CV_OK;
+
+	/*
+	 * A short batch (a query) is faster on one thread: its GEMMs are too
+	 * small to pay for waking and joining OpenBLAS's other threads.
+	 */
+	if (T <= CODEVEC_ENCODER_SINGLE_THREAD_TOKENS)
+	{
+		saved_threads = openblas_get_num_threads();
+		if (saved_threads > 1)
+			openblas_set_num_threads(1);
+		else
+			saved_threads = 0;
+	}
+
+	work = malloc(sizeof(float) * (T * (3 * (size_t) H + 3 * (size_t) H + FF) +
+								   (size_t) maxlen * maxlen));
+	if (!work)
+	{
+		if (saved_threads)
+			openblas_set_num_threads(saved_threads);
+		snprintf(errbuf, errlen, "out of memory for a batch of %zu tokens", T);
+		return CV_ERR_NOMEM;
+	}
+	x = work;
+	res = x + T * H;
+	ctx = res + T * H;
+	qkv = ctx + T * H;
+	ffn = qkv + T * 3 * H;
+	scores = ffn + T * FF;
+
+	/* embeddings: word + position + token type 0, then LayerNorm */
+	t = 0;
+	for (b = 0; b < batch; b++)
+	{
+		int			p;
+
+		for (p = 0; p < lens[b]; p++, t++)
+		{
+			const float *we = m->word_emb + (size_t) ids[b][p] * H;
+			const float *pe = m->pos_emb + (size_t) p * H;
+			const float *te = m->type_emb;
+			float	   *r = x + t * H;
+			int			j;
+
+			for (j = 0; j < H; j++)
+				r[j] = we[j] + pe[j] + te[j];
+		}
+	}
+	LayerNorm(x, (int) T, H, m->emb_ln_g, m->emb_ln_b, m->ln_eps);
+	if (hidden_states)
+		memcpy(hidden_states[0], x, sizeof(float) * T * H);
+
+	for (l = 0; l < m->layers; l++)
+	{
+		const CvLayerWeights *w = &m->layer[l];
+
+		/* self-attention: one fused QKV GEMM, then per sequence and head */
+		Linear(x, (int) T, H, w->qkv_w, w->qkv_b, 3 * H, qkv);
+		start = 0;
+		for (b = 0; b < batch; b++)
+		{
+			Attention(qkv + start * 3 * H, lens[b], H, m->heads, scores,
+					  ctx + start * H);
+			start += lens[b];
+		}
+		Linear(ctx, (int) T, H, w->ao_w, w->ao_b, H, res);
+		for (t = 0; t < T * H; t++)
+			res[t] += x[t];
+		LayerNorm(res, (int) T, H, w->ln1_g, w->ln1_b, m->ln_eps);
+
+		/* feed-forward: GELU(x W1^T + b1) W2^T + b2, residual, LayerNorm */
+		Linear(res, (int) T, H, w->ffn_in_w, w->ffn_in_b, FF, ffn);
+		Gelu(ffn, T * FF);
+		Linear(ffn, (int) T, FF, w->ffn_out_w, w->ffn_out_b, H, x);
+		for (t = 0; t < T * H; t++)
+			x[t] += res[t];
+		LayerNorm(x, (int) T, H, w->ln2_g, w->ln2_b, m->ln_eps);
+		if (hidden_states)
+			memcpy(hidden_states[l + 1], x, sizeof(float) * T * H);
+	}
+
+	/* pooling and L2 normalization, one sequence at a time */
+	start = 0;
+	for (b = 0; b < batch; b++)
+	{
+		float	   *o = out + (size_t) b * H;
+		int			j,
+					p;
+
+		if (m->pooling == CV_POOL_CLS)
+			memcpy(o, x + start * H, sizeof(float) * H);
+		else
+		{
+			for (j = 0; j < H; j++)
+			{
+				double		s = 0;
+
+				for (p = 0; p < lens[b]; p++)
+					s += x[(start + p) * H + j];
+				o[j] = (float) (s / lens[b]);
+			}
+		}
+		if (m->normalize)
+		{
+			double		n2 = 0,
+						inv;
+
+			for (j = 0; j < H; j++)
+				n2 += (double) o[j] * o[j];
+			inv = 1.0 / fmax(sqrt(n2), 1e-12);
+			for (j = 0; j < H; j++)
+				o[j] = (float) (o[j] * inv);
+		}
+		start += lens[b];
+	}
+	free(work);
+	if (saved_threads)
+		openblas_set_num_threads(saved_threads);
+	return CV_OK;
+}

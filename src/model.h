@@ -1,0 +1,106 @@
+/*
+ * model.h
+ *	  A BERT encoder model read from a Hugging Face / sentence-transformers
+ *	  folder: config.json, model.safetensors, vocab.txt,
+ *	  tokenizer_config.json, modules.json, 1_Pooling/config.json, 2_Normalize.
+ *
+ * Plain C with malloc, no server dependency; functions return a CvStatus and
+ * write a message into the caller's buffer instead of raising errors.
+ */
+#ifndef CODEVEC_MODEL_H
+#define CODEVEC_MODEL_H
+
+#include <stddef.h>
+
+#include "tokenizer.h"
+
+#define CODEVEC_MODEL_MAX_HIDDEN	8192
+#define CODEVEC_MODEL_MAX_LAYERS	128
+#define CODEVEC_MODEL_MAX_POSITIONS 65536
+#define CODEVEC_MODEL_MAX_HEADER	(100 * 1024 * 1024) /* safetensors JSON */
+
+typedef enum CvStatus
+{
+	CV_OK = 0,
+	CV_ERR_NOT_FOUND,			/* folder or a required file is missing */
+	CV_ERR_IO,					/* a file exists but cannot be read */
+	CV_ERR_CORRUPT,				/* safetensors/JSON malformed or inconsistent */
+	CV_ERR_UNSUPPORTED,			/* a config value this encoder cannot run */
+	CV_ERR_INVALID,				/* bad argument */
+	CV_ERR_NOMEM
+} CvStatus;
+
+typedef enum CvPooling
+{
+	CV_POOL_MEAN,				/* mean over the tokens (attention mask) */
+	CV_POOL_CLS					/* the [CLS] token's final hidden state */
+} CvPooling;
+
+/* One post-LN BERT layer, Linear weights as PyTorch stores them: [out, in]. */
+typedef struct CvLayerWeights
+{
+	float	   *qkv_w;			/* [3H, H]: query rows, then key, then value */
+	float	   *qkv_b;			/* [3H] */
+	float	   *ao_w;			/* attention.output.dense [H, H] */
+	float	   *ao_b;
+	float	   *ln1_g;			/* attention.output.LayerNorm [H] */
+	float	   *ln1_b;
+	float	   *ffn_in_w;		/* intermediate.dense [I, H] */
+	float	   *ffn_in_b;
+	float	   *ffn_out_w;		/* output.dense [H, I] */
+	float	   *ffn_out_b;
+	float	   *ln2_g;			/* output.LayerNorm [H] */
+	float	   *ln2_b;
+} CvLayerWeights;
+
+typedef struct CvModelData
+{
+	char	   *path;			/* the folder, as given */
+	char	   *name;			/* its last path component */
+
+	/* config.json */
+	int			hidden;			/* hidden_size (= output dims) */
+	int			layers;			/* num_hidden_layers */
+	int			heads;			/* num_attention_heads */
+	int			intermediate;	/* intermediate_size */
+	int			max_positions;	/* max_position_embeddings */
+	int			type_vocab;		/* type_vocab_size */
+	int			vocab_size;		/* vocab_size */
+	double		ln_eps;			/* layer_norm_eps */
+
+	/* sentence-transformers modules */
+	CvPooling	pooling;
+	int			normalize;		/* 2_Normalize present: L2-normalize output */
+	int			max_seq_length; /* sentence_bert_config.json; 0 when absent */
+
+	/* weights, fp32, all in one malloc'd block */
+	float	   *block;
+	size_t		weight_bytes;	/* size of block */
+	char		dtype[8];		/* dtype stored in model.safetensors */
+	float	   *word_emb;		/* [vocab, H] */
+	float	   *pos_emb;		/* [max_positions, H] */
+	float	   *type_emb;		/* [type_vocab, H] */
+	float	   *emb_ln_g;
+	float	   *emb_ln_b;
+	CvLayerWeights *layer;		/* [layers] */
+
+	CvTokenizer tok;
+} CvModelData;
+
+typedef CvModelData *CvModel;
+
+/*
+ * Load a model folder: parse and check every file, map model.safetensors,
+ * validate its header against the file size and the config, convert the
+ * weights to fp32.  On failure *out is NULL and errbuf says what and where.
+ */
+extern CvStatus cv_model_load(const char *dir, CvModel *out,
+							  char *errbuf, size_t errlen);
+
+/* Free a model and everything it owns; NULL is fine. */
+extern void cv_model_free(CvModel m);
+
+/* Name a pooling mode as sentence-transformers does ("mean", "cls"). */
+extern const char *cv_pooling_name(CvPooling p);
+
+#endif							/* CODEVEC_MODEL_H */
