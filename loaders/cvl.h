@@ -1,0 +1,260 @@
+/*
+ * cvl.h -- every constant, struct and prototype of codevec-load.
+ *
+ * codevec-load turns source trees into rows of code.repos, code.files and
+ * code.snippets (see shared DESIGN.md).  The parts, one file each:
+ *
+ *   main.c     command line, progress, summary, exit codes
+ *   walk.c     tree walk: .gitignore via libgit2, globs, size limit
+ *   pool.c     worker threads: read, hash, parse, extract; ordered output
+ *   lang.c     languages by file name, their tree-sitter grammars
+ *   extract.c  syntax tree -> snippets (kind, names, signature, doc, lines)
+ *              and cvl_embed_text_build(), the text that gets embedded
+ *   db.c       libpq: schema, COPY batches, incremental reload, embedding
+ *   util.c     buffers, hashing, UTF-8, JSON/COPY escaping, identifiers
+ *
+ * Object style follows tree-sitter: cvl_<object>_<verb>(self, ...), with
+ * paired _new/_delete.  Worker threads never print; they record a status
+ * and the main thread reports.
+ */
+#ifndef CVL_H
+#define CVL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <tree_sitter/api.h>
+
+#define CVL_VERSION					"0.1.0"
+
+/* exit codes (documented in --help) */
+#define CVL_EXIT_OK					0	/* everything loaded */
+#define CVL_EXIT_PARTIAL			1	/* some files failed (unreadable ...) */
+#define CVL_EXIT_USAGE				2	/* bad command line */
+#define CVL_EXIT_DB					3	/* connection or database error */
+#define CVL_EXIT_INTERNAL			4	/* out of memory, walk root missing */
+
+#define CVL_DEFAULT_MAX_FILE_BYTES	(1024 * 1024)
+#define CVL_DEFAULT_DIMS			384
+#define CVL_DEFAULT_BATCH_FILES		500 	/* files per transaction */
+#define CVL_BATCH_MAX_BYTES			(32 * 1024 * 1024)	/* COPY data per txn */
+#define CVL_DEFAULT_EMBED_BATCH		64		/* snippets per embed() call */
+#define CVL_SCHEMA_VERSION			1
+#define CVL_POOL_WINDOW				64		/* files in flight at once */
+
+/*
+ * The embedding budget.  all-MiniLM-L6-v2 reads 256 WordPiece tokens; code
+ * averages about 3.5-4 characters per token, so 1000 bytes of text is close
+ * to the budget without wasting it.  The doc part is capped so that a long
+ * docstring cannot crowd out the code.
+ */
+#define CVL_EMBED_TEXT_MAX_BYTES	1000
+#define CVL_EMBED_DOC_MAX_BYTES		300
+/* tsvector input caps: to_tsvector has a 1 MB result limit */
+#define CVL_TSV_BODY_MAX_BYTES		(16 * 1024)
+
+/* ---------- util.c ---------- */
+
+typedef struct CvlBufData
+{
+	char	   *data;			/* always NUL-terminated when cap > 0 */
+	size_t		len;
+	size_t		cap;
+} CvlBufData;
+
+typedef CvlBufData *CvlBuf;
+
+void	   *cvl_malloc(size_t size);
+void	   *cvl_realloc(void *ptr, size_t size);
+char	   *cvl_strdup(const char *s);
+char	   *cvl_strndup(const char *s, size_t n);
+void		cvl_buf_init(CvlBuf buf);
+void		cvl_buf_reset(CvlBuf buf);
+void		cvl_buf_free(CvlBuf buf);
+void		cvl_buf_append(CvlBuf buf, const char *s, size_t n);
+void		cvl_buf_puts(CvlBuf buf, const char *s);
+void		cvl_buf_putc(CvlBuf buf, char c);
+void		cvl_buf_printf(CvlBuf buf, const char *fmt,...)
+			__attribute__((format(printf, 2, 3)));
+char	   *cvl_buf_steal(CvlBuf buf);
+void		cvl_buf_append_json(CvlBuf buf, const char *s);
+void		cvl_buf_append_copy(CvlBuf buf, const char *s);
+void		cvl_buf_append_identifiers(CvlBuf buf, const char *s, size_t n);
+bool		cvl_utf8_is_valid(const char *s, size_t n);
+size_t		cvl_utf8_cut(const char *s, size_t n, size_t max);
+void		cvl_sha256_hex(const void *data, size_t n, char out[65]);
+double		cvl_clock_now(void);
+double		cvl_clock_thread(void);
+
+/* a string -> string hash map (path -> sha256), read-only once built */
+typedef struct CvlMapData *CvlMap;
+CvlMap		cvl_map_new(void);
+void		cvl_map_delete(CvlMap map);
+void		cvl_map_put(CvlMap map, const char *key, const char *value);
+const char *cvl_map_get(CvlMap map, const char *key);
+size_t		cvl_map_count(CvlMap map);
+typedef void (*CvlMapFn) (const char *key, const char *value, void *arg);
+void		cvl_map_foreach(CvlMap map, CvlMapFn fn, void *arg);
+
+/* ---------- lang.c ---------- */
+
+typedef struct CvlLanguageData
+{
+	const char *name;			/* "python", "c", "tsx", ... */
+	const TSLanguage *(*grammar) (void);
+	const char *separator;		/* joins qualified names: "." or "::" */
+} CvlLanguageData;
+
+typedef const CvlLanguageData *CvlLanguage;
+
+CvlLanguage cvl_language_for_path(const char *path);
+bool		cvl_languages_check(char *err, size_t errlen);
+
+/* ---------- files and snippets ---------- */
+
+typedef enum CvlFileStatus
+{
+	CVL_FILE_PENDING = 0,
+	CVL_FILE_PARSED,			/* new or changed: snippets extracted */
+	CVL_FILE_UNCHANGED,			/* sha256 equals the stored one */
+	CVL_FILE_TOO_LARGE,			/* bigger than --max-file-bytes */
+	CVL_FILE_EMPTY,
+	CVL_FILE_BINARY,			/* has a NUL byte */
+	CVL_FILE_INVALID_UTF8,
+	CVL_FILE_UNREADABLE,		/* open/read failed (permissions, I/O) */
+	CVL_FILE_VANISHED,			/* deleted between walk and read */
+	CVL_FILE_PARSE_FAILED,		/* tree-sitter gave no tree (timeout) */
+	CVL_FILE_STATUS_COUNT
+} CvlFileStatus;
+
+const char *cvl_file_status_name(CvlFileStatus status);
+bool		cvl_file_status_is_error(CvlFileStatus status);
+
+typedef struct CvlSnippetData
+{
+	const char *kind;			/* static: "function", "method", "class" ... */
+	char	   *symbol;			/* bare name */
+	char	   *qualified_name; /* with enclosing class/impl/namespace/module */
+	char	   *signature;		/* declaration head, whitespace collapsed */
+	char	   *doc;			/* docstring / doc comment, markers removed */
+	int			start_line;		/* 1-based, inclusive */
+	int			end_line;
+	char	   *code;
+	char	   *embed_text;		/* exactly what gets embedded */
+} CvlSnippetData;
+
+typedef CvlSnippetData *CvlSnippet;
+
+typedef struct CvlFileData
+{
+	char	   *path;			/* relative to the repository root */
+	CvlLanguage language;
+	int64_t		bytes;			/* from the walk's stat, then the read */
+	CvlFileStatus status;
+	bool		known;			/* present in the database before the run */
+	bool		has_error;		/* the syntax tree has ERROR nodes */
+	char		sha256[65];
+	CvlSnippetData *snippets;
+	int			nsnippets;
+	int			snippets_cap;
+	double		t_read;			/* CPU seconds spent in each phase */
+	double		t_parse;
+	double		t_extract;
+} CvlFileData;
+
+typedef CvlFileData *CvlFile;
+
+void		cvl_file_clear_snippets(CvlFile file);
+CvlSnippet	cvl_file_add_snippet(CvlFile file);
+
+/* ---------- extract.c ---------- */
+
+int			cvl_snippets_extract(CvlFile file, TSTree *tree,
+								 const char *src, size_t len);
+char	   *cvl_embed_text_build(const char *path, const CvlSnippetData *s);
+
+/* ---------- walk.c ---------- */
+
+typedef enum CvlWalkSkip
+{
+	CVL_WALK_IGNORED = 0,		/* .gitignore / .git/info/exclude */
+	CVL_WALK_EXCLUDED,			/* --exclude, or not matching --include */
+	CVL_WALK_LANGUAGE,			/* no grammar for the file name */
+	CVL_WALK_SYMLINK,			/* symlinks are never followed */
+	CVL_WALK_SPECIAL,			/* sockets, devices, fifos */
+	CVL_WALK_UNREADABLE_DIR,	/* a directory that could not be listed */
+	CVL_WALK_SKIP_COUNT
+} CvlWalkSkip;
+
+const char *cvl_walk_skip_name(CvlWalkSkip skip);
+
+typedef struct CvlWalkOptions
+{
+	char	  **include;		/* fnmatch globs on the relative path */
+	int			ninclude;
+	char	  **exclude;
+	int			nexclude;
+} CvlWalkOptions;
+
+typedef struct CvlWalkerData *CvlWalker;
+
+CvlWalker	cvl_walker_new(const char *root, const CvlWalkOptions *options,
+						   char *err, size_t errlen);
+int			cvl_walker_run(CvlWalker walker);
+CvlFileData *cvl_walker_files(CvlWalker walker, size_t *nfiles);
+const int64_t *cvl_walker_skips(CvlWalker walker);
+bool		cvl_walker_uses_git(CvlWalker walker);
+void		cvl_walker_delete(CvlWalker walker);
+
+/* ---------- pool.c ---------- */
+
+typedef struct CvlPoolOptions
+{
+	const char *root;			/* absolute root, prefixed to file paths */
+	int			nthreads;
+	int64_t		max_file_bytes;
+	CvlMap		known;			/* path -> stored sha256, or NULL */
+} CvlPoolOptions;
+
+/* called on the calling thread, in file order, once per file */
+typedef int (*CvlPoolEmitFn) (CvlFile file, void *arg);
+
+int			cvl_pool_run(const CvlPoolOptions *options, CvlFileData *files,
+						 size_t nfiles, CvlPoolEmitFn emit, void *arg);
+
+/* ---------- db.c ---------- */
+
+typedef struct CvlDbStats
+{
+	int64_t		snippets_added;		/* for files new to the repository */
+	int64_t		snippets_updated;	/* for files whose content changed */
+	int64_t		snippets_removed;	/* old versions and vanished files */
+	int64_t		files_removed;
+	int64_t		snippets_embedded;
+	int64_t		batches;
+	double		t_rows;			/* building COPY data */
+	double		t_copy;			/* writer waiting on the server, in all: */
+	double		t_stage;		/* - COPY into the staging tables */
+	double		t_replace;		/* - delete old snippets, upsert code.files */
+	double		t_insert;		/* - insert snippets (tsvector, indexes) */
+	double		t_commit;		/* - COMMIT */
+	double		t_embed;
+} CvlDbStats;
+
+typedef struct CvlDbData *CvlDb;
+
+CvlDb		cvl_db_new(const char *conninfo, int dims, int batch_files,
+					   char *err, size_t errlen);
+int			cvl_db_schema_ensure(CvlDb db);
+int			cvl_db_repo_open(CvlDb db, const char *name, const char *root,
+							 CvlMap known);
+int			cvl_db_file_add(CvlDb db, CvlFile file);
+int			cvl_db_flush(CvlDb db);
+int			cvl_db_prune(CvlDb db, CvlFileData *files, size_t nfiles);
+int			cvl_db_embed(CvlDb db, int batch, bool all_repos, bool *available);
+const char *cvl_db_error(CvlDb db);
+const CvlDbStats *cvl_db_stats(CvlDb db);
+void		cvl_db_delete(CvlDb db);
+
+#endif							/* CVL_H */

@@ -1,0 +1,810 @@
+/*
+ * db.c -- the database side of codevec-load (libpq only, never the server).
+ *
+ * Schema: code.schema_version, code.repos, code.files, code.snippets (see
+ * SchemaSql), created if missing under an advisory lock so that two loaders
+ * starting together do not race.  emb is codevec(D) from the codevec
+ * extension (CREATE EXTENSION IF NOT EXISTS codevec); --dims 0 leaves emb
+ * out for servers without the extension.
+ *
+ * Writing, one transaction per batch of files (--batch-files, or earlier
+ * when CVL_BATCH_MAX_BYTES of COPY data piled up), on a writer thread so
+ * that the server works while the parsers go on (two batches at most: one
+ * being filled, one being written; see HandOff()):
+ *   1. COPY the batch's changed files into temp table cvl_stage_files and
+ *      their snippets into cvl_stage_snippets (temp tables ON COMMIT DELETE
+ *      ROWS, created once per session);
+ *   2. delete the old snippets of those files;
+ *   3. upsert code.files (ON CONFLICT (repo_id, path));
+ *   4. insert the snippets joined to their file ids, computing tsv with
+ *      setweight(to_tsvector('simple', ...)): A name, B signature, C doc,
+ *      D body; the words were split on camelCase/snake_case in C
+ *      (cvl_buf_append_identifiers), so "parse_config" and "parseConfig"
+ *      both match a query for "config";
+ *   5. COMMIT.  A file's old and new snippets are never both visible, and
+ *      a failure rolls the whole batch back (batches before it stay).
+ * After all files: cvl_db_prune() removes files of the repository that
+ * were not seen (or are now skipped as binary, too large, ...).
+ *
+ * Embedding: when to_regprocedure('embed(text[])') exists, snippets with
+ * emb IS NULL are embedded in id order, CVL_DEFAULT_EMBED_BATCH at a time,
+ * by one UPDATE ... FROM unnest(ids), unnest(embed(texts)) per batch (each
+ * its own transaction).
+ *
+ * Snippet counters: per batch, snippets of files new to the repository are
+ * "added"; for changed files the new count is matched against the deleted
+ * old count: min() "updated", the surplus "added", the deficit "removed".
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "cvl.h"
+
+/* one transaction's worth of COPY data */
+typedef struct Batch
+{
+	CvlBufData	files;			/* COPY text for cvl_stage_files */
+	CvlBufData	snippets;		/* COPY text for cvl_stage_snippets */
+	int			nfiles;
+	int64_t		new_snippets;	/* of files new to the repository */
+	int64_t		changed_snippets;	/* of files whose content changed */
+} Batch;
+
+struct CvlDbData
+{
+	PGconn	   *conn;
+	int			dims;
+	bool		has_emb;
+	int			batch_files;
+	int64_t		repo_id;
+	char		repo_id_text[32];
+	CvlBufData	words;			/* scratch for identifier splitting */
+	Batch		batches[2];
+	Batch	   *filling;		/* built by the main thread */
+	Batch	   *pending;		/* handed to the writer; NULL: none */
+	bool		writer_started;
+	bool		writer_quit;
+	bool		failed;			/* the writer hit an error (in error[]) */
+	pthread_t	writer;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	char		error[1024];
+	CvlDbStats	stats;
+};
+
+static const char *SchemaSql =
+"CREATE SCHEMA IF NOT EXISTS code;\n"
+"CREATE TABLE IF NOT EXISTS code.schema_version (\n"
+"  version integer NOT NULL,\n"
+"  installed_at timestamptz NOT NULL DEFAULT now());\n"
+"CREATE TABLE IF NOT EXISTS code.repos (\n"
+"  id bigserial PRIMARY KEY,\n"
+"  name text NOT NULL UNIQUE,\n"
+"  root text NOT NULL);\n"
+"CREATE TABLE IF NOT EXISTS code.files (\n"
+"  id bigserial PRIMARY KEY,\n"
+"  repo_id bigint NOT NULL REFERENCES code.repos (id) ON DELETE CASCADE,\n"
+"  path text NOT NULL,\n"
+"  language text NOT NULL,\n"
+"  bytes bigint NOT NULL,\n"
+"  sha256 text NOT NULL,\n"
+"  indexed_at timestamptz NOT NULL DEFAULT now(),\n"
+"  UNIQUE (repo_id, path));\n"
+"CREATE TABLE IF NOT EXISTS code.snippets (\n"
+"  id bigserial PRIMARY KEY,\n"
+"  file_id bigint NOT NULL REFERENCES code.files (id) ON DELETE CASCADE,\n"
+"  kind text NOT NULL,\n"
+"  symbol text NOT NULL,\n"
+"  qualified_name text NOT NULL,\n"
+"  signature text,\n"
+"  doc text,\n"
+"  start_line integer NOT NULL,\n"
+"  end_line integer NOT NULL,\n"
+"  code text NOT NULL,\n"
+"  embed_text text NOT NULL,\n"
+"  %s"
+"  tsv tsvector);\n"
+"CREATE INDEX IF NOT EXISTS snippets_file_id_idx ON code.snippets (file_id);\n"
+"CREATE INDEX IF NOT EXISTS snippets_tsv_idx ON code.snippets USING gin (tsv);\n"
+"CREATE INDEX IF NOT EXISTS snippets_symbol_idx ON code.snippets (symbol);\n"
+"COMMENT ON SCHEMA code IS 'codevec-load: repositories, files and their snippets';\n"
+"COMMENT ON TABLE code.snippets IS 'functions, methods, classes and types; "
+"lines are 1-based; embed_text is exactly what was embedded into emb';\n";
+
+static const char *StageSql =
+"SET client_min_messages = warning;\n"
+/* a crash may lose the last batches, never corrupt them: rerun the load */
+"SET synchronous_commit = off;\n"
+"CREATE TEMP TABLE IF NOT EXISTS cvl_stage_files (\n"
+"  path text, language text, bytes bigint, sha256 text, known boolean)\n"
+"  ON COMMIT DELETE ROWS;\n"
+"CREATE TEMP TABLE IF NOT EXISTS cvl_stage_snippets (\n"
+"  path text, ord integer, kind text, symbol text, qualified_name text,\n"
+"  signature text, doc text, start_line integer, end_line integer,\n"
+"  code text, embed_text text, words_a text, words_b text, words_c text,\n"
+"  words_d text) ON COMMIT DELETE ROWS;\n"
+"CREATE TEMP TABLE IF NOT EXISTS cvl_stage_keep (path text)\n"
+"  ON COMMIT DELETE ROWS;\n";
+
+/* Record a libpq error (from a result if given) as the db's message. */
+static void
+SetError(CvlDb db, const char *what, PGresult *res)
+{
+	const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn);
+
+	if (msg == NULL || msg[0] == '\0')
+		msg = PQerrorMessage(db->conn);
+	snprintf(db->error, sizeof(db->error), "%s: %s", what, msg);
+	size_t		n = strlen(db->error);
+
+	while (n > 0 && (db->error[n - 1] == '\n' || db->error[n - 1] == ' '))
+		db->error[--n] = '\0';
+}
+
+/* Run SQL expecting success; on failure set the error and return -1. */
+static int
+Exec(CvlDb db, const char *what, const char *sql)
+{
+	PGresult   *res = PQexec(db->conn, sql);
+	ExecStatusType s = PQresultStatus(res);
+	int			rc = 0;
+
+	if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK)
+	{
+		SetError(db, what, res);
+		rc = -1;
+	}
+	PQclear(res);
+	return rc;
+}
+
+/* Run a parameterised statement; returns the result or NULL (error set). */
+static PGresult *
+ExecParams(CvlDb db, const char *what, const char *sql, int n,
+		   const char *const *values)
+{
+	PGresult   *res = PQexecParams(db->conn, sql, n, NULL, values, NULL, NULL, 0);
+	ExecStatusType s = PQresultStatus(res);
+
+	if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK)
+	{
+		SetError(db, what, res);
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
+/* Roll back after an error, keeping the first error message. */
+static void
+Rollback(CvlDb db)
+{
+	if (PQstatus(db->conn) == CONNECTION_OK &&
+		PQtransactionStatus(db->conn) != PQTRANS_IDLE)
+		PQclear(PQexec(db->conn, "ROLLBACK"));
+}
+
+/* Stream a buffer through COPY ... FROM STDIN. */
+static int
+CopyIn(CvlDb db, const char *sql, CvlBuf data)
+{
+	PGresult   *res = PQexec(db->conn, sql);
+
+	if (PQresultStatus(res) != PGRES_COPY_IN)
+	{
+		SetError(db, "COPY", res);
+		PQclear(res);
+		return -1;
+	}
+	PQclear(res);
+	for (size_t off = 0; off < data->len;)
+	{
+		size_t		n = data->len - off > (1 << 20) ? (1 << 20) : data->len - off;
+
+		if (PQputCopyData(db->conn, data->data + off, (int) n) != 1)
+		{
+			SetError(db, "COPY", NULL);
+			return -1;
+		}
+		off += n;
+	}
+	if (PQputCopyEnd(db->conn, NULL) != 1)
+	{
+		SetError(db, "COPY", NULL);
+		return -1;
+	}
+	int			rc = 0;
+
+	while ((res = PQgetResult(db->conn)) != NULL)
+	{
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		{
+			SetError(db, "COPY", res);
+			rc = -1;
+		}
+		PQclear(res);
+	}
+	return rc;
+}
+
+/* Swallow server notices (e.g. "relation already exists, skipping"). */
+static void
+QuietNotices(void *arg, const char *message)
+{
+	(void) arg;
+	(void) message;
+}
+
+/*
+ * Connect with libpq (conninfo: NULL, a database name, a conninfo string or
+ * a URI; PG* environment variables fill the rest).  Returns NULL with a
+ * message in err on failure.
+ */
+CvlDb
+cvl_db_new(const char *conninfo, int dims, int batch_files,
+		   char *err, size_t errlen)
+{
+	/* snippets are UTF-8 (checked per file): say so whatever the locale */
+	const char *keys[] = {"dbname", "fallback_application_name", "client_encoding", NULL};
+	const char *vals[] = {conninfo, "codevec-load", "UTF8", NULL};
+	CvlDb		db = cvl_malloc(sizeof(*db));
+
+	memset(db, 0, sizeof(*db));
+	db->dims = dims;
+	db->batch_files = batch_files;
+	for (int i = 0; i < 2; i++)
+	{
+		cvl_buf_init(&db->batches[i].files);
+		cvl_buf_init(&db->batches[i].snippets);
+	}
+	db->filling = &db->batches[0];
+	cvl_buf_init(&db->words);
+	pthread_mutex_init(&db->lock, NULL);
+	pthread_cond_init(&db->cond, NULL);
+	db->conn = PQconnectdbParams(keys, vals, 1);
+	if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK)
+	{
+		snprintf(err, errlen, "cannot connect to the database: %s",
+				 db->conn ? PQerrorMessage(db->conn) : "out of memory");
+		size_t		n = strlen(err);
+
+		while (n > 0 && err[n - 1] == '\n')
+			err[--n] = '\0';
+		cvl_db_delete(db);
+		return NULL;
+	}
+	PQsetNoticeProcessor(db->conn, QuietNotices, NULL);
+	return db;
+}
+
+/*
+ * Create schema code and its tables if missing (one transaction, under an
+ * advisory lock), check the schema version, create this session's staging
+ * tables.  Returns 0 or -1.
+ */
+int
+cvl_db_schema_ensure(CvlDb db)
+{
+	CvlBufData	sql;
+	char		emb[64] = "";
+	PGresult   *res;
+	int			rc;
+
+	if (db->dims > 0)
+		snprintf(emb, sizeof(emb), "emb codevec(%d),\n", db->dims);
+	if (Exec(db, "BEGIN", "BEGIN; SET LOCAL client_min_messages = warning; "
+			 "SELECT pg_advisory_xact_lock(hashtext('codevec-load schema'))") < 0)
+		return -1;
+	if (db->dims > 0 &&
+		Exec(db, "CREATE EXTENSION codevec (needed for the emb column; "
+			 "--dims 0 loads without it)",
+			 "CREATE EXTENSION IF NOT EXISTS codevec") < 0)
+	{
+		Rollback(db);
+		return -1;
+	}
+	cvl_buf_init(&sql);
+	cvl_buf_printf(&sql, SchemaSql, emb);
+	cvl_buf_printf(&sql, "INSERT INTO code.schema_version (version) SELECT %d "
+				   "WHERE NOT EXISTS (SELECT 1 FROM code.schema_version);\n"
+				   "COMMIT;\n", CVL_SCHEMA_VERSION);
+	rc = Exec(db, "creating schema code", sql.data);
+	cvl_buf_free(&sql);
+	if (rc < 0)
+	{
+		Rollback(db);
+		return -1;
+	}
+	res = ExecParams(db, "checking the schema version",
+					 "SELECT max(version), "
+					 "EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = "
+					 "'code.snippets'::regclass AND attname = 'emb' "
+					 "AND NOT attisdropped) FROM code.schema_version", 0, NULL);
+	if (res == NULL)
+		return -1;
+	int			version = atoi(PQgetvalue(res, 0, 0));
+
+	db->has_emb = PQgetvalue(res, 0, 1)[0] == 't';
+	PQclear(res);
+	if (version > CVL_SCHEMA_VERSION)
+	{
+		snprintf(db->error, sizeof(db->error),
+				 "schema code has version %d, newer than this loader's %d; "
+				 "upgrade codevec-load", version, CVL_SCHEMA_VERSION);
+		return -1;
+	}
+	return Exec(db, "creating staging tables", StageSql);
+}
+
+/*
+ * Find or create repository `name` (root: its absolute path; NULL only to
+ * look an existing one up) and, when known is not NULL, load its files'
+ * path -> sha256 into known.  Returns 0 or -1.
+ */
+int
+cvl_db_repo_open(CvlDb db, const char *name, const char *root, CvlMap known)
+{
+	PGresult   *res;
+	const char *params[2] = {name, root};
+
+	if (root)
+		res = ExecParams(db, "registering the repository",
+						 "INSERT INTO code.repos (name, root) VALUES ($1, $2) "
+						 "ON CONFLICT (name) DO UPDATE SET root = EXCLUDED.root "
+						 "RETURNING id", 2, params);
+	else
+		res = ExecParams(db, "looking up the repository",
+						 "SELECT id FROM code.repos WHERE name = $1", 1, params);
+	if (res == NULL)
+		return -1;
+	if (PQntuples(res) != 1)
+	{
+		snprintf(db->error, sizeof(db->error), "no repository named \"%s\"", name);
+		PQclear(res);
+		return -1;
+	}
+	snprintf(db->repo_id_text, sizeof(db->repo_id_text), "%s", PQgetvalue(res, 0, 0));
+	db->repo_id = atoll(db->repo_id_text);
+	PQclear(res);
+	if (known == NULL)
+		return 0;
+
+	/*
+	 * One loader per repository at a time (session advisory lock, held
+	 * until disconnect): a second one waits, then finds little to do.
+	 */
+	const char *lp[1] = {db->repo_id_text};
+
+	res = ExecParams(db, "locking the repository",
+					 "SELECT pg_advisory_lock(1668703596, $1::integer)", 1, lp);
+	if (res == NULL)
+		return -1;
+	PQclear(res);
+
+	const char *p[1] = {db->repo_id_text};
+
+	res = ExecParams(db, "reading stored files",
+					 "SELECT path, sha256 FROM code.files WHERE repo_id = $1", 1, p);
+	if (res == NULL)
+		return -1;
+	for (int i = 0; i < PQntuples(res); i++)
+		cvl_map_put(known, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
+	PQclear(res);
+	return 0;
+}
+
+static int	HandOff(CvlDb db, bool wait);
+
+/* Append the tsvector words of n bytes of text as one COPY field. */
+static void
+AppendWords(CvlDb db, CvlBuf out, const char *s, size_t n)
+{
+	if (s == NULL)
+	{
+		cvl_buf_puts(out, "\\N");
+		return;
+	}
+	cvl_buf_reset(&db->words);
+	cvl_buf_append_identifiers(&db->words, s, n);
+	cvl_buf_append_copy(out, db->words.data ? db->words.data : "");
+}
+
+/*
+ * Add one processed file to the current batch: parsed files are staged
+ * (with all their snippets, so a file is never split across transactions);
+ * others need no write here.  Flushes when the batch is full.  Returns 0 or
+ * -1 (database error; the batch was rolled back).
+ */
+int
+cvl_db_file_add(CvlDb db, CvlFile f)
+{
+	double		t0 = cvl_clock_now();
+	Batch	   *b = db->filling;
+	CvlBuf		fb = &b->files;
+	CvlBuf		sb = &b->snippets;
+
+	if (f->status != CVL_FILE_PARSED)
+		return 0;
+	cvl_buf_append_copy(fb, f->path);
+	cvl_buf_putc(fb, '\t');
+	cvl_buf_append_copy(fb, f->language->name);
+	cvl_buf_printf(fb, "\t%lld\t%s\t%s\n", (long long) f->bytes, f->sha256,
+				   f->known ? "t" : "f");
+	for (int i = 0; i < f->nsnippets; i++)
+	{
+		CvlSnippet	s = &f->snippets[i];
+		size_t		codelen = strlen(s->code);
+
+		cvl_buf_append_copy(sb, f->path);
+		cvl_buf_printf(sb, "\t%d\t", i);
+		cvl_buf_append_copy(sb, s->kind);
+		cvl_buf_putc(sb, '\t');
+		cvl_buf_append_copy(sb, s->symbol);
+		cvl_buf_putc(sb, '\t');
+		cvl_buf_append_copy(sb, s->qualified_name);
+		cvl_buf_putc(sb, '\t');
+		cvl_buf_append_copy(sb, s->signature);
+		cvl_buf_putc(sb, '\t');
+		cvl_buf_append_copy(sb, s->doc);
+		cvl_buf_printf(sb, "\t%d\t%d\t", s->start_line, s->end_line);
+		cvl_buf_append_copy(sb, s->code);
+		cvl_buf_putc(sb, '\t');
+		cvl_buf_append_copy(sb, s->embed_text);
+		cvl_buf_putc(sb, '\t');
+		AppendWords(db, sb, s->qualified_name, strlen(s->qualified_name));
+		cvl_buf_putc(sb, '\t');
+		AppendWords(db, sb, s->signature, s->signature ? strlen(s->signature) : 0);
+		cvl_buf_putc(sb, '\t');
+		AppendWords(db, sb, s->doc, s->doc ? strlen(s->doc) : 0);
+		cvl_buf_putc(sb, '\t');
+		AppendWords(db, sb, s->code, cvl_utf8_cut(s->code, codelen, CVL_TSV_BODY_MAX_BYTES));
+		cvl_buf_putc(sb, '\n');
+	}
+	if (f->known)
+		b->changed_snippets += f->nsnippets;
+	else
+		b->new_snippets += f->nsnippets;
+	b->nfiles++;
+	db->stats.t_rows += cvl_clock_now() - t0;
+	if (b->nfiles >= db->batch_files ||
+		fb->len + sb->len >= CVL_BATCH_MAX_BYTES)
+		return HandOff(db, false);
+	return 0;
+}
+
+/* Write one batch in one transaction (on the writer thread).  0 or -1. */
+static int
+WriteBatch(CvlDb db, Batch *b)
+{
+	double		t0 = cvl_clock_now(),
+				t1,
+				t2,
+				t3;
+	const char *p[1] = {db->repo_id_text};
+	PGresult   *res;
+	int64_t		deleted;
+
+	if (b->nfiles == 0)
+		return 0;
+	if (Exec(db, "BEGIN", "BEGIN") < 0 ||
+		CopyIn(db, "COPY cvl_stage_files FROM STDIN", &b->files) < 0 ||
+		CopyIn(db, "COPY cvl_stage_snippets FROM STDIN", &b->snippets) < 0)
+		goto fail;
+	t1 = cvl_clock_now();
+	db->stats.t_stage += t1 - t0;
+	res = ExecParams(db, "deleting old snippets",
+					 "WITH d AS (DELETE FROM code.snippets s "
+					 "USING code.files f, cvl_stage_files st "
+					 "WHERE s.file_id = f.id AND f.repo_id = $1 AND f.path = st.path "
+					 "RETURNING 1) SELECT count(*) FROM d", 1, p);
+	if (res == NULL)
+		goto fail;
+	deleted = atoll(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	res = ExecParams(db, "writing code.files",
+					 "INSERT INTO code.files AS f "
+					 "(repo_id, path, language, bytes, sha256, indexed_at) "
+					 "SELECT $1, path, language, bytes, sha256, now() "
+					 "FROM cvl_stage_files "
+					 "ON CONFLICT (repo_id, path) DO UPDATE SET "
+					 "language = EXCLUDED.language, bytes = EXCLUDED.bytes, "
+					 "sha256 = EXCLUDED.sha256, indexed_at = EXCLUDED.indexed_at",
+					 1, p);
+	if (res == NULL)
+		goto fail;
+	PQclear(res);
+	t2 = cvl_clock_now();
+	db->stats.t_replace += t2 - t1;
+	res = ExecParams(db, "writing code.snippets",
+					 "INSERT INTO code.snippets (file_id, kind, symbol, "
+					 "qualified_name, signature, doc, start_line, end_line, code, "
+					 "embed_text, tsv) "
+					 "SELECT f.id, st.kind, st.symbol, st.qualified_name, "
+					 "st.signature, st.doc, st.start_line, st.end_line, st.code, "
+					 "st.embed_text, "
+					 "setweight(to_tsvector('simple', coalesce(st.words_a, '')), 'A') || "
+					 "setweight(to_tsvector('simple', coalesce(st.words_b, '')), 'B') || "
+					 "setweight(to_tsvector('simple', coalesce(st.words_c, '')), 'C') || "
+					 "setweight(to_tsvector('simple', coalesce(st.words_d, '')), 'D') "
+					 "FROM cvl_stage_snippets st "
+					 "JOIN code.files f ON f.repo_id = $1 AND f.path = st.path "
+					 "ORDER BY st.path, st.ord", 1, p);
+	if (res == NULL)
+		goto fail;
+	PQclear(res);
+	t3 = cvl_clock_now();
+	db->stats.t_insert += t3 - t2;
+	if (Exec(db, "COMMIT", "COMMIT") < 0)
+		goto fail;
+	db->stats.t_commit += cvl_clock_now() - t3;
+
+	int64_t		changed = b->changed_snippets;
+
+	db->stats.snippets_added += b->new_snippets +
+		(changed > deleted ? changed - deleted : 0);
+	db->stats.snippets_updated += changed < deleted ? changed : deleted;
+	db->stats.snippets_removed += deleted > changed ? deleted - changed : 0;
+	db->stats.batches++;
+	db->stats.t_copy += cvl_clock_now() - t0;
+	return 0;
+
+fail:
+	Rollback(db);
+	return -1;
+}
+
+/* Empty a batch for reuse, keeping its memory. */
+static void
+BatchReset(Batch *b)
+{
+	cvl_buf_reset(&b->files);
+	cvl_buf_reset(&b->snippets);
+	b->nfiles = 0;
+	b->new_snippets = b->changed_snippets = 0;
+}
+
+/*
+ * Writer thread: write each handed-off batch, one at a time.  It owns the
+ * connection while a batch is pending; the main thread touches the
+ * connection only when no batch is pending (after cvl_db_flush()).
+ */
+static void *
+WriterMain(void *arg)
+{
+	CvlDb		db = arg;
+
+	pthread_mutex_lock(&db->lock);
+	for (;;)
+	{
+		while (db->pending == NULL && !db->writer_quit)
+			pthread_cond_wait(&db->cond, &db->lock);
+		if (db->pending == NULL)
+			break;
+		Batch	   *b = db->pending;
+
+		pthread_mutex_unlock(&db->lock);
+		int			rc = db->failed ? -1 : WriteBatch(db, b);
+
+		BatchReset(b);
+		pthread_mutex_lock(&db->lock);
+		if (rc < 0)
+			db->failed = true;
+		db->pending = NULL;
+		pthread_cond_broadcast(&db->cond);
+	}
+	pthread_mutex_unlock(&db->lock);
+	return NULL;
+}
+
+/*
+ * Hand the filling batch to the writer thread (waiting while it still
+ * writes the previous one), so that parsing goes on while the server
+ * works; with wait, also wait until it is written.  Two batches at most
+ * exist, so memory stays bounded.  Returns 0, or -1 once any batch failed.
+ */
+static int
+HandOff(CvlDb db, bool wait)
+{
+	pthread_mutex_lock(&db->lock);
+	if (!db->writer_started)
+	{
+		if (pthread_create(&db->writer, NULL, WriterMain, db) != 0)
+		{
+			pthread_mutex_unlock(&db->lock);
+			snprintf(db->error, sizeof(db->error), "cannot start the writer thread");
+			return -1;
+		}
+		db->writer_started = true;
+	}
+	while (db->pending != NULL)
+		pthread_cond_wait(&db->cond, &db->lock);
+	if (!db->failed && db->filling->nfiles > 0)
+	{
+		db->pending = db->filling;
+		db->filling = db->filling == &db->batches[0] ? &db->batches[1] : &db->batches[0];
+		pthread_cond_broadcast(&db->cond);
+	}
+	if (wait)
+		while (db->pending != NULL)
+			pthread_cond_wait(&db->cond, &db->lock);
+	bool		failed = db->failed;
+
+	pthread_mutex_unlock(&db->lock);
+	if (failed)
+		BatchReset(db->filling);
+	return failed ? -1 : 0;
+}
+
+/* Write everything added so far and wait for it.  Returns 0 or -1. */
+int
+cvl_db_flush(CvlDb db)
+{
+	return HandOff(db, true);
+}
+
+/*
+ * Remove the repository's files that this run did not keep: gone from the
+ * tree, or now skipped as binary, empty, too large, invalid UTF-8.  Files
+ * that failed for a transient reason (unreadable) keep their old rows.
+ */
+int
+cvl_db_prune(CvlDb db, CvlFileData *files, size_t nfiles)
+{
+	CvlBufData	keep;
+	const char *p[1] = {db->repo_id_text};
+	PGresult   *res;
+	double		t0 = cvl_clock_now();
+
+	cvl_buf_init(&keep);
+	for (size_t i = 0; i < nfiles; i++)
+	{
+		CvlFileStatus s = files[i].status;
+
+		if (s == CVL_FILE_PARSED || s == CVL_FILE_UNCHANGED ||
+			s == CVL_FILE_UNREADABLE || s == CVL_FILE_PARSE_FAILED ||
+			s == CVL_FILE_PENDING)
+		{
+			cvl_buf_append_copy(&keep, files[i].path);
+			cvl_buf_putc(&keep, '\n');
+		}
+	}
+	if (Exec(db, "BEGIN", "BEGIN") < 0 ||
+		CopyIn(db, "COPY cvl_stage_keep FROM STDIN", &keep) < 0)
+		goto fail;
+	res = ExecParams(db, "removing vanished files",
+					 "WITH gone AS (SELECT f.id FROM code.files f "
+					 "  WHERE f.repo_id = $1 AND NOT EXISTS "
+					 "  (SELECT 1 FROM cvl_stage_keep k WHERE k.path = f.path)), "
+					 "ds AS (DELETE FROM code.snippets s USING gone "
+					 "  WHERE s.file_id = gone.id RETURNING 1), "
+					 "df AS (DELETE FROM code.files f USING gone "
+					 "  WHERE f.id = gone.id RETURNING 1) "
+					 "SELECT (SELECT count(*) FROM ds), (SELECT count(*) FROM df)",
+					 1, p);
+	if (res == NULL)
+		goto fail;
+	db->stats.snippets_removed += atoll(PQgetvalue(res, 0, 0));
+	db->stats.files_removed += atoll(PQgetvalue(res, 0, 1));
+	PQclear(res);
+	if (Exec(db, "COMMIT", "COMMIT") < 0)
+		goto fail;
+	cvl_buf_free(&keep);
+	db->stats.t_copy += cvl_clock_now() - t0;
+	return 0;
+
+fail:
+	cvl_buf_free(&keep);
+	Rollback(db);
+	return -1;
+}
+
+/*
+ * Fill emb for snippets that have none (this repository's, or every
+ * repository's when all_repos), batch snippets per embed(text[]) call.
+ * Sets *available to false, and returns 0, when the server has no
+ * embed(text[]) or code.snippets has no emb column.  Returns -1 on error.
+ */
+int
+cvl_db_embed(CvlDb db, int batch, bool all_repos, bool *available)
+{
+	PGresult   *res;
+	char		batchtext[32];
+	char		last[32] = "0";
+	double		t0 = cvl_clock_now();
+
+	*available = false;
+	if (!db->has_emb)
+		return 0;
+	res = ExecParams(db, "looking for embed(text[])",
+					 "SELECT to_regprocedure('embed(text[])') IS NOT NULL", 0, NULL);
+	if (res == NULL)
+		return -1;
+	*available = PQgetvalue(res, 0, 0)[0] == 't';
+	PQclear(res);
+	if (!*available)
+		return 0;
+	snprintf(batchtext, sizeof(batchtext), "%d", batch);
+	for (;;)
+	{
+		const char *p[4] = {db->repo_id_text, batchtext, last, all_repos ? "t" : "f"};
+
+		res = ExecParams(db, "embedding snippets",
+						 "UPDATE code.snippets s SET emb = e.v "
+						 "FROM (SELECT unnest(b.ids) AS id, unnest(embed(b.texts)) AS v "
+						 "      FROM (SELECT array_agg(x.id ORDER BY x.id) AS ids, "
+						 "                   array_agg(x.embed_text ORDER BY x.id) AS texts "
+						 "            FROM (SELECT s2.id, s2.embed_text "
+						 "                  FROM code.snippets s2 "
+						 "                  JOIN code.files f ON f.id = s2.file_id "
+						 "                  WHERE s2.emb IS NULL AND s2.id > $3::bigint "
+						 "                    AND ($4::boolean OR f.repo_id = $1::bigint) "
+						 "                  ORDER BY s2.id LIMIT $2::integer) x) b "
+						 "      WHERE b.ids IS NOT NULL) e "
+						 "WHERE s.id = e.id RETURNING s.id",
+						 4, p);
+		if (res == NULL)
+			return -1;
+		int			n = PQntuples(res);
+		long long	maxid = atoll(last);
+
+		for (int i = 0; i < n; i++)
+		{
+			long long	id = atoll(PQgetvalue(res, i, 0));
+
+			if (id > maxid)
+				maxid = id;
+		}
+		PQclear(res);
+		if (n == 0)
+			break;
+		db->stats.snippets_embedded += n;
+		snprintf(last, sizeof(last), "%lld", maxid);
+	}
+	db->stats.t_embed += cvl_clock_now() - t0;
+	return 0;
+}
+
+/* Return the last error message. */
+const char *
+cvl_db_error(CvlDb db)
+{
+	return db->error;
+}
+
+/* Return the write counters and timers. */
+const CvlDbStats *
+cvl_db_stats(CvlDb db)
+{
+	return &db->stats;
+}
+
+/* Close the connection and free the db (NULL is fine). */
+void
+cvl_db_delete(CvlDb db)
+{
+	if (db == NULL)
+		return;
+	if (db->writer_started)
+	{
+		pthread_mutex_lock(&db->lock);
+		db->writer_quit = true;
+		pthread_cond_broadcast(&db->cond);
+		pthread_mutex_unlock(&db->lock);
+		pthread_join(db->writer, NULL);
+	}
+	for (int i = 0; i < 2; i++)
+	{
+		cvl_buf_free(&db->batches[i].files);
+		cvl_buf_free(&db->batches[i].snippets);
+	}
+	cvl_buf_free(&db->words);
+	pthread_mutex_destroy(&db->lock);
+	pthread_cond_destroy(&db->cond);
+	if (db->conn)
+		PQfinish(db->conn);
+	free(db);
+}

@@ -1,0 +1,225 @@
+# test/loader/db_tests.sh -- database tests of codevec-load, sourced by
+# run.sh (uses its ok/is/between helpers, $LOADER, $TMP, $FIXTURES).
+# Creates a scratch database (dropped by run.sh's cleanup) on the server
+# that the PG* environment variables name.
+
+echo "# database"
+MAINTDB=${PGDATABASE:-postgres}
+if ! psql -X -q -d "$MAINTDB" -c 'SELECT 1' >/dev/null 2>"$TMP/psql.err"; then
+    ok 1 "database reachable (PGHOST=${PGHOST:-} PGPORT=${PGPORT:-} PGDATABASE=$MAINTDB)"
+    sed 's/^/#   /' "$TMP/psql.err"
+    return 0 2>/dev/null || true
+fi
+TESTDB=cvl_test_$$
+CVL_MAINTDB=$MAINTDB
+psql -X -q -d "$MAINTDB" -c "CREATE DATABASE $TESTDB" >/dev/null
+ok $? "scratch database $TESTDB created"
+export PGDATABASE=$TESTDB
+Q() { psql -X -A -t -q -d "$TESTDB" -c "$1"; }
+
+DIMSOPT=
+if Q "CREATE EXTENSION IF NOT EXISTS codevec" >/dev/null 2>"$TMP/ext.err"; then
+    ok 0 "codevec extension installs"
+else
+    ok 1 "codevec extension installs (continuing with --dims 0)"
+    sed 's/^/#   /' "$TMP/ext.err"
+    DIMSOPT="--dims 0"
+fi
+
+R=$TMP/repo
+mkdir -p "$R"
+cp -r "$FIXTURES"/* "$R"/
+NFILES=$(find "$R" -type f | wc -l)
+"$LOADER" -q --jsonl "$R" > "$TMP/repo.jsonl"
+NSNIP=$(wc -l < "$TMP/repo.jsonl")
+
+# compare the database with the JSONL output of the same tree
+db_matches_jsonl() {   # db_matches_jsonl REPO JSONL
+    Q "SELECT f.path, s.kind, s.qualified_name, s.start_line, s.end_line,
+              md5(s.code), md5(s.embed_text), coalesce(s.signature, 'None'),
+              coalesce(md5(s.doc), 'None')
+       FROM code.snippets s JOIN code.files f ON f.id = s.file_id
+       JOIN code.repos r ON r.id = f.repo_id WHERE r.name = '$1'
+       ORDER BY 1, 4, 3, 2" > "$TMP/db.rows"
+    python3 - "$2" > "$TMP/jsonl.rows" <<'EOF'
+import hashlib, json, sys
+md5 = lambda s: hashlib.md5(s.encode()).hexdigest()
+rows = []
+for line in open(sys.argv[1]):
+    d = json.loads(line)
+    rows.append((d["path"], d["kind"], d["qualified_name"], d["start_line"], d["end_line"],
+                 md5(d["code"]), md5(d["embed_text"]), d["signature"] or "None",
+                 md5(d["doc"]) if d["doc"] is not None else "None"))
+rows.sort(key=lambda r: (r[0], r[3], r[2], r[1]))
+for r in rows:
+    print("|".join(str(x) for x in r))
+EOF
+    diff -q "$TMP/db.rows" "$TMP/jsonl.rows" >/dev/null
+}
+
+"$LOADER" --no-progress --no-embed $DIMSOPT "$R" 2> "$TMP/load1.err"
+is $? 0 "first load exits 0"
+is "$(Q "SELECT count(*) FROM code.files")" "$NFILES" "first load: every fixture file in code.files"
+is "$(Q "SELECT count(*) FROM code.snippets")" "$NSNIP" "first load: snippet count equals --jsonl"
+db_matches_jsonl repo "$TMP/repo.jsonl"; ok $? "first load: rows equal the --jsonl snippets (lines, code, doc, embed_text)"
+is "$(Q "SELECT max(version) FROM code.schema_version")" "1" "schema version recorded"
+if [ -z "$DIMSOPT" ]; then
+    is "$(Q "SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+             WHERE attrelid = 'code.snippets'::regclass AND attname = 'emb'")" \
+       "codevec(384)" "emb column is codevec(384)"
+fi
+is "$(Q "SELECT language || ' ' || bytes || ' ' || length(sha256) FROM code.files WHERE path = 'go/server.go'")" \
+   "go $(stat -c %s "$R/go/server.go") 64" "code.files: language, bytes, sha256"
+is "$(Q "SELECT count(*) FROM code.files WHERE indexed_at IS NULL")" "0" "code.files: indexed_at set"
+is "$(Q "SELECT symbol FROM code.snippets WHERE tsv @@ to_tsquery('simple', 'fetch & user')")" \
+   "fetchUser" "tsv: camelCase identifier found by its parts"
+is "$(Q "SELECT symbol FROM code.snippets WHERE tsv @@ to_tsquery('simple', 'addrstring')")" \
+   "addrString" "tsv: whole identifier kept"
+is "$(Q "SELECT string_agg(symbol, ',' ORDER BY symbol) FROM code.snippets
+         WHERE tsv @@ to_tsquery('simple', 'add & one')")" "add_one" "tsv: snake_case identifier found by its parts"
+is "$(Q "SELECT symbol FROM code.snippets
+         ORDER BY ts_rank(tsv, to_tsquery('simple', 'push')) DESC, id LIMIT 1")" \
+   "list_push" "tsv: name matches (weight A) rank first"
+
+IDS1=$(Q "SELECT string_agg(id::text, ',' ORDER BY id) FROM code.snippets")
+"$LOADER" --no-progress --no-embed $DIMSOPT "$R" 2> "$TMP/load2.err"
+is $? 0 "second load exits 0"
+grep -q "0 parsed (0 new, 0 changed, 0 with syntax errors), $NFILES unchanged" "$TMP/load2.err"
+ok $? "second load: nothing re-parsed"
+is "$(Q "SELECT string_agg(id::text, ',' ORDER BY id) FROM code.snippets")" "$IDS1" \
+   "second load: snippet rows untouched"
+
+# modify one file
+OTHER1=$(Q "SELECT string_agg(s.id::text, ',' ORDER BY s.id) FROM code.snippets s
+            JOIN code.files f ON f.id = s.file_id WHERE f.path <> 'python/shapes.py'")
+printf '\n\ndef added_later(x):\n    """Added by the test."""\n    return x\n' >> "$R/python/shapes.py"
+"$LOADER" --no-progress --no-embed $DIMSOPT "$R" 2> "$TMP/load3.err"
+is $? 0 "load after modify exits 0"
+grep -q "1 parsed (0 new, 1 changed" "$TMP/load3.err"; ok $? "modify: only the changed file re-parsed"
+is "$(Q "SELECT s.start_line || ' ' || s.doc FROM code.snippets s JOIN code.files f ON f.id = s.file_id
+         WHERE f.path = 'python/shapes.py' AND s.symbol = 'added_later'")" "$(grep -n '^def added_later' "$R/python/shapes.py" | cut -d: -f1) Added by the test." \
+   "modify: new function present with line and doc"
+is "$(Q "SELECT count(*) FROM code.snippets s JOIN code.files f ON f.id = s.file_id
+         WHERE f.path = 'python/shapes.py'")" "9" "modify: old snippets replaced, not duplicated"
+is "$(Q "SELECT string_agg(s.id::text, ',' ORDER BY s.id) FROM code.snippets s
+         JOIN code.files f ON f.id = s.file_id WHERE f.path <> 'python/shapes.py'")" "$OTHER1" \
+   "modify: other files' snippets untouched"
+grep -q "snippets 1 added, 8 updated, 0 removed" "$TMP/load3.err"; ok $? "modify: summary counts"
+
+# delete, rename, turn binary
+rm "$R/go/server.go"
+mv "$R/rust/lib.rs" "$R/rust/lib2.rs"
+printf '\0' >> "$R/c/list.c"
+"$LOADER" --no-progress --no-embed $DIMSOPT "$R" 2> "$TMP/load4.err"
+is $? 0 "load after delete/rename/binary exits 0"
+is "$(Q "SELECT count(*) FROM code.files WHERE path IN ('go/server.go', 'rust/lib.rs', 'c/list.c')")" "0" \
+   "deleted, renamed-away and now-binary files removed"
+is "$(Q "SELECT count(*) FROM code.snippets s JOIN code.files f ON f.id = s.file_id
+         WHERE f.path = 'rust/lib2.rs'")" "10" "renamed file loaded under its new path"
+is "$(Q "SELECT count(*) FROM code.snippets WHERE file_id NOT IN (SELECT id FROM code.files)")" "0" \
+   "no orphan snippets"
+grep -q "3 files removed" "$TMP/load4.err"; ok $? "summary counts removed files"
+"$LOADER" -q --jsonl "$R" > "$TMP/repo2.jsonl"
+db_matches_jsonl repo "$TMP/repo2.jsonl"; ok $? "after incremental loads: rows equal a fresh --jsonl run"
+
+# a second repository side by side
+"$LOADER" -q --no-embed $DIMSOPT --repo other "$R"
+is $? 0 "--repo other loads"
+is "$(Q "SELECT string_agg(name, ',' ORDER BY name) FROM code.repos")" "other,repo" "two repositories"
+db_matches_jsonl other "$TMP/repo2.jsonl"; ok $? "--repo other: its own complete copy"
+db_matches_jsonl repo "$TMP/repo2.jsonl"; ok $? "--repo other: first repository untouched"
+
+# embedding
+if [ -z "$DIMSOPT" ] && [ "$(Q "SELECT to_regprocedure('embed(text[])') IS NOT NULL")" = t ]; then
+    "$LOADER" --no-progress --embed-only --repo repo 2> "$TMP/embed.err"
+    is $? 0 "--embed-only exits 0"
+    is "$(Q "SELECT count(*) FROM code.snippets s JOIN code.files f ON f.id = s.file_id
+             JOIN code.repos r ON r.id = f.repo_id WHERE r.name = 'repo' AND s.emb IS NULL")" "0" \
+       "--embed-only fills every embedding of the repository"
+    is "$(Q "SELECT count(*) FROM code.snippets s JOIN code.files f ON f.id = s.file_id
+             JOIN code.repos r ON r.id = f.repo_id WHERE r.name = 'other' AND s.emb IS NOT NULL")" "0" \
+       "--embed-only --repo leaves other repositories alone"
+    mkdir -p "$TMP/emb"
+    cp "$FIXTURES/python/shapes.py" "$TMP/emb/"
+    "$LOADER" --no-progress --repo emb "$TMP/emb" 2> "$TMP/embed2.err"
+    is $? 0 "a load without --no-embed exits 0"
+    is "$(Q "SELECT count(*) FILTER (WHERE s.emb IS NOT NULL) || '/' || count(*)
+             FROM code.snippets s JOIN code.files f ON f.id = s.file_id
+             JOIN code.repos r ON r.id = f.repo_id WHERE r.name = 'emb'")" "8/8" \
+       "a load embeds its new snippets"
+    is "$(Q "SELECT count(*) FROM code.snippets s JOIN code.files f ON f.id = s.file_id
+             JOIN code.repos r ON r.id = f.repo_id
+             WHERE r.name = 'emb' AND NOT (s.emb <=>
+                   (SELECT e FROM unnest(embed(ARRAY[s.embed_text])) e) < 1e-4)")" "0" \
+       "emb is embed(embed_text) (cosine distance < 1e-4; batches may round differently)"
+else
+    "$LOADER" --no-progress $DIMSOPT --embed-only 2> "$TMP/embed.err"
+    is $? 0 "--embed-only without embed(text[]) is not an error"
+    grep -q "no embed(text\[\]) function\|nothing embedded" "$TMP/embed.err" || [ -n "$DIMSOPT" ]
+    ok $? "--embed-only without embed(text[]) prints a notice"
+fi
+
+# a dropped connection mid-run: committed batches are whole files
+M=$TMP/many
+mkdir -p "$M"
+python3 - "$M" <<'EOF'
+import os, sys
+for i in range(3000):
+    d = os.path.join(sys.argv[1], "pkg%02d" % (i % 30))
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "m%04d.py" % i), "w") as f:
+        for j in range(3):
+            f.write("def f%d_%d(x):\n    '''Doc %d.'''\n    return x + %d\n\n\n" % (i, j, j, j))
+EOF
+"$LOADER" --no-progress --no-embed $DIMSOPT --repo many --batch-files 10 -j 1 "$M" 2> "$TMP/drop.err" &
+LPID=$!
+for _ in $(seq 1 200); do
+    n=$(Q "SELECT count(*) FROM code.files f JOIN code.repos r ON r.id = f.repo_id WHERE r.name = 'many'" 2>/dev/null)
+    [ "${n:-0}" -gt 30 ] && break
+    sleep 0.05
+done
+Q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+   WHERE datname = current_database() AND application_name = 'codevec-load'" >/dev/null
+wait $LPID
+rc=$?
+if [ $rc -eq 0 ]; then
+    ok 0 "dropped connection # SKIP the load finished before the backend was terminated"
+else
+    is "$rc" 3 "dropped connection: exit 3"
+    grep -q "database error" "$TMP/drop.err"; ok $? "dropped connection: clean error message"
+    n=$(Q "SELECT count(*) FROM code.files f JOIN code.repos r ON r.id = f.repo_id WHERE r.name = 'many'")
+    between "$n" 1 2999 "dropped connection: earlier batches committed"
+    is "$(Q "SELECT count(*) FROM code.files f JOIN code.repos r ON r.id = f.repo_id
+             WHERE r.name = 'many' AND (SELECT count(*) FROM code.snippets s WHERE s.file_id = f.id) <> 3")" \
+       "0" "dropped connection: no half-written file"
+fi
+"$LOADER" -q --no-embed $DIMSOPT --repo many "$M"
+is $? 0 "reload after the drop exits 0"
+is "$(Q "SELECT count(*) FROM code.snippets s JOIN code.files f ON f.id = s.file_id
+         JOIN code.repos r ON r.id = f.repo_id WHERE r.name = 'many'")" "9000" "reload completes the repository"
+
+# a tree that vanishes mid-run: committed rows stay, nothing is wiped
+V=$TMP/vanish
+cp -r "$M" "$V"
+"$LOADER" --no-progress --no-embed $DIMSOPT --repo vanish --batch-files 10 -j 1 "$V" 2> "$TMP/vanish.err" &
+LPID=$!
+for _ in $(seq 1 200); do
+    n=$(Q "SELECT count(*) FROM code.files f JOIN code.repos r ON r.id = f.repo_id WHERE r.name = 'vanish'" 2>/dev/null)
+    [ "${n:-0}" -gt 30 ] && break
+    sleep 0.05
+done
+rm -rf "$V"
+wait $LPID
+rc=$?
+if [ $rc -eq 0 ]; then
+    ok 0 "vanishing tree # SKIP the load finished before the tree was removed"
+else
+    is "$rc" 1 "vanishing tree: exit 1 (partial)"
+    grep -q "vanished during the run" "$TMP/vanish.err"; ok $? "vanishing tree: says so"
+    grep -q "vanished [0-9]" "$TMP/vanish.err"; ok $? "vanishing tree: vanished files counted in the summary"
+    n=$(Q "SELECT count(*) FROM code.files f JOIN code.repos r ON r.id = f.repo_id WHERE r.name = 'vanish'")
+    between "$n" 1 3000 "vanishing tree: committed files kept"
+    is "$(Q "SELECT count(*) FROM code.files f JOIN code.repos r ON r.id = f.repo_id
+             WHERE r.name = 'vanish' AND (SELECT count(*) FROM code.snippets s WHERE s.file_id = f.id) <> 3")" \
+       "0" "vanishing tree: no half-written file"
+fi

@@ -1,0 +1,270 @@
+#!/usr/bin/env bash
+# test/loader/run.sh -- tests of codevec-load (issue 3).
+#
+# Assumes the loader is built (make -C loaders).  The database tests need
+# the standard libpq variables (PGHOST, PGPORT, PGUSER, PGDATABASE) to point
+# at a running PostgreSQL 15 server, on which the user may create databases
+# and where the codevec extension is installed (each run uses its own
+# scratch database, dropped at the end).  CVL_TEST_NO_DB=1 skips them.
+#
+#   bash test/loader/run.sh                  run everything
+#   bash test/loader/run.sh --update-golden  rewrite expected/*.jsonl
+#
+# Output is TAP-like ("ok N - ...", "not ok N - ...") and ends with the line
+# "N passed, N failed"; the exit status is non-zero when any test failed.
+set -u
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+LOADER=${LOADER:-$ROOT/loaders/codevec-load}
+FIXTURES=$HERE/fixtures
+EXPECTED=$HERE/expected
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/cvl-test.XXXXXX")
+chmod 755 "$TMP"
+PASS=0
+FAIL=0
+N=0
+TESTDB=
+cleanup() {
+    if [ -n "$TESTDB" ]; then
+        psql -X -q -d "${CVL_MAINTDB:-postgres}" -c "DROP DATABASE IF EXISTS $TESTDB" >/dev/null 2>&1
+    fi
+    chmod -R u+rwX "$TMP" 2>/dev/null
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+ok() {      # ok CONDITION-EXIT-STATUS DESCRIPTION
+    N=$((N + 1))
+    if [ "$1" -eq 0 ]; then
+        PASS=$((PASS + 1)); echo "ok $N - $2"
+    else
+        FAIL=$((FAIL + 1)); echo "not ok $N - $2"
+    fi
+}
+is() {      # is GOT WANT DESCRIPTION
+    if [ "$1" = "$2" ]; then ok 0 "$3"; else ok 1 "$3"; echo "#   got:  '$1'"; echo "#   want: '$2'"; fi
+}
+between() { # between GOT LOW HIGH DESCRIPTION
+    if [ "$1" -ge "$2" ] 2>/dev/null && [ "$1" -le "$3" ]; then ok 0 "$4 ($1)"
+    else ok 1 "$4"; echo "#   got '$1', want $2..$3"; fi
+}
+# jq-free JSONL field extraction: jsonl_select FILE FILTER-EXPR FIELDS
+jsonl() { python3 "$HERE/jsonl.py" "$@"; }
+
+if [ ! -x "$LOADER" ]; then
+    echo "not ok 1 - codevec-load is built ($LOADER missing: run make -C loaders)"
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+
+if [ "${1:-}" = "--update-golden" ]; then
+    mkdir -p "$EXPECTED"
+    for d in "$FIXTURES"/*/; do
+        lang=$(basename "$d")
+        "$LOADER" -q --jsonl "$d" > "$EXPECTED/$lang.jsonl"
+        echo "wrote $EXPECTED/$lang.jsonl ($(wc -l < "$EXPECTED/$lang.jsonl") snippets)"
+    done
+    exit 0
+fi
+
+# ---------------------------------------------------------------- CLI
+echo "# command line"
+"$LOADER" --help > "$TMP/help" 2>&1; ok $? "--help exits 0"
+grep -q "Exit status" "$TMP/help"; ok $? "--help documents exit codes"
+"$LOADER" --version | grep -q '^codevec-load [0-9]'; ok $? "--version prints the version"
+"$LOADER" --no-such-option >/dev/null 2>&1; is $? 2 "unknown option exits 2"
+"$LOADER" >/dev/null 2>&1; is $? 2 "no PATH exits 2"
+"$LOADER" --max-file-bytes=abc --jsonl . >/dev/null 2>&1; is $? 2 "bad --max-file-bytes exits 2"
+"$LOADER" -q --jsonl /nonexistent/path >/dev/null 2>&1; is $? 4 "missing PATH exits 4"
+"$LOADER" -q -d "host=$TMP port=1" "$TMP/a/src" "$TMP/b/src" >/dev/null 2>&1
+is $? 2 "two PATHs with the same default repository name exit 2"
+"$LOADER" -q -d "host=$TMP port=1 connect_timeout=2" "$FIXTURES/c" >/dev/null 2>"$TMP/err"
+is $? 3 "connection failure exits 3"
+grep -q "cannot connect" "$TMP/err"; ok $? "connection failure says so"
+
+# ---------------------------------------------------------------- golden
+echo "# golden snippets per language"
+for d in "$FIXTURES"/*/; do
+    lang=$(basename "$d")
+    "$LOADER" -q --jsonl "$d" > "$TMP/$lang.jsonl" 2>"$TMP/$lang.err"
+    rc=$?
+    if [ $rc -eq 0 ] && diff -u "$EXPECTED/$lang.jsonl" "$TMP/$lang.jsonl" > "$TMP/$lang.diff"; then
+        ok 0 "golden $lang ($(wc -l < "$TMP/$lang.jsonl") snippets)"
+    else
+        ok 1 "golden $lang (exit $rc)"
+        head -40 "$TMP/$lang.diff" | sed 's/^/#   /'
+    fi
+done
+# a few facts spelled out, so a wrong golden file cannot hide them
+is "$(jsonl "$TMP/python.jsonl" qualified_name=shapes.Shape.name start_line end_line doc)" \
+   "19	22	The shape's name." "python: decorated method lines and docstring"
+is "$(jsonl "$TMP/c.jsonl" symbol=list_push start_line end_line doc)" \
+   "22	32	Push a value onto the front of the list.\\nReturns the new head, or NULL when out of memory." \
+   "c: comment block before a function"
+is "$(jsonl "$TMP/python.jsonl" symbol=after_error kind)" "function" \
+   "python: definitions after a syntax error are kept"
+is "$(jsonl "$TMP/go.jsonl" symbol=Start qualified_name kind)" "server.Server.Start	method" \
+   "go: method qualified by package and receiver"
+is "$(jsonl "$TMP/rust.jsonl" symbol=new qualified_name doc)" "Point::new	Makes a new point." \
+   "rust: impl method with rustdoc"
+is "$(jsonl "$TMP/rust.jsonl" symbol=norm doc)" "None" "rust: plain // comment is not rustdoc"
+is "$(jsonl "$TMP/rust.jsonl" symbol=Point,kind=struct start_line end_line doc)" "4	8	A point in the plane." \
+   "rust: #[derive] belongs to the struct; rustdoc above it"
+is "$(jsonl "$TMP/java.jsonl" symbol=push qualified_name start_line)" "org.example.util.Stack.push	21" \
+   "java: method with package and class"
+is "$(jsonl "$TMP/cpp.jsonl" symbol=clamp start_line qualified_name)" "19	geo::clamp" \
+   "cpp: template function in a namespace starts at template"
+is "$(jsonl "$TMP/typescript.jsonl" symbol=fetchUser kind signature)" \
+   "function	async function fetchUser(id: UserId): Promise<User>" "typescript: exported async function"
+is "$(jsonl "$TMP/typescript.jsonl" symbol=Title start_line end_line)" "6	8" "tsx: component function"
+is "$(jsonl "$TMP/javascript.jsonl" symbol=mul kind doc)" "function	Multiply." "javascript: arrow function bound to const"
+is "$(jsonl "$TMP/javascript.jsonl" symbol=onClick qualified_name kind doc)" "Button.onClick	method	Handle a click." \
+   "javascript: class field holding an arrow function is a method"
+is "$(jsonl "$TMP/typescript.jsonl" symbol=tick qualified_name start_line end_line)" "Clock.tick	18	20" \
+   "tsx: class field method in a component"
+is "$(jsonl "$TMP/c.jsonl" symbol=point_t kind start_line end_line signature)" "struct	14	16	typedef struct point_t" \
+   "c: anonymous struct named by its typedef"
+
+# embed_text: bounded, starts with path and qualified name
+python3 - "$TMP"/*.jsonl <<'EOF'
+import json, sys
+bad = 0
+for f in sys.argv[1:]:
+    for line in open(f):
+        d = json.loads(line)
+        t = d["embed_text"]
+        if len(t.encode()) > 1000 or not t.startswith(d["path"] + "\n" + d["kind"] + " " + d["qualified_name"]):
+            bad += 1
+sys.exit(1 if bad else 0)
+EOF
+ok $? "embed_text: at most 1000 bytes, begins with path, kind, qualified name"
+
+# ---------------------------------------------------------------- bad input
+echo "# bad input"
+B=$TMP/bad
+mkdir -p "$B/sub"
+printf 'def good():\n    return 1\n' > "$B/good.py"
+printf 'int main(void) { return 0; }\n\0\0binary' > "$B/binary.c"
+printf '# caf\xe9\ndef latin1():\n    pass\n' > "$B/latin1.py"
+: > "$B/empty.py"
+python3 -c "import sys; sys.stdout.write('var x = [' + '1,' * (25 * 1024 * 1024) + '1];\n')" > "$B/huge.js"
+printf 'def ok_before():\n    pass\n\ndef broken(:\n    pass\n\nclass AfterError:\n    def m(self):\n        pass\n' > "$B/sub/syntax.py"
+printf 'fn main() {}\n' > "$B/sub/notes.txt"
+mkfifo "$B/fifo.py" 2>/dev/null
+ln -s .. "$B/sub/loop"
+ln -s ../good.py "$B/sub/link.py"
+"$LOADER" --no-progress -v --jsonl "$B" > "$TMP/bad.jsonl" 2> "$TMP/bad.err"
+rc=$?
+is "$rc" 0 "bad input: exit 0 (policy skips only)"
+grep -q 'skipped binary.c: binary' "$TMP/bad.err"; ok $? "bad input: binary file skipped with reason"
+grep -q 'skipped latin1.py: invalid-utf8' "$TMP/bad.err"; ok $? "bad input: invalid UTF-8 skipped with reason"
+grep -q 'skipped empty.py: empty' "$TMP/bad.err"; ok $? "bad input: empty file skipped with reason"
+grep -q 'skipped huge.js: too-large' "$TMP/bad.err"; ok $? "bad input: 50 MB single-line file skipped (over --max-file-bytes)"
+grep -q 'symlink 2' "$TMP/bad.err"; ok $? "bad input: symlinks (incl. a loop) not followed"
+grep -q 'special 1' "$TMP/bad.err"; ok $? "bad input: fifo skipped as special"
+is "$(jsonl "$TMP/bad.jsonl" - symbol | sort | tr '\n' ' ')" "AfterError broken good m ok_before " \
+   "bad input: good files and the parsable parts of a broken file are loaded"
+rm -f "$B/huge.js"
+python3 -c "import sys; sys.stdout.write(''.join('function f%d(a){return a+%d}' % (i, i) for i in range(100000)))" > "$TMP/minified.js"
+"$LOADER" -q --jsonl --max-file-bytes=4M "$TMP/minified.js" > "$TMP/minified.jsonl"
+is $? 0 "3 MB single-line (minified) file loads when --max-file-bytes allows"
+is "$(jsonl "$TMP/minified.jsonl" symbol=f99999 start_line end_line)" "1	1" "minified file: 100000 functions on line 1"
+# unreadable file: needs a non-root user when running as root
+printf 'def secret():\n    pass\n' > "$B/unreadable.py"
+chmod 000 "$B/unreadable.py"
+if [ "$(id -u)" -ne 0 ]; then
+    "$LOADER" --no-progress -v --jsonl "$B" > /dev/null 2> "$TMP/unr.err"; rc=$?
+elif command -v runuser >/dev/null && id nobody >/dev/null 2>&1; then
+    # a copy of the loader, in case nobody cannot reach the build folder
+    cp "$LOADER" "$TMP/codevec-load"
+    chmod -R o+rX "$TMP"; chmod 000 "$B/unreadable.py"
+    runuser -u nobody -- "$TMP/codevec-load" --no-progress -v --jsonl "$B" > /dev/null 2> "$TMP/unr.err"; rc=$?
+else
+    rc=skip
+fi
+if [ "$rc" = skip ]; then
+    ok 0 "unreadable file # SKIP no way to drop root"
+else
+    is "$rc" 1 "unreadable file: exit 1 (partial success)"
+    grep -q 'skipped unreadable.py: unreadable' "$TMP/unr.err"; ok $? "unreadable file skipped with reason"
+fi
+rm -f "$B/unreadable.py" "$B/fifo.py"
+
+# ---------------------------------------------------------------- walking
+echo "# tree walking"
+W=$TMP/walk
+mkdir -p "$W/src" "$W/build" "$W/vendor/lib" "$W/tests"
+for f in src/a.py src/b.gen.py build/out.py vendor/lib/v.py tests/test_a.py secret.py keep.py; do
+    printf 'def %s():\n    pass\n' "$(basename "$f" .py | tr . _)" > "$W/$f"
+done
+if command -v git >/dev/null; then
+    git -C "$W" init -q
+    printf 'build/\n*.gen.py\n' > "$W/.gitignore"
+    printf 'secret.py\n' >> "$W/.git/info/exclude"
+    "$LOADER" --no-progress --jsonl "$W" > "$TMP/walk.jsonl" 2> "$TMP/walk.err"
+    is "$(jsonl "$TMP/walk.jsonl" - path | sort | tr '\n' ' ')" \
+       "keep.py src/a.py tests/test_a.py vendor/lib/v.py " ".gitignore and .git/info/exclude honoured"
+    "$LOADER" --no-progress --jsonl "$W/src" > "$TMP/walk2.jsonl" 2>/dev/null
+    is "$(jsonl "$TMP/walk2.jsonl" - path | tr '\n' ' ')" "a.py " "ignore rules apply when PATH is a subfolder"
+else
+    ok 0 "gitignore # SKIP git not installed"
+fi
+"$LOADER" -q --jsonl --exclude vendor --exclude 'tests/*' "$W" > "$TMP/walk3.jsonl"
+is "$(jsonl "$TMP/walk3.jsonl" - path | sort | tr '\n' ' ')" "keep.py src/a.py " "--exclude prunes folders and globs"
+"$LOADER" -q --jsonl --include 'test_*.py' "$W" > "$TMP/walk4.jsonl"
+is "$(jsonl "$TMP/walk4.jsonl" - path | tr '\n' ' ')" "tests/test_a.py " "--include keeps only matches"
+"$LOADER" -q --jsonl -j 1 "$FIXTURES" > "$TMP/j1.jsonl"
+"$LOADER" -q --jsonl -j 4 "$FIXTURES" > "$TMP/j4.jsonl"
+cmp -s "$TMP/j1.jsonl" "$TMP/j4.jsonl"; ok $? "output is identical with 1 and 4 threads"
+
+# ---------------------------------------------------------------- real codebases
+echo "# real codebases"
+# Debian's libpython3.11-stdlib (not a pyenv copy, which sits in a git work
+# tree whose .gitignore ignores it)
+PYLIB=${CVL_TEST_PYLIB:-/usr/lib/python3.11}
+if [ -d "$PYLIB/json" ]; then
+    "$LOADER" --no-progress --jsonl "$PYLIB" > "$TMP/stdlib.jsonl" 2> "$TMP/stdlib.err"
+    ok $? "Python stdlib ($PYLIB) loads"
+    between "$(wc -l < "$TMP/stdlib.jsonl")" 10000 60000 "stdlib: snippet count in range"
+    between "$(jsonl "$TMP/stdlib.jsonl" - path | sort -u | wc -l)" 400 3000 "stdlib: file count in range"
+    want=$(grep -n '    def decode(self, s, _w=WHITESPACE.match):' "$PYLIB/json/decoder.py" | cut -d: -f1)
+    is "$(jsonl "$TMP/stdlib.jsonl" qualified_name=json.decoder.JSONDecoder.decode start_line kind)" \
+       "$want	method" "stdlib: json.decoder.JSONDecoder.decode at line $want"
+    want=$(grep -n '^def makedirs' "$PYLIB/os.py" | cut -d: -f1)
+    is "$(jsonl "$TMP/stdlib.jsonl" qualified_name=os.makedirs start_line)" "$want" "stdlib: os.makedirs at line $want"
+    jsonl "$TMP/stdlib.jsonl" qualified_name=json.dumps doc | grep -q '^Serialize ``obj`` to a JSON formatted ``str``'
+    ok $? "stdlib: json.dumps docstring"
+    want=$(grep -n '^class OrderedDict' "$PYLIB/collections/__init__.py" | cut -d: -f1)
+    is "$(jsonl "$TMP/stdlib.jsonl" qualified_name=collections.OrderedDict start_line kind)" "$want	class" \
+       "stdlib: collections.OrderedDict (package __init__) at line $want"
+else
+    ok 0 "Python stdlib # SKIP not found"
+fi
+PGINC=$(pg_config --includedir-server 2>/dev/null)
+if [ -f "$PGINC/storage/proc.h" ]; then
+    "$LOADER" --no-progress --jsonl "$PGINC" > "$TMP/pginc.jsonl" 2> "$TMP/pginc.err"
+    ok $? "PostgreSQL server headers ($PGINC) load"
+    between "$(wc -l < "$TMP/pginc.jsonl")" 1500 10000 "pg headers: snippet count in range"
+    want=$(grep -n '^struct PGPROC$' "$PGINC/storage/proc.h" | head -1 | cut -d: -f1)
+    is "$(jsonl "$TMP/pginc.jsonl" path=storage/proc.h,symbol=PGPROC,kind=struct start_line)" "$want" \
+       "pg headers: struct PGPROC at line $want"
+    want=$(grep -n '^typedef struct List$' "$PGINC/nodes/pg_list.h" | head -1 | cut -d: -f1)
+    is "$(jsonl "$TMP/pginc.jsonl" path=nodes/pg_list.h,symbol=List,kind=struct start_line)" "$want" \
+       "pg headers: typedef struct List at line $want"
+    want=$(grep -n '^list_length(const List \*l)' "$PGINC/nodes/pg_list.h" | head -1 | cut -d: -f1)
+    got=$(jsonl "$TMP/pginc.jsonl" path=nodes/pg_list.h,symbol=list_length end_line start_line | cut -f2)
+    is "$((got + 1))" "$want" "pg headers: static inline list_length starts the line before its name"
+else
+    ok 0 "PostgreSQL server headers # SKIP not found"
+fi
+
+# ---------------------------------------------------------------- database
+if [ "${CVL_TEST_NO_DB:-}" = 1 ]; then
+    ok 0 "database tests # SKIP CVL_TEST_NO_DB=1"
+else
+    source "$HERE/db_tests.sh"
+fi
+
+echo "$PASS passed, $FAIL failed"
+[ "$FAIL" -eq 0 ]
