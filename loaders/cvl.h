@@ -109,6 +109,8 @@ typedef struct CvlLanguageData
 typedef const CvlLanguageData *CvlLanguage;
 
 CvlLanguage cvl_language_for_path(const char *path);
+CvlLanguage cvl_language_named(const char *name);
+bool		cvl_header_looks_cpp(const char *src, size_t len);
 bool		cvl_languages_check(char *err, size_t errlen);
 
 /* ---------- files and snippets ---------- */

@@ -5,7 +5,10 @@
  * SchemaSql), created if missing under an advisory lock so that two loaders
  * starting together do not race.  emb is codevec(D) from the codevec
  * extension (CREATE EXTENSION IF NOT EXISTS codevec); --dims 0 leaves emb
- * out for servers without the extension.
+ * out for servers without the extension.  The session uses client_encoding
+ * UTF8, synchronous_commit off (a crash may lose the last batches, which a
+ * rerun reloads; it cannot tear one), and holds an advisory lock on the
+ * repository it loads, so concurrent loaders of one repository serialise.
  *
  * Writing, one transaction per batch of files (--batch-files, or earlier
  * when CVL_BATCH_MAX_BYTES of COPY data piled up), on a writer thread so
@@ -27,7 +30,7 @@
  * were not seen (or are now skipped as binary, too large, ...).
  *
  * Embedding: when to_regprocedure('embed(text[])') exists, snippets with
- * emb IS NULL are embedded in id order, CVL_DEFAULT_EMBED_BATCH at a time,
+ * emb IS NULL are embedded in id order, --embed-batch (64) at a time,
  * by one UPDATE ... FROM unnest(ids), unnest(embed(texts)) per batch (each
  * its own transaction).
  *

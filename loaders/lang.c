@@ -3,11 +3,12 @@
  *
  * Grammars are the tree-sitter parsers compiled from the PyPI sdists pinned
  * in grammars.tsv; their TSLanguage objects are immutable and shared by all
- * worker threads.
+ * worker threads.  A .h file is C unless its text looks like C++
+ * (cvl_header_looks_cpp(), applied by the parser threads).
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include "cvl.h"
 
@@ -66,6 +67,63 @@ cvl_language_for_path(const char *path)
 		if (strcmp(dot, Suffixes[i].suffix) == 0)
 			return &Languages[Suffixes[i].language];
 	return NULL;
+}
+
+/* Return the language called name ("cpp", ...), or NULL. */
+CvlLanguage
+cvl_language_named(const char *name)
+{
+	for (size_t i = 0; i < sizeof(Languages) / sizeof(Languages[0]); i++)
+		if (strcmp(Languages[i].name, name) == 0)
+			return &Languages[i];
+	return NULL;
+}
+
+/* Does line [p, end) start (after blanks) with word (a whole word)? */
+static bool
+LineStartsWith(const char *p, const char *end, const char *word)
+{
+	size_t		n = strlen(word);
+
+	while (p < end && (*p == ' ' || *p == '\t'))
+		p++;
+	if ((size_t) (end - p) < n || strncmp(p, word, n) != 0)
+		return false;
+	p += n;
+	/* a word ending in a space, ':' or '<' needs no boundary check */
+	if (!(isalnum((unsigned char) word[n - 1]) || word[n - 1] == '_'))
+		return true;
+	return p == end || !(isalnum((unsigned char) *p) || *p == '_');
+}
+
+/*
+ * Does a .h file look like C++?  .h is C by name, but C++ projects use it
+ * too; a line starting with namespace, template, class (with a body or a
+ * base on that line) or an access specifier says C++.
+ */
+bool
+cvl_header_looks_cpp(const char *src, size_t len)
+{
+	const char *p = src;
+	const char *end = src + len;
+
+	while (p < end)
+	{
+		const char *nl = memchr(p, '\n', (size_t) (end - p));
+		const char *le = nl ? nl : end;
+
+		if (LineStartsWith(p, le, "namespace ") || LineStartsWith(p, le, "template<") ||
+			LineStartsWith(p, le, "template <") ||
+			LineStartsWith(p, le, "public:") || LineStartsWith(p, le, "private:") ||
+			LineStartsWith(p, le, "protected:"))
+			return true;
+		/* `class Name {` or `class Name : Base`, not a bitfield `class:5;` */
+		if (LineStartsWith(p, le, "class ") &&
+			(memchr(p, '{', (size_t) (le - p)) || memchr(p, ':', (size_t) (le - p))))
+			return true;
+		p = le + 1;
+	}
+	return false;
 }
 
 /* Check that every grammar's ABI is one the linked runtime can load. */

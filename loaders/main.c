@@ -21,6 +21,10 @@
 
 #include "cvl.h"
 
+#ifndef CVL_GRAMMAR_VERSIONS
+#define CVL_GRAMMAR_VERSIONS "unknown"	/* set by the Makefile */
+#endif
+
 typedef struct Options
 {
 	const char *conninfo;
@@ -650,9 +654,9 @@ main(int argc, char **argv)
 				PrintHelp();
 				return CVL_EXIT_OK;
 			case 'V':
-				printf("codevec-load %s (tree-sitter ABI %d..%d)\n", CVL_VERSION,
-					   TREE_SITTER_MIN_COMPATIBLE_LANGUAGE_VERSION,
-					   TREE_SITTER_LANGUAGE_VERSION);
+				printf("codevec-load %s (tree-sitter ABI %d..%d)\ngrammars: %s\n",
+					   CVL_VERSION, TREE_SITTER_MIN_COMPATIBLE_LANGUAGE_VERSION,
+					   TREE_SITTER_LANGUAGE_VERSION, CVL_GRAMMAR_VERSIONS);
 				return CVL_EXIT_OK;
 			default:
 				fprintf(stderr, "Try \"codevec-load --help\" for more information.\n");

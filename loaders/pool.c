@@ -219,6 +219,14 @@ ProcessFile(Pool *pool, TSParser *parser, CvlFile file)
 	double		t1 = cvl_clock_thread();
 	TSTree	   *tree;
 
+	if (strcmp(file->language->name, "c") == 0 && cvl_header_looks_cpp(src, len))
+	{
+		size_t		n = strlen(file->path);
+
+		if (n > 2 && strcmp(file->path + n - 2, ".h") == 0)
+			file->language = cvl_language_named("cpp");
+	}
+
 	ts_parser_set_language(parser, file->language->grammar());
 	tree = ts_parser_parse_string(parser, NULL, src, (uint32_t) len);
 	file->t_parse = cvl_clock_thread() - t1;

@@ -98,7 +98,7 @@ cat <<EOF
 - load average before the run: $LOADAVG (the machine is shared)
 - machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(free -g | awk '/Mem:/ {print $2}') GiB
 - server: $(psql -X -A -t -q -c 'SHOW server_version'), shared_buffers $(psql -X -A -t -q -c 'SHOW shared_buffers')
-- loader: $("$LOADER" --version), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo uncommitted)
+- loader: $("$LOADER" --version | head -1), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo uncommitted)
 - tree: $(find "$TREE" -type f \( -name '*.c' -o -name '*.h' \) | wc -l) C files, $(du -sh "$TREE" | cut -f1) on disk
 - database after the load: $(psql -X -A -t -q -c "SELECT pg_size_pretty(pg_database_size(current_database()))"), $(psql -X -A -t -q -c "SELECT count(*) FROM code.snippets") snippets in $(psql -X -A -t -q -c "SELECT count(*) FROM code.files") files
 

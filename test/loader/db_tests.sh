@@ -223,3 +223,35 @@ else
              WHERE r.name = 'vanish' AND (SELECT count(*) FROM code.snippets s WHERE s.file_id = f.id) <> 3")" \
        "0" "vanishing tree: no half-written file"
 fi
+
+# two loaders on one repository at once: the second waits for the first
+"$LOADER" -q --no-embed $DIMSOPT --repo conc "$M" & P1=$!
+"$LOADER" -q --no-embed $DIMSOPT --repo conc "$M" & P2=$!
+wait $P1; r1=$?
+wait $P2; r2=$?
+is "$r1 $r2" "0 0" "two concurrent loads of one repository both exit 0"
+is "$(Q "SELECT count(*) || ' ' || count(DISTINCT (s.file_id, s.qualified_name))
+         FROM code.snippets s JOIN code.files f ON f.id = s.file_id
+         JOIN code.repos r ON r.id = f.repo_id WHERE r.name = 'conc'")" "9000 9000" \
+   "two concurrent loads: every snippet once"
+
+# the product's main job on a real tree: load the Python stdlib, find by keywords
+PYLIB=${CVL_TEST_PYLIB:-/usr/lib/python3.11}
+if [ -f "$PYLIB/json/decoder.py" ]; then
+    "$LOADER" -q --no-embed $DIMSOPT --repo stdlib "$PYLIB"
+    is $? 0 "stdlib loads into the database"
+    is "$(Q "SELECT count(*) FROM code.snippets s JOIN code.files f ON f.id = s.file_id
+             JOIN code.repos r ON r.id = f.repo_id WHERE r.name = 'stdlib'")" \
+       "$(wc -l < "$TMP/stdlib.jsonl")" "stdlib: as many rows as --jsonl snippets"
+    Q "SELECT s.qualified_name FROM code.snippets s JOIN code.files f ON f.id = s.file_id
+       JOIN code.repos r ON r.id = f.repo_id
+       WHERE r.name = 'stdlib' AND s.tsv @@ websearch_to_tsquery('simple', 'json decode')
+       ORDER BY ts_rank(s.tsv, websearch_to_tsquery('simple', 'json decode')) DESC, s.id
+       LIMIT 10" > "$TMP/kw.out"
+    grep -qx 'json.decoder.JSONDecoder.decode' "$TMP/kw.out"
+    ok $? "stdlib: keyword query 'json decode' finds json.decoder.JSONDecoder.decode in the top 10"
+    is "$(Q "SELECT f.path || ':' || s.start_line FROM code.snippets s JOIN code.files f ON f.id = s.file_id
+             JOIN code.repos r ON r.id = f.repo_id
+             WHERE r.name = 'stdlib' AND s.qualified_name = 'os.makedirs'")" \
+       "os.py:$(grep -n '^def makedirs' "$PYLIB/os.py" | cut -d: -f1)" "stdlib: os.makedirs path and line in the database"
+fi

@@ -115,6 +115,9 @@ is "$(jsonl "$TMP/java.jsonl" symbol=push qualified_name start_line)" "org.examp
    "java: method with package and class"
 is "$(jsonl "$TMP/cpp.jsonl" symbol=clamp start_line qualified_name)" "19	geo::clamp" \
    "cpp: template function in a namespace starts at template"
+is "$(jsonl "$TMP/cpp.jsonl" symbol=draw path language qualified_name doc)" \
+   "widget.h	cpp	ui::Widget::draw	Draw the widget." "cpp: a .h file with C++ in it is parsed as C++"
+is "$(jsonl "$TMP/c.jsonl" - language | sort -u)" "c" "c: .c files stay C"
 is "$(jsonl "$TMP/typescript.jsonl" symbol=fetchUser kind signature)" \
    "function	async function fetchUser(id: UserId): Promise<User>" "typescript: exported async function"
 is "$(jsonl "$TMP/typescript.jsonl" symbol=Title start_line end_line)" "6	8" "tsx: component function"
