@@ -15,7 +15,7 @@ EXTVERSION = 0.1.0
 MODULE_big = codevec
 OBJS = src/codevec.o src/vector.o src/distance.o src/distance_kernels.o \
 	src/gpuivf.o src/gpuivfbuild.o src/gpuivfinsert.o src/gpuivfscan.o \
-	src/gpuivfvacuum.o src/gpuivfutils.o src/gpuservice.o \
+	src/gpuivfvacuum.o src/gpuivfutils.o src/gpuivfgpu.o src/gpuservice.o \
 	src/tokenizer.o src/model.o src/encoder.o src/embed.o
 
 DATA = sql/codevec--0.1.0.sql
@@ -38,14 +38,14 @@ endif
 
 ifeq ($(CUDA),1)
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
-CUDA_OBJS = cuda/device.o
+CUDA_OBJS = cuda/device.o cuda/knn.o
 OBJS += $(CUDA_OBJS)
 PG_CPPFLAGS += -DCODEVEC_USE_CUDA -I$(CUDA_HOME)/include
 SHLIB_LINK += -L$(CUDA_HOME)/lib64 -lcudart_static -lrt -ldl -lpthread
 NVCC_GENCODE ?= -gencode=arch=compute_90,code=sm_90 -gencode=arch=compute_90,code=compute_90
 NVCC_FLAGS ?= -O3 -std=c++17 -Xcompiler -fPIC $(NVCC_GENCODE) -I$(srcdir)/cuda
 
-cuda/%.o: cuda/%.cu cuda/codevec_cuda.h
+cuda/%.o: cuda/%.cu cuda/codevec_cuda.h cuda/knn.h
 	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
 endif
 

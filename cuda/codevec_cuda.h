@@ -58,6 +58,12 @@ int			codevec_cuda_open_device(int dev, char *name, size_t len,
 									 size_t *free_bytes, size_t *total_bytes,
 									 char *errbuf, size_t errlen);
 
+/*
+ * codevec_cuda_memory: free and total memory of the current device, bytes.
+ */
+int			codevec_cuda_memory(size_t *free_bytes, size_t *total_bytes,
+								char *errbuf, size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif

@@ -77,3 +77,13 @@ codevec_cuda_open_device(int dev, char *name, size_t len, size_t *free_bytes,
 		return set_error(err, "cudaMemGetInfo", errbuf, errlen);
 	return 0;
 }
+
+extern "C" int
+codevec_cuda_memory(size_t *free_bytes, size_t *total_bytes, char *errbuf, size_t errlen)
+{
+	cudaError_t err = cudaMemGetInfo(free_bytes, total_bytes);
+
+	if (err != cudaSuccess)
+		return set_error(err, "cudaMemGetInfo", errbuf, errlen);
+	return 0;
+}

@@ -17,6 +17,7 @@
 #include "catalog/pg_type.h"
 #include "commands/vacuum.h"
 #include "gpuivf.h"
+#include "gpuservice.h"
 #include "optimizer/optimizer.h"
 #include "utils/float.h"
 #include "utils/guc.h"
@@ -41,6 +42,13 @@ GpuivfInit(void)
 					  GPUIVF_DEFAULT_LISTS, GPUIVF_MIN_LISTS, GPUIVF_MAX_LISTS,
 					  AccessExclusiveLock);
 
+	DefineCustomIntVariable("gpuivf.gpu_min_rows",
+							"Rows from which a flat gpuivf index is scanned on the GPU.",
+							"With codevec.device = auto, exact (lists = 1) indexes with fewer rows "
+							"(pg_class.reltuples) are scanned on the CPU; -1: never the GPU. "
+							"With codevec.device = cuda every flat index goes to the GPU.",
+							&gpuivf_gpu_min_rows, 10000, -1, INT_MAX,
+							PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("gpuivf.probes",
 							"Number of lists a gpuivf IVF scan visits.",
 							"Only for indexes WITH (lists > 1); more probes: better recall, slower. "
@@ -111,6 +119,18 @@ gpuivfcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	*indexStartupCost = fraction * (costs.numIndexPages * seq_page_cost +
 									path->indexinfo->tuples *
 									(cpu_index_tuple_cost + cpu_operator_cost));
+
+	/*
+	 * A flat index the GPU service will answer (the same test as the scan's
+	 * routing): one request and a recheck of the rows returned, whatever the
+	 * size; the first scan after a change also uploads the index (not
+	 * counted: it is paid once).
+	 */
+	if (lists <= 1 && codevec_device != CODEVEC_DEVICE_CPU && CodevecGpuServiceReady() &&
+		(codevec_device == CODEVEC_DEVICE_CUDA ||
+		 (gpuivf_gpu_min_rows >= 0 && path->indexinfo->tuples >= gpuivf_gpu_min_rows)))
+		*indexStartupCost = 100 * cpu_operator_cost +
+			Min(limit, path->indexinfo->tuples) * cpu_operator_cost;
 	*indexTotalCost = *indexStartupCost +
 		Min(limit, path->indexinfo->tuples) * (random_page_cost + cpu_tuple_cost);
 	*indexSelectivity = 1.0;

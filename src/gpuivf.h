@@ -82,6 +82,9 @@ typedef struct GpuivfMetaPageData
 	int32		lists;			/* number of lists */
 	int32		metric;			/* GpuivfMetric the centroids were trained for */
 	BlockNumber listPages;		/* list pages follow the metapage */
+	uint64		changeCount;	/* bumped by every change to the vectors of a
+								 * flat index (insert, VACUUM): copies kept
+								 * elsewhere (the GPU service) compare it */
 } GpuivfMetaPageData;
 
 typedef GpuivfMetaPageData *GpuivfMetaPage;
@@ -137,12 +140,28 @@ typedef struct GpuivfScanOpaqueData
 	int64		nheap;
 	int64		maxheap;
 	MemoryContext tmpCtx;		/* per-scan allocations */
+
+	/* GPU path: lists = 1, answered by the GPU service (gpuivfgpu.c) */
+	bool		gpu;			/* rows come from the service now */
+	int			gpuK;			/* candidates asked for last */
+	int			gpuN;			/* valid candidates received */
+	int			gpuPos;			/* next candidate to return */
+	float	   *gpuDist;		/* GPU distances, ascending */
+	ItemPointerData *gpuTids;
+	double		gpuMarginRel;	/* lower bound = d (1 - rel) - abs */
+	double		gpuMarginAbs;
+	struct HTAB *returned;		/* heap TIDs returned by the GPU path */
 } GpuivfScanOpaqueData;
 
 typedef GpuivfScanOpaqueData *GpuivfScanOpaque;
 
 /* GUCs */
 extern int	gpuivf_probes;
+extern int	gpuivf_gpu_min_rows;
+
+/* the most candidates one GPU request asks for (cuda/knn.h's limit) */
+#define GPUIVF_GPU_MAX_K		1024
+#define GPUIVF_GPU_FIRST_K		64
 
 /* gpuivf.c */
 extern void GpuivfInit(void);
@@ -162,6 +181,33 @@ extern IndexScanDesc gpuivfbeginscan(Relation index, int nkeys, int norderbys);
 extern void gpuivfrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int norderbys);
 extern bool gpuivfgettuple(IndexScanDesc scan, ScanDirection dir);
 extern void gpuivfendscan(IndexScanDesc scan);
+
+/* gpuivfgpu.c */
+
+/*
+ * GpuivfGpuRoute: whether this scan of a flat index goes to the GPU
+ * service (codevec.device, gpuivf.gpu_min_rows, the service's state).
+ */
+extern bool GpuivfGpuRoute(IndexScanDesc scan);
+
+/*
+ * GpuivfGpuFetch: ask the service for the first k candidates (loading the
+ * index copy when it has none); false when the GPU cannot answer (no
+ * device, no room), and the scan then runs on the CPU.
+ */
+extern bool GpuivfGpuFetch(IndexScanDesc scan, int k);
+
+/*
+ * GpuivfGpuNext: the next GPU candidate not returned yet, with a lower
+ * bound of its exact distance; false when the GPU candidates are exhausted
+ * (the caller then asks for more or falls back to the CPU).
+ */
+extern bool GpuivfGpuNext(IndexScanDesc scan, ItemPointer tid, double *lowerBound);
+
+/*
+ * GpuivfGpuReturned: whether the GPU path already returned tid.
+ */
+extern bool GpuivfGpuReturned(IndexScanDesc scan, ItemPointer tid);
 
 /* gpuivfvacuum.c */
 extern IndexBulkDeleteResult *gpuivfbulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,

@@ -209,6 +209,7 @@ WriteMetaAndLists(Relation index, ForkNumber fork, int dims, int lists, GpuivfMe
 	meta->lists = lists;
 	meta->metric = metric;
 	meta->listPages = 0;
+	meta->changeCount = 0;
 	((PageHeader) page)->pd_lower = ((char *) meta + sizeof(GpuivfMetaPageData)) - (char *) page;
 	MarkBufferDirty(buf);
 	UnlockReleaseBuffer(buf);

@@ -50,6 +50,26 @@ FindListEntry(Relation index, int list, BlockNumber *blkno, OffsetNumber *offno)
 			 errmsg("gpuivf index \"%s\" has no list %d", RelationGetRelationName(index), list)));
 }
 
+/*
+ * Bump the metapage's change counter inside the caller's GenericXLog record
+ * (flat indexes only: an IVF insert would otherwise serialise every list on
+ * the metapage). Lock order: list page, data page, metapage.
+ */
+static Buffer
+BumpChangeCount(Relation index, GenericXLogState *state, const GpuivfMetaPageData *meta)
+{
+	Buffer		metaBuf;
+	Page		metaPage;
+
+	if (meta->lists != 1)
+		return InvalidBuffer;
+	metaBuf = ReadBuffer(index, GPUIVF_METAPAGE_BLKNO);
+	LockBuffer(metaBuf, BUFFER_LOCK_EXCLUSIVE);
+	metaPage = GenericXLogRegisterBuffer(state, metaBuf, 0);
+	GpuivfPageGetMeta(metaPage)->changeCount++;
+	return metaBuf;
+}
+
 /* Add itup to list, extending its chain when the insert page is full */
 static void
 InsertTuple(Relation index, IndexTuple itup, const GpuivfMetaPageData *meta, int list)
@@ -79,9 +99,14 @@ InsertTuple(Relation index, IndexTuple itup, const GpuivfMetaPageData *meta, int
 
 		if (PageGetFreeSpace(page) >= sz)
 		{
+			Buffer		metaBuf;
+
 			if (PageAddItem(page, (Item) itup, sz, InvalidOffsetNumber, false, false) == InvalidOffsetNumber)
 				elog(ERROR, "failed to add index item to \"%s\"", RelationGetRelationName(index));
+			metaBuf = BumpChangeCount(index, state, meta);
 			GenericXLogFinish(state);
+			if (BufferIsValid(metaBuf))
+				UnlockReleaseBuffer(metaBuf);
 			UnlockReleaseBuffer(buf);
 			break;
 		}
@@ -101,6 +126,7 @@ InsertTuple(Relation index, IndexTuple itup, const GpuivfMetaPageData *meta, int
 			Page		newpage = GenericXLogRegisterBuffer(state, newbuf, GENERIC_XLOG_FULL_IMAGE);
 			Page		listPage = GenericXLogRegisterBuffer(state, listBuf, 0);
 			GpuivfList	e;
+			Buffer		metaBuf;
 
 			GpuivfInitPage(newpage);
 			GpuivfPageGetOpaque(page)->nextblkno = BufferGetBlockNumber(newbuf);
@@ -108,7 +134,10 @@ InsertTuple(Relation index, IndexTuple itup, const GpuivfMetaPageData *meta, int
 				elog(ERROR, "failed to add index item to \"%s\"", RelationGetRelationName(index));
 			e = (GpuivfList) PageGetItem(listPage, PageGetItemId(listPage, listOff));
 			e->insertPage = BufferGetBlockNumber(newbuf);
+			metaBuf = BumpChangeCount(index, state, meta);
 			GenericXLogFinish(state);
+			if (BufferIsValid(metaBuf))
+				UnlockReleaseBuffer(metaBuf);
 			UnlockReleaseBuffer(newbuf);
 			UnlockReleaseBuffer(buf);
 			break;

@@ -142,7 +142,7 @@ ProbeNextLists(IndexScanDesc scan)
 	MemoryContextSwitchTo(old);
 }
 
-/* First call after rescan: read the metapage, order the lists, probe */
+/* First call after rescan: read the metapage and order the lists */
 static void
 StartScan(IndexScanDesc scan)
 {
@@ -190,7 +190,6 @@ StartScan(IndexScanDesc scan)
 	else
 		so->probes = meta.lists;	/* exact: every list at once */
 	MemoryContextSwitchTo(old);
-	ProbeNextLists(scan);
 }
 
 IndexScanDesc
@@ -226,6 +225,11 @@ gpuivfrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int 
 	so->nextList = 0;
 	so->first = true;
 	so->query = (Datum) 0;
+	so->gpu = false;
+	so->gpuK = so->gpuN = so->gpuPos = 0;
+	so->gpuDist = NULL;
+	so->gpuTids = NULL;
+	so->returned = NULL;		/* lived in tmpCtx */
 
 	if (orderbys && scan->numberOfOrderBys > 0)
 		memmove(scan->orderByData, orderbys, scan->numberOfOrderBys * sizeof(ScanKeyData));
@@ -251,19 +255,55 @@ gpuivfgettuple(IndexScanDesc scan, ScanDirection dir)
 		pgstat_count_index_scan(scan->indexRelation);
 		StartScan(scan);
 		so->first = false;
+		/* a large flat index may be answered by the GPU service */
+		so->gpu = GpuivfGpuRoute(scan) && GpuivfGpuFetch(scan, GPUIVF_GPU_FIRST_K);
+		if (!so->gpu)
+			ProbeNextLists(scan);
 	}
 
-	while (so->nheap == 0 && so->nextList < so->lists)
-		ProbeNextLists(scan);
-	if (so->nheap == 0)
-		return false;
-
+	while (so->gpu)
 	{
-		GpuivfCandidate top = so->heap[0];
+		ItemPointerData tid;
+		double		lowerBound;
 
+		if (GpuivfGpuNext(scan, &tid, &lowerBound))
+		{
+			/* a lower bound: the executor rechecks and reorders exactly */
+			scan->xs_heaptid = tid;
+			scan->xs_recheck = false;
+			scan->xs_recheckorderby = true;
+			if (scan->numberOfOrderBys > 0)
+			{
+				scan->xs_orderbyvals[0] = Float8GetDatum(lowerBound);
+				scan->xs_orderbynulls[0] = false;
+			}
+			return true;
+		}
+		if (so->gpuN < so->gpuK)
+			return false;		/* fewer rows than asked for: all were seen */
+		if (so->gpuK < GPUIVF_GPU_MAX_K &&
+			GpuivfGpuFetch(scan, Min(so->gpuK * 4, GPUIVF_GPU_MAX_K)))
+			continue;
+		/* past the GPU's largest k: exact CPU scan, skipping returned rows */
+		so->gpu = false;
+		ProbeNextLists(scan);
+	}
+
+	for (;;)
+	{
+		GpuivfCandidate top;
+
+		while (so->nheap == 0 && so->nextList < so->lists)
+			ProbeNextLists(scan);
+		if (so->nheap == 0)
+			return false;
+
+		top = so->heap[0];
 		so->heap[0] = so->heap[--so->nheap];
 		if (so->nheap > 0)
 			SiftDown(so->heap, so->nheap, 0);
+		if (so->returned != NULL && GpuivfGpuReturned(scan, &top.tid))
+			continue;
 
 		scan->xs_heaptid = top.tid;
 		scan->xs_recheck = false;
@@ -273,8 +313,8 @@ gpuivfgettuple(IndexScanDesc scan, ScanDirection dir)
 			scan->xs_orderbyvals[0] = Float8GetDatum(top.distance);
 			scan->xs_orderbynulls[0] = top.isnull;
 		}
+		return true;
 	}
-	return true;
 }
 
 void

@@ -72,6 +72,19 @@ VisitDataPages(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 		}
 	}
 	stats->num_pages = RelationGetNumberOfBlocks(index);
+
+	/* vectors went away: copies elsewhere (GPU) are out of date */
+	if (stats->tuples_removed > 0)
+	{
+		Buffer		metaBuf = ReadBuffer(index, GPUIVF_METAPAGE_BLKNO);
+		GenericXLogState *state;
+
+		LockBuffer(metaBuf, BUFFER_LOCK_EXCLUSIVE);
+		state = GenericXLogStart(index);
+		GpuivfPageGetMeta(GenericXLogRegisterBuffer(state, metaBuf, 0))->changeCount++;
+		GenericXLogFinish(state);
+		UnlockReleaseBuffer(metaBuf);
+	}
 }
 
 IndexBulkDeleteResult *

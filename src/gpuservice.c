@@ -21,6 +21,7 @@
 #include "postgres.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "access/htup_details.h"
@@ -42,6 +43,7 @@
 
 #ifdef CODEVEC_USE_CUDA
 #include "codevec_cuda.h"
+#include "knn.h"
 #endif
 
 #define GPU_MAX_SLOTS		256
@@ -79,6 +81,7 @@ typedef struct GpuServiceShared
 	int64		memory_total;	/* bytes */
 	int64		memory_used;	/* bytes in use on the device */
 	char		message[256];	/* why there is no device */
+	int			indexes_loaded; /* index copies on the device */
 	int64		requests;
 	int64		batches;
 	int			max_batch;
@@ -319,6 +322,256 @@ OpenDevice(void)
 #endif
 }
 
+#ifdef CODEVEC_USE_CUDA
+
+/*
+ * Index copies held by the service (service-local memory). Each has its
+ * vectors on the device (cuda/knn.h) and the heap TIDs of its rows here.
+ */
+#define GPU_MAX_INDEXES 64
+
+typedef struct GpuIndexCopy
+{
+	bool		used;
+	bool		complete;		/* every chunk arrived */
+	GpuIndexKey key;
+	int			dims;
+	int64		n;
+	int64		loaded;			/* rows uploaded so far */
+	float		maxnorm;
+	size_t		device_bytes;
+	TimestampTz last_used;
+	ItemPointerData *tids;		/* malloc'd, n entries */
+#ifdef CODEVEC_USE_CUDA
+	CodevecCudaIndex idx;
+#endif
+} GpuIndexCopy;
+
+static GpuIndexCopy index_copies[GPU_MAX_INDEXES];
+
+/* Publish the device memory in use and the number of copies */
+static void
+UpdateMemoryStats(void)
+{
+	int			loaded = 0;
+
+	for (int i = 0; i < GPU_MAX_INDEXES; i++)
+		loaded += index_copies[i].used;
+#ifdef CODEVEC_USE_CUDA
+	{
+		size_t		free_b = 0,
+					total_b = 0;
+		char		errbuf[128];
+
+		if (codevec_cuda_memory(&free_b, &total_b, errbuf, sizeof(errbuf)) == 0)
+		{
+			SpinLockAcquire(&gpu_shared->mutex);
+			gpu_shared->memory_used = (int64) (total_b - free_b);
+			gpu_shared->memory_total = (int64) total_b;
+			SpinLockRelease(&gpu_shared->mutex);
+		}
+	}
+#endif
+	SpinLockAcquire(&gpu_shared->mutex);
+	gpu_shared->indexes_loaded = loaded;
+	SpinLockRelease(&gpu_shared->mutex);
+}
+
+/* Drop a copy: device memory and TIDs */
+static void
+DropCopy(GpuIndexCopy *c)
+{
+#ifdef CODEVEC_USE_CUDA
+	codevec_cuda_index_free(c->idx);
+	c->idx = NULL;
+#endif
+	free(c->tids);
+	c->tids = NULL;
+	c->used = false;
+}
+
+/* The copy of the same index (any version), or NULL */
+static GpuIndexCopy *
+FindCopy(const GpuIndexKey *key)
+{
+	for (int i = 0; i < GPU_MAX_INDEXES; i++)
+		if (index_copies[i].used && index_copies[i].key.dbid == key->dbid &&
+			index_copies[i].key.indexid == key->indexid)
+			return &index_copies[i];
+	return NULL;
+}
+
+/* Bytes the device holds for held copies */
+static size_t
+CopiesBytes(void)
+{
+	size_t		total = 0;
+
+	for (int i = 0; i < GPU_MAX_INDEXES; i++)
+		if (index_copies[i].used)
+			total += index_copies[i].device_bytes;
+	return total;
+}
+
+/* Answer a KNN request from a current copy, or say it is not loaded */
+static void
+RunKnn(GpuKnnRequest *r)
+{
+	GpuIndexCopy *c = FindCopy(&r->key);
+
+	if (c == NULL || !c->complete || c->key.relfilenode != r->key.relfilenode ||
+		c->key.changeCount != r->key.changeCount || c->dims != r->dims)
+	{
+		r->hdr.status = GPU_STATUS_NOT_LOADED;
+		return;
+	}
+	if (r->k < 1 || r->k > CODEVEC_CUDA_MAX_K || r->nq < 1)
+	{
+		r->hdr.status = GPU_STATUS_FAILED;
+		snprintf(r->hdr.errmsg, sizeof(r->hdr.errmsg), "bad k %d or nq %d", r->k, r->nq);
+		return;
+	}
+	c->last_used = GetCurrentTimestamp();
+	{
+		int64	   *ids = malloc(sizeof(int64) * (Size) r->nq * r->k);
+		float	   *dist = GpuKnnDistances(r);
+		ItemPointerData *tids = GpuKnnTids(r);
+
+		if (ids == NULL)
+		{
+			r->hdr.status = GPU_STATUS_FAILED;
+			snprintf(r->hdr.errmsg, sizeof(r->hdr.errmsg), "out of host memory");
+			return;
+		}
+		if (codevec_cuda_knn(c->idx, GpuKnnQueries(r), r->nq, r->k, r->metric, dist, ids,
+							 r->hdr.errmsg, sizeof(r->hdr.errmsg)) != CODEVEC_CUDA_OK)
+		{
+			r->hdr.status = GPU_STATUS_FAILED;
+			free(ids);
+			return;
+		}
+		for (Size i = 0; i < (Size) r->nq * r->k; i++)
+		{
+			if (ids[i] >= 0 && ids[i] < c->n)
+				tids[i] = c->tids[ids[i]];
+			else
+				ItemPointerSetInvalid(&tids[i]);
+		}
+		free(ids);
+	}
+	r->nrows = c->n;
+	r->maxnorm = c->maxnorm;
+	r->hdr.status = 0;
+}
+
+/* Chunk of an index copy: the first one (re)creates the copy, evicting
+ * least recently used copies to stay under codevec.gpu_memory_limit */
+static void
+RunUpload(GpuUploadRequest *r)
+{
+	GpuIndexCopy *c = FindCopy(&r->key);
+	const float *v = GpuUploadVectors(r);
+
+	if (r->first == 0)
+	{
+		size_t		need = (size_t) r->total * r->dims * 6 + (size_t) r->total * 8;	/* fp32 + fp16 + norms */
+		size_t		cap = (size_t) codevec_gpu_memory_limit_mb * 1024 * 1024;
+		int			slot = -1;
+
+		if (c != NULL)
+			DropCopy(c);
+		while (cap > 0 && CopiesBytes() + need > cap)
+		{
+			GpuIndexCopy *lru = NULL;
+
+			for (int i = 0; i < GPU_MAX_INDEXES; i++)
+				if (index_copies[i].used && (lru == NULL || index_copies[i].last_used < lru->last_used))
+					lru = &index_copies[i];
+			if (lru == NULL)
+			{
+				r->hdr.status = GPU_STATUS_NO_MEMORY;
+				snprintf(r->hdr.errmsg, sizeof(r->hdr.errmsg),
+						 "index needs about %zu MB, codevec.gpu_memory_limit is %d MB",
+						 need >> 20, codevec_gpu_memory_limit_mb);
+				UpdateMemoryStats();
+				return;
+			}
+			DropCopy(lru);
+		}
+		for (int i = 0; i < GPU_MAX_INDEXES && slot < 0; i++)
+			if (!index_copies[i].used)
+				slot = i;
+		if (slot < 0)
+		{
+			GpuIndexCopy *lru = &index_copies[0];
+
+			for (int i = 1; i < GPU_MAX_INDEXES; i++)
+				if (index_copies[i].last_used < lru->last_used)
+					lru = &index_copies[i];
+			DropCopy(lru);
+			slot = lru - index_copies;
+		}
+		c = &index_copies[slot];
+		memset(c, 0, sizeof(*c));
+		c->tids = malloc(sizeof(ItemPointerData) * Max(r->total, 1));
+		if (c->tids == NULL ||
+			codevec_cuda_index_create(Max(r->total, 1), r->dims, CODEVEC_PREC_AUTO, &c->idx,
+									  r->hdr.errmsg, sizeof(r->hdr.errmsg)) != CODEVEC_CUDA_OK)
+		{
+			if (c->tids == NULL)
+				snprintf(r->hdr.errmsg, sizeof(r->hdr.errmsg), "out of host memory");
+			DropCopy(c);
+			r->hdr.status = GPU_STATUS_NO_MEMORY;
+			UpdateMemoryStats();
+			return;
+		}
+		c->used = true;
+		c->key = r->key;
+		c->dims = r->dims;
+		c->n = r->total;
+	}
+	if (c == NULL || c->complete || c->key.changeCount != r->key.changeCount ||
+		c->key.relfilenode != r->key.relfilenode || r->first != c->loaded ||
+		r->first + r->n > c->n || r->dims != c->dims)
+	{
+		/* a chunk out of sequence: the copy is unusable */
+		if (c != NULL)
+			DropCopy(c);
+		r->hdr.status = GPU_STATUS_NOT_LOADED;
+		UpdateMemoryStats();
+		return;
+	}
+	for (int64 i = 0; i < r->n; i++)
+	{
+		double		s = 0;
+
+		for (int j = 0; j < r->dims; j++)
+			s += (double) v[i * r->dims + j] * v[i * r->dims + j];
+		c->maxnorm = Max(c->maxnorm, (float) sqrt(s));
+	}
+	if (r->n > 0 &&
+		codevec_cuda_index_upload(c->idx, v, r->first, r->n,
+								  r->hdr.errmsg, sizeof(r->hdr.errmsg)) != CODEVEC_CUDA_OK)
+	{
+		DropCopy(c);
+		r->hdr.status = GPU_STATUS_FAILED;
+		UpdateMemoryStats();
+		return;
+	}
+	memcpy(c->tids + r->first, GpuUploadTids(r), sizeof(ItemPointerData) * r->n);
+	c->loaded += r->n;
+	c->last_used = GetCurrentTimestamp();
+	if (c->loaded == c->n)
+	{
+		c->complete = true;
+		codevec_cuda_index_info(c->idx, &c->device_bytes, NULL, NULL, 0);
+	}
+	r->hdr.status = 0;
+	UpdateMemoryStats();
+}
+
+#endif							/* CODEVEC_USE_CUDA */
+
 /* Run one request in place; the answer goes into the same segment */
 static void
 RunRequest(GpuRequestHeader *req)
@@ -328,8 +581,23 @@ RunRequest(GpuRequestHeader *req)
 		case GPU_REQUEST_PING:
 			req->status = 0;
 			break;
+		case GPU_REQUEST_KNN:
+		case GPU_REQUEST_UPLOAD:
+#ifdef CODEVEC_USE_CUDA
+			if (gpu_shared->state == GPU_SERVICE_READY)
+			{
+				if (req->kind == GPU_REQUEST_KNN)
+					RunKnn((GpuKnnRequest *) req);
+				else
+					RunUpload((GpuUploadRequest *) req);
+				break;
+			}
+#endif
+			req->status = GPU_STATUS_NO_DEVICE;
+			snprintf(req->errmsg, sizeof(req->errmsg), "the GPU service has no CUDA device");
+			break;
 		default:
-			req->status = 1;
+			req->status = GPU_STATUS_FAILED;
 			snprintf(req->errmsg, sizeof(req->errmsg), "unknown request kind %d", req->kind);
 			break;
 	}
@@ -564,7 +832,7 @@ AbandonAtExit(int code, Datum arg)
 	AbandonSlot();
 }
 
-void
+int
 CodevecGpuCall(dsm_segment *seg)
 {
 	static bool exit_hook = false;
@@ -657,10 +925,17 @@ CodevecGpuCall(dsm_segment *seg)
 	PG_END_TRY();
 	AbandonSlot();				/* DONE -> FREE */
 
-	if (req->status != 0)
+	if (req->status == GPU_STATUS_FAILED)
 		ereport(ERROR,
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
 				 errmsg("codevec GPU service: %s", req->errmsg)));
+	return req->status;
+}
+
+bool
+CodevecGpuServiceReady(void)
+{
+	return ServiceState(NULL, 0) == GPU_SERVICE_READY;
 }
 
 /* ---------------------------------------------------------------------
@@ -709,7 +984,7 @@ codevec_gpu_status(PG_FUNCTION_ARGS)
 	values[5] = Int64GetDatum(snap.memory_total / (1024 * 1024));
 	nulls[4] = nulls[5] = snap.state != GPU_SERVICE_READY;
 	values[6] = Int32GetDatum(0);	/* models on the device */
-	values[7] = Int32GetDatum(0);	/* index copies on the device */
+	values[7] = Int32GetDatum(snap.indexes_loaded);
 	values[8] = Int64GetDatum(snap.requests);
 	values[9] = Int64GetDatum(snap.batches);
 	values[10] = Float8GetDatum(snap.batches > 0 ? (double) snap.requests / snap.batches : 0);

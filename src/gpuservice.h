@@ -24,6 +24,7 @@
 #include "postgres.h"
 
 #include "storage/dsm.h"
+#include "storage/itemptr.h"
 
 /* codevec.device */
 typedef enum CodevecDevice
@@ -46,8 +47,16 @@ typedef enum GpuServiceState
 /* Request kinds */
 typedef enum GpuRequestKind
 {
-	GPU_REQUEST_PING = 1		/* round trip only: measures the protocol */
+	GPU_REQUEST_PING = 1,		/* round trip only: measures the protocol */
+	GPU_REQUEST_KNN = 2,		/* k nearest rows of an index copy on the device */
+	GPU_REQUEST_UPLOAD = 3		/* (re)load an index copy onto the device */
 } GpuRequestKind;
+
+/* Statuses besides 0 (ok) and 1 (failed, see errmsg) */
+#define GPU_STATUS_FAILED		1
+#define GPU_STATUS_NOT_LOADED	2	/* no current copy of that index: upload it */
+#define GPU_STATUS_NO_DEVICE	3	/* the service has no CUDA device */
+#define GPU_STATUS_NO_MEMORY	4	/* the copy does not fit under the cap */
 
 /* Header of every request segment; the payload follows */
 typedef struct GpuRequestHeader
@@ -57,6 +66,66 @@ typedef struct GpuRequestHeader
 	Size		payload_size;	/* bytes after the header */
 	char		errmsg[256];	/* service's message when status != 0 */
 } GpuRequestHeader;
+
+/*
+ * Which index copy a KNN or UPLOAD request is about: a copy is current when
+ * database, index, relfilenode (changes on REINDEX and TRUNCATE) and the
+ * metapage's changeCount (inserts, VACUUM) all match.
+ */
+typedef struct GpuIndexKey
+{
+	Oid			dbid;
+	Oid			indexid;
+	Oid			relfilenode;
+	uint64		changeCount;
+} GpuIndexKey;
+
+/*
+ * KNN: header, then this, then nq x dims float queries, then (answer)
+ * nq x k float distances and nq x k ItemPointerData heap TIDs, each query's
+ * row ordered by (distance, row position); unused tail TIDs are invalid.
+ * The distances are the GPU kernels' (see cuda/knn.h); maxnorm is the
+ * largest norm of the indexed vectors, for the caller's error bound.
+ */
+typedef struct GpuKnnRequest
+{
+	GpuRequestHeader hdr;
+	GpuIndexKey key;
+	int32		metric;			/* CODEVEC_METRIC_* of cuda/knn.h */
+	int32		dims;
+	int32		nq;
+	int32		k;				/* 1 .. 1024 */
+	int64		nrows;			/* answer: rows in the copy */
+	float		maxnorm;		/* answer */
+} GpuKnnRequest;
+
+/*
+ * UPLOAD: header, then this, then n x dims floats, then n ItemPointerData:
+ * rows [first, first + n) of a copy of total rows. first = 0 starts a new
+ * copy (replacing any other of that index); the copy answers KNN requests
+ * once its last chunk has arrived.
+ */
+typedef struct GpuUploadRequest
+{
+	GpuRequestHeader hdr;
+	GpuIndexKey key;
+	int32		dims;
+	int64		first;
+	int64		n;
+	int64		total;
+} GpuUploadRequest;
+
+#define GpuKnnQueries(r)	((float *) ((char *) (r) + MAXALIGN(sizeof(GpuKnnRequest))))
+#define GpuKnnDistances(r)	(GpuKnnQueries(r) + (Size) (r)->nq * (r)->dims)
+#define GpuKnnTids(r)		((ItemPointerData *) (GpuKnnDistances(r) + (Size) (r)->nq * (r)->k))
+#define GpuKnnRequestSize(nq, dims, k) \
+	(MAXALIGN(sizeof(GpuKnnRequest)) + sizeof(float) * (Size) (nq) * (dims) + \
+	 sizeof(float) * (Size) (nq) * (k) + sizeof(ItemPointerData) * (Size) (nq) * (k))
+#define GpuUploadVectors(r)	((float *) ((char *) (r) + MAXALIGN(sizeof(GpuUploadRequest))))
+#define GpuUploadTids(r)	((ItemPointerData *) (GpuUploadVectors(r) + (Size) (r)->n * (r)->dims))
+#define GpuUploadRequestSize(n, dims) \
+	(MAXALIGN(sizeof(GpuUploadRequest)) + sizeof(float) * (Size) (n) * (dims) + \
+	 sizeof(ItemPointerData) * (Size) (n))
 
 extern int	codevec_device;
 extern int	codevec_gpu_device;
@@ -81,11 +150,19 @@ extern bool CodevecGpuServiceUsable(void);
 
 /*
  * CodevecGpuCall: post the request in seg (header filled, payload written)
- * and wait for the answer. Returns when the service has answered; raises
- * ERROR when it reports a failure (its message), restarts meanwhile, does
- * not answer within codevec.gpu_timeout, or the query is cancelled.
+ * and wait for the answer. Returns the request's status once the service
+ * has answered: 0, or GPU_STATUS_NOT_LOADED / NO_DEVICE / NO_MEMORY for the
+ * caller to handle; raises ERROR when the service reports a failure (its
+ * message), restarts meanwhile, does not answer within codevec.gpu_timeout,
+ * or the query is cancelled.
  */
-extern void CodevecGpuCall(dsm_segment *seg);
+extern int	CodevecGpuCall(dsm_segment *seg);
+
+/*
+ * CodevecGpuServiceReady: whether the service runs with a CUDA device now
+ * (no warning, no error: for cost estimates and routing).
+ */
+extern bool CodevecGpuServiceReady(void);
 
 PGDLLEXPORT void CodevecGpuServiceMain(Datum main_arg);
 

@@ -1,0 +1,210 @@
+/*
+ * knn.h — plain C interface to codevec's exact k-NN kernels (cuda/knn.cu).
+ *
+ * A CodevecCudaIndex is a block of n vectors of `dim` float4 components that
+ * lives on the GPU.  Vector ids are row positions 0..n-1; the caller (gpuivf)
+ * maps them to heap TIDs.  codevec_cuda_knn() returns, per query, the k rows
+ * with the smallest distance, ordered by (distance, id): exactly what a scan
+ * that computes every distance with codevec_canonical_distance() below and
+ * sorts by (distance, id) returns.  See cuda/KERNELS.md for the design.
+ *
+ * Every function returns CODEVEC_CUDA_OK (0) or a negative status and writes
+ * a lowercase message without a final period into errbuf (errlen bytes,
+ * always NUL-terminated when errlen > 0).  Nothing aborts; no function here
+ * includes postgres.h.  One index must not be used by two host threads at
+ * once (the GPU service serialises calls per index).
+ */
+#ifndef CODEVEC_CUDA_KNN_H
+#define CODEVEC_CUDA_KNN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <math.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* status codes */
+#define CODEVEC_CUDA_OK              0
+#define CODEVEC_CUDA_ERR_CUDA       -1  /* a CUDA runtime call failed */
+#define CODEVEC_CUDA_ERR_ARG        -2  /* bad argument (sizes, metric, k) */
+#define CODEVEC_CUDA_ERR_NOMEM      -3  /* device or host allocation failed */
+#define CODEVEC_CUDA_ERR_NODEVICE   -4  /* no usable CUDA device */
+
+/* metrics, as pgvector spells the operators */
+#define CODEVEC_METRIC_L2      0   /* <->  sqrt(sum (q-x)^2)            */
+#define CODEVEC_METRIC_IP      1   /* <#>  -(q . x)                     */
+#define CODEVEC_METRIC_COSINE  2   /* <=>  1 - q.x / sqrt(|q|^2 |x|^2)  */
+
+/* storage precision of the scanned copy on the device */
+#define CODEVEC_PREC_AUTO   -1  /* let the autotuner choose             */
+#define CODEVEC_PREC_FP32    0  /* fp32 only: 4*dim bytes per vector    */
+#define CODEVEC_PREC_FP16    1  /* fp16 scan copy + fp32 re-rank copy   */
+
+#define CODEVEC_CUDA_MAX_K     1024
+#define CODEVEC_CUDA_MAX_DIM   2048
+
+typedef struct CodevecCudaIndexData CodevecCudaIndexData;
+typedef CodevecCudaIndexData *CodevecCudaIndex;
+
+/*
+ * Create an empty device block for n vectors of dim components (1..2048) in
+ * the given precision (CODEVEC_PREC_*) on the current CUDA device.  Rows are
+ * zero until uploaded.  *out is NULL on failure.
+ */
+int codevec_cuda_index_create(int64_t n, int dim, int precision,
+                              CodevecCudaIndex *out, char *errbuf, size_t errlen);
+
+/*
+ * Copy rows [first, first+count) from host memory (count x dim floats, row
+ * major, finite values) to the device and derive the norms and, for fp16
+ * storage, the fp16 copy.  Synchronous.  Values beyond fp16's range make the
+ * index scan its fp32 copy (still exact, slower); see
+ * codevec_cuda_index_info().
+ */
+int codevec_cuda_index_upload(CodevecCudaIndex idx, const float *vectors,
+                              int64_t first, int64_t count,
+                              char *errbuf, size_t errlen);
+
+/* Free the device block; NULL is fine. */
+void codevec_cuda_index_free(CodevecCudaIndex idx);
+
+/*
+ * Describe the index: device bytes held, precision actually scanned
+ * (CODEVEC_PREC_FP32/FP16) and the kernel configuration in use, as text.
+ */
+int codevec_cuda_index_info(CodevecCudaIndex idx, size_t *device_bytes,
+                            int *scan_precision, char *text, size_t textlen);
+
+/*
+ * Exact k nearest neighbours of nq queries (nq x dim floats, host memory).
+ * Writes nq x k distances (float, pgvector's reported value) and ids (row
+ * positions) in (distance, id) order.  When n < k the tail of each row is
+ * id -1, distance +inf.  k in 1..1024, nq >= 1, metric CODEVEC_METRIC_*.
+ * Synchronous.
+ */
+int codevec_cuda_knn(CodevecCudaIndex idx, const float *queries, int nq, int k,
+                     int metric, float *out_dist, int64_t *out_ids,
+                     char *errbuf, size_t errlen);
+
+/*
+ * The same on device pointers (queries nq x dim, outputs nq x k) and a
+ * stream; returns once the results are written (it reads a small
+ * per-query flag back to decide whether any query needs the fp32 fallback).
+ * fallbacks (may be NULL) receives how many queries took the fallback.
+ */
+int codevec_cuda_knn_device(CodevecCudaIndex idx, const float *d_queries,
+                            int nq, int k, int metric, float *d_out_dist,
+                            int64_t *d_out_ids, void *stream, int *fallbacks,
+                            char *errbuf, size_t errlen);
+
+/*
+ * Measure the kernel candidates (queries per tile, warps per block, blocks
+ * per multiprocessor, lanes per row, storage precision) on the current GPU
+ * for vectors of `dim` components and cache the choice for this GPU model
+ * (in memory, and in the file named by $CODEVEC_CUDA_TUNE_FILE if set).
+ * Runs on its own at the first use of a (GPU, dim) pair; call it to re-run.
+ * report (may be NULL) receives a readable table of what was chosen and why.
+ */
+int codevec_cuda_autotune(int dim, char *report, size_t reportlen,
+                          char *errbuf, size_t errlen);
+
+/*
+ * Internal, for test/cuda and bench/kernels: run on a forced path (0 the
+ * fp32 scan, 1 the fp16 scan + re-rank) and pin one kernel configuration
+ * (qb queries a tile, warps a block, blocks per multiprocessor, g lanes a
+ * row on the fp16 CUDA-core kernel or 0 for the tensor-core kernel).
+ */
+int codevec_cuda_knn_device_path(CodevecCudaIndex idx, const float *d_queries, int nq, int k,
+                                 int metric, float *d_out_dist, int64_t *d_out_ids,
+                                 void *stream, int *fallbacks, int path,
+                                 char *errbuf, size_t errlen);
+int codevec_cuda_index_set_cfg(CodevecCudaIndex idx, int path, int qb, int warps, int bps,
+                               int g);
+
+/*
+ * The canonical distance: the one function of (q, x) that the GPU reports
+ * and that a CPU scan must compute to agree with it bit for bit.  fp32
+ * throughout, fused multiply-adds, summation in a fixed order: the
+ * components are cut into 4-float chunks; chunk c goes to lane c mod 32;
+ * each lane sums its chunks in order, element by element; the 32 lane
+ * sums are added pairwise (lane j += lane j+16, then +8, +4, +2, +1).
+ * Cosine clamps the similarity to [-1, 1] as pgvector does; a zero vector
+ * gives NaN, which sorts after every number.
+ * Compile callers with -ffp-contract=off.
+ */
+static inline float
+codevec_canonical_sum(const float *q, const float *x, int dim, int l2)
+{
+    float lane[32];
+    int   j, c, e, off;
+
+    for (j = 0; j < 32; j++)
+    {
+        float acc = 0.0f;
+
+        for (c = j; 4 * c < dim; c += 32)
+            for (e = 0; e < 4; e++)
+            {
+                int   i = 4 * c + e;
+                float a = i < dim ? q[i] : 0.0f;
+                float b = i < dim ? x[i] : 0.0f;
+
+                if (l2)
+                {
+                    float d = a - b;
+                    acc = fmaf(d, d, acc);
+                }
+                else
+                    acc = fmaf(a, b, acc);
+            }
+        lane[j] = acc;
+    }
+    for (off = 16; off > 0; off >>= 1)
+        for (j = 0; j < off; j++)
+            lane[j] = lane[j] + lane[j + off];
+    return lane[0];
+}
+
+/* Finish a canonical distance from its sums (see codevec_canonical_distance). */
+static inline float
+codevec_canonical_finish(int metric, float sum, float qnorm2, float xnorm2)
+{
+    if (metric == CODEVEC_METRIC_L2)
+        return sqrtf(sum);
+    if (metric == CODEVEC_METRIC_IP)
+        return -sum;
+    {
+        float denom = sqrtf(qnorm2 * xnorm2);
+        float sim = sum / denom;
+
+        if (sim > 1.0f)
+            sim = 1.0f;
+        else if (sim < -1.0f)
+            sim = -1.0f;
+        return 1.0f - sim;
+    }
+}
+
+/* The canonical distance of one pair (see above). */
+static inline float
+codevec_canonical_distance(int metric, const float *q, const float *x, int dim)
+{
+    if (metric == CODEVEC_METRIC_L2)
+        return codevec_canonical_finish(metric,
+                                        codevec_canonical_sum(q, x, dim, 1), 0, 0);
+    if (metric == CODEVEC_METRIC_IP)
+        return codevec_canonical_finish(metric,
+                                        codevec_canonical_sum(q, x, dim, 0), 0, 0);
+    return codevec_canonical_finish(metric,
+                                    codevec_canonical_sum(q, x, dim, 0),
+                                    codevec_canonical_sum(q, q, dim, 0),
+                                    codevec_canonical_sum(x, x, dim, 0));
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CODEVEC_CUDA_KNN_H */

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# test/gpu/run.sh — the GPU test target (not CI): runs on a CUDA host with
+# no package registry (see ../shared/gpu-host/README.md), as root.
+#
+# Needs, carried in .gpukit/ (git-ignored; make them with test/gpu/pack.sh on
+# the Debian development machine):
+#   pgkit.tar.xz, start-postgres.sh  PostgreSQL 15 (shared/gpu-host/pack-postgres.sh)
+#   xlibs.tar.xz                     Debian's OpenBLAS, utf8proc, cJSON, gfortran
+#   ext.tar.xz                       codevec.so built here (CUDA), its SQL and control
+#   gen                              bench/seqscan/gen.c, built here
+#
+#   bash test/gpu/run.sh [ROWS]      (default 200000)
+#
+# Starts a server with shared_preload_libraries = codevec, then checks:
+# the GPU service is ready on the device; the GPU path of a flat gpuivf
+# index returns exactly what a sequential scan returns (rows and order, all
+# three opclasses, k from 1 to past the GPU's largest batch, with filters,
+# after inserts and deletes); codevec.device = cuda vs cpu agree; and it
+# prints latencies. Ends with "N passed, N failed".
+set -uo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd)
+rows=${1:-200000}
+kit=$top/.gpukit
+passed=0; failed=0
+out=${OUT:-/tmp}
+
+check() {
+	local got
+	got=$(psql -qAtX -c "$2" 2>&1)
+	if printf '%s\n' "$got" | grep -qxF -- "$3"; then
+		passed=$((passed + 1)); echo "ok $((passed + failed)) - $1"
+	else
+		failed=$((failed + 1)); echo "not ok $((passed + failed)) - $1 (got '$(echo "$got" | head -3 | tr '\n' ' ')', want '$3')"
+	fi
+}
+
+# PostgreSQL, libraries, extension
+eval "$(bash "$kit/start-postgres.sh" "$kit/pgkit.tar.xz" /tmp/pgdata)" || exit 1
+tar xJf "$kit/xlibs.tar.xz" -C /tmp && cp /tmp/xlibs/* /usr/local/lib/
+ldconfig
+mkdir -p /tmp/ext && tar xJf "$kit/ext.tar.xz" -C /tmp/ext
+cp /tmp/ext/codevec.so "$(pg_config --pkglibdir)/"
+cp /tmp/ext/codevec.control /tmp/ext/codevec--*.sql "$(pg_config --sharedir)/extension/"
+su pg -c "LD_LIBRARY_PATH=/opt/pgkit/usr/lib/x86_64-linux-gnu /opt/pgkit/usr/lib/postgresql/15/bin/pg_ctl -D /tmp/pgdata -m fast -w stop" >/dev/null 2>&1 || true
+eval "$(bash "$kit/start-postgres.sh" "$kit/pgkit.tar.xz" /tmp/pgdata shared_preload_libraries=codevec shared_buffers=8GB max_parallel_workers_per_gather=0 jit=off)"
+export PGDATABASE=postgres
+psql -qX -c "CREATE EXTENSION IF NOT EXISTS codevec" >/dev/null
+for _ in $(seq 1 100); do
+	[ "$(psql -qAtX -c "SELECT state FROM codevec_gpu_status()")" = ready ] && break; sleep 0.1
+done
+psql -X -x -c "SELECT * FROM codevec_gpu_status()"
+check "the GPU service is ready on a CUDA device" "SELECT state = 'ready' AND device IS NOT NULL FROM codevec_gpu_status()" t
+echo "ping round trip (us): $(psql -qAtX -c "SELECT round(codevec_gpu_ping(2000)::numeric, 1)")"
+
+# data: random vectors (bench/seqscan/gen.c) and duplicates for ties
+"$kit/gen" "$rows" 384 42 >/tmp/vec.bin
+"$kit/gen" 50 384 7 >/tmp/q.bin
+psql -qX -v ON_ERROR_STOP=1 <<SQL
+DROP TABLE IF EXISTS t, q;
+CREATE TABLE t (id int, emb codevec(384));
+CREATE TABLE q (qid int, emb codevec(384));
+\copy t FROM '/tmp/vec.bin' WITH (FORMAT binary)
+\copy q FROM '/tmp/q.bin' WITH (FORMAT binary)
+INSERT INTO t SELECT id + $rows, emb FROM t WHERE id <= 100;       -- exact duplicates: ties
+INSERT INTO q SELECT 1000 + id, emb FROM t WHERE id <= 5;           -- queries equal to rows
+VACUUM ANALYZE t; VACUUM ANALYZE q;
+SQL
+t0=$(date +%s.%N)
+psql -qX -c "CREATE INDEX t_l2 ON t USING gpuivf (emb codevec_l2_ops)" \
+	-c "CREATE INDEX t_ip ON t USING gpuivf (emb codevec_ip_ops)" \
+	-c "CREATE INDEX t_cos ON t USING gpuivf (emb codevec_cosine_ops)"
+echo "three flat index builds: $(echo "$(date +%s.%N) - $t0" | bc) s for $rows rows"
+
+# same(op, k, filter): queries whose GPU answer differs from the seq scan's
+same() {
+	psql -qAtX <<SQL
+SET codevec.device = cuda;
+DO \$\$
+DECLARE r record; seqids int[]; gpuids int[]; bad int := 0;
+BEGIN
+	FOR r IN SELECT * FROM q LOOP
+		SET LOCAL enable_indexscan = off; SET LOCAL enable_seqscan = on;
+		SELECT array_agg(id) INTO seqids FROM (SELECT id FROM t WHERE $3 ORDER BY emb $1 r.emb, id LIMIT $2) s;
+		SET LOCAL enable_indexscan = on; SET LOCAL enable_seqscan = off;
+		SELECT array_agg(id) INTO gpuids FROM (SELECT id FROM t WHERE $3 ORDER BY emb $1 r.emb, id LIMIT $2) s;
+		IF seqids IS DISTINCT FROM gpuids THEN bad := bad + 1; END IF;
+	END LOOP;
+	RAISE NOTICE 'mismatches=%', bad;
+END \$\$;
+SQL
+}
+for op in '<->' '<#>' '<=>'; do
+	for k in 1 10 100 1000 1500; do
+		res=$(same "$op" "$k" true 2>&1 | grep -o 'mismatches=[0-9]*')
+		[ "$res" = "mismatches=0" ] && { passed=$((passed+1)); echo "ok $((passed+failed)) - GPU $op k=$k equals the sequential scan (55 queries)"; } \
+			|| { failed=$((failed+1)); echo "not ok $((passed+failed)) - GPU $op k=$k: $res"; }
+	done
+	res=$(same "$op" 10 "id % 7 = 3" 2>&1 | grep -o 'mismatches=[0-9]*')
+	[ "$res" = "mismatches=0" ] && { passed=$((passed+1)); echo "ok $((passed+failed)) - GPU $op with a filter equals the sequential scan"; } \
+		|| { failed=$((failed+1)); echo "not ok $((passed+failed)) - GPU $op filter: $res"; }
+done
+check "the index copies are on the device" "SELECT indexes_loaded >= 3 FROM codevec_gpu_status()" t
+check "EXPLAIN uses the index" "SET codevec.device = cuda; EXPLAIN (COSTS OFF) SELECT id FROM t ORDER BY emb <-> (SELECT emb FROM q LIMIT 1) LIMIT 10" "  ->  Index Scan using t_l2 on t"
+
+# writes: the copy follows inserts and deletes
+psql -qX -c "INSERT INTO t SELECT 900000 + qid, emb FROM q WHERE qid < 1000" -c "DELETE FROM t WHERE id % 11 = 0" -c "VACUUM t" >/dev/null
+res=$(same '<->' 10 true 2>&1 | grep -o 'mismatches=[0-9]*')
+[ "$res" = "mismatches=0" ] && { passed=$((passed+1)); echo "ok $((passed+failed)) - after inserts, deletes and VACUUM the GPU answer equals the sequential scan"; } \
+	|| { failed=$((failed+1)); echo "not ok $((passed+failed)) - after writes: $res"; }
+
+# latency: prepared k=10 queries through SQL
+cat >/tmp/knn.sql <<SQL
+\set q random(1, 50)
+SELECT id FROM t ORDER BY emb <-> (SELECT emb FROM q WHERE qid = :q) LIMIT 10;
+SQL
+for dev in cuda cpu; do
+	PGOPTIONS="-c codevec.device=$dev" pgbench -n -M prepared -c 1 -T 5 -f /tmp/knn.sql postgres 2>/dev/null | grep -E "latency average|tps" | sed "s/^/$dev: /"
+done
+PGOPTIONS="-c codevec.device=cuda" pgbench -n -M prepared -c 16 -j 16 -T 5 -f /tmp/knn.sql postgres 2>/dev/null | grep -E "latency average|tps" | sed "s/^/cuda 16 clients: /"
+psql -X -x -c "SELECT * FROM codevec_gpu_status()"
+cp /tmp/pgdata/server.log "$out/" 2>/dev/null; grep -E "ERROR|FATAL|PANIC|gpu service" /tmp/pgdata/server.log | tail -20
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
