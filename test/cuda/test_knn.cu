@@ -1,0 +1,395 @@
+/*
+ * test_knn.cu — correctness test of cuda/knn.cu against CPU references.
+ *
+ * For each data case (n, dim, storage precision, planted features) and each
+ * metric it draws fresh random vectors, plants exact duplicates (ties that
+ * only the id can break), a query equal to a stored row and, for some
+ * cases, a zero vector or near-duplicate clusters, uploads them, and for
+ * k in {1, 10, 100, 1024} and nq in {1, 8, 64} compares the GPU result to
+ *  1. the canonical CPU scan (codevec_canonical_distance of knn.h, sorted
+ *     by (distance, id)): ids and distances must be identical, bit for bit;
+ *  2. an fp64 scan: every distance within 1e-5 (relative to the natural
+ *     scale of the metric) and every id either the fp64 one or a near tie.
+ * Outputs are poisoned before each run, so an unwritten slot fails.
+ *
+ * usage: test_knn [--quick] [--seed N]     (exit status 0 = all passed)
+ */
+#include <cuda_runtime.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+#include <stdint.h>
+#include <time.h>
+#include <algorithm>
+#include <vector>
+
+#include "../../cuda/knn.h"
+
+extern "C" int codevec_cuda_knn_device_path(CodevecCudaIndex idx, const float *d_queries, int nq,
+                                            int k, int metric, float *d_out_dist,
+                                            int64_t *d_out_ids, void *stream, int *fallbacks,
+                                            int path, char *errbuf, size_t errlen);
+extern "C" int codevec_cuda_index_set_cfg(CodevecCudaIndex idx, int path, int qb, int warps,
+                                          int bps, int g);
+
+/* kernel variants checked: fp32; fp16 on CUDA cores; fp16 on tensor cores */
+static const struct { int path, qb, warps, bps, g; const char *name; } kVariants[3] = {
+    {0, 8, 8, 2, 32, "fp32"}, {1, 4, 8, 2, 16, "fp16-simt"}, {1, 64, 4, 2, 0, "fp16-mma"}};
+
+static uint64_t g_rng;
+
+static double
+Uniform(void)
+{
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return (double) (g_rng >> 11) * (1.0 / 9007199254740992.0);
+}
+
+static float
+Gauss(void)
+{
+    double u1 = Uniform() + 1e-300, u2 = Uniform();
+
+    return (float) (sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+/* Order key exactly as the GPU: NaN last, -0 == +0, then id. */
+static uint64_t
+Key(float f, int64_t id)
+{
+    uint32_t u;
+
+    memcpy(&u, &f, 4);
+    if (f != f)
+        u = 0x7fc00000u;
+    else if (f == 0.0f)
+        u = 0;
+    u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+    return ((uint64_t) u << 32) | (uint64_t) id;
+}
+
+static double
+Dist64(int metric, const float *q, const float *x, int dim)
+{
+    double s = 0, qq = 0, xx = 0;
+
+    for (int i = 0; i < dim; i++)
+    {
+        if (metric == CODEVEC_METRIC_L2)
+            s += ((double) q[i] - x[i]) * ((double) q[i] - x[i]);
+        else
+            s += (double) q[i] * x[i];
+        qq += (double) q[i] * q[i];
+        xx += (double) x[i] * x[i];
+    }
+    if (metric == CODEVEC_METRIC_L2)
+        return sqrt(s);
+    if (metric == CODEVEC_METRIC_IP)
+        return -s;
+    double sim = s / sqrt(qq * xx);
+
+    if (sim > 1)
+        sim = 1;
+    if (sim < -1)
+        sim = -1;
+    return 1 - sim;
+}
+
+static double
+Norm(const float *x, int dim)
+{
+    double s = 0;
+
+    for (int i = 0; i < dim; i++)
+        s += (double) x[i] * x[i];
+    return sqrt(s);
+}
+
+/* The tolerance scale of a distance: relative for L2, |q||x| for IP, 1 for cosine. */
+static double
+Scale(int metric, double ref, const float *q, const float *x, int dim)
+{
+    if (metric == CODEVEC_METRIC_L2)
+        return fmax(fabs(ref), 1e-3 * (Norm(q, dim) + Norm(x, dim)));
+    if (metric == CODEVEC_METRIC_IP)
+        return Norm(q, dim) * Norm(x, dim);
+    return 1.0;
+}
+
+typedef struct Case
+{
+    int64_t     n;
+    int         dim;
+    int         prec;
+    int         clusters;   /* rows are near-duplicates of a few centres */
+    int         zero_row;   /* plant a zero vector */
+    float       scale;      /* multiply the data (1e5: beyond fp16 range) */
+    const char *what;
+} Case;
+
+static int g_failures = 0;
+static int g_checks = 0;
+
+#define FAIL(...) do { if (g_failures++ < 30) { printf("FAIL: "); printf(__VA_ARGS__); printf("\n"); } } while (0)
+
+static int
+RunCase(const Case *c, int quick)
+{
+    const int metrics[3] = {CODEVEC_METRIC_L2, CODEVEC_METRIC_IP, CODEVEC_METRIC_COSINE};
+    const int ks[4] = {1, 10, 100, 1024};
+    const int nqs[3] = {1, 8, 64};
+    const int NQ = quick ? 8 : 64;
+    int64_t   n = c->n;
+    int       dim = c->dim;
+    char      err[256];
+    std::vector<float> X((size_t) n * dim), Q((size_t) NQ * dim);
+
+    /* data: fresh Gaussian vectors, never zeros */
+    std::vector<float> centres((size_t) 8 * dim);
+
+    for (auto &v : centres)
+        v = Gauss();
+    for (int64_t r = 0; r < n; r++)
+        for (int i = 0; i < dim; i++)
+        {
+            float v = c->clusters ? centres[(size_t) (r % 8) * dim + i] + 1e-4f * Gauss() : Gauss();
+
+            X[(size_t) r * dim + i] = v * c->scale;
+        }
+    /* planted ties: exact duplicates at distant ids, in both orders */
+    for (int t = 0; t < 6 && n >= 4; t++)
+    {
+        int64_t a = (int64_t) (Uniform() * n), b = (int64_t) (Uniform() * n);
+
+        if (a != b)
+            memcpy(&X[(size_t) b * dim], &X[(size_t) a * dim], (size_t) dim * 4);
+    }
+    if (c->zero_row && n > 2)
+        memset(&X[(size_t) (n / 2) * dim], 0, (size_t) dim * 4);
+    for (int q = 0; q < NQ; q++)
+        for (int i = 0; i < dim; i++)
+            Q[(size_t) q * dim + i] = Gauss() * c->scale;
+    /* query 1 is a stored row (distance 0 for L2/cosine, and its duplicate) */
+    if (NQ > 1 && n > 0)
+        memcpy(&Q[(size_t) dim], &X[(size_t) (n - 1) * dim], (size_t) dim * 4);
+    /* query 2 duplicates a row that is planted twice */
+    if (NQ > 2 && n >= 4)
+    {
+        memcpy(&X[(size_t) 1 * dim], &X[(size_t) 3 * dim], (size_t) dim * 4);
+        memcpy(&Q[(size_t) 2 * dim], &X[(size_t) 3 * dim], (size_t) dim * 4);
+    }
+
+    CodevecCudaIndex idx = NULL;
+
+    if (codevec_cuda_index_create(n, dim, c->prec, &idx, err, sizeof(err)) != 0 ||
+        codevec_cuda_index_upload(idx, X.data(), 0, n, err, sizeof(err)) != 0)
+    {
+        FAIL("%s: create/upload: %s", c->what, err);
+        codevec_cuda_index_free(idx);
+        return 1;
+    }
+
+    int scanp;
+
+    codevec_cuda_index_info(idx, NULL, &scanp, NULL, 0);
+
+    float   *dQ, *dD;
+    int64_t *dI;
+
+    cudaMalloc(&dQ, (size_t) NQ * dim * 4);
+    cudaMalloc(&dD, (size_t) NQ * 1024 * 4);
+    cudaMalloc(&dI, (size_t) NQ * 1024 * 8);
+    cudaMemcpy(dQ, Q.data(), (size_t) NQ * dim * 4, cudaMemcpyHostToDevice);
+
+    int total_fallbacks = 0;
+
+    for (int m = 0; m < 3; m++)
+    {
+        int metric = metrics[m];
+        int kmax = (int) std::min<int64_t>(1024, n);
+        /* canonical and fp64 references: the top kmax of every query */
+        std::vector<std::vector<uint64_t>> canon(NQ), ref64(NQ);
+
+#pragma omp parallel for schedule(dynamic)
+        for (int q = 0; q < NQ; q++)
+        {
+            std::vector<uint64_t>             keys(n);
+            std::vector<std::pair<double, int64_t>> d64(n);
+
+            for (int64_t r = 0; r < n; r++)
+            {
+                keys[r] = Key(codevec_canonical_distance(metric, &Q[(size_t) q * dim],
+                                                         &X[(size_t) r * dim], dim), r);
+                double v = Dist64(metric, &Q[(size_t) q * dim], &X[(size_t) r * dim], dim);
+
+                d64[r] = std::make_pair(v != v ? INFINITY : v, r);
+            }
+            std::partial_sort(keys.begin(), keys.begin() + kmax, keys.end());
+            std::partial_sort(d64.begin(), d64.begin() + kmax, d64.end());
+            canon[q].assign(keys.begin(), keys.begin() + kmax);
+            for (int i = 0; i < kmax; i++)
+                ref64[q].push_back((uint64_t) d64[i].second);
+        }
+
+        for (int ki = 0; ki < 4; ki++)
+            for (int ni = 0; ni < 3; ni++)
+            {
+                int k = ks[ki], nq = nqs[ni];
+
+                if (nq > NQ)
+                    continue;
+                for (int var = 0; var < 3; var++)
+                {
+                    int fb = 0;
+                    int path = kVariants[var].path;
+                    std::vector<float>   D((size_t) nq * k);
+                    std::vector<int64_t> I((size_t) nq * k);
+
+                    if (path == 1 && c->prec != CODEVEC_PREC_FP16)
+                        continue;
+                    codevec_cuda_index_set_cfg(idx, path, kVariants[var].qb, kVariants[var].warps,
+                                               kVariants[var].bps, kVariants[var].g);
+                    cudaMemset(dD, 0xff, (size_t) nq * k * 4);
+                    cudaMemset(dI, 0x5a, (size_t) nq * k * 8);
+                    if (codevec_cuda_knn_device_path(idx, dQ, nq, k, metric, dD, dI, NULL, &fb,
+                                                     path, err, sizeof(err)) != 0)
+                    {
+                        FAIL("%s: knn: %s", c->what, err);
+                        continue;
+                    }
+                    total_fallbacks += fb;
+                    cudaMemcpy(D.data(), dD, D.size() * 4, cudaMemcpyDeviceToHost);
+                    cudaMemcpy(I.data(), dI, I.size() * 8, cudaMemcpyDeviceToHost);
+                    for (int q = 0; q < nq; q++)
+                        for (int i = 0; i < k; i++)
+                        {
+                            int64_t id = I[(size_t) q * k + i];
+                            float   d = D[(size_t) q * k + i];
+
+                            g_checks++;
+                            if (i >= kmax)
+                            {
+                                if (id != -1 || !isinf(d))
+                                    FAIL("%s m%d k%d nq%d var%d q%d pos%d: expected empty slot, got id %lld",
+                                         c->what, metric, k, nq, var, q, i, (long long) id);
+                                continue;
+                            }
+                            uint64_t want = canon[q][i];
+                            int64_t  wid = (int64_t) (uint32_t) want;
+                            float    wd = codevec_canonical_distance(metric, &Q[(size_t) q * dim],
+                                                                     &X[(size_t) wid * dim], dim);
+
+                            if (id != wid || Key(d, 0) != Key(wd, 0))
+                            {
+                                FAIL("%s m%d k%d nq%d var%d q%d pos%d: got (%lld, %.9g) canonical (%lld, %.9g)",
+                                     c->what, metric, k, nq, var, q, i, (long long) id, d,
+                                     (long long) wid, wd);
+                                continue;
+                            }
+                            /* fp64: distance within 1e-5 of the scale, id the fp64 one or a near tie */
+                            const float *qv = &Q[(size_t) q * dim], *xv = &X[(size_t) id * dim];
+                            double r64 = Dist64(metric, qv, xv, dim);
+
+                            if (r64 == r64)
+                            {
+                                double sc = Scale(metric, r64, qv, xv, dim);
+
+                                if (fabs((double) d - r64) > 1e-5 * sc)
+                                    FAIL("%s m%d k%d q%d pos%d: distance %.9g vs fp64 %.12g",
+                                         c->what, metric, k, q, i, d, r64);
+                                int64_t rid = (int64_t) ref64[q][i];
+
+                                if (rid != id)
+                                {
+                                    double o64 = Dist64(metric, qv, &X[(size_t) rid * dim], dim);
+
+                                    if (fabs(o64 - r64) > 2e-5 * sc)
+                                        FAIL("%s m%d k%d q%d pos%d: id %lld (%.12g) but fp64 order has %lld (%.12g)",
+                                             c->what, metric, k, q, i, (long long) id, r64,
+                                             (long long) rid, o64);
+                                }
+                            }
+                        }
+                }
+            }
+    }
+    printf("ok-ish %-46s n=%-7lld dim=%-4d scan=%s fallbacks=%d\n", c->what, (long long) n, dim,
+           scanp == CODEVEC_PREC_FP16 ? "fp16" : "fp32", total_fallbacks);
+    cudaFree(dQ);
+    cudaFree(dD);
+    cudaFree(dI);
+    codevec_cuda_index_free(idx);
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    int      quick = 0;
+    uint64_t seed = (uint64_t) time(NULL) * 2654435761ULL ^ (uint64_t) clock();
+    char     err[256], report[4096];
+
+    for (int i = 1; i < argc; i++)
+    {
+        if (!strcmp(argv[i], "--quick"))
+            quick = 1;
+        else if (!strcmp(argv[i], "--seed") && i + 1 < argc)
+            seed = strtoull(argv[++i], NULL, 10);
+    }
+    g_rng = seed | 1;
+    printf("test_knn seed %llu%s\n", (unsigned long long) seed, quick ? " (quick)" : "");
+
+    /* interface errors come back as statuses */
+    {
+        CodevecCudaIndex bad = NULL;
+
+        if (codevec_cuda_index_create(10, 0, 0, &bad, err, sizeof(err)) != CODEVEC_CUDA_ERR_ARG || bad)
+            FAIL("dim 0 accepted");
+        else
+            printf("error message check: %s\n", err);
+        if (codevec_cuda_index_create(10, 4, 0, &bad, err, sizeof(err)) == 0)
+        {
+            float q[4] = {1, 2, 3, 4}, d[1];
+            int64_t id[1];
+
+            if (codevec_cuda_knn(bad, q, 1, 2000, 0, d, id, err, sizeof(err)) != CODEVEC_CUDA_ERR_ARG)
+                FAIL("k 2000 accepted");
+            if (codevec_cuda_knn(bad, q, 1, 1, 7, d, id, err, sizeof(err)) != CODEVEC_CUDA_ERR_ARG)
+                FAIL("metric 7 accepted");
+            codevec_cuda_index_free(bad);
+        }
+    }
+    if (!quick && codevec_cuda_autotune(384, report, sizeof(report), err, sizeof(err)) == 0)
+        printf("%s", report);
+
+    std::vector<Case> cases;
+
+    if (quick)
+    {
+        cases.push_back({300, 7, CODEVEC_PREC_FP16, 0, 1, 1.0f, "quick fp16 dim7 zero-row"});
+        cases.push_back({1100, 385, CODEVEC_PREC_FP32, 0, 0, 1.0f, "quick fp32 dim385"});
+    }
+    else
+    {
+        cases.push_back({1, 7, CODEVEC_PREC_FP32, 0, 0, 1.0f, "n=1 < k"});
+        cases.push_back({5, 384, CODEVEC_PREC_FP16, 0, 0, 1.0f, "n=5 < k fp16"});
+        cases.push_back({1000, 385, CODEVEC_PREC_FP32, 0, 0, 1.0f, "n<k=1024 fp32 dim385"});
+        cases.push_back({4097, 7, CODEVEC_PREC_FP16, 0, 1, 1.0f, "odd n fp16 dim7 zero-row"});
+        cases.push_back({4097, 7, CODEVEC_PREC_FP32, 0, 1, 1.0f, "odd n fp32 dim7 zero-row"});
+        cases.push_back({20011, 384, CODEVEC_PREC_FP32, 0, 0, 1.0f, "fp32 dim384"});
+        cases.push_back({20011, 384, CODEVEC_PREC_FP16, 0, 0, 1.0f, "fp16 dim384"});
+        cases.push_back({9001, 385, CODEVEC_PREC_FP16, 0, 0, 1.0f, "fp16 dim385"});
+        cases.push_back({6000, 384, CODEVEC_PREC_FP16, 1, 0, 1.0f, "fp16 near-duplicate clusters"});
+        cases.push_back({3000, 100, CODEVEC_PREC_FP16, 0, 0, 1e5f, "fp16 beyond half range"});
+        cases.push_back({5000, 2048, CODEVEC_PREC_FP16, 0, 0, 1.0f, "fp16 dim2048"});
+        cases.push_back({70001, 64, CODEVEC_PREC_FP16, 0, 0, 1.0f, "fp16 dim64 n=70001"});
+    }
+    for (const Case &c : cases)
+        RunCase(&c, quick);
+    printf("%d checks, %d failures\n", g_checks, g_failures);
+    printf(g_failures ? "RESULT: FAIL\n" : "RESULT: PASS\n");
+    return g_failures ? 1 : 0;
+}
