@@ -1266,6 +1266,8 @@ struct CodevecCudaIndexData
     size_t        ws_bytes;
     int          *h_ok;         /* pinned, per-query proof flags */
     int           h_ok_len;
+    int64_t      *g_ids;        /* gather scratch: CODEVEC_CUDA_MAX_K ids */
+    float        *g_out;        /* and their rows, fp32 */
 };
 
 /* Defaults until measured (chosen from the H100 run, see KERNELS.md). */
@@ -1884,9 +1886,59 @@ codevec_cuda_index_free(CodevecCudaIndex idx)
     cudaFree(idx->norm2);
     cudaFree(idx->stats);
     cudaFree(idx->ws);
+    cudaFree(idx->g_ids);
+    cudaFree(idx->g_out);
     cudaFreeHost(idx->h_ok);
     cudaGetLastError();
     free(idx);
+}
+
+/* ------------------------------------------------------------------ */
+/* gather: rows by id, for an exact re-rank by the caller              */
+/* ------------------------------------------------------------------ */
+
+/* out[j][e] = x32[ids[j]][e]; one block per row, ids < 0 give zeros */
+__global__ void
+gather_rows_kernel(const float *x32, int64_t rowstride, int dim, const int64_t *ids,
+                   int count, float *out)
+{
+    int      j = blockIdx.x;
+    int64_t  id = ids[j];
+
+    for (int e = threadIdx.x; e < dim; e += blockDim.x)
+        out[(size_t) j * dim + e] = id >= 0 ? x32[id * rowstride + e] : 0.0f;
+}
+
+int
+codevec_cuda_index_rows(CodevecCudaIndex idx, const int64_t *ids, int count, float *out,
+                        char *errbuf, size_t errlen)
+{
+    if (!idx || count < 0 || count > CODEVEC_CUDA_MAX_K || (count > 0 && (!ids || !out)))
+    {
+        SetError(errbuf, errlen, "%s%s", "codevec_cuda_index_rows: bad argument", "");
+        return CODEVEC_CUDA_ERR_ARG;
+    }
+    if (count == 0)
+        return CODEVEC_CUDA_OK;
+    for (int j = 0; j < count; j++)
+        if (ids[j] >= idx->n)
+        {
+            SetError(errbuf, errlen, "%s%s", "codevec_cuda_index_rows: id out of range", "");
+            return CODEVEC_CUDA_ERR_ARG;
+        }
+    CUDA_CHECK(cudaSetDevice(idx->device));
+    if (!idx->g_ids)
+    {
+        CUDA_CHECK(cudaMalloc(&idx->g_ids, sizeof(int64_t) * CODEVEC_CUDA_MAX_K));
+        CUDA_CHECK(cudaMalloc(&idx->g_out, sizeof(float) * (size_t) CODEVEC_CUDA_MAX_K * idx->dim));
+    }
+    CUDA_CHECK(cudaMemcpy(idx->g_ids, ids, sizeof(int64_t) * count, cudaMemcpyHostToDevice));
+    gather_rows_kernel<<<count, 128>>>((const float *) idx->x32, (int64_t) idx->dpad4 * 4, idx->dim,
+                                       idx->g_ids, count, idx->g_out);
+    LAUNCH_CHECK("gather_rows_kernel");
+    CUDA_CHECK(cudaMemcpy(out, idx->g_out, sizeof(float) * (size_t) count * idx->dim,
+                          cudaMemcpyDeviceToHost));
+    return CODEVEC_CUDA_OK;
 }
 
 int

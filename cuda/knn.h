@@ -100,6 +100,15 @@ int codevec_cuda_knn_device(CodevecCudaIndex idx, const float *d_queries,
                             char *errbuf, size_t errlen);
 
 /*
+ * Copy rows ids[0..count) (count <= CODEVEC_CUDA_MAX_K; an id < 0 gives a
+ * zero row) of the fp32 copy to out (count x dim floats, host memory), so a
+ * caller can recompute exact distances of candidates with its own code.
+ * Synchronous.
+ */
+int codevec_cuda_index_rows(CodevecCudaIndex idx, const int64_t *ids, int count,
+                            float *out, char *errbuf, size_t errlen);
+
+/*
  * Measure the kernel candidates (queries per tile, warps per block, blocks
  * per multiprocessor, lanes per row, storage precision) on the current GPU
  * for vectors of `dim` components and cache the choice for this GPU model

@@ -143,13 +143,11 @@ typedef struct GpuivfScanOpaqueData
 
 	/* GPU path: lists = 1, answered by the GPU service (gpuivfgpu.c) */
 	bool		gpu;			/* rows come from the service now */
+	bool		gpuAll;			/* the last answer held every row */
 	int			gpuK;			/* candidates asked for last */
-	int			gpuN;			/* valid candidates received */
-	int			gpuPos;			/* next candidate to return */
-	float	   *gpuDist;		/* GPU distances, ascending */
-	ItemPointerData *gpuTids;
-	double		gpuMarginRel;	/* lower bound = d (1 - rel) - abs */
-	double		gpuMarginAbs;
+	GpuivfCandidate *gpuReady;	/* exact (distance, TID), ascending */
+	int			gpuNReady;
+	int			gpuPos;			/* next ready candidate to return */
 	struct HTAB *returned;		/* heap TIDs returned by the GPU path */
 } GpuivfScanOpaqueData;
 
@@ -192,22 +190,31 @@ extern bool GpuivfGpuRoute(IndexScanDesc scan);
 
 /*
  * GpuivfGpuFetch: ask the service for the first k candidates (loading the
- * index copy when it has none); false when the GPU cannot answer (no
- * device, no room), and the scan then runs on the CPU.
+ * index copy when it has none), recompute their exact distances and keep,
+ * in (distance, TID) order, those that no other row can precede; false
+ * when the GPU cannot answer (no device, no room): the scan then runs on
+ * the CPU.
  */
 extern bool GpuivfGpuFetch(IndexScanDesc scan, int k);
 
 /*
- * GpuivfGpuNext: the next GPU candidate not returned yet, with a lower
- * bound of its exact distance; false when the GPU candidates are exhausted
- * (the caller then asks for more or falls back to the CPU).
+ * GpuivfGpuNext: the next ready candidate not returned yet; false when
+ * none is left (the caller asks for more, or falls back to the CPU).
  */
-extern bool GpuivfGpuNext(IndexScanDesc scan, ItemPointer tid, double *lowerBound);
+extern bool GpuivfGpuNext(IndexScanDesc scan, GpuivfCandidate *c);
 
 /*
  * GpuivfGpuReturned: whether the GPU path already returned tid.
  */
 extern bool GpuivfGpuReturned(IndexScanDesc scan, ItemPointer tid);
+
+/* gpuivfscan.c */
+
+/*
+ * GpuivfCandidateCompare: qsort order of candidates: distance (NaN and
+ * NULL last), then heap TID.
+ */
+extern int	GpuivfCandidateCompare(const void *a, const void *b);
 
 /* gpuivfvacuum.c */
 extern IndexBulkDeleteResult *gpuivfbulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,

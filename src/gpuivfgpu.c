@@ -13,16 +13,18 @@
  *
  * Exactness. The GPU's distances are computed in another summation order
  * than the CPU operator's (cuda/knn.h documents it), so they can differ in
- * the last bits. The scan therefore reports, for each candidate, a lower
- * bound of the operator's exact value: the GPU distance less the worst-case
- * difference of two float32 sums of n terms in any order (Higham,
- * "Accuracy and Stability of Numerical Algorithms", 2nd ed., sec. 4.2:
- * |error| <= gamma_n * sum |terms|, gamma_n ~ n u), and sets
- * xs_recheckorderby. The executor recomputes the ORDER BY operator on each
- * row and releases rows from its reorder queue in exact order, the
- * mechanism core's GiST uses for lossy distances. Candidates come in
- * growing batches (64, 256, 1024); past the largest batch the scan goes on
- * on the CPU with exact distances, skipping rows already returned.
+ * the last bits. The service therefore returns the candidates' vectors too,
+ * and the scan recomputes each candidate's distance with the opclass's own
+ * function, so the values are bit-identical to a sequential scan's. It may
+ * return a candidate only when no other row can come before it: every row
+ * outside the candidates has a GPU distance at least the last candidate's,
+ * hence an exact distance at least that less the worst-case difference of
+ * two float32 sums of n terms in any order (Higham, "Accuracy and Stability
+ * of Numerical Algorithms", 2nd ed., sec. 4.2: |error| <= gamma_n *
+ * sum |terms|, gamma_n ~ n u). Candidates below that bound go out in
+ * (exact distance, heap TID) order, exactly like the CPU path; for the rest
+ * the scan asks for a larger batch (64, 256, 1024 candidates), and past the
+ * largest it goes on on the CPU, skipping rows already returned.
  */
 #include "postgres.h"
 
@@ -32,6 +34,7 @@
 #include "gpuivf.h"
 #include "gpuservice.h"
 #include "miscadmin.h"
+#include "utils/float.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -62,6 +65,25 @@ GpuivfGpuRoute(IndexScanDesc scan)
 	return CodevecGpuServiceReady();
 }
 
+/* Send rows [first, first + n) of a copy of total rows; the status */
+static int
+SendChunk(dsm_segment *seg, const GpuIndexKey *key, int dims, int64 first, int64 n,
+		  int64 total, const float *vecs, const ItemPointerData *tids)
+{
+	GpuUploadRequest *r = (GpuUploadRequest *) dsm_segment_address(seg);
+
+	memset(r, 0, sizeof(*r));
+	r->hdr.kind = GPU_REQUEST_UPLOAD;
+	r->key = *key;
+	r->dims = dims;
+	r->first = first;
+	r->n = n;
+	r->total = total;
+	memcpy(GpuUploadVectors(r), vecs, sizeof(float) * (Size) n * dims);
+	memcpy(GpuUploadTids(r), tids, sizeof(ItemPointerData) * n);
+	return CodevecGpuCall(seg);
+}
+
 /* Stream every vector of the index to the service; its status */
 static int
 UploadIndex(IndexScanDesc scan, const GpuIndexKey *key, int dims)
@@ -74,7 +96,6 @@ UploadIndex(IndexScanDesc scan, const GpuIndexKey *key, int dims)
 				sent = 0;
 	int64		chunkRows = Max(1, UPLOAD_CHUNK_BYTES / (int64) (sizeof(float) * dims));
 	dsm_segment *seg;
-	GpuUploadRequest *r;
 	int			status = 0;
 	int64		n = 0;
 	ItemPointerData *tids;
@@ -97,12 +118,16 @@ UploadIndex(IndexScanDesc scan, const GpuIndexKey *key, int dims)
 	}
 	chunkRows = Min(chunkRows, Max(total, 1));
 	seg = dsm_create(GpuUploadRequestSize(chunkRows, dims), 0);
-	r = (GpuUploadRequest *) dsm_segment_address(seg);
-	tids = palloc(sizeof(ItemPointerData) * chunkRows);
-	vecs = palloc_extended(sizeof(float) * (Size) chunkRows * dims, MCXT_ALLOC_HUGE);
+	/* room for a chunk plus one page, so a page is copied whole under its lock */
+	tids = palloc(sizeof(ItemPointerData) * (chunkRows + MaxIndexTuplesPerPage));
+	vecs = palloc_extended(sizeof(float) * (Size) (chunkRows + MaxIndexTuplesPerPage) * dims,
+						   MCXT_ALLOC_HUGE);
 
-	/* pass 2: fill chunks and send them; the first chunk sizes the copy */
-	for (BlockNumber b = start; BlockNumberIsValid(b) && status == 0;)
+	/*
+	 * pass 2: copy each page's rows under its share lock, then, with no
+	 * buffer lock held, send every full chunk (the first sizes the copy)
+	 */
+	for (BlockNumber b = start; BlockNumberIsValid(b) && status == 0 && sent < total;)
 	{
 		Buffer		buf = ReadBuffer(index, b);
 		Page		page;
@@ -123,33 +148,23 @@ UploadIndex(IndexScanDesc scan, const GpuIndexKey *key, int dims)
 		b = GpuivfPageGetOpaque(page)->nextblkno;
 		UnlockReleaseBuffer(buf);
 
-		if (n == chunkRows || sent + n == total || !BlockNumberIsValid(b))
+		while (status == 0 && (n >= chunkRows || (n > 0 && sent + n == total)))
 		{
-			if (sent + n < total && !BlockNumberIsValid(b))
-			{
-				/* rows vanished between the passes (VACUUM): give up */
-				status = GPU_STATUS_NOT_LOADED;
-				break;
-			}
-			memset(r, 0, sizeof(*r));
-			r->hdr.kind = GPU_REQUEST_UPLOAD;
-			r->key = *key;
-			r->dims = dims;
-			r->first = sent;
-			r->n = n;
-			r->total = total;
-			memcpy(GpuUploadVectors(r), vecs, sizeof(float) * (Size) n * dims);
-			memcpy(GpuUploadTids(r), tids, sizeof(ItemPointerData) * n);
-			status = CodevecGpuCall(seg);
-			sent += n;
-			n = 0;
-			CHECK_FOR_INTERRUPTS();
+			int64		c = Min(n, chunkRows);
+
+			status = SendChunk(seg, key, dims, sent, c, total, vecs, tids);
+			sent += c;
+			n -= c;
+			memmove(vecs, vecs + (Size) c * dims, sizeof(float) * (Size) n * dims);
+			memmove(tids, tids + c, sizeof(ItemPointerData) * n);
 		}
+		CHECK_FOR_INTERRUPTS();
 	}
-	pfree(tids);
-	pfree(vecs);
+	/* fewer rows than counted (VACUUM between the passes): no usable copy */
 	if (status == 0 && sent != total)
 		status = GPU_STATUS_NOT_LOADED;
+	pfree(tids);
+	pfree(vecs);
 	dsm_detach(seg);
 	return status;
 }
@@ -184,6 +199,28 @@ GpuivfGpuReturned(IndexScanDesc scan, ItemPointer tid)
 	return found;
 }
 
+/* A lower bound of the exact distance of any row whose GPU distance is >= d */
+static double
+LowerBound(GpuivfMetric metric, double d, int dims, double qnorm, double maxnorm)
+{
+	/* worst-case difference of two float32 sums of dims terms (see above) */
+	double		u = ldexp(1.0, -24);
+	double		gamma = 2.0 * (dims + 4) * u;
+
+	if (isnan(d))
+		return d;
+	switch (metric)
+	{
+		case GPUIVF_METRIC_L2:
+			return d * (1.0 - gamma);
+		case GPUIVF_METRIC_IP:
+			return d - gamma * qnorm * maxnorm - 1e-30;
+		case GPUIVF_METRIC_COSINE:
+			return d - 2.0 * gamma - 4 * u;
+	}
+	return d;
+}
+
 bool
 GpuivfGpuFetch(IndexScanDesc scan, int k)
 {
@@ -191,10 +228,15 @@ GpuivfGpuFetch(IndexScanDesc scan, int k)
 	Relation	index = scan->indexRelation;
 	Codevec    *q = DatumGetCodevec(so->query);
 	GpuivfMetaPageData meta;
+	GpuivfMetric metric = GpuivfGetMetric(index);
 	GpuIndexKey key;
 	dsm_segment *seg;
 	GpuKnnRequest *r;
 	int			status;
+	int			nvalid = 0;
+	double		qnorm = 0,
+				bound;
+	Codevec    *v;
 	MemoryContext old;
 
 	GpuivfReadMeta(index, &meta);
@@ -214,7 +256,7 @@ GpuivfGpuFetch(IndexScanDesc scan, int k)
 		memset(r, 0, sizeof(*r));
 		r->hdr.kind = GPU_REQUEST_KNN;
 		r->key = key;
-		r->metric = (int32) GpuivfGetMetric(index);	/* same numbering as cuda/knn.h */
+		r->metric = (int32) metric;	/* same numbering as cuda/knn.h */
 		r->dims = meta.dims;
 		r->nq = 1;
 		r->k = k;
@@ -235,70 +277,68 @@ GpuivfGpuFetch(IndexScanDesc scan, int k)
 		return false;
 	}
 
+	for (int j = 0; j < meta.dims; j++)
+		qnorm += (double) q->x[j] * q->x[j];
+	qnorm = sqrt(qnorm);
+
+	/*
+	 * Exact distances of the candidates with the operator's own function,
+	 * then keep those below the bound: every other row's exact distance is
+	 * at least the lower bound of the last candidate's GPU distance.
+	 */
 	old = MemoryContextSwitchTo(so->tmpCtx);
-	if (so->gpuDist)
-		pfree(so->gpuDist);
-	if (so->gpuTids)
-		pfree(so->gpuTids);
-	so->gpuDist = palloc(sizeof(float) * k);
-	so->gpuTids = palloc(sizeof(ItemPointerData) * k);
+	if (so->gpuReady)
+		pfree(so->gpuReady);
+	so->gpuReady = palloc(sizeof(GpuivfCandidate) * k);
+	v = InitCodevec(meta.dims);
 	MemoryContextSwitchTo(old);
-	so->gpuN = 0;
-	for (int i = 0; i < k; i++)
-		if (ItemPointerIsValid(&GpuKnnTids(r)[i]))
-		{
-			so->gpuDist[so->gpuN] = GpuKnnDistances(r)[i];
-			so->gpuTids[so->gpuN] = GpuKnnTids(r)[i];
-			so->gpuN++;
-		}
-	so->gpuK = k;
+	so->gpuNReady = 0;
 	so->gpuPos = 0;
-
-	/* worst-case difference of two float32 sums of dims terms (see above) */
+	for (int i = 0; i < k; i++)
 	{
-		double		u = ldexp(1.0, -24);
-		double		gamma = 2.0 * (meta.dims + 4) * u;
-		double		qnorm = 0;
+		ItemPointer tid = &GpuKnnTids(r)[i];
 
-		for (int j = 0; j < meta.dims; j++)
-			qnorm += (double) q->x[j] * q->x[j];
-		qnorm = sqrt(qnorm);
-		switch ((GpuivfMetric) r->metric)
-		{
-			case GPUIVF_METRIC_L2:
-				so->gpuMarginRel = gamma;
-				so->gpuMarginAbs = 0;
-				break;
-			case GPUIVF_METRIC_IP:
-				so->gpuMarginRel = 0;
-				so->gpuMarginAbs = gamma * qnorm * r->maxnorm + 1e-30;
-				break;
-			case GPUIVF_METRIC_COSINE:
-				so->gpuMarginRel = 0;
-				so->gpuMarginAbs = 2.0 * gamma + 4 * u;
-				break;
-		}
+		if (!ItemPointerIsValid(tid))
+			continue;
+		nvalid++;
+		if (GpuivfGpuReturned(scan, tid))
+			continue;
+		memcpy(v->x, GpuKnnRows(r) + (Size) i * meta.dims, sizeof(float) * meta.dims);
+		so->gpuReady[so->gpuNReady].distance =
+			DatumGetFloat8(FunctionCall2Coll(so->procinfo, so->collation,
+											 PointerGetDatum(v), so->query));
+		so->gpuReady[so->gpuNReady].isnull = false;
+		so->gpuReady[so->gpuNReady].tid = *tid;
+		so->gpuNReady++;
 	}
+	so->gpuK = k;
+	so->gpuAll = nvalid < k;
+	bound = so->gpuAll ? get_float8_infinity() :
+		LowerBound(metric, GpuKnnDistances(r)[nvalid - 1], meta.dims, qnorm, r->maxnorm);
 	dsm_detach(seg);
+	pfree(v);
+
+	qsort(so->gpuReady, so->gpuNReady, sizeof(GpuivfCandidate), GpuivfCandidateCompare);
+	if (!so->gpuAll)
+	{
+		int			n = 0;
+
+		/* ready: strictly below the bound (float8 order: NaN last) */
+		while (n < so->gpuNReady && float8_cmp_internal(so->gpuReady[n].distance, bound) < 0)
+			n++;
+		so->gpuNReady = n;
+	}
 	return true;
 }
 
 bool
-GpuivfGpuNext(IndexScanDesc scan, ItemPointer tid, double *lowerBound)
+GpuivfGpuNext(IndexScanDesc scan, GpuivfCandidate *c)
 {
 	GpuivfScanOpaque so = (GpuivfScanOpaque) scan->opaque;
 
-	while (so->gpuPos < so->gpuN)
-	{
-		int			i = so->gpuPos++;
-		double		d = so->gpuDist[i];
-
-		if (GpuivfGpuReturned(scan, &so->gpuTids[i]))
-			continue;			/* returned from an earlier, smaller batch */
-		RememberReturned(so, &so->gpuTids[i]);
-		*tid = so->gpuTids[i];
-		*lowerBound = isnan(d) ? d : d * (1.0 - so->gpuMarginRel) - so->gpuMarginAbs;
-		return true;
-	}
-	return false;
+	if (so->gpuPos >= so->gpuNReady)
+		return false;
+	*c = so->gpuReady[so->gpuPos++];
+	RememberReturned(so, &c->tid);
+	return true;
 }

@@ -46,6 +46,15 @@ CandidateLess(const GpuivfCandidate *a, const GpuivfCandidate *b)
 	return ItemPointerCompare((ItemPointer) &a->tid, (ItemPointer) &b->tid) < 0;
 }
 
+int
+GpuivfCandidateCompare(const void *a, const void *b)
+{
+	const GpuivfCandidate *x = (const GpuivfCandidate *) a;
+	const GpuivfCandidate *y = (const GpuivfCandidate *) b;
+
+	return CandidateLess(x, y) ? -1 : CandidateLess(y, x) ? 1 : 0;
+}
+
 /* Move heap[i] down to its place in a heap of n */
 static void
 SiftDown(GpuivfCandidate *heap, int64 n, int64 i)
@@ -225,10 +234,9 @@ gpuivfrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int 
 	so->nextList = 0;
 	so->first = true;
 	so->query = (Datum) 0;
-	so->gpu = false;
-	so->gpuK = so->gpuN = so->gpuPos = 0;
-	so->gpuDist = NULL;
-	so->gpuTids = NULL;
+	so->gpu = so->gpuAll = false;
+	so->gpuK = so->gpuNReady = so->gpuPos = 0;
+	so->gpuReady = NULL;
 	so->returned = NULL;		/* lived in tmpCtx */
 
 	if (orderbys && scan->numberOfOrderBys > 0)
@@ -263,24 +271,23 @@ gpuivfgettuple(IndexScanDesc scan, ScanDirection dir)
 
 	while (so->gpu)
 	{
-		ItemPointerData tid;
-		double		lowerBound;
+		GpuivfCandidate c;
 
-		if (GpuivfGpuNext(scan, &tid, &lowerBound))
+		if (GpuivfGpuNext(scan, &c))
 		{
-			/* a lower bound: the executor rechecks and reorders exactly */
-			scan->xs_heaptid = tid;
+			/* exact distance, recomputed by the operator's own function */
+			scan->xs_heaptid = c.tid;
 			scan->xs_recheck = false;
-			scan->xs_recheckorderby = true;
+			scan->xs_recheckorderby = false;
 			if (scan->numberOfOrderBys > 0)
 			{
-				scan->xs_orderbyvals[0] = Float8GetDatum(lowerBound);
+				scan->xs_orderbyvals[0] = Float8GetDatum(c.distance);
 				scan->xs_orderbynulls[0] = false;
 			}
 			return true;
 		}
-		if (so->gpuN < so->gpuK)
-			return false;		/* fewer rows than asked for: all were seen */
+		if (so->gpuAll)
+			return false;		/* every row was a candidate and came back */
 		if (so->gpuK < GPUIVF_GPU_MAX_K &&
 			GpuivfGpuFetch(scan, Min(so->gpuK * 4, GPUIVF_GPU_MAX_K)))
 			continue;

@@ -455,8 +455,21 @@ RunKnn(GpuKnnRequest *r)
 			if (ids[i] >= 0 && ids[i] < c->n)
 				tids[i] = c->tids[ids[i]];
 			else
+			{
 				ItemPointerSetInvalid(&tids[i]);
+				ids[i] = -1;
+			}
 		}
+		/* the candidates' vectors, for the backend's exact re-rank */
+		for (int q = 0; q < r->nq; q++)
+			if (codevec_cuda_index_rows(c->idx, ids + (Size) q * r->k, r->k,
+										GpuKnnRows(r) + (Size) q * r->k * r->dims,
+										r->hdr.errmsg, sizeof(r->hdr.errmsg)) != CODEVEC_CUDA_OK)
+			{
+				r->hdr.status = GPU_STATUS_FAILED;
+				free(ids);
+				return;
+			}
 		free(ids);
 	}
 	r->nrows = c->n;

@@ -82,10 +82,12 @@ typedef struct GpuIndexKey
 
 /*
  * KNN: header, then this, then nq x dims float queries, then (answer)
- * nq x k float distances and nq x k ItemPointerData heap TIDs, each query's
- * row ordered by (distance, row position); unused tail TIDs are invalid.
- * The distances are the GPU kernels' (see cuda/knn.h); maxnorm is the
- * largest norm of the indexed vectors, for the caller's error bound.
+ * nq x k float distances, nq x k ItemPointerData heap TIDs, and nq x k x
+ * dims floats: the candidates' vectors, so the caller can compute exact
+ * distances with its own operator. Each query's row is ordered by
+ * (distance, row position); unused tail TIDs are invalid. The distances
+ * are the GPU kernels' (see cuda/knn.h); maxnorm is the largest norm of
+ * the indexed vectors, for the caller's error bound.
  */
 typedef struct GpuKnnRequest
 {
@@ -118,9 +120,11 @@ typedef struct GpuUploadRequest
 #define GpuKnnQueries(r)	((float *) ((char *) (r) + MAXALIGN(sizeof(GpuKnnRequest))))
 #define GpuKnnDistances(r)	(GpuKnnQueries(r) + (Size) (r)->nq * (r)->dims)
 #define GpuKnnTids(r)		((ItemPointerData *) (GpuKnnDistances(r) + (Size) (r)->nq * (r)->k))
+#define GpuKnnRows(r)		((float *) MAXALIGN(GpuKnnTids(r) + (Size) (r)->nq * (r)->k))
 #define GpuKnnRequestSize(nq, dims, k) \
 	(MAXALIGN(sizeof(GpuKnnRequest)) + sizeof(float) * (Size) (nq) * (dims) + \
-	 sizeof(float) * (Size) (nq) * (k) + sizeof(ItemPointerData) * (Size) (nq) * (k))
+	 sizeof(float) * (Size) (nq) * (k) + MAXALIGN(sizeof(ItemPointerData) * (Size) (nq) * (k)) + \
+	 MAXIMUM_ALIGNOF + sizeof(float) * (Size) (nq) * (k) * (dims))
 #define GpuUploadVectors(r)	((float *) ((char *) (r) + MAXALIGN(sizeof(GpuUploadRequest))))
 #define GpuUploadTids(r)	((ItemPointerData *) (GpuUploadVectors(r) + (Size) (r)->n * (r)->dims))
 #define GpuUploadRequestSize(n, dims) \
