@@ -1,0 +1,1419 @@
+/*
+ * encoder.cu
+ *	  The BERT encoder forward pass on the GPU (see encoder.h, ENCODER.md).
+ *
+ * The function is src/encoder.c's (BertModel in eval mode, Devlin et al.
+ * 2019): x0 = LN(word[id] + pos[p] + type[0]); per layer
+ * x = LN(x + Attn(x) Wo^T + bo), x = LN(x + GELU(x W1^T + b1) W2^T + b2);
+ * then mean/[CLS] pooling and L2 normalisation.  Here:
+ *
+ * Precision.  Weights, embeddings and activations live in fp16 on the
+ * device (as PyTorch's model.half() keeps them); every GEMM and every
+ * reduction (LayerNorm statistics, softmax, pooling) accumulates in fp32.
+ * LayerNorm parameters stay fp32.
+ *
+ * Packing.  Sequences of a batch are packed back to back into T rows (no
+ * padding).  Position-wise work - the four GEMMs per layer, LayerNorms,
+ * GELU - runs over the T rows at once; only attention looks at sequence
+ * boundaries (seq_off[]), so padding costs nothing anywhere.
+ *
+ * Launch sequence for one launch (a chunk of sequences), 8 kernels a layer:
+ *	  H2D(ids, positions, offsets, attention tiles)
+ *	  embed_ln                  gather word+pos+type, LayerNorm      -> x
+ *	  per layer:
+ *		GEMM qkv (+bias epilogue)                                    -> qkv [T,3H]
+ *		attention               flash-style, per (sequence, head,
+ *		                        128-query tile); reads q/k/v of a head
+ *		                        straight out of the packed qkv rows, so
+ *		                        the "head split" is only an index     -> ctx [T,H]
+ *		GEMM out-proj (+bias)                                        -> y
+ *		add_ln                  x = LN(y + x)
+ *		GEMM ffn-in (+bias)                                          -> f [T,I]
+ *		gelu                    erf GELU in place (or cuBLASLt's
+ *		                        tanh GELU epilogue, when configured)
+ *		GEMM ffn-out (+bias)                                         -> y
+ *		add_ln                  x = LN(y + x)
+ *	  pool                      masked mean / CLS, L2 normalise     -> out fp32
+ *	  D2H(out)
+ *
+ * GEMMs go through cuBLASLt with fp16 A/B/D, fp32 compute and the bias
+ * epilogue; PyTorch's [out, in] weights are used as they are (a transposed
+ * A in cuBLAS's column-major view).  Algorithms come from cuBLASLt's
+ * heuristic once per (shape, epilogue), restricted to algorithms that do
+ * not split K so results are batch-invariant (GetPlan), and are cached.
+ *
+ * Attention (after Dao, "FlashAttention-2", 2023): one block of 8 warps per
+ * 128 queries of one head of one sequence; the block copies the head's K
+ * and V for the whole sequence into shared memory (cp.async), then each
+ * warp owns 16 query rows and keeps Q, the running row max/sum and the
+ * output in registers while it walks the keys 64 at a time; both products
+ * are mma.sync.m16n8k16 (fp16 in, fp32 accumulate), the score fragment is
+ * re-used as the A operand of P V without leaving registers, V fragments
+ * come from ldmatrix.trans; softmax is online with exp2.  Keys past the
+ * sequence end are masked to -inf (what HF's additive mask does: they get
+ * weight 0).
+ *
+ * Small launches (a query) are dominated by launch overhead: launches of
+ * at most graph_max_tokens tokens are captured once per (tokens, sequences,
+ * attention tiles, padded max length) into a CUDA graph - copies
+ * included - and replayed.
+ */
+#include <cublasLt.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "encoder.h"
+
+#define ATT_WARPS	8			/* warps per attention block, 16 queries each */
+#define ATT_QTILE	(ATT_WARPS * 16)	/* queries per attention block */
+#define ATT_KTILE	64			/* keys per step (and smem padding unit) */
+#define ATT_MAX_SMEM (200 * 1024)	/* K and V^T of the longest sequence */
+#define GEMM_CACHE	64			/* cached cuBLASLt plans */
+#define GRAPH_CACHE 32			/* cached CUDA graphs */
+#define WORKSPACE_BYTES (32u << 20)
+
+const char *const codevec_cuda_encoder_stage_names[CODEVEC_CUDA_ENC_STAGES] = {
+	"h2d+embedding+LN", "QKV GEMM", "attention", "out-proj GEMM",
+	"residual+LN", "FFN-in GEMM", "GELU", "FFN-out GEMM", "pooling+d2h"
+};
+
+enum
+{
+	ST_EMB, ST_QKV, ST_ATT, ST_AO, ST_LN, ST_FFN1, ST_GELU, ST_FFN2, ST_POOL
+};
+
+/* One cuBLASLt plan: Y[n, m] = X[n, k] W[m, k]^T + b, all row-major fp16;
+ * n is 0 for a plan used at every n (gemm_fixed_algo, see GetPlan). */
+typedef struct GemmPlan
+{
+	int			m,
+				n,
+				k,
+				epi;
+	cublasLtMatmulDesc_t desc;
+	cublasLtMatrixLayout_t a;	/* W; X and Y layouts are made per call */
+	cublasLtMatmulAlgo_t algo;
+	long		used;
+} GemmPlan;
+
+typedef struct GraphEntry
+{
+	int			tokens,
+				seqs,
+				tiles,
+				lpad;
+	cudaGraphExec_t exec;
+	long		used;
+} GraphEntry;
+
+typedef struct LayerDev
+{
+	__half	   *qkv_w,
+			   *qkv_b,
+			   *ao_w,
+			   *ao_b,
+			   *ffn_in_w,
+			   *ffn_in_b,
+			   *ffn_out_w,
+			   *ffn_out_b;
+	float	   *ln1_g,
+			   *ln1_b,
+			   *ln2_g,
+			   *ln2_b;
+} LayerDev;
+
+struct CodevecCudaEncoderData
+{
+	CodevecCudaEncoderConfig cfg;
+	int			dhead;
+	cudaStream_t stream;
+	cublasLtHandle_t lt;
+
+	/* weights: one fp16 block, one fp32 block */
+	void	   *wblock;
+	size_t		wbytes;
+	__half	   *word_emb,
+			   *pos_emb,
+			   *type_emb;
+	float	   *emb_ln_g,
+			   *emb_ln_b;
+	LayerDev   *layer;			/* host array of device pointers */
+
+	/* work buffers */
+	void	   *work;
+	size_t		work_bytes;
+	__half	   *x,
+			   *y,
+			   *qkv,
+			   *ctx,
+			   *ffn;
+	int32_t    *d_in;			/* ids[T] | pos[T] | seq_off[S+1] | tiles[2 x tiles] */
+	float	   *d_out;			/* [S, H] */
+	void	   *workspace;
+	int32_t    *h_in;			/* pinned mirrors */
+	float	   *h_out;
+	size_t		in_words;
+
+	GemmPlan	plans[GEMM_CACHE];
+	int			nplans;
+	GraphEntry	graphs[GRAPH_CACHE];
+	int			ngraphs;
+	long		clock;
+	long		launches,
+				replays;
+
+	int			profiling;
+	cudaEvent_t ev[2 + 8 * 128];
+	int			nev;
+	int			ev_stage[2 + 8 * 128];
+	double		stage_ms[CODEVEC_CUDA_ENC_STAGES];
+};
+
+/* ---------------------------------------------------------------------
+ * Errors
+ * --------------------------------------------------------------------- */
+
+/* Write a formatted message into errbuf (when there is one). */
+static void
+SetError(char *errbuf, size_t errlen, const char *fmt, ...)
+{
+	va_list		ap;
+
+	if (errbuf == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(errbuf, errlen, fmt, ap);
+	va_end(ap);
+}
+
+#define CUDA_TRY(call) do { \
+	cudaError_t err_ = (call); \
+	if (err_ != cudaSuccess) { \
+		SetError(errbuf, errlen, "%s: %s (%s) at %s:%d", #call, \
+				 cudaGetErrorString(err_), cudaGetErrorName(err_), __FILE__, __LINE__); \
+		return (int) err_; \
+	} } while (0)
+
+#define LT_TRY(call) do { \
+	cublasStatus_t st_ = (call); \
+	if (st_ != CUBLAS_STATUS_SUCCESS) { \
+		SetError(errbuf, errlen, "%s: cuBLASLt status %d at %s:%d", #call, \
+				 (int) st_, __FILE__, __LINE__); \
+		return CODEVEC_CUDA_E_CUBLAS; \
+	} } while (0)
+
+/*
+ * Check a launch: the launch error always (cheap, no sync); in debug builds
+ * (-DCODEVEC_CUDA_DEBUG) also wait for the kernel and check its execution.
+ */
+#ifdef CODEVEC_CUDA_DEBUG
+#define LAUNCH_CHECK(e) do { \
+	CUDA_TRY(cudaGetLastError()); \
+	cudaStreamCaptureStatus cs_; \
+	CUDA_TRY(cudaStreamIsCapturing((e)->stream, &cs_)); \
+	if (cs_ == cudaStreamCaptureStatusNone) CUDA_TRY(cudaStreamSynchronize((e)->stream)); \
+	} while (0)
+#else
+#define LAUNCH_CHECK(e) CUDA_TRY(cudaGetLastError())
+#endif
+
+/* ---------------------------------------------------------------------
+ * Kernels
+ * --------------------------------------------------------------------- */
+
+/* Sum a float over the 32 lanes of a warp. */
+__device__ __forceinline__ float
+WarpSum(float v)
+{
+#pragma unroll
+	for (int o = 16; o > 0; o >>= 1)
+		v += __shfl_xor_sync(0xffffffffu, v, o);
+	return v;
+}
+
+/*
+ * LayerNorm of one row held by a warp: V values per lane as V/2 half2 pairs
+ * at columns 2*lane + 64*j.  Two-pass statistics in fp32 (values stay in
+ * registers), as src/encoder.c computes them in double.
+ */
+template <int V>
+__device__ __forceinline__ void
+WarpLayerNormStore(float (&v)[V], const float *g, const float *b, float eps,
+				   __half *row, int lane)
+{
+	const int	H = V * 32;
+	float		mean = 0,
+				var = 0;
+
+#pragma unroll
+	for (int i = 0; i < V; i++)
+		mean += v[i];
+	mean = WarpSum(mean) / H;
+#pragma unroll
+	for (int i = 0; i < V; i++)
+	{
+		float		d = v[i] - mean;
+
+		var += d * d;
+	}
+	var = WarpSum(var) / H;
+	float		inv = rsqrtf(var + eps);
+
+#pragma unroll
+	for (int j = 0; j < V / 2; j++)
+	{
+		int			c = 2 * lane + 64 * j;
+		float2		gg = *reinterpret_cast<const float2 *>(g + c);
+		float2		bb = *reinterpret_cast<const float2 *>(b + c);
+
+		*reinterpret_cast<__half2 *>(row + c) =
+			__floats2half2_rn((v[2 * j] - mean) * inv * gg.x + bb.x,
+							  (v[2 * j + 1] - mean) * inv * gg.y + bb.y);
+	}
+}
+
+/* x[t] = LN(word[ids[t]] + pos[pos[t]] + type[0]); one warp per token. */
+template <int V>
+__global__ void
+embed_ln_kernel(const int32_t *__restrict__ ids, const int32_t *__restrict__ pos,
+				const __half *__restrict__ word, const __half *__restrict__ pemb,
+				const __half *__restrict__ temb, const float *__restrict__ g,
+				const float *__restrict__ b, float eps, int T, __half *__restrict__ x)
+{
+	const int	H = V * 32;
+	int			t = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+	int			lane = threadIdx.x % 32;
+	float		v[V];
+
+	if (t >= T)
+		return;
+	const __half *w = word + (size_t) ids[t] * H;
+	const __half *p = pemb + (size_t) pos[t] * H;
+
+#pragma unroll
+	for (int j = 0; j < V / 2; j++)
+	{
+		int			c = 2 * lane + 64 * j;
+		float2		a = __half22float2(*reinterpret_cast<const __half2 *>(w + c));
+		float2		bq = __half22float2(*reinterpret_cast<const __half2 *>(p + c));
+		float2		cc = __half22float2(*reinterpret_cast<const __half2 *>(temb + c));
+
+		v[2 * j] = a.x + bq.x + cc.x;
+		v[2 * j + 1] = a.y + bq.y + cc.y;
+	}
+	WarpLayerNormStore<V>(v, g, b, eps, x + (size_t) t * H, lane);
+}
+
+/* x[t] = LN(y[t] + x[t]) in place (y already holds the GEMM's bias). */
+template <int V>
+__global__ void
+add_ln_kernel(const __half *__restrict__ y, __half *__restrict__ x,
+			  const float *__restrict__ g, const float *__restrict__ b,
+			  float eps, int T)
+{
+	const int	H = V * 32;
+	int			t = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+	int			lane = threadIdx.x % 32;
+	float		v[V];
+
+	if (t >= T)
+		return;
+	const __half *yr = y + (size_t) t * H;
+	__half	   *xr = x + (size_t) t * H;
+
+#pragma unroll
+	for (int j = 0; j < V / 2; j++)
+	{
+		int			c = 2 * lane + 64 * j;
+		float2		a = __half22float2(*reinterpret_cast<const __half2 *>(yr + c));
+		float2		r = __half22float2(*reinterpret_cast<const __half2 *>(xr + c));
+
+		v[2 * j] = a.x + r.x;
+		v[2 * j + 1] = a.y + r.y;
+	}
+	WarpLayerNormStore<V>(v, g, b, eps, xr, lane);
+}
+
+/* GELU(x) = x/2 (1 + erf(x/sqrt2)) in place on n8 groups of 8 halves. */
+__global__ void
+gelu_kernel(uint4 *__restrict__ f, size_t n8)
+{
+	size_t		i = blockIdx.x * (size_t) blockDim.x + threadIdx.x;
+
+	for (; i < n8; i += (size_t) gridDim.x * blockDim.x)
+	{
+		uint4		u = f[i];
+		__half2    *h = reinterpret_cast<__half2 *>(&u);
+
+#pragma unroll
+		for (int k = 0; k < 4; k++)
+		{
+			float2		a = __half22float2(h[k]);
+
+			a.x = 0.5f * a.x * (1.0f + erff(a.x * 0.70710678118654752f));
+			a.y = 0.5f * a.y * (1.0f + erff(a.y * 0.70710678118654752f));
+			h[k] = __float22half2_rn(a);
+		}
+		f[i] = u;
+	}
+}
+
+/* D += A(16x16, row) B(16x8, col): fp16 inputs, fp32 accumulators. */
+__device__ __forceinline__ void
+Mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1)
+{
+	asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+				 "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+				 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+				 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t
+PackHalf2(float lo, float hi)
+{
+	__half2		h = __floats2half2_rn(lo, hi);
+
+	return *reinterpret_cast<uint32_t *>(&h);
+}
+
+/*
+ * Flash-style attention over packed sequences.  Block = 8 warps = 128
+ * queries of one head of one sequence (tiles[2 * blockIdx.x] = sequence,
+ * [+1] = query tile); blockIdx.y = head.  qkv rows are [q | k | v], 3H
+ * wide; ctx rows get head h's output at columns h*D .. h*D+D-1.
+ *
+ * The block first copies the head's whole K and V for the sequence into
+ * shared memory - lpad rows each (D + 8 halves apart: conflict-free
+ * fragment loads), zero-filled past len, lpad = len rounded up to 64, at
+ * most ATT_MAX_SMEM bytes - with one barrier; then every warp runs over
+ * the keys on its own, 64 at a time.  (v1 streamed 64-key tiles with two
+ * barriers each and re-read K/V once per 64 queries; ENCODER.md.)
+ *
+ * Fragment layout of mma.m16n8k16 (g = lane/4, t = lane%4): A regs hold
+ * (row g | g+8, cols 2t,2t+1 | 2t+8,2t+9); B regs (k rows 2t,2t+1 | 2t+8,
+ * 2t+9, col g); C (row g: c0,c1 at cols 2t,2t+1; row g+8: c2,c3).  A C
+ * fragment of two adjacent n-tiles is exactly an A fragment of the next
+ * product, so P never leaves registers.
+ */
+template <int D>
+__global__ void __launch_bounds__(ATT_WARPS * 32)
+attention_kernel(const __half *__restrict__ qkv, const int32_t *__restrict__ seq_off,
+				 const int32_t *__restrict__ tiles, int H, int lpad_max,
+				 float scale_log2, __half *__restrict__ ctx)
+{
+	extern __shared__ __align__(16) __half smem[];
+	const int	seq = tiles[2 * blockIdx.x];
+	const int	q0 = tiles[2 * blockIdx.x + 1] * ATT_QTILE;
+	const int	head = blockIdx.y;
+	const int	base = seq_off[seq];
+	const int	len = seq_off[seq + 1] - base;
+	const int	lpad = (len + ATT_KTILE - 1) / ATT_KTILE * ATT_KTILE;
+	const int	ks = D + 8;		/* K row stride (halves): conflict-free B loads */
+	__half	   *Ks = smem;		/* [lpad_max][D + 8] */
+	__half	   *Vs = smem + (size_t) lpad_max * ks;	/* [lpad_max][D + 8] */
+	const int	warp = threadIdx.x / 32,
+				lane = threadIdx.x % 32;
+	const int	g = lane / 4,
+				t = lane % 4;
+	const size_t ld = 3 * (size_t) H;
+	const __half *qh = qkv + (size_t) base * ld + head * D;
+	const __half *kh = qh + H;
+	const __half *vh = qh + 2 * H;
+	const int	r0 = q0 + warp * 16 + g;	/* this lane's two query rows */
+	const int	r1 = r0 + 8;
+
+	/*
+	 * K and V rows into shared memory with cp.async (16 bytes a copy, all
+	 * in flight at once; src-size 0 zero-fills the keys past len).  v2
+	 * loaded through registers, one 16-byte load pair at a time, and
+	 * stored V transposed with 4-way bank conflicts.
+	 */
+	for (int c = threadIdx.x; c < lpad * (D / 8); c += blockDim.x)
+	{
+		int			key = c / (D / 8),
+					d8 = (c % (D / 8)) * 8;
+		int			nbytes = key < len ? 16 : 0;
+		const __half *ksrc = key < len ? kh + (size_t) key * ld + d8 : kh;
+		const __half *vsrc = key < len ? vh + (size_t) key * ld + d8 : vh;
+		uint32_t	kdst = (uint32_t) __cvta_generic_to_shared(Ks + (size_t) key * ks + d8);
+		uint32_t	vdst = (uint32_t) __cvta_generic_to_shared(Vs + (size_t) key * ks + d8);
+
+		asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n"
+					 :: "r"(kdst), "l"(ksrc), "r"(nbytes));
+		asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n"
+					 :: "r"(vdst), "l"(vsrc), "r"(nbytes));
+	}
+	asm volatile("cp.async.wait_all;\n" ::: "memory");
+	__syncthreads();
+	if (q0 + warp * 16 >= len)
+		return;					/* no barrier follows */
+
+	/* Q fragments, rows clamped into the sequence (extra rows are dropped) */
+	uint32_t	qa[D / 16][4];
+	{
+		const __half *q_0 = qh + (size_t) min(r0, len - 1) * ld;
+		const __half *q_1 = qh + (size_t) min(r1, len - 1) * ld;
+
+#pragma unroll
+		for (int kk = 0; kk < D / 16; kk++)
+		{
+			qa[kk][0] = *reinterpret_cast<const uint32_t *>(q_0 + kk * 16 + 2 * t);
+			qa[kk][1] = *reinterpret_cast<const uint32_t *>(q_1 + kk * 16 + 2 * t);
+			qa[kk][2] = *reinterpret_cast<const uint32_t *>(q_0 + kk * 16 + 8 + 2 * t);
+			qa[kk][3] = *reinterpret_cast<const uint32_t *>(q_1 + kk * 16 + 8 + 2 * t);
+		}
+	}
+
+	float		o[D / 8][4];
+	float		m0 = -INFINITY,
+				m1 = -INFINITY,
+				l0 = 0,
+				l1 = 0;
+
+#pragma unroll
+	for (int i = 0; i < D / 8; i++)
+		o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0;
+
+	for (int k0 = 0; k0 < len; k0 += ATT_KTILE)
+	{
+		/* S = Q K^T for 64 keys: 8 n-tiles of 8 keys */
+		float		s[ATT_KTILE / 8][4];
+
+#pragma unroll
+		for (int n = 0; n < ATT_KTILE / 8; n++)
+		{
+			const __half *kr = Ks + (size_t) (k0 + n * 8 + g) * ks;
+
+			s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0;
+#pragma unroll
+			for (int kk = 0; kk < D / 16; kk++)
+			{
+				uint32_t	b0 = *reinterpret_cast<const uint32_t *>(kr + kk * 16 + 2 * t);
+				uint32_t	b1 = *reinterpret_cast<const uint32_t *>(kr + kk * 16 + 8 + 2 * t);
+
+				Mma16816(s[n], qa[kk], b0, b1);
+			}
+		}
+		/* scale (log2 domain), mask keys past the end, online softmax */
+		float		mx0 = -INFINITY,
+					mx1 = -INFINITY;
+
+#pragma unroll
+		for (int n = 0; n < ATT_KTILE / 8; n++)
+		{
+			int			key = k0 + n * 8 + 2 * t;
+
+#pragma unroll
+			for (int i = 0; i < 4; i++)
+			{
+				bool		valid = key + (i & 1) < len;
+
+				s[n][i] = valid ? s[n][i] * scale_log2 : -INFINITY;
+			}
+			mx0 = fmaxf(mx0, fmaxf(s[n][0], s[n][1]));
+			mx1 = fmaxf(mx1, fmaxf(s[n][2], s[n][3]));
+		}
+		mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+		mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+		mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+		mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+
+		float		mn0 = fmaxf(m0, mx0),
+					mn1 = fmaxf(m1, mx1);	/* finite: k0 < len */
+		float		al0 = exp2f(m0 - mn0),
+					al1 = exp2f(m1 - mn1);
+
+		m0 = mn0;
+		m1 = mn1;
+		l0 *= al0;
+		l1 *= al1;
+#pragma unroll
+		for (int i = 0; i < D / 8; i++)
+		{
+			o[i][0] *= al0;
+			o[i][1] *= al0;
+			o[i][2] *= al1;
+			o[i][3] *= al1;
+		}
+#pragma unroll
+		for (int n = 0; n < ATT_KTILE / 8; n++)
+		{
+			s[n][0] = exp2f(s[n][0] - m0);
+			s[n][1] = exp2f(s[n][1] - m0);
+			s[n][2] = exp2f(s[n][2] - m1);
+			s[n][3] = exp2f(s[n][3] - m1);
+			l0 += s[n][0] + s[n][1];
+			l1 += s[n][2] + s[n][3];
+		}
+
+		/* O += P V: 4 k-steps of 16 keys, D/8 n-tiles */
+#pragma unroll
+		for (int j = 0; j < ATT_KTILE / 16; j++)
+		{
+			uint32_t	pa[4];
+
+			pa[0] = PackHalf2(s[2 * j][0], s[2 * j][1]);
+			pa[1] = PackHalf2(s[2 * j][2], s[2 * j][3]);
+			pa[2] = PackHalf2(s[2 * j + 1][0], s[2 * j + 1][1]);
+			pa[3] = PackHalf2(s[2 * j + 1][2], s[2 * j + 1][3]);
+			/*
+			 * B = V[keys][d cols] from row-major V with ldmatrix.trans:
+			 * lane l addresses key k0 + 16j + (l & 15), column block
+			 * dn + (l >> 4); the four 8x8 matrices come back transposed
+			 * as b0, b1 of n-tile dn and b0, b1 of n-tile dn + 1.
+			 */
+#pragma unroll
+			for (int dn = 0; dn < D / 8; dn += 2)
+			{
+				uint32_t	b[4];
+				uint32_t	addr = (uint32_t) __cvta_generic_to_shared(
+					Vs + (size_t) (k0 + j * 16 + (lane & 15)) * ks + (dn + (lane >> 4)) * 8);
+
+				asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+							 : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3]) : "r"(addr));
+				Mma16816(o[dn], pa, b[0], b[1]);
+				Mma16816(o[dn + 1], pa, b[2], b[3]);
+			}
+		}
+	}
+	l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+	l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+	l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+	l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+
+	float		inv0 = 1.0f / l0,
+				inv1 = 1.0f / l1;
+
+#pragma unroll
+	for (int dn = 0; dn < D / 8; dn++)
+	{
+		int			c = head * D + dn * 8 + 2 * t;
+
+		if (r0 < len)
+			*reinterpret_cast<__half2 *>(ctx + (size_t) (base + r0) * H + c) =
+				__floats2half2_rn(o[dn][0] * inv0, o[dn][1] * inv0);
+		if (r1 < len)
+			*reinterpret_cast<__half2 *>(ctx + (size_t) (base + r1) * H + c) =
+				__floats2half2_rn(o[dn][2] * inv1, o[dn][3] * inv1);
+	}
+}
+
+/*
+ * out[s] = mean over the sequence's rows of x (or its first row), then
+ * divided by max(||.||_2, 1e-12) when normalize; one block per sequence,
+ * each thread owns column pairs, fp32 sums.
+ */
+__global__ void
+pool_kernel(const __half *__restrict__ x, const int32_t *__restrict__ seq_off,
+			int H, int cls, int normalize, float *__restrict__ out)
+{
+	__shared__ float red[32];
+	const int	s = blockIdx.x;
+	const int	base = seq_off[s];
+	const int	len = cls ? 1 : seq_off[s + 1] - base;
+	float		acc[8][2];		/* H/2 pairs over blockDim threads: <= 8 each */
+	float		sq = 0;
+	int			np = 0;
+
+	for (int c = 2 * threadIdx.x; c < H && np < 8; c += 2 * blockDim.x, np++)
+	{
+		float		a0 = 0,
+					a1 = 0;
+
+		for (int r = 0; r < len; r++)
+		{
+			float2		v = __half22float2(*reinterpret_cast<const __half2 *>(x + (size_t) (base + r) * H + c));
+
+			a0 += v.x;
+			a1 += v.y;
+		}
+		acc[np][0] = a0 / len;
+		acc[np][1] = a1 / len;
+		sq += acc[np][0] * acc[np][0] + acc[np][1] * acc[np][1];
+	}
+	float		scale = 1.0f;
+
+	if (normalize)
+	{
+		sq = WarpSum(sq);
+		if (threadIdx.x % 32 == 0)
+			red[threadIdx.x / 32] = sq;
+		__syncthreads();
+		if (threadIdx.x < 32)
+		{
+			float		v = threadIdx.x < blockDim.x / 32 ? red[threadIdx.x] : 0;
+
+			v = WarpSum(v);
+			if (threadIdx.x == 0)
+				red[0] = v;
+		}
+		__syncthreads();
+		scale = 1.0f / fmaxf(sqrtf(red[0]), 1e-12f);
+	}
+	np = 0;
+	for (int c = 2 * threadIdx.x; c < H && np < 8; c += 2 * blockDim.x, np++)
+	{
+		out[(size_t) s * H + c] = acc[np][0] * scale;
+		out[(size_t) s * H + c + 1] = acc[np][1] * scale;
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * Launchers
+ * --------------------------------------------------------------------- */
+
+/* Shared memory of an attention block: K and V, each [lpad][D+8]. */
+static size_t
+AttentionSmem(int lpad, int D)
+{
+	return 2 * (size_t) lpad * (D + 8) * sizeof(__half);
+}
+
+/* Record a profiling event closing the interval that belongs to stage. */
+static int
+ProfileMark(CodevecCudaEncoder e, int stage, char *errbuf, size_t errlen)
+{
+	if (!e->profiling || e->nev >= (int) (sizeof(e->ev) / sizeof(e->ev[0])))
+		return 0;
+	e->ev_stage[e->nev] = stage;
+	CUDA_TRY(cudaEventRecord(e->ev[e->nev], e->stream));
+	e->nev++;
+	return 0;
+}
+
+/*
+ * Find or make the cuBLASLt plan for Y[n,m] = X[n,k] W[m,k]^T (+ epilogue).
+ *
+ * Batch invariance: embed(text) and embed(text[]) must give identical bits,
+ * but cuBLASLt's heuristic picks different kernels for different n (the
+ * token count, i.e. the batch), and a kernel that splits K (split-K,
+ * stream-K reductions) sums an output in a different order.  So the
+ * heuristic is asked per n, but only an algorithm that keeps K in one
+ * piece is taken: every such kernel accumulates each output over k = 0..K
+ * in order in fp32, whatever its tile shape, so a row's result does not
+ * depend on the other rows (test_encoder checks batch = 1 against batched
+ * and chunked runs bit for bit).  cfg.gemm_fixed_algo = 1 goes further and
+ * uses one algorithm per (m, k, epilogue) for every n - the best at
+ * n = max_batch_tokens - at the price of slow small batches (v1 did this:
+ * 255 us instead of 139 us for one 12-token query, ENCODER.md).
+ */
+static int
+GetPlan(CodevecCudaEncoder e, int m, int n, int k, int epi, GemmPlan **out,
+		char *errbuf, size_t errlen)
+{
+	GemmPlan   *p = NULL;
+	int			nkey = e->cfg.gemm_fixed_algo ? 0 : n;
+	int			i;
+
+	e->clock++;
+	for (i = 0; i < e->nplans; i++)
+		if (e->plans[i].m == m && e->plans[i].n == nkey && e->plans[i].k == k &&
+			e->plans[i].epi == epi)
+		{
+			e->plans[i].used = e->clock;
+			*out = &e->plans[i];
+			return 0;
+		}
+	if (e->nplans < GEMM_CACHE)
+		p = &e->plans[e->nplans++];
+	else
+	{
+		/* evict the least recently used plan */
+		p = &e->plans[0];
+		for (i = 1; i < GEMM_CACHE; i++)
+			if (e->plans[i].used < p->used)
+				p = &e->plans[i];
+		cublasLtMatmulDescDestroy(p->desc);
+		cublasLtMatrixLayoutDestroy(p->a);
+	}
+	memset(p, 0, sizeof(*p));
+	p->m = -1;					/* invalid until complete */
+
+	cublasOperation_t ta = CUBLAS_OP_T,
+				tb = CUBLAS_OP_N;
+	cublasLtEpilogue_t ep = (cublasLtEpilogue_t) epi;
+	cublasLtMatmulPreference_t pref;
+	cublasLtMatmulHeuristicResult_t res[8];
+	cublasLtMatrixLayout_t lb = NULL,
+				lc = NULL;
+	int			nres = 0,
+				hn = nkey ? nkey : e->cfg.max_batch_tokens;
+	size_t		ws = WORKSPACE_BYTES;
+
+	LT_TRY(cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+	LT_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
+	LT_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+	LT_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &ep, sizeof(ep)));
+	/* a placeholder bias so the heuristic sees an aligned pointer */
+	void	   *bias = e->workspace;
+
+	LT_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+	/* column-major view: A = W as k x m (ld k), B = X as k x n, C = Y as m x n */
+	LT_TRY(cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16F, k, m, k));
+	LT_TRY(cublasLtMatrixLayoutCreate(&lb, CUDA_R_16F, k, hn, k));
+	LT_TRY(cublasLtMatrixLayoutCreate(&lc, CUDA_R_16F, m, hn, m));
+	LT_TRY(cublasLtMatmulPreferenceCreate(&pref));
+	cublasStatus_t st = cublasLtMatmulPreferenceSetAttribute(pref,
+															 CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
+
+	if (st == CUBLAS_STATUS_SUCCESS)
+		st = cublasLtMatmulAlgoGetHeuristic(e->lt, p->desc, p->a, lb, lc, lc,
+											pref, 8, res, &nres);
+	cublasLtMatmulPreferenceDestroy(pref);
+	cublasLtMatrixLayoutDestroy(lb);
+	cublasLtMatrixLayoutDestroy(lc);
+	if (st != CUBLAS_STATUS_SUCCESS || nres < 1)
+	{
+		SetError(errbuf, errlen, "cuBLASLt has no algorithm for a %d x %d x %d fp16 GEMM (status %d)",
+				 hn, m, k, (int) st);
+		return CODEVEC_CUDA_E_CUBLAS;
+	}
+	/* the first algorithm that keeps K in one piece (see above) */
+	p->algo = res[0].algo;
+	for (i = 0; i < nres; i++)
+		{
+			int32_t		splitk = 1;
+			size_t		got = 0;
+
+			uint32_t	red = CUBLASLT_REDUCTION_SCHEME_NONE;
+
+			if (cublasLtMatmulAlgoConfigGetAttribute(&res[i].algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM,
+													 &splitk, sizeof(splitk), &got) != CUBLAS_STATUS_SUCCESS)
+				splitk = 1;
+			if (cublasLtMatmulAlgoConfigGetAttribute(&res[i].algo, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME,
+													 &red, sizeof(red), &got) != CUBLAS_STATUS_SUCCESS)
+				red = CUBLASLT_REDUCTION_SCHEME_NONE;
+			if (splitk <= 1 && red == CUBLASLT_REDUCTION_SCHEME_NONE)
+			{
+				p->algo = res[i].algo;
+				break;
+			}
+		}
+	p->m = m;
+	p->n = nkey;
+	p->k = k;
+	p->epi = epi;
+	p->used = e->clock;
+	*out = p;
+	return 0;
+}
+
+/* Y[n, m] = X[n, k] W[m, k]^T + bias[m] (then GELU with epi GELU_BIAS). */
+static int
+gemm_launch(CodevecCudaEncoder e, const __half *X, const __half *W,
+			const __half *bias, __half *Y, int n, int m, int k, int epi,
+			char *errbuf, size_t errlen)
+{
+	GemmPlan   *p;
+	float		one = 1.0f,
+				zero = 0.0f;
+	cublasLtMatrixLayoutOpaque_t ob,
+				oc;
+	cublasLtMatrixLayout_t lb = &ob,
+				lc = &oc;
+	int			rc;
+
+	if ((rc = GetPlan(e, m, n, k, epi, &p, errbuf, errlen)) != 0)
+		return rc;
+	/* B and C layouts carry n: made on the stack for each call, no allocation */
+	LT_TRY(cublasLtMatrixLayoutInit(lb, CUDA_R_16F, k, n, k));
+	LT_TRY(cublasLtMatrixLayoutInit(lc, CUDA_R_16F, m, n, m));
+	LT_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+										  &bias, sizeof(bias)));
+	LT_TRY(cublasLtMatmul(e->lt, p->desc, &one, W, p->a, X, lb, &zero, Y, lc,
+						  Y, lc, &p->algo, e->workspace, WORKSPACE_BYTES, e->stream));
+	return 0;
+}
+
+/* Launch a warp-per-row kernel instantiated for H/32 values per lane. */
+#define ROW_KERNEL_SWITCH(V_, call) \
+	switch (V_) { \
+	case 8: { const int VV = 8; call; } break; \
+	case 12: { const int VV = 12; call; } break; \
+	case 16: { const int VV = 16; call; } break; \
+	case 24: { const int VV = 24; call; } break; \
+	case 32: { const int VV = 32; call; } break; \
+	default: SetError(errbuf, errlen, "hidden size %d is not supported", (V_) * 32); \
+		return CODEVEC_CUDA_E_UNSUPPORTED; }
+
+/*
+ * Enqueue one forward pass over the packed inputs already described by
+ * T tokens, S sequences and ntiles attention tiles, the longest sequence
+ * rounded up to 64 being lpad_max (the H2D copy is the caller's); leaves
+ * S x H floats in d_out.
+ */
+static int
+forward_launch(CodevecCudaEncoder e, int T, int S, int ntiles, int lpad_max,
+			   char *errbuf, size_t errlen)
+{
+	const CodevecCudaEncoderConfig *c = &e->cfg;
+	const int	H = c->hidden,
+				I = c->intermediate,
+				V = H / 32;
+	const float eps = (float) c->ln_eps;
+	const int32_t *ids = e->d_in,
+			   *pos = e->d_in + T,
+			   *seq_off = e->d_in + 2 * T,
+			   *tiles = e->d_in + 2 * T + S + 1;
+	const int	rows_per_block = 4; /* 128 threads = 4 warps = 4 rows */
+	const int	row_blocks = (T + rows_per_block - 1) / rows_per_block;
+	const float scale_log2 = 1.4426950408889634f / sqrtf((float) e->dhead);
+	int			rc;
+
+	ROW_KERNEL_SWITCH(V, (embed_ln_kernel<VV><<<row_blocks, 128, 0, e->stream>>>(
+		ids, pos, e->word_emb, e->pos_emb, e->type_emb, e->emb_ln_g, e->emb_ln_b,
+		eps, T, e->x)));
+	LAUNCH_CHECK(e);
+	if ((rc = ProfileMark(e, ST_EMB, errbuf, errlen)) != 0)
+		return rc;
+
+	for (int l = 0; l < c->layers; l++)
+	{
+		const LayerDev *w = &e->layer[l];
+
+		if ((rc = gemm_launch(e, e->x, w->qkv_w, w->qkv_b, e->qkv, T, 3 * H, H,
+							  CUBLASLT_EPILOGUE_BIAS, errbuf, errlen)) != 0)
+			return rc;
+		if ((rc = ProfileMark(e, ST_QKV, errbuf, errlen)) != 0)
+			return rc;
+
+		dim3		agrid(ntiles, c->heads);
+
+		size_t		smem = AttentionSmem(lpad_max, e->dhead);
+
+		if (e->dhead == 32)
+			attention_kernel<32><<<agrid, ATT_WARPS * 32, smem, e->stream>>>(
+				e->qkv, seq_off, tiles, H, lpad_max, scale_log2, e->ctx);
+		else
+			attention_kernel<64><<<agrid, ATT_WARPS * 32, smem, e->stream>>>(
+				e->qkv, seq_off, tiles, H, lpad_max, scale_log2, e->ctx);
+		LAUNCH_CHECK(e);
+		if ((rc = ProfileMark(e, ST_ATT, errbuf, errlen)) != 0)
+			return rc;
+
+		if ((rc = gemm_launch(e, e->ctx, w->ao_w, w->ao_b, e->y, T, H, H,
+							  CUBLASLT_EPILOGUE_BIAS, errbuf, errlen)) != 0)
+			return rc;
+		if ((rc = ProfileMark(e, ST_AO, errbuf, errlen)) != 0)
+			return rc;
+		ROW_KERNEL_SWITCH(V, (add_ln_kernel<VV><<<row_blocks, 128, 0, e->stream>>>(
+			e->y, e->x, w->ln1_g, w->ln1_b, eps, T)));
+		LAUNCH_CHECK(e);
+		if ((rc = ProfileMark(e, ST_LN, errbuf, errlen)) != 0)
+			return rc;
+
+		if ((rc = gemm_launch(e, e->x, w->ffn_in_w, w->ffn_in_b, e->ffn, T, I, H,
+							  c->gelu_epilogue ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_BIAS,
+							  errbuf, errlen)) != 0)
+			return rc;
+		if ((rc = ProfileMark(e, ST_FFN1, errbuf, errlen)) != 0)
+			return rc;
+		if (!c->gelu_epilogue)
+		{
+			size_t		n8 = (size_t) T * I / 8;
+			int			blocks = (int) ((n8 + 255) / 256);
+
+			gelu_kernel<<<blocks, 256, 0, e->stream>>>((uint4 *) e->ffn, n8);
+			LAUNCH_CHECK(e);
+			if ((rc = ProfileMark(e, ST_GELU, errbuf, errlen)) != 0)
+				return rc;
+		}
+		if ((rc = gemm_launch(e, e->ffn, w->ffn_out_w, w->ffn_out_b, e->y, T, H, I,
+							  CUBLASLT_EPILOGUE_BIAS, errbuf, errlen)) != 0)
+			return rc;
+		if ((rc = ProfileMark(e, ST_FFN2, errbuf, errlen)) != 0)
+			return rc;
+		ROW_KERNEL_SWITCH(V, (add_ln_kernel<VV><<<row_blocks, 128, 0, e->stream>>>(
+			e->y, e->x, w->ln2_g, w->ln2_b, eps, T)));
+		LAUNCH_CHECK(e);
+		if ((rc = ProfileMark(e, ST_LN, errbuf, errlen)) != 0)
+			return rc;
+	}
+	pool_kernel<<<S, 128, 0, e->stream>>>(e->x, seq_off, H,
+										   c->pooling == CODEVEC_CUDA_POOL_CLS,
+										   c->normalize, e->d_out);
+	LAUNCH_CHECK(e);
+	return 0;
+}
+
+/* ---------------------------------------------------------------------
+ * Interface
+ * --------------------------------------------------------------------- */
+
+/* Convert n floats to fp16 into dst (host). */
+static void
+ToHalf(__half *dst, const float *src, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		dst[i] = __float2half_rn(src[i]);
+}
+
+extern "C" int
+codevec_cuda_encoder_create(const CodevecCudaEncoderConfig *cfg,
+							const CodevecCudaEncoderWeights *w,
+							CodevecCudaEncoder *out, char *errbuf, size_t errlen)
+{
+	CodevecCudaEncoder e;
+	int			rc;
+
+	*out = NULL;
+	if (cfg == NULL || w == NULL || w->layer == NULL)
+	{
+		SetError(errbuf, errlen, "codevec_cuda_encoder_create: no config or weights");
+		return CODEVEC_CUDA_E_INVALID;
+	}
+	if (cfg->hidden <= 0 || cfg->layers <= 0 || cfg->heads <= 0 ||
+		cfg->intermediate <= 0 || cfg->max_positions <= 0 || cfg->vocab_size <= 0 ||
+		cfg->type_vocab <= 0 || !(cfg->ln_eps > 0) || cfg->max_batch_tokens < 0 ||
+		cfg->max_batch_seqs < 0 ||
+		(cfg->pooling != CODEVEC_CUDA_POOL_MEAN && cfg->pooling != CODEVEC_CUDA_POOL_CLS))
+	{
+		SetError(errbuf, errlen, "codevec_cuda_encoder_create: invalid config");
+		return CODEVEC_CUDA_E_INVALID;
+	}
+	if (cfg->hidden % cfg->heads != 0 ||
+		(cfg->hidden / cfg->heads != 32 && cfg->hidden / cfg->heads != 64))
+	{
+		SetError(errbuf, errlen, "attention head size %d x %d is not supported (head size must be 32 or 64)",
+				 cfg->heads, cfg->hidden / cfg->heads);
+		return CODEVEC_CUDA_E_UNSUPPORTED;
+	}
+	if (!(cfg->hidden == 256 || cfg->hidden == 384 || cfg->hidden == 512 ||
+		  cfg->hidden == 768 || cfg->hidden == 1024) || cfg->intermediate % 8 != 0)
+	{
+		SetError(errbuf, errlen, "hidden size %d / intermediate size %d is not supported "
+				 "(hidden 256, 384, 512, 768 or 1024; intermediate a multiple of 8)",
+				 cfg->hidden, cfg->intermediate);
+		return CODEVEC_CUDA_E_UNSUPPORTED;
+	}
+
+	e = (CodevecCudaEncoder) calloc(1, sizeof(*e));
+	if (e == NULL)
+	{
+		SetError(errbuf, errlen, "out of host memory for the encoder");
+		return CODEVEC_CUDA_E_NOMEM;
+	}
+	e->cfg = *cfg;
+	e->dhead = cfg->hidden / cfg->heads;
+	if (e->cfg.max_batch_tokens == 0)
+		e->cfg.max_batch_tokens = CODEVEC_CUDA_ENCODER_DEFAULT_MAX_TOKENS;
+	if (e->cfg.max_batch_tokens < cfg->max_positions)
+		e->cfg.max_batch_tokens = cfg->max_positions;
+	if (e->cfg.max_batch_seqs == 0)
+		e->cfg.max_batch_seqs = CODEVEC_CUDA_ENCODER_DEFAULT_MAX_SEQS;
+	if (e->cfg.graph_max_tokens == 0)
+		e->cfg.graph_max_tokens = CODEVEC_CUDA_ENCODER_DEFAULT_GRAPH_TOKENS;
+	e->layer = (LayerDev *) calloc(cfg->layers, sizeof(LayerDev));
+	if (e->layer == NULL)
+	{
+		free(e);
+		SetError(errbuf, errlen, "out of host memory for the encoder");
+		return CODEVEC_CUDA_E_NOMEM;
+	}
+	rc = [&]() -> int {
+		const int	H = cfg->hidden,
+					I = cfg->intermediate,
+					L = cfg->layers;
+		/* fp16 part: embeddings, matrices, biases; fp32 part: LayerNorms */
+		size_t		nh = (size_t) cfg->vocab_size * H + (size_t) cfg->max_positions * H + H +
+			(size_t) L * (3 * (size_t) H * H + 3 * H + (size_t) H * H + H +
+						  (size_t) I * H + I + (size_t) H * I + H);
+		size_t		nf = 2 * (size_t) H + (size_t) L * 4 * H;
+
+		nh = (nh + 7) & ~(size_t) 7;	/* keep the fp32 part 16-byte aligned */
+		e->wbytes = nh * sizeof(__half) + nf * sizeof(float);
+		CUDA_TRY(cudaStreamCreateWithFlags(&e->stream, cudaStreamNonBlocking));
+		LT_TRY(cublasLtCreate(&e->lt));
+		CUDA_TRY(cudaMalloc(&e->wblock, e->wbytes));
+
+		/* stage on the host in the device's layout, then one copy */
+		char	   *hb = (char *) malloc(e->wbytes);
+
+		if (hb == NULL)
+		{
+			SetError(errbuf, errlen, "out of host memory staging %zu weight bytes", e->wbytes);
+			return CODEVEC_CUDA_E_NOMEM;
+		}
+		__half	   *hh = (__half *) hb;
+		float	   *hf = (float *) (hb + nh * sizeof(__half));
+		__half	   *dh = (__half *) e->wblock;
+		float	   *df = (float *) ((char *) e->wblock + nh * sizeof(__half));
+		size_t		oh = 0,
+					of = 0;
+
+#define PUT_H(dst, src, n) do { ToHalf(hh + oh, (src), (n)); (dst) = dh + oh; oh += (n); } while (0)
+#define PUT_F(dst, src, n) do { memcpy(hf + of, (src), sizeof(float) * (n)); (dst) = df + of; of += (n); } while (0)
+		PUT_H(e->word_emb, w->word_emb, (size_t) cfg->vocab_size * H);
+		PUT_H(e->pos_emb, w->pos_emb, (size_t) cfg->max_positions * H);
+		PUT_H(e->type_emb, w->type_emb, (size_t) H);
+		PUT_F(e->emb_ln_g, w->emb_ln_g, H);
+		PUT_F(e->emb_ln_b, w->emb_ln_b, H);
+		for (int l = 0; l < L; l++)
+		{
+			const CodevecCudaLayerWeights *s = &w->layer[l];
+			LayerDev   *d = &e->layer[l];
+
+			PUT_H(d->qkv_w, s->qkv_w, 3 * (size_t) H * H);
+			PUT_H(d->qkv_b, s->qkv_b, 3 * (size_t) H);
+			PUT_H(d->ao_w, s->ao_w, (size_t) H * H);
+			PUT_H(d->ao_b, s->ao_b, (size_t) H);
+			PUT_H(d->ffn_in_w, s->ffn_in_w, (size_t) I * H);
+			PUT_H(d->ffn_in_b, s->ffn_in_b, (size_t) I);
+			PUT_H(d->ffn_out_w, s->ffn_out_w, (size_t) H * I);
+			PUT_H(d->ffn_out_b, s->ffn_out_b, (size_t) H);
+			PUT_F(d->ln1_g, s->ln1_g, H);
+			PUT_F(d->ln1_b, s->ln1_b, H);
+			PUT_F(d->ln2_g, s->ln2_g, H);
+			PUT_F(d->ln2_b, s->ln2_b, H);
+		}
+#undef PUT_H
+#undef PUT_F
+		cudaError_t err = cudaMemcpy(e->wblock, hb, e->wbytes, cudaMemcpyHostToDevice);
+
+		free(hb);
+		CUDA_TRY(err);
+
+		/* work buffers: every row buffer 256-byte aligned */
+		const size_t T = e->cfg.max_batch_tokens,
+					S = e->cfg.max_batch_seqs;
+		size_t		ntiles_max = S + T / ATT_QTILE + 1;
+		size_t		sizes[8];
+		size_t		total = 0;
+
+		e->in_words = 2 * T + (S + 1) + 2 * ntiles_max;
+		sizes[0] = T * H * sizeof(__half);	/* x */
+		sizes[1] = T * H * sizeof(__half);	/* y */
+		sizes[2] = T * 3 * H * sizeof(__half);	/* qkv */
+		sizes[3] = T * H * sizeof(__half);	/* ctx */
+		sizes[4] = T * I * sizeof(__half);	/* ffn */
+		sizes[5] = e->in_words * sizeof(int32_t);
+		sizes[6] = S * H * sizeof(float);
+		sizes[7] = WORKSPACE_BYTES;
+		for (int i = 0; i < 8; i++)
+			total += (sizes[i] + 255) & ~(size_t) 255;
+		e->work_bytes = total;
+		CUDA_TRY(cudaMalloc(&e->work, total));
+		char	   *p = (char *) e->work;
+		void	  **dst[8] = {(void **) &e->x, (void **) &e->y, (void **) &e->qkv,
+			(void **) &e->ctx, (void **) &e->ffn, (void **) &e->d_in,
+		(void **) &e->d_out, &e->workspace};
+
+		for (int i = 0; i < 8; i++)
+		{
+			*dst[i] = p;
+			p += (sizes[i] + 255) & ~(size_t) 255;
+		}
+		CUDA_TRY(cudaMallocHost(&e->h_in, sizes[5]));
+		/* attention keeps a whole sequence's K and V^T in shared memory */
+		{
+			int			lp = (cfg->max_positions + ATT_KTILE - 1) / ATT_KTILE * ATT_KTILE;
+			size_t		smem = AttentionSmem(lp, e->dhead);
+
+			if (smem > ATT_MAX_SMEM)
+			{
+				SetError(errbuf, errlen, "max_position_embeddings %d is too long for the attention kernel "
+						 "(%zu bytes of shared memory, at most %d)", cfg->max_positions, smem, ATT_MAX_SMEM);
+				return CODEVEC_CUDA_E_UNSUPPORTED;
+			}
+			if (e->dhead == 32)
+				CUDA_TRY(cudaFuncSetAttribute(attention_kernel<32>,
+											  cudaFuncAttributeMaxDynamicSharedMemorySize, (int) smem));
+			else
+				CUDA_TRY(cudaFuncSetAttribute(attention_kernel<64>,
+											  cudaFuncAttributeMaxDynamicSharedMemorySize, (int) smem));
+		}
+		CUDA_TRY(cudaMallocHost(&e->h_out, sizes[6]));
+		return 0;
+	}();
+	if (rc != 0)
+	{
+		codevec_cuda_encoder_free(e);
+		return rc;
+	}
+	*out = e;
+	return 0;
+}
+
+extern "C" void
+codevec_cuda_encoder_free(CodevecCudaEncoder e)
+{
+	if (e == NULL)
+		return;
+	if (e->stream)
+		cudaStreamSynchronize(e->stream);
+	for (int i = 0; i < e->ngraphs; i++)
+		cudaGraphExecDestroy(e->graphs[i].exec);
+	for (int i = 0; i < e->nplans; i++)
+	{
+		if (e->plans[i].desc)
+			cublasLtMatmulDescDestroy(e->plans[i].desc);
+		if (e->plans[i].a)
+			cublasLtMatrixLayoutDestroy(e->plans[i].a);
+	}
+	for (size_t i = 0; i < sizeof(e->ev) / sizeof(e->ev[0]); i++)
+		if (e->ev[i])
+			cudaEventDestroy(e->ev[i]);
+	if (e->lt)
+		cublasLtDestroy(e->lt);
+	cudaFree(e->wblock);
+	cudaFree(e->work);
+	cudaFreeHost(e->h_in);
+	cudaFreeHost(e->h_out);
+	if (e->stream)
+		cudaStreamDestroy(e->stream);
+	free(e->layer);
+	free(e);
+}
+
+/*
+ * Run one launch: S sequences already packed into h_in (T tokens, ntiles
+ * attention tiles, the longest rounded up to 64 lpad_max); the results
+ * land in h_out.  Small launches replay a cached graph of copy + forward +
+ * copy, one graph per (T, S, ntiles, lpad_max).
+ */
+static int
+RunChunk(CodevecCudaEncoder e, int T, int S, int ntiles, int lpad_max,
+		 char *errbuf, size_t errlen)
+{
+	const size_t in_bytes = (size_t) (2 * T + S + 1 + 2 * ntiles) * sizeof(int32_t);
+	const size_t out_bytes = (size_t) S * e->cfg.hidden * sizeof(float);
+	int			rc;
+	int			use_graph = !e->profiling && e->cfg.graph_max_tokens > 0 &&
+		T <= e->cfg.graph_max_tokens;
+
+	e->launches++;
+	e->clock++;
+	if (use_graph)
+	{
+		GraphEntry *ge = NULL;
+
+		for (int i = 0; i < e->ngraphs; i++)
+			if (e->graphs[i].tokens == T && e->graphs[i].seqs == S &&
+				e->graphs[i].tiles == ntiles && e->graphs[i].lpad == lpad_max)
+				ge = &e->graphs[i];
+		if (ge == NULL)
+		{
+			cudaGraph_t graph;
+			cudaGraphExec_t exec;
+
+			/* cuBLASLt plans (host-side heuristics) may be made during capture */
+			CUDA_TRY(cudaStreamBeginCapture(e->stream, cudaStreamCaptureModeThreadLocal));
+			rc = 0;
+			{
+				cudaError_t err = cudaMemcpyAsync(e->d_in, e->h_in, in_bytes,
+												  cudaMemcpyHostToDevice, e->stream);
+
+				if (err != cudaSuccess)
+				{
+					SetError(errbuf, errlen, "cudaMemcpyAsync: %s", cudaGetErrorString(err));
+					rc = (int) err;
+				}
+			}
+			if (rc == 0)
+				rc = forward_launch(e, T, S, ntiles, lpad_max, errbuf, errlen);
+			if (rc == 0)
+			{
+				cudaError_t err = cudaMemcpyAsync(e->h_out, e->d_out, out_bytes,
+												  cudaMemcpyDeviceToHost, e->stream);
+
+				if (err != cudaSuccess)
+				{
+					SetError(errbuf, errlen, "cudaMemcpyAsync: %s", cudaGetErrorString(err));
+					rc = (int) err;
+				}
+			}
+			{
+				cudaError_t err = cudaStreamEndCapture(e->stream, &graph);
+
+				if (rc != 0)
+				{
+					if (err == cudaSuccess)
+						cudaGraphDestroy(graph);
+					(void) cudaGetLastError();
+					return rc;
+				}
+				CUDA_TRY(err);
+			}
+			{
+				cudaError_t err = cudaGraphInstantiate(&exec, graph, 0);
+
+				cudaGraphDestroy(graph);
+				CUDA_TRY(err);
+			}
+			if (e->ngraphs < GRAPH_CACHE)
+				ge = &e->graphs[e->ngraphs++];
+			else
+			{
+				ge = &e->graphs[0];
+				for (int i = 1; i < GRAPH_CACHE; i++)
+					if (e->graphs[i].used < ge->used)
+						ge = &e->graphs[i];
+				cudaGraphExecDestroy(ge->exec);
+			}
+			ge->tokens = T;
+			ge->seqs = S;
+			ge->tiles = ntiles;
+			ge->lpad = lpad_max;
+			ge->exec = exec;
+		}
+		else
+			e->replays++;
+		ge->used = e->clock;
+		CUDA_TRY(cudaGraphLaunch(ge->exec, e->stream));
+		CUDA_TRY(cudaStreamSynchronize(e->stream));
+		return 0;
+	}
+
+	e->nev = 0;
+	if (e->profiling)
+		CUDA_TRY(cudaEventRecord(e->ev[e->nev++], e->stream));
+	e->ev_stage[0] = -1;
+	CUDA_TRY(cudaMemcpyAsync(e->d_in, e->h_in, in_bytes, cudaMemcpyHostToDevice, e->stream));
+	if ((rc = forward_launch(e, T, S, ntiles, lpad_max, errbuf, errlen)) != 0)
+		return rc;
+	CUDA_TRY(cudaMemcpyAsync(e->h_out, e->d_out, out_bytes, cudaMemcpyDeviceToHost, e->stream));
+	if ((rc = ProfileMark(e, ST_POOL, errbuf, errlen)) != 0)
+		return rc;
+	CUDA_TRY(cudaStreamSynchronize(e->stream));
+	if (e->profiling)
+		for (int i = 1; i < e->nev; i++)
+		{
+			float		ms;
+
+			CUDA_TRY(cudaEventElapsedTime(&ms, e->ev[i - 1], e->ev[i]));
+			e->stage_ms[e->ev_stage[i]] += ms;
+		}
+	return 0;
+}
+
+extern "C" int
+codevec_cuda_encode(CodevecCudaEncoder e, int batch, const int32_t *const *ids,
+					const int *lens, float *out, char *errbuf, size_t errlen)
+{
+	const CodevecCudaEncoderConfig *c;
+	int			b,
+				rc;
+
+	if (e == NULL || batch < 0 || (batch > 0 && (ids == NULL || lens == NULL || out == NULL)))
+	{
+		SetError(errbuf, errlen, "codevec_cuda_encode: invalid arguments");
+		return CODEVEC_CUDA_E_INVALID;
+	}
+	c = &e->cfg;
+	for (b = 0; b < batch; b++)
+	{
+		if (lens[b] < 1 || lens[b] > c->max_positions)
+		{
+			SetError(errbuf, errlen, "sequence %d has %d tokens, outside 1 .. %d",
+					 b + 1, lens[b], c->max_positions);
+			return CODEVEC_CUDA_E_INVALID;
+		}
+		for (int i = 0; i < lens[b]; i++)
+			if (ids[b][i] < 0 || ids[b][i] >= c->vocab_size)
+			{
+				SetError(errbuf, errlen, "token id %d of sequence %d is outside the vocabulary (%d)",
+						 ids[b][i], b + 1, c->vocab_size);
+				return CODEVEC_CUDA_E_INVALID;
+			}
+	}
+
+	b = 0;
+	while (b < batch)
+	{
+		/* take sequences while they fit the work buffers */
+		int			first = b,
+					T = 0,
+					S = 0,
+					ntiles = 0,
+					maxlen = 0;
+
+		while (b < batch && S < c->max_batch_seqs && T + lens[b] <= c->max_batch_tokens)
+		{
+			T += lens[b];
+			if (lens[b] > maxlen)
+				maxlen = lens[b];
+			S++;
+			b++;
+		}
+		int			lpad_max = (maxlen + ATT_KTILE - 1) / ATT_KTILE * ATT_KTILE;
+
+		/*
+		 * Pack ids | positions | seq_off | tiles.  Tiles of long sequences
+		 * first would balance the attention grid a little better; the
+		 * kernel's blocks are short, so plain order is kept.
+		 */
+		int32_t    *hid = e->h_in,
+				   *hpos = e->h_in + T,
+				   *hoff = e->h_in + 2 * T,
+				   *htile = e->h_in + 2 * T + S + 1;
+		int			t = 0;
+
+		for (int s = 0; s < S; s++)
+		{
+			int			len = lens[first + s];
+
+			hoff[s] = t;
+			memcpy(hid + t, ids[first + s], sizeof(int32_t) * len);
+			for (int p = 0; p < len; p++)
+				hpos[t + p] = p;
+			t += len;
+			for (int q = 0; q * ATT_QTILE < len; q++)
+			{
+				htile[2 * ntiles] = s;
+				htile[2 * ntiles + 1] = q;
+				ntiles++;
+			}
+		}
+		hoff[S] = t;
+		if ((rc = RunChunk(e, T, S, ntiles, lpad_max, errbuf, errlen)) != 0)
+			return rc;
+		memcpy(out + (size_t) first * c->hidden, e->h_out, sizeof(float) * S * c->hidden);
+	}
+	return 0;
+}
+
+extern "C" int
+codevec_cuda_encoder_info(CodevecCudaEncoder e, CodevecCudaEncoderInfo *info)
+{
+	if (e == NULL || info == NULL)
+		return CODEVEC_CUDA_E_INVALID;
+	info->weight_bytes = e->wbytes;
+	info->work_bytes = e->work_bytes;
+	info->max_batch_tokens = e->cfg.max_batch_tokens;
+	info->max_batch_seqs = e->cfg.max_batch_seqs;
+	info->graphs_cached = e->ngraphs;
+	info->launches = e->launches;
+	info->graph_replays = e->replays;
+	return 0;
+}
+
+extern "C" int
+codevec_cuda_encoder_set_profiling(CodevecCudaEncoder e, int on)
+{
+	if (e == NULL)
+		return CODEVEC_CUDA_E_INVALID;
+	/* the events are made on first use: most encoders never profile */
+	if (on && e->ev[0] == NULL)
+		for (size_t i = 0; i < sizeof(e->ev) / sizeof(e->ev[0]); i++)
+			if (cudaEventCreate(&e->ev[i]) != cudaSuccess)
+				return CODEVEC_CUDA_E_INVALID;
+	e->profiling = on != 0;
+	return 0;
+}
+
+extern "C" int
+codevec_cuda_encoder_stage_times(CodevecCudaEncoder e, double ms[CODEVEC_CUDA_ENC_STAGES],
+								 int reset)
+{
+	if (e == NULL || ms == NULL)
+		return CODEVEC_CUDA_E_INVALID;
+	memcpy(ms, e->stage_ms, sizeof(e->stage_ms));
+	if (reset)
+		memset(e->stage_ms, 0, sizeof(e->stage_ms));
+	return 0;
+}

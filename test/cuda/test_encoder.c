@@ -1,0 +1,494 @@
+/*
+ * test_encoder.c
+ *	  GPU encoder (cuda/encoder.cu) against the CPU fp32 reference
+ *	  (src/encoder.c) on real strings, standalone (no PostgreSQL).
+ *
+ * Usage: test_encoder MODEL_DIR STRINGS_JSONL [MORE_JSONL [N_MORE]] [--quick]
+ *
+ * Loads the model with src/model.c, tokenizes every "text" of the JSONL
+ * files with src/tokenizer.c (max_seq_length tokens), embeds them on the
+ * CPU (OpenBLAS) and on the GPU, and checks:
+ *	- cosine(GPU, CPU) >= 0.9999 for every string, every output finite
+ *	  (the output is poisoned with NaN first);
+ *	- batch = 1 gives bit-identical vectors to one large batched call, and
+ *	  so does an encoder whose launches hold at most 512 tokens (chunking);
+ *	- sequences of 300 and 512 tokens (several attention tiles);
+ *	- [CLS] pooling, and error statuses for bad ids, lengths and shapes.
+ * Informative (printed with '#', not counted): cuBLASLt's tanh GELU
+ * epilogue and per-size GEMM heuristics, against the CPU and batch = 1.
+ * --quick embeds 8 strings only (for compute-sanitizer).
+ * Prints TAP lines and "encoder: N passed, N failed" last.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <cjson/cJSON.h>
+
+#include "encoder.h"			/* src/encoder.h: the CPU reference */
+#include "model.h"
+#include "tokenizer.h"
+#include "../../cuda/encoder.h"
+
+#define MIN_COSINE 0.9999
+
+static int	ntest = 0,
+			npassed = 0,
+			nfailed = 0;
+
+/* Print one TAP line and count it. */
+static void
+Check(int ok, const char *fmt, ...)
+{
+	va_list		ap;
+
+	ntest++;
+	printf("%s %d - ", ok ? "ok" : "not ok", ntest);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+	if (ok)
+		npassed++;
+	else
+		nfailed++;
+}
+
+/* Give the cosine of two vectors of n floats. */
+static double
+Cosine(const float *a, const float *b, int n)
+{
+	double		ab = 0,
+				aa = 0,
+				bb = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		ab += (double) a[i] * b[i];
+		aa += (double) a[i] * a[i];
+		bb += (double) b[i] * b[i];
+	}
+	return ab / sqrt(aa * bb);
+}
+
+/* Read the "text" of every line of a JSONL file, appending to *texts. */
+static int
+ReadTexts(const char *path, char ***texts, int n, int limit)
+{
+	FILE	   *f = fopen(path, "r");
+	char	   *line = NULL;
+	size_t		cap = 0;
+	int			got = 0;
+
+	if (!f)
+		return n;
+	while ((limit < 0 || got < limit) && getline(&line, &cap, f) > 0)
+	{
+		cJSON	   *j = cJSON_Parse(line);
+		cJSON	   *t = j ? cJSON_GetObjectItem(j, "text") : NULL;
+
+		if (t && cJSON_IsString(t))
+		{
+			*texts = realloc(*texts, sizeof(char *) * (n + 1));
+			(*texts)[n++] = strdup(t->valuestring);
+			got++;
+		}
+		cJSON_Delete(j);
+	}
+	free(line);
+	fclose(f);
+	return n;
+}
+
+/* Fill the GPU encoder's config and weight pointers from a loaded model. */
+static void
+FromModel(CvModel m, CodevecCudaEncoderConfig *cfg, CodevecCudaEncoderWeights *w,
+		  CodevecCudaLayerWeights *lw)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->hidden = m->hidden;
+	cfg->layers = m->layers;
+	cfg->heads = m->heads;
+	cfg->intermediate = m->intermediate;
+	cfg->max_positions = m->max_positions;
+	cfg->type_vocab = m->type_vocab;
+	cfg->vocab_size = m->vocab_size;
+	cfg->ln_eps = m->ln_eps;
+	cfg->pooling = m->pooling == CV_POOL_CLS ? CODEVEC_CUDA_POOL_CLS : CODEVEC_CUDA_POOL_MEAN;
+	cfg->normalize = m->normalize;
+	w->word_emb = m->word_emb;
+	w->pos_emb = m->pos_emb;
+	w->type_emb = m->type_emb;
+	w->emb_ln_g = m->emb_ln_g;
+	w->emb_ln_b = m->emb_ln_b;
+	for (int l = 0; l < m->layers; l++)
+	{
+		const CvLayerWeights *s = &m->layer[l];
+
+		lw[l].qkv_w = s->qkv_w;
+		lw[l].qkv_b = s->qkv_b;
+		lw[l].ao_w = s->ao_w;
+		lw[l].ao_b = s->ao_b;
+		lw[l].ln1_g = s->ln1_g;
+		lw[l].ln1_b = s->ln1_b;
+		lw[l].ffn_in_w = s->ffn_in_w;
+		lw[l].ffn_in_b = s->ffn_in_b;
+		lw[l].ffn_out_w = s->ffn_out_w;
+		lw[l].ffn_out_b = s->ffn_out_b;
+		lw[l].ln2_g = s->ln2_g;
+		lw[l].ln2_b = s->ln2_b;
+	}
+	w->layer = lw;
+}
+
+/* Embed n sequences on the CPU in batches of 16. */
+static int
+CpuEncode(CvModel m, int n, int32_t **ids, int *lens, float *out)
+{
+	char		err[512];
+
+	for (int i = 0; i < n; i += 16)
+	{
+		int			nb = n - i < 16 ? n - i : 16;
+
+		if (cv_encode(m, nb, (const int32_t *const *) (ids + i), lens + i,
+					  out + (size_t) i * m->hidden, NULL, err, sizeof(err)) != CV_OK)
+		{
+			printf("# cpu encode: %s\n", err);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* Compare GPU output with the reference: worst cosine, count below MIN_COSINE. */
+static int
+CompareCos(const float *gpu, const float *ref, int n, int H, double *worst, int *worst_i)
+{
+	int			bad = 0;
+
+	*worst = 2;
+	*worst_i = -1;
+	for (int i = 0; i < n; i++)
+	{
+		double		c = Cosine(gpu + (size_t) i * H, ref + (size_t) i * H, H);
+
+		if (!(c >= MIN_COSINE))
+			bad++;
+		if (!(c >= *worst))
+		{
+			*worst = c;
+			*worst_i = i;
+		}
+	}
+	return bad;
+}
+
+/* Count NaN/inf (unwritten poison) in n floats. */
+static size_t
+NonFinite(const float *x, size_t n)
+{
+	size_t		k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (!isfinite(x[i]))
+			k++;
+	return k;
+}
+
+/* Fill n floats with NaN (poison). */
+static void
+Poison(float *x, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		x[i] = NAN;
+}
+
+/* Largest |a - b| over n floats. */
+static double
+MaxDiff(const float *a, const float *b, size_t n)
+{
+	double		d = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (fabs((double) a[i] - b[i]) > d)
+			d = fabs((double) a[i] - b[i]);
+	return d;
+}
+
+/* Embed sequences one at a time on the GPU. */
+static int
+GpuOneByOne(CodevecCudaEncoder e, int n, int32_t **ids, int *lens, float *out, int H)
+{
+	char		err[512];
+
+	for (int i = 0; i < n; i++)
+	{
+		int			rc = codevec_cuda_encode(e, 1, (const int32_t *const *) (ids + i),
+											 lens + i, out + (size_t) i * H, err, sizeof(err));
+
+		if (rc != 0)
+		{
+			printf("# gpu encode: %s\n", err);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	CvModel		m;
+	char		err[1024];
+	char	  **texts = NULL;
+	int			n = 0,
+				quick = 0,
+				rc;
+	const char *args[4];
+	int			nargs = 0;
+
+	for (int i = 1; i < argc; i++)
+	{
+		if (strcmp(argv[i], "--quick") == 0)
+			quick = 1;
+		else if (nargs < 4)
+			args[nargs++] = argv[i];
+	}
+	if (nargs < 2)
+	{
+		fprintf(stderr, "usage: %s MODEL_DIR STRINGS_JSONL [MORE_JSONL [N_MORE]] [--quick]\n", argv[0]);
+		return 2;
+	}
+	if (cv_model_load(args[0], &m, err, sizeof(err)) != CV_OK)
+	{
+		printf("not ok 1 - load %s: %s\nencoder: 0 passed, 1 failed\n", args[0], err);
+		return 1;
+	}
+	cv_encoder_set_threads(8);
+	n = ReadTexts(args[1], &texts, 0, quick ? 8 : -1);
+	if (nargs >= 3 && !quick)
+		n = ReadTexts(args[2], &texts, n, nargs >= 4 ? atoi(args[3]) : 1000);
+	printf("# model %s (%s weights): %d layers x %d, %d heads, %s pooling; %d strings\n",
+		   m->name, m->dtype, m->layers, m->hidden, m->heads, cv_pooling_name(m->pooling), n);
+
+	const int	H = m->hidden;
+	int			max_tokens = m->max_seq_length > 0 ? m->max_seq_length : 256;
+	int32_t   **ids = malloc(sizeof(int32_t *) * (n + 2));
+	int		   *lens = malloc(sizeof(int) * (n + 2));
+	size_t		T = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		cv_tokenize(m->tok, texts[i], strlen(texts[i]), max_tokens, &ids[i], &lens[i]);
+		T += lens[i];
+	}
+	printf("# %zu tokens in all, max_tokens %d\n", T, max_tokens);
+
+	float	   *ref = malloc(sizeof(float) * H * (n + 2));
+	float	   *gpu = malloc(sizeof(float) * H * (n + 2));
+	float	   *one = malloc(sizeof(float) * H * (n + 2));
+	struct timespec t0,
+				t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	rc = CpuEncode(m, n, ids, lens, ref);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	Check(rc == 0, "CPU reference for %d strings (%.2f s, OpenBLAS %s)", n,
+		  (t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec), cv_encoder_blas_core());
+
+	CodevecCudaEncoderConfig cfg;
+	CodevecCudaEncoderWeights w;
+	CodevecCudaLayerWeights *lw = calloc(m->layers, sizeof(*lw));
+	CodevecCudaEncoder e = NULL;
+
+	FromModel(m, &cfg, &w, lw);
+	rc = codevec_cuda_encoder_create(&cfg, &w, &e, err, sizeof(err));
+	Check(rc == 0, "create the GPU encoder%s%s", rc ? ": " : "", rc ? err : "");
+	if (rc != 0)
+	{
+		printf("encoder: %d passed, %d failed\n", npassed, nfailed);
+		return 1;
+	}
+	{
+		CodevecCudaEncoderInfo info;
+
+		codevec_cuda_encoder_info(e, &info);
+		printf("# device bytes: weights %zu, work %zu (max %d tokens, %d sequences a launch)\n",
+			   info.weight_bytes, info.work_bytes, info.max_batch_tokens, info.max_batch_seqs);
+	}
+
+	/* 1. one batched call vs the CPU */
+	double		worst;
+	int			worst_i,
+				bad;
+
+	Poison(gpu, (size_t) n * H);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	rc = codevec_cuda_encode(e, n, (const int32_t *const *) ids, lens, gpu, err, sizeof(err));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	Check(rc == 0, "GPU batched encode of %d strings (%.1f ms, first call)%s%s", n,
+		  1e3 * ((t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec)),
+		  rc ? ": " : "", rc ? err : "");
+	Check(NonFinite(gpu, (size_t) n * H) == 0, "every output element written and finite (%zu not)",
+		  NonFinite(gpu, (size_t) n * H));
+	bad = CompareCos(gpu, ref, n, H, &worst, &worst_i);
+	Check(bad == 0, "cosine(GPU, CPU) >= %.4f for every string: worst %.7f (string %d, %d tokens), %d below",
+		  MIN_COSINE, worst, worst_i + 1, worst_i >= 0 ? lens[worst_i] : 0, bad);
+	{
+		double		sum = 0;
+
+		for (int i = 0; i < n; i++)
+			sum += Cosine(gpu + (size_t) i * H, ref + (size_t) i * H, H);
+		printf("# mean cosine %.8f, max |GPU - CPU| %.3g\n", sum / n, MaxDiff(gpu, ref, (size_t) n * H));
+	}
+
+	/* 2. batch = 1 is bit-identical to the batched call */
+	Poison(one, (size_t) n * H);
+	rc = GpuOneByOne(e, n, ids, lens, one, H);
+	Check(rc == 0 && memcmp(one, gpu, sizeof(float) * n * H) == 0,
+		  "batch = 1 gives bit-identical vectors to the batched call (max diff %.3g)",
+		  MaxDiff(one, gpu, (size_t) n * H));
+
+	/* 3. chunked launches of <= 512 tokens, graphs off: identical too */
+	{
+		CodevecCudaEncoderConfig c2 = cfg;
+		CodevecCudaEncoder e2;
+
+		c2.max_batch_tokens = 512;
+		c2.max_batch_seqs = 7;
+		c2.graph_max_tokens = -1;
+		rc = codevec_cuda_encoder_create(&c2, &w, &e2, err, sizeof(err));
+		if (rc == 0)
+		{
+			Poison(one, (size_t) n * H);
+			rc = codevec_cuda_encode(e2, n, (const int32_t *const *) ids, lens, one, err, sizeof(err));
+			codevec_cuda_encoder_free(e2);
+		}
+		Check(rc == 0 && memcmp(one, gpu, sizeof(float) * n * H) == 0,
+			  "launches of <= 512 tokens / 7 sequences, no graphs: bit-identical (max diff %.3g)%s%s",
+			  MaxDiff(one, gpu, (size_t) n * H), rc ? ": " : "", rc ? err : "");
+	}
+
+	/* 4. long sequences: 300 and 512 tokens of random ids */
+	{
+		int			L[2] = {300, m->max_positions < 512 ? m->max_positions : 512};
+		int32_t    *lid[2];
+		float		lr[2 * 1024],
+					lg[2 * 1024];
+		uint32_t	x = 12345;
+
+		for (int s = 0; s < 2; s++)
+		{
+			lid[s] = malloc(sizeof(int32_t) * L[s]);
+			for (int i = 0; i < L[s]; i++)
+			{
+				x = x * 1103515245u + 12345u;
+				lid[s][i] = 1000 + (int) ((x >> 8) % (uint32_t) (m->vocab_size - 1000));
+			}
+			lid[s][0] = m->tok->cls_id;
+			lid[s][L[s] - 1] = m->tok->sep_id;
+		}
+		rc = cv_encode(m, 2, (const int32_t *const *) lid, L, lr, NULL, err, sizeof(err));
+		if (rc == 0)
+			rc = codevec_cuda_encode(e, 2, (const int32_t *const *) lid, L, lg, err, sizeof(err));
+		double		c0 = Cosine(lr, lg, H),
+					c1 = Cosine(lr + H, lg + H, H);
+
+		Check(rc == 0 && c0 >= MIN_COSINE && c1 >= MIN_COSINE,
+			  "sequences of %d and %d tokens: cosine %.7f, %.7f", L[0], L[1], c0, c1);
+		free(lid[0]);
+		free(lid[1]);
+	}
+
+	/* 5. [CLS] pooling */
+	{
+		int			k = n < 32 ? n : 32;
+		CodevecCudaEncoderConfig c2 = cfg;
+		CodevecCudaEncoder e2;
+		CvPooling	saved = m->pooling;
+
+		m->pooling = CV_POOL_CLS;
+		rc = CpuEncode(m, k, ids, lens, ref);	/* first k of ref; restored below */
+		m->pooling = saved;
+		c2.pooling = CODEVEC_CUDA_POOL_CLS;
+		if (rc == 0)
+			rc = codevec_cuda_encoder_create(&c2, &w, &e2, err, sizeof(err));
+		if (rc == 0)
+		{
+			Poison(one, (size_t) k * H);
+			rc = codevec_cuda_encode(e2, k, (const int32_t *const *) ids, lens, one, err, sizeof(err));
+			codevec_cuda_encoder_free(e2);
+		}
+		bad = CompareCos(one, ref, k, H, &worst, &worst_i);
+		Check(rc == 0 && bad == 0, "[CLS] pooling, %d strings: worst cosine %.7f", k, worst);
+		/* restore the mean-pooling reference for the informative runs */
+		CpuEncode(m, k, ids, lens, ref);
+	}
+
+	/* 6. error statuses */
+	{
+		int32_t		bad_ids[3] = {101, m->vocab_size, 102};
+		const int32_t *p = bad_ids;
+		int			len3 = 3,
+					len0 = 0,
+					lenbig = m->max_positions + 1;
+		CodevecCudaEncoderConfig c2 = cfg;
+		CodevecCudaEncoder e2 = NULL;
+
+		rc = codevec_cuda_encode(e, 1, &p, &len3, one, err, sizeof(err));
+		Check(rc == CODEVEC_CUDA_E_INVALID, "token id = vocab_size is refused (%d: %s)", rc, err);
+		bad_ids[1] = -1;
+		rc = codevec_cuda_encode(e, 1, &p, &len3, one, err, sizeof(err));
+		Check(rc == CODEVEC_CUDA_E_INVALID, "token id -1 is refused");
+		rc = codevec_cuda_encode(e, 1, &p, &len0, one, err, sizeof(err));
+		Check(rc == CODEVEC_CUDA_E_INVALID, "an empty sequence is refused (%s)", err);
+		rc = codevec_cuda_encode(e, 1, &p, &lenbig, one, err, sizeof(err));
+		Check(rc == CODEVEC_CUDA_E_INVALID, "a sequence over max_positions is refused (%s)", err);
+		rc = codevec_cuda_encode(e, 0, NULL, NULL, NULL, err, sizeof(err));
+		Check(rc == 0, "an empty batch is fine");
+		c2.heads = 3;			/* head size 128 */
+		rc = codevec_cuda_encoder_create(&c2, &w, &e2, err, sizeof(err));
+		Check(rc == CODEVEC_CUDA_E_UNSUPPORTED && e2 == NULL,
+			  "head size 128 is refused at create (%s)", err);
+	}
+
+	/* 7. informative: other GEMM/GELU choices */
+	if (!quick)
+	{
+		for (int variant = 0; variant < 2; variant++)
+		{
+			CodevecCudaEncoderConfig c2 = cfg;
+			CodevecCudaEncoder e2;
+
+			if (variant == 0)
+				c2.gelu_epilogue = 1;
+			else
+				c2.gemm_fixed_algo = 1;
+			rc = codevec_cuda_encoder_create(&c2, &w, &e2, err, sizeof(err));
+			if (rc != 0)
+			{
+				printf("# variant %d: %s\n", variant, err);
+				continue;
+			}
+			codevec_cuda_encode(e2, n, (const int32_t *const *) ids, lens, gpu, err, sizeof(err));
+			bad = CompareCos(gpu, ref, n, H, &worst, &worst_i);
+			GpuOneByOne(e2, n, ids, lens, one, H);
+			printf("# %s: worst cosine vs CPU %.7f (%d below %.4f); batch=1 vs batched: %s (max diff %.3g)\n",
+				   variant == 0 ? "cuBLASLt GELU(tanh)+bias epilogue" : "one GEMM algorithm for all sizes",
+				   worst, bad, MIN_COSINE,
+				   memcmp(one, gpu, sizeof(float) * n * H) == 0 ? "identical" : "DIFFERENT",
+				   MaxDiff(one, gpu, (size_t) n * H));
+			codevec_cuda_encoder_free(e2);
+		}
+	}
+
+	codevec_cuda_encoder_free(e);
+	cv_model_free(m);
+	printf("encoder: %d passed, %d failed\n", npassed, nfailed);
+	return nfailed ? 1 : 0;
+}
