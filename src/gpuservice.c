@@ -477,6 +477,139 @@ RunKnn(GpuKnnRequest *r)
 	r->hdr.status = 0;
 }
 
+/*
+ * Answer several KNN requests on one index copy with one batched launch
+ * (nq = the number of requests, k = the largest k; each request gets its
+ * own first k, the same rows as asking alone since results are ordered by
+ * (distance, row)). Requests with several queries each, or a stale copy,
+ * are answered one by one.
+ */
+static void
+RunKnnGroup(GpuKnnRequest **group, int ng)
+{
+	GpuIndexCopy *c = FindCopy(&group[0]->key);
+	GpuKnnRequest *r0 = group[0];
+	int			kmax = 0;
+	float	   *queries,
+			   *dist;
+	int64	   *ids;
+
+	for (int j = 0; j < ng; j++)
+		kmax = Max(kmax, group[j]->k);
+	if (ng == 1 || c == NULL || !c->complete || c->key.relfilenode != r0->key.relfilenode ||
+		c->key.changeCount != r0->key.changeCount || c->dims != r0->dims ||
+		kmax > CODEVEC_CUDA_MAX_K)
+	{
+		for (int j = 0; j < ng; j++)
+			RunKnn(group[j]);
+		return;
+	}
+	for (int j = 0; j < ng; j++)
+		if (group[j]->nq != 1 || group[j]->k < 1)
+		{
+			for (int i = 0; i < ng; i++)
+				RunKnn(group[i]);
+			return;
+		}
+
+	queries = malloc(sizeof(float) * (Size) ng * r0->dims);
+	dist = malloc(sizeof(float) * (Size) ng * kmax);
+	ids = malloc(sizeof(int64) * (Size) ng * kmax);
+	if (queries == NULL || dist == NULL || ids == NULL)
+	{
+		free(queries);
+		free(dist);
+		free(ids);
+		for (int j = 0; j < ng; j++)
+			RunKnn(group[j]);
+		return;
+	}
+	for (int j = 0; j < ng; j++)
+		memcpy(queries + (Size) j * r0->dims, GpuKnnQueries(group[j]), sizeof(float) * r0->dims);
+	c->last_used = GetCurrentTimestamp();
+	if (codevec_cuda_knn(c->idx, queries, ng, kmax, r0->metric, dist, ids,
+						 r0->hdr.errmsg, sizeof(r0->hdr.errmsg)) != CODEVEC_CUDA_OK)
+	{
+		for (int j = 0; j < ng; j++)
+		{
+			group[j]->hdr.status = GPU_STATUS_FAILED;
+			strlcpy(group[j]->hdr.errmsg, r0->hdr.errmsg, sizeof(group[j]->hdr.errmsg));
+		}
+	}
+	else
+	{
+		/* all requests' candidate ids in one list: one gather per 1024 rows */
+		int64	   *all = malloc(sizeof(int64) * (Size) ng * kmax);
+		float	   *rows = malloc(sizeof(float) * (Size) CODEVEC_CUDA_MAX_K * r0->dims);
+		Size		nall = 0;
+		int			status = (all && rows) ? 0 : GPU_STATUS_FAILED;
+
+		for (int j = 0; j < ng; j++)
+		{
+			GpuKnnRequest *r = group[j];
+			int64	   *rid = ids + (Size) j * kmax;
+
+			for (int i = 0; i < r->k; i++)
+			{
+				GpuKnnDistances(r)[i] = dist[(Size) j * kmax + i];
+				if (rid[i] >= 0 && rid[i] < c->n)
+					GpuKnnTids(r)[i] = c->tids[rid[i]];
+				else
+				{
+					ItemPointerSetInvalid(&GpuKnnTids(r)[i]);
+					rid[i] = -1;
+				}
+				if (all)
+					all[nall++] = rid[i];
+			}
+			r->nrows = c->n;
+			r->maxnorm = c->maxnorm;
+		}
+		/* gather and scatter: row p of the list goes to request j's row i */
+		{
+			Size		p = 0;
+			int			j = 0,
+						i = 0;
+
+			while (status == 0 && p < nall)
+			{
+				int			cnt = (int) Min(nall - p, (Size) CODEVEC_CUDA_MAX_K);
+
+				if (codevec_cuda_index_rows(c->idx, all + p, cnt, rows,
+											r0->hdr.errmsg, sizeof(r0->hdr.errmsg)) != CODEVEC_CUDA_OK)
+				{
+					status = GPU_STATUS_FAILED;
+					break;
+				}
+				for (int e = 0; e < cnt; e++)
+				{
+					while (i >= group[j]->k)
+					{
+						j++;
+						i = 0;
+					}
+					memcpy(GpuKnnRows(group[j]) + (Size) i * r0->dims, rows + (Size) e * r0->dims,
+						   sizeof(float) * r0->dims);
+					i++;
+				}
+				p += cnt;
+			}
+		}
+		for (int j = 0; j < ng; j++)
+		{
+			group[j]->hdr.status = status;
+			if (status != 0 && group[j] != r0)
+				strlcpy(group[j]->hdr.errmsg, all && rows ? r0->hdr.errmsg : "out of host memory",
+						sizeof(group[j]->hdr.errmsg));
+		}
+		free(all);
+		free(rows);
+	}
+	free(queries);
+	free(dist);
+	free(ids);
+}
+
 /* Chunk of an index copy: the first one (re)creates the copy, evicting
  * least recently used copies to stay under codevec.gpu_memory_limit */
 static void
@@ -622,17 +755,49 @@ RunBatch(int *slots, int n)
 {
 	TimestampTz now;
 
+	dsm_segment *segs[GPU_MAX_SLOTS];
+	GpuRequestHeader *reqs[GPU_MAX_SLOTS];
+	bool		done[GPU_MAX_SLOTS];
+
+	/* a segment already gone means its backend left: nothing to answer */
 	for (int i = 0; i < n; i++)
 	{
-		GpuSlot    *s = &gpu_shared->slots[slots[i]];
-		dsm_segment *seg = dsm_attach(s->handle);
-
-		/* a segment already gone means its backend left: nothing to answer */
-		if (seg != NULL)
+		segs[i] = dsm_attach(gpu_shared->slots[slots[i]].handle);
+		reqs[i] = segs[i] ? (GpuRequestHeader *) dsm_segment_address(segs[i]) : NULL;
+		done[i] = (segs[i] == NULL);
+	}
+#ifdef CODEVEC_USE_CUDA
+	/* k-NN requests on the same index copy share one batched launch */
+	if (gpu_shared->state == GPU_SERVICE_READY)
+		for (int i = 0; i < n; i++)
 		{
-			RunRequest((GpuRequestHeader *) dsm_segment_address(seg));
-			dsm_detach(seg);
+			GpuKnnRequest *group[GPU_MAX_SLOTS];
+			int			ng = 0;
+
+			if (done[i] || reqs[i]->kind != GPU_REQUEST_KNN)
+				continue;
+			for (int j = i; j < n; j++)
+			{
+				GpuKnnRequest *a = (GpuKnnRequest *) reqs[i];
+				GpuKnnRequest *b = (GpuKnnRequest *) reqs[j];
+
+				if (!done[j] && reqs[j]->kind == GPU_REQUEST_KNN &&
+					memcmp(&a->key, &b->key, sizeof(GpuIndexKey)) == 0 &&
+					a->metric == b->metric && a->dims == b->dims)
+				{
+					group[ng++] = b;
+					done[j] = true;
+				}
+			}
+			RunKnnGroup(group, ng);
 		}
+#endif
+	for (int i = 0; i < n; i++)
+	{
+		if (!done[i])
+			RunRequest(reqs[i]);
+		if (segs[i] != NULL)
+			dsm_detach(segs[i]);
 	}
 	now = GetCurrentTimestamp();
 	SpinLockAcquire(&gpu_shared->mutex);

@@ -89,8 +89,9 @@ BEGIN
 END \$\$;
 SQL
 }
+ks=${KS:-1 10 100 1000 1500}
 for op in '<->' '<#>' '<=>'; do
-	for k in 1 10 100 1000 1500; do
+	for k in $ks; do
 		res=$(same "$op" "$k" true 2>&1 | grep -o 'mismatches=[0-9]*')
 		[ "$res" = "mismatches=0" ] && { passed=$((passed+1)); echo "ok $((passed+failed)) - GPU $op k=$k equals the sequential scan (55 queries)"; } \
 			|| { failed=$((failed+1)); echo "not ok $((passed+failed)) - GPU $op k=$k: $res"; }
@@ -102,6 +103,16 @@ done
 psql -X -c "SELECT indexes_loaded, memory_used_mb, requests, batches, latency_p50_us, latency_p99_us FROM codevec_gpu_status()"
 check "the index copies are on the device" "SELECT indexes_loaded >= 3 FROM codevec_gpu_status()" t
 check "EXPLAIN uses the index" "SET codevec.device = cuda; EXPLAIN (COSTS OFF) SELECT id FROM t ORDER BY emb <-> (SELECT emb FROM q LIMIT 1) LIMIT 10" "  ->  Index Scan using t_l2 on t"
+
+# concurrency: 8 sessions at once, so the service batches their requests
+for c in 1 2 3 4 5 6 7 8; do same '<=>' 10 true >"/tmp/conc$c.out" 2>&1 & done
+wait
+if [ "$(cat /tmp/conc*.out | grep -c 'mismatches=0')" = 8 ]; then
+	passed=$((passed + 1)); echo "ok $((passed + failed)) - 8 concurrent sessions (batched GPU requests) equal the sequential scan"
+else
+	failed=$((failed + 1)); echo "not ok $((passed + failed)) - concurrent sessions: $(cat /tmp/conc*.out | grep -o 'mismatches=[0-9]*' | tr '\n' ' ')"
+fi
+psql -X -c "SELECT requests, batches, mean_batch, max_batch FROM codevec_gpu_status()"
 
 # writes: the copy follows inserts and deletes
 psql -qX -c "INSERT INTO t SELECT 900000 + qid, emb FROM q WHERE qid < 1000" -c "DELETE FROM t WHERE id % 11 = 0" -c "VACUUM t" >/dev/null
