@@ -16,7 +16,7 @@ MODULE_big = codevec
 OBJS = src/codevec.o src/vector.o src/distance.o src/distance_kernels.o \
 	src/gpuivf.o src/gpuivfbuild.o src/gpuivfinsert.o src/gpuivfscan.o \
 	src/gpuivfvacuum.o src/gpuivfutils.o src/gpuivfgpu.o src/gpuservice.o \
-	src/tokenizer.o src/model.o src/encoder.o src/embed.o
+	src/tokenizer.o src/model.o src/encoder.o src/embed.o src/blas.o
 
 DATA = sql/codevec--0.1.0.sql
 REGRESS = io typmod casts operators aggregates knn errors gpuivf embed
@@ -25,7 +25,8 @@ REGRESS_OPTS = --load-extension=$(EXTENSION)
 PG_CONFIG ?= pg_config
 PG_CPPFLAGS += -I$(srcdir)/src -I$(srcdir)/cuda
 PG_CFLAGS += -std=gnu11
-SHLIB_LINK += -lopenblas -lutf8proc -lcjson -lm
+# OpenBLAS is opened on first use (src/blas.c), not linked
+SHLIB_LINK += -lutf8proc -lcjson -lm -ldl
 
 # CUDA: on when nvcc is present, unless CUDA=0. The runtime is linked
 # statically so codevec.so loads on machines without any CUDA installed.
