@@ -144,7 +144,6 @@ float *
 GpuivfLoadCentroids(Relation index, const GpuivfMetaPageData *meta,
 					BlockNumber *startPages, BlockNumber *insertPages)
 {
-	Size		listSize = GPUIVF_LIST_SIZE(meta->dims);
 	float	   *centroids = palloc_extended(sizeof(float) * (Size) meta->lists * meta->dims,
 											MCXT_ALLOC_HUGE);
 	int			list = 0;
@@ -183,7 +182,6 @@ GpuivfLoadCentroids(Relation index, const GpuivfMetaPageData *meta,
 				(errcode(ERRCODE_INDEX_CORRUPTED),
 				 errmsg("gpuivf index \"%s\" has %d lists on disk, expected %d",
 						RelationGetRelationName(index), list, meta->lists)));
-	(void) listSize;
 	return centroids;
 }
 
