@@ -136,7 +136,8 @@ codevec_in(PG_FUNCTION_ARGS)
 {
 	char	   *lit = PG_GETARG_CSTRING(0);
 	int32		typmod = PG_GETARG_INT32(2);
-	float4	   *x = palloc(sizeof(float4) * CODEVEC_MAX_DIM);
+	int			cap = 64;
+	float4	   *x = palloc(sizeof(float4) * cap);
 	int			dim = 0;
 	char	   *pt = lit;
 	Codevec    *result;
@@ -180,6 +181,12 @@ codevec_in(PG_FUNCTION_ARGS)
 							pnstrdup(pt, end - pt)),
 					 errdetail("Element %d of the codevec.", dim + 1)));
 		CodevecCheckElement(val, dim + 1);
+		/* grow by doubling: no 64 kB allocation per value on COPY's hot path */
+		if (dim == cap)
+		{
+			cap = Min(cap * 2, CODEVEC_MAX_DIM);
+			x = repalloc(x, sizeof(float4) * cap);
+		}
 		x[dim++] = val;
 		pt = end;
 

@@ -24,6 +24,7 @@ PgstubError pgstub_last_error;
 typedef struct Block
 {
 	struct Block *next;
+	Size		size;
 	max_align_t data[];
 } Block;
 
@@ -38,6 +39,7 @@ arena_alloc(Size size, bool zero)
 	if (b == NULL)
 		abort();
 	b->next = arena;
+	b->size = size;
 	arena = b;
 	if (zero)
 		memset(b->data, 0, size);
@@ -70,6 +72,16 @@ palloc0(Size size)
 	if (size > MaxAllocSize)
 		abort();
 	return arena_alloc(size, true);
+}
+
+void *
+repalloc(void *pointer, Size size)
+{
+	Block	   *old = (Block *) ((char *) pointer - offsetof(Block, data));
+	void	   *p = palloc(size);
+
+	memcpy(p, pointer, Min(old->size, size));
+	return p;					/* the old block goes with the arena */
 }
 
 void
