@@ -16,10 +16,10 @@ MODULE_big = codevec
 OBJS = src/codevec.o src/vector.o src/distance.o src/distance_kernels.o \
 	src/gpuivf.o src/gpuivfbuild.o src/gpuivfinsert.o src/gpuivfscan.o \
 	src/gpuivfvacuum.o src/gpuivfutils.o src/gpuivfgpu.o src/gpuservice.o \
-	src/tokenizer.o src/model.o src/encoder.o src/embed.o src/blas.o
+	src/tokenizer.o src/model.o src/encoder.o src/embed.o src/gpuembed.o src/blas.o src/tsparser.o
 
 DATA = sql/codevec--0.1.0.sql
-REGRESS = io typmod casts operators aggregates knn errors gpuivf embed
+REGRESS = io typmod casts operators aggregates knn errors gpuivf embed tsparser
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 
 PG_CONFIG ?= pg_config
@@ -48,9 +48,10 @@ NVCC_FLAGS ?= -O3 -std=c++17 -Xcompiler -fPIC $(NVCC_GENCODE) -I$(srcdir)/cuda
 
 cuda/%.o: cuda/%.cu cuda/codevec_cuda.h cuda/knn.h
 	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
+
 endif
 
-EXTRA_CLEAN = cuda/*.o src/*.o src/.cuda-*.stamp
+EXTRA_CLEAN = cuda/*.o src/*.o src/.cuda-*.stamp codevec_cuda_encoder.so
 
 # Debian's server is built with JIT: PGXS would try to emit bitcode for every
 # object (and has no rule for .cu files). The extension gains nothing from it.
@@ -64,7 +65,25 @@ CUDA_STAMP := src/.cuda-$(CUDA).stamp
 $(CUDA_STAMP):
 	rm -f src/.cuda-*.stamp
 	touch $@
-src/codevec.o src/gpuservice.o: $(CUDA_STAMP)
+src/codevec.o src/gpuservice.o src/gpuembed.o: $(CUDA_STAMP)
+
+ifeq ($(CUDA),1)
+# The encoder needs cuBLASLt, which CUDA 13 ships only as a shared library.
+# codevec.so must load where no CUDA library is installed, so the encoder
+# is a shared object of its own that only the GPU service opens (dlopen,
+# src/gpuembed.c); it exports nothing but cuda/encoder.h's functions.
+CUDA_ENCODER = codevec_cuda_encoder.so
+cuda/encoder.o: cuda/encoder.cu cuda/encoder.h cuda/codevec_cuda.h
+	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
+$(CUDA_ENCODER): cuda/encoder.o cuda/encoder.map
+	$(CXX) -shared -o $@ cuda/encoder.o -Wl,--version-script=cuda/encoder.map \
+		-Wl,-rpath,$(CUDA_HOME)/lib64 -L$(CUDA_HOME)/lib64 -lcublasLt -lcudart_static -lrt -ldl -lpthread
+all: $(CUDA_ENCODER)
+install: install-cuda-encoder
+install-cuda-encoder: $(CUDA_ENCODER)
+	$(INSTALL_SHLIB) $(CUDA_ENCODER) '$(DESTDIR)$(pkglibdir)/'
+.PHONY: install-cuda-encoder
+endif
 
 
 # the default pretrained encoder, installed under the share directory

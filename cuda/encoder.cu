@@ -1417,3 +1417,11 @@ codevec_cuda_encoder_stage_times(CodevecCudaEncoder e, double ms[CODEVEC_CUDA_EN
 		memset(e->stage_ms, 0, sizeof(e->stage_ms));
 	return 0;
 }
+
+extern "C" int
+codevec_cuda_encoder_use_device(int dev, char *errbuf, size_t errlen)
+{
+	CUDA_TRY(cudaSetDevice(dev));
+	CUDA_TRY(cudaFree(0));		/* attach to the device's primary context now */
+	return 0;
+}

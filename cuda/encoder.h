@@ -145,6 +145,16 @@ int			codevec_cuda_encode(CodevecCudaEncoder e, int batch,
 								const int32_t *const *ids, const int *lens,
 								float *out, char *errbuf, size_t errlen);
 
+/*
+ * codevec_cuda_encoder_use_device: make device dev current for the calling
+ * thread in this library's CUDA runtime, attaching to the device's primary
+ * context (the one codevec.so's runtime uses too).  The GPU service loads
+ * the encoder as its own shared object, codevec_cuda_encoder.so (it needs
+ * cuBLASLt, which has no static library), with a CUDA runtime of its own:
+ * it calls this once before codevec_cuda_encoder_create.
+ */
+int			codevec_cuda_encoder_use_device(int dev, char *errbuf, size_t errlen);
+
 /* codevec_cuda_encoder_free: release everything; NULL is fine. */
 void		codevec_cuda_encoder_free(CodevecCudaEncoder e);
 

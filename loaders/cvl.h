@@ -40,7 +40,7 @@
 #define CVL_DEFAULT_BATCH_FILES		500 	/* files per transaction */
 #define CVL_BATCH_MAX_BYTES			(32 * 1024 * 1024)	/* COPY data per txn */
 #define CVL_DEFAULT_EMBED_BATCH		64		/* snippets per embed() call */
-#define CVL_SCHEMA_VERSION			1
+#define CVL_SCHEMA_VERSION			2		/* 2: tsv by codevec_code, code.search */
 #define CVL_POOL_WINDOW				64		/* files in flight at once */
 
 /*
@@ -172,6 +172,25 @@ CvlSnippet	cvl_file_add_snippet(CvlFile file);
 
 /* ---------- extract.c ---------- */
 
+/* what goes into embed_text (--embed-fields), in this order */
+#define CVL_EMBED_PATH				(1u << 0)	/* the file path */
+#define CVL_EMBED_KIND				(1u << 1)	/* "function", "class" ... */
+#define CVL_EMBED_NAME				(1u << 2)	/* the qualified name */
+#define CVL_EMBED_SIGNATURE			(1u << 3)
+#define CVL_EMBED_DOC				(1u << 4)	/* at most CVL_EMBED_DOC_MAX_BYTES */
+#define CVL_EMBED_BODY				(1u << 5)	/* the code */
+#define CVL_EMBED_DEFAULT_FIELDS	0x3fu		/* all of them */
+
+/* extraction settings, the same for every file of a run */
+typedef struct CvlExtractOptions
+{
+	bool		strip_docs;		/* --strip-docs: no doc, docstrings cut from code */
+	unsigned	embed_fields;	/* CVL_EMBED_* bits */
+	size_t		embed_max_bytes;	/* embed_text cap (default CVL_EMBED_TEXT_MAX_BYTES) */
+} CvlExtractOptions;
+
+void		cvl_extract_configure(const CvlExtractOptions *options);
+int			cvl_embed_fields_parse(const char *list, unsigned *fields);
 int			cvl_snippets_extract(CvlFile file, TSTree *tree,
 								 const char *src, size_t len);
 char	   *cvl_embed_text_build(const char *path, const CvlSnippetData *s);

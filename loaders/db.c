@@ -19,15 +19,28 @@
  *      ROWS, created once per session);
  *   2. delete the old snippets of those files;
  *   3. upsert code.files (ON CONFLICT (repo_id, path));
- *   4. insert the snippets joined to their file ids, computing tsv with
- *      setweight(to_tsvector('simple', ...)): A name, B signature, C doc,
- *      D body; the words were split on camelCase/snake_case in C
- *      (cvl_buf_append_identifiers), so "parse_config" and "parseConfig"
- *      both match a query for "config";
+ *   4. insert the snippets joined to their file ids, computing tsv on the
+ *      server with code.snippet_tsv(): setweight(to_tsvector(
+ *      'codevec_code', ...)) of A name, B signature, C doc, D the first
+ *      16,384 characters of the body.  codevec_code (the extension's code
+ *      parser) splits identifiers, so "parse_config" and "parseConfig" both
+ *      match "config", and documents and queries tokenize alike.  A server
+ *      without that configuration (--dims 0, no extension) gets the old
+ *      way: words split in C (cvl_buf_append_identifiers), 'simple';
  *   5. COMMIT.  A file's old and new snippets are never both visible, and
  *      a failure rolls the whole batch back (batches before it stay).
  * After all files: cvl_db_prune() removes files of the repository that
  * were not seen (or are now skipped as binary, too large, ...).
+ *
+ * Schema versions (code.schema_version, the highest row counts):
+ *   1  tsv from words split in C, to_tsvector('simple', ...)
+ *   2  tsv by code.snippet_tsv() (codevec_code); with an emb column also
+ *      the search functions code.search(), code.more_like_this(),
+ *      code.keyword_query(), code.is_test(), code.preview() (SearchSql,
+ *      re-created by every run so that they follow the loader)
+ * A version-1 schema is upgraded in place when the server has codevec_code:
+ * every tsv is recomputed (one UPDATE, in the schema transaction).  Without
+ * codevec_code the loader stays at version 1 ('simple'; no code.search).
  *
  * Embedding: when to_regprocedure('embed(text[])') exists, snippets with
  * emb IS NULL are embedded in id order, --embed-batch (64) at a time,
@@ -65,6 +78,7 @@ struct CvlDbData
 	int			batch_files;
 	int64_t		repo_id;
 	char		repo_id_text[32];
+	bool		server_tsv;		/* tsv by code.snippet_tsv() (version 2) */
 	CvlBufData	words;			/* scratch for identifier splitting */
 	Batch		batches[2];
 	Batch	   *filling;		/* built by the main thread */
@@ -117,6 +131,196 @@ static const char *SchemaSql =
 "COMMENT ON SCHEMA code IS 'codevec-load: repositories, files and their snippets';\n"
 "COMMENT ON TABLE code.snippets IS 'functions, methods, classes and types; "
 "lines are 1-based; embed_text is exactly what was embedded into emb';\n";
+
+/*
+ * Version 2: the tsv function and the search surface.  @CFG@ becomes the
+ * codevec_code configuration as a literal ('public.codevec_code'), @EXT@
+ * the extension's schema (for embed(), codevec and <=>).  Dynamic SQL
+ * (EXECUTE ... USING) plans each query with its real k and vector, so the
+ * planner can pick a gpuivf index scan for ORDER BY emb <=> $1 LIMIT k.
+ */
+static const char *SearchSql =
+"CREATE OR REPLACE FUNCTION code.snippet_tsv(qualified_name text, signature text,\n"
+"    doc text, code text) RETURNS tsvector\n"
+"LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$\n"
+"  SELECT setweight(to_tsvector(@CFG@::regconfig, coalesce(qualified_name, '')), 'A') ||\n"
+"         setweight(to_tsvector(@CFG@::regconfig, coalesce(signature, '')), 'B') ||\n"
+"         setweight(to_tsvector(@CFG@::regconfig, coalesce(doc, '')), 'C') ||\n"
+"         setweight(to_tsvector(@CFG@::regconfig, left(coalesce(code, ''), 16384)), 'D')\n"
+"$f$;\n"
+"COMMENT ON FUNCTION code.snippet_tsv(text, text, text, text) IS "
+"'code.snippets.tsv as codevec-load computes it: the codevec_code text search configuration "
+"(identifiers whole and split) of the qualified name (weight A), signature (B), doc (C) and "
+"the first 16384 characters of the code (D)';\n"
+"CREATE OR REPLACE FUNCTION code.keyword_query(query text) RETURNS tsquery\n"
+"LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $f$\n"
+"  SELECT string_agg('''' || replace(replace(l, '\\', '\\\\'), '''', '''''') || '''', ' | ')::tsquery\n"
+"  FROM unnest(tsvector_to_array(to_tsvector(@CFG@::regconfig, query))) AS l\n"
+"$f$;\n"
+"COMMENT ON FUNCTION code.keyword_query(text) IS "
+"'the tsquery code.search uses for a question: every distinct lexeme codevec_code makes of it "
+"(whole identifiers and their parts), OR''ed; NULL when there is none. OR, not AND: an AND of "
+"every word of a long question matches almost nothing; ranking by ts_rank puts the snippets "
+"that match more (and heavier) lexemes first';\n"
+"CREATE OR REPLACE FUNCTION code.is_test(path text, qualified_name text, code text)\n"
+"  RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$\n"
+"  SELECT coalesce(path ~ '(^|/)(tests?|__tests__|testing|testdata|spec|specs)/', false)\n"
+"      OR coalesce(path ~ '(^|/)(test_[^/]*\\.pyi?|[^/]*_tests?\\.[a-z]+|conftest\\.py|"
+"[^/]*\\.(test|spec)\\.[a-z]+|[^/]*_spec\\.[a-z]+|[^/]*Tests?\\.java)$', false)\n"
+"      OR coalesce(path ~ '\\.pyi?$' AND qualified_name ~ '(^|\\.)test_\\w*$', false)\n"
+"      OR coalesce(qualified_name ~ '(^|::)tests?::', false)\n"
+"      OR coalesce(left(code, 300) ~ '^\\s*#\\[(\\w+::)*test\\]', false)\n"
+"$f$;\n"
+"COMMENT ON FUNCTION code.is_test(text, text, text) IS "
+"'does a snippet look like a test (code.search''s exclude_tests): a path in a tests/, test/, "
+"__tests__/, testing/, testdata/, spec/ or specs/ folder; a file named test_*.py, *_test.<ext> "
+"(Go, Python, C ...), *_tests.<ext>, conftest.py, *.test.<ext> / *.spec.<ext> (JS/TS), "
+"*_spec.<ext>, *Test.java, *Tests.java; a Python function test_*; a Rust item inside mod tests "
+"(qualified tests::...) or with a #[test] / #[tokio::test] attribute';\n"
+"CREATE OR REPLACE FUNCTION code.preview(code text, lines integer DEFAULT 3,\n"
+"    max_chars integer DEFAULT 200) RETURNS text\n"
+"LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$\n"
+"  SELECT left(string_agg(x.l, E'\\n' ORDER BY x.n), max_chars)\n"
+"  FROM (SELECT btrim(t.l, E' \\t\\r') AS l, t.n\n"
+"        FROM regexp_split_to_table(left(code, 8000), E'\\n') WITH ORDINALITY AS t(l, n)\n"
+"        WHERE btrim(t.l, E' \\t\\r') <> '' ORDER BY t.n LIMIT lines) x\n"
+"$f$;\n"
+"COMMENT ON FUNCTION code.preview(text, integer, integer) IS "
+"'the first lines (default 3) of code that are not blank, each trimmed, joined by newlines, "
+"cut to max_chars (default 200) characters: code.search''s preview column';\n"
+"CREATE OR REPLACE FUNCTION code.search(query text, k integer DEFAULT 10,\n"
+"    lang text DEFAULT NULL, path_like text DEFAULT NULL,\n"
+"    exclude_tests boolean DEFAULT false, mode text DEFAULT 'hybrid',\n"
+"    rrf_k integer DEFAULT 60, depth integer DEFAULT 100)\n"
+"RETURNS TABLE(id bigint, repo text, path text, language text, kind text,\n"
+"    symbol text, qualified_name text, start_line integer, end_line integer,\n"
+"    preview text, score double precision, vector_rank integer,\n"
+"    keyword_rank integer, distance double precision, keyword_score real)\n"
+"LANGUAGE plpgsql STABLE\n"
+"SET search_path = pg_catalog, @EXT@, pg_temp AS $f$\n"
+"DECLARE\n"
+"  qv codevec;\n"
+"  tsq tsquery;\n"
+"  filters constant text :=\n"
+"    ' AND ($3::text IS NULL OR f2.language = $3) AND ($4::text IS NULL OR f2.path LIKE $4)'\n"
+"    ' AND (NOT $5 OR NOT code.is_test(f2.path, s2.qualified_name, s2.code))';\n"
+"  vlist constant text :=\n"
+"    'SELECT x.id, x.d, (row_number() OVER ())::integer AS rank FROM ('\n"
+"    'SELECT s2.id, s2.emb <=> $1 AS d FROM code.snippets s2 JOIN code.files f2 ON f2.id = s2.file_id'\n"
+"    ' WHERE s2.emb IS NOT NULL' || filters || ' ORDER BY s2.emb <=> $1 LIMIT $6) x';\n"
+"  klist constant text :=\n"
+"    'SELECT x.id, x.ks, (row_number() OVER ())::integer AS rank FROM ('\n"
+"    'SELECT s2.id, ts_rank(s2.tsv, $2) AS ks FROM code.snippets s2 JOIN code.files f2 ON f2.id = s2.file_id'\n"
+"    ' WHERE s2.tsv @@ $2' || filters || ' ORDER BY ks DESC, s2.id LIMIT $6) x';\n"
+"  cols constant text :=\n"
+"    'SELECT s.id, r.name, f.path, f.language, s.kind, s.symbol, s.qualified_name,'\n"
+"    ' s.start_line, s.end_line, code.preview(s.code), ';\n"
+"  joins constant text :=\n"
+"    ' JOIN code.snippets s ON s.id = m.id JOIN code.files f ON f.id = s.file_id'\n"
+"    ' JOIN code.repos r ON r.id = f.repo_id';\n"
+"BEGIN\n"
+"  IF query IS NULL THEN\n"
+"    RAISE EXCEPTION 'code.search: query must not be NULL' USING ERRCODE = '22023';\n"
+"  END IF;\n"
+"  IF mode IS NULL OR mode NOT IN ('hybrid', 'vector', 'keyword') THEN\n"
+"    RAISE EXCEPTION 'code.search: unknown mode \"%\"', mode USING ERRCODE = '22023',\n"
+"      HINT = 'mode is ''hybrid'' (the default), ''vector'' or ''keyword''.';\n"
+"  END IF;\n"
+"  IF k IS NULL OR k < 1 OR k > 10000 THEN\n"
+"    RAISE EXCEPTION 'code.search: k must be between 1 and 10000, not %', coalesce(k::text, 'NULL')\n"
+"      USING ERRCODE = '22023';\n"
+"  END IF;\n"
+"  IF depth IS NULL OR depth < 1 OR depth > 100000 THEN\n"
+"    RAISE EXCEPTION 'code.search: depth must be between 1 and 100000, not %', coalesce(depth::text, 'NULL')\n"
+"      USING ERRCODE = '22023';\n"
+"  END IF;\n"
+"  IF rrf_k IS NULL OR rrf_k < 0 THEN\n"
+"    RAISE EXCEPTION 'code.search: rrf_k must be 0 or more, not %', coalesce(rrf_k::text, 'NULL')\n"
+"      USING ERRCODE = '22023';\n"
+"  END IF;\n"
+"  IF mode <> 'keyword' THEN\n"
+"    qv := embed(query);\n"
+"  END IF;\n"
+"  IF mode <> 'vector' THEN\n"
+"    tsq := code.keyword_query(query);\n"
+"  END IF;\n"
+"  IF mode = 'vector' THEN\n"
+"    RETURN QUERY EXECUTE cols ||\n"
+"      '1 - m.d, m.rank, NULL::integer, m.d, NULL::real FROM (' || vlist || ') m' || joins ||\n"
+"      ' ORDER BY m.rank'\n"
+"      USING qv, tsq, lang, path_like, coalesce(exclude_tests, false), k;\n"
+"  ELSIF mode = 'keyword' THEN\n"
+"    RETURN QUERY EXECUTE cols ||\n"
+"      'm.ks::double precision, NULL::integer, m.rank, NULL::double precision, m.ks FROM (' ||\n"
+"      klist || ') m' || joins || ' ORDER BY m.rank'\n"
+"      USING qv, tsq, lang, path_like, coalesce(exclude_tests, false), k;\n"
+"  ELSE\n"
+"    RETURN QUERY EXECUTE 'WITH v AS (' || vlist || '), kw AS (' ||\n"
+"      replace(klist, '$6', '$7') || '), m AS (SELECT coalesce(v.id, kw.id) AS id,'\n"
+"      ' coalesce(1::double precision / ($8 + v.rank), 0) +'\n"
+"      ' coalesce(1::double precision / ($8 + kw.rank), 0) AS score,'\n"
+"      ' v.rank AS vrank, kw.rank AS krank FROM v FULL JOIN kw ON kw.id = v.id) ' ||\n"
+"      cols || 'm.score, m.vrank, m.krank, s.emb <=> $1,'\n"
+"      ' CASE WHEN s.tsv @@ $2 THEN ts_rank(s.tsv, $2) END FROM m' || joins ||\n"
+"      ' ORDER BY m.score DESC, m.id LIMIT $9'\n"
+"      USING qv, tsq, lang, path_like, coalesce(exclude_tests, false), depth, depth, rrf_k, k;\n"
+"  END IF;\n"
+"END\n"
+"$f$;\n"
+"COMMENT ON FUNCTION code.search(text, integer, text, text, boolean, text, integer, integer) IS "
+"'search the loaded code, best first (at most k rows, 1..10000). mode ''vector'': "
+"ORDER BY emb <=> embed(query) LIMIT k (a gpuivf index on code.snippets.emb is used when "
+"there is one), score = 1 - cosine distance; ''keyword'': tsv @@ code.keyword_query(query) "
+"ORDER BY ts_rank(tsv, that) DESC, id, score = ts_rank; ''hybrid'' (default): reciprocal rank "
+"fusion (Cormack, Clarke and Buettcher, SIGIR 2009) of the top depth (1..100000) of both "
+"lists, score = sum of 1/(rrf_k + rank), ties by id. vector_rank and keyword_rank are the "
+"row''s 1-based places in those lists (NULL when absent), distance the cosine distance to "
+"embed(query) (vector, hybrid), keyword_score its ts_rank when tsv matches (keyword, hybrid). "
+"Filters, applied inside both lists: lang = code.files.language, path_like a LIKE pattern on "
+"the path, exclude_tests drops snippets code.is_test() flags. preview: code.preview(code). "
+"Errors 22023: NULL query, unknown mode, k, depth or rrf_k out of range';\n"
+"CREATE OR REPLACE FUNCTION code.more_like_this(snippet_id bigint, k integer DEFAULT 10,\n"
+"    exclude_same_file boolean DEFAULT true)\n"
+"RETURNS TABLE(id bigint, repo text, path text, language text, kind text,\n"
+"    symbol text, qualified_name text, start_line integer, end_line integer,\n"
+"    preview text, score double precision, vector_rank integer,\n"
+"    keyword_rank integer, distance double precision, keyword_score real)\n"
+"LANGUAGE plpgsql STABLE\n"
+"SET search_path = pg_catalog, @EXT@, pg_temp AS $f$\n"
+"DECLARE\n"
+"  qv codevec;\n"
+"  fid bigint;\n"
+"BEGIN\n"
+"  IF k IS NULL OR k < 1 OR k > 10000 THEN\n"
+"    RAISE EXCEPTION 'code.more_like_this: k must be between 1 and 10000, not %',\n"
+"      coalesce(k::text, 'NULL') USING ERRCODE = '22023';\n"
+"  END IF;\n"
+"  SELECT s.emb, s.file_id INTO qv, fid FROM code.snippets s WHERE s.id = snippet_id;\n"
+"  IF NOT FOUND THEN\n"
+"    RAISE EXCEPTION 'code.more_like_this: no snippet with id %', coalesce(snippet_id::text, 'NULL')\n"
+"      USING ERRCODE = '22023';\n"
+"  END IF;\n"
+"  IF qv IS NULL THEN\n"
+"    RAISE EXCEPTION 'code.more_like_this: snippet % has no embedding', snippet_id\n"
+"      USING ERRCODE = '22023', HINT = 'Fill embeddings with codevec-load --embed-only.';\n"
+"  END IF;\n"
+"  RETURN QUERY EXECUTE\n"
+"    'SELECT s.id, r.name, f.path, f.language, s.kind, s.symbol, s.qualified_name,'\n"
+"    ' s.start_line, s.end_line, code.preview(s.code), 1 - m.d, m.rank, NULL::integer, m.d, NULL::real'\n"
+"    ' FROM (SELECT x.id, x.d, (row_number() OVER ())::integer AS rank FROM ('\n"
+"    'SELECT s2.id, s2.emb <=> $1 AS d FROM code.snippets s2'\n"
+"    ' WHERE s2.emb IS NOT NULL AND s2.id <> $3 AND (NOT $4 OR s2.file_id <> $5)'\n"
+"    ' ORDER BY s2.emb <=> $1 LIMIT $2) x) m'\n"
+"    ' JOIN code.snippets s ON s.id = m.id JOIN code.files f ON f.id = s.file_id'\n"
+"    ' JOIN code.repos r ON r.id = f.repo_id ORDER BY m.rank'\n"
+"    USING qv, k, snippet_id, coalesce(exclude_same_file, true), fid;\n"
+"END\n"
+"$f$;\n"
+"COMMENT ON FUNCTION code.more_like_this(bigint, integer, boolean) IS "
+"'the k (1..10000) snippets nearest to snippet snippet_id by cosine distance of emb (near "
+"duplicates and clones), itself excluded and, by default, the rest of its file too; the "
+"columns of code.search with distance = cosine distance, score = 1 - distance, vector_rank "
+"the place. Errors 22023: unknown id, a snippet without embedding, k out of range';\n";
 
 static const char *StageSql =
 "SET client_min_messages = warning;\n"
@@ -284,10 +488,34 @@ cvl_db_new(const char *conninfo, int dims, int batch_files,
 	return db;
 }
 
+/* Append tmpl with @CFG@ and @EXT@ replaced. */
+static void
+AppendSubstituted(CvlBuf out, const char *tmpl, const char *cfg, const char *ext)
+{
+	const char *p = tmpl;
+
+	while (*p)
+	{
+		if (strncmp(p, "@CFG@", 5) == 0)
+		{
+			cvl_buf_puts(out, cfg);
+			p += 5;
+		}
+		else if (strncmp(p, "@EXT@", 5) == 0)
+		{
+			cvl_buf_puts(out, ext);
+			p += 5;
+		}
+		else
+			cvl_buf_putc(out, *p++);
+	}
+}
+
 /*
- * Create schema code and its tables if missing (one transaction, under an
- * advisory lock), check the schema version, create this session's staging
- * tables.  Returns 0 or -1.
+ * Create schema code and its tables if missing, upgrade an older schema in
+ * place, (re)create the search functions (one transaction, under an
+ * advisory lock, so two loaders starting together do not race); then
+ * create this session's staging tables.  Returns 0 or -1.
  */
 int
 cvl_db_schema_ensure(CvlDb db)
@@ -296,6 +524,9 @@ cvl_db_schema_ensure(CvlDb db)
 	char		emb[64] = "";
 	PGresult   *res;
 	int			rc;
+	int			version;
+	char	   *cfg = NULL;		/* 'schema.codevec_code' literal, or NULL */
+	char	   *ext = NULL;		/* the extension's schema, an identifier */
 
 	if (db->dims > 0)
 		snprintf(emb, sizeof(emb), "emb codevec(%d),\n", db->dims);
@@ -306,31 +537,45 @@ cvl_db_schema_ensure(CvlDb db)
 		Exec(db, "CREATE EXTENSION codevec (needed for the emb column; "
 			 "--dims 0 loads without it)",
 			 "CREATE EXTENSION IF NOT EXISTS codevec") < 0)
+		goto fail;
+
+	/* the code configuration, preferably the extension's own */
+	res = ExecParams(db, "looking for text search configuration codevec_code",
+					 "SELECT quote_literal(quote_ident(n.nspname) || '.' || quote_ident(c.cfgname)), "
+					 "(SELECT quote_ident(en.nspname) FROM pg_extension e "
+					 " JOIN pg_namespace en ON en.oid = e.extnamespace WHERE e.extname = 'codevec') "
+					 "FROM pg_ts_config c JOIN pg_namespace n ON n.oid = c.cfgnamespace "
+					 "JOIN pg_ts_parser p ON p.oid = c.cfgparser "
+					 "WHERE c.cfgname = 'codevec_code' AND p.prsname = 'codevec_code_parser' "
+					 "ORDER BY n.oid = (SELECT extnamespace FROM pg_extension "
+					 "WHERE extname = 'codevec') DESC, n.nspname LIMIT 1", 0, NULL);
+	if (res == NULL)
+		goto fail;
+	if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 1))
 	{
-		Rollback(db);
-		return -1;
+		cfg = cvl_strdup(PQgetvalue(res, 0, 0));
+		ext = cvl_strdup(PQgetvalue(res, 0, 1));
 	}
+	PQclear(res);
+
 	cvl_buf_init(&sql);
 	cvl_buf_printf(&sql, SchemaSql, emb);
+	/* a new schema starts at the version this server supports */
 	cvl_buf_printf(&sql, "INSERT INTO code.schema_version (version) SELECT %d "
-				   "WHERE NOT EXISTS (SELECT 1 FROM code.schema_version);\n"
-				   "COMMIT;\n", CVL_SCHEMA_VERSION);
+				   "WHERE NOT EXISTS (SELECT 1 FROM code.schema_version);\n",
+				   cfg ? CVL_SCHEMA_VERSION : 1);
 	rc = Exec(db, "creating schema code", sql.data);
 	cvl_buf_free(&sql);
 	if (rc < 0)
-	{
-		Rollback(db);
-		return -1;
-	}
+		goto fail;
 	res = ExecParams(db, "checking the schema version",
 					 "SELECT max(version), "
 					 "EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = "
 					 "'code.snippets'::regclass AND attname = 'emb' "
 					 "AND NOT attisdropped) FROM code.schema_version", 0, NULL);
 	if (res == NULL)
-		return -1;
-	int			version = atoi(PQgetvalue(res, 0, 0));
-
+		goto fail;
+	version = atoi(PQgetvalue(res, 0, 0));
 	db->has_emb = PQgetvalue(res, 0, 1)[0] == 't';
 	PQclear(res);
 	if (version > CVL_SCHEMA_VERSION)
@@ -338,9 +583,62 @@ cvl_db_schema_ensure(CvlDb db)
 		snprintf(db->error, sizeof(db->error),
 				 "schema code has version %d, newer than this loader's %d; "
 				 "upgrade codevec-load", version, CVL_SCHEMA_VERSION);
-		return -1;
+		goto fail;
 	}
+	if (version >= 2 && cfg == NULL)
+	{
+		snprintf(db->error, sizeof(db->error),
+				 "schema code has version %d (tsv by the codevec_code text search "
+				 "configuration) but the server has no codevec_code; "
+				 "CREATE EXTENSION codevec (a version with it) first", version);
+		goto fail;
+	}
+	if (cfg && db->has_emb)
+	{
+		/* the search surface, re-created so that it follows the loader */
+		cvl_buf_init(&sql);
+		AppendSubstituted(&sql, SearchSql, cfg, ext);
+		rc = Exec(db, "creating the search functions", sql.data);
+		cvl_buf_free(&sql);
+		if (rc < 0)
+			goto fail;
+	}
+	else if (cfg)
+	{
+		/* no emb column (--dims 0): the tsv function only */
+		cvl_buf_init(&sql);
+		AppendSubstituted(&sql, SearchSql, cfg, ext);
+		sql.data[strstr(sql.data, "CREATE OR REPLACE FUNCTION code.keyword_query") - sql.data] = '\0';
+		rc = Exec(db, "creating code.snippet_tsv", sql.data);
+		cvl_buf_free(&sql);
+		if (rc < 0)
+			goto fail;
+	}
+	if (cfg && version < 2)
+	{
+		/* upgrade in place: every tsv by codevec_code */
+		cvl_buf_init(&sql);
+		cvl_buf_printf(&sql, "UPDATE code.snippets SET tsv = code.snippet_tsv("
+					   "qualified_name, signature, doc, code);\n"
+					   "INSERT INTO code.schema_version (version) VALUES (%d);\n",
+					   CVL_SCHEMA_VERSION);
+		rc = Exec(db, "upgrading schema code to version 2 (recomputing tsv)", sql.data);
+		cvl_buf_free(&sql);
+		if (rc < 0)
+			goto fail;
+	}
+	db->server_tsv = cfg != NULL;
+	if (Exec(db, "COMMIT", "COMMIT") < 0)
+		goto fail;
+	free(cfg);
+	free(ext);
 	return Exec(db, "creating staging tables", StageSql);
+
+fail:
+	free(cfg);
+	free(ext);
+	Rollback(db);
+	return -1;
 }
 
 /*
@@ -406,9 +704,9 @@ static int	HandOff(CvlDb db, bool wait);
 static void
 AppendWords(CvlDb db, CvlBuf out, const char *s, size_t n)
 {
-	if (s == NULL)
+	if (s == NULL || db->server_tsv)
 	{
-		cvl_buf_puts(out, "\\N");
+		cvl_buf_puts(out, "\\N");	/* the server computes tsv from the text */
 		return;
 	}
 	cvl_buf_reset(&db->words);
@@ -523,6 +821,17 @@ WriteBatch(CvlDb db, Batch *b)
 	t2 = cvl_clock_now();
 	db->stats.t_replace += t2 - t1;
 	res = ExecParams(db, "writing code.snippets",
+					 db->server_tsv ?
+					 "INSERT INTO code.snippets (file_id, kind, symbol, "
+					 "qualified_name, signature, doc, start_line, end_line, code, "
+					 "embed_text, tsv) "
+					 "SELECT f.id, st.kind, st.symbol, st.qualified_name, "
+					 "st.signature, st.doc, st.start_line, st.end_line, st.code, "
+					 "st.embed_text, "
+					 "code.snippet_tsv(st.qualified_name, st.signature, st.doc, st.code) "
+					 "FROM cvl_stage_snippets st "
+					 "JOIN code.files f ON f.repo_id = $1 AND f.path = st.path "
+					 "ORDER BY st.path, st.ord" :
 					 "INSERT INTO code.snippets (file_id, kind, symbol, "
 					 "qualified_name, signature, doc, start_line, end_line, code, "
 					 "embed_text, tsv) "
@@ -733,7 +1042,9 @@ cvl_db_embed(CvlDb db, int batch, bool all_repos, bool *available)
 	snprintf(batchtext, sizeof(batchtext), "%d", batch);
 	for (;;)
 	{
-		const char *p[4] = {db->repo_id_text, batchtext, last, all_repos ? "t" : "f"};
+		/* no repository opened (--embed-only without --repo): any bigint */
+		const char *p[4] = {db->repo_id_text[0] ? db->repo_id_text : "0",
+		batchtext, last, all_repos ? "t" : "f"};
 
 		res = ExecParams(db, "embedding snippets",
 						 "UPDATE code.snippets s SET emb = e.v "

@@ -22,6 +22,13 @@
  *               comment markers removed
  * Files with syntax errors still yield every definition tree-sitter could
  * place; the walk descends into ERROR nodes too.
+ *
+ * --strip-docs (cvl_extract_configure): doc is NULL, and every doc the walk
+ * found -- Python docstrings (the statement, with its whole lines when it
+ * has them to itself) and the comment blocks that document a definition --
+ * is cut out of the code of the snippets that contain it, after the walk
+ * (a class is emitted before its methods' docs are seen).  Lines keep the
+ * numbers of the file, so start_line/end_line still locate the snippet.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -40,6 +47,13 @@ typedef struct Scope
 	bool		is_type;		/* functions inside it are methods */
 } Scope;
 
+/* a byte range of the file: a snippet's code, or a doc to strip */
+typedef struct Span
+{
+	uint32_t	start;
+	uint32_t	end;
+} Span;
+
 typedef struct Extractor
 {
 	CvlFile		file;
@@ -50,7 +64,108 @@ typedef struct Extractor
 	char	   *prefix;			/* module / package, or NULL */
 	Scope		scopes[SCOPE_MAX];
 	int			nscopes;
+	Span	   *code_spans;		/* per snippet (--strip-docs only) */
+	int			ncode_spans;
+	Span	   *docs;			/* docs to cut from code (--strip-docs) */
+	int			ndocs;
+	int			docs_cap;
 } Extractor;
+
+/* the run's settings (set once by main before any worker starts) */
+static CvlExtractOptions Options = {
+	.strip_docs = false,
+	.embed_fields = CVL_EMBED_DEFAULT_FIELDS,
+	.embed_max_bytes = CVL_EMBED_TEXT_MAX_BYTES,
+};
+
+/*
+ * Set the extraction options for the whole run.  Call before any file is
+ * extracted: the workers read them without locks.
+ */
+void
+cvl_extract_configure(const CvlExtractOptions *options)
+{
+	Options = *options;
+	if (Options.embed_max_bytes == 0)
+		Options.embed_max_bytes = CVL_EMBED_TEXT_MAX_BYTES;
+}
+
+/*
+ * Parse an --embed-fields list ("path,kind,name,signature,doc,body", any
+ * subset, any order; the text keeps the fixed order) into CVL_EMBED_* bits.
+ * Returns 0, or -1 for an unknown or empty list.
+ */
+int
+cvl_embed_fields_parse(const char *list, unsigned *fields)
+{
+	static const struct
+	{
+		const char *name;
+		unsigned	bit;
+	}			names[] = {
+		{"path", CVL_EMBED_PATH}, {"kind", CVL_EMBED_KIND},
+		{"name", CVL_EMBED_NAME}, {"signature", CVL_EMBED_SIGNATURE},
+		{"doc", CVL_EMBED_DOC}, {"body", CVL_EMBED_BODY},
+	};
+	unsigned	bits = 0;
+	const char *p = list;
+
+	while (*p)
+	{
+		const char *e = strchr(p, ',');
+		size_t		n = e ? (size_t) (e - p) : strlen(p);
+		bool		found = false;
+
+		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+			if (strlen(names[i].name) == n && strncmp(names[i].name, p, n) == 0)
+			{
+				bits |= names[i].bit;
+				found = true;
+			}
+		if (!found)
+			return -1;
+		p = e ? e + 1 : p + n;
+	}
+	if (bits == 0)
+		return -1;
+	*fields = bits;
+	return 0;
+}
+
+/* Remember a doc's byte range to cut from the code that contains it. */
+static void
+AddDocSpan(Extractor *x, uint32_t start, uint32_t end)
+{
+	if (x->ndocs == x->docs_cap)
+	{
+		x->docs_cap = x->docs_cap ? x->docs_cap * 2 : 16;
+		x->docs = cvl_realloc(x->docs, x->docs_cap * sizeof(Span));
+	}
+	x->docs[x->ndocs].start = start;
+	x->docs[x->ndocs].end = end;
+	x->ndocs++;
+}
+
+/*
+ * Add the doc at [start, end): widened to its whole lines when nothing
+ * else is on them (indentation before, the newline after), so no blank
+ * line is left behind.
+ */
+static void
+AddDoc(Extractor *x, uint32_t start, uint32_t end)
+{
+	uint32_t	ls = start,
+				le = end;
+
+	while (ls > 0 && (x->src[ls - 1] == ' ' || x->src[ls - 1] == '\t'))
+		ls--;
+	while (le < x->len && (x->src[le] == ' ' || x->src[le] == '\t' || x->src[le] == '\r'))
+		le++;
+	if ((ls == 0 || x->src[ls - 1] == '\n') && (le == x->len || x->src[le] == '\n'))
+		AddDocSpan(x, ls, le < x->len ? le + 1 : le);
+	else
+		AddDocSpan(x, start, end);
+}
 
 /* what ClassifyNode() found */
 typedef struct Definition
@@ -471,6 +586,8 @@ PrecedingComments(Extractor *x, TSNode outer)
 	}
 	if (n == 0)
 		return NULL;
+	if (Options.strip_docs)
+		AddDoc(x, ts_node_start_byte(comments[n - 1]), ts_node_end_byte(comments[0]));
 	CvlBufData	b;
 
 	cvl_buf_init(&b);
@@ -1050,9 +1167,20 @@ EmitSnippet(Extractor *x, Definition *d)
 		TSNode		ds = PythonDocstring(d->body);
 
 		s->doc = ts_node_is_null(ds) ? NULL : PythonDocText(x, ds);
+		if (!ts_node_is_null(ds) && Options.strip_docs)
+		{
+			TSNode		stmt = ts_node_parent(ds);	/* expression_statement */
+
+			AddDoc(x, ts_node_start_byte(stmt), ts_node_end_byte(stmt));
+		}
 	}
 	else
 		s->doc = PrecedingComments(x, outer);
+	if (Options.strip_docs)
+	{
+		free(s->doc);
+		s->doc = NULL;
+	}
 	s->start_line = (int) ts_node_start_point(d->first).row + 1;
 	s->end_line = (int) ts_node_end_point(outer).row + 1;
 	/* a node ending at column 0 ends on the previous line (trailing \n) */
@@ -1065,6 +1193,66 @@ EmitSnippet(Extractor *x, Definition *d)
 		sb--;
 	s->code = cvl_strndup(x->src + sb, eb - sb);
 	s->embed_text = cvl_embed_text_build(x->file->path, s);
+	if (Options.strip_docs)
+	{
+		x->code_spans = cvl_realloc(x->code_spans,
+									(size_t) x->file->nsnippets * sizeof(Span));
+		x->code_spans[x->file->nsnippets - 1].start = sb;
+		x->code_spans[x->file->nsnippets - 1].end = eb;
+		x->ncode_spans = x->file->nsnippets;
+	}
+}
+
+/* qsort order of doc spans: by start */
+static int
+CompareSpans(const void *a, const void *b)
+{
+	const Span *x = a;
+	const Span *y = b;
+
+	return x->start < y->start ? -1 : x->start > y->start ? 1 : 0;
+}
+
+/*
+ * --strip-docs, after the walk: rebuild the code (and embed_text) of every
+ * snippet that contains a doc, leaving the docs out.
+ */
+static void
+StripDocs(Extractor *x)
+{
+	if (x->ndocs == 0)
+		return;
+	qsort(x->docs, x->ndocs, sizeof(Span), CompareSpans);
+	for (int i = 0; i < x->ncode_spans && i < x->file->nsnippets; i++)
+	{
+		CvlSnippet	s = &x->file->snippets[i];
+		Span		c = x->code_spans[i];
+		uint32_t	at = c.start;
+		bool		cut = false;
+		CvlBufData	b;
+
+		cvl_buf_init(&b);
+		for (int j = 0; j < x->ndocs; j++)
+		{
+			Span		d = x->docs[j];
+
+			if (d.start < at || d.end > c.end || d.start >= d.end)
+				continue;		/* outside, or overlapping one already cut */
+			cvl_buf_append(&b, x->src + at, d.start - at);
+			at = d.end;
+			cut = true;
+		}
+		if (!cut)
+		{
+			cvl_buf_free(&b);
+			continue;
+		}
+		cvl_buf_append(&b, x->src + at, c.end - at);
+		free(s->code);
+		s->code = b.data ? cvl_buf_steal(&b) : cvl_strdup("");
+		free(s->embed_text);
+		s->embed_text = cvl_embed_text_build(x->file->path, s);
+	}
 }
 
 /* Classify one named node by the file's language. */
@@ -1186,13 +1374,18 @@ done:
 	ts_tree_cursor_delete(&cur);
 	while (x.nscopes > 0)
 		free(x.scopes[--x.nscopes].name);
+	if (Options.strip_docs)
+		StripDocs(&x);
+	free(x.code_spans);
+	free(x.docs);
 	free(x.prefix);
 	return file->nsnippets;
 }
 
 /*
  * Build the text that is embedded for a snippet, and stored as embed_text
- * so that what was embedded is always known:
+ * so that what was embedded is always known.  With every field (the
+ * default, --embed-fields picks a subset; absent fields leave no line):
  *
  *     <path>
  *     <kind> <qualified_name>
@@ -1200,46 +1393,58 @@ done:
  *     <doc, at most CVL_EMBED_DOC_MAX_BYTES>
  *     <code, from its first line>
  *
- * cut to CVL_EMBED_TEXT_MAX_BYTES (about the model's 256-token budget, see
- * cvl.h) at a UTF-8 boundary, and back to the last line end when one lies
- * in the last quarter.  Returns a malloc'd string.
+ * cut to --embed-max-bytes (default CVL_EMBED_TEXT_MAX_BYTES, about the
+ * model's 256-token budget, see cvl.h) at a UTF-8 boundary, and back to the
+ * last line end when one lies in the last quarter.  Returns a malloc'd
+ * string.
  */
 char *
 cvl_embed_text_build(const char *path, const CvlSnippetData *s)
 {
 	CvlBufData	b;
+	unsigned	f = Options.embed_fields;
+	size_t		max = Options.embed_max_bytes;
 
 	cvl_buf_init(&b);
-	cvl_buf_printf(&b, "%s\n%s %s\n", path, s->kind, s->qualified_name);
-	if (s->signature)
+	if (f & CVL_EMBED_PATH)
+		cvl_buf_printf(&b, "%s\n", path);
+	if ((f & CVL_EMBED_KIND) && (f & CVL_EMBED_NAME))
+		cvl_buf_printf(&b, "%s %s\n", s->kind, s->qualified_name);
+	else if (f & CVL_EMBED_KIND)
+		cvl_buf_printf(&b, "%s\n", s->kind);
+	else if (f & CVL_EMBED_NAME)
+		cvl_buf_printf(&b, "%s\n", s->qualified_name);
+	if ((f & CVL_EMBED_SIGNATURE) && s->signature)
 		cvl_buf_printf(&b, "%s\n", s->signature);
-	if (s->doc)
+	if ((f & CVL_EMBED_DOC) && s->doc)
 	{
 		size_t		n = strlen(s->doc);
 
 		cvl_buf_append(&b, s->doc, cvl_utf8_cut(s->doc, n, CVL_EMBED_DOC_MAX_BYTES));
 		cvl_buf_putc(&b, '\n');
 	}
-	if (s->code && b.len < CVL_EMBED_TEXT_MAX_BYTES)
+	if ((f & CVL_EMBED_BODY) && s->code && b.len < max)
 	{
-		size_t		room = CVL_EMBED_TEXT_MAX_BYTES - b.len;
+		size_t		room = max - b.len;
 		size_t		n = strlen(s->code);
 
 		if (n > room + 8)
 			n = room + 8;
 		cvl_buf_append(&b, s->code, n);
 	}
-	if (b.len > CVL_EMBED_TEXT_MAX_BYTES)
+	if (b.len > max)
 	{
-		size_t		cut = cvl_utf8_cut(b.data, b.len, CVL_EMBED_TEXT_MAX_BYTES);
+		size_t		cut = cvl_utf8_cut(b.data, b.len, max);
 		char	   *nl = memrchr(b.data, '\n', cut);
 
-		if (nl && (size_t) (nl - b.data) > CVL_EMBED_TEXT_MAX_BYTES * 3 / 4)
+		if (nl && (size_t) (nl - b.data) > max * 3 / 4)
 			cut = (size_t) (nl - b.data);
 		b.len = cut;
 		b.data[cut] = '\0';
 	}
 	while (b.len > 0 && isspace((unsigned char) b.data[b.len - 1]))
 		b.data[--b.len] = '\0';
+	if (b.data == NULL)
+		return cvl_strdup("");
 	return cvl_buf_steal(&b);
 }

@@ -40,6 +40,7 @@ typedef struct Options
 	int			embed_batch;
 	int64_t		max_file_bytes;
 	CvlWalkOptions walk;
+	CvlExtractOptions extract;
 } Options;
 
 typedef struct Stats
@@ -112,6 +113,15 @@ PrintHelp(void)
 		   "      --no-embed          do not call embed() for new snippets\n"
 		   "      --embed-only        only fill missing embeddings (no parsing)\n"
 		   "      --embed-batch=N     snippets per embed(text[]) call (default %d)\n"
+		   "      --embed-fields=LIST what embed_text holds, a comma list of path, kind,\n"
+		   "                          name, signature, doc, body (default: all six;\n"
+		   "                          the text keeps that order)\n"
+		   "      --embed-max-bytes=N cut embed_text to N bytes (default %d, about the\n"
+		   "                          encoder's 256-token budget; K/M ok)\n"
+		   "      --strip-docs        index code without its documentation: doc is NULL,\n"
+		   "                          not embedded nor in tsv, and Python docstrings\n"
+		   "                          (and doc comments of nested definitions) are cut\n"
+		   "                          out of code; lines keep their numbers\n"
 		   "      --batch-files=N     files per transaction (default %d)\n"
 		   "  -j, --jobs=N            parser threads (default: number of cores)\n"
 		   "\n"
@@ -129,7 +139,7 @@ PrintHelp(void)
 		   "  3  connection or database error (batches committed before it stay)\n"
 		   "  4  internal error: out of memory, PATH missing, bad grammar ABI\n",
 		   CVL_VERSION, CVL_DEFAULT_DIMS, CVL_DEFAULT_MAX_FILE_BYTES,
-		   CVL_DEFAULT_EMBED_BATCH, CVL_DEFAULT_BATCH_FILES);
+		   CVL_DEFAULT_EMBED_BATCH, CVL_EMBED_TEXT_MAX_BYTES, CVL_DEFAULT_BATCH_FILES);
 }
 
 /* Parse a positive size with an optional K/M/G suffix; -1 on error. */
@@ -562,6 +572,9 @@ main(int argc, char **argv)
 		{"no-embed", no_argument, NULL, 'n'},
 		{"embed-only", no_argument, NULL, 'E'},
 		{"embed-batch", required_argument, NULL, 'B'},
+		{"embed-fields", required_argument, NULL, 'f'},
+		{"embed-max-bytes", required_argument, NULL, 'm'},
+		{"strip-docs", no_argument, NULL, 's'},
 		{"batch-files", required_argument, NULL, 'F'},
 		{"jobs", required_argument, NULL, 'j'},
 		{"progress", no_argument, NULL, 'P'},
@@ -592,6 +605,8 @@ main(int argc, char **argv)
 	o.jobs = (int) sysconf(_SC_NPROCESSORS_ONLN);
 	o.walk.include = include;
 	o.walk.exclude = exclude;
+	o.extract.embed_fields = CVL_EMBED_DEFAULT_FIELDS;
+	o.extract.embed_max_bytes = CVL_EMBED_TEXT_MAX_BYTES;
 
 	while ((c = getopt_long(argc, argv, "d:j:vqhV", longopts, NULL)) != -1)
 	{
@@ -631,6 +646,30 @@ main(int argc, char **argv)
 				break;
 			case 'B':
 				o.embed_batch = ParseIntOption("embed-batch", optarg, 1);
+				break;
+			case 'f':
+				if (cvl_embed_fields_parse(optarg, &o.extract.embed_fields) < 0)
+				{
+					fprintf(stderr, "codevec-load: invalid value for --embed-fields: \"%s\" "
+							"(a comma list of path, kind, name, signature, doc, body)\n", optarg);
+					return CVL_EXIT_USAGE;
+				}
+				break;
+			case 'm':
+				{
+					int64_t		v = ParseSize(optarg);
+
+					if (v < 1 || v > 16 * 1024 * 1024)
+					{
+						fprintf(stderr, "codevec-load: invalid value for --embed-max-bytes: \"%s\" "
+								"(1 to 16M)\n", optarg);
+						return CVL_EXIT_USAGE;
+					}
+					o.extract.embed_max_bytes = (size_t) v;
+				}
+				break;
+			case 's':
+				o.extract.strip_docs = true;
 				break;
 			case 'F':
 				o.batch_files = ParseIntOption("batch-files", optarg, 1);
@@ -697,6 +736,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "codevec-load: %s\n", err);
 		return CVL_EXIT_INTERNAL;
 	}
+	cvl_extract_configure(&o.extract);
 	git_libgit2_init();
 	st.t_start = cvl_clock_now();
 

@@ -7,6 +7,10 @@
 \set tiny16 :fx '/tiny-bert-f16-cls'
 \set badcfg :fx '/bad-config'
 \set badst :fx '/bad-safetensors'
+-- the CPU encoder, whatever the build: without this, a build with CUDA on a
+-- server without the GPU service warns once that it uses the CPU
+-- (codevec.device = auto; test/gpuservice checks that warning)
+SET codevec.device = cpu;
 CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
 	EXECUTE q;
@@ -103,3 +107,11 @@ SELECT pg_temp.err($$SELECT embed('x')$$) AS no_privilege;
 RESET codevec.model;
 RESET ROLE;
 DROP ROLE codevec_embed_user;
+
+-- codevec_tokenize: the ids embed() encodes (bert-base-uncased's vocabulary:
+-- hello 7592, world 2088; [CLS] 101, [SEP] 102), truncated at max_tokens
+SELECT codevec_tokenize('Hello, WORLD') AS ids;
+SET codevec.max_tokens = 3;
+SELECT codevec_tokenize('hello world') AS truncated;
+RESET codevec.max_tokens;
+SELECT array_length(codevec_tokenize(repeat('word ', 1000)), 1) AS at_most_max_tokens;

@@ -42,6 +42,7 @@
 #include "codevec.h"
 #include "embed.h"
 #include "encoder.h"
+#include "gpuservice.h"
 #include "model.h"
 #include "tokenizer.h"
 
@@ -172,9 +173,14 @@ ReportLoadError(CvStatus st, const char *setting, const char *path, const char *
 			 errdetail("codevec.model resolved to \"%s\".", path)));
 }
 
-/* Return the model codevec.model names, loading it on first use or change. */
+/*
+ * Return the model codevec.model names, loading it on first use or change.
+ * With weights false the tokenizer and config are enough (the GPU service
+ * runs the model): the weights are not read, and are read later if a call
+ * needs them.
+ */
 static CvModel
-GetModel(void)
+GetModel(bool weights)
 {
 	const char *setting = codevec_model_setting ? codevec_model_setting : CODEVEC_DEFAULT_MODEL;
 	char	   *path;
@@ -183,7 +189,8 @@ GetModel(void)
 	CvModel		m;
 	CvStatus	st;
 
-	if (loaded_model != NULL && strcmp(loaded_setting, setting) == 0)
+	if (loaded_model != NULL && strcmp(loaded_setting, setting) == 0 &&
+		(!weights || loaded_model->block != NULL))
 		return loaded_model;
 
 	/* one model per backend: drop the old one before reading the new */
@@ -193,7 +200,7 @@ GetModel(void)
 		ReportLoadError(CV_ERR_NOT_FOUND, setting, path,
 						strchr(setting, '/') ? "the folder does not exist" :
 						"no installed model of that name");
-	st = cv_model_load(real, &m, err, sizeof(err));
+	st = cv_model_load_ex(real, weights ? 0 : CV_MODEL_NO_WEIGHTS, &m, err, sizeof(err));
 	if (st != CV_OK)
 		ReportLoadError(st, setting, path, err);
 	if (m->hidden > CODEVEC_MAX_DIM)
@@ -257,18 +264,57 @@ TokenizeText(CvModel m, text *t, int max_tokens, int *len)
 	return copy;
 }
 
-/* Run the encoder on n sequences into out (n x hidden), raising on failure. */
+/*
+ * Run the encoder on n sequences into out (n x hidden), raising on failure:
+ * on the GPU service when codevec.device allows and it can, else on this
+ * backend's CPU (reading the weights first if only the tokenizer was
+ * loaded).  m may be replaced by the model with weights; the caller must
+ * use *mp afterwards.
+ */
 static void
-Encode(CvModel m, int n, int32 **ids, int *lens, float *out)
+Encode(CvModel *mp, int n, int32 **ids, int *lens, float *out)
 {
+	CvModel		m = *mp;
 	char		err[256];
 	CvStatus	st;
 
-	st = cv_encode(m, n, (const int32_t *const *) ids, lens, out, NULL, err, sizeof(err));
-	if (st == CV_ERR_NOMEM)
-		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory in the encoder: %s", err)));
-	if (st != CV_OK)
-		elog(ERROR, "encoder failed: %s", err);
+	if (codevec_device != CODEVEC_DEVICE_CPU)
+	{
+		int			load_status;
+
+		switch (CodevecGpuEmbed(loaded_path, m->hidden, n, ids, lens, out,
+								&load_status, err, sizeof(err)))
+		{
+			case GPU_EMBED_DONE:
+				return;
+			case GPU_EMBED_MODEL_ERROR:
+				ReportLoadError((CvStatus) load_status, loaded_setting, loaded_path, err);
+				break;
+			default:
+				break;
+		}
+	}
+	if (m->block == NULL)
+		*mp = m = GetModel(true);
+	for (int i = 0; i < n; i += CODEVEC_EMBED_BATCH)
+	{
+		int			nb = Min(CODEVEC_EMBED_BATCH, n - i);
+
+		CHECK_FOR_INTERRUPTS();
+		st = cv_encode(m, nb, (const int32_t *const *) (ids + i), lens + i,
+					   out + (size_t) i * m->hidden, NULL, err, sizeof(err));
+		if (st == CV_ERR_NOMEM)
+			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory in the encoder: %s", err)));
+		if (st != CV_OK)
+			elog(ERROR, "encoder failed: %s", err);
+	}
+}
+
+/* Whether embed() should plan for the GPU service (no CPU weights needed) */
+static bool
+WantGpu(void)
+{
+	return codevec_device != CODEVEC_DEVICE_CPU && CodevecGpuServiceReady();
 }
 
 /* Build a codevec from hidden floats. */
@@ -285,26 +331,29 @@ PG_FUNCTION_INFO_V1(embed);
 /*
  * embed(text) -> codevec: the model's embedding of one text (hidden_size
  * dims, unit length when the model normalizes); text past codevec.max_tokens
- * tokens is truncated.
+ * tokens is truncated.  Runs on the GPU service when codevec.device is auto
+ * (and the service is ready) or cuda, else on this backend's CPU.
  */
 Datum
 embed(PG_FUNCTION_ARGS)
 {
 	text	   *t = PG_GETARG_TEXT_PP(0);
-	CvModel		m = GetModel();
+	CvModel		m = GetModel(!WantGpu());
 	int			len;
 	int32	   *ids = TokenizeText(m, t, MaxTokens(m), &len);
 	float	   *out = palloc(sizeof(float) * m->hidden);
 
-	Encode(m, 1, &ids, &len, out);
+	Encode(&m, 1, &ids, &len, out);
 	PG_RETURN_CODEVEC_P(MakeCodevec(out, m->hidden));
 }
 
 PG_FUNCTION_INFO_V1(embed_array);
 /*
- * embed(text[]) -> codevec[]: embed every element in batches of
- * CODEVEC_EMBED_BATCH through one encoder call each; NULL elements give NULL,
- * the result has the input's dimensions and bounds.
+ * embed(text[]) -> codevec[]: embed every element: the GPU service gets
+ * them all (in requests of up to 4096 sequences), the CPU encoder batches
+ * of CODEVEC_EMBED_BATCH; NULL elements give NULL, the result has the
+ * input's dimensions and bounds.  Each element's embedding is what
+ * embed(text) gives for it.
  */
 Datum
 embed_array(PG_FUNCTION_ARGS)
@@ -318,13 +367,14 @@ embed_array(PG_FUNCTION_ARGS)
 	Datum	   *elems;
 	bool	   *nulls;
 	int			n,
+				nn = 0,
 				i;
 	Datum	   *results;
 	CvModel		m;
 	int			max_tokens;
-	int32	   *ids[CODEVEC_EMBED_BATCH];
-	int			lens[CODEVEC_EMBED_BATCH];
-	int			which[CODEVEC_EMBED_BATCH];
+	int32	  **ids;
+	int		   *lens;
+	int		   *which;
 	float	   *out;
 
 	if (!OidIsValid(elemtype))
@@ -334,36 +384,54 @@ embed_array(PG_FUNCTION_ARGS)
 	if (n == 0)
 		PG_RETURN_ARRAYTYPE_P(construct_empty_array(elemtype));
 
-	m = GetModel();
+	m = GetModel(!WantGpu());
 	max_tokens = MaxTokens(m);
 	results = palloc0(sizeof(Datum) * n);
-	out = palloc(sizeof(float) * m->hidden * CODEVEC_EMBED_BATCH);
-	i = 0;
-	while (i < n)
+	ids = palloc(sizeof(int32 *) * n);
+	lens = palloc(sizeof(int) * n);
+	which = palloc(sizeof(int) * n);
+	for (i = 0; i < n; i++)
 	{
-		int			nb = 0,
-					k;
-
-		CHECK_FOR_INTERRUPTS();
-		for (; i < n && nb < CODEVEC_EMBED_BATCH; i++)
-		{
-			if (nulls[i])
-				continue;
-			ids[nb] = TokenizeText(m, DatumGetTextPP(elems[i]), max_tokens, &lens[nb]);
-			which[nb++] = i;
-		}
-		if (nb == 0)
+		if (nulls[i])
 			continue;
-		Encode(m, nb, ids, lens, out);
-		for (k = 0; k < nb; k++)
+		if ((i & 255) == 0)
+			CHECK_FOR_INTERRUPTS();
+		ids[nn] = TokenizeText(m, DatumGetTextPP(elems[i]), max_tokens, &lens[nn]);
+		which[nn++] = i;
+	}
+	if (nn > 0)
+	{
+		out = palloc_extended(sizeof(float) * (Size) m->hidden * nn, MCXT_ALLOC_HUGE);
+		Encode(&m, nn, ids, lens, out);
+		for (i = 0; i < nn; i++)
 		{
-			results[which[k]] = PointerGetDatum(MakeCodevec(out + (size_t) k * m->hidden, m->hidden));
-			pfree(ids[k]);
+			results[which[i]] = PointerGetDatum(MakeCodevec(out + (size_t) i * m->hidden, m->hidden));
+			pfree(ids[i]);
 		}
 	}
 	PG_RETURN_ARRAYTYPE_P(construct_md_array(results, nulls, ARR_NDIM(arr), ARR_DIMS(arr),
 											 ARR_LBOUND(arr), elemtype, typlen, typbyval,
 											 typalign));
+}
+
+PG_FUNCTION_INFO_V1(codevec_tokenize);
+/*
+ * codevec_tokenize(text) -> int[]: the token ids embed(text) would encode:
+ * [CLS] ... [SEP], truncated to codevec.max_tokens.  Needs only the
+ * model's tokenizer (its weights are not read for this).
+ */
+Datum
+codevec_tokenize(PG_FUNCTION_ARGS)
+{
+	text	   *t = PG_GETARG_TEXT_PP(0);
+	CvModel		m = GetModel(false);
+	int			len;
+	int32	   *ids = TokenizeText(m, t, MaxTokens(m), &len);
+	Datum	   *elems = palloc(sizeof(Datum) * len);
+
+	for (int i = 0; i < len; i++)
+		elems[i] = Int32GetDatum(ids[i]);
+	PG_RETURN_ARRAYTYPE_P(construct_array(elems, len, INT4OID, sizeof(int32), true, TYPALIGN_INT));
 }
 
 /* Compute the sha256 of the loaded model's model.safetensors, once. */
@@ -428,7 +496,7 @@ codevec_model_info(PG_FUNCTION_ARGS)
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "codevec_model_info: return type must be a row type");
-	m = GetModel();
+	m = GetModel(true);
 	values[0] = CStringGetTextDatum(m->name);
 	values[1] = Int32GetDatum(m->hidden);
 	values[2] = Int32GetDatum(m->layers);

@@ -235,6 +235,13 @@ extern int	GpuivfGetLists(Relation index);
 extern GpuivfMetric GpuivfGetMetric(Relation index);
 
 /*
+ * GpuivfCheckQueryDims: ERROR 22000 unless the query has the index's dims,
+ * with the message the metric's distance function (l2_distance,
+ * negative_inner_product, cosine_distance) gives a sequential scan.
+ */
+extern void GpuivfCheckQueryDims(GpuivfMetric metric, int dims, const Codevec *q);
+
+/*
  * GpuivfReadMeta: copy the metapage; ERROR (XX002 index_corrupted) when the
  * magic number or version is wrong.
  */

@@ -240,10 +240,7 @@ GpuivfGpuFetch(IndexScanDesc scan, int k)
 	MemoryContext old;
 
 	GpuivfReadMeta(index, &meta);
-	if (q->dim != meta.dims)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("different codevec dimensions %d and %d in index scan", meta.dims, q->dim)));
+	GpuivfCheckQueryDims(metric, meta.dims, q);
 	key.dbid = MyDatabaseId;
 	key.indexid = RelationGetRelid(index);
 	key.relfilenode = index->rd_node.relNode;

@@ -174,10 +174,7 @@ StartScan(IndexScanDesc scan)
 		Codevec    *q = DatumGetCodevec(so->query);
 		double	   *d = palloc(sizeof(double) * meta.lists);
 
-		if (q->dim != meta.dims)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_EXCEPTION),
-					 errmsg("different codevec dimensions %d and %d in index scan", meta.dims, q->dim)));
+		GpuivfCheckQueryDims(GpuivfGetMetric(scan->indexRelation), meta.dims, q);
 		for (int i = 0; i < meta.lists; i++)
 			d[i] = GpuivfCentroidDistance((GpuivfMetric) meta.metric, q->x,
 										  centroids + (size_t) i * meta.dims, meta.dims);

@@ -355,3 +355,15 @@ GpuivfKmeans(GpuivfMetric metric, float *samples, int n, int dims, int k, float 
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(ctx);
 }
+
+void
+GpuivfCheckQueryDims(GpuivfMetric metric, int dims, const Codevec *q)
+{
+	static const char *const names[] = {"l2_distance", "negative_inner_product", "cosine_distance"};
+
+	if (q->dim != dims)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("different codevec dimensions %d and %d in %s", dims, q->dim,
+						names[metric >= 0 && metric <= 2 ? metric : 0])));
+}

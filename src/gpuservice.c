@@ -82,6 +82,7 @@ typedef struct GpuServiceShared
 	int64		memory_used;	/* bytes in use on the device */
 	char		message[256];	/* why there is no device */
 	int			indexes_loaded; /* index copies on the device */
+	int			models_loaded;	/* encoder models on the device */
 	int64		requests;
 	int64		batches;
 	int			max_batch;
@@ -353,7 +354,8 @@ static GpuIndexCopy index_copies[GPU_MAX_INDEXES];
 static void
 UpdateMemoryStats(void)
 {
-	int			loaded = 0;
+	int			loaded = 0,
+				models = 0;
 
 	for (int i = 0; i < GPU_MAX_INDEXES; i++)
 		loaded += index_copies[i].used;
@@ -372,8 +374,10 @@ UpdateMemoryStats(void)
 		}
 	}
 #endif
+	GpuEmbedModelsBytes(&models);
 	SpinLockAcquire(&gpu_shared->mutex);
 	gpu_shared->indexes_loaded = loaded;
+	gpu_shared->models_loaded = models;
 	SpinLockRelease(&gpu_shared->mutex);
 }
 
@@ -626,7 +630,7 @@ RunUpload(GpuUploadRequest *r)
 
 		if (c != NULL)
 			DropCopy(c);
-		while (cap > 0 && CopiesBytes() + need > cap)
+		while (cap > 0 && CopiesBytes() + GpuEmbedModelsBytes(NULL) + need > cap)
 		{
 			GpuIndexCopy *lru = NULL;
 
@@ -729,18 +733,27 @@ RunRequest(GpuRequestHeader *req)
 			break;
 		case GPU_REQUEST_KNN:
 		case GPU_REQUEST_UPLOAD:
+		case GPU_REQUEST_EMBED:
 #ifdef CODEVEC_USE_CUDA
 			if (gpu_shared->state == GPU_SERVICE_READY)
 			{
 				if (req->kind == GPU_REQUEST_KNN)
 					RunKnn((GpuKnnRequest *) req);
-				else
+				else if (req->kind == GPU_REQUEST_UPLOAD)
 					RunUpload((GpuUploadRequest *) req);
+				else
+				{
+					GpuEmbedRequest *r = (GpuEmbedRequest *) req;
+
+					GpuEmbedRunGroup(&r, 1, gpu_shared->device_index, CopiesBytes());
+					UpdateMemoryStats();
+				}
 				break;
 			}
 #endif
 			req->status = GPU_STATUS_NO_DEVICE;
-			snprintf(req->errmsg, sizeof(req->errmsg), "the GPU service has no CUDA device");
+			snprintf(req->errmsg, sizeof(req->errmsg), "%s",
+					 gpu_shared->message[0] ? gpu_shared->message : "the GPU service has no CUDA device");
 			break;
 		default:
 			req->status = GPU_STATUS_FAILED;
@@ -790,6 +803,28 @@ RunBatch(int *slots, int n)
 				}
 			}
 			RunKnnGroup(group, ng);
+		}
+#endif
+#ifdef CODEVEC_USE_CUDA
+	/* EMBED requests for the same model share one encoder call */
+	if (gpu_shared->state == GPU_SERVICE_READY)
+		for (int i = 0; i < n; i++)
+		{
+			GpuEmbedRequest *group[GPU_MAX_SLOTS];
+			int			ng = 0;
+
+			if (done[i] || reqs[i]->kind != GPU_REQUEST_EMBED)
+				continue;
+			for (int j = i; j < n; j++)
+				if (!done[j] && reqs[j]->kind == GPU_REQUEST_EMBED &&
+					strcmp(((GpuEmbedRequest *) reqs[i])->model,
+						   ((GpuEmbedRequest *) reqs[j])->model) == 0)
+				{
+					group[ng++] = (GpuEmbedRequest *) reqs[j];
+					done[j] = true;
+				}
+			GpuEmbedRunGroup(group, ng, gpu_shared->device_index, CopiesBytes());
+			UpdateMemoryStats();
 		}
 #endif
 	for (int i = 0; i < n; i++)
@@ -968,19 +1003,31 @@ CodevecGpuServiceUsable(void)
 		return false;
 	if (ServiceState(why, sizeof(why)) == GPU_SERVICE_READY)
 		return true;
+#ifndef CODEVEC_USE_CUDA
+	/* a build without CUDA has nothing to fall back from: auto is the CPU */
+	if (codevec_device == CODEVEC_DEVICE_AUTO)
+		return false;
+#endif
+	CodevecGpuFallback(why, ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE);
+	return false;
+}
+
+void
+CodevecGpuFallback(const char *why, int sqlstate)
+{
 	if (codevec_device == CODEVEC_DEVICE_CUDA)
 		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				(errcode(sqlstate),
 				 errmsg("codevec.device is cuda but the GPU service cannot serve: %s", why),
 				 errhint("Set codevec.device = auto to fall back to the CPU, or see codevec_gpu_status().")));
 	if (!fallback_warned)
 	{
 		ereport(WARNING,
 				(errmsg("codevec: using the CPU: %s", why),
-				 errdetail("codevec.device is auto; this warning is given once per session.")));
+				 errdetail("codevec.device is auto; this warning is given once per session."),
+				 errhint("Set codevec.device = cpu to use the CPU without this warning.")));
 		fallback_warned = true;
 	}
-	return false;
 }
 
 /* Give up this backend's slot (error, cancel, exit) */
@@ -1161,7 +1208,7 @@ codevec_gpu_status(PG_FUNCTION_ARGS)
 	values[4] = Int64GetDatum(snap.memory_used / (1024 * 1024));
 	values[5] = Int64GetDatum(snap.memory_total / (1024 * 1024));
 	nulls[4] = nulls[5] = snap.state != GPU_SERVICE_READY;
-	values[6] = Int32GetDatum(0);	/* models on the device */
+	values[6] = Int32GetDatum(snap.models_loaded);
 	values[7] = Int32GetDatum(snap.indexes_loaded);
 	values[8] = Int64GetDatum(snap.requests);
 	values[9] = Int64GetDatum(snap.batches);

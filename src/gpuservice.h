@@ -49,14 +49,19 @@ typedef enum GpuRequestKind
 {
 	GPU_REQUEST_PING = 1,		/* round trip only: measures the protocol */
 	GPU_REQUEST_KNN = 2,		/* k nearest rows of an index copy on the device */
-	GPU_REQUEST_UPLOAD = 3		/* (re)load an index copy onto the device */
+	GPU_REQUEST_UPLOAD = 3,		/* (re)load an index copy onto the device */
+	GPU_REQUEST_EMBED = 4		/* run the encoder on tokenized sequences */
 } GpuRequestKind;
 
 /* Statuses besides 0 (ok) and 1 (failed, see errmsg) */
 #define GPU_STATUS_FAILED		1
 #define GPU_STATUS_NOT_LOADED	2	/* no current copy of that index: upload it */
 #define GPU_STATUS_NO_DEVICE	3	/* the service has no CUDA device */
-#define GPU_STATUS_NO_MEMORY	4	/* the copy does not fit under the cap */
+#define GPU_STATUS_NO_MEMORY	4	/* the copy or model does not fit under the cap */
+#define GPU_STATUS_UNAVAILABLE	5	/* the service cannot run this kind of request
+									 * (the encoder library could not be loaded) */
+#define GPU_STATUS_MODEL_ERROR	6	/* the model folder could not be loaded:
+									 * load_status and errmsg say why */
 
 /* Header of every request segment; the payload follows */
 typedef struct GpuRequestHeader
@@ -131,6 +136,32 @@ typedef struct GpuUploadRequest
 	(MAXALIGN(sizeof(GpuUploadRequest)) + sizeof(float) * (Size) (n) * (dims) + \
 	 sizeof(ItemPointerData) * (Size) (n))
 
+/*
+ * EMBED: header, then this, then n int32 sequence lengths, then the
+ * sequences' token ids back to back (total of them), then (answer) n x
+ * hidden floats, the embeddings.  The backend tokenizes; the service runs
+ * the model in folder model (a resolved path the backend was allowed to
+ * read), loading it onto the device on first use and whenever its
+ * model.safetensors changes.  Requests for the same model posted together
+ * run as one batch.
+ */
+typedef struct GpuEmbedRequest
+{
+	GpuRequestHeader hdr;
+	char		model[MAXPGPATH];	/* resolved model folder */
+	int32		n;				/* sequences, >= 1 */
+	int32		hidden;			/* the model's hidden_size as the backend read it */
+	int64		total;			/* token ids in all */
+	int32		load_status;	/* answer: CvStatus when the model did not load */
+} GpuEmbedRequest;
+
+#define GpuEmbedLens(r)		((int32 *) ((char *) (r) + MAXALIGN(sizeof(GpuEmbedRequest))))
+#define GpuEmbedIds(r)		(GpuEmbedLens(r) + (r)->n)
+#define GpuEmbedOut(r)		((float *) MAXALIGN(GpuEmbedIds(r) + (r)->total))
+#define GpuEmbedRequestSize(n, total, hidden) \
+	(MAXALIGN(sizeof(GpuEmbedRequest)) + sizeof(int32) * ((Size) (n) + (Size) (total)) + \
+	 MAXIMUM_ALIGNOF + sizeof(float) * (Size) (n) * (hidden))
+
 extern int	codevec_device;
 extern int	codevec_gpu_device;
 extern int	codevec_gpu_memory_limit_mb;
@@ -153,6 +184,14 @@ extern void CodevecGpuServiceInit(void);
 extern bool CodevecGpuServiceUsable(void);
 
 /*
+ * CodevecGpuFallback: the GPU service cannot do what the caller asked
+ * (why says what happened). auto: one WARNING per backend (shared with
+ * CodevecGpuServiceUsable), then return so the caller uses the CPU; cuda:
+ * ERROR with sqlstate (55000, or 53200 when the device is out of memory).
+ */
+extern void CodevecGpuFallback(const char *why, int sqlstate);
+
+/*
  * CodevecGpuCall: post the request in seg (header filled, payload written)
  * and wait for the answer. Returns the request's status once the service
  * has answered: 0, or GPU_STATUS_NOT_LOADED / NO_DEVICE / NO_MEMORY for the
@@ -161,6 +200,33 @@ extern bool CodevecGpuServiceUsable(void);
  * or the query is cancelled.
  */
 extern int	CodevecGpuCall(dsm_segment *seg);
+
+/*
+ * Service side of EMBED requests (src/gpuembed.c), called by the service's
+ * loop: run a group of EMBED requests that name the same model (one batched
+ * encoder call); the device bytes the loaded models hold; free them all.
+ */
+extern void GpuEmbedRunGroup(GpuEmbedRequest **group, int ng, int device,
+							 Size other_bytes);
+extern Size GpuEmbedModelsBytes(int *nmodels);
+extern void GpuEmbedReleaseAll(void);
+
+/*
+ * CodevecGpuEmbed: the backend side: embed n tokenized sequences (ids[i]
+ * holds lens[i] ids) with the model in folder model_path (hidden dims) on
+ * the GPU service, into out (n x hidden floats). Returns GPU_EMBED_DONE;
+ * GPU_EMBED_USE_CPU after CodevecGpuFallback (auto: the service cannot,
+ * the caller uses the CPU encoder); or GPU_EMBED_MODEL_ERROR when the
+ * service could not load the model (*load_status: a CvStatus, errbuf: its
+ * message) for the caller to report. Raises ERROR for service failures,
+ * timeouts and cancellation (CodevecGpuCall).
+ */
+#define GPU_EMBED_DONE			0
+#define GPU_EMBED_USE_CPU		1
+#define GPU_EMBED_MODEL_ERROR	2
+extern int	CodevecGpuEmbed(const char *model_path, int hidden, int n,
+							int32 *const *ids, const int *lens, float *out,
+							int *load_status, char *errbuf, Size errlen);
 
 /*
  * CodevecGpuServiceReady: whether the service runs with a CUDA device now

@@ -804,6 +804,13 @@ done:
 CvStatus
 cv_model_load(const char *dir, CvModel *out, char *errbuf, size_t errlen)
 {
+	return cv_model_load_ex(dir, 0, out, errbuf, errlen);
+}
+
+/* Load a model folder, optionally without its weights; see model.h. */
+CvStatus
+cv_model_load_ex(const char *dir, int flags, CvModel *out, char *errbuf, size_t errlen)
+{
 	LoadCtx		ctx;
 	CvModel		m;
 	CvStatus	st;
@@ -841,7 +848,7 @@ cv_model_load(const char *dir, CvModel *out, char *errbuf, size_t errlen)
 	if ((st = ParseConfig(&ctx)) != CV_OK ||
 		(st = ParseModules(&ctx)) != CV_OK ||
 		(st = ParseTokenizer(&ctx)) != CV_OK ||
-		(st = LoadWeights(&ctx)) != CV_OK)
+		((flags & CV_MODEL_NO_WEIGHTS) == 0 && (st = LoadWeights(&ctx)) != CV_OK))
 	{
 		cv_model_free(m);
 		return st;

@@ -97,6 +97,16 @@ typedef CvModelData *CvModel;
 extern CvStatus cv_model_load(const char *dir, CvModel *out,
 							  char *errbuf, size_t errlen);
 
+/*
+ * cv_model_load_ex: cv_model_load with flags.  CV_MODEL_NO_WEIGHTS reads
+ * and checks everything but model.safetensors: config, modules, tokenizer
+ * (block, layer and the weight pointers stay NULL, weight_bytes 0).  A
+ * backend whose embeddings are computed by the GPU service needs only that.
+ */
+#define CV_MODEL_NO_WEIGHTS 0x01
+extern CvStatus cv_model_load_ex(const char *dir, int flags, CvModel *out,
+								 char *errbuf, size_t errlen);
+
 /* Free a model and everything it owns; NULL is fine. */
 extern void cv_model_free(CvModel m);
 

@@ -9,9 +9,10 @@
 # this checkout (left running; socket in /tmp, port 5488, database
 # "codevec"), loads a real codebase with codevec-load (PATH; default: part
 # of the Python 3.11 standard library that Debian installs), embeds every
-# snippet with embed(), and answers a keyword query and a natural-language
-# query over it. Idempotent: a second run rebuilds what changed, reuses the
-# cluster and re-parses only files that changed.
+# snippet with embed(), indexes the embeddings (gpuivf), and answers a
+# keyword, a natural-language and a hybrid query with code.search().
+# Idempotent: a second run rebuilds what changed, reuses the cluster and
+# re-parses only files that changed.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -33,6 +34,14 @@ eval "$(bash test/cluster.sh start "$top/.codevec" "$port")"
 psql -qAtX -d postgres -c "SELECT 1 FROM pg_database WHERE datname = 'codevec'" | grep -q 1 \
 	|| psql -qX -d postgres -c "CREATE DATABASE codevec" >/dev/null
 export PGDATABASE=codevec
+# a database made by a development build of 0.1.0 from before the code text
+# search configuration (same version number, so ALTER EXTENSION cannot add
+# it): start it again
+if psql -qAtX -c "SELECT 1 FROM pg_extension WHERE extname = 'codevec'" | grep -q 1 &&
+	! psql -qAtX -c "SELECT 1 FROM pg_ts_parser WHERE prsname = 'codevec_code_parser'" | grep -q 1; then
+	echo "== the codevec database predates codevec_code_parser: recreating it"
+	psql -qX -d postgres -c "DROP DATABASE codevec" -c "CREATE DATABASE codevec" >/dev/null
+fi
 PGOPTIONS="-c client_min_messages=warning" psql -qX -c "CREATE EXTENSION IF NOT EXISTS codevec" \
 	-c "ALTER EXTENSION codevec UPDATE" >/dev/null
 
@@ -55,39 +64,33 @@ rc=0
 "$loader" --repo "$repo" "${include[@]}" "$path" || rc=$?
 [ "$rc" -le 1 ] || { echo "codevec-load failed with status $rc" >&2; exit "$rc"; }
 
-echo
-echo "== keyword search: 'parse header'"
-psql -qX -v ON_ERROR_STOP=1 -v repo="$repo" <<'SQL'
-SELECT f.path, s.qualified_name AS symbol, s.start_line AS line
-FROM code.snippets s
-JOIN code.files f ON f.id = s.file_id
-JOIN code.repos r ON r.id = f.repo_id
-WHERE r.name = :'repo' AND s.tsv @@ websearch_to_tsquery('simple', 'parse header')
-ORDER BY ts_rank(s.tsv, websearch_to_tsquery('simple', 'parse header')) DESC, s.id
-LIMIT 5;
-SQL
+echo "== indexing the embeddings (gpuivf, exact)"
+PGOPTIONS="-c client_min_messages=warning" psql -qX -v ON_ERROR_STOP=1 \
+	-c "CREATE INDEX IF NOT EXISTS snippets_emb_gpuivf ON code.snippets USING gpuivf (emb codevec_cosine_ops)" \
+	-c "ANALYZE code.snippets"
 
-q='split an email address into the display name and the address'
-echo "== natural-language search: '$q'"
-psql -qX -v ON_ERROR_STOP=1 -v repo="$repo" -v q="$q" <<'SQL'
-SELECT f.path, s.qualified_name AS symbol, s.start_line AS line,
-       round((s.emb <=> embed(:'q'))::numeric, 3) AS distance
-FROM code.snippets s
-JOIN code.files f ON f.id = s.file_id
-JOIN code.repos r ON r.id = f.repo_id
-WHERE r.name = :'repo' AND s.emb IS NOT NULL
-ORDER BY s.emb <=> embed(:'q')
-LIMIT 5;
+# code.search(query, k, lang, path_like, exclude_tests, mode, rrf_k, depth)
+search() {	# search MODE QUERY
+	echo
+	echo "== $1 search: '$2'"
+	PGOPTIONS="-c client_min_messages=warning -c codevec.device=cpu" \
+	psql -qX -v ON_ERROR_STOP=1 -v q="$2" -v mode="$1" <<'SQL'
+SELECT path, qualified_name, start_line AS line, round(score::numeric, 4) AS score,
+       vector_rank AS v, keyword_rank AS kw
+FROM code.search(:'q', k => 5, mode => :'mode');
 SQL
+}
+search keyword 'parse header'
+search vector 'split an email address into the display name and the address'
+search hybrid 'retry the request when the server closes the connection'
 
 cat <<EOF2
 
 codevec is running. Connect with:
     psql -h /tmp -p $port -U postgres codevec
-and search by meaning:
-    SELECT f.path, s.qualified_name, s.start_line
-    FROM code.snippets s JOIN code.files f ON f.id = s.file_id
-    ORDER BY s.emb <=> embed('read a config file and fall back to defaults') LIMIT 10;
+and search (hybrid: by meaning and by keywords; mode => 'vector' or 'keyword'):
+    SELECT path, qualified_name, start_line, preview
+    FROM code.search('read a config file and fall back to defaults', k => 10);
 Stop / start the cluster:
     bash test/cluster.sh stop $top/.codevec
     bash test/cluster.sh start $top/.codevec $port

@@ -20,34 +20,8 @@
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 rows=${1:-200000}
-kit=$top/.gpukit
-passed=0; failed=0
 out=${OUT:-/tmp}
-
-check() {
-	local got
-	got=$(psql -qAtX -c "$2" 2>&1)
-	if printf '%s\n' "$got" | grep -qxF -- "$3"; then
-		passed=$((passed + 1)); echo "ok $((passed + failed)) - $1"
-	else
-		failed=$((failed + 1)); echo "not ok $((passed + failed)) - $1 (got '$(echo "$got" | head -3 | tr '\n' ' ')', want '$3')"
-	fi
-}
-
-# PostgreSQL, libraries, extension
-eval "$(bash "$kit/start-postgres.sh" "$kit/pgkit.tar.xz" /tmp/pgdata)" || exit 1
-tar xJf "$kit/xlibs.tar.xz" -C /tmp && cp /tmp/xlibs/* /usr/local/lib/
-ldconfig
-mkdir -p /tmp/ext && tar xJf "$kit/ext.tar.xz" -C /tmp/ext
-cp /tmp/ext/codevec.so "$(pg_config --pkglibdir)/"
-cp /tmp/ext/codevec.control /tmp/ext/codevec--*.sql "$(pg_config --sharedir)/extension/"
-su pg -c "LD_LIBRARY_PATH=/opt/pgkit/usr/lib/x86_64-linux-gnu /opt/pgkit/usr/lib/postgresql/15/bin/pg_ctl -D /tmp/pgdata -m fast -w stop" >/dev/null 2>&1 || true
-eval "$(bash "$kit/start-postgres.sh" "$kit/pgkit.tar.xz" /tmp/pgdata shared_preload_libraries=codevec shared_buffers=8GB max_parallel_workers_per_gather=0 jit=off)"
-export PGDATABASE=postgres
-psql -qX -c "CREATE EXTENSION IF NOT EXISTS codevec" >/dev/null
-for _ in $(seq 1 100); do
-	[ "$(psql -qAtX -c "SELECT state FROM codevec_gpu_status()")" = ready ] && break; sleep 0.1
-done
+source "$top/test/gpu/setup.sh"
 psql -X -x -c "SELECT * FROM codevec_gpu_status()"
 check "the GPU service is ready on a CUDA device" "SELECT state = 'ready' AND device IS NOT NULL FROM codevec_gpu_status()" t
 echo "ping round trip (us): $(psql -qAtX -c "SELECT round(codevec_gpu_ping(2000)::numeric, 1)")"

@@ -102,6 +102,26 @@ check "a request in flight when the service stops gets an error" "SELECT \$\$$(h
 	"ERROR:  the codevec GPU service restarted while serving this request"
 wait_state "no device"
 
+# embed() and codevec.device with a service that has no device: auto falls
+# back to the CPU encoder with one WARNING per session (none in a build
+# without CUDA, where the CPU is the only device), cuda is an error
+cuda_built=$(psql -qAtX -c "SELECT cuda_compiled FROM codevec_build_info()")
+want_warnings=$([ "$cuda_built" = t ] && echo 1 || echo 0)
+embed_warnings() {
+	psql -qAtX -c "SELECT embed('one') IS NOT NULL" -c "SELECT embed(ARRAY['two', 'three']) IS NOT NULL" \
+		-c "SELECT embed('four') IS NOT NULL" 2>&1 | grep -c "WARNING:  codevec: using the CPU: $1"
+}
+check "auto: embed() without a device warns once per session ($want_warnings), then uses the CPU" \
+	"SELECT $(embed_warnings 'no CUDA device\|codevec was built without CUDA')" "$want_warnings"
+check "auto: the CPU fallback gives the CPU encoder's vectors" \
+	"SET codevec.device = cpu; CREATE TEMP TABLE e AS SELECT embed('parse a config file') AS v; SET codevec.device = auto; SELECT v = embed('parse a config file') FROM e" t
+check "cuda: embed() without a device is an error (55000)" \
+	"DO \$\$ BEGIN SET LOCAL codevec.device = cuda; PERFORM embed('x'); EXCEPTION WHEN OTHERS THEN RAISE NOTICE 'sqlstate %', SQLSTATE; END \$\$" \
+	"NOTICE:  sqlstate 55000"
+check "cuda: embed(text[]) without a device is an error too" \
+	"SET codevec.device = cuda; SELECT embed(ARRAY['x'])" \
+	"HINT:  Set codevec.device = auto to fall back to the CPU, or see codevec_gpu_status()."
+
 # codevec.device is a checked enum
 check "codevec.device rejects unknown values" "SET codevec.device = 'tpu'" \
 	'HINT:  Available values: auto, cpu, cuda.'
@@ -114,6 +134,12 @@ check "without shared_preload_libraries the service is absent" \
 	"SELECT state || ' / ' || message FROM codevec_gpu_status()" "absent / codevec is not in shared_preload_libraries"
 check "ping without the service is 55000" "SELECT codevec_gpu_ping(1)" \
 	"HINT:  Add codevec to shared_preload_libraries and restart the server."
+
+check "not preloaded, auto: embed() warns once ($want_warnings) and uses the CPU" \
+	"SELECT $(embed_warnings 'codevec is not in shared_preload_libraries')" "$want_warnings"
+check "not preloaded, cuda: embed() says the library is not preloaded" \
+	"SET codevec.device = cuda; SELECT embed('x')" \
+	"ERROR:  codevec.device is cuda but the GPU service cannot serve: codevec is not in shared_preload_libraries"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

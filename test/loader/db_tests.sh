@@ -62,7 +62,7 @@ is $? 0 "first load exits 0"
 is "$(Q "SELECT count(*) FROM code.files")" "$NFILES" "first load: every fixture file in code.files"
 is "$(Q "SELECT count(*) FROM code.snippets")" "$NSNIP" "first load: snippet count equals --jsonl"
 db_matches_jsonl repo "$TMP/repo.jsonl"; ok $? "first load: rows equal the --jsonl snippets (lines, code, doc, embed_text)"
-is "$(Q "SELECT max(version) FROM code.schema_version")" "1" "schema version recorded"
+is "$(Q "SELECT max(version) FROM code.schema_version")" "$([ -z "$DIMSOPT" ] && echo 2 || echo 1)" "schema version recorded (2: tsv by codevec_code)"
 if [ -z "$DIMSOPT" ]; then
     is "$(Q "SELECT format_type(atttypid, atttypmod) FROM pg_attribute
              WHERE attrelid = 'code.snippets'::regclass AND attname = 'emb'")" \

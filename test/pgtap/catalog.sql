@@ -6,7 +6,7 @@ SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS codevec;
 BEGIN;
-SELECT plan(77);
+SELECT plan(78);
 
 -- the type
 SELECT has_type('codevec');
@@ -87,12 +87,13 @@ SELECT is(ARRAY(
 	WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'codevec') AND d.deptype = 'e'
 	  AND p.prokind = 'f'
 	  AND p.proname NOT IN ('codevec_build_info', 'codevec_model_info', 'embed', 'gpuivfhandler',
-	                        'codevec_gpu_status', 'codevec_gpu_ping')
+	                        'codevec_gpu_status', 'codevec_gpu_ping', 'codevec_tokenize')
 	  AND NOT (p.provolatile = 'i' AND p.proisstrict AND p.proparallel = 's')
 	ORDER BY 1), ARRAY[]::text[],
 	'every function but the documented exceptions is IMMUTABLE STRICT PARALLEL SAFE');
 SELECT volatility_is('codevec_gpu_status', ARRAY[]::text[], 'volatile');
 SELECT volatility_is('codevec_gpu_ping', ARRAY['integer'], 'volatile');
+SELECT volatility_is('codevec_tokenize', ARRAY['text'], 'stable');
 SELECT volatility_is('embed', ARRAY['text'], 'stable');
 SELECT volatility_is('embed', ARRAY['text[]'], 'stable');
 SELECT is_strict('embed', ARRAY['text']);

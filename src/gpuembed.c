@@ -1,0 +1,540 @@
+/*
+ * gpuembed.c
+ *	  embed() on the GPU: the EMBED request of the GPU service, both sides.
+ *
+ * Backend side (CodevecGpuEmbed): the backend tokenizes on its CPU, writes
+ * the token ids into a dynamic shared memory segment it keeps for the
+ * session (grown when a request needs more), posts it to the service
+ * (CodevecGpuCall) and copies the embeddings out of the answer.
+ *
+ * Service side (GpuEmbedRunGroup): the encoder's CUDA code needs cuBLASLt,
+ * which CUDA 13 ships only as a shared library; codevec.so must load on
+ * machines without any CUDA library, so the encoder lives in its own shared
+ * object, $libdir/codevec_cuda_encoder.so (cuda/encoder.cu, built by the
+ * Makefile when nvcc is found), which only the service opens, with dlopen,
+ * the first time someone embeds.  When it cannot be opened (no cuBLASLt on
+ * the machine) EMBED requests are answered GPU_STATUS_UNAVAILABLE and
+ * backends use their CPU encoder (codevec.device = auto) or fail (cuda).
+ *
+ * The service keeps up to GPU_MAX_MODELS models on the device (fp16
+ * weights, see cuda/ENCODER.md), keyed by folder and reloaded when the
+ * folder's model.safetensors changes (size or mtime); least recently used
+ * ones are dropped first.  All EMBED requests for one model that the
+ * service collected together run as one encoder call (the encoder packs
+ * the sequences, so one short query and a batch of long snippets share
+ * launches without padding); a sequence's embedding does not depend on
+ * what it was batched with (cuda/encoder.h), so embed(text) and
+ * embed(text[]) agree bit for bit.
+ */
+#include "postgres.h"
+
+#include <dlfcn.h>
+#include <sys/stat.h>
+
+#include "miscadmin.h"
+#include "storage/dsm.h"
+#include "utils/timestamp.h"
+
+#include "gpuservice.h"
+#include "model.h"
+
+#ifdef CODEVEC_USE_CUDA
+#include "../cuda/encoder.h"
+#endif
+
+/* ---------------------------------------------------------------------
+ * Service side
+ * --------------------------------------------------------------------- */
+
+#ifdef CODEVEC_USE_CUDA
+
+#define GPU_MAX_MODELS			4
+#define CUDA_ENCODER_LIBRARY	"codevec_cuda_encoder.so"
+
+/* The encoder library's entry points (cuda/encoder.h), found by dlsym */
+typedef struct EncoderApi
+{
+	void	   *handle;
+	int			(*use_device) (int, char *, size_t);
+	int			(*create) (const CodevecCudaEncoderConfig *, const CodevecCudaEncoderWeights *,
+						   CodevecCudaEncoder *, char *, size_t);
+	int			(*encode) (CodevecCudaEncoder, int, const int32_t *const *, const int *,
+						   float *, char *, size_t);
+	void		(*release) (CodevecCudaEncoder);
+	int			(*info) (CodevecCudaEncoder, CodevecCudaEncoderInfo *);
+} EncoderApi;
+
+static EncoderApi api;
+static bool api_tried = false;
+static char api_error[256] = "";
+
+/* A model on the device */
+typedef struct GpuModel
+{
+	bool		used;
+	char		path[MAXPGPATH];
+	off_t		file_size;		/* model.safetensors' size and mtime when loaded */
+	time_t		file_mtime;
+	int			hidden;
+	int			vocab_size;
+	int			max_positions;
+	Size		device_bytes;	/* weights + work buffers */
+	TimestampTz last_used;
+	CodevecCudaEncoder enc;
+} GpuModel;
+
+static GpuModel models[GPU_MAX_MODELS];
+
+/* Open codevec_cuda_encoder.so once; false (api_error says why) if not */
+static bool
+LoadEncoderApi(int device)
+{
+	char		path[MAXPGPATH];
+	char		err[256] = "";
+
+	if (api_tried)
+		return api.handle != NULL;
+	api_tried = true;
+	snprintf(path, sizeof(path), "%s/%s", pkglib_path, CUDA_ENCODER_LIBRARY);
+	api.handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (api.handle == NULL)
+	{
+		snprintf(api_error, sizeof(api_error), "the GPU encoder library could not be loaded: %s",
+				 dlerror());
+		return false;
+	}
+	api.use_device = dlsym(api.handle, "codevec_cuda_encoder_use_device");
+	api.create = dlsym(api.handle, "codevec_cuda_encoder_create");
+	api.encode = dlsym(api.handle, "codevec_cuda_encode");
+	api.release = dlsym(api.handle, "codevec_cuda_encoder_free");
+	api.info = dlsym(api.handle, "codevec_cuda_encoder_info");
+	if (!api.use_device || !api.create || !api.encode || !api.release || !api.info)
+	{
+		snprintf(api_error, sizeof(api_error), "\"%s\" lacks the encoder's entry points", path);
+		dlclose(api.handle);
+		api.handle = NULL;
+		return false;
+	}
+	if (api.use_device(device, err, sizeof(err)) != 0)
+	{
+		snprintf(api_error, sizeof(api_error), "the GPU encoder could not open device %d: %s",
+				 device, err);
+		dlclose(api.handle);
+		api.handle = NULL;
+		return false;
+	}
+	ereport(LOG, (errmsg("codevec gpu service: loaded the GPU encoder from \"%s\"", path)));
+	return true;
+}
+
+static void
+DropModel(GpuModel *m)
+{
+	if (m->enc)
+		api.release(m->enc);
+	memset(m, 0, sizeof(*m));
+}
+
+Size
+GpuEmbedModelsBytes(int *nmodels)
+{
+	Size		total = 0;
+	int			n = 0;
+
+	for (int i = 0; i < GPU_MAX_MODELS; i++)
+		if (models[i].used)
+		{
+			total += models[i].device_bytes;
+			n++;
+		}
+	if (nmodels)
+		*nmodels = n;
+	return total;
+}
+
+void
+GpuEmbedReleaseAll(void)
+{
+	for (int i = 0; i < GPU_MAX_MODELS; i++)
+		if (models[i].used)
+			DropModel(&models[i]);
+}
+
+/* Answer every request of a group with the same status and message */
+static void
+FailGroup(GpuEmbedRequest **group, int ng, int status, int load_status, const char *msg)
+{
+	for (int j = 0; j < ng; j++)
+	{
+		group[j]->hdr.status = status;
+		group[j]->load_status = load_status;
+		strlcpy(group[j]->hdr.errmsg, msg, sizeof(group[j]->hdr.errmsg));
+	}
+}
+
+/*
+ * The model of folder path on the device: the loaded one if its
+ * model.safetensors is unchanged, else read it (src/model.c, fp32), copy it
+ * to the device (cuda/encoder.cu, fp16) and drop the host copy.  NULL with
+ * group answered on failure.
+ */
+static GpuModel *
+GetDeviceModel(GpuEmbedRequest **group, int ng, Size other_bytes)
+{
+	const char *path = group[0]->model;
+	char		file[MAXPGPATH];
+	char		err[256] = "";
+	struct stat sb;
+	GpuModel   *m = NULL;
+	CvModel		cm;
+	CvStatus	st;
+	CodevecCudaEncoderConfig cfg;
+	CodevecCudaEncoderWeights w;
+	CodevecCudaLayerWeights *lw;
+	CodevecCudaEncoderInfo info;
+	Size		cap = (Size) codevec_gpu_memory_limit_mb * 1024 * 1024;
+	int			rc;
+
+	snprintf(file, sizeof(file), "%s/model.safetensors", path);
+	if (stat(file, &sb) != 0)
+		memset(&sb, 0, sizeof(sb));		/* cv_model_load reports it */
+	for (int i = 0; i < GPU_MAX_MODELS; i++)
+		if (models[i].used && strcmp(models[i].path, path) == 0)
+		{
+			if (models[i].file_size == sb.st_size && models[i].file_mtime == sb.st_mtime)
+			{
+				models[i].last_used = GetCurrentTimestamp();
+				return &models[i];
+			}
+			DropModel(&models[i]);	/* the folder changed: reload */
+		}
+
+	st = cv_model_load(path, &cm, err, sizeof(err));
+	if (st != CV_OK)
+	{
+		FailGroup(group, ng, GPU_STATUS_MODEL_ERROR, st, err);
+		return NULL;
+	}
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.hidden = cm->hidden;
+	cfg.layers = cm->layers;
+	cfg.heads = cm->heads;
+	cfg.intermediate = cm->intermediate;
+	cfg.max_positions = cm->max_positions;
+	cfg.type_vocab = cm->type_vocab;
+	cfg.vocab_size = cm->vocab_size;
+	cfg.ln_eps = cm->ln_eps;
+	cfg.pooling = cm->pooling == CV_POOL_CLS ? CODEVEC_CUDA_POOL_CLS : CODEVEC_CUDA_POOL_MEAN;
+	cfg.normalize = cm->normalize;
+	lw = malloc(sizeof(CodevecCudaLayerWeights) * cm->layers);
+	if (lw == NULL)
+	{
+		cv_model_free(cm);
+		FailGroup(group, ng, GPU_STATUS_FAILED, 0, "out of host memory loading the model");
+		return NULL;
+	}
+	for (int l = 0; l < cm->layers; l++)
+	{
+		CvLayerWeights *s = &cm->layer[l];
+
+		lw[l].qkv_w = s->qkv_w;
+		lw[l].qkv_b = s->qkv_b;
+		lw[l].ao_w = s->ao_w;
+		lw[l].ao_b = s->ao_b;
+		lw[l].ln1_g = s->ln1_g;
+		lw[l].ln1_b = s->ln1_b;
+		lw[l].ffn_in_w = s->ffn_in_w;
+		lw[l].ffn_in_b = s->ffn_in_b;
+		lw[l].ffn_out_w = s->ffn_out_w;
+		lw[l].ffn_out_b = s->ffn_out_b;
+		lw[l].ln2_g = s->ln2_g;
+		lw[l].ln2_b = s->ln2_b;
+	}
+	w.word_emb = cm->word_emb;
+	w.pos_emb = cm->pos_emb;
+	w.type_emb = cm->type_emb;
+	w.emb_ln_g = cm->emb_ln_g;
+	w.emb_ln_b = cm->emb_ln_b;
+	w.layer = lw;
+
+	/* a free slot, or the least recently used model's */
+	for (int i = 0; i < GPU_MAX_MODELS && m == NULL; i++)
+		if (!models[i].used)
+			m = &models[i];
+	if (m == NULL)
+	{
+		m = &models[0];
+		for (int i = 1; i < GPU_MAX_MODELS; i++)
+			if (models[i].last_used < m->last_used)
+				m = &models[i];
+		DropModel(m);
+	}
+	rc = api.create(&cfg, &w, &m->enc, err, sizeof(err));
+	free(lw);
+	if (rc != 0)
+	{
+		m->enc = NULL;
+		cv_model_free(cm);
+		FailGroup(group, ng, rc == 2 /* cudaErrorMemoryAllocation */ ? GPU_STATUS_NO_MEMORY :
+				  rc == CODEVEC_CUDA_E_UNSUPPORTED ? GPU_STATUS_UNAVAILABLE : GPU_STATUS_FAILED,
+				  0, err);
+		return NULL;
+	}
+	api.info(m->enc, &info);
+	m->used = true;
+	strlcpy(m->path, path, sizeof(m->path));
+	m->file_size = sb.st_size;
+	m->file_mtime = sb.st_mtime;
+	m->hidden = cm->hidden;
+	m->vocab_size = cm->vocab_size;
+	m->max_positions = cm->max_positions;
+	m->device_bytes = info.weight_bytes + info.work_bytes;
+	m->last_used = GetCurrentTimestamp();
+	cv_model_free(cm);
+	if (cap > 0 && other_bytes + GpuEmbedModelsBytes(NULL) > cap)
+	{
+		snprintf(err, sizeof(err),
+				 "the model needs %zu MB on the device; codevec.gpu_memory_limit is %d MB and %zu MB are in use",
+				 m->device_bytes >> 20, codevec_gpu_memory_limit_mb,
+				 (other_bytes + GpuEmbedModelsBytes(NULL) - m->device_bytes) >> 20);
+		DropModel(m);
+		FailGroup(group, ng, GPU_STATUS_NO_MEMORY, 0, err);
+		return NULL;
+	}
+	ereport(LOG,
+			(errmsg("codevec gpu service: model \"%s\" on the device: %zu MB of weights, %zu MB of work buffers",
+					path, info.weight_bytes >> 20, info.work_bytes >> 20)));
+	return m;
+}
+
+void
+GpuEmbedRunGroup(GpuEmbedRequest **group, int ng, int device, Size other_bytes)
+{
+	GpuModel   *m;
+	int			nseq = 0;
+	const int32_t **ids;
+	int		   *lens;
+	float	   *out;
+	char		err[256] = "";
+	int			k;
+
+	if (!LoadEncoderApi(device))
+	{
+		FailGroup(group, ng, GPU_STATUS_UNAVAILABLE, 0, api_error);
+		return;
+	}
+	if ((m = GetDeviceModel(group, ng, other_bytes)) == NULL)
+		return;
+
+	/* check every request against the model: a bad id must not reach a kernel */
+	for (int j = 0; j < ng; j++)
+	{
+		GpuEmbedRequest *r = group[j];
+		const int32 *rl = GpuEmbedLens(r);
+		const int32 *ri = GpuEmbedIds(r);
+		int64		sum = 0;
+		bool		ok = r->hidden == m->hidden && r->n >= 1;
+
+		for (int i = 0; ok && i < r->n; i++)
+		{
+			ok = rl[i] >= 1 && rl[i] <= m->max_positions;
+			sum += rl[i];
+		}
+		ok = ok && sum == r->total;
+		for (int64 i = 0; ok && i < r->total; i++)
+			ok = ri[i] >= 0 && ri[i] < m->vocab_size;
+		if (!ok)
+		{
+			FailGroup(&r, 1, GPU_STATUS_FAILED, 0,
+					  "malformed embed request (hidden size, sequence lengths or token ids do not fit the model)");
+			group[j] = NULL;
+			continue;
+		}
+		nseq += r->n;
+	}
+	if (nseq == 0)
+		return;
+
+	ids = malloc(sizeof(int32_t *) * nseq);
+	lens = malloc(sizeof(int) * nseq);
+	out = malloc(sizeof(float) * (Size) nseq * m->hidden);
+	if (!ids || !lens || !out)
+	{
+		free(ids);
+		free(lens);
+		free(out);
+		for (int j = 0; j < ng; j++)
+			if (group[j])
+				FailGroup(&group[j], 1, GPU_STATUS_FAILED, 0, "out of host memory in the GPU service");
+		return;
+	}
+	k = 0;
+	for (int j = 0; j < ng; j++)
+	{
+		const int32 *rl;
+		const int32 *ri;
+
+		if (group[j] == NULL)
+			continue;
+		rl = GpuEmbedLens(group[j]);
+		ri = GpuEmbedIds(group[j]);
+		for (int i = 0; i < group[j]->n; i++)
+		{
+			ids[k] = (const int32_t *) ri;
+			lens[k++] = rl[i];
+			ri += rl[i];
+		}
+	}
+	if (api.encode(m->enc, nseq, ids, lens, out, err, sizeof(err)) != 0)
+	{
+		for (int j = 0; j < ng; j++)
+			if (group[j])
+				FailGroup(&group[j], 1, GPU_STATUS_FAILED, 0, err);
+	}
+	else
+	{
+		k = 0;
+		for (int j = 0; j < ng; j++)
+		{
+			if (group[j] == NULL)
+				continue;
+			memcpy(GpuEmbedOut(group[j]), out + (Size) k * m->hidden,
+				   sizeof(float) * (Size) group[j]->n * m->hidden);
+			k += group[j]->n;
+			group[j]->hdr.status = 0;
+		}
+	}
+	free(ids);
+	free(lens);
+	free(out);
+}
+
+#else							/* !CODEVEC_USE_CUDA */
+
+void
+GpuEmbedRunGroup(GpuEmbedRequest **group, int ng, int device, Size other_bytes)
+{
+	for (int j = 0; j < ng; j++)
+	{
+		group[j]->hdr.status = GPU_STATUS_NO_DEVICE;
+		strlcpy(group[j]->hdr.errmsg, "codevec was built without CUDA",
+				sizeof(group[j]->hdr.errmsg));
+	}
+}
+
+Size
+GpuEmbedModelsBytes(int *nmodels)
+{
+	if (nmodels)
+		*nmodels = 0;
+	return 0;
+}
+
+void
+GpuEmbedReleaseAll(void)
+{
+}
+
+#endif							/* CODEVEC_USE_CUDA */
+
+/* ---------------------------------------------------------------------
+ * Backend side
+ * --------------------------------------------------------------------- */
+
+/*
+ * The segment this backend reuses for its requests, mapped for the whole
+ * session.  After a request that did not come back normally (error,
+ * cancel, timeout) the service may still write into it: it is then
+ * dropped and a new one made.
+ */
+static dsm_segment *embed_seg = NULL;
+static Size embed_seg_size = 0;
+static bool embed_seg_in_flight = false;
+
+#define EMBED_SEG_MIN_SIZE		(256 * 1024)
+#define EMBED_MAX_SEQS			4096	/* sequences per request */
+#define EMBED_MAX_TOKENS		(1024 * 1024)	/* token ids per request */
+
+static GpuEmbedRequest *
+EmbedSegment(Size size)
+{
+	if (embed_seg != NULL && (embed_seg_in_flight || embed_seg_size < size))
+	{
+		dsm_detach(embed_seg);
+		embed_seg = NULL;
+	}
+	if (embed_seg == NULL)
+	{
+		Size		want = Max(size, EMBED_SEG_MIN_SIZE);
+
+		embed_seg = dsm_create(want, 0);
+		dsm_pin_mapping(embed_seg);
+		embed_seg_size = want;
+	}
+	embed_seg_in_flight = false;
+	return (GpuEmbedRequest *) dsm_segment_address(embed_seg);
+}
+
+int
+CodevecGpuEmbed(const char *model_path, int hidden, int n, int32 *const *ids,
+				const int *lens, float *out, int *load_status, char *errbuf, Size errlen)
+{
+	int			i = 0;
+
+	*load_status = 0;
+	if (!CodevecGpuServiceUsable())
+		return GPU_EMBED_USE_CPU;
+	while (i < n)
+	{
+		int			nb = 0;
+		int64		total = 0;
+		GpuEmbedRequest *r;
+		int32	   *rl,
+				   *ri;
+		int			st;
+
+		/* a request of at most EMBED_MAX_SEQS sequences and EMBED_MAX_TOKENS ids */
+		while (i + nb < n && nb < EMBED_MAX_SEQS &&
+			   (nb == 0 || total + lens[i + nb] <= EMBED_MAX_TOKENS))
+			total += lens[i + nb++];
+
+		r = EmbedSegment(GpuEmbedRequestSize(nb, total, hidden));
+		memset(r, 0, sizeof(GpuEmbedRequest));
+		r->hdr.kind = GPU_REQUEST_EMBED;
+		r->hdr.payload_size = GpuEmbedRequestSize(nb, total, hidden) - sizeof(GpuRequestHeader);
+		strlcpy(r->model, model_path, sizeof(r->model));
+		r->n = nb;
+		r->hidden = hidden;
+		r->total = total;
+		rl = GpuEmbedLens(r);
+		ri = GpuEmbedIds(r);
+		for (int k = 0; k < nb; k++)
+		{
+			rl[k] = lens[i + k];
+			memcpy(ri, ids[i + k], sizeof(int32) * lens[i + k]);
+			ri += lens[i + k];
+		}
+
+		embed_seg_in_flight = true;
+		st = CodevecGpuCall(embed_seg);
+		embed_seg_in_flight = false;
+		switch (st)
+		{
+			case 0:
+				memcpy(out + (Size) i * hidden, GpuEmbedOut(r), sizeof(float) * (Size) nb * hidden);
+				break;
+			case GPU_STATUS_MODEL_ERROR:
+				*load_status = r->load_status;
+				strlcpy(errbuf, r->hdr.errmsg, errlen);
+				return GPU_EMBED_MODEL_ERROR;
+			case GPU_STATUS_NO_MEMORY:
+				CodevecGpuFallback(r->hdr.errmsg, ERRCODE_OUT_OF_MEMORY);
+				return GPU_EMBED_USE_CPU;
+			default:			/* NO_DEVICE, UNAVAILABLE */
+				CodevecGpuFallback(r->hdr.errmsg, ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE);
+				return GPU_EMBED_USE_CPU;
+		}
+		i += nb;
+	}
+	return GPU_EMBED_DONE;
+}

@@ -1,0 +1,61 @@
+# test/gpu/setup.sh — sourced by the GPU test and benchmark scripts on the
+# CUDA host (no package registry; see ../shared/gpu-host/README.md), as root:
+#
+#   top=/path/to/repo; source "$top/test/gpu/setup.sh" [postgres settings...]
+#
+# Installs what test/gpu/pack.sh put in .gpukit/ — Debian's OpenBLAS,
+# utf8proc, cJSON (xlibs.tar.xz), the extension built with CUDA
+# (ext.tar.xz: codevec.so, codevec_cuda_encoder.so, SQL, control, pgTAP),
+# the default model (minilm-f16: all-MiniLM-L6-v2 with its weights stored
+# as F16, to fit a 64 MiB transfer) — starts PostgreSQL 15 from pgkit.tar.xz
+# with shared_preload_libraries = codevec plus the given settings, creates
+# the extension in database postgres and waits for the GPU service.
+# Defines check DESCRIPTION SQL EXPECTED (TAP lines; counters passed and
+# failed) and tap_result (the "N passed, N failed" line; its status).
+kit=$top/.gpukit
+passed=${passed:-0}; failed=${failed:-0}
+
+check() {
+	local got
+	got=$(psql -qAtX -c "$2" 2>&1)
+	if printf '%s\n' "$got" | grep -qxF -- "$3"; then
+		passed=$((passed + 1)); echo "ok $((passed + failed)) - $1"
+	else
+		failed=$((failed + 1)); echo "not ok $((passed + failed)) - $1 (got '$(echo "$got" | head -3 | tr '\n' ' ')', want '$3')"
+	fi
+}
+tap_result() {
+	echo "$passed passed, $failed failed"
+	[ "$failed" -eq 0 ]
+}
+
+if [ ! -e /tmp/.codevec-gpu-setup ]; then
+	eval "$(bash "$kit/start-postgres.sh" "$kit/pgkit.tar.xz" /tmp/pgdata)" || return 1
+	tar xJf "$kit/xlibs.tar.xz" -C /tmp && cp /tmp/xlibs/* /usr/local/lib/
+	# cuBLASLt for codevec_cuda_encoder.so: the toolkit's, else PyTorch's wheel
+	if [ ! -e /usr/local/cuda/lib64/libcublasLt.so.13 ]; then
+		lt=$(python3 -c 'import nvidia.cublas, os; print(os.path.join(nvidia.cublas.__path__[0], "lib", "libcublasLt.so.13"))' 2>/dev/null || true)
+		[ -n "$lt" ] && ln -sf "$lt" /usr/local/lib/libcublasLt.so.13
+	fi
+	ldconfig
+	mkdir -p /tmp/ext && tar xJf "$kit/ext.tar.xz" -C /tmp/ext
+	cp /tmp/ext/codevec.so /tmp/ext/codevec_cuda_encoder.so "$(pg_config --pkglibdir)/"
+	cp /tmp/ext/codevec.control /tmp/ext/codevec--*.sql /tmp/ext/pgtap* "$(pg_config --sharedir)/extension/"
+	models=$(pg_config --sharedir)/extension/codevec_models
+	mkdir -p "$models"
+	rm -rf "$models/all-MiniLM-L6-v2" && cp -r "$kit/minilm-f16" "$models/all-MiniLM-L6-v2"
+	ln -sfn all-MiniLM-L6-v2 "$models/default"
+	if [ -d /tmp/ext/loader ]; then
+		cp /tmp/ext/loader/lib/* /usr/local/lib/ && ldconfig
+		cp /tmp/ext/loader/codevec-load "$(pg_config --bindir)/"
+	fi
+	su pg -c "LD_LIBRARY_PATH=/opt/pgkit/usr/lib/x86_64-linux-gnu /opt/pgkit/usr/lib/postgresql/15/bin/pg_ctl -D /tmp/pgdata -m fast -w stop" >/dev/null 2>&1 || true
+	touch /tmp/.codevec-gpu-setup
+fi
+eval "$(bash "$kit/start-postgres.sh" "$kit/pgkit.tar.xz" /tmp/pgdata shared_preload_libraries=codevec \
+	shared_buffers=8GB max_parallel_workers_per_gather=0 jit=off max_connections=200 "$@")"
+export PGDATABASE=postgres
+psql -qX -c "CREATE EXTENSION IF NOT EXISTS codevec" >/dev/null
+for _ in $(seq 1 100); do
+	[ "$(psql -qAtX -c "SELECT state FROM codevec_gpu_status()")" = ready ] && break; sleep 0.1
+done
