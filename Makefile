@@ -15,11 +15,11 @@ EXTVERSION = 0.1.0
 MODULE_big = codevec
 OBJS = src/codevec.o src/vector.o src/distance.o src/distance_kernels.o \
 	src/gpuivf.o src/gpuivfbuild.o src/gpuivfinsert.o src/gpuivfscan.o \
-	src/gpuivfvacuum.o src/gpuivfutils.o src/gpuivfgpu.o src/gpuservice.o \
+	src/gpuivfvacuum.o src/gpuivfutils.o src/gpuivfgpu.o src/gpuivfknn.o src/gpuivfexplain.o src/gpuservice.o \
 	src/tokenizer.o src/model.o src/encoder.o src/embed.o src/gpuembed.o src/blas.o src/tsparser.o
 
 DATA = sql/codevec--0.1.0.sql
-REGRESS = io typmod casts operators aggregates knn errors gpuivf embed tsparser
+REGRESS = io typmod casts operators aggregates knn errors gpuivf embed tsparser knn_batch gpuivf_explain
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 
 PG_CONFIG ?= pg_config

@@ -453,3 +453,70 @@ ALTER TEXT SEARCH CONFIGURATION codevec_code
 	ADD MAPPING FOR word, part, number, ident, path WITH codevec_code_simple;
 COMMENT ON TEXT SEARCH CONFIGURATION codevec_code IS
 'code search: codevec_code_parser with every token type but blank mapped to codevec_code_simple (lower-cased, English stop words dropped, no stemming), so parseHTTPConfig, parse_http_config and "parse http config" share the lexemes parse, http, config; codevec-load builds code.snippets.tsv with it and code.search() its queries. Measured on 400 docstring questions over 16,442 Python standard library snippets with docs stripped (OR query, ts_rank): MRR@10 0.157 without the stop words, 0.241 with them, 0.241 with English stemming on top (not used)';
+
+-------------------------------------------------------------------------------
+-- Batch k-NN search: codevec_knn (issue 6; src/gpuivfknn.c)
+--
+-- Join the rows back through their TIDs (planned as a nested loop with a
+-- TID Scan on the table: one heap fetch per result row):
+--
+--   SELECT r.query, r.rank, t.id, r.distance
+--   FROM codevec_knn('t_emb_idx', ARRAY(SELECT emb FROM q ORDER BY id), 10) r
+--   JOIN t ON t.ctid = r.heap_tid
+--   ORDER BY r.query, r.rank;
+--
+-- Near-duplicate functions across a codebase: every pair of snippets at
+-- cosine distance below 0.05, each snippet searched once among its 10
+-- nearest (itself included), batches of 1,000 snippets per call:
+--
+--   WITH b AS (
+--     SELECT id / 1000 AS batch, array_agg(id ORDER BY id) AS ids,
+--            array_agg(emb ORDER BY id) AS embs
+--     FROM code.snippets WHERE emb IS NOT NULL GROUP BY 1)
+--   SELECT b.ids[r.query] AS a_id, s.id AS b_id, r.distance
+--   FROM b CROSS JOIN LATERAL codevec_knn('code.snippets_emb_gpuivf', b.embs, 10) r
+--   JOIN code.snippets s ON s.ctid = r.heap_tid
+--   WHERE r.distance < 0.05 AND b.ids[r.query] < s.id
+--   ORDER BY r.distance;
+-------------------------------------------------------------------------------
+
+CREATE FUNCTION codevec_knn_support(internal) RETURNS internal
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION codevec_knn_support(internal) IS
+'planner support of codevec_knn: estimates its rows as (number of queries) x k when k is a constant and queries a constant or an ARRAY[...] expression, 100 x k when only k is (internal)';
+
+CREATE FUNCTION codevec_knn(index regclass, queries codevec[], k integer)
+	RETURNS TABLE (query integer, rank integer, heap_tid tid, distance double precision)
+	AS 'MODULE_PATHNAME', 'codevec_knn' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED
+	ROWS 1000 SUPPORT codevec_knn_support;
+COMMENT ON FUNCTION codevec_knn(regclass, codevec[], integer) IS
+'batch k-nearest-neighbour search over a gpuivf index: for each element of queries (query = its 1-based position in the array, in storage order) up to k rows (rank 1..k) of the index''s table nearest to it under the index''s opclass metric (<-> l2, <#> negative inner product, <=> cosine), as heap_tid (the row''s ctid) and distance (float8, the operator''s value), ordered by query then rank. Flat index (lists = 1): exactly what SELECT ctid, emb <op> q FROM t WHERE emb IS NOT NULL ORDER BY emb <op> q, ctid LIMIT k returns, distances bit-identical; IVF (lists > 1): what an index scan with the current gpuivf.probes returns under LIMIT k. Only rows visible to the statement''s snapshot (fewer than k only when fewer exist; NULL vectors are not indexed; a partial index searches the rows it covers). One pass over the index for all queries on the CPU; a flat index routed to the GPU (codevec.device cuda, or auto with reltuples >= gpuivf.gpu_min_rows and the service ready) sends all queries in one request and re-ranks exactly on the CPU, queries the GPU candidates cannot prove falling back to the CPU pass. Join the rows back with JOIN t ON t.ctid = r.heap_tid in the same statement. Errors: 42809 not a gpuivf index, 42501 no SELECT privilege on the table or row-level security enabled on it, 55000 invalid index, 22023 k outside 1..1024, 22000 a NULL query or one whose dimensions differ from the index''s (the message of the opclass''s distance function; context names the query). An empty array gives no rows; a NULL argument gives no rows';
+
+-------------------------------------------------------------------------------
+-- gpuivf routing: where a scan runs, measured (issue 6; src/gpuivfgpu.c,
+-- src/gpuivfexplain.c)
+-------------------------------------------------------------------------------
+
+CREATE FUNCTION codevec_gpu_routing(
+	index regclass,
+	OUT metric text,
+	OUT dims integer,
+	OUT reltuples double precision,
+	OUT kernels text,
+	OUT calibration_rows bigint,
+	OUT calibrated_on text,
+	OUT cpu_ns_per_row double precision,
+	OUT cpu_mb_per_s double precision,
+	OUT ping_us double precision,
+	OUT launch_us double precision,
+	OUT recheck_us double precision,
+	OUT gpu_ns_per_row double precision,
+	OUT gpu_fixed_us double precision,
+	OUT break_even_rows bigint,
+	OUT min_rows bigint,
+	OUT knn_us_observed double precision,
+	OUT device text,
+	OUT detail text)
+	AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION codevec_gpu_routing(regclass) IS
+'how codevec.device = auto routes scans of a flat gpuivf index in this session, from a model measured on first use per metric and dims and cached for the session: metric, dims, reltuples (what the routing compares); kernels (codevec.cpu_kernels in use); the CPU scan''s cost per row cpu_ns_per_row (its loop run on calibration_rows rows of the index, hot, best of 3; calibrated_on says index, or synthetic for an empty one) and the vector bytes per second it reads, cpu_mb_per_s; the GPU path''s fixed cost gpu_fixed_us = ping_us (mean round trip of 16 empty requests to the GPU service; NULL when it does not run) + launch_us (assumed device time of one k-NN launch sequence: 30) + recheck_us (exact distances of the first 64 candidates) and its cost per row gpu_ns_per_row (dims x 2 bytes at 500 GB/s); break_even_rows = gpu_fixed_us / (cpu_ns_per_row - gpu_ns_per_row): from that size on the GPU is faster (NULL: unknown, or never); min_rows: the threshold applied now (gpuivf.gpu_min_rows when > 0, break_even_rows when 0, NULL when -1); knn_us_observed: mean k-NN request round trip this session saw (NULL: none yet); device (GPU, CPU, or none when the scan would fail) and detail: where a scan of the index runs now and why, as EXPLAIN says. Errors: 42809 not a gpuivf index';

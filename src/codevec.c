@@ -40,6 +40,7 @@ _PG_init(void)
 	CodevecDistanceInit();
 	CodevecEmbedInit();
 	GpuivfInit();
+	GpuivfExplainInit();
 	CodevecGpuServiceInit();
 	MarkGUCPrefixReserved("codevec");
 }

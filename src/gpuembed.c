@@ -3,8 +3,8 @@
  *	  embed() on the GPU: the EMBED request of the GPU service, both sides.
  *
  * Backend side (CodevecGpuEmbed): the backend tokenizes on its CPU, writes
- * the token ids into a dynamic shared memory segment it keeps for the
- * session (grown when a request needs more), posts it to the service
+ * the token ids into the dynamic shared memory segment it keeps for the
+ * session (CodevecGpuSessionSegment), posts it to the service
  * (CodevecGpuCall) and copies the embeddings out of the answer.
  *
  * Service side (GpuEmbedRunGroup): the encoder's CUDA code needs cuBLASLt,
@@ -441,39 +441,8 @@ GpuEmbedReleaseAll(void)
  * Backend side
  * --------------------------------------------------------------------- */
 
-/*
- * The segment this backend reuses for its requests, mapped for the whole
- * session.  After a request that did not come back normally (error,
- * cancel, timeout) the service may still write into it: it is then
- * dropped and a new one made.
- */
-static dsm_segment *embed_seg = NULL;
-static Size embed_seg_size = 0;
-static bool embed_seg_in_flight = false;
-
-#define EMBED_SEG_MIN_SIZE		(256 * 1024)
 #define EMBED_MAX_SEQS			4096	/* sequences per request */
 #define EMBED_MAX_TOKENS		(1024 * 1024)	/* token ids per request */
-
-static GpuEmbedRequest *
-EmbedSegment(Size size)
-{
-	if (embed_seg != NULL && (embed_seg_in_flight || embed_seg_size < size))
-	{
-		dsm_detach(embed_seg);
-		embed_seg = NULL;
-	}
-	if (embed_seg == NULL)
-	{
-		Size		want = Max(size, EMBED_SEG_MIN_SIZE);
-
-		embed_seg = dsm_create(want, 0);
-		dsm_pin_mapping(embed_seg);
-		embed_seg_size = want;
-	}
-	embed_seg_in_flight = false;
-	return (GpuEmbedRequest *) dsm_segment_address(embed_seg);
-}
 
 int
 CodevecGpuEmbed(const char *model_path, int hidden, int n, int32 *const *ids,
@@ -488,6 +457,7 @@ CodevecGpuEmbed(const char *model_path, int hidden, int n, int32 *const *ids,
 	{
 		int			nb = 0;
 		int64		total = 0;
+		dsm_segment *seg;
 		GpuEmbedRequest *r;
 		int32	   *rl,
 				   *ri;
@@ -498,7 +468,8 @@ CodevecGpuEmbed(const char *model_path, int hidden, int n, int32 *const *ids,
 			   (nb == 0 || total + lens[i + nb] <= EMBED_MAX_TOKENS))
 			total += lens[i + nb++];
 
-		r = EmbedSegment(GpuEmbedRequestSize(nb, total, hidden));
+		seg = CodevecGpuSessionSegment(GpuEmbedRequestSize(nb, total, hidden));
+		r = (GpuEmbedRequest *) dsm_segment_address(seg);
 		memset(r, 0, sizeof(GpuEmbedRequest));
 		r->hdr.kind = GPU_REQUEST_EMBED;
 		r->hdr.payload_size = GpuEmbedRequestSize(nb, total, hidden) - sizeof(GpuRequestHeader);
@@ -515,9 +486,7 @@ CodevecGpuEmbed(const char *model_path, int hidden, int n, int32 *const *ids,
 			ri += lens[i + k];
 		}
 
-		embed_seg_in_flight = true;
-		st = CodevecGpuCall(embed_seg);
-		embed_seg_in_flight = false;
+		st = CodevecGpuCall(seg);
 		switch (st)
 		{
 			case 0:

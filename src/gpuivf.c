@@ -45,9 +45,10 @@ GpuivfInit(void)
 	DefineCustomIntVariable("gpuivf.gpu_min_rows",
 							"Rows from which a flat gpuivf index is scanned on the GPU.",
 							"With codevec.device = auto, exact (lists = 1) indexes with fewer rows "
-							"(pg_class.reltuples) are scanned on the CPU; -1: never the GPU. "
+							"(pg_class.reltuples) are scanned on the CPU. 0: the break-even this "
+							"backend measures (codevec_gpu_routing(index)); -1: never the GPU. "
 							"With codevec.device = cuda every flat index goes to the GPU.",
-							&gpuivf_gpu_min_rows, 10000, -1, INT_MAX,
+							&gpuivf_gpu_min_rows, 0, -1, INT_MAX,
 							PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("gpuivf.probes",
 							"Number of lists a gpuivf IVF scan visits.",
@@ -75,7 +76,10 @@ gpuivfoptions(Datum reloptions, bool validate)
  * Estimate the cost of an ordered gpuivf scan. The CPU scan reads every
  * page of the probed lists and computes one distance per vector before it
  * returns its first row, so nearly all the cost is startup cost; then only
- * the rows the executor asks for are fetched from the heap.
+ * the rows the executor asks for are fetched from the heap. A scan the GPU
+ * service will answer (GpuivfRouteDecide: the scan's own decision) costs
+ * the routing model's measured GPU time, in the units in which the CPU
+ * path's per-row cost prices its measured time per row.
  */
 static void
 gpuivfcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
@@ -88,6 +92,8 @@ gpuivfcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	double		fraction;
 	double		limit;
 	Relation	index;
+	GpuivfRouteData route;
+	const GpuivfRoutingModel *model = NULL;
 
 	/* only ORDER BY scans: without an ordering operator the index is useless */
 	if (path->indexorderbys == NIL)
@@ -102,6 +108,16 @@ gpuivfcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 
 	index = index_open(path->indexinfo->indexoid, NoLock);
 	lists = GpuivfGetLists(index);
+	route.gpu = false;
+	if (lists <= 1 && codevec_device != CODEVEC_DEVICE_CPU)
+	{
+		GpuivfMetaPageData meta;
+
+		GpuivfReadMeta(index, &meta);
+		GpuivfRouteDecide(index, &meta, &route);
+		if (route.gpu)
+			model = GpuivfGpuModel(index, &meta);
+	}
 	index_close(index, NoLock);
 	fraction = lists <= 1 ? 1.0 : Min(1.0, (double) Min(gpuivf_probes, lists) / lists);
 
@@ -121,14 +137,19 @@ gpuivfcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 									(cpu_index_tuple_cost + cpu_operator_cost));
 
 	/*
-	 * A flat index the GPU service will answer (the same test as the scan's
-	 * routing): one request and a recheck of the rows returned, whatever the
-	 * size; the first scan after a change also uploads the index (not
-	 * counted: it is paid once).
+	 * A flat index the GPU service will answer: the fixed cost of a request
+	 * (round trip, launch, recheck) and the device's time per row, priced
+	 * at the CPU path's units per measured nanosecond; the first scan after
+	 * a change also uploads the index (not counted: it is paid once).
 	 */
-	if (lists <= 1 && codevec_device != CODEVEC_DEVICE_CPU && CodevecGpuServiceReady() &&
-		(codevec_device == CODEVEC_DEVICE_CUDA ||
-		 (gpuivf_gpu_min_rows >= 0 && path->indexinfo->tuples >= gpuivf_gpu_min_rows)))
+	if (route.gpu && model != NULL && model->gpuFixedUs >= 0 && model->cpuNsPerRow > 0)
+	{
+		double		unitsPerNs = (cpu_index_tuple_cost + cpu_operator_cost) / model->cpuNsPerRow;
+
+		*indexStartupCost = unitsPerNs * (model->gpuFixedUs * 1000.0 +
+										  path->indexinfo->tuples * model->gpuNsPerRow);
+	}
+	else if (route.gpu)
 		*indexStartupCost = 100 * cpu_operator_cost +
 			Min(limit, path->indexinfo->tuples) * cpu_operator_cost;
 	*indexTotalCost = *indexStartupCost +

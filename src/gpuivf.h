@@ -123,6 +123,27 @@ typedef struct GpuivfCandidate
 	bool		isnull;			/* distance is NULL: NULL query */
 } GpuivfCandidate;
 
+/*
+ * What the scans of one index scan node did, summed over its rescans, for
+ * EXPLAIN ANALYZE (gpuivfexplain.c). Filled by gpuivfgpu.c; never reset by
+ * a rescan.
+ */
+typedef struct GpuivfScanStats
+{
+	int64		scans;			/* scans started (one per rescan that ran) */
+	int64		gpuScans;		/* answered by the GPU service */
+	int64		cpuScans;		/* routed to the CPU from the start */
+	int64		fallbacks;		/* GPU scans that went on on the CPU */
+	int64		requests;		/* KNN requests sent */
+	int64		candidates;		/* candidates the service returned */
+	int64		gpuRows;		/* rows returned from GPU candidates */
+	int64		uploads;		/* index copies streamed to the service */
+	int64		copyRows;		/* rows in the device copy, last answer */
+	char		device[128];	/* the GPU, when a scan was routed to it */
+	char		cpuWhy[256];	/* why the last CPU-routed scan was */
+	char		fallbackWhy[256];	/* why the last fallback happened */
+} GpuivfScanStats;
+
 /* Scan state */
 typedef struct GpuivfScanOpaqueData
 {
@@ -149,6 +170,8 @@ typedef struct GpuivfScanOpaqueData
 	int			gpuNReady;
 	int			gpuPos;			/* next ready candidate to return */
 	struct HTAB *returned;		/* heap TIDs returned by the GPU path */
+
+	GpuivfScanStats stats;		/* for EXPLAIN ANALYZE */
 } GpuivfScanOpaqueData;
 
 typedef GpuivfScanOpaqueData *GpuivfScanOpaque;
@@ -183,10 +206,99 @@ extern void gpuivfendscan(IndexScanDesc scan);
 /* gpuivfgpu.c */
 
 /*
+ * Where a scan of a gpuivf index runs, decided without side effects by
+ * GpuivfRouteDecide for the scan (GpuivfGpuRoute), the cost estimate and
+ * EXPLAIN alike, so the three agree.
+ */
+typedef struct GpuivfRouteData
+{
+	bool		gpu;			/* the GPU service answers the scan */
+	bool		error;			/* not gpu, and the scan raises an error
+								 * (codevec.device = cuda): sqlstate, detail */
+	int			sqlstate;		/* not gpu: 0 = the CPU silently, else the code
+								 * for CodevecGpuFallback (auto: one WARNING
+								 * per session; cuda: ERROR) */
+	double		reltuples;		/* rows the decision assumed (pg_class) */
+	double		minRows;		/* the threshold applied; -1: none */
+	bool		measured;		/* minRows is the measured break-even */
+	char		detail[256];	/* gpu: the device's name; else why the CPU
+								 * (as EXPLAIN prints it) */
+	char		why[256];		/* not gpu: the reason CodevecGpuFallback gets */
+} GpuivfRouteData;
+
+typedef GpuivfRouteData *GpuivfRoute;
+
+/*
+ * GpuivfRouteDecide: where a scan of index (its metapage meta) runs now:
+ * codevec.device, lists, the GPU service's state, gpuivf.gpu_min_rows
+ * (0: the measured break-even, GpuivfGpuBreakEven) against reltuples, and
+ * whether the index copy fits codevec.gpu_memory_limit. Never raises for
+ * the decision itself (the measurement may: a failed ping).
+ */
+extern void GpuivfRouteDecide(Relation index, const GpuivfMetaPageData *meta,
+							  GpuivfRoute route);
+
+/*
  * GpuivfGpuRoute: whether this scan of a flat index goes to the GPU
- * service (codevec.device, gpuivf.gpu_min_rows, the service's state).
+ * service: GpuivfRouteDecide, then (not gpu) CodevecGpuFallback when the
+ * decision says so: ERROR under codevec.device = cuda, one WARNING per
+ * session under auto for an index over the memory cap.
  */
 extern bool GpuivfGpuRoute(IndexScanDesc scan);
+
+/*
+ * GpuivfGpuCopyBytes: device bytes the GPU service needs for a copy of
+ * rows vectors of dims (fp32 + fp16 rows, norms): the formula of
+ * gpuservice.c's RunUpload, which refuses a copy over
+ * codevec.gpu_memory_limit.
+ */
+static inline int64
+GpuivfGpuCopyBytes(int64 rows, int dims)
+{
+	return rows * dims * 6 + rows * 8;
+}
+
+/*
+ * The routing model (gpuivf.gpu_min_rows = 0), per backend, measured on
+ * first use and cached: a CPU scan of n rows costs n * cpuNsPerRow (the
+ * scan's inner loop timed on the first index of that metric and dims it
+ * meets); a
+ * GPU scan costs gpuFixedUs (round trip measured by pings, a kernel-launch
+ * constant, the exact recheck of the first candidates) + n * gpuNsPerRow (the device's scan of fp16
+ * rows). breakEven = gpuFixedUs / (cpuNsPerRow - gpuNsPerRow): below it the
+ * CPU wins. gpuFixedUs and breakEven are negative when no service answers
+ * pings.
+ */
+typedef struct GpuivfRoutingModel
+{
+	int			metric;			/* GpuivfMetric */
+	int			dims;
+	const char *kernels;		/* codevec.cpu_kernels in use */
+	int64		calibrationRows;	/* rows timed */
+	bool		onIndex;		/* timed on an index's rows, else synthetic */
+	double		cpuNsPerRow;
+	double		pingUs;
+	double		launchUs;		/* constant GPUIVF_GPU_LAUNCH_US */
+	double		recheckUs;		/* GPUIVF_GPU_FIRST_K exact distances */
+	double		gpuNsPerRow;
+	double		gpuFixedUs;
+	double		breakEven;		/* rows */
+	double		knnUsObserved;	/* mean KNN round trip this backend saw, or -1 */
+	int64		knnObserved;
+} GpuivfRoutingModel;
+
+/* assumed device time per launch sequence of a KNN request (similarity,
+ * top-k, gather, copies back) and device bandwidth for the fp16 scan */
+#define GPUIVF_GPU_LAUNCH_US		30.0
+#define GPUIVF_GPU_BYTES_PER_NS		500.0	/* 500 GB/s: a fraction of HBM */
+
+/*
+ * GpuivfGpuModel: the routing model for the metric and dims of meta,
+ * measuring what this backend has not measured yet (a few ms once: the CPU
+ * scan's loop on index's rows, or on synthetic rows when index is NULL or
+ * empty; pings when the service runs). May raise when a ping fails.
+ */
+extern const GpuivfRoutingModel *GpuivfGpuModel(Relation index, const GpuivfMetaPageData *meta);
 
 /*
  * GpuivfGpuFetch: ask the service for the first k candidates (loading the
@@ -207,6 +319,40 @@ extern bool GpuivfGpuNext(IndexScanDesc scan, GpuivfCandidate *c);
  * GpuivfGpuReturned: whether the GPU path already returned tid.
  */
 extern bool GpuivfGpuReturned(IndexScanDesc scan, ItemPointer tid);
+
+/*
+ * UploadIndex: stream every vector of scan->indexRelation (the only field
+ * read) to the GPU service as the copy named by key; 0 or the service's
+ * status (GPU_STATUS_*; GPU_STATUS_NOT_LOADED when rows vanished meanwhile).
+ * Used by codevec_knn (gpuivfknn.c) too.
+ */
+struct GpuIndexKey;
+extern int	UploadIndex(IndexScanDesc scan, const struct GpuIndexKey *key, int dims);
+
+/*
+ * LowerBound: a lower bound of the exact (CPU operator) distance of any row
+ * whose GPU distance is >= d, for a query of norm qnorm over rows of norm at
+ * most maxnorm (dims terms; file comment of gpuivfgpu.c). NaN for NaN.
+ */
+extern double LowerBound(GpuivfMetric metric, double d, int dims, double qnorm, double maxnorm);
+
+/* gpuivfexplain.c */
+
+/*
+ * GpuivfExplainInit: install the EXPLAIN hooks that add one "gpuivf" line
+ * (or property group) per gpuivf index scan: where it runs and why, and
+ * under ANALYZE what it did. Called from _PG_init.
+ */
+extern void GpuivfExplainInit(void);
+
+/* gpuservice.c */
+
+/*
+ * CodevecGpuServiceDescribe: the GPU service's state (a GpuServiceState),
+ * into device (when not NULL) its device's name when ready, into why (when
+ * not NULL) why it cannot serve; len bytes each. No warning, no error.
+ */
+extern int	CodevecGpuServiceDescribe(char *device, char *why, size_t len);
 
 /* gpuivfscan.c */
 

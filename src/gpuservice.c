@@ -1057,6 +1057,41 @@ AbandonAtExit(int code, Datum arg)
 	AbandonSlot();
 }
 
+/*
+ * The segment this backend reuses for its small requests (KNN, EMBED),
+ * mapped for the whole session: creating one per request (shm_open,
+ * ftruncate, mmap, munmap) costs more than the request's round trip.  After
+ * a request that did not come back normally (error, cancel, timeout) the
+ * service may still write into it: it is then replaced.
+ */
+static dsm_segment *session_seg = NULL;
+static Size session_seg_size = 0;
+static bool session_seg_dirty = false;
+
+#define SESSION_SEG_MIN_SIZE	(256 * 1024)
+
+dsm_segment *
+CodevecGpuSessionSegment(Size size)
+{
+	if (session_seg != NULL && (session_seg_dirty || session_seg_size < size))
+	{
+		dsm_detach(session_seg);
+		session_seg = NULL;
+	}
+	if (session_seg == NULL)
+	{
+		Size		want = SESSION_SEG_MIN_SIZE;
+
+		while (want < size)
+			want *= 2;
+		session_seg = dsm_create(want, 0);
+		dsm_pin_mapping(session_seg);
+		session_seg_size = want;
+		session_seg_dirty = false;
+	}
+	return session_seg;
+}
+
 int
 CodevecGpuCall(dsm_segment *seg)
 {
@@ -1144,6 +1179,8 @@ CodevecGpuCall(dsm_segment *seg)
 	}
 	PG_CATCH();
 	{
+		if (seg == session_seg)
+			session_seg_dirty = true;	/* the service may still write into it */
 		AbandonSlot();
 		PG_RE_THROW();
 	}
@@ -1251,4 +1288,28 @@ codevec_gpu_ping(PG_FUNCTION_ARGS)
 	}
 	dsm_detach(seg);
 	PG_RETURN_FLOAT8((double) (GetCurrentTimestamp() - t0) / n);
+}
+
+/*
+ * CodevecGpuServiceDescribe: the service's state, its device's name when
+ * ready, why it cannot serve otherwise; read-only (gpuivf routing and
+ * EXPLAIN, declared in gpuivf.h).
+ */
+extern int	CodevecGpuServiceDescribe(char *device, char *why, size_t len);
+int
+CodevecGpuServiceDescribe(char *device, char *why, size_t len)
+{
+	GpuServiceState st = ServiceState(why, len);
+
+	if (device != NULL)
+	{
+		device[0] = '\0';
+		if (st == GPU_SERVICE_READY && gpu_shared != NULL)
+		{
+			SpinLockAcquire(&gpu_shared->mutex);
+			strlcpy(device, gpu_shared->device_name, len);
+			SpinLockRelease(&gpu_shared->mutex);
+		}
+	}
+	return (int) st;
 }

@@ -202,6 +202,14 @@ extern void CodevecGpuFallback(const char *why, int sqlstate);
 extern int	CodevecGpuCall(dsm_segment *seg);
 
 /*
+ * CodevecGpuSessionSegment: a segment of at least size bytes for a request,
+ * kept mapped for the session and reused (replaced when too small, or when
+ * a request in it was abandoned). One request at a time: the caller copies
+ * the answer out before its next request; never detach it.
+ */
+extern dsm_segment *CodevecGpuSessionSegment(Size size);
+
+/*
  * Service side of EMBED requests (src/gpuembed.c), called by the service's
  * loop: run a group of EMBED requests that name the same model (one batched
  * encoder call); the device bytes the loaded models hold; free them all.

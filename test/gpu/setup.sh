@@ -14,6 +14,9 @@
 # failed) and tap_result (the "N passed, N failed" line; its status).
 kit=$top/.gpukit
 passed=${passed:-0}; failed=${failed:-0}
+# where start-postgres.sh unpacks the kit (pg_config, psql, pgbench), also
+# for a second script on a server an earlier call started
+export PATH=/opt/pgkit/usr/lib/postgresql/15/bin:/opt/pgkit/usr/bin:$PATH
 
 check() {
 	local got
@@ -41,16 +44,18 @@ if [ ! -e /tmp/.codevec-gpu-setup ]; then
 	mkdir -p /tmp/ext && tar xJf "$kit/ext.tar.xz" -C /tmp/ext
 	cp /tmp/ext/codevec.so /tmp/ext/codevec_cuda_encoder.so "$(pg_config --pkglibdir)/"
 	cp /tmp/ext/codevec.control /tmp/ext/codevec--*.sql /tmp/ext/pgtap* "$(pg_config --sharedir)/extension/"
-	models=$(pg_config --sharedir)/extension/codevec_models
-	mkdir -p "$models"
-	rm -rf "$models/all-MiniLM-L6-v2" && cp -r "$kit/minilm-f16" "$models/all-MiniLM-L6-v2"
-	ln -sfn all-MiniLM-L6-v2 "$models/default"
 	if [ -d /tmp/ext/loader ]; then
 		cp /tmp/ext/loader/lib/* /usr/local/lib/ && ldconfig
 		cp /tmp/ext/loader/codevec-load "$(pg_config --bindir)/"
 	fi
 	su pg -c "LD_LIBRARY_PATH=/opt/pgkit/usr/lib/x86_64-linux-gnu /opt/pgkit/usr/lib/postgresql/15/bin/pg_ctl -D /tmp/pgdata -m fast -w stop" >/dev/null 2>&1 || true
 	touch /tmp/.codevec-gpu-setup
+fi
+# the default model, whenever a call brought it (it may come in a later call)
+models=$(pg_config --sharedir)/extension/codevec_models
+if [ -f "$kit/minilm-f16/model.safetensors" ] && [ ! -f "$models/all-MiniLM-L6-v2/model.safetensors" ]; then
+	mkdir -p "$models" && cp -r "$kit/minilm-f16" "$models/all-MiniLM-L6-v2" && chmod -R a+rX "$models"
+	ln -sfn all-MiniLM-L6-v2 "$models/default"
 fi
 eval "$(bash "$kit/start-postgres.sh" "$kit/pgkit.tar.xz" /tmp/pgdata shared_preload_libraries=codevec \
 	shared_buffers=8GB max_parallel_workers_per_gather=0 jit=off max_connections=200 "$@")"

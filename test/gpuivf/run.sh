@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test/gpuivf/run.sh — gpuivf crash recovery: the index survives
-# `pg_ctl stop -m immediate` and matches its table after WAL replay.
+# `pg_ctl stop -m immediate` and matches its table after WAL replay; then
+# codevec_knn's visibility against a concurrent, uncommitted writer.
 #
 # Runs its own cluster (it kills it): needs codevec installed.
 # Ends with "N passed, N failed".
@@ -98,6 +99,50 @@ check "inserts after recovery are found" "
   INSERT INTO t VALUES (30000, (SELECT emb FROM t WHERE id = 17));
   SET enable_seqscan = off;
   SELECT string_agg(id::text, ',' ORDER BY id) FROM (SELECT id FROM t ORDER BY emb <-> (SELECT emb FROM t WHERE id = 17) LIMIT 2) s" "17,30000"
+
+# codevec_knn (batch k-NN, src/gpuivfknn.c): rows inserted by a transaction
+# still open in another session are not returned (the heap fetch checks
+# them against the caller's snapshot), and the answer equals per-query
+# sequential scans meanwhile; once committed they are returned
+knn_ids() {
+	echo "SELECT string_agg(t.id::text, ',' ORDER BY r.rank)
+	  FROM codevec_knn('t_flat', ARRAY[(SELECT emb FROM t WHERE id = 17)], 5) r
+	  JOIN t ON t.ctid = r.heap_tid WHERE r.distance = 0"
+}
+knn_vs_seqscan="
+  SET enable_indexscan = off; SET enable_bitmapscan = off;
+  WITH q AS (SELECT row_number() OVER (ORDER BY id) AS n, emb FROM t WHERE id % 1000 = 17),
+  e AS (SELECT q.n, s.rank, s.ctid, s.d FROM q CROSS JOIN LATERAL (
+          SELECT ctid, emb <-> q.emb AS d, row_number() OVER (ORDER BY emb <-> q.emb, ctid) AS rank
+          FROM t WHERE emb IS NOT NULL ORDER BY emb <-> q.emb, ctid LIMIT 10) s),
+  g AS (SELECT * FROM codevec_knn('t_flat', (SELECT array_agg(emb ORDER BY n) FROM q), 10))
+  SELECT count(*) FILTER (WHERE e.n IS NULL OR g.query IS NULL OR e.ctid <> g.heap_tid
+                          OR float8send(e.d) <> float8send(g.distance))
+  FROM e FULL JOIN g ON e.n = g.query AND e.rank = g.rank"
+check "codevec_knn: the nearest rows before the writer" "$(knn_ids)" "17,30000"
+PGAPPNAME=codevec_knn_writer psql -qX -v ON_ERROR_STOP=1 >/dev/null 2>&1 <<'SQL' &
+BEGIN;
+INSERT INTO t SELECT 40000 + i, (SELECT emb FROM t WHERE id = 17) FROM generate_series(1, 3) i;
+INSERT INTO t SELECT 40100 + id, emb FROM t WHERE id % 1000 = 17;
+SELECT pg_sleep(60);
+COMMIT;
+SQL
+writer=$!
+for _ in $(seq 1 100); do
+	[ "$(psql -qAtX -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'codevec_knn_writer' AND query LIKE '%pg_sleep%'")" = 1 ] && break
+	sleep 0.1
+done
+check "codevec_knn: the writer's transaction is open, its rows inserted" \
+	"SELECT count(*) FROM pg_stat_activity WHERE application_name = 'codevec_knn_writer' AND query LIKE '%pg_sleep%'" 1
+check "codevec_knn: rows of an uncommitted transaction are not returned" "$(knn_ids)" "17,30000"
+check "codevec_knn: equals per-query sequential scans while a writer is open" "$knn_vs_seqscan" 0
+# end the writer's sleep: its transaction aborts, its rows stay invisible
+psql -qAtX -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'codevec_knn_writer'" >/dev/null
+wait "$writer" 2>/dev/null
+check "codevec_knn: rows of a rolled-back transaction are not returned" "$(knn_ids)" "17,30000"
+psql -qX -c "INSERT INTO t SELECT 40000 + i, (SELECT emb FROM t WHERE id = 17) FROM generate_series(1, 3) i" >/dev/null
+check "codevec_knn: committed rows are returned, in ctid order among ties" "$(knn_ids)" "17,30000,40001,40002,40003"
+check "codevec_knn: equals per-query sequential scans after the aborted writer" "$knn_vs_seqscan" 0
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -126,6 +126,40 @@ check "cuda: embed(text[]) without a device is an error too" \
 check "codevec.device rejects unknown values" "SET codevec.device = 'tpu'" \
 	'HINT:  Available values: auto, cpu, cuda.'
 
+# gpuivf scans and EXPLAIN with a service that has no device (issue 6):
+# auto scans on the CPU and EXPLAIN says why, cuda fails and EXPLAIN says so
+psql -qX -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
+CREATE TABLE gx (id int, emb codevec(8));
+INSERT INTO gx SELECT i, (SELECT array_agg(((i * 7 + j) % 13)::real) FROM generate_series(1, 8) j) FROM generate_series(1, 3000) i;
+CREATE INDEX gx_l2 ON gx USING gpuivf (emb codevec_l2_ops);
+ANALYZE gx;
+SQL
+gx_explain() {
+	psql -qAtX -c "SET enable_seqscan = off" -c "SET codevec.device = $1" \
+		-c "EXPLAIN $2 SELECT id FROM gx ORDER BY emb <-> (SELECT emb FROM gx WHERE id = 5) LIMIT 5" 2>&1
+}
+check "gpuivf.gpu_min_rows defaults to 0: the measured break-even" "SHOW gpuivf.gpu_min_rows" 0
+check "auto: EXPLAIN says the scan runs on the CPU and why (no device)" \
+	"SELECT $(gx_explain auto "(COSTS OFF)" | grep -c '^gpuivf: gx_l2 on CPU (GPU service: no device: ')" 1
+check "auto: EXPLAIN ANALYZE says what the scan did" \
+	"SELECT $(gx_explain auto "(ANALYZE, COSTS OFF, TIMING OFF)" | grep -c '^gpuivf: gx_l2 on CPU (GPU service: no device: .*; scans 1, rows 5)$')" 1
+check "auto: the scan on the CPU equals the sequential scan" \
+	"SET enable_seqscan = off; CREATE TEMP TABLE a AS SELECT id FROM gx ORDER BY emb <-> (SELECT emb FROM gx WHERE id = 5) LIMIT 20;
+	 SET enable_seqscan = on; SET enable_indexscan = off;
+	 SELECT array_agg(id) = (SELECT array_agg(id) FROM (SELECT id FROM gx ORDER BY emb <-> (SELECT emb FROM gx WHERE id = 5), ctid LIMIT 20) s) FROM a" t
+check "cuda: EXPLAIN says the scan fails and why" \
+	"SELECT $(gx_explain cuda "(COSTS OFF)" | grep -c '^gpuivf: gx_l2 fails (codevec.device is cuda but the GPU service cannot serve: ')" 1
+check "cuda: the index scan is an error (55000)" \
+	"DO \$\$ BEGIN SET LOCAL codevec.device = cuda; SET LOCAL enable_seqscan = off;
+	 PERFORM id FROM gx ORDER BY emb <-> (SELECT emb FROM gx WHERE id = 5) LIMIT 5;
+	 EXCEPTION WHEN OTHERS THEN RAISE NOTICE 'sqlstate %', SQLSTATE; END \$\$" \
+	"NOTICE:  sqlstate 55000"
+check "cuda: EXPLAIN ANALYZE fails like the query" \
+	"SELECT $(gx_explain cuda "(ANALYZE)" | grep -c '^ERROR:  codevec.device is cuda but the GPU service cannot serve')" 1
+check "codevec_gpu_routing: ping measured through the service, a break-even, the decision" \
+	"SELECT metric || ' ' || dims || ' ' || (ping_us > 0) || ' ' || (break_even_rows > 0) || ' ' || (min_rows = break_even_rows) || ' ' || device FROM codevec_gpu_routing('gx_l2')" \
+	"l2 8 true true true CPU"
+
 # not preloaded: absent, and a clear error
 bash "$top/test/cluster.sh" stop "$dir" >/dev/null
 sed -i "/^shared_preload_libraries/d" "$dir/data/postgresql.conf"

@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# bench/gpuivf/compare.sh — k-NN through SQL, same run, same machine:
+# codevec gpuivf exact (lists = 1, on the GPU service), codevec IVF,
+# codevec's CPU scan, pgvector HNSW (m = 16, ef_construction = 64, ef_search
+# swept to recall@10 >= 0.99) and IVFFlat, and PyTorch matmul + topk on the
+# same GPU with the HBM floor. Runs on the CUDA host as root, on the server
+# of test/gpu/setup.sh.
+#
+#   bash bench/gpuivf/compare.sh random N     # N uniform random vectors (bench/seqscan/gen.c)
+#   bash bench/gpuivf/compare.sh real N       # N embeddings of real code chunks (embed() on the GPU)
+#   bash bench/gpuivf/compare.sh torch N      # the PyTorch anchor alone
+#
+# pgvector is not part of this repository: the script uses it when the
+# server has it installed (built beside ours from its public source, for
+# the host's CPU class), and skips its rows otherwise. Metric: cosine
+# (<=>, codevec_cosine_ops / vector_cosine_ops), k = 10, 1,000 query vectors
+# (random: another seed; real: embeddings of 1,000 docstring first lines of
+# the host's Python packages), pgbench -M prepared, 10 s per row, 1 and 16
+# clients. Recall@10 against the exact answer (the flat index on the GPU,
+# itself checked against a sequential scan on 20 queries). Lines starting
+# RESULT are the figures.
+set -uo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd)
+kind=${1:?random|real|torch}; n=${2:?rows}
+work=/tmp/compare; mkdir -p "$work"; chmod 755 "$work"
+T=${T:-10}
+
+torch_anchor() {
+	python3 - "$1" <<'PY'
+import sys, time, torch
+n, d = int(sys.argv[1]), 384
+x = torch.nn.functional.normalize(torch.randn(n, d, device="cuda"), dim=1).half()
+for nq in (1, 16):
+    q = torch.nn.functional.normalize(torch.randn(nq, d, device="cuda"), dim=1).half()
+    for _ in range(20):
+        torch.topk(q @ x.T, 10, dim=1)
+    torch.cuda.synchronize()
+    ts = []
+    for _ in range(200):
+        t0 = time.perf_counter()
+        torch.topk(q @ x.T, 10, dim=1).indices.cpu()
+        ts.append(time.perf_counter() - t0)
+    ts.sort()
+    print(f"RESULT,torch,matmul_topk,n={n},nq={nq},p50_us={ts[100]*1e6:.0f},qps={nq/ts[100]:.0f}")
+src = torch.empty(1 << 28, dtype=torch.float32, device="cuda"); dst = torch.empty_like(src)
+for _ in range(3):
+    dst.copy_(src)
+torch.cuda.synchronize(); t0 = time.perf_counter()
+for _ in range(20):
+    dst.copy_(src)
+torch.cuda.synchronize()
+bw = 2 * src.numel() * 4 * 20 / (time.perf_counter() - t0)
+print(f"RESULT,torch,hbm,copy_GBps={bw/1e9:.0f},floor_us_fp16={n*d*2/bw*1e6:.0f},floor_us_fp32={n*d*4/bw*1e6:.0f}")
+PY
+}
+[ "$kind" = torch ] && { torch_anchor "$n"; exit 0; }
+
+source "$top/test/gpu/setup.sh" max_parallel_maintenance_workers=15 maintenance_work_mem=16GB max_worker_processes=32
+if [ -f "$top/.gpukit/pgvector.tar.xz" ] && [ ! -f "$(pg_config --pkglibdir)/vector.so" ]; then
+	tar xJf "$top/.gpukit/pgvector.tar.xz" -C /tmp
+	cp /tmp/pgvkit/vector.so "$(pg_config --pkglibdir)/"
+	cp /tmp/pgvkit/vector.control /tmp/pgvkit/vector--*.sql "$(pg_config --sharedir)/extension/"
+fi
+pgv=$(psql -qAtX -c "SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'")
+[ "$pgv" = 1 ] && psql -qX -c "CREATE EXTENSION IF NOT EXISTS vector" >/dev/null
+ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
+mem() { psql -qAtX -c "SELECT memory_used_mb FROM codevec_gpu_status()"; }
+pctl() { cat "$@" | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {printf "%d %d", a[int(NR*0.5)+1], a[int(NR*0.99)+1]}'; }
+echo "# $kind $n, GPU $(psql -qAtX -c "SELECT device FROM codevec_gpu_status()"), $(nproc) cores, pgvector: $([ "$pgv" = 1 ] && psql -qAtX -c "SELECT extversion FROM pg_extension WHERE extname = 'vector'" || echo absent)"
+
+# --- data ---------------------------------------------------------------------
+s0=$(date +%s%N)
+psql -qX -c "DROP TABLE IF EXISTS t, q, tv, qv, t_ivf, gt" >/dev/null
+psql -qX -c "CREATE TABLE t (id int, emb codevec(384))" -c "CREATE TABLE q (qid int, emb codevec(384))"
+if [ "$kind" = random ]; then
+	"$top/.gpukit/gen" "$n" 384 42 >"$work/v.bin"
+	"$top/.gpukit/gen" 1000 384 7 >"$work/q.bin"
+	psql -qX -c "\\copy t FROM '$work/v.bin' WITH (FORMAT binary)" -c "\\copy q FROM '$work/q.bin' WITH (FORMAT binary)"
+	rm -f "$work/v.bin"
+else
+	# code chunks (12 lines) and docstring first lines of the host's Python code
+	python3 - "$n" "$work" <<'PY'
+import glob, re, sys, os
+n, work = int(sys.argv[1]), sys.argv[2]
+import site, sysconfig
+roots = sorted(set(site.getsitepackages() + [sysconfig.get_paths()["stdlib"]]))
+files = sorted(os.path.join(d, f) for r in roots for d, _, fs in os.walk(r) for f in fs if f.endswith(".py"))
+seen, chunks, docs = set(), [], []
+esc = lambda t: t.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+for f in files:
+    try:
+        lines = open(f, encoding="utf-8").read().splitlines()
+    except (UnicodeDecodeError, OSError):
+        continue
+    for i in range(0, len(lines), 12):
+        c = "\n".join(lines[i:i + 12]).strip()
+        if len(c) > 40 and c not in seen:
+            seen.add(c); chunks.append(c)
+    for m in re.finditer(r'def \w+\([^)]*\)[^:]*:\s*\n\s*"""\s*([A-Z][^\n."]{20,100})', "\n".join(lines)):
+        docs.append(m.group(1))
+    if len(chunks) >= n and len(docs) >= 5000:
+        break
+print(f"# {len(chunks)} chunks from {len(files)} files, {len(docs)} docstring lines", flush=True)
+with open(os.path.join(work, "chunks.tsv"), "w") as o:
+    for i, c in enumerate(chunks[:n]):
+        o.write(f"{i + 1}\t{esc(c)}\n")
+import random
+random.seed(7)
+with open(os.path.join(work, "queries.tsv"), "w") as o:
+    for i, d in enumerate(random.sample(sorted(set(docs)), 1000)):
+        o.write(f"{i + 1}\t{esc(d)}\n")
+PY
+	psql -qX -c "DROP TABLE IF EXISTS chunks, qtext" -c "CREATE UNLOGGED TABLE chunks (id int, t text)" -c "CREATE TABLE qtext (qid int, t text)" \
+		-c "\\copy chunks FROM '$work/chunks.tsv'" -c "\\copy qtext FROM '$work/queries.tsv'"
+	n=$(psql -qAtX -c "SELECT count(*) FROM chunks")
+	for p in $(seq 0 15); do
+		psql -qX -c "SET codevec.device = cuda" -c "SET codevec.max_tokens = 128" \
+			-c "INSERT INTO t SELECT id, e FROM unnest(ARRAY(SELECT id FROM chunks WHERE id % 16 = $p ORDER BY id), embed(ARRAY(SELECT t FROM chunks WHERE id % 16 = $p ORDER BY id))) AS u(id, e)" &
+	done
+	wait
+	psql -qX -c "SET codevec.device = cuda" -c "INSERT INTO q SELECT qid, embed(t) FROM qtext"
+fi
+psql -qX -c "VACUUM ANALYZE t" -c "VACUUM ANALYZE q"
+echo "RESULT,data,$kind,n=$n,load_ms=$(ms "$s0")"
+
+# --- codevec: flat on the GPU (the exact answer), its CPU scan -----------------
+s0=$(date +%s%N); psql -qX -c "CREATE INDEX t_flat ON t USING gpuivf (emb codevec_cosine_ops)"
+echo "RESULT,codevec,flat,build_ms=$(ms "$s0"),index_mb=$(psql -qAtX -c "SELECT pg_relation_size('t_flat') >> 20")"
+m0=$(mem); s0=$(date +%s%N)
+psql -qAtX -c "SET codevec.device = cuda" -c "SELECT id FROM t ORDER BY emb <=> (SELECT emb FROM q WHERE qid = 1) LIMIT 10" >/dev/null
+echo "RESULT,codevec,flat,cold_query_ms=$(ms "$s0"),gpu_mb=$(( $(mem) - m0 ))"
+psql -qX -c "CREATE TABLE gt (qid int, ids int[])"
+psql -qX -c "SET codevec.device = cuda" -c "INSERT INTO gt SELECT qid, ARRAY(SELECT id FROM t ORDER BY emb <=> q.emb LIMIT 10) FROM q"
+bad=$(psql -qAtX -c "SET enable_indexscan = off" -c "SELECT count(*) FROM gt g JOIN q USING (qid) WHERE g.qid <= 20 AND g.ids IS DISTINCT FROM ARRAY(SELECT id FROM t ORDER BY emb <=> q.emb, ctid LIMIT 10)")
+echo "RESULT,codevec,flat,exact_vs_seqscan_mismatches=$bad/20"
+
+bench() {	# bench NAME PGOPTIONS SQL CLIENTS...
+	local name=$1 opts=$2 sql=$3; shift 3
+	printf '\\set q random(1, 1000)\n%s\n' "$sql" >"$work/b.sql"
+	for c in "$@"; do
+		rm -f "$work"/pgb.*
+		out=$(PGOPTIONS="$opts" pgbench -n -M prepared -c "$c" -j "$c" -T "$T" -f "$work/b.sql" -l --log-prefix="$work/pgb" postgres 2>&1)
+		read -r p50 p99 <<<"$(pctl "$work"/pgb.*)"
+		echo "RESULT,$name,clients=$c,qps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | cut -d. -f1),p50_us=$p50,p99_us=$p99"
+	done
+}
+QC="SELECT id FROM t ORDER BY emb <=> (SELECT emb FROM q WHERE qid = :q) LIMIT 10;"
+bench codevec_flat_gpu "-c codevec.device=cuda" "$QC" 1 16
+T=5 bench codevec_flat_cpu "-c codevec.device=cpu" "$QC" 1 16
+
+# --- codevec IVF (CPU scan), probes for recall >= 0.99 ------------------------
+lists=$(python3 -c "import math; print(max(10, int(math.sqrt($n))))")
+psql -qX -c "CREATE TABLE t_ivf AS SELECT * FROM t" -c "VACUUM ANALYZE t_ivf" >/dev/null
+s0=$(date +%s%N); psql -qX -c "CREATE INDEX t_ivf_idx ON t_ivf USING gpuivf (emb codevec_cosine_ops) WITH (lists = $lists)"
+echo "RESULT,codevec,ivf,lists=$lists,build_ms=$(ms "$s0")"
+for probes in 1 4 16 32 64 128; do
+	r=$(psql -qAtX -c "SET gpuivf.probes = $probes" -c "SELECT round(avg((SELECT count(*) FROM unnest(g.ids) i WHERE i = ANY(ARRAY(SELECT id FROM t_ivf ORDER BY emb <=> q.emb LIMIT 10))))::numeric / 10, 4) FROM gt g JOIN q USING (qid) WHERE qid <= 200")
+	echo "RESULT,codevec,ivf,probes=$probes,recall10=$r"
+	if awk -v r="$r" 'BEGIN {exit !(r >= 0.99)}'; then
+		bench "codevec_ivf_probes$probes" "-c gpuivf.probes=$probes" "${QC//FROM t /FROM t_ivf }" 1 16
+		break
+	fi
+done
+
+# --- pgvector HNSW and IVFFlat ----------------------------------------------------
+if [ "$pgv" = 1 ]; then
+	psql -qX -c "CREATE TABLE tv AS SELECT id, emb::real[]::vector(384) AS emb FROM t" \
+		-c "CREATE TABLE qv AS SELECT qid, emb::real[]::vector(384) AS emb FROM q" -c "VACUUM ANALYZE tv" -c "VACUUM ANALYZE qv" >/dev/null
+	QV="SELECT id FROM tv ORDER BY emb <=> (SELECT emb FROM qv WHERE qid = :q) LIMIT 10;"
+	recall_v() { psql -qAtX -c "$1" -c "SELECT round(avg((SELECT count(*) FROM unnest(g.ids) i WHERE i = ANY(ARRAY(SELECT id FROM tv ORDER BY emb <=> qv.emb LIMIT 10))))::numeric / 10, 4) FROM gt g JOIN qv USING (qid) WHERE qid <= 200"; }
+	s0=$(date +%s%N)
+	psql -qX -c "CREATE INDEX tv_hnsw ON tv USING hnsw (emb vector_cosine_ops) WITH (m = 16, ef_construction = 64)"
+	echo "RESULT,pgvector,hnsw,build_ms=$(ms "$s0"),index_mb=$(psql -qAtX -c "SELECT pg_relation_size('tv_hnsw') >> 20")"
+	chosen=""
+	for ef in 40 100 200 400 800 1000; do
+		r=$(recall_v "SET hnsw.ef_search = $ef")
+		echo "RESULT,pgvector,hnsw,ef_search=$ef,recall10=$r"
+		[ -z "$chosen" ] && awk -v r="$r" 'BEGIN {exit !(r >= 0.99)}' && chosen=$ef
+		[ -n "$chosen" ] && break
+	done
+	[ -z "$chosen" ] && chosen=1000
+	bench "pgvector_hnsw_ef$chosen" "-c hnsw.ef_search=$chosen" "$QV" 1 16
+	[ "$chosen" != 40 ] && bench "pgvector_hnsw_ef40" "-c hnsw.ef_search=40" "$QV" 16
+	psql -qX -c "DROP INDEX tv_hnsw" >/dev/null
+	s0=$(date +%s%N)
+	psql -qX -c "CREATE INDEX tv_ivf ON tv USING ivfflat (emb vector_cosine_ops) WITH (lists = $lists)"
+	echo "RESULT,pgvector,ivfflat,lists=$lists,build_ms=$(ms "$s0")"
+	for probes in 1 4 16 32 64 128; do
+		r=$(recall_v "SET ivfflat.probes = $probes")
+		echo "RESULT,pgvector,ivfflat,probes=$probes,recall10=$r"
+		if awk -v r="$r" 'BEGIN {exit !(r >= 0.99)}'; then
+			bench "pgvector_ivfflat_probes$probes" "-c ivfflat.probes=$probes" "$QV" 1 16
+			break
+		fi
+	done
+fi
+psql -X -c "SELECT indexes_loaded, memory_used_mb, requests, batches, round(mean_batch::numeric, 1) AS mean_batch, max_batch FROM codevec_gpu_status()"
