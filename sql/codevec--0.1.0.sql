@@ -361,6 +361,10 @@ CREATE FUNCTION codevec_gpu_ping(n integer DEFAULT 1) RETURNS double precision
 	AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
 COMMENT ON FUNCTION codevec_gpu_ping(integer) IS
 'send n empty requests to the GPU service one after another and return the mean round trip in microseconds (shared memory, latches and the batching window; no GPU work); works without a GPU; 55000 when the service is not running, 22023 for n outside 1..1000000';
+CREATE FUNCTION codevec_gpu_autotune(dims integer DEFAULT 384) RETURNS text
+	AS 'MODULE_PATHNAME', 'codevec_gpu_autotune' LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION codevec_gpu_autotune(integer) IS
+'re-run the autotuning of the k-NN kernels (cuda/knn.cu) on the GPU service''s device for vectors of dims components (1..16000) and return its report: every candidate configuration measured (queries per tile, warps per block, blocks per multiprocessor, lanes per row, fp16 or fp32 storage) with its time, and the one chosen. The choice is cached per GPU model in the service and in $PGDATA/pg_codevec_cuda_tune, and used by the index copies created afterwards; it otherwise runs once, at the first use of a dims on a GPU. Takes seconds. Errors: 55000 when the service is not running or has no device, 22023 bad dims';
 
 -------------------------------------------------------------------------------
 -- Build and machine report

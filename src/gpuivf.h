@@ -40,7 +40,7 @@
 #include "codevec.h"
 
 #define GPUIVF_MAGIC_NUMBER		0x67707569	/* "gpui" */
-#define GPUIVF_VERSION			1
+#define GPUIVF_VERSION			2	/* 2: insertCount apart from changeCount */
 #define GPUIVF_METAPAGE_BLKNO	0
 #define GPUIVF_HEAD_BLKNO		1	/* first list page */
 
@@ -82,9 +82,12 @@ typedef struct GpuivfMetaPageData
 	int32		lists;			/* number of lists */
 	int32		metric;			/* GpuivfMetric the centroids were trained for */
 	BlockNumber listPages;		/* list pages follow the metapage */
-	uint64		changeCount;	/* bumped by every change to the vectors of a
-								 * flat index (insert, VACUUM): copies kept
-								 * elsewhere (the GPU service) compare it */
+	uint64		changeCount;	/* bumped when vectors of a flat index go
+								 * away (VACUUM): copies kept elsewhere (the
+								 * GPU service) must be reloaded */
+	uint64		insertCount;	/* bumped by every insert into a flat index:
+								 * copies elsewhere lack the rows appended
+								 * to the chain since (their delta tier) */
 } GpuivfMetaPageData;
 
 typedef GpuivfMetaPageData *GpuivfMetaPage;
@@ -138,6 +141,7 @@ typedef struct GpuivfScanStats
 	int64		candidates;		/* candidates the service returned */
 	int64		gpuRows;		/* rows returned from GPU candidates */
 	int64		uploads;		/* index copies streamed to the service */
+	int64		appends;		/* inserted rows sent to a copy's delta tier */
 	int64		copyRows;		/* rows in the device copy, last answer */
 	char		device[128];	/* the GPU, when a scan was routed to it */
 	char		cpuWhy[256];	/* why the last CPU-routed scan was */
@@ -321,13 +325,31 @@ extern bool GpuivfGpuNext(IndexScanDesc scan, GpuivfCandidate *c);
 extern bool GpuivfGpuReturned(IndexScanDesc scan, ItemPointer tid);
 
 /*
- * UploadIndex: stream every vector of scan->indexRelation (the only field
- * read) to the GPU service as the copy named by key; 0 or the service's
- * status (GPU_STATUS_*; GPU_STATUS_NOT_LOADED when rows vanished meanwhile).
- * Used by codevec_knn (gpuivfknn.c) too.
+ * GpuivfHeapify: make heap[0..n) a binary min-heap in the scan's order
+ * (distance, NULLs and NaN last, then heap TID) — what the CPU scan does
+ * after reading a batch of lists; the routing calibration times it too.
+ */
+extern void GpuivfHeapify(GpuivfCandidate *heap, int64 n);
+
+/*
+ * UploadIndex: stream every vector of index to the GPU service as the copy
+ * named by key (its main rows); 0 or the service's status (GPU_STATUS_*;
+ * GPU_STATUS_NOT_LOADED when rows vanished meanwhile).
  */
 struct GpuIndexKey;
-extern int	UploadIndex(IndexScanDesc scan, const struct GpuIndexKey *key, int dims);
+struct GpuKnnRequest;
+extern int	UploadIndex(Relation index, const struct GpuIndexKey *key, int dims);
+
+/*
+ * GpuivfGpuRefresh: after a KNN request answered GPU_STATUS_NOT_LOADED
+ * (load index whole: UploadIndex) or GPU_STATUS_STALE (send the rows
+ * inserted since into the copy's delta tier, or load it whole when they do
+ * not fit; *appended says which), bring the service's copy to key. 0 or a
+ * status; GPU_STATUS_STALE when another backend appended first (ask again).
+ * Used by the scan and by codevec_knn (gpuivfknn.c).
+ */
+extern int	GpuivfGpuRefresh(Relation index, const struct GpuIndexKey *key, int dims,
+							 const struct GpuKnnRequest *answer, bool *appended);
 
 /*
  * LowerBound: a lower bound of the exact (CPU operator) distance of any row

@@ -210,6 +210,7 @@ WriteMetaAndLists(Relation index, ForkNumber fork, int dims, int lists, GpuivfMe
 	meta->metric = metric;
 	meta->listPages = 0;
 	meta->changeCount = 0;
+	meta->insertCount = 0;
 	((PageHeader) page)->pd_lower = ((char *) meta + sizeof(GpuivfMetaPageData)) - (char *) page;
 	MarkBufferDirty(buf);
 	UnlockReleaseBuffer(buf);

@@ -194,6 +194,8 @@ DescribeStats(ExplainState *es, const char *name, IndexScanState *node, const Gp
 			appendStringInfo(&line, ", CPU fallbacks " INT64_FORMAT, st->fallbacks);
 		if (st->uploads > 0)
 			appendStringInfo(&line, ", uploads " INT64_FORMAT, st->uploads);
+		if (st->appends > 0)
+			appendStringInfo(&line, ", delta appends " INT64_FORMAT, st->appends);
 		appendStringInfoChar(&line, ')');
 		ExplainPropertyText("gpuivf", line.data, es);
 		return;
@@ -212,6 +214,7 @@ DescribeStats(ExplainState *es, const char *name, IndexScanState *node, const Gp
 		ExplainPropertyFloat("Rows", NULL, rows, 0, es);
 	ExplainPropertyInteger("CPU Fallbacks", NULL, st->fallbacks, es);
 	ExplainPropertyInteger("Uploads", NULL, st->uploads, es);
+	ExplainPropertyInteger("Delta Appends", NULL, st->appends, es);
 	if (st->gpuScans > 0)
 		ExplainPropertyInteger("Copy Rows", NULL, st->copyRows, es);
 	ExplainCloseGroup("Scan", NULL, true, es);

@@ -5,11 +5,15 @@
  *
  * The copy. The service keeps, per index, the vectors on the device and
  * the heap TID of each row (gpuservice.c). It is current while the index's
- * relfilenode (REINDEX, TRUNCATE) and the metapage's changeCount (bumped in
- * the same WAL record as every insert and by VACUUM deletions) are those
- * the backend reads at scan start; otherwise the service answers "not
- * loaded" and the backend streams the index's vectors to it in chunks of
- * UPLOAD requests, then asks again.
+ * relfilenode (REINDEX, TRUNCATE), the metapage's changeCount (bumped by
+ * VACUUM deletions) and insertCount (bumped in the same WAL record as every
+ * insert) are those the backend reads at scan start. A copy of another
+ * version is "not loaded": the backend streams the index's vectors to it
+ * in chunks of UPLOAD requests, then asks again. A copy behind only in
+ * insertCount is "stale": inserts append to the end of the index's chain,
+ * so the backend reads the rows after the copy's last one and sends them
+ * (APPEND) into the copy's delta tier, which the service searches with the
+ * main rows; a delta too full makes it load the index whole (folding).
  *
  * Exactness. The GPU's distances are computed in another summation order
  * than the CPU operator's (cuda/knn.h documents it), so they can differ in
@@ -300,14 +304,6 @@ UsSince(instr_time t0)
 	return INSTR_TIME_GET_MICROSEC(t);
 }
 
-/* Heap order of calibration candidates: distance, then TID */
-static inline bool
-CalLess(const GpuivfCandidate *a, const GpuivfCandidate *b)
-{
-	if (a->distance != b->distance)
-		return a->distance < b->distance;
-	return ItemPointerCompare((ItemPointer) &a->tid, (ItemPointer) &b->tid) < 0;
-}
 
 /* Nanoseconds per row of the CPU scan's inner loop for metric and dims */
 static double
@@ -371,26 +367,7 @@ CalibrateCpu(GpuivfMetric metric, int dims, int64 *nrows)
 			cand[i].isnull = false;
 			ItemPointerSet(&cand[i].tid, (BlockNumber) (i / 32), (OffsetNumber) (i % 32 + 1));
 		}
-		for (int64 i = rows / 2 - 1; i >= 0; i--)
-		{
-			GpuivfCandidate x = cand[i];
-			int64		k = i;
-
-			for (;;)
-			{
-				int64		c = 2 * k + 1;
-
-				if (c >= rows)
-					break;
-				if (c + 1 < rows && CalLess(&cand[c + 1], &cand[c]))
-					c++;
-				if (!CalLess(&cand[c], &x))
-					break;
-				cand[k] = cand[c];
-				k = c;
-			}
-			cand[k] = x;
-		}
+		GpuivfHeapify(cand, rows);
 		us = UsSince(t0);
 		MemoryContextSwitchTo(ctx);
 		MemoryContextReset(rowCtx);
@@ -484,26 +461,7 @@ CalibrateCpuOnIndex(Relation index, const GpuivfMetaPageData *meta, int64 *nrows
 			if (n == before)
 				break;			/* no rows */
 		}
-		for (int64 i = n / 2 - 1; i >= 0; i--)
-		{
-			GpuivfCandidate x = cand[i];
-			int64		k = i;
-
-			for (;;)
-			{
-				int64		c = 2 * k + 1;
-
-				if (c >= n)
-					break;
-				if (c + 1 < n && CalLess(&cand[c + 1], &cand[c]))
-					c++;
-				if (!CalLess(&cand[c], &x))
-					break;
-				cand[k] = cand[c];
-				k = c;
-			}
-			cand[k] = x;
-		}
+		GpuivfHeapify(cand, n);
 		us = UsSince(t0);
 		MemoryContextSwitchTo(ctx);
 		MemoryContextReset(rowCtx);
@@ -664,20 +622,27 @@ codevec_gpu_routing(PG_FUNCTION_ARGS)
  * The GPU path
  * --------------------------------------------------------------------- */
 
-/* Send rows [first, first + n) of a copy of total rows; the status */
+/*
+ * Send rows [first, first + n) of a copy of total rows (UPLOAD), or of the
+ * rows it will hold after an APPEND; resume: the chain position after the
+ * last row read so far. The status.
+ */
 static int
-SendChunk(dsm_segment *seg, const GpuIndexKey *key, int dims, int64 first, int64 n,
-		  int64 total, const float *vecs, const ItemPointerData *tids)
+SendChunk(dsm_segment *seg, int kind, const GpuIndexKey *key, int dims, int64 first, int64 n,
+		  int64 total, const float *vecs, const ItemPointerData *tids,
+		  BlockNumber resume_blk, OffsetNumber resume_off)
 {
 	GpuUploadRequest *r = (GpuUploadRequest *) dsm_segment_address(seg);
 
 	memset(r, 0, sizeof(*r));
-	r->hdr.kind = GPU_REQUEST_UPLOAD;
+	r->hdr.kind = kind;
 	r->key = *key;
 	r->dims = dims;
 	r->first = first;
 	r->n = n;
 	r->total = total;
+	r->resume_blk = resume_blk;
+	r->resume_off = resume_off;
 	memcpy(GpuUploadVectors(r), vecs, sizeof(float) * (Size) n * dims);
 	memcpy(GpuUploadTids(r), tids, sizeof(ItemPointerData) * n);
 	return CodevecGpuCall(seg);
@@ -695,9 +660,8 @@ static char upload_errmsg[256];
  * anything is sent.
  */
 int
-UploadIndex(IndexScanDesc scan, const GpuIndexKey *key, int dims)
+UploadIndex(Relation index, const GpuIndexKey *key, int dims)
 {
-	Relation	index = scan->indexRelation;
 	TupleDesc	tupdesc = RelationGetDescr(index);
 	GpuivfMetaPageData meta;
 	BlockNumber start;
@@ -709,9 +673,12 @@ UploadIndex(IndexScanDesc scan, const GpuIndexKey *key, int dims)
 	int64		n = 0;
 	ItemPointerData *tids;
 	float	   *vecs;
+	BlockNumber resume_blk;
+	OffsetNumber resume_off = FirstOffsetNumber;
 
 	GpuivfReadMeta(index, &meta);
 	pfree(GpuivfLoadCentroids(index, &meta, &start, NULL));
+	resume_blk = start;
 
 	/* pass 1: count the rows (line pointers; VACUUM compacts pages) */
 	for (BlockNumber b = start; BlockNumberIsValid(b);)
@@ -744,18 +711,21 @@ UploadIndex(IndexScanDesc scan, const GpuIndexKey *key, int dims)
 
 	/*
 	 * pass 2: copy each page's rows under its share lock, then, with no
-	 * buffer lock held, send every full chunk (the first sizes the copy)
+	 * buffer lock held, send every full chunk (the first sizes the copy).
+	 * The copy remembers where its last row is: rows inserted later are
+	 * appended to the chain after it (APPEND sends them).
 	 */
 	for (BlockNumber b = start; BlockNumberIsValid(b) && status == 0 && sent < total;)
 	{
 		Buffer		buf = ReadBuffer(index, b);
 		Page		page;
 		OffsetNumber maxoff;
+		OffsetNumber off;
 
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		page = BufferGetPage(buf);
 		maxoff = PageGetMaxOffsetNumber(page);
-		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff && sent + n < total; off++)
+		for (off = FirstOffsetNumber; off <= maxoff && sent + n < total; off++)
 		{
 			IndexTuple	itup = (IndexTuple) PageGetItem(page, PageGetItemId(page, off));
 			bool		isnull;
@@ -764,6 +734,8 @@ UploadIndex(IndexScanDesc scan, const GpuIndexKey *key, int dims)
 			memcpy(vecs + (Size) n * dims, v->x, sizeof(float) * dims);
 			tids[n++] = itup->t_tid;
 		}
+		resume_blk = b;
+		resume_off = off;
 		b = GpuivfPageGetOpaque(page)->nextblkno;
 		UnlockReleaseBuffer(buf);
 
@@ -771,7 +743,8 @@ UploadIndex(IndexScanDesc scan, const GpuIndexKey *key, int dims)
 		{
 			int64		c = Min(n, chunkRows);
 
-			status = SendChunk(seg, key, dims, sent, c, total, vecs, tids);
+			status = SendChunk(seg, GPU_REQUEST_UPLOAD, key, dims, sent, c, total, vecs, tids,
+							   resume_blk, resume_off);
 			sent += c;
 			n -= c;
 			memmove(vecs, vecs + (Size) c * dims, sizeof(float) * (Size) n * dims);
@@ -779,6 +752,10 @@ UploadIndex(IndexScanDesc scan, const GpuIndexKey *key, int dims)
 		}
 		CHECK_FOR_INTERRUPTS();
 	}
+	/* an empty index: one empty chunk makes the (empty) copy */
+	if (status == 0 && total == 0)
+		status = SendChunk(seg, GPU_REQUEST_UPLOAD, key, dims, 0, 0, 0, vecs, tids,
+						   resume_blk, resume_off);
 	if (status != 0)
 		strlcpy(upload_errmsg, ((GpuRequestHeader *) dsm_segment_address(seg))->errmsg,
 				sizeof(upload_errmsg));
@@ -792,6 +769,98 @@ UploadIndex(IndexScanDesc scan, const GpuIndexKey *key, int dims)
 	pfree(vecs);
 	dsm_detach(seg);
 	return status;
+}
+
+/*
+ * Send the rows a stale copy lacks: those after chain position (blk, off),
+ * appended by inserts since it was loaded, into its delta tier (APPEND;
+ * first = the rows it holds). More than room of them: load the index whole
+ * instead (folding the delta). 0 or a status.
+ */
+static int
+AppendIndex(Relation index, const GpuIndexKey *key, int dims, BlockNumber blk,
+			OffsetNumber off, int64 first, int64 room)
+{
+	TupleDesc	tupdesc = RelationGetDescr(index);
+	int64		n = 0,
+				cap = 256;
+	ItemPointerData *tids = palloc(sizeof(ItemPointerData) * cap);
+	float	   *vecs = palloc(sizeof(float) * (Size) cap * dims);
+	BlockNumber resume_blk = blk;
+	OffsetNumber resume_off = off;
+	int64		chunkRows = Max(1, UPLOAD_CHUNK_BYTES / (int64) (sizeof(float) * dims));
+	dsm_segment *seg;
+	int			status = 0;
+
+	for (BlockNumber b = blk; BlockNumberIsValid(b) && n <= room;)
+	{
+		Buffer		buf = ReadBuffer(index, b);
+		Page		page;
+		OffsetNumber maxoff;
+		OffsetNumber o;
+
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		maxoff = PageGetMaxOffsetNumber(page);
+		for (o = (b == blk ? off : FirstOffsetNumber); o <= maxoff; o++)
+		{
+			IndexTuple	itup = (IndexTuple) PageGetItem(page, PageGetItemId(page, o));
+			bool		isnull;
+			Codevec    *v = DatumGetCodevec(index_getattr(itup, 1, tupdesc, &isnull));
+
+			if (n == cap)
+			{
+				cap *= 2;
+				tids = repalloc(tids, sizeof(ItemPointerData) * cap);
+				vecs = repalloc_huge(vecs, sizeof(float) * (Size) cap * dims);
+			}
+			memcpy(vecs + (Size) n * dims, v->x, sizeof(float) * dims);
+			tids[n++] = itup->t_tid;
+		}
+		resume_blk = b;
+		resume_off = Max(o, (b == blk ? off : FirstOffsetNumber));
+		b = GpuivfPageGetOpaque(page)->nextblkno;
+		UnlockReleaseBuffer(buf);
+		CHECK_FOR_INTERRUPTS();
+	}
+	if (n > room)
+	{
+		pfree(tids);
+		pfree(vecs);
+		return UploadIndex(index, key, dims);
+	}
+	seg = dsm_create(GpuUploadRequestSize(Max(1, Min(n, chunkRows)), dims), 0);
+	for (int64 sent = 0; status == 0 && (sent < n || n == 0);)
+	{
+		int64		c = Min(n - sent, chunkRows);
+
+		status = SendChunk(seg, GPU_REQUEST_APPEND, key, dims, first + sent, c, first + n,
+						   vecs + (Size) sent * dims, tids + sent, resume_blk, resume_off);
+		sent += c;
+		if (n == 0)
+			break;
+	}
+	if (status != 0)
+		strlcpy(upload_errmsg, ((GpuRequestHeader *) dsm_segment_address(seg))->errmsg,
+				sizeof(upload_errmsg));
+	dsm_detach(seg);
+	pfree(tids);
+	pfree(vecs);
+	return status;
+}
+
+int
+GpuivfGpuRefresh(Relation index, const GpuIndexKey *key, int dims, const GpuKnnRequest *answer,
+				 bool *appended)
+{
+	*appended = false;
+	if (answer->hdr.status == GPU_STATUS_STALE)
+	{
+		*appended = true;
+		return AppendIndex(index, key, dims, answer->resume_blk, answer->resume_off,
+						   answer->nrows, answer->delta_room);
+	}
+	return UploadIndex(index, key, dims);
 }
 
 /* Keep rows returned by the GPU path in a hash table of TIDs */
@@ -873,6 +942,7 @@ GpuivfGpuFetch(IndexScanDesc scan, int k)
 	key.indexid = RelationGetRelid(index);
 	key.relfilenode = index->rd_node.relNode;
 	key.changeCount = meta.changeCount;
+	key.insertCount = meta.insertCount;
 
 	seg = CodevecGpuSessionSegment(GpuKnnRequestSize(1, meta.dims, k));
 	r = (GpuKnnRequest *) dsm_segment_address(seg);
@@ -895,14 +965,24 @@ GpuivfGpuFetch(IndexScanDesc scan, int k)
 			knn_us_sum += UsSince(t0);
 			knn_n++;
 		}
-		if (status != GPU_STATUS_NOT_LOADED || attempt == 1)
+		if ((status != GPU_STATUS_NOT_LOADED && status != GPU_STATUS_STALE) || attempt == 3)
 		{
 			if (status != 0)
 				strlcpy(errbuf, r->hdr.errmsg, sizeof(errbuf));
 			break;
 		}
-		so->stats.uploads++;
-		status = UploadIndex(scan, &key, meta.dims);
+		/* no copy or another version: load it; rows inserted since: append them */
+		{
+			bool		appended;
+
+			status = GpuivfGpuRefresh(index, &key, meta.dims, r, &appended);
+			if (appended)
+				so->stats.appends++;
+			else
+				so->stats.uploads++;
+		}
+		if (status == GPU_STATUS_STALE)
+			continue;			/* another backend appended first: ask again */
 		if (status != 0)
 		{
 			strlcpy(errbuf, upload_errmsg, sizeof(errbuf));

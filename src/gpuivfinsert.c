@@ -51,7 +51,7 @@ FindListEntry(Relation index, int list, BlockNumber *blkno, OffsetNumber *offno)
 }
 
 /*
- * Bump the metapage's change counter inside the caller's GenericXLog record
+ * Bump the metapage's insert counter inside the caller's GenericXLog record
  * (flat indexes only: an IVF insert would otherwise serialise every list on
  * the metapage). Lock order: list page, data page, metapage.
  */
@@ -66,7 +66,7 @@ BumpChangeCount(Relation index, GenericXLogState *state, const GpuivfMetaPageDat
 	metaBuf = ReadBuffer(index, GPUIVF_METAPAGE_BLKNO);
 	LockBuffer(metaBuf, BUFFER_LOCK_EXCLUSIVE);
 	metaPage = GenericXLogRegisterBuffer(state, metaBuf, 0);
-	GpuivfPageGetMeta(metaPage)->changeCount++;
+	GpuivfPageGetMeta(metaPage)->insertCount++;
 	return metaBuf;
 }
 

@@ -152,7 +152,7 @@ typedef struct KnnState
 	float	   *queries;		/* nq x dims */
 	KnnQuery   *q;				/* the current batch of queries */
 	int			nb;				/* queries in the batch */
-	bool		uploaded;		/* this call uploaded the index copy */
+	int			refreshes;		/* uploads and appends this call made */
 	BlockNumber *listStarts;	/* first data page of each list */
 	float	   *centroids;		/* lists x dims (IVF) */
 	int			probes;			/* lists per round (IVF); 1 for flat */
@@ -690,6 +690,7 @@ GpuSearch(KnnState *st)
 	key.indexid = RelationGetRelid(st->index);
 	key.relfilenode = st->index->rd_node.relNode;
 	key.changeCount = st->meta.changeCount;
+	key.insertCount = st->meta.insertCount;
 
 	seg = dsm_create(GpuKnnRequestSize(chunk, dims, kg), 0);
 	r = (GpuKnnRequest *) dsm_segment_address(seg);
@@ -711,16 +712,18 @@ GpuSearch(KnnState *st)
 				memcpy(GpuKnnQueries(r) + (Size) j * dims, st->q[first + j].x,
 					   sizeof(float) * dims);
 			status = CodevecGpuCall(seg);
-			if (status != GPU_STATUS_NOT_LOADED || st->uploaded)
+			if ((status != GPU_STATUS_NOT_LOADED && status != GPU_STATUS_STALE) ||
+				st->refreshes >= 3)
 				break;
-			/* no current copy: stream the index to the service, once */
+			/* no current copy: load it; rows inserted since: append them */
 			{
-				IndexScanDesc scan = RelationGetIndexScan(st->index, 0, 0);
+				bool		appended;
 
-				st->uploaded = true;
-				status = UploadIndex(scan, &key, dims);
-				pfree(scan);
+				st->refreshes++;
+				status = GpuivfGpuRefresh(st->index, &key, dims, r, &appended);
 			}
+			if (status == GPU_STATUS_STALE)
+				continue;
 			if (status != 0)
 				break;
 		}

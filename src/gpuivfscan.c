@@ -77,6 +77,13 @@ SiftDown(GpuivfCandidate *heap, int64 n, int64 i)
 	heap[i] = x;
 }
 
+void
+GpuivfHeapify(GpuivfCandidate *heap, int64 n)
+{
+	for (int64 i = n / 2 - 1; i >= 0; i--)
+		SiftDown(heap, n, i);
+}
+
 /* Append a candidate (the heap is rebuilt after each batch of lists) */
 static void
 PushCandidate(GpuivfScanOpaque so, double distance, bool isnull, ItemPointer tid)
@@ -146,8 +153,7 @@ ProbeNextLists(IndexScanDesc scan)
 	for (; so->nextList < end; so->nextList++)
 		ProbeList(scan, so->listStarts[so->listOrder[so->nextList]], bas);
 	FreeAccessStrategy(bas);
-	for (int64 i = so->nheap / 2 - 1; i >= 0; i--)
-		SiftDown(so->heap, so->nheap, i);
+	GpuivfHeapify(so->heap, so->nheap);
 	MemoryContextSwitchTo(old);
 }
 

@@ -327,53 +327,58 @@ OpenDevice(void)
 
 /*
  * Index copies held by the service (service-local memory). Each has its
- * vectors on the device (cuda/knn.h) and the heap TIDs of its rows here.
+ * vectors on the device (cuda/knn.h) and the heap TIDs of its rows here:
+ * the main rows (n, loaded whole by UPLOAD) and the delta tier (ndelta rows
+ * of at most delta_cap, appended by APPEND after inserts), searched
+ * together; row positions run over the main rows, then the delta's, in
+ * the index chain's order, as a fresh copy would number them.
  */
 #define GPU_MAX_INDEXES 64
+#define GPU_DELTA_MIN_ROWS	4096	/* delta tier: max(this, main rows / 8) */
 
 typedef struct GpuIndexCopy
 {
 	bool		used;
-	bool		complete;		/* every chunk arrived */
-	GpuIndexKey key;
+	bool		complete;		/* every chunk of the main rows arrived */
+	GpuIndexKey key;			/* insertCount: the rows the copy holds */
 	int			dims;
-	int64		n;
-	int64		loaded;			/* rows uploaded so far */
+	int64		n;				/* main rows */
+	int64		loaded;			/* main rows uploaded so far */
+	int64		ndelta;			/* delta rows */
+	int64		delta_cap;		/* 0 until the first APPEND */
+	uint32		resume_blk;		/* chain position after the last row held */
+	uint32		resume_off;
 	float		maxnorm;
-	size_t		device_bytes;
+	size_t		device_bytes;	/* main + delta */
 	TimestampTz last_used;
-	ItemPointerData *tids;		/* malloc'd, n entries */
-#ifdef CODEVEC_USE_CUDA
+	ItemPointerData *tids;		/* malloc'd: n main rows, then delta_cap */
+	float	   *delta_vecs;		/* malloc'd: the delta rows (delta_cap x dims) */
 	CodevecCudaIndex idx;
-#endif
+	CodevecCudaIndex delta;		/* exactly the ndelta rows: made again at each
+								 * APPEND (a device index has a fixed row count) */
 } GpuIndexCopy;
 
 static GpuIndexCopy index_copies[GPU_MAX_INDEXES];
 
-/* Publish the device memory in use and the number of copies */
+/* Publish the device memory in use and the number of copies and models */
 static void
 UpdateMemoryStats(void)
 {
 	int			loaded = 0,
 				models = 0;
+	size_t		free_b = 0,
+				total_b = 0;
+	char		errbuf[128];
 
 	for (int i = 0; i < GPU_MAX_INDEXES; i++)
 		loaded += index_copies[i].used;
-#ifdef CODEVEC_USE_CUDA
+	if (codevec_cuda_memory(&free_b, &total_b, errbuf, sizeof(errbuf)) == 0)
 	{
-		size_t		free_b = 0,
-					total_b = 0;
-		char		errbuf[128];
-
-		if (codevec_cuda_memory(&free_b, &total_b, errbuf, sizeof(errbuf)) == 0)
-		{
-			SpinLockAcquire(&gpu_shared->mutex);
-			gpu_shared->memory_used = (int64) (total_b - free_b);
-			gpu_shared->memory_total = (int64) total_b;
-			SpinLockRelease(&gpu_shared->mutex);
-		}
+		SpinLockAcquire(&gpu_shared->mutex);
+		gpu_shared->memory_used = (int64) (total_b - free_b);
+		gpu_shared->memory_total = (int64) total_b;
+		SpinLockRelease(&gpu_shared->mutex);
 	}
-#endif
 	GpuEmbedModelsBytes(&models);
 	SpinLockAcquire(&gpu_shared->mutex);
 	gpu_shared->indexes_loaded = loaded;
@@ -385,13 +390,11 @@ UpdateMemoryStats(void)
 static void
 DropCopy(GpuIndexCopy *c)
 {
-#ifdef CODEVEC_USE_CUDA
 	codevec_cuda_index_free(c->idx);
-	c->idx = NULL;
-#endif
+	codevec_cuda_index_free(c->delta);
 	free(c->tids);
-	c->tids = NULL;
-	c->used = false;
+	free(c->delta_vecs);
+	memset(c, 0, sizeof(*c));
 }
 
 /* The copy of the same index (any version), or NULL */
@@ -417,16 +420,187 @@ CopiesBytes(void)
 	return total;
 }
 
-/* Answer a KNN request from a current copy, or say it is not loaded */
+/*
+ * How a copy stands against a request's key: 0 current; GPU_STATUS_STALE
+ * when only rows inserted since are missing; GPU_STATUS_NOT_LOADED when
+ * there is none, it is incomplete, or another version (REINDEX, TRUNCATE,
+ * VACUUM, other dims).
+ */
+static int
+CopyStatus(const GpuIndexCopy *c, const GpuIndexKey *key, int dims)
+{
+	if (c == NULL || !c->complete || c->key.relfilenode != key->relfilenode ||
+		c->key.changeCount != key->changeCount || c->dims != dims)
+		return GPU_STATUS_NOT_LOADED;
+	if (c->key.insertCount != key->insertCount)
+		return GPU_STATUS_STALE;
+	return 0;
+}
+
+/* Answer a KNN request that found no current copy */
+static void
+AnswerNotCurrent(GpuKnnRequest *r, const GpuIndexCopy *c, int status)
+{
+	r->hdr.status = status;
+	if (status == GPU_STATUS_STALE)
+	{
+		r->nrows = c->n + c->ndelta;
+		r->resume_blk = c->resume_blk;
+		r->resume_off = c->resume_off;
+		r->delta_room = (c->delta_cap > 0 ? c->delta_cap : Max(GPU_DELTA_MIN_ROWS, c->n / 8)) - c->ndelta;
+	}
+}
+
+/*
+ * k nearest rows of nq queries over a copy's main rows and delta tier:
+ * dist/ids (nq x k, row positions, -1 past the end) in (distance, row)
+ * order. Each tier's kernel returns its own first k; their merge is the
+ * copy's first k, and a row of neither list is at least as far as the
+ * merged k-th (it is at least its tier's k-th). Then rows (nq x k x dims)
+ * gets the candidates' vectors. 0 or a CODEVEC_CUDA error (errbuf).
+ */
+static int
+KnnOnCopy(GpuIndexCopy *c, const float *queries, int nq, int k, int metric,
+		  float *dist, int64 *ids, float *rows, char *errbuf, size_t errlen)
+{
+	Size		nk = (Size) nq * k;
+	int			rc;
+
+	rc = codevec_cuda_knn(c->idx, queries, nq, k, metric, dist, ids, errbuf, errlen);
+	if (rc == CODEVEC_CUDA_OK && c->ndelta > 0)
+	{
+		float	   *ddist = malloc(sizeof(float) * nk);
+		int64	   *dids = malloc(sizeof(int64) * nk);
+		float	   *mdist = malloc(sizeof(float) * k);
+		int64	   *mids = malloc(sizeof(int64) * k);
+
+		if (!ddist || !dids || !mdist || !mids)
+		{
+			snprintf(errbuf, errlen, "out of host memory");
+			rc = CODEVEC_CUDA_E_INVALID;
+		}
+		else
+			rc = codevec_cuda_knn(c->delta, queries, nq, k, metric, ddist, dids, errbuf, errlen);
+		for (int q = 0; rc == CODEVEC_CUDA_OK && q < nq; q++)
+		{
+			float	   *a = dist + (Size) q * k,
+					   *b = ddist + (Size) q * k;
+			int64	   *ai = ids + (Size) q * k,
+					   *bi = dids + (Size) q * k;
+			int			i = 0,
+						j = 0;
+
+			for (int o = 0; o < k; o++)
+			{
+				bool		hasa = i < k && ai[i] >= 0,
+							hasb = j < k && bi[j] >= 0;
+
+				if (hasa && (!hasb || a[i] <= b[j]))
+				{
+					mdist[o] = a[i];
+					mids[o] = ai[i++];
+				}
+				else if (hasb)
+				{
+					mdist[o] = b[j];
+					mids[o] = c->n + bi[j++];
+				}
+				else
+				{
+					mdist[o] = INFINITY;
+					mids[o] = -1;
+				}
+			}
+			memcpy(a, mdist, sizeof(float) * k);
+			memcpy(ai, mids, sizeof(int64) * k);
+		}
+		free(ddist);
+		free(dids);
+		free(mdist);
+		free(mids);
+	}
+	/* the candidates' fp32 vectors, gathered per tier */
+	if (rc == CODEVEC_CUDA_OK && rows != NULL)
+	{
+		int64	   *g = malloc(sizeof(int64) * CODEVEC_CUDA_MAX_K);
+		float	   *buf = malloc(sizeof(float) * (Size) CODEVEC_CUDA_MAX_K * c->dims);
+
+		if (!g || !buf)
+		{
+			snprintf(errbuf, errlen, "out of host memory");
+			rc = CODEVEC_CUDA_E_INVALID;
+		}
+		for (int tier = 0; rc == CODEVEC_CUDA_OK && tier < (c->ndelta > 0 ? 2 : 1); tier++)
+		{
+			CodevecCudaIndex idx = tier == 0 ? c->idx : c->delta;
+			Size		p = 0;
+
+			while (rc == CODEVEC_CUDA_OK && p < nk)
+			{
+				Size		from = p;
+				int			cnt = 0;
+
+				/* the next CODEVEC_CUDA_MAX_K positions, this tier's rows only */
+				for (; p < nk && cnt < CODEVEC_CUDA_MAX_K; p++)
+				{
+					bool		mine = tier == 0 ? (ids[p] >= 0 && ids[p] < c->n) : ids[p] >= c->n;
+
+					g[cnt++] = mine ? (tier == 0 ? ids[p] : ids[p] - c->n) : -1;
+				}
+				rc = codevec_cuda_index_rows(idx, g, cnt, buf, errbuf, errlen);
+				for (int e = 0; rc == CODEVEC_CUDA_OK && e < cnt; e++)
+					if (g[e] >= 0 || (tier == 0 && ids[from + e] < 0))
+						memcpy(rows + (from + e) * c->dims, buf + (Size) e * c->dims,
+							   sizeof(float) * c->dims);
+			}
+		}
+		free(g);
+		free(buf);
+	}
+	return rc;
+}
+
+/* Write a KNN answer from dist/ids/rows (nq x k of the request) */
+static void
+AnswerKnn(GpuKnnRequest *r, const GpuIndexCopy *c, const float *dist, const int64 *ids,
+		  const float *rows, int kstride)
+{
+	for (int q = 0; q < r->nq; q++)
+		for (int i = 0; i < r->k; i++)
+		{
+			Size		src = (Size) q * kstride + i;
+			Size		dst = (Size) q * r->k + i;
+			int64		id = ids[src];
+
+			if (&GpuKnnDistances(r)[dst] != &dist[src])
+			{
+				GpuKnnDistances(r)[dst] = dist[src];
+				memcpy(GpuKnnRows(r) + dst * r->dims, rows + src * r->dims, sizeof(float) * r->dims);
+			}
+			if (id >= 0 && id < c->n + c->ndelta)
+				GpuKnnTids(r)[dst] = c->tids[id];
+			else
+				ItemPointerSetInvalid(&GpuKnnTids(r)[dst]);
+		}
+	r->nrows = c->n + c->ndelta;
+	r->maxnorm = c->maxnorm;
+	r->hdr.status = 0;
+}
+
+/* Answer a KNN request from a current copy, or say what it lacks */
 static void
 RunKnn(GpuKnnRequest *r)
 {
 	GpuIndexCopy *c = FindCopy(&r->key);
+	int			st = CopyStatus(c, &r->key, r->dims);
+	Size		nk;
+	float	   *dist,
+			   *rows;
+	int64	   *ids;
 
-	if (c == NULL || !c->complete || c->key.relfilenode != r->key.relfilenode ||
-		c->key.changeCount != r->key.changeCount || c->dims != r->dims)
+	if (st != 0)
 	{
-		r->hdr.status = GPU_STATUS_NOT_LOADED;
+		AnswerNotCurrent(r, c, st);
 		return;
 	}
 	if (r->k < 1 || r->k > CODEVEC_CUDA_MAX_K || r->nq < 1)
@@ -436,57 +610,31 @@ RunKnn(GpuKnnRequest *r)
 		return;
 	}
 	c->last_used = GetCurrentTimestamp();
+	nk = (Size) r->nq * r->k;
+	/* distances and candidate rows go straight into the answer */
+	dist = GpuKnnDistances(r);
+	rows = GpuKnnRows(r);
+	ids = malloc(sizeof(int64) * nk);
+	if (ids == NULL)
 	{
-		int64	   *ids = malloc(sizeof(int64) * (Size) r->nq * r->k);
-		float	   *dist = GpuKnnDistances(r);
-		ItemPointerData *tids = GpuKnnTids(r);
-
-		if (ids == NULL)
-		{
-			r->hdr.status = GPU_STATUS_FAILED;
-			snprintf(r->hdr.errmsg, sizeof(r->hdr.errmsg), "out of host memory");
-			return;
-		}
-		if (codevec_cuda_knn(c->idx, GpuKnnQueries(r), r->nq, r->k, r->metric, dist, ids,
-							 r->hdr.errmsg, sizeof(r->hdr.errmsg)) != CODEVEC_CUDA_OK)
-		{
-			r->hdr.status = GPU_STATUS_FAILED;
-			free(ids);
-			return;
-		}
-		for (Size i = 0; i < (Size) r->nq * r->k; i++)
-		{
-			if (ids[i] >= 0 && ids[i] < c->n)
-				tids[i] = c->tids[ids[i]];
-			else
-			{
-				ItemPointerSetInvalid(&tids[i]);
-				ids[i] = -1;
-			}
-		}
-		/* the candidates' vectors, for the backend's exact re-rank */
-		for (int q = 0; q < r->nq; q++)
-			if (codevec_cuda_index_rows(c->idx, ids + (Size) q * r->k, r->k,
-										GpuKnnRows(r) + (Size) q * r->k * r->dims,
-										r->hdr.errmsg, sizeof(r->hdr.errmsg)) != CODEVEC_CUDA_OK)
-			{
-				r->hdr.status = GPU_STATUS_FAILED;
-				free(ids);
-				return;
-			}
-		free(ids);
+		r->hdr.status = GPU_STATUS_FAILED;
+		snprintf(r->hdr.errmsg, sizeof(r->hdr.errmsg), "out of host memory");
+		return;
 	}
-	r->nrows = c->n;
-	r->maxnorm = c->maxnorm;
-	r->hdr.status = 0;
+	if (KnnOnCopy(c, GpuKnnQueries(r), r->nq, r->k, r->metric, dist, ids, rows,
+				  r->hdr.errmsg, sizeof(r->hdr.errmsg)) != CODEVEC_CUDA_OK)
+		r->hdr.status = GPU_STATUS_FAILED;
+	else
+		AnswerKnn(r, c, dist, ids, rows, r->k);
+	free(ids);
 }
 
 /*
  * Answer several KNN requests on one index copy with one batched launch
  * (nq = the number of requests, k = the largest k; each request gets its
  * own first k, the same rows as asking alone since results are ordered by
- * (distance, row)). Requests with several queries each, or a stale copy,
- * are answered one by one.
+ * (distance, row)). Requests with several queries each, or a copy that is
+ * not current, are answered one by one.
  */
 static void
 RunKnnGroup(GpuKnnRequest **group, int ng)
@@ -495,35 +643,32 @@ RunKnnGroup(GpuKnnRequest **group, int ng)
 	GpuKnnRequest *r0 = group[0];
 	int			kmax = 0;
 	float	   *queries,
-			   *dist;
+			   *dist,
+			   *rows;
 	int64	   *ids;
+	bool		one_by_one = ng == 1 || CopyStatus(c, &r0->key, r0->dims) != 0;
 
 	for (int j = 0; j < ng; j++)
+	{
 		kmax = Max(kmax, group[j]->k);
-	if (ng == 1 || c == NULL || !c->complete || c->key.relfilenode != r0->key.relfilenode ||
-		c->key.changeCount != r0->key.changeCount || c->dims != r0->dims ||
-		kmax > CODEVEC_CUDA_MAX_K)
+		one_by_one |= group[j]->nq != 1 || group[j]->k < 1;
+	}
+	if (one_by_one || kmax > CODEVEC_CUDA_MAX_K)
 	{
 		for (int j = 0; j < ng; j++)
 			RunKnn(group[j]);
 		return;
 	}
-	for (int j = 0; j < ng; j++)
-		if (group[j]->nq != 1 || group[j]->k < 1)
-		{
-			for (int i = 0; i < ng; i++)
-				RunKnn(group[i]);
-			return;
-		}
-
 	queries = malloc(sizeof(float) * (Size) ng * r0->dims);
 	dist = malloc(sizeof(float) * (Size) ng * kmax);
 	ids = malloc(sizeof(int64) * (Size) ng * kmax);
-	if (queries == NULL || dist == NULL || ids == NULL)
+	rows = malloc(sizeof(float) * (Size) ng * kmax * r0->dims);
+	if (queries == NULL || dist == NULL || ids == NULL || rows == NULL)
 	{
 		free(queries);
 		free(dist);
 		free(ids);
+		free(rows);
 		for (int j = 0; j < ng; j++)
 			RunKnn(group[j]);
 		return;
@@ -531,8 +676,8 @@ RunKnnGroup(GpuKnnRequest **group, int ng)
 	for (int j = 0; j < ng; j++)
 		memcpy(queries + (Size) j * r0->dims, GpuKnnQueries(group[j]), sizeof(float) * r0->dims);
 	c->last_used = GetCurrentTimestamp();
-	if (codevec_cuda_knn(c->idx, queries, ng, kmax, r0->metric, dist, ids,
-						 r0->hdr.errmsg, sizeof(r0->hdr.errmsg)) != CODEVEC_CUDA_OK)
+	if (KnnOnCopy(c, queries, ng, kmax, r0->metric, dist, ids, rows,
+				  r0->hdr.errmsg, sizeof(r0->hdr.errmsg)) != CODEVEC_CUDA_OK)
 	{
 		for (int j = 0; j < ng; j++)
 		{
@@ -541,77 +686,51 @@ RunKnnGroup(GpuKnnRequest **group, int ng)
 		}
 	}
 	else
-	{
-		/* all requests' candidate ids in one list: one gather per 1024 rows */
-		int64	   *all = malloc(sizeof(int64) * (Size) ng * kmax);
-		float	   *rows = malloc(sizeof(float) * (Size) CODEVEC_CUDA_MAX_K * r0->dims);
-		Size		nall = 0;
-		int			status = (all && rows) ? 0 : GPU_STATUS_FAILED;
-
 		for (int j = 0; j < ng; j++)
-		{
-			GpuKnnRequest *r = group[j];
-			int64	   *rid = ids + (Size) j * kmax;
-
-			for (int i = 0; i < r->k; i++)
-			{
-				GpuKnnDistances(r)[i] = dist[(Size) j * kmax + i];
-				if (rid[i] >= 0 && rid[i] < c->n)
-					GpuKnnTids(r)[i] = c->tids[rid[i]];
-				else
-				{
-					ItemPointerSetInvalid(&GpuKnnTids(r)[i]);
-					rid[i] = -1;
-				}
-				if (all)
-					all[nall++] = rid[i];
-			}
-			r->nrows = c->n;
-			r->maxnorm = c->maxnorm;
-		}
-		/* gather and scatter: row p of the list goes to request j's row i */
-		{
-			Size		p = 0;
-			int			j = 0,
-						i = 0;
-
-			while (status == 0 && p < nall)
-			{
-				int			cnt = (int) Min(nall - p, (Size) CODEVEC_CUDA_MAX_K);
-
-				if (codevec_cuda_index_rows(c->idx, all + p, cnt, rows,
-											r0->hdr.errmsg, sizeof(r0->hdr.errmsg)) != CODEVEC_CUDA_OK)
-				{
-					status = GPU_STATUS_FAILED;
-					break;
-				}
-				for (int e = 0; e < cnt; e++)
-				{
-					while (i >= group[j]->k)
-					{
-						j++;
-						i = 0;
-					}
-					memcpy(GpuKnnRows(group[j]) + (Size) i * r0->dims, rows + (Size) e * r0->dims,
-						   sizeof(float) * r0->dims);
-					i++;
-				}
-				p += cnt;
-			}
-		}
-		for (int j = 0; j < ng; j++)
-		{
-			group[j]->hdr.status = status;
-			if (status != 0 && group[j] != r0)
-				strlcpy(group[j]->hdr.errmsg, all && rows ? r0->hdr.errmsg : "out of host memory",
-						sizeof(group[j]->hdr.errmsg));
-		}
-		free(all);
-		free(rows);
-	}
+			AnswerKnn(group[j], c, dist + (Size) j * kmax, ids + (Size) j * kmax,
+					  rows + (Size) j * kmax * r0->dims, kmax);
 	free(queries);
 	free(dist);
 	free(ids);
+	free(rows);
+}
+
+/* The largest norm of n rows of dims floats, folded into *maxnorm */
+static void
+FoldMaxNorm(float *maxnorm, const float *v, int64 n, int dims)
+{
+	for (int64 i = 0; i < n; i++)
+	{
+		double		s = 0;
+
+		for (int j = 0; j < dims; j++)
+			s += (double) v[i * dims + j] * v[i * dims + j];
+		*maxnorm = Max(*maxnorm, (float) sqrt(s));
+	}
+}
+
+/*
+ * Make room for need more device bytes under codevec.gpu_memory_limit,
+ * evicting least recently used copies other than keep; false if it cannot.
+ */
+static bool
+MakeRoom(size_t need, const GpuIndexCopy *keep)
+{
+	size_t		cap = (size_t) codevec_gpu_memory_limit_mb * 1024 * 1024;
+
+	while (cap > 0 && CopiesBytes() + GpuEmbedModelsBytes(NULL) + need > cap)
+	{
+		GpuIndexCopy *lru = NULL;
+
+		for (int i = 0; i < GPU_MAX_INDEXES; i++)
+			if (index_copies[i].used && &index_copies[i] != keep &&
+				(lru == NULL || index_copies[i].last_used < lru->last_used))
+				lru = &index_copies[i];
+		if (lru == NULL)
+			return false;
+		DropCopy(lru);
+	}
+	return true;
 }
 
 /* Chunk of an index copy: the first one (re)creates the copy, evicting
@@ -625,28 +744,18 @@ RunUpload(GpuUploadRequest *r)
 	if (r->first == 0)
 	{
 		size_t		need = (size_t) r->total * r->dims * 6 + (size_t) r->total * 8;	/* fp32 + fp16 + norms */
-		size_t		cap = (size_t) codevec_gpu_memory_limit_mb * 1024 * 1024;
 		int			slot = -1;
 
 		if (c != NULL)
 			DropCopy(c);
-		while (cap > 0 && CopiesBytes() + GpuEmbedModelsBytes(NULL) + need > cap)
+		if (!MakeRoom(need, NULL))
 		{
-			GpuIndexCopy *lru = NULL;
-
-			for (int i = 0; i < GPU_MAX_INDEXES; i++)
-				if (index_copies[i].used && (lru == NULL || index_copies[i].last_used < lru->last_used))
-					lru = &index_copies[i];
-			if (lru == NULL)
-			{
-				r->hdr.status = GPU_STATUS_NO_MEMORY;
-				snprintf(r->hdr.errmsg, sizeof(r->hdr.errmsg),
-						 "index needs about %zu MB, codevec.gpu_memory_limit is %d MB",
-						 need >> 20, codevec_gpu_memory_limit_mb);
-				UpdateMemoryStats();
-				return;
-			}
-			DropCopy(lru);
+			r->hdr.status = GPU_STATUS_NO_MEMORY;
+			snprintf(r->hdr.errmsg, sizeof(r->hdr.errmsg),
+					 "index needs about %zu MB, codevec.gpu_memory_limit is %d MB",
+					 need >> 20, codevec_gpu_memory_limit_mb);
+			UpdateMemoryStats();
+			return;
 		}
 		for (int i = 0; i < GPU_MAX_INDEXES && slot < 0; i++)
 			if (!index_copies[i].used)
@@ -681,6 +790,7 @@ RunUpload(GpuUploadRequest *r)
 		c->n = r->total;
 	}
 	if (c == NULL || c->complete || c->key.changeCount != r->key.changeCount ||
+		c->key.insertCount != r->key.insertCount ||
 		c->key.relfilenode != r->key.relfilenode || r->first != c->loaded ||
 		r->first + r->n > c->n || r->dims != c->dims)
 	{
@@ -691,14 +801,7 @@ RunUpload(GpuUploadRequest *r)
 		UpdateMemoryStats();
 		return;
 	}
-	for (int64 i = 0; i < r->n; i++)
-	{
-		double		s = 0;
-
-		for (int j = 0; j < r->dims; j++)
-			s += (double) v[i * r->dims + j] * v[i * r->dims + j];
-		c->maxnorm = Max(c->maxnorm, (float) sqrt(s));
-	}
+	FoldMaxNorm(&c->maxnorm, v, r->n, r->dims);
 	if (r->n > 0 &&
 		codevec_cuda_index_upload(c->idx, v, r->first, r->n,
 								  r->hdr.errmsg, sizeof(r->hdr.errmsg)) != CODEVEC_CUDA_OK)
@@ -710,6 +813,8 @@ RunUpload(GpuUploadRequest *r)
 	}
 	memcpy(c->tids + r->first, GpuUploadTids(r), sizeof(ItemPointerData) * r->n);
 	c->loaded += r->n;
+	c->resume_blk = r->resume_blk;
+	c->resume_off = r->resume_off;
 	c->last_used = GetCurrentTimestamp();
 	if (c->loaded == c->n)
 	{
@@ -718,6 +823,114 @@ RunUpload(GpuUploadRequest *r)
 	}
 	r->hdr.status = 0;
 	UpdateMemoryStats();
+}
+
+/*
+ * Rows inserted since the copy was loaded, into its delta tier (created on
+ * the first APPEND with room for max(GPU_DELTA_MIN_ROWS, n / 8) rows). A
+ * request that does not continue the copy exactly (another backend's
+ * append came first) gets GPU_STATUS_STALE to ask again; one that does not
+ * fit drops the copy (GPU_STATUS_NOT_LOADED: the backend loads it whole,
+ * which folds the delta into the main rows).
+ */
+static void
+RunAppend(GpuUploadRequest *r)
+{
+	GpuIndexCopy *c = FindCopy(&r->key);
+	const float *v = GpuUploadVectors(r);
+	GpuIndexKey base = r->key;
+
+	base.insertCount = c ? c->key.insertCount : 0;
+	if (c == NULL || CopyStatus(c, &base, r->dims) != 0 || r->n < 0)
+	{
+		r->hdr.status = GPU_STATUS_NOT_LOADED;
+		return;
+	}
+	if (r->first != c->n + c->ndelta || r->total < r->first + r->n)
+	{
+		r->hdr.status = GPU_STATUS_STALE;
+		return;
+	}
+	if (c->delta_cap == 0)
+	{
+		int64		cap = Max(GPU_DELTA_MIN_ROWS, c->n / 8);
+		ItemPointerData *t = realloc(c->tids, sizeof(ItemPointerData) * (c->n + cap));
+
+		if (t != NULL)
+			c->tids = t;
+		c->delta_vecs = malloc(sizeof(float) * (Size) cap * r->dims);
+		if (t == NULL || c->delta_vecs == NULL)
+		{
+			DropCopy(c);
+			r->hdr.status = GPU_STATUS_NOT_LOADED;
+			UpdateMemoryStats();
+			return;
+		}
+		c->delta_cap = cap;
+	}
+	if (r->total - c->n > c->delta_cap)
+	{
+		/* the delta is full: fold it in by loading the index whole */
+		DropCopy(c);
+		r->hdr.status = GPU_STATUS_NOT_LOADED;
+		UpdateMemoryStats();
+		return;
+	}
+	FoldMaxNorm(&c->maxnorm, v, r->n, r->dims);
+	memcpy(c->delta_vecs + (Size) c->ndelta * r->dims, v, sizeof(float) * (Size) r->n * r->dims);
+
+	/* the delta's device index, made again with all its rows */
+	codevec_cuda_index_free(c->delta);
+	c->delta = NULL;
+	if (c->ndelta + r->n > 0)
+	{
+		size_t		need = (size_t) (c->ndelta + r->n) * r->dims * 6 + (size_t) (c->ndelta + r->n) * 8;
+
+		if (!MakeRoom(need, c) ||
+			codevec_cuda_index_create(c->ndelta + r->n, r->dims, CODEVEC_PREC_AUTO, &c->delta,
+									  r->hdr.errmsg, sizeof(r->hdr.errmsg)) != CODEVEC_CUDA_OK ||
+			codevec_cuda_index_upload(c->delta, c->delta_vecs, 0, c->ndelta + r->n,
+									  r->hdr.errmsg, sizeof(r->hdr.errmsg)) != CODEVEC_CUDA_OK)
+		{
+			DropCopy(c);
+			r->hdr.status = GPU_STATUS_NOT_LOADED;
+			UpdateMemoryStats();
+			return;
+		}
+	}
+	memcpy(c->tids + c->n + c->ndelta, GpuUploadTids(r), sizeof(ItemPointerData) * r->n);
+	c->ndelta += r->n;
+	c->resume_blk = r->resume_blk;
+	c->resume_off = r->resume_off;
+	c->last_used = GetCurrentTimestamp();
+	if (c->n + c->ndelta == r->total)
+		c->key.insertCount = r->key.insertCount;
+	{
+		size_t		main_b = 0,
+					delta_b = 0;
+
+		codevec_cuda_index_info(c->idx, &main_b, NULL, NULL, 0);
+		codevec_cuda_index_info(c->delta, &delta_b, NULL, NULL, 0);
+		c->device_bytes = main_b + delta_b;
+	}
+	r->hdr.status = 0;
+	UpdateMemoryStats();
+}
+
+/* Re-run the k-NN kernels' autotuning and answer its report */
+static void
+RunAutotune(GpuAutotuneRequest *r)
+{
+	if (r->dims < 1 || r->dims > 16000)
+	{
+		r->hdr.status = GPU_STATUS_FAILED;
+		snprintf(r->hdr.errmsg, sizeof(r->hdr.errmsg), "bad dims %d", r->dims);
+		return;
+	}
+	r->report[0] = '\0';
+	r->hdr.status = codevec_cuda_autotune(r->dims, r->report, sizeof(r->report),
+										  r->hdr.errmsg, sizeof(r->hdr.errmsg)) == CODEVEC_CUDA_OK ?
+		0 : GPU_STATUS_FAILED;
 }
 
 #endif							/* CODEVEC_USE_CUDA */
@@ -733,6 +946,8 @@ RunRequest(GpuRequestHeader *req)
 			break;
 		case GPU_REQUEST_KNN:
 		case GPU_REQUEST_UPLOAD:
+		case GPU_REQUEST_APPEND:
+		case GPU_REQUEST_AUTOTUNE:
 		case GPU_REQUEST_EMBED:
 #ifdef CODEVEC_USE_CUDA
 			if (gpu_shared->state == GPU_SERVICE_READY)
@@ -741,6 +956,10 @@ RunRequest(GpuRequestHeader *req)
 					RunKnn((GpuKnnRequest *) req);
 				else if (req->kind == GPU_REQUEST_UPLOAD)
 					RunUpload((GpuUploadRequest *) req);
+				else if (req->kind == GPU_REQUEST_APPEND)
+					RunAppend((GpuUploadRequest *) req);
+				else if (req->kind == GPU_REQUEST_AUTOTUNE)
+					RunAutotune((GpuAutotuneRequest *) req);
 				else
 				{
 					GpuEmbedRequest *r = (GpuEmbedRequest *) req;
@@ -915,6 +1134,13 @@ CodevecGpuServiceMain(Datum main_arg)
 	SpinLockRelease(&gpu_shared->mutex);
 	before_shmem_exit(GpuServiceShutdown, (Datum) 0);
 
+	/*
+	 * The k-NN kernels' autotuning (cuda/knn.h) runs at the first use of a
+	 * (GPU, dims) pair and takes seconds: keep its choices in the data
+	 * directory so a restarted service reuses them.
+	 */
+	if (getenv("CODEVEC_CUDA_TUNE_FILE") == NULL)
+		setenv("CODEVEC_CUDA_TUNE_FILE", psprintf("%s/pg_codevec_cuda_tune", DataDir), 1);
 	OpenDevice();
 	ereport(LOG,
 			(errmsg("codevec gpu service started: %s", gpu_shared->state == GPU_SERVICE_READY ?
@@ -1312,4 +1538,48 @@ CodevecGpuServiceDescribe(char *device, char *why, size_t len)
 		}
 	}
 	return (int) st;
+}
+
+PG_FUNCTION_INFO_V1(codevec_gpu_autotune);
+/*
+ * codevec_gpu_autotune(dims): re-run the k-NN kernels' autotuning on the
+ * service's GPU for vectors of dims components (cuda/knn.h) and return its
+ * report: the candidates measured and the one chosen. ERROR 55000 without
+ * a ready service.
+ */
+Datum
+codevec_gpu_autotune(PG_FUNCTION_ARGS)
+{
+	int32		dims = PG_GETARG_INT32(0);
+	dsm_segment *seg;
+	GpuAutotuneRequest *r;
+	char	   *report;
+	int			status;
+
+	if (dims < 1 || dims > 16000)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("dims must be between 1 and 16000")));
+	if (ServiceState(NULL, 0) != GPU_SERVICE_READY)
+	{
+		char		why[256];
+
+		ServiceState(why, sizeof(why));
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the GPU service cannot autotune: %s", why[0] ? why : "it is not ready")));
+	}
+	seg = dsm_create(sizeof(GpuAutotuneRequest), 0);
+	r = (GpuAutotuneRequest *) dsm_segment_address(seg);
+	memset(r, 0, sizeof(*r));
+	r->hdr.kind = GPU_REQUEST_AUTOTUNE;
+	r->dims = dims;
+	status = CodevecGpuCall(seg);
+	if (status != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the GPU service cannot autotune: %s", r->hdr.errmsg)));
+	report = pstrdup(r->report);
+	dsm_detach(seg);
+	PG_RETURN_TEXT_P(cstring_to_text(report));
 }

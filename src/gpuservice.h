@@ -50,7 +50,9 @@ typedef enum GpuRequestKind
 	GPU_REQUEST_PING = 1,		/* round trip only: measures the protocol */
 	GPU_REQUEST_KNN = 2,		/* k nearest rows of an index copy on the device */
 	GPU_REQUEST_UPLOAD = 3,		/* (re)load an index copy onto the device */
-	GPU_REQUEST_EMBED = 4		/* run the encoder on tokenized sequences */
+	GPU_REQUEST_EMBED = 4,		/* run the encoder on tokenized sequences */
+	GPU_REQUEST_APPEND = 5,		/* add rows inserted since to a copy's delta tier */
+	GPU_REQUEST_AUTOTUNE = 6	/* re-run the k-NN kernels' autotuning, report */
 } GpuRequestKind;
 
 /* Statuses besides 0 (ok) and 1 (failed, see errmsg) */
@@ -62,6 +64,8 @@ typedef enum GpuRequestKind
 									 * (the encoder library could not be loaded) */
 #define GPU_STATUS_MODEL_ERROR	6	/* the model folder could not be loaded:
 									 * load_status and errmsg say why */
+#define GPU_STATUS_STALE		7	/* the copy lacks rows inserted since: send
+									 * them from resume_blk/resume_off (APPEND) */
 
 /* Header of every request segment; the payload follows */
 typedef struct GpuRequestHeader
@@ -73,9 +77,15 @@ typedef struct GpuRequestHeader
 } GpuRequestHeader;
 
 /*
- * Which index copy a KNN or UPLOAD request is about: a copy is current when
- * database, index, relfilenode (changes on REINDEX and TRUNCATE) and the
- * metapage's changeCount (inserts, VACUUM) all match.
+ * Which index copy a KNN, UPLOAD or APPEND request is about: a copy is
+ * current when database, index, relfilenode (changes on REINDEX and
+ * TRUNCATE), the metapage's changeCount (VACUUM removed vectors) and its
+ * insertCount all match. With only insertCount behind, the copy misses the
+ * rows inserted since, which flat indexes append to the end of their chain:
+ * the service answers GPU_STATUS_STALE with the chain position after its
+ * last row, and the backend sends the rest (APPEND) into the copy's delta
+ * tier, searched alongside the main rows; when the delta is full the copy
+ * is dropped and loaded again whole (folded).
  */
 typedef struct GpuIndexKey
 {
@@ -83,6 +93,7 @@ typedef struct GpuIndexKey
 	Oid			indexid;
 	Oid			relfilenode;
 	uint64		changeCount;
+	uint64		insertCount;
 } GpuIndexKey;
 
 /*
@@ -104,13 +115,21 @@ typedef struct GpuKnnRequest
 	int32		k;				/* 1 .. 1024 */
 	int64		nrows;			/* answer: rows in the copy */
 	float		maxnorm;		/* answer */
+	/* answer with GPU_STATUS_STALE: where the rows the copy lacks begin */
+	uint32		resume_blk;		/* chain position after the copy's last row */
+	uint32		resume_off;
+	int64		delta_room;		/* rows the delta tier can still take */
 } GpuKnnRequest;
 
 /*
  * UPLOAD: header, then this, then n x dims floats, then n ItemPointerData:
  * rows [first, first + n) of a copy of total rows. first = 0 starts a new
  * copy (replacing any other of that index); the copy answers KNN requests
- * once its last chunk has arrived.
+ * once its last chunk has arrived. APPEND (same layout): rows [first,
+ * first + n) of a complete copy whose rows so far number first, into its
+ * delta tier; key.insertCount becomes the copy's when row total - 1 has
+ * arrived. resume_blk/resume_off: the chain position after the last row
+ * sent so far.
  */
 typedef struct GpuUploadRequest
 {
@@ -120,7 +139,21 @@ typedef struct GpuUploadRequest
 	int64		first;
 	int64		n;
 	int64		total;
+	uint32		resume_blk;
+	uint32		resume_off;
 } GpuUploadRequest;
+
+/*
+ * AUTOTUNE: header, then this: re-run the k-NN kernels' autotuning for
+ * vectors of dims components on the service's GPU (cuda/knn.h
+ * codevec_cuda_autotune) and answer its report.
+ */
+typedef struct GpuAutotuneRequest
+{
+	GpuRequestHeader hdr;
+	int32		dims;
+	char		report[16384];	/* answer */
+} GpuAutotuneRequest;
 
 #define GpuKnnQueries(r)	((float *) ((char *) (r) + MAXALIGN(sizeof(GpuKnnRequest))))
 #define GpuKnnDistances(r)	(GpuKnnQueries(r) + (Size) (r)->nq * (r)->dims)

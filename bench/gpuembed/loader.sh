@@ -8,10 +8,12 @@
 # snippets/s for the whole run and for the embedding pass alone.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
+batches="${*:-64 1024}"
+set --		# setup.sh takes server settings as arguments: none here
 source "$top/test/gpu/setup.sh"
 tree=$(python3 -c 'import os, transformers; print(os.path.dirname(transformers.__file__))')
 echo "tree: $tree ($(find "$tree" -name '*.py' | wc -l) .py files, $(du -sh "$tree" | cut -f1))"
-for b in "${@:-64 1024}"; do
+for b in "$batches"; do
 	for b1 in $b; do
 		psql -qX -c "DROP DATABASE IF EXISTS load_$b1" -c "CREATE DATABASE load_$b1" >/dev/null
 		s0=$(date +%s%N)

@@ -40,6 +40,7 @@ sql) ;;
 esac
 
 [ -f "$work/bulk.tsv" ] || { echo "no $work/bulk.tsv: run '$0 torch' first (same machine)" >&2; exit 1; }
+set --		# setup.sh takes server settings as arguments: none here
 source "$top/test/gpu/setup.sh"
 models=$(pg_config --sharedir)/extension/codevec_models
 [ -d "$work/rand12-384" ] && { rm -rf "$models/rand12-384"; cp -r "$work/rand12-384" "$models/"; chmod -R a+rX "$models"; }

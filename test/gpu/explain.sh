@@ -19,6 +19,7 @@ set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 rows=${1:-200000}
 out=${OUT:-/tmp}
+set --		# setup.sh takes server settings as arguments: none here
 source "$top/test/gpu/setup.sh"
 check "the GPU service is ready on a CUDA device" "SELECT state = 'ready' FROM codevec_gpu_status()" t
 

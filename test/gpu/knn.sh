@@ -17,6 +17,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 rows=${1:-200000}
 nq=${2:-200}
 out=${OUT:-/tmp}
+set --		# setup.sh takes server settings as arguments: none here
 source "$top/test/gpu/setup.sh"
 check "the GPU service is ready on a CUDA device" "SELECT state = 'ready' AND device IS NOT NULL FROM codevec_gpu_status()" t
 

@@ -21,6 +21,7 @@ set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 rows=${1:-200000}
 out=${OUT:-/tmp}
+set --		# setup.sh takes server settings as arguments: none here
 source "$top/test/gpu/setup.sh"
 psql -X -x -c "SELECT * FROM codevec_gpu_status()"
 check "the GPU service is ready on a CUDA device" "SELECT state = 'ready' AND device IS NOT NULL FROM codevec_gpu_status()" t
@@ -93,6 +94,34 @@ psql -qX -c "INSERT INTO t SELECT 900000 + qid, emb FROM q WHERE qid < 1000" -c 
 res=$(same '<->' 10 true 2>&1 | grep -o 'mismatches=[0-9]*')
 [ "$res" = "mismatches=0" ] && { passed=$((passed+1)); echo "ok $((passed+failed)) - after inserts, deletes and VACUUM the GPU answer equals the sequential scan"; } \
 	|| { failed=$((failed+1)); echo "not ok $((passed+failed)) - after writes: $res"; }
+
+# inserts without VACUUM: the copy's delta tier takes the new rows (APPEND)
+# instead of a reload; queries equal to the new rows must find them first
+psql -qX -c "INSERT INTO t SELECT 800000 + qid, emb FROM q" >/dev/null
+res=$(same '<->' 10 true 2>&1 | grep -o 'mismatches=[0-9]*')
+[ "$res" = "mismatches=0" ] && { passed=$((passed+1)); echo "ok $((passed+failed)) - after inserts (delta tier) the GPU answer equals the sequential scan"; } \
+	|| { failed=$((failed+1)); echo "not ok $((passed+failed)) - after inserts (delta tier): $res"; }
+line=$(psql -qAtX -c "SET codevec.device = cuda" -c "INSERT INTO t SELECT 810000 + qid, emb FROM q WHERE qid < 20" \
+	-c "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) SELECT id FROM t ORDER BY emb <-> (SELECT emb FROM q WHERE qid = 3) LIMIT 10" | grep '^gpuivf: t_l2')
+echo "# $line"
+check "EXPLAIN ANALYZE shows the rows went to the delta tier, not a reload" "SELECT '$line' LIKE '%on GPU%delta appends 1%' AND '$line' NOT LIKE '%uploads%'" t
+for c in 1 2 3 4 5 6 7 8; do
+	psql -qX -c "INSERT INTO t SELECT 820000 + $c * 100 + qid, emb FROM q WHERE qid % 8 = $c - 1" >/dev/null
+	same '<=>' 10 true >"/tmp/dconc$c.out" 2>&1 &
+done
+wait
+if [ "$(cat /tmp/dconc*.out | grep -c 'mismatches=0')" = 8 ]; then
+	passed=$((passed + 1)); echo "ok $((passed + failed)) - 8 sessions inserting and searching at once (concurrent appends) equal the sequential scan"
+else
+	failed=$((failed + 1)); echo "not ok $((passed + failed)) - concurrent appends: $(cat /tmp/dconc*.out | grep -o 'mismatches=[0-9]*' | tr '\n' ' ')"
+fi
+# more rows than the delta tier holds (max(4096, rows / 8)): folded by a reload
+psql -qX -c "INSERT INTO t SELECT 1000000 + id, emb FROM t WHERE id <= 30000" >/dev/null
+res=$(same '<#>' 100 true 2>&1 | grep -o 'mismatches=[0-9]*')
+[ "$res" = "mismatches=0" ] && { passed=$((passed+1)); echo "ok $((passed+failed)) - after more inserts than the delta holds (folded) the GPU answer equals the sequential scan"; } \
+	|| { failed=$((failed+1)); echo "not ok $((passed+failed)) - after a fold: $res"; }
+echo "# codevec_gpu_autotune(384) on this GPU:"
+psql -qAtX -c "SELECT codevec_gpu_autotune(384)" | sed 's/^/#   /'
 
 # latency: prepared k=10 queries through SQL, on BENCH_ROWS rows
 brows=${BENCH_ROWS:-1000000}

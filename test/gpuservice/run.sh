@@ -122,6 +122,10 @@ check "cuda: embed(text[]) without a device is an error too" \
 	"SET codevec.device = cuda; SELECT embed(ARRAY['x'])" \
 	"HINT:  Set codevec.device = auto to fall back to the CPU, or see codevec_gpu_status()."
 
+check "codevec_gpu_autotune without a device is 55000" \
+	"DO \$\$ BEGIN PERFORM codevec_gpu_autotune(384); EXCEPTION WHEN OTHERS THEN RAISE NOTICE 'sqlstate %', SQLSTATE; END \$\$" \
+	"NOTICE:  sqlstate 55000"
+
 # codevec.device is a checked enum
 check "codevec.device rejects unknown values" "SET codevec.device = 'tpu'" \
 	'HINT:  Available values: auto, cpu, cuda.'
