@@ -9,6 +9,8 @@
 #   bash bench/gpuivf/compare.sh random N     # N uniform random vectors (bench/seqscan/gen.c)
 #   bash bench/gpuivf/compare.sh real N       # N embeddings of real code chunks (embed() on the GPU)
 #   bash bench/gpuivf/compare.sh torch N      # the PyTorch anchor alone
+#   NOIVF=1 CHECKQ=5 CPU16= ...               # codevec flat only (10M: no IVF,
+#                                             # no pgvector, fewer seqscan checks)
 #
 # pgvector is not part of this repository: the script uses it when the
 # server has it installed (built beside ours from its public source, for
@@ -72,7 +74,22 @@ echo "# $kind $n, GPU $(psql -qAtX -c "SELECT device FROM codevec_gpu_status()")
 s0=$(date +%s%N)
 psql -qX -c "DROP TABLE IF EXISTS t, q, tv, qv, t_ivf, gt" >/dev/null
 psql -qX -c "CREATE TABLE t (id int, emb codevec(384))" -c "CREATE TABLE q (qid int, emb codevec(384))"
-if [ "$kind" = random ]; then
+if [ "$kind" = random ] && [ "$n" -gt 2000000 ]; then
+	# an unlogged table (the host has 64 GB of disk), filled by 4 streams of
+	# 2 parts each, generated and copied one after another (ids repeat
+	# across parts: the checks compare rows in order, not ids as keys)
+	psql -qX -c "DROP TABLE t" -c "CREATE UNLOGGED TABLE t (id int, emb codevec(384))"
+	"$top/.gpukit/gen" 1000 384 7 >"$work/q.bin"
+	psql -qX -c "\\copy q FROM '$work/q.bin' WITH (FORMAT binary)"
+	per=$(( (n + 7) / 8 ))
+	for s in 0 1 2 3; do
+		( for p in $s $((s + 4)); do
+			"$top/.gpukit/gen" "$per" 384 $((42 + p)) >"$work/v$p.bin" &&
+			psql -qX -c "\\copy t FROM '$work/v$p.bin' WITH (FORMAT binary)"; rm -f "$work/v$p.bin"
+		  done ) &
+	done
+	wait
+elif [ "$kind" = random ]; then
 	"$top/.gpukit/gen" "$n" 384 42 >"$work/v.bin"
 	"$top/.gpukit/gen" 1000 384 7 >"$work/q.bin"
 	psql -qX -c "\\copy t FROM '$work/v.bin' WITH (FORMAT binary)" -c "\\copy q FROM '$work/q.bin' WITH (FORMAT binary)"
@@ -131,8 +148,9 @@ psql -qAtX -c "SET codevec.device = cuda" -c "SELECT id FROM t ORDER BY emb <=> 
 echo "RESULT,codevec,flat,cold_query_ms=$(ms "$s0"),gpu_mb=$(( $(mem) - m0 ))"
 psql -qX -c "CREATE TABLE gt (qid int, ids int[])"
 psql -qX -c "SET codevec.device = cuda" -c "INSERT INTO gt SELECT qid, ARRAY(SELECT id FROM t ORDER BY emb <=> q.emb LIMIT 10) FROM q"
-bad=$(psql -qAtX -c "SET enable_indexscan = off" -c "SELECT count(*) FROM gt g JOIN q USING (qid) WHERE g.qid <= 20 AND g.ids IS DISTINCT FROM ARRAY(SELECT id FROM t ORDER BY emb <=> q.emb, ctid LIMIT 10)")
-echo "RESULT,codevec,flat,exact_vs_seqscan_mismatches=$bad/20"
+CHECKQ=${CHECKQ:-20}
+bad=$(psql -qAtX -c "SET enable_indexscan = off" -c "SELECT count(*) FROM gt g JOIN q USING (qid) WHERE g.qid <= $CHECKQ AND g.ids IS DISTINCT FROM ARRAY(SELECT id FROM t ORDER BY emb <=> q.emb, ctid LIMIT 10)")
+echo "RESULT,codevec,flat,exact_vs_seqscan_mismatches=$bad/$CHECKQ"
 
 bench() {	# bench NAME PGOPTIONS SQL CLIENTS...
 	local name=$1 opts=$2 sql=$3; shift 3
@@ -146,7 +164,8 @@ bench() {	# bench NAME PGOPTIONS SQL CLIENTS...
 }
 QC="SELECT id FROM t ORDER BY emb <=> (SELECT emb FROM q WHERE qid = :q) LIMIT 10;"
 bench codevec_flat_gpu "-c codevec.device=cuda" "$QC" 1 16
-T=5 bench codevec_flat_cpu "-c codevec.device=cpu" "$QC" 1 16
+T=5 bench codevec_flat_cpu "-c codevec.device=cpu" "$QC" 1 ${CPU16-16}
+[ -n "${NOIVF:-}" ] && { psql -X -c "SELECT indexes_loaded, memory_used_mb FROM codevec_gpu_status()"; exit 0; }
 
 # --- codevec IVF (CPU scan), probes for recall >= 0.99 ------------------------
 lists=$(python3 -c "import math; print(max(10, int(math.sqrt($n))))")
