@@ -1384,11 +1384,12 @@ done:
 
 /*
  * Build the text that is embedded for a snippet, and stored as embed_text
- * so that what was embedded is always known.  With every field (the
- * default, --embed-fields picks a subset; absent fields leave no line):
+ * so that what was embedded is always known.  With every field
+ * (--embed-fields picks a subset, by default all but path and kind;
+ * absent fields leave no line):
  *
  *     <path>
- *     <kind> <qualified_name>
+ *     <kind> <qualified_name>      (only <qualified_name> without kind)
  *     <signature>
  *     <doc, at most CVL_EMBED_DOC_MAX_BYTES>
  *     <code, from its first line>

@@ -129,7 +129,8 @@ is "$(jsonl "$TMP/typescript.jsonl" symbol=tick qualified_name start_line end_li
 is "$(jsonl "$TMP/c.jsonl" symbol=point_t kind start_line end_line signature)" "struct	14	16	typedef struct point_t" \
    "c: anonymous struct named by its typedef"
 
-# embed_text: bounded, starts with path and qualified name
+# embed_text: bounded, starts with the qualified name (the default fields:
+# name, signature, doc, body), then the signature when there is one
 python3 - "$TMP"/*.jsonl <<'EOF'
 import json, sys
 bad = 0
@@ -137,11 +138,12 @@ for f in sys.argv[1:]:
     for line in open(f):
         d = json.loads(line)
         t = d["embed_text"]
-        if len(t.encode()) > 1000 or not t.startswith(d["path"] + "\n" + d["kind"] + " " + d["qualified_name"]):
+        head = d["qualified_name"] + ("\n" + d["signature"] if d["signature"] else "")
+        if len(t.encode()) > 1000 or not (t == head[:len(t)] or t.startswith(head)):
             bad += 1
 sys.exit(1 if bad else 0)
 EOF
-ok $? "embed_text: at most 1000 bytes, begins with path, kind, qualified name"
+ok $? "embed_text: at most 1000 bytes, begins with the qualified name and signature"
 
 # ---------------------------------------------------------------- bad input
 echo "# bad input"

@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# bench/quality/run.sh — the retrieval-quality benchmark (issue 7), end to end.
+#
+#   bash bench/quality/run.sh            # every step below, in order
+#   bash bench/quality/run.sh STEP...    # only those steps
+#
+# Steps:
+#   venv     bench/quality/.venv with psycopg and matplotlib (pinned, PyPI)
+#   set      build-set.py: fetch the pinned packages of manifest.tsv, build
+#            the corpus in $CODEVEC_QUALITY_CACHE/corpus and queries.tsv.gz
+#   cluster  start the throwaway cluster /tmp/quality-cluster on port 5530
+#            (under nice: embed() runs in its backends)
+#   load     database "quality": every repo with codevec-load --strip-docs
+#            --no-embed, vectors from the embedding cache, then embed the
+#            rest (--embed-only per repo, retried) and add them to the cache
+#   search   every query through code.search in modes vector, keyword and
+#            hybrid (rrf_k 60, depth 100)          -> $CACHE/search.json
+#   lists    plain-SQL vector and keyword lists to depth 400 (the rrf_k x
+#            depth grid is fused offline from them) -> $CACHE/lists.json.gz
+#   kw       keyword query semantics compared in plain SQL
+#   variants embed_text variants on a stratified sub-corpus (variants.py)
+#   report   results.md, results.json, results.png in bench/quality
+#   stop     stop the cluster
+#
+# Needs: the codevec extension and a codevec-load with --strip-docs and
+# --embed-fields installed (make && make install, make -C loaders install
+# from the repository root; make model), PostgreSQL 15, python3.
+# Environment: CODEVEC_QUALITY_CACHE (default /tmp/codevec-quality; outside
+# the git work tree: the loader skips gitignored files), PORT (5530), KEEP=1
+# leaves the cluster running.  EMBED_FIELDS / EMBED_MAX_BYTES (loader
+# --embed-fields / --embed-max-bytes) make load and search use database
+# quality_<fields>_<bytes> and write search-<fields>_<bytes>.json instead:
+# the same benchmark for another embed_text (report.py lists it too), e.g.
+#   EMBED_FIELDS=name,signature,body bash bench/quality/run.sh load search
+#
+# Time on the development machine (2 cores shared with other work, no GPU):
+# set 1 min (30 s when the packages are cached), load 15 s + embedding
+# 36,302 snippets about 25 min (cached afterwards), search 2,400 queries x 3
+# modes about 10 min, lists 5 min, kw 5 min, variants about 5 min per
+# variant that is not cached.  timings.json in the cache records each step.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+export CODEVEC_QUALITY_CACHE=${CODEVEC_QUALITY_CACHE:-/tmp/codevec-quality}
+cache=$CODEVEC_QUALITY_CACHE
+port=${PORT:-5530}
+cluster=/tmp/quality-cluster
+py=$here/.venv/bin/python
+mkdir -p "$cache"
+
+loader=$(command -v codevec-load || true)
+[ -n "$loader" ] || loader=$(pg_config --bindir)/codevec-load
+[ -x "$loader" ] || loader=/usr/lib/postgresql/15/bin/codevec-load
+export CODEVEC_LOAD=$loader
+
+say() { printf '== %s\n' "$*" >&2; }
+
+# the database (and results suffix) of the embed_text configuration asked for
+db=quality; suffix=; load_opts=()
+if [ -n "${EMBED_FIELDS:-}${EMBED_MAX_BYTES:-}" ]; then
+	f=${EMBED_FIELDS:-path,kind,name,signature,doc,body}; b=${EMBED_MAX_BYTES:-1000}
+	suffix="-${f//,/_}_$b"; db="quality_${f//,/_}_$b"
+	load_opts=(--embed-fields="$f" --embed-max-bytes="$b")
+fi
+
+# Record how long a step took in timings.json.
+timed() {
+	local name=$1; shift
+	local t0; t0=$(date +%s.%N)
+	"$@"
+	python3 - "$cache/timings.json" "$name" "$t0" "$(date +%s.%N)" <<'EOF'
+import json, os, sys
+p, name, t0, t1 = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+d = json.load(open(p)) if os.path.exists(p) else {}
+d[name] = round(t1 - t0, 1)
+json.dump(d, open(p, 'w'), indent=1)
+EOF
+}
+
+need_loader() {
+	"$loader" --help | grep -q -- '--strip-docs' || {
+		echo "$loader has no --strip-docs: make -C $root/loaders install" >&2; exit 1; }
+}
+
+step_venv() {
+	[ -x "$py" ] && "$py" -c 'import psycopg, matplotlib' 2>/dev/null && return
+	python3 -m venv "$here/.venv"
+	"$here/.venv/bin/pip" install -q 'psycopg[binary]==3.1.18' 'matplotlib==3.8.2'
+}
+
+step_set() {
+	need_loader
+	python3 "$here/build-set.py"
+}
+
+step_cluster() {
+	eval "$(nice -n 10 bash "$root/test/cluster.sh" start "$cluster" "$port")"
+}
+
+env_db() {
+	eval "$(nice -n 10 bash "$root/test/cluster.sh" start "$cluster" "$port")"
+	export PGDATABASE=${1:-quality}
+}
+
+# Embed every snippet of $PGDATABASE that has no vector, repo by repo (the
+# loader's --embed-only), retrying: a shared install may be mid-rebuild.
+embed_all() {
+	local left r
+	for try in 1 2 3 4 5; do
+		left=$(psql -qAtc "SELECT count(*) FROM code.snippets WHERE emb IS NULL")
+		[ "$left" = 0 ] && return 0
+		say "embedding $left snippets (try $try)"
+		for r in $(psql -qAtc "SELECT DISTINCT r.name FROM code.snippets s JOIN code.files f
+		                       ON f.id = s.file_id JOIN code.repos r ON r.id = f.repo_id
+		                       WHERE s.emb IS NULL ORDER BY 1"); do
+			"$loader" --embed-only -q --repo "$r" || sleep 30
+		done
+	done
+	echo "snippets left without embedding: $(psql -qAtc 'SELECT count(*) FROM code.snippets WHERE emb IS NULL')" >&2
+	return 1
+}
+
+step_load() {
+	need_loader
+	env_db postgres
+	psql -qAtc "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+	export PGDATABASE=$db
+	local r
+	for r in $(ls "$cache/corpus"); do
+		"$loader" -q --strip-docs --no-embed "${load_opts[@]}" --repo "$r" "$cache/corpus/$r"
+	done
+	"$py" "$here/embcache.py" import
+	timed "embed$suffix" embed_all
+	"$py" "$here/embcache.py" export
+	psql -qAtc "ANALYZE code.snippets"
+}
+
+step_search() {
+	env_db "$db"
+	if [ -z "$suffix" ]; then
+		"$py" "$here/eval.py" search --modes vector,keyword,hybrid --rrf-k 60,10 --depth 100 \
+			--out "$cache/search.json"
+	else
+		"$py" "$here/eval.py" search --modes vector,hybrid --rrf-k 60,10 --depth 100 \
+			--out "$cache/search$suffix.json"
+	fi
+}
+
+step_lists() {
+	env_db quality
+	"$py" "$here/eval.py" lists --depth 400 --out "$cache/lists.json.gz"
+}
+
+step_kw() {
+	env_db quality
+	"$py" "$here/eval.py" kwlists --depth 100 --outdir "$cache"
+}
+
+step_variants() {
+	need_loader
+	env_db postgres
+	"$py" "$here/variants.py"
+}
+
+step_report() {
+	"$py" "$here/report.py"
+}
+
+step_stop() {
+	bash "$root/test/cluster.sh" stop "$cluster"
+}
+
+steps=("$@")
+[ ${#steps[@]} -gt 0 ] || steps=(venv set cluster load search lists kw variants report)
+for s in "${steps[@]}"; do
+	say "$s"
+	timed "$s$suffix" "step_$s"
+done
+if [ "${KEEP:-0}" != 1 ] && [ $# -eq 0 ]; then
+	step_stop
+fi
