@@ -251,6 +251,46 @@ WarpMerge(uint64_t *buf, int *cnt, uint64_t *thr, int kc)
     __syncwarp();
 }
 
+/*
+ * After a round of pushes (whole block): read the nqt queries' fill levels,
+ * then merge the buffers that could overflow (more than S - RR keys) before
+ * the next round.  Shared by the fp32 and fp16 scan kernels.
+ */
+static __device__ __forceinline__ void
+TopkMergeFull(uint64_t *s_buf, int *s_cnt, uint64_t *s_thr, int nqt, int S, int RR, int kc)
+{
+    __syncthreads();
+    unsigned need = 0;
+
+    for (int qi = 0; qi < nqt; qi++)
+        need |= (s_cnt[qi] > S - RR ? 1u : 0u) << qi;
+    __syncthreads();
+    for (int qi = 0; qi < nqt; qi++)
+        if (need & (1u << qi))
+            TopkMerge(s_buf + (size_t) qi * S, s_cnt + qi, s_thr + qi, S, kc);
+}
+
+/*
+ * End of a block (whole block): merge each of its nqt queries' buffers and
+ * write their best kc keys, KEY_NONE past the end, to the block's slot of
+ * cand ([nq][nb][kc]: query q0 + qi, row block blockIdx.y).
+ */
+static __device__ __forceinline__ void
+TopkWriteBlock(uint64_t *s_buf, int *s_cnt, uint64_t *s_thr, int nqt, int S, int kc,
+               uint64_t *cand, int q0, int nb)
+{
+    __syncthreads();
+    for (int qi = 0; qi < nqt; qi++)
+    {
+        uint64_t *buf = s_buf + (size_t) qi * S;
+        uint64_t *out = cand + ((size_t) (q0 + qi) * nb + blockIdx.y) * kc;
+
+        TopkMerge(buf, s_cnt + qi, s_thr + qi, S, kc);
+        for (int i = threadIdx.x; i < kc; i += blockDim.x)
+            out[i] = i < s_cnt[qi] ? buf[i] : KEY_NONE;
+    }
+}
+
 /* Offer a key to a query's buffer (any thread, any time between merges). */
 static __device__ __forceinline__ void
 TopkPush(uint64_t key, uint64_t *buf, int *cnt, const uint64_t *thr)
@@ -443,28 +483,9 @@ knn_f32_kernel(KnnArgs a)
                 }
             }
         }
-        /* all pushes done; read the fill levels, then let merges run */
-        __syncthreads();
-        unsigned need = 0;
-
-        for (int qi = 0; qi < nqt; qi++)
-            need |= (s_cnt[qi] > a.S - a.RR ? 1u : 0u) << qi;
-        __syncthreads();
-        for (int qi = 0; qi < nqt; qi++)
-            if (need & (1u << qi))
-                TopkMerge(s_buf + (size_t) qi * a.S, s_cnt + qi, s_thr + qi, a.S, a.kc);
+        TopkMergeFull(s_buf, s_cnt, s_thr, nqt, a.S, a.RR, a.kc);
     }
-
-    __syncthreads();
-    for (int qi = 0; qi < nqt; qi++)
-    {
-        uint64_t *buf = s_buf + (size_t) qi * a.S;
-        uint64_t *out = a.cand + ((size_t) (q0 + qi) * a.nb + blockIdx.y) * a.kc;
-
-        TopkMerge(buf, s_cnt + qi, s_thr + qi, a.S, a.kc);
-        for (int i = threadIdx.x; i < a.kc; i += blockDim.x)
-            out[i] = i < s_cnt[qi] ? buf[i] : KEY_NONE;
-    }
+    TopkWriteBlock(s_buf, s_cnt, s_thr, nqt, a.S, a.kc, a.cand, q0, a.nb);
 }
 
 /*
@@ -592,28 +613,9 @@ knn_f16_kernel(KnnArgs a)
                 }
             }
         }
-        /* all pushes done; read the fill levels, then let merges run */
-        __syncthreads();
-        unsigned need = 0;
-
-        for (int qi = 0; qi < nqt; qi++)
-            need |= (s_cnt[qi] > a.S - a.RR ? 1u : 0u) << qi;
-        __syncthreads();
-        for (int qi = 0; qi < nqt; qi++)
-            if (need & (1u << qi))
-                TopkMerge(s_buf + (size_t) qi * a.S, s_cnt + qi, s_thr + qi, a.S, a.kc);
+        TopkMergeFull(s_buf, s_cnt, s_thr, nqt, a.S, a.RR, a.kc);
     }
-
-    __syncthreads();
-    for (int qi = 0; qi < nqt; qi++)
-    {
-        uint64_t *buf = s_buf + (size_t) qi * a.S;
-        uint64_t *out = a.cand + ((size_t) (q0 + qi) * a.nb + blockIdx.y) * a.kc;
-
-        TopkMerge(buf, s_cnt + qi, s_thr + qi, a.S, a.kc);
-        for (int i = threadIdx.x; i < a.kc; i += blockDim.x)
-            out[i] = i < s_cnt[qi] ? buf[i] : KEY_NONE;
-    }
+    TopkWriteBlock(s_buf, s_cnt, s_thr, nqt, a.S, a.kc, a.cand, q0, a.nb);
 }
 
 #define MMA_WARPS 4

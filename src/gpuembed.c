@@ -39,7 +39,7 @@
 #include "model.h"
 
 #ifdef CODEVEC_USE_CUDA
-#include "../cuda/encoder.h"
+#include "model_cuda.h"
 #endif
 
 /* ---------------------------------------------------------------------
@@ -215,17 +215,6 @@ GetDeviceModel(GpuEmbedRequest **group, int ng, Size other_bytes)
 		FailGroup(group, ng, GPU_STATUS_MODEL_ERROR, st, err);
 		return NULL;
 	}
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.hidden = cm->hidden;
-	cfg.layers = cm->layers;
-	cfg.heads = cm->heads;
-	cfg.intermediate = cm->intermediate;
-	cfg.max_positions = cm->max_positions;
-	cfg.type_vocab = cm->type_vocab;
-	cfg.vocab_size = cm->vocab_size;
-	cfg.ln_eps = cm->ln_eps;
-	cfg.pooling = cm->pooling == CV_POOL_CLS ? CODEVEC_CUDA_POOL_CLS : CODEVEC_CUDA_POOL_MEAN;
-	cfg.normalize = cm->normalize;
 	lw = malloc(sizeof(CodevecCudaLayerWeights) * cm->layers);
 	if (lw == NULL)
 	{
@@ -233,29 +222,7 @@ GetDeviceModel(GpuEmbedRequest **group, int ng, Size other_bytes)
 		FailGroup(group, ng, GPU_STATUS_FAILED, 0, "out of host memory loading the model");
 		return NULL;
 	}
-	for (int l = 0; l < cm->layers; l++)
-	{
-		CvLayerWeights *s = &cm->layer[l];
-
-		lw[l].qkv_w = s->qkv_w;
-		lw[l].qkv_b = s->qkv_b;
-		lw[l].ao_w = s->ao_w;
-		lw[l].ao_b = s->ao_b;
-		lw[l].ln1_g = s->ln1_g;
-		lw[l].ln1_b = s->ln1_b;
-		lw[l].ffn_in_w = s->ffn_in_w;
-		lw[l].ffn_in_b = s->ffn_in_b;
-		lw[l].ffn_out_w = s->ffn_out_w;
-		lw[l].ffn_out_b = s->ffn_out_b;
-		lw[l].ln2_g = s->ln2_g;
-		lw[l].ln2_b = s->ln2_b;
-	}
-	w.word_emb = cm->word_emb;
-	w.pos_emb = cm->pos_emb;
-	w.type_emb = cm->type_emb;
-	w.emb_ln_g = cm->emb_ln_g;
-	w.emb_ln_b = cm->emb_ln_b;
-	w.layer = lw;
+	cv_model_to_cuda(cm, &cfg, &w, lw);
 
 	/* a free slot, or the least recently used model's */
 	for (int i = 0; i < GPU_MAX_MODELS && m == NULL; i++)

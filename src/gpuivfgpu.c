@@ -655,6 +655,31 @@ SendChunk(dsm_segment *seg, int kind, const GpuIndexKey *key, int dims, int64 fi
 static char upload_errmsg[256];
 
 /*
+ * Copy the rows of a share-locked page, from offset from on, into vecs and
+ * tids after the *n already there, stopping when *n reaches limit; returns
+ * the offset after the last row copied (the chain position that follows).
+ * The caller leaves room for a page's rows (MaxIndexTuplesPerPage).
+ */
+static OffsetNumber
+CopyPageRows(Page page, TupleDesc tupdesc, int dims, OffsetNumber from, int64 limit,
+			 float *vecs, ItemPointerData *tids, int64 *n)
+{
+	OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+	OffsetNumber off;
+
+	for (off = from; off <= maxoff && *n < limit; off++)
+	{
+		IndexTuple	itup = (IndexTuple) PageGetItem(page, PageGetItemId(page, off));
+		bool		isnull;
+		Codevec    *v = DatumGetCodevec(index_getattr(itup, 1, tupdesc, &isnull));
+
+		memcpy(vecs + (Size) *n * dims, v->x, sizeof(float) * dims);
+		tids[(*n)++] = itup->t_tid;
+	}
+	return off;
+}
+
+/*
  * Stream every vector of the index to the service; its status. A copy over
  * codevec.gpu_memory_limit is refused here (GPU_STATUS_NO_MEMORY), before
  * anything is sent.
@@ -719,23 +744,12 @@ UploadIndex(Relation index, const GpuIndexKey *key, int dims)
 	{
 		Buffer		buf = ReadBuffer(index, b);
 		Page		page;
-		OffsetNumber maxoff;
-		OffsetNumber off;
 
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		page = BufferGetPage(buf);
-		maxoff = PageGetMaxOffsetNumber(page);
-		for (off = FirstOffsetNumber; off <= maxoff && sent + n < total; off++)
-		{
-			IndexTuple	itup = (IndexTuple) PageGetItem(page, PageGetItemId(page, off));
-			bool		isnull;
-			Codevec    *v = DatumGetCodevec(index_getattr(itup, 1, tupdesc, &isnull));
-
-			memcpy(vecs + (Size) n * dims, v->x, sizeof(float) * dims);
-			tids[n++] = itup->t_tid;
-		}
+		resume_off = CopyPageRows(page, tupdesc, dims, FirstOffsetNumber, total - sent,
+								  vecs, tids, &n);
 		resume_blk = b;
-		resume_off = off;
 		b = GpuivfPageGetOpaque(page)->nextblkno;
 		UnlockReleaseBuffer(buf);
 
@@ -796,29 +810,19 @@ AppendIndex(Relation index, const GpuIndexKey *key, int dims, BlockNumber blk,
 	{
 		Buffer		buf = ReadBuffer(index, b);
 		Page		page;
-		OffsetNumber maxoff;
-		OffsetNumber o;
 
+		/* room for this page's rows */
+		if (n + MaxIndexTuplesPerPage > cap)
+		{
+			cap = 2 * (n + MaxIndexTuplesPerPage);
+			tids = repalloc(tids, sizeof(ItemPointerData) * cap);
+			vecs = repalloc_huge(vecs, sizeof(float) * (Size) cap * dims);
+		}
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		page = BufferGetPage(buf);
-		maxoff = PageGetMaxOffsetNumber(page);
-		for (o = (b == blk ? off : FirstOffsetNumber); o <= maxoff; o++)
-		{
-			IndexTuple	itup = (IndexTuple) PageGetItem(page, PageGetItemId(page, o));
-			bool		isnull;
-			Codevec    *v = DatumGetCodevec(index_getattr(itup, 1, tupdesc, &isnull));
-
-			if (n == cap)
-			{
-				cap *= 2;
-				tids = repalloc(tids, sizeof(ItemPointerData) * cap);
-				vecs = repalloc_huge(vecs, sizeof(float) * (Size) cap * dims);
-			}
-			memcpy(vecs + (Size) n * dims, v->x, sizeof(float) * dims);
-			tids[n++] = itup->t_tid;
-		}
+		resume_off = CopyPageRows(page, tupdesc, dims, b == blk ? off : FirstOffsetNumber,
+								  PG_INT64_MAX, vecs, tids, &n);
 		resume_blk = b;
-		resume_off = Max(o, (b == blk ? off : FirstOffsetNumber));
 		b = GpuivfPageGetOpaque(page)->nextblkno;
 		UnlockReleaseBuffer(buf);
 		CHECK_FOR_INTERRUPTS();

@@ -22,7 +22,7 @@
 #include <time.h>
 
 #include "model.h"
-#include "../../cuda/encoder.h"
+#include "model_cuda.h"
 
 #define VOCAB 30522
 
@@ -353,31 +353,8 @@ main(int argc, char **argv)
 	/* all-MiniLM-L6-v2 */
 	memset(&b, 0, sizeof(b));
 	b.name = "minilm6";
-	b.cfg.hidden = m->hidden;
-	b.cfg.layers = m->layers;
-	b.cfg.heads = m->heads;
-	b.cfg.intermediate = m->intermediate;
-	b.cfg.max_positions = m->max_positions;
-	b.cfg.type_vocab = m->type_vocab;
-	b.cfg.vocab_size = m->vocab_size;
-	b.cfg.ln_eps = m->ln_eps;
-	b.cfg.pooling = m->pooling == CV_POOL_CLS ? CODEVEC_CUDA_POOL_CLS : CODEVEC_CUDA_POOL_MEAN;
-	b.cfg.normalize = m->normalize;
-	b.w.word_emb = m->word_emb;
-	b.w.pos_emb = m->pos_emb;
-	b.w.type_emb = m->type_emb;
-	b.w.emb_ln_g = m->emb_ln_g;
-	b.w.emb_ln_b = m->emb_ln_b;
 	lw = calloc(m->layers, sizeof(*lw));
-	for (int l = 0; l < m->layers; l++)
-	{
-		CvLayerWeights *s = &m->layer[l];
-
-		lw[l] = (CodevecCudaLayerWeights) {s->qkv_w, s->qkv_b, s->ao_w, s->ao_b,
-			s->ln1_g, s->ln1_b, s->ffn_in_w, s->ffn_in_b, s->ffn_out_w, s->ffn_out_b,
-		s->ln2_g, s->ln2_b};
-	}
-	b.w.layer = lw;
+	cv_model_to_cuda(m, &b.cfg, &b.w, lw);
 	RunModel(&b, quick);
 
 	/* random 12 x 384 BERT with gte-small's shapes */

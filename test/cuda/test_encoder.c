@@ -31,7 +31,7 @@
 #include "encoder.h"			/* src/encoder.h: the CPU reference */
 #include "model.h"
 #include "tokenizer.h"
-#include "../../cuda/encoder.h"
+#include "model_cuda.h"
 
 #define MIN_COSINE 0.9999
 
@@ -109,40 +109,7 @@ static void
 FromModel(CvModel m, CodevecCudaEncoderConfig *cfg, CodevecCudaEncoderWeights *w,
 		  CodevecCudaLayerWeights *lw)
 {
-	memset(cfg, 0, sizeof(*cfg));
-	cfg->hidden = m->hidden;
-	cfg->layers = m->layers;
-	cfg->heads = m->heads;
-	cfg->intermediate = m->intermediate;
-	cfg->max_positions = m->max_positions;
-	cfg->type_vocab = m->type_vocab;
-	cfg->vocab_size = m->vocab_size;
-	cfg->ln_eps = m->ln_eps;
-	cfg->pooling = m->pooling == CV_POOL_CLS ? CODEVEC_CUDA_POOL_CLS : CODEVEC_CUDA_POOL_MEAN;
-	cfg->normalize = m->normalize;
-	w->word_emb = m->word_emb;
-	w->pos_emb = m->pos_emb;
-	w->type_emb = m->type_emb;
-	w->emb_ln_g = m->emb_ln_g;
-	w->emb_ln_b = m->emb_ln_b;
-	for (int l = 0; l < m->layers; l++)
-	{
-		const CvLayerWeights *s = &m->layer[l];
-
-		lw[l].qkv_w = s->qkv_w;
-		lw[l].qkv_b = s->qkv_b;
-		lw[l].ao_w = s->ao_w;
-		lw[l].ao_b = s->ao_b;
-		lw[l].ln1_g = s->ln1_g;
-		lw[l].ln1_b = s->ln1_b;
-		lw[l].ffn_in_w = s->ffn_in_w;
-		lw[l].ffn_in_b = s->ffn_in_b;
-		lw[l].ffn_out_w = s->ffn_out_w;
-		lw[l].ffn_out_b = s->ffn_out_b;
-		lw[l].ln2_g = s->ln2_g;
-		lw[l].ln2_b = s->ln2_b;
-	}
-	w->layer = lw;
+	cv_model_to_cuda(m, cfg, w, lw);
 }
 
 /* Embed n sequences on the CPU in batches of 16. */
