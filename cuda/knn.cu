@@ -110,6 +110,7 @@ SetError(char *errbuf, size_t errlen, const char *fmt, const char *a, const char
 static inline int NextPow2(int v) { int p = 1; while (p < v) p <<= 1; return p; }
 static inline int MaxInt(int a, int b) { return a > b ? a : b; }
 static inline int MinInt(int a, int b) { return a < b ? a : b; }
+static inline int64_t MinInt64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 /* ------------------------------------------------------------------ */
 /* keys                                                                */
@@ -328,7 +329,25 @@ typedef struct KnnArgs
     int           g;        /* fp16: lanes per row */
     const __half *qh;       /* tensor-core path: nq x (8*dpad8) scaled fp16 queries */
     const float  *qinv;     /* nq: 1 / query scale (a power of two) */
+    const int64_t *blk;     /* NULL, or nb x 2 row ranges [rb, re): block y
+                             * scans rows blk[2y] .. blk[2y+1] (IVF lists) */
 } KnnArgs;
+
+/* The rows block blockIdx.y scans: a slice of [0, n), or its table entry. */
+static __device__ __forceinline__ void
+BlockRows(const KnnArgs &a, int64_t *rb, int64_t *re)
+{
+    if (a.blk)
+    {
+        *rb = a.blk[2 * blockIdx.y];
+        *re = a.blk[2 * blockIdx.y + 1];
+    }
+    else
+    {
+        *rb = (int64_t) blockIdx.y * a.rows_per_block;
+        *re = min(a.n, *rb + a.rows_per_block);
+    }
+}
 
 /* Finish a canonical distance from its sum (mirrors knn.h). */
 static __device__ __forceinline__ float
@@ -404,8 +423,9 @@ knn_f32_kernel(KnnArgs a)
     const int     nwarps = blockDim.x >> 5;
     const int     q0 = blockIdx.x * QB;
     const int     nqt = min(QB, a.nq - q0);
-    const int64_t rb = (int64_t) blockIdx.y * a.rows_per_block;
-    const int64_t re = min(a.n, rb + a.rows_per_block);
+    int64_t       rb, re;
+
+    BlockRows(a, &rb, &re);
     const bool    l2 = a.metric == CODEVEC_METRIC_L2;
 
     if (threadIdx.x < QB)
@@ -513,8 +533,9 @@ knn_f16_kernel(KnnArgs a)
     const int     RW = 32 / g;
     const int     q0 = blockIdx.x * QB;
     const int     nqt = min(QB, a.nq - q0);
-    const int64_t rb = (int64_t) blockIdx.y * a.rows_per_block;
-    const int64_t re = min(a.n, rb + a.rows_per_block);
+    int64_t       rb, re;
+
+    BlockRows(a, &rb, &re);
     const float  *qf = (const float *) a.q;
     const int     qstride = a.dpad4 * 4;
 
@@ -668,8 +689,9 @@ knn_f16_mma_kernel(KnnArgs a)
     const int     t4 = lane & 3;
     const int     q0 = blockIdx.x * NQT;
     const int     nqt = min(NQT, a.nq - q0);
-    const int64_t rb = (int64_t) blockIdx.y * a.rows_per_block;
-    const int64_t re = min(a.n, rb + a.rows_per_block);
+    int64_t       rb, re;
+
+    BlockRows(a, &rb, &re);
     const int     RR = MMA_WARPS * MMA_ROWS;
     const int64_t steps = re > rb ? (re - rb + RR - 1) / RR : 0;
 
@@ -1464,6 +1486,85 @@ MakePlan(CodevecCudaIndex idx, int path, KnnCfg cfg, int nq, int kc, Plan *p)
     return 0;
 }
 
+/*
+ * Row ranges a k-NN scans instead of all rows (IVF: the probed lists):
+ * ranges[2i] is a first row, ranges[2i+1] a count; nbmax bounds the
+ * blocks (the workspace's candidate room); d_blk is device room for
+ * nbmax x 2 int64.
+ */
+typedef struct KnnRanges
+{
+    const int64_t *ranges;
+    int            nranges;
+    int            nbmax;
+    int64_t       *d_blk;
+} KnnRanges;
+
+/*
+ * Replace a plan's uniform row blocks by blocks over the ranges: each
+ * range is cut into pieces of at most rpb rows, rpb chosen so the pieces
+ * number about the plan's blocks (one wave) and never more than nbmax.
+ */
+static int
+BlockTable(const KnnRanges *rg, Plan *p, char *errbuf, size_t errlen)
+{
+    int64_t total = 0, rpb, nb;
+    int64_t n = p->args.n;
+    int     target = MaxInt(1, p->args.nb);
+    int64_t *tab;
+
+    for (int i = 0; i < rg->nranges; i++)
+    {
+        int64_t f = rg->ranges[2 * i], c = rg->ranges[2 * i + 1];
+
+        if (f < 0 || c < 0 || f + c > n)
+        {
+            SetError(errbuf, errlen, "a row range is out of bounds%s%s", "", "");
+            return CODEVEC_CUDA_ERR_ARG;
+        }
+        total += c;
+    }
+    rpb = MaxInt(32, (int) MinInt64(((total + target - 1) / target), (int64_t) 1 << 30));
+    for (;; rpb *= 2)
+    {
+        nb = 0;
+        for (int i = 0; i < rg->nranges; i++)
+            nb += (rg->ranges[2 * i + 1] + rpb - 1) / rpb;
+        if (nb <= rg->nbmax)
+            break;
+    }
+    nb = nb > 0 ? nb : 1;
+    tab = (int64_t *) malloc(sizeof(int64_t) * 2 * nb);
+    if (!tab)
+    {
+        SetError(errbuf, errlen, "out of host memory for %s%s", "a block table", "");
+        return CODEVEC_CUDA_ERR_NOMEM;
+    }
+    tab[0] = tab[1] = 0;                        /* no rows: one empty block */
+    nb = 0;
+    for (int i = 0; i < rg->nranges; i++)
+        for (int64_t f = rg->ranges[2 * i], e = f + rg->ranges[2 * i + 1]; f < e; f += rpb)
+        {
+            tab[2 * nb] = f;
+            tab[2 * nb + 1] = f + rpb < e ? f + rpb : e;
+            nb++;
+        }
+    nb = nb > 0 ? nb : 1;
+    /* pageable source: the copy has read it when the call returns */
+    if (cudaMemcpy(rg->d_blk, tab, sizeof(int64_t) * 2 * nb, cudaMemcpyHostToDevice) != cudaSuccess)
+    {
+        free(tab);
+        SetError(errbuf, errlen, "cuda error copying a block table: %s%s",
+                 cudaGetErrorString(cudaGetLastError()), "");
+        return CODEVEC_CUDA_ERR_CUDA;
+    }
+    free(tab);
+    p->args.blk = rg->d_blk;
+    p->args.nb = (int) nb;
+    p->grid.y = (unsigned) nb;
+    return CODEVEC_CUDA_OK;
+}
+
 #define SELECT_THREADS 512
 
 /*
@@ -1474,7 +1575,7 @@ MakePlan(CodevecCudaIndex idx, int path, KnnCfg cfg, int nq, int kc, Plan *p)
 static int
 KnnLaunch(CodevecCudaIndex idx, int path, KnnCfg cfg, const float4 *Qp, const float *qn2,
           const __half *qh, const float *qinv, int nq, int k, int metric, float *d_dist, int64_t *d_ids, int *d_ok,
-          unsigned char *scratch, size_t scratch_bytes, cudaStream_t st,
+          unsigned char *scratch, size_t scratch_bytes, const KnnRanges *rg, cudaStream_t st,
           char *errbuf, size_t errlen)
 {
     int  kc2 = path == PATH_F16 ? MinInt(k + MaxInt(16, k / 8), 2047) : k;
@@ -1494,6 +1595,14 @@ KnnLaunch(CodevecCudaIndex idx, int path, KnnCfg cfg, const float4 *Qp, const fl
     {
         SetError(errbuf, errlen, "no kernel configuration fits dimension %s%s", "", "");
         return CODEVEC_CUDA_ERR_ARG;
+    }
+
+    if (rg && rg->nranges >= 0)
+    {
+        int rc = BlockTable(rg, &p, errbuf, errlen);
+
+        if (rc != CODEVEC_CUDA_OK)
+            return rc;
     }
 
     size_t    c1 = AlignUp((size_t) nq * p.args.nb * kc * 8);
@@ -1556,12 +1665,13 @@ KnnLaunch(CodevecCudaIndex idx, int path, KnnCfg cfg, const float4 *Qp, const fl
     return CODEVEC_CUDA_OK;
 }
 
-/* Bytes of workspace KnnLaunch needs at most for nq queries (nb <= 64 k). */
+/* Bytes of workspace KnnLaunch needs at most for nq queries (row blocks:
+ * at most 8 per multiprocessor, or nbmax for a ranged scan). */
 static size_t
-ScratchBytes(CodevecCudaIndex idx, int nq, int k)
+ScratchBytes(CodevecCudaIndex idx, int nq, int k, int nbmax)
 {
     int    kc = MinInt(k + MaxInt(16, k / 8), 2047) + 1;
-    size_t nb = (size_t) idx->sms * 8;
+    size_t nb = (size_t) MaxInt(idx->sms * 8, nbmax);
 
     return AlignUp((size_t) nq * nb * kc * 8) + AlignUp((size_t) nq * kc * 8) + 4096;
 }
@@ -1574,13 +1684,14 @@ typedef struct QueryWs
     int           *ok;
     __half        *qh;
     float         *qinv;
+    int64_t       *blk;         /* ranged scans: the block table */
     unsigned char *scratch;
     size_t         sb;
 } QueryWs;
 
 /* Lay the workspace out from base (NULL: only size it); returns its bytes. */
 static size_t
-QueryWsLayout(CodevecCudaIndex idx, int nq, int k, unsigned char *base, QueryWs *w)
+QueryWsLayout(CodevecCudaIndex idx, int nq, int k, int nbmax, unsigned char *base, QueryWs *w)
 {
     size_t o = 0, s4 = AlignUp((size_t) nq * 4);
 
@@ -1589,8 +1700,9 @@ QueryWsLayout(CodevecCudaIndex idx, int nq, int k, unsigned char *base, QueryWs 
     w->ok = (int *) (base + o);     o += s4;
     w->qh = (__half *) (base + o);  o += AlignUp((size_t) nq * idx->dpad8 * 16);
     w->qinv = (float *) (base + o); o += s4;
+    w->blk = (int64_t *) (base + o); o += AlignUp((size_t) MaxInt(nbmax, 1) * 16);
     w->scratch = base + o;
-    w->sb = ScratchBytes(idx, nq, k);
+    w->sb = ScratchBytes(idx, nq, k, nbmax);
     return o + w->sb;
 }
 
@@ -1972,7 +2084,7 @@ codevec_cuda_index_info(CodevecCudaIndex idx, size_t *device_bytes, int *scan_pr
 static int
 KnnDevice(CodevecCudaIndex idx, const float *d_queries, int nq, int k, int metric,
           float *d_dist, int64_t *d_ids, cudaStream_t st, int *fallbacks,
-          int force_path, char *errbuf, size_t errlen)
+          int force_path, const int64_t *ranges, int nranges, char *errbuf, size_t errlen)
 {
     int rc;
 
@@ -1991,10 +2103,17 @@ KnnDevice(CodevecCudaIndex idx, const float *d_queries, int nq, int k, int metri
 
     if (path == PATH_F16 && !idx->fp16_ok)
         path = PATH_F32;
-    rc = EnsureWorkspace(idx, QueryWsLayout(idx, nq, k, NULL, &w), errbuf, errlen);
+    KnnRanges rg;
+    int       nbmax = ranges ? MaxInt(idx->sms * 8, nranges) : 0;
+
+    rc = EnsureWorkspace(idx, QueryWsLayout(idx, nq, k, nbmax, NULL, &w), errbuf, errlen);
     if (rc != CODEVEC_CUDA_OK)
         return rc;
-    QueryWsLayout(idx, nq, k, idx->ws, &w);
+    QueryWsLayout(idx, nq, k, nbmax, idx->ws, &w);
+    rg.ranges = ranges;
+    rg.nranges = ranges ? nranges : -1;
+    rg.nbmax = nbmax;
+    rg.d_blk = w.blk;
 
     float4 *Qp = w.Qp;
     float  *qn2 = w.qn2;
@@ -2009,7 +2128,7 @@ KnnDevice(CodevecCudaIndex idx, const float *d_queries, int nq, int k, int metri
     int b = NqBucket(nq);
 
     rc = KnnLaunch(idx, path, idx->cfg[path][b], Qp, qn2, w.qh, w.qinv, nq, k, metric, d_dist,
-                   d_ids, d_ok, scratch, sb, st, errbuf, errlen);
+                   d_ids, d_ok, scratch, sb, &rg, st, errbuf, errlen);
     if (rc != CODEVEC_CUDA_OK)
         return rc;
     if (path == PATH_F16)
@@ -2033,7 +2152,7 @@ KnnDevice(CodevecCudaIndex idx, const float *d_queries, int nq, int k, int metri
         {
             /* not provable for some query: answer the batch from fp32 */
             rc = KnnLaunch(idx, PATH_F32, idx->cfg[PATH_F32][b], Qp, qn2, w.qh, w.qinv, nq, k, metric,
-                           d_dist, d_ids, d_ok, scratch, sb, st, errbuf, errlen);
+                           d_dist, d_ids, d_ok, scratch, sb, &rg, st, errbuf, errlen);
             if (rc != CODEVEC_CUDA_OK)
                 return rc;
         }
@@ -2050,7 +2169,7 @@ codevec_cuda_knn_device(CodevecCudaIndex idx, const float *d_queries, int nq, in
                         int *fallbacks, char *errbuf, size_t errlen)
 {
     return KnnDevice(idx, d_queries, nq, k, metric, d_out_dist, d_out_ids,
-                     (cudaStream_t) stream, fallbacks, -1, errbuf, errlen);
+                     (cudaStream_t) stream, fallbacks, -1, NULL, 0, errbuf, errlen);
 }
 
 /* Internal for the test and bench programs: force a path (0 fp32, 1 fp16). */
@@ -2060,18 +2179,28 @@ codevec_cuda_knn_device_path(CodevecCudaIndex idx, const float *d_queries, int n
                              int *fallbacks, int path, char *errbuf, size_t errlen)
 {
     return KnnDevice(idx, d_queries, nq, k, metric, d_out_dist, d_out_ids,
-                     (cudaStream_t) stream, fallbacks, path, errbuf, errlen);
+                     (cudaStream_t) stream, fallbacks, path, NULL, 0, errbuf, errlen);
 }
 
 int
 codevec_cuda_knn(CodevecCudaIndex idx, const float *queries, int nq, int k, int metric,
                  float *out_dist, int64_t *out_ids, char *errbuf, size_t errlen)
 {
+    return codevec_cuda_knn_ranges(idx, queries, nq, k, metric, NULL, 0, out_dist, out_ids,
+                                   errbuf, errlen);
+}
+
+int
+codevec_cuda_knn_ranges(CodevecCudaIndex idx, const float *queries, int nq, int k, int metric,
+                        const int64_t *ranges, int nranges, float *out_dist, int64_t *out_ids,
+                        char *errbuf, size_t errlen)
+{
     float   *dq = NULL, *dd = NULL;
     int64_t *di = NULL;
     int      rc;
 
-    if (!idx || !queries || !out_dist || !out_ids || nq < 1 || k < 1 || k > CODEVEC_CUDA_MAX_K)
+    if (!idx || !queries || !out_dist || !out_ids || nq < 1 || k < 1 || k > CODEVEC_CUDA_MAX_K ||
+        (ranges == NULL && nranges != 0) || nranges < 0)
     {
         SetError(errbuf, errlen, "invalid k-NN arguments (k must be 1..1024, nq >= 1)%s%s", "", "");
         return CODEVEC_CUDA_ERR_ARG;
@@ -2095,7 +2224,7 @@ codevec_cuda_knn(CodevecCudaIndex idx, const float *queries, int nq, int k, int 
         rc = CODEVEC_CUDA_ERR_CUDA;
     }
     if (rc == CODEVEC_CUDA_OK)
-        rc = KnnDevice(idx, dq, nq, k, metric, dd, di, 0, NULL, -1, errbuf, errlen);
+        rc = KnnDevice(idx, dq, nq, k, metric, dd, di, 0, NULL, -1, ranges, nranges, errbuf, errlen);
     if (rc == CODEVEC_CUDA_OK &&
         (cudaMemcpy(out_dist, dd, (size_t) nq * k * 4, cudaMemcpyDeviceToHost) != cudaSuccess ||
          cudaMemcpy(out_ids, di, (size_t) nq * k * 8, cudaMemcpyDeviceToHost) != cudaSuccess))
@@ -2135,7 +2264,7 @@ TimeCfg(CodevecCudaIndex idx, int path, KnnCfg cfg, const QueryWs *w, int nq,
     {
         CUDA_CHECK(cudaEventRecord(e0, 0));
         rc = KnnLaunch(idx, path, cfg, w->Qp, w->qn2, w->qh, w->qinv, nq, 10,
-                       CODEVEC_METRIC_COSINE, dd, di, w->ok, w->scratch, w->sb, 0, errbuf, errlen);
+                       CODEVEC_METRIC_COSINE, dd, di, w->ok, w->scratch, w->sb, NULL, 0, errbuf, errlen);
         if (rc != CODEVEC_CUDA_OK)
             return rc;
         CUDA_CHECK(cudaEventRecord(e1, 0));
@@ -2206,10 +2335,10 @@ TuneRun(int dim, TuneEntry *e, char *report, size_t reportlen, char *errbuf, siz
     {
         QueryWs w;
 
-        rc = EnsureWorkspace(idx, QueryWsLayout(idx, 64, 10, NULL, &w), errbuf, errlen);
+        rc = EnsureWorkspace(idx, QueryWsLayout(idx, 64, 10, 0, NULL, &w), errbuf, errlen);
         if (rc != CODEVEC_CUDA_OK)
             goto done;
-        QueryWsLayout(idx, 64, 10, idx->ws, &w);
+        QueryWsLayout(idx, 64, 10, 0, idx->ws, &w);
 
         static const int qbs[] = {1, 2, 4, 8, 16, 32, 64};
         static const int warps[] = {4, 8};

@@ -89,6 +89,19 @@ int codevec_cuda_knn(CodevecCudaIndex idx, const float *queries, int nq, int k,
                      char *errbuf, size_t errlen);
 
 /*
+ * The same over some rows only: nranges row ranges (ranges[2i] the first
+ * row, ranges[2i+1] how many; in bounds, not overlapping) — the lists an
+ * IVF scan probes, stored contiguously.  The k rows returned are exactly
+ * the first k of those rows in (distance, id) order; rows outside the
+ * ranges are never read.  ranges NULL (nranges 0) scans every row, as
+ * codevec_cuda_knn.  Every query scans the same ranges.
+ */
+int codevec_cuda_knn_ranges(CodevecCudaIndex idx, const float *queries, int nq, int k,
+                            int metric, const int64_t *ranges, int nranges,
+                            float *out_dist, int64_t *out_ids,
+                            char *errbuf, size_t errlen);
+
+/*
  * The same on device pointers (queries nq x dim, outputs nq x k) and a
  * stream; returns once the results are written (it reads a small
  * per-query flag back to decide whether any query needs the fp32 fallback).

@@ -109,7 +109,7 @@ gpuivfcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	index = index_open(path->indexinfo->indexoid, NoLock);
 	lists = GpuivfGetLists(index);
 	route.gpu = false;
-	if (lists <= 1 && codevec_device != CODEVEC_DEVICE_CPU)
+	if (codevec_device != CODEVEC_DEVICE_CPU)
 	{
 		GpuivfMetaPageData meta;
 
@@ -137,8 +137,9 @@ gpuivfcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 									(cpu_index_tuple_cost + cpu_operator_cost));
 
 	/*
-	 * A flat index the GPU service will answer: the fixed cost of a request
-	 * (round trip, launch, recheck) and the device's time per row, priced
+	 * A scan the GPU service will answer: the fixed cost of a request
+	 * (round trip, launch, recheck) and the device's time per row scanned
+	 * (IVF: the probed share), priced
 	 * at the CPU path's units per measured nanosecond; the first scan after
 	 * a change also uploads the index (not counted: it is paid once).
 	 */
@@ -147,7 +148,7 @@ gpuivfcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 		double		unitsPerNs = (cpu_index_tuple_cost + cpu_operator_cost) / model->cpuNsPerRow;
 
 		*indexStartupCost = unitsPerNs * (model->gpuFixedUs * 1000.0 +
-										  path->indexinfo->tuples * model->gpuNsPerRow);
+										  fraction * path->indexinfo->tuples * model->gpuNsPerRow);
 	}
 	else if (route.gpu)
 		*indexStartupCost = 100 * cpu_operator_cost +

@@ -85,9 +85,10 @@ typedef struct GpuivfMetaPageData
 	uint64		changeCount;	/* bumped when vectors of a flat index go
 								 * away (VACUUM): copies kept elsewhere (the
 								 * GPU service) must be reloaded */
-	uint64		insertCount;	/* bumped by every insert into a flat index:
-								 * copies elsewhere lack the rows appended
-								 * to the chain since (their delta tier) */
+	uint64		insertCount;	/* bumped by every insert: copies elsewhere
+								 * lack the rows added since (flat: those
+								 * appended to the chain, their delta tier;
+								 * IVF: they are loaded again) */
 } GpuivfMetaPageData;
 
 typedef GpuivfMetaPageData *GpuivfMetaPage;
@@ -358,6 +359,28 @@ extern int	GpuivfGpuRefresh(Relation index, const struct GpuIndexKey *key, int d
  */
 extern double LowerBound(GpuivfMetric metric, double d, int dims, double qnorm, double maxnorm);
 
+/*
+ * GpuivfGpuKmeans: an IVF build's k-means (GpuivfKmeans's algorithm) on
+ * the GPU service: true with lists x dims centroids written; false when
+ * the build should train on the CPU (codevec.device cpu, or auto without a
+ * ready service, or the service could not: auto warns once per session,
+ * cuda raises). The service keeps the centroids for GpuivfGpuAssign until
+ * GpuivfGpuKmeansDone.
+ */
+extern bool GpuivfGpuKmeans(GpuivfMetric metric, const float *samples, int n, int dims,
+							int lists, float *centroids);
+
+/*
+ * GpuivfGpuAssign: out[i] = the nearest of the trained centroids to row i
+ * of x (n x dims) under metric, on the GPU service; false (after the same
+ * fallback rules) when the CPU must assign.
+ */
+extern bool GpuivfGpuAssign(GpuivfMetric metric, const float *x, int n, int dims, int lists,
+							int *out);
+
+/* GpuivfGpuKmeansDone: free this backend's k-means area in the service */
+extern void GpuivfGpuKmeansDone(int dims, int lists);
+
 /* gpuivfexplain.c */
 
 /*
@@ -438,6 +461,24 @@ extern double GpuivfCentroidDistance(GpuivfMetric metric, const float *a, const 
  */
 extern int	GpuivfNearestList(GpuivfMetric metric, const float *centroids, int lists,
 							  int dims, const float *v);
+
+/*
+ * GpuivfCachedCentroids: GpuivfLoadCentroids through a small per-backend
+ * cache keyed by the index's relfilenode (centroids and list start pages
+ * never change for one): lists x dims floats and (*startPages) lists start
+ * pages, valid until the next call; the caller must not free them.
+ */
+extern const float *GpuivfCachedCentroids(Relation index, const GpuivfMetaPageData *meta,
+										  const BlockNumber **startPages);
+
+/*
+ * GpuivfNearestLists: GpuivfNearestList for n vectors x (n x dims floats)
+ * into out[n], with the same answers: scores by one GEMM (OpenBLAS), then
+ * the exact distance (GpuivfCentroidDistance) of every list within the
+ * GEMM's rounding error of the best, the first of equals winning.
+ */
+extern void GpuivfNearestLists(GpuivfMetric metric, const float *centroids, int lists,
+							   int dims, const float *x, int n, int *out);
 
 /*
  * GpuivfLoadCentroids: palloc and return lists x dims floats of the

@@ -10,8 +10,11 @@
  * 2. lists = N > 1 (IVF):
  *    a. a first pass draws a uniform reservoir sample (Vitter's algorithm R)
  *       of max(10000, 50 N) vectors, capped by maintenance_work_mem;
- *    b. k-means on the sample gives N centroids (gpuivfutils.c);
- *    c. a second pass assigns every vector to its nearest centroid and feeds
+ *    b. k-means on the sample gives N centroids: on the GPU service when
+ *       codevec.device allows and it is ready (cuda/kmeans.h), which then
+ *       also assigns the vectors of pass c, else on the CPU (gpuivfutils.c);
+ *    c. a second pass assigns every vector to its nearest centroid (in
+ *       batches: one GEMM each, GpuivfNearestLists) and feeds
  *       (list, tid, vector) to a tuplesort ordered by list, which spills to
  *       disk past maintenance_work_mem;
  *    d. the sorted stream is written list after list, each list a chain of
@@ -53,7 +56,13 @@ typedef struct GpuivfBuildState
 	double		seen;
 	pg_prng_state prng;
 
-	/* assignment */
+	/* assignment, in batches of GPUIVF_ASSIGN_BATCH vectors */
+	float	   *pendVecs;
+	ItemPointerData *pendTids;
+	int		   *pendLists;
+	int			npend;
+	int			batch;			/* rows per assignment batch */
+	bool		gpu;			/* the GPU service trained and assigns */
 	float	   *centroids;
 	Tuplesortstate *sortstate;
 	TupleDesc	sortdesc;
@@ -143,6 +152,46 @@ SampleCallback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 		pfree(v);
 }
 
+/* rows per assignment batch: the GEMM's output (batch x lists floats) is
+ * kept near 64 MB */
+#define GPUIVF_ASSIGN_BATCH(lists)	Max(256, Min(8192, (16 * 1024 * 1024) / (lists)))
+
+/* Assign the pending vectors to their lists and feed them to the sort */
+static void
+FlushAssign(GpuivfBuildState *bs)
+{
+	MemoryContext old;
+	Codevec    *v;
+
+	if (bs->npend == 0)
+		return;
+	old = MemoryContextSwitchTo(bs->tmpCtx);
+	if (bs->gpu)
+		bs->gpu = GpuivfGpuAssign(bs->metric, bs->pendVecs, bs->npend, bs->dims, bs->lists,
+								  bs->pendLists);
+	if (!bs->gpu)
+		GpuivfNearestLists(bs->metric, bs->centroids, bs->lists, bs->dims, bs->pendVecs,
+						   bs->npend, bs->pendLists);
+	v = InitCodevec(bs->dims);
+	for (int i = 0; i < bs->npend; i++)
+	{
+		memcpy(v->x, bs->pendVecs + (size_t) i * bs->dims, sizeof(float) * bs->dims);
+		ExecClearTuple(bs->slot);
+		bs->slot->tts_values[0] = Int32GetDatum(bs->pendLists[i]);
+		bs->slot->tts_isnull[0] = false;
+		bs->slot->tts_values[1] = PointerGetDatum(&bs->pendTids[i]);
+		bs->slot->tts_isnull[1] = false;
+		bs->slot->tts_values[2] = PointerGetDatum(v);
+		bs->slot->tts_isnull[2] = false;
+		ExecStoreVirtualTuple(bs->slot);
+		tuplesort_puttupleslot(bs->sortstate, bs->slot);
+		bs->indtuples++;
+	}
+	bs->npend = 0;
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(bs->tmpCtx);
+}
+
 /* Pass 2: append (lists = 1) or assign to a list and sort (IVF) */
 static void
 BuildCallback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
@@ -168,21 +217,14 @@ BuildCallback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 	}
 	else
 	{
-		int			list = GpuivfNearestList(bs->metric, bs->centroids, bs->lists, bs->dims, v->x);
-
-		ExecClearTuple(bs->slot);
-		bs->slot->tts_values[0] = Int32GetDatum(list);
-		bs->slot->tts_isnull[0] = false;
-		bs->slot->tts_values[1] = PointerGetDatum(tid);
-		bs->slot->tts_isnull[1] = false;
-		bs->slot->tts_values[2] = PointerGetDatum(v);
-		bs->slot->tts_isnull[2] = false;
-		ExecStoreVirtualTuple(bs->slot);
-		tuplesort_puttupleslot(bs->sortstate, bs->slot);
-		bs->indtuples++;
+		/* assigned in batches: one GEMM per batch (GpuivfNearestLists) */
+		memcpy(bs->pendVecs + (size_t) bs->npend * bs->dims, v->x, sizeof(float) * bs->dims);
+		bs->pendTids[bs->npend++] = *tid;
 	}
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(bs->tmpCtx);
+	if (bs->npend == bs->batch)
+		FlushAssign(bs);
 }
 
 /* Write the metapage and the list pages (list entries filled in later) */
@@ -334,7 +376,11 @@ gpuivfbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 		pg_prng_seed(&bs.prng, 0x6770756976660002ULL);
 		table_index_build_scan(heap, index, indexInfo, false, true, SampleCallback, &bs, NULL);
 		bs.centroids = palloc_extended(sizeof(float) * (Size) bs.lists * bs.dims, MCXT_ALLOC_HUGE);
-		GpuivfKmeans(bs.metric, bs.samples, bs.nsamples, bs.dims, bs.lists, bs.centroids);
+		/* on the GPU service when there is one (it then assigns too) */
+		bs.gpu = GpuivfGpuKmeans(bs.metric, bs.samples, bs.nsamples, bs.dims, bs.lists,
+								 bs.centroids);
+		if (!bs.gpu)
+			GpuivfKmeans(bs.metric, bs.samples, bs.nsamples, bs.dims, bs.lists, bs.centroids);
 		pfree(bs.samples);
 		bs.samples = NULL;
 	}
@@ -361,7 +407,14 @@ gpuivfbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 		bs.slot = MakeSingleTupleTableSlot(bs.sortdesc, &TTSOpsVirtual);
 		bs.sortstate = tuplesort_begin_heap(bs.sortdesc, 1, &sortKey, &sortOp, &collation,
 											&nullsFirst, maintenance_work_mem, NULL, TUPLESORT_NONE);
+		bs.batch = GPUIVF_ASSIGN_BATCH(bs.lists);
+		bs.pendVecs = palloc_extended(sizeof(float) * (Size) bs.batch * bs.dims, MCXT_ALLOC_HUGE);
+		bs.pendTids = palloc(sizeof(ItemPointerData) * bs.batch);
+		bs.pendLists = palloc(sizeof(int) * bs.batch);
 		bs.reltuples = table_index_build_scan(heap, index, indexInfo, true, true, BuildCallback, &bs, NULL);
+		FlushAssign(&bs);
+		if (bs.gpu)
+			GpuivfGpuKmeansDone(bs.dims, bs.lists);
 		tuplesort_performsort(bs.sortstate);
 
 		/* write list after list; a list with no vector still gets a page */

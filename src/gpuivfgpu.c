@@ -1,7 +1,16 @@
 /*
  * gpuivfgpu.c
- *	  The GPU path of gpuivf scans: exact k-NN of a flat index (lists = 1)
- *	  answered by the GPU service from a device-resident copy.
+ *	  The GPU path of gpuivf scans: exact k-NN of a flat index (lists = 1),
+ *	  or of the probed lists of an IVF index, answered by the GPU service
+ *	  from a device-resident copy.
+ *
+ * IVF. The copy holds the rows list after list (UploadIndex sends each
+ * list's row count with the first chunk); a request names the scan's
+ * first gpuivf.probes lists and the kernels read only those rows
+ * (cuda/knn.h codevec_cuda_knn_ranges), so the answer is what the CPU scan
+ * gives for that batch. Later batches run on the CPU (gpuivfscan.c). An
+ * insert into an IVF index makes its copy load again whole (no delta tier:
+ * its rows belong to lists).
  *
  * The copy. The service keeps, per index, the vectors on the device and
  * the heap TID of each row (gpuservice.c). It is current while the index's
@@ -142,12 +151,6 @@ GpuivfRouteDecide(Relation index, const GpuivfMetaPageData *meta, GpuivfRoute ro
 		RouteCpu(route, 0, false, "codevec.device is cpu", NULL);
 		return;
 	}
-	if (meta->lists != 1)
-	{
-		snprintf(buf, sizeof(buf), "lists = %d: IVF indexes are scanned on the CPU", meta->lists);
-		RouteCpu(route, 0, false, buf, NULL);
-		return;
-	}
 
 	/* the service: auto scans on the CPU silently, cuda is an error */
 	state = CodevecGpuServiceDescribe(device, why, sizeof(why));
@@ -166,6 +169,7 @@ GpuivfRouteDecide(Relation index, const GpuivfMetaPageData *meta, GpuivfRoute ro
 	if (!cuda)
 	{
 		const GpuivfRoutingModel *m = NULL;
+		double		scanned;
 
 		if (gpuivf_gpu_min_rows < 0)
 		{
@@ -180,7 +184,11 @@ GpuivfRouteDecide(Relation index, const GpuivfMetaPageData *meta, GpuivfRoute ro
 			route->minRows = m->breakEven >= 0 ? ceil(m->breakEven) : -1;
 			route->measured = true;
 		}
-		if (route->minRows < 0 || route->reltuples < route->minRows)
+		/* an IVF scan reads the probed share of the rows */
+		scanned = route->reltuples;
+		if (meta->lists > 1)
+			scanned *= Min(1.0, (double) Min(gpuivf_probes, meta->lists) / meta->lists);
+		if (route->minRows < 0 || scanned < route->minRows)
 		{
 			if (route->minRows < 0)
 				snprintf(buf, sizeof(buf),
@@ -188,11 +196,12 @@ GpuivfRouteDecide(Relation index, const GpuivfMetaPageData *meta, GpuivfRoute ro
 						 m->cpuNsPerRow, m->gpuFixedUs);
 			else if (route->measured)
 				snprintf(buf, sizeof(buf),
-						 "reltuples %.0f < %.0f, the measured break-even (gpuivf.gpu_min_rows = 0)",
-						 route->reltuples, route->minRows);
+						 "%s %.0f < %.0f, the measured break-even (gpuivf.gpu_min_rows = 0)",
+						 meta->lists > 1 ? "rows probed" : "reltuples", scanned, route->minRows);
 			else
-				snprintf(buf, sizeof(buf), "reltuples %.0f < gpuivf.gpu_min_rows %d",
-						 route->reltuples, gpuivf_gpu_min_rows);
+				snprintf(buf, sizeof(buf), "%s %.0f < gpuivf.gpu_min_rows %d",
+						 meta->lists > 1 ? "rows probed" : "reltuples", scanned,
+						 gpuivf_gpu_min_rows);
 			RouteCpu(route, 0, false, buf, NULL);
 			return;
 		}
@@ -413,7 +422,14 @@ CalibrateCpuOnIndex(Relation index, const GpuivfMetaPageData *meta, int64 *nrows
 
 	for (int j = 0; j < meta->dims; j++)
 		q->x[j] = (float) ((seed = seed * 1664525 + 1013904223) >> 8) / (1 << 24) - 0.5f;
-	pfree(GpuivfLoadCentroids(index, meta, &start, NULL));
+	{
+		BlockNumber *starts = palloc(sizeof(BlockNumber) * meta->lists);
+
+		/* the first list's chain (the whole index when lists = 1) */
+		pfree(GpuivfLoadCentroids(index, meta, starts, NULL));
+		start = starts[0];
+		pfree(starts);
+	}
 	for (int rep = 0; rep < 3; rep++)
 	{
 		instr_time	t0;
@@ -625,12 +641,14 @@ codevec_gpu_routing(PG_FUNCTION_ARGS)
 /*
  * Send rows [first, first + n) of a copy of total rows (UPLOAD), or of the
  * rows it will hold after an APPEND; resume: the chain position after the
- * last row read so far. The status.
+ * last row read so far. An IVF index's first UPLOAD chunk carries the row
+ * count of each of its lists (counts, lists of them; NULL otherwise). The
+ * status.
  */
 static int
 SendChunk(dsm_segment *seg, int kind, const GpuIndexKey *key, int dims, int64 first, int64 n,
 		  int64 total, const float *vecs, const ItemPointerData *tids,
-		  BlockNumber resume_blk, OffsetNumber resume_off)
+		  BlockNumber resume_blk, OffsetNumber resume_off, int lists, const int64 *counts)
 {
 	GpuUploadRequest *r = (GpuUploadRequest *) dsm_segment_address(seg);
 
@@ -643,8 +661,11 @@ SendChunk(dsm_segment *seg, int kind, const GpuIndexKey *key, int dims, int64 fi
 	r->total = total;
 	r->resume_blk = resume_blk;
 	r->resume_off = resume_off;
+	r->lists = lists;
 	memcpy(GpuUploadVectors(r), vecs, sizeof(float) * (Size) n * dims);
 	memcpy(GpuUploadTids(r), tids, sizeof(ItemPointerData) * n);
+	if (lists > 1 && first == 0 && kind == GPU_REQUEST_UPLOAD)
+		memcpy(GpuUploadListCounts(r), counts, sizeof(int64) * lists);
 	return CodevecGpuCall(seg);
 }
 
@@ -680,16 +701,17 @@ CopyPageRows(Page page, TupleDesc tupdesc, int dims, OffsetNumber from, int64 li
 }
 
 /*
- * Stream every vector of the index to the service; its status. A copy over
- * codevec.gpu_memory_limit is refused here (GPU_STATUS_NO_MEMORY), before
- * anything is sent.
+ * Stream every vector of the index to the service, list after list (one
+ * list when lists = 1); its status. A copy over codevec.gpu_memory_limit
+ * is refused here (GPU_STATUS_NO_MEMORY), before anything is sent.
  */
 int
 UploadIndex(Relation index, const GpuIndexKey *key, int dims)
 {
 	TupleDesc	tupdesc = RelationGetDescr(index);
 	GpuivfMetaPageData meta;
-	BlockNumber start;
+	BlockNumber *starts;
+	int64	   *counts;
 	int64		total = 0,
 				sent = 0;
 	int64		chunkRows = Max(1, UPLOAD_CHUNK_BYTES / (int64) (sizeof(float) * dims));
@@ -700,22 +722,30 @@ UploadIndex(Relation index, const GpuIndexKey *key, int dims)
 	float	   *vecs;
 	BlockNumber resume_blk;
 	OffsetNumber resume_off = FirstOffsetNumber;
+	bool		changed = false;
 
 	GpuivfReadMeta(index, &meta);
-	pfree(GpuivfLoadCentroids(index, &meta, &start, NULL));
-	resume_blk = start;
+	starts = palloc(sizeof(BlockNumber) * meta.lists);
+	counts = palloc0(sizeof(int64) * meta.lists);
+	pfree(GpuivfLoadCentroids(index, &meta, starts, NULL));
+	resume_blk = starts[0];
 
-	/* pass 1: count the rows (line pointers; VACUUM compacts pages) */
-	for (BlockNumber b = start; BlockNumberIsValid(b);)
+	/* pass 1: count the rows of each list (line pointers; VACUUM compacts pages) */
+	for (int l = 0; l < meta.lists; l++)
 	{
-		Buffer		buf = ReadBuffer(index, b);
-		Page		page;
+		for (BlockNumber b = starts[l]; BlockNumberIsValid(b);)
+		{
+			Buffer		buf = ReadBuffer(index, b);
+			Page		page;
 
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		page = BufferGetPage(buf);
-		total += PageGetMaxOffsetNumber(page);
-		b = GpuivfPageGetOpaque(page)->nextblkno;
-		UnlockReleaseBuffer(buf);
+			LockBuffer(buf, BUFFER_LOCK_SHARE);
+			page = BufferGetPage(buf);
+			counts[l] += PageGetMaxOffsetNumber(page);
+			b = GpuivfPageGetOpaque(page)->nextblkno;
+			UnlockReleaseBuffer(buf);
+		}
+		total += counts[l];
+		CHECK_FOR_INTERRUPTS();
 	}
 	/* the service would refuse it (RunUpload): say so without sending it */
 	upload_errmsg[0] = '\0';
@@ -725,10 +755,12 @@ UploadIndex(Relation index, const GpuIndexKey *key, int dims)
 		snprintf(upload_errmsg, sizeof(upload_errmsg),
 				 "index copy needs %lld MB, codevec.gpu_memory_limit %d MB",
 				 (long long) (GpuivfGpuCopyBytes(total, dims) >> 20), codevec_gpu_memory_limit_mb);
+		pfree(starts);
+		pfree(counts);
 		return GPU_STATUS_NO_MEMORY;
 	}
 	chunkRows = Min(chunkRows, Max(total, 1));
-	seg = dsm_create(GpuUploadRequestSize(chunkRows, dims), 0);
+	seg = dsm_create(GpuUploadRequestSizeLists(chunkRows, dims, meta.lists > 1 ? meta.lists : 0), 0);
 	/* room for a chunk plus one page, so a page is copied whole under its lock */
 	tids = palloc(sizeof(ItemPointerData) * (chunkRows + MaxIndexTuplesPerPage));
 	vecs = palloc_extended(sizeof(float) * (Size) (chunkRows + MaxIndexTuplesPerPage) * dims,
@@ -737,50 +769,63 @@ UploadIndex(Relation index, const GpuIndexKey *key, int dims)
 	/*
 	 * pass 2: copy each page's rows under its share lock, then, with no
 	 * buffer lock held, send every full chunk (the first sizes the copy).
-	 * The copy remembers where its last row is: rows inserted later are
-	 * appended to the chain after it (APPEND sends them).
+	 * Each list gives exactly the rows counted (rows inserted meanwhile are
+	 * at the end of its chain; the copy's key predates them). A flat copy
+	 * remembers where its last row is: rows inserted later are appended to
+	 * the chain after it (APPEND sends them).
 	 */
-	for (BlockNumber b = start; BlockNumberIsValid(b) && status == 0 && sent < total;)
+	for (int l = 0; l < meta.lists && status == 0 && !changed; l++)
 	{
-		Buffer		buf = ReadBuffer(index, b);
-		Page		page;
+		int64		got = 0;
 
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		page = BufferGetPage(buf);
-		resume_off = CopyPageRows(page, tupdesc, dims, FirstOffsetNumber, total - sent,
-								  vecs, tids, &n);
-		resume_blk = b;
-		b = GpuivfPageGetOpaque(page)->nextblkno;
-		UnlockReleaseBuffer(buf);
-
-		while (status == 0 && (n >= chunkRows || (n > 0 && sent + n == total)))
+		for (BlockNumber b = starts[l]; BlockNumberIsValid(b) && status == 0 && got < counts[l];)
 		{
-			int64		c = Min(n, chunkRows);
+			Buffer		buf = ReadBuffer(index, b);
+			Page		page;
+			int64		before = n;
 
-			status = SendChunk(seg, GPU_REQUEST_UPLOAD, key, dims, sent, c, total, vecs, tids,
-							   resume_blk, resume_off);
-			sent += c;
-			n -= c;
-			memmove(vecs, vecs + (Size) c * dims, sizeof(float) * (Size) n * dims);
-			memmove(tids, tids + c, sizeof(ItemPointerData) * n);
+			LockBuffer(buf, BUFFER_LOCK_SHARE);
+			page = BufferGetPage(buf);
+			resume_off = CopyPageRows(page, tupdesc, dims, FirstOffsetNumber,
+									  n + (counts[l] - got), vecs, tids, &n);
+			got += n - before;
+			resume_blk = b;
+			b = GpuivfPageGetOpaque(page)->nextblkno;
+			UnlockReleaseBuffer(buf);
+
+			while (status == 0 && (n >= chunkRows || (n > 0 && sent + n == total)))
+			{
+				int64		c = Min(n, chunkRows);
+
+				status = SendChunk(seg, GPU_REQUEST_UPLOAD, key, dims, sent, c, total, vecs, tids,
+								   resume_blk, resume_off, meta.lists, counts);
+				sent += c;
+				n -= c;
+				memmove(vecs, vecs + (Size) c * dims, sizeof(float) * (Size) n * dims);
+				memmove(tids, tids + c, sizeof(ItemPointerData) * n);
+			}
+			CHECK_FOR_INTERRUPTS();
 		}
-		CHECK_FOR_INTERRUPTS();
+		/* fewer rows than counted (VACUUM between the passes) */
+		changed = got < counts[l];
 	}
 	/* an empty index: one empty chunk makes the (empty) copy */
 	if (status == 0 && total == 0)
 		status = SendChunk(seg, GPU_REQUEST_UPLOAD, key, dims, 0, 0, 0, vecs, tids,
-						   resume_blk, resume_off);
+						   resume_blk, resume_off, meta.lists, counts);
 	if (status != 0)
 		strlcpy(upload_errmsg, ((GpuRequestHeader *) dsm_segment_address(seg))->errmsg,
 				sizeof(upload_errmsg));
-	/* fewer rows than counted (VACUUM between the passes): no usable copy */
-	if (status == 0 && sent != total)
+	/* the index changed under the copy: no usable copy */
+	if (status == 0 && (changed || sent != total))
 	{
 		status = GPU_STATUS_NOT_LOADED;
 		strlcpy(upload_errmsg, "the index changed while it was copied", sizeof(upload_errmsg));
 	}
 	pfree(tids);
 	pfree(vecs);
+	pfree(starts);
+	pfree(counts);
 	dsm_detach(seg);
 	return status;
 }
@@ -839,7 +884,7 @@ AppendIndex(Relation index, const GpuIndexKey *key, int dims, BlockNumber blk,
 		int64		c = Min(n - sent, chunkRows);
 
 		status = SendChunk(seg, GPU_REQUEST_APPEND, key, dims, first + sent, c, first + n,
-						   vecs + (Size) sent * dims, tids + sent, resume_blk, resume_off);
+						   vecs + (Size) sent * dims, tids + sent, resume_blk, resume_off, 1, NULL);
 		sent += c;
 		if (n == 0)
 			break;
@@ -938,6 +983,7 @@ GpuivfGpuFetch(IndexScanDesc scan, int k)
 	MemoryContext old;
 	bool		first = so->gpuK == 0;	/* the scan's first request */
 	char		errbuf[256] = "";
+	int			nprobe;
 	instr_time	t0;
 
 	GpuivfReadMeta(index, &meta);
@@ -948,7 +994,9 @@ GpuivfGpuFetch(IndexScanDesc scan, int k)
 	key.changeCount = meta.changeCount;
 	key.insertCount = meta.insertCount;
 
-	seg = CodevecGpuSessionSegment(GpuKnnRequestSize(1, meta.dims, k));
+	/* IVF: the scan's first batch of lists, nearest centroids first */
+	nprobe = meta.lists > 1 ? Min(so->probes, meta.lists) : 0;
+	seg = CodevecGpuSessionSegment(GpuKnnRequestSizeProbes(1, meta.dims, k, nprobe));
 	r = (GpuKnnRequest *) dsm_segment_address(seg);
 	for (int attempt = 0;; attempt++)
 	{
@@ -959,7 +1007,10 @@ GpuivfGpuFetch(IndexScanDesc scan, int k)
 		r->dims = meta.dims;
 		r->nq = 1;
 		r->k = k;
+		r->nprobe = nprobe;
 		memcpy(GpuKnnQueries(r), q->x, sizeof(float) * meta.dims);
+		for (int i = 0; i < nprobe; i++)
+			GpuKnnProbes(r)[i] = so->listOrder[i];
 		INSTR_TIME_SET_CURRENT(t0);
 		status = CodevecGpuCall(seg);
 		so->stats.requests++;
@@ -1102,4 +1153,129 @@ GpuivfGpuNext(IndexScanDesc scan, GpuivfCandidate *c)
 	*c = so->gpuReady[so->gpuPos++];
 	RememberReturned(so, &c->tid);
 	return true;
+}
+
+/* ---------------------------------------------------------------------
+ * IVF builds on the GPU: k-means training and list assignment
+ * (GPU_REQUEST_KMEANS; the service runs cuda/kmeans.h)
+ * --------------------------------------------------------------------- */
+
+/*
+ * Whether an IVF build uses the GPU service: codevec.device auto when the
+ * service is ready (silently the CPU otherwise), cuda (ERROR 55000 when it
+ * is not), never under cpu.
+ */
+static bool
+BuildOnGpu(void)
+{
+	if (codevec_device == CODEVEC_DEVICE_CPU)
+		return false;
+	if (codevec_device == CODEVEC_DEVICE_AUTO)
+		return CodevecGpuServiceReady();
+	return CodevecGpuServiceUsable();
+}
+
+/* Fill a KMEANS request's fixed part */
+static GpuKmeansRequest *
+KmeansRequest(dsm_segment *seg, int op, GpuivfMetric metric, int dims, int lists, int64 first,
+			  int64 n, int64 total)
+{
+	GpuKmeansRequest *r = (GpuKmeansRequest *) dsm_segment_address(seg);
+
+	memset(r, 0, sizeof(*r));
+	r->hdr.kind = GPU_REQUEST_KMEANS;
+	r->op = op;
+	r->owner = MyProcPid;
+	r->dims = dims;
+	r->lists = lists;
+	r->metric = (int32) metric;		/* same numbering as cuda/knn.h */
+	r->iters = GPUIVF_KMEANS_ITERATIONS;
+	r->seed = UINT64CONST(0x6770756976660001);
+	r->first = first;
+	r->n = n;
+	r->total = total;
+	return r;
+}
+
+/* A status other than 0 from the service: auto goes on on the CPU (one
+ * WARNING per session for memory), cuda raises */
+static bool
+KmeansFallback(int status, const char *errmsg)
+{
+	char		why[256];
+
+	snprintf(why, sizeof(why), "IVF build on the GPU: %s",
+			 errmsg[0] ? errmsg : "the GPU service could not run it");
+	if (status == GPU_STATUS_NO_MEMORY)
+		CodevecGpuFallback(why, ERRCODE_OUT_OF_MEMORY);
+	else
+		CodevecGpuFallback(why, ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE);
+	return false;
+}
+
+bool
+GpuivfGpuKmeans(GpuivfMetric metric, const float *samples, int n, int dims, int lists,
+				float *centroids)
+{
+	int64		chunk = Max(1, UPLOAD_CHUNK_BYTES / (int64) (sizeof(float) * dims));
+	dsm_segment *seg;
+	GpuKmeansRequest *r = NULL;
+	int			status = 0;
+
+	if (!BuildOnGpu())
+		return false;
+	chunk = Min(chunk, Max(n, 1));
+	seg = dsm_create(GpuKmeansRequestSize(chunk, dims, lists), 0);
+	for (int64 first = 0; status == 0;)
+	{
+		int64		c = Min(chunk, n - first);
+
+		r = KmeansRequest(seg, first + c == n ? GPU_KMEANS_TRAIN : GPU_KMEANS_SAMPLES, metric,
+						  dims, lists, first, c, n);
+		memcpy(GpuKmeansVectors(r), samples + (Size) first * dims, sizeof(float) * (Size) c * dims);
+		status = CodevecGpuCall(seg);
+		first += c;
+		if (r->op == GPU_KMEANS_TRAIN)
+			break;
+		CHECK_FOR_INTERRUPTS();
+	}
+	if (status == 0)
+		memcpy(centroids, GpuKmeansOut(r), sizeof(float) * (Size) lists * dims);
+	else
+		KmeansFallback(status, r->hdr.errmsg);
+	dsm_detach(seg);
+	return status == 0;
+}
+
+bool
+GpuivfGpuAssign(GpuivfMetric metric, const float *x, int n, int dims, int lists, int *out)
+{
+	dsm_segment *seg = CodevecGpuSessionSegment(GpuKmeansRequestSize(n, dims, 0));
+	GpuKmeansRequest *r;
+	int			status;
+
+	r = KmeansRequest(seg, GPU_KMEANS_ASSIGN, metric, dims, lists, 0, n, n);
+	memcpy(GpuKmeansVectors(r), x, sizeof(float) * (Size) n * dims);
+	status = CodevecGpuCall(seg);
+	if (status != 0)
+		return KmeansFallback(status, r->hdr.errmsg);
+	for (int i = 0; i < n; i++)
+	{
+		int32		l = ((int32 *) GpuKmeansOut(r))[i];
+
+		if (l < 0 || l >= lists)
+			elog(ERROR, "GPU service assigned list %d of %d", l, lists);
+		out[i] = l;
+	}
+	return true;
+}
+
+void
+GpuivfGpuKmeansDone(int dims, int lists)
+{
+	dsm_segment *seg = dsm_create(GpuKmeansRequestSize(0, dims, 0), 0);
+
+	KmeansRequest(seg, GPU_KMEANS_DONE, GPUIVF_METRIC_L2, dims, lists, 0, 0, 0);
+	(void) CodevecGpuCall(seg);
+	dsm_detach(seg);
 }

@@ -51,9 +51,11 @@ FindListEntry(Relation index, int list, BlockNumber *blkno, OffsetNumber *offno)
 }
 
 /*
- * Bump the metapage's insert counter inside the caller's GenericXLog record
- * (flat indexes only: an IVF insert would otherwise serialise every list on
- * the metapage). Lock order: list page, data page, metapage.
+ * Bump the metapage's insert counter inside the caller's GenericXLog record,
+ * so a copy of the index on the GPU knows it lacks rows (flat: they go to
+ * its delta tier; IVF: it is loaded again). Inserts thereby take the
+ * metapage's lock in turn, briefly. Lock order: list page, data page,
+ * metapage.
  */
 static Buffer
 BumpChangeCount(Relation index, GenericXLogState *state, const GpuivfMetaPageData *meta)
@@ -61,8 +63,6 @@ BumpChangeCount(Relation index, GenericXLogState *state, const GpuivfMetaPageDat
 	Buffer		metaBuf;
 	Page		metaPage;
 
-	if (meta->lists != 1)
-		return InvalidBuffer;
 	metaBuf = ReadBuffer(index, GPUIVF_METAPAGE_BLKNO);
 	LockBuffer(metaBuf, BUFFER_LOCK_EXCLUSIVE);
 	metaPage = GenericXLogRegisterBuffer(state, metaBuf, 0);

@@ -17,6 +17,11 @@
  * can be nearer than ones already returned (IVF is approximate anyway).
  *
  * A NULL query returns every row with a NULL distance, in heap TID order.
+ *
+ * The GPU service may answer the first batch instead (gpuivfgpu.c): the
+ * whole index when lists = 1, the first gpuivf.probes lists of an IVF
+ * index, with exactly the rows and order the CPU gives for that batch;
+ * later batches of an IVF scan run here.
  */
 #include "postgres.h"
 
@@ -157,6 +162,24 @@ ProbeNextLists(IndexScanDesc scan)
 	MemoryContextSwitchTo(old);
 }
 
+/* A list and its centroid's distance to the query */
+typedef struct ListOrderItem
+{
+	double		distance;
+	int			list;
+} ListOrderItem;
+
+static int
+ListOrderCompare(const void *a, const void *b)
+{
+	const ListOrderItem *x = (const ListOrderItem *) a;
+	const ListOrderItem *y = (const ListOrderItem *) b;
+
+	int			c = float8_cmp_internal(x->distance, y->distance);	/* NaN last */
+
+	return c != 0 ? c : x->list - y->list;
+}
+
 /* First call after rescan: read the metapage and order the lists */
 static void
 StartScan(IndexScanDesc scan)
@@ -164,39 +187,36 @@ StartScan(IndexScanDesc scan)
 	GpuivfScanOpaque so = (GpuivfScanOpaque) scan->opaque;
 	GpuivfMetaPageData meta;
 	MemoryContext old = MemoryContextSwitchTo(so->tmpCtx);
-	float	   *centroids;
+	const float *centroids;
+	const BlockNumber *starts;
 
 	GpuivfReadMeta(scan->indexRelation, &meta);
 	so->dims = meta.dims;
 	so->lists = meta.lists;
 	so->listStarts = palloc(sizeof(BlockNumber) * meta.lists);
 	so->listOrder = palloc(sizeof(int) * meta.lists);
-	centroids = GpuivfLoadCentroids(scan->indexRelation, &meta, so->listStarts, NULL);
+	centroids = GpuivfCachedCentroids(scan->indexRelation, &meta, &starts);
+	memcpy(so->listStarts, starts, sizeof(BlockNumber) * meta.lists);
 	for (int i = 0; i < meta.lists; i++)
 		so->listOrder[i] = i;
 
 	if (meta.lists > 1 && so->query != (Datum) 0)
 	{
 		Codevec    *q = DatumGetCodevec(so->query);
-		double	   *d = palloc(sizeof(double) * meta.lists);
+		ListOrderItem *d = palloc(sizeof(ListOrderItem) * meta.lists);
 
 		GpuivfCheckQueryDims(GpuivfGetMetric(scan->indexRelation), meta.dims, q);
 		for (int i = 0; i < meta.lists; i++)
-			d[i] = GpuivfCentroidDistance((GpuivfMetric) meta.metric, q->x,
-										  centroids + (size_t) i * meta.dims, meta.dims);
-		/* insertion order by centroid distance; lists are few (<= 32768) */
-		for (int i = 1; i < meta.lists; i++)
 		{
-			int			l = so->listOrder[i];
-			int			j = i;
-
-			while (j > 0 && d[so->listOrder[j - 1]] > d[l])
-			{
-				so->listOrder[j] = so->listOrder[j - 1];
-				j--;
-			}
-			so->listOrder[j] = l;
+			d[i].distance = GpuivfCentroidDistance((GpuivfMetric) meta.metric, q->x,
+												   centroids + (size_t) i * meta.dims, meta.dims);
+			d[i].list = i;
 		}
+		/* nearest centroid first, ties by list number */
+		qsort(d, meta.lists, sizeof(ListOrderItem), ListOrderCompare);
+		for (int i = 0; i < meta.lists; i++)
+			so->listOrder[i] = d[i].list;
+		pfree(d);
 		so->probes = Min(gpuivf_probes, meta.lists);
 	}
 	else
@@ -266,7 +286,8 @@ gpuivfgettuple(IndexScanDesc scan, ScanDirection dir)
 		pgstat_count_index_scan(scan->indexRelation);
 		StartScan(scan);
 		so->first = false;
-		/* a large flat index may be answered by the GPU service */
+		/* a large index may be answered by the GPU service (IVF: its
+		 * first batch of lists) */
 		so->gpu = GpuivfGpuRoute(scan) && GpuivfGpuFetch(scan, GPUIVF_GPU_FIRST_K);
 		if (!so->gpu)
 			ProbeNextLists(scan);
@@ -290,7 +311,15 @@ gpuivfgettuple(IndexScanDesc scan, ScanDirection dir)
 			return true;
 		}
 		if (so->gpuAll)
-			return false;		/* every row was a candidate and came back */
+		{
+			/* every row of the probed lists was a candidate and came back */
+			if (so->probes >= so->lists)
+				return false;
+			/* IVF: the next lists on the CPU, as a CPU scan goes on */
+			so->gpu = false;
+			so->nextList = so->probes;
+			break;
+		}
 		if (so->gpuK < GPUIVF_GPU_MAX_K &&
 			GpuivfGpuFetch(scan, Min(so->gpuK * 4, GPUIVF_GPU_MAX_K)))
 			continue;

@@ -140,6 +140,164 @@ GpuivfNearestList(GpuivfMetric metric, const float *centroids, int lists, int di
 	return best;
 }
 
+void
+GpuivfNearestLists(GpuivfMetric metric, const float *centroids, int lists, int dims,
+				   const float *x, int n, int *out)
+{
+	float	   *dots = palloc_extended(sizeof(float) * (Size) n * lists, MCXT_ALLOC_HUGE);
+	float	   *cnorm = palloc(sizeof(float) * lists);
+	double		cmax = 0;
+	double		u = ldexp(1.0, -24);
+
+	for (int c = 0; c < lists; c++)
+	{
+		const float *cc = centroids + (size_t) c * dims;
+
+		cnorm[c] = sqrtf(codevec_kernels->inner_product(cc, cc, dims));
+		cmax = Max(cmax, cnorm[c]);
+	}
+	/* dots[n x lists] = x[n x dims] * centroids^T */
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, lists, dims,
+				1.0f, x, dims, centroids, dims, 0.0f, dots, lists);
+	for (int i = 0; i < n; i++)
+	{
+		const float *xi = x + (size_t) i * dims;
+		const float *row = dots + (size_t) i * lists;
+		double		xn = sqrt((double) codevec_kernels->inner_product(xi, xi, dims));
+		double		best = DBL_MAX,
+					margin,
+					bestd = DBL_MAX;
+		int			pick = -1;
+
+		if (!isfinite(xn) || xn == 0 || !isfinite(cmax))
+		{
+			out[i] = GpuivfNearestList(metric, centroids, lists, dims, xi);
+			continue;
+		}
+		/*
+		 * Scores from the GEMM, smaller is nearer, and a bound of their
+		 * error and of the exact distances' own (Higham sec. 3.1: a dot
+		 * product of d terms errs by at most gamma_d |x| |c|; L2 adds the
+		 * norms', cosine is in units of |x|), with room to spare.
+		 */
+		margin = 8.0 * (dims + 8) * u *
+			(metric == GPUIVF_METRIC_L2 ? (xn + cmax) * (xn + cmax) :
+			 metric == GPUIVF_METRIC_IP ? xn * cmax : xn) + 1e-30;
+		for (int c = 0; c < lists; c++)
+		{
+			double		sc = metric == GPUIVF_METRIC_L2 ? (double) cnorm[c] * cnorm[c] - 2.0 * row[c] :
+				metric == GPUIVF_METRIC_IP ? -(double) row[c] :
+				cnorm[c] > 0 ? -(double) row[c] / cnorm[c] : DBL_MAX;
+
+			if (sc < best)
+				best = sc;
+		}
+		/* every list within the error of the best: decide exactly */
+		for (int c = 0; c < lists; c++)
+		{
+			double		sc = metric == GPUIVF_METRIC_L2 ? (double) cnorm[c] * cnorm[c] - 2.0 * row[c] :
+				metric == GPUIVF_METRIC_IP ? -(double) row[c] :
+				cnorm[c] > 0 ? -(double) row[c] / cnorm[c] : DBL_MAX;
+
+			if (sc <= best + 2.0 * margin)
+			{
+				double		d = GpuivfCentroidDistance(metric, xi, centroids + (size_t) c * dims, dims);
+
+				if (d < bestd)
+				{
+					bestd = d;
+					pick = c;
+				}
+			}
+		}
+		out[i] = pick >= 0 ? pick : GpuivfNearestList(metric, centroids, lists, dims, xi);
+	}
+	pfree(dots);
+	pfree(cnorm);
+}
+
+/*
+ * The centroids and list start pages of recently scanned IVF indexes, kept
+ * per backend: both are written by the build and never change for a
+ * relfilenode (inserts extend chains at their ends, VACUUM keeps pages;
+ * REINDEX and TRUNCATE give a new relfilenode).
+ */
+#define CENTROID_CACHE_ENTRIES 8
+
+typedef struct CentroidCacheEntry
+{
+	Oid			dbid;
+	Oid			indexid;
+	Oid			relfilenode;
+	int			lists;
+	int			dims;
+	uint64		lastUsed;
+	float	   *centroids;		/* lists x dims */
+	BlockNumber *startPages;	/* lists */
+} CentroidCacheEntry;
+
+static CentroidCacheEntry centroid_cache[CENTROID_CACHE_ENTRIES];
+static uint64 centroid_cache_clock = 0;
+
+const float *
+GpuivfCachedCentroids(Relation index, const GpuivfMetaPageData *meta,
+					  const BlockNumber **startPages)
+{
+	CentroidCacheEntry *e = NULL;
+
+	for (int i = 0; i < CENTROID_CACHE_ENTRIES; i++)
+	{
+		CentroidCacheEntry *c = &centroid_cache[i];
+
+		if (c->centroids != NULL && c->dbid == MyDatabaseId &&
+			c->indexid == RelationGetRelid(index) && c->relfilenode == index->rd_node.relNode &&
+			c->lists == meta->lists && c->dims == meta->dims)
+		{
+			e = c;
+			break;
+		}
+	}
+	if (e == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+		float	   *centroids;
+		BlockNumber *starts = palloc(sizeof(BlockNumber) * meta->lists);
+
+		PG_TRY();
+		{
+			centroids = GpuivfLoadCentroids(index, meta, starts, NULL);
+		}
+		PG_CATCH();
+		{
+			MemoryContextSwitchTo(old);
+			pfree(starts);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+		/* replace the least recently used entry */
+		e = &centroid_cache[0];
+		for (int i = 1; i < CENTROID_CACHE_ENTRIES; i++)
+			if (centroid_cache[i].lastUsed < e->lastUsed)
+				e = &centroid_cache[i];
+		if (e->centroids)
+		{
+			pfree(e->centroids);
+			pfree(e->startPages);
+		}
+		e->dbid = MyDatabaseId;
+		e->indexid = RelationGetRelid(index);
+		e->relfilenode = index->rd_node.relNode;
+		e->lists = meta->lists;
+		e->dims = meta->dims;
+		e->centroids = centroids;
+		e->startPages = starts;
+		MemoryContextSwitchTo(old);
+	}
+	e->lastUsed = ++centroid_cache_clock;
+	*startPages = e->startPages;
+	return e->centroids;
+}
+
 float *
 GpuivfLoadCentroids(Relation index, const GpuivfMetaPageData *meta,
 					BlockNumber *startPages, BlockNumber *insertPages)

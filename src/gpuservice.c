@@ -44,6 +44,7 @@
 #ifdef CODEVEC_USE_CUDA
 #include "codevec_cuda.h"
 #include "knn.h"
+#include "kmeans.h"
 #endif
 
 #define GPU_MAX_SLOTS		256
@@ -356,6 +357,9 @@ typedef struct GpuIndexCopy
 	CodevecCudaIndex idx;
 	CodevecCudaIndex delta;		/* exactly the ndelta rows: made again at each
 								 * APPEND (a device index has a fixed row count) */
+	int			lists;			/* IVF: lists > 1, rows stored list after list */
+	int64	   *list_first;		/* malloc'd, lists + 1: list l holds main rows
+								 * list_first[l] .. list_first[l + 1] - 1 */
 } GpuIndexCopy;
 
 static GpuIndexCopy index_copies[GPU_MAX_INDEXES];
@@ -394,6 +398,7 @@ DropCopy(GpuIndexCopy *c)
 	codevec_cuda_index_free(c->delta);
 	free(c->tids);
 	free(c->delta_vecs);
+	free(c->list_first);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -424,7 +429,8 @@ CopiesBytes(void)
  * How a copy stands against a request's key: 0 current; GPU_STATUS_STALE
  * when only rows inserted since are missing; GPU_STATUS_NOT_LOADED when
  * there is none, it is incomplete, or another version (REINDEX, TRUNCATE,
- * VACUUM, other dims).
+ * VACUUM, other dims), or an IVF copy behind in inserts (its rows are
+ * grouped by list: it is loaded again whole).
  */
 static int
 CopyStatus(const GpuIndexCopy *c, const GpuIndexKey *key, int dims)
@@ -433,7 +439,7 @@ CopyStatus(const GpuIndexCopy *c, const GpuIndexKey *key, int dims)
 		c->key.changeCount != key->changeCount || c->dims != dims)
 		return GPU_STATUS_NOT_LOADED;
 	if (c->key.insertCount != key->insertCount)
-		return GPU_STATUS_STALE;
+		return c->lists > 1 ? GPU_STATUS_NOT_LOADED : GPU_STATUS_STALE;
 	return 0;
 }
 
@@ -452,7 +458,8 @@ AnswerNotCurrent(GpuKnnRequest *r, const GpuIndexCopy *c, int status)
 }
 
 /*
- * k nearest rows of nq queries over a copy's main rows and delta tier:
+ * k nearest rows of nq queries over a copy's main rows and delta tier
+ * (an IVF copy: the rows of the nprobe lists probes, every query alike):
  * dist/ids (nq x k, row positions, -1 past the end) in (distance, row)
  * order. Each tier's kernel returns its own first k; their merge is the
  * copy's first k, and a row of neither list is at least as far as the
@@ -461,12 +468,39 @@ AnswerNotCurrent(GpuKnnRequest *r, const GpuIndexCopy *c, int status)
  */
 static int
 KnnOnCopy(GpuIndexCopy *c, const float *queries, int nq, int k, int metric,
+		  const int32 *probes, int nprobe,
 		  float *dist, int64 *ids, float *rows, char *errbuf, size_t errlen)
 {
 	Size		nk = (Size) nq * k;
 	int			rc;
+	int64	   *ranges = NULL;
 
-	rc = codevec_cuda_knn(c->idx, queries, nq, k, metric, dist, ids, errbuf, errlen);
+	if (c->lists > 1)
+	{
+		/* IVF: the probed lists' rows only (one range each) */
+		ranges = malloc(sizeof(int64) * 2 * Max(nprobe, 1));
+		if (ranges == NULL)
+		{
+			snprintf(errbuf, errlen, "out of host memory");
+			return CODEVEC_CUDA_E_INVALID;
+		}
+		for (int i = 0; i < nprobe; i++)
+		{
+			int32		l = probes[i];
+
+			if (l < 0 || l >= c->lists)
+			{
+				free(ranges);
+				snprintf(errbuf, errlen, "list %d out of range (the index has %d)", l, c->lists);
+				return CODEVEC_CUDA_E_INVALID;
+			}
+			ranges[2 * i] = c->list_first[l];
+			ranges[2 * i + 1] = c->list_first[l + 1] - c->list_first[l];
+		}
+	}
+	rc = codevec_cuda_knn_ranges(c->idx, queries, nq, k, metric, ranges,
+								 ranges ? nprobe : 0, dist, ids, errbuf, errlen);
+	free(ranges);
 	if (rc == CODEVEC_CUDA_OK && c->ndelta > 0)
 	{
 		float	   *ddist = malloc(sizeof(float) * nk);
@@ -603,10 +637,12 @@ RunKnn(GpuKnnRequest *r)
 		AnswerNotCurrent(r, c, st);
 		return;
 	}
-	if (r->k < 1 || r->k > CODEVEC_CUDA_MAX_K || r->nq < 1)
+	if (r->k < 1 || r->k > CODEVEC_CUDA_MAX_K || r->nq < 1 || r->nprobe < 0 ||
+		(c->lists > 1) != (r->nprobe > 0))
 	{
 		r->hdr.status = GPU_STATUS_FAILED;
-		snprintf(r->hdr.errmsg, sizeof(r->hdr.errmsg), "bad k %d or nq %d", r->k, r->nq);
+		snprintf(r->hdr.errmsg, sizeof(r->hdr.errmsg), "bad k %d, nq %d or nprobe %d (lists %d)",
+				 r->k, r->nq, r->nprobe, c->lists);
 		return;
 	}
 	c->last_used = GetCurrentTimestamp();
@@ -621,8 +657,8 @@ RunKnn(GpuKnnRequest *r)
 		snprintf(r->hdr.errmsg, sizeof(r->hdr.errmsg), "out of host memory");
 		return;
 	}
-	if (KnnOnCopy(c, GpuKnnQueries(r), r->nq, r->k, r->metric, dist, ids, rows,
-				  r->hdr.errmsg, sizeof(r->hdr.errmsg)) != CODEVEC_CUDA_OK)
+	if (KnnOnCopy(c, GpuKnnQueries(r), r->nq, r->k, r->metric, GpuKnnProbes(r), r->nprobe,
+				  dist, ids, rows, r->hdr.errmsg, sizeof(r->hdr.errmsg)) != CODEVEC_CUDA_OK)
 		r->hdr.status = GPU_STATUS_FAILED;
 	else
 		AnswerKnn(r, c, dist, ids, rows, r->k);
@@ -651,7 +687,7 @@ RunKnnGroup(GpuKnnRequest **group, int ng)
 	for (int j = 0; j < ng; j++)
 	{
 		kmax = Max(kmax, group[j]->k);
-		one_by_one |= group[j]->nq != 1 || group[j]->k < 1;
+		one_by_one |= group[j]->nq != 1 || group[j]->k < 1 || group[j]->nprobe != 0;
 	}
 	if (one_by_one || kmax > CODEVEC_CUDA_MAX_K)
 	{
@@ -676,7 +712,7 @@ RunKnnGroup(GpuKnnRequest **group, int ng)
 	for (int j = 0; j < ng; j++)
 		memcpy(queries + (Size) j * r0->dims, GpuKnnQueries(group[j]), sizeof(float) * r0->dims);
 	c->last_used = GetCurrentTimestamp();
-	if (KnnOnCopy(c, queries, ng, kmax, r0->metric, dist, ids, rows,
+	if (KnnOnCopy(c, queries, ng, kmax, r0->metric, NULL, 0, dist, ids, rows,
 				  r0->hdr.errmsg, sizeof(r0->hdr.errmsg)) != CODEVEC_CUDA_OK)
 	{
 		for (int j = 0; j < ng; j++)
@@ -788,6 +824,31 @@ RunUpload(GpuUploadRequest *r)
 		c->key = r->key;
 		c->dims = r->dims;
 		c->n = r->total;
+		if (r->lists > 1)
+		{
+			/* IVF: the rows come list after list; keep where each starts */
+			const int64 *counts = GpuUploadListCounts(r);
+			int64		sum = 0;
+
+			c->list_first = malloc(sizeof(int64) * ((Size) r->lists + 1));
+			for (int l = 0; c->list_first != NULL && l < r->lists; l++)
+			{
+				c->list_first[l] = sum;
+				sum += counts[l] >= 0 ? counts[l] : r->total + 1;
+			}
+			if (c->list_first == NULL || sum != r->total)
+			{
+				snprintf(r->hdr.errmsg, sizeof(r->hdr.errmsg),
+						 c->list_first == NULL ? "out of host memory" :
+						 "list row counts do not add up to the rows sent");
+				DropCopy(c);
+				r->hdr.status = GPU_STATUS_FAILED;
+				UpdateMemoryStats();
+				return;
+			}
+			c->list_first[r->lists] = sum;
+			c->lists = r->lists;
+		}
 	}
 	if (c == NULL || c->complete || c->key.changeCount != r->key.changeCount ||
 		c->key.insertCount != r->key.insertCount ||
@@ -841,7 +902,7 @@ RunAppend(GpuUploadRequest *r)
 	GpuIndexKey base = r->key;
 
 	base.insertCount = c ? c->key.insertCount : 0;
-	if (c == NULL || CopyStatus(c, &base, r->dims) != 0 || r->n < 0)
+	if (c == NULL || CopyStatus(c, &base, r->dims) != 0 || r->n < 0 || c->lists > 1)
 	{
 		r->hdr.status = GPU_STATUS_NOT_LOADED;
 		return;
@@ -933,6 +994,146 @@ RunAutotune(GpuAutotuneRequest *r)
 		0 : GPU_STATUS_FAILED;
 }
 
+/*
+ * KMEANS staging areas (service-local memory): the samples an IVF build
+ * sends, then the centroids it trained, per building backend.
+ */
+#define GPU_KMEANS_AREAS	8
+
+typedef struct GpuKmeansArea
+{
+	int32		owner;			/* PID; 0 = free */
+	int			dims;
+	int			lists;
+	int64		total;
+	int64		loaded;
+	float	   *samples;		/* malloc'd, total x dims */
+	float	   *centroids;		/* malloc'd after TRAIN, lists x dims */
+	TimestampTz last_used;
+} GpuKmeansArea;
+
+static GpuKmeansArea kmeans_areas[GPU_KMEANS_AREAS];
+
+static void
+FreeKmeansArea(GpuKmeansArea *a)
+{
+	free(a->samples);
+	free(a->centroids);
+	memset(a, 0, sizeof(*a));
+}
+
+/* Run a KMEANS request (see gpuservice.h) */
+static void
+RunKmeans(GpuKmeansRequest *r)
+{
+	GpuKmeansArea *a = NULL;
+	int			rc;
+
+	for (int i = 0; i < GPU_KMEANS_AREAS && a == NULL; i++)
+		if (kmeans_areas[i].owner == r->owner)
+			a = &kmeans_areas[i];
+	if (r->op == GPU_KMEANS_DONE)
+	{
+		if (a != NULL)
+			FreeKmeansArea(a);
+		r->hdr.status = 0;
+		return;
+	}
+	if (r->dims < 1 || r->dims > CODEVEC_CUDA_MAX_DIM || r->lists < 1 || r->n < 0 ||
+		r->metric < CODEVEC_METRIC_L2 || r->metric > CODEVEC_METRIC_COSINE)
+	{
+		r->hdr.status = GPU_STATUS_FAILED;
+		snprintf(r->hdr.errmsg, sizeof(r->hdr.errmsg), "bad k-means request");
+		return;
+	}
+	if ((r->op == GPU_KMEANS_SAMPLES || r->op == GPU_KMEANS_TRAIN) && r->first == 0)
+	{
+		/* a new training: this owner's area, else a free or the oldest one */
+		if (a == NULL)
+		{
+			a = &kmeans_areas[0];
+			for (int i = 0; i < GPU_KMEANS_AREAS; i++)
+				if (kmeans_areas[i].owner == 0 ||
+					(a->owner != 0 && kmeans_areas[i].last_used < a->last_used))
+					a = &kmeans_areas[i];
+		}
+		FreeKmeansArea(a);
+		a->samples = malloc(sizeof(float) * (Size) Max(r->total, 1) * r->dims);
+		if (a->samples == NULL)
+		{
+			r->hdr.status = GPU_STATUS_NO_MEMORY;
+			snprintf(r->hdr.errmsg, sizeof(r->hdr.errmsg), "out of host memory for k-means samples");
+			return;
+		}
+		a->owner = r->owner;
+		a->dims = r->dims;
+		a->lists = r->lists;
+		a->total = r->total;
+	}
+	if (a == NULL || a->dims != r->dims || a->lists != r->lists)
+	{
+		r->hdr.status = GPU_STATUS_FAILED;
+		snprintf(r->hdr.errmsg, sizeof(r->hdr.errmsg), "no k-means in progress for this backend");
+		return;
+	}
+	a->last_used = GetCurrentTimestamp();
+	if (r->op == GPU_KMEANS_ASSIGN)
+	{
+		if (a->centroids == NULL)
+		{
+			r->hdr.status = GPU_STATUS_FAILED;
+			snprintf(r->hdr.errmsg, sizeof(r->hdr.errmsg), "k-means assignment before training");
+			return;
+		}
+		rc = codevec_cuda_assign(a->centroids, a->lists, a->dims, r->metric, GpuKmeansVectors(r),
+								 r->n, (int32 *) GpuKmeansOut(r), r->hdr.errmsg, sizeof(r->hdr.errmsg));
+		r->hdr.status = rc == CODEVEC_CUDA_OK ? 0 : GPU_STATUS_FAILED;
+		return;
+	}
+	/* SAMPLES / TRAIN: the next chunk, in order */
+	if (r->first != a->loaded || r->first + r->n > a->total || a->samples == NULL)
+	{
+		FreeKmeansArea(a);
+		r->hdr.status = GPU_STATUS_FAILED;
+		snprintf(r->hdr.errmsg, sizeof(r->hdr.errmsg), "k-means samples out of sequence");
+		return;
+	}
+	memcpy(a->samples + (Size) r->first * a->dims, GpuKmeansVectors(r),
+		   sizeof(float) * (Size) r->n * a->dims);
+	a->loaded += r->n;
+	r->hdr.status = 0;
+	if (r->op != GPU_KMEANS_TRAIN)
+		return;
+	if (a->loaded != a->total)
+	{
+		FreeKmeansArea(a);
+		r->hdr.status = GPU_STATUS_FAILED;
+		snprintf(r->hdr.errmsg, sizeof(r->hdr.errmsg), "k-means trained before every sample arrived");
+		return;
+	}
+	a->centroids = malloc(sizeof(float) * (Size) a->lists * a->dims);
+	if (a->centroids == NULL)
+	{
+		FreeKmeansArea(a);
+		r->hdr.status = GPU_STATUS_NO_MEMORY;
+		snprintf(r->hdr.errmsg, sizeof(r->hdr.errmsg), "out of host memory for centroids");
+		return;
+	}
+	rc = codevec_cuda_kmeans(a->samples, a->total, a->dims, a->lists,
+							 r->metric == CODEVEC_METRIC_COSINE, r->iters, r->seed, a->centroids,
+							 r->hdr.errmsg, sizeof(r->hdr.errmsg));
+	free(a->samples);
+	a->samples = NULL;
+	if (rc != CODEVEC_CUDA_OK)
+	{
+		FreeKmeansArea(a);
+		r->hdr.status = rc == CODEVEC_CUDA_ERR_NOMEM ? GPU_STATUS_NO_MEMORY : GPU_STATUS_FAILED;
+		return;
+	}
+	/* the answer: the centroids, right after this (empty) last chunk's rows */
+	memcpy(GpuKmeansOut(r), a->centroids, sizeof(float) * (Size) a->lists * a->dims);
+}
+
 #endif							/* CODEVEC_USE_CUDA */
 
 /* Run one request in place; the answer goes into the same segment */
@@ -948,6 +1149,7 @@ RunRequest(GpuRequestHeader *req)
 		case GPU_REQUEST_UPLOAD:
 		case GPU_REQUEST_APPEND:
 		case GPU_REQUEST_AUTOTUNE:
+		case GPU_REQUEST_KMEANS:
 		case GPU_REQUEST_EMBED:
 #ifdef CODEVEC_USE_CUDA
 			if (gpu_shared->state == GPU_SERVICE_READY)
@@ -960,6 +1162,8 @@ RunRequest(GpuRequestHeader *req)
 					RunAppend((GpuUploadRequest *) req);
 				else if (req->kind == GPU_REQUEST_AUTOTUNE)
 					RunAutotune((GpuAutotuneRequest *) req);
+				else if (req->kind == GPU_REQUEST_KMEANS)
+					RunKmeans((GpuKmeansRequest *) req);
 				else
 				{
 					GpuEmbedRequest *r = (GpuEmbedRequest *) req;

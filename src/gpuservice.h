@@ -52,7 +52,8 @@ typedef enum GpuRequestKind
 	GPU_REQUEST_UPLOAD = 3,		/* (re)load an index copy onto the device */
 	GPU_REQUEST_EMBED = 4,		/* run the encoder on tokenized sequences */
 	GPU_REQUEST_APPEND = 5,		/* add rows inserted since to a copy's delta tier */
-	GPU_REQUEST_AUTOTUNE = 6	/* re-run the k-NN kernels' autotuning, report */
+	GPU_REQUEST_AUTOTUNE = 6,	/* re-run the k-NN kernels' autotuning, report */
+	GPU_REQUEST_KMEANS = 7		/* IVF build: train centroids, assign rows */
 } GpuRequestKind;
 
 /* Statuses besides 0 (ok) and 1 (failed, see errmsg) */
@@ -97,7 +98,9 @@ typedef struct GpuIndexKey
 } GpuIndexKey;
 
 /*
- * KNN: header, then this, then nq x dims float queries, then (answer)
+ * KNN: header, then this, then nq x dims float queries, nprobe int32 list
+ * numbers (IVF copies: only the rows of those lists are candidates), then
+ * (answer)
  * nq x k float distances, nq x k ItemPointerData heap TIDs, and nq x k x
  * dims floats: the candidates' vectors, so the caller can compute exact
  * distances with its own operator. Each query's row is ordered by
@@ -119,6 +122,9 @@ typedef struct GpuKnnRequest
 	uint32		resume_blk;		/* chain position after the copy's last row */
 	uint32		resume_off;
 	int64		delta_room;		/* rows the delta tier can still take */
+	int32		nprobe;			/* IVF copies (lists > 1): the lists to scan,
+								 * nprobe list numbers after the queries, the
+								 * same for every query; 0 for flat copies */
 } GpuKnnRequest;
 
 /*
@@ -129,7 +135,9 @@ typedef struct GpuKnnRequest
  * first + n) of a complete copy whose rows so far number first, into its
  * delta tier; key.insertCount becomes the copy's when row total - 1 has
  * arrived. resume_blk/resume_off: the chain position after the last row
- * sent so far.
+ * sent so far. An IVF index (lists > 1) is sent list after list, the
+ * first chunk followed by lists int64 row counts (GpuUploadListCounts);
+ * its copies take no APPEND (inserts make them reload).
  */
 typedef struct GpuUploadRequest
 {
@@ -141,6 +149,9 @@ typedef struct GpuUploadRequest
 	int64		total;
 	uint32		resume_blk;
 	uint32		resume_off;
+	int32		lists;			/* UPLOAD: the index's lists; > 1 (IVF): the
+								 * rows come list after list and the first
+								 * chunk carries each list's row count */
 } GpuUploadRequest;
 
 /*
@@ -156,18 +167,60 @@ typedef struct GpuAutotuneRequest
 } GpuAutotuneRequest;
 
 #define GpuKnnQueries(r)	((float *) ((char *) (r) + MAXALIGN(sizeof(GpuKnnRequest))))
-#define GpuKnnDistances(r)	(GpuKnnQueries(r) + (Size) (r)->nq * (r)->dims)
+#define GpuKnnProbes(r)		((int32 *) (GpuKnnQueries(r) + (Size) (r)->nq * (r)->dims))
+#define GpuKnnDistances(r)	((float *) (GpuKnnProbes(r) + (r)->nprobe))
 #define GpuKnnTids(r)		((ItemPointerData *) (GpuKnnDistances(r) + (Size) (r)->nq * (r)->k))
 #define GpuKnnRows(r)		((float *) MAXALIGN(GpuKnnTids(r) + (Size) (r)->nq * (r)->k))
-#define GpuKnnRequestSize(nq, dims, k) \
+#define GpuKnnRequestSize(nq, dims, k) GpuKnnRequestSizeProbes(nq, dims, k, 0)
+#define GpuKnnRequestSizeProbes(nq, dims, k, nprobe) \
 	(MAXALIGN(sizeof(GpuKnnRequest)) + sizeof(float) * (Size) (nq) * (dims) + \
+	 sizeof(int32) * (Size) (nprobe) + \
 	 sizeof(float) * (Size) (nq) * (k) + MAXALIGN(sizeof(ItemPointerData) * (Size) (nq) * (k)) + \
 	 MAXIMUM_ALIGNOF + sizeof(float) * (Size) (nq) * (k) * (dims))
 #define GpuUploadVectors(r)	((float *) ((char *) (r) + MAXALIGN(sizeof(GpuUploadRequest))))
 #define GpuUploadTids(r)	((ItemPointerData *) (GpuUploadVectors(r) + (Size) (r)->n * (r)->dims))
-#define GpuUploadRequestSize(n, dims) \
+#define GpuUploadListCounts(r) ((int64 *) MAXALIGN(GpuUploadTids(r) + (r)->n))
+#define GpuUploadRequestSize(n, dims) GpuUploadRequestSizeLists(n, dims, 0)
+#define GpuUploadRequestSizeLists(n, dims, lists) \
 	(MAXALIGN(sizeof(GpuUploadRequest)) + sizeof(float) * (Size) (n) * (dims) + \
-	 sizeof(ItemPointerData) * (Size) (n))
+	 sizeof(ItemPointerData) * (Size) (n) + MAXIMUM_ALIGNOF + sizeof(int64) * (Size) (lists))
+
+/*
+ * KMEANS: an IVF build's training and assignment on the GPU (cuda/kmeans.h).
+ * The service keeps a few staging areas, one per building backend (owner =
+ * its PID): op SAMPLES sends rows [first, first + n) of total samples
+ * (first = 0 starts afresh); op TRAIN is the last SAMPLES chunk, after
+ * which the service trains lists centroids (spherical for cosine) and
+ * answers them (lists x dims floats at GpuKmeansOut) and keeps them; op
+ * ASSIGN sends n rows and answers their nearest centroid's number (n
+ * int32 at GpuKmeansOut) under metric; op DONE frees the area. Payload
+ * after the header: n x dims floats.
+ */
+#define GPU_KMEANS_SAMPLES	1
+#define GPU_KMEANS_TRAIN	2
+#define GPU_KMEANS_ASSIGN	3
+#define GPU_KMEANS_DONE		4
+
+typedef struct GpuKmeansRequest
+{
+	GpuRequestHeader hdr;
+	int32		op;				/* GPU_KMEANS_* */
+	int32		owner;			/* the building backend's PID */
+	int32		dims;
+	int32		lists;
+	int32		metric;			/* CODEVEC_METRIC_* (cosine: spherical k-means) */
+	int32		iters;			/* Lloyd iterations */
+	uint64		seed;
+	int64		first;
+	int64		n;
+	int64		total;
+} GpuKmeansRequest;
+
+#define GpuKmeansVectors(r)	((float *) ((char *) (r) + MAXALIGN(sizeof(GpuKmeansRequest))))
+#define GpuKmeansOut(r)		((void *) MAXALIGN(GpuKmeansVectors(r) + (Size) (r)->n * (r)->dims))
+#define GpuKmeansRequestSize(n, dims, lists) \
+	(MAXALIGN(sizeof(GpuKmeansRequest)) + sizeof(float) * (Size) (n) * (dims) + MAXIMUM_ALIGNOF + \
+	 Max(sizeof(float) * (Size) (lists) * (dims), sizeof(int32) * (Size) (n)))
 
 /*
  * EMBED: header, then this, then n int32 sequence lengths, then the

@@ -2,7 +2,8 @@
 # bench/gpuivf/compare.sh — k-NN through SQL, same run, same machine:
 # codevec gpuivf exact (lists = 1, on the GPU service), codevec IVF,
 # codevec's CPU scan, pgvector HNSW (m = 16, ef_construction = 64, ef_search
-# swept to recall@10 >= 0.99) and IVFFlat, and PyTorch matmul + topk on the
+# swept to recall@10 >= 0.99) and IVFFlat (probes swept, QPS at recall
+# >= 0.95 and >= 0.99, as for codevec IVF on the GPU and CPU), and PyTorch matmul + topk on the
 # same GPU with the HBM floor. Runs on the CUDA host as root, on the server
 # of test/gpu/setup.sh.
 #
@@ -11,6 +12,7 @@
 #   bash bench/gpuivf/compare.sh torch N      # the PyTorch anchor alone
 #   NOIVF=1 CHECKQ=5 CPU16= ...               # codevec flat only (10M: no IVF,
 #                                             # no pgvector, fewer seqscan checks)
+#   FLATBENCH=0 IVF=0 PGV=0 HNSW=0            # skip those parts (1 = run, the default)
 #
 # pgvector is not part of this repository: the script uses it when the
 # server has it installed (built beside ours from its public source, for
@@ -163,30 +165,48 @@ bench() {	# bench NAME PGOPTIONS SQL CLIENTS...
 	done
 }
 QC="SELECT id FROM t ORDER BY emb <=> (SELECT emb FROM q WHERE qid = :q) LIMIT 10;"
-bench codevec_flat_gpu "-c codevec.device=cuda" "$QC" 1 16
-T=5 bench codevec_flat_cpu "-c codevec.device=cpu" "$QC" 1 ${CPU16-16}
+if [ "${FLATBENCH:-1}" = 1 ]; then
+	bench codevec_flat_gpu "-c codevec.device=cuda" "$QC" 1 16
+	T=5 bench codevec_flat_cpu "-c codevec.device=cpu" "$QC" 1 ${CPU16-16}
+fi
 [ -n "${NOIVF:-}" ] && { psql -X -c "SELECT indexes_loaded, memory_used_mb FROM codevec_gpu_status()"; exit 0; }
 
-# --- codevec IVF (CPU scan), probes for recall >= 0.99 ------------------------
 lists=$(python3 -c "import math; print(max(10, int(math.sqrt($n))))")
+if [ "${IVF:-1}" = 1 ]; then
+# --- codevec IVF: recall by probes; at the first probes reaching recall@10
+# >= 0.95 and >= 0.99, QPS with the GPU scanning the probed lists and on the CPU
 psql -qX -c "CREATE TABLE t_ivf AS SELECT * FROM t" -c "VACUUM ANALYZE t_ivf" >/dev/null
 s0=$(date +%s%N); psql -qX -c "CREATE INDEX t_ivf_idx ON t_ivf USING gpuivf (emb codevec_cosine_ops) WITH (lists = $lists)"
 echo "RESULT,codevec,ivf,lists=$lists,build_ms=$(ms "$s0")"
-for probes in 1 4 16 32 64 128; do
-	r=$(psql -qAtX -c "SET gpuivf.probes = $probes" -c "SELECT round(avg((SELECT count(*) FROM unnest(g.ids) i WHERE i = ANY(ARRAY(SELECT id FROM t_ivf ORDER BY emb <=> q.emb LIMIT 10))))::numeric / 10, 4) FROM gt g JOIN q USING (qid) WHERE qid <= 200")
+m0=$(mem)
+psql -qAtX -c "SET codevec.device = cuda" -c "SELECT id FROM t_ivf ORDER BY emb <=> (SELECT emb FROM q WHERE qid = 1) LIMIT 10" >/dev/null
+echo "RESULT,codevec,ivf,gpu_mb=$(( $(mem) - m0 ))"
+QI="${QC//FROM t /FROM t_ivf }"
+at95=""
+for probes in 1 4 16 32 64 128 256 512; do
+	r=$(psql -qAtX -c "SET codevec.device = cuda" -c "SET gpuivf.probes = $probes" -c "SELECT round(avg((SELECT count(*) FROM unnest(g.ids) i WHERE i = ANY(ARRAY(SELECT id FROM t_ivf ORDER BY emb <=> q.emb LIMIT 10))))::numeric / 10, 4) FROM gt g JOIN q USING (qid) WHERE qid <= 200")
 	echo "RESULT,codevec,ivf,probes=$probes,recall10=$r"
+	if [ -z "$at95" ] && awk -v r="$r" 'BEGIN {exit !(r >= 0.95)}'; then
+		at95=$probes
+		bench "codevec_ivf_gpu_probes$probes" "-c codevec.device=cuda -c gpuivf.probes=$probes" "$QI" 1 16
+		T=5 bench "codevec_ivf_cpu_probes$probes" "-c codevec.device=cpu -c gpuivf.probes=$probes" "$QI" 1 16
+	fi
 	if awk -v r="$r" 'BEGIN {exit !(r >= 0.99)}'; then
-		bench "codevec_ivf_probes$probes" "-c gpuivf.probes=$probes" "${QC//FROM t /FROM t_ivf }" 1 16
+		[ "$at95" != "$probes" ] && bench "codevec_ivf_gpu_probes$probes" "-c codevec.device=cuda -c gpuivf.probes=$probes" "$QI" 1 16
+		[ "$at95" != "$probes" ] && T=5 bench "codevec_ivf_cpu_probes$probes" "-c codevec.device=cpu -c gpuivf.probes=$probes" "$QI" 1 16
 		break
 	fi
 done
 
+fi
+
 # --- pgvector HNSW and IVFFlat ----------------------------------------------------
-if [ "$pgv" = 1 ]; then
+if [ "$pgv" = 1 ] && [ "${PGV:-1}" = 1 ]; then
 	psql -qX -c "CREATE TABLE tv AS SELECT id, emb::real[]::vector(384) AS emb FROM t" \
 		-c "CREATE TABLE qv AS SELECT qid, emb::real[]::vector(384) AS emb FROM q" -c "VACUUM ANALYZE tv" -c "VACUUM ANALYZE qv" >/dev/null
 	QV="SELECT id FROM tv ORDER BY emb <=> (SELECT emb FROM qv WHERE qid = :q) LIMIT 10;"
 	recall_v() { psql -qAtX -c "$1" -c "SELECT round(avg((SELECT count(*) FROM unnest(g.ids) i WHERE i = ANY(ARRAY(SELECT id FROM tv ORDER BY emb <=> qv.emb LIMIT 10))))::numeric / 10, 4) FROM gt g JOIN qv USING (qid) WHERE qid <= 200"; }
+	if [ "${HNSW:-1}" = 1 ]; then
 	s0=$(date +%s%N)
 	psql -qX -c "CREATE INDEX tv_hnsw ON tv USING hnsw (emb vector_cosine_ops) WITH (m = 16, ef_construction = 64)"
 	echo "RESULT,pgvector,hnsw,build_ms=$(ms "$s0"),index_mb=$(psql -qAtX -c "SELECT pg_relation_size('tv_hnsw') >> 20")"
@@ -201,14 +221,20 @@ if [ "$pgv" = 1 ]; then
 	bench "pgvector_hnsw_ef$chosen" "-c hnsw.ef_search=$chosen" "$QV" 1 16
 	[ "$chosen" != 40 ] && bench "pgvector_hnsw_ef40" "-c hnsw.ef_search=40" "$QV" 16
 	psql -qX -c "DROP INDEX tv_hnsw" >/dev/null
+	fi
 	s0=$(date +%s%N)
 	psql -qX -c "CREATE INDEX tv_ivf ON tv USING ivfflat (emb vector_cosine_ops) WITH (lists = $lists)"
 	echo "RESULT,pgvector,ivfflat,lists=$lists,build_ms=$(ms "$s0")"
-	for probes in 1 4 16 32 64 128; do
+	at95=""
+	for probes in 1 4 16 32 64 128 256 512; do
 		r=$(recall_v "SET ivfflat.probes = $probes")
 		echo "RESULT,pgvector,ivfflat,probes=$probes,recall10=$r"
-		if awk -v r="$r" 'BEGIN {exit !(r >= 0.99)}'; then
+		if [ -z "$at95" ] && awk -v r="$r" 'BEGIN {exit !(r >= 0.95)}'; then
+			at95=$probes
 			bench "pgvector_ivfflat_probes$probes" "-c ivfflat.probes=$probes" "$QV" 1 16
+		fi
+		if awk -v r="$r" 'BEGIN {exit !(r >= 0.99)}'; then
+			[ "$at95" != "$probes" ] && bench "pgvector_ivfflat_probes$probes" "-c ivfflat.probes=$probes" "$QV" 1 16
 			break
 		fi
 	done

@@ -325,6 +325,107 @@ RunCase(const Case *c, int quick)
     return 0;
 }
 
+/*
+ * codevec_cuda_knn_ranges: the rows of some contiguous lists only (an IVF
+ * scan's probed lists). Reference: the canonical distance of every row in
+ * the ranges, sorted by (distance, id): ids and distances must be equal,
+ * bit for bit; rows outside the ranges must never appear.
+ */
+static void
+RangesCase(int64_t n, int dim, int prec, int quick)
+{
+    char             err[256];
+    CodevecCudaIndex idx = NULL;
+    std::vector<float> x((size_t) n * dim);
+    const int        L = 64;
+    std::vector<int64_t> first(L + 1);
+
+    for (auto &v : x)
+        v = Gauss();
+    if (codevec_cuda_index_create(n, dim, prec, &idx, err, sizeof(err)) != 0 ||
+        codevec_cuda_index_upload(idx, x.data(), 0, n, err, sizeof(err)) != 0)
+    {
+        FAIL("ranges: setup: %s", err);
+        codevec_cuda_index_free(idx);
+        return;
+    }
+    /* L lists of random sizes (some empty) covering [0, n) */
+    first[0] = 0;
+    for (int l = 1; l < L; l++)
+        first[l] = (int64_t) (Uniform() * n);
+    first[L] = n;
+    std::sort(first.begin(), first.end());
+    for (int trial = 0; trial < (quick ? 2 : 12); trial++)
+    {
+        int nprobe = 1 + (int) (Uniform() * (trial % 3 == 0 ? 3 : 24));
+        std::vector<int64_t> ranges;
+        std::vector<char> in((size_t) n, 0);
+
+        for (int i = 0; i < nprobe; i++)
+        {
+            int l = (int) (Uniform() * L);
+
+            if (in[(size_t) (first[l] < n ? first[l] : 0)] && first[l + 1] > first[l])
+                continue;                       /* no list twice */
+            ranges.push_back(first[l]);
+            ranges.push_back(first[l + 1] - first[l]);
+            for (int64_t r = first[l]; r < first[l + 1]; r++)
+                in[(size_t) r] = 1;
+        }
+        int nr = (int) ranges.size() / 2;
+        float q[2048];
+
+        for (int i = 0; i < dim; i++)
+            q[i] = Gauss();
+        for (int metric = 0; metric < 3; metric++)
+            for (int k : {1, 10, 100, 1024})
+            {
+                std::vector<uint64_t> ref;
+                std::vector<float> d(k);
+                std::vector<int64_t> id(k);
+
+                for (int64_t r = 0; r < n; r++)
+                    if (in[(size_t) r])
+                        ref.push_back(Key(codevec_canonical_distance(metric, q, &x[(size_t) r * dim], dim), r));
+                std::sort(ref.begin(), ref.end());
+                g_checks++;
+                if (codevec_cuda_knn_ranges(idx, q, 1, k, metric, ranges.data(), nr, d.data(), id.data(),
+                                            err, sizeof(err)) != 0)
+                {
+                    FAIL("ranges n=%lld dim=%d metric %d k %d: %s", (long long) n, dim, metric, k, err);
+                    continue;
+                }
+                for (int i = 0; i < k; i++)
+                {
+                    int64_t want = i < (int) ref.size() ? (int64_t) (uint32_t) ref[i] : -1;
+
+                    if (id[i] != want || (want >= 0 && Key(d[i], id[i]) != ref[i]) ||
+                        (id[i] >= 0 && !in[(size_t) id[i]]))
+                    {
+                        FAIL("ranges n=%lld dim=%d prec %d metric %d k %d nr %d: rank %d id %lld want %lld",
+                             (long long) n, dim, prec, metric, k, nr, i, (long long) id[i], (long long) want);
+                        break;
+                    }
+                }
+            }
+    }
+    /* no ranges: nothing; a range out of bounds: an argument error */
+    {
+        float   q[2048] = {1.0f};
+        float   d[4];
+        int64_t id[4], r[2] = {n - 1, 2};
+
+        g_checks++;
+        if (codevec_cuda_knn_ranges(idx, q, 1, 4, 0, r, 0, d, id, err, sizeof(err)) != 0 || id[0] != -1)
+            FAIL("ranges: zero ranges should give no rows");
+        g_checks++;
+        if (codevec_cuda_knn_ranges(idx, q, 1, 4, 0, r, 1, d, id, err, sizeof(err)) != CODEVEC_CUDA_ERR_ARG)
+            FAIL("ranges: a range past the end was accepted");
+    }
+    codevec_cuda_index_free(idx);
+    printf("ranges n=%lld dim=%d prec=%d: done\n", (long long) n, dim, prec);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -389,6 +490,10 @@ main(int argc, char **argv)
     }
     for (const Case &c : cases)
         RunCase(&c, quick);
+    RangesCase(quick ? 3000 : 50000, 384, CODEVEC_PREC_FP16, quick);
+    RangesCase(quick ? 2000 : 20000, 385, CODEVEC_PREC_FP32, quick);
+    if (!quick)
+        RangesCase(30000, 64, CODEVEC_PREC_FP16, quick);
     printf("%d checks, %d failures\n", g_checks, g_failures);
     printf(g_failures ? "RESULT: FAIL\n" : "RESULT: PASS\n");
     return g_failures ? 1 : 0;
