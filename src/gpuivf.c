@@ -43,11 +43,11 @@ GpuivfInit(void)
 					  AccessExclusiveLock);
 
 	DefineCustomIntVariable("gpuivf.gpu_min_rows",
-							"Rows from which a flat gpuivf index is scanned on the GPU.",
-							"With codevec.device = auto, exact (lists = 1) indexes with fewer rows "
-							"(pg_class.reltuples) are scanned on the CPU. 0: the break-even this "
+							"Rows to scan from which a gpuivf scan runs on the GPU.",
+							"With codevec.device = auto, scans of fewer rows (pg_class.reltuples; "
+							"IVF: times probes / lists) run on the CPU. 0: the break-even this "
 							"backend measures (codevec_gpu_routing(index)); -1: never the GPU. "
-							"With codevec.device = cuda every flat index goes to the GPU.",
+							"With codevec.device = cuda every scan goes to the GPU.",
 							&gpuivf_gpu_min_rows, 0, -1, INT_MAX,
 							PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("gpuivf.probes",
