@@ -378,6 +378,18 @@ extern bool GpuivfGpuKmeans(GpuivfMetric metric, const float *samples, int n, in
 extern bool GpuivfGpuAssign(GpuivfMetric metric, const float *x, int n, int dims, int lists,
 							int *out);
 
+/*
+ * GpuivfGpuMask: after a VACUUM changed index (old: its metapage before
+ * the VACUUM bumped changeCount), tell the GPU service which heap TIDs it
+ * removed (ntids of them, -1: too many) and which pages it compacted
+ * (nblocks, -1: too many), so its copy masks those rows instead of loading
+ * again (GPU_REQUEST_MASK). Nothing when the service is not ready; never
+ * raises for the service's answer.
+ */
+extern void GpuivfGpuMask(Relation index, const GpuivfMetaPageData *old,
+						  const ItemPointerData *tids, int64 ntids,
+						  const BlockNumber *blocks, int nblocks);
+
 /* GpuivfGpuKmeansDone: free this backend's k-means area in the service */
 extern void GpuivfGpuKmeansDone(int dims, int lists);
 

@@ -690,14 +690,37 @@ CopyPageRows(Page page, TupleDesc tupdesc, int dims, OffsetNumber from, int64 li
 
 	for (off = from; off <= maxoff && *n < limit; off++)
 	{
-		IndexTuple	itup = (IndexTuple) PageGetItem(page, PageGetItemId(page, off));
+		ItemId		iid = PageGetItemId(page, off);
+		IndexTuple	itup;
 		bool		isnull;
-		Codevec    *v = DatumGetCodevec(index_getattr(itup, 1, tupdesc, &isnull));
+		Codevec    *v;
+
+		/* removed by VACUUM on a chain's last page (gpuivfvacuum.c) */
+		if (!ItemIdIsUsed(iid) || ItemIdIsDead(iid))
+			continue;
+		itup = (IndexTuple) PageGetItem(page, iid);
+		v = DatumGetCodevec(index_getattr(itup, 1, tupdesc, &isnull));
 
 		memcpy(vecs + (Size) *n * dims, v->x, sizeof(float) * dims);
 		tids[(*n)++] = itup->t_tid;
 	}
 	return off;
+}
+
+/* Index tuples of a page that readers see (not LP_DEAD) */
+static int
+LiveRows(Page page)
+{
+	OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+	int			n = 0;
+
+	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+	{
+		ItemId		iid = PageGetItemId(page, off);
+
+		n += ItemIdIsUsed(iid) && !ItemIdIsDead(iid);
+	}
+	return n;
 }
 
 /*
@@ -730,7 +753,7 @@ UploadIndex(Relation index, const GpuIndexKey *key, int dims)
 	pfree(GpuivfLoadCentroids(index, &meta, starts, NULL));
 	resume_blk = starts[0];
 
-	/* pass 1: count the rows of each list (line pointers; VACUUM compacts pages) */
+	/* pass 1: count the rows of each list (live line pointers) */
 	for (int l = 0; l < meta.lists; l++)
 	{
 		for (BlockNumber b = starts[l]; BlockNumberIsValid(b);)
@@ -740,7 +763,7 @@ UploadIndex(Relation index, const GpuIndexKey *key, int dims)
 
 			LockBuffer(buf, BUFFER_LOCK_SHARE);
 			page = BufferGetPage(buf);
-			counts[l] += PageGetMaxOffsetNumber(page);
+			counts[l] += LiveRows(page);
 			b = GpuivfPageGetOpaque(page)->nextblkno;
 			UnlockReleaseBuffer(buf);
 		}
@@ -1115,8 +1138,10 @@ GpuivfGpuFetch(IndexScanDesc scan, int k)
 		so->gpuNReady++;
 	}
 	so->gpuK = k;
-	so->gpuAll = nvalid < k;
+	/* fewer than k: every row of the copy came (unless masked rows took room) */
+	so->gpuAll = nvalid < k && !r->partial;
 	bound = so->gpuAll ? get_float8_infinity() :
+		nvalid == 0 ? -get_float8_infinity() :
 		LowerBound(metric, GpuKnnDistances(r)[nvalid - 1], meta.dims, qnorm, r->maxnorm);
 	pfree(v);
 
@@ -1276,6 +1301,39 @@ GpuivfGpuKmeansDone(int dims, int lists)
 	dsm_segment *seg = dsm_create(GpuKmeansRequestSize(0, dims, 0), 0);
 
 	KmeansRequest(seg, GPU_KMEANS_DONE, GPUIVF_METRIC_L2, dims, lists, 0, 0, 0);
+	(void) CodevecGpuCall(seg);
+	dsm_detach(seg);
+}
+
+/* ---------------------------------------------------------------------
+ * VACUUM: masking removed rows in the service's copy (GPU_REQUEST_MASK)
+ * --------------------------------------------------------------------- */
+
+void
+GpuivfGpuMask(Relation index, const GpuivfMetaPageData *old, const ItemPointerData *tids,
+			  int64 ntids, const BlockNumber *blocks, int nblocks)
+{
+	dsm_segment *seg;
+	GpuMaskRequest *r;
+
+	if (!CodevecGpuServiceReady())
+		return;					/* no copy to keep: it reloads if it exists later */
+	seg = dsm_create(GpuMaskRequestSize(nblocks, ntids), 0);
+	r = (GpuMaskRequest *) dsm_segment_address(seg);
+	memset(r, 0, sizeof(*r));
+	r->hdr.kind = GPU_REQUEST_MASK;
+	r->key.dbid = MyDatabaseId;
+	r->key.indexid = RelationGetRelid(index);
+	r->key.relfilenode = index->rd_node.relNode;
+	r->key.changeCount = old->changeCount;
+	r->key.insertCount = old->insertCount;
+	r->newChangeCount = old->changeCount + 1;
+	r->nblocks = nblocks;
+	r->ntids = ntids;
+	if (nblocks > 0)
+		memcpy(GpuMaskBlocks(r), blocks, sizeof(BlockNumber) * nblocks);
+	if (ntids > 0)
+		memcpy(GpuMaskTids(r), tids, sizeof(ItemPointerData) * ntids);
 	(void) CodevecGpuCall(seg);
 	dsm_detach(seg);
 }

@@ -624,7 +624,7 @@ KnnGpuRoute(KnnState *st)
  */
 static bool
 GpuDecide(KnnState *st, int qi, int kg, const float *gdist, const ItemPointerData *gtids,
-		  const float *grows, float maxnorm, KnnItem *cand)
+		  const float *grows, float maxnorm, bool partial, KnnItem *cand)
 {
 	KnnQuery   *q = &st->q[qi];
 	int			dims = st->dims;
@@ -637,8 +637,11 @@ GpuDecide(KnnState *st, int qi, int kg, const float *gdist, const ItemPointerDat
 	for (int i = 0; i < kg; i++)
 		if (ItemPointerIsValid(&gtids[i]))
 			nvalid++;
-	/* fewer than asked for: every row of the index copy is a candidate */
-	all = nvalid < kg;
+	/* fewer than asked for: every row of the index copy is a candidate
+	 * (unless masked rows took room: partial) */
+	all = nvalid < kg && !partial;
+	if (nvalid == 0 && !all)
+		return false;
 	for (int j = 0; j < dims; j++)
 		qnorm += (double) q->x[j] * q->x[j];
 	qnorm = sqrt(qnorm);
@@ -740,7 +743,7 @@ GpuSearch(KnnState *st)
 			Size		o = (Size) j * kg;
 
 			if (GpuDecide(st, first + j, kg, GpuKnnDistances(r) + o, GpuKnnTids(r) + o,
-						  GpuKnnRows(r) + o * dims, r->maxnorm, cand))
+						  GpuKnnRows(r) + o * dims, r->maxnorm, r->partial != 0, cand))
 				answered++;
 		}
 		CHECK_FOR_INTERRUPTS();

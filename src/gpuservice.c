@@ -357,6 +357,10 @@ typedef struct GpuIndexCopy
 	CodevecCudaIndex idx;
 	CodevecCudaIndex delta;		/* exactly the ndelta rows: made again at each
 								 * APPEND (a device index has a fixed row count) */
+	uint8	   *masked;			/* malloc'd when a VACUUM masked rows: one
+								 * byte per row position (main, then delta) */
+	int64		masked_cap;		/* positions masked[] covers */
+	int64		nmasked;
 	int			lists;			/* IVF: lists > 1, rows stored list after list */
 	int64	   *list_first;		/* malloc'd, lists + 1: list l holds main rows
 								 * list_first[l] .. list_first[l + 1] - 1 */
@@ -399,6 +403,7 @@ DropCopy(GpuIndexCopy *c)
 	free(c->tids);
 	free(c->delta_vecs);
 	free(c->list_first);
+	free(c->masked);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -621,6 +626,75 @@ AnswerKnn(GpuKnnRequest *r, const GpuIndexCopy *c, const float *dist, const int6
 	r->hdr.status = 0;
 }
 
+/*
+ * Answer a KNN request from a copy with masked rows: ask the kernels for k
+ * plus the masked rows' number of candidates (at most CODEVEC_CUDA_MAX_K)
+ * and keep the first k unmasked of each query. A query left with fewer
+ * than k although the kernels' list was full (the cap cut it) makes the
+ * answer partial, so the backend does not take it for the whole copy.
+ */
+static void
+RunKnnMasked(GpuKnnRequest *r, GpuIndexCopy *c)
+{
+	int			kk = (int) Min((int64) CODEVEC_CUDA_MAX_K, (int64) r->k + c->nmasked);
+	Size		nkk = (Size) r->nq * kk;
+	float	   *dist = malloc(sizeof(float) * nkk);
+	int64	   *ids = malloc(sizeof(int64) * nkk);
+	float	   *rows = malloc(sizeof(float) * nkk * r->dims);
+	float	   *odist = malloc(sizeof(float) * (Size) r->nq * r->k);
+	int64	   *oids = malloc(sizeof(int64) * (Size) r->nq * r->k);
+	float	   *orows = malloc(sizeof(float) * (Size) r->nq * r->k * r->dims);
+
+	if (!dist || !ids || !rows || !odist || !oids || !orows)
+	{
+		r->hdr.status = GPU_STATUS_FAILED;
+		snprintf(r->hdr.errmsg, sizeof(r->hdr.errmsg), "out of host memory");
+	}
+	else if (KnnOnCopy(c, GpuKnnQueries(r), r->nq, kk, r->metric, GpuKnnProbes(r), r->nprobe,
+					   dist, ids, rows, r->hdr.errmsg, sizeof(r->hdr.errmsg)) != CODEVEC_CUDA_OK)
+		r->hdr.status = GPU_STATUS_FAILED;
+	else
+	{
+		for (int q = 0; q < r->nq; q++)
+		{
+			int			j = 0,
+						nvalid = 0;
+
+			for (int i = 0; i < kk; i++)
+			{
+				Size		src = (Size) q * kk + i;
+				int64		id = ids[src];
+
+				if (id < 0)
+					continue;
+				nvalid++;
+				if ((id < c->masked_cap && c->masked[id]) || j >= r->k)
+					continue;
+				odist[(Size) q * r->k + j] = dist[src];
+				oids[(Size) q * r->k + j] = id;
+				memcpy(orows + ((Size) q * r->k + j) * r->dims, rows + src * r->dims,
+					   sizeof(float) * r->dims);
+				j++;
+			}
+			if (j < r->k && nvalid == kk)
+				r->partial = 1;
+			for (; j < r->k; j++)
+			{
+				odist[(Size) q * r->k + j] = INFINITY;
+				oids[(Size) q * r->k + j] = -1;
+				memset(orows + ((Size) q * r->k + j) * r->dims, 0, sizeof(float) * r->dims);
+			}
+		}
+		AnswerKnn(r, c, odist, oids, orows, r->k);
+	}
+	free(dist);
+	free(ids);
+	free(rows);
+	free(odist);
+	free(oids);
+	free(orows);
+}
+
 /* Answer a KNN request from a current copy, or say what it lacks */
 static void
 RunKnn(GpuKnnRequest *r)
@@ -646,6 +720,12 @@ RunKnn(GpuKnnRequest *r)
 		return;
 	}
 	c->last_used = GetCurrentTimestamp();
+	r->partial = 0;
+	if (c->nmasked > 0)
+	{
+		RunKnnMasked(r, c);
+		return;
+	}
 	nk = (Size) r->nq * r->k;
 	/* distances and candidate rows go straight into the answer */
 	dist = GpuKnnDistances(r);
@@ -688,6 +768,7 @@ RunKnnGroup(GpuKnnRequest **group, int ng)
 	{
 		kmax = Max(kmax, group[j]->k);
 		one_by_one |= group[j]->nq != 1 || group[j]->k < 1 || group[j]->nprobe != 0;
+	one_by_one |= c != NULL && c->nmasked > 0;
 	}
 	if (one_by_one || kmax > CODEVEC_CUDA_MAX_K)
 	{
@@ -978,6 +1059,103 @@ RunAppend(GpuUploadRequest *r)
 	UpdateMemoryStats();
 }
 
+/*
+ * A VACUUM removed rows (see GpuMaskRequest): mask them in the copy and
+ * move it to the new version, or drop it when that cannot be done safely.
+ */
+static void
+RunMask(GpuMaskRequest *r)
+{
+	GpuIndexCopy *c = FindCopy(&r->key);
+	int64		rows;
+	uint64	   *set = NULL;
+	uint64		mask = 0;
+
+	r->hdr.status = 0;
+	if (c == NULL || c->key.relfilenode != r->key.relfilenode ||
+		c->key.changeCount >= r->newChangeCount)
+		return;					/* none, another relfilenode, or already newer */
+	if (!c->complete || c->key.changeCount != r->key.changeCount || r->nblocks < 0 ||
+		r->ntids < 0)
+	{
+		DropCopy(c);
+		UpdateMemoryStats();
+		return;
+	}
+	if (c->lists <= 1)
+		for (int i = 0; i < r->nblocks; i++)
+			if (GpuMaskBlocks(r)[i] == c->resume_blk)
+			{
+				/* the delta tier would resume at a moved offset */
+				DropCopy(c);
+				UpdateMemoryStats();
+				return;
+			}
+	rows = c->n + c->ndelta;
+	if (r->ntids > 0)
+	{
+		int64		cap = 16;
+
+		while (cap < 2 * r->ntids)
+			cap *= 2;
+		mask = (uint64) cap - 1;
+		set = calloc(cap, sizeof(uint64));
+		if (c->masked_cap < c->n + Max(c->delta_cap, c->ndelta))
+		{
+			int64		newcap = c->n + Max(c->delta_cap, c->ndelta);
+			uint8	   *m = realloc(c->masked, Max(newcap, 1));
+
+			if (m != NULL)
+			{
+				memset(m + c->masked_cap, 0, newcap - c->masked_cap);
+				c->masked = m;
+				c->masked_cap = newcap;
+			}
+		}
+		if (set == NULL || c->masked_cap < rows)
+		{
+			free(set);
+			DropCopy(c);
+			UpdateMemoryStats();
+			return;
+		}
+		/* an open-addressing set of the removed TIDs (key + 1: 0 is empty) */
+		for (int64 i = 0; i < r->ntids; i++)
+		{
+			uint64		key = ((uint64) ItemPointerGetBlockNumberNoCheck(&GpuMaskTids(r)[i]) << 16 |
+							   ItemPointerGetOffsetNumberNoCheck(&GpuMaskTids(r)[i])) + 1;
+			uint64		h = (key * UINT64CONST(0x9E3779B97F4A7C15)) & mask;
+
+			while (set[h] != 0 && set[h] != key)
+				h = (h + 1) & mask;
+			set[h] = key;
+		}
+		for (int64 p = 0; p < rows; p++)
+		{
+			uint64		key = ((uint64) ItemPointerGetBlockNumberNoCheck(&c->tids[p]) << 16 |
+							   ItemPointerGetOffsetNumberNoCheck(&c->tids[p])) + 1;
+			uint64		h = (key * UINT64CONST(0x9E3779B97F4A7C15)) & mask;
+
+			while (set[h] != 0 && set[h] != key)
+				h = (h + 1) & mask;
+			if (set[h] == key && !c->masked[p])
+			{
+				c->masked[p] = 1;
+				c->nmasked++;
+			}
+		}
+		free(set);
+	}
+	if (c->nmasked > GPU_MASK_MAX_ROWS)
+	{
+		/* too many holes: load it again, compacted */
+		DropCopy(c);
+		UpdateMemoryStats();
+		return;
+	}
+	c->key.changeCount = r->newChangeCount;
+}
+
 /* Re-run the k-NN kernels' autotuning and answer its report */
 static void
 RunAutotune(GpuAutotuneRequest *r)
@@ -1150,6 +1328,7 @@ RunRequest(GpuRequestHeader *req)
 		case GPU_REQUEST_APPEND:
 		case GPU_REQUEST_AUTOTUNE:
 		case GPU_REQUEST_KMEANS:
+		case GPU_REQUEST_MASK:
 		case GPU_REQUEST_EMBED:
 #ifdef CODEVEC_USE_CUDA
 			if (gpu_shared->state == GPU_SERVICE_READY)
@@ -1164,6 +1343,8 @@ RunRequest(GpuRequestHeader *req)
 					RunAutotune((GpuAutotuneRequest *) req);
 				else if (req->kind == GPU_REQUEST_KMEANS)
 					RunKmeans((GpuKmeansRequest *) req);
+				else if (req->kind == GPU_REQUEST_MASK)
+					RunMask((GpuMaskRequest *) req);
 				else
 				{
 					GpuEmbedRequest *r = (GpuEmbedRequest *) req;

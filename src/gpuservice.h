@@ -53,7 +53,8 @@ typedef enum GpuRequestKind
 	GPU_REQUEST_EMBED = 4,		/* run the encoder on tokenized sequences */
 	GPU_REQUEST_APPEND = 5,		/* add rows inserted since to a copy's delta tier */
 	GPU_REQUEST_AUTOTUNE = 6,	/* re-run the k-NN kernels' autotuning, report */
-	GPU_REQUEST_KMEANS = 7		/* IVF build: train centroids, assign rows */
+	GPU_REQUEST_KMEANS = 7,		/* IVF build: train centroids, assign rows */
+	GPU_REQUEST_MASK = 8		/* VACUUM removed rows: mask them in a copy */
 } GpuRequestKind;
 
 /* Statuses besides 0 (ok) and 1 (failed, see errmsg) */
@@ -125,6 +126,9 @@ typedef struct GpuKnnRequest
 	int32		nprobe;			/* IVF copies (lists > 1): the lists to scan,
 								 * nprobe list numbers after the queries, the
 								 * same for every query; 0 for flat copies */
+	int32		partial;		/* answer: some query has fewer than k valid
+								 * rows although the copy has more (rows
+								 * masked after a VACUUM took the room) */
 } GpuKnnRequest;
 
 /*
@@ -153,6 +157,34 @@ typedef struct GpuUploadRequest
 								 * rows come list after list and the first
 								 * chunk carries each list's row count */
 } GpuUploadRequest;
+
+/*
+ * MASK: after a VACUUM of the index: key is the version before it (its
+ * changeCount), newChangeCount the one after. The service's copy at key's
+ * version masks the rows whose heap TIDs are listed (they no longer match
+ * in KNN answers) and moves to newChangeCount; a flat copy whose delta
+ * tier resumes reading on one of the compacted pages listed (their
+ * offsets moved), an incomplete copy, or a list past its cap (-1) is
+ * dropped instead, as is a copy with more masked rows than
+ * GPU_MASK_MAX_ROWS. Payload: nblocks BlockNumbers, then ntids
+ * ItemPointerData.
+ */
+#define GPU_MASK_MAX_ROWS	512
+
+typedef struct GpuMaskRequest
+{
+	GpuRequestHeader hdr;
+	GpuIndexKey key;
+	uint64		newChangeCount;
+	int32		nblocks;		/* compacted pages, or -1: too many to list */
+	int64		ntids;			/* removed heap TIDs, or -1: too many */
+} GpuMaskRequest;
+
+#define GpuMaskBlocks(r)	((BlockNumber *) ((char *) (r) + MAXALIGN(sizeof(GpuMaskRequest))))
+#define GpuMaskTids(r)		((ItemPointerData *) (GpuMaskBlocks(r) + Max((r)->nblocks, 0)))
+#define GpuMaskRequestSize(nblocks, ntids) \
+	(MAXALIGN(sizeof(GpuMaskRequest)) + sizeof(BlockNumber) * (Size) Max((nblocks), 0) + \
+	 sizeof(ItemPointerData) * (Size) Max((ntids), 0))
 
 /*
  * AUTOTUNE: header, then this: re-run the k-NN kernels' autotuning for

@@ -48,8 +48,11 @@ psql -qX -c "CREATE INDEX t_l2 ON t USING gpuivf (emb codevec_l2_ops)" \
 # (the seq scan breaks ties by ctid, as the index does; the index side has
 # no second sort key, which would keep the planner from using the index)
 same() {
+	# one snapshot for both scans (REPEATABLE READ): sessions inserting at
+	# the same time must not change the answer between them
 	psql -qAtX <<SQL
 SET codevec.device = cuda;
+BEGIN ISOLATION LEVEL REPEATABLE READ;
 DO \$\$
 DECLARE r record; seqids int[]; gpuids int[]; bad int := 0;
 BEGIN
@@ -62,6 +65,7 @@ BEGIN
 	END LOOP;
 	RAISE NOTICE 'mismatches=%', bad;
 END \$\$;
+COMMIT;
 SQL
 }
 ks=${KS:-1 10 100 1000 1500}
