@@ -74,26 +74,6 @@ SplitMix(uint64_t *s)
     return z ^ (z >> 31);
 }
 
-static void
-NormalizeRows(float *x, int64_t n, int dim)
-{
-    for (int64_t i = 0; i < n; i++)
-    {
-        float *r = x + (size_t) i * dim;
-        double s = 0;
-
-        for (int j = 0; j < dim; j++)
-            s += (double) r[j] * r[j];
-        if (s > 0)
-        {
-            float inv = (float) (1.0 / sqrt(s));
-
-            for (int j = 0; j < dim; j++)
-                r[j] *= inv;
-        }
-    }
-}
-
 /*
  * Nearest of k centroids (host, k x dim) for n rows already on the device
  * (d_x): d_ids (device, n) the centroid numbers. The centroids become a
@@ -179,7 +159,7 @@ codevec_cuda_kmeans(float *samples, int64_t n, int dim, int k, int spherical, in
         return CODEVEC_CUDA_ERR_ARG;
     }
     if (spherical)
-        NormalizeRows(samples, n, dim);
+        codevec_normalize_rows(samples, n, dim);
     if (n <= k)
     {
         /* fewer samples than lists: every sample is a centroid, repeated */
@@ -276,7 +256,7 @@ codevec_cuda_kmeans(float *samples, int64_t n, int dim, int k, int spherical, in
                 for (int j = 0; j < dim; j++)
                     centroids[(size_t) c * dim + j] = (float) (sums[(size_t) c * dim + j] / counts[c]);
         if (spherical)
-            NormalizeRows(centroids, k, dim);
+            codevec_normalize_rows(centroids, k, dim);
         if (iter > 0 && changed == 0)
             break;
     }

@@ -20,9 +20,36 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <math.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/*
+ * Scale each of n rows of dim floats to unit length, the norm summed in
+ * double precision (zero rows stay zero): spherical k-means, on the CPU
+ * (src/gpuivfutils.c) and the GPU (kmeans.cu) alike.
+ */
+static inline void
+codevec_normalize_rows(float *x, int64_t n, int dim)
+{
+    for (int64_t i = 0; i < n; i++)
+    {
+        float *r = x + (size_t) i * dim;
+        double s = 0;
+
+        for (int j = 0; j < dim; j++)
+            s += (double) r[j] * r[j];
+        if (s > 0)
+        {
+            float inv = (float) (1.0 / sqrt(s));
+
+            for (int j = 0; j < dim; j++)
+                r[j] *= inv;
+        }
+    }
+}
 
 /*
  * Train k centroids (k x dim floats, written to centroids) on n samples

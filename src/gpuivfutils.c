@@ -22,6 +22,7 @@
 #include "common/pg_prng.h"
 #include "distance.h"
 #include "gpuivf.h"
+#include "kmeans.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "utils/lsyscache.h"
@@ -343,27 +344,6 @@ GpuivfLoadCentroids(Relation index, const GpuivfMetaPageData *meta,
 	return centroids;
 }
 
-/* Scale each of n rows of dims floats to unit length (zero rows stay zero) */
-static void
-NormalizeRows(float *x, int n, int dims)
-{
-	for (int i = 0; i < n; i++)
-	{
-		float	   *r = x + (size_t) i * dims;
-		double		s = 0;
-
-		for (int j = 0; j < dims; j++)
-			s += (double) r[j] * r[j];
-		if (s > 0)
-		{
-			float		inv = (float) (1.0 / sqrt(s));
-
-			for (int j = 0; j < dims; j++)
-				r[j] *= inv;
-		}
-	}
-}
-
 void
 GpuivfKmeans(GpuivfMetric metric, float *samples, int n, int dims, int k, float *centroids)
 {
@@ -382,7 +362,7 @@ GpuivfKmeans(GpuivfMetric metric, float *samples, int n, int dims, int k, float 
 
 	pg_prng_seed(&prng, 0x6770756976660001ULL);
 	if (spherical)
-		NormalizeRows(samples, n, dims);
+		codevec_normalize_rows(samples, n, dims);
 
 	if (n <= k)
 	{
@@ -506,7 +486,7 @@ GpuivfKmeans(GpuivfMetric metric, float *samples, int n, int dims, int k, float 
 					centroids[(size_t) c * dims + j] *= inv;
 			}
 		if (spherical)
-			NormalizeRows(centroids, k, dims);
+			codevec_normalize_rows(centroids, k, dims);
 		if (iter > 0 && changed == 0)
 			break;
 	}
