@@ -331,6 +331,8 @@ typedef struct KnnArgs
     const float  *qinv;     /* nq: 1 / query scale (a power of two) */
     const int64_t *blk;     /* NULL, or nb x 2 row ranges [rb, re): block y
                              * scans rows blk[2y] .. blk[2y+1] (IVF lists) */
+    int           blk_pq;   /* blk has a table per query (one query a tile):
+                             * block (x, y) scans blk[2(x nb + y)] .. */
 } KnnArgs;
 
 /* The rows block blockIdx.y scans: a slice of [0, n), or its table entry. */
@@ -339,8 +341,10 @@ BlockRows(const KnnArgs &a, int64_t *rb, int64_t *re)
 {
     if (a.blk)
     {
-        *rb = a.blk[2 * blockIdx.y];
-        *re = a.blk[2 * blockIdx.y + 1];
+        int64_t t = a.blk_pq ? (int64_t) blockIdx.x * a.nb + blockIdx.y : blockIdx.y;
+
+        *rb = a.blk[2 * t];
+        *re = a.blk[2 * t + 1];
     }
     else
     {
@@ -1488,14 +1492,18 @@ MakePlan(CodevecCudaIndex idx, int path, KnnCfg cfg, int nq, int kc, Plan *p)
 
 /*
  * Row ranges a k-NN scans instead of all rows (IVF: the probed lists):
- * ranges[2i] is a first row, ranges[2i+1] a count; nbmax bounds the
- * blocks (the workspace's candidate room); d_blk is device room for
- * nbmax x 2 int64.
+ * ranges[2i] is a first row, ranges[2i+1] a count. qranges NULL: every
+ * query scans all nranges ranges; else query q scans its own qranges[q]
+ * ranges, which follow those of the queries before it (nranges = their
+ * sum). nbmax bounds the blocks per query (the workspace's candidate
+ * room); d_blk is device room for the block table.
  */
 typedef struct KnnRanges
 {
     const int64_t *ranges;
     int            nranges;
+    const int     *qranges;
+    int            nq;
     int            nbmax;
     int64_t       *d_blk;
 } KnnRanges;
@@ -1503,14 +1511,18 @@ typedef struct KnnRanges
 /*
  * Replace a plan's uniform row blocks by blocks over the ranges: each
  * range is cut into pieces of at most rpb rows, rpb chosen so the pieces
- * number about the plan's blocks (one wave) and never more than nbmax.
+ * number about the plan's blocks (one wave) and never more than nbmax per
+ * query. Per-query ranges give every query the same number of blocks
+ * (the most any needs; the rest scan nothing) in a table indexed by
+ * (query, block): the plan must have one query per tile (qb = 1).
  */
 static int
 BlockTable(const KnnRanges *rg, Plan *p, char *errbuf, size_t errlen)
 {
     int64_t total = 0, rpb, nb;
     int64_t n = p->args.n;
-    int     target = MaxInt(1, p->args.nb);
+    int     nqt = rg->qranges ? rg->nq : 1;     /* tables */
+    int     target = MaxInt(1, p->args.nb * (rg->qranges ? (int) p->grid.x : 1));
     int64_t *tab;
 
     for (int i = 0; i < rg->nranges; i++)
@@ -1527,31 +1539,46 @@ BlockTable(const KnnRanges *rg, Plan *p, char *errbuf, size_t errlen)
     rpb = MaxInt(32, (int) MinInt64(((total + target - 1) / target), (int64_t) 1 << 30));
     for (;; rpb *= 2)
     {
+        int first = 0;
+
         nb = 0;
-        for (int i = 0; i < rg->nranges; i++)
-            nb += (rg->ranges[2 * i + 1] + rpb - 1) / rpb;
+        for (int q = 0; q < nqt; q++)
+        {
+            int     cnt = rg->qranges ? rg->qranges[q] : rg->nranges;
+            int64_t b = 0;
+
+            for (int i = first; i < first + cnt; i++)
+                b += (rg->ranges[2 * i + 1] + rpb - 1) / rpb;
+            nb = b > nb ? b : nb;
+            first += cnt;
+        }
         if (nb <= rg->nbmax)
             break;
     }
     nb = nb > 0 ? nb : 1;
-    tab = (int64_t *) malloc(sizeof(int64_t) * 2 * nb);
+    tab = (int64_t *) calloc((size_t) 2 * nb * nqt, sizeof(int64_t));   /* [0, 0): no rows */
     if (!tab)
     {
         SetError(errbuf, errlen, "out of host memory for %s%s", "a block table", "");
         return CODEVEC_CUDA_ERR_NOMEM;
     }
-    tab[0] = tab[1] = 0;                        /* no rows: one empty block */
-    nb = 0;
-    for (int i = 0; i < rg->nranges; i++)
-        for (int64_t f = rg->ranges[2 * i], e = f + rg->ranges[2 * i + 1]; f < e; f += rpb)
-        {
-            tab[2 * nb] = f;
-            tab[2 * nb + 1] = f + rpb < e ? f + rpb : e;
-            nb++;
-        }
-    nb = nb > 0 ? nb : 1;
+    for (int q = 0, first = 0; q < nqt; q++)
+    {
+        int      cnt = rg->qranges ? rg->qranges[q] : rg->nranges;
+        int64_t *t = tab + (size_t) 2 * nb * q;
+        int64_t  b = 0;
+
+        for (int i = first; i < first + cnt; i++)
+            for (int64_t f = rg->ranges[2 * i], e = f + rg->ranges[2 * i + 1]; f < e; f += rpb)
+            {
+                t[2 * b] = f;
+                t[2 * b + 1] = f + rpb < e ? f + rpb : e;
+                b++;
+            }
+        first += cnt;
+    }
     /* pageable source: the copy has read it when the call returns */
-    if (cudaMemcpy(rg->d_blk, tab, sizeof(int64_t) * 2 * nb, cudaMemcpyHostToDevice) != cudaSuccess)
+    if (cudaMemcpy(rg->d_blk, tab, sizeof(int64_t) * 2 * nb * nqt, cudaMemcpyHostToDevice) != cudaSuccess)
     {
         free(tab);
         SetError(errbuf, errlen, "cuda error copying a block table: %s%s",
@@ -1560,6 +1587,7 @@ BlockTable(const KnnRanges *rg, Plan *p, char *errbuf, size_t errlen)
     }
     free(tab);
     p->args.blk = rg->d_blk;
+    p->args.blk_pq = rg->qranges != NULL;
     p->args.nb = (int) nb;
     p->grid.y = (unsigned) nb;
     return CODEVEC_CUDA_OK;
@@ -1582,6 +1610,13 @@ KnnLaunch(CodevecCudaIndex idx, int path, KnnCfg cfg, const float4 *Qp, const fl
     int  kc = path == PATH_F16 ? kc2 + 1 : k;
     Plan p;
 
+    if (rg && rg->qranges)
+    {
+        /* each query its own rows: one query a tile, CUDA-core kernels */
+        cfg.qb = 1;
+        if (path == PATH_F16 && cfg.g == 0)
+            cfg.g = 16;
+    }
     if (!MakePlan(idx, path, cfg, nq, kc, &p))
     {
         /* e.g. the tensor-core tile does not fit this k: plain kernels */
@@ -1691,7 +1726,8 @@ typedef struct QueryWs
 
 /* Lay the workspace out from base (NULL: only size it); returns its bytes. */
 static size_t
-QueryWsLayout(CodevecCudaIndex idx, int nq, int k, int nbmax, unsigned char *base, QueryWs *w)
+QueryWsLayout(CodevecCudaIndex idx, int nq, int k, int nbmax, int per_query, unsigned char *base,
+              QueryWs *w)
 {
     size_t o = 0, s4 = AlignUp((size_t) nq * 4);
 
@@ -1700,7 +1736,7 @@ QueryWsLayout(CodevecCudaIndex idx, int nq, int k, int nbmax, unsigned char *bas
     w->ok = (int *) (base + o);     o += s4;
     w->qh = (__half *) (base + o);  o += AlignUp((size_t) nq * idx->dpad8 * 16);
     w->qinv = (float *) (base + o); o += s4;
-    w->blk = (int64_t *) (base + o); o += AlignUp((size_t) MaxInt(nbmax, 1) * 16);
+    w->blk = (int64_t *) (base + o); o += AlignUp((size_t) MaxInt(nbmax, 1) * 16 * (per_query ? nq : 1));
     w->scratch = base + o;
     w->sb = ScratchBytes(idx, nq, k, nbmax);
     return o + w->sb;
@@ -2084,7 +2120,8 @@ codevec_cuda_index_info(CodevecCudaIndex idx, size_t *device_bytes, int *scan_pr
 static int
 KnnDevice(CodevecCudaIndex idx, const float *d_queries, int nq, int k, int metric,
           float *d_dist, int64_t *d_ids, cudaStream_t st, int *fallbacks,
-          int force_path, const int64_t *ranges, int nranges, char *errbuf, size_t errlen)
+          int force_path, const int64_t *ranges, int nranges, const int *qranges,
+          char *errbuf, size_t errlen)
 {
     int rc;
 
@@ -2106,12 +2143,24 @@ KnnDevice(CodevecCudaIndex idx, const float *d_queries, int nq, int k, int metri
     KnnRanges rg;
     int       nbmax = ranges ? MaxInt(idx->sms * 8, nranges) : 0;
 
-    rc = EnsureWorkspace(idx, QueryWsLayout(idx, nq, k, nbmax, NULL, &w), errbuf, errlen);
+    if (ranges && qranges)
+    {
+        /* the table holds nbmax blocks for each query */
+        nbmax = 0;
+        for (int q = 0; q < nq; q++)
+            nbmax = MaxInt(nbmax, qranges[q]);
+        nbmax = MaxInt(idx->sms * 8, nbmax);
+    }
+
+    rc = EnsureWorkspace(idx, QueryWsLayout(idx, nq, k, nbmax, ranges && qranges, NULL, &w),
+                         errbuf, errlen);
     if (rc != CODEVEC_CUDA_OK)
         return rc;
-    QueryWsLayout(idx, nq, k, nbmax, idx->ws, &w);
+    QueryWsLayout(idx, nq, k, nbmax, ranges && qranges, idx->ws, &w);
     rg.ranges = ranges;
     rg.nranges = ranges ? nranges : -1;
+    rg.qranges = ranges ? qranges : NULL;
+    rg.nq = nq;
     rg.nbmax = nbmax;
     rg.d_blk = w.blk;
 
@@ -2169,7 +2218,7 @@ codevec_cuda_knn_device(CodevecCudaIndex idx, const float *d_queries, int nq, in
                         int *fallbacks, char *errbuf, size_t errlen)
 {
     return KnnDevice(idx, d_queries, nq, k, metric, d_out_dist, d_out_ids,
-                     (cudaStream_t) stream, fallbacks, -1, NULL, 0, errbuf, errlen);
+                     (cudaStream_t) stream, fallbacks, -1, NULL, 0, NULL, errbuf, errlen);
 }
 
 /* Internal for the test and bench programs: force a path (0 fp32, 1 fp16). */
@@ -2179,7 +2228,7 @@ codevec_cuda_knn_device_path(CodevecCudaIndex idx, const float *d_queries, int n
                              int *fallbacks, int path, char *errbuf, size_t errlen)
 {
     return KnnDevice(idx, d_queries, nq, k, metric, d_out_dist, d_out_ids,
-                     (cudaStream_t) stream, fallbacks, path, NULL, 0, errbuf, errlen);
+                     (cudaStream_t) stream, fallbacks, path, NULL, 0, NULL, errbuf, errlen);
 }
 
 int
@@ -2194,6 +2243,15 @@ int
 codevec_cuda_knn_ranges(CodevecCudaIndex idx, const float *queries, int nq, int k, int metric,
                         const int64_t *ranges, int nranges, float *out_dist, int64_t *out_ids,
                         char *errbuf, size_t errlen)
+{
+    return codevec_cuda_knn_qranges(idx, queries, nq, k, metric, ranges, nranges, NULL,
+                                    out_dist, out_ids, errbuf, errlen);
+}
+
+int
+codevec_cuda_knn_qranges(CodevecCudaIndex idx, const float *queries, int nq, int k, int metric,
+                         const int64_t *ranges, int nranges, const int *qranges,
+                         float *out_dist, int64_t *out_ids, char *errbuf, size_t errlen)
 {
     float   *dq = NULL, *dd = NULL;
     int64_t *di = NULL;
@@ -2224,7 +2282,8 @@ codevec_cuda_knn_ranges(CodevecCudaIndex idx, const float *queries, int nq, int 
         rc = CODEVEC_CUDA_ERR_CUDA;
     }
     if (rc == CODEVEC_CUDA_OK)
-        rc = KnnDevice(idx, dq, nq, k, metric, dd, di, 0, NULL, -1, ranges, nranges, errbuf, errlen);
+        rc = KnnDevice(idx, dq, nq, k, metric, dd, di, 0, NULL, -1, ranges, nranges, qranges,
+                       errbuf, errlen);
     if (rc == CODEVEC_CUDA_OK &&
         (cudaMemcpy(out_dist, dd, (size_t) nq * k * 4, cudaMemcpyDeviceToHost) != cudaSuccess ||
          cudaMemcpy(out_ids, di, (size_t) nq * k * 8, cudaMemcpyDeviceToHost) != cudaSuccess))
@@ -2335,10 +2394,10 @@ TuneRun(int dim, TuneEntry *e, char *report, size_t reportlen, char *errbuf, siz
     {
         QueryWs w;
 
-        rc = EnsureWorkspace(idx, QueryWsLayout(idx, 64, 10, 0, NULL, &w), errbuf, errlen);
+        rc = EnsureWorkspace(idx, QueryWsLayout(idx, 64, 10, 0, 0, NULL, &w), errbuf, errlen);
         if (rc != CODEVEC_CUDA_OK)
             goto done;
-        QueryWsLayout(idx, 64, 10, 0, idx->ws, &w);
+        QueryWsLayout(idx, 64, 10, 0, 0, idx->ws, &w);
 
         static const int qbs[] = {1, 2, 4, 8, 16, 32, 64};
         static const int warps[] = {4, 8};

@@ -102,6 +102,16 @@ int codevec_cuda_knn_ranges(CodevecCudaIndex idx, const float *queries, int nq, 
                             char *errbuf, size_t errlen);
 
 /*
+ * The same with ranges per query: query q scans its own qranges[q] ranges,
+ * which follow those of the queries before it in ranges (nranges = the
+ * sum of qranges). One launch for queries that probe different lists.
+ */
+int codevec_cuda_knn_qranges(CodevecCudaIndex idx, const float *queries, int nq, int k,
+                             int metric, const int64_t *ranges, int nranges, const int *qranges,
+                             float *out_dist, int64_t *out_ids,
+                             char *errbuf, size_t errlen);
+
+/*
  * The same on device pointers (queries nq x dim, outputs nq x k) and a
  * stream; returns once the results are written (it reads a small
  * per-query flag back to decide whether any query needs the fp32 fallback).

@@ -464,7 +464,8 @@ AnswerNotCurrent(GpuKnnRequest *r, const GpuIndexCopy *c, int status)
 
 /*
  * k nearest rows of nq queries over a copy's main rows and delta tier
- * (an IVF copy: the rows of the nprobe lists probes, every query alike):
+ * (an IVF copy: the rows of the nprobe lists probes, every query alike,
+ * or when qprobes is given, query q the next qprobes[q] of them):
  * dist/ids (nq x k, row positions, -1 past the end) in (distance, row)
  * order. Each tier's kernel returns its own first k; their merge is the
  * copy's first k, and a row of neither list is at least as far as the
@@ -473,7 +474,7 @@ AnswerNotCurrent(GpuKnnRequest *r, const GpuIndexCopy *c, int status)
  */
 static int
 KnnOnCopy(GpuIndexCopy *c, const float *queries, int nq, int k, int metric,
-		  const int32 *probes, int nprobe,
+		  const int32 *probes, int nprobe, const int *qprobes,
 		  float *dist, int64 *ids, float *rows, char *errbuf, size_t errlen)
 {
 	Size		nk = (Size) nq * k;
@@ -503,8 +504,9 @@ KnnOnCopy(GpuIndexCopy *c, const float *queries, int nq, int k, int metric,
 			ranges[2 * i + 1] = c->list_first[l + 1] - c->list_first[l];
 		}
 	}
-	rc = codevec_cuda_knn_ranges(c->idx, queries, nq, k, metric, ranges,
-								 ranges ? nprobe : 0, dist, ids, errbuf, errlen);
+	rc = codevec_cuda_knn_qranges(c->idx, queries, nq, k, metric, ranges,
+								  ranges ? nprobe : 0, ranges ? qprobes : NULL, dist, ids,
+								  errbuf, errlen);
 	free(ranges);
 	if (rc == CODEVEC_CUDA_OK && c->ndelta > 0)
 	{
@@ -651,7 +653,7 @@ RunKnnMasked(GpuKnnRequest *r, GpuIndexCopy *c)
 		snprintf(r->hdr.errmsg, sizeof(r->hdr.errmsg), "out of host memory");
 	}
 	else if (KnnOnCopy(c, GpuKnnQueries(r), r->nq, kk, r->metric, GpuKnnProbes(r), r->nprobe,
-					   dist, ids, rows, r->hdr.errmsg, sizeof(r->hdr.errmsg)) != CODEVEC_CUDA_OK)
+					   NULL, dist, ids, rows, r->hdr.errmsg, sizeof(r->hdr.errmsg)) != CODEVEC_CUDA_OK)
 		r->hdr.status = GPU_STATUS_FAILED;
 	else
 	{
@@ -738,7 +740,7 @@ RunKnn(GpuKnnRequest *r)
 		return;
 	}
 	if (KnnOnCopy(c, GpuKnnQueries(r), r->nq, r->k, r->metric, GpuKnnProbes(r), r->nprobe,
-				  dist, ids, rows, r->hdr.errmsg, sizeof(r->hdr.errmsg)) != CODEVEC_CUDA_OK)
+				  NULL, dist, ids, rows, r->hdr.errmsg, sizeof(r->hdr.errmsg)) != CODEVEC_CUDA_OK)
 		r->hdr.status = GPU_STATUS_FAILED;
 	else
 		AnswerKnn(r, c, dist, ids, rows, r->k);
@@ -749,8 +751,10 @@ RunKnn(GpuKnnRequest *r)
  * Answer several KNN requests on one index copy with one batched launch
  * (nq = the number of requests, k = the largest k; each request gets its
  * own first k, the same rows as asking alone since results are ordered by
- * (distance, row)). Requests with several queries each, or a copy that is
- * not current, are answered one by one.
+ * (distance, row)); for an IVF copy each request's probed lists become its
+ * query's own row ranges in the same launch. Requests with several queries
+ * each, a copy with masked rows, or a copy that is not current, are
+ * answered one by one.
  */
 static void
 RunKnnGroup(GpuKnnRequest **group, int ng)
@@ -762,12 +766,16 @@ RunKnnGroup(GpuKnnRequest **group, int ng)
 			   *dist,
 			   *rows;
 	int64	   *ids;
+	int32	   *probes = NULL;
+	int		   *qprobes = NULL;
+	int			nprobe = 0;
 	bool		one_by_one = ng == 1 || CopyStatus(c, &r0->key, r0->dims) != 0;
 
 	for (int j = 0; j < ng; j++)
 	{
 		kmax = Max(kmax, group[j]->k);
-		one_by_one |= group[j]->nq != 1 || group[j]->k < 1 || group[j]->nprobe != 0;
+		one_by_one |= group[j]->nq != 1 || group[j]->k < 1 ||
+			(group[j]->nprobe > 0) != (c != NULL && c->lists > 1);
 	one_by_one |= c != NULL && c->nmasked > 0;
 	}
 	if (one_by_one || kmax > CODEVEC_CUDA_MAX_K)
@@ -793,7 +801,37 @@ RunKnnGroup(GpuKnnRequest **group, int ng)
 	for (int j = 0; j < ng; j++)
 		memcpy(queries + (Size) j * r0->dims, GpuKnnQueries(group[j]), sizeof(float) * r0->dims);
 	c->last_used = GetCurrentTimestamp();
-	if (KnnOnCopy(c, queries, ng, kmax, r0->metric, NULL, 0, dist, ids, rows,
+	if (c->lists > 1)
+	{
+		/* IVF: each query its own lists, one launch (codevec_cuda_knn_qranges) */
+		int			total = 0;
+
+		for (int j = 0; j < ng; j++)
+			total += group[j]->nprobe;
+		probes = malloc(sizeof(int32) * Max(total, 1));
+		qprobes = malloc(sizeof(int) * ng);
+		if (probes == NULL || qprobes == NULL)
+		{
+			free(probes);
+			free(qprobes);
+			free(queries);
+			free(dist);
+			free(ids);
+			free(rows);
+			for (int j = 0; j < ng; j++)
+				RunKnn(group[j]);
+			return;
+		}
+		total = 0;
+		for (int j = 0; j < ng; j++)
+		{
+			memcpy(probes + total, GpuKnnProbes(group[j]), sizeof(int32) * group[j]->nprobe);
+			qprobes[j] = group[j]->nprobe;
+			total += group[j]->nprobe;
+		}
+		nprobe = total;
+	}
+	if (KnnOnCopy(c, queries, ng, kmax, r0->metric, probes, nprobe, qprobes, dist, ids, rows,
 				  r0->hdr.errmsg, sizeof(r0->hdr.errmsg)) != CODEVEC_CUDA_OK)
 	{
 		for (int j = 0; j < ng; j++)
@@ -804,8 +842,13 @@ RunKnnGroup(GpuKnnRequest **group, int ng)
 	}
 	else
 		for (int j = 0; j < ng; j++)
+		{
+			group[j]->partial = 0;
 			AnswerKnn(group[j], c, dist + (Size) j * kmax, ids + (Size) j * kmax,
 					  rows + (Size) j * kmax * r0->dims, kmax);
+		}
+	free(probes);
+	free(qprobes);
 	free(queries);
 	free(dist);
 	free(ids);

@@ -409,6 +409,73 @@ RangesCase(int64_t n, int dim, int prec, int quick)
                 }
             }
     }
+    /* ranges per query (codevec_cuda_knn_qranges): 5 queries, own lists each */
+    for (int trial = 0; trial < (quick ? 1 : 6); trial++)
+    {
+        const int nq = 5;
+        std::vector<float> qs((size_t) nq * dim);
+        std::vector<int64_t> ranges;
+        std::vector<int> qr(nq);
+        std::vector<std::vector<char>> in(nq, std::vector<char>((size_t) n, 0));
+
+        for (auto &v : qs)
+            v = Gauss();
+        for (int q = 0; q < nq; q++)
+        {
+            int nprobe = 1 + (int) (Uniform() * (q == 2 ? 1 : 12));
+
+            qr[q] = 0;
+            for (int i = 0; i < nprobe; i++)
+            {
+                int l = (int) (Uniform() * L);
+
+                if (first[l + 1] > first[l] && in[q][(size_t) first[l]])
+                    continue;
+                ranges.push_back(first[l]);
+                ranges.push_back(first[l + 1] - first[l]);
+                qr[q]++;
+                for (int64_t r = first[l]; r < first[l + 1]; r++)
+                    in[q][(size_t) r] = 1;
+            }
+        }
+        for (int metric = 0; metric < 3; metric++)
+            for (int k : {1, 10, 300})
+            {
+                std::vector<float> d((size_t) nq * k);
+                std::vector<int64_t> id((size_t) nq * k);
+
+                g_checks++;
+                if (codevec_cuda_knn_qranges(idx, qs.data(), nq, k, metric, ranges.data(),
+                                             (int) ranges.size() / 2, qr.data(), d.data(), id.data(),
+                                             err, sizeof(err)) != 0)
+                {
+                    FAIL("qranges n=%lld metric %d k %d: %s", (long long) n, metric, k, err);
+                    continue;
+                }
+                for (int q = 0; q < nq; q++)
+                {
+                    std::vector<uint64_t> ref;
+
+                    for (int64_t r = 0; r < n; r++)
+                        if (in[q][(size_t) r])
+                            ref.push_back(Key(codevec_canonical_distance(metric, &qs[(size_t) q * dim],
+                                                                         &x[(size_t) r * dim], dim), r));
+                    std::sort(ref.begin(), ref.end());
+                    for (int i = 0; i < k; i++)
+                    {
+                        int64_t want = i < (int) ref.size() ? (int64_t) (uint32_t) ref[i] : -1;
+                        int64_t got = id[(size_t) q * k + i];
+
+                        if (got != want || (want >= 0 && Key(d[(size_t) q * k + i], got) != ref[i]))
+                        {
+                            FAIL("qranges n=%lld dim=%d metric %d k %d query %d rank %d: id %lld want %lld",
+                                 (long long) n, dim, metric, k, q, i, (long long) got, (long long) want);
+                            break;
+                        }
+                    }
+                }
+            }
+    }
     /* no ranges: nothing; a range out of bounds: an argument error */
     {
         float   q[2048] = {1.0f};

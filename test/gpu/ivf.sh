@@ -148,8 +148,11 @@ cat >/tmp/ivf.sql <<SQL
 SELECT id FROM ti ORDER BY emb <=> (SELECT emb FROM qi WHERE qid = :q) LIMIT 10;
 SQL
 for dev in cuda cpu; do
-	PGOPTIONS="-c codevec.device=$dev -c gpuivf.probes=16" pgbench -n -M prepared -c 1 -T 4 -f /tmp/ivf.sql postgres 2>/dev/null \
-		| grep -E "latency average|^tps" | tr '\n' ' ' | sed "s/^/# IVF probes 16, device=$dev, 1 client: /"; echo
+	for c in 1 16; do
+		PGOPTIONS="-c codevec.device=$dev -c gpuivf.probes=16" pgbench -n -M prepared -c $c -j $c -T 4 -f /tmp/ivf.sql postgres 2>/dev/null \
+			| grep -E "latency average|^tps" | tr '\n' ' ' | sed "s/^/# IVF probes 16, device=$dev, $c clients: /"; echo
+	done
 done
+psql -X -c "SELECT requests, batches, round(mean_batch::numeric, 1) AS mean_batch, max_batch FROM codevec_gpu_status()"
 grep -E "ERROR|FATAL|PANIC|terminated" /tmp/pgdata/server.log | grep -v "canceling" | tail -10
 tap_result
