@@ -116,8 +116,14 @@ PrintHelp(void)
 		   "      --embed-fields=LIST what embed_text holds, a comma list of path, kind,\n"
 		   "                          name, signature, doc, body (default: name,\n"
 		   "                          signature,doc,body; the text keeps that order)\n"
-		   "      --embed-max-bytes=N cut embed_text to N bytes (default %d, about the\n"
-		   "                          encoder's 256-token budget; K/M ok)\n"
+		   "      --embed-max-bytes=N cut embed_text to N bytes (default %d, about half\n"
+		   "                          the encoder's 256-token budget; K/M ok)\n"
+		   "      --embed-words=MODE  identifiers in embed_text as words, split like\n"
+		   "                          codevec_code's parser (parseHTTPConfig: parse http\n"
+		   "                          config): none (as in the source), name (a first\n"
+		   "                          line of the name's words), all (every identifier),\n"
+		   "                          name+all (default: both, the name line kept as\n"
+		   "                          is), bare (all, no punctuation)\n"
 		   "      --strip-docs        index code without its documentation: doc is NULL,\n"
 		   "                          not embedded nor in tsv, and Python docstrings\n"
 		   "                          (and doc comments of nested definitions) are cut\n"
@@ -574,6 +580,7 @@ main(int argc, char **argv)
 		{"embed-batch", required_argument, NULL, 'B'},
 		{"embed-fields", required_argument, NULL, 'f'},
 		{"embed-max-bytes", required_argument, NULL, 'm'},
+		{"embed-words", required_argument, NULL, 'w'},
 		{"strip-docs", no_argument, NULL, 's'},
 		{"batch-files", required_argument, NULL, 'F'},
 		{"jobs", required_argument, NULL, 'j'},
@@ -607,6 +614,7 @@ main(int argc, char **argv)
 	o.walk.exclude = exclude;
 	o.extract.embed_fields = CVL_EMBED_DEFAULT_FIELDS;
 	o.extract.embed_max_bytes = CVL_EMBED_TEXT_MAX_BYTES;
+	o.extract.embed_words = CVL_EMBED_DEFAULT_WORDS;
 
 	while ((c = getopt_long(argc, argv, "d:j:vqhV", longopts, NULL)) != -1)
 	{
@@ -666,6 +674,14 @@ main(int argc, char **argv)
 						return CVL_EXIT_USAGE;
 					}
 					o.extract.embed_max_bytes = (size_t) v;
+				}
+				break;
+			case 'w':
+				if (cvl_embed_words_parse(optarg, &o.extract.embed_words) < 0)
+				{
+					fprintf(stderr, "codevec-load: invalid value for --embed-words: \"%s\" "
+							"(none, name, all, name+all or bare)\n", optarg);
+					return CVL_EXIT_USAGE;
 				}
 				break;
 			case 's':

@@ -89,7 +89,10 @@ def corpus_info(conn):
         model = cur.fetchone()
         cur.execute("SHOW codevec.max_tokens")
         mt = cur.fetchone()[0]
+        cur.execute("SELECT avg(octet_length(embed_text)) FROM code.snippets")
+        avgb = float(cur.fetchone()[0] or 0)
     return dict(snippets=n, embedded=e, with_doc=d, per_language=per, schema_version=sv,
+                avg_embed_text_bytes=avgb,
                 model=model[0], dims=model[1], max_tokens=int(mt))
 
 
@@ -139,7 +142,7 @@ def cmd_search(args):
                     run['seconds']))
                 run['metrics'] = m
                 runs.append(run)
-    out = dict(source='code.search', corpus=info, queries=len(queries),
+    out = dict(source='code.search', corpus=info, embed=args.embed, queries=len(queries),
                query_languages=dict(collections.Counter(q['language'] for q in queries)),
                runs=runs)
     with open(args.out, 'w') as f:
@@ -294,6 +297,7 @@ def main():
     s.add_argument('--rrf-k', default='60')
     s.add_argument('--depth', default='100')
     s.add_argument('--k', type=int, default=10)
+    s.add_argument('--embed', default='', help='how embed_text was made (recorded)')
     s.add_argument('--limit', type=int, default=0)
     s.add_argument('--queries', default=os.path.join(HERE, 'queries.tsv.gz'))
     s.add_argument('--out', required=True)

@@ -14,7 +14,8 @@
 #            --no-embed, vectors from the embedding cache, then embed the
 #            rest (--embed-only per repo, retried) and add them to the cache
 #   search   every query through code.search in modes vector, keyword and
-#            hybrid (rrf_k 60, depth 100)          -> $CACHE/search.json
+#            hybrid (rrf_k 10, depth 100; RRF_KS=60,10,5 for more)
+#                                                  -> $CACHE/search-<embed_text>.json
 #   lists    plain-SQL vector and keyword lists to depth 400 (the rrf_k x
 #            depth grid is fused offline from them) -> $CACHE/lists.json.gz
 #   kw       keyword query semantics compared in plain SQL
@@ -27,11 +28,13 @@
 # from the repository root; make model), PostgreSQL 15, python3.
 # Environment: CODEVEC_QUALITY_CACHE (default /tmp/codevec-quality; outside
 # the git work tree: the loader skips gitignored files), PORT (5530), KEEP=1
-# leaves the cluster running.  EMBED_FIELDS / EMBED_MAX_BYTES (loader
-# --embed-fields / --embed-max-bytes) make load and search use database
-# quality_<fields>_<bytes> and write search-<fields>_<bytes>.json instead:
-# the same benchmark for another embed_text (report.py lists it too), e.g.
-#   EMBED_FIELDS=name,signature,body bash bench/quality/run.sh load search
+# leaves the cluster running.  EMBED_FIELDS / EMBED_MAX_BYTES / EMBED_WORDS
+# (loader --embed-fields / --embed-max-bytes / --embed-words; default the
+# loader's defaults) name the embed_text: load and search use database
+# quality_<fields>_<bytes>[_w<words>] and write search-<same>.json, so
+# another embed_text is the same benchmark beside it (report.py lists it), e.g.
+#   EMBED_FIELDS=name,signature,doc,body EMBED_MAX_BYTES=1000 EMBED_WORDS=none \
+#       bash bench/quality/run.sh load search
 #
 # Time on the development machine (2 cores shared with other work, no GPU):
 # set 1 min (30 s when the packages are cached), load 15 s + embedding
@@ -57,12 +60,13 @@ export CODEVEC_LOAD=$loader
 say() { printf '== %s\n' "$*" >&2; }
 
 # the database (and results suffix) of the embed_text configuration asked for
-db=quality; suffix=; load_opts=()
-if [ -n "${EMBED_FIELDS:-}${EMBED_MAX_BYTES:-}" ]; then
-	f=${EMBED_FIELDS:-path,kind,name,signature,doc,body}; b=${EMBED_MAX_BYTES:-1000}
-	suffix="-${f//,/_}_$b"; db="quality_${f//,/_}_$b"
-	load_opts=(--embed-fields="$f" --embed-max-bytes="$b")
-fi
+# (codevec-load's defaults, written out; each embed_text has its own
+# database and search-<fields>_<bytes>[_w<words>].json)
+f=${EMBED_FIELDS:-name,signature,doc,body}; b=${EMBED_MAX_BYTES:-500}; w=${EMBED_WORDS:-name+all}
+suffix="-${f//,/_}_$b"; [ "$w" = none ] || suffix="${suffix}_w${w//+/_}"
+db="quality_${suffix#-}"
+load_opts=(--embed-fields="$f" --embed-max-bytes="$b" --embed-words="$w")
+embed_desc="fields=$f max_bytes=$b words=$w"
 
 # Record how long a step took in timings.json.
 timed() {
@@ -130,6 +134,7 @@ step_load() {
 	for r in $(ls "$cache/corpus"); do
 		"$loader" -q --strip-docs --no-embed "${load_opts[@]}" --repo "$r" "$cache/corpus/$r"
 	done
+	say "loaded $db ($embed_desc)"
 	"$py" "$here/embcache.py" import
 	timed "embed$suffix" embed_all
 	"$py" "$here/embcache.py" export
@@ -138,22 +143,17 @@ step_load() {
 
 step_search() {
 	env_db "$db"
-	if [ -z "$suffix" ]; then
-		"$py" "$here/eval.py" search --modes vector,keyword,hybrid --rrf-k 60,10 --depth 100 \
-			--out "$cache/search.json"
-	else
-		"$py" "$here/eval.py" search --modes vector,hybrid --rrf-k 60,10 --depth 100 \
-			--out "$cache/search$suffix.json"
-	fi
+	"$py" "$here/eval.py" search --modes vector,keyword,hybrid \
+		--rrf-k "${RRF_KS:-10}" --depth 100 --embed "$embed_desc" --out "$cache/search$suffix.json"
 }
 
 step_lists() {
-	env_db quality
+	env_db "$db"
 	"$py" "$here/eval.py" lists --depth 400 --out "$cache/lists.json.gz"
 }
 
 step_kw() {
-	env_db quality
+	env_db "$db"
 	"$py" "$here/eval.py" kwlists --depth 100 --outdir "$cache"
 }
 

@@ -7,7 +7,8 @@ sub-corpus: SUB_QUERIES queries per language sampled (fixed seed) from
 queries.tsv.gz, and their targets plus random other snippets of the same
 language up to SUB_SNIPPETS per language.  For each variant a database
 qv_<name> in the benchmark cluster gets the corpus loaded with
-`codevec-load --strip-docs --embed-fields=... --embed-max-bytes=...`
+`codevec-load --strip-docs --embed-fields=... --embed-max-bytes=...
+--embed-words=...`
 (codevec.max_tokens set on the database where the variant says), everything
 outside the sub-corpus deleted, the rest embedded, and then eval.py's plain-SQL
 lists computed for the sub-queries (vector and keyword lists of the
@@ -41,7 +42,8 @@ SUB_QUERIES = int(os.environ.get('SUB_QUERIES', 125))      # per language
 SUB_SNIPPETS = int(os.environ.get('SUB_SNIPPETS', 1250))   # per language
 SEED = 7
 
-# name, --embed-fields, --embed-max-bytes, codevec.max_tokens
+# name, --embed-fields, --embed-max-bytes, codevec.max_tokens[, --embed-words
+# (default none)]
 VARIANTS = [
     ('path_kind_name_sig_body_1000', 'path,kind,name,signature,body', 1000, 256),
     ('name_sig_body_1000', 'name,signature,body', 1000, 256),
@@ -53,6 +55,19 @@ VARIANTS = [
     ('name_sig_body_500', 'name,signature,body', 500, 256),
     ('name_sig_body_250', 'name,signature,body', 250, 256),
     ('kind_name_sig_body_500', 'kind,name,signature,body', 500, 256),
+    # the loader's default fields since the study above (doc is empty here)
+    ('name_sig_doc_body_1000', 'name,signature,doc,body', 1000, 256),
+    ('name_sig_doc_body_500', 'name,signature,doc,body', 500, 256),
+    # identifiers as words (--embed-words), the default fields
+    ('words_name_500', 'name,signature,doc,body', 500, 256, 'name'),
+    ('words_all_500', 'name,signature,doc,body', 500, 256, 'all'),
+    ('words_name_all_500', 'name,signature,doc,body', 500, 256, 'name+all'),
+    ('words_bare_500', 'name,signature,doc,body', 500, 256, 'bare'),
+    ('words_name_all_1000', 'name,signature,doc,body', 1000, 256, 'name+all'),
+    ('words_name_all_750', 'name,signature,doc,body', 750, 256, 'name+all'),
+    ('words_name_all_nosig_500', 'name,doc,body', 500, 256, 'name+all'),
+    ('words_name_all_300', 'name,signature,doc,body', 300, 256, 'name+all'),
+    ('words_name_all_500_t128', 'name,signature,doc,body', 500, 128, 'name+all'),
 ]
 DEFAULT = VARIANTS[0][0]
 
@@ -120,7 +135,8 @@ def main():
     log('sub-corpus: %d queries, %d snippets' % (len(subq), len(keys)))
 
     only = set(args.only.split(',')) if args.only else None
-    for name, fields, nbytes, max_tokens in VARIANTS:
+    for name, fields, nbytes, max_tokens, *extra in VARIANTS:
+        words = extra[0] if extra else 'none'     # the loader's default is name+all
         if only and name not in only:
             continue
         out = os.path.join(outdir, name + '.lists.json.gz')
@@ -136,8 +152,9 @@ def main():
         env = dict(os.environ, PGDATABASE=db)
         for repo in sorted(os.listdir(corpus)):
             subprocess.run([L, '-q', '--strip-docs', '--no-embed', '--repo', repo,
-                            '--embed-fields=' + fields, '--embed-max-bytes=%d' % nbytes,
-                            os.path.join(corpus, repo)], env=env, check=True)
+                            '--embed-fields=' + fields, '--embed-max-bytes=%d' % nbytes]
+                           + ['--embed-words=' + words]
+                           + [os.path.join(corpus, repo)], env=env, check=True)
         with psql_conn(db) as c, c.cursor() as cur:
             cur.execute("CREATE TEMP TABLE keep (repo text, path text, qualified_name text,"
                         " start_line int)")
@@ -179,6 +196,7 @@ def main():
         with gzip.open(out + '.tmp', 'rt') as f:
             d = json.load(f)
         d['variant'] = dict(name=name, fields=fields, max_bytes=nbytes, max_tokens=max_tokens,
+                            words=words,
                             snippets=n, avg_embed_text_bytes=float(avgb),
                             embedded=n - copied, embed_seconds=embed_s,
                             total_seconds=time.time() - t0)

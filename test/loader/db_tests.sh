@@ -26,6 +26,38 @@ else
     DIMSOPT="--dims 0"
 fi
 
+# --embed-words splits identifiers as the codevec_code text search parser
+# does (its word, part and number leaves, lower-cased)
+if [ -z "$DIMSOPT" ]; then
+    IDS="parseConfigFile read_all_bytes HTTPServer getURLs getURLsFor parseHTTPConfig_v2 __init__ XMLHttpRequest utf8Decode base64 IDs A1B2 x42 snake_Case_ID"
+    got=$(for w in $IDS; do
+        printf '%s\t%s\n' "$w" "$(Q "SELECT string_agg(lower(token), ' ' ORDER BY n) FROM
+            ts_debug('codevec_code', '$w') WITH ORDINALITY AS t(alias, d, token, ds, dl, lx, n)
+            WHERE alias IN ('word', 'part', 'number')")"
+    done)
+    is "$got" "$(python3 "$HERE/words.py" split $IDS)" \
+       "--embed-words rule (words.py) equals codevec_code's parser on $(echo $IDS | wc -w) identifiers"
+    "$LOADER" -q --jsonl --embed-words=bare --embed-max-bytes=16M "$FIXTURES" > "$TMP/w-bare-fx.jsonl"
+    # each qualified name and the first line of its bare embed_text (its words)
+    python3 - "$TMP/w-bare-fx.jsonl" > "$TMP/w-ids.txt" <<'PYEOF'
+import json, sys
+seen = {}
+for l in open(sys.argv[1]):
+    d = json.loads(l)
+    seen.setdefault(d["qualified_name"], d["embed_text"].split("\n")[0])
+for q, w in sorted(seen.items()):
+    print(q + "\t" + w)
+PYEOF
+    bad=0
+    while IFS=$'\t' read -r qn gotl; do
+        want=$(Q "SELECT string_agg(lower(token), ' ' ORDER BY n) FROM
+            ts_debug('codevec_code', \$q\$$qn\$q\$) WITH ORDINALITY AS t(alias, d, token, ds, dl, lx, n)
+            WHERE alias IN ('word', 'part', 'number')")
+        [ "$gotl" = "$want" ] || { bad=$((bad + 1)); echo "#   $qn: loader '$gotl', parser '$want'"; }
+    done < "$TMP/w-ids.txt"
+    is "$bad" 0 "--embed-words: the loader's words of every fixture's qualified name equal the parser's ($(wc -l < "$TMP/w-ids.txt") names)"
+fi
+
 R=$TMP/repo
 mkdir -p "$R"
 cp -r "$FIXTURES"/* "$R"/

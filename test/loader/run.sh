@@ -129,21 +129,70 @@ is "$(jsonl "$TMP/typescript.jsonl" symbol=tick qualified_name start_line end_li
 is "$(jsonl "$TMP/c.jsonl" symbol=point_t kind start_line end_line signature)" "struct	14	16	typedef struct point_t" \
    "c: anonymous struct named by its typedef"
 
-# embed_text: bounded, starts with the qualified name (the default fields:
-# name, signature, doc, body), then the signature when there is one
-python3 - "$TMP"/*.jsonl <<'EOF'
+# embed_text: bounded, starts with the qualified name's words, the qualified
+# name as is, then the signature as words when there is one (the defaults:
+# fields name, signature, doc, body; --embed-words name+all; 500 bytes)
+python3 - "$HERE" "$TMP"/*.jsonl <<'EOF'
 import json, sys
+sys.path.insert(0, sys.argv[1])
+from words import render
 bad = 0
-for f in sys.argv[1:]:
+for f in sys.argv[2:]:
     for line in open(f):
         d = json.loads(line)
         t = d["embed_text"]
-        head = d["qualified_name"] + ("\n" + d["signature"] if d["signature"] else "")
-        if len(t.encode()) > 1000 or not (t == head[:len(t)] or t.startswith(head)):
+        head = render(d["qualified_name"], False) + "\n" + d["qualified_name"] + (
+            "\n" + render(d["signature"]) if d["signature"] else "")
+        if len(t.encode()) > 500 or not (t == head[:len(t)] or t.startswith(head)):
             bad += 1
+            print("#   " + repr(t[:200]))
 sys.exit(1 if bad else 0)
 EOF
-ok $? "embed_text: at most 1000 bytes, begins with the qualified name and signature"
+ok $? "embed_text: at most 500 bytes, begins with the name's words, the name and the signature as words"
+
+# --embed-words: identifiers as words, split like codevec_code's text search
+# parser (src/tsparser.c).  test/loader/words.py is an independent rendering
+# of the same rule (a boundary predicate, not the loader's scanner).
+words() { python3 "$HERE/words.py" "$@"; }
+is "$(words split parseConfigFile read_all_bytes HTTPServer getURLs parseHTTPConfig_v2 \
+        __init__ XMLHttpRequest utf8Decode base64 IDs | cut -f2 | tr '\n' '|')" \
+   "parse config file|read all bytes|http server|get urls|parse http config v 2|init|xml http request|utf 8 decode|base 64|ids|" \
+   "--embed-words rule (words.py): camelCase, snake_case, acronyms, plural acronyms, digits"
+W=$TMP/words
+mkdir -p "$W"
+printf 'def parseConfigFile(path):\n    return read_all_bytes(HTTPServer(path), getURLs)\n' > "$W/cfg.py"
+printf 'package srv\n\nfunc (s *HTTPServer) ServeJSON_v2(w io.Writer) error {\n\treturn nil\n}\n' > "$W/srv.go"
+for m in name all name+all bare; do
+    "$LOADER" -q --jsonl --embed-words=$m "$W" > "$TMP/w-$m.jsonl"
+done
+is "$(jsonl "$TMP/w-all.jsonl" symbol=parseConfigFile embed_text)" \
+   'cfg.parse config file\ndef parse config file(path)\ndef parse config file(path):\n    return read all bytes(http server(path), get urls)' \
+   "--embed-words=all: every identifier as lower-case words, punctuation kept"
+is "$(jsonl "$TMP/w-name.jsonl" symbol=parseConfigFile embed_text)" \
+   'cfg parse config file\ncfg.parseConfigFile\ndef parseConfigFile(path)\ndef parseConfigFile(path):\n    return read_all_bytes(HTTPServer(path), getURLs)' \
+   "--embed-words=name: a first line of the qualified name's words, then the text as is"
+is "$(jsonl "$TMP/w-name+all.jsonl" symbol=ServeJSON_v2 embed_text)" \
+   $'srv http server serve json v 2\\nsrv.HTTPServer.ServeJSON_v2\\nfunc (s *http server) serve json v 2(w io.writer) error\\nfunc (s *http server) serve json v 2(w io.writer) error {\\n\treturn nil\\n}' \
+   "--embed-words=name+all: the words line, the name as is, the rest as words"
+is "$(jsonl "$TMP/w-bare.jsonl" symbol=ServeJSON_v2 embed_text)" \
+   'srv http server serve json v 2\nfunc s http server serve json v 2 w io writer error\nfunc s http server serve json v 2 w io writer error\nreturn nil' \
+   "--embed-words=bare: words only, one space or newline between them"
+"$LOADER" -q --jsonl --embed-words=camel "$W" >/dev/null 2>&1; is $? 2 "bad --embed-words exits 2"
+# every snippet of every fixture, each mode, against words.py's rendering of
+# the same tree's plain embed_text (uncut, so that the cut cannot differ)
+"$LOADER" -q --jsonl --embed-words=none --embed-max-bytes=16M "$FIXTURES" > "$TMP/w-none-fx.jsonl"
+for m in name all name+all bare; do
+    "$LOADER" -q --jsonl --embed-words=$m --embed-max-bytes=16M "$FIXTURES" > "$TMP/w-fx.jsonl"
+    words check "$TMP/w-none-fx.jsonl" "$TMP/w-fx.jsonl" $m > "$TMP/w-check.out"
+    ok $? "--embed-words=$m: embed_text of every fixture snippet equals words.py's rendering"
+    grep -v '^# 0 of' "$TMP/w-check.out"
+done
+"$LOADER" -q --jsonl --embed-words=all --embed-max-bytes=200 "$FIXTURES" > "$TMP/w-cut.jsonl"
+python3 - "$TMP/w-cut.jsonl" <<'PYEOF'
+import json, sys
+sys.exit(any(len(json.loads(l)["embed_text"].encode()) > 200 for l in open(sys.argv[1])))
+PYEOF
+ok $? "--embed-words=all: embed_text still at most --embed-max-bytes (cut after rendering)"
 
 # ---------------------------------------------------------------- bad input
 echo "# bad input"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test/search/run.sh -- the search surface (issue 7): the codevec_code text
 # search configuration, codevec-load's tsv and options (--strip-docs,
-# --embed-fields, --embed-max-bytes), code.search() in its three modes and
+# --embed-fields, --embed-max-bytes, --embed-words), code.search() in its three modes and
 # code.more_like_this(), each checked against an independent reference:
 #   - tokens: tokens.py, a Python model of the parser, on real stdlib files;
 #   - vector mode and more_like_this: a plain ORDER BY emb <=> q sequential
@@ -365,8 +365,8 @@ is "$(Q "SELECT count(*) FROM code.snippets s JOIN code.files f ON f.id = s.file
 	"without --strip-docs the docs are there (same count as --jsonl)"
 
 # ------------------------------------------------------------ embed_text options
-echo "# --embed-fields, --embed-max-bytes"
-"$LOADER" -q --jsonl --embed-fields=name,body --embed-max-bytes=200 "$S/box.py" > "$TMP/ef.jsonl"
+echo "# --embed-fields, --embed-max-bytes, --embed-words"
+"$LOADER" -q --jsonl --embed-fields=name,body --embed-max-bytes=200 --embed-words=none "$S/box.py" > "$TMP/ef.jsonl"
 python3 - "$TMP/ef.jsonl" <<'EOF'
 import json, sys
 for d in map(json.loads, open(sys.argv[1])):
@@ -377,20 +377,20 @@ for d in map(json.loads, open(sys.argv[1])):
     assert t[len(d["qualified_name"]) + 1:].startswith(d["code"].lstrip()[:20].lstrip()) or d["code"].strip()[:20] in t, t
 EOF
 ok $? "--embed-fields=name,body --embed-max-bytes=200: the name, then the code, at most 200 bytes"
-"$LOADER" -q --jsonl --embed-fields=signature,path "$S/box.py" | python3 -c "
+"$LOADER" -q --jsonl --embed-fields=signature,path --embed-words=none "$S/box.py" | python3 -c "
 import json, sys
 for d in map(json.loads, sys.stdin):
     assert d['embed_text'] == d['path'] + ('\n' + d['signature'] if d['signature'] else ''), d['embed_text']"
 ok $? "--embed-fields keeps the fixed order (path, then signature)"
 "$LOADER" -q --jsonl "$S/box.py" > "$TMP/def.jsonl"
-"$LOADER" -q --jsonl --embed-fields=name,signature,doc,body --embed-max-bytes=1000 "$S/box.py" > "$TMP/all.jsonl"
+"$LOADER" -q --jsonl --embed-fields=name,signature,doc,body --embed-max-bytes=500 --embed-words=name+all "$S/box.py" > "$TMP/all.jsonl"
 cmp -s "$TMP/def.jsonl" "$TMP/all.jsonl"
-ok $? "the defaults are name, signature, doc, body and 1000 bytes"
+ok $? "the defaults are name, signature, doc, body, 500 bytes and --embed-words name+all"
 "$LOADER" -q --jsonl --embed-fields=path,colour "$S" >/dev/null 2>&1; is $? 2 "an unknown --embed-fields name exits 2"
 "$LOADER" -q --jsonl --embed-max-bytes=0 "$S" >/dev/null 2>&1; is $? 2 "--embed-max-bytes=0 exits 2"
 "$LOADER" --help | grep -q -- '--strip-docs' && "$LOADER" --help | grep -q -- '--embed-fields=LIST' &&
-	"$LOADER" --help | grep -q -- '--embed-max-bytes=N'
-ok $? "--help documents the three options"
+	"$LOADER" --help | grep -q -- '--embed-max-bytes=N' && "$LOADER" --help | grep -q -- '--embed-words=MODE'
+ok $? "--help documents the four options"
 
 # ------------------------------------------------------------ upgrade from version 1
 echo "# schema upgrade 1 -> 2"
