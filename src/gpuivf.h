@@ -119,6 +119,21 @@ typedef GpuivfPageOpaqueData *GpuivfPageOpaque;
 #define GpuivfPageGetMeta(page)		((GpuivfMetaPage) PageGetContents(page))
 #define GPUIVF_LIST_SIZE(dims)		MAXALIGN(offsetof(GpuivfListData, centroid) + CODEVEC_SIZE(dims))
 
+/*
+ * GpuivfPageTuple: the index tuple at off of a locked data page, or NULL
+ * where readers see none (an unused line pointer, or one VACUUM marked
+ * LP_DEAD on a chain's last page, gpuivfvacuum.c).
+ */
+static inline IndexTuple
+GpuivfPageTuple(Page page, OffsetNumber off)
+{
+	ItemId		iid = PageGetItemId(page, off);
+
+	if (!ItemIdIsUsed(iid) || ItemIdIsDead(iid))
+		return NULL;
+	return (IndexTuple) PageGetItem(page, iid);
+}
+
 /* A (distance, heap TID) candidate of a scan */
 typedef struct GpuivfCandidate
 {
@@ -466,6 +481,14 @@ extern void GpuivfInitPage(Page page);
  * a and b point to dims floats.
  */
 extern double GpuivfCentroidDistance(GpuivfMetric metric, const float *a, const float *b, int dims);
+
+/*
+ * GpuivfOrderLists: order[0..lists) = the list numbers, nearest centroid to
+ * q first (GpuivfCentroidDistance; NaN last as float8 sorts), ties by list
+ * number: the order in which index scans and codevec_knn probe lists.
+ */
+extern void GpuivfOrderLists(GpuivfMetric metric, const float *centroids, int lists,
+							 int dims, const float *q, int *order);
 
 /*
  * GpuivfNearestList: the list whose centroid is nearest to v under metric.

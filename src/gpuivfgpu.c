@@ -453,14 +453,12 @@ CalibrateCpuOnIndex(Relation index, const GpuivfMetaPageData *meta, int64 *nrows
 				maxoff = PageGetMaxOffsetNumber(page);
 				for (OffsetNumber off = FirstOffsetNumber; off <= maxoff && n < maxRows; off++)
 				{
-					ItemId		iid = PageGetItemId(page, off);
-					IndexTuple	itup;
+					IndexTuple	itup = GpuivfPageTuple(page, off);
 					bool		isnull;
 					Datum		value;
 
-					if (!ItemIdIsUsed(iid) || ItemIdIsDead(iid))
+					if (itup == NULL)
 						continue;
-					itup = (IndexTuple) PageGetItem(page, iid);
 					value = index_getattr(itup, 1, tupdesc, &isnull);
 					if (isnull)
 						continue;
@@ -690,15 +688,12 @@ CopyPageRows(Page page, TupleDesc tupdesc, int dims, OffsetNumber from, int64 li
 
 	for (off = from; off <= maxoff && *n < limit; off++)
 	{
-		ItemId		iid = PageGetItemId(page, off);
-		IndexTuple	itup;
+		IndexTuple	itup = GpuivfPageTuple(page, off);
 		bool		isnull;
 		Codevec    *v;
 
-		/* removed by VACUUM on a chain's last page (gpuivfvacuum.c) */
-		if (!ItemIdIsUsed(iid) || ItemIdIsDead(iid))
+		if (itup == NULL)
 			continue;
-		itup = (IndexTuple) PageGetItem(page, iid);
 		v = DatumGetCodevec(index_getattr(itup, 1, tupdesc, &isnull));
 
 		memcpy(vecs + (Size) *n * dims, v->x, sizeof(float) * dims);
@@ -715,11 +710,7 @@ LiveRows(Page page)
 	int			n = 0;
 
 	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
-	{
-		ItemId		iid = PageGetItemId(page, off);
-
-		n += ItemIdIsUsed(iid) && !ItemIdIsDead(iid);
-	}
+		n += GpuivfPageTuple(page, off) != NULL;
 	return n;
 }
 
@@ -1298,11 +1289,10 @@ GpuivfGpuAssign(GpuivfMetric metric, const float *x, int n, int dims, int lists,
 void
 GpuivfGpuKmeansDone(int dims, int lists)
 {
-	dsm_segment *seg = dsm_create(GpuKmeansRequestSize(0, dims, 0), 0);
+	dsm_segment *seg = CodevecGpuSessionSegment(GpuKmeansRequestSize(0, dims, 0));
 
 	KmeansRequest(seg, GPU_KMEANS_DONE, GPUIVF_METRIC_L2, dims, lists, 0, 0, 0);
 	(void) CodevecGpuCall(seg);
-	dsm_detach(seg);
 }
 
 /* ---------------------------------------------------------------------

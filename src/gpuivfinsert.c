@@ -58,7 +58,7 @@ FindListEntry(Relation index, int list, BlockNumber *blkno, OffsetNumber *offno)
  * metapage.
  */
 static Buffer
-BumpChangeCount(Relation index, GenericXLogState *state, const GpuivfMetaPageData *meta)
+BumpChangeCount(Relation index, GenericXLogState *state)
 {
 	Buffer		metaBuf;
 	Page		metaPage;
@@ -72,7 +72,7 @@ BumpChangeCount(Relation index, GenericXLogState *state, const GpuivfMetaPageDat
 
 /* Add itup to list, extending its chain when the insert page is full */
 static void
-InsertTuple(Relation index, IndexTuple itup, const GpuivfMetaPageData *meta, int list)
+InsertTuple(Relation index, IndexTuple itup, int list)
 {
 	Size		sz = MAXALIGN(IndexTupleSize(itup));
 	BlockNumber listBlk;
@@ -103,10 +103,9 @@ InsertTuple(Relation index, IndexTuple itup, const GpuivfMetaPageData *meta, int
 
 			if (PageAddItem(page, (Item) itup, sz, InvalidOffsetNumber, false, false) == InvalidOffsetNumber)
 				elog(ERROR, "failed to add index item to \"%s\"", RelationGetRelationName(index));
-			metaBuf = BumpChangeCount(index, state, meta);
+			metaBuf = BumpChangeCount(index, state);
 			GenericXLogFinish(state);
-			if (BufferIsValid(metaBuf))
-				UnlockReleaseBuffer(metaBuf);
+			UnlockReleaseBuffer(metaBuf);
 			UnlockReleaseBuffer(buf);
 			break;
 		}
@@ -134,10 +133,9 @@ InsertTuple(Relation index, IndexTuple itup, const GpuivfMetaPageData *meta, int
 				elog(ERROR, "failed to add index item to \"%s\"", RelationGetRelationName(index));
 			e = (GpuivfList) PageGetItem(listPage, PageGetItemId(listPage, listOff));
 			e->insertPage = BufferGetBlockNumber(newbuf);
-			metaBuf = BumpChangeCount(index, state, meta);
+			metaBuf = BumpChangeCount(index, state);
 			GenericXLogFinish(state);
-			if (BufferIsValid(metaBuf))
-				UnlockReleaseBuffer(metaBuf);
+			UnlockReleaseBuffer(metaBuf);
 			UnlockReleaseBuffer(newbuf);
 			UnlockReleaseBuffer(buf);
 			break;
@@ -179,14 +177,15 @@ gpuivfinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 				 errmsg("expected %d dimensions, not %d", meta.dims, v->dim)));
 	if (meta.lists > 1)
 	{
-		float	   *centroids = GpuivfLoadCentroids(index, &meta, NULL, NULL);
+		const BlockNumber *starts;
+		const float *centroids = GpuivfCachedCentroids(index, &meta, &starts);
 
 		list = GpuivfNearestList((GpuivfMetric) meta.metric, centroids, meta.lists, meta.dims, v->x);
 	}
 	d = PointerGetDatum(v);
 	itup = index_form_tuple(RelationGetDescr(index), &d, &n);
 	itup->t_tid = *heap_tid;
-	InsertTuple(index, itup, &meta, list);
+	InsertTuple(index, itup, list);
 
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(ctx);

@@ -349,15 +349,13 @@ ScanList(KnnState *st, BlockNumber blkno, const int *qids, int nqs,
 		maxoff = PageGetMaxOffsetNumber(page);
 		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
 		{
-			ItemId		iid = PageGetItemId(page, off);
-			IndexTuple	itup;
+			IndexTuple	itup = GpuivfPageTuple(page, off);
 			bool		isnull;
 			Datum		value;
 			Codevec    *v;
 
-			if (!ItemIdIsUsed(iid) || ItemIdIsDead(iid))
+			if (itup == NULL)
 				continue;
-			itup = (IndexTuple) PageGetItem(page, iid);
 			value = index_getattr(itup, 1, tupdesc, &isnull);
 			if (isnull)
 				continue;		/* gpuivf does not index NULLs; as ProbeList */
@@ -385,72 +383,6 @@ ScanList(KnnState *st, BlockNumber blkno, const int *qids, int nqs,
 			n = 0;
 		}
 		CHECK_FOR_INTERRUPTS();
-	}
-}
-
-/* Order the lists of an IVF index for query q, nearest centroid first */
-static void
-OrderLists(KnnState *st, KnnQuery *q, double *d)
-{
-	int			lists = st->meta.lists;
-	int		   *order = q->listOrder;
-	bool		anynan = false;
-
-	for (int l = 0; l < lists; l++)
-	{
-		d[l] = GpuivfCentroidDistance((GpuivfMetric) st->meta.metric, q->x,
-									  st->centroids + (Size) l * st->dims, st->dims);
-		anynan |= isnan(d[l]);
-		order[l] = l;
-	}
-
-	/*
-	 * The index scan (gpuivfscan.c, StartScan) insertion-sorts the list
-	 * numbers by d with ">", a stable sort: without NaN the same order as
-	 * sorting (d, list number), done here in O(L log L). With a NaN ">"
-	 * is no order at all, so do exactly what the scan does.
-	 */
-	if (!anynan)
-	{
-		int			width = 1;
-		int		   *tmp = palloc(sizeof(int) * lists);
-
-		/* bottom-up merge sort by (d, list number): stable, O(L log L) */
-		for (; width < lists; width *= 2)
-		{
-			for (int lo = 0; lo < lists; lo += 2 * width)
-			{
-				int			mid = Min(lo + width, lists),
-							hi = Min(lo + 2 * width, lists),
-							a = lo,
-							b = mid,
-							o = lo;
-
-				while (a < mid && b < hi)
-					tmp[o++] = d[order[b]] < d[order[a]] ? order[b++] : order[a++];
-				while (a < mid)
-					tmp[o++] = order[a++];
-				while (b < hi)
-					tmp[o++] = order[b++];
-			}
-			memcpy(order, tmp, sizeof(int) * lists);
-		}
-		pfree(tmp);
-	}
-	else
-	{
-		for (int i = 1; i < lists; i++)
-		{
-			int			l = order[i];
-			int			j = i;
-
-			while (j > 0 && d[order[j - 1]] > d[l])
-			{
-				order[j] = order[j - 1];
-				j--;
-			}
-			order[j] = l;
-		}
 	}
 }
 
@@ -575,7 +507,6 @@ static void
 CpuSearchBatch(KnnState *st)
 {
 	int		   *group = palloc(sizeof(int) * st->nb);
-	double	   *d = st->meta.lists > 1 ? palloc(sizeof(double) * st->meta.lists) : NULL;
 	int			ng = 0;
 
 	for (int i = 0; i < st->nb; i++)
@@ -586,8 +517,10 @@ CpuSearchBatch(KnnState *st)
 			continue;
 		if (st->meta.lists > 1)
 		{
+			/* the order the index scan probes them in */
 			q->listOrder = palloc(sizeof(int) * st->meta.lists);
-			OrderLists(st, q, d);
+			GpuivfOrderLists((GpuivfMetric) st->meta.metric, st->centroids, st->meta.lists,
+							 st->dims, q->x, q->listOrder);
 			q->nextList = 0;
 		}
 		group[ng++] = i;
@@ -595,8 +528,6 @@ CpuSearchBatch(KnnState *st)
 	if (ng > 0)
 		CpuSearch(st, group, ng);
 	pfree(group);
-	if (d)
-		pfree(d);
 }
 
 /* Whether the batch goes to the GPU service: GpuivfGpuRoute's rules */

@@ -124,14 +124,12 @@ ProbeList(IndexScanDesc scan, BlockNumber blkno, BufferAccessStrategy bas)
 		maxoff = PageGetMaxOffsetNumber(page);
 		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
 		{
-			ItemId		iid = PageGetItemId(page, off);
-			IndexTuple	itup;
+			IndexTuple	itup = GpuivfPageTuple(page, off);
 			bool		isnull;
 			Datum		value;
 
-			if (!ItemIdIsUsed(iid) || ItemIdIsDead(iid))
+			if (itup == NULL)
 				continue;
-			itup = (IndexTuple) PageGetItem(page, iid);
 			value = index_getattr(itup, 1, tupdesc, &isnull);
 			if (so->query == (Datum) 0 || isnull)
 				PushCandidate(so, 0, true, &itup->t_tid);
@@ -162,24 +160,6 @@ ProbeNextLists(IndexScanDesc scan)
 	MemoryContextSwitchTo(old);
 }
 
-/* A list and its centroid's distance to the query */
-typedef struct ListOrderItem
-{
-	double		distance;
-	int			list;
-} ListOrderItem;
-
-static int
-ListOrderCompare(const void *a, const void *b)
-{
-	const ListOrderItem *x = (const ListOrderItem *) a;
-	const ListOrderItem *y = (const ListOrderItem *) b;
-
-	int			c = float8_cmp_internal(x->distance, y->distance);	/* NaN last */
-
-	return c != 0 ? c : x->list - y->list;
-}
-
 /* First call after rescan: read the metapage and order the lists */
 static void
 StartScan(IndexScanDesc scan)
@@ -203,20 +183,10 @@ StartScan(IndexScanDesc scan)
 	if (meta.lists > 1 && so->query != (Datum) 0)
 	{
 		Codevec    *q = DatumGetCodevec(so->query);
-		ListOrderItem *d = palloc(sizeof(ListOrderItem) * meta.lists);
 
 		GpuivfCheckQueryDims(GpuivfGetMetric(scan->indexRelation), meta.dims, q);
-		for (int i = 0; i < meta.lists; i++)
-		{
-			d[i].distance = GpuivfCentroidDistance((GpuivfMetric) meta.metric, q->x,
-												   centroids + (size_t) i * meta.dims, meta.dims);
-			d[i].list = i;
-		}
-		/* nearest centroid first, ties by list number */
-		qsort(d, meta.lists, sizeof(ListOrderItem), ListOrderCompare);
-		for (int i = 0; i < meta.lists; i++)
-			so->listOrder[i] = d[i].list;
-		pfree(d);
+		GpuivfOrderLists((GpuivfMetric) meta.metric, centroids, meta.lists, meta.dims, q->x,
+						 so->listOrder);
 		so->probes = Min(gpuivf_probes, meta.lists);
 	}
 	else

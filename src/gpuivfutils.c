@@ -25,6 +25,7 @@
 #include "kmeans.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
+#include "utils/float.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
@@ -120,6 +121,40 @@ GpuivfCentroidDistance(GpuivfMetric metric, const float *a, const float *b, int 
 			}
 	}
 	return 0;
+}
+
+/* A list and its centroid's distance to the query, for GpuivfOrderLists */
+typedef struct ListOrderItem
+{
+	double		distance;
+	int			list;
+} ListOrderItem;
+
+static int
+ListOrderCompare(const void *a, const void *b)
+{
+	const ListOrderItem *x = (const ListOrderItem *) a;
+	const ListOrderItem *y = (const ListOrderItem *) b;
+	int			c = float8_cmp_internal(x->distance, y->distance);	/* NaN last */
+
+	return c != 0 ? c : x->list - y->list;
+}
+
+void
+GpuivfOrderLists(GpuivfMetric metric, const float *centroids, int lists, int dims,
+				 const float *q, int *order)
+{
+	ListOrderItem *d = palloc(sizeof(ListOrderItem) * lists);
+
+	for (int i = 0; i < lists; i++)
+	{
+		d[i].distance = GpuivfCentroidDistance(metric, q, centroids + (size_t) i * dims, dims);
+		d[i].list = i;
+	}
+	qsort(d, lists, sizeof(ListOrderItem), ListOrderCompare);
+	for (int i = 0; i < lists; i++)
+		order[i] = d[i].list;
+	pfree(d);
 }
 
 int
@@ -260,21 +295,11 @@ GpuivfCachedCentroids(Relation index, const GpuivfMetaPageData *meta,
 	}
 	if (e == NULL)
 	{
-		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-		float	   *centroids;
+		/* read in the caller's context (an error frees it), then keep */
 		BlockNumber *starts = palloc(sizeof(BlockNumber) * meta->lists);
+		float	   *centroids = GpuivfLoadCentroids(index, meta, starts, NULL);
+		Size		cbytes = sizeof(float) * (Size) meta->lists * meta->dims;
 
-		PG_TRY();
-		{
-			centroids = GpuivfLoadCentroids(index, meta, starts, NULL);
-		}
-		PG_CATCH();
-		{
-			MemoryContextSwitchTo(old);
-			pfree(starts);
-			PG_RE_THROW();
-		}
-		PG_END_TRY();
 		/* replace the least recently used entry */
 		e = &centroid_cache[0];
 		for (int i = 1; i < CENTROID_CACHE_ENTRIES; i++)
@@ -284,15 +309,19 @@ GpuivfCachedCentroids(Relation index, const GpuivfMetaPageData *meta,
 		{
 			pfree(e->centroids);
 			pfree(e->startPages);
+			e->centroids = NULL;	/* empty until filled below */
 		}
+		e->startPages = MemoryContextAlloc(TopMemoryContext, sizeof(BlockNumber) * meta->lists);
+		memcpy(e->startPages, starts, sizeof(BlockNumber) * meta->lists);
+		e->centroids = MemoryContextAllocHuge(TopMemoryContext, cbytes);
+		memcpy(e->centroids, centroids, cbytes);
 		e->dbid = MyDatabaseId;
 		e->indexid = RelationGetRelid(index);
 		e->relfilenode = index->rd_node.relNode;
 		e->lists = meta->lists;
 		e->dims = meta->dims;
-		e->centroids = centroids;
-		e->startPages = starts;
-		MemoryContextSwitchTo(old);
+		pfree(centroids);
+		pfree(starts);
 	}
 	e->lastUsed = ++centroid_cache_clock;
 	*startPages = e->startPages;

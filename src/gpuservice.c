@@ -766,17 +766,18 @@ RunKnnGroup(GpuKnnRequest **group, int ng)
 			   *dist,
 			   *rows;
 	int64	   *ids;
-	int32	   *probes = NULL;
-	int		   *qprobes = NULL;
+	int32	   *probes;
+	int		   *qprobes;
 	int			nprobe = 0;
-	bool		one_by_one = ng == 1 || CopyStatus(c, &r0->key, r0->dims) != 0;
+	bool		ivf = c != NULL && c->lists > 1;
+	bool		one_by_one = ng == 1 || CopyStatus(c, &r0->key, r0->dims) != 0 ||
+		c->nmasked > 0;
 
-	for (int j = 0; j < ng; j++)
+	for (int j = 0; j < ng && !one_by_one; j++)
 	{
 		kmax = Max(kmax, group[j]->k);
-		one_by_one |= group[j]->nq != 1 || group[j]->k < 1 ||
-			(group[j]->nprobe > 0) != (c != NULL && c->lists > 1);
-	one_by_one |= c != NULL && c->nmasked > 0;
+		nprobe += group[j]->nprobe;
+		one_by_one |= group[j]->nq != 1 || group[j]->k < 1 || (group[j]->nprobe > 0) != ivf;
 	}
 	if (one_by_one || kmax > CODEVEC_CUDA_MAX_K)
 	{
@@ -788,50 +789,32 @@ RunKnnGroup(GpuKnnRequest **group, int ng)
 	dist = malloc(sizeof(float) * (Size) ng * kmax);
 	ids = malloc(sizeof(int64) * (Size) ng * kmax);
 	rows = malloc(sizeof(float) * (Size) ng * kmax * r0->dims);
-	if (queries == NULL || dist == NULL || ids == NULL || rows == NULL)
+	probes = malloc(sizeof(int32) * Max(nprobe, 1));
+	qprobes = malloc(sizeof(int) * ng);
+	if (queries == NULL || dist == NULL || ids == NULL || rows == NULL || probes == NULL ||
+		qprobes == NULL)
 	{
 		free(queries);
 		free(dist);
 		free(ids);
 		free(rows);
+		free(probes);
+		free(qprobes);
 		for (int j = 0; j < ng; j++)
 			RunKnn(group[j]);
 		return;
 	}
-	for (int j = 0; j < ng; j++)
-		memcpy(queries + (Size) j * r0->dims, GpuKnnQueries(group[j]), sizeof(float) * r0->dims);
-	c->last_used = GetCurrentTimestamp();
-	if (c->lists > 1)
+	/* the queries; IVF: each query's lists, its own ranges in one launch */
+	for (int j = 0, total = 0; j < ng; j++)
 	{
-		/* IVF: each query its own lists, one launch (codevec_cuda_knn_qranges) */
-		int			total = 0;
-
-		for (int j = 0; j < ng; j++)
-			total += group[j]->nprobe;
-		probes = malloc(sizeof(int32) * Max(total, 1));
-		qprobes = malloc(sizeof(int) * ng);
-		if (probes == NULL || qprobes == NULL)
-		{
-			free(probes);
-			free(qprobes);
-			free(queries);
-			free(dist);
-			free(ids);
-			free(rows);
-			for (int j = 0; j < ng; j++)
-				RunKnn(group[j]);
-			return;
-		}
-		total = 0;
-		for (int j = 0; j < ng; j++)
-		{
-			memcpy(probes + total, GpuKnnProbes(group[j]), sizeof(int32) * group[j]->nprobe);
-			qprobes[j] = group[j]->nprobe;
-			total += group[j]->nprobe;
-		}
-		nprobe = total;
+		memcpy(queries + (Size) j * r0->dims, GpuKnnQueries(group[j]), sizeof(float) * r0->dims);
+		memcpy(probes + total, GpuKnnProbes(group[j]), sizeof(int32) * group[j]->nprobe);
+		qprobes[j] = group[j]->nprobe;
+		total += group[j]->nprobe;
 	}
-	if (KnnOnCopy(c, queries, ng, kmax, r0->metric, probes, nprobe, qprobes, dist, ids, rows,
+	c->last_used = GetCurrentTimestamp();
+	if (KnnOnCopy(c, queries, ng, kmax, r0->metric, probes, nprobe, ivf ? qprobes : NULL,
+				  dist, ids, rows,
 				  r0->hdr.errmsg, sizeof(r0->hdr.errmsg)) != CODEVEC_CUDA_OK)
 	{
 		for (int j = 0; j < ng; j++)
