@@ -5,6 +5,8 @@
 #   make install         install the extension (and codevec-load)
 #   make installcheck    pg_regress against a running server (PG* env)
 #   make model           download and install the default pretrained encoder
+#   make model-code      fine-tune it for code search (code-MiniLM-L6; needs
+#                        PyTorch from PyPI, best on a GPU: tools/train-model.sh)
 #   make -C loaders      only the loader
 #
 # The full test suite, with its own throwaway cluster: test/run.sh
@@ -90,6 +92,11 @@ endif
 model:
 	bash tools/fetch-model.sh
 
+# all-MiniLM-L6-v2 fine-tuned on (doc sentence, code) pairs of Debian
+# packages that are not in the retrieval benchmark (bench/quality)
+model-code:
+	bash tools/train-model.sh
+
 # the loader, codevec-load (loaders/): built and installed with the extension
 all: loader
 loader:
@@ -101,6 +108,6 @@ clean: clean-loader
 clean-loader:
 	$(MAKE) -C loaders clean
 
-.PHONY: print-cuda model loader install-loader clean-loader
+.PHONY: print-cuda model model-code loader install-loader clean-loader
 print-cuda:
 	@echo "CUDA=$(CUDA) NVCC=$(NVCC)"

