@@ -196,32 +196,36 @@ is "$(Q "SELECT count(*) FROM code.search('the of and !!', mode => 'keyword')")"
 # ------------------------------------------------------------ hybrid
 echo "# hybrid = reciprocal rank fusion computed here"
 for q in "${QS[@]:0:3}"; do
-	for params in "20 60 7" "5 0 10"; do
-		read -r depth rrfk k <<<"$params"
+	for params in "20 60 7 1" "5 0 10 1" "20 5 10 0.5" "10 5 10 0"; do
+		read -r depth rrfk k kw <<<"$params"
 		vl=$(seqscan "$q" "$depth" | sed 's/:[^ ]*//g')
 		kl=$(Q "SELECT string_agg(id::text, ' ' ORDER BY r DESC, id) FROM (
 			SELECT s.id, ts_rank(s.tsv, code.keyword_query(\$q\$$q\$q\$)) AS r FROM code.snippets s
 			WHERE s.tsv @@ code.keyword_query(\$q\$$q\$q\$)
 			ORDER BY 2 DESC, s.id LIMIT $depth) x")
-		want=$(python3 - "$vl" "$kl" "$rrfk" "$k" <<'EOF'
+		want=$(python3 - "$vl" "$kl" "$rrfk" "$k" "$kw" <<'EOF'
 import sys
 v, kw, rrf, k = sys.argv[1].split(), sys.argv[2].split(), int(sys.argv[3]), int(sys.argv[4])
+w = float(sys.argv[5])
 score, vr, kr = {}, {}, {}
 for i, x in enumerate(v, 1):
     vr[x] = i
 for i, x in enumerate(kw, 1):
     kr[x] = i
 for x in set(v) | set(kw):
-    score[x] = (1.0 / (rrf + vr[x]) if x in vr else 0.0) + (1.0 / (rrf + kr[x]) if x in kr else 0.0)
+    score[x] = (1.0 / (rrf + vr[x]) if x in vr else 0.0) + (w / (rrf + kr[x]) if x in kr else 0.0)
 top = sorted(score, key=lambda x: (-score[x], int(x)))[:k]
 print(" ".join("%s:%s:%s:%.12f" % (x, vr.get(x, ""), kr.get(x, ""), score[x]) for x in top))
 EOF
 )
 		got=$(Q "SELECT string_agg(format('%s:%s:%s:%s', id, vector_rank, keyword_rank, to_char(score, 'FM0.000000000000')), ' ')
-			FROM code.search(\$q\$$q\$q\$, k => $k, depth => $depth, rrf_k => $rrfk)")
-		is "$got" "$want" "hybrid '$q' depth $depth rrf_k $rrfk k $k: ids, ranks, scores"
+			FROM code.search(\$q\$$q\$q\$, k => $k, depth => $depth, rrf_k => $rrfk, keyword_weight => $kw)")
+		is "$got" "$want" "hybrid '$q' depth $depth rrf_k $rrfk keyword_weight $kw k $k: ids, ranks, scores"
 	done
 done
+is "$(Q "SELECT string_agg(id || ':' || score, ' ' ORDER BY score DESC, id) FROM code.search('decode a JSON document', k => 10)")" \
+	"$(Q "SELECT string_agg(id || ':' || score, ' ' ORDER BY score DESC, id) FROM code.search('decode a JSON document', k => 10, rrf_k => 5, keyword_weight => 0.35, depth => 100)")" \
+	"hybrid's defaults are rrf_k 5, keyword_weight 0.35, depth 100"
 is "$(Q "SELECT count(*) FROM code.search('decode a JSON document', k => 10)
 	WHERE distance IS DISTINCT FROM (SELECT emb <=> embed('decode a JSON document') FROM code.snippets s WHERE s.id = search.id)")" 0 \
 	"hybrid: distance is the cosine distance to embed(query) for every row"
@@ -280,6 +284,9 @@ is "$(STATE "SELECT * FROM code.search('x', k => 10001)")" 22023 "k > 10000: 220
 is "$(STATE "SELECT * FROM code.search('x', depth => 0)")" 22023 "depth = 0: 22023"
 is "$(STATE "SELECT * FROM code.search('x', rrf_k => -1)")" 22023 "rrf_k < 0: 22023"
 is "$(STATE "SELECT * FROM code.search(NULL)")" 22023 "NULL query: 22023"
+for w in -0.5 NULL "'NaN'" "'Infinity'"; do
+	is "$(STATE "SELECT * FROM code.search('x', keyword_weight => $w)")" 22023 "keyword_weight $w: 22023"
+done
 psql -X -q -d "$DB" -c "SELECT * FROM code.search('x', mode => 'fuzzy')" 2>&1 | grep -q 'unknown mode "fuzzy"'
 ok $? "the message names the bad mode"
 is "$(STATE "SELECT * FROM code.more_like_this(-1)")" 22023 "more_like_this of an unknown id: 22023"
@@ -394,7 +401,12 @@ ok $? "--help documents the four options"
 
 # ------------------------------------------------------------ upgrade from version 1
 echo "# schema upgrade 1 -> 2"
-Q "DROP FUNCTION code.search(text, integer, text, text, boolean, text, integer, integer);
+Q "DROP FUNCTION code.search(text, integer, text, text, boolean, text, integer, integer, double precision);
+   -- the signature of the loader before keyword_weight: a run must replace it, not add an overload
+   CREATE FUNCTION code.search(query text, k integer DEFAULT 10, lang text DEFAULT NULL,
+       path_like text DEFAULT NULL, exclude_tests boolean DEFAULT false, mode text DEFAULT 'hybrid',
+       rrf_k integer DEFAULT 5, depth integer DEFAULT 100) RETURNS TABLE(id bigint)
+       LANGUAGE sql AS 'SELECT 1::bigint';
    DROP FUNCTION code.more_like_this(bigint, integer, boolean);
    UPDATE code.snippets SET tsv = to_tsvector('simple', qualified_name);
    DELETE FROM code.schema_version; INSERT INTO code.schema_version (version) VALUES (1)" >/dev/null
@@ -404,6 +416,9 @@ is "$(Q "SELECT max(version) FROM code.schema_version")" 2 "... records version 
 is "$(Q "SELECT count(*) FROM code.snippets WHERE tsv IS DISTINCT FROM code.snippet_tsv(qualified_name, signature, doc, code)")" 0 \
 	"... and recomputed every tsv (all repositories)"
 is "$(Q "SELECT count(*) FROM code.search('decode', k => 3)")" 3 "... and re-created code.search"
+is "$(Q "SELECT string_agg(oid::regprocedure::text, ',') FROM pg_proc WHERE proname = 'search' AND pronamespace = 'code'::regnamespace")" \
+	"code.search(text,integer,text,text,boolean,text,integer,integer,double precision)" \
+	"... replacing the 8-argument code.search of earlier loaders (one function, no overload)"
 
 # ------------------------------------------------------------ without the extension
 echo "# --dims 0 on a server database without codevec"
@@ -412,7 +427,7 @@ PGDATABASE=${DB}_plain "$LOADER" -q --dims 0 --repo plain "$S"
 is $? 0 "--dims 0 loads into a database without the extension"
 P() { psql -X -A -t -q -d "${DB}_plain" -c "$1"; }
 is "$(P "SELECT max(version) FROM code.schema_version")" 1 "... stays at schema version 1"
-is "$(P "SELECT to_regprocedure('code.search(text,integer,text,text,boolean,text,integer,integer)') IS NULL")" t \
+is "$(P "SELECT count(*) FROM pg_proc WHERE proname = 'search' AND pronamespace = 'code'::regnamespace")" 0 \
 	"... without code.search"
 is "$(P "SELECT string_agg(DISTINCT symbol, ',') FROM code.snippets
 	WHERE tsv @@ to_tsquery('simple', 'json & decoder') AND symbol ILIKE '%decoder'")" "JSONDecoder" \
