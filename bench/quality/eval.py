@@ -98,7 +98,7 @@ def corpus_info(conn):
 
 def has_search(conn):
     with conn.cursor() as cur:
-        cur.execute("SELECT to_regprocedure('code.search(text,integer,text,text,boolean,text,integer,integer)')"
+        cur.execute("SELECT to_regprocedure('code.search(text,integer,text,text,boolean,text,integer,integer,double precision)')"
                     " IS NOT NULL, to_regprocedure('code.keyword_query(text)') IS NOT NULL")
         return cur.fetchone()
 
@@ -112,11 +112,14 @@ def cmd_search(args):
         queries = queries[:args.limit]
     info = corpus_info(conn)
     runs = []
-    for mode in args.modes.split(','):
-        for rrf_k in [int(x) for x in args.rrf_k.split(',')]:
-            for depth in [int(x) for x in args.depth.split(',')]:
+    weights = [float(x) for x in args.keyword_weight.split(',')]
+    for mode, rrf_k, depth, kw_w in [(m, r, d, w) for m in args.modes.split(',')
+                                     for r in [int(x) for x in args.rrf_k.split(',')]
+                                     for d in [int(x) for x in args.depth.split(',')]
+                                     for w in weights]:
                 if mode != 'hybrid' and (rrf_k != int(args.rrf_k.split(',')[0]) or
-                                         depth != int(args.depth.split(',')[0])):
+                                         depth != int(args.depth.split(',')[0]) or
+                                         kw_w != weights[0]):
                     continue
                 ranks, times = {}, []
                 t0 = time.time()
@@ -124,7 +127,8 @@ def cmd_search(args):
                     for i, q in enumerate(queries):
                         t = time.perf_counter()
                         cur.execute("SELECT id FROM code.search(%s, %s, mode => %s, rrf_k => %s,"
-                                    " depth => %s)", (q['query'], args.k, mode, rrf_k, depth))
+                                    " depth => %s, keyword_weight => %s)",
+                                    (q['query'], args.k, mode, rrf_k, depth, kw_w))
                         got = [r[0] for r in cur.fetchall()]
                         times.append(time.perf_counter() - t)
                         ranks[q['qid']] = got.index(q['target']) + 1 if q['target'] in got else 0
@@ -132,16 +136,23 @@ def cmd_search(args):
                             log('  %s rrf_k=%d depth=%d: %d/%d queries, %.0f s' % (
                                 mode, rrf_k, depth, i + 1, len(queries), time.time() - t0))
                 times.sort()
-                run = dict(mode=mode, rrf_k=rrf_k, depth=depth, k=args.k, ranks=ranks,
+                run = dict(mode=mode, rrf_k=rrf_k, depth=depth, keyword_weight=kw_w,
+                           k=args.k, ranks=ranks,
                            seconds=time.time() - t0,
                            latency_ms=dict(p50=1000 * times[len(times) // 2],
                                            p95=1000 * times[int(len(times) * .95)]))
                 m = metrics(queries, ranks)
-                log('%-8s rrf_k=%-3d depth=%-4d MRR@10 %.3f R@1 %.3f R@10 %.3f  (%.0f s)' % (
-                    mode, rrf_k, depth, m['all']['mrr10'], m['all']['r1'], m['all']['r10'],
+                log('%-8s rrf_k=%-3d depth=%-4d kw=%-4g MRR@10 %.3f R@1 %.3f R@10 %.3f  (%.0f s)' % (
+                    mode, rrf_k, depth, kw_w, m['all']['mrr10'], m['all']['r1'], m['all']['r10'],
                     run['seconds']))
                 run['metrics'] = m
                 runs.append(run)
+    if args.merge and os.path.exists(args.out):
+        # keep the runs of the file that this invocation did not repeat
+        done = {(r['mode'], r['rrf_k'], r['depth'], r.get('keyword_weight', 1.0)) for r in runs}
+        old = json.load(open(args.out))
+        runs = [r for r in old['runs'] if (r['mode'], r['rrf_k'], r['depth'],
+                                           r.get('keyword_weight', 1.0)) not in done] + runs
     out = dict(source='code.search', corpus=info, embed=args.embed, queries=len(queries),
                query_languages=dict(collections.Counter(q['language'] for q in queries)),
                runs=runs)
@@ -243,13 +254,14 @@ def cmd_kwlists(args):
         log('kw %s: %d queries, %.0f s' % (name, len(out), time.time() - t0))
 
 
-def fuse(vec_ids, kw_ids, rrf_k, depth, k=10):
-    """code.search's hybrid: RRF of the top depth of both lists, ties by id."""
+def fuse(vec_ids, kw_ids, rrf_k, depth, k=10, keyword_weight=1.0):
+    """code.search's hybrid: RRF of the top depth of both lists (the keyword
+    list's terms times keyword_weight), ties by id."""
     score = collections.defaultdict(float)
     for r, i in enumerate(vec_ids[:depth], 1):
         score[i] += 1.0 / (rrf_k + r)
     for r, i in enumerate(kw_ids[:depth], 1):
-        score[i] += 1.0 / (rrf_k + r)
+        score[i] += keyword_weight / (rrf_k + r)
     return [i for i, _ in sorted(score.items(), key=lambda x: (-x[1], x[0]))[:k]]
 
 
@@ -296,7 +308,11 @@ def main():
     s.add_argument('--modes', default='vector,keyword,hybrid')
     s.add_argument('--rrf-k', default='60')
     s.add_argument('--depth', default='100')
+    s.add_argument('--keyword-weight', default='1',
+                   help="code.search's keyword_weight (hybrid), comma-separated")
     s.add_argument('--k', type=int, default=10)
+    s.add_argument('--merge', action='store_true',
+                   help='keep the runs already in --out that this one does not repeat')
     s.add_argument('--embed', default='', help='how embed_text was made (recorded)')
     s.add_argument('--limit', type=int, default=0)
     s.add_argument('--queries', default=os.path.join(HERE, 'queries.tsv.gz'))

@@ -28,12 +28,19 @@ CACHE = os.environ.get('CODEVEC_QUALITY_CACHE', '/tmp/codevec-quality')
 LANGS = ['go', 'javascript', 'python', 'rust']
 RRF_KS = [0, 5, 10, 20, 30, 60, 100, 200]
 DEPTHS = [10, 20, 50, 100, 200, 400]
+# the keyword-weight grid (depth 100) and code.search's defaults
+FUSE_KS = [0, 5, 10, 20, 60]
+FUSE_WS = [1.0, 0.75, 0.5, 0.35, 0.25, 0.15, 0.1, 0.0]
+DEFAULT_RRF_K, DEFAULT_KW = 5, 0.35
 
 
 # the embed_text of the headline: the loader's default (codevec-load --help)
 HEADLINE_EMBED = 'fields=name,signature,doc,body max_bytes=500 words=name+all'
 # what the other whole-corpus runs are compared with: the default before --embed-words
 BASELINE_EMBED = 'fields=name,signature,doc,body max_bytes=1000 words=none'
+# the model `make model` installs; runs with another model are keyed
+# '<embed> model=<name>' (run.sh MODEL=...)
+DEFAULT_MODEL = 'all-MiniLM-L6-v2'
 # the base of the sub-corpus variant study (the same embed_text)
 VARIANT_BASE = 'name_sig_doc_body_1000'
 
@@ -43,9 +50,10 @@ def embed_desc(e):
     if not e or e == 'loader-default':
         return "the loader's default"
     d = dict(x.split('=', 1) for x in e.split())
-    return '%s; %s bytes%s' % (d.get('fields', '?').replace(',', ', '), d.get('max_bytes', '?'),
-                               '' if d.get('words', 'none') == 'none' else
-                               '; words %s' % d['words'])
+    return '%s; %s bytes%s%s' % (d.get('fields', '?').replace(',', ', '), d.get('max_bytes', '?'),
+                                 '' if d.get('words', 'none') == 'none' else
+                                 '; words %s' % d['words'],
+                                 '; model %s' % d['model'] if 'model' in d else '')
 
 
 def rr(r):
@@ -169,13 +177,19 @@ def main():
                 have = {(r['mode'], r['rrf_k'], r['depth']) for r in s['runs']}
                 s['runs'] += [r for r in json.load(open(extra))['runs']
                               if (r['mode'], r['rrf_k'], r['depth']) not in have]
-        runs[s.get('embed') or 'loader-default'] = s
+        key = s.get('embed') or 'loader-default'
+        if s['corpus']['model'] != DEFAULT_MODEL:
+            key += ' model=' + s['corpus']['model']
+        runs[key] = s
     headline = runs.get(HEADLINE_EMBED) or (runs and runs[sorted(runs)[0]])
     res['search_runs'] = {e: dict(corpus=s['corpus'], queries=s['queries'], runs=[
         {k: v for k, v in r.items() if k != 'ranks'} for r in s['runs']]) for e, s in runs.items()}
 
     def mode_name(r):
-        return r['mode'] if r['mode'] != 'hybrid' else 'hybrid k=%d d=%d' % (r['rrf_k'], r['depth'])
+        if r['mode'] != 'hybrid':
+            return r['mode']
+        w = r.get('keyword_weight', 1.0)       # runs before keyword_weight: 1
+        return 'hybrid k=%d d=%d%s' % (r['rrf_k'], r['depth'], '' if w == 1.0 else ' w=%g' % w)
 
     def ranks(r):
         return {int(k): v for k, v in r['ranks'].items()}
@@ -201,7 +215,10 @@ def main():
             for lang in LANGS + ['all']:
                 if lang in m:
                     rows.append([r['mode'] + ('' if r['mode'] != 'hybrid' else
-                                              ' (k=%d, depth %d)' % (r['rrf_k'], r['depth'])),
+                                              ' (k=%d, depth %d%s)' % (
+                                                  r['rrf_k'], r['depth'],
+                                                  '' if r.get('keyword_weight', 1.0) == 1.0 else
+                                                  ', keyword_weight %g' % r['keyword_weight'])),
                                  lang, m[lang]['n'], fmt(m[lang]['mrr10']),
                                  fmt(m[lang]['r1']), fmt(m[lang]['r10'])])
         md.append(table(rows, ['mode', 'language', 'queries', 'MRR@10', 'recall@1',
@@ -210,7 +227,9 @@ def main():
         for e in sorted(runs, key=lambda e: e != HEADLINE_EMBED):
             rs = runs[e]['runs']
             by = {mode_name(r): r for r in rs}
-            hyb = by.get('hybrid k=10 d=100') or by.get('hybrid k=60 d=100')
+            # code.search's defaults when the run has them
+            hyb = (by.get('hybrid k=%d d=100 w=%g' % (DEFAULT_RRF_K, DEFAULT_KW)) or
+                   by.get('hybrid k=10 d=100') or by.get('hybrid k=60 d=100'))
             if not ({'vector', 'keyword'} <= set(by) and hyb):
                 continue
             v, k, h = (by['vector']['metrics']['all']['mrr10'], by['keyword']['metrics']['all']['mrr10'],
@@ -232,6 +251,34 @@ def main():
                           ci_text(c1), ci_text(c2), ci_text(c3)))
             res['targets'][e] = dict(vector_minus_keyword=c1, hybrid_minus_vector=c2,
                                      hybrid_minus_keyword=c3, hybrid=mode_name(hyb))
+
+    # ---------------------------------------------------------- models
+    mruns = {e: r for e, r in runs.items() if e.startswith(HEADLINE_EMBED + ' model=')}
+    if headline and mruns:
+        md.append('\n## Models (the headline\'s embed_text, code.search)\n')
+        md.append('The same corpus, queries and embed_text, loaded with another `codevec.model` '
+                  '(`MODEL=name run.sh load search`). code-MiniLM-L6 is %s fine-tuned by '
+                  '`make model-code` (tools/train-model/) on (doc sentence, code) pairs of Debian '
+                  'packages that are not in this benchmark; no function (by code, docs blanked) '
+                  'and no query of this benchmark is in its training pairs. The CI is a paired '
+                  'bootstrap over the queries against %s in the same mode.\n' % (
+                      DEFAULT_MODEL, DEFAULT_MODEL))
+        base_by = {mode_name(r): r for r in headline['runs']}
+        rows = []
+        for e in [HEADLINE_EMBED] + sorted(mruns):
+            for r in runs[e]['runs']:
+                m = r['metrics']
+                b = base_by.get(mode_name(r))
+                ci = ''
+                if e != HEADLINE_EMBED and b and r['mode'] != 'keyword':
+                    ci = ci_text(paired_ci(sorted(ranks(r)), ranks(r), ranks(b)))
+                rows.append([runs[e]['corpus']['model'], mode_name(r)] +
+                            [fmt(m[l]['mrr10']) for l in LANGS] +
+                            [fmt(m['all']['mrr10']), fmt(m['all']['r1']), fmt(m['all']['r10']),
+                             '%.0f / %.0f' % (r['latency_ms']['p50'], r['latency_ms']['p95']), ci])
+        md.append(table(rows, ['model', 'mode'] + LANGS + ['all MRR@10', 'R@1', 'R@10',
+                                                         'latency p50 / p95 ms',
+                                                         'vs %s (95%% CI)' % DEFAULT_MODEL]))
 
     # ---------------------------------------------------------- every embed_text, full corpus
     if runs:
@@ -293,7 +340,7 @@ def main():
                   'embed(q) LIMIT n`; `tsv @@ %s ORDER BY ts_rank DESC, id LIMIT n`), and '
                   'hybrid was computed for each (rrf_k, depth) exactly as code.search computes '
                   'it (score = sum of 1/(rrf_k + rank), ties by id). Vector %s, keyword %s, '
-                  'hybrid(10, 100), code.search\'s default, %s MRR@10 this way%s.\n' % (
+                  'plain RRF (10, 100), the default when this grid was made, %s MRR@10 this way%s.\n' % (
                       d['depth'], 'code.keyword_query(q)' if 'keyword_query' in d['keyword_query']
                       else 'OR of the lexemes of to_tsvector(\'%s\', q)' % d['keyword_config'],
                       fmt(base['vector']['all']['mrr10']), fmt(base['keyword']['all']['mrr10']),
@@ -323,7 +370,7 @@ def main():
         md.append('\nPer language at depth 100 (MRR@10; recall@1 and @10 overall):\n')
         md.append(table(rows, ['rrf_k'] + LANGS + ['all MRR@10', 'R@1', 'R@10']))
         best = max(grid, key=lambda x: (round(grid[x]['all']['mrr10'], 4), -x[1]))
-        md.append('\nBest: rrf_k = %d, depth = %d (MRR@10 %s; code.search\'s default 10/100: %s).\n' % (
+        md.append('\nBest: rrf_k = %d, depth = %d (MRR@10 %s; plain RRF 10/100, the default when this grid was made: %s).\n' % (
             best[0], best[1], fmt(grid[best]['all']['mrr10']), fmt(grid[(10, 100)]['all']['mrr10'])))
         rk_best, rk_def = {}, {}
         for l in d['lists']:
@@ -393,6 +440,60 @@ def main():
         if plot(grid, base, src, bool(headline)):
             md.append('\n![MRR@10 by rrf_k and depth (first run); per language by mode '
                       '(headline, hybrid rrf_k 10)](results.png)\n')
+
+    # ---------------------------------------------------------- keyword weight, per model
+    wl = [(p, load_gz(p)) for p in sorted(glob.glob(os.path.join(CACHE, 'lists*.json.gz')))]
+    if wl:
+        md.append('\n## Fusion with a keyword weight, per model (plain-SQL lists, fused offline)\n')
+        md.append('code.search\'s hybrid score is 1/(rrf_k + vector rank) + keyword_weight/(rrf_k '
+                  '+ keyword rank) (weighted RRF; keyword_weight 1 is plain RRF). MRR@10 at depth '
+                  '100 by keyword_weight (rows) and rrf_k (columns), from each model\'s lists (the '
+                  'same plain SQL as above, to depth 400). **Held out**: the setting is chosen on '
+                  'the odd-numbered queries and scored on the even ones, and the other way round; '
+                  'the held-out MRR@10 of the two halves together is what a setting picked on this '
+                  'benchmark can be expected to give on new queries.\n')
+        res['weight_grids'] = {}
+        for p, d in wl:
+            model = d['corpus']['model']
+            L = d['lists']
+            qs = [q for q in queries if q['qid'] in {l['qid'] for l in L}]
+
+            def ranks_for(k, w, sel=None):
+                return {l['qid']: rank_of(l['target'], fuse([x[0] for x in l['vec']],
+                                                            [x[0] for x in l['kw']], k, 100,
+                                                            keyword_weight=w))
+                        for l in L if sel is None or l['qid'] % 2 == sel}
+            mean = lambda rk: sum(rr(v) for v in rk.values()) / len(rk)
+            grid = {(k, w): ranks_for(k, w) for k in FUSE_KS for w in FUSE_WS}
+            vec = {l['qid']: rank_of(l['target'], [x[0] for x in l['vec']]) for l in L}
+            rows = [['%g' % w] + [fmt(mean(grid[(k, w)])) for k in FUSE_KS] for w in FUSE_WS]
+            md.append('\n**%s** (vector %s, keyword %s; `%s`):\n' % (
+                model, fmt(mean(vec)),
+                fmt(mean({l['qid']: rank_of(l['target'], [x[0] for x in l['kw']]) for l in L})),
+                os.path.basename(p)))
+            md.append(table(rows, ['keyword_weight \\ rrf_k'] + [str(k) for k in FUSE_KS]))
+            held = {}
+            picks = []
+            for train, test in ((1, 0), (0, 1)):
+                best = max(grid, key=lambda kw: (round(mean({q: r for q, r in grid[kw].items()
+                                                              if q % 2 == train}), 4), -kw[0], kw[1]))
+                picks.append(best)
+                held.update({q: r for q, r in grid[best].items() if q % 2 == test})
+            dflt = grid[(DEFAULT_RRF_K, DEFAULT_KW)]
+            c_held = paired_ci(sorted(held), held, vec)
+            c_def = paired_ci(sorted(dflt), dflt, vec)
+            c_plain = paired_ci(sorted(dflt), grid[(DEFAULT_RRF_K, 1.0)], vec)
+            md.append('\nChosen on the odd queries: rrf_k %d, keyword_weight %g; on the even: '
+                      'rrf_k %d, keyword_weight %g. Held-out hybrid MRR@10 %s, minus vector %s. '
+                      'code.search\'s default (rrf_k %d, keyword_weight %g): %s, minus vector %s; '
+                      'plain RRF at rrf_k %d: minus vector %s.\n' % (
+                          picks[0][0], picks[0][1], picks[1][0], picks[1][1], fmt(mean(held)),
+                          ci_text(c_held), DEFAULT_RRF_K, DEFAULT_KW, fmt(mean(dflt)),
+                          ci_text(c_def), DEFAULT_RRF_K, ci_text(c_plain)))
+            res['weight_grids'][model] = dict(
+                grid={'%d/%g' % kw: mean(r) for kw, r in grid.items()}, picks=picks,
+                held_out=mean(held), held_out_minus_vector=c_held,
+                default=mean(dflt), default_minus_vector=c_def)
 
     # ---------------------------------------------------------- keyword semantics
     kws = sorted(glob.glob(os.path.join(CACHE, 'kw-*.lists.json.gz')))

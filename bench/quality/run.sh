@@ -14,10 +14,12 @@
 #            --no-embed, vectors from the embedding cache, then embed the
 #            rest (--embed-only per repo, retried) and add them to the cache
 #   search   every query through code.search in modes vector, keyword and
-#            hybrid (rrf_k 10, depth 100; RRF_KS=60,10,5 for more)
+#            hybrid (code.search's defaults: rrf_k 5, keyword_weight 0.35,
+#            depth 100; RRF_KS=60,10,5 and KW_WEIGHTS=1,0.5 for more)
 #                                                  -> $CACHE/search-<embed_text>.json
 #   lists    plain-SQL vector and keyword lists to depth 400 (the rrf_k x
-#            depth grid is fused offline from them) -> $CACHE/lists.json.gz
+#            depth and keyword-weight grids are fused offline from them)
+#                           -> $CACHE/lists.json.gz (lists-m<model>.json.gz)
 #   kw       keyword query semantics compared in plain SQL
 #   variants embed_text variants on a stratified sub-corpus (variants.py)
 #   report   results.md, results.json, results.png in bench/quality
@@ -32,7 +34,10 @@
 # (loader --embed-fields / --embed-max-bytes / --embed-words; default the
 # loader's defaults) name the embed_text: load and search use database
 # quality_<fields>_<bytes>[_w<words>] and write search-<same>.json, so
-# another embed_text is the same benchmark beside it (report.py lists it), e.g.
+# another embed_text is the same benchmark beside it (report.py lists it).
+# MODEL (a codevec.model value, e.g. code-MiniLM-L6; default the installed
+# default) likewise: database and results get _m<model>, the database has
+# codevec.model set.  E.g.
 #   EMBED_FIELDS=name,signature,doc,body EMBED_MAX_BYTES=1000 EMBED_WORDS=none \
 #       bash bench/quality/run.sh load search
 #
@@ -63,7 +68,10 @@ say() { printf '== %s\n' "$*" >&2; }
 # (codevec-load's defaults, written out; each embed_text has its own
 # database and search-<fields>_<bytes>[_w<words>].json)
 f=${EMBED_FIELDS:-name,signature,doc,body}; b=${EMBED_MAX_BYTES:-500}; w=${EMBED_WORDS:-name+all}
+model=${MODEL:-}
+mtag=${model,,}; mtag=${mtag//[^a-z0-9]/_}
 suffix="-${f//,/_}_$b"; [ "$w" = none ] || suffix="${suffix}_w${w//+/_}"
+[ -z "$model" ] || suffix="${suffix}_m$mtag"
 db="quality_${suffix#-}"
 load_opts=(--embed-fields="$f" --embed-max-bytes="$b" --embed-words="$w")
 embed_desc="fields=$f max_bytes=$b words=$w"
@@ -129,6 +137,7 @@ step_load() {
 	need_loader
 	env_db postgres
 	psql -qAtc "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+	[ -z "$model" ] || psql -qAtc "ALTER DATABASE $db SET codevec.model = '$model'"
 	export PGDATABASE=$db
 	local r
 	for r in $(ls "$cache/corpus"); do
@@ -144,12 +153,15 @@ step_load() {
 step_search() {
 	env_db "$db"
 	"$py" "$here/eval.py" search --modes vector,keyword,hybrid \
-		--rrf-k "${RRF_KS:-10}" --depth 100 --embed "$embed_desc" --out "$cache/search$suffix.json"
+		--rrf-k "${RRF_KS:-5}" --keyword-weight "${KW_WEIGHTS:-0.35}" --depth 100 \
+		--embed "$embed_desc" --out "$cache/search$suffix.json"
 }
 
 step_lists() {
 	env_db "$db"
-	"$py" "$here/eval.py" lists --depth 400 --out "$cache/lists.json.gz"
+	local out=lists.json.gz
+	[ -z "$model" ] || out=lists-m$mtag.json.gz
+	"$py" "$here/eval.py" lists --depth 400 --out "$cache/$out"
 }
 
 step_kw() {
