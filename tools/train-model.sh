@@ -6,6 +6,8 @@
 # embeds with it.  `make model-code` runs this.
 #
 # Usage: tools/train-model.sh [--pairs-only] [--no-install]
+# Needs: the extension and codevec-load installed (make && make install),
+#        python3 with venv, apt-get (Debian's packages), PyPI.
 # Env:   PG_CONFIG, PYTHON (python3), DESTDIR,
 #        CODEVEC_TRAIN_CACHE (packages, pairs, venv; default /tmp/codevec-train),
 #        CODEVEC_QUALITY_CACHE (the benchmark set, excluded from training),
@@ -37,7 +39,7 @@ for a in "$@"; do
 	case $a in
 	--pairs-only) pairs_only=1 ;;
 	--no-install) install=0 ;;
-	-h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "train-model: unknown option $a (see --help)" >&2; exit 2 ;;
 	esac
 done
