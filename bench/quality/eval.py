@@ -24,6 +24,7 @@ target is not in the database is reported and left out.
 import argparse
 import collections
 import gzip
+import itertools
 import json
 import os
 import sys
@@ -113,40 +114,39 @@ def cmd_search(args):
     info = corpus_info(conn)
     runs = []
     weights = [float(x) for x in args.keyword_weight.split(',')]
-    for mode, rrf_k, depth, kw_w in [(m, r, d, w) for m in args.modes.split(',')
-                                     for r in [int(x) for x in args.rrf_k.split(',')]
-                                     for d in [int(x) for x in args.depth.split(',')]
-                                     for w in weights]:
-                if mode != 'hybrid' and (rrf_k != int(args.rrf_k.split(',')[0]) or
-                                         depth != int(args.depth.split(',')[0]) or
-                                         kw_w != weights[0]):
-                    continue
-                ranks, times = {}, []
-                t0 = time.time()
-                with conn.cursor() as cur:
-                    for i, q in enumerate(queries):
-                        t = time.perf_counter()
-                        cur.execute("SELECT id FROM code.search(%s, %s, mode => %s, rrf_k => %s,"
-                                    " depth => %s, keyword_weight => %s)",
-                                    (q['query'], args.k, mode, rrf_k, depth, kw_w))
-                        got = [r[0] for r in cur.fetchall()]
-                        times.append(time.perf_counter() - t)
-                        ranks[q['qid']] = got.index(q['target']) + 1 if q['target'] in got else 0
-                        if (i + 1) % 500 == 0:
-                            log('  %s rrf_k=%d depth=%d: %d/%d queries, %.0f s' % (
-                                mode, rrf_k, depth, i + 1, len(queries), time.time() - t0))
-                times.sort()
-                run = dict(mode=mode, rrf_k=rrf_k, depth=depth, keyword_weight=kw_w,
-                           k=args.k, ranks=ranks,
-                           seconds=time.time() - t0,
-                           latency_ms=dict(p50=1000 * times[len(times) // 2],
-                                           p95=1000 * times[int(len(times) * .95)]))
-                m = metrics(queries, ranks)
-                log('%-8s rrf_k=%-3d depth=%-4d kw=%-4g MRR@10 %.3f R@1 %.3f R@10 %.3f  (%.0f s)' % (
-                    mode, rrf_k, depth, kw_w, m['all']['mrr10'], m['all']['r1'], m['all']['r10'],
-                    run['seconds']))
-                run['metrics'] = m
-                runs.append(run)
+    for mode, rrf_k, depth, kw_w in itertools.product(
+            args.modes.split(','), [int(x) for x in args.rrf_k.split(',')],
+            [int(x) for x in args.depth.split(',')], weights):
+        if mode != 'hybrid' and (rrf_k != int(args.rrf_k.split(',')[0]) or
+                                 depth != int(args.depth.split(',')[0]) or
+                                 kw_w != weights[0]):
+            continue
+        ranks, times = {}, []
+        t0 = time.time()
+        with conn.cursor() as cur:
+            for i, q in enumerate(queries):
+                t = time.perf_counter()
+                cur.execute("SELECT id FROM code.search(%s, %s, mode => %s, rrf_k => %s,"
+                            " depth => %s, keyword_weight => %s)",
+                            (q['query'], args.k, mode, rrf_k, depth, kw_w))
+                got = [r[0] for r in cur.fetchall()]
+                times.append(time.perf_counter() - t)
+                ranks[q['qid']] = got.index(q['target']) + 1 if q['target'] in got else 0
+                if (i + 1) % 500 == 0:
+                    log('  %s rrf_k=%d depth=%d: %d/%d queries, %.0f s' % (
+                        mode, rrf_k, depth, i + 1, len(queries), time.time() - t0))
+        times.sort()
+        run = dict(mode=mode, rrf_k=rrf_k, depth=depth, keyword_weight=kw_w,
+                   k=args.k, ranks=ranks,
+                   seconds=time.time() - t0,
+                   latency_ms=dict(p50=1000 * times[len(times) // 2],
+                                   p95=1000 * times[int(len(times) * .95)]))
+        m = metrics(queries, ranks)
+        log('%-8s rrf_k=%-3d depth=%-4d kw=%-4g MRR@10 %.3f R@1 %.3f R@10 %.3f  (%.0f s)' % (
+            mode, rrf_k, depth, kw_w, m['all']['mrr10'], m['all']['r1'], m['all']['r10'],
+            run['seconds']))
+        run['metrics'] = m
+        runs.append(run)
     if args.merge and os.path.exists(args.out):
         # keep the runs of the file that this invocation did not repeat
         done = {(r['mode'], r['rrf_k'], r['depth'], r.get('keyword_weight', 1.0)) for r in runs}

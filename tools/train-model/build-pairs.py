@@ -83,9 +83,7 @@ def cmd_pin(args):
                 log('no candidate for', f[3])
                 continue
             f[4] = m.group(1)
-        row = dict(repo=f[0], lang=f[1], source=f[2], package=f[3], version=f[4],
-                   sha256=None, root=f[6], exclude=[])
-        row['sha256'] = '-'
+        row = dict(package=f[3], version=f[4])
         try:
             path = fetch_unchecked(row, args.cache)
         except subprocess.CalledProcessError:
