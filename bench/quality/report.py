@@ -110,6 +110,31 @@ def git(*a):
         return ''
 
 
+def grid_tables(grid, n):
+    """The rrf_k x depth table and the per-language table at depth 100 of a
+    fusion grid ((rrf_k, depth) -> metrics) over n queries, as results.md parts."""
+    rows = [['%d' % k] + [fmt(grid[(k, dep)]['all']['mrr10']) for dep in DEPTHS] for k in RRF_KS]
+    out = ['MRR@10 (all %d queries) of hybrid by rrf_k (rows) and depth (columns):\n' % n,
+           table(rows, ['rrf_k \\ depth'] + [str(x) for x in DEPTHS])]
+    rows = []
+    for k in RRF_KS:
+        m = grid[(k, 100)]
+        rows.append([str(k)] + [fmt(m[l]['mrr10']) for l in LANGS] +
+                    [fmt(m['all']['mrr10']), fmt(m['all']['r1']), fmt(m['all']['r10'])])
+    out += ['\nPer language at depth 100 (MRR@10; recall@1 and @10 overall):\n',
+            table(rows, ['rrf_k'] + LANGS + ['all MRR@10', 'R@1', 'R@10'])]
+    return out
+
+
+def plot_sources(headline, base):
+    """Per mode, the metrics the plot's right panel shows: the headline's
+    code.search run (hybrid: rrf_k 10, depth 100) or, without one, base's."""
+    return {m: (headline and next((r['metrics'] for r in headline['runs']
+                                   if r['mode'] == m and (m != 'hybrid' or
+                                                          (r['rrf_k'] == 10 and r['depth'] == 100))),
+                                  None)) or base[m] for m in ('keyword', 'vector', 'hybrid')}
+
+
 def plot(grid, base, src, by_search):
     """results.png: the fusion grid, and MRR@10 per language by mode (src)."""
     try:
@@ -357,18 +382,7 @@ def main():
                     ranks[l['qid']] = rank_of(l['target'], fuse(
                         [x[0] for x in l['vec']], [x[0] for x in l['kw']], k, dep))
                 grid[(k, dep)] = metrics(qs, ranks)
-        rows = []
-        for k in RRF_KS:
-            rows.append(['%d' % k] + [fmt(grid[(k, dep)]['all']['mrr10']) for dep in DEPTHS])
-        md.append('MRR@10 (all %d queries) of hybrid by rrf_k (rows) and depth (columns):\n' % len(qs))
-        md.append(table(rows, ['rrf_k \\ depth'] + [str(x) for x in DEPTHS]))
-        rows = []
-        for k in RRF_KS:
-            m = grid[(k, 100)]
-            rows.append([str(k)] + [fmt(m[l]['mrr10']) for l in LANGS] +
-                        [fmt(m['all']['mrr10']), fmt(m['all']['r1']), fmt(m['all']['r10'])])
-        md.append('\nPer language at depth 100 (MRR@10; recall@1 and @10 overall):\n')
-        md.append(table(rows, ['rrf_k'] + LANGS + ['all MRR@10', 'R@1', 'R@10']))
+        md.extend(grid_tables(grid, len(qs)))
         best = max(grid, key=lambda x: (round(grid[x]['all']['mrr10'], 4), -x[1]))
         md.append('\nBest: rrf_k = %d, depth = %d (MRR@10 %s; plain RRF 10/100, the default when this grid was made: %s).\n' % (
             best[0], best[1], fmt(grid[best]['all']['mrr10']), fmt(grid[(10, 100)]['all']['mrr10'])))
@@ -396,10 +410,7 @@ def main():
         res['lists_modes'] = base
         res['lists_timing'] = dict(vector_s_per_query=d['vector_s_per_query'],
                                    keyword_s_per_query=d['keyword_s_per_query'])
-        src = {m: (headline and next((r['metrics'] for r in headline['runs']
-                                      if r['mode'] == m and (m != 'hybrid' or
-                                                             (r['rrf_k'] == 10 and r['depth'] == 100))),
-                                     None)) or base[m] for m in ('keyword', 'vector', 'hybrid')}
+        src = plot_sources(headline, base)
         if plot(grid, base, src, bool(headline)):
             md.append('\n![MRR@10 by rrf_k and depth; per language by mode](results.png)\n')
 
@@ -415,28 +426,14 @@ def main():
                   'code.search gave the same. rrf_k 10 became code.search\'s default from this.\n' % (
                       fmt(base['vector']['all']['mrr10']), fmt(base['keyword']['all']['mrr10']),
                       fmt(base['hybrid']['all']['mrr10'])))
-        rows = []
-        for k in RRF_KS:
-            rows.append(['%d' % k] + [fmt(grid[(k, dep)]['all']['mrr10']) for dep in DEPTHS])
-        md.append('MRR@10 (all 2400 queries) of hybrid by rrf_k (rows) and depth (columns):\n')
-        md.append(table(rows, ['rrf_k \\ depth'] + [str(x) for x in DEPTHS]))
-        rows = []
-        for k in RRF_KS:
-            m = grid[(k, 100)]
-            rows.append([str(k)] + [fmt(m[l]['mrr10']) for l in LANGS] +
-                        [fmt(m['all']['mrr10']), fmt(m['all']['r1']), fmt(m['all']['r10'])])
-        md.append('\nPer language at depth 100 (MRR@10; recall@1 and @10 overall):\n')
-        md.append(table(rows, ['rrf_k'] + LANGS + ['all MRR@10', 'R@1', 'R@10']))
+        md.extend(grid_tables(grid, 2400))
         best = earlier['fusion_best']
         md.append('\nBest: rrf_k = %d, depth = %d; best - (60, 100), paired bootstrap: %s.\n' % (
             best['rrf_k'], best['depth'], ci_text(earlier['fusion_best_minus_default'])))
         for kk in ('fusion_best', 'fusion_best_minus_default', 'fusion_grid', 'lists_modes',
                    'lists_timing'):
             res[kk] = earlier[kk]
-        src = {m: (headline and next((r['metrics'] for r in headline['runs']
-                                      if r['mode'] == m and (m != 'hybrid' or
-                                                             (r['rrf_k'] == 10 and r['depth'] == 100))),
-                                     None)) or base[m] for m in ('keyword', 'vector', 'hybrid')}
+        src = plot_sources(headline, base)
         if plot(grid, base, src, bool(headline)):
             md.append('\n![MRR@10 by rrf_k and depth (first run); per language by mode '
                       '(headline, hybrid rrf_k 10)](results.png)\n')

@@ -83,9 +83,9 @@ def cmd_pin(args):
                 log('no candidate for', f[3])
                 continue
             f[4] = m.group(1)
-        row = dict(package=f[3], version=f[4])
+        row = dict(source=f[2], package=f[3], version=f[4], sha256=None)
         try:
-            path = fetch_unchecked(row, args.cache)
+            path = bs.fetch(row, args.cache)
         except subprocess.CalledProcessError:
             log('cannot download', f[3], f[4])
             continue
@@ -94,18 +94,6 @@ def cmd_pin(args):
         log('%-45s %s' % (f[3], f[4]))
     with open(args.manifest, 'w') as fh:
         fh.write('\n'.join(out) + '\n')
-
-
-def fetch_unchecked(row, cache):
-    dl = os.path.join(cache, 'dl')
-    os.makedirs(dl, exist_ok=True)
-    prefix = '%s_%s_' % (row['package'], row['version'].replace(':', '%3a'))
-    have = [f for f in os.listdir(dl) if f.startswith(prefix) and f.endswith('.deb')]
-    if not have:
-        subprocess.run(['apt-get', 'download', '-q', '%s=%s' % (row['package'], row['version'])],
-                       cwd=dl, check=True, stdout=subprocess.DEVNULL)
-        have = [f for f in os.listdir(dl) if f.startswith(prefix) and f.endswith('.deb')]
-    return os.path.join(dl, have[0])
 
 
 def benchmark_exclusions():
