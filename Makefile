@@ -12,7 +12,7 @@
 # The full test suite, with its own throwaway cluster: test/run.sh
 
 EXTENSION = codevec
-EXTVERSION = 0.1.0
+EXTVERSION = 0.2.0
 
 MODULE_big = codevec
 OBJS = src/codevec.o src/vector.o src/distance.o src/distance_kernels.o \
@@ -20,7 +20,11 @@ OBJS = src/codevec.o src/vector.o src/distance.o src/distance_kernels.o \
 	src/gpuivfvacuum.o src/gpuivfutils.o src/gpuivfgpu.o src/gpuivfknn.o src/gpuivfexplain.o src/gpuservice.o \
 	src/tokenizer.o src/model.o src/encoder.o src/embed.o src/gpuembed.o src/blas.o src/tsparser.o
 
-DATA = sql/codevec--0.1.0.sql
+# Released install scripts are never edited: a release adds an upgrade
+# script, and its install script is built as the previous release's script
+# followed by the upgrade (so a fresh install and an upgrade cannot differ).
+DATA = sql/codevec--0.1.0.sql sql/codevec--0.1.0--0.2.0.sql
+DATA_built = sql/codevec--$(EXTVERSION).sql
 REGRESS = io typmod casts operators aggregates knn errors gpuivf embed tsparser knn_batch gpuivf_explain
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 
@@ -68,6 +72,11 @@ $(CUDA_STAMP):
 	rm -f src/.cuda-*.stamp
 	touch $@
 src/codevec.o src/gpuservice.o src/gpuembed.o: $(CUDA_STAMP)
+
+# the install script of this release: 0.1.0's, then each upgrade in order
+# without its psql guard line
+sql/codevec--0.2.0.sql: sql/codevec--0.1.0.sql sql/codevec--0.1.0--0.2.0.sql
+	{ cat sql/codevec--0.1.0.sql; grep -v '^\\echo Use "ALTER EXTENSION' sql/codevec--0.1.0--0.2.0.sql; } >$@
 
 ifeq ($(CUDA),1)
 # The encoder needs cuBLASLt, which CUDA 13 ships only as a shared library.

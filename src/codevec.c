@@ -27,7 +27,7 @@
 
 PG_MODULE_MAGIC;
 
-#define CODEVEC_VERSION_STR "0.1.0"
+#define CODEVEC_VERSION_STR "0.2.0"
 
 PGDLLEXPORT void _PG_init(void);
 

@@ -145,7 +145,7 @@ SELECT is(current_setting('codevec.cpu_kernels'), 'auto', 'codevec.cpu_kernels d
 SELECT throws_ok($$SET codevec.no_such_setting = 1$$, '42602', NULL, 'the codevec. GUC prefix is reserved');
 
 -- the build report works without a GPU
-SELECT is((SELECT version FROM codevec_build_info()), '0.1.0', 'codevec_build_info reports the version');
+SELECT is((SELECT version FROM codevec_build_info()), '0.2.0', 'codevec_build_info reports the version');
 SELECT ok((SELECT cpu_kernels IN ('scalar', 'avx2', 'avx512') FROM codevec_build_info()), 'codevec_build_info names the CPU kernels');
 SELECT ok((SELECT cuda_devices >= 0 FROM codevec_build_info()), 'codevec_build_info reports a device count (0 without a GPU)');
 
