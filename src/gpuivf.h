@@ -368,6 +368,25 @@ extern int	GpuivfGpuRefresh(Relation index, const struct GpuIndexKey *key, int d
 							 const struct GpuKnnRequest *answer, bool *appended);
 
 /*
+ * GpuivfGpuUploadError: the message of the last failed UploadIndex /
+ * GpuivfGpuRefresh of this backend ("" when none).
+ */
+extern const char *GpuivfGpuUploadError(void);
+
+/*
+ * GpuivfGpuFallback: a k-NN request for index (index scan or codevec_knn)
+ * that the GPU service could not serve (status: a GPU_STATUS_* other than
+ * 0; errmsg: the service's or the upload's message, may be empty). With
+ * codevec.device = cuda raises ERROR (53200 when the copy does not fit
+ * codevec.gpu_memory_limit, 55000 otherwise); with auto warns once per
+ * session, counts the fallback in codevec_gpu_status().fallbacks and
+ * returns, the caller answering on the CPU. why (whylen bytes, may be
+ * NULL) receives the reason for EXPLAIN.
+ */
+extern void GpuivfGpuFallback(Relation index, int status, const char *errmsg,
+							  char *why, size_t whylen);
+
+/*
  * LowerBound: a lower bound of the exact (CPU operator) distance of any row
  * whose GPU distance is >= d, for a query of norm qnorm over rows of norm at
  * most maxnorm (dims terms; file comment of gpuivfgpu.c). NaN for NaN.

@@ -673,6 +673,40 @@ SendChunk(dsm_segment *seg, int kind, const GpuIndexKey *key, int dims, int64 fi
  */
 static char upload_errmsg[256];
 
+const char *
+GpuivfGpuUploadError(void)
+{
+	return upload_errmsg;
+}
+
+void
+GpuivfGpuFallback(Relation index, int status, const char *errmsg, char *why, size_t whylen)
+{
+	char		buf[256];
+	int			sqlstate;
+
+	if (status == GPU_STATUS_NO_MEMORY)
+	{
+		sqlstate = ERRCODE_OUT_OF_MEMORY;
+		if (errmsg == NULL || errmsg[0] == '\0')
+			errmsg = "the index copy does not fit codevec.gpu_memory_limit";
+	}
+	else
+	{
+		sqlstate = ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
+		if ((errmsg == NULL || errmsg[0] == '\0') && status == GPU_STATUS_NO_DEVICE)
+			errmsg = "the GPU service has no CUDA device";
+	}
+	if (errmsg != NULL && errmsg[0] != '\0')
+		snprintf(buf, sizeof(buf), "index \"%s\": %s", RelationGetRelationName(index), errmsg);
+	else
+		snprintf(buf, sizeof(buf), "index \"%s\": GPU service status %d",
+				 RelationGetRelationName(index), status);
+	if (why != NULL)
+		strlcpy(why, buf, whylen);
+	CodevecGpuFallback(buf, sqlstate);
+}
+
 /*
  * Copy the rows of a share-locked page, from offset from on, into vecs and
  * tids after the *n already there, stopping when *n reaches limit; returns
@@ -1060,33 +1094,13 @@ GpuivfGpuFetch(IndexScanDesc scan, int k)
 	}
 	if (status != 0)
 	{
-		int			sqlstate = 0;
-
 		if (status == GPU_STATUS_NO_MEMORY)
-		{
-			/* over the cap: the next scans go to the CPU at once */
-			if (errbuf[0] == '\0')
-				strlcpy(errbuf, "the index copy does not fit codevec.gpu_memory_limit", sizeof(errbuf));
-			RememberNoRoom(index, errbuf);
-			sqlstate = ERRCODE_OUT_OF_MEMORY;
-		}
-		else if (status == GPU_STATUS_NO_DEVICE)
-		{
-			if (errbuf[0] == '\0')
-				strlcpy(errbuf, "the GPU service has no CUDA device", sizeof(errbuf));
-			sqlstate = ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
-		}
-		else if (errbuf[0] == '\0')
-			snprintf(errbuf, sizeof(errbuf), "GPU service status %d", status);
+			RememberNoRoom(index, errbuf[0] ? errbuf :
+						   "the index copy does not fit codevec.gpu_memory_limit");
 		so->stats.fallbacks++;
-		strlcpy(so->stats.fallbackWhy, errbuf, sizeof(so->stats.fallbackWhy));
-		/* auto: one WARNING per session, then the CPU; cuda: ERROR */
-		if (sqlstate != 0)
-			CodevecGpuFallback(errbuf, sqlstate);
-		else
-			ereport(DEBUG1,
-					(errmsg("gpuivf: GPU path unavailable for \"%s\" (status %d: %s): scanning on the CPU",
-							RelationGetRelationName(index), status, errbuf)));
+		/* cuda: ERROR; auto: one WARNING per session, counted, then the CPU */
+		GpuivfGpuFallback(index, status, errbuf, so->stats.fallbackWhy,
+						  sizeof(so->stats.fallbackWhy));
 		return false;
 	}
 	if (first)

@@ -619,6 +619,7 @@ GpuSearch(KnnState *st)
 	GpuKnnRequest *r;
 	KnnItem    *cand = palloc(sizeof(KnnItem) * kg);
 	int			answered = 0;
+	bool		uploadFailed = false;
 
 	key.dbid = MyDatabaseId;
 	key.indexid = RelationGetRelid(st->index);
@@ -659,13 +660,16 @@ GpuSearch(KnnState *st)
 			if (status == GPU_STATUS_STALE)
 				continue;
 			if (status != 0)
+			{
+				uploadFailed = true;
 				break;
+			}
 		}
 		if (status != 0)
 		{
-			ereport(DEBUG1,
-					(errmsg("codevec_knn: GPU path unavailable for \"%s\" (status %d: %s): searching on the CPU",
-							RelationGetRelationName(st->index), status, r->hdr.errmsg)));
+			/* cuda: ERROR; auto: one WARNING per session, counted, the CPU pass */
+			GpuivfGpuFallback(st->index, status,
+							  uploadFailed ? GpuivfGpuUploadError() : r->hdr.errmsg, NULL, 0);
 			break;
 		}
 

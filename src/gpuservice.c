@@ -87,6 +87,8 @@ typedef struct GpuServiceShared
 	int64		requests;
 	int64		batches;
 	int			max_batch;
+	int64		fallbacks;		/* requests answered on the CPU instead
+								 * (codevec.device = auto), all backends */
 	int64		latency_hist[GPU_LATENCY_BUCKETS];
 	int64		batch_hist[GPU_BATCH_BUCKETS];
 	GpuSlot		slots[GPU_MAX_SLOTS];
@@ -1657,6 +1659,13 @@ CodevecGpuFallback(const char *why, int sqlstate)
 				(errcode(sqlstate),
 				 errmsg("codevec.device is cuda but the GPU service cannot serve: %s", why),
 				 errhint("Set codevec.device = auto to fall back to the CPU, or see codevec_gpu_status().")));
+	/* every fallback is counted, for codevec_gpu_status() and the GPU tests */
+	if (gpu_shared != NULL)
+	{
+		SpinLockAcquire(&gpu_shared->mutex);
+		gpu_shared->fallbacks++;
+		SpinLockRelease(&gpu_shared->mutex);
+	}
 	if (!fallback_warned)
 	{
 		ereport(WARNING,
@@ -1845,15 +1854,16 @@ PG_FUNCTION_INFO_V1(codevec_gpu_status);
 /*
  * codevec_gpu_status: one row describing the GPU service: state, pid,
  * generation, device, memory, counters, batch sizes and latency
- * percentiles (microseconds, histogram bucket bounds), and the reason
- * when there is no device.
+ * percentiles (microseconds, histogram bucket bounds), the reason when
+ * there is no device, and how many requests backends answered on the CPU
+ * instead (codevec.device = auto) since the server started.
  */
 Datum
 codevec_gpu_status(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
-	Datum		values[15];
-	bool		nulls[15];
+	Datum		values[16];
+	bool		nulls[16];
 	GpuServiceShared snap;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
@@ -1892,6 +1902,9 @@ codevec_gpu_status(PG_FUNCTION_ARGS)
 	values[13] = Int32GetDatum(snap.max_batch);
 	values[14] = CStringGetTextDatum(snap.message);
 	nulls[14] = snap.message[0] == '\0';
+	/* 0.2.0 added fallbacks; a database still on 0.1.0's definition has 15 columns */
+	values[15] = Int64GetDatum(snap.fallbacks);
+	Assert(tupdesc->natts == 15 || tupdesc->natts == 16);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 

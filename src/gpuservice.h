@@ -303,9 +303,11 @@ extern bool CodevecGpuServiceUsable(void);
 
 /*
  * CodevecGpuFallback: the GPU service cannot do what the caller asked
- * (why says what happened). auto: one WARNING per backend (shared with
- * CodevecGpuServiceUsable), then return so the caller uses the CPU; cuda:
- * ERROR with sqlstate (55000, or 53200 when the device is out of memory).
+ * (why says what happened). auto: counted in codevec_gpu_status().fallbacks,
+ * one WARNING per backend (shared with CodevecGpuServiceUsable), then
+ * return so the caller uses the CPU; cuda: ERROR with sqlstate (55000, or
+ * 53200 when the device is out of memory). Every GPU failure that is not
+ * itself an ERROR goes through here: never a silent CPU answer.
  */
 extern void CodevecGpuFallback(const char *why, int sqlstate);
 

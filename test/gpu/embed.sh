@@ -117,17 +117,23 @@ psql -X -c "SELECT models_loaded, memory_used_mb, requests, batches, mean_batch,
 check "still one model on the device after 17 sessions" "SELECT models_loaded FROM codevec_gpu_status()" 1
 
 # --- what the GPU cannot run, bad folders, the memory cap ----------------------
-check "cuda: a model shape the kernels cannot run is a clear error (tiny fixture, hidden 32)" \
-	"SET codevec.device = cuda; SET codevec.model = '$fx/tiny-bert'; SET codevec.max_tokens = 64; SELECT embed('x') IS NOT NULL" \
-	"ERROR:  codevec.device is cuda but the GPU service cannot serve: $(psql -qAtX -c "SET codevec.device = cuda; SET codevec.model = '$fx/tiny-bert'; SET codevec.max_tokens = 64; SELECT embed('x')" 2>&1 | sed -n 's/^ERROR:  codevec.device is cuda but the GPU service cannot serve: //p' | head -1)"
-check "auto: that model runs on the CPU after one WARNING" \
+check "cuda: a model shape the kernels cannot run is a clear error, 55000 (tiny fixture, hidden 32)" \
+	"DO \$\$ BEGIN SET LOCAL codevec.device = cuda; SET LOCAL codevec.model = '$fx/tiny-bert'; SET LOCAL codevec.max_tokens = 64; PERFORM embed('x'); EXCEPTION WHEN OTHERS THEN RAISE NOTICE 'sqlstate % %', SQLSTATE, left(SQLERRM, 53); END \$\$" \
+	"NOTICE:  sqlstate 55000 codevec.device is cuda but the GPU service cannot serve"
+c0=$(gpu_counters)
+check "auto: that model runs on the CPU after one WARNING (32 dims)" \
 	"SET codevec.model = '$fx/tiny-bert'; SET codevec.max_tokens = 64; SELECT codevec_dims(embed('x')); SELECT codevec_dims(embed('y'))" \
-	"$(psql -qAtX -c "SET codevec.model = '$fx/tiny-bert'; SET codevec.max_tokens = 64; SET codevec.device = cpu; SELECT codevec_dims(embed('x'))")"
+	32
+read -r _ f0 <<<"$c0"; read -r _ f1 <<<"$(gpu_counters)"
+check "auto: the two fallbacks are counted in codevec_gpu_status()" "SELECT $f1 - $f0" 2
 n=$(psql -qAtX -c "SET codevec.model = '$fx/tiny-bert'; SET codevec.max_tokens = 64; SELECT embed('x'); SELECT embed('y')" 2>&1 | grep -c WARNING)
 check "auto: exactly one WARNING for two calls" "SELECT $n" 1
-check "cuda: a corrupt model folder gives the CPU path's SQLSTATE (XX001)" \
+check "cuda: a corrupt model folder gives data_corrupted (XX001), as on the CPU" \
 	"DO \$\$ BEGIN SET LOCAL codevec.device = cuda; SET LOCAL codevec.model = '$fx/bad-safetensors'; SET LOCAL codevec.max_tokens = 64; PERFORM embed('x'); EXCEPTION WHEN OTHERS THEN RAISE NOTICE 'sqlstate %', SQLSTATE; END \$\$" \
-	"NOTICE:  sqlstate $(psql -qAtX -c "DO \$\$ BEGIN SET LOCAL codevec.device = cpu; SET LOCAL codevec.model = '$fx/bad-safetensors'; SET LOCAL codevec.max_tokens = 64; PERFORM embed('x'); EXCEPTION WHEN OTHERS THEN RAISE NOTICE 'sqlstate %', SQLSTATE; END \$\$" 2>&1 | sed -n 's/NOTICE:  sqlstate //p')"
+	"NOTICE:  sqlstate XX001"
+check "cpu: a corrupt model folder gives data_corrupted (XX001)" \
+	"DO \$\$ BEGIN SET LOCAL codevec.device = cpu; SET LOCAL codevec.model = '$fx/bad-safetensors'; SET LOCAL codevec.max_tokens = 64; PERFORM embed('x'); EXCEPTION WHEN OTHERS THEN RAISE NOTICE 'sqlstate %', SQLSTATE; END \$\$" \
+	"NOTICE:  sqlstate XX001"
 if [ -d "$(pg_config --sharedir)/extension/codevec_models/rand12-384" ]; then
 	psql -qX -c "ALTER SYSTEM SET codevec.gpu_memory_limit = '16MB'" -c "SELECT pg_reload_conf()" >/dev/null; sleep 1
 	check "cuda: a model over codevec.gpu_memory_limit is 53200" \

@@ -69,15 +69,20 @@ COMMIT;
 SQL
 }
 ks=${KS:-1 10 100 1000 1500}
+nqueries=$(psql -qAtX -c "SELECT count(*) FROM q")
 for op in '<->' '<#>' '<=>'; do
 	for k in $ks; do
+		c0=$(gpu_counters)
 		res=$(same "$op" "$k" true 2>&1 | grep -o 'mismatches=[0-9]*')
-		[ "$res" = "mismatches=0" ] && { passed=$((passed+1)); echo "ok $((passed+failed)) - GPU $op k=$k equals the sequential scan (55 queries)"; } \
+		[ "$res" = "mismatches=0" ] && { passed=$((passed+1)); echo "ok $((passed+failed)) - GPU $op k=$k equals the sequential scan ($nqueries queries)"; } \
 			|| { failed=$((failed+1)); echo "not ok $((passed+failed)) - GPU $op k=$k: $res"; }
+		gpu_answered "GPU $op k=$k" "$c0" "$nqueries"
 	done
+	c0=$(gpu_counters)
 	res=$(same "$op" 10 "id % 7 = 3" 2>&1 | grep -o 'mismatches=[0-9]*')
 	[ "$res" = "mismatches=0" ] && { passed=$((passed+1)); echo "ok $((passed+failed)) - GPU $op with a filter equals the sequential scan"; } \
 		|| { failed=$((failed+1)); echo "not ok $((passed+failed)) - GPU $op filter: $res"; }
+	gpu_answered "GPU $op with a filter" "$c0" "$nqueries"
 done
 psql -X -c "SELECT indexes_loaded, memory_used_mb, requests, batches, latency_p50_us, latency_p99_us FROM codevec_gpu_status()"
 check "the index copies are on the device" "SELECT indexes_loaded >= 3 FROM codevec_gpu_status()" t

@@ -47,6 +47,7 @@ CREATE INDEX ts_ivf ON ts USING gpuivf (emb codevec_l2_ops) WITH (lists = 20);
 VACUUM ANALYZE ts;
 SQL
 q="(SELECT emb FROM qs WHERE qid = 3)"
+c0=$(gpu_counters)
 check "flat k=10 on the GPU equals the CPU" \
 	"SET codevec.device = cuda; CREATE TEMP TABLE g AS SELECT array_agg(id) a FROM (SELECT id FROM ts ORDER BY emb <=> $q LIMIT 10) s;
 	 SET codevec.device = cpu; SELECT a = (SELECT array_agg(id) FROM (SELECT id FROM ts ORDER BY emb <=> $q LIMIT 10) s) FROM g" t
@@ -67,6 +68,7 @@ if [ -f "$(pg_config --sharedir)/extension/codevec_models/default/model.safetens
 	check "embed on the GPU (a batch of 64)" \
 		"SET codevec.device = cuda; SELECT count(*) FROM unnest(embed(ARRAY(SELECT 'def f' || g || '(x): return x * ' || g FROM generate_series(1, 64) g)))" 64
 fi
+gpu_answered "every request above" "$c0" 8
 psql -qX -c "DROP TABLE ts, qs" >/dev/null
 su pg -c "LD_LIBRARY_PATH=$lib $bin/pg_ctl -D /tmp/pgdata -m fast -w -t 300 stop" >/dev/null
 sleep 2

@@ -31,6 +31,26 @@ tap_result() {
 	echo "$passed passed, $failed failed"
 	[ "$failed" -eq 0 ]
 }
+# gpu_counters: "REQUESTS FALLBACKS" of codevec_gpu_status() (requests the
+# service served; requests any backend answered on the CPU instead)
+gpu_counters() {
+	psql -qAtX -F ' ' -c "SELECT requests, fallbacks FROM codevec_gpu_status()"
+}
+# gpu_answered DESCRIPTION "REQ0 FB0" MIN: a TAP line saying that the GPU
+# answered what was just compared: the service's request counter rose by
+# at least MIN since gpu_counters printed "REQ0 FB0", and no request fell
+# back to the CPU. (Under codevec.device = cuda a GPU failure is an ERROR;
+# this also catches a path that never asked the GPU at all.)
+gpu_answered() {
+	local r0 f0 r1 f1
+	read -r r0 f0 <<<"$2"
+	read -r r1 f1 <<<"$(gpu_counters)"
+	if [ -n "$r1" ] && [ $((r1 - r0)) -ge "$3" ] && [ "$f1" = "$f0" ]; then
+		passed=$((passed + 1)); echo "ok $((passed + failed)) - $1: the GPU answered ($((r1 - r0)) requests >= $3, 0 fallbacks)"
+	else
+		failed=$((failed + 1)); echo "not ok $((passed + failed)) - $1: the GPU did not answer (requests +$((${r1:-0} - r0)), want >= $3; fallbacks $f0 -> ${f1:-?})"
+	fi
+}
 
 if [ ! -e /tmp/.codevec-gpu-setup ]; then
 	eval "$(bash "$kit/start-postgres.sh" "$kit/pgkit.tar.xz" /tmp/pgdata)" || return 1
