@@ -33,6 +33,7 @@
 #include "access/generic_xlog.h"
 #include "access/itup.h"
 #include "access/reloptions.h"
+#include "portability/instr_time.h"
 #include "nodes/execnodes.h"
 #include "storage/bufmgr.h"
 #include "utils/relcache.h"
@@ -366,6 +367,30 @@ extern int	UploadIndex(Relation index, const struct GpuIndexKey *key, int dims);
  */
 extern int	GpuivfGpuRefresh(Relation index, const struct GpuIndexKey *key, int dims,
 							 const struct GpuKnnRequest *answer, bool *appended);
+
+/*
+ * GpuivfGpuContended: whether a status of GpuivfGpuRefresh means that other
+ * backends were changing the copy at the same time (another append came
+ * first, another backend is loading it, an upload was overtaken): ask again.
+ */
+#define GpuivfGpuContended(status) \
+	((status) == GPU_STATUS_STALE || (status) == GPU_STATUS_BUSY || \
+	 (status) == GPU_STATUS_NOT_LOADED)
+
+/* The most requests one k-NN search makes while the copy keeps changing */
+#define GPUIVF_GPU_MAX_ATTEMPTS		1000
+
+/*
+ * GpuivfGpuBackoff: before attempt (0-based) of a k-NN request whose copy
+ * changed under the previous ones. Attempts 0 and 1 go at once; later ones
+ * wait 1 to 32 ms (doubling, with random jitter, interruptible) and re-read
+ * the metapage into key's changeCount and insertCount, so the request
+ * names the index as it is now. False, without waiting, once
+ * GPUIVF_GPU_MAX_ATTEMPTS were made or codevec.gpu_timeout has passed
+ * since start: the caller then treats the search as not served.
+ */
+extern bool GpuivfGpuBackoff(Relation index, int attempt, instr_time start,
+							 struct GpuIndexKey *key);
 
 /*
  * GpuivfGpuUploadError: the message of the last failed UploadIndex /

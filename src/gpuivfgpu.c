@@ -52,7 +52,10 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "portability/instr_time.h"
+#include "common/pg_prng.h"
+#include "storage/latch.h"
 #include "utils/builtins.h"
+#include "utils/wait_event.h"
 #include "utils/float.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
@@ -653,6 +656,7 @@ SendChunk(dsm_segment *seg, int kind, const GpuIndexKey *key, int dims, int64 fi
 	memset(r, 0, sizeof(*r));
 	r->hdr.kind = kind;
 	r->key = *key;
+	r->uploader = MyProcPid;
 	r->dims = dims;
 	r->first = first;
 	r->n = n;
@@ -960,6 +964,33 @@ GpuivfGpuRefresh(Relation index, const GpuIndexKey *key, int dims, const GpuKnnR
 	return UploadIndex(index, key, dims);
 }
 
+bool
+GpuivfGpuBackoff(Relation index, int attempt, instr_time start, GpuIndexKey *key)
+{
+	instr_time	now;
+	GpuivfMetaPageData meta;
+	long		ms;
+
+	if (attempt < 2)
+		return true;			/* ask again at once after a load or append */
+	INSTR_TIME_SET_CURRENT(now);
+	INSTR_TIME_SUBTRACT(now, start);
+	if (attempt >= GPUIVF_GPU_MAX_ATTEMPTS ||
+		INSTR_TIME_GET_MILLISEC(now) >= (double) codevec_gpu_timeout_ms)
+		return false;
+	/* 1, 2, 4 ... 32 ms, times 0.5 to 1 so that backends drift apart */
+	ms = (long) ((1L << Min(attempt - 2, 5)) * (0.5 + 0.5 * pg_prng_double(&pg_global_prng_state)));
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 Max(ms, 1), PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+	/* the index as it is now: rows inserted meanwhile, a VACUUM */
+	GpuivfReadMeta(index, &meta);
+	key->changeCount = meta.changeCount;
+	key->insertCount = meta.insertCount;
+	return true;
+}
+
 /* Keep rows returned by the GPU path in a hash table of TIDs */
 static void
 RememberReturned(GpuivfScanOpaque so, ItemPointer tid)
@@ -1023,7 +1054,7 @@ GpuivfGpuFetch(IndexScanDesc scan, int k)
 	GpuIndexKey key;
 	dsm_segment *seg;
 	GpuKnnRequest *r;
-	int			status;
+	int			status = GPU_STATUS_FAILED;
 	int			nvalid = 0;
 	double		qnorm = 0,
 				bound;
@@ -1032,7 +1063,8 @@ GpuivfGpuFetch(IndexScanDesc scan, int k)
 	bool		first = so->gpuK == 0;	/* the scan's first request */
 	char		errbuf[256] = "";
 	int			nprobe;
-	instr_time	t0;
+	instr_time	t0,
+				tstart;
 
 	GpuivfReadMeta(index, &meta);
 	GpuivfCheckQueryDims(metric, meta.dims, q);
@@ -1046,8 +1078,21 @@ GpuivfGpuFetch(IndexScanDesc scan, int k)
 	nprobe = meta.lists > 1 ? Min(so->probes, meta.lists) : 0;
 	seg = CodevecGpuSessionSegment(GpuKnnRequestSizeProbes(1, meta.dims, k, nprobe));
 	r = (GpuKnnRequest *) dsm_segment_address(seg);
+	INSTR_TIME_SET_CURRENT(tstart);
 	for (int attempt = 0;; attempt++)
 	{
+		/*
+		 * Past the first load or append, the copy is changing under us
+		 * (other backends loading or appending it): wait a little, with the
+		 * index as it is now, until codevec.gpu_timeout.
+		 */
+		if (!GpuivfGpuBackoff(index, attempt, tstart, &key))
+		{
+			snprintf(errbuf, sizeof(errbuf),
+					 "the index copy kept changing for %d ms (other sessions loading or appending it; last: %s)",
+					 codevec_gpu_timeout_ms, errbuf[0] ? errbuf : "no current copy");
+			break;
+		}
 		memset(r, 0, sizeof(*r));
 		r->hdr.kind = GPU_REQUEST_KNN;
 		r->key = key;
@@ -1068,7 +1113,7 @@ GpuivfGpuFetch(IndexScanDesc scan, int k)
 			knn_us_sum += UsSince(t0);
 			knn_n++;
 		}
-		if ((status != GPU_STATUS_NOT_LOADED && status != GPU_STATUS_STALE) || attempt == 3)
+		if (status != GPU_STATUS_NOT_LOADED && status != GPU_STATUS_STALE)
 		{
 			if (status != 0)
 				strlcpy(errbuf, r->hdr.errmsg, sizeof(errbuf));
@@ -1084,8 +1129,11 @@ GpuivfGpuFetch(IndexScanDesc scan, int k)
 			else
 				so->stats.uploads++;
 		}
-		if (status == GPU_STATUS_STALE)
-			continue;			/* another backend appended first: ask again */
+		if (GpuivfGpuContended(status))
+		{
+			strlcpy(errbuf, upload_errmsg, sizeof(errbuf));
+			continue;			/* another backend came first: ask again */
+		}
 		if (status != 0)
 		{
 			strlcpy(errbuf, upload_errmsg, sizeof(errbuf));

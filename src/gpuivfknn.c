@@ -619,7 +619,8 @@ GpuSearch(KnnState *st)
 	GpuKnnRequest *r;
 	KnnItem    *cand = palloc(sizeof(KnnItem) * kg);
 	int			answered = 0;
-	bool		uploadFailed = false;
+	char		errbuf[256] = "";
+	instr_time	tstart;
 
 	key.dbid = MyDatabaseId;
 	key.indexid = RelationGetRelid(st->index);
@@ -632,10 +633,19 @@ GpuSearch(KnnState *st)
 	for (int first = 0; first < st->nb; first += chunk)
 	{
 		int			nqc = Min(chunk, st->nb - first);
-		int			status;
+		int			status = GPU_STATUS_FAILED;
 
-		for (;;)
+		INSTR_TIME_SET_CURRENT(tstart);
+		for (int attempt = 0;; attempt++)
 		{
+			/* the copy changing under us: wait a little (GpuivfGpuBackoff) */
+			if (!GpuivfGpuBackoff(st->index, attempt, tstart, &key))
+			{
+				snprintf(errbuf, sizeof(errbuf),
+						 "the index copy kept changing for %d ms (other sessions loading or appending it; last: %s)",
+						 codevec_gpu_timeout_ms, errbuf[0] ? errbuf : "no current copy");
+				break;
+			}
 			memset(r, 0, sizeof(*r));
 			r->hdr.kind = GPU_REQUEST_KNN;
 			r->key = key;
@@ -647,9 +657,12 @@ GpuSearch(KnnState *st)
 				memcpy(GpuKnnQueries(r) + (Size) j * dims, st->q[first + j].x,
 					   sizeof(float) * dims);
 			status = CodevecGpuCall(seg);
-			if ((status != GPU_STATUS_NOT_LOADED && status != GPU_STATUS_STALE) ||
-				st->refreshes >= 3)
+			if (status != GPU_STATUS_NOT_LOADED && status != GPU_STATUS_STALE)
+			{
+				if (status != 0)
+					strlcpy(errbuf, r->hdr.errmsg, sizeof(errbuf));
 				break;
+			}
 			/* no current copy: load it; rows inserted since: append them */
 			{
 				bool		appended;
@@ -657,19 +670,16 @@ GpuSearch(KnnState *st)
 				st->refreshes++;
 				status = GpuivfGpuRefresh(st->index, &key, dims, r, &appended);
 			}
-			if (status == GPU_STATUS_STALE)
-				continue;
+			strlcpy(errbuf, GpuivfGpuUploadError(), sizeof(errbuf));
+			if (GpuivfGpuContended(status))
+				continue;		/* another backend came first: ask again */
 			if (status != 0)
-			{
-				uploadFailed = true;
 				break;
-			}
 		}
 		if (status != 0)
 		{
 			/* cuda: ERROR; auto: one WARNING per session, counted, the CPU pass */
-			GpuivfGpuFallback(st->index, status,
-							  uploadFailed ? GpuivfGpuUploadError() : r->hdr.errmsg, NULL, 0);
+			GpuivfGpuFallback(st->index, status, errbuf, NULL, 0);
 			break;
 		}
 

@@ -366,7 +366,15 @@ typedef struct GpuIndexCopy
 	int			lists;			/* IVF: lists > 1, rows stored list after list */
 	int64	   *list_first;		/* malloc'd, lists + 1: list l holds main rows
 								 * list_first[l] .. list_first[l + 1] - 1 */
+	int			uploader;		/* pid of the backend loading it */
+	TimestampTz upload_last;	/* when its last chunk came */
 } GpuIndexCopy;
+
+/*
+ * A copy still loading whose uploader sent nothing for this long is taken
+ * over by the next backend that loads it (the first one died or gave up).
+ */
+#define GPU_UPLOAD_STALL_MS		5000
 
 static GpuIndexCopy index_copies[GPU_MAX_INDEXES];
 
@@ -886,6 +894,27 @@ RunUpload(GpuUploadRequest *r)
 	GpuIndexCopy *c = FindCopy(&r->key);
 	const float *v = GpuUploadVectors(r);
 
+	if (c != NULL && c->uploader != r->uploader && !c->complete &&
+		!TimestampDifferenceExceeds(c->upload_last, GetCurrentTimestamp(), GPU_UPLOAD_STALL_MS))
+	{
+		/*
+		 * Another backend is loading this copy: two uploads at once would
+		 * interleave their chunks and spoil both. The caller waits and asks
+		 * again (its KNN finds the copy once complete).
+		 */
+		r->hdr.status = r->first == 0 ? GPU_STATUS_BUSY : GPU_STATUS_NOT_LOADED;
+		snprintf(r->hdr.errmsg, sizeof(r->hdr.errmsg),
+				 "backend %d is loading this index copy", c->uploader);
+		return;
+	}
+	if (r->first != 0 && c != NULL && c->uploader != r->uploader)
+	{
+		/* a chunk of an upload another backend has since replaced */
+		r->hdr.status = GPU_STATUS_NOT_LOADED;
+		snprintf(r->hdr.errmsg, sizeof(r->hdr.errmsg),
+				 "backend %d loaded this index copy meanwhile", c->uploader);
+		return;
+	}
 	if (r->first == 0)
 	{
 		size_t		need = (size_t) r->total * r->dims * 6 + (size_t) r->total * 8;	/* fp32 + fp16 + norms */
@@ -933,6 +962,7 @@ RunUpload(GpuUploadRequest *r)
 		c->key = r->key;
 		c->dims = r->dims;
 		c->n = r->total;
+		c->uploader = r->uploader;
 		if (r->lists > 1)
 		{
 			/* IVF: the rows come list after list; keep where each starts */
@@ -971,6 +1001,7 @@ RunUpload(GpuUploadRequest *r)
 		UpdateMemoryStats();
 		return;
 	}
+	c->upload_last = GetCurrentTimestamp();
 	FoldMaxNorm(&c->maxnorm, v, r->n, r->dims);
 	if (r->n > 0 &&
 		codevec_cuda_index_upload(c->idx, v, r->first, r->n,

@@ -68,6 +68,8 @@ typedef enum GpuRequestKind
 									 * load_status and errmsg say why */
 #define GPU_STATUS_STALE		7	/* the copy lacks rows inserted since: send
 									 * them from resume_blk/resume_off (APPEND) */
+#define GPU_STATUS_BUSY		8	/* UPLOAD: another backend is loading this
+									 * index copy now: ask again shortly */
 
 /* Header of every request segment; the payload follows */
 typedef struct GpuRequestHeader
@@ -156,6 +158,8 @@ typedef struct GpuUploadRequest
 	int32		lists;			/* UPLOAD: the index's lists; > 1 (IVF): the
 								 * rows come list after list and the first
 								 * chunk carries each list's row count */
+	int32		uploader;		/* the sending backend's pid: one backend
+								 * loads a copy at a time (GPU_STATUS_BUSY) */
 } GpuUploadRequest;
 
 /*

@@ -7,7 +7,8 @@
 # installs the extension and codevec-load, downloads the default encoder
 # (make model), creates a local PostgreSQL 15 cluster under .codevec/ in
 # this checkout (left running; socket in /tmp, port 5488, database
-# "codevec"), loads a real codebase with codevec-load (PATH; default: part
+# "codevec"; with the GPU service when a CUDA build sees an NVIDIA GPU,
+# else set to the CPU), loads a real codebase with codevec-load (PATH; default: part
 # of the Python 3.11 standard library that Debian installs), embeds every
 # snippet with embed(), indexes the embeddings (gpuivf), and answers a
 # keyword, a natural-language and a hybrid query with code.search().
@@ -45,6 +46,43 @@ fi
 PGOPTIONS="-c client_min_messages=warning" psql -qX -c "CREATE EXTENSION IF NOT EXISTS codevec" \
 	-c "ALTER EXTENSION codevec UPDATE" >/dev/null
 
+# The GPU when there is one: a CUDA build that sees a device gets the GPU
+# service (shared_preload_libraries, a restart) and embeds and searches on
+# it; otherwise the database is set to the CPU, said here once instead of a
+# WARNING in every session.
+read -r cuda_compiled cuda_devices gpu_name <<<"$(psql -qAtX -F ' ' -c \
+	"SELECT cuda_compiled, cuda_devices, coalesce(gpu_name, '') FROM codevec_build_info()")"
+if [ "$cuda_compiled" = t ] && [ "${cuda_devices:-0}" -gt 0 ]; then
+	preload=$(psql -qAtX -c "SHOW shared_preload_libraries")
+	if ! printf '%s\n' "$preload" | tr ',' '\n' | sed 's/^ *//; s/ *$//' | grep -qx codevec; then
+		echo "== enabling the GPU service (shared_preload_libraries, restart)"
+		psql -qX -c "ALTER SYSTEM SET shared_preload_libraries = '${preload:+$preload, }codevec'" >/dev/null
+		bash test/cluster.sh stop "$top/.codevec"
+		eval "$(bash test/cluster.sh start "$top/.codevec" "$port")"
+		export PGDATABASE=codevec
+	fi
+	psql -qX -c "ALTER DATABASE codevec RESET codevec.device" >/dev/null
+	state=
+	for _ in $(seq 1 120); do
+		state=$(psql -qAtX -c "SELECT state FROM codevec_gpu_status()")
+		[ "$state" = ready ] || [ "$state" = "no device" ] && break
+		sleep 0.5
+	done
+	if [ "$state" = ready ]; then
+		echo "== GPU: $(psql -qAtX -c "SELECT device FROM codevec_gpu_status()"): embed() and search run on the GPU service"
+	else
+		echo "== GPU service not ready ($state: $(psql -qAtX -c "SELECT coalesce(message, '') FROM codevec_gpu_status()")): the CPU embeds and searches"
+		psql -qX -c "ALTER DATABASE codevec SET codevec.device = cpu" >/dev/null
+	fi
+else
+	if [ "$cuda_compiled" = t ]; then
+		echo "== no NVIDIA GPU visible: embed() and search run on the CPU (codevec.device = cpu for database codevec)"
+	else
+		echo "== built without CUDA (no nvcc): embed() and search run on the CPU"
+	fi
+	psql -qX -c "ALTER DATABASE codevec SET codevec.device = cpu" >/dev/null
+fi
+
 # What to load: the user's tree, or six packages of the Python standard
 # library (about 1,700 functions and classes: a minute or two to embed on
 # two cores; pass /usr/lib/python3.11 for all 17,000).
@@ -73,7 +111,7 @@ PGOPTIONS="-c client_min_messages=warning" psql -qX -v ON_ERROR_STOP=1 \
 search() {	# search MODE QUERY
 	echo
 	echo "== $1 search: '$2'"
-	PGOPTIONS="-c client_min_messages=warning -c codevec.device=cpu" \
+	PGOPTIONS="-c client_min_messages=warning" \
 	psql -qX -v ON_ERROR_STOP=1 -v q="$2" -v mode="$1" <<'SQL'
 SELECT path, qualified_name, start_line AS line, round(score::numeric, 4) AS score,
        vector_rank AS v, keyword_rank AS kw

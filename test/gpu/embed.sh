@@ -118,7 +118,7 @@ check "still one model on the device after 17 sessions" "SELECT models_loaded FR
 
 # --- what the GPU cannot run, bad folders, the memory cap ----------------------
 check "cuda: a model shape the kernels cannot run is a clear error, 55000 (tiny fixture, hidden 32)" \
-	"DO \$\$ BEGIN SET LOCAL codevec.device = cuda; SET LOCAL codevec.model = '$fx/tiny-bert'; SET LOCAL codevec.max_tokens = 64; PERFORM embed('x'); EXCEPTION WHEN OTHERS THEN RAISE NOTICE 'sqlstate % %', SQLSTATE, left(SQLERRM, 53); END \$\$" \
+	"DO \$\$ BEGIN SET LOCAL codevec.device = cuda; SET LOCAL codevec.model = '$fx/tiny-bert'; SET LOCAL codevec.max_tokens = 64; PERFORM embed('x'); EXCEPTION WHEN OTHERS THEN RAISE NOTICE 'sqlstate % %', SQLSTATE, left(SQLERRM, 55); END \$\$" \
 	"NOTICE:  sqlstate 55000 codevec.device is cuda but the GPU service cannot serve"
 c0=$(gpu_counters)
 check "auto: that model runs on the CPU after one WARNING (32 dims)" \
