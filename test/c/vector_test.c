@@ -17,6 +17,7 @@
 
 #include "codevec.h"
 #include "distance_kernels.h"
+#include "numcheck.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 
@@ -33,14 +34,23 @@ static void
 check(int ok, const char *fmt,...)
 {
 	va_list		ap;
+	char		desc[1024];
 
 	n_tests++;
 	if (!ok)
 		n_failed++;
 	printf("%s %d - ", ok ? "ok" : "not ok", n_tests);
 	va_start(ap, fmt);
-	vprintf(fmt, ap);
+	vsnprintf(desc, sizeof(desc), fmt, ap);
 	va_end(ap);
+	/* one result is one line: control characters of inputs are escaped */
+	for (const char *c = desc; *c; c++)
+		if (*c == '\n')
+			fputs("\\n", stdout);
+		else if (*c == '\t')
+			fputs("\\t", stdout);
+		else
+			putchar(*c);
 	printf("\n");
 }
 
@@ -312,7 +322,7 @@ test_kernels(void)
 
 		if (k == NULL)
 		{
-			check(1, "# SKIP %s kernels: not supported by this CPU", names[v]);
+			check(1, "%s kernels # SKIP not supported by this CPU", names[v]);
 			continue;
 		}
 		for (int n = 0; n <= 1100; n++)
@@ -350,13 +360,14 @@ test_kernels(void)
 			}
 			/* float32 summation error bound: (n + 1) ulp-halves of the sum of |terms| */
 			tol = (n + 1) * 6e-8;
-			if (fabs(k->l2_squared(a, b, n) - l2) > tol * l2 + 1e-30 ||
-				fabs(k->inner_product(a, b, n) - ip) > tol * aip + 1e-30 ||
-				fabs(k->l1(a, b, n) - l1) > tol * l1 + 1e-30)
+			/* num_close: a NaN or infinite kernel result is a mismatch */
+			if (!num_close(k->l2_squared(a, b, n), l2, tol * l2 + 1e-30) ||
+				!num_close(k->inner_product(a, b, n), ip, tol * aip + 1e-30) ||
+				!num_close(k->l1(a, b, n), l1, tol * l1 + 1e-30))
 				bad++;
 			k->cosine_parts(a, b, n, &dot, &fa, &fb);
-			if (fabs(dot - ip) > tol * aip + 1e-30 || fabs(fa - na) > tol * na + 1e-30 ||
-				fabs(fb - nb) > tol * nb + 1e-30)
+			if (!num_close(dot, ip, tol * aip + 1e-30) || !num_close(fa, na, tol * na + 1e-30) ||
+				!num_close(fb, nb, tol * nb + 1e-30))
 				bad++;
 			k->cosine_parts(a, b, n, &dot2, &fa2, &fb2);
 			if (dot != dot2 || fa != fa2 || fb != fb2 ||

@@ -40,7 +40,7 @@ case "$cmd" in
 build)
 	mkdir -p "$build/lib"
 	"$NVCC" $NVFLAGS ${NVEXTRA:-} -c "$root/cuda/encoder.cu" -o "$build/cuda_encoder.o"
-	cc -O2 -g -Wall -std=gnu11 -I"$root/src" -I"$CUDA_HOME/include" \
+	cc -O2 -g -Wall -std=gnu11 -I"$root/src" -I"$here/../c" -I"$CUDA_HOME/include" \
 		-c "$here/test_encoder.c" -o "$build/test_encoder.o"
 	for f in model tokenizer encoder; do
 		cc -O2 -g -Wall -std=gnu11 -I"$root/src" -c "$root/src/$f.c" -o "$build/cpu_$f.o"

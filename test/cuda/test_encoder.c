@@ -32,6 +32,7 @@
 #include "model.h"
 #include "tokenizer.h"
 #include "model_cuda.h"
+#include "numcheck.h"		/* test/c/numcheck.h: NaN-safe comparisons */
 
 #define MIN_COSINE 0.9999
 
@@ -58,21 +59,11 @@ Check(int ok, const char *fmt, ...)
 		nfailed++;
 }
 
-/* Give the cosine of two vectors of n floats. */
+/* Give the cosine of two vectors of n floats (NaN for a zero or non-finite one). */
 static double
 Cosine(const float *a, const float *b, int n)
 {
-	double		ab = 0,
-				aa = 0,
-				bb = 0;
-
-	for (int i = 0; i < n; i++)
-	{
-		ab += (double) a[i] * b[i];
-		aa += (double) a[i] * a[i];
-		bb += (double) b[i] * b[i];
-	}
-	return ab / sqrt(aa * bb);
+	return num_cosine(a, b, (size_t) n);
 }
 
 /* Read the "text" of every line of a JSONL file, appending to *texts. */
@@ -144,13 +135,11 @@ CompareCos(const float *gpu, const float *ref, int n, int H, double *worst, int 
 	{
 		double		c = Cosine(gpu + (size_t) i * H, ref + (size_t) i * H, H);
 
-		if (!(c >= MIN_COSINE))
+		if (!num_at_least(c, MIN_COSINE))
 			bad++;
-		if (!(c >= *worst))
-		{
-			*worst = c;
+		if (isfinite(*worst) && (!isfinite(c) || c < *worst))
 			*worst_i = i;
-		}
+		num_worst_min(worst, c);
 	}
 	return bad;
 }
@@ -182,8 +171,7 @@ MaxDiff(const float *a, const float *b, size_t n)
 	double		d = 0;
 
 	for (size_t i = 0; i < n; i++)
-		if (fabs((double) a[i] - b[i]) > d)
-			d = fabs((double) a[i] - b[i]);
+		num_worst_max(&d, fabs((double) a[i] - b[i]));	/* NaN/inf stays */
 	return d;
 }
 
@@ -366,7 +354,7 @@ main(int argc, char **argv)
 		double		c0 = Cosine(lr, lg, H),
 					c1 = Cosine(lr + H, lg + H, H);
 
-		Check(rc == 0 && c0 >= MIN_COSINE && c1 >= MIN_COSINE,
+		Check(rc == 0 && num_at_least(c0, MIN_COSINE) && num_at_least(c1, MIN_COSINE),
 			  "sequences of %d and %d tokens: cosine %.7f, %.7f", L[0], L[1], c0, c1);
 		free(lid[0]);
 		free(lid[1]);

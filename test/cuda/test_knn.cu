@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "../../cuda/knn.h"
+#include "../c/numcheck.h"       /* NaN-safe comparisons */
 
 extern "C" int codevec_cuda_knn_device_path(CodevecCudaIndex idx, const float *d_queries, int nq,
                                             int k, int metric, float *d_out_dist,
@@ -297,7 +298,8 @@ RunCase(const Case *c, int quick)
                             {
                                 double sc = Scale(metric, r64, qv, xv, dim);
 
-                                if (fabs((double) d - r64) > 1e-5 * sc)
+                                /* equal (both infinite) or close; a NaN d is never close */
+                                if (!((double) d == r64 || num_close(d, r64, 1e-5 * sc)))
                                     FAIL("%s m%d k%d q%d pos%d: distance %.9g vs fp64 %.12g",
                                          c->what, metric, k, q, i, d, r64);
                                 int64_t rid = (int64_t) ref64[q][i];
@@ -306,7 +308,7 @@ RunCase(const Case *c, int quick)
                                 {
                                     double o64 = Dist64(metric, qv, &X[(size_t) rid * dim], dim);
 
-                                    if (fabs(o64 - r64) > 2e-5 * sc)
+                                    if (!(o64 == r64 || num_close(o64, r64, 2e-5 * sc)))
                                         FAIL("%s m%d k%d q%d pos%d: id %lld (%.12g) but fp64 order has %lld (%.12g)",
                                              c->what, metric, k, q, i, (long long) id, r64,
                                              (long long) rid, o64);

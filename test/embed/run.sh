@@ -23,53 +23,59 @@ mkdir -p "$build"
 
 passed=0
 failed=0
-# add the counts of a "NAME: P passed, F failed" line to the totals
-count() {
-	local line
-	line=$(grep -E '^[a-z-]+: [0-9]+ passed, [0-9]+ failed$' "$1" | tail -n 1)
+# not_ok WHAT: one failure that has no TAP line of its own
+not_ok() {
+	echo "not ok - $1"
+	failed=$((failed + 1))
+}
+# run_test NAME OUT CMD...: run one test program, print all its output (every
+# TAP line: test/run.sh checks that they agree with the result line) and add
+# the counts of its last "NAME: P passed, F failed" line to the totals; a
+# missing line, or a non-zero exit with no failure counted, is one failure
+run_test() {
+	local name=$1 out=$2 rc line p f
+	shift 2
+	"$@" >"$out" 2>&1
+	rc=$?
+	cat "$out"
+	line=$(grep -E "^$name: [0-9]+ passed, [0-9]+ failed\$" "$out" | tail -n 1)
 	if [ -z "$line" ]; then
-		echo "run.sh: $2 printed no result line" >&2
-		failed=$((failed + 1))
+		not_ok "$name printed no result line (exit status $rc)"
 		return
 	fi
-	passed=$((passed + $(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')))
-	failed=$((failed + $(echo "$line" | sed -E 's/.*, ([0-9]+) failed/\1/')))
+	p=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')
+	f=$(echo "$line" | sed -E 's/.*, ([0-9]+) failed/\1/')
+	passed=$((passed + p))
+	failed=$((failed + f))
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		not_ok "$name exited with status $rc after \"$line\""
+	fi
 }
 
 lib="$src/tokenizer.c $src/model.c $src/encoder.c"
-flags="-O2 -g -Wall -std=gnu11 -I$src"
+flags="-O2 -g -Wall -std=gnu11 -I$src -I$here/../c"
 libs="-lopenblas -lutf8proc -lcjson -lm"
 for t in tokenizer tiny_model real_model; do
 	if ! $CC $flags -o "$build/test_$t" "$here/test_$t.c" $lib $libs 2>"$build/test_$t.cc.log"; then
 		cat "$build/test_$t.cc.log" >&2
-		echo "run.sh: test_$t does not build" >&2
-		failed=$((failed + 1))
+		rm -f "$build/test_$t"
+		not_ok "test_$t does not build"
 	fi
 done
 
 if [ -x "$build/test_tokenizer" ]; then
 	if [ -f "$model/vocab.txt" ]; then
-		"$build/test_tokenizer" "$model/vocab.txt" "$fx/tokenizer.jsonl" >"$build/tokenizer.out" 2>&1
-		grep -E '^not ok' "$build/tokenizer.out" | head -n 20
-		tail -n 1 "$build/tokenizer.out"
-		count "$build/tokenizer.out" tokenizer
+		run_test tokenizer "$build/tokenizer.out" "$build/test_tokenizer" "$model/vocab.txt" "$fx/tokenizer.jsonl"
 	else
-		echo "not ok - tokenizer: no vocabulary at $model/vocab.txt (run \`make model\` first)"
-		failed=$((failed + 1))
+		not_ok "tokenizer: no vocabulary at $model/vocab.txt (run \`make model\` first)"
 	fi
 fi
 if [ -x "$build/test_tiny_model" ]; then
-	"$build/test_tiny_model" "$fx" >"$build/tiny_model.out" 2>&1
-	grep -E '^not ok|^  ' "$build/tiny_model.out" | head -n 20
-	tail -n 1 "$build/tiny_model.out"
-	count "$build/tiny_model.out" tiny-model
+	run_test tiny-model "$build/tiny_model.out" "$build/test_tiny_model" "$fx"
 fi
 if [ -x "$build/test_real_model" ]; then
-	"$build/test_real_model" "$model" "$fx/real-model-strings.jsonl" "$fx/real-model-ref.bin" \
-		>"$build/real_model.out" 2>&1
-	grep -E '^not ok|^#' "$build/real_model.out" | head -n 20
-	tail -n 1 "$build/real_model.out"
-	count "$build/real_model.out" real-model
+	run_test real-model "$build/real_model.out" "$build/test_real_model" "$model" \
+		"$fx/real-model-strings.jsonl" "$fx/real-model-ref.bin"
 fi
 
 echo "$passed passed, $failed failed"

@@ -4,7 +4,7 @@
  *	  fixture (fixtures/tokenizer.jsonl, made by gen_tokenizer_fixture.py).
  *
  * Usage: test_tokenizer VOCAB_TXT FIXTURE_JSONL
- * Prints one "not ok" line per mismatch and "tokenizer: P passed, F failed".
+ * Prints one "ok"/"not ok" line per string and "tokenizer: P passed, F failed".
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,7 +100,10 @@ main(int argc, char **argv)
 		for (i = 0; ok && i < ngot; i++)
 			ok = (got[i] == cJSON_GetArrayItem(ids, i)->valueint);
 		if (ok)
+		{
 			passed++;
+			printf("ok %d - %d ids\n", lineno, ngot);
+		}
 		else
 		{
 			failed++;
@@ -153,8 +156,7 @@ main(int argc, char **argv)
 						bad++;
 			free(ids);
 		}
-		if (bad)
-			printf("not ok - random bytes: %d malformed results\n", bad);
+		printf("%s - random bytes: %d malformed results of 20000\n", bad ? "not ok" : "ok", bad);
 		bad ? failed++ : passed++;
 	}
 	cv_tokenizer_free(tok);

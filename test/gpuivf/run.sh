@@ -25,6 +25,20 @@ check() {
 	fi
 }
 
+# plan_uses DESCRIPTION SETTINGS QUERY NODE: EXPLAIN of QUERY under SETTINGS
+# must show NODE (e.g. "Index Scan using t_flat on t"): results called an
+# index scan's must come from one, not from a plan that fell back
+plan_uses() {
+	local plan
+	plan=$(psql -qAtX -v ON_ERROR_STOP=1 -c "$2" -c "EXPLAIN (COSTS OFF) $3" 2>&1)
+	if printf '%s\n' "$plan" | grep -qF -- "$4"; then
+		passed=$((passed + 1)); echo "ok $((passed + failed)) - $1: the plan shows $4"
+	else
+		failed=$((failed + 1)); echo "not ok $((passed + failed)) - $1: the plan lacks $4"
+		printf '%s\n' "$plan" | sed 's/^/#   /'
+	fi
+}
+
 crash_and_restart() {
 	local bindir=/usr/lib/postgresql/15/bin
 	if [ "$(id -u)" = 0 ]; then
@@ -51,8 +65,10 @@ SQL
 crash_and_restart
 
 # full index scans must return every row of the table, and the flat index
-# the same order as a sequential scan
+# the same order as a sequential scan: full_scan_matches PHASE LABEL OP INDEX
 full_scan_matches() {
+	plan_uses "$1: $2 full scan" "SET enable_seqscan = off; SET enable_bitmapscan = off" \
+		"SELECT id FROM t ORDER BY emb $3 (SELECT emb FROM t WHERE id = 17)" "Index Scan using $4 on t"
 	check "$1: $2 returns every row" "
 	  SET enable_seqscan = off; SET enable_bitmapscan = off;
 	  SELECT count(*) = (SELECT count(*) FROM t WHERE emb IS NOT NULL)
@@ -60,6 +76,10 @@ full_scan_matches() {
 	  FROM (SELECT id FROM t ORDER BY emb $3 (SELECT emb FROM t WHERE id = 17)) s" t
 }
 exact_matches() {
+	plan_uses "$1: reference" "SET enable_seqscan = on; SET enable_indexscan = off" \
+		"SELECT id FROM t ORDER BY emb <-> (SELECT emb FROM t WHERE id = 17), ctid LIMIT 50" "Seq Scan on t"
+	plan_uses "$1: flat index top-50" "SET enable_seqscan = off; SET enable_indexscan = on" \
+		"SELECT id FROM t ORDER BY emb <-> (SELECT emb FROM t WHERE id = 17) LIMIT 50" "Index Scan using t_flat on t"
 	check "$1: flat index top-50 equals the sequential scan" "
 	  SET enable_seqscan = on; SET enable_indexscan = off;
 	  CREATE TEMP TABLE a AS SELECT id FROM t ORDER BY emb <-> (SELECT emb FROM t WHERE id = 17), ctid LIMIT 50;
@@ -68,8 +88,8 @@ exact_matches() {
 	  SELECT (SELECT array_agg(id) FROM a) = (SELECT array_agg(id) FROM b)" t
 }
 
-full_scan_matches "after a crash right after the build" "flat (l2)" "<->"
-full_scan_matches "after a crash right after the build" "IVF (cosine)" "<=>"
+full_scan_matches "after a crash right after the build" "flat (l2)" "<->" t_flat
+full_scan_matches "after a crash right after the build" "IVF (cosine)" "<=>" t_ivf
 exact_matches "after a crash right after the build"
 
 # inserts that extend pages, deletes + VACUUM: all GenericXLog, then crash
@@ -84,8 +104,8 @@ FROM generate_series(26001, 27000) i;
 INSERT INTO t VALUES (27001, NULL);
 SQL
 crash_and_restart
-full_scan_matches "after inserts, deletes, VACUUM and a crash" "flat (l2)" "<->"
-full_scan_matches "after inserts, deletes, VACUUM and a crash" "IVF (cosine)" "<=>"
+full_scan_matches "after inserts, deletes, VACUUM and a crash" "flat (l2)" "<->" t_flat
+full_scan_matches "after inserts, deletes, VACUUM and a crash" "IVF (cosine)" "<=>" t_ivf
 exact_matches "after inserts, deletes, VACUUM and a crash"
 check "deleted rows are gone from the index" "
   SET enable_seqscan = off;
@@ -95,6 +115,8 @@ check "VACUUM counted the live index tuples (26000 - 26000/7)" "
   SELECT reltuples::int FROM pg_class WHERE relname = 't_flat'" 22286
 
 # the index is usable for new writes after recovery
+plan_uses "inserts after recovery" "SET enable_seqscan = off" \
+	"SELECT id FROM t ORDER BY emb <-> (SELECT emb FROM t WHERE id = 17) LIMIT 2" "Index Scan using t_flat on t"
 check "inserts after recovery are found" "
   INSERT INTO t VALUES (30000, (SELECT emb FROM t WHERE id = 17));
   SET enable_seqscan = off;
@@ -113,8 +135,8 @@ FROM generate_series(31001, 34000) i;
 DELETE FROM t WHERE id BETWEEN 33990 AND 34000;
 VACUUM (INDEX_CLEANUP ON) t;
 SQL
-full_scan_matches "after VACUUMs that mark last pages dead, then compact them" "flat (l2)" "<->"
-full_scan_matches "after VACUUMs that mark last pages dead, then compact them" "IVF (cosine)" "<=>"
+full_scan_matches "after VACUUMs that mark last pages dead, then compact them" "flat (l2)" "<->" t_flat
+full_scan_matches "after VACUUMs that mark last pages dead, then compact them" "IVF (cosine)" "<=>" t_ivf
 exact_matches "after VACUUMs that mark last pages dead, then compact them"
 check "VACUUM counts no dead tuple as live" "
   SELECT reltuples::int = (SELECT count(*) FROM t WHERE emb IS NOT NULL) FROM pg_class WHERE relname = 't_flat'" t

@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # test/meta/run.sh — META.json against the PGXN Meta Spec 1.0.0 and the
-# extension's own files (control version, install script, upgrade chain).
+# extension's own files (control version, install script, upgrade chain),
+# and test/suite_result.sh (how test/run.sh counts suites) against logs with
+# known verdicts (test/meta/suite_result_test.sh).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-exec python3 - <<'PY'
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+{
+python3 - <<'PY'
 import json, os, re, sys
 
 passed = failed = 0
@@ -59,6 +64,14 @@ for s in scripts:
     check(s in mk or "codevec--*--*.sql" in mk, f"upgrade script {s} is installed")
     check(open(os.path.join("sql", s)).read().find("\\echo Use \"ALTER EXTENSION") >= 0, f"upgrade script {s} has the psql guard line")
 
-print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
 PY
+echo "# python checks exit status $?"
+bash test/meta/suite_result_test.sh
+echo "# suite_result_test.sh exit status $?"
+} | tee "$out"
+p=$(grep -cE '^ok [0-9]+' "$out")
+f=$(grep -cE '^not ok [0-9]+' "$out")
+echo "$p passed, $f failed"
+# a checker that died before its last check shows only as a non-zero status
+[ "$f" -eq 0 ] && ! grep -qE '^# .* exit status [1-9]' "$out"

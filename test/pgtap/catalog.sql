@@ -6,7 +6,7 @@ SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS codevec;
 BEGIN;
-SELECT plan(78);
+SELECT plan(80);
 
 -- the type
 SELECT has_type('codevec');
@@ -147,7 +147,17 @@ SELECT throws_ok($$SET codevec.no_such_setting = 1$$, '42602', NULL, 'the codeve
 -- the build report works without a GPU
 SELECT is((SELECT version FROM codevec_build_info()), '0.2.0', 'codevec_build_info reports the version');
 SELECT ok((SELECT cpu_kernels IN ('scalar', 'avx2', 'avx512') FROM codevec_build_info()), 'codevec_build_info names the CPU kernels');
-SELECT ok((SELECT cuda_devices >= 0 FROM codevec_build_info()), 'codevec_build_info reports a device count (0 without a GPU)');
+-- the device count against a fact from outside CUDA: the driver's device
+-- files /dev/nvidia0, /dev/nvidia1, ... (none on a machine without a GPU,
+-- as in CI); a build without CUDA reports 0 whatever the machine has
+SELECT is((SELECT cuda_devices FROM codevec_build_info()),
+	(SELECT CASE WHEN cuda_compiled THEN (SELECT count(*)::int FROM pg_ls_dir('/dev') f WHERE f ~ '^nvidia[0-9]+$') ELSE 0 END
+	 FROM codevec_build_info()),
+	'codevec_build_info: cuda_devices is 0 without CUDA, else the number of /dev/nvidiaN device files');
+SELECT is((SELECT (gpu_name IS NULL) = (cuda_devices = 0) FROM codevec_build_info()), true,
+	'codevec_build_info: gpu_name is NULL exactly when there is no device');
+SELECT is((SELECT (cuda_runtime IS NULL) = NOT cuda_compiled FROM codevec_build_info()), true,
+	'codevec_build_info: cuda_runtime is set exactly in a build with CUDA');
 
 SELECT * FROM finish();
 ROLLBACK;

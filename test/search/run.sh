@@ -150,10 +150,21 @@ for q in "${QS[@]}"; do
 		"vector '$q': same ids, order and distances as ORDER BY emb <=> embed(q)"
 done
 Q "CREATE INDEX snippets_emb_gpuivf ON code.snippets USING gpuivf (emb codevec_cosine_ops)" >/dev/null
+# Qidx SQL: SQL with seq scans and sorts off (on a corpus this small the
+# planner would rather sort) and auto_explain on; rows to stdout, the plans
+# of the statements code.search() runs to $TMP/idxplan
+Qidx() {
+	psql -X -A -t -q -v ON_ERROR_STOP=1 -d "$DB" -c "SET codevec.device = cpu" -c "LOAD 'auto_explain'" \
+		-c "SET auto_explain.log_min_duration = 0" -c "SET auto_explain.log_nested_statements = on" \
+		-c "SET enable_seqscan = off" -c "SET enable_sort = off" -c "SET client_min_messages = log" \
+		-c "$1" 2>"$TMP/idxplan"
+}
 for q in "${QS[@]:0:2}"; do
-	is "$(Q "SELECT string_agg(id::text || ':' || distance, ' ' ORDER BY vector_rank)
+	is "$(Qidx "SELECT string_agg(id::text || ':' || distance, ' ' ORDER BY vector_rank)
 		FROM code.search(\$q\$$q\$q\$, k => 8, mode => 'vector')")" "$(seqscan "$q" 8)" \
 		"vector '$q' with a gpuivf index: still the sequential scan's answer"
+	grep -q "Index Scan using snippets_emb_gpuivf on snippets s2" "$TMP/idxplan"
+	ok $? "vector '$q' with a gpuivf index: that answer came from the index (auto_explain)"
 done
 # the plan inside code.search: auto_explain prints nested statements
 psql -X -q -d "$DB" -c "LOAD 'auto_explain'" -c "SET auto_explain.log_min_duration = 0" \
