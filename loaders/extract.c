@@ -636,7 +636,11 @@ Signature(Extractor *x, TSNode start, TSNode body)
 	cvl_buf_init(&b);
 	bool		space = false;
 
-	for (uint32_t i = s; i < e && b.len < SIGNATURE_MAX; i++)
+	/*
+	 * Collect a few bytes past the cap, so that the character straddling
+	 * it is whole, then cut on a character boundary (src is UTF-8).
+	 */
+	for (uint32_t i = s; i < e && b.len < SIGNATURE_MAX + 4; i++)
 	{
 		unsigned char c = (unsigned char) x->src[i];
 
@@ -649,6 +653,11 @@ Signature(Extractor *x, TSNode start, TSNode body)
 			space = false;
 			cvl_buf_putc(&b, (char) c);
 		}
+	}
+	if (b.len > SIGNATURE_MAX)
+	{
+		b.len = cvl_utf8_cut(b.data, b.len, SIGNATURE_MAX);
+		b.data[b.len] = '\0';
 	}
 	/* trailing ':' (Python), '{', '=>' are not part of the signature */
 	while (b.len > 0 && (b.data[b.len - 1] == ':' || b.data[b.len - 1] == '{' ||
@@ -666,9 +675,6 @@ Signature(Extractor *x, TSNode start, TSNode body)
 		cvl_buf_free(&b);
 		return NULL;
 	}
-	size_t		cut = cvl_utf8_cut(b.data, b.len, SIGNATURE_MAX);
-
-	b.data[cut] = '\0';
 	return cvl_buf_steal(&b);
 }
 
