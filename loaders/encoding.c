@@ -12,10 +12,11 @@
  *      line 1 is blank or only a comment; a UTF-8 BOM with another declared
  *      encoding is an error); for the other languages the Emacs cookie
  *      `-*- coding: NAME -*-` (also `-*- mode: c; coding: NAME -*-`) on
- *      line 1, or line 2 when line 1 is a `#!` line.  A declared encoding
- *      other than UTF-8 is decoded with iconv; an unknown name, or bytes the
- *      encoding cannot decode, skip the file with the reason `encoding`
- *      (Python refuses such a file too).
+ *      line 1, or line 2 when line 1 is a `#!` line (an end-of-line suffix
+ *      such as `-unix` dropped).  A declared encoding other than UTF-8 is
+ *      decoded with iconv; an unknown name, bytes the encoding cannot
+ *      decode, or a UTF-8 BOM in front of another declared encoding skip the
+ *      file with the reason `encoding` (Python refuses such a file too).
  *   4. Otherwise the text is UTF-8.  Stray invalid bytes do not skip the
  *      file: each maximal ill-formed subsequence (Unicode 15, section 3.9,
  *      "U+FFFD Substitution of Maximal Subparts", which is also what
@@ -34,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cvl.h"
 
@@ -263,9 +265,62 @@ EmacsCookie(const char *s, size_t a, size_t b, char *name, size_t size)
 }
 
 /*
+ * Python's tokenize._get_normal_name(): the first 12 characters lower-cased
+ * with '_' as '-'; "utf-8" and "utf-8-*" are "utf-8", "latin-1",
+ * "iso-8859-1", "iso-latin-1" and those followed by "-*" are "iso-8859-1";
+ * anything else stays as it was written.
+ */
+static void
+PythonNormalName(char *name, size_t size)
+{
+	char		n[13];
+	size_t		i;
+	static const char *latin1[] = {"latin-1", "iso-8859-1", "iso-latin-1"};
+
+	for (i = 0; name[i] && i < 12; i++)
+		n[i] = name[i] == '_' ? '-' : (char) tolower((unsigned char) name[i]);
+	n[i] = '\0';
+	if (strcmp(n, "utf-8") == 0 || strncmp(n, "utf-8-", 6) == 0)
+	{
+		snprintf(name, size, "utf-8");
+		return;
+	}
+	for (size_t k = 0; k < 3; k++)
+	{
+		size_t		l = strlen(latin1[k]);
+
+		if (strcmp(n, latin1[k]) == 0 || (strncmp(n, latin1[k], l) == 0 && n[l] == '-'))
+		{
+			snprintf(name, size, "iso-8859-1");
+			return;
+		}
+	}
+}
+
+/* Drop an Emacs end-of-line suffix: "latin-1-unix" is "latin-1". */
+static void
+EmacsStripEol(char *name)
+{
+	static const char *eol[] = {"-unix", "-dos", "-mac"};
+	size_t		n = strlen(name);
+
+	for (size_t k = 0; k < 3; k++)
+	{
+		size_t		l = strlen(eol[k]);
+
+		if (n > l && strcasecmp(name + n - l, eol[k]) == 0)
+		{
+			name[n - l] = '\0';
+			return;
+		}
+	}
+}
+
+/*
  * Find the encoding declared in the first lines of s[0..n), by the rule of
- * the file's language (see the top of this file).  Returns false when none
- * is declared.
+ * the file's language (see the top of this file), its name normalised as
+ * Python (PythonNormalName) or Emacs (EmacsStripEol) would.  Returns false
+ * when none is declared.
  */
 bool
 cvl_encoding_declared(const char *s, size_t n, bool python, char *name, size_t size)
@@ -273,17 +328,23 @@ cvl_encoding_declared(const char *s, size_t n, bool python, char *name, size_t s
 	size_t		e1 = LineEnd(s, n, 0);
 	size_t		e2 = e1 < n ? LineEnd(s, n, e1 + 1) : n;
 
+	bool		found;
+
 	if (python)
 	{
-		if (PythonCookie(s, 0, e1, name, size))
-			return true;
-		return e1 < n && PythonBlankOrComment(s, 0, e1) &&
-			PythonCookie(s, e1 + 1, e2, name, size);
+		found = PythonCookie(s, 0, e1, name, size) ||
+			(e1 < n && PythonBlankOrComment(s, 0, e1) &&
+			 PythonCookie(s, e1 + 1, e2, name, size));
+		if (found)
+			PythonNormalName(name, size);
+		return found;
 	}
-	if (EmacsCookie(s, 0, e1, name, size))
-		return true;
-	return e1 < n && n >= 2 && s[0] == '#' && s[1] == '!' &&
-		EmacsCookie(s, e1 + 1, e2, name, size);
+	found = EmacsCookie(s, 0, e1, name, size) ||
+		(e1 < n && n >= 2 && s[0] == '#' && s[1] == '!' &&
+		 EmacsCookie(s, e1 + 1, e2, name, size));
+	if (found)
+		EmacsStripEol(name);
+	return found;
 }
 
 /*
@@ -460,7 +521,7 @@ cvl_source_decode(const char *src, size_t len, bool python,
 			!NameIsUtf8(declared))
 		{
 			snprintf(encoding, CVL_ENCODING_NAME_MAX, "%s", declared);
-			if (bom && python)
+			if (bom)
 				return CVL_FILE_ENCODING;	/* Python: "encoding problem: utf-8" */
 			if (IconvDecode(declared, src + bom, len - bom, &out) < 0)
 			{
