@@ -517,12 +517,23 @@ cvl_source_decode(const char *src, size_t len, bool python,
 			bom = 3;
 			snprintf(encoding, CVL_ENCODING_NAME_MAX, "utf-8-bom");
 		}
-		if (cvl_encoding_declared(src + bom, len - bom, python, declared, sizeof(declared)) &&
-			!NameIsUtf8(declared))
+		bool		has_decl = cvl_encoding_declared(src + bom, len - bom, python,
+													 declared, sizeof(declared));
+
+		/*
+		 * A BOM with another declared encoding: Python's "encoding problem:
+		 * utf-8" (for Python, any name but the normalised "utf-8", so even
+		 * "utf8"; for the others, any name that is not UTF-8)
+		 */
+		if (has_decl && bom &&
+			(python ? strcmp(declared, "utf-8") != 0 : !NameIsUtf8(declared)))
 		{
 			snprintf(encoding, CVL_ENCODING_NAME_MAX, "%s", declared);
-			if (bom)
-				return CVL_FILE_ENCODING;	/* Python: "encoding problem: utf-8" */
+			return CVL_FILE_ENCODING;
+		}
+		if (has_decl && !NameIsUtf8(declared))
+		{
+			snprintf(encoding, CVL_ENCODING_NAME_MAX, "%s", declared);
 			if (IconvDecode(declared, src + bom, len - bom, &out) < 0)
 			{
 				cvl_buf_free(&out);

@@ -109,9 +109,9 @@ def decode(data, python):
     bom = data.startswith(codecs.BOM_UTF8)
     body = data[3:] if bom else data
     name = declared(body, python)
+    if name is not None and bom and (name != "utf-8" if python else not _is_utf8(name)):
+        return "encoding", None         # tokenize: "encoding problem: utf-8"
     if name is not None and not _is_utf8(name):
-        if bom:
-            return "encoding", None
         try:
             return _finish(body.decode(name))
         except (LookupError, UnicodeDecodeError):
