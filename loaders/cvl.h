@@ -10,8 +10,11 @@
  *   lang.c     languages by file name, their tree-sitter grammars
  *   extract.c  syntax tree -> snippets (kind, names, signature, doc, lines)
  *              and cvl_embed_text_build(), the text that gets embedded
- *   db.c       libpq: schema, COPY batches, incremental reload, embedding
- *   util.c     buffers, hashing, UTF-8, JSON/COPY escaping, identifiers
+ *   encoding.c source bytes -> UTF-8 text (BOMs, declared encodings via
+ *              iconv, U+FFFD for stray bytes); UTF-8 checks and cuts
+ *   db.c       libpq: schema, COPY batches, incremental reload, embedding;
+ *              a batch the server rejects is bisected down to its files
+ *   util.c     buffers, hashing, JSON/COPY escaping, identifiers
  *
  * Object style follows tree-sitter: cvl_<object>_<verb>(self, ...), with
  * paired _new/_delete.  Worker threads never print; they record a status
@@ -73,6 +76,7 @@ void	   *cvl_realloc(void *ptr, size_t size);
 char	   *cvl_strdup(const char *s);
 char	   *cvl_strndup(const char *s, size_t n);
 void		cvl_buf_init(CvlBuf buf);
+void		cvl_buf_reserve(CvlBuf buf, size_t n);
 void		cvl_buf_reset(CvlBuf buf);
 void		cvl_buf_free(CvlBuf buf);
 void		cvl_buf_append(CvlBuf buf, const char *s, size_t n);
@@ -84,8 +88,6 @@ char	   *cvl_buf_steal(CvlBuf buf);
 void		cvl_buf_append_json(CvlBuf buf, const char *s);
 void		cvl_buf_append_copy(CvlBuf buf, const char *s);
 void		cvl_buf_append_identifiers(CvlBuf buf, const char *s, size_t n);
-bool		cvl_utf8_is_valid(const char *s, size_t n);
-size_t		cvl_utf8_cut(const char *s, size_t n, size_t max);
 void		cvl_sha256_hex(const void *data, size_t n, char out[65]);
 double		cvl_clock_now(void);
 double		cvl_clock_thread(void);
@@ -99,6 +101,16 @@ const char *cvl_map_get(CvlMap map, const char *key);
 size_t		cvl_map_count(CvlMap map);
 typedef void (*CvlMapFn) (const char *key, const char *value, void *arg);
 void		cvl_map_foreach(CvlMap map, CvlMapFn fn, void *arg);
+
+/* ---------- encoding.c ---------- */
+
+#define CVL_ENCODING_NAME_MAX		32
+
+bool		cvl_utf8_is_valid(const char *s, size_t n);
+int64_t		cvl_utf8_repair(const char *s, size_t n, CvlBuf out);
+size_t		cvl_utf8_cut(const char *s, size_t n, size_t max);
+bool		cvl_encoding_declared(const char *s, size_t n, bool python,
+								  char *name, size_t size);
 
 /* ---------- lang.c ---------- */
 
@@ -126,14 +138,21 @@ typedef enum CvlFileStatus
 	CVL_FILE_TOO_LARGE,			/* bigger than --max-file-bytes */
 	CVL_FILE_EMPTY,
 	CVL_FILE_BINARY,			/* has a NUL byte */
-	CVL_FILE_INVALID_UTF8,
+	CVL_FILE_ENCODING,			/* declared/BOM encoding unknown or undecodable */
+	CVL_FILE_PATH_ENCODING,		/* the file name is not UTF-8 (cannot be stored) */
 	CVL_FILE_UNREADABLE,		/* open/read failed (permissions, I/O) */
 	CVL_FILE_VANISHED,			/* deleted between walk and read */
 	CVL_FILE_PARSE_FAILED,		/* tree-sitter gave no tree (timeout) */
+	CVL_FILE_INVALID_OUTPUT,	/* extracted text not UTF-8 (a loader bug) */
+	CVL_FILE_REJECTED,			/* the server refused the file's rows */
 	CVL_FILE_STATUS_COUNT
 } CvlFileStatus;
 
 const char *cvl_file_status_name(CvlFileStatus status);
+CvlFileStatus cvl_source_decode(const char *src, size_t len, bool python,
+								char **text, size_t *textlen,
+								char encoding[CVL_ENCODING_NAME_MAX],
+								int64_t *replaced);
 bool		cvl_file_status_is_error(CvlFileStatus status);
 
 typedef struct CvlSnippetData
@@ -159,6 +178,8 @@ typedef struct CvlFileData
 	CvlFileStatus status;
 	bool		known;			/* present in the database before the run */
 	bool		has_error;		/* the syntax tree has ERROR nodes */
+	int64_t		replaced;		/* invalid UTF-8 sequences made U+FFFD */
+	char		encoding[CVL_ENCODING_NAME_MAX];	/* what was decoded */
 	char		sha256[65];
 	CvlSnippetData *snippets;
 	int			nsnippets;
@@ -306,6 +327,9 @@ int			cvl_db_repo_open(CvlDb db, const char *name, const char *root,
 							 CvlMap known);
 int			cvl_db_file_add(CvlDb db, CvlFile file);
 int			cvl_db_flush(CvlDb db);
+typedef void (*CvlDbRejectFn) (CvlFile file, int nsnippets, const char *message,
+							   void *arg);
+void		cvl_db_drain_rejected(CvlDb db, CvlDbRejectFn fn, void *arg);
 int			cvl_db_prune(CvlDb db, CvlFileData *files, size_t nfiles);
 int			cvl_db_embed(CvlDb db, int batch, bool all_repos, bool *available);
 const char *cvl_db_error(CvlDb db);

@@ -27,8 +27,21 @@
  *      match "config", and documents and queries tokenize alike.  A server
  *      without that configuration (--dims 0, no extension) gets the old
  *      way: words split in C (cvl_buf_append_identifiers), 'simple';
- *   5. COMMIT.  A file's old and new snippets are never both visible, and
- *      a failure rolls the whole batch back (batches before it stay).
+ *   5. COMMIT.  A file's old and new snippets are never both visible.
+ *
+ * Isolation: when the server refuses a batch for something in its rows
+ * (a CHECK constraint, a trigger, a value too long for a tsvector: any
+ * error while the connection is fine, except the classes that say the
+ * whole session or server is in trouble, see IsRowError()), the batch is
+ * rolled back and written again in two halves, each half the same way
+ * (bisection: a batch of 500 files with one bad file costs about 2 log2(500)
+ * = 18 more transactions).  A single file that is still refused is
+ * rejected: its rows are not written, it is recorded with the server's
+ * message (cvl_db_drain_rejected(); main counts it as `rejected`, names it
+ * with -v and exits 1) and everything else is written.  A rejected file
+ * keeps the rows of its earlier version, if any, so the next run parses it
+ * again.  A connection failure or a server-wide error still ends the run
+ * (batches committed before it stay).
  * After all files: cvl_db_prune() removes files of the repository that
  * were not seen (or are now skipped as binary, too large, ...).
  *
@@ -60,15 +73,32 @@
 
 #include "cvl.h"
 
+/* one file of a batch: where its COPY lines are, for bisection */
+typedef struct BatchFile
+{
+	CvlFile		file;			/* the caller's; path and counts stay valid */
+	size_t		files_off;		/* its line in Batch.files */
+	size_t		snippets_off;	/* its first line in Batch.snippets */
+	int			nsnippets;
+} BatchFile;
+
 /* one transaction's worth of COPY data */
 typedef struct Batch
 {
 	CvlBufData	files;			/* COPY text for cvl_stage_files */
 	CvlBufData	snippets;		/* COPY text for cvl_stage_snippets */
+	BatchFile  *entries;		/* nfiles of them, in order */
+	int			entries_cap;
 	int			nfiles;
-	int64_t		new_snippets;	/* of files new to the repository */
-	int64_t		changed_snippets;	/* of files whose content changed */
 } Batch;
+
+/* a file the server refused, until main drains it */
+typedef struct Rejection
+{
+	CvlFile		file;
+	int			nsnippets;
+	char	   *message;
+} Rejection;
 
 struct CvlDbData
 {
@@ -86,6 +116,10 @@ struct CvlDbData
 	bool		writer_started;
 	bool		writer_quit;
 	bool		failed;			/* the writer hit an error (in error[]) */
+	Rejection  *rejected;		/* files refused by the server (under lock) */
+	int			nrejected;
+	int			rejected_cap;
+	char		sqlstate[6];	/* of the last error, "" when none */
 	pthread_t	writer;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -361,6 +395,9 @@ SetError(CvlDb db, const char *what, PGresult *res)
 	if (msg == NULL || msg[0] == '\0')
 		msg = PQerrorMessage(db->conn);
 	snprintf(db->error, sizeof(db->error), "%s: %s", what, msg);
+	const char *code = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+	snprintf(db->sqlstate, sizeof(db->sqlstate), "%s", code ? code : "");
 	size_t		n = strlen(db->error);
 
 	while (n > 0 && (db->error[n - 1] == '\n' || db->error[n - 1] == ' '))
@@ -410,9 +447,9 @@ Rollback(CvlDb db)
 		PQclear(PQexec(db->conn, "ROLLBACK"));
 }
 
-/* Stream a buffer through COPY ... FROM STDIN. */
+/* Stream data[0..len) through COPY ... FROM STDIN. */
 static int
-CopyIn(CvlDb db, const char *sql, CvlBuf data)
+CopyIn(CvlDb db, const char *sql, const char *data, size_t len)
 {
 	PGresult   *res = PQexec(db->conn, sql);
 
@@ -423,11 +460,11 @@ CopyIn(CvlDb db, const char *sql, CvlBuf data)
 		return -1;
 	}
 	PQclear(res);
-	for (size_t off = 0; off < data->len;)
+	for (size_t off = 0; off < len;)
 	{
-		size_t		n = data->len - off > (1 << 20) ? (1 << 20) : data->len - off;
+		size_t		n = len - off > (1 << 20) ? (1 << 20) : len - off;
 
-		if (PQputCopyData(db->conn, data->data + off, (int) n) != 1)
+		if (PQputCopyData(db->conn, data + off, (int) n) != 1)
 		{
 			SetError(db, "COPY", NULL);
 			return -1;
@@ -745,6 +782,15 @@ cvl_db_file_add(CvlDb db, CvlFile f)
 
 	if (f->status != CVL_FILE_PARSED)
 		return 0;
+	if (b->nfiles == b->entries_cap)
+	{
+		b->entries_cap = b->entries_cap ? b->entries_cap * 2 : 64;
+		b->entries = cvl_realloc(b->entries, (size_t) b->entries_cap * sizeof(BatchFile));
+	}
+	b->entries[b->nfiles].file = f;
+	b->entries[b->nfiles].files_off = fb->len;
+	b->entries[b->nfiles].snippets_off = sb->len;
+	b->entries[b->nfiles].nsnippets = f->nsnippets;
 	cvl_buf_append_copy(fb, f->path);
 	cvl_buf_putc(fb, '\t');
 	cvl_buf_append_copy(fb, f->language->name);
@@ -780,10 +826,6 @@ cvl_db_file_add(CvlDb db, CvlFile f)
 		AppendWords(db, sb, s->code, cvl_utf8_cut(s->code, codelen, CVL_TSV_BODY_MAX_BYTES));
 		cvl_buf_putc(sb, '\n');
 	}
-	if (f->known)
-		b->changed_snippets += f->nsnippets;
-	else
-		b->new_snippets += f->nsnippets;
 	b->nfiles++;
 	db->stats.t_rows += cvl_clock_now() - t0;
 	if (b->nfiles >= db->batch_files ||
@@ -792,9 +834,41 @@ cvl_db_file_add(CvlDb db, CvlFile f)
 	return 0;
 }
 
-/* Write one batch in one transaction (on the writer thread).  0 or -1. */
+/*
+ * Did the last error come from the rows written (so that writing fewer
+ * rows may succeed), rather than from the connection or the server as a
+ * whole?  Not: no SQLSTATE (libpq's own failure), a broken connection, and
+ * the classes 08 connection, 0A feature not supported, 25 transaction
+ * state, 28 authorization, 3D/3F missing database/schema, 40 rollback
+ * (serialization, deadlock), 42 syntax or access rule (a missing table, a
+ * revoked privilege), 53 insufficient resources (disk full, out of
+ * memory), 57 operator intervention (shutdown, cancel), 58 system error
+ * (I/O), XX internal error.  Everything else (22 data exception, 23
+ * integrity constraint, 54 program limit, P0 raised by a trigger, and
+ * whatever SQLSTATE a user's trigger picks) is taken as the rows' fault.
+ */
+static bool
+IsRowError(CvlDb db)
+{
+	static const char *global[] = {
+		"08", "0A", "25", "28", "3D", "3F", "40", "42", "53", "57", "58", "XX",
+	};
+
+	if (db->sqlstate[0] == '\0' || PQstatus(db->conn) != CONNECTION_OK)
+		return false;
+	for (size_t i = 0; i < sizeof(global) / sizeof(global[0]); i++)
+		if (strncmp(db->sqlstate, global[i], 2) == 0)
+			return false;
+	return true;
+}
+
+/*
+ * Write files [lo, hi) of a batch in one transaction (on the writer
+ * thread).  Returns 0, 1 when the server refused the rows (IsRowError();
+ * rolled back, the message in db->error), or -1 for any other error.
+ */
 static int
-WriteBatch(CvlDb db, Batch *b)
+WriteRange(CvlDb db, Batch *b, int lo, int hi)
 {
 	double		t0 = cvl_clock_now(),
 				t1,
@@ -803,12 +877,24 @@ WriteBatch(CvlDb db, Batch *b)
 	const char *p[1] = {db->repo_id_text};
 	PGresult   *res;
 	int64_t		deleted;
+	size_t		f0 = b->entries[lo].files_off,
+				f1 = hi < b->nfiles ? b->entries[hi].files_off : b->files.len;
+	size_t		s0 = b->entries[lo].snippets_off,
+				s1 = hi < b->nfiles ? b->entries[hi].snippets_off : b->snippets.len;
+	int64_t		new_snippets = 0,
+				changed_snippets = 0;
 
-	if (b->nfiles == 0)
-		return 0;
+	for (int i = lo; i < hi; i++)
+	{
+		if (b->entries[i].file->known)
+			changed_snippets += b->entries[i].nsnippets;
+		else
+			new_snippets += b->entries[i].nsnippets;
+	}
+	db->sqlstate[0] = '\0';
 	if (Exec(db, "BEGIN", "BEGIN") < 0 ||
-		CopyIn(db, "COPY cvl_stage_files FROM STDIN", &b->files) < 0 ||
-		CopyIn(db, "COPY cvl_stage_snippets FROM STDIN", &b->snippets) < 0)
+		CopyIn(db, "COPY cvl_stage_files FROM STDIN", b->files.data + f0, f1 - f0) < 0 ||
+		CopyIn(db, "COPY cvl_stage_snippets FROM STDIN", b->snippets.data + s0, s1 - s0) < 0)
 		goto fail;
 	t1 = cvl_clock_now();
 	db->stats.t_stage += t1 - t0;
@@ -869,9 +955,9 @@ WriteBatch(CvlDb db, Batch *b)
 		goto fail;
 	db->stats.t_commit += cvl_clock_now() - t3;
 
-	int64_t		changed = b->changed_snippets;
+	int64_t		changed = changed_snippets;
 
-	db->stats.snippets_added += b->new_snippets +
+	db->stats.snippets_added += new_snippets +
 		(changed > deleted ? changed - deleted : 0);
 	db->stats.snippets_updated += changed < deleted ? changed : deleted;
 	db->stats.snippets_removed += deleted > changed ? deleted - changed : 0;
@@ -880,8 +966,66 @@ WriteBatch(CvlDb db, Batch *b)
 	return 0;
 
 fail:
-	Rollback(db);
-	return -1;
+	{
+		bool		rows = IsRowError(db);
+
+		Rollback(db);
+		db->stats.t_copy += cvl_clock_now() - t0;
+		return rows ? 1 : -1;
+	}
+}
+
+/* Record that the server refused file entry e (writer thread). */
+static void
+AddRejection(CvlDb db, const BatchFile *e)
+{
+	pthread_mutex_lock(&db->lock);
+	if (db->nrejected == db->rejected_cap)
+	{
+		db->rejected_cap = db->rejected_cap ? db->rejected_cap * 2 : 16;
+		db->rejected = cvl_realloc(db->rejected,
+								   (size_t) db->rejected_cap * sizeof(Rejection));
+	}
+	db->rejected[db->nrejected].file = e->file;
+	db->rejected[db->nrejected].nsnippets = e->nsnippets;
+	/* the first line: "writing code.snippets: ERROR:  new row ... violates ..." */
+	db->rejected[db->nrejected].message = cvl_strndup(db->error, strcspn(db->error, "\n"));
+	db->nrejected++;
+	pthread_mutex_unlock(&db->lock);
+}
+
+/*
+ * Write files [lo, hi) of a batch, bisecting when the server refuses the
+ * rows (see the top of this file) until the files it refuses are alone,
+ * which are rejected.  Returns 0, or -1 for an error that ends the run.
+ */
+static int
+WriteIsolated(CvlDb db, Batch *b, int lo, int hi)
+{
+	int			rc = WriteRange(db, b, lo, hi);
+
+	if (rc <= 0)
+		return rc;
+	if (hi - lo == 1)
+	{
+		AddRejection(db, &b->entries[lo]);
+		db->error[0] = '\0';
+		return 0;
+	}
+	int			mid = lo + (hi - lo) / 2;
+
+	if (WriteIsolated(db, b, lo, mid) < 0)
+		return -1;
+	return WriteIsolated(db, b, mid, hi);
+}
+
+/* Write one batch (writer thread).  Returns 0 or -1. */
+static int
+WriteBatch(CvlDb db, Batch *b)
+{
+	if (b->nfiles == 0)
+		return 0;
+	return WriteIsolated(db, b, 0, b->nfiles);
 }
 
 /* Empty a batch for reuse, keeping its memory. */
@@ -891,7 +1035,31 @@ BatchReset(Batch *b)
 	cvl_buf_reset(&b->files);
 	cvl_buf_reset(&b->snippets);
 	b->nfiles = 0;
-	b->new_snippets = b->changed_snippets = 0;
+}
+
+/*
+ * Hand every file the server refused since the last call to fn (main
+ * thread): the file (its snippets already freed), how many snippets it
+ * had, and the server's message.
+ */
+void
+cvl_db_drain_rejected(CvlDb db, CvlDbRejectFn fn, void *arg)
+{
+	Rejection  *list;
+	int			n;
+
+	pthread_mutex_lock(&db->lock);
+	list = db->rejected;
+	n = db->nrejected;
+	db->rejected = NULL;
+	db->nrejected = db->rejected_cap = 0;
+	pthread_mutex_unlock(&db->lock);
+	for (int i = 0; i < n; i++)
+	{
+		fn(list[i].file, list[i].nsnippets, list[i].message, arg);
+		free(list[i].message);
+	}
+	free(list);
 }
 
 /*
@@ -975,8 +1143,9 @@ cvl_db_flush(CvlDb db)
 
 /*
  * Remove the repository's files that this run did not keep: gone from the
- * tree, or now skipped as binary, empty, too large, invalid UTF-8.  Files
- * that failed for a transient reason (unreadable) keep their old rows.
+ * tree, or now skipped as binary, empty, too large, undecodable (encoding)
+ * or with a name that is not UTF-8.  Files that failed (unreadable, parse
+ * timeout, rejected by the server) keep their old rows.
  */
 int
 cvl_db_prune(CvlDb db, CvlFileData *files, size_t nfiles)
@@ -993,14 +1162,15 @@ cvl_db_prune(CvlDb db, CvlFileData *files, size_t nfiles)
 
 		if (s == CVL_FILE_PARSED || s == CVL_FILE_UNCHANGED ||
 			s == CVL_FILE_UNREADABLE || s == CVL_FILE_PARSE_FAILED ||
-			s == CVL_FILE_PENDING)
+			s == CVL_FILE_PENDING || s == CVL_FILE_REJECTED ||
+			s == CVL_FILE_INVALID_OUTPUT)
 		{
 			cvl_buf_append_copy(&keep, files[i].path);
 			cvl_buf_putc(&keep, '\n');
 		}
 	}
 	if (Exec(db, "BEGIN", "BEGIN") < 0 ||
-		CopyIn(db, "COPY cvl_stage_keep FROM STDIN", &keep) < 0)
+		CopyIn(db, "COPY cvl_stage_keep FROM STDIN", keep.data, keep.len) < 0)
 		goto fail;
 	res = ExecParams(db, "removing vanished files",
 					 "WITH gone AS (SELECT f.id FROM code.files f "
@@ -1129,7 +1299,11 @@ cvl_db_delete(CvlDb db)
 	{
 		cvl_buf_free(&db->batches[i].files);
 		cvl_buf_free(&db->batches[i].snippets);
+		free(db->batches[i].entries);
 	}
+	for (int i = 0; i < db->nrejected; i++)
+		free(db->rejected[i].message);
+	free(db->rejected);
 	cvl_buf_free(&db->words);
 	pthread_mutex_destroy(&db->lock);
 	pthread_cond_destroy(&db->cond);

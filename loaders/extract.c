@@ -400,15 +400,24 @@ PythonDocText(Extractor *x, TSNode s)
 	while (*p && isalpha((unsigned char) *p))
 		p++;
 	n = strlen(p);
-	if (n >= 6 && (strncmp(p, "\"\"\"", 3) == 0 || strncmp(p, "'''", 3) == 0))
+	/*
+	 * The quotes; the closing ones only when they are there (a string left
+	 * open by a syntax error ends anywhere, maybe inside a character).
+	 */
+	size_t		nq = 0;
+
+	if (n >= 3 && (strncmp(p, "\"\"\"", 3) == 0 || strncmp(p, "'''", 3) == 0))
+		nq = 3;
+	else if (n >= 1 && (p[0] == '"' || p[0] == '\''))
+		nq = 1;
+	if (nq)
 	{
-		p += 3;
-		n -= 6;
-	}
-	else if (n >= 2 && (p[0] == '"' || p[0] == '\''))
-	{
-		p += 1;
-		n -= 2;
+		char		quote[3] = {p[0], p[0], p[0]};
+
+		p += nq;
+		n -= nq;
+		if (n >= nq && memcmp(p + n - nq, quote, nq) == 0)
+			n -= nq;
 	}
 	/* common indentation of lines after the first */
 	int			indent = -1;
@@ -636,7 +645,11 @@ Signature(Extractor *x, TSNode start, TSNode body)
 	cvl_buf_init(&b);
 	bool		space = false;
 
-	for (uint32_t i = s; i < e && b.len < SIGNATURE_MAX; i++)
+	/*
+	 * Collect a few bytes past the cap, so that the character straddling
+	 * it is whole, then cut on a character boundary (src is UTF-8).
+	 */
+	for (uint32_t i = s; i < e && b.len < SIGNATURE_MAX + 4; i++)
 	{
 		unsigned char c = (unsigned char) x->src[i];
 
@@ -649,6 +662,11 @@ Signature(Extractor *x, TSNode start, TSNode body)
 			space = false;
 			cvl_buf_putc(&b, (char) c);
 		}
+	}
+	if (b.len > SIGNATURE_MAX)
+	{
+		b.len = cvl_utf8_cut(b.data, b.len, SIGNATURE_MAX);
+		b.data[b.len] = '\0';
 	}
 	/* trailing ':' (Python), '{', '=>' are not part of the signature */
 	while (b.len > 0 && (b.data[b.len - 1] == ':' || b.data[b.len - 1] == '{' ||
@@ -666,9 +684,6 @@ Signature(Extractor *x, TSNode start, TSNode body)
 		cvl_buf_free(&b);
 		return NULL;
 	}
-	size_t		cut = cvl_utf8_cut(b.data, b.len, SIGNATURE_MAX);
-
-	b.data[cut] = '\0';
 	return cvl_buf_steal(&b);
 }
 
@@ -1158,8 +1173,21 @@ EmitSnippet(Extractor *x, Definition *d)
 		/* typedef struct { ... } name_t: say the name */
 		CvlBufData	b;
 
+		size_t		siglen = strlen(s->signature);
+		size_t		symlen = strlen(s->symbol);
+
+		/* still at most SIGNATURE_MAX bytes, the name kept whole if it fits */
+		if (siglen + 1 + symlen > SIGNATURE_MAX && symlen < SIGNATURE_MAX)
+			siglen = cvl_utf8_cut(s->signature, siglen, SIGNATURE_MAX - 1 - symlen);
 		cvl_buf_init(&b);
-		cvl_buf_printf(&b, "%s %s", s->signature, s->symbol);
+		cvl_buf_append(&b, s->signature, siglen);
+		cvl_buf_putc(&b, ' ');
+		cvl_buf_puts(&b, s->symbol);
+		if (b.len > SIGNATURE_MAX)
+		{
+			b.len = cvl_utf8_cut(b.data, b.len, SIGNATURE_MAX);
+			b.data[b.len] = '\0';
+		}
 		free(s->signature);
 		s->signature = cvl_buf_steal(&b);
 	}

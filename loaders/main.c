@@ -53,6 +53,10 @@ typedef struct Stats
 	int64_t		bytes;			/* of parsed files */
 	int64_t		new_files;
 	int64_t		changed_files;
+	int64_t		decoded_files;	/* from a declared encoding or UTF-16/32 */
+	int64_t		bom_files;		/* UTF-8 with a byte order mark */
+	int64_t		replaced_files; /* with invalid UTF-8 made U+FFFD */
+	int64_t		replaced;		/* sequences replaced, in all */
 	double		t_read;
 	double		t_parse;
 	double		t_extract;
@@ -134,13 +138,34 @@ PrintHelp(void)
 		   "Messages:\n"
 		   "      --progress / --no-progress   force the progress display on or off\n"
 		   "                          (default: a bar on a terminal, else a line / 10 s)\n"
-		   "  -v, --verbose           name every skipped file and why\n"
+		   "  -v, --verbose           name every skipped file and why, and every file\n"
+		   "                          decoded or repaired (see Text below)\n"
 		   "  -q, --quiet             no progress and no summary\n"
 		   "  -h, --help              show this help;  -V, --version  show the version\n"
 		   "\n"
+		   "Text: files are read as Python and editors read them.  A UTF-8 byte order\n"
+		   "  mark is dropped; UTF-16 and UTF-32 files with a BOM are decoded; a declared\n"
+		   "  encoding is decoded with iconv (Python: PEP 263's coding: comment on line\n"
+		   "  1 or 2; other languages: an Emacs -*- coding: NAME -*- cookie on line 1,\n"
+		   "  or 2 after #!); an unknown encoding, or bytes it cannot decode, skip the\n"
+		   "  file (reason: encoding).  Otherwise the text is UTF-8, and invalid bytes\n"
+		   "  do not skip the file: each invalid sequence becomes U+FFFD (as Python's\n"
+		   "  errors='replace' does), counted in the summary.  A file name that is not\n"
+		   "  UTF-8 is skipped (path-not-utf8).  Every text cut (signature, doc,\n"
+		   "  embed_text) ends on a character boundary.\n"
+		   "\n"
+		   "Skip reasons: gitignored, excluded, no-grammar, symlink, special,\n"
+		   "  unreadable-dir (walk); too-large, empty, binary, encoding, path-not-utf8,\n"
+		   "  unreadable, vanished, parse-failed, invalid-output (a loader bug: text\n"
+		   "  that is not UTF-8 is never sent), rejected (the server refused the\n"
+		   "  file's rows: the rest of its batch is written, the file keeps its old\n"
+		   "  rows and the next run tries it again).\n"
+		   "\n"
 		   "Exit status:\n"
 		   "  0  everything loaded (policy skips such as binary or too large are fine)\n"
-		   "  1  partial success: some files or directories could not be read/parsed\n"
+		   "  1  partial success: some files or directories could not be read or\n"
+		   "     parsed, or the server rejected some files (unreadable, unreadable-dir,\n"
+		   "     parse-failed, invalid-output, rejected); embedding still ran\n"
 		   "  2  usage error\n"
 		   "  3  connection or database error (batches committed before it stay)\n"
 		   "  4  internal error: out of memory, PATH missing, bad grammar ABI\n",
@@ -287,6 +312,31 @@ WriteJsonl(Run *run, CvlFile f)
 	}
 }
 
+/*
+ * Account for a file the server refused (called from cvl_db_drain_rejected
+ * on this thread): it was counted as parsed when emitted.
+ */
+static void
+Rejected(CvlFile f, int nsnippets, const char *message, void *arg)
+{
+	Run		   *run = arg;
+	Stats	   *st = run->stats;
+
+	st->status[CVL_FILE_PARSED]--;
+	st->status[CVL_FILE_REJECTED]++;
+	st->snippets -= nsnippets;
+	st->bytes -= f->bytes;
+	st->syntax_errors -= f->has_error;
+	if (f->known)
+		st->changed_files--;
+	else
+		st->new_files--;
+	f->status = CVL_FILE_REJECTED;
+	if (run->options->verbose)
+		fprintf(stderr, "%scodevec-load: skipped %s: rejected (%s)\n",
+				run->tty ? "\r\033[K" : "", f->path, message);
+}
+
 /* Pool callback: account for one file and send it to its sink. */
 static int
 EmitFile(CvlFile f, void *arg)
@@ -307,6 +357,22 @@ EmitFile(CvlFile f, void *arg)
 			st->changed_files++;
 		else
 			st->new_files++;
+		if (f->replaced)
+		{
+			st->replaced_files++;
+			st->replaced += f->replaced;
+		}
+		if (strcmp(f->encoding, "utf-8-bom") == 0)
+			st->bom_files++;
+		else if (strcmp(f->encoding, "utf-8") != 0)
+			st->decoded_files++;
+		if (run->options->verbose && f->replaced)
+			fprintf(stderr, "%scodevec-load: %s: %lld invalid UTF-8 sequence%s "
+					"replaced by U+FFFD\n", run->tty ? "\r\033[K" : "", f->path,
+					(long long) f->replaced, f->replaced == 1 ? "" : "s");
+		else if (run->options->verbose && strcmp(f->encoding, "utf-8") != 0)
+			fprintf(stderr, "%scodevec-load: %s: decoded from %s\n",
+					run->tty ? "\r\033[K" : "", f->path, f->encoding);
 	}
 	else if (f->status != CVL_FILE_UNCHANGED && run->options->verbose)
 		fprintf(stderr, "%scodevec-load: skipped %s: %s\n", run->tty ? "\r\033[K" : "",
@@ -314,7 +380,10 @@ EmitFile(CvlFile f, void *arg)
 	run->done++;
 	if (run->db)
 	{
-		if (cvl_db_file_add(run->db, f) < 0)
+		int			rc = cvl_db_file_add(run->db, f);
+
+		cvl_db_drain_rejected(run->db, Rejected, run);
+		if (rc < 0)
 		{
 			run->db_failed = true;
 			return -1;
@@ -368,6 +437,12 @@ PrintSummary(const Options *o, const Stats *st, CvlDb db)
 	}
 	else if (o->jsonl)
 		fprintf(stderr, "codevec-load: %lld snippets written\n", (long long) st->snippets);
+	if (st->decoded_files || st->bom_files || st->replaced_files)
+		fprintf(stderr, "codevec-load: text: %lld files decoded from a declared encoding "
+				"or UTF-16/32, %lld with a UTF-8 BOM, %lld with invalid UTF-8 "
+				"(%lld sequences replaced by U+FFFD)\n",
+				(long long) st->decoded_files, (long long) st->bom_files,
+				(long long) st->replaced_files, (long long) st->replaced);
 	fprintf(stderr, "codevec-load: %s elapsed, %.1f MB parsed (%.1f MB/s, %.0f files/s)\n",
 			dur, st->bytes / 1e6, el > 0 ? st->bytes / 1e6 / el : 0,
 			el > 0 ? (st->status[CVL_FILE_PARSED] + st->status[CVL_FILE_UNCHANGED]) / el : 0);
@@ -487,9 +562,21 @@ LoadPath(const Options *o, const char *path, Stats *st, CvlDb db)
 	if (db)
 	{
 		const char *name = o->repo ? o->repo : basename(base);
+		CvlBufData	goodname,
+					goodroot;
 
+		/* text columns: a name or root that is not UTF-8 gets U+FFFD */
+		cvl_buf_init(&goodname);
+		cvl_buf_init(&goodroot);
+		cvl_utf8_repair(name, strlen(name), &goodname);
+		cvl_utf8_repair(abs, strlen(abs), &goodroot);
 		known = cvl_map_new();
-		if (cvl_db_repo_open(db, name, abs, known) < 0)
+		int			r = cvl_db_repo_open(db, goodname.data ? goodname.data : "",
+										 goodroot.data ? goodroot.data : "", known);
+
+		cvl_buf_free(&goodname);
+		cvl_buf_free(&goodroot);
+		if (r < 0)
 		{
 			fprintf(stderr, "codevec-load: %s\n", cvl_db_error(db));
 			cvl_map_delete(known);
@@ -524,6 +611,8 @@ LoadPath(const Options *o, const char *path, Stats *st, CvlDb db)
 
 	if (db && !run.db_failed && cvl_db_flush(db) < 0)
 		run.db_failed = true;
+	if (db)
+		cvl_db_drain_rejected(db, Rejected, &run);
 	if (db && !run.db_failed)
 	{
 		/* a root that vanished mid-run must not wipe the repository */

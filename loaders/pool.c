@@ -2,9 +2,11 @@
  * pool.c -- parse files on all cores, hand results back in file order.
  *
  * Worker threads (one tree-sitter parser each; parsers are not shared)
- * take the next file index, read the file, check it (size, NUL bytes,
- * UTF-8), hash it, compare the hash with the stored one, parse and extract
- * its snippets.  The calling thread emits results strictly in file order,
+ * take the next file index, read the file, hash it, compare the hash with
+ * the stored one, decode it to UTF-8 (encoding.c: BOMs, declared
+ * encodings, NUL bytes, U+FFFD for stray bytes), parse and extract its
+ * snippets, and check that every text extracted is well-formed UTF-8
+ * before it may leave the loader (CheckOutput()).  The calling thread emits results strictly in file order,
  * so output is deterministic and the database sees files in path order.
  *
  * Memory is bounded by a window: a worker may only start file i while
@@ -52,7 +54,8 @@ cvl_file_status_name(CvlFileStatus status)
 {
 	static const char *names[] = {
 		"pending", "parsed", "unchanged", "too-large", "empty", "binary",
-		"invalid-utf8", "unreadable", "vanished", "parse-failed",
+		"encoding", "path-not-utf8", "unreadable", "vanished", "parse-failed",
+		"invalid-output", "rejected",
 	};
 
 	return status < CVL_FILE_STATUS_COUNT ? names[status] : "?";
@@ -62,7 +65,8 @@ cvl_file_status_name(CvlFileStatus status)
 bool
 cvl_file_status_is_error(CvlFileStatus status)
 {
-	return status == CVL_FILE_UNREADABLE || status == CVL_FILE_PARSE_FAILED;
+	return status == CVL_FILE_UNREADABLE || status == CVL_FILE_PARSE_FAILED ||
+		status == CVL_FILE_INVALID_OUTPUT || status == CVL_FILE_REJECTED;
 }
 
 /* Free a file's snippets. */
@@ -179,33 +183,70 @@ ReadFile(const Pool *pool, CvlFile file, size_t *len)
 	return buf;
 }
 
-/* Read, check, hash, parse and extract one file (in a worker). */
+/* Is s NULL or well-formed UTF-8? */
+static inline bool
+TextOk(const char *s)
+{
+	return s == NULL || cvl_utf8_is_valid(s, strlen(s));
+}
+
+/*
+ * The last check before a file's text leaves the loader: every field of
+ * every snippet is well-formed UTF-8 (by construction it is: the text was
+ * decoded, and every cut is on a character boundary).  A file that fails
+ * is never sent; it is reported as invalid-output.
+ */
+static bool
+CheckOutput(CvlFile file)
+{
+	for (int i = 0; i < file->nsnippets; i++)
+	{
+		CvlSnippet	s = &file->snippets[i];
+
+		if (!TextOk(s->symbol) || !TextOk(s->qualified_name) ||
+			!TextOk(s->signature) || !TextOk(s->doc) || !TextOk(s->code) ||
+			!TextOk(s->embed_text))
+			return false;
+	}
+	return true;
+}
+
+/* Read, hash, decode, parse, extract and check one file (in a worker). */
 static void
 ProcessFile(Pool *pool, TSParser *parser, CvlFile file)
 {
 	double		t0 = cvl_clock_thread();
 	size_t		len = 0;
-	char	   *src = ReadFile(pool, file, &len);
+	char	   *raw;
+	char	   *src;
 	const char *stored;
+	CvlFileStatus st;
 
-	if (src == NULL)
+	if (!cvl_utf8_is_valid(file->path, strlen(file->path)))
+	{
+		/* code.files.path is text: a name that is not UTF-8 cannot be stored */
+		file->status = CVL_FILE_PATH_ENCODING;
+		return;
+	}
+	raw = ReadFile(pool, file, &len);
+	if (raw == NULL)
 	{
 		file->t_read = cvl_clock_thread() - t0;
 		return;
 	}
-	if (len == 0)
-		file->status = CVL_FILE_EMPTY;
-	else if (memchr(src, '\0', len) != NULL)
-		file->status = CVL_FILE_BINARY;
-	else if (!cvl_utf8_is_valid(src, len))
-		file->status = CVL_FILE_INVALID_UTF8;
-	if (file->status != CVL_FILE_PENDING)
+	st = cvl_source_decode(raw, len, strcmp(file->language->name, "python") == 0,
+						   &src, &len, file->encoding, &file->replaced);
+	if (st != CVL_FILE_PENDING)
 	{
-		free(src);
+		file->status = st;
+		free(raw);
 		file->t_read = cvl_clock_thread() - t0;
 		return;
 	}
-	cvl_sha256_hex(src, len, file->sha256);
+	/* the hash is of the bytes on disk, whatever their encoding */
+	cvl_sha256_hex(raw, (size_t) file->bytes, file->sha256);
+	if (src != raw)
+		free(raw);
 	stored = pool->options->known ? cvl_map_get(pool->options->known, file->path) : NULL;
 	file->known = stored != NULL;
 	file->t_read = cvl_clock_thread() - t0;
@@ -243,7 +284,13 @@ ProcessFile(Pool *pool, TSParser *parser, CvlFile file)
 	cvl_snippets_extract(file, tree, src, len);
 	ts_tree_delete(tree);
 	free(src);
-	file->status = CVL_FILE_PARSED;
+	if (CheckOutput(file))
+		file->status = CVL_FILE_PARSED;
+	else
+	{
+		cvl_file_clear_snippets(file);
+		file->status = CVL_FILE_INVALID_OUTPUT;
+	}
 	file->t_extract = cvl_clock_thread() - t2;
 }
 

@@ -1,6 +1,6 @@
 /*
- * util.c -- growable buffers, a string map, hashing, UTF-8 checks, JSON and
- * COPY text escaping, identifier splitting for the tsvector.
+ * util.c -- growable buffers, a string map, hashing, JSON and COPY text
+ * escaping, identifier splitting for the tsvector (UTF-8: encoding.c).
  */
 #include <ctype.h>
 #include <stdarg.h>
@@ -86,8 +86,8 @@ cvl_buf_free(CvlBuf buf)
 }
 
 /* Make room for n more bytes plus the terminating NUL. */
-static void
-BufReserve(CvlBuf buf, size_t n)
+void
+cvl_buf_reserve(CvlBuf buf, size_t n)
 {
 	if (buf->len + n + 1 <= buf->cap)
 		return;
@@ -103,7 +103,7 @@ BufReserve(CvlBuf buf, size_t n)
 void
 cvl_buf_append(CvlBuf buf, const char *s, size_t n)
 {
-	BufReserve(buf, n);
+	cvl_buf_reserve(buf, n);
 	memcpy(buf->data + buf->len, s, n);
 	buf->len += n;
 	buf->data[buf->len] = '\0';
@@ -120,7 +120,7 @@ cvl_buf_puts(CvlBuf buf, const char *s)
 void
 cvl_buf_putc(CvlBuf buf, char c)
 {
-	BufReserve(buf, 1);
+	cvl_buf_reserve(buf, 1);
 	buf->data[buf->len++] = c;
 	buf->data[buf->len] = '\0';
 }
@@ -137,7 +137,7 @@ cvl_buf_printf(CvlBuf buf, const char *fmt,...)
 	va_end(ap);
 	if (n < 0)
 		return;
-	BufReserve(buf, (size_t) n);
+	cvl_buf_reserve(buf, (size_t) n);
 	va_start(ap, fmt);
 	vsnprintf(buf->data + buf->len, (size_t) n + 1, fmt, ap);
 	va_end(ap);
@@ -316,60 +316,6 @@ cvl_buf_append_identifiers(CvlBuf buf, const char *s, size_t n)
 			buf->data[buf->len] = '\0';
 		}
 	}
-}
-
-/* Is s[0..n) well-formed UTF-8 (no overlongs, no surrogates)? */
-bool
-cvl_utf8_is_valid(const char *s, size_t n)
-{
-	const unsigned char *p = (const unsigned char *) s;
-	size_t		i = 0;
-
-	while (i < n)
-	{
-		unsigned char c = p[i];
-
-		if (c < 0x80)
-		{
-			i++;
-			continue;
-		}
-		int			len;
-		uint32_t	cp;
-
-		if (c >= 0xC2 && c <= 0xDF)
-			len = 2, cp = c & 0x1F;
-		else if (c >= 0xE0 && c <= 0xEF)
-			len = 3, cp = c & 0x0F;
-		else if (c >= 0xF0 && c <= 0xF4)
-			len = 4, cp = c & 0x07;
-		else
-			return false;
-		if (i + len > n)
-			return false;
-		for (int k = 1; k < len; k++)
-		{
-			if ((p[i + k] & 0xC0) != 0x80)
-				return false;
-			cp = (cp << 6) | (p[i + k] & 0x3F);
-		}
-		if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-			cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-			return false;
-		i += len;
-	}
-	return true;
-}
-
-/* Return the largest length <= max that does not split a UTF-8 character. */
-size_t
-cvl_utf8_cut(const char *s, size_t n, size_t max)
-{
-	if (n <= max)
-		return n;
-	while (max > 0 && ((unsigned char) s[max] & 0xC0) == 0x80)
-		max--;
-	return max;
 }
 
 /* Write the hex SHA-256 of data into out (64 digits and a NUL). */

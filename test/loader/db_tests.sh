@@ -210,21 +210,34 @@ for _ in $(seq 1 200); do
     [ "${n:-0}" -gt 30 ] && break
     sleep 0.05
 done
-Q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-   WHERE datname = current_database() AND application_name = 'codevec-load'" >/dev/null
+# hold a lock the loader's next batch must wait for (its upsert of
+# code.files), so that it is surely in the middle of the run, then
+# terminate its backend while it waits
+PGAPPNAME=cvl_locker psql -X -q -d "$TESTDB" -c "BEGIN" -c "LOCK TABLE code.files IN SHARE MODE" \
+    -c "SELECT pg_sleep(120)" >/dev/null 2>&1 &
+LOCKPID=$!
+waiting=
+for _ in $(seq 1 400); do
+    waiting=$(Q "SELECT pid FROM pg_stat_activity WHERE datname = current_database()
+                 AND application_name = 'codevec-load' AND wait_event_type = 'Lock'" 2>/dev/null)
+    [ -n "$waiting" ] && break
+    sleep 0.05
+done
+is "$([ -n "$waiting" ] && Q "SELECT pg_terminate_backend($waiting)")" "t" \
+   "dropped connection: the loader's backend, waiting mid-run, was terminated (pg_terminate_backend)"
 wait $LPID
 rc=$?
-if [ $rc -eq 0 ]; then
-    ok 0 "dropped connection # SKIP the load finished before the backend was terminated"
-else
-    is "$rc" 3 "dropped connection: exit 3"
-    grep -q "database error" "$TMP/drop.err"; ok $? "dropped connection: clean error message"
-    n=$(Q "SELECT count(*) FROM code.files f JOIN code.repos r ON r.id = f.repo_id WHERE r.name = 'many'")
-    between "$n" 1 2999 "dropped connection: earlier batches committed"
-    is "$(Q "SELECT count(*) FROM code.files f JOIN code.repos r ON r.id = f.repo_id
-             WHERE r.name = 'many' AND (SELECT count(*) FROM code.snippets s WHERE s.file_id = f.id) <> 3")" \
-       "0" "dropped connection: no half-written file"
-fi
+Q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'cvl_locker'" >/dev/null
+wait $LOCKPID 2>/dev/null
+is "$rc" 3 "dropped connection: exit 3"
+grep -Eq "database error: .*(terminat|connection)" "$TMP/drop.err"
+ok $? "dropped connection: the message says the connection was lost"
+sed -n 's/^codevec-load: database error/#   &/p' "$TMP/drop.err" | head -2
+n=$(Q "SELECT count(*) FROM code.files f JOIN code.repos r ON r.id = f.repo_id WHERE r.name = 'many'")
+between "$n" 1 2999 "dropped connection: earlier batches committed"
+is "$(Q "SELECT count(*) FROM code.files f JOIN code.repos r ON r.id = f.repo_id
+         WHERE r.name = 'many' AND (SELECT count(*) FROM code.snippets s WHERE s.file_id = f.id) <> 3")" \
+   "0" "dropped connection: no half-written file"
 "$LOADER" -q --no-embed $DIMSOPT --repo many "$M"
 is $? 0 "reload after the drop exits 0"
 is "$(Q "SELECT count(*) FROM code.snippets s JOIN code.files f ON f.id = s.file_id
@@ -286,4 +299,69 @@ if [ -f "$PYLIB/json/decoder.py" ]; then
              JOIN code.repos r ON r.id = f.repo_id
              WHERE r.name = 'stdlib' AND s.qualified_name = 'os.makedirs'")" \
        "os.py:$(grep -n '^def makedirs' "$PYLIB/os.py" | cut -d: -f1)" "stdlib: os.makedirs path and line in the database"
+fi
+
+# ---------------------------------------------------------------- isolation
+# the server refuses some files' rows (a CHECK constraint on code.snippets,
+# a trigger on code.files: independent of anything the loader does wrong);
+# the rest of each batch is written, the refused files are named (-v) and
+# counted, the exit status is 1, and embedding still runs
+echo "# isolation: rows the server refuses"
+J=$TMP/reject
+mkdir -p "$J"
+for i in $(seq 1 60); do
+    printf 'def f%03d(x):\n    """Function %d."""\n    return x + %d\n' "$i" "$i" "$i" > "$J/$(printf 'm%03d' "$i").py"
+done
+printf 'def reject_me():\n    return 0\n' >> "$J/m017.py"
+printf 'def g():\n    return 1\n' > "$J/refused_by_trigger.py"
+Q "ALTER TABLE code.snippets ADD CONSTRAINT cvl_test_reject CHECK (symbol <> 'reject_me') NOT VALID" >/dev/null
+Q "CREATE FUNCTION cvl_test_refuse() RETURNS trigger LANGUAGE plpgsql AS \$\$
+   BEGIN IF NEW.path LIKE 'refused%' THEN RAISE EXCEPTION 'file % refused by a test trigger', NEW.path; END IF;
+   RETURN NEW; END \$\$;
+   CREATE TRIGGER cvl_test_refuse BEFORE INSERT ON code.files FOR EACH ROW EXECUTE FUNCTION cvl_test_refuse()" >/dev/null
+EMBED=
+if [ -z "$DIMSOPT" ] && [ "$(Q "SELECT to_regprocedure('embed(text[])') IS NOT NULL")" = t ]; then EMBED=1; fi
+"$LOADER" --no-progress -v $DIMSOPT $([ -z "$EMBED" ] && echo --no-embed) --repo reject "$J" 2> "$TMP/reject.err"
+is $? 1 "rejected files: exit 1 (partial success)"
+grep -q '^codevec-load: skipped m017.py: rejected (writing code.snippets: ERROR:  new row for relation "snippets" violates check constraint "cvl_test_reject")$' "$TMP/reject.err"
+ok $? "rejected files: -v names the file a CHECK constraint refused, with the server's message"
+grep -q '^codevec-load: skipped refused_by_trigger.py: rejected (.*file refused_by_trigger.py refused by a test trigger)$' "$TMP/reject.err"
+ok $? "rejected files: -v names the file a trigger refused"
+grep -q '^codevec-load: 61 files seen, 59 parsed (59 new, 0 changed, 0 with syntax errors), 0 unchanged, 2 skipped$' "$TMP/reject.err"
+ok $? "rejected files: the counts add up (61 seen = 59 parsed + 2 skipped)"
+grep -q '^codevec-load: skipped: rejected 2$' "$TMP/reject.err"; ok $? "rejected files: counted under skipped: rejected"
+is "$(Q "SELECT count(*) || ' ' || count(*) FILTER (WHERE f.path IN ('m017.py', 'refused_by_trigger.py'))
+         FROM code.files f JOIN code.repos r ON r.id = f.repo_id WHERE r.name = 'reject'")" "59 0" \
+   "rejected files: every other file of the batch is stored, the refused ones are not"
+if [ -n "$EMBED" ]; then
+    is "$(Q "SELECT count(*) FILTER (WHERE s.emb IS NOT NULL) || '/' || count(*) FROM code.snippets s
+             JOIN code.files f ON f.id = s.file_id JOIN code.repos r ON r.id = f.repo_id
+             WHERE r.name = 'reject'")" "59/59" "rejected files: embedding still ran for everything stored"
+else
+    ok 0 "rejected files: embedding still ran # SKIP no embed(text[]) on this server"
+fi
+Q "ALTER TABLE code.snippets DROP CONSTRAINT cvl_test_reject; DROP TRIGGER cvl_test_refuse ON code.files" >/dev/null
+"$LOADER" --no-progress --no-embed $DIMSOPT --repo reject "$J" 2> "$TMP/reject2.err"
+is $? 0 "rejected files: once the server accepts them, a rerun exits 0"
+grep -q ' 2 parsed (2 new, 0 changed, 0 with syntax errors), 59 unchanged' "$TMP/reject2.err"
+ok $? "rejected files: the rerun loads just the two missing files"
+is "$(Q "SELECT count(*) FROM code.snippets s JOIN code.files f ON f.id = s.file_id
+         JOIN code.repos r ON r.id = f.repo_id WHERE r.name = 'reject'")" "62" "rejected files: the repository is complete"
+
+# ---------------------------------------------------------------- text in the database
+echo "# text in the database"
+"$LOADER" -q --no-embed $DIMSOPT --repo encodings "$HERE/encodings"
+is $? 0 "encodings fixtures load into the database"
+Q "SELECT json_build_object('path', f.path, 'start_line', s.start_line, 'end_line', s.end_line, 'code', s.code)
+   FROM code.snippets s JOIN code.files f ON f.id = s.file_id JOIN code.repos r ON r.id = f.repo_id
+   WHERE r.name = 'encodings'" > "$TMP/enc-db.jsonl"
+python3 "$HERE/textcheck.py" "$HERE/encodings" "$TMP/enc-db.jsonl" > "$TMP/enc-db.out"
+ok $? "encodings: code.snippets.code is the text Python decodes ($(wc -l < "$TMP/enc-db.jsonl") snippets)"
+grep '^#   ' "$TMP/enc-db.out" | head -5
+if [ -d "$TMP/cuts" ]; then
+    "$LOADER" -q --no-embed $DIMSOPT --repo cuts "$TMP/cuts"
+    is $? 0 "cut fixtures and random ill-formed UTF-8 load into the database (the server takes every row)"
+    is "$(Q "SELECT count(*) FROM code.snippets s JOIN code.files f ON f.id = s.file_id
+             JOIN code.repos r ON r.id = f.repo_id WHERE r.name = 'cuts'")" \
+       "$(cat "$TMP/cuts/def.jsonl" "$TMP/cuts/rand.jsonl" | wc -l)" "cuts: as many rows as --jsonl snippets"
 fi

@@ -129,6 +129,29 @@ is "$(jsonl "$TMP/typescript.jsonl" symbol=tick qualified_name start_line end_li
 is "$(jsonl "$TMP/c.jsonl" symbol=point_t kind start_line end_line signature)" "struct	14	16	typedef struct point_t" \
    "c: anonymous struct named by its typedef"
 
+# independent facts: Python's own ast for the Python fixtures, a
+# hand-written table (facts.tsv) for the others
+python3 "$HERE/astfacts.py" "$FIXTURES/python" "$TMP/python.jsonl" > "$TMP/ast.out"
+ok $? "python: every function, method and class with its name, kind, lines and docstring equals Python's ast ($(tail -1 "$TMP/ast.out" | sed 's/^# //'))"
+grep '^#   ' "$TMP/ast.out" | head -20
+python3 - "$HERE/facts.tsv" "$TMP" > "$TMP/facts.out" <<'EOF2'
+import json, sys
+want = {tuple(l.rstrip("\n").split("\t")) for l in open(sys.argv[1]) if l.strip() and not l.startswith("#")}
+got = set()
+for lang in sorted({w[0].split("/")[0] for w in want}):
+    for l in open("%s/%s.jsonl" % (sys.argv[2], lang)):
+        d = json.loads(l)
+        got.add((lang + "/" + d["path"], d["kind"], d["qualified_name"], str(d["start_line"]), str(d["end_line"])))
+for f in sorted(want - got):
+    print("#   missing: %s" % "\t".join(f))
+for f in sorted(got - want):
+    print("#   extra: %s" % "\t".join(f))
+print("# %d facts" % len(want))
+sys.exit(0 if want == got else 1)
+EOF2
+ok $? "C, C++, Go, Java, JavaScript, Rust, TypeScript: snippets equal the hand-written facts.tsv (kind, name, lines; $(tail -1 "$TMP/facts.out" | sed 's/^# //'))"
+grep '^#   ' "$TMP/facts.out" | head -20
+
 # embed_text: bounded, starts with the qualified name's words, the qualified
 # name as is, then the signature as words when there is one (the defaults:
 # fields name, signature, doc, body; --embed-words name+all; 500 bytes)
@@ -194,6 +217,72 @@ sys.exit(any(len(json.loads(l)["embed_text"].encode()) > 200 for l in open(sys.a
 PYEOF
 ok $? "--embed-words=all: embed_text still at most --embed-max-bytes (cut after rendering)"
 
+# ---------------------------------------------------------------- text
+echo "# text: encodings and cuts"
+# encodings/ (made by make-encodings.py): declared Latin-1, Big5, cp1252,
+# ISO-8859-15, UTF-16 LE/BE and UTF-32 with a BOM, a UTF-8 BOM, stray
+# invalid bytes, and files to skip; textref.py reads them as Python does
+"$LOADER" --no-progress -v --jsonl "$HERE/encodings" > "$TMP/enc.jsonl" 2> "$TMP/enc.err"
+is $? 0 "encodings: exit 0"
+python3 "$HERE/textcheck.py" "$HERE/encodings" "$TMP/enc.jsonl" --log "$TMP/enc.err" --all > "$TMP/enc.out"
+ok $? "encodings: every snippet's code is the text Python decodes from the file; skips and U+FFFD counts agree with Python"
+sed -n 's/^#   /#   /p' "$TMP/enc.out" | head -20
+is "$(jsonl "$TMP/enc.jsonl" - path | sort -u | tr '\n' ' ')" \
+   "big5.py bom.py cp1252.py emacs.c emacs2.js invalid.c latin1.py line3.py utf16be.c utf16le.js utf32le.go " \
+   "encodings: the files that decode are loaded (hand-written list)"
+is "$(grep -o 'skipped [a-z0-9]*\.[a-z]*: encoding' "$TMP/enc.err" | sort | tr '\n' ' ')" \
+   "skipped badutf16.js: encoding skipped bomlatin.py: encoding skipped undecodable.py: encoding skipped unknown.py: encoding " \
+   "encodings: unknown or undecodable encodings are skipped with the reason encoding (hand-written list)"
+is "$(jsonl "$TMP/enc.jsonl" path=big5.py symbol doc)" "說明	中文說明：讀取設定檔" "encodings: Big5 (PEP 263) name and docstring"
+is "$(jsonl "$TMP/enc.jsonl" path=latin1.py qualified_name doc)" "latin1.café	Ça coûte 5 ¤, déjà payé." \
+   "encodings: Latin-1 (PEP 263, Emacs style)"
+is "$(jsonl "$TMP/enc.jsonl" path=utf16le.js symbol)" "grüßen" "encodings: UTF-16 LE with a BOM"
+is "$(jsonl "$TMP/enc.jsonl" path=bom.py symbol start_line)" "bom	1" "encodings: a UTF-8 BOM is dropped, lines unchanged"
+grep -q '^codevec-load: invalid.c: 17 invalid UTF-8 sequences replaced by U+FFFD$' "$TMP/enc.err"
+ok $? "encodings: invalid.c's 17 ill-formed sequences counted (-v)"
+grep -q 'text: 8 files decoded from a declared encoding or UTF-16/32, 1 with a UTF-8 BOM, 2 with invalid UTF-8 (18 sequences' "$TMP/enc.err"
+ok $? "encodings: the summary counts decoded, BOM and repaired files"
+
+# cuts: a 2-, 3- and 4-byte character at every offset around each cut
+# (signature 400 bytes, doc 300 bytes in embed_text, --embed-max-bytes)
+CUT=$TMP/cuts
+python3 "$HERE/cuts.py" make "$CUT"
+"$LOADER" -q --jsonl "$CUT/cuts.py" > "$CUT/def.jsonl"
+python3 "$HERE/cuts.py" sig "$CUT/def.jsonl" > "$CUT/sig.out"
+ok $? "cuts: signatures cut at 400 bytes on a character boundary ($(tail -1 "$CUT/sig.out" | sed 's/^# //'))"
+"$LOADER" -q --jsonl --embed-fields=doc --embed-words=none "$CUT/cuts.py" > "$CUT/doc.jsonl"
+python3 "$HERE/cuts.py" doc "$CUT/doc.jsonl" > "$CUT/doc.out"
+ok $? "cuts: docs cut at 300 bytes on a character boundary in embed_text ($(tail -1 "$CUT/doc.out" | sed 's/^# //'))"
+for m in none name+all; do
+    "$LOADER" -q --jsonl --embed-words=$m --embed-max-bytes=16M "$CUT/cuts.py" > "$CUT/full.jsonl"
+    rm -f "$CUT"/cut-*.jsonl
+    for n in $(seq 20 1 140); do
+        "$LOADER" -q --jsonl --embed-words=$m --embed-max-bytes=$n "$CUT/cuts.py" > "$CUT/cut-$n.jsonl"
+    done
+    python3 "$HERE/cuts.py" embed "$CUT/full.jsonl" "$CUT"/cut-*.jsonl > "$CUT/embed.out"
+    ok $? "cuts: --embed-words=$m, --embed-max-bytes 20..140: embed_text is the uncut text cut on a character boundary ($(tail -1 "$CUT/embed.out" | sed 's/^# //'))"
+    grep '^#   ' "$CUT/embed.out" | head -5
+done
+# 300 files of random ill-formed UTF-8 (seeded): the loader's U+FFFD
+# replacement equals Python's bytes.decode('utf-8', 'replace')
+"$LOADER" --no-progress -v --jsonl "$CUT/rand" > "$CUT/rand.jsonl" 2> "$CUT/rand.err"
+python3 "$HERE/textcheck.py" "$CUT/rand" "$CUT/rand.jsonl" --log "$CUT/rand.err" --all > "$CUT/rand.out"
+ok $? "random ill-formed UTF-8: code and replacement counts equal Python's errors='replace' ($(wc -l < "$CUT/rand.jsonl") snippets)"
+grep '^#   ' "$CUT/rand.out" | head -5
+# the repro of issue 22 (huggingface_hub 1.33.0's together.py), reduced:
+# a signature whose 400-byte cut fell inside a character
+python3 - "$TMP/repro.py" <<'EOF2'
+import sys
+head = "    def _prepare_payload_as_dict(self, inputs: Any, parameters: dict) -> Optional[dict]:  # "
+sig = head.strip()                      # the signature starts at "def"
+pad = "x" * (398 - len(sig.encode()))   # the 3-byte dash starts at byte 398
+open(sys.argv[1], "w", encoding="utf-8").write(
+    "class TogetherImageToVideoTask:\n" + head + pad + "\u2014 the rest\n        pass\n")
+EOF2
+"$LOADER" -q --jsonl "$TMP/repro.py" > "$TMP/repro.jsonl"
+python3 -c 'import json,sys; d=[json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]; sys.exit(not d)' "$TMP/repro.jsonl"
+ok $? "issue 22 repro: a signature cut next to a 3-byte character is valid UTF-8"
+
 # ---------------------------------------------------------------- bad input
 echo "# bad input"
 B=$TMP/bad
@@ -212,12 +301,13 @@ ln -s ../good.py "$B/sub/link.py"
 rc=$?
 is "$rc" 0 "bad input: exit 0 (policy skips only)"
 grep -q 'skipped binary.c: binary' "$TMP/bad.err"; ok $? "bad input: binary file skipped with reason"
-grep -q 'skipped latin1.py: invalid-utf8' "$TMP/bad.err"; ok $? "bad input: invalid UTF-8 skipped with reason"
+grep -q 'latin1.py: 1 invalid UTF-8 sequence replaced by U+FFFD' "$TMP/bad.err"
+ok $? "bad input: a stray Latin-1 byte in UTF-8 is replaced by U+FFFD and reported"
 grep -q 'skipped empty.py: empty' "$TMP/bad.err"; ok $? "bad input: empty file skipped with reason"
 grep -q 'skipped huge.js: too-large' "$TMP/bad.err"; ok $? "bad input: 50 MB single-line file skipped (over --max-file-bytes)"
 grep -q 'symlink 2' "$TMP/bad.err"; ok $? "bad input: symlinks (incl. a loop) not followed"
 grep -q 'special 1' "$TMP/bad.err"; ok $? "bad input: fifo skipped as special"
-is "$(jsonl "$TMP/bad.jsonl" - symbol | sort | tr '\n' ' ')" "AfterError broken good m ok_before " \
+is "$(jsonl "$TMP/bad.jsonl" - symbol | sort | tr '\n' ' ')" "AfterError broken good latin1 m ok_before " \
    "bad input: good files and the parsable parts of a broken file are loaded"
 rm -f "$B/huge.js"
 python3 -c "import sys; sys.stdout.write(''.join('function f%d(a){return a+%d}' % (i, i) for i in range(100000)))" > "$TMP/minified.js"

@@ -1,0 +1,3 @@
+﻿def bom():
+    """Mit BOM: äöü."""
+    return 1

@@ -1,0 +1,3 @@
+/* -*- mode: c; coding: latin-1 -*- */
+/* Æble, øl og år. */
+int æble(void) { return 0; }

@@ -1,0 +1,3 @@
+#!/usr/bin/env node
+// -*- coding: iso-8859-15-unix -*-
+function euro() { return "¤"; }
