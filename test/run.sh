@@ -19,7 +19,7 @@ cd "$top"
 passed=0
 failed=0
 skipped=0
-CPU_SUITES=${CPU_SUITES-"meta gpuivf gpuservice embed loader search trainset"}
+CPU_SUITES=${CPU_SUITES-"meta gpuivf gpuservice embed loader search trainset upgrade corpora"}
 failures=()
 skip_notes=()
 
@@ -57,10 +57,11 @@ make -s -C test/fuzz >"$log/fuzz-build.log" 2>&1
 rc=$?
 suite_result "fuzz build" $rc "$log/fuzz-build.log" exit
 if [ "$rc" -eq 0 ]; then
-	for h in in recv; do
-		mkdir -p "$log/corpus-$h"		# new inputs go here, not into the committed seeds
-		test/fuzz/build/fuzz_codevec_$h -max_total_time=20 -seed=1 "$log/corpus-$h" test/fuzz/seeds/$h >"$log/fuzz-$h.log" 2>&1
-		suite_result "fuzz codevec_$h" $? "$log/fuzz-$h.log" exit
+	for h in codevec_in:in codevec_recv:recv loader_text:loader-text; do
+		mkdir -p "$log/corpus-${h#*:}"		# new inputs go here, not into the committed seeds
+		test/fuzz/build/fuzz_${h%%:*} -max_total_time=20 -seed=1 "$log/corpus-${h#*:}" "test/fuzz/seeds/${h#*:}" \
+			>"$log/fuzz-${h#*:}.log" 2>&1
+		suite_result "fuzz ${h%%:*}" $? "$log/fuzz-${h#*:}.log" exit
 	done
 fi
 

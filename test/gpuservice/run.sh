@@ -137,6 +137,17 @@ embed_warnings() {
 }
 check "auto: embed() without a device warns once per session ($want_warnings), then uses the CPU" \
 	"SELECT $(embed_warnings 'no CUDA device\|codevec was built without CUDA')" "$want_warnings"
+# every request answered on the CPU instead is counted (a CUDA build: the
+# three embed() calls of each session above; a build without CUDA has no
+# fallback: the CPU is its device) and cuda errors are not
+f0=$(psql -qAtX -c "SELECT fallbacks FROM codevec_gpu_status()")
+embed_warnings x >/dev/null
+f1=$(psql -qAtX -c "SELECT fallbacks FROM codevec_gpu_status()")
+psql -qAtX -c "SET codevec.device = cuda" -c "SELECT embed('x')" >/dev/null 2>&1
+f2=$(psql -qAtX -c "SELECT fallbacks FROM codevec_gpu_status()")
+check "auto: codevec_gpu_status().fallbacks counts each embed() answered on the CPU ($([ "$cuda_built" = t ] && echo 3 || echo 0))" \
+	"SELECT $((f1 - f0))" "$([ "$cuda_built" = t ] && echo 3 || echo 0)"
+check "cuda: an error is not a fallback (the count stays)" "SELECT $((f2 - f1))" 0
 check "auto: the CPU fallback gives the CPU encoder's vectors" \
 	"SET codevec.device = cpu; CREATE TEMP TABLE e AS SELECT embed('parse a config file') AS v; SET codevec.device = auto; SELECT v = embed('parse a config file') FROM e" t
 check "cuda: embed() without a device is an error (55000)" \
