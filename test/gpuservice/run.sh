@@ -131,12 +131,17 @@ wait_state "no device"
 # without CUDA, where the CPU is the only device), cuda is an error
 cuda_built=$(psql -qAtX -c "SELECT cuda_compiled FROM codevec_build_info()")
 want_warnings=$([ "$cuda_built" = t ] && echo 1 || echo 0)
+# embed_warnings REASON: "W A" for three embed() calls in one session: W
+# warnings naming REASON, A answers (3 when every call answered: a count of
+# 0 warnings alone would also be what calls that all failed print)
 embed_warnings() {
-	psql -qAtX -c "SELECT embed('one') IS NOT NULL" -c "SELECT embed(ARRAY['two', 'three']) IS NOT NULL" \
-		-c "SELECT embed('four') IS NOT NULL" 2>&1 | grep -c "WARNING:  codevec: using the CPU: $1"
+	local out
+	out=$(psql -qAtX -c "SELECT embed('one') IS NOT NULL" -c "SELECT embed(ARRAY['two', 'three']) IS NOT NULL" \
+		-c "SELECT embed('four') IS NOT NULL" 2>&1)
+	echo "$(grep -c "WARNING:  codevec: using the CPU: $1" <<<"$out") $(grep -cx t <<<"$out")"
 }
 check "auto: embed() without a device warns once per session ($want_warnings), then uses the CPU" \
-	"SELECT $(embed_warnings 'no CUDA device\|codevec was built without CUDA')" "$want_warnings"
+	"SELECT '$(embed_warnings 'no CUDA device\|codevec was built without CUDA')'" "$want_warnings 3"
 # every request answered on the CPU instead is counted (a CUDA build: the
 # three embed() calls of each session above; a build without CUDA has no
 # fallback: the CPU is its device) and cuda errors are not
@@ -209,7 +214,7 @@ check "ping without the service is 55000" "SELECT codevec_gpu_ping(1)" \
 	"HINT:  Add codevec to shared_preload_libraries and restart the server."
 
 check "not preloaded, auto: embed() warns once ($want_warnings) and uses the CPU" \
-	"SELECT $(embed_warnings 'codevec is not in shared_preload_libraries')" "$want_warnings"
+	"SELECT '$(embed_warnings 'codevec is not in shared_preload_libraries')'" "$want_warnings 3"
 check "not preloaded, cuda: embed() says the library is not preloaded" \
 	"SET codevec.device = cuda; SELECT embed('x')" \
 	"ERROR:  codevec.device is cuda but the GPU service cannot serve: codevec is not in shared_preload_libraries"

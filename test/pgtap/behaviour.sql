@@ -6,7 +6,7 @@ SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS codevec;
 BEGIN;
-SELECT plan(24);
+SELECT plan(25);
 
 -- pairs of random vectors of many lengths: 1..100 and the model sizes
 CREATE TEMP TABLE pairs AS
@@ -26,20 +26,24 @@ SELECT i, n, a, b, a::codevec AS va, b::codevec AS vb,
 FROM pairs;
 
 -- float32 accumulation over n <= 1024 terms: relative error well under 1e-4
-SELECT is((SELECT count(*)::int FROM ref WHERE abs((va <-> vb) - l2) > 1e-5 * l2 + 1e-6), 0, '<-> matches sqrt(sum((a-b)^2)) over real[]');
-SELECT is((SELECT count(*)::int FROM ref WHERE abs(l2_distance(va, vb) - l2) > 1e-5 * l2 + 1e-6), 0, 'l2_distance matches');
-SELECT is((SELECT count(*)::int FROM ref WHERE abs(l2_squared_distance(va, vb) - l2 ^ 2) > 1e-5 * l2 ^ 2 + 1e-6), 0, 'l2_squared_distance matches');
-SELECT is((SELECT count(*)::int FROM ref WHERE abs(inner_product(va, vb) - ip) > 1e-5 * abs_ip + 1e-6), 0, 'inner_product matches sum(a*b)');
-SELECT is((SELECT count(*)::int FROM ref WHERE abs((va <#> vb) + ip) > 1e-5 * abs_ip + 1e-6), 0, '<#> is minus sum(a*b)');
-SELECT is((SELECT count(*)::int FROM ref WHERE abs((va <=> vb) - (1 - ip / (na * nb))) > 1e-5), 0, '<=> matches 1 - a.b/(|a||b|)');
-SELECT is((SELECT count(*)::int FROM ref WHERE abs(cosine_distance(va, vb) - (1 - ip / (na * nb))) > 1e-5), 0, 'cosine_distance matches');
-SELECT is((SELECT count(*)::int FROM ref WHERE abs(l1_distance(va, vb) - l1) > 1e-5 * l1 + 1e-6), 0, 'l1_distance matches sum(|a-b|)');
-SELECT is((SELECT count(*)::int FROM ref WHERE abs(codevec_norm(va) - na) > 1e-12 * na), 0, 'codevec_norm matches sqrt(sum(a^2)) in float8');
-SELECT is((SELECT count(*)::int FROM ref WHERE codevec_dims(va) <> n), 0, 'codevec_dims is the array length');
+-- (a row fails unless "error <= tolerance" is TRUE: a NULL or NaN result
+-- fails too; "error > tolerance" would let a NULL through)
+SELECT is((SELECT count(*)::int FROM ref WHERE (abs((va <-> vb) - l2) <= 1e-5 * l2 + 1e-6) IS NOT TRUE), 0, '<-> matches sqrt(sum((a-b)^2)) over real[]');
+SELECT is((SELECT count(*)::int FROM ref WHERE (abs(l2_distance(va, vb) - l2) <= 1e-5 * l2 + 1e-6) IS NOT TRUE), 0, 'l2_distance matches');
+SELECT is((SELECT count(*)::int FROM ref WHERE (abs(l2_squared_distance(va, vb) - l2 ^ 2) <= 1e-5 * l2 ^ 2 + 1e-6) IS NOT TRUE), 0, 'l2_squared_distance matches');
+SELECT is((SELECT count(*)::int FROM ref WHERE (abs(inner_product(va, vb) - ip) <= 1e-5 * abs_ip + 1e-6) IS NOT TRUE), 0, 'inner_product matches sum(a*b)');
+SELECT is((SELECT count(*)::int FROM ref WHERE (abs((va <#> vb) + ip) <= 1e-5 * abs_ip + 1e-6) IS NOT TRUE), 0, '<#> is minus sum(a*b)');
+SELECT is((SELECT count(*)::int FROM ref WHERE (abs((va <=> vb) - (1 - ip / (na * nb))) <= 1e-5) IS NOT TRUE), 0, '<=> matches 1 - a.b/(|a||b|)');
+SELECT is((SELECT count(*)::int FROM ref WHERE (abs(cosine_distance(va, vb) - (1 - ip / (na * nb))) <= 1e-5) IS NOT TRUE), 0, 'cosine_distance matches');
+SELECT is((SELECT count(*)::int FROM ref WHERE (abs(l1_distance(va, vb) - l1) <= 1e-5 * l1 + 1e-6) IS NOT TRUE), 0, 'l1_distance matches sum(|a-b|)');
+SELECT is((SELECT count(*)::int FROM ref WHERE (abs(codevec_norm(va) - na) <= 1e-12 * na) IS NOT TRUE), 0, 'codevec_norm matches sqrt(sum(a^2)) in float8');
+-- every count of bad rows below is over these 600 rows (an empty ref would pass them all)
+SELECT is((SELECT count(*)::int FROM ref WHERE va IS NOT NULL AND vb IS NOT NULL), 600, 'the reference holds 600 pairs');
+SELECT is((SELECT count(*)::int FROM ref WHERE codevec_dims(va) IS DISTINCT FROM n), 0, 'codevec_dims is the array length');
 SELECT is((SELECT count(*)::int FROM ref r,
            LATERAL (SELECT max(abs(x::float8 - (y::float8 / r.na))) AS e
                     FROM unnest(l2_normalize(r.va)::real[], r.a) u(x, y)) m
-           WHERE m.e > 1e-7), 0, 'l2_normalize matches a / |a| element by element');
+           WHERE (m.e <= 1e-7) IS NOT TRUE), 0, 'l2_normalize matches a / |a| element by element');
 
 -- comparison agrees with PostgreSQL's own real[] ordering (lexicographic, shorter first)
 SELECT is((SELECT count(*)::int FROM ref WHERE (va < vb) <> (a < b) OR (va = vb) <> (a = b) OR (va > vb) <> (a > b)), 0,
@@ -56,12 +60,12 @@ SELECT is((SELECT count(*)::int FROM (
 	SELECT g, avg(a::codevec) AS ours FROM aggin GROUP BY g) o
 	JOIN (SELECT g, array_agg(m ORDER BY k)::real[] AS ref FROM (
 	      SELECT g, k, avg(x::float8) AS m FROM aggin, unnest(a) WITH ORDINALITY u(x, k) GROUP BY g, k) s GROUP BY g) r USING (g)
-	WHERE ours::real[] <> ref), 0, 'avg(codevec) equals per-element float8 avg rounded to real');
+	WHERE ours::real[] IS DISTINCT FROM ref), 0, 'avg(codevec) equals per-element float8 avg rounded to real');
 SELECT is((SELECT count(*)::int FROM (
 	SELECT g, sum(a::codevec) AS ours FROM aggin GROUP BY g) o
 	JOIN (SELECT g, array_agg(m ORDER BY k)::real[] AS ref FROM (
 	      SELECT g, k, sum(x::float8) AS m FROM aggin, unnest(a) WITH ORDINALITY u(x, k) GROUP BY g, k) s GROUP BY g) r USING (g)
-	WHERE ours::real[] <> ref), 0, 'sum(codevec) equals per-element float8 sum rounded to real');
+	WHERE ours::real[] IS DISTINCT FROM ref), 0, 'sum(codevec) equals per-element float8 sum rounded to real');
 
 -- exact k-NN by sequential scan: same ids, same order as a full sort by the
 -- float8 distance computed in SQL (random data: no near-ties at the top)
@@ -94,8 +98,8 @@ SELECT is(pg_temp.knn_mismatches('cos'), 0, 'ORDER BY <=> LIMIT 10 returns the r
 SELECT is((SELECT id FROM corpus, queries WHERE qid = 1 ORDER BY emb <-> q LIMIT 1), 1, 'a stored vector is its own nearest neighbour');
 
 -- text and array round trips keep every bit
-SELECT is((SELECT count(*)::int FROM ref WHERE va::text::codevec::real[] <> a), 0, 'text round trip keeps every element');
-SELECT is((SELECT count(*)::int FROM ref WHERE float4send(a[1]) <> float4send((va::real[])[1])), 0, 'cast to real[] keeps the bits');
+SELECT is((SELECT count(*)::int FROM ref WHERE va::text::codevec::real[] IS DISTINCT FROM a), 0, 'text round trip keeps every element');
+SELECT is((SELECT count(*)::int FROM ref WHERE float4send(a[1]) IS DISTINCT FROM float4send((va::real[])[1])), 0, 'cast to real[] keeps the bits');
 
 -- the same results with every CPU kernel variant this machine supports
 CREATE FUNCTION pg_temp.kernel_spread() RETURNS float8 LANGUAGE plpgsql AS $$
