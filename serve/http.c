@@ -27,7 +27,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <microhttpd.h>
 
@@ -38,6 +40,7 @@ struct ServeHttpData
 	ServeConfig config;
 	ServePool	pool;
 	struct MHD_Daemon *daemon;
+	atomic_int	inflight;		/* requests between headers and completion */
 };
 
 typedef struct RequestData
@@ -46,6 +49,7 @@ typedef struct RequestData
 	bool		started;		/* the handler saw the headers */
 	char		method[8];
 	char		uri[201];		/* for the access log, truncated */
+	bool		nul_in_path;	/* %00 before the query string */
 	char	   *body;
 	size_t		len;
 	bool		too_big;
@@ -145,10 +149,22 @@ OriginAllowed(struct MHD_Connection *conn)
 	return o && strcmp(o + 3, host) == 0;
 }
 
+/*
+ * A URL parameter; one holding a NUL (%00) comes back as an invalid
+ * UTF-8 sequence, which the operation refuses (a C string would silently
+ * end there).
+ */
 static const char *
 Arg(struct MHD_Connection *conn, const char *name)
 {
-	return MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, name);
+	const char *v = NULL;
+	size_t		n = 0;
+
+	if (MHD_lookup_connection_value_n(conn, MHD_GET_ARGUMENT_KIND, name, strlen(name), &v, &n) != MHD_YES)
+		return NULL;
+	if (v && strlen(v) != n)
+		return "\xC0\x80";		/* overlong NUL: not UTF-8 */
+	return v;
 }
 
 static enum MHD_Result
@@ -169,6 +185,7 @@ Handle(void *cls, struct MHD_Connection *conn, const char *url, const char *meth
 	{
 		/* first call: headers only */
 		rd->started = true;
+		atomic_fetch_add(&http->inflight, 1);
 		snprintf(rd->method, sizeof(rd->method), "%s", method);
 		return MHD_YES;
 	}
@@ -198,6 +215,9 @@ Handle(void *cls, struct MHD_Connection *conn, const char *url, const char *meth
 		return MHD_YES;
 	}
 
+	/* a %00 in the path would end the C string url early */
+	if (rd->nul_in_path)
+		return SendError(conn, rd, 400, "the path contains NUL (%00)");
 	if (mcp || strncmp(url, "/api/", 5) == 0)
 	{
 		if (!Authorized(http->config, conn))
@@ -208,6 +228,7 @@ Handle(void *cls, struct MHD_Connection *conn, const char *url, const char *meth
 		const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
 		int			status;
 		char	   *out;
+		ServeMcpHeadersData hdrs;
 
 		if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
 			return SendError(conn, rd, 405, "POST JSON-RPC messages to /mcp (no SSE stream is offered)");
@@ -217,9 +238,10 @@ Handle(void *cls, struct MHD_Connection *conn, const char *url, const char *meth
 			return SendError(conn, rd, 413, "the message is longer than 1 MB");
 		if (ct && strncasecmp(ct, "application/json", 16) != 0)
 			return SendError(conn, rd, 415, "Content-Type must be application/json");
-		out = serve_mcp_handle(http->pool, rd->body ? rd->body : "", rd->len,
-							   MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "MCP-Protocol-Version"),
-							   &status);
+		hdrs.version = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "MCP-Protocol-Version");
+		hdrs.method = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Mcp-Method");
+		hdrs.name = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Mcp-Name");
+		out = serve_mcp_handle(http->pool, rd->body ? rd->body : "", rd->len, &hdrs, &status);
 		if (!out)
 			return Send(conn, rd, 202, strdup(""), 0, NULL);
 		return Send(conn, rd, status, out, strlen(out), "application/json");
@@ -304,6 +326,8 @@ Completed(void *cls, struct MHD_Connection *conn, void **req_cls, enum MHD_Reque
 				  toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" :
 				  toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? " timeout" : " aborted");
 	}
+	if (rd->started)
+		atomic_fetch_sub(&http->inflight, 1);
 	free(rd->body);
 	free(rd);
 	*req_cls = NULL;
@@ -323,7 +347,11 @@ LogUri(void *cls, const char *uri, struct MHD_Connection *conn)
 	(void) conn;
 	if (rd)
 	{
+		const char *nul = strcasestr(uri, "%00");
+		const char *query = strchr(uri, '?');
+
 		rd->t0 = serve_now_ms();
+		rd->nul_in_path = nul && (!query || nul < query);
 		snprintf(rd->uri, sizeof(rd->uri), "%s", uri);
 		/* the log line is one line: no control characters */
 		for (char *c = rd->uri; *c; c++)
@@ -344,7 +372,8 @@ serve_http_start(ServeConfig config, ServePool pool)
 	struct addrinfo hints = {0},
 			   *ai = NULL;
 	char		port[16];
-	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG |
+		MHD_USE_ITC;			/* for MHD_quiesce_daemon */
 	const union MHD_DaemonInfo *info;
 	int			err;
 
@@ -388,12 +417,23 @@ serve_http_start(ServeConfig config, ServePool pool)
 	return http;
 }
 
-/* Stops accepting, lets running requests finish, and frees the server. */
+/*
+ * Stops accepting, lets running requests finish (waiting at most
+ * SERVE_SHUTDOWN_GRACE ms), closes every connection and frees the server.
+ */
 void
 serve_http_stop(ServeHttp http)
 {
+	MHD_socket	fd;
+	double		t0 = serve_now_ms();
+
 	if (!http)
 		return;
+	fd = MHD_quiesce_daemon(http->daemon);
+	if (fd != MHD_INVALID_SOCKET)
+		close(fd);
+	while (atomic_load(&http->inflight) > 0 && serve_now_ms() - t0 < SERVE_SHUTDOWN_GRACE)
+		usleep(20 * 1000);
 	MHD_stop_daemon(http->daemon);
 	free(http);
 }

@@ -36,6 +36,7 @@
 #define METHOD_NOT_FOUND -32601
 #define INVALID_PARAMS -32602
 #define INTERNAL_ERROR -32603
+#define HEADER_MISMATCH -32020
 #define UNSUPPORTED_PROTOCOL_VERSION -32022
 
 static const char *const HandshakeVersions[] = {"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"};
@@ -43,6 +44,7 @@ static const char *const ModernVersions[] = {"2026-07-28"};
 #define N_HANDSHAKE (sizeof(HandshakeVersions) / sizeof(HandshakeVersions[0]))
 #define N_MODERN (sizeof(ModernVersions) / sizeof(ModernVersions[0]))
 #define META_VERSION "io.modelcontextprotocol/protocolVersion"
+#define META_CAPABILITIES "io.modelcontextprotocol/clientCapabilities"
 
 static const char Instructions[] =
 "codevec searches the functions, methods and classes of the repositories loaded into this "
@@ -442,8 +444,26 @@ ToolsCall(ServePool pool, const cJSON *id, const cJSON *params)
 
 /* ---------------------------------------------------------------- dispatch */
 
+/*
+ * Whether JSON text holds the escape \u0000: cJSON would cut the string
+ * there without a word, and no PostgreSQL text can hold NUL anyway.
+ */
+static bool
+NulEscape(const char *text, size_t n)
+{
+	for (size_t i = 0; i + 6 <= n; i++)
+		if (text[i] == '\\')
+		{
+			if (text[i + 1] == 'u' && strncmp(text + i + 2, "0000", 4) == 0)
+				return true;
+			i++;				/* skip the escaped character */
+		}
+	return false;
+}
+
 static cJSON *
-Dispatch(ServePool pool, const cJSON *msg, const char *http_version, int *http_status)
+Dispatch(ServePool pool, const char *text, size_t n, const cJSON *msg, const ServeMcpHeadersData *h,
+		 int *http_status)
 {
 	const cJSON *id = cJSON_GetObjectItemCaseSensitive(msg, "id");
 	const cJSON *method = cJSON_GetObjectItemCaseSensitive(msg, "method");
@@ -479,28 +499,45 @@ Dispatch(ServePool pool, const cJSON *msg, const char *http_version, int *http_s
 		*http_status = 202;
 		return NULL;
 	}
-	/* the per-request envelope of 2026-07-28: a version we speak */
-	if (pv || (http_version && InList(http_version, ModernVersions, N_MODERN)))
+	/*
+	 * The per-request envelope of 2026-07-28 (a request with _meta's
+	 * protocolVersion, or a modern version header), checked in the
+	 * specification's order: both envelope keys, then the HTTP routing
+	 * headers agree with the body, then a version we speak.
+	 */
+	if (pv || (h && h->version && InList(h->version, ModernVersions, N_MODERN)))
 	{
 		const char *v = cJSON_IsString(pv) ? pv->valuestring : NULL;
+		const cJSON *name = cJSON_GetObjectItemCaseSensitive(params, "name");
 
-		if (v && http_version && strcmp(v, http_version) != 0)
-		{
-			*http_status = 400;
-			return RpcError(id, INVALID_REQUEST,
-							"the MCP-Protocol-Version header differs from _meta's protocolVersion", NULL);
-		}
-		if (!v || !InList(v, ModernVersions, N_MODERN))
+		if (!cJSON_IsObject(meta) || !pv || !cJSON_GetObjectItemCaseSensitive(meta, META_CAPABILITIES))
+			return RpcError(id, INVALID_PARAMS, "params._meta must carry \"" META_VERSION
+							"\" and \"" META_CAPABILITIES "\"", NULL);
+		if (!v)
+			return RpcError(id, INVALID_PARAMS, "_meta's protocolVersion must be a string", NULL);
+		if (h && (!h->version || strcmp(v, h->version) != 0))
+			return RpcError(id, HEADER_MISMATCH,
+							"the MCP-Protocol-Version header does not match _meta's protocolVersion", NULL);
+		if (h && (!h->method || strcmp(h->method, m) != 0))
+			return RpcError(id, HEADER_MISMATCH, "the Mcp-Method header does not match the method", NULL);
+		if (h && strcmp(m, "tools/call") == 0 && cJSON_IsString(name) &&
+			(!h->name || strcmp(h->name, name->valuestring) != 0))
+			return RpcError(id, HEADER_MISMATCH, "the Mcp-Name header does not match params.name", NULL);
+		if (!InList(v, ModernVersions, N_MODERN))
 		{
 			cJSON	   *data = cJSON_CreateObject();
 			cJSON	   *sup = cJSON_AddArrayToObject(data, "supported");
 
 			for (size_t i = 0; i < N_MODERN; i++)
 				cJSON_AddItemToArray(sup, cJSON_CreateString(ModernVersions[i]));
-			cJSON_AddStringToObject(data, "requested", v ? v : "");
+			cJSON_AddStringToObject(data, "requested", v);
 			return RpcError(id, UNSUPPORTED_PROTOCOL_VERSION, "unsupported protocol version", data);
 		}
 	}
+	else if (h && h->version && !InList(h->version, HandshakeVersions, N_HANDSHAKE))
+		return RpcError(id, INVALID_REQUEST, "unsupported MCP-Protocol-Version header", NULL);
+	if (NulEscape(text, n))
+		return RpcError(id, INVALID_PARAMS, "strings must not contain NUL (\\u0000)", NULL);
 	if (strcmp(m, "initialize") == 0)
 		return Initialize(id, params);
 	if (strcmp(m, "server/discover") == 0)
@@ -525,7 +562,7 @@ Dispatch(ServePool pool, const cJSON *msg, const char *http_version, int *http_s
  * -32600.
  */
 char *
-serve_mcp_handle(ServePool pool, const char *text, size_t n, const char *http_version,
+serve_mcp_handle(ServePool pool, const char *text, size_t n, const ServeMcpHeadersData *h,
 				 int *http_status)
 {
 	cJSON	   *msg;
@@ -533,13 +570,7 @@ serve_mcp_handle(ServePool pool, const char *text, size_t n, const char *http_ve
 	char	   *out;
 
 	*http_status = 200;
-	if (http_version && !InList(http_version, HandshakeVersions, N_HANDSHAKE) &&
-		!InList(http_version, ModernVersions, N_MODERN))
-	{
-		*http_status = 400;
-		reply = RpcError(NULL, INVALID_REQUEST, "unsupported MCP-Protocol-Version header", NULL);
-	}
-	else if (!serve_utf8_valid(text, n))
+	if (!serve_utf8_valid(text, n))
 		reply = RpcError(NULL, PARSE_ERROR, "parse error: the message is not valid UTF-8", NULL);
 	else if (!(msg = cJSON_ParseWithLength(text, n)))
 		reply = RpcError(NULL, PARSE_ERROR, "parse error: the message is not JSON", NULL);
@@ -549,11 +580,20 @@ serve_mcp_handle(ServePool pool, const char *text, size_t n, const char *http_ve
 			reply = RpcError(NULL, INVALID_REQUEST,
 							 cJSON_IsArray(msg) ? "batches are not supported" : "a message must be an object", NULL);
 		else
-			reply = Dispatch(pool, msg, http_version, http_status);
+			reply = Dispatch(pool, text, n, msg, h, http_status);
 		cJSON_Delete(msg);
 	}
 	if (!reply)
 		return NULL;
+	/* the HTTP status of an error (the transport's table) */
+	if (*http_status == 200)
+	{
+		const cJSON *code = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(reply, "error"), "code");
+
+		if (cJSON_IsNumber(code))
+			*http_status = code->valueint == METHOD_NOT_FOUND ? 404 :
+				code->valueint == INTERNAL_ERROR ? 200 : 400;
+	}
 	out = serve_json_print(reply);
 	cJSON_Delete(reply);
 	return out;

@@ -32,6 +32,7 @@
 #define SERVE_DEFAULT_IDLE_TIMEOUT 10	/* seconds a connection may sit idle */
 #define SERVE_DEFAULT_QUERY_TIMEOUT 10000	/* ms: statement_timeout */
 #define SERVE_DEFAULT_WAIT_TIMEOUT 5000 /* ms waiting for a free connection */
+#define SERVE_SHUTDOWN_GRACE 15000	/* ms for running requests at SIGTERM */
 #define SERVE_MAX_BODY (1024 * 1024)	/* bytes of a POST /mcp body */
 #define SERVE_MAX_QUERY_BYTES 8192	/* bytes of a search query */
 #define SERVE_MAX_K 100
@@ -128,14 +129,22 @@ void		serve_reply_error(ServeReplyData *out, int status, const char *sqlstate,
 
 /* ---------------------------------------------------------------- mcp.c */
 
+/* the routing headers of a Streamable HTTP request (each NULL if absent) */
+typedef struct ServeMcpHeadersData
+{
+	const char *version;		/* MCP-Protocol-Version */
+	const char *method;			/* Mcp-Method (2026-07-28) */
+	const char *name;			/* Mcp-Name (2026-07-28, tools/call) */
+} ServeMcpHeadersData;
+
 /*
  * Handles one JSON-RPC message (text of n bytes). Returns the response
  * text (malloc'd, caller frees) or NULL for a notification or a response.
- * http_version: the MCP-Protocol-Version header (NULL on stdio or absent);
- * *http_status is set to the HTTP status to answer with.
+ * headers: NULL on stdio; *http_status is set to the HTTP status to
+ * answer with (202 when there is nothing to answer).
  */
 char	   *serve_mcp_handle(ServePool pool, const char *text, size_t n,
-							 const char *http_version, int *http_status);
+							 const ServeMcpHeadersData *headers, int *http_status);
 int			serve_mcp_stdio(ServePool pool);
 
 /* ---------------------------------------------------------------- http.c */

@@ -43,8 +43,10 @@ function highlight(codeEl, text, language) {
   const hljs = window.hljs;
   const name = HLJS_NAMES[language];
   if (!hljs || !name || !hljs.getLanguage(name)) return;
-  // highlight.js 9/10 take (language, code); 11 takes (code, {language})
-  const r = /^(9|10)\./.test(hljs.versionString || "")
+  // highlight.js 9 and 10 (Debian 12 ships 9.18) take (language, code);
+  // 11 takes (code, {language}); 9 has no versionString
+  const major = parseInt(hljs.versionString || "9", 10);
+  const r = major < 11
     ? hljs.highlight(name, text, true) : hljs.highlight(text, { language: name, ignoreIllegals: true });
   codeEl.innerHTML = r.value;	// highlight.js escapes the code it marks up
   codeEl.classList.add("hljs");
