@@ -50,6 +50,7 @@ typedef struct RequestData
 	char		method[8];
 	char		uri[201];		/* for the access log, truncated */
 	bool		nul_in_path;	/* %00 before the query string */
+	bool		mcp;			/* POST /mcp */
 	char	   *body;
 	size_t		len;
 	bool		too_big;
@@ -78,7 +79,7 @@ Send(struct MHD_Connection *conn, RequestData *rd, int status, char *text, size_
 	if (status == 401)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"codevec\"");
 	if (status == 405)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rd->mcp ? "POST" : "GET, HEAD");
 	ret = MHD_queue_response(conn, status, resp);
 	MHD_destroy_response(resp);
 	rd->status = status;
@@ -223,6 +224,7 @@ Handle(void *cls, struct MHD_Connection *conn, const char *url, const char *meth
 		if (!Authorized(http->config, conn))
 			return SendError(conn, rd, 401, "missing or wrong bearer token");
 	}
+	rd->mcp = mcp;
 	if (mcp)
 	{
 		const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);

@@ -631,7 +631,7 @@ serve_mcp_stdio(ServePool pool)
 	sigaction(SIGINT, &sa, NULL);
 	while (!StdioStop)
 	{
-		c = getchar();
+		c = getchar_unlocked();	/* one thread reads stdin */
 		if (c == EOF)
 		{
 			if (ferror(stdin) && errno == EINTR && !StdioStop)
