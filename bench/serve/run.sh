@@ -8,7 +8,9 @@
 #   1. code.search's own time: pgbench, 1 client, the same query over and
 #      over (prepared: -M prepared), per-transaction latencies -> p50/p99;
 #   2. the API round trip: wrk, 1 connection, GET /api/search with the same
-#      query -> p50/p99; the overhead is the difference of the p50s;
+#      query -> p50/p99; and overhead.py: per request, the client's round
+#      trip minus the server's db_ms (the statement's round trip), which a
+#      busy machine shifts less than the difference of two runs' p50s;
 #   3. throughput: wrk, 16 connections on 2 threads, requests/s and p50,
 #      next to pgbench's own 16-client rate of the same statement (the
 #      database's ceiling on this machine);
@@ -49,9 +51,9 @@ wrk_ms() { awk -v p="$1" '$1 == p { v = $2; if (v ~ /us$/) { sub(/us/, "", v); v
 urlq() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote_plus(sys.argv[1]))' "$1"; }
 
 snippets=$(psql -XAtq -c "SELECT count(*) FROM code.snippets")
-echo "| mode | code.search p50 / p99 (pgbench, 1 client) | API p50 / p99 (wrk, 1 conn) | overhead p50 | API req/s, 16 conns (p50) | pgbench tx/s, 16 clients |"
+echo "| mode | code.search p50 / p99 (pgbench, 1 client) | API p50 / p99 (wrk, 1 conn) | round trip − db_ms p50 / p99 (same request) | API req/s, 16 conns (p50) | pgbench tx/s, 16 clients |"
 echo "|---|---|---|---|---|---|"
-for run in keyword vector nomatch; do
+for run in ${MODES:-keyword vector nomatch}; do
 	q=${Q[$run]}
 	mode=$run
 	[ "$run" = nomatch ] && mode=keyword
@@ -66,12 +68,13 @@ for run in keyword vector nomatch; do
 	wrk -t1 -c1 -d"${DUR}s" --latency "$url" > "$TMP/wrk1" 2>&1
 	ap50=$(wrk_ms 50% < "$TMP/wrk1")
 	ap99=$(wrk_ms 99% < "$TMP/wrk1")
+	read -r _ _ op50 op99 < <(python3 "$HERE/overhead.py" "$BASE" "$mode" "$q" "${N:-300}")
 	wrk -t2 -c16 -d"${DUR}s" --latency "$url" > "$TMP/wrk16" 2>&1
 	rps=$(sed -n 's/^Requests\/sec: *\([0-9.]*\)/\1/p' "$TMP/wrk16")
 	p50_16=$(wrk_ms 50% < "$TMP/wrk16")
 	non2xx=$(sed -n 's/^ *Non-2xx or 3xx responses: *\([0-9]*\)/\1/p' "$TMP/wrk16")
-	printf '| %s | %s / %s ms | %s / %s ms | %s ms | %.0f (%s ms)%s | %.0f |\n' "$run" "$sp50" "$sp99" "$ap50" "$ap99" \
-		"$(awk -v a="$ap50" -v b="$sp50" 'BEGIN {printf "%.2f", a - b}')" "$rps" "$p50_16" \
+	printf '| %s | %s / %s ms | %s / %s ms | %s / %s ms | %.0f (%s ms)%s | %.0f |\n' "$run" "$sp50" "$sp99" "$ap50" "$ap99" \
+		"$op50" "$op99" "$rps" "$p50_16" \
 		"${non2xx:+, $non2xx non-2xx}" "$rate16"
 done
 echo
