@@ -44,7 +44,8 @@ Usage(FILE *f)
 			"      --threads=N           request threads (default %d)\n"
 			"      --max-connections=N   open connections at most (default %d)\n"
 			"      --idle-timeout=S      close a connection idle this long (default %d)\n"
-			"      --static-dir=DIR      the page's files (default " SERVE_STATIC_DIR ")\n"
+			"      --static-dir=DIR      the page's files (default: static/ next to the program\n"
+			"                            when there, else " SERVE_STATIC_DIR ")\n"
 			"  -q, --quiet               no access log\n"
 			"\n"
 			"MCP:\n"
@@ -200,14 +201,18 @@ main(int argc, char **argv)
 		char		probe[PATH_MAX + 32];
 		ssize_t		n;
 
-		/* not installed yet: the page next to the program (the build tree) */
-		snprintf(probe, sizeof(probe), "%s/index.html", c.static_dir);
-		if (!static_dir_given && access(probe, R_OK) != 0 &&
-			(n = readlink("/proc/self/exe", here, sizeof(here) - 8)) > 0)
+		/*
+		 * A program in its build tree serves the page next to it
+		 * (serve/static), not an installed copy that may be older;
+		 * an installed one has none there and uses STATICDIR.
+		 */
+		if (!static_dir_given && (n = readlink("/proc/self/exe", here, sizeof(here) - 8)) > 0)
 		{
 			here[n] = '\0';
 			strcpy(strrchr(here, '/') ? strrchr(here, '/') : here, "/static");
-			c.static_dir = strdup(here);
+			snprintf(probe, sizeof(probe), "%s/index.html", here);
+			if (access(probe, R_OK) == 0)
+				c.static_dir = strdup(here);
 		}
 		if (serve_static_load(&c) != 0)
 			return 1;
