@@ -219,6 +219,28 @@ is "$(cat "$TMP/inflight.code")" 200 "... a request in flight at SIGTERM is answ
 grep -q "SIGTERM: finishing running requests" "$TMP/serve.log" && grep -q "codevec-serve: stopped" "$TMP/serve.log"
 ok $? "... after finishing running requests (log)"
 
+# ------------------------------------------------------------ a database without code
+echo "# a database nothing was loaded into"
+start_serve "$TMP/empty.log" --quiet -d "$MAINTDB"
+ok $? "starts on a database without schema code"
+curl -s "$BASE/healthz" > "$TMP/empty.json"
+is "$(python3 -c "import json; e = json.load(open('$TMP/empty.json'))['error']; print(e['status'], 'codevec-load' in e['message'])")" \
+	"503 True" "/healthz: 503, saying to load code with codevec-load"
+is "$(status_of "$BASE/api/search?q=x")" 503 "/api/search: 503"
+kill -TERM "$SPID"; wait "$SPID"
+is $? 0 "... and stops cleanly"
+
+# ------------------------------------------------------------ stdio and SIGTERM
+mkfifo "$TMP/stdin"
+exec 3<>"$TMP/stdin"		# held open: the server waits for input, never sees its end
+"$SERVE" --mcp-stdio < "$TMP/stdin" > "$TMP/stdio.out" 2>&1 &
+STDIO=$!
+sleep 0.3
+kill -TERM "$STDIO"
+wait "$STDIO"
+is $? 0 "--mcp-stdio: SIGTERM while waiting for input exits 0"
+exec 3>&-
+
 # ------------------------------------------------------------ nothing written
 sleep 1
 is "$(fingerprint)" "$FP0" "nothing written to the database: same rows in schema code, no inserts, updates or deletes"
