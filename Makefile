@@ -2,12 +2,13 @@
 #
 #   make                 build codevec.so (with CUDA when nvcc is found)
 #   make CUDA=0          force a CPU-only build
-#   make install         install the extension (and codevec-load)
+#   make install         install the extension (and codevec-load, codevec-serve)
 #   make installcheck    pg_regress against a running server (PG* env)
 #   make model           download and install the default pretrained encoder
 #   make model-code      fine-tune it for code search (code-MiniLM-L6; needs
 #                        PyTorch from PyPI, best on a GPU: tools/train-model.sh)
 #   make -C loaders      only the loader
+#   make -C serve        only codevec-serve (JSON API, search page, MCP)
 #
 # The full test suite, with its own throwaway cluster: test/run.sh
 
@@ -117,6 +118,17 @@ clean: clean-loader
 clean-loader:
 	$(MAKE) -C loaders clean
 
-.PHONY: print-cuda model model-code loader install-loader clean-loader
+# codevec-serve (serve/): built and installed with the extension too
+all: serve
+serve:
+	$(MAKE) -C serve
+install: install-serve
+install-serve:
+	$(MAKE) -C serve install
+clean: clean-serve
+clean-serve:
+	$(MAKE) -C serve clean
+
+.PHONY: print-cuda model model-code loader install-loader clean-loader serve install-serve clean-serve
 print-cuda:
 	@echo "CUDA=$(CUDA) NVCC=$(NVCC)"

@@ -16,6 +16,9 @@ packages=(
 	libopenblas-dev libutf8proc-dev libcjson-dev
 	# the loader: tree-sitter runtime, .gitignore rules, client library
 	libtree-sitter-dev libgit2-dev libpq-dev libssl-dev
+	# codevec-serve: HTTP server library, the page's code highlighter;
+	# its tests drive a headless Chromium (Selenium from PyPI) and wrk
+	libmicrohttpd-dev libjs-highlight.js chromium chromium-driver wrk
 	# model and grammar downloads from PyPI, fixture scripts
 	python3 python3-pip python3-venv
 )
