@@ -19,7 +19,7 @@ cd "$top"
 passed=0
 failed=0
 skipped=0
-CPU_SUITES=${CPU_SUITES-"meta gpuivf gpuservice embed loader search trainset upgrade corpora"}
+CPU_SUITES=${CPU_SUITES-"meta gpuivf gpuservice embed loader search trainset upgrade corpora serve"}
 failures=()
 skip_notes=()
 
