@@ -319,6 +319,7 @@ HashId(int64 id)
 #define SH_HASH_KEY(tb, key) HashId(key)
 #define SH_EQUAL(tb, a, b) ((a) == (b))
 #define SH_SCOPE static inline
+#define SH_FILLFACTOR (0.5)		/* most lookups miss: keep probe runs short */
 #define SH_DECLARE
 #define SH_DEFINE
 #include "lib/simplehash.h"
@@ -361,6 +362,8 @@ typedef struct Bm25TopK
 	float4	   *chunk;			/* impact arrays not handed out yet */
 	int			chunk_left;
 	bool		closed;			/* no new documents are admitted */
+	Bm25Acc   **live;			/* once closed: the candidates not dropped */
+	int64		nlive;
 	double		theta;			/* a lower bound of the k-th best score */
 	Bm25Acc   **top;			/* min-heap of the k best lower bounds */
 	int			ntop;
@@ -730,18 +733,31 @@ Bm25Check(Bm25TopK *s)
 		s->closed = true;
 	if (!s->closed)
 		return false;
-	for (int64 i = 0; i < count; i++)
+	/* the first pass after closing reads every candidate, later ones the survivors */
+	if (s->live == NULL)
 	{
-		a = ACC_AT(s, i);
-		if (a->dropped)
-			continue;
-		if (AccUpper(s, a) < cut)
+		s->live = palloc(sizeof(Bm25Acc *) * Max(count, 1));
+		for (int64 i = 0; i < count; i++)
+			if (!ACC_AT(s, i)->dropped)
+				s->live[s->nlive++] = ACC_AT(s, i);
+	}
+	{
+		int64		n = 0;
+
+		for (int64 i = 0; i < s->nlive; i++)
 		{
-			a->dropped = true;
-			s->nacc--;
+			a = s->live[i];
+			if (AccUpper(s, a) < cut)
+			{
+				a->dropped = true;
+				s->nacc--;
+				continue;
+			}
+			if (!AccResolved(s, a))
+				unresolved++;
+			s->live[n++] = a;
 		}
-		else if (!AccResolved(s, a))
-			unresolved++;
+		s->nlive = n;
 	}
 	return unresolved <= BM25_RANDOM_BUDGET;
 }
@@ -939,11 +955,11 @@ codevec_bm25_topk(PG_FUNCTION_ARGS)
 	/* exact scores of the candidates that may reach theta, best k kept */
 	{
 		double		cut = s->theta > 0 ? Bm25Cut(s->theta) : -1;
-		int64		count = ACC_COUNT(s);
+		int64		count = s->live ? s->nlive : ACC_COUNT(s);
 
 		for (int64 i = 0; i < count; i++)
 		{
-			Bm25Acc    *a = ACC_AT(s, i);
+			Bm25Acc    *a = s->live ? s->live[i] : ACC_AT(s, i);
 			double		score = 0;
 
 			if (a->dropped || AccUpper(s, a) < cut)
