@@ -182,6 +182,20 @@ is "$(Q "SELECT avgdl FROM code.bm25_params")" "$AVG0" "avgdl stays as stored un
 stats_check "after inserts, deletes and updates"
 exact_check "after inserts, deletes and updates"
 
+# four writers at once: they serialise on code.bm25_params, nothing deadlocks
+for i in 1 2 3 4; do
+	psql -X -q -d "$DB" -v ON_ERROR_STOP=1 -c "BEGIN" \
+		-c "INSERT INTO code.snippets (file_id, kind, symbol, qualified_name, signature, doc, start_line, end_line,
+		    code, embed_text, tsv) SELECT file_id, kind, symbol, qualified_name || '_w$i', signature, doc, start_line,
+		    end_line, code, embed_text, tsv || to_tsvector('codevec_code', 'writer$i')
+		    FROM code.snippets WHERE id % 40 = $i" \
+		-c "DO \$\$ BEGIN PERFORM pg_sleep(0.2); END \$\$" -c "DELETE FROM code.snippets WHERE id % 53 = $i" -c "COMMIT" \
+		> "$TMP/writer$i.out" 2>&1 &
+done
+wait
+is "$(cat "$TMP"/writer*.out)" "" "four concurrent writers (insert, delete) commit without errors or notices"
+stats_check "after four concurrent writers"
+
 is "$(Q "SELECT code.bm25_refresh(0.5)")" f "code.bm25_refresh(0.5) leaves postings whose avgdl is within 50%"
 is "$(Q "SELECT code.bm25_refresh()")" t "code.bm25_refresh() rebuilds"
 Q "VACUUM code.bm25_postings" >/dev/null
