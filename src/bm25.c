@@ -283,7 +283,7 @@ typedef struct Bm25List
 /* a document met in the lists: what sorted access has told about it */
 typedef struct Bm25Acc
 {
-	int64		id;				/* hash key */
+	int64		id;				/* the document's id */
 	double		lower;			/* sum of the contributions seen */
 	float4	   *impacts;		/* per query term; NaN: not seen yet */
 	int			top_pos;		/* place in the top heap; -1: not there */
