@@ -26,3 +26,30 @@ CREATE FUNCTION codevec_gpu_status(
 	AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL SAFE;
 COMMENT ON FUNCTION codevec_gpu_status() IS
 'the GPU service (a background worker when codevec is in shared_preload_libraries): state (absent, starting, ready, no device, stopped), pid, generation (bumped at each restart), device name, device memory used and total (MB), models and index copies on the device, requests served, launches (batches), mean and largest batch, request latency p50/p99 in microseconds (histogram bucket bounds, from posting to answer), why there is no device, and fallbacks: requests of any backend answered on the CPU because the service could not serve them (codevec.device = auto; with cuda they are errors), since the server started';
+
+
+-- BM25 keyword ranking (issue 21; src/bm25.c).  The tables, triggers and
+-- search functions over code.snippets are codevec-load's (schema code).
+CREATE FUNCTION codevec_bm25_length(tsv tsvector, weights real[])
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'codevec_bm25_length'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION codevec_bm25_length(tsvector, real[]) IS
+'BM25 document length dl: the sum over the lexemes of tsv of their weighted term frequency (each position counts weights[its weight], weights a real[4] in ts_rank''s order {D, C, B, A}; a lexeme without positions counts once at D). Errors: 2202E for weights not of 4 elements, 22023 for a negative or non-finite weight';
+
+CREATE FUNCTION codevec_bm25_impacts(tsv tsvector, weights real[], k1 real, b real,
+    avgdl double precision)
+RETURNS TABLE(lexeme text, impact real)
+AS 'MODULE_PATHNAME', 'codevec_bm25_impacts'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 50;
+COMMENT ON FUNCTION codevec_bm25_impacts(tsvector, real[], real, real, double precision) IS
+'BM25 term impacts of one document (Robertson and Zaragoza 2009): a row per lexeme of tsv with impact = tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl)), computed in double and rounded to real, tf the lexeme''s weighted term frequency and dl = codevec_bm25_length(tsv, weights). A query''s score is the sum of idf * impact over its lexemes. Errors 22023: k1 below 0, b outside 0..1, avgdl not above 0, bad weights';
+
+CREATE FUNCTION codevec_bm25_topk(terms integer[], lexemes text[], idf double precision[],
+    k integer, weights real[], k1 real, b real, avgdl double precision,
+    postings_index regclass, docs_index regclass, tsv_column name)
+RETURNS TABLE(id bigint, score double precision)
+AS 'MODULE_PATHNAME', 'codevec_bm25_topk'
+LANGUAGE C STABLE STRICT PARALLEL RESTRICTED ROWS 10;
+COMMENT ON FUNCTION codevec_bm25_topk(integer[], text[], double precision[], integer, real[], real, real, double precision, regclass, regclass, name) IS
+'exact BM25 top-k by Fagin''s combined algorithm (JCSS 2003): the k (1..1000000) documents with the highest sum over i of idf[i] * impact(lexemes[i], document), best first, ties by id. postings_index is a btree on (term integer, impact real DESC, id bigint) holding codevec_bm25_impacts() of every document with the same weights, k1, b and avgdl, terms[i] the term number of lexemes[i] there; lists are read in impact order by index-only scans, the best candidates are scored from their tsv_column through docs_index (a btree on their bigint id), and reading stops once no document not met yet can reach the k-th score. Errors 22023: arrays of unequal length or with NULLs, more than 1024 terms, a negative idf, k out of range, bad weights/k1/b/avgdl, indexes of the wrong shape';

@@ -21,6 +21,8 @@
 #            depth and keyword-weight grids are fused offline from them)
 #                           -> $CACHE/lists.json.gz (lists-m<model>.json.gz)
 #   kw       keyword query semantics compared in plain SQL
+#   bm25     BM25 k1 x b x field weights tuned on the odd queries, reported
+#            on the even ones (bm25_tune.py -> results-bm25.json)
 #   variants embed_text variants on a stratified sub-corpus (variants.py)
 #   report   results.md, results.json, results.png in bench/quality
 #   stop     stop the cluster
@@ -148,6 +150,17 @@ step_load() {
 	timed "embed$suffix" embed_all
 	"$py" "$here/embcache.py" export
 	psql -qAtc "ANALYZE code.snippets"
+	# BM25 for code.search's keyword list (issue 21), when the loader made it
+	if [ "$(psql -qAtc "SELECT to_regprocedure('code.bm25_refresh(double precision)') IS NOT NULL")" = t ]; then
+		psql -qAtc "SELECT code.bm25_refresh()" -c "VACUUM (ANALYZE) code.bm25_postings" >/dev/null
+	fi
+}
+
+# BM25's k1, b and field weights: a grid scored offline on the odd queries,
+# reported on the even ones (bm25_tune.py; needs the loaded database only)
+step_bm25() {
+	env_db "$db"
+	"$py" "$here/bm25_tune.py" --out "$here/results-bm25.json"
 }
 
 step_search() {

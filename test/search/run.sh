@@ -445,4 +445,11 @@ is "$(P "SELECT string_agg(DISTINCT symbol, ',') FROM code.snippets
 	WHERE tsv @@ to_tsquery('simple', 'json & decoder') AND symbol ILIKE '%decoder'")" "JSONDecoder" \
 	"... and the 'simple' tsv with identifiers split in the loader"
 
+# ------------------------------------------------------------ BM25 (issue 21)
+echo "# bm25.sh: BM25 keyword search, its own database"
+bash "$HERE/bm25.sh" > "$TMP/bm25.out" 2>&1
+sed '$d' "$TMP/bm25.out" | sed 's/^\(not \)\{0,1\}ok [0-9]* - /&bm25: /'
+read -r bp _ bf _ < <(tail -1 "$TMP/bm25.out")
+PASS=$((PASS + ${bp:-0})); FAIL=$((FAIL + ${bf:-1})); N=$((N + ${bp:-0} + ${bf:-1}))
+
 finish

@@ -1,0 +1,252 @@
+#!/usr/bin/env bash
+# test/search/bm25.sh -- BM25 keyword search (issue 21) on a real corpus:
+# codevec_bm25_impacts / codevec_bm25_length / codevec_bm25_topk and the
+# loader's code.bm25_* tables, triggers and functions, code.search on them.
+#   - exactness: code.bm25_search's pruned top-k (k 1, 10, 100) equals a
+#     full BM25 scoring of every snippet in Python (bm25ref.py, written from
+#     the definition), ids and scores to the bit, on ~150 benchmark questions
+#     and a few identifier queries; after a build, after inserts, deletes and
+#     updates through the loader and plain SQL, and after a refresh;
+#   - statistics: n, df and the postings recounted in plain SQL;
+#   - code.search keyword mode (with and without filters) against the
+#     unpruned SQL scoring; the ts_rank path before a build and after TRUNCATE;
+#   - errors with their SQLSTATE.
+#
+# Needs the PG* variables of a running PostgreSQL 15 server with codevec
+# installed; makes a scratch database and drops it.  No embeddings needed
+# (--no-embed).  Ends with "N passed, N failed"; exit status 1 on failure.
+set -u
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+LOADER=${LOADER:-$ROOT/loaders/codevec-load}
+PYLIB=${CVL_TEST_PYLIB:-/usr/lib/python3.11}
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/bm25-test.XXXXXX")
+chmod 755 "$TMP"
+PASS=0
+FAIL=0
+N=0
+DB=bm25_test_$$
+MAINTDB=${PGDATABASE:-postgres}
+cleanup() {
+	psql -X -q -d "$MAINTDB" -c "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+ok() {		# ok STATUS DESCRIPTION
+	N=$((N + 1))
+	if [ "$1" -eq 0 ]; then PASS=$((PASS + 1)); echo "ok $N - $2"
+	else FAIL=$((FAIL + 1)); echo "not ok $N - $2"; fi
+}
+is() {		# is GOT WANT DESCRIPTION
+	if [ "$1" = "$2" ]; then ok 0 "$3"
+	else ok 1 "$3"; echo "#   got:  '$1'" | head -c 2000; echo; echo "#   want: '$2'" | head -c 2000; echo; fi
+}
+Q() { psql -X -A -t -q -v ON_ERROR_STOP=1 -d "$DB" -c "SET client_min_messages = warning" -c "$1"; }
+STATE() {
+	psql -X -q -d "$DB" -v VERBOSITY=verbose -c "SET client_min_messages = warning" -c "$1" 2>&1 >/dev/null |
+		sed -n 's/^ERROR:  \([0-9A-Z]\{5\}\):.*/\1/p' | head -1
+}
+finish() { echo "$PASS passed, $FAIL failed"; [ "$FAIL" -eq 0 ]; exit $?; }
+
+if [ ! -x "$LOADER" ] || ! psql -X -q -d "$MAINTDB" -c "CREATE DATABASE $DB" >/dev/null 2>"$TMP/err"; then
+	ok 1 "loader built and database reachable"; cat "$TMP/err"; finish
+fi
+export PGDATABASE=$DB
+Q "CREATE EXTENSION codevec" >/dev/null
+ok $? "codevec installs"
+
+# ------------------------------------------------------------ the corpus
+C=$TMP/corpus
+mkdir -p "$C"
+for d in email asyncio http logging json xml; do
+	[ -d "$PYLIB/$d" ] && cp -r "$PYLIB/$d" "$C/" && rm -rf "$C/$d/__pycache__" "$C"/"$d"/*/__pycache__
+done
+"$LOADER" -q --no-embed --repo stdlib "$C"
+is $? 0 "a real corpus loads with --no-embed"
+NSNIP=$(Q "SELECT count(*) FROM code.snippets")
+ok $([ "$NSNIP" -ge 2000 ]; echo $?) "it has a few thousand snippets ($NSNIP)"
+is "$(Q "SELECT built, n FROM code.bm25_params")" "f|0" "BM25 is not built by a load (nothing maintained yet)"
+
+# the questions: every 16th of bench/quality's, and identifier queries
+python3 - "$ROOT/bench/quality/queries.tsv.gz" > "$TMP/questions.csv" <<'PY'
+import csv, gzip, sys
+rows = [l.rstrip('\n').split('\t') for l in gzip.open(sys.argv[1], 'rt')][1:]
+w = csv.writer(sys.stdout)
+for r in rows[::16]:
+    w.writerow([r[0], r[7]])
+for i, q in enumerate(['JSONDecoder raw_decode', 'parse_headers', 'getLogger', 'zebra quux',
+                       'asyncio.get_event_loop', 'make a message from bytes', 'x']):
+    w.writerow([10000 + i, q])
+PY
+Q "CREATE TABLE public.test_questions (qid integer, q text)" >/dev/null
+psql -X -q -d "$DB" -c "\\copy public.test_questions FROM '$TMP/questions.csv' WITH (FORMAT csv)"
+NQ=$(Q "SELECT count(*) FROM public.test_questions")
+
+# ts_rank before the build: code.search's keyword list is the old one
+is "$(Q "SELECT string_agg(id::text, ',' ORDER BY keyword_rank) FROM code.search('parse email headers', k => 10, mode => 'keyword')")" \
+	"$(Q "SELECT string_agg(id::text, ',') FROM (SELECT id FROM code.snippets WHERE tsv @@ code.keyword_query('parse email headers')
+	      ORDER BY ts_rank(tsv, code.keyword_query('parse email headers')) DESC, id LIMIT 10) x")" \
+	"before a build code.search ranks keywords by ts_rank"
+is "$(STATE "SELECT * FROM code.bm25_search('x')")" 55000 "code.bm25_search before a build: 55000"
+
+t0=$(date +%s.%N)
+is "$(Q "SELECT code.bm25_refresh()")" t "code.bm25_refresh() builds ($(python3 -c "print('%.1f' % ($(date +%s.%N) - $t0))") s)"
+Q "VACUUM code.bm25_postings" >/dev/null
+
+# statistics and postings recounted in plain SQL
+stats_check() {		# stats_check LABEL
+	is "$(Q "SELECT n = (SELECT count(*) FROM code.snippets WHERE tsv IS NOT NULL) FROM code.bm25_params")" t \
+		"$1: n is the number of snippets with a tsv"
+	is "$(Q "SELECT count(*) FROM ((SELECT lexeme, df FROM code.bm25_terms WHERE df > 0
+	         EXCEPT SELECT l, count(*) FROM code.snippets, unnest(tsvector_to_array(tsv)) l GROUP BY l)
+	         UNION ALL (SELECT l, count(*) FROM code.snippets, unnest(tsvector_to_array(tsv)) l GROUP BY l
+	         EXCEPT SELECT lexeme, df FROM code.bm25_terms)) x")" 0 \
+		"$1: df of every lexeme equals a recount"
+	is "$(Q "SELECT count(*) FROM (
+	         (SELECT t.lexeme, bp.impact, bp.id FROM code.bm25_postings bp JOIN code.bm25_terms t USING (term)
+	          EXCEPT ALL SELECT i.lexeme, i.impact, s.id FROM code.snippets s, code.bm25_params p,
+	          codevec_bm25_impacts(s.tsv, p.weights, p.k1, p.b, p.avgdl) i)
+	         UNION ALL
+	         (SELECT i.lexeme, i.impact, s.id FROM code.snippets s, code.bm25_params p,
+	          codevec_bm25_impacts(s.tsv, p.weights, p.k1, p.b, p.avgdl) i
+	          EXCEPT ALL SELECT t.lexeme, bp.impact, bp.id FROM code.bm25_postings bp JOIN code.bm25_terms t USING (term))) x")" 0 \
+		"$1: the postings are exactly the impacts of every snippet ($(Q "SELECT count(*) FROM code.bm25_postings") postings)"
+	is "$(Q "SELECT abs(total_length - (SELECT sum(codevec_bm25_length(s.tsv, p.weights)) FROM code.snippets s))
+	         <= 1e-9 * total_length FROM code.bm25_params p")" t \
+		"$1: total_length is the sum of the lengths"
+}
+
+# pruned top-k against Python's full scoring
+exact_check() {		# exact_check LABEL
+	Q "COPY (SELECT id, tsv::text FROM code.snippets WHERE tsv IS NOT NULL) TO STDOUT WITH (FORMAT csv)" > "$TMP/docs.csv"
+	Q "COPY (SELECT k1, b, weights, avgdl, n FROM code.bm25_params) TO STDOUT WITH (FORMAT csv)" > "$TMP/params.csv"
+	Q "COPY (SELECT qid, array_to_string(tsvector_to_array(to_tsvector('codevec_code', q)), ' ')
+	         FROM public.test_questions) TO STDOUT WITH (FORMAT csv)" > "$TMP/queries.csv"
+	Q "COPY (SELECT k.k, q.qid, b.rank, b.id, b.score FROM public.test_questions q
+	         CROSS JOIN (VALUES (1), (10), (100)) k(k)
+	         CROSS JOIN LATERAL code.bm25_search(q.q, k.k) WITH ORDINALITY b(id, score, rank))
+	         TO STDOUT WITH (FORMAT csv)" > "$TMP/got.csv"
+	python3 "$HERE/bm25check.py" "$TMP/docs.csv" "$TMP/params.csv" "$TMP/queries.csv" "$TMP/got.csv" > "$TMP/check.out" 2>&1
+	ok $? "$1: pruned top-k of $NQ questions (k 1, 10, 100) equals Python's full BM25 scoring, ids and scores ($(tail -1 "$TMP/check.out"))"
+	grep '^#' "$TMP/check.out" | head -3
+}
+
+stats_check "after the build"
+exact_check "after the build"
+is "$(Q "SELECT avgdl = total_length / n FROM code.bm25_params")" t "the build stores avgdl = total_length / n"
+
+# the top-k prunes: it reads fewer postings than the lists hold
+msg=$(psql -X -q -d "$DB" -c "SET client_min_messages = debug1" -c "SELECT count(*) FROM code.bm25_search('return the message headers as a list', 10)" 2>&1 | grep 'postings read')
+read_n=$(echo "$msg" | sed -n 's/.* \([0-9]*\) postings read.*/\1/p')
+total=$(Q "SELECT sum(t.df) FROM code.bm25_query('return the message headers as a list') q, unnest(q.terms) u JOIN code.bm25_terms t ON t.term = u")
+ok $([ -n "$read_n" ] && [ "$read_n" -lt "$total" ]; echo $?) "the top-10 stops early: $read_n of $total postings read"
+
+# code.search keyword mode on BM25, against the unpruned SQL scoring
+is "$(Q "SELECT string_agg(id::text, ',' ORDER BY keyword_rank) FROM code.search('parse email headers', k => 10, mode => 'keyword')")" \
+	"$(Q "SELECT string_agg(id::text, ',') FROM code.bm25_search_full('parse email headers', 10)")" \
+	"code.search keyword mode = BM25 (code.bm25_search_full, every match summed in SQL)"
+is "$(Q "SELECT string_agg(s.id::text, ',' ORDER BY s.keyword_rank) FROM code.search('read a configuration file', k => 5,
+	       mode => 'keyword', path_like => 'logging/%') s")" \
+	"$(Q "SELECT string_agg(b.id::text, ',' ORDER BY b.score DESC, b.id) FROM (SELECT b.* FROM code.bm25_search_full('read a configuration file', 100000) b
+	      JOIN code.snippets s ON s.id = b.id JOIN code.files f ON f.id = s.file_id WHERE f.path LIKE 'logging/%'
+	      ORDER BY b.score DESC, b.id LIMIT 5) b")" \
+	"code.search keyword mode with path_like: the first 5 of the full order that pass"
+is "$(Q "SELECT string_agg(s.id::text, ',' ORDER BY s.keyword_rank) FROM code.search('send data over a socket', k => 5,
+	       mode => 'keyword', exclude_tests => true, lang => 'python') s")" \
+	"$(Q "SELECT string_agg(b.id::text, ',' ORDER BY b.score DESC, b.id) FROM (SELECT b.* FROM code.bm25_search_full('send data over a socket', 100000) b
+	      JOIN code.snippets s ON s.id = b.id JOIN code.files f ON f.id = s.file_id
+	      WHERE f.language = 'python' AND NOT code.is_test(f.path, s.qualified_name, s.code)
+	      ORDER BY b.score DESC, b.id LIMIT 5) b")" \
+	"code.search keyword mode with lang and exclude_tests"
+is "$(Q "SELECT count(*) FROM code.search('zzzqqq', mode => 'keyword')")" 0 "a question with no known lexeme finds nothing"
+
+# ------------------------------------------------------------ under change
+AVG0=$(Q "SELECT avgdl FROM code.bm25_params")
+C2=$TMP/more
+mkdir -p "$C2"
+cp -r "$PYLIB/unittest" "$C2/" && rm -rf "$C2/unittest/__pycache__" "$C2/unittest/test"
+"$LOADER" -q --no-embed --repo more "$C2"
+is $? 0 "inserts: a second repository loads"
+rm -rf "$C/json"
+printf '\ndef zebra_quux_counter(items):\n    """Count zebra quux items."""\n    return len(items)\n' >> "$C/logging/handlers.py"
+"$LOADER" -q --no-embed --repo stdlib "$C"
+is $? 0 "deletes and updates: the first repository reloads without json/ and with a changed file"
+is "$(Q "SELECT count(*) FROM code.snippets s JOIN code.files f ON f.id = s.file_id WHERE f.path LIKE 'json/%'")" 0 \
+	"json/ is gone"
+Q "UPDATE code.snippets SET tsv = tsv || to_tsvector('codevec_code', 'zebra quux') WHERE id % 37 = 0" >/dev/null
+Q "UPDATE code.snippets SET kind = kind WHERE id % 5 = 0" >/dev/null
+Q "UPDATE code.snippets SET tsv = NULL WHERE id % 101 = 0" >/dev/null
+is "$(Q "SELECT avgdl FROM code.bm25_params")" "$AVG0" "avgdl stays as stored until a refresh"
+stats_check "after inserts, deletes and updates"
+exact_check "after inserts, deletes and updates"
+
+# four writers at once: they serialise on code.bm25_params, nothing deadlocks
+for i in 1 2 3 4; do
+	psql -X -q -d "$DB" -v ON_ERROR_STOP=1 -c "BEGIN" \
+		-c "INSERT INTO code.snippets (file_id, kind, symbol, qualified_name, signature, doc, start_line, end_line,
+		    code, embed_text, tsv) SELECT file_id, kind, symbol, qualified_name || '_w$i', signature, doc, start_line,
+		    end_line, code, embed_text, tsv || to_tsvector('codevec_code', 'writer$i')
+		    FROM code.snippets WHERE id % 40 = $i" \
+		-c "DO \$\$ BEGIN PERFORM pg_sleep(0.2); END \$\$" -c "DELETE FROM code.snippets WHERE id % 53 = $i" -c "COMMIT" \
+		> "$TMP/writer$i.out" 2>&1 &
+done
+wait
+is "$(cat "$TMP"/writer*.out)" "" "four concurrent writers (insert, delete) commit without errors or notices"
+stats_check "after four concurrent writers"
+
+is "$(Q "SELECT code.bm25_refresh(0.5)")" f "code.bm25_refresh(0.5) leaves postings whose avgdl is within 50%"
+is "$(Q "SELECT code.bm25_refresh()")" t "code.bm25_refresh() rebuilds"
+Q "VACUUM code.bm25_postings" >/dev/null
+is "$(Q "SELECT avgdl = total_length / n AND avgdl <> $AVG0 FROM code.bm25_params")" t "and stores the new avgdl"
+stats_check "after a refresh"
+exact_check "after a refresh"
+
+# ------------------------------------------------------------ hybrid on BM25
+# stand-in embeddings (deterministic, no encoder run over the corpus); the
+# question is embedded by embed() as code.search does
+Q "UPDATE code.snippets SET emb = (SELECT array_agg(sin(id * 0.37 + i * 1.3)::real) FROM generate_series(1, 384) i)::codevec" >/dev/null
+for q in 'parse email headers' 'read a configuration file'; do
+	is "$(Q "SELECT string_agg(id::text, ',' ORDER BY score DESC, id) FROM code.search('$q', k => 10)")" \
+		"$(Q "WITH v AS (SELECT id, row_number() OVER (ORDER BY d, id) AS r FROM
+		        (SELECT id, emb <=> embed('$q') AS d FROM code.snippets ORDER BY d, id LIMIT 100) x),
+		      kw AS (SELECT id, row_number() OVER (ORDER BY score DESC, id) AS r FROM code.bm25_search('$q', 100)),
+		      m AS (SELECT coalesce(v.id, kw.id) AS id, coalesce(1.0::float8 / (5 + v.r), 0) + coalesce(0.35::float8 / (5 + kw.r), 0) AS s
+		            FROM v FULL JOIN kw ON kw.id = v.id)
+		      SELECT string_agg(id::text, ',' ORDER BY s DESC, id) FROM (SELECT * FROM m ORDER BY s DESC, id LIMIT 10) t")" \
+		"hybrid '$q': weighted RRF of the sequential-scan vector list and the BM25 list (checked against Python above)"
+done
+is "$(Q "SELECT bool_and(s.keyword_score = b.score::real) AND count(*) > 0 FROM code.search('parse email headers', k => 10) s
+	JOIN code.bm25_search('parse email headers', 100) b ON b.id = s.id")" t \
+	"hybrid keyword_score is the BM25 score of rows in the keyword list"
+
+# ------------------------------------------------------------ errors
+is "$(STATE "SELECT * FROM codevec_bm25_topk('{1,2}', '{a}', '{1}', 10, '{0.1,0.2,0.4,1}', 1.2, 0.75, 10,
+	'code.bm25_postings_idx', 'code.snippets_pkey', 'tsv')")" 22023 "top-k: arrays of different lengths: 22023"
+is "$(STATE "SELECT * FROM codevec_bm25_topk('{1}', '{a}', '{1}', 0, '{0.1,0.2,0.4,1}', 1.2, 0.75, 10,
+	'code.bm25_postings_idx', 'code.snippets_pkey', 'tsv')")" 22023 "top-k: k 0: 22023"
+is "$(STATE "SELECT * FROM codevec_bm25_topk('{1}', '{a}', '{NaN}', 10, '{0.1,0.2,0.4,1}', 1.2, 0.75, 10,
+	'code.bm25_postings_idx', 'code.snippets_pkey', 'tsv')")" 22023 "top-k: a NaN idf: 22023"
+is "$(STATE "SELECT * FROM codevec_bm25_topk('{1}', '{a}', '{1}', 10, '{0.1,0.2,0.4,1}', 1.2, 0.75, 10,
+	'code.snippets_pkey', 'code.snippets_pkey', 'tsv')")" 22023 "top-k: a postings index of the wrong shape: 22023"
+is "$(STATE "SELECT * FROM codevec_bm25_topk('{1}', '{a}', '{1}', 10, '{0.1,0.2,0.4,1}', 1.2, 0.75, 10,
+	'code.bm25_postings_idx', 'code.snippets_pkey', 'code')")" 22023 "top-k: a column that is not a tsvector: 22023"
+is "$(STATE "SELECT * FROM codevec_bm25_impacts('a:1', '{0.1,0.2,0.4}', 1.2, 0.75, 10)")" 2202E "impacts: 3 weights: 2202E"
+is "$(STATE "SELECT * FROM codevec_bm25_impacts('a:1', '{0.1,0.2,0.4,-1}', 1.2, 0.75, 10)")" 22023 "impacts: a negative weight: 22023"
+is "$(STATE "SELECT * FROM codevec_bm25_impacts('a:1', '{0.1,0.2,0.4,1}', 1.2, 1.5, 10)")" 22023 "impacts: b 1.5: 22023"
+is "$(STATE "SELECT * FROM codevec_bm25_impacts('a:1', '{0.1,0.2,0.4,1}', 1.2, 0.75, 0)")" 22023 "impacts: avgdl 0: 22023"
+is "$(STATE "SELECT * FROM codevec_bm25_impacts('a:1', '{0.1,0.2,0.4,1}', 'NaN', 0.75, 10)")" 22023 "impacts: k1 NaN: 22023"
+# hand-computed: 'a' twice at A, once at D; 'b' without positions; weights {D,C,B,A} = {0.5,0,0,1}:
+# tf(a) = 2.5, tf(b) = 0.5, dl = 3; with k1 1, b 0, impact(a) = 2.5 * 2 / 3.5
+is "$(Q "SELECT codevec_bm25_length('a:1A,2A,3 b', '{0.5,0,0,1}')")" 3 "length by hand: 3"
+is "$(Q "SELECT string_agg(lexeme || '=' || impact, ' ') FROM codevec_bm25_impacts('a:1A,2A,3 b', '{0.5,0,0,1}', 1, 0, 7)")" \
+	"a=1.4285715 b=0.6666667" "impacts by hand: 5/3.5 and 1/1.5 as real"
+
+# ------------------------------------------------------------ truncate
+Q "TRUNCATE code.snippets" >/dev/null
+is "$(Q "SELECT built, n, (SELECT count(*) FROM code.bm25_postings), (SELECT count(*) FROM code.bm25_terms) FROM code.bm25_params")" \
+	"f|0|0|0" "TRUNCATE empties the postings and marks BM25 not built"
+is "$(Q "SELECT count(*) FROM code.search('parse email headers', mode => 'keyword')")" 0 \
+	"code.search keyword mode after TRUNCATE: the ts_rank path, nothing found"
+finish
