@@ -316,6 +316,7 @@ typedef struct CvlDbStats
 	double		t_insert;		/* - insert snippets (tsvector, indexes) */
 	double		t_commit;		/* - COMMIT */
 	double		t_embed;
+	double		t_bm25;			/* building the BM25 postings */
 } CvlDbStats;
 
 typedef struct CvlDbData *CvlDb;
@@ -332,6 +333,7 @@ typedef void (*CvlDbRejectFn) (CvlFile file, int nsnippets, const char *message,
 void		cvl_db_drain_rejected(CvlDb db, CvlDbRejectFn fn, void *arg);
 int			cvl_db_prune(CvlDb db, CvlFileData *files, size_t nfiles);
 int			cvl_db_embed(CvlDb db, int batch, bool all_repos, bool *available);
+int			cvl_db_bm25_refresh(CvlDb db, bool *rebuilt);
 const char *cvl_db_error(CvlDb db);
 const CvlDbStats *cvl_db_stats(CvlDb db);
 void		cvl_db_delete(CvlDb db);

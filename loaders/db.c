@@ -1471,6 +1471,45 @@ fail:
 }
 
 /*
+ * Bring the BM25 keyword postings (code.bm25_postings) up to date after a
+ * load: built the first time, rebuilt when the corpus' average document
+ * length has moved by more than 10% since (code.bm25_refresh(0.1); the
+ * triggers keep them exact in between), then VACUUM (ANALYZE) of the
+ * postings when they were rebuilt, so that code.search's index-only scans
+ * read no heap.  Nothing on a schema without BM25 (an extension older than
+ * 0.2.0).  Sets *rebuilt; returns -1 on error.
+ */
+int
+cvl_db_bm25_refresh(CvlDb db, bool *rebuilt)
+{
+	PGresult   *res;
+	double		t0 = cvl_clock_now();
+
+	*rebuilt = false;
+	res = ExecParams(db, "looking for BM25",
+					 "SELECT to_regprocedure('code.bm25_refresh(double precision)') IS NOT NULL",
+					 0, NULL);
+	if (res == NULL)
+		return -1;
+	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
+	{
+		PQclear(res);
+		return 0;
+	}
+	PQclear(res);
+	res = ExecParams(db, "building the BM25 postings", "SELECT code.bm25_refresh(0.1)", 0, NULL);
+	if (res == NULL)
+		return -1;
+	*rebuilt = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	if (*rebuilt && Exec(db, "VACUUM of the BM25 postings",
+						 "VACUUM (ANALYZE) code.bm25_postings") < 0)
+		return -1;
+	db->stats.t_bm25 = cvl_clock_now() - t0;
+	return 0;
+}
+
+/*
  * Fill emb for snippets that have none (this repository's, or every
  * repository's when all_repos), batch snippets per embed(text[]) call.
  * Sets *available to false, and returns 0, when the server has no

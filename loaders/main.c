@@ -31,6 +31,7 @@ typedef struct Options
 	const char *repo;
 	bool		jsonl;
 	bool		no_embed;
+	bool		no_bm25;		/* leave the BM25 keyword postings as they are */
 	bool		embed_only;
 	bool		verbose;
 	int			progress;		/* -1 auto, 0 off, 1 on */
@@ -115,6 +116,10 @@ PrintHelp(void)
 		   "Output and embedding:\n"
 		   "      --jsonl             write snippets as JSON lines to stdout, no database\n"
 		   "      --no-embed          do not call embed() for new snippets\n"
+		   "      --no-bm25           leave the BM25 keyword postings as they are (by\n"
+		   "                          default a load builds them the first time and\n"
+		   "                          rebuilds them when the average snippet length\n"
+		   "                          moved by 10%%: code.bm25_refresh(0.1))\n"
 		   "      --embed-only        only fill missing embeddings (no parsing)\n"
 		   "      --embed-batch=N     snippets per embed(text[]) call (default %d)\n"
 		   "      --embed-fields=LIST what embed_text holds, a comma list of path, kind,\n"
@@ -457,9 +462,9 @@ PrintSummary(const Options *o, const Stats *st, CvlDb db)
 				"codevec-load: time: writer waiting on the server %.2f s: "
 				"COPY to staging %.2f s, delete old + upsert files %.2f s, "
 				"insert snippets (tsvector, indexes) %.2f s, commit %.2f s; "
-				"embed %.2f s",
+				"embed %.2f s; BM25 postings %.2f s",
 				ds->t_rows, ds->t_copy, ds->t_stage, ds->t_replace,
-				ds->t_insert, ds->t_commit, ds->t_embed);
+				ds->t_insert, ds->t_commit, ds->t_embed, ds->t_bm25);
 	}
 	fputc('\n', stderr);
 }
@@ -638,6 +643,16 @@ LoadPath(const Options *o, const char *path, Stats *st, CvlDb db)
 					"embeddings: the server has no embed(text[]) function yet, "
 					"or code.snippets has no emb column (run --embed-only later)\n");
 	}
+	if (db && !run.db_failed && !o->no_bm25)
+	{
+		/* keyword search: BM25 postings built once, kept by triggers */
+		bool		rebuilt;
+
+		if (cvl_db_bm25_refresh(db, &rebuilt) < 0)
+			run.db_failed = true;
+		else if (rebuilt && o->verbose)
+			fprintf(stderr, "codevec-load: BM25 keyword postings built\n");
+	}
 	if (run.db_failed)
 	{
 		fprintf(stderr, "%scodevec-load: database error: %s\n",
@@ -665,6 +680,7 @@ main(int argc, char **argv)
 		{"max-file-bytes", required_argument, NULL, 'M'},
 		{"dims", required_argument, NULL, 'D'},
 		{"no-embed", no_argument, NULL, 'n'},
+		{"no-bm25", no_argument, NULL, 'K'},
 		{"embed-only", no_argument, NULL, 'E'},
 		{"embed-batch", required_argument, NULL, 'B'},
 		{"embed-fields", required_argument, NULL, 'f'},
@@ -737,6 +753,9 @@ main(int argc, char **argv)
 				break;
 			case 'n':
 				o.no_embed = true;
+				break;
+			case 'K':
+				o.no_bm25 = true;
 				break;
 			case 'E':
 				o.embed_only = true;

@@ -63,7 +63,7 @@ mkdir -p "$C"
 for d in email asyncio http logging json xml; do
 	[ -d "$PYLIB/$d" ] && cp -r "$PYLIB/$d" "$C/" && rm -rf "$C/$d/__pycache__" "$C"/"$d"/*/__pycache__
 done
-"$LOADER" -q --no-embed --repo stdlib "$C"
+"$LOADER" -q --no-embed --no-bm25 --repo stdlib "$C"
 is $? 0 "a real corpus loads with --no-embed"
 NSNIP=$(Q "SELECT count(*) FROM code.snippets")
 ok $([ "$NSNIP" -ge 2000 ]; echo $?) "it has a few thousand snippets ($NSNIP)"
@@ -167,11 +167,11 @@ AVG0=$(Q "SELECT avgdl FROM code.bm25_params")
 C2=$TMP/more
 mkdir -p "$C2"
 cp -r "$PYLIB/unittest" "$C2/" && rm -rf "$C2/unittest/__pycache__" "$C2/unittest/test"
-"$LOADER" -q --no-embed --repo more "$C2"
+"$LOADER" -q --no-embed --no-bm25 --repo more "$C2"
 is $? 0 "inserts: a second repository loads"
 rm -rf "$C/json"
 printf '\ndef zebra_quux_counter(items):\n    """Count zebra quux items."""\n    return len(items)\n' >> "$C/logging/handlers.py"
-"$LOADER" -q --no-embed --repo stdlib "$C"
+"$LOADER" -q --no-embed --no-bm25 --repo stdlib "$C"
 is $? 0 "deletes and updates: the first repository reloads without json/ and with a changed file"
 is "$(Q "SELECT count(*) FROM code.snippets s JOIN code.files f ON f.id = s.file_id WHERE f.path LIKE 'json/%'")" 0 \
 	"json/ is gone"
@@ -242,6 +242,22 @@ is "$(STATE "SELECT * FROM codevec_bm25_impacts('a:1', '{0.1,0.2,0.4,1}', 'NaN',
 is "$(Q "SELECT codevec_bm25_length('a:1A,2A,3 b', '{0.5,0,0,1}')")" 3 "length by hand: 3"
 is "$(Q "SELECT string_agg(lexeme || '=' || impact, ' ') FROM codevec_bm25_impacts('a:1A,2A,3 b', '{0.5,0,0,1}', 1, 0, 7)")" \
 	"a=1.4285715 b=0.6666667" "impacts by hand: 5/3.5 and 1/1.5 as real"
+
+# ------------------------------------------------------------ a load builds the postings
+# codevec-load's default (no --no-bm25): the first load builds them, so
+# code.search ranks keywords by BM25 with nothing run by hand
+Q "TRUNCATE code.snippets" >/dev/null
+Q "DELETE FROM code.files" >/dev/null
+"$LOADER" -q --no-embed --repo stdlib "$C"
+is "$(Q "SELECT built AND n = (SELECT count(*) FROM code.snippets WHERE tsv IS NOT NULL) FROM code.bm25_params")" t \
+	"a default load builds the BM25 postings (built, n = the snippets with a tsv)"
+is "$(Q "SELECT count(*) FROM pg_stat_user_tables WHERE relname = 'bm25_postings' AND last_vacuum IS NOT NULL")" 1 \
+	"... and vacuums them (index-only scans read no heap)"
+is "$(Q "SELECT (SELECT array_agg(id) FROM code.search('parse email headers', k => 10, mode => 'keyword'))
+          = (SELECT array_agg(id) FROM code.bm25_search('parse email headers', 10))")" t \
+	"code.search keyword mode after a default load = code.bm25_search"
+"$LOADER" -q --no-embed --repo stdlib "$C"
+is "$(Q "SELECT built FROM code.bm25_params")" t "a second load keeps them (no drift: not rebuilt)"
 
 # ------------------------------------------------------------ truncate
 Q "TRUNCATE code.snippets" >/dev/null

@@ -108,7 +108,7 @@ src = open(sys.argv[1]).read()
 m = re.search(r'^def py_scanstring\(.*?(?=^\S)', src, re.S | re.M)
 print(m.group(0).replace('py_scanstring', 'scan_string_copy'))
 EOF
-"$LOADER" -q --no-embed --repo corpus "$C"
+"$LOADER" -q --no-embed --no-bm25 --repo corpus "$C"
 is $? 0 "the corpus loads with --no-embed"
 t0=$(date +%s)
 "$LOADER" -q --embed-only --repo corpus
@@ -368,7 +368,7 @@ assert "UNIQUEWORD" not in one["code"], one["code"]
 assert (box["start_line"], box["end_line"], op["start_line"], op["end_line"]) == (1, 8, 4, 6)
 EOF
 ok $? "--strip-docs: a class loses its own and its methods' docstrings, whole lines go, one-liners lose the string"
-"$LOADER" -q --no-embed --strip-docs --repo strip "$S"
+"$LOADER" -q --no-embed --no-bm25 --strip-docs --repo strip "$S"
 is $? 0 "--strip-docs loads"
 is "$(Q "SELECT count(*) FROM code.snippets s JOIN code.files f ON f.id = s.file_id JOIN code.repos r ON r.id = f.repo_id
 	WHERE r.name = 'strip' AND (s.doc IS NOT NULL OR s.code ~ 'UNIQUEWORD' OR s.embed_text ~ 'UNIQUEWORD')")" 0 \
@@ -422,7 +422,7 @@ Q "DROP FUNCTION code.search(text, integer, text, text, boolean, text, integer, 
    DROP FUNCTION code.more_like_this(bigint, integer, boolean);
    UPDATE code.snippets SET tsv = to_tsvector('simple', qualified_name);
    DELETE FROM code.schema_version; INSERT INTO code.schema_version (version) VALUES (1)" >/dev/null
-"$LOADER" -q --no-embed --repo corpus "$C"
+"$LOADER" -q --no-embed --no-bm25 --repo corpus "$C"
 is $? 0 "a loader run on a version-1 schema exits 0"
 is "$(Q "SELECT max(version) FROM code.schema_version")" 2 "... records version 2"
 is "$(Q "SELECT count(*) FROM code.snippets WHERE tsv IS DISTINCT FROM code.snippet_tsv(qualified_name, signature, doc, code)")" 0 \
@@ -435,7 +435,7 @@ is "$(Q "SELECT string_agg(oid::regprocedure::text, ',') FROM pg_proc WHERE pron
 # ------------------------------------------------------------ without the extension
 echo "# --dims 0 on a server database without codevec"
 psql -X -q -d "$MAINTDB" -c "CREATE DATABASE ${DB}_plain" >/dev/null
-PGDATABASE=${DB}_plain "$LOADER" -q --dims 0 --repo plain "$S"
+PGDATABASE=${DB}_plain "$LOADER" -q --no-bm25 --dims 0 --repo plain "$S"
 is $? 0 "--dims 0 loads into a database without the extension"
 P() { psql -X -A -t -q -d "${DB}_plain" -c "$1"; }
 is "$(P "SELECT max(version) FROM code.schema_version")" 1 "... stays at schema version 1"
