@@ -295,6 +295,7 @@ python3 -c "import sys; sys.stdout.write('var x = [' + '1,' * (25 * 1024 * 1024)
 printf 'def ok_before():\n    pass\n\ndef broken(:\n    pass\n\nclass AfterError:\n    def m(self):\n        pass\n' > "$B/sub/syntax.py"
 printf 'fn main() {}\n' > "$B/sub/notes.txt"
 mkfifo "$B/fifo.py" 2>/dev/null
+printf 'def latin1_name():\n    pass\n' > "$B/$(printf 'caf\xe9.py')"   # a file name that is not UTF-8
 ln -s .. "$B/sub/loop"
 ln -s ../good.py "$B/sub/link.py"
 "$LOADER" --no-progress -v --jsonl "$B" > "$TMP/bad.jsonl" 2> "$TMP/bad.err"
@@ -304,6 +305,8 @@ grep -q 'skipped binary.c: binary' "$TMP/bad.err"; ok $? "bad input: binary file
 grep -q 'latin1.py: 1 invalid UTF-8 sequence replaced by U+FFFD' "$TMP/bad.err"
 ok $? "bad input: a stray Latin-1 byte in UTF-8 is replaced by U+FFFD and reported"
 grep -q 'skipped empty.py: empty' "$TMP/bad.err"; ok $? "bad input: empty file skipped with reason"
+LC_ALL=C grep -q "skipped caf.\\.py: path-not-utf8" "$TMP/bad.err"
+ok $? "bad input: a file name that is not UTF-8 (cannot be stored as text) skipped with reason"
 grep -q 'skipped huge.js: too-large' "$TMP/bad.err"; ok $? "bad input: 50 MB single-line file skipped (over --max-file-bytes)"
 grep -q 'symlink 2' "$TMP/bad.err"; ok $? "bad input: symlinks (incl. a loop) not followed"
 grep -q 'special 1' "$TMP/bad.err"; ok $? "bad input: fifo skipped as special"
