@@ -48,7 +48,10 @@ CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 CUDA_OBJS = cuda/device.o cuda/knn.o cuda/kmeans.o
 OBJS += $(CUDA_OBJS)
 PG_CPPFLAGS += -DCODEVEC_USE_CUDA -I$(CUDA_HOME)/include
-SHLIB_LINK += -L$(CUDA_HOME)/lib64 -lcudart_static -lrt -ldl -lpthread
+# nvcc's objects are C++ (__gxx_personality_v0): libstdc++ is named here
+# because a server built without ICU (PostgreSQL 18 from PyPI) does not
+# load it for us, as Debian's does
+SHLIB_LINK += -L$(CUDA_HOME)/lib64 -lcudart_static -lrt -ldl -lpthread -lstdc++
 NVCC_GENCODE ?= -gencode=arch=compute_90,code=sm_90 -gencode=arch=compute_90,code=compute_90
 NVCC_FLAGS ?= -O3 -std=c++17 -Xcompiler -fPIC $(NVCC_GENCODE) -I$(srcdir)/cuda
 
