@@ -76,7 +76,8 @@ start)
 		# the server must not inherit the caller's descriptors: started under
 		# `flock /tmp/codevec-db.lock ...` it would hold that lock for as long
 		# as it runs
-		for fd in $(ls /proc/$$/fd); do
+		for fd in /proc/$$/fd/*; do
+			fd=${fd##*/}
 			[ "$fd" -gt 2 ] && [ "$fd" -ne 255 ] && eval "exec $fd>&-" 2>/dev/null
 		done
 		as_user "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \

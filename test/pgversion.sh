@@ -1,5 +1,6 @@
-# test/pgversion.sh — sourced by test/run.sh (and test/pgupgrade/run.sh):
-# the PostgreSQL the build and every suite use.
+# shellcheck shell=bash
+# test/pgversion.sh — sourced by test/run.sh: the PostgreSQL the build and
+# every suite use.
 #
 #   bash test/run.sh                                      Debian's 15 (pg_config on PATH)
 #   CODEVEC_PG=18 bash test/run.sh                        18 from tools/install-pg18.sh
@@ -23,7 +24,8 @@ if [ "${CODEVEC_PG:-}" = 18 ] || [ "${PG_CONFIG:-}" = "$_pgv_prefix/bin/pg_confi
 		echo "pgversion: CODEVEC_PG=18 and PG_CONFIG=$PG_CONFIG disagree" >&2
 		return 1
 	fi
-	PG_CONFIG=$(bash "$_pgv_top/tools/install-pg18.sh") || { echo "pgversion: tools/install-pg18.sh failed" >&2; return 1; }
+	# shellcheck disable=SC2086	# $sudo: empty as root, else "sudo" (writes /opt)
+	PG_CONFIG=$(${sudo:-} bash "$_pgv_top/tools/install-pg18.sh") || { echo "pgversion: tools/install-pg18.sh failed" >&2; return 1; }
 elif [ -n "${CODEVEC_PG:-}" ] && [ "${CODEVEC_PG}" != 15 ]; then
 	echo "pgversion: CODEVEC_PG=$CODEVEC_PG: 15 (Debian's) or 18 (tools/install-pg18.sh), or set PG_CONFIG" >&2
 	return 1

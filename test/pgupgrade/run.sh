@@ -85,6 +85,8 @@ for pgc in "$OLD_PG_CONFIG" "$NEW_PG_CONFIG"; do
 		echo "# codevec $version is not installed in $("$pgc" --version): installing a CPU-only build of this tree"
 		rm -rf "$tmp/src" && mkdir -p "$tmp/src"
 		git -C "$top" ls-files -z | (cd "$top" && xargs -0 cp --parents -t "$tmp/src")
+		# the grammar sdists already downloaded (loaders/fetch-grammars.sh checks them)
+		[ -d "$top/loaders/build/dl" ] && mkdir -p "$tmp/src/loaders/build" && cp -r "$top/loaders/build/dl" "$tmp/src/loaders/build/"
 		if ! make -C "$tmp/src" PG_CONFIG="$pgc" CUDA=0 -j2 install >"$tmp/build.log" 2>&1; then
 			tail -20 "$tmp/build.log"; notok "codevec $version builds and installs into $("$pgc" --version)"; finish
 		fi
