@@ -49,7 +49,10 @@ CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 CUDA_OBJS = cuda/device.o cuda/knn.o cuda/kmeans.o
 OBJS += $(CUDA_OBJS)
 PG_CPPFLAGS += -DCODEVEC_USE_CUDA -I$(CUDA_HOME)/include
-SHLIB_LINK += -L$(CUDA_HOME)/lib64 -lcudart_static -lrt -ldl -lpthread
+# nvcc's objects are C++ (__gxx_personality_v0): libstdc++ is named here
+# because a server built without ICU (PostgreSQL 18 from PyPI) does not
+# load it for us, as Debian's does
+SHLIB_LINK += -L$(CUDA_HOME)/lib64 -lcudart_static -lrt -ldl -lpthread -lstdc++
 NVCC_GENCODE ?= -gencode=arch=compute_90,code=sm_90 -gencode=arch=compute_90,code=compute_90
 NVCC_FLAGS ?= -O3 -std=c++17 -Xcompiler -fPIC $(NVCC_GENCODE) -I$(srcdir)/cuda
 
@@ -58,7 +61,7 @@ cuda/%.o: cuda/%.cu cuda/codevec_cuda.h cuda/knn.h cuda/kmeans.h
 
 endif
 
-EXTRA_CLEAN = cuda/*.o src/*.o src/.cuda-*.stamp codevec_cuda_encoder.so
+EXTRA_CLEAN = cuda/*.o src/*.o src/.cuda-*.stamp src/.pg-*.stamp codevec_cuda_encoder.so
 
 # Debian's server is built with JIT: PGXS would try to emit bitcode for every
 # object (and has no rule for .cu files). The extension gains nothing from it.
@@ -67,12 +70,27 @@ override with_llvm = no
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-# objects that depend on CODEVEC_USE_CUDA are rebuilt when CUDA= changes
+# PostgreSQL 18 from PyPI (tools/install-pg18.sh) was built with a newer gcc
+# than Debian 12's 12.2, which rejects one of its warning flags
+ifneq ($(shell $(CC) -Wmissing-variable-declarations -E -x c /dev/null >/dev/null 2>&1 && echo ok),ok)
+override CFLAGS := $(filter-out -Wmissing-variable-declarations,$(CFLAGS))
+endif
+
+# objects that depend on CODEVEC_USE_CUDA are rebuilt when CUDA= changes,
+# and every server-side object when PG_CONFIG names another major version
+# (15 and 18 are built in the same tree: tools/install-pg18.sh). The stamps
+# are made while the Makefile is read: PGXS's bare .SECONDARY: would let a
+# missing stamp that only a rule makes count as up to date.
 CUDA_STAMP := src/.cuda-$(CUDA).stamp
-$(CUDA_STAMP):
-	rm -f src/.cuda-*.stamp
-	touch $@
+PG_STAMP := src/.pg-$(MAJORVERSION).stamp
+ifeq ($(wildcard $(CUDA_STAMP)),)
+$(shell rm -f src/.cuda-*.stamp && touch $(CUDA_STAMP))
+endif
+ifeq ($(wildcard $(PG_STAMP)),)
+$(shell rm -f src/.pg-*.stamp && touch $(PG_STAMP))
+endif
 src/codevec.o src/gpuservice.o src/gpuembed.o: $(CUDA_STAMP)
+$(filter src/%,$(OBJS)): $(PG_STAMP)
 
 # the install script of this release: 0.1.0's, then each upgrade in order
 # without its psql guard line

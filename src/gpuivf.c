@@ -103,6 +103,7 @@ gpuivfcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 		*indexSelectivity = 0;
 		*indexCorrelation = 0;
 		*indexPages = 0;
+		CodevecDisableIndexPath(path);
 		return;
 	}
 

@@ -39,6 +39,7 @@
 #include "utils/relcache.h"
 
 #include "codevec.h"
+#include "compat.h"
 
 #define GPUIVF_MAGIC_NUMBER		0x67707569	/* "gpui" */
 #define GPUIVF_VERSION			2	/* 2: insertCount apart from changeCount */

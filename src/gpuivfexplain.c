@@ -40,6 +40,7 @@
 #include "catalog/pg_class.h"
 #include "commands/defrem.h"
 #include "commands/explain.h"
+#include "compat.h"				/* after commands/explain.h */
 #include "executor/executor.h"
 #include "executor/instrument.h"
 #include "gpuivf.h"
@@ -322,27 +323,7 @@ GpuivfExplainOneQuery(Query *query, int cursorOptions, IntoClause *into, Explain
 		if (prev_ExplainOneQuery_hook)
 			prev_ExplainOneQuery_hook(query, cursorOptions, into, es, queryString, params, queryEnv);
 		else
-		{
-			PlannedStmt *plan;
-			instr_time	planstart,
-						planduration;
-			BufferUsage bufusage_start,
-						bufusage;
-
-			if (es->buffers)
-				bufusage_start = pgBufferUsage;
-			INSTR_TIME_SET_CURRENT(planstart);
-			plan = pg_plan_query(query, queryString, cursorOptions, params);
-			INSTR_TIME_SET_CURRENT(planduration);
-			INSTR_TIME_SUBTRACT(planduration, planstart);
-			if (es->buffers)
-			{
-				memset(&bufusage, 0, sizeof(BufferUsage));
-				BufferUsageAccumDiff(&bufusage, &pgBufferUsage, &bufusage_start);
-			}
-			ExplainOnePlan(plan, into, es, queryString, params, queryEnv,
-						   &planduration, (es->buffers ? &bufusage : NULL));
-		}
+			CodevecStandardExplainOneQuery(query, cursorOptions, into, es, queryString, params, queryEnv);
 	}
 	PG_FINALLY();
 	{

@@ -99,7 +99,7 @@ FindNoRoom(Relation index)
 	for (int i = 0; i < NO_ROOM_ENTRIES; i++)
 		if (OidIsValid(no_room[i].indexid) &&
 			no_room[i].indexid == RelationGetRelid(index) &&
-			no_room[i].relfilenode == index->rd_node.relNode &&
+			no_room[i].relfilenode == CodevecRelFileNumber(index) &&
 			no_room[i].capMb == codevec_gpu_memory_limit_mb)
 			return &no_room[i];
 	return NULL;
@@ -117,7 +117,7 @@ RememberNoRoom(Relation index, const char *why)
 		no_room_next = (no_room_next + 1) % NO_ROOM_ENTRIES;
 	}
 	e->indexid = RelationGetRelid(index);
-	e->relfilenode = index->rd_node.relNode;
+	e->relfilenode = CodevecRelFileNumber(index);
 	e->capMb = codevec_gpu_memory_limit_mb;
 	strlcpy(e->why, why, sizeof(e->why));
 }
@@ -1070,7 +1070,7 @@ GpuivfGpuFetch(IndexScanDesc scan, int k)
 	GpuivfCheckQueryDims(metric, meta.dims, q);
 	key.dbid = MyDatabaseId;
 	key.indexid = RelationGetRelid(index);
-	key.relfilenode = index->rd_node.relNode;
+	key.relfilenode = CodevecRelFileNumber(index);
 	key.changeCount = meta.changeCount;
 	key.insertCount = meta.insertCount;
 
@@ -1376,7 +1376,7 @@ GpuivfGpuMask(Relation index, const GpuivfMetaPageData *old, const ItemPointerDa
 	r->hdr.kind = GPU_REQUEST_MASK;
 	r->key.dbid = MyDatabaseId;
 	r->key.indexid = RelationGetRelid(index);
-	r->key.relfilenode = index->rd_node.relNode;
+	r->key.relfilenode = CodevecRelFileNumber(index);
 	r->key.changeCount = old->changeCount;
 	r->key.insertCount = old->insertCount;
 	r->newChangeCount = old->changeCount + 1;

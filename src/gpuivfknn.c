@@ -624,7 +624,7 @@ GpuSearch(KnnState *st)
 
 	key.dbid = MyDatabaseId;
 	key.indexid = RelationGetRelid(st->index);
-	key.relfilenode = st->index->rd_node.relNode;
+	key.relfilenode = CodevecRelFileNumber(st->index);
 	key.changeCount = st->meta.changeCount;
 	key.insertCount = st->meta.insertCount;
 

@@ -253,7 +253,7 @@ gpuivfgettuple(IndexScanDesc scan, ScanDirection dir)
 
 	if (so->first)
 	{
-		pgstat_count_index_scan(scan->indexRelation);
+		CodevecCountIndexSearch(scan);
 		StartScan(scan);
 		so->first = false;
 		/* a large index may be answered by the GPU service (IVF: its

@@ -286,7 +286,7 @@ GpuivfCachedCentroids(Relation index, const GpuivfMetaPageData *meta,
 		CentroidCacheEntry *c = &centroid_cache[i];
 
 		if (c->centroids != NULL && c->dbid == MyDatabaseId &&
-			c->indexid == RelationGetRelid(index) && c->relfilenode == index->rd_node.relNode &&
+			c->indexid == RelationGetRelid(index) && c->relfilenode == CodevecRelFileNumber(index) &&
 			c->lists == meta->lists && c->dims == meta->dims)
 		{
 			e = c;
@@ -317,7 +317,7 @@ GpuivfCachedCentroids(Relation index, const GpuivfMetaPageData *meta,
 		memcpy(e->centroids, centroids, cbytes);
 		e->dbid = MyDatabaseId;
 		e->indexid = RelationGetRelid(index);
-		e->relfilenode = index->rd_node.relNode;
+		e->relfilenode = CodevecRelFileNumber(index);
 		e->lists = meta->lists;
 		e->dims = meta->dims;
 		pfree(centroids);

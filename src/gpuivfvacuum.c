@@ -66,7 +66,7 @@ VisitDataPages(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 			int			ndeletable = 0;
 			bool		last;
 
-			vacuum_delay_point();
+			CodevecVacuumDelayPoint();
 			buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, bas);
 			LockBuffer(buf, callback ? BUFFER_LOCK_EXCLUSIVE : BUFFER_LOCK_SHARE);
 			page = BufferGetPage(buf);

@@ -1562,7 +1562,7 @@ CodevecGpuServiceMain(Datum main_arg)
 	SpinLockAcquire(&gpu_shared->mutex);
 	gpu_shared->state = GPU_SERVICE_STARTING;
 	gpu_shared->pid = MyProcPid;
-	gpu_shared->procno = MyProc->pgprocno;
+	gpu_shared->procno = CodevecMyProcNumber;
 	gpu_shared->generation++;
 	gpu_shared->started = GetCurrentTimestamp();
 	gpu_shared->message[0] = '\0';
@@ -1808,7 +1808,7 @@ CodevecGpuCall(dsm_segment *seg)
 				s->state = SLOT_POSTED;
 				s->generation = generation = gpu_shared->generation;
 				s->handle = dsm_segment_handle(seg);
-				s->procno = MyProc->pgprocno;
+				s->procno = CodevecMyProcNumber;
 				s->posted = GetCurrentTimestamp();
 				my_slot = i;
 				break;

@@ -23,6 +23,7 @@
 
 #include "postgres.h"
 
+#include "compat.h"
 #include "storage/dsm.h"
 #include "storage/itemptr.h"
 

@@ -22,6 +22,7 @@
 #include "catalog/pg_type.h"
 #include "common/shortest_dec.h"
 #include "codevec.h"
+#include "compat.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "libpq/pqformat.h"
@@ -112,8 +113,7 @@ IsCodevecSpace(char ch)
 }
 
 /* Raise 22P02 for the literal lit, with a detail saying where it broke */
-static void
-pg_attribute_noreturn()
+pg_noreturn static void
 InvalidSyntax(const char *lit, const char *detail_fmt, int element)
 {
 	ereport(ERROR,

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # test/run.sh — the whole test suite, on a throwaway cluster it makes itself.
 #
-#   bash test/run.sh
+#   bash test/run.sh                  on Debian's PostgreSQL 15
+#   CODEVEC_PG=18 bash test/run.sh    on PostgreSQL 18 (tools/install-pg18.sh;
+#                                     or PG_CONFIG=/path/to/pg_config: test/pgversion.sh)
 #
 # Installs dependencies (tools/install-deps.sh), builds and installs the
-# extension, runs the C unit tests, starts a private PostgreSQL 15 cluster in
+# extension, runs the C unit tests, starts a private PostgreSQL cluster in
 # a temporary folder (as an unprivileged user: initdb refuses root), runs the
 # pg_regress and pgTAP suites and every other suite under test/, stops and
 # removes the cluster, and ends with one line "N passed, N failed, N skipped"
@@ -19,6 +21,7 @@ cd "$top"
 passed=0
 failed=0
 skipped=0
+cpu_suites_given=${CPU_SUITES+yes}
 CPU_SUITES=${CPU_SUITES-"meta gpuivf gpuservice embed loader search trainset upgrade corpora serve"}
 failures=()
 skip_notes=()
@@ -33,6 +36,10 @@ chmod 755 "$log"
 
 echo "== dependencies"
 bash tools/install-deps.sh || { echo "dependency installation failed"; exit 1; }
+# which PostgreSQL: exports PG_CONFIG, PG_MAJOR, PATH (and carries them through $sudo)
+. test/pgversion.sh || { echo "PostgreSQL ${CODEVEC_PG:-${PG_CONFIG:-pg_config}} is not usable"; exit 1; }
+# pg_upgrade 15 -> 18 and dump/restore: once, in the run on 18
+[ "$PG_MAJOR" = 18 ] && [ -z "$cpu_suites_given" ] && CPU_SUITES="$CPU_SUITES pgupgrade"
 
 echo "== build and install"
 if ! { make -j"$(nproc)" && $sudo make install; } >"$log/build.log" 2>&1; then

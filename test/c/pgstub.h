@@ -16,6 +16,7 @@
 
 #include "postgres.h"
 
+#include "compat.h"
 #include "fmgr.h"
 
 /* Last error raised through ereport(ERROR) */

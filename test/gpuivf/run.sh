@@ -40,12 +40,7 @@ plan_uses() {
 }
 
 crash_and_restart() {
-	local bindir=/usr/lib/postgresql/15/bin
-	if [ "$(id -u)" = 0 ]; then
-		su -s /bin/sh codevec -c "$bindir/pg_ctl -D $dir/data -m immediate -w stop" >/dev/null
-	else
-		"$bindir/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null
-	fi
+	bash "$top/test/cluster.sh" stop "$dir" immediate
 	eval "$(bash "$top/test/cluster.sh" start "$dir" "$port")"
 }
 
