@@ -334,6 +334,11 @@ void		cvl_db_drain_rejected(CvlDb db, CvlDbRejectFn fn, void *arg);
 int			cvl_db_prune(CvlDb db, CvlFileData *files, size_t nfiles);
 int			cvl_db_embed(CvlDb db, int batch, bool all_repos, bool *available);
 int			cvl_db_bm25_refresh(CvlDb db, bool *rebuilt);
+
+/* schema.c: the SQL text db.c runs to create or upgrade schema code */
+extern const char *const cvl_schema_sql;
+extern const char *const cvl_search_sql;
+extern const char *const cvl_bm25_sql;
 const char *cvl_db_error(CvlDb db);
 const CvlDbStats *cvl_db_stats(CvlDb db);
 void		cvl_db_delete(CvlDb db);
