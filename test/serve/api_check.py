@@ -12,33 +12,17 @@ lines (run.sh numbers and counts them).
 import concurrent.futures
 import json
 import socket
-import subprocess
 import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from common import COMMON, ok, sql_json
 
 BASE, PID = sys.argv[1], int(sys.argv[2])
 HOST, PORT = urllib.parse.urlsplit(BASE).hostname, urllib.parse.urlsplit(BASE).port
-COMMON = ["id", "repo", "path", "language", "kind", "symbol", "qualified_name", "start_line",
-          "end_line", "preview", "score", "vector_rank", "keyword_rank", "distance", "keyword_score"]
 
 
-def ok(cond, desc, detail=""):
-    print(("ok - " if cond else "not ok - ") + desc, flush=True)
-    if not cond and detail:
-        for line in str(detail).splitlines()[:8]:
-            print("#   " + line[:300], flush=True)
-
-
-def sql_json(sql, **vars):
-    args = ["psql", "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1"]
-    for k, v in vars.items():
-        args += ["-v", f"{k}={v}"]
-    out = subprocess.run(args, input=f"SELECT coalesce(json_agg(t), '[]') FROM ({sql}) t;\n",
-                         capture_output=True, text=True, check=True).stdout
-    return json.loads(out)
 
 
 def get(path, headers=None, method="GET", raw=False):

@@ -22,27 +22,11 @@ import urllib.error
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.shared.exceptions import MCPError
+from common import COMMON, ok, sql_json
 
 SERVE, BASE = sys.argv[1], sys.argv[2]
-COMMON = ["id", "repo", "path", "language", "kind", "symbol", "qualified_name", "start_line",
-          "end_line", "preview", "score", "vector_rank", "keyword_rank", "distance", "keyword_score"]
 
 
-def ok(cond, desc, detail=""):
-    print(("ok - " if cond else "not ok - ") + desc, flush=True)
-    if not cond and detail:
-        for line in str(detail).splitlines()[:8]:
-            print("#   " + line[:300], flush=True)
-
-
-def sql_json(sql, **vars):
-    """rows of sql (psql variables :'name' from vars) as a list of dicts"""
-    args = ["psql", "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1"]
-    for k, v in vars.items():
-        args += ["-v", f"{k}={v}"]
-    out = subprocess.run(args, input=f"SELECT coalesce(json_agg(t), '[]') FROM ({sql}) t;\n",
-                         capture_output=True, text=True, check=True).stdout
-    return json.loads(out)
 
 
 def ref_search(query, k=10, mode="hybrid", lang=None, path_like=None, exclude_tests=False):

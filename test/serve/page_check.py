@@ -9,8 +9,6 @@ usage: page_check.py BASE_URL [SCREENSHOT.png]
 PG* variables name the test database.  Prints "ok - ..." / "not ok - ..."
 lines (run.sh numbers and counts them).
 """
-import json
-import subprocess
 import sys
 import urllib.parse
 
@@ -20,25 +18,12 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
+from common import ok, sql_json
 
 BASE = sys.argv[1].rstrip("/")
 SHOT = sys.argv[2] if len(sys.argv) > 2 else None
 
 
-def ok(cond, desc, detail=""):
-    print(("ok - " if cond else "not ok - ") + desc, flush=True)
-    if not cond and detail:
-        for line in str(detail).splitlines()[:8]:
-            print("#   " + line[:300], flush=True)
-
-
-def sql_json(sql, **vars):
-    args = ["psql", "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1"]
-    for k, v in vars.items():
-        args += ["-v", f"{k}={v}"]
-    out = subprocess.run(args, input=f"SELECT coalesce(json_agg(t), '[]') FROM ({sql}) t;\n",
-                         capture_output=True, text=True, check=True).stdout
-    return json.loads(out)
 
 
 def listed(driver):
