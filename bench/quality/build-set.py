@@ -231,7 +231,7 @@ def extract(path, dest):
         # upstream source as released (no Debian patches); dpkg-source checks
         # every tarball against the sha256 the (pinned) .dsc lists
         os.makedirs(os.path.dirname(tmp), exist_ok=True)
-        subprocess.run(['dpkg-source', '-q', '-x', '--skip-patches', path, tmp], check=True,
+        subprocess.run(['dpkg-source', '-q', '--no-copy', '-x', '--skip-patches', path, tmp], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     else:
         os.makedirs(tmp)

@@ -163,12 +163,201 @@ is "$(pairs_json "$TMP/go.jsonl.gz" | python3 -c 'import json,sys; print("|".joi
 bp tree --lang go --repo gofix --root "$TMP/go" --out "$TMP/go2.jsonl.gz" 2>/dev/null
 cmp -s "$TMP/go.jsonl.gz" "$TMP/go2.jsonl.gz"; ok $? "the same tree gives byte-identical pairs files"
 
-# the manifest: pinned, Debian only, none of the benchmark's packages
+# --- the languages added second: C, C++, Java, TypeScript doc comment styles
+mkdir -p "$TMP/c/lib" "$TMP/cpp/geo" "$TMP/java/org/example" "$TMP/ts/src"
+cat > "$TMP/c/lib/list.c" <<'C'
+/**
+ * @brief Counts the entries that are kept in a linked list.
+ * @param l the list
+ * @return the count
+ */
+int list_count(const struct list *l)
+{
+	int n = 0;
+	for (; l; l = l->next)
+		n++;
+	return n;
+}
+
+/**
+ * list_splice() - join two chains of nodes into the first one
+ * @a: the first chain
+ * @b: the second chain
+ *
+ * Longer description that is not the query.
+ */
+void list_splice(struct list *a, struct list *b)
+{
+	while (a->next)
+		a = a->next;
+	a->next = b;
+}
+
+/**
+ * g_queue_peek_tail:
+ * @queue: a #GQueue
+ *
+ * Looks at the item at the back of a #GQueue without removing it.
+ *
+ * Returns: the data
+ */
+void *g_queue_peek_tail(GQueue *queue)
+{
+	if (!queue)
+		return NULL;
+	return queue->tail ? queue->tail->data : NULL;
+}
+
+/* Walks the free blocks and merges neighbours into larger blocks. */
+static void coalesce(struct heap *h)
+{
+	struct block *b;
+	/* merge each block with the one right after it when both are free */
+	for (b = h->first; b && b->next; b = b->next)
+		merge(b);
+}
+C
+cat > "$TMP/cpp/geo/sphere.cpp" <<'CPP'
+namespace geo {
+/// Returns the distance between two points on a sphere in kilometres.
+/// \param a the first point
+double haversine(Point a, Point b) {
+  double d = a.lat - b.lat;
+  return d * 6371.0;
+}
+
+//! \brief Rounds every coordinate of the shape to the nearest grid cell.
+//! \param grid the grid size
+void Shape::snap(double grid) {
+  for (auto &p : pts_)
+    p = round(p / grid) * grid;
+}
+}
+CPP
+cat > "$TMP/java/org/example/Cache.java" <<'JAVA'
+package org.example;
+
+public class Cache {
+    /**
+     * Removes every entry whose time to live has passed.
+     * <p>Runs in linear time.
+     * @param now the current time
+     * @return the number removed
+     */
+    public int evictExpired(long now) {
+        int n = 0;
+        n += now > 0 ? 1 : 0;
+        return n;
+    }
+
+    /**
+     * {@inheritDoc}
+     */
+    @Override
+    public String toString() {
+        String s = "Cache";
+        return s;
+    }
+}
+JAVA
+cat > "$TMP/ts/src/duration.ts" <<'TS'
+/**
+ * Parses a duration such as 1h30m into a number of seconds.
+ * @param text the duration
+ */
+export function parseDuration(text: string): number {
+  const m = /(\d+)h/.exec(text);
+  return m ? Number(m[1]) * 3600 : 0;
+}
+TS
+queries() { pairs_json "$1" | python3 -c 'import json,sys; print("|".join(sorted(json.loads(l)["query"] for l in sys.stdin)))'; }
+bp tree --lang c --repo cfix --root "$TMP/c" --out "$TMP/c.jsonl.gz" 2>/dev/null
+ok $? "build-pairs tree runs on a C tree"
+is "$(queries "$TMP/c.jsonl.gz")" \
+	"Counts the entries that are kept in a linked list|Join two chains of nodes into the first one|Looks at the item at the back of a GQueue without removing it|Walks the free blocks and merges neighbours into larger blocks" \
+	"C: Doxygen @brief, kernel-doc 'name() - text', gtk-doc 'name:' + @arg lines and a plain comment give their sentences, tags cut"
+bp tree --lang cpp --repo cppfix --root "$TMP/cpp" --out "$TMP/cpp.jsonl.gz" 2>/dev/null
+is "$(queries "$TMP/cpp.jsonl.gz")" \
+	"Returns the distance between two points on a sphere in kilometres|Rounds every coordinate of the shape to the nearest grid cell" \
+	"C++: /// and //! comments, \\brief and \\param cut"
+bp tree --lang java --repo javafix --root "$TMP/java" --out "$TMP/java.jsonl.gz" 2>/dev/null
+is "$(queries "$TMP/java.jsonl.gz")" "Removes every entry whose time to live has passed" \
+	"Java: Javadoc's first sentence (<p> and @tags cut); {@inheritDoc} is no query"
+bp tree --lang typescript --repo tsfix --root "$TMP/ts" --out "$TMP/ts.jsonl.gz" 2>/dev/null
+is "$(queries "$TMP/ts.jsonl.gz")" "Parses a duration such as 1h30m into a number of seconds" \
+	"TypeScript: TSDoc's first sentence, @param cut"
+# the text of a new language's pair is the loader's --strip-docs embed_text too
+"$CODEVEC_LOAD" --jsonl -q --strip-docs "$TMP/java" > "$TMP/jstrip.jsonl"
+want=$(python3 -c '
+import json, sys
+for l in open(sys.argv[1]):
+    s = json.loads(l)
+    if s["symbol"] == "evictExpired":
+        print(json.dumps(s["embed_text"]))' "$TMP/jstrip.jsonl")
+is "$(pairs_json "$TMP/java.jsonl.gz" | python3 -c 'import json,sys; print(json.dumps(json.loads(sys.stdin.readline())["text"]))')" \
+	"$want" "Java: the pair's text is codevec-load --strip-docs's embed_text of evictExpired"
+
+# --- query styles: identifier-free rewrites, comment lines, StaQC
+field() { pairs_json "$1" | python3 -c 'import json,sys
+for l in sys.stdin:
+    p = json.loads(l)
+    if p["query"].startswith(sys.argv[1]): print(p.get(sys.argv[2], "-"))' "$2" "$3"; }
+is "$(field "$TMP/py.jsonl.gz" Reads query_idfree)" "Reads the settings at into a dictionary of options" \
+	"idfree: parse_config_file's query without the words of its identifiers (file, path)"
+is "$(field "$TMP/c.jsonl.gz" Counts query_idfree)" "The entries that are kept in a linked" \
+	"idfree: list_count's query without count(s) and list"
+is "$(field "$TMP/c.jsonl.gz" Looks query_idfree)" "-" \
+	"idfree: no rewrite when no word is an identifier's"
+is "$(pairs_json "$TMP/c.jsonl.gz" | python3 -c 'import json,sys; print(sorted({json.loads(l)["style"] for l in sys.stdin}))')" \
+	"['doc']" "without --comments every pair is style doc"
+bp tree --lang c --repo cfix --root "$TMP/c" --out "$TMP/cc.jsonl.gz" --comments 2>/dev/null
+is "$(field "$TMP/cc.jsonl.gz" Merge style)" "comment" \
+	"--comments: coalesce's inner comment above code is a style comment pair"
+is "$(pairs_json "$TMP/cc.jsonl.gz" | python3 -c 'import json,sys; print(sum(json.loads(l)["style"] == "comment" for l in sys.stdin))')" \
+	1 "--comments: one comment pair (the doc comments and code-only functions give none)"
+ctext=$(pairs_json "$TMP/cc.jsonl.gz" | python3 -c 'import json,sys
+for l in sys.stdin:
+    p = json.loads(l)
+    if p["style"] == "comment": print(json.dumps(p["text"]))')
+case $ctext in *"merge each block"*) ok 1 "the comment pair's text leaves its comment out" ;;
+	*"merge(b)"*) ok 0 "the comment pair's text leaves its comment out (and keeps the code)" ;;
+	*) ok 1 "the comment pair's text keeps the code" ;; esac
+
+mkdir -p "$TMP/staqc/data/data_hnn/python/train" "$TMP/staqc/data/data_hnn/python/valid" \
+	"$TMP/staqc/data/data_hnn/python/test" "$TMP/staqc/annotation_tool/data/code_solution_labeled_data/source"
+python3 - "$TMP/staqc" <<'PY'
+import os, pickle, sys
+d = sys.argv[1]
+dump = lambda rel, o: pickle.dump(o, open(os.path.join(d, rel), 'wb'))
+h = 'data/data_hnn/python/'
+dump(h + 'train/iids.pickle', [(1, 0), (2, 0), (3, 0), (5, 0)])
+dump(h + 'valid/iids.pickle', [(3, 1)])
+dump(h + 'test/iids.pickle', [(4, 0)])
+src = 'annotation_tool/data/code_solution_labeled_data/source/'
+dump(src + 'python_how_to_do_it_by_classifier_multiple_iid_to_code.pickle',
+     {(1, 0): "import os\nprint(os.listdir('.'))", (2, 0): 'x = {1: 2}\nprint(sorted(x.items()))',
+      (3, 0): 'a = 1\nb = 2', (3, 1): 'c = 3\nd = 4', (4, 0): 'e = 5\nf = 6', (5, 0): 'g = 7'})
+dump(src + 'python_how_to_do_it_by_classifier_multiple_qid_to_title.pickle',
+     {1: 'How to list the files of a directory', 2: 'Sort a dict by its values',
+      3: 'Swap two variables in place', 4: 'Read a file line by line', 5: 'Make a list of zeros'})
+PY
+bp staqc --staqc "$TMP/staqc" --staqc-no-check --out "$TMP/staqc.jsonl.gz" 2>"$TMP/staqc.err"
+ok $? "build-pairs staqc runs on a StaQC-shaped tree"
+is "$(pairs_json "$TMP/staqc.jsonl.gz" | python3 -c 'import json,sys; print("|".join(sorted(json.loads(l)["query"] + "@" + json.loads(l)["style"] for l in sys.stdin)))')" \
+	"How to list the files of a directory@staqc|Sort a dict by its values@staqc" \
+	"staqc: the training split's titles with their code; a question of the valid split and a one-line answer are not pairs"
+grep -q "'question in the valid/test split': 1" "$TMP/staqc.err"; ok $? "staqc: the question with an answer in valid is left out of training"
+bp staqc --staqc "$TMP/staqc" --out "$TMP/staqc2.jsonl.gz" 2>/dev/null
+[ $? -ne 0 ]; ok $? "staqc: pickles that are not the pinned ones (git blob ids) stop the build"
+bp merge "$TMP/c.jsonl.gz" "$TMP/staqc.jsonl.gz" --out "$TMP/merged.jsonl.gz" 2>/dev/null
+is "$(pairs_json "$TMP/merged.jsonl.gz" | wc -l)" 6 "merge: the C pairs and the StaQC pairs in one file"
+
+# the manifest: pinned, Debian only (binary or source packages), none of the benchmark's packages
 python3 - "$ROOT/tools/train-model/packages.tsv" "$ROOT/bench/quality/manifest.tsv" <<'PY' > "$TMP/man.out"
 import sys
 rows = [l.rstrip('\n').split('\t') for l in open(sys.argv[1]) if not l.startswith('#') and l.strip()]
 bench = {l.split('\t')[3] for l in open(sys.argv[2]) if not l.startswith('#') and l.strip()}
-bad = [r[3] for r in rows if len(r) != 8 or r[2] != 'deb' or r[4] == '-' or len(r[5]) != 64]
+bad = [r[3] for r in rows if len(r) != 8 or r[2] not in ('deb', 'dsc') or r[4] == '-' or len(r[5]) != 64]
 print('rows', len(rows), 'unpinned', len(bad), 'in-benchmark', sorted(set(r[3] for r in rows) & bench))
 PY
 read -r _ nrows _ nbad _ inbench < "$TMP/man.out"
