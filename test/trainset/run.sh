@@ -352,6 +352,75 @@ bp staqc --staqc "$TMP/staqc" --out "$TMP/staqc2.jsonl.gz" 2>/dev/null
 bp merge "$TMP/c.jsonl.gz" "$TMP/staqc.jsonl.gz" --out "$TMP/merged.jsonl.gz" 2>/dev/null
 is "$(pairs_json "$TMP/merged.jsonl.gz" | wc -l)" 6 "merge: the C pairs and the StaQC pairs in one file"
 
+# --- train.py on the tiny BERT fixture (CPU): mining, mixture options, the
+# time limit, the float16 save; skipped where torch is not installed
+# (TRAIN_PYTHON: a python with torch + transformers + safetensors)
+TPY=${TRAIN_PYTHON:-python3}
+SKIP=0
+if "$TPY" -c 'import torch, transformers, safetensors' 2>/dev/null; then
+	"$TPY" - "$ROOT" "$TMP" <<'PY' > "$TMP/train.out" 2>"$TMP/train.err"
+import gzip, importlib.util, json, os, random, subprocess, sys, types
+root, tmp = sys.argv[1:3]
+spec = importlib.util.spec_from_file_location('train', os.path.join(root, 'tools/train-model/train.py'))
+tr = importlib.util.module_from_spec(spec); spec.loader.exec_module(tr)
+devrepo = next(r for r in ('pdf.js', 'go-github-a', 'x1', 'x2', 'x3', 'x4', 'x5', 'x6', 'x7', 'x8',
+                           'x9', 'x10', 'x11', 'x12', 'x13', 'x14', 'x15', 'x16', 'x17', 'x18',
+                           'x19', 'x20', 'x21', 'x22', 'x23', 'x24', 'x25') if tr.is_dev(r))
+words = 'read write parse sort merge split join open close send receive hash'.split()
+pairs = []
+for i in range(60):
+    repo = devrepo if i % 6 == 0 else 'repo%d/part%d' % (i % 5, i % 2)
+    w = words[i % len(words)]
+    pairs.append(dict(language='c', repo=repo, style='doc', fn='f%d' % i,
+                      query='%s the items of list %d' % (w, i), query_idfree='the items %d' % i,
+                      text='void %s_%d(struct list *l) { %s(l, %d); }' % (w, i, w, i)))
+# a comment pair of function f1 (same fn, another text): never f1's negative
+pairs.append(dict(language='c', repo='repo1/part1', style='comment', fn='f1',
+                  query='walk the list once', text='void read_1(struct list *l) { }'))
+path = os.path.join(tmp, 'tp.jsonl.gz')
+with gzip.open(path, 'wt') as f:
+    for p in pairs:
+        f.write(json.dumps(p) + '\n')
+fix = os.path.join(root, 'test/embed/fixtures/tiny-bert')
+train = [p for p in pairs if not tr.is_dev(p['repo'])]
+tok = tr.AutoTokenizer.from_pretrained(fix)
+model = tr.AutoModel.from_pretrained(fix).float()
+args = types.SimpleNamespace(mine_range='1,5', hard_negatives=2, seed=1, query_len=32, text_len=64)
+negs, stats = tr.mine(model, tok, train, tr.torch.device('cpu'), args)
+bad = sum(1 for i, ns in enumerate(negs) for k in ns
+          if k == i or train[k]['fn'] == train[i]['fn'] or train[k]['query'] == train[i]['query'])
+print('mine', len(negs) == len(train), all(len(n) == 2 for n in negs), bad, stats['negatives'])
+def run(out, *extra):
+    return subprocess.run([sys.executable, os.path.join(root, 'tools/train-model/train.py'),
+                           '--base', fix, '--pairs', path, '--out', out, '--epochs', '1',
+                           '--batch', '8', '--query-len', '32', '--text-len', '64',
+                           '--dtype', 'float16', *extra], capture_output=True, text=True)
+r = run(os.path.join(tmp, 'm1'), '--hard-negatives', '1', '--mine-range', '1,5',
+        '--idfree', '0.5', '--styles', 'doc,comment')
+h = json.load(open(os.path.join(tmp, 'm1', 'train-log.json'))) if r.returncode == 0 else {}
+with open(os.path.join(tmp, 'm1', 'model.safetensors'), 'rb') as f:
+    n = int.from_bytes(f.read(8), 'little'); head = json.loads(f.read(n))
+dtypes = sorted({v['dtype'] for k, v in head.items() if k != '__metadata__'})
+print('run', r.returncode, h.get('mining', {}).get('negatives'), h.get('train_pairs'),
+      h.get('dev_pairs'), ','.join(dtypes), 'stopped' in h)
+r2 = run(os.path.join(tmp, 'm2'), '--max-seconds', '1', '--styles', 'doc')
+h2 = json.load(open(os.path.join(tmp, 'm2', 'train-log.json'))) if r2.returncode == 0 else {}
+print('limit', r2.returncode, 'stopped' in h2, h2.get('train_pairs'))
+PY
+	ok $? "train.py smoke test runs (tiny BERT, CPU)"
+	read -r _ m_all m_two m_bad m_n < <(grep '^mine' "$TMP/train.out")
+	is "$m_all $m_two $m_bad" "True True 0" \
+		"mining: every training pair gets 2 negatives, none its own text, function (fn) or query"
+	read -r _ r_rc r_neg r_train r_dev r_dt r_stop < <(grep '^run' "$TMP/train.out")
+	is "$r_rc $r_neg $r_train $r_dev $r_dt $r_stop" "0 51 51 10 F16 False" \
+		"train.py --hard-negatives 1: one negative per training pair (50 doc + 1 comment), dev = the held-out package's 10 doc pairs, float16 weights"
+	read -r _ l_rc l_stop l_train < <(grep '^limit' "$TMP/train.out")
+	is "$l_rc $l_stop $l_train" "0 True 50" "train.py --max-seconds 1 stops and still saves; --styles doc leaves the comment pair out"
+else
+	N=$((N + 1)); SKIP=$((SKIP + 1))
+	echo "ok $N - train.py smoke test # SKIP torch/transformers not installed (TRAIN_PYTHON)"
+fi
+
 # the manifest: pinned, Debian only (binary or source packages), none of the benchmark's packages
 python3 - "$ROOT/tools/train-model/packages.tsv" "$ROOT/bench/quality/manifest.tsv" <<'PY' > "$TMP/man.out"
 import sys
@@ -365,5 +434,5 @@ read -r _ nrows _ nbad _ inbench < "$TMP/man.out"
 is "$nbad" 0 "every package is pinned (version and sha256)"
 is "$inbench" "[]" "no package of the benchmark's manifest is a training package"
 
-echo "$PASS passed, $FAIL failed"
+echo "$PASS passed, $FAIL failed, $SKIP skipped"
 [ "$FAIL" -eq 0 ]
