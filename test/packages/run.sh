@@ -101,6 +101,20 @@ is "$(grep -c '^E: ' "$TMP/lintian.log")" 0 "lintian: no errors"
 grep -E '^[WE]: ' "$TMP/lintian.log" | sed 's/^/# lintian: /'
 [ ${#debs[@]} -eq ${#PKGS[@]} ] || finish
 
+# --- make dist: the PGXN zip -------------------------------------------
+make -C "$ROOT" -s dist >"$TMP/dist.log" 2>&1
+ok $? "make dist (META.json checked against PGXN's spec) exits 0" "$TMP/dist.log"
+ZIP=$ROOT/dist/codevec-0.2.0.zip
+mkdir -p "$TMP/dist" && unzip -q "$ZIP" -d "$TMP/dist" 2>"$TMP/unzip.log"
+ok $? "the zip unpacks" "$TMP/unzip.log"
+D=$TMP/dist/codevec-0.2.0
+is "$(ls "$TMP/dist")" codevec-0.2.0 "everything is under codevec-0.2.0/ (PGXN's layout)"
+cmp -s "$D/META.json" "$ROOT/META.json"; ok $? "the zip's META.json is the repository's"
+python3 "$HERE/meta_check.py" "$D/META.json" "$D" >"$TMP/meta.log" 2>&1
+ok $? "META.json checks out inside the zip (provides' file is there)" "$TMP/meta.log"
+make -C "$D" -s -j2 CUDA=0 codevec.so >"$TMP/distbuild.log" 2>&1
+ok $? "the zip's sources build codevec.so with PGXS" "$TMP/distbuild.log"
+
 # --- install over whatever is there (saved first) -------------------------
 mkdir -p "$SAVED"
 for f in "${debs[@]}"; do
