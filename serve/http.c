@@ -511,9 +511,12 @@ serve_http_start(ServeConfig config, ServePool pool)
 	}
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
+	/* --threads 0: a thread per connection (bench/serve compares both) */
+	if (config->threads == 0)
+		flags |= MHD_USE_THREAD_PER_CONNECTION;
 	http->daemon = MHD_start_daemon(flags, (uint16_t) config->port, NULL, NULL, Handle, http,
 									MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-									MHD_OPTION_THREAD_POOL_SIZE, (unsigned int) config->threads,
+									MHD_OPTION_THREAD_POOL_SIZE, (unsigned int) (config->threads ? config->threads : 1),
 									MHD_OPTION_CONNECTION_LIMIT, (unsigned int) config->max_connections,
 									MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) config->idle_timeout,
 									MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) SERVE_MHD_MEMORY,

@@ -44,7 +44,7 @@ Usage(FILE *f)
 			"  -p, --port=PORT           TCP port (default %d; 0: any free port, printed at start)\n"
 			"      --token=TOKEN         require \"Authorization: Bearer TOKEN\" on /api/ and /mcp\n"
 			"                            (or set CODEVEC_SERVE_TOKEN)\n"
-			"      --threads=N           request threads (default %d)\n"
+			"      --threads=N           request threads (default %d; 0: one per connection)\n"
 			"      --max-connections=N   open connections at most (default %d)\n"
 			"      --idle-timeout=S      close a connection idle this long (default %d)\n"
 			"      --connection-time=S   close a connection open this long, busy or not\n"
@@ -149,7 +149,7 @@ main(int argc, char **argv)
 				c.pool_size = IntOption("pool", optarg, 1, 256);
 				break;
 			case 'T':
-				c.threads = IntOption("threads", optarg, 1, 256);
+				c.threads = IntOption("threads", optarg, 0, 256);
 				break;
 			case 'C':
 				c.max_connections = IntOption("max-connections", optarg, 1, 100000);

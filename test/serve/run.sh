@@ -167,6 +167,11 @@ if start_serve "$TMP/limits.log" --request-timeout 1 --connection-time 2; then
 	kill -TERM "$SPID"; wait "$SPID"
 	is $? 0 "... and stops cleanly"
 else ok 1 "codevec-serve starts with --request-timeout 1 --connection-time 2"; cat "$TMP/limits.log"; fi
+if start_serve "$TMP/tpc.log" --threads 0 --quiet; then
+	is "$(status_of "$BASE/api/search?q=json&mode=keyword")" 200 "--threads 0 (a thread per connection) serves"
+	kill -TERM "$SPID"; wait "$SPID"
+	is $? 0 "... and stops cleanly"
+else ok 1 "codevec-serve starts with --threads 0"; cat "$TMP/tpc.log"; fi
 # the sections below talk to the first server again
 SPID=$MAIN_PID BASE=$MAIN_BASE PORT=${MAIN_BASE##*:}
 
