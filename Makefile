@@ -186,3 +186,11 @@ dist: sql/codevec--$(EXTVERSION).sql
 	@ls -l dist/codevec-$(EXTVERSION).zip
 
 .PHONY: deb dist
+
+# make installcheck: first say what the regression tests need and lack
+# (a server as a superuser, the same major version, the model, the tree
+# readable by the server: test/packages/installcheck-needs.sh)
+installcheck: installcheck-needs
+installcheck-needs:
+	@PG_CONFIG=$(PG_CONFIG) bash test/packages/installcheck-needs.sh
+.PHONY: installcheck-needs
