@@ -172,6 +172,12 @@ is "$("${PSQL[@]}" -c "SELECT extversion FROM pg_extension WHERE extname = 'code
 is "$("${PSQL[@]}" -c "SELECT codevec_dims(embed('read a file')), round(codevec_norm(embed('read a file'))::numeric, 4)" 2>&1)" \
 	"384|1.0000" "embed() with the fetched model: 384 dimensions, unit norm"
 
+# pg_regress against the packaged extension (what autopkgtest would run)
+rm -rf "$ROOT/results" "$ROOT/regression.diffs" "$ROOT/regression.out"
+make -C "$ROOT" -s installcheck PG_CONFIG=$PGC >"$TMP/regress.log" 2>&1
+ok $? "make installcheck: the pg_regress suite passes against the packaged extension" "$TMP/regress.log"
+[ -s "$ROOT/regression.diffs" ] && head -n 30 "$ROOT/regression.diffs" | sed 's/^/#   /'
+
 mkdir -p "$TMP/tree/app"
 cat >"$TMP/tree/app/util.py" <<'EOF'
 import configparser
