@@ -223,7 +223,7 @@ LOCKPID=$!
 waiting=
 for _ in $(seq 1 400); do
     waiting=$(Q "SELECT pid FROM pg_stat_activity WHERE datname = current_database()
-                 AND application_name = 'codevec-load' AND wait_event_type = 'Lock'" 2>/dev/null)
+                 AND application_name = 'codevec-load' AND wait_event_type = 'Lock' LIMIT 1" 2>/dev/null)
     [ -n "$waiting" ] && break
     sleep 0.05
 done
@@ -265,7 +265,7 @@ LOCKPID=$!
 waiting=
 for _ in $(seq 1 400); do
     waiting=$(Q "SELECT pid FROM pg_stat_activity WHERE datname = current_database()
-                 AND application_name = 'codevec-load' AND wait_event_type = 'Lock'" 2>/dev/null)
+                 AND application_name = 'codevec-load' AND wait_event_type = 'Lock' LIMIT 1" 2>/dev/null)
     [ -n "$waiting" ] && break
     sleep 0.05
 done
