@@ -351,6 +351,7 @@ typedef void (*CvlDbRejectFn) (CvlFile file, int nsnippets, const char *message,
 							   void *arg);
 void		cvl_db_drain_rejected(CvlDb db, CvlDbRejectFn fn, void *arg);
 int			cvl_db_prune(CvlDb db, CvlFileData *files, size_t nfiles);
+int			cvl_db_writers(CvlDb db);
 int			cvl_db_embed_plan(CvlDb db, int batch, CvlEmbedPlan *plan);
 int64_t		cvl_db_embed_fallbacks(CvlDb db, const char **message);
 int			cvl_db_embed(CvlDb db, int batch, bool all_repos, bool *available);

@@ -698,6 +698,13 @@ cvl_db_stats(CvlDb db)
 	return t;
 }
 
+/* Return how many writer connections the store stage uses. */
+int
+cvl_db_writers(CvlDb db)
+{
+	return db->nwriters;
+}
+
 /*
  * Decide how this run embeds (once, before loading): whether the server
  * has a working embed(text[]) whose vectors fit code.snippets.emb (then the

@@ -918,6 +918,8 @@ main(int argc, char **argv)
 		}
 	}
 	memset(&plan, 0, sizeof(plan));
+	if (db)
+		plan.connections = cvl_db_writers(db);
 	if (db && !o.no_embed && cvl_db_embed_plan(db, o.embed_batch, &plan) < 0)
 	{
 		fprintf(stderr, "codevec-load: %s\n", cvl_db_error(db));
