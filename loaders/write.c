@@ -467,6 +467,9 @@ StartWriters(CvlDb db)
 static int
 HandOff(CvlDb db, bool wait)
 {
+	/* nothing was ever written (a run that changed nothing): no connections */
+	if (!db->writers_started && db->filling->nfiles == 0)
+		return 0;
 	if (!db->writers_started)
 	{
 		db->writers_started = true;

@@ -44,22 +44,35 @@ chmod -R a+rX "$work"
 	psql -qX -c "SELECT state, device, memory_total_mb FROM codevec_gpu_status()"
 } | tee "$out/machine.txt"
 
+# timed RUN COMMAND...: run it with its summary in $out/RUN.log, its wall
+# seconds in $out/RUN.wall (and peak RSS with GNU time, when the host has it)
+timed() {
+	local run=$1 t0
+	shift
+	t0=$(date +%s.%N)
+	if [ -x /usr/bin/time ]; then
+		/usr/bin/time -v "$@" > /dev/null 2> "$out/$run.log"
+	else
+		"$@" > /dev/null 2> "$out/$run.log"
+	fi
+	awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.2f", b - a}' > "$out/$run.wall"
+}
 # load RUN DB [OPTIONS...]: codevec-load into a fresh database, timed
 load() {
 	local run=$1 db=$2
 	shift 2
 	psql -qX -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
-	/usr/bin/time -v codevec-load -d "$db" --no-progress "$@" "${copies[@]}" > /dev/null 2> "$out/$run.log"
+	timed "$run" codevec-load -d "$db" --no-progress "$@" "${copies[@]}"
 	result "$run" "$db"
 }
 # result RUN DB: the summary, the counts, a RESULT line
 result() {
 	local run=$1 db=$2 wall rss n
 	grep '^codevec-load:' "$out/$run.log"
-	wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$out/$run.log")
+	wall=$(cat "$out/$run.wall")
 	rss=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2 / 1024}' "$out/$run.log")
 	n=$(psql -qAtX -d "$db" -c "SELECT count(*) FILTER (WHERE emb IS NOT NULL) || ' ' || count(*) FROM code.snippets")
-	echo "RESULT,$run,embedded=${n% *},snippets=${n#* },wall=$wall,loader_rss_mib=$rss"
+	echo "RESULT,$run,embedded=${n% *},snippets=${n#* },wall_s=$wall,snippets_per_s=$(awk -v n="${n#* }" -v w="$wall" 'BEGIN {printf "%.0f", n / w}'),loader_rss_mib=${rss:-?}"
 }
 
 echo "== codevec-load, defaults (GPU service: batches of 1024, connections by the host's cores)"
@@ -78,6 +91,6 @@ while IFS= read -r f; do
 	printf '\n\ndef ingest_bench_added_%d(x):\n    """Added by bench/loader/gpu.sh."""\n    return x + %d\n' "$i" "$i" >> "$f"
 	i=$((i + 1))
 done < <(find "${copies[@]}" -name '*.py' -size +2k | sort | awk 'NR % 97 == 1' | head -10)
-/usr/bin/time -v codevec-load -d ingest_cvl --no-progress "${copies[@]}" > /dev/null 2> "$out/incremental.log"
+timed incremental codevec-load -d ingest_cvl --no-progress "${copies[@]}"
 result incremental ingest_cvl | tee "$out/incremental.txt"
 psql -qX -c "SELECT requests, batches, round(mean_batch::numeric, 1) AS mean_batch, max_batch, fallbacks FROM codevec_gpu_status()" | tee -a "$out/machine.txt"

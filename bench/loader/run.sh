@@ -65,7 +65,7 @@ sample_server() {
         done
         sum=0
         for pid in "${!seen[@]}"; do sum=$((sum + ${seen[$pid]})); done
-        echo "$sum" > "$WORK/server_cpu_ticks"
+        echo "$sum" > "$WORK/server_cpu_ticks.tmp" && mv "$WORK/server_cpu_ticks.tmp" "$WORK/server_cpu_ticks"
         sleep 0.2
     done
 }
@@ -88,14 +88,18 @@ run_load first
 echo "second load (nothing changed) ..." >&2
 run_load second
 # ten files changed (a function appended to each), loaded again, restored
-CHANGED=$(find "$TREE" -name '*.c' -size +4k | sort | awk 'NR % 3000 == 1' | head -10)
+CHANGED=$(find "$TREE" -name '*.c' -size +4k | sort | awk 'NR % 1500 == 1' | head -10)
+mkdir -p "$WORK/orig"
+i=0
 for f in $CHANGED; do
-    cp -p "$f" "$f.cvl-orig"
-    printf '\nint cvl_bench_changed(int x)\n{\n\treturn x + 1;\n}\n' >> "$f"
+    i=$((i + 1))
+    cp -p "$f" "$WORK/orig/$i"
+    printf '\nint cvl_bench_changed_%d(int x)\n{\n\treturn x + %d;\n}\n' "$i" "$i" >> "$f"
 done
-echo "third load (10 files changed) ..." >&2
+echo "third load ($i files changed) ..." >&2
 run_load third
-for f in $CHANGED; do mv "$f.cvl-orig" "$f"; done
+i=0
+for f in $CHANGED; do i=$((i + 1)); cp -p "$WORK/orig/$i" "$f"; done
 
 field() { grep -E "$2" "$WORK/$1.log" | head -1; }
 report() {      # report LABEL
