@@ -11,8 +11,9 @@
  *                   extension's schema, substituted by db.c);
  *   cvl_bm25_sql    BM25 keyword ranking over tsv (issue 21): parameters,
  *                   vocabulary, posting lists, the triggers that keep them
- *                   exact, code.bm25_refresh(), code.bm25_search() and
- *                   code.bm25_filtered() (same substitutions).
+ *                   exact, code.bm25_refresh(), code.bm25_search(),
+ *                   code.bm25_filtered(), and code.search() again as one
+ *                   SQL statement over them (same substitutions).
  * Kept apart from db.c, which talks to the server, so each file has one
  * responsibility; the text is data, not logic.
  */
@@ -303,6 +304,17 @@ const char *const cvl_search_sql =
  * (code.bm25_refresh(max_drift) only when it moved by more than that
  * fraction).  Until the first refresh nothing is maintained (a first load
  * pays nothing) and code.search ranks by ts_rank.
+ *
+ * code.search is re-created here as one SQL statement (cvl_search_sql's
+ * plpgsql version stays for extensions without BM25): a LANGUAGE sql
+ * function without SET clause, not STRICT, is inlined into the caller's
+ * query, so the vector list (the gpuivf index scan), the keyword list
+ * (code.bm25_filtered, or ts_rank before a build) and the fusion are one
+ * plan: planned once by a prepared caller, computed once each, shown by
+ * EXPLAIN (ANALYZE, BUFFERS) of the caller's statement, and the mode's
+ * constant prunes the lists it does not use at plan time.  Its names are
+ * schema-qualified since it runs with the caller's search_path; the
+ * argument checks are code.search_check().
  */
 const char *const cvl_bm25_sql =
 "CREATE TABLE IF NOT EXISTS code.bm25_params (\n"
@@ -548,4 +560,95 @@ const char *const cvl_bm25_sql =
 "  RETURN QUERY SELECT u.id, u.score FROM unnest(ids[1:k], scores[1:k]) AS u(id, score);\n"
 "END\n"
 "$f$;\n"
-"COMMENT ON FUNCTION code.bm25_filtered(text, integer, text, text, boolean) IS 'code.bm25_search restricted to snippets that pass code.search''s filters (lang, path_like, exclude_tests): the top 4k (at least 100) are filtered, eight times more while fewer than k pass and more matches remain, so the answer is exactly the first k that pass of the full BM25 order';\n";
+"COMMENT ON FUNCTION code.bm25_filtered(text, integer, text, text, boolean) IS 'code.bm25_search restricted to snippets that pass code.search''s filters (lang, path_like, exclude_tests): the top 4k (at least 100) are filtered, eight times more while fewer than k pass and more matches remain, so the answer is exactly the first k that pass of the full BM25 order';\n"
+"CREATE OR REPLACE FUNCTION code.search_check(query text, k integer, mode text, rrf_k integer,\n"
+"    depth integer, keyword_weight double precision) RETURNS boolean\n"
+"LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $f$\n"
+"BEGIN\n"
+"  IF query IS NULL THEN\n"
+"    RAISE EXCEPTION 'code.search: query must not be NULL' USING ERRCODE = '22023';\n"
+"  END IF;\n"
+"  IF mode IS NULL OR mode NOT IN ('hybrid', 'vector', 'keyword') THEN\n"
+"    RAISE EXCEPTION 'code.search: unknown mode \"%\"', mode USING ERRCODE = '22023',\n"
+"      HINT = 'mode is ''hybrid'' (the default), ''vector'' or ''keyword''.';\n"
+"  END IF;\n"
+"  IF k IS NULL OR k < 1 OR k > 10000 THEN\n"
+"    RAISE EXCEPTION 'code.search: k must be between 1 and 10000, not %', coalesce(k::text, 'NULL')\n"
+"      USING ERRCODE = '22023';\n"
+"  END IF;\n"
+"  IF depth IS NULL OR depth < 1 OR depth > 100000 THEN\n"
+"    RAISE EXCEPTION 'code.search: depth must be between 1 and 100000, not %', coalesce(depth::text, 'NULL')\n"
+"      USING ERRCODE = '22023';\n"
+"  END IF;\n"
+"  IF rrf_k IS NULL OR rrf_k < 0 THEN\n"
+"    RAISE EXCEPTION 'code.search: rrf_k must be 0 or more, not %', coalesce(rrf_k::text, 'NULL')\n"
+"      USING ERRCODE = '22023';\n"
+"  END IF;\n"
+"  -- PostgreSQL orders NaN above Infinity: this refuses NULL, negatives, Infinity and NaN\n"
+"  IF keyword_weight IS NULL OR NOT (keyword_weight >= 0 AND keyword_weight < 'Infinity') THEN\n"
+"    RAISE EXCEPTION 'code.search: keyword_weight must be a finite number, 0 or more, not %',\n"
+"      coalesce(keyword_weight::text, 'NULL') USING ERRCODE = '22023';\n"
+"  END IF;\n"
+"  RETURN true;\n"
+"END\n"
+"$f$;\n"
+"COMMENT ON FUNCTION code.search_check(text, integer, text, integer, integer, double precision) IS "
+"'true when code.search''s arguments are valid, else error 22023 saying which is not (NULL query, unknown mode, k, depth, rrf_k or keyword_weight out of range)';\n"
+"CREATE OR REPLACE FUNCTION code.search(query text, k integer DEFAULT 10,\n"
+"    lang text DEFAULT NULL, path_like text DEFAULT NULL,\n"
+"    exclude_tests boolean DEFAULT false, mode text DEFAULT 'hybrid',\n"
+"    rrf_k integer DEFAULT 5, depth integer DEFAULT 100,\n"
+"    keyword_weight double precision DEFAULT 0.35)\n"
+"RETURNS TABLE(id bigint, repo text, path text, language text, kind text,\n"
+"    symbol text, qualified_name text, start_line integer, end_line integer,\n"
+"    preview text, score double precision, vector_rank integer,\n"
+"    keyword_rank integer, distance double precision, keyword_score real)\n"
+"LANGUAGE sql STABLE AS $f$\n"
+"  -- one statement, inlined into the caller's plan (no SET clause, not STRICT):\n"
+"  -- a prepared caller plans it once; the mode's constants prune the other lists\n"
+"  WITH qv AS MATERIALIZED (SELECT @EXT@.embed(query) AS v),\n"
+"  v AS (\n"
+"    SELECT x.id, x.d, (row_number() OVER ())::integer AS rank FROM (\n"
+"      SELECT s2.id, s2.emb OPERATOR(@EXT@.<=>) (SELECT qv.v FROM qv) AS d\n"
+"      FROM code.snippets s2 JOIN code.files f2 ON f2.id = s2.file_id\n"
+"      WHERE s2.emb IS NOT NULL\n"
+"        AND (lang IS NULL OR f2.language = lang) AND (path_like IS NULL OR f2.path LIKE path_like)\n"
+"        AND (NOT coalesce(exclude_tests, false) OR NOT code.is_test(f2.path, s2.qualified_name, s2.code))\n"
+"      ORDER BY s2.emb OPERATOR(@EXT@.<=>) (SELECT qv.v FROM qv)\n"
+"      LIMIT CASE WHEN mode = 'vector' THEN k ELSE depth END) x\n"
+"    WHERE mode IN ('vector', 'hybrid')),\n"
+"  kw AS (\n"
+"    -- BM25 once its postings are built (code.bm25_refresh()), ts_rank before\n"
+"    SELECT x.id, x.score AS ks, (row_number() OVER ())::integer AS rank\n"
+"    FROM code.bm25_filtered(query, CASE WHEN mode = 'keyword' THEN k ELSE depth END,\n"
+"                            lang, path_like, coalesce(exclude_tests, false)) x\n"
+"    WHERE mode IN ('keyword', 'hybrid') AND (SELECT p.built FROM code.bm25_params p)\n"
+"    UNION ALL\n"
+"    SELECT y.id, y.ks, (row_number() OVER ())::integer AS rank FROM (\n"
+"      SELECT s3.id, ts_rank(s3.tsv, code.keyword_query(query))::double precision AS ks\n"
+"      FROM code.snippets s3 JOIN code.files f3 ON f3.id = s3.file_id\n"
+"      WHERE s3.tsv @@ code.keyword_query(query)\n"
+"        AND (lang IS NULL OR f3.language = lang) AND (path_like IS NULL OR f3.path LIKE path_like)\n"
+"        AND (NOT coalesce(exclude_tests, false) OR NOT code.is_test(f3.path, s3.qualified_name, s3.code))\n"
+"      ORDER BY ts_rank(s3.tsv, code.keyword_query(query)) DESC, s3.id\n"
+"      LIMIT CASE WHEN mode = 'keyword' THEN k ELSE depth END) y\n"
+"    WHERE mode IN ('keyword', 'hybrid') AND NOT (SELECT p.built FROM code.bm25_params p)),\n"
+"  m AS (\n"
+"    SELECT coalesce(v.id, kw.id) AS id, v.d, v.rank AS vrank, kw.rank AS krank, kw.ks,\n"
+"      coalesce(1::double precision / (rrf_k + v.rank), 0) +\n"
+"        coalesce(keyword_weight / (rrf_k + kw.rank), 0) AS fused\n"
+"    FROM v FULL JOIN kw ON kw.id = v.id)\n"
+"  SELECT s.id, r.name, f.path, f.language, s.kind, s.symbol, s.qualified_name,\n"
+"    s.start_line, s.end_line, code.preview(s.code),\n"
+"    CASE mode WHEN 'vector' THEN 1 - m.d WHEN 'keyword' THEN m.ks ELSE m.fused END,\n"
+"    m.vrank, m.krank,\n"
+"    CASE WHEN mode <> 'keyword' THEN coalesce(m.d, s.emb OPERATOR(@EXT@.<=>) (SELECT qv.v FROM qv)) END,\n"
+"    CASE WHEN mode = 'vector' THEN NULL\n"
+"         WHEN m.krank IS NOT NULL OR (SELECT p.built FROM code.bm25_params p) THEN m.ks::real\n"
+"         WHEN s.tsv @@ code.keyword_query(query) THEN ts_rank(s.tsv, code.keyword_query(query)) END\n"
+"  FROM m JOIN code.snippets s ON s.id = m.id JOIN code.files f ON f.id = s.file_id\n"
+"    JOIN code.repos r ON r.id = f.repo_id\n"
+"  WHERE code.search_check(query, k, mode, rrf_k, depth, keyword_weight)\n"
+"  ORDER BY CASE mode WHEN 'vector' THEN m.vrank WHEN 'keyword' THEN m.krank END, m.fused DESC, m.id\n"
+"  LIMIT k\n"
+"$f$;\n";

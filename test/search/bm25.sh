@@ -248,6 +248,23 @@ for q in 'parse email headers' 'read a configuration file'; do
 		      SELECT string_agg(id::text, ',' ORDER BY s DESC, id) FROM (SELECT * FROM m ORDER BY s DESC, id LIMIT 10) t")" \
 		"hybrid '$q': weighted RRF of the sequential-scan vector list and the BM25 list (checked against Python above)"
 done
+# one plan: code.search is inlined into the caller's statement, so EXPLAIN
+# (ANALYZE, BUFFERS) of it shows the gpuivf index scan of the vector list and
+# the keyword top-k with the buffers it read, each run once
+Q "CREATE INDEX snippets_emb_gpuivf ON code.snippets USING gpuivf (emb codevec_cosine_ops)" >/dev/null
+psql -X -A -t -q -d "$DB" -c "SET codevec.device = cpu" -c "SET enable_seqscan = off" -c "SET enable_sort = off" \
+	-c "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT * FROM code.search('parse email headers', k => 10)" > "$TMP/plan" 2>&1
+grep -q "Index Scan using snippets_emb_gpuivf on snippets s2 (actual time=[0-9.]* rows=100 loops=1)" "$TMP/plan"
+ok $? "EXPLAIN ANALYZE of code.search: the vector list is one gpuivf index scan (100 rows, loops=1)"
+grep -A1 "Function Scan on bm25_filtered x (actual time=[0-9.]* rows=100 loops=1)" "$TMP/plan" | grep -q "Buffers: shared hit="
+ok $? "... and the keyword list one BM25 top-k (bm25_filtered: 100 rows, loops=1) with the buffers it read"
+is "$(grep -c "Function Scan on search\|Function Scan on bm25_filtered\|Index Scan using snippets_emb_gpuivf" "$TMP/plan")" 2 \
+	"... in the caller's plan (code.search inlined), each list once"
+is "$(psql -X -A -t -q -d "$DB" -c "SET codevec.device = cpu" -c "SET enable_seqscan = off" -c "SET enable_sort = off" \
+	-c "SELECT string_agg(id::text || ':' || score, ',' ORDER BY score DESC, id) FROM code.search('parse email headers', k => 10)")" \
+	"$(Q "SELECT string_agg(id::text || ':' || score, ',' ORDER BY score DESC, id) FROM code.search('parse email headers', k => 10)")" \
+	"... and that plan gives the same rows and scores as the sequential one"
+Q "DROP INDEX code.snippets_emb_gpuivf" >/dev/null
 is "$(Q "SELECT bool_and(s.keyword_score = b.score::real) AND count(*) > 0 FROM code.search('parse email headers', k => 10) s
 	JOIN code.bm25_search('parse email headers', 100) b ON b.id = s.id")" t \
 	"hybrid keyword_score is the BM25 score of rows in the keyword list"
