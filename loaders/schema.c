@@ -219,7 +219,7 @@ const char *const cvl_search_sql =
 "'search the loaded code, best first (at most k rows, 1..10000). mode ''vector'': "
 "ORDER BY emb <=> embed(query) LIMIT k (a gpuivf index on code.snippets.emb is used when "
 "there is one), score = 1 - cosine distance; ''keyword'': BM25 (code.bm25_search: k1, b and "
-"field weights in code.bm25_params, exact top-k over impact-ordered postings; filters by "
+"field weights in code.bm25_params, exact top-k by block-max pruning over doc-ordered posting blocks; filters by "
 "code.bm25_filtered), score = the BM25 score, once code.bm25_refresh() has built the postings, "
 "and until then tsv @@ code.keyword_query(query) ORDER BY ts_rank(tsv, that) DESC, id, score = "
 "ts_rank; ''hybrid'' (default): reciprocal rank "
