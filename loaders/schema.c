@@ -11,8 +11,9 @@
  *                   extension's schema, substituted by db.c);
  *   cvl_bm25_sql    BM25 keyword ranking over tsv (issue 21): parameters,
  *                   vocabulary, posting lists, the triggers that keep them
- *                   exact, code.bm25_refresh(), code.bm25_search() and
- *                   code.bm25_filtered() (same substitutions).
+ *                   exact, code.bm25_refresh(), code.bm25_search(),
+ *                   code.bm25_filtered(), and code.search() again as one
+ *                   SQL statement over them (same substitutions).
  * Kept apart from db.c, which talks to the server, so each file has one
  * responsibility; the text is data, not logic.
  */
@@ -218,7 +219,7 @@ const char *const cvl_search_sql =
 "'search the loaded code, best first (at most k rows, 1..10000). mode ''vector'': "
 "ORDER BY emb <=> embed(query) LIMIT k (a gpuivf index on code.snippets.emb is used when "
 "there is one), score = 1 - cosine distance; ''keyword'': BM25 (code.bm25_search: k1, b and "
-"field weights in code.bm25_params, exact top-k over impact-ordered postings; filters by "
+"field weights in code.bm25_params, exact top-k by block-max pruning over doc-ordered posting blocks; filters by "
 "code.bm25_filtered), score = the BM25 score, once code.bm25_refresh() has built the postings, "
 "and until then tsv @@ code.keyword_query(query) ORDER BY ts_rank(tsv, that) DESC, id, score = "
 "ts_rank; ''hybrid'' (default): reciprocal rank "
@@ -282,22 +283,38 @@ const char *const cvl_search_sql =
 /*
  * Version 2 with BM25 (issue 21), when the extension has codevec_bm25_topk:
  * the statistics, posting lists and search functions of BM25 over tsv
- * (src/bm25.c explains the scoring).  code.bm25_postings holds one row per
- * (lexeme, snippet) with the term's impact, in a btree ordered by term,
- * impact DESC, id, read by the exact top-k of codevec_bm25_topk().
+ * (src/bm25.c explains the scoring).  code.bm25_postings holds the posting
+ * lists in doc-ordered blocks: one row per term and block of 2^block_shift
+ * ids (block = id >> block_shift, 10 by default) with the term's postings there packed in a bytea
+ * (src/bm25block.c) and their largest impact, read by the exact top-k of
+ * codevec_bm25_blocks_topk() (block-max pruning, src/bm25bmp.c).  A
+ * database built before (one row per posting, in impact order) has its
+ * postings dropped and rebuilt by the next code.bm25_refresh().
  *
  * Under change: statement triggers with transition tables keep the
  * postings, every lexeme's df and the corpus' n and total length exact
  * after each INSERT, UPDATE (of tsv or id) and DELETE on code.snippets
  * (writers serialise on the one code.bm25_params row); TRUNCATE empties
- * them.  idf is computed at query time from n and df, so it is always the
- * live one.  The impacts use avgdl as stored in code.bm25_params, the
- * average weighted length at the last code.bm25_refresh(): scores are
- * defined against that stored value, and a refresh recomputes every
- * impact with the current average (code.bm25_refresh(max_drift) only when
- * it moved by more than that fraction).  Until the first refresh nothing
- * is maintained (a first load pays nothing) and code.search ranks by
- * ts_rank.
+ * them.  A delete leaves the block's max_impact as it was (still a bound;
+ * a refresh makes it tight again).  idf is computed at query time from n
+ * and df, so it is always the live one.  The impacts use avgdl as stored
+ * in code.bm25_params, the average weighted length at the last
+ * code.bm25_refresh(): scores are defined against that stored value, and
+ * a refresh recomputes every impact with the current average
+ * (code.bm25_refresh(max_drift) only when it moved by more than that
+ * fraction).  Until the first refresh nothing is maintained (a first load
+ * pays nothing) and code.search ranks by ts_rank.
+ *
+ * code.search is re-created here as one SQL statement (cvl_search_sql's
+ * plpgsql version stays for extensions without BM25): a LANGUAGE sql
+ * function without SET clause, not STRICT, is inlined into the caller's
+ * query, so the vector list (the gpuivf index scan), the keyword list
+ * (code.bm25_filtered, or ts_rank before a build) and the fusion are one
+ * plan: planned once by a prepared caller, computed once each, shown by
+ * EXPLAIN (ANALYZE, BUFFERS) of the caller's statement, and the mode's
+ * constant prunes the lists it does not use at plan time.  Its names are
+ * schema-qualified since it runs with the caller's search_path; the
+ * argument checks are code.search_check().
  */
 const char *const cvl_bm25_sql =
 "CREATE TABLE IF NOT EXISTS code.bm25_params (\n"
@@ -309,20 +326,34 @@ const char *const cvl_bm25_sql =
 "  n bigint NOT NULL DEFAULT 0,\n"
 "  total_length double precision NOT NULL DEFAULT 0,\n"
 "  built boolean NOT NULL DEFAULT false,\n"
-"  refreshed_at timestamptz);\n"
+"  refreshed_at timestamptz,\n"
+"  block_shift integer NOT NULL DEFAULT 10 CHECK (block_shift BETWEEN 0 AND 16));\n"
+"ALTER TABLE code.bm25_params ADD COLUMN IF NOT EXISTS\n"
+"  block_shift integer NOT NULL DEFAULT 10 CHECK (block_shift BETWEEN 0 AND 16);\n"
 "INSERT INTO code.bm25_params DEFAULT VALUES ON CONFLICT DO NOTHING;\n"
 "CREATE TABLE IF NOT EXISTS code.bm25_terms (\n"
 "  term serial PRIMARY KEY,\n"
 "  lexeme text COLLATE \"C\" NOT NULL UNIQUE,\n"
 "  df bigint NOT NULL);\n"
+"DO $m$\n"
+"BEGIN\n"
+"  -- the layout before blocks (a row per posting): rebuilt by the next refresh\n"
+"  IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('code.bm25_postings')\n"
+"             AND attname = 'impact' AND NOT attisdropped) THEN\n"
+"    DROP TABLE code.bm25_postings;\n"
+"    UPDATE code.bm25_params SET built = false;\n"
+"  END IF;\n"
+"END\n"
+"$m$;\n"
 "CREATE TABLE IF NOT EXISTS code.bm25_postings (\n"
 "  term integer NOT NULL,\n"
-"  impact real NOT NULL,\n"
-"  id bigint NOT NULL);\n"
-"CREATE INDEX IF NOT EXISTS bm25_postings_idx ON code.bm25_postings (term, impact DESC, id);\n"
-"COMMENT ON TABLE code.bm25_params IS 'BM25 of code.snippets.tsv (one row): k1, b, weights (real[4], ts_rank''s order {D, C, B, A}: body, doc, signature, name), avgdl = the average weighted document length the stored impacts use (set by code.bm25_refresh()), n and total_length = the live count of snippets with a tsv and the sum of their lengths (kept by triggers), built = postings exist and are maintained';\n"
+"  block integer NOT NULL,\n"
+"  max_impact real NOT NULL,\n"
+"  postings bytea NOT NULL);\n"
+"CREATE UNIQUE INDEX IF NOT EXISTS bm25_postings_idx ON code.bm25_postings (term, block);\n"
+"COMMENT ON TABLE code.bm25_params IS 'BM25 of code.snippets.tsv (one row): k1, b, weights (real[4], ts_rank''s order {D, C, B, A}: body, doc, signature, name), avgdl = the average weighted document length the stored impacts use (set by code.bm25_refresh()), n and total_length = the live count of snippets with a tsv and the sum of their lengths (kept by triggers), built = postings exist and are maintained, block_shift = log2 of the ids a block of code.bm25_postings holds (0..16, 10 by default), the one the postings are built and kept with: change it only together with a code.bm25_refresh() in the same transaction, like k1, b and weights';\n"
 "COMMENT ON TABLE code.bm25_terms IS 'BM25 vocabulary: a term number per codevec_code lexeme and its live document frequency df (kept by triggers on code.snippets; 0 once every snippet with it is gone)';\n"
-"COMMENT ON TABLE code.bm25_postings IS 'BM25 posting lists in impact order (index bm25_postings_idx on term, impact DESC, id): one row per (lexeme, snippet), impact = codevec_bm25_impacts() of the snippet''s tsv with code.bm25_params'' weights, k1, b and avgdl';\n"
+"COMMENT ON TABLE code.bm25_postings IS 'BM25 posting lists in doc-ordered blocks (unique index bm25_postings_idx on term, block): one row per term and block of 2^block_shift snippet ids (block = id >> code.bm25_params.block_shift, 10 by default: 1024 ids) that holds postings of it; postings = codevec_bm25_pack() of the ids and their impacts (codevec_bm25_impacts() of the snippet''s tsv with code.bm25_params'' weights, k1, b and avgdl; codevec_bm25_unpack() reads them), max_impact at least the largest of them (exact after a refresh; a delete leaves it)';\n"
 "CREATE OR REPLACE FUNCTION code.bm25_maintain() RETURNS trigger\n"
 "LANGUAGE plpgsql SET search_path = pg_catalog, @EXT@, pg_temp\n"
 "SET client_min_messages = warning AS $f$\n"
@@ -330,6 +361,8 @@ const char *const cvl_bm25_sql =
 "  p code.bm25_params;\n"
 "  dn bigint := 0;\n"
 "  dl double precision := 0;\n"
+"  eterms integer[];\n"
+"  eblocks integer[];\n"
 "BEGIN\n"
 "  IF TG_OP = 'TRUNCATE' THEN\n"
 "    TRUNCATE code.bm25_postings, code.bm25_terms;\n"
@@ -359,11 +392,21 @@ const char *const cvl_bm25_sql =
 "      EXCEPT ALL SELECT r.id, r.tsv FROM bm25_old r WHERE r.tsv IS NOT NULL;\n"
 "  END IF;\n"
 "  IF EXISTS (SELECT 1 FROM bm25_gone) THEN\n"
-"    -- a posting is found again by its key: the impact is recomputed from the old tsv\n"
-"    DELETE FROM code.bm25_postings bp\n"
-"      USING bm25_gone g CROSS JOIN LATERAL codevec_bm25_impacts(g.tsv, p.weights, p.k1, p.b, p.avgdl) i\n"
-"      JOIN code.bm25_terms t ON t.lexeme = i.lexeme\n"
-"      WHERE bp.term = t.term AND bp.impact = i.impact AND bp.id = g.id;\n"
+"    -- each touched block loses the ids once; blocks left empty are deleted\n"
+"    WITH r AS (\n"
+"      SELECT t.term, (g.id >> p.block_shift)::integer AS block, array_agg(g.id) AS ids\n"
+"      FROM bm25_gone g, unnest(tsvector_to_array(g.tsv)) l, code.bm25_terms t\n"
+"      WHERE t.lexeme = l GROUP BY 1, 2),\n"
+"    e AS (\n"
+"      UPDATE code.bm25_postings bp SET postings = codevec_bm25_edit(bp.postings, bp.block, p.block_shift,\n"
+"          r.ids, '{}', '{}')\n"
+"      FROM r WHERE bp.term = r.term AND bp.block = r.block\n"
+"      RETURNING bp.term, bp.block, length(bp.postings) AS len)\n"
+"    SELECT array_agg(e.term), array_agg(e.block) INTO eterms, eblocks FROM e WHERE e.len = 0;\n"
+"    IF eterms IS NOT NULL THEN\n"
+"      DELETE FROM code.bm25_postings bp USING unnest(eterms, eblocks) AS x(term, block)\n"
+"        WHERE bp.term = x.term AND bp.block = x.block;\n"
+"    END IF;\n"
 "    UPDATE code.bm25_terms t SET df = t.df - c.n\n"
 "      FROM (SELECT l, count(*) AS n FROM bm25_gone g, unnest(tsvector_to_array(g.tsv)) l GROUP BY l) c\n"
 "      WHERE t.lexeme = c.l;\n"
@@ -374,10 +417,20 @@ const char *const cvl_bm25_sql =
 "    INSERT INTO code.bm25_terms AS t (lexeme, df)\n"
 "      SELECT l, count(*) FROM bm25_come c, unnest(tsvector_to_array(c.tsv)) l GROUP BY l ORDER BY l\n"
 "      ON CONFLICT (lexeme) DO UPDATE SET df = t.df + EXCLUDED.df;\n"
-"    INSERT INTO code.bm25_postings (term, impact, id)\n"
-"      SELECT t.term, i.impact, c.id\n"
+"    -- postings added to the blocks that exist, new blocks for the rest\n"
+"    WITH a AS (\n"
+"      SELECT t.term, (c.id >> p.block_shift)::integer AS block, array_agg(c.id ORDER BY c.id) AS ids,\n"
+"             array_agg(i.impact ORDER BY c.id) AS impacts, max(i.impact) AS mx\n"
 "      FROM bm25_come c CROSS JOIN LATERAL codevec_bm25_impacts(c.tsv, p.weights, p.k1, p.b, p.avgdl) i\n"
-"      JOIN code.bm25_terms t ON t.lexeme = i.lexeme;\n"
+"      JOIN code.bm25_terms t ON t.lexeme = i.lexeme GROUP BY 1, 2),\n"
+"    u AS (\n"
+"      UPDATE code.bm25_postings bp SET postings = codevec_bm25_edit(bp.postings, bp.block, p.block_shift,\n"
+"          '{}', a.ids, a.impacts), max_impact = greatest(bp.max_impact, a.mx)\n"
+"      FROM a WHERE bp.term = a.term AND bp.block = a.block\n"
+"      RETURNING bp.term, bp.block)\n"
+"    INSERT INTO code.bm25_postings (term, block, max_impact, postings)\n"
+"      SELECT a.term, a.block, a.mx, codevec_bm25_pack(a.ids, a.impacts, p.block_shift) FROM a\n"
+"      WHERE NOT EXISTS (SELECT 1 FROM u WHERE u.term = a.term AND u.block = a.block);\n"
 "    SELECT dn + count(*), dl + coalesce(sum(codevec_bm25_length(c.tsv, p.weights)), 0)\n"
 "      INTO dn, dl FROM bm25_come c;\n"
 "  END IF;\n"
@@ -385,7 +438,7 @@ const char *const cvl_bm25_sql =
 "  RETURN NULL;\n"
 "END\n"
 "$f$;\n"
-"COMMENT ON FUNCTION code.bm25_maintain() IS 'statement trigger on code.snippets: keeps code.bm25_postings, the df of code.bm25_terms and n, total_length of code.bm25_params equal to what code.bm25_refresh() would compute with the stored avgdl (inserts, deletes, updates that change id or tsv); TRUNCATE empties them (built = false). Writers serialise on the code.bm25_params row';\n"
+"COMMENT ON FUNCTION code.bm25_maintain() IS 'statement trigger on code.snippets: keeps the postings of code.bm25_postings, the df of code.bm25_terms and n, total_length of code.bm25_params equal to what code.bm25_refresh() would compute with the stored avgdl (inserts, deletes, updates that change id or tsv; max_impact stays a bound: raised by inserts, left by deletes); TRUNCATE empties them (built = false). Writers serialise on the code.bm25_params row';\n"
 "CREATE OR REPLACE TRIGGER bm25_insert AFTER INSERT ON code.snippets\n"
 "  REFERENCING NEW TABLE AS bm25_new FOR EACH STATEMENT EXECUTE FUNCTION code.bm25_maintain();\n"
 "CREATE OR REPLACE TRIGGER bm25_update AFTER UPDATE ON code.snippets\n"
@@ -417,18 +470,23 @@ const char *const cvl_bm25_sql =
 "  INSERT INTO code.bm25_terms (lexeme, df)\n"
 "    SELECT l, count(*) FROM code.snippets s, unnest(tsvector_to_array(s.tsv)) l\n"
 "    WHERE s.tsv IS NOT NULL GROUP BY l ORDER BY l;\n"
-"  INSERT INTO code.bm25_postings (term, impact, id)\n"
-"    SELECT t.term, i.impact, s.id\n"
-"    FROM code.snippets s CROSS JOIN LATERAL codevec_bm25_impacts(s.tsv, p.weights, p.k1, p.b, p.avgdl) i\n"
-"    JOIN code.bm25_terms t ON t.lexeme = i.lexeme\n"
-"    WHERE s.tsv IS NOT NULL;\n"
-"  CREATE INDEX bm25_postings_idx ON code.bm25_postings (term, impact DESC, id);\n"
+"  -- one sort of every posting by (term, block, id); the groups take their\n"
+"  -- postings in that order (an ORDER BY inside the aggregates would sort\n"
+"  -- each group twice more), and codevec_bm25_pack refuses ids out of order\n"
+"  INSERT INTO code.bm25_postings (term, block, max_impact, postings)\n"
+"    SELECT x.term, x.block, max(x.impact), codevec_bm25_pack(array_agg(x.id), array_agg(x.impact), p.block_shift)\n"
+"    FROM (SELECT t.term, (s.id >> p.block_shift)::integer AS block, s.id, i.impact\n"
+"          FROM code.snippets s CROSS JOIN LATERAL codevec_bm25_impacts(s.tsv, p.weights, p.k1, p.b, p.avgdl) i\n"
+"          JOIN code.bm25_terms t ON t.lexeme = i.lexeme\n"
+"          WHERE s.tsv IS NOT NULL ORDER BY 1, 2, 3) x\n"
+"    GROUP BY 1, 2;\n"
+"  CREATE UNIQUE INDEX bm25_postings_idx ON code.bm25_postings (term, block);\n"
 "  UPDATE code.bm25_params SET avgdl = p.avgdl, n = cnt, total_length = len, built = true,\n"
 "    refreshed_at = now();\n"
 "  RETURN true;\n"
 "END\n"
 "$f$;\n"
-"COMMENT ON FUNCTION code.bm25_refresh(double precision) IS 'build the BM25 postings of code.snippets from scratch with code.bm25_params'' k1, b and weights, avgdl set to the current average weighted length (returns true); with a max_drift, only when they are not built or the average length moved by more than that fraction from the stored avgdl (else returns false). Run it (without max_drift) after changing k1, b or weights. Takes a SHARE lock on code.snippets (writers wait). Run VACUUM code.bm25_postings afterwards: the top-k reads the postings by index-only scans';\n"
+"COMMENT ON FUNCTION code.bm25_refresh(double precision) IS 'build the BM25 postings of code.snippets from scratch with code.bm25_params'' k1, b and weights, avgdl set to the current average weighted length (returns true); with a max_drift, only when they are not built or the average length moved by more than that fraction from the stored avgdl (else returns false). Run it (without max_drift) after changing k1, b, weights or block_shift. Takes a SHARE lock on code.snippets (writers wait). VACUUM ANALYZE code.bm25_postings afterwards keeps its statistics current';\n"
 "CREATE OR REPLACE FUNCTION code.bm25_query(query text,\n"
 "    OUT terms integer[], OUT lexemes text[], OUT idf double precision[])\n"
 "LANGUAGE plpgsql STABLE SET search_path = pg_catalog, @EXT@, pg_temp AS $f$\n"
@@ -453,28 +511,28 @@ const char *const cvl_bm25_sql =
 "  SELECT * INTO p FROM code.bm25_params;\n"
 "  IF NOT FOUND OR NOT p.built THEN\n"
 "    RAISE EXCEPTION 'code.bm25_search: the bm25 postings are not built' USING ERRCODE = '55000',\n"
-"      HINT = 'Run SELECT code.bm25_refresh(); then VACUUM code.bm25_postings;';\n"
+"      HINT = 'Run SELECT code.bm25_refresh();';\n"
 "  END IF;\n"
 "  q := code.bm25_query(query);\n"
 "  IF q.terms IS NULL THEN\n"
 "    RETURN;\n"
 "  END IF;\n"
-"  RETURN QUERY SELECT x.id, x.score FROM codevec_bm25_topk(q.terms, q.lexemes, q.idf, k,\n"
-"    p.weights, p.k1, p.b, p.avgdl, 'code.bm25_postings_idx'::regclass,\n"
-"    'code.snippets_pkey'::regclass, 'tsv') x;\n"
+"  RETURN QUERY SELECT x.id, x.score FROM codevec_bm25_blocks_topk(q.terms, q.idf, k,\n"
+"    'code.bm25_postings_idx'::regclass, p.block_shift) x;\n"
 "END\n"
 "$f$;\n"
-"COMMENT ON FUNCTION code.bm25_search(text, integer) IS 'the k (1..1000000) snippets with the highest BM25 score for a question, best first, ties by id: codevec_bm25_topk() over code.bm25_postings with the terms of code.bm25_query(query); score = sum of idf * impact over the question''s lexemes in the snippet. Exactly the first k of code.bm25_search_full(). Errors: 55000 when the postings are not built (code.bm25_refresh()), 22023 for k';\n"
+"COMMENT ON FUNCTION code.bm25_search(text, integer) IS 'the k (1..1000000) snippets with the highest BM25 score for a question, best first, ties by id: codevec_bm25_blocks_topk() (block-max pruning) over code.bm25_postings with the terms of code.bm25_query(query); score = sum of idf * impact over the question''s lexemes in the snippet, added in the order of code.bm25_query''s terms. Exactly the first k of code.bm25_search_full(). Errors: 55000 when the postings are not built (code.bm25_refresh()), 22023 for k';\n"
 "CREATE OR REPLACE FUNCTION code.bm25_search_full(query text, k integer DEFAULT 10)\n"
 "RETURNS TABLE(id bigint, score double precision)\n"
 "LANGUAGE sql STABLE SET search_path = pg_catalog, @EXT@, pg_temp AS $f$\n"
-"  SELECT bp.id, sum(u.idf * bp.impact) AS score\n"
-"  FROM code.bm25_query(query) q,\n"
+"  SELECT x.id, sum(u.idf * x.impact) AS score\n"
+"  FROM (SELECT * FROM code.bm25_query(query), code.bm25_params) q,\n"
 "       unnest(q.terms, q.idf) AS u(term, idf)\n"
 "       JOIN code.bm25_postings bp ON bp.term = u.term\n"
-"  GROUP BY bp.id ORDER BY score DESC, bp.id LIMIT k\n"
+"       CROSS JOIN LATERAL codevec_bm25_unpack(bp.postings, bp.block, q.block_shift) x\n"
+"  GROUP BY x.id ORDER BY score DESC, x.id LIMIT k\n"
 "$f$;\n"
-"COMMENT ON FUNCTION code.bm25_search_full(text, integer) IS 'BM25 of every snippet that has a lexeme of the question, summed from code.bm25_postings, best k first (ties by id): the unpruned reference of code.bm25_search (its sums may differ in the last bits, they add in another order)';\n"
+"COMMENT ON FUNCTION code.bm25_search_full(text, integer) IS 'BM25 of every snippet that has a lexeme of the question, summed from every posting of code.bm25_postings (codevec_bm25_unpack), best k first (ties by id): the unpruned reference of code.bm25_search (its sums may differ in the last bits, they add in another order)';\n"
 "CREATE OR REPLACE FUNCTION code.bm25_filtered(query text, k integer, lang text DEFAULT NULL,\n"
 "    path_like text DEFAULT NULL, exclude_tests boolean DEFAULT false)\n"
 "RETURNS TABLE(id bigint, score double precision)\n"
@@ -506,4 +564,95 @@ const char *const cvl_bm25_sql =
 "  RETURN QUERY SELECT u.id, u.score FROM unnest(ids[1:k], scores[1:k]) AS u(id, score);\n"
 "END\n"
 "$f$;\n"
-"COMMENT ON FUNCTION code.bm25_filtered(text, integer, text, text, boolean) IS 'code.bm25_search restricted to snippets that pass code.search''s filters (lang, path_like, exclude_tests): the top 4k (at least 100) are filtered, eight times more while fewer than k pass and more matches remain, so the answer is exactly the first k that pass of the full BM25 order';\n";
+"COMMENT ON FUNCTION code.bm25_filtered(text, integer, text, text, boolean) IS 'code.bm25_search restricted to snippets that pass code.search''s filters (lang, path_like, exclude_tests): the top 4k (at least 100) are filtered, eight times more while fewer than k pass and more matches remain, so the answer is exactly the first k that pass of the full BM25 order';\n"
+"CREATE OR REPLACE FUNCTION code.search_check(query text, k integer, mode text, rrf_k integer,\n"
+"    depth integer, keyword_weight double precision) RETURNS boolean\n"
+"LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $f$\n"
+"BEGIN\n"
+"  IF query IS NULL THEN\n"
+"    RAISE EXCEPTION 'code.search: query must not be NULL' USING ERRCODE = '22023';\n"
+"  END IF;\n"
+"  IF mode IS NULL OR mode NOT IN ('hybrid', 'vector', 'keyword') THEN\n"
+"    RAISE EXCEPTION 'code.search: unknown mode \"%\"', mode USING ERRCODE = '22023',\n"
+"      HINT = 'mode is ''hybrid'' (the default), ''vector'' or ''keyword''.';\n"
+"  END IF;\n"
+"  IF k IS NULL OR k < 1 OR k > 10000 THEN\n"
+"    RAISE EXCEPTION 'code.search: k must be between 1 and 10000, not %', coalesce(k::text, 'NULL')\n"
+"      USING ERRCODE = '22023';\n"
+"  END IF;\n"
+"  IF depth IS NULL OR depth < 1 OR depth > 100000 THEN\n"
+"    RAISE EXCEPTION 'code.search: depth must be between 1 and 100000, not %', coalesce(depth::text, 'NULL')\n"
+"      USING ERRCODE = '22023';\n"
+"  END IF;\n"
+"  IF rrf_k IS NULL OR rrf_k < 0 THEN\n"
+"    RAISE EXCEPTION 'code.search: rrf_k must be 0 or more, not %', coalesce(rrf_k::text, 'NULL')\n"
+"      USING ERRCODE = '22023';\n"
+"  END IF;\n"
+"  -- PostgreSQL orders NaN above Infinity: this refuses NULL, negatives, Infinity and NaN\n"
+"  IF keyword_weight IS NULL OR NOT (keyword_weight >= 0 AND keyword_weight < 'Infinity') THEN\n"
+"    RAISE EXCEPTION 'code.search: keyword_weight must be a finite number, 0 or more, not %',\n"
+"      coalesce(keyword_weight::text, 'NULL') USING ERRCODE = '22023';\n"
+"  END IF;\n"
+"  RETURN true;\n"
+"END\n"
+"$f$;\n"
+"COMMENT ON FUNCTION code.search_check(text, integer, text, integer, integer, double precision) IS "
+"'true when code.search''s arguments are valid, else error 22023 saying which is not (NULL query, unknown mode, k, depth, rrf_k or keyword_weight out of range)';\n"
+"CREATE OR REPLACE FUNCTION code.search(query text, k integer DEFAULT 10,\n"
+"    lang text DEFAULT NULL, path_like text DEFAULT NULL,\n"
+"    exclude_tests boolean DEFAULT false, mode text DEFAULT 'hybrid',\n"
+"    rrf_k integer DEFAULT 5, depth integer DEFAULT 100,\n"
+"    keyword_weight double precision DEFAULT 0.35)\n"
+"RETURNS TABLE(id bigint, repo text, path text, language text, kind text,\n"
+"    symbol text, qualified_name text, start_line integer, end_line integer,\n"
+"    preview text, score double precision, vector_rank integer,\n"
+"    keyword_rank integer, distance double precision, keyword_score real)\n"
+"LANGUAGE sql STABLE AS $f$\n"
+"  -- one statement, inlined into the caller's plan (no SET clause, not STRICT):\n"
+"  -- a prepared caller plans it once; the mode's constants prune the other lists\n"
+"  WITH qv AS MATERIALIZED (SELECT @EXT@.embed(query) AS v),\n"
+"  v AS (\n"
+"    SELECT x.id, x.d, (row_number() OVER ())::integer AS rank FROM (\n"
+"      SELECT s2.id, s2.emb OPERATOR(@EXT@.<=>) (SELECT qv.v FROM qv) AS d\n"
+"      FROM code.snippets s2 JOIN code.files f2 ON f2.id = s2.file_id\n"
+"      WHERE s2.emb IS NOT NULL\n"
+"        AND (lang IS NULL OR f2.language = lang) AND (path_like IS NULL OR f2.path LIKE path_like)\n"
+"        AND (NOT coalesce(exclude_tests, false) OR NOT code.is_test(f2.path, s2.qualified_name, s2.code))\n"
+"      ORDER BY s2.emb OPERATOR(@EXT@.<=>) (SELECT qv.v FROM qv)\n"
+"      LIMIT CASE WHEN mode = 'vector' THEN k ELSE depth END) x\n"
+"    WHERE mode IN ('vector', 'hybrid')),\n"
+"  kw AS (\n"
+"    -- BM25 once its postings are built (code.bm25_refresh()), ts_rank before\n"
+"    SELECT x.id, x.score AS ks, (row_number() OVER ())::integer AS rank\n"
+"    FROM code.bm25_filtered(query, CASE WHEN mode = 'keyword' THEN k ELSE depth END,\n"
+"                            lang, path_like, coalesce(exclude_tests, false)) x\n"
+"    WHERE mode IN ('keyword', 'hybrid') AND (SELECT p.built FROM code.bm25_params p)\n"
+"    UNION ALL\n"
+"    SELECT y.id, y.ks, (row_number() OVER ())::integer AS rank FROM (\n"
+"      SELECT s3.id, ts_rank(s3.tsv, code.keyword_query(query))::double precision AS ks\n"
+"      FROM code.snippets s3 JOIN code.files f3 ON f3.id = s3.file_id\n"
+"      WHERE s3.tsv @@ code.keyword_query(query)\n"
+"        AND (lang IS NULL OR f3.language = lang) AND (path_like IS NULL OR f3.path LIKE path_like)\n"
+"        AND (NOT coalesce(exclude_tests, false) OR NOT code.is_test(f3.path, s3.qualified_name, s3.code))\n"
+"      ORDER BY ts_rank(s3.tsv, code.keyword_query(query)) DESC, s3.id\n"
+"      LIMIT CASE WHEN mode = 'keyword' THEN k ELSE depth END) y\n"
+"    WHERE mode IN ('keyword', 'hybrid') AND NOT (SELECT p.built FROM code.bm25_params p)),\n"
+"  m AS (\n"
+"    SELECT coalesce(v.id, kw.id) AS id, v.d, v.rank AS vrank, kw.rank AS krank, kw.ks,\n"
+"      coalesce(1::double precision / (rrf_k + v.rank), 0) +\n"
+"        coalesce(keyword_weight / (rrf_k + kw.rank), 0) AS fused\n"
+"    FROM v FULL JOIN kw ON kw.id = v.id)\n"
+"  SELECT s.id, r.name, f.path, f.language, s.kind, s.symbol, s.qualified_name,\n"
+"    s.start_line, s.end_line, code.preview(s.code),\n"
+"    CASE mode WHEN 'vector' THEN 1 - m.d WHEN 'keyword' THEN m.ks ELSE m.fused END,\n"
+"    m.vrank, m.krank,\n"
+"    CASE WHEN mode <> 'keyword' THEN coalesce(m.d, s.emb OPERATOR(@EXT@.<=>) (SELECT qv.v FROM qv)) END,\n"
+"    CASE WHEN mode = 'vector' THEN NULL\n"
+"         WHEN m.krank IS NOT NULL OR (SELECT p.built FROM code.bm25_params p) THEN m.ks::real\n"
+"         WHEN s.tsv @@ code.keyword_query(query) THEN ts_rank(s.tsv, code.keyword_query(query)) END\n"
+"  FROM m JOIN code.snippets s ON s.id = m.id JOIN code.files f ON f.id = s.file_id\n"
+"    JOIN code.repos r ON r.id = f.repo_id\n"
+"  WHERE code.search_check(query, k, mode, rrf_k, depth, keyword_weight)\n"
+"  ORDER BY CASE mode WHEN 'vector' THEN m.vrank WHEN 'keyword' THEN m.krank END, m.fused DESC, m.id\n"
+"  LIMIT k\n"
+"$f$;\n";
