@@ -116,6 +116,17 @@ install-cuda-encoder: $(CUDA_ENCODER)
 endif
 
 
+# codevec_pgvector (pgvector/): gpuivf opclasses and casts for pgvector's
+# vector and halfvec, installed only where the server has pgvector
+# (vector.control); codevec itself never depends on it
+PGVECTOR_CONTROL := $(wildcard $(shell $(PG_CONFIG) --sharedir)/extension/vector.control)
+ifneq ($(PGVECTOR_CONTROL),)
+install: install-pgvector
+install-pgvector:
+	$(INSTALL_DATA) pgvector/codevec_pgvector.control pgvector/codevec_pgvector--0.1.0.sql '$(DESTDIR)$(datadir)/extension/'
+.PHONY: install-pgvector
+endif
+
 # the default pretrained encoder, installed under the share directory
 model:
 	bash tools/fetch-model.sh
