@@ -383,10 +383,9 @@ cvl_db_schema_ensure(CvlDb db)
 		if (rc < 0)
 			goto fail;
 		/* BM25, when the extension is new enough to have it */
-		res = cvl_session_exec_params(&db->main, "looking for codevec_bm25_topk",
-						 "SELECT to_regprocedure(quote_ident(e.nspname) || '.codevec_bm25_topk(integer[], "
-						 "text[], double precision[], integer, real[], real, real, double precision, "
-						 "regclass, regclass, name)') IS NOT NULL FROM pg_extension x "
+		res = cvl_session_exec_params(&db->main, "looking for codevec_bm25_blocks_topk",
+						 "SELECT to_regprocedure(quote_ident(e.nspname) || '.codevec_bm25_blocks_topk(integer[], "
+						 "double precision[], integer, regclass, integer)') IS NOT NULL FROM pg_extension x "
 						 "JOIN pg_namespace e ON e.oid = x.extnamespace WHERE x.extname = 'codevec'",
 						 0, NULL);
 		if (res == NULL)

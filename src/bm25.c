@@ -91,6 +91,7 @@
 #include "utils/tuplestore.h"
 
 #include "bm25.h"
+#include "relacl.h"
 
 /* candidates left for random access at most when sorted access stops */
 #define BM25_RANDOM_BUDGET 256
@@ -788,6 +789,8 @@ codevec_bm25_topk(PG_FUNCTION_ARGS)
 		PG_RETURN_VOID();
 
 	/* relations: the postings (index-only) and the documents (by id) */
+	RequireIndexTableSelect(post_index_oid);
+	RequireIndexTableSelect(doc_index_oid);
 	s->post_index = index_open(post_index_oid, AccessShareLock);
 	Bm25CheckIndexColumns(s->post_index, 3, post_types, "(term int4, impact real, id int8)");
 	s->post_heap = table_open(s->post_index->rd_index->indrelid, AccessShareLock);

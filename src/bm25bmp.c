@@ -64,6 +64,7 @@
 #include "utils/tuplestore.h"
 
 #include "bm25.h"
+#include "relacl.h"
 
 PG_FUNCTION_INFO_V1(codevec_bm25_blocks_topk);
 
@@ -274,6 +275,7 @@ codevec_bm25_blocks_topk(PG_FUNCTION_ARGS)
 	if (nt == 0)
 		PG_RETURN_VOID();
 
+	RequireIndexTableSelect(index_oid);
 	index = index_open(index_oid, AccessShareLock);
 	Bm25CheckIndexColumns(index, 2, key_types, "(term int4, block int4)");
 	heap = table_open(index->rd_index->indrelid, AccessShareLock);

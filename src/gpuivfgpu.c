@@ -61,6 +61,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "vecelem.h"
+#include "relacl.h"
 
 /* the opclasses' distance functions (distance.c), timed by the routing model */
 extern Datum l2_distance(PG_FUNCTION_ARGS);
@@ -592,6 +593,7 @@ codevec_gpu_routing(PG_FUNCTION_ARGS)
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "codevec_gpu_routing: return type must be a row type");
+	RequireIndexTableSelect(indexid);
 	index = relation_open(indexid, AccessShareLock);
 	if (index->rd_rel->relkind != RELKIND_INDEX || index->rd_indam == NULL ||
 		index->rd_indam->amgettuple != gpuivfgettuple)

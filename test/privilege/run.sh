@@ -5,8 +5,8 @@
 # read-only search user is given) must be able to search and embed, and
 # nothing more: it cannot point codevec.model at a path (reading server
 # files), cannot make codevec's C functions read a relation it has no
-# SELECT on (codevec_knn, codevec_bm25_topk, codevec_gpu_routing, an index
-# scan), cannot write code.* (inserts, code.bm25_refresh()). Positive
+# SELECT on (codevec_knn, codevec_bm25_blocks_topk, codevec_bm25_topk,
+# codevec_gpu_routing, an index scan), cannot write code.* (inserts, code.bm25_refresh()). Positive
 # controls: the same role answers exactly what the owner answers, and a role
 # given pg_read_server_files may load a model from a path.
 #
@@ -49,8 +49,10 @@ OWNER "CREATE TABLE secret (id bigint PRIMARY KEY, emb codevec(384), tsv tsvecto
 INSERT INTO secret SELECT id, emb, tsv FROM code.snippets;
 CREATE INDEX secret_emb ON secret USING gpuivf (emb codevec_cosine_ops);
 CREATE TABLE secret_post AS SELECT * FROM code.bm25_postings;
-CREATE INDEX secret_post_idx ON secret_post (term, impact DESC, id)" >/dev/null
-OWNER "VACUUM ANALYZE secret, secret_post" >/dev/null
+CREATE UNIQUE INDEX secret_post_idx ON secret_post (term, block);
+CREATE TABLE secret_imp (term int, impact real, id bigint);
+CREATE INDEX secret_imp_idx ON secret_imp (term, impact DESC, id)" >/dev/null
+OWNER "VACUUM ANALYZE secret, secret_post, secret_imp" >/dev/null
 psql -X -q -d "$DB" -c "CREATE ROLE $R" -c "GRANT USAGE ON SCHEMA code TO $R" \
 	-c "GRANT SELECT ON ALL TABLES IN SCHEMA code TO $R" \
 	-c "CREATE ROLE $F" -c "GRANT pg_read_server_files TO $F" -c "GRANT USAGE ON SCHEMA code TO $F" >/dev/null
@@ -85,10 +87,12 @@ is "$(STATE $R "SELECT id FROM secret ORDER BY emb <=> embed('x') LIMIT 3")" 425
 is "$(STATE $R "SELECT * FROM codevec_knn('secret_emb', ARRAY[embed('x')], 3)")" 42501 "codevec_knn on the unreadable table's index (42501)"
 is "$(STATE $R "SELECT * FROM codevec_gpu_routing('secret_emb')")" 42501 "codevec_gpu_routing on the unreadable table's index (42501)"
 topk="SELECT count(*) FROM code.bm25_params p, LATERAL code.bm25_query('parse json') q,
- LATERAL codevec_bm25_topk(q.terms, q.lexemes, q.idf, 5, p.weights, p.k1, p.b, p.avgdl, %s::regclass, %s::regclass, 'tsv')"
-is "$(AS $R "$(printf "$topk" "'code.bm25_postings_idx'" "'code.snippets_pkey'")" | tail -1)" 5 "codevec_bm25_topk on code's own relations works for the role (positive control)"
-is "$(STATE $R "$(printf "$topk" "'secret_post_idx'" "'code.snippets_pkey'")")" 42501 "codevec_bm25_topk over unreadable postings (42501)"
-is "$(STATE $R "$(printf "$topk" "'code.bm25_postings_idx'" "'secret_pkey'")")" 42501 "codevec_bm25_topk scoring from an unreadable table (42501)"
+ LATERAL codevec_bm25_blocks_topk(q.terms, q.idf, 5, %s::regclass, p.block_shift)"
+is "$(AS $R "$(printf "$topk" "'code.bm25_postings_idx'")" | tail -1)" 5 "codevec_bm25_blocks_topk on code's own postings works for the role (positive control)"
+is "$(STATE $R "$(printf "$topk" "'secret_post_idx'")")" 42501 "codevec_bm25_blocks_topk over unreadable postings (42501)"
+fagin="SELECT count(*) FROM codevec_bm25_topk(ARRAY[1], ARRAY['x'], ARRAY[1.0::float8], 5, ARRAY[1,1,1,1]::real[], 1.2, 0.75, 10, %s::regclass, %s::regclass, 'tsv')"
+is "$(STATE $R "$(printf "$fagin" "'secret_imp_idx'" "'code.snippets_pkey'")")" 42501 "codevec_bm25_topk over unreadable impact lists (42501)"
+is "$(STATE $R "$(printf "$fagin" "'code.snippets_pkey'" "'secret_pkey'")")" 42501 "codevec_bm25_topk scoring from an unreadable table (42501)"
 
 echo "# what it cannot do: write"
 is "$(STATE $R "INSERT INTO code.repos (name, root) VALUES ('x', '/')")" 42501 "no insert into code.repos (42501)"
