@@ -462,15 +462,6 @@ extern void GpuivfGpuKmeansDone(int dims, int lists);
  */
 extern void GpuivfExplainInit(void);
 
-/* gpuservice.c */
-
-/*
- * CodevecGpuServiceDescribe: the GPU service's state (a GpuServiceState),
- * into device (when not NULL) its device's name when ready, into why (when
- * not NULL) why it cannot serve; len bytes each. No warning, no error.
- */
-extern int	CodevecGpuServiceDescribe(char *device, char *why, size_t len);
-
 /* gpuivfscan.c */
 
 /*

@@ -294,7 +294,8 @@ extern int	codevec_gpu_timeout_ms;
 /*
  * CodevecGpuServiceInit: define the GPU GUCs; when loading through
  * shared_preload_libraries, also request the shared memory and register the
- * service worker. Called from _PG_init.
+ * service worker; register the request kinds (gpukinds.c). Called from
+ * _PG_init.
  */
 extern void CodevecGpuServiceInit(void);
 
@@ -335,16 +336,6 @@ extern int	CodevecGpuCall(dsm_segment *seg);
 extern dsm_segment *CodevecGpuSessionSegment(Size size);
 
 /*
- * Service side of EMBED requests (src/gpuembed.c), called by the service's
- * loop: run a group of EMBED requests that name the same model (one batched
- * encoder call); the device bytes the loaded models hold; free them all.
- */
-extern void GpuEmbedRunGroup(GpuEmbedRequest **group, int ng, int device,
-							 Size other_bytes);
-extern Size GpuEmbedModelsBytes(int *nmodels);
-extern void GpuEmbedReleaseAll(void);
-
-/*
  * CodevecGpuEmbed: the backend side: embed n tokenized sequences (ids[i]
  * holds lens[i] ids) with the model in folder model_path (hidden dims) on
  * the GPU service, into out (n x hidden floats). Returns GPU_EMBED_DONE;
@@ -367,6 +358,15 @@ extern int	CodevecGpuEmbed(const char *model_path, int hidden, int n,
  */
 extern bool CodevecGpuServiceReady(void);
 
+/*
+ * CodevecGpuServiceDescribe: the service's state (a GpuServiceState), its
+ * device's name when ready (into device, len bytes; may be NULL), why it
+ * cannot serve otherwise (into why); read-only, no warning, no error: for
+ * gpuivf routing and EXPLAIN.
+ */
+extern int	CodevecGpuServiceDescribe(char *device, char *why, size_t len);
+
+/* CodevecGpuServiceMain: the service worker's entry point (gpuservice.c) */
 PGDLLEXPORT void CodevecGpuServiceMain(Datum main_arg);
 
 #endif							/* CODEVEC_GPUSERVICE_H */
