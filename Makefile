@@ -47,7 +47,7 @@ endif
 
 ifeq ($(CUDA),1)
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
-CUDA_OBJS = cuda/device.o cuda/knn.o cuda/kmeans.o
+CUDA_OBJS = cuda/device.o cuda/knn.o cuda/knn_tune.o cuda/kmeans.o
 OBJS += $(CUDA_OBJS)
 PG_CPPFLAGS += -DCODEVEC_USE_CUDA -I$(CUDA_HOME)/include
 # nvcc's objects are C++ (__gxx_personality_v0): libstdc++ is named here
@@ -57,7 +57,7 @@ SHLIB_LINK += -L$(CUDA_HOME)/lib64 -lcudart_static -lrt -ldl -lpthread -lstdc++
 NVCC_GENCODE ?= -gencode=arch=compute_90,code=sm_90 -gencode=arch=compute_90,code=compute_90
 NVCC_FLAGS ?= -O3 -std=c++17 -Xcompiler -fPIC $(NVCC_GENCODE) -I$(srcdir)/cuda
 
-cuda/%.o: cuda/%.cu cuda/codevec_cuda.h cuda/knn.h cuda/kmeans.h
+cuda/%.o: cuda/%.cu cuda/codevec_cuda.h cuda/knn.h cuda/knn_internal.h cuda/knn_kernels.cuh cuda/kmeans.h
 	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
 
 endif
