@@ -37,18 +37,57 @@ GpuivfGetLists(Relation index)
 	return opts ? opts->lists : GPUIVF_DEFAULT_LISTS;
 }
 
+/*
+ * The C functions an opclass's distance support function (FUNCTION 1) may
+ * be, and their metrics: the table GpuivfGetMetric reads, extended by
+ * GpuivfRegisterMetric for distance functions of other extensions.
+ */
+#define GPUIVF_MAX_METRIC_FUNCTIONS 16
+
+typedef struct GpuivfMetricFunction
+{
+	PGFunction	fn;
+	GpuivfMetric metric;
+} GpuivfMetricFunction;
+
+extern Datum l2_distance(PG_FUNCTION_ARGS);
+extern Datum negative_inner_product(PG_FUNCTION_ARGS);
+extern Datum cosine_distance(PG_FUNCTION_ARGS);
+
+static GpuivfMetricFunction metric_functions[GPUIVF_MAX_METRIC_FUNCTIONS] = {
+	{l2_distance, GPUIVF_METRIC_L2},
+	{negative_inner_product, GPUIVF_METRIC_IP},
+	{cosine_distance, GPUIVF_METRIC_COSINE},
+};
+static int	n_metric_functions = 3;
+
+void
+GpuivfRegisterMetric(PGFunction fn, GpuivfMetric metric)
+{
+	for (int i = 0; i < n_metric_functions; i++)
+		if (metric_functions[i].fn == fn)
+		{
+			metric_functions[i].metric = metric;
+			return;
+		}
+	if (n_metric_functions >= GPUIVF_MAX_METRIC_FUNCTIONS)
+		elog(ERROR, "too many gpuivf distance functions registered");
+	metric_functions[n_metric_functions].fn = fn;
+	metric_functions[n_metric_functions].metric = metric;
+	n_metric_functions++;
+}
+
 GpuivfMetric
 GpuivfGetMetric(Relation index)
 {
-	Oid			procid = index_getprocid(index, 1, GPUIVF_DISTANCE_PROC);
-	char	   *name = get_func_name(procid);
+	FmgrInfo   *proc = index_getprocinfo(index, 1, GPUIVF_DISTANCE_PROC);
+	char	   *name;
 
-	if (name != NULL && strcmp(name, "l2_distance") == 0)
-		return GPUIVF_METRIC_L2;
-	if (name != NULL && strcmp(name, "negative_inner_product") == 0)
-		return GPUIVF_METRIC_IP;
-	if (name != NULL && strcmp(name, "cosine_distance") == 0)
-		return GPUIVF_METRIC_COSINE;
+	/* the support procedure's C entry point, whatever its SQL name */
+	for (int i = 0; i < n_metric_functions; i++)
+		if (proc->fn_addr == metric_functions[i].fn)
+			return metric_functions[i].metric;
+	name = get_func_name(proc->fn_oid);
 	ereport(ERROR,
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 			 errmsg("gpuivf does not support distance function \"%s\"", name ? name : "?"),
