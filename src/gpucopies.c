@@ -134,7 +134,7 @@ static int
 CopyStatus(const GpuIndexCopy *c, const GpuIndexKey *key, int dims)
 {
 	if (c == NULL || !c->complete || c->key.relfilenode != key->relfilenode ||
-		c->key.changeCount != key->changeCount || c->dims != dims)
+		c->key.deleteCount != key->deleteCount || c->dims != dims)
 		return GPU_STATUS_NOT_LOADED;
 	if (c->key.insertCount != key->insertCount)
 		return c->lists > 1 ? GPU_STATUS_NOT_LOADED : GPU_STATUS_STALE;
@@ -672,7 +672,7 @@ RunUpload(GpuUploadRequest *r)
 			c->lists = r->lists;
 		}
 	}
-	if (c == NULL || c->complete || c->key.changeCount != r->key.changeCount ||
+	if (c == NULL || c->complete || c->key.deleteCount != r->key.deleteCount ||
 		c->key.insertCount != r->key.insertCount ||
 		c->key.relfilenode != r->key.relfilenode || r->first != c->loaded ||
 		r->first + r->n > c->n || r->dims != c->dims)
@@ -815,9 +815,9 @@ RunMask(GpuMaskRequest *r)
 
 	r->hdr.status = 0;
 	if (c == NULL || c->key.relfilenode != r->key.relfilenode ||
-		c->key.changeCount >= r->newChangeCount)
+		c->key.deleteCount >= r->newDeleteCount)
 		return;					/* none, another relfilenode, or already newer */
-	if (!c->complete || c->key.changeCount != r->key.changeCount || r->nblocks < 0 ||
+	if (!c->complete || c->key.deleteCount != r->key.deleteCount || r->nblocks < 0 ||
 		r->ntids < 0)
 	{
 		DropCopy(c);
@@ -895,7 +895,7 @@ RunMask(GpuMaskRequest *r)
 		GpuServiceUpdateMemoryStats();
 		return;
 	}
-	c->key.changeCount = r->newChangeCount;
+	c->key.deleteCount = r->newDeleteCount;
 }
 
 /* Re-run the k-NN kernels' autotuning and answer its report */

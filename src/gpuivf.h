@@ -22,7 +22,10 @@
  * opclass's own distance function (so values are bit-identical to the
  * operator's) and returns rows from a binary heap ordered by (distance,
  * heap TID): the executor may keep asking (WHERE filters), and the scan
- * keeps producing rows in order until it stops.
+ * keeps producing rows in order until it stops. The GPU service may answer
+ * the first batch (the whole of a flat index, the first gpuivf.probes lists
+ * of an IVF one) with exactly the same rows and distances (gpuivfgpu.c);
+ * src/README.md draws the scan's phases.
  */
 #ifndef GPUIVF_H
 #define GPUIVF_H
@@ -42,7 +45,7 @@
 #include "compat.h"
 
 #define GPUIVF_MAGIC_NUMBER		0x67707569	/* "gpui" */
-#define GPUIVF_VERSION			2	/* 2: insertCount apart from changeCount */
+#define GPUIVF_VERSION			2	/* 2: insertCount apart from deleteCount */
 #define GPUIVF_METAPAGE_BLKNO	0
 #define GPUIVF_HEAD_BLKNO		1	/* first list page */
 
@@ -56,6 +59,16 @@
 #define GPUIVF_SAMPLES_PER_LIST	50
 #define GPUIVF_MIN_SAMPLES		10000
 #define GPUIVF_KMEANS_ITERATIONS 10
+
+/*
+ * Build phases reported in pg_stat_progress_create_index (its "phase"
+ * column through gpuivfbuildphasename; 1 is core's "initializing"), as
+ * pgvector's builds report theirs
+ */
+#define GPUIVF_PHASE_SAMPLE		2	/* IVF: reservoir sample of the rows */
+#define GPUIVF_PHASE_KMEANS		3	/* IVF: k-means on the sample */
+#define GPUIVF_PHASE_ASSIGN		4	/* IVF: every row to its nearest list */
+#define GPUIVF_PHASE_LOAD		5	/* rows written to the index pages */
 
 /* Support function numbers */
 #define GPUIVF_DISTANCE_PROC	1
@@ -88,9 +101,10 @@ typedef struct GpuivfMetaPageData
 	int32		lists;			/* number of lists */
 	int32		metric;			/* GpuivfMetric the centroids were trained for */
 	BlockNumber listPages;		/* list pages follow the metapage */
-	uint64		changeCount;	/* bumped when vectors of a flat index go
-								 * away (VACUUM): copies kept elsewhere (the
-								 * GPU service) must be reloaded */
+	uint64		deleteCount;	/* bumped when a VACUUM removes vectors
+								 * (named changeCount before; same place):
+								 * copies kept elsewhere (the GPU service)
+								 * mask those rows or are reloaded */
 	uint64		insertCount;	/* bumped by every insert: copies elsewhere
 								 * lack the rows added since (flat: those
 								 * appended to the chain, their delta tier;
@@ -238,6 +252,9 @@ PGDLLEXPORT Datum gpuivfhandler(PG_FUNCTION_ARGS);
 extern IndexBuildResult *gpuivfbuild(Relation heap, Relation index, IndexInfo *indexInfo);
 extern void gpuivfbuildempty(Relation index);
 
+/* gpuivfbuildphasename: the name of a GPUIVF_PHASE_* (ambuildphasename) */
+extern char *gpuivfbuildphasename(int64 phasenum);
+
 /* gpuivfinsert.c */
 extern bool gpuivfinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 						 Relation heap, IndexUniqueCheck checkUnique, bool indexUnchanged,
@@ -285,8 +302,8 @@ extern void GpuivfRouteDecide(Relation index, const GpuivfMetaPageData *meta,
 							  GpuivfRoute route);
 
 /*
- * GpuivfGpuRoute: whether this scan of a flat index goes to the GPU
- * service: GpuivfRouteDecide, then (not gpu) CodevecGpuFallback when the
+ * GpuivfGpuRoute: whether this scan (flat, or an IVF index's first batch
+ * of lists) goes to the GPU service: GpuivfRouteDecide, then (not gpu) CodevecGpuFallback when the
  * decision says so: ERROR under codevec.device = cuda, one WARNING per
  * session under auto for an index over the memory cap.
  */
@@ -425,7 +442,7 @@ extern int	GpuivfGpuRefresh(Relation index, const struct GpuIndexKey *key, int d
  * GpuivfGpuBackoff: before attempt (0-based) of a k-NN request whose copy
  * changed under the previous ones. Attempts 0 and 1 go at once; later ones
  * wait 1 to 32 ms (doubling, with random jitter, interruptible) and re-read
- * the metapage into key's changeCount and insertCount, so the request
+ * the metapage into key's deleteCount and insertCount, so the request
  * names the index as it is now. False, without waiting, once
  * GPUIVF_GPU_MAX_ATTEMPTS were made or codevec.gpu_timeout has passed
  * since start: the caller then treats the search as not served.
@@ -544,7 +561,7 @@ extern bool GpuivfGpuAssign(GpuivfMetric metric, const float *x, int n, int dims
 
 /*
  * GpuivfGpuMask: after a VACUUM changed index (old: its metapage before
- * the VACUUM bumped changeCount), tell the GPU service which heap TIDs it
+ * the VACUUM bumped deleteCount), tell the GPU service which heap TIDs it
  * removed (ntids of them, -1: too many) and which pages it compacted
  * (nblocks, -1: too many), so its copy masks those rows instead of loading
  * again (GPU_REQUEST_MASK). Nothing when the service is not ready; never

@@ -14,7 +14,7 @@
  *
  * The copy. The service keeps, per index, the vectors on the device and
  * the heap TID of each row (gpuservice.c). It is current while the index's
- * relfilenode (REINDEX, TRUNCATE), the metapage's changeCount (bumped by
+ * relfilenode (REINDEX, TRUNCATE), the metapage's deleteCount (bumped by
  * VACUUM deletions) and insertCount (bumped in the same WAL record as every
  * insert) are those the backend reads at scan start. A copy of another
  * version is "not loaded": the backend streams the index's vectors to it
@@ -443,7 +443,7 @@ GpuivfGpuBackoff(Relation index, int attempt, instr_time start, GpuIndexKey *key
 	CHECK_FOR_INTERRUPTS();
 	/* the index as it is now: rows inserted meanwhile, a VACUUM */
 	GpuivfReadMeta(index, &meta);
-	key->changeCount = meta.changeCount;
+	key->deleteCount = meta.deleteCount;
 	key->insertCount = meta.insertCount;
 	return true;
 }
@@ -480,7 +480,7 @@ GpuivfGpuKey(Relation index, const GpuivfMetaPageData *meta, GpuIndexKey *key)
 	key->dbid = MyDatabaseId;
 	key->indexid = RelationGetRelid(index);
 	key->relfilenode = CodevecRelFileNumber(index);
-	key->changeCount = meta->changeCount;
+	key->deleteCount = meta->deleteCount;
 	key->insertCount = meta->insertCount;
 }
 
@@ -896,9 +896,9 @@ GpuivfGpuMask(Relation index, const GpuivfMetaPageData *old, const ItemPointerDa
 	r->key.dbid = MyDatabaseId;
 	r->key.indexid = RelationGetRelid(index);
 	r->key.relfilenode = CodevecRelFileNumber(index);
-	r->key.changeCount = old->changeCount;
+	r->key.deleteCount = old->deleteCount;
 	r->key.insertCount = old->insertCount;
-	r->newChangeCount = old->changeCount + 1;
+	r->newDeleteCount = old->deleteCount + 1;
 	r->nblocks = nblocks;
 	r->ntids = ntids;
 	if (nblocks > 0)

@@ -84,7 +84,7 @@ typedef struct GpuRequestHeader
 /*
  * Which index copy a KNN, UPLOAD or APPEND request is about: a copy is
  * current when database, index, relfilenode (changes on REINDEX and
- * TRUNCATE), the metapage's changeCount (VACUUM removed vectors) and its
+ * TRUNCATE), the metapage's deleteCount (VACUUM removed vectors) and its
  * insertCount all match. With only insertCount behind, the copy misses the
  * rows inserted since, which flat indexes append to the end of their chain:
  * the service answers GPU_STATUS_STALE with the chain position after its
@@ -97,7 +97,7 @@ typedef struct GpuIndexKey
 	Oid			dbid;
 	Oid			indexid;
 	Oid			relfilenode;
-	uint64		changeCount;
+	uint64		deleteCount;
 	uint64		insertCount;
 } GpuIndexKey;
 
@@ -165,9 +165,9 @@ typedef struct GpuUploadRequest
 
 /*
  * MASK: after a VACUUM of the index: key is the version before it (its
- * changeCount), newChangeCount the one after. The service's copy at key's
+ * deleteCount), newDeleteCount the one after. The service's copy at key's
  * version masks the rows whose heap TIDs are listed (they no longer match
- * in KNN answers) and moves to newChangeCount; a flat copy whose delta
+ * in KNN answers) and moves to newDeleteCount; a flat copy whose delta
  * tier resumes reading on one of the compacted pages listed (their
  * offsets moved), an incomplete copy, or a list past its cap (-1) is
  * dropped instead, as is a copy with more masked rows than
@@ -180,7 +180,7 @@ typedef struct GpuMaskRequest
 {
 	GpuRequestHeader hdr;
 	GpuIndexKey key;
-	uint64		newChangeCount;
+	uint64		newDeleteCount;
 	int32		nblocks;		/* compacted pages, or -1: too many to list */
 	int64		ntids;			/* removed heap TIDs, or -1: too many */
 } GpuMaskRequest;
