@@ -181,7 +181,7 @@ KnnOnCopy(GpuIndexCopy *c, const float *queries, int nq, int k, int metric,
 		if (ranges == NULL)
 		{
 			snprintf(errbuf, errlen, "out of host memory");
-			return CODEVEC_CUDA_E_INVALID;
+			return CODEVEC_CUDA_ERR_NOMEM;
 		}
 		for (int i = 0; i < nprobe; i++)
 		{
@@ -191,7 +191,7 @@ KnnOnCopy(GpuIndexCopy *c, const float *queries, int nq, int k, int metric,
 			{
 				free(ranges);
 				snprintf(errbuf, errlen, "list %d out of range (the index has %d)", l, c->lists);
-				return CODEVEC_CUDA_E_INVALID;
+				return CODEVEC_CUDA_ERR_ARG;
 			}
 			ranges[2 * i] = c->list_first[l];
 			ranges[2 * i + 1] = c->list_first[l + 1] - c->list_first[l];
@@ -211,7 +211,7 @@ KnnOnCopy(GpuIndexCopy *c, const float *queries, int nq, int k, int metric,
 		if (!ddist || !dids || !mdist || !mids)
 		{
 			snprintf(errbuf, errlen, "out of host memory");
-			rc = CODEVEC_CUDA_E_INVALID;
+			rc = CODEVEC_CUDA_ERR_NOMEM;
 		}
 		else
 			rc = codevec_cuda_knn(c->delta, queries, nq, k, metric, ddist, dids, errbuf, errlen);
@@ -262,7 +262,7 @@ KnnOnCopy(GpuIndexCopy *c, const float *queries, int nq, int k, int metric,
 		if (!g || !buf)
 		{
 			snprintf(errbuf, errlen, "out of host memory");
-			rc = CODEVEC_CUDA_E_INVALID;
+			rc = CODEVEC_CUDA_ERR_NOMEM;
 		}
 		for (int tier = 0; rc == CODEVEC_CUDA_OK && tier < (c->ndelta > 0 ? 2 : 1); tier++)
 		{
