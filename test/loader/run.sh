@@ -72,7 +72,11 @@ fi
 echo "# command line"
 "$LOADER" --help > "$TMP/help" 2>&1; ok $? "--help exits 0"
 grep -q "Exit status" "$TMP/help"; ok $? "--help documents exit codes"
-"$LOADER" --version | grep -q '^codevec-load [0-9]'; ok $? "--version prints the version"
+# the version is the extension's: codevec.control's default_version
+ctl_version=$(sed -n "s/^default_version = '\(.*\)'$/\1/p" "$ROOT/codevec.control")
+is "$("$LOADER" --version | head -n 1 | cut -d' ' -f1-2)" "codevec-load $ctl_version" \
+   "--version prints codevec.control's default_version ($ctl_version)"
+is "$(head -n 1 "$TMP/help" | cut -d' ' -f1-2)" "codevec-load $ctl_version" "--help names the same version"
 "$LOADER" --no-such-option >/dev/null 2>&1; is $? 2 "unknown option exits 2"
 "$LOADER" >/dev/null 2>&1; is $? 2 "no PATH exits 2"
 "$LOADER" --max-file-bytes=abc --jsonl . >/dev/null 2>&1; is $? 2 "bad --max-file-bytes exits 2"
