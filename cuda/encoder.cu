@@ -196,7 +196,7 @@ SetError(char *errbuf, size_t errlen, const char *fmt, ...)
 	if (err_ != cudaSuccess) { \
 		SetError(errbuf, errlen, "%s: %s (%s) at %s:%d", #call, \
 				 cudaGetErrorString(err_), cudaGetErrorName(err_), __FILE__, __LINE__); \
-		return (int) err_; \
+		return codevec_cuda_status(err_); \
 	} } while (0)
 
 #define LT_TRY(call) do { \
@@ -204,7 +204,7 @@ SetError(char *errbuf, size_t errlen, const char *fmt, ...)
 	if (st_ != CUBLAS_STATUS_SUCCESS) { \
 		SetError(errbuf, errlen, "%s: cuBLASLt status %d at %s:%d", #call, \
 				 (int) st_, __FILE__, __LINE__); \
-		return CODEVEC_CUDA_E_CUBLAS; \
+		return CODEVEC_CUDA_ERR_CUBLAS; \
 	} } while (0)
 
 /*
@@ -771,7 +771,7 @@ GetPlan(CodevecCudaEncoder e, int m, int n, int k, int epi, GemmPlan **out,
 	{
 		SetError(errbuf, errlen, "cuBLASLt has no algorithm for a %d x %d x %d fp16 GEMM (status %d)",
 				 hn, m, k, (int) st);
-		return CODEVEC_CUDA_E_CUBLAS;
+		return CODEVEC_CUDA_ERR_CUBLAS;
 	}
 	/* the first algorithm that keeps K in one piece (see above) */
 	p->algo = res[0].algo;
@@ -839,7 +839,7 @@ gemm_launch(CodevecCudaEncoder e, const __half *X, const __half *W,
 	case 24: { const int VV = 24; call; } break; \
 	case 32: { const int VV = 32; call; } break; \
 	default: SetError(errbuf, errlen, "hidden size %d is not supported", (V_) * 32); \
-		return CODEVEC_CUDA_E_UNSUPPORTED; }
+		return CODEVEC_CUDA_ERR_UNSUPPORTED; }
 
 /*
  * Enqueue one forward pass over the packed inputs already described by
@@ -965,7 +965,7 @@ codevec_cuda_encoder_create(const CodevecCudaEncoderConfig *cfg,
 	if (cfg == NULL || w == NULL || w->layer == NULL)
 	{
 		SetError(errbuf, errlen, "codevec_cuda_encoder_create: no config or weights");
-		return CODEVEC_CUDA_E_INVALID;
+		return CODEVEC_CUDA_ERR_ARG;
 	}
 	if (cfg->hidden <= 0 || cfg->layers <= 0 || cfg->heads <= 0 ||
 		cfg->intermediate <= 0 || cfg->max_positions <= 0 || cfg->vocab_size <= 0 ||
@@ -974,14 +974,14 @@ codevec_cuda_encoder_create(const CodevecCudaEncoderConfig *cfg,
 		(cfg->pooling != CODEVEC_CUDA_POOL_MEAN && cfg->pooling != CODEVEC_CUDA_POOL_CLS))
 	{
 		SetError(errbuf, errlen, "codevec_cuda_encoder_create: invalid config");
-		return CODEVEC_CUDA_E_INVALID;
+		return CODEVEC_CUDA_ERR_ARG;
 	}
 	if (cfg->hidden % cfg->heads != 0 ||
 		(cfg->hidden / cfg->heads != 32 && cfg->hidden / cfg->heads != 64))
 	{
 		SetError(errbuf, errlen, "attention head size %d x %d is not supported (head size must be 32 or 64)",
 				 cfg->heads, cfg->hidden / cfg->heads);
-		return CODEVEC_CUDA_E_UNSUPPORTED;
+		return CODEVEC_CUDA_ERR_UNSUPPORTED;
 	}
 	if (!(cfg->hidden == 256 || cfg->hidden == 384 || cfg->hidden == 512 ||
 		  cfg->hidden == 768 || cfg->hidden == 1024) || cfg->intermediate % 8 != 0)
@@ -989,14 +989,14 @@ codevec_cuda_encoder_create(const CodevecCudaEncoderConfig *cfg,
 		SetError(errbuf, errlen, "hidden size %d / intermediate size %d is not supported "
 				 "(hidden 256, 384, 512, 768 or 1024; intermediate a multiple of 8)",
 				 cfg->hidden, cfg->intermediate);
-		return CODEVEC_CUDA_E_UNSUPPORTED;
+		return CODEVEC_CUDA_ERR_UNSUPPORTED;
 	}
 
 	e = (CodevecCudaEncoder) calloc(1, sizeof(*e));
 	if (e == NULL)
 	{
 		SetError(errbuf, errlen, "out of host memory for the encoder");
-		return CODEVEC_CUDA_E_NOMEM;
+		return CODEVEC_CUDA_ERR_NOMEM;
 	}
 	e->cfg = *cfg;
 	e->dhead = cfg->hidden / cfg->heads;
@@ -1013,7 +1013,7 @@ codevec_cuda_encoder_create(const CodevecCudaEncoderConfig *cfg,
 	{
 		free(e);
 		SetError(errbuf, errlen, "out of host memory for the encoder");
-		return CODEVEC_CUDA_E_NOMEM;
+		return CODEVEC_CUDA_ERR_NOMEM;
 	}
 	rc = [&]() -> int {
 		const int	H = cfg->hidden,
@@ -1037,7 +1037,7 @@ codevec_cuda_encoder_create(const CodevecCudaEncoderConfig *cfg,
 		if (hb == NULL)
 		{
 			SetError(errbuf, errlen, "out of host memory staging %zu weight bytes", e->wbytes);
-			return CODEVEC_CUDA_E_NOMEM;
+			return CODEVEC_CUDA_ERR_NOMEM;
 		}
 		__half	   *hh = (__half *) hb;
 		float	   *hf = (float *) (hb + nh * sizeof(__half));
@@ -1118,7 +1118,7 @@ codevec_cuda_encoder_create(const CodevecCudaEncoderConfig *cfg,
 			{
 				SetError(errbuf, errlen, "max_position_embeddings %d is too long for the attention kernel "
 						 "(%zu bytes of shared memory, at most %d)", cfg->max_positions, smem, ATT_MAX_SMEM);
-				return CODEVEC_CUDA_E_UNSUPPORTED;
+				return CODEVEC_CUDA_ERR_UNSUPPORTED;
 			}
 			if (e->dhead == 32)
 				CUDA_TRY(cudaFuncSetAttribute(attention_kernel<32>,
@@ -1302,7 +1302,7 @@ codevec_cuda_encode(CodevecCudaEncoder e, int batch, const int32_t *const *ids,
 	if (e == NULL || batch < 0 || (batch > 0 && (ids == NULL || lens == NULL || out == NULL)))
 	{
 		SetError(errbuf, errlen, "codevec_cuda_encode: invalid arguments");
-		return CODEVEC_CUDA_E_INVALID;
+		return CODEVEC_CUDA_ERR_ARG;
 	}
 	c = &e->cfg;
 	for (b = 0; b < batch; b++)
@@ -1311,14 +1311,14 @@ codevec_cuda_encode(CodevecCudaEncoder e, int batch, const int32_t *const *ids,
 		{
 			SetError(errbuf, errlen, "sequence %d has %d tokens, outside 1 .. %d",
 					 b + 1, lens[b], c->max_positions);
-			return CODEVEC_CUDA_E_INVALID;
+			return CODEVEC_CUDA_ERR_ARG;
 		}
 		for (int i = 0; i < lens[b]; i++)
 			if (ids[b][i] < 0 || ids[b][i] >= c->vocab_size)
 			{
 				SetError(errbuf, errlen, "token id %d of sequence %d is outside the vocabulary (%d)",
 						 ids[b][i], b + 1, c->vocab_size);
-				return CODEVEC_CUDA_E_INVALID;
+				return CODEVEC_CUDA_ERR_ARG;
 			}
 	}
 
@@ -1381,7 +1381,7 @@ extern "C" int
 codevec_cuda_encoder_info(CodevecCudaEncoder e, CodevecCudaEncoderInfo *info)
 {
 	if (e == NULL || info == NULL)
-		return CODEVEC_CUDA_E_INVALID;
+		return CODEVEC_CUDA_ERR_ARG;
 	info->weight_bytes = e->wbytes;
 	info->work_bytes = e->work_bytes;
 	info->max_batch_tokens = e->cfg.max_batch_tokens;
@@ -1396,12 +1396,12 @@ extern "C" int
 codevec_cuda_encoder_set_profiling(CodevecCudaEncoder e, int on)
 {
 	if (e == NULL)
-		return CODEVEC_CUDA_E_INVALID;
+		return CODEVEC_CUDA_ERR_ARG;
 	/* the events are made on first use: most encoders never profile */
 	if (on && e->ev[0] == NULL)
 		for (size_t i = 0; i < sizeof(e->ev) / sizeof(e->ev[0]); i++)
 			if (cudaEventCreate(&e->ev[i]) != cudaSuccess)
-				return CODEVEC_CUDA_E_INVALID;
+				return CODEVEC_CUDA_ERR_ARG;
 	e->profiling = on != 0;
 	return 0;
 }
@@ -1411,7 +1411,7 @@ codevec_cuda_encoder_stage_times(CodevecCudaEncoder e, double ms[CODEVEC_CUDA_EN
 								 int reset)
 {
 	if (e == NULL || ms == NULL)
-		return CODEVEC_CUDA_E_INVALID;
+		return CODEVEC_CUDA_ERR_ARG;
 	memcpy(ms, e->stage_ms, sizeof(e->stage_ms));
 	if (reset)
 		memset(e->stage_ms, 0, sizeof(e->stage_ms));
