@@ -2,11 +2,13 @@
  * codevec_cuda.h
  *	  The plain C interface between the extension and its CUDA code.
  *
- * Rules for everything declared here (STYLE.md):
+ * Rules for everything declared here and in the other cuda/ headers
+ * (knn.h, kmeans.h, encoder.h; STYLE.md):
  *	- callable from C (extern "C"), no PostgreSQL headers on either side;
- *	- every function returns a status (0 = success, otherwise a cudaError_t
- *	  value or CODEVEC_CUDA_E_*), fills errbuf (errlen bytes, NUL-terminated)
- *	  with a message on failure, and never aborts the process;
+ *	- every function returns a status, CODEVEC_CUDA_OK (0) or one negative
+ *	  CODEVEC_CUDA_ERR_* below (the one status scheme of cuda/), fills
+ *	  errbuf (errlen bytes, NUL-terminated) with a lowercase message on
+ *	  failure, and never aborts the process;
  *	- the caller (C code in src/) turns a failure into an ereport().
  *
  * The CUDA runtime is linked statically (libcudart_static.a), so the
@@ -25,8 +27,41 @@ extern "C"
 {
 #endif
 
-/* Status codes of our own, above the cudaError_t range */
-#define CODEVEC_CUDA_E_INVALID	10001	/* bad argument from the caller */
+/*
+ * Status codes of every codevec_cuda_* function. A failed CUDA runtime call
+ * is ERR_CUDA unless codevec_cuda_status() below tells it apart (out of
+ * memory, no device); errbuf names the call and the runtime's message.
+ */
+#define CODEVEC_CUDA_OK				0
+#define CODEVEC_CUDA_ERR_CUDA		(-1)	/* a CUDA runtime call failed */
+#define CODEVEC_CUDA_ERR_ARG		(-2)	/* bad argument (sizes, metric, k, tokens) */
+#define CODEVEC_CUDA_ERR_NOMEM		(-3)	/* device or host allocation failed */
+#define CODEVEC_CUDA_ERR_NODEVICE	(-4)	/* no driver or no usable CUDA device */
+#define CODEVEC_CUDA_ERR_UNSUPPORTED (-5)	/* a model shape the kernels cannot run */
+#define CODEVEC_CUDA_ERR_CUBLAS		(-6)	/* a cuBLASLt call failed */
+
+#ifdef __CUDACC__
+/*
+ * codevec_cuda_status: the status of a CUDA runtime call's result (CUDA
+ * code only: cudaError_t is not part of the C interface).
+ */
+static inline int
+codevec_cuda_status(cudaError_t err)
+{
+	switch (err)
+	{
+		case cudaSuccess:
+			return CODEVEC_CUDA_OK;
+		case cudaErrorMemoryAllocation:
+			return CODEVEC_CUDA_ERR_NOMEM;
+		case cudaErrorNoDevice:
+		case cudaErrorInsufficientDriver:
+			return CODEVEC_CUDA_ERR_NODEVICE;
+		default:
+			return CODEVEC_CUDA_ERR_CUDA;
+	}
+}
+#endif
 
 /*
  * codevec_cuda_runtime_version: the CUDA runtime version this library was

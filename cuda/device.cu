@@ -8,14 +8,14 @@
 
 #include "codevec_cuda.h"
 
-/* Copy the runtime's message for err into errbuf */
+/* Copy the runtime's message for err into errbuf; err's status */
 static int
 set_error(cudaError_t err, const char *what, char *errbuf, size_t errlen)
 {
 	if (errbuf != NULL && errlen > 0)
 		snprintf(errbuf, errlen, "%s: %s (%s)", what, cudaGetErrorString(err),
 				 cudaGetErrorName(err));
-	return (int) err;
+	return codevec_cuda_status(err);
 }
 
 extern "C" int
@@ -50,7 +50,7 @@ codevec_cuda_device_name(int dev, char *name, size_t len, char *errbuf, size_t e
 	{
 		if (errbuf != NULL && errlen > 0)
 			snprintf(errbuf, errlen, "codevec_cuda_device_name: no output buffer");
-		return CODEVEC_CUDA_E_INVALID;
+		return CODEVEC_CUDA_ERR_ARG;
 	}
 	err = cudaGetDeviceProperties(&prop, dev);
 	if (err != cudaSuccess)

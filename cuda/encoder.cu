@@ -196,7 +196,7 @@ SetError(char *errbuf, size_t errlen, const char *fmt, ...)
 	if (err_ != cudaSuccess) { \
 		SetError(errbuf, errlen, "%s: %s (%s) at %s:%d", #call, \
 				 cudaGetErrorString(err_), cudaGetErrorName(err_), __FILE__, __LINE__); \
-		return (int) err_; \
+		return codevec_cuda_status(err_); \
 	} } while (0)
 
 #define LT_TRY(call) do { \
@@ -204,7 +204,7 @@ SetError(char *errbuf, size_t errlen, const char *fmt, ...)
 	if (st_ != CUBLAS_STATUS_SUCCESS) { \
 		SetError(errbuf, errlen, "%s: cuBLASLt status %d at %s:%d", #call, \
 				 (int) st_, __FILE__, __LINE__); \
-		return CODEVEC_CUDA_E_CUBLAS; \
+		return CODEVEC_CUDA_ERR_CUBLAS; \
 	} } while (0)
 
 /*
@@ -771,7 +771,7 @@ GetPlan(CodevecCudaEncoder e, int m, int n, int k, int epi, GemmPlan **out,
 	{
 		SetError(errbuf, errlen, "cuBLASLt has no algorithm for a %d x %d x %d fp16 GEMM (status %d)",
 				 hn, m, k, (int) st);
-		return CODEVEC_CUDA_E_CUBLAS;
+		return CODEVEC_CUDA_ERR_CUBLAS;
 	}
 	/* the first algorithm that keeps K in one piece (see above) */
 	p->algo = res[0].algo;
@@ -839,7 +839,7 @@ gemm_launch(CodevecCudaEncoder e, const __half *X, const __half *W,
 	case 24: { const int VV = 24; call; } break; \
 	case 32: { const int VV = 32; call; } break; \
 	default: SetError(errbuf, errlen, "hidden size %d is not supported", (V_) * 32); \
-		return CODEVEC_CUDA_E_UNSUPPORTED; }
+		return CODEVEC_CUDA_ERR_UNSUPPORTED; }
 
 /*
  * Enqueue one forward pass over the packed inputs already described by
@@ -953,6 +953,179 @@ ToHalf(__half *dst, const float *src, size_t n)
 		dst[i] = __float2half_rn(src[i]);
 }
 
+/* Check an encoder configuration: 0, ERR_ARG or ERR_UNSUPPORTED */
+static int
+CheckConfig(const CodevecCudaEncoderConfig *cfg, const CodevecCudaEncoderWeights *w,
+			char *errbuf, size_t errlen)
+{
+	if (cfg == NULL || w == NULL || w->layer == NULL)
+	{
+		SetError(errbuf, errlen, "codevec_cuda_encoder_create: no config or weights");
+		return CODEVEC_CUDA_ERR_ARG;
+	}
+	if (cfg->hidden <= 0 || cfg->layers <= 0 || cfg->heads <= 0 ||
+		cfg->intermediate <= 0 || cfg->max_positions <= 0 || cfg->vocab_size <= 0 ||
+		cfg->type_vocab <= 0 || !(cfg->ln_eps > 0) || cfg->max_batch_tokens < 0 ||
+		cfg->max_batch_seqs < 0 ||
+		(cfg->pooling != CODEVEC_CUDA_POOL_MEAN && cfg->pooling != CODEVEC_CUDA_POOL_CLS))
+	{
+		SetError(errbuf, errlen, "codevec_cuda_encoder_create: invalid config");
+		return CODEVEC_CUDA_ERR_ARG;
+	}
+	if (cfg->hidden % cfg->heads != 0 ||
+		(cfg->hidden / cfg->heads != 32 && cfg->hidden / cfg->heads != 64))
+	{
+		SetError(errbuf, errlen, "attention head size %d x %d is not supported (head size must be 32 or 64)",
+				 cfg->heads, cfg->hidden / cfg->heads);
+		return CODEVEC_CUDA_ERR_UNSUPPORTED;
+	}
+	if (!(cfg->hidden == 256 || cfg->hidden == 384 || cfg->hidden == 512 ||
+		  cfg->hidden == 768 || cfg->hidden == 1024) || cfg->intermediate % 8 != 0)
+	{
+		SetError(errbuf, errlen, "hidden size %d / intermediate size %d is not supported "
+				 "(hidden 256, 384, 512, 768 or 1024; intermediate a multiple of 8)",
+				 cfg->hidden, cfg->intermediate);
+		return CODEVEC_CUDA_ERR_UNSUPPORTED;
+	}
+	return 0;
+}
+
+/*
+ * Create the encoder's stream and cuBLASLt handle and copy the weights w
+ * to the device in one block (fp16 embeddings, matrices and biases, then
+ * the fp32 LayerNorm parameters), staged on the host in that layout.
+ */
+static int
+UploadWeights(CodevecCudaEncoder e, const CodevecCudaEncoderWeights *w, char *errbuf, size_t errlen)
+{
+	const CodevecCudaEncoderConfig *cfg = &e->cfg;
+	const int	H = cfg->hidden,
+				I = cfg->intermediate,
+				L = cfg->layers;
+	/* fp16 part: embeddings, matrices, biases; fp32 part: LayerNorms */
+	size_t		nh = (size_t) cfg->vocab_size * H + (size_t) cfg->max_positions * H + H +
+		(size_t) L * (3 * (size_t) H * H + 3 * H + (size_t) H * H + H +
+					  (size_t) I * H + I + (size_t) H * I + H);
+	size_t		nf = 2 * (size_t) H + (size_t) L * 4 * H;
+
+	nh = (nh + 7) & ~(size_t) 7;	/* keep the fp32 part 16-byte aligned */
+	e->wbytes = nh * sizeof(__half) + nf * sizeof(float);
+	CUDA_TRY(cudaStreamCreateWithFlags(&e->stream, cudaStreamNonBlocking));
+	LT_TRY(cublasLtCreate(&e->lt));
+	CUDA_TRY(cudaMalloc(&e->wblock, e->wbytes));
+
+	/* stage on the host in the device's layout, then one copy */
+	char	   *hb = (char *) malloc(e->wbytes);
+
+	if (hb == NULL)
+	{
+		SetError(errbuf, errlen, "out of host memory staging %zu weight bytes", e->wbytes);
+		return CODEVEC_CUDA_ERR_NOMEM;
+	}
+	__half	   *hh = (__half *) hb;
+	float	   *hf = (float *) (hb + nh * sizeof(__half));
+	__half	   *dh = (__half *) e->wblock;
+	float	   *df = (float *) ((char *) e->wblock + nh * sizeof(__half));
+	size_t		oh = 0,
+				of = 0;
+
+#define PUT_H(dst, src, n) do { ToHalf(hh + oh, (src), (n)); (dst) = dh + oh; oh += (n); } while (0)
+#define PUT_F(dst, src, n) do { memcpy(hf + of, (src), sizeof(float) * (n)); (dst) = df + of; of += (n); } while (0)
+	PUT_H(e->word_emb, w->word_emb, (size_t) cfg->vocab_size * H);
+	PUT_H(e->pos_emb, w->pos_emb, (size_t) cfg->max_positions * H);
+	PUT_H(e->type_emb, w->type_emb, (size_t) H);
+	PUT_F(e->emb_ln_g, w->emb_ln_g, H);
+	PUT_F(e->emb_ln_b, w->emb_ln_b, H);
+	for (int l = 0; l < L; l++)
+	{
+		const CodevecCudaLayerWeights *s = &w->layer[l];
+		LayerDev   *d = &e->layer[l];
+
+		PUT_H(d->qkv_w, s->qkv_w, 3 * (size_t) H * H);
+		PUT_H(d->qkv_b, s->qkv_b, 3 * (size_t) H);
+		PUT_H(d->ao_w, s->ao_w, (size_t) H * H);
+		PUT_H(d->ao_b, s->ao_b, (size_t) H);
+		PUT_H(d->ffn_in_w, s->ffn_in_w, (size_t) I * H);
+		PUT_H(d->ffn_in_b, s->ffn_in_b, (size_t) I);
+		PUT_H(d->ffn_out_w, s->ffn_out_w, (size_t) H * I);
+		PUT_H(d->ffn_out_b, s->ffn_out_b, (size_t) H);
+		PUT_F(d->ln1_g, s->ln1_g, H);
+		PUT_F(d->ln1_b, s->ln1_b, H);
+		PUT_F(d->ln2_g, s->ln2_g, H);
+		PUT_F(d->ln2_b, s->ln2_b, H);
+	}
+#undef PUT_H
+#undef PUT_F
+	cudaError_t err = cudaMemcpy(e->wblock, hb, e->wbytes, cudaMemcpyHostToDevice);
+
+	free(hb);
+	CUDA_TRY(err);
+	return 0;
+}
+
+/*
+ * Allocate the encoder's work buffers for e->cfg's batch limits (one
+ * device block, every row buffer 256-byte aligned; pinned host buffers for
+ * the input and output) and size the attention kernel's shared memory.
+ */
+static int
+AllocWork(CodevecCudaEncoder e, char *errbuf, size_t errlen)
+{
+	const CodevecCudaEncoderConfig *cfg = &e->cfg;
+	const int	H = cfg->hidden,
+				I = cfg->intermediate;
+	const size_t T = cfg->max_batch_tokens,
+				S = cfg->max_batch_seqs;
+	size_t		ntiles_max = S + T / ATT_QTILE + 1;
+	size_t		sizes[8];
+	size_t		total = 0;
+
+	e->in_words = 2 * T + (S + 1) + 2 * ntiles_max;
+	sizes[0] = T * H * sizeof(__half);	/* x */
+	sizes[1] = T * H * sizeof(__half);	/* y */
+	sizes[2] = T * 3 * H * sizeof(__half);	/* qkv */
+	sizes[3] = T * H * sizeof(__half);	/* ctx */
+	sizes[4] = T * I * sizeof(__half);	/* ffn */
+	sizes[5] = e->in_words * sizeof(int32_t);
+	sizes[6] = S * H * sizeof(float);
+	sizes[7] = WORKSPACE_BYTES;
+	for (int i = 0; i < 8; i++)
+		total += (sizes[i] + 255) & ~(size_t) 255;
+	e->work_bytes = total;
+	CUDA_TRY(cudaMalloc(&e->work, total));
+	char	   *p = (char *) e->work;
+	void	  **dst[8] = {(void **) &e->x, (void **) &e->y, (void **) &e->qkv,
+		(void **) &e->ctx, (void **) &e->ffn, (void **) &e->d_in,
+	(void **) &e->d_out, &e->workspace};
+
+	for (int i = 0; i < 8; i++)
+	{
+		*dst[i] = p;
+		p += (sizes[i] + 255) & ~(size_t) 255;
+	}
+	CUDA_TRY(cudaMallocHost(&e->h_in, sizes[5]));
+	/* attention keeps a whole sequence's K and V^T in shared memory */
+	{
+		int			lp = (cfg->max_positions + ATT_KTILE - 1) / ATT_KTILE * ATT_KTILE;
+		size_t		smem = AttentionSmem(lp, e->dhead);
+
+		if (smem > ATT_MAX_SMEM)
+		{
+			SetError(errbuf, errlen, "max_position_embeddings %d is too long for the attention kernel "
+					 "(%zu bytes of shared memory, at most %d)", cfg->max_positions, smem, ATT_MAX_SMEM);
+			return CODEVEC_CUDA_ERR_UNSUPPORTED;
+		}
+		if (e->dhead == 32)
+			CUDA_TRY(cudaFuncSetAttribute(attention_kernel<32>,
+										  cudaFuncAttributeMaxDynamicSharedMemorySize, (int) smem));
+		else
+			CUDA_TRY(cudaFuncSetAttribute(attention_kernel<64>,
+										  cudaFuncAttributeMaxDynamicSharedMemorySize, (int) smem));
+	}
+	CUDA_TRY(cudaMallocHost(&e->h_out, sizes[6]));
+	return 0;
+}
+
 extern "C" int
 codevec_cuda_encoder_create(const CodevecCudaEncoderConfig *cfg,
 							const CodevecCudaEncoderWeights *w,
@@ -962,41 +1135,13 @@ codevec_cuda_encoder_create(const CodevecCudaEncoderConfig *cfg,
 	int			rc;
 
 	*out = NULL;
-	if (cfg == NULL || w == NULL || w->layer == NULL)
-	{
-		SetError(errbuf, errlen, "codevec_cuda_encoder_create: no config or weights");
-		return CODEVEC_CUDA_E_INVALID;
-	}
-	if (cfg->hidden <= 0 || cfg->layers <= 0 || cfg->heads <= 0 ||
-		cfg->intermediate <= 0 || cfg->max_positions <= 0 || cfg->vocab_size <= 0 ||
-		cfg->type_vocab <= 0 || !(cfg->ln_eps > 0) || cfg->max_batch_tokens < 0 ||
-		cfg->max_batch_seqs < 0 ||
-		(cfg->pooling != CODEVEC_CUDA_POOL_MEAN && cfg->pooling != CODEVEC_CUDA_POOL_CLS))
-	{
-		SetError(errbuf, errlen, "codevec_cuda_encoder_create: invalid config");
-		return CODEVEC_CUDA_E_INVALID;
-	}
-	if (cfg->hidden % cfg->heads != 0 ||
-		(cfg->hidden / cfg->heads != 32 && cfg->hidden / cfg->heads != 64))
-	{
-		SetError(errbuf, errlen, "attention head size %d x %d is not supported (head size must be 32 or 64)",
-				 cfg->heads, cfg->hidden / cfg->heads);
-		return CODEVEC_CUDA_E_UNSUPPORTED;
-	}
-	if (!(cfg->hidden == 256 || cfg->hidden == 384 || cfg->hidden == 512 ||
-		  cfg->hidden == 768 || cfg->hidden == 1024) || cfg->intermediate % 8 != 0)
-	{
-		SetError(errbuf, errlen, "hidden size %d / intermediate size %d is not supported "
-				 "(hidden 256, 384, 512, 768 or 1024; intermediate a multiple of 8)",
-				 cfg->hidden, cfg->intermediate);
-		return CODEVEC_CUDA_E_UNSUPPORTED;
-	}
-
+	if ((rc = CheckConfig(cfg, w, errbuf, errlen)) != 0)
+		return rc;
 	e = (CodevecCudaEncoder) calloc(1, sizeof(*e));
 	if (e == NULL)
 	{
 		SetError(errbuf, errlen, "out of host memory for the encoder");
-		return CODEVEC_CUDA_E_NOMEM;
+		return CODEVEC_CUDA_ERR_NOMEM;
 	}
 	e->cfg = *cfg;
 	e->dhead = cfg->hidden / cfg->heads;
@@ -1013,123 +1158,11 @@ codevec_cuda_encoder_create(const CodevecCudaEncoderConfig *cfg,
 	{
 		free(e);
 		SetError(errbuf, errlen, "out of host memory for the encoder");
-		return CODEVEC_CUDA_E_NOMEM;
+		return CODEVEC_CUDA_ERR_NOMEM;
 	}
-	rc = [&]() -> int {
-		const int	H = cfg->hidden,
-					I = cfg->intermediate,
-					L = cfg->layers;
-		/* fp16 part: embeddings, matrices, biases; fp32 part: LayerNorms */
-		size_t		nh = (size_t) cfg->vocab_size * H + (size_t) cfg->max_positions * H + H +
-			(size_t) L * (3 * (size_t) H * H + 3 * H + (size_t) H * H + H +
-						  (size_t) I * H + I + (size_t) H * I + H);
-		size_t		nf = 2 * (size_t) H + (size_t) L * 4 * H;
-
-		nh = (nh + 7) & ~(size_t) 7;	/* keep the fp32 part 16-byte aligned */
-		e->wbytes = nh * sizeof(__half) + nf * sizeof(float);
-		CUDA_TRY(cudaStreamCreateWithFlags(&e->stream, cudaStreamNonBlocking));
-		LT_TRY(cublasLtCreate(&e->lt));
-		CUDA_TRY(cudaMalloc(&e->wblock, e->wbytes));
-
-		/* stage on the host in the device's layout, then one copy */
-		char	   *hb = (char *) malloc(e->wbytes);
-
-		if (hb == NULL)
-		{
-			SetError(errbuf, errlen, "out of host memory staging %zu weight bytes", e->wbytes);
-			return CODEVEC_CUDA_E_NOMEM;
-		}
-		__half	   *hh = (__half *) hb;
-		float	   *hf = (float *) (hb + nh * sizeof(__half));
-		__half	   *dh = (__half *) e->wblock;
-		float	   *df = (float *) ((char *) e->wblock + nh * sizeof(__half));
-		size_t		oh = 0,
-					of = 0;
-
-#define PUT_H(dst, src, n) do { ToHalf(hh + oh, (src), (n)); (dst) = dh + oh; oh += (n); } while (0)
-#define PUT_F(dst, src, n) do { memcpy(hf + of, (src), sizeof(float) * (n)); (dst) = df + of; of += (n); } while (0)
-		PUT_H(e->word_emb, w->word_emb, (size_t) cfg->vocab_size * H);
-		PUT_H(e->pos_emb, w->pos_emb, (size_t) cfg->max_positions * H);
-		PUT_H(e->type_emb, w->type_emb, (size_t) H);
-		PUT_F(e->emb_ln_g, w->emb_ln_g, H);
-		PUT_F(e->emb_ln_b, w->emb_ln_b, H);
-		for (int l = 0; l < L; l++)
-		{
-			const CodevecCudaLayerWeights *s = &w->layer[l];
-			LayerDev   *d = &e->layer[l];
-
-			PUT_H(d->qkv_w, s->qkv_w, 3 * (size_t) H * H);
-			PUT_H(d->qkv_b, s->qkv_b, 3 * (size_t) H);
-			PUT_H(d->ao_w, s->ao_w, (size_t) H * H);
-			PUT_H(d->ao_b, s->ao_b, (size_t) H);
-			PUT_H(d->ffn_in_w, s->ffn_in_w, (size_t) I * H);
-			PUT_H(d->ffn_in_b, s->ffn_in_b, (size_t) I);
-			PUT_H(d->ffn_out_w, s->ffn_out_w, (size_t) H * I);
-			PUT_H(d->ffn_out_b, s->ffn_out_b, (size_t) H);
-			PUT_F(d->ln1_g, s->ln1_g, H);
-			PUT_F(d->ln1_b, s->ln1_b, H);
-			PUT_F(d->ln2_g, s->ln2_g, H);
-			PUT_F(d->ln2_b, s->ln2_b, H);
-		}
-#undef PUT_H
-#undef PUT_F
-		cudaError_t err = cudaMemcpy(e->wblock, hb, e->wbytes, cudaMemcpyHostToDevice);
-
-		free(hb);
-		CUDA_TRY(err);
-
-		/* work buffers: every row buffer 256-byte aligned */
-		const size_t T = e->cfg.max_batch_tokens,
-					S = e->cfg.max_batch_seqs;
-		size_t		ntiles_max = S + T / ATT_QTILE + 1;
-		size_t		sizes[8];
-		size_t		total = 0;
-
-		e->in_words = 2 * T + (S + 1) + 2 * ntiles_max;
-		sizes[0] = T * H * sizeof(__half);	/* x */
-		sizes[1] = T * H * sizeof(__half);	/* y */
-		sizes[2] = T * 3 * H * sizeof(__half);	/* qkv */
-		sizes[3] = T * H * sizeof(__half);	/* ctx */
-		sizes[4] = T * I * sizeof(__half);	/* ffn */
-		sizes[5] = e->in_words * sizeof(int32_t);
-		sizes[6] = S * H * sizeof(float);
-		sizes[7] = WORKSPACE_BYTES;
-		for (int i = 0; i < 8; i++)
-			total += (sizes[i] + 255) & ~(size_t) 255;
-		e->work_bytes = total;
-		CUDA_TRY(cudaMalloc(&e->work, total));
-		char	   *p = (char *) e->work;
-		void	  **dst[8] = {(void **) &e->x, (void **) &e->y, (void **) &e->qkv,
-			(void **) &e->ctx, (void **) &e->ffn, (void **) &e->d_in,
-		(void **) &e->d_out, &e->workspace};
-
-		for (int i = 0; i < 8; i++)
-		{
-			*dst[i] = p;
-			p += (sizes[i] + 255) & ~(size_t) 255;
-		}
-		CUDA_TRY(cudaMallocHost(&e->h_in, sizes[5]));
-		/* attention keeps a whole sequence's K and V^T in shared memory */
-		{
-			int			lp = (cfg->max_positions + ATT_KTILE - 1) / ATT_KTILE * ATT_KTILE;
-			size_t		smem = AttentionSmem(lp, e->dhead);
-
-			if (smem > ATT_MAX_SMEM)
-			{
-				SetError(errbuf, errlen, "max_position_embeddings %d is too long for the attention kernel "
-						 "(%zu bytes of shared memory, at most %d)", cfg->max_positions, smem, ATT_MAX_SMEM);
-				return CODEVEC_CUDA_E_UNSUPPORTED;
-			}
-			if (e->dhead == 32)
-				CUDA_TRY(cudaFuncSetAttribute(attention_kernel<32>,
-											  cudaFuncAttributeMaxDynamicSharedMemorySize, (int) smem));
-			else
-				CUDA_TRY(cudaFuncSetAttribute(attention_kernel<64>,
-											  cudaFuncAttributeMaxDynamicSharedMemorySize, (int) smem));
-		}
-		CUDA_TRY(cudaMallocHost(&e->h_out, sizes[6]));
-		return 0;
-	}();
+	rc = UploadWeights(e, w, errbuf, errlen);
+	if (rc == 0)
+		rc = AllocWork(e, errbuf, errlen);
 	if (rc != 0)
 	{
 		codevec_cuda_encoder_free(e);
@@ -1302,7 +1335,7 @@ codevec_cuda_encode(CodevecCudaEncoder e, int batch, const int32_t *const *ids,
 	if (e == NULL || batch < 0 || (batch > 0 && (ids == NULL || lens == NULL || out == NULL)))
 	{
 		SetError(errbuf, errlen, "codevec_cuda_encode: invalid arguments");
-		return CODEVEC_CUDA_E_INVALID;
+		return CODEVEC_CUDA_ERR_ARG;
 	}
 	c = &e->cfg;
 	for (b = 0; b < batch; b++)
@@ -1311,14 +1344,14 @@ codevec_cuda_encode(CodevecCudaEncoder e, int batch, const int32_t *const *ids,
 		{
 			SetError(errbuf, errlen, "sequence %d has %d tokens, outside 1 .. %d",
 					 b + 1, lens[b], c->max_positions);
-			return CODEVEC_CUDA_E_INVALID;
+			return CODEVEC_CUDA_ERR_ARG;
 		}
 		for (int i = 0; i < lens[b]; i++)
 			if (ids[b][i] < 0 || ids[b][i] >= c->vocab_size)
 			{
 				SetError(errbuf, errlen, "token id %d of sequence %d is outside the vocabulary (%d)",
 						 ids[b][i], b + 1, c->vocab_size);
-				return CODEVEC_CUDA_E_INVALID;
+				return CODEVEC_CUDA_ERR_ARG;
 			}
 	}
 
@@ -1381,7 +1414,7 @@ extern "C" int
 codevec_cuda_encoder_info(CodevecCudaEncoder e, CodevecCudaEncoderInfo *info)
 {
 	if (e == NULL || info == NULL)
-		return CODEVEC_CUDA_E_INVALID;
+		return CODEVEC_CUDA_ERR_ARG;
 	info->weight_bytes = e->wbytes;
 	info->work_bytes = e->work_bytes;
 	info->max_batch_tokens = e->cfg.max_batch_tokens;
@@ -1396,12 +1429,12 @@ extern "C" int
 codevec_cuda_encoder_set_profiling(CodevecCudaEncoder e, int on)
 {
 	if (e == NULL)
-		return CODEVEC_CUDA_E_INVALID;
+		return CODEVEC_CUDA_ERR_ARG;
 	/* the events are made on first use: most encoders never profile */
 	if (on && e->ev[0] == NULL)
 		for (size_t i = 0; i < sizeof(e->ev) / sizeof(e->ev[0]); i++)
 			if (cudaEventCreate(&e->ev[i]) != cudaSuccess)
-				return CODEVEC_CUDA_E_INVALID;
+				return CODEVEC_CUDA_ERR_ARG;
 	e->profiling = on != 0;
 	return 0;
 }
@@ -1411,7 +1444,7 @@ codevec_cuda_encoder_stage_times(CodevecCudaEncoder e, double ms[CODEVEC_CUDA_EN
 								 int reset)
 {
 	if (e == NULL || ms == NULL)
-		return CODEVEC_CUDA_E_INVALID;
+		return CODEVEC_CUDA_ERR_ARG;
 	memcpy(ms, e->stage_ms, sizeof(e->stage_ms));
 	if (reset)
 		memset(e->stage_ms, 0, sizeof(e->stage_ms));

@@ -9,9 +9,9 @@
  *
  * No PostgreSQL and no src/ headers: the caller passes the config numbers
  * and fp32 host weight pointers (src/model.h's CvModelData maps one to one).
- * Conventions of codevec_cuda.h: every function returns 0 on success, a
- * cudaError_t value, or a CODEVEC_CUDA_E_* code, writes a NUL-terminated
- * message into errbuf (errlen bytes) on failure, and never aborts.
+ * Conventions of codevec_cuda.h: every function returns CODEVEC_CUDA_OK
+ * (0) or a CODEVEC_CUDA_ERR_* status, writes a NUL-terminated message into
+ * errbuf (errlen bytes) on failure, and never aborts.
  *
  * One encoder belongs to one host thread at a time (the GPU service's);
  * calls on the same encoder from several threads must be serialised.
@@ -27,16 +27,6 @@
 #ifdef __cplusplus
 extern "C"
 {
-#endif
-
-#ifndef CODEVEC_CUDA_E_UNSUPPORTED
-#define CODEVEC_CUDA_E_UNSUPPORTED	10002	/* a model shape we cannot run */
-#endif
-#ifndef CODEVEC_CUDA_E_CUBLAS
-#define CODEVEC_CUDA_E_CUBLAS		10003	/* a cuBLASLt call failed */
-#endif
-#ifndef CODEVEC_CUDA_E_NOMEM
-#define CODEVEC_CUDA_E_NOMEM		10004	/* a host allocation failed */
 #endif
 
 #define CODEVEC_CUDA_POOL_MEAN	0	/* mean over the sequence's tokens */
@@ -124,8 +114,8 @@ typedef struct CodevecCudaEncoderInfo
  * device as fp16 and allocate work buffers for cfg->max_batch_tokens tokens
  * (at least max_positions).  The current device must be set (see
  * codevec_cuda_open_device).  On failure *out is NULL and nothing is held.
- * Errors: CODEVEC_CUDA_E_INVALID / _UNSUPPORTED (a shape), cudaError_t
- * (out of device memory: cudaErrorMemoryAllocation), _CUBLAS.
+ * Errors: CODEVEC_CUDA_ERR_ARG / _UNSUPPORTED (a shape), _NOMEM (device or
+ * host memory), _CUBLAS, _CUDA.
  */
 int			codevec_cuda_encoder_create(const CodevecCudaEncoderConfig *cfg,
 										const CodevecCudaEncoderWeights *w,

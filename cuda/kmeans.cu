@@ -37,7 +37,7 @@ KmSetError(char *errbuf, size_t errlen, const char *fmt, ...)
         {                                                                   \
             KmSetError(errbuf, errlen, "cuda error in %s: %s", #call,       \
                        cudaGetErrorString(err_));                           \
-            rc = CODEVEC_CUDA_ERR_CUDA;                                     \
+            rc = codevec_cuda_status(err_);                                 \
             goto done;                                                      \
         }                                                                   \
     } while (0)

@@ -12,7 +12,8 @@
  * is deterministic for its input. The GPU's and the CPU's centroids may
  * differ where float rounding decides a near tie; both are valid k-means.
  *
- * Statuses and messages as in cuda/knn.h; nothing aborts.
+ * Statuses (CODEVEC_CUDA_OK, CODEVEC_CUDA_ERR_*) and messages as in
+ * codevec_cuda.h; nothing aborts.
  */
 #ifndef CODEVEC_CUDA_KMEANS_H
 #define CODEVEC_CUDA_KMEANS_H
@@ -21,6 +22,8 @@
 #include <stdint.h>
 
 #include <math.h>
+
+#include "codevec_cuda.h"
 
 #ifdef __cplusplus
 extern "C" {

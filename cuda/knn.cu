@@ -196,6 +196,81 @@ typedef struct Plan
 } Plan;
 
 /*
+ * Fill a plan's launch and arguments: tiles query tiles by nb row blocks
+ * (capped so that each block has at least RR rows), S candidate slots
+ * per query, g the fp16 group width (0 for fp32 and tensor cores).
+ */
+static void
+PlanFill(CodevecCudaIndex idx, Plan *p, int threads, size_t smem, int tiles, int64_t nb,
+         int RR, int nq, int kc, int S, int g)
+{
+    int64_t maxnb = (idx->n + RR - 1) / RR;
+
+    if (nb > maxnb)
+        nb = MaxInt(1, (int) maxnb);
+    p->threads = threads;
+    p->smem = smem;
+    p->grid = dim3(tiles, (unsigned) nb, 1);
+    p->args.n = idx->n;
+    p->args.rows_per_block = (idx->n + nb - 1) / nb;
+    p->args.dpad4 = idx->dpad4;
+    p->args.dpad8 = idx->dpad8;
+    p->args.nq = nq;
+    p->args.kc = kc;
+    p->args.S = S;
+    p->args.RR = RR;
+    p->args.nb = (int) nb;
+    p->args.g = g;
+    p->args.x32 = idx->x32;
+    p->args.x16 = idx->x16;
+    p->args.norm2 = idx->norm2;
+}
+
+/*
+ * The tensor-core (fp16 MMA) launch: the query tile (64, 32, 16) shrinks
+ * until the kernel's shared memory fits; the candidate buffers are roomy
+ * (few merges) within a third of the opt-in shared memory.  Returns 0 if
+ * no tile fits.
+ */
+static int
+MakeMmaPlan(CodevecCudaIndex idx, KnnCfg cfg, int nq, int kc, Plan *p)
+{
+    int nqt = MaxInt(16, MinInt(MinInt(cfg.qb, 64), NextPow2(nq)));
+
+    for (; nqt >= 16; nqt >>= 1)
+    {
+        int    RR = MMA_WARPS * MMA_ROWS;
+        int    S0 = 2 * NextPow2(MaxInt(kc, RR));
+        int    S = MaxInt(S0, 512);         /* roomy buffers: few merges */
+        size_t smem;
+        int    occ = 0;
+
+        while (S > S0 && MmaSmem(nqt, idx->dpad8, S) > (size_t) idx->smem_optin / 3)
+            S >>= 1;
+        smem = MmaSmem(nqt, idx->dpad8, S);
+
+        p->fn = nqt == 64 ? knn_f16_mma_kernel<8> : nqt == 32 ? knn_f16_mma_kernel<4>
+                                                              : knn_f16_mma_kernel<2>;
+        if (smem > (size_t) idx->smem_optin ||
+            cudaFuncSetAttribute(p->fn, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 (int) smem) != cudaSuccess ||
+            cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, p->fn, MMA_WARPS * 32,
+                                                          smem) != cudaSuccess || occ < 1)
+        {
+            cudaGetLastError();
+            continue;
+        }
+
+        int     tiles = (nq + nqt - 1) / nqt;
+        int64_t nb = MaxInt(1, idx->sms * MinInt(cfg.bps, occ) / tiles);
+
+        PlanFill(idx, p, MMA_WARPS * 32, smem, tiles, nb, RR, nq, kc, S, 0);
+        return 1;
+    }
+    return 0;
+}
+
+/*
  * Build the phase-1 launch for a path and configuration: the query tile
  * shrinks until the candidate buffers fit SMEM_CAP; the row blocks fill
  * one wave of the measured resident blocks.  Returns 0 if unsupported.
@@ -208,59 +283,7 @@ MakePlan(CodevecCudaIndex idx, int path, KnnCfg cfg, int nq, int kc, Plan *p)
 
     *p = Plan();
     if (path == PATH_F16 && cfg.g == 0)
-    {
-        int nqt = MaxInt(16, MinInt(MinInt(cfg.qb, 64), NextPow2(nq)));
-
-        for (; nqt >= 16; nqt >>= 1)
-        {
-            int    RR = MMA_WARPS * MMA_ROWS;
-            int    S0 = 2 * NextPow2(MaxInt(kc, RR));
-            int    S = MaxInt(S0, 512);         /* roomy buffers: few merges */
-            size_t smem;
-            int    occ = 0;
-
-            while (S > S0 && MmaSmem(nqt, idx->dpad8, S) > (size_t) idx->smem_optin / 3)
-                S >>= 1;
-            smem = MmaSmem(nqt, idx->dpad8, S);
-
-            p->fn = nqt == 64 ? knn_f16_mma_kernel<8> : nqt == 32 ? knn_f16_mma_kernel<4>
-                                                                  : knn_f16_mma_kernel<2>;
-            if (smem > (size_t) idx->smem_optin ||
-                cudaFuncSetAttribute(p->fn, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                     (int) smem) != cudaSuccess ||
-                cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, p->fn, MMA_WARPS * 32,
-                                                              smem) != cudaSuccess || occ < 1)
-            {
-                cudaGetLastError();
-                continue;
-            }
-
-            int     tiles = (nq + nqt - 1) / nqt;
-            int64_t nb = MaxInt(1, idx->sms * MinInt(cfg.bps, occ) / tiles);
-            int64_t maxnb = (idx->n + RR - 1) / RR;
-
-            if (nb > maxnb)
-                nb = MaxInt(1, (int) maxnb);
-            p->threads = MMA_WARPS * 32;
-            p->smem = smem;
-            p->grid = dim3(tiles, (unsigned) nb, 1);
-            p->args.n = idx->n;
-            p->args.rows_per_block = (idx->n + nb - 1) / nb;
-            p->args.dpad4 = idx->dpad4;
-            p->args.dpad8 = idx->dpad8;
-            p->args.nq = nq;
-            p->args.kc = kc;
-            p->args.S = S;
-            p->args.RR = RR;
-            p->args.nb = (int) nb;
-            p->args.g = 0;
-            p->args.x32 = idx->x32;
-            p->args.x16 = idx->x16;
-            p->args.norm2 = idx->norm2;
-            return 1;
-        }
-        return 0;
-    }
+        return MakeMmaPlan(idx, cfg, nq, kc, p);
     for (; qb >= 1; qb >>= 1)
     {
         int U, rows_step, iters, RR, S;
@@ -310,27 +333,8 @@ MakePlan(CodevecCudaIndex idx, int path, KnnCfg cfg, int nq, int kc, Plan *p)
 
         int tiles = (nq + qb - 1) / qb;
         int target = idx->sms * MinInt(cfg.bps, occ);
-        int64_t nb = MaxInt(1, target / tiles);
-        int64_t maxnb = (idx->n + RR - 1) / RR;
 
-        if (nb > maxnb)
-            nb = MaxInt(1, (int) maxnb);
-        p->threads = threads;
-        p->smem = smem;
-        p->grid = dim3(tiles, (unsigned) nb, 1);
-        p->args.n = idx->n;
-        p->args.rows_per_block = (idx->n + nb - 1) / nb;
-        p->args.dpad4 = idx->dpad4;
-        p->args.dpad8 = idx->dpad8;
-        p->args.nq = nq;
-        p->args.kc = kc;
-        p->args.S = S;
-        p->args.RR = RR;
-        p->args.nb = (int) nb;
-        p->args.g = cfg.g;
-        p->args.x32 = idx->x32;
-        p->args.x16 = idx->x16;
-        p->args.norm2 = idx->norm2;
+        PlanFill(idx, p, threads, smem, tiles, MaxInt(1, target / tiles), RR, nq, kc, S, cfg.g);
         return 1;
     }
     return 0;

@@ -8,9 +8,9 @@
  * that computes every distance with codevec_canonical_distance() below and
  * sorts by (distance, id) returns.  See cuda/KERNELS.md for the design.
  *
- * Every function returns CODEVEC_CUDA_OK (0) or a negative status and writes
- * a lowercase message without a final period into errbuf (errlen bytes,
- * always NUL-terminated when errlen > 0).  Nothing aborts; no function here
+ * Every function returns CODEVEC_CUDA_OK (0) or a negative CODEVEC_CUDA_ERR_*
+ * (codevec_cuda.h) and writes a lowercase message without a final period
+ * into errbuf (errlen bytes, always NUL-terminated when errlen > 0).  Nothing aborts; no function here
  * includes postgres.h.  One index must not be used by two host threads at
  * once (the GPU service serialises calls per index).
  */
@@ -21,16 +21,13 @@
 #include <stdint.h>
 #include <math.h>
 
+#include "codevec_cuda.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* status codes */
-#define CODEVEC_CUDA_OK              0
-#define CODEVEC_CUDA_ERR_CUDA       -1  /* a CUDA runtime call failed */
-#define CODEVEC_CUDA_ERR_ARG        -2  /* bad argument (sizes, metric, k) */
-#define CODEVEC_CUDA_ERR_NOMEM      -3  /* device or host allocation failed */
-#define CODEVEC_CUDA_ERR_NODEVICE   -4  /* no usable CUDA device */
+/* status codes: CODEVEC_CUDA_OK and CODEVEC_CUDA_ERR_* of codevec_cuda.h */
 
 /* metrics, as pgvector spells the operators */
 #define CODEVEC_METRIC_L2      0   /* <->  sqrt(sum (q-x)^2)            */

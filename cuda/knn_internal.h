@@ -45,7 +45,7 @@ SetError(char *errbuf, size_t errlen, const char *fmt, const char *a, const char
         {                                                                   \
             SetError(errbuf, errlen, "cuda error in %s: %s", #call,         \
                      cudaGetErrorString(err_));                             \
-            return CODEVEC_CUDA_ERR_CUDA;                                   \
+            return codevec_cuda_status(err_);                               \
         }                                                                   \
     } while (0)
 
@@ -57,7 +57,7 @@ SetError(char *errbuf, size_t errlen, const char *fmt, const char *a, const char
         {                                                                   \
             SetError(errbuf, errlen, "cuda error launching %s: %s", what,   \
                      cudaGetErrorString(err_));                             \
-            return CODEVEC_CUDA_ERR_CUDA;                                   \
+            return codevec_cuda_status(err_);                               \
         }                                                                   \
     } while (0)
 

@@ -11,7 +11,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
-#include "codevec.h"
+#include "vector.h"
 #include "distance.h"
 #include "embed.h"
 #include "gpuivf.h"

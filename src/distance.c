@@ -13,7 +13,7 @@
 
 #include <math.h>
 
-#include "codevec.h"
+#include "vector.h"
 #include "distance.h"
 #include "distance_kernels.h"
 #include "fmgr.h"

@@ -39,7 +39,7 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 
-#include "codevec.h"
+#include "vector.h"
 #include "embed.h"
 #include "encoder.h"
 #include "gpuservice.h"

@@ -236,8 +236,8 @@ GetDeviceModel(GpuEmbedRequest **group, int ng, Size other_bytes)
 	{
 		m->enc = NULL;
 		cv_model_free(cm);
-		FailGroup(group, ng, rc == 2 /* cudaErrorMemoryAllocation */ ? GPU_STATUS_NO_MEMORY :
-				  rc == CODEVEC_CUDA_E_UNSUPPORTED ? GPU_STATUS_UNAVAILABLE : GPU_STATUS_FAILED,
+		FailGroup(group, ng, rc == CODEVEC_CUDA_ERR_NOMEM ? GPU_STATUS_NO_MEMORY :
+				  rc == CODEVEC_CUDA_ERR_UNSUPPORTED ? GPU_STATUS_UNAVAILABLE : GPU_STATUS_FAILED,
 				  0, err);
 		return NULL;
 	}

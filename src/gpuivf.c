@@ -1,8 +1,9 @@
 /*
  * gpuivf.c
- *	  The gpuivf access method's handler, options, GUCs, cost estimate and
- *	  opclass validation. The phases live in gpuivfbuild.c, gpuivfinsert.c,
- *	  gpuivfscan.c and gpuivfvacuum.c; see gpuivf.h for the design.
+ *	  The gpuivf access method's handler, options, GUCs and opclass
+ *	  validation. The phases live in gpuivfbuild.c, gpuivfinsert.c,
+ *	  gpuivfscan.c and gpuivfvacuum.c, the cost estimate beside the routing
+ *	  it prices (gpuivfroute.c); see gpuivf.h for the design.
  */
 #include "postgres.h"
 
@@ -26,6 +27,7 @@
 #include "utils/syscache.h"
 
 int			gpuivf_probes = GPUIVF_DEFAULT_PROBES;
+int			gpuivf_gpu_min_rows = 0;
 
 static relopt_kind gpuivf_relopt_kind;
 
@@ -70,95 +72,6 @@ gpuivfoptions(Datum reloptions, bool validate)
 
 	return (bytea *) build_reloptions(reloptions, validate, gpuivf_relopt_kind,
 									  sizeof(GpuivfOptions), tab, lengthof(tab));
-}
-
-/*
- * Estimate the cost of an ordered gpuivf scan. The CPU scan reads every
- * page of the probed lists and computes one distance per vector before it
- * returns its first row, so nearly all the cost is startup cost; then only
- * the rows the executor asks for are fetched from the heap. A scan the GPU
- * service will answer (GpuivfRouteDecide: the scan's own decision) costs
- * the routing model's measured GPU time, in the units in which the CPU
- * path's per-row cost prices its measured time per row.
- */
-static void
-gpuivfcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
-				   Cost *indexStartupCost, Cost *indexTotalCost,
-				   Selectivity *indexSelectivity, double *indexCorrelation,
-				   double *indexPages)
-{
-	GenericCosts costs;
-	int			lists;
-	double		fraction;
-	double		limit;
-	Relation	index;
-	GpuivfRouteData route;
-	const GpuivfRoutingModel *model = NULL;
-
-	/* only ORDER BY scans: without an ordering operator the index is useless */
-	if (path->indexorderbys == NIL)
-	{
-		*indexStartupCost = get_float8_infinity();
-		*indexTotalCost = get_float8_infinity();
-		*indexSelectivity = 0;
-		*indexCorrelation = 0;
-		*indexPages = 0;
-		CodevecDisableIndexPath(path);
-		return;
-	}
-
-	index = index_open(path->indexinfo->indexoid, NoLock);
-	lists = GpuivfGetLists(index);
-	route.gpu = false;
-	if (codevec_device != CODEVEC_DEVICE_CPU)
-	{
-		GpuivfMetaPageData meta;
-
-		GpuivfReadMeta(index, &meta);
-		GpuivfRouteDecide(index, &meta, &route);
-		if (route.gpu)
-			model = GpuivfGpuModel(index, &meta);
-	}
-	index_close(index, NoLock);
-	fraction = lists <= 1 ? 1.0 : Min(1.0, (double) Min(gpuivf_probes, lists) / lists);
-
-	MemSet(&costs, 0, sizeof(costs));
-	genericcostestimate(root, path, loop_count, &costs);
-
-	/* rows the executor is expected to fetch: the LIMIT, else all */
-	limit = root->limit_tuples > 0 ? root->limit_tuples : path->indexinfo->tuples;
-
-	/*
-	 * Startup: the probed share of the index pages and one distance per
-	 * vector (the distance function's cost, in cpu_operator_cost units),
-	 * plus the heapify. The heap rows themselves are fetched as returned.
-	 */
-	*indexStartupCost = fraction * (costs.numIndexPages * seq_page_cost +
-									path->indexinfo->tuples *
-									(cpu_index_tuple_cost + cpu_operator_cost));
-
-	/*
-	 * A scan the GPU service will answer: the fixed cost of a request
-	 * (round trip, launch, recheck) and the device's time per row scanned
-	 * (IVF: the probed share), priced
-	 * at the CPU path's units per measured nanosecond; the first scan after
-	 * a change also uploads the index (not counted: it is paid once).
-	 */
-	if (route.gpu && model != NULL && model->gpuFixedUs >= 0 && model->cpuNsPerRow > 0)
-	{
-		double		unitsPerNs = (cpu_index_tuple_cost + cpu_operator_cost) / model->cpuNsPerRow;
-
-		*indexStartupCost = unitsPerNs * (model->gpuFixedUs * 1000.0 +
-										  fraction * path->indexinfo->tuples * model->gpuNsPerRow);
-	}
-	else if (route.gpu)
-		*indexStartupCost = 100 * cpu_operator_cost +
-			Min(limit, path->indexinfo->tuples) * cpu_operator_cost;
-	*indexTotalCost = *indexStartupCost +
-		Min(limit, path->indexinfo->tuples) * (random_page_cost + cpu_tuple_cost);
-	*indexSelectivity = 1.0;
-	*indexCorrelation = 0;
-	*indexPages = fraction * costs.numIndexPages;
 }
 
 /*

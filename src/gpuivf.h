@@ -38,10 +38,11 @@
 #include "access/reloptions.h"
 #include "portability/instr_time.h"
 #include "nodes/execnodes.h"
+#include "nodes/pathnodes.h"
 #include "storage/bufmgr.h"
 #include "utils/relcache.h"
 
-#include "codevec.h"
+#include "vector.h"
 #include "compat.h"
 
 #define GPUIVF_MAGIC_NUMBER		0x67707569	/* "gpui" */
@@ -269,6 +270,16 @@ extern void gpuivfendscan(IndexScanDesc scan);
 /* gpuivfroute.c */
 
 /*
+ * gpuivfcostestimate (amcostestimate): an ordered scan's cost, the CPU
+ * path's or, where GpuivfRouteDecide sends it to the GPU, the routing
+ * model's; an unordered scan is priced out.
+ */
+extern void gpuivfcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
+							   Cost *indexStartupCost, Cost *indexTotalCost,
+							   Selectivity *indexSelectivity, double *indexCorrelation,
+							   double *indexPages);
+
+/*
  * Where a scan of a gpuivf index runs, decided without side effects by
  * GpuivfRouteDecide for the scan (GpuivfGpuRoute), the cost estimate and
  * EXPLAIN alike, so the three agree.
@@ -400,11 +411,18 @@ extern bool GpuivfGpuNext(IndexScanDesc scan, GpuivfCandidate *c);
 extern bool GpuivfGpuReturned(IndexScanDesc scan, ItemPointer tid);
 
 /*
- * GpuivfHeapify: make heap[0..n) a binary min-heap in the scan's order
- * (distance, NULLs and NaN last, then heap TID) — what the CPU scan does
- * after reading a batch of lists; the routing calibration times it too.
+ * GpuivfHeapify (gpuivfutils.c): make heap[0..n) a binary min-heap in the
+ * scan's order (distance, NULLs and NaN last, then heap TID) — what the
+ * CPU scan does after reading a batch of lists; the routing calibration
+ * times it too.
  */
 extern void GpuivfHeapify(GpuivfCandidate *heap, int64 n);
+
+/*
+ * GpuivfHeapSiftDown (gpuivfutils.c): move heap[i] down to its place in
+ * the heap heap[0..n) (after the top was replaced or removed).
+ */
+extern void GpuivfHeapSiftDown(GpuivfCandidate *heap, int64 n, int64 i);
 
 /*
  * GpuivfGpuUploadIndex: stream every vector of index to the GPU service as

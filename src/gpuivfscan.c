@@ -39,60 +39,6 @@
 #include "utils/memutils.h"
 #include "vecelem.h"
 
-/* Order candidates: distance (NaN last, NULL last), then heap TID */
-static inline bool
-CandidateLess(const GpuivfCandidate *a, const GpuivfCandidate *b)
-{
-	if (a->isnull != b->isnull)
-		return b->isnull;
-	if (!a->isnull)
-	{
-		int			c = float8_cmp_internal(a->distance, b->distance);
-
-		if (c != 0)
-			return c < 0;
-	}
-	return ItemPointerCompare((ItemPointer) &a->tid, (ItemPointer) &b->tid) < 0;
-}
-
-int
-GpuivfCandidateCompare(const void *a, const void *b)
-{
-	const GpuivfCandidate *x = (const GpuivfCandidate *) a;
-	const GpuivfCandidate *y = (const GpuivfCandidate *) b;
-
-	return CandidateLess(x, y) ? -1 : CandidateLess(y, x) ? 1 : 0;
-}
-
-/* Move heap[i] down to its place in a heap of n */
-static void
-SiftDown(GpuivfCandidate *heap, int64 n, int64 i)
-{
-	GpuivfCandidate x = heap[i];
-
-	for (;;)
-	{
-		int64		c = 2 * i + 1;
-
-		if (c >= n)
-			break;
-		if (c + 1 < n && CandidateLess(&heap[c + 1], &heap[c]))
-			c++;
-		if (!CandidateLess(&heap[c], &x))
-			break;
-		heap[i] = heap[c];
-		i = c;
-	}
-	heap[i] = x;
-}
-
-void
-GpuivfHeapify(GpuivfCandidate *heap, int64 n)
-{
-	for (int64 i = n / 2 - 1; i >= 0; i--)
-		SiftDown(heap, n, i);
-}
-
 /* Append a candidate (the heap is rebuilt after each batch of lists) */
 static void
 PushCandidate(GpuivfScanOpaque so, double distance, bool isnull, ItemPointer tid)
@@ -283,7 +229,7 @@ CpuNext(IndexScanDesc scan, GpuivfCandidate *c)
 		*c = so->heap[0];
 		so->heap[0] = so->heap[--so->nheap];
 		if (so->nheap > 0)
-			SiftDown(so->heap, so->nheap, 0);
+			GpuivfHeapSiftDown(so->heap, so->nheap, 0);
 		if (so->returned == NULL || !GpuivfGpuReturned(scan, &c->tid))
 			return true;
 	}

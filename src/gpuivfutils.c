@@ -1,7 +1,8 @@
 /*
  * gpuivfutils.c
- *	  Shared helpers of the gpuivf access method: options, metapage, pages,
- *	  centroid distances and k-means.
+ *	  Shared helpers of the gpuivf access method: the candidates' order and
+ *	  heap, options, the metric, metapage, pages, centroid distances and
+ *	  k-means.
  *
  * k-means. Lists are trained with Lloyd's algorithm (S. Lloyd, "Least
  * squares quantization in PCM", 1982) seeded by k-means++ (D. Arthur and
@@ -32,6 +33,64 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
+
+/* ---------------------------------------------------------------------
+ * Candidates: their order and the CPU scan's heap (gpuivfscan.c; timed
+ * by the routing model's calibration, gpuivfroute.c)
+ * --------------------------------------------------------------------- */
+
+/* Order candidates: distance (NaN last, NULL last), then heap TID */
+static inline bool
+CandidateLess(const GpuivfCandidate *a, const GpuivfCandidate *b)
+{
+	if (a->isnull != b->isnull)
+		return b->isnull;
+	if (!a->isnull)
+	{
+		int			c = float8_cmp_internal(a->distance, b->distance);
+
+		if (c != 0)
+			return c < 0;
+	}
+	return ItemPointerCompare((ItemPointer) &a->tid, (ItemPointer) &b->tid) < 0;
+}
+
+int
+GpuivfCandidateCompare(const void *a, const void *b)
+{
+	const GpuivfCandidate *x = (const GpuivfCandidate *) a;
+	const GpuivfCandidate *y = (const GpuivfCandidate *) b;
+
+	return CandidateLess(x, y) ? -1 : CandidateLess(y, x) ? 1 : 0;
+}
+
+void
+GpuivfHeapSiftDown(GpuivfCandidate *heap, int64 n, int64 i)
+{
+	GpuivfCandidate x = heap[i];
+
+	for (;;)
+	{
+		int64		c = 2 * i + 1;
+
+		if (c >= n)
+			break;
+		if (c + 1 < n && CandidateLess(&heap[c + 1], &heap[c]))
+			c++;
+		if (!CandidateLess(&heap[c], &x))
+			break;
+		heap[i] = heap[c];
+		i = c;
+	}
+	heap[i] = x;
+}
+
+void
+GpuivfHeapify(GpuivfCandidate *heap, int64 n)
+{
+	for (int64 i = n / 2 - 1; i >= 0; i--)
+		GpuivfHeapSiftDown(heap, n, i);
+}
 
 int
 GpuivfGetLists(Relation index)

@@ -20,9 +20,9 @@
 
 #include "postgres.h"
 
-#include "codevec.h"
+#include "vector.h"
 
-/* The header every indexed vector type shares (codevec.h's Codevec) */
+/* The header every indexed vector type shares (vector.h's Codevec) */
 #define VECELEM_HEADER		offsetof(Codevec, x)
 
 /*

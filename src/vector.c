@@ -21,7 +21,7 @@
 
 #include "catalog/pg_type.h"
 #include "common/shortest_dec.h"
-#include "codevec.h"
+#include "vector.h"
 #include "compat.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"

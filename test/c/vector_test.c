@@ -15,7 +15,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "codevec.h"
+#include "vector.h"
 #include "distance_kernels.h"
 #include "numcheck.h"
 #include "lib/stringinfo.h"

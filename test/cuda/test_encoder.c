@@ -396,19 +396,19 @@ main(int argc, char **argv)
 		CodevecCudaEncoder e2 = NULL;
 
 		rc = codevec_cuda_encode(e, 1, &p, &len3, one, err, sizeof(err));
-		Check(rc == CODEVEC_CUDA_E_INVALID, "token id = vocab_size is refused (%d: %s)", rc, err);
+		Check(rc == CODEVEC_CUDA_ERR_ARG, "token id = vocab_size is refused (%d: %s)", rc, err);
 		bad_ids[1] = -1;
 		rc = codevec_cuda_encode(e, 1, &p, &len3, one, err, sizeof(err));
-		Check(rc == CODEVEC_CUDA_E_INVALID, "token id -1 is refused");
+		Check(rc == CODEVEC_CUDA_ERR_ARG, "token id -1 is refused");
 		rc = codevec_cuda_encode(e, 1, &p, &len0, one, err, sizeof(err));
-		Check(rc == CODEVEC_CUDA_E_INVALID, "an empty sequence is refused (%s)", err);
+		Check(rc == CODEVEC_CUDA_ERR_ARG, "an empty sequence is refused (%s)", err);
 		rc = codevec_cuda_encode(e, 1, &p, &lenbig, one, err, sizeof(err));
-		Check(rc == CODEVEC_CUDA_E_INVALID, "a sequence over max_positions is refused (%s)", err);
+		Check(rc == CODEVEC_CUDA_ERR_ARG, "a sequence over max_positions is refused (%s)", err);
 		rc = codevec_cuda_encode(e, 0, NULL, NULL, NULL, err, sizeof(err));
 		Check(rc == 0, "an empty batch is fine");
 		c2.heads = 3;			/* head size 128 */
 		rc = codevec_cuda_encoder_create(&c2, &w, &e2, err, sizeof(err));
-		Check(rc == CODEVEC_CUDA_E_UNSUPPORTED && e2 == NULL,
+		Check(rc == CODEVEC_CUDA_ERR_UNSUPPORTED && e2 == NULL,
 			  "head size 128 is refused at create (%s)", err);
 	}
 

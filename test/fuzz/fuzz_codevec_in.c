@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codevec.h"
+#include "vector.h"
 #include "utils/builtins.h"
 
 extern Datum codevec_in(PG_FUNCTION_ARGS);

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codevec.h"
+#include "vector.h"
 #include "lib/stringinfo.h"
 
 extern Datum codevec_recv(PG_FUNCTION_ARGS);

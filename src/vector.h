@@ -1,6 +1,8 @@
 /*
- * codevec.h
- *	  The codevec type: a dense vector of float4, its limits and helpers.
+ * vector.h
+ *	  The codevec type: a dense vector of float4, its limits and helpers
+ *	  (implemented in vector.c). Named for its source file, as pgvector's
+ *	  vector.h: codevec.c is the module (_PG_init) above every part.
  *
  * On disk and in memory a codevec is a varlena:
  *
@@ -12,8 +14,8 @@
  * The layout is the same as pgvector's `vector`, so a dump of one can be
  * read as the other through text, and sizes are directly comparable.
  */
-#ifndef CODEVEC_H
-#define CODEVEC_H
+#ifndef CODEVEC_VECTOR_H
+#define CODEVEC_VECTOR_H
 
 #include "postgres.h"
 
@@ -63,4 +65,4 @@ extern void CodevecCheckExpectedDim(int32 typmod, int dim);
  */
 extern void CodevecCheckElement(float4 value, int index);
 
-#endif							/* CODEVEC_H */
+#endif							/* CODEVEC_VECTOR_H */
