@@ -325,6 +325,25 @@ is "$(Q "SELECT codevec_bm25_length('a:1A,2A,3 b', '{0.5,0,0,1}')")" 3 "length b
 is "$(Q "SELECT string_agg(lexeme || '=' || impact, ' ') FROM codevec_bm25_impacts('a:1A,2A,3 b', '{0.5,0,0,1}', 1, 0, 7)")" \
 	"a=1.4285715 b=0.6666667" "impacts by hand: 5/3.5 and 1/1.5 as real"
 
+# ------------------------------------------------------------ code.preview
+# one expression (inlined into code.search's plan) against its definition
+# written as a query: the first `lines` non-blank lines, trimmed, joined
+is "$(Q "SELECT count(*) FILTER (WHERE code.preview(c, a.l, b.m) IS DISTINCT FROM
+	  (SELECT left(string_agg(x.l, E'\n' ORDER BY x.n), b.m)
+	   FROM (SELECT btrim(t.l, E' \t\r') AS l, t.n
+	         FROM regexp_split_to_table(left(c, 8000), E'\n') WITH ORDINALITY AS t(l, n)
+	         WHERE btrim(t.l, E' \t\r') <> '' ORDER BY t.n LIMIT a.l) x)) || ' of ' || count(*)
+	FROM (SELECT code FROM code.snippets UNION ALL
+	      VALUES (''), (NULL), (E'\n'), (E'\r\n\r\n'), (E'  \n\t\n x \r\n y'), (E'\f\n\fa\n\v b \v'),
+	             (E'a\rb\n\r\nc'), (E'\n\n\nx'), (E'x\n'), (repeat(E'ab \n', 5000)), (E' \u00a0x\u00a0 \n y'),
+	             (E'a\n\n\n\n\n\nbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\nc\nd')) v(c),
+	     (VALUES (1), (3), (0), (NULL), (256), (257)) a(l), (VALUES (200), (7), (NULL)) b(m)")" \
+	"0 of $(( ($(Q "SELECT count(*) FROM code.snippets") + 12) * 18 ))" \
+	"code.preview equals its definition as a query on every snippet and 12 edge cases (lines 0, 1, 3, 256, 257, NULL; max_chars 7, 200, NULL)"
+psql -X -A -t -q -d "$DB" -c "EXPLAIN VERBOSE SELECT code.preview(code) FROM code.snippets" > "$TMP/preview.plan" 2>&1
+grep -q "regexp_substr" "$TMP/preview.plan" && ! grep -q "preview(" "$TMP/preview.plan"
+ok $? "code.preview is inlined into the caller's plan (no function call per row)"
+
 # ------------------------------------------------------------ memory per call
 # A set-returning function called once per row (code.bm25_refresh() calls
 # codevec_bm25_impacts once per snippet) must leave nothing in the
