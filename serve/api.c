@@ -166,6 +166,7 @@ serve_api_search(ServePool pool, const ServeParamsData *p, ServeReplyData *out)
 	bool		excl;
 	char		kbuf[24];
 	const char *vals[6];
+	const char *mode;
 	ServeResultData r;
 
 	if (!p->q)
@@ -181,13 +182,22 @@ serve_api_search(ServePool pool, const ServeParamsData *p, ServeReplyData *out)
 		!BoolParam(out, "exclude_tests", p->exclude_tests, &excl))
 		return;
 	snprintf(kbuf, sizeof(kbuf), "%lld", k);
+	mode = p->mode && *p->mode ? p->mode : "hybrid";
 	vals[0] = p->q;
 	vals[1] = kbuf;
-	vals[2] = p->mode && *p->mode ? p->mode : "hybrid";
-	vals[3] = NullIfEmpty(p->lang);
-	vals[4] = NullIfEmpty(p->path_like);
-	vals[5] = excl ? "true" : "false";
-	serve_pool_exec(pool, STMT_SEARCH, 6, vals, &r);
+	vals[2] = NullIfEmpty(p->lang);
+	vals[3] = NullIfEmpty(p->path_like);
+	vals[4] = excl ? "true" : "false";
+	vals[5] = mode;
+	/* the statement of a known mode is planned once (pool.c) */
+	if (strcmp(mode, "keyword") == 0)
+		serve_pool_exec(pool, STMT_SEARCH_KEYWORD, 5, vals, &r);
+	else if (strcmp(mode, "vector") == 0)
+		serve_pool_exec(pool, STMT_SEARCH_VECTOR, 5, vals, &r);
+	else if (strcmp(mode, "hybrid") == 0)
+		serve_pool_exec(pool, STMT_SEARCH_HYBRID, 5, vals, &r);
+	else
+		serve_pool_exec(pool, STMT_SEARCH, 6, vals, &r);
 	if (!r.res)
 	{
 		ReplyDbError(out, &r);
@@ -197,7 +207,7 @@ serve_api_search(ServePool pool, const ServeParamsData *p, ServeReplyData *out)
 	out->body = cJSON_CreateObject();
 	cJSON_AddStringToObject(out->body, "query", p->q);
 	cJSON_AddNumberToObject(out->body, "k", k);
-	cJSON_AddStringToObject(out->body, "mode", vals[2]);
+	cJSON_AddStringToObject(out->body, "mode", mode);
 	cJSON_AddItemToObject(out->body, "results", Rows(r.res));
 	AddTimings(out->body, &r, t0);
 	serve_result_clear(&r);

@@ -38,6 +38,27 @@
 	"SELECT array_to_string((string_to_array(sn.code, E'\\n'))[1:30], E'\\n') AS code," \
 	" (sn.end_line - sn.start_line + 1) > 30 AS code_truncated FROM code.snippets sn"
 
+/*
+ * code.search's rows and each row's first lines.  code.search is one SQL
+ * statement that PostgreSQL inlines into the caller's query (not WITH
+ * ORDINALITY, which keeps it a function scan whose body is planned again
+ * on every execution), so the rows are put in code.search's own order by
+ * ORDER: its rank in the mode's list, or the fused score then id.  A
+ * statement per mode has the mode written in: its plan keeps only that
+ * mode's lists, so the plan cache settles on one generic plan instead of
+ * planning every call (STMT_SEARCH, mode as a parameter, serves other
+ * modes, which code.search refuses with 22023).  Parameters: $1 query, $2
+ * k, $3 lang, $4 path_like, $5 exclude_tests (then $6 mode).
+ */
+#define SEARCH(MODE, ORDER) \
+	"SELECT s.id, s.repo, s.path, s.language, s.kind, s.symbol, s.qualified_name," \
+	" s.start_line, s.end_line, s.preview, s.score, s.vector_rank, s.keyword_rank," \
+	" s.distance, s.keyword_score," \
+	" c.code, c.code_truncated" \
+	" FROM code.search(query => $1::text, k => $2::integer, mode => " MODE "," \
+	" lang => $3::text, path_like => $4::text, exclude_tests => $5::boolean) AS s" \
+	" CROSS JOIN LATERAL (" FIRST_LINES " WHERE sn.id = s.id LIMIT 1) c ORDER BY " ORDER
+
 /* the statements: name and text; parameters are typed by their casts */
 static const struct
 {
@@ -45,14 +66,11 @@ static const struct
 	const char *sql;
 } Statements[STMT_COUNT] = {
 	[STMT_SEARCH] = {"search",
-		"SELECT s.id, s.repo, s.path, s.language, s.kind, s.symbol, s.qualified_name,"
-		" s.start_line, s.end_line, s.preview, s.score, s.vector_rank, s.keyword_rank,"
-		" s.distance, s.keyword_score,"
-		" c.code, c.code_truncated"
-		" FROM code.search(query => $1::text, k => $2::integer, mode => $3::text,"
-		" lang => $4::text, path_like => $5::text, exclude_tests => $6::boolean)"
-		" WITH ORDINALITY AS s"
-		" CROSS JOIN LATERAL (" FIRST_LINES " WHERE sn.id = s.id LIMIT 1) c ORDER BY s.ordinality"},
+		SEARCH("$6::text", "CASE $6::text WHEN 'vector' THEN s.vector_rank"
+			   " WHEN 'keyword' THEN s.keyword_rank END, s.score DESC, s.id")},
+	[STMT_SEARCH_KEYWORD] = {"search_keyword", SEARCH("'keyword'", "s.keyword_rank")},
+	[STMT_SEARCH_VECTOR] = {"search_vector", SEARCH("'vector'", "s.vector_rank")},
+	[STMT_SEARCH_HYBRID] = {"search_hybrid", SEARCH("'hybrid'", "s.score DESC, s.id")},
 	[STMT_SNIPPET] = {"snippet",
 		"SELECT s.id, r.name AS repo, f.path, f.language, s.kind, s.symbol, s.qualified_name,"
 		" s.signature, s.doc, s.start_line, s.end_line, s.code, r.root, f.sha256, f.bytes"

@@ -72,7 +72,10 @@ typedef const ServeConfigData *ServeConfig;
 /* the prepared statements every pooled connection has */
 typedef enum ServeStmt
 {
-	STMT_SEARCH,
+	STMT_SEARCH,				/* code.search with the mode as a parameter */
+	STMT_SEARCH_KEYWORD,		/* ... with mode 'keyword' written in */
+	STMT_SEARCH_VECTOR,			/* ... 'vector' */
+	STMT_SEARCH_HYBRID,			/* ... 'hybrid' */
 	STMT_SNIPPET,
 	STMT_SIMILAR,
 	STMT_REPOS,

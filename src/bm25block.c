@@ -208,7 +208,7 @@ codevec_bm25_unpack(PG_FUNCTION_ARGS)
 	int			n;
 
 	Bm25CheckShift(shift);
-	InitMaterializedSRF(fcinfo, 0);
+	Bm25InitSRF(fcinfo);
 	offsets = palloc(sizeof(uint16) << shift);
 	impacts = palloc(sizeof(float4) << shift);
 	n = Bm25BlockDecode(VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b), shift, offsets, impacts);

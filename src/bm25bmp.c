@@ -271,7 +271,7 @@ codevec_bm25_blocks_topk(PG_FUNCTION_ARGS)
 						 errmsg("bm25 query term %d is given twice", DatumGetInt32(terms_d[i]))));
 	}
 
-	InitMaterializedSRF(fcinfo, 0);
+	Bm25InitSRF(fcinfo);
 	if (nt == 0)
 		PG_RETURN_VOID();
 

@@ -2,47 +2,72 @@
 """bench/keyword/firstcall.py -- what a new session's first code.search
 costs beyond its later calls (issue 21), per mode.
 
-    firstcall.py [--sessions N] [--modes keyword,vector,hybrid] [--json OUT]
+    firstcall.py [--sessions N] [--modes keyword,vector,hybrid] [--parts] [--json OUT]
 
 For each of N fresh connections (the PG* environment variables) it runs,
 in order: a trivial SELECT 1 (the connection's own start is not counted),
 then code.search with three different questions (latency.py's), timing
 each call on the client.  It prints, per mode, the median of the first
 call, of the second and third, and their difference: the session's
-first-call cost.  With --parts it also times, in other fresh sessions,
-the first and second call of the pieces a call is made of:
+first-call cost.  When the server runs on this machine it also reads the
+backend's CPU time around each call (/proc/PID/schedstat: nanoseconds on a
+CPU), which a busy machine inflates much less than wall time (cpu_* keys).
+With --parts it also times, in other fresh sessions, the first and second
+call of the pieces a call is made of:
 embed('...') alone (the encoder's model load: embed()'s cost, not
-code.search's), code.bm25_search alone, and EXPLAIN of code.search
-(planning only, no execution).
+code.search's), code.bm25_search alone, EXPLAIN of code.search
+(planning only, no execution), the extension's library loaded by a
+trivial C function (codevec_dims), and code.search after the library and
+the catalog entries of its tables were loaded by other statements.
 """
-import argparse, json, statistics, time
+import argparse, json, os, statistics, time
 
 import psycopg
 
 from latency import questions
 
 
-def timed(conn, sql, params=None):
+def cpu_ns(pid):
+    """the backend's CPU time so far (ns), or None when it is not on this machine"""
+    try:
+        with open("/proc/%d/schedstat" % pid) as f:
+            return int(f.read().split()[0])
+    except OSError:
+        return None
+
+
+def timed(conn, pid, sql, params=None):
+    c0 = cpu_ns(pid)
     t0 = time.perf_counter()
     conn.execute(sql, params).fetchall()
-    return (time.perf_counter() - t0) * 1000
+    t = (time.perf_counter() - t0) * 1000
+    c1 = cpu_ns(pid)
+    return t, (c1 - c0) / 1e6 if c0 is not None and c1 is not None else None
 
 
-def session_calls(sql, qs, n):
-    """[first, second, third] call times (ms) of sql in each of n new sessions."""
+def session_calls(sql, qs, n, setup=()):
+    """[(wall, cpu) of the first, second, third call] of sql in each of n new sessions"""
     out = []
     for i in range(n):
         with psycopg.connect(autocommit=True) as conn:
-            conn.execute("SELECT 1").fetchall()
-            out.append([timed(conn, sql, {"q": qs[(3 * i + j) % len(qs)]}) for j in range(3)])
+            pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+            for s in setup:
+                conn.execute(s).fetchall()
+            out.append([timed(conn, pid, sql, {"q": qs[(3 * i + j) % len(qs)]}) for j in range(3)])
     return out
 
 
 def summary(name, calls):
-    first = statistics.median(c[0] for c in calls)
-    later = statistics.median(x for c in calls for x in c[1:])
-    return {"what": name, "sessions": len(calls), "first_ms": round(first, 2),
-            "later_ms": round(later, 2), "first_call_cost_ms": round(first - later, 2)}
+    first = statistics.median(c[0][0] for c in calls)
+    later = statistics.median(x[0] for c in calls for x in c[1:])
+    r = {"what": name, "sessions": len(calls), "first_ms": round(first, 2),
+         "later_ms": round(later, 2), "first_call_cost_ms": round(first - later, 2)}
+    if all(x[1] is not None for c in calls for x in c):
+        cf = statistics.median(c[0][1] for c in calls)
+        cl = statistics.median(x[1] for c in calls for x in c[1:])
+        r.update({"cpu_first_ms": round(cf, 2), "cpu_later_ms": round(cl, 2),
+                  "cpu_first_call_cost_ms": round(cf - cl, 2)})
+    return r
 
 
 def main():
@@ -62,6 +87,15 @@ def main():
         rows.append(summary("code.bm25_search", session_calls("SELECT id FROM code.bm25_search(%(q)s, 10)", qs, a.sessions)))
         rows.append(summary("EXPLAIN code.search hybrid (plan only)",
                             session_calls("EXPLAIN SELECT id FROM code.search(%(q)s, k => 10)", qs, a.sessions)))
+        rows.append(summary("codevec_dims (loads the library)",
+                            session_calls("SELECT codevec_dims('[1,2]'::codevec) WHERE %(q)s::text IS NOT NULL", qs, a.sessions)))
+        warm = ("SELECT codevec_dims('[1,2]'::codevec)",
+                "SELECT count(*) FROM code.snippets s JOIN code.files f ON f.id = s.file_id"
+                " JOIN code.repos r ON r.id = f.repo_id WHERE s.id < 0",
+                "SELECT count(*) FROM code.bm25_params, code.bm25_terms t, code.bm25_postings p WHERE t.term < 0 AND p.term < 0")
+        rows.append(summary("code.search keyword after the library and its tables are loaded",
+                            session_calls("SELECT id FROM code.search(%(q)s, k => 10, mode => 'keyword')", qs,
+                                          a.sessions, warm)))
     for r in rows:
         print(json.dumps(r))
         if a.json:

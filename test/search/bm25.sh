@@ -16,7 +16,9 @@
 #     block's max_impact a bound of its postings;
 #   - code.search keyword mode (with and without filters) against the
 #     unpruned SQL scoring; the ts_rank path before a build and after TRUNCATE;
-#   - errors with their SQLSTATE.
+#   - errors with their SQLSTATE;
+#   - memory: 20,000 calls of each set-returning function in one statement
+#     hold no more memory than 200 (pg_backend_memory_contexts).
 #
 # Needs the PG* variables of a running PostgreSQL 15 server with codevec
 # installed; makes a scratch database and drops it.  No embeddings needed
@@ -322,6 +324,52 @@ is "$(STATE "SELECT * FROM codevec_bm25_impacts('a:1', '{0.1,0.2,0.4,1}', 'NaN',
 is "$(Q "SELECT codevec_bm25_length('a:1A,2A,3 b', '{0.5,0,0,1}')")" 3 "length by hand: 3"
 is "$(Q "SELECT string_agg(lexeme || '=' || impact, ' ') FROM codevec_bm25_impacts('a:1A,2A,3 b', '{0.5,0,0,1}', 1, 0, 7)")" \
 	"a=1.4285715 b=0.6666667" "impacts by hand: 5/3.5 and 1/1.5 as real"
+
+# ------------------------------------------------------------ code.preview
+# one expression (inlined into code.search's plan) against its definition
+# written as a query: the first `lines` non-blank lines, trimmed, joined
+is "$(Q "SELECT count(*) FILTER (WHERE code.preview(c, a.l, b.m) IS DISTINCT FROM
+	  (SELECT left(string_agg(x.l, E'\n' ORDER BY x.n), b.m)
+	   FROM (SELECT btrim(t.l, E' \t\r') AS l, t.n
+	         FROM regexp_split_to_table(left(c, 8000), E'\n') WITH ORDINALITY AS t(l, n)
+	         WHERE btrim(t.l, E' \t\r') <> '' ORDER BY t.n LIMIT a.l) x)) || ' of ' || count(*)
+	FROM (SELECT code FROM code.snippets UNION ALL
+	      VALUES (''), (NULL), (E'\n'), (E'\r\n\r\n'), (E'  \n\t\n x \r\n y'), (E'\f\n\fa\n\v b \v'),
+	             (E'a\rb\n\r\nc'), (E'\n\n\nx'), (E'x\n'), (repeat(E'ab \n', 5000)), (E' \u00a0x\u00a0 \n y'),
+	             (E'a\n\n\n\n\n\nbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\nc\nd')) v(c),
+	     (VALUES (1), (3), (0), (NULL), (256), (257)) a(l), (VALUES (200), (7), (NULL)) b(m)")" \
+	"0 of $(( ($(Q "SELECT count(*) FROM code.snippets") + 12) * 18 ))" \
+	"code.preview equals its definition as a query on every snippet and 12 edge cases (lines 0, 1, 3, 256, 257, NULL; max_chars 7, 200, NULL)"
+psql -X -A -t -q -d "$DB" -c "EXPLAIN VERBOSE SELECT code.preview(code) FROM code.snippets" > "$TMP/preview.plan" 2>&1
+grep -q "regexp_substr" "$TMP/preview.plan" && ! grep -q "preview(" "$TMP/preview.plan"
+ok $? "code.preview is inlined into the caller's plan (no function call per row)"
+
+# ------------------------------------------------------------ memory per call
+# A set-returning function called once per row (code.bm25_refresh() calls
+# codevec_bm25_impacts once per snippet) must leave nothing in the
+# statement's memory: 20,000 calls in one statement against 200, the
+# backend's memory contexts summed (pg_backend_memory_contexts, PostgreSQL
+# 14 and later) inside the same statement, after the calls and before the
+# statement's memory is freed.  Before the fix each call left ~820 bytes
+# (InitMaterializedSRF's catalog lookup): 16 MB here.
+Q "CREATE TABLE public.mem_rows AS SELECT g FROM generate_series(1, 20000) g" >/dev/null
+mem_growth() {		# mem_growth FROM_ITEM -> bytes the contexts hold after 20,000 calls more than after 200
+	local a b
+	a=$(Q "WITH x AS MATERIALIZED (SELECT count(*) AS c FROM public.mem_rows m, code.bm25_params p
+	       CROSS JOIN LATERAL $1 i WHERE m.g <= 200)
+	       SELECT (SELECT c FROM x) >= 0, (SELECT sum(total_bytes) FROM pg_backend_memory_contexts)" | cut -d'|' -f2)
+	b=$(Q "WITH x AS MATERIALIZED (SELECT count(*) AS c FROM public.mem_rows m, code.bm25_params p
+	       CROSS JOIN LATERAL $1 i WHERE m.g <= 20000)
+	       SELECT (SELECT c FROM x) >= 0, (SELECT sum(total_bytes) FROM pg_backend_memory_contexts)" | cut -d'|' -f2)
+	echo $((b - a))
+}
+for f in "codevec_bm25_impacts(('w' || m.g || ':1A common:2,3')::tsvector, p.weights, p.k1, p.b, p.avgdl)" \
+	"codevec_bm25_unpack(codevec_bm25_pack(ARRAY[m.g::bigint], '{1}', 16), 0, 16)" \
+	"codevec_bm25_blocks_topk(ARRAY[1 + m.g % 50], '{1}', 10, 'code.bm25_postings_idx', p.block_shift)"; do
+	g=$(mem_growth "$f")
+	ok $([ -n "$g" ] && [ "$g" -lt 1048576 ]; echo $?) \
+		"${f%%(*}: 20,000 calls in one statement hold less than 1 MB more than 200 (${g:-?} bytes)"
+done
 
 # ------------------------------------------------------------ a load builds the postings
 # codevec-load's default (no --no-bm25): the first load builds them, so
