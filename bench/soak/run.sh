@@ -144,7 +144,7 @@ wait
 bgpids=""
 ok $rc "pgbench: $CLIENTS clients for $MINUTES min, no client aborted (exit status $rc)"
 sed -n 's/^\(number of transactions actually processed\|number of failed transactions\|tps = [0-9.]*\|latency average\).*/# &/p' "$TMP/pgbench.out" | sed 's/ (without initial connection time)//'
-grep -E '^ - |^SQL script [0-9]+:|^ - number of transactions' "$TMP/pgbench.out" | grep -E 'SQL script|number of transactions|latency average' | sed 's/^/# /'
+grep -E '^SQL script [0-9]+:|^ - [0-9]+ transactions|^ - latency average' "$TMP/pgbench.out" | sed 's/^/# /'
 grep -q 'aborted' "$TMP/pgbench.out" && grep 'aborted\|ERROR' "$TMP/pgbench.out" | head -5 | sed 's/^/#   /'
 cnt() { local n; n=$(grep -c "$1" "$2" 2>/dev/null); echo "${n:-0}"; }
 mdone=$(cnt '^ok' "$TMP/maint.done"); mfail=$(cnt '^failed' "$TMP/maint.done"); mre=$(cnt 'REINDEX' "$TMP/maint.done")

@@ -9,8 +9,9 @@
 #     plus the deleted and updated rows not yet vacuumed, = heap_rows after
 #     VACUUM; dead_tuples and data_pages as the pages say (pageinspect-free:
 #     checked for consistency only);
-#   - the error cases: a table, a btree index (42809), an invalid index
-#     (0A000), no SELECT on the table (42501);
+#   - the error cases: a table, a btree index, a partitioned index (42809;
+#     its partition's index passes), an invalid index (0A000), no SELECT on
+#     the table (42501);
 #   - damage written into the index file while the server is stopped
 #     (damage.py: a tuple's heap TID, a vector element, the metapage's
 #     dims, a chain that loops, a heap TID twice): each is reported as
@@ -70,6 +71,12 @@ done
 like "$(E -c "SELECT codevec_index_check('t')")" "ERROR:  42809" "a table: 42809"
 Q -c "CREATE INDEX t_id ON t (id)" >/dev/null
 like "$(E -c "SELECT codevec_index_check('t_id')")" "ERROR:  42809: index \"t_id\" is not a gpuivf index" "a btree index: 42809"
+Q -c "CREATE TABLE tp (id int, emb codevec(8)) PARTITION BY RANGE (id)" -c "CREATE TABLE tp1 PARTITION OF tp FOR VALUES FROM (0) TO (100)" \
+	-c "INSERT INTO tp SELECT i, ARRAY[i, 1, 2, 3, 4, 5, 6, 7]::real[]::codevec FROM generate_series(0, 99) i" \
+	-c "CREATE INDEX tp_emb ON tp USING gpuivf (emb codevec_l2_ops)" >/dev/null
+like "$(E -c "SELECT codevec_index_check('tp_emb')")" "ERROR:  42809: index \"tp_emb\" is a partitioned index" "a partitioned index: 42809"
+is "$(Q -c "SELECT index_tuples FROM codevec_index_check((SELECT indexrelid FROM pg_index WHERE indrelid = 'tp1'::regclass))")" 100 \
+	"its partition's index passes (100 tuples)"
 Q -c "CREATE ROLE cv_nobody LOGIN" >/dev/null
 like "$(E -c "SET ROLE cv_nobody" -c "SELECT codevec_index_check('t_flat')")" "ERROR:  42501" "no SELECT on the table: 42501"
 Q -c "CREATE INDEX t_bad ON t USING gpuivf (emb codevec_l2_ops)" -c "UPDATE pg_index SET indisvalid = false WHERE indexrelid = 't_bad'::regclass" >/dev/null
