@@ -156,6 +156,7 @@ if [ "$DEVICE" = cuda ]; then
 	for _ in $(seq 1 60); do [ "$(Q -c "SELECT state FROM codevec_gpu_status()")" = ready ] && break; sleep 1; done
 	is "$(Q -c "SELECT state FROM codevec_gpu_status()")" ready "the service is ready again after the kills"
 	echo "# gpu: $(Q -c "SELECT 'generation ' || generation || ', requests ' || requests || ', fallbacks ' || fallbacks || ', device ' || coalesce(device, '-') FROM codevec_gpu_status()")"
+	is "$(Q -c "SELECT requests > 0 FROM codevec_gpu_status()")" t "the restarted service served requests (searches on the GPU)"
 fi
 
 # exactness: index scans against sequential scans, 20 queries each
