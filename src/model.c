@@ -288,10 +288,12 @@ ParsePooling(LoadCtx *ctx, const char *subdir)
 		mean = strcmp(v->valuestring, "mean") == 0;
 		if (!cls && !mean)
 		{
+			/* the message quotes v: format it before cfg (and v) is freed */
+			st = Fail(ctx, CV_ERR_UNSUPPORTED,
+					  "pooling config field \"pooling_mode\" is \"%s\"; only \"mean\" and \"cls\" are supported",
+					  v->valuestring);
 			cJSON_Delete(cfg);
-			return Fail(ctx, CV_ERR_UNSUPPORTED,
-						"pooling config field \"pooling_mode\" is \"%s\"; only \"mean\" and \"cls\" are supported",
-						v->valuestring);
+			return st;
 		}
 	}
 	cJSON_Delete(cfg);
