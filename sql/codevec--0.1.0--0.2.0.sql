@@ -92,3 +92,13 @@ AS 'MODULE_PATHNAME', 'codevec_bm25_blocks_topk'
 LANGUAGE C STABLE STRICT PARALLEL RESTRICTED ROWS 10;
 COMMENT ON FUNCTION codevec_bm25_blocks_topk(integer[], double precision[], integer, regclass, integer) IS
 'exact BM25 top-k by block-max pruning (Mallia, Suel and Tonellotto, SIGIR 2024) over doc-ordered posting blocks: the k (1..1000000) documents with the highest sum over i of idf[i] * impact(terms[i], document), best first, ties by id (the same scores as codevec_bm25_topk). blocks_index is a btree on (term integer, block integer) of a table with columns max_impact real and postings bytea (codevec_bm25_pack), a row per term and block = id >> block_shift that has postings, max_impact their largest impact. Blocks are scored by bound (the sum of idf * max_impact of the terms that have them), highest first, until a bound is below the k-th score. Errors 22023: arrays of unequal length or with NULLs, more than 1024 terms, a term given twice, a negative idf, k or block_shift (0..16) out of range, an index or table of the wrong shape; XX001 for a block that is not one or an impact above its max_impact';
+
+-- codevec_index_check: amcheck-style verification of a gpuivf index
+CREATE FUNCTION codevec_index_check(index regclass,
+    OUT lists integer, OUT data_pages bigint, OUT index_tuples bigint,
+    OUT dead_tuples bigint, OUT heap_rows bigint)
+RETURNS record
+AS 'MODULE_PATHNAME', 'codevec_index_check'
+LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION codevec_index_check(regclass) IS
+'verify a gpuivf index as amcheck''s bt_index_check (heapallindexed) does a B-tree: the metapage against the catalog (dims = the column''s typmod, lists = the reloption, the opclass''s metric, list pages holding every list with a centroid of dims elements), every list''s chain (inside the data pages, no block twice, ending at its insert page; a page in no chain must be new), every live index tuple (a vector of dims finite elements, a valid heap TID, no TID twice), and every table row a fresh snapshot sees with a non-NULL vector: in the index exactly once with the same elements. Returns one row: lists, data_pages (in chains), index_tuples (live; rows not yet vacuumed included), dead_tuples (marked LP_DEAD by VACUUM), heap_rows. Takes a ShareLock on the table (writes and VACUUM wait). Errors: XX002 index_corrupted with a detail naming the block, offset or heap TID at fault; 42809 for a relation that is not a gpuivf index; 0A000 for an invalid index; 42501 without SELECT on the table';

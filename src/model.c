@@ -30,6 +30,7 @@
 #include "model.h"
 
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -144,6 +145,19 @@ ReadJson(LoadCtx *ctx, const char *dir, const char *file, int required,
 	return st;
 }
 
+/*
+ * Whether JSON value v is a whole number within [lo, hi] (hi <= 2^53, where
+ * doubles still hold every integer).  The range is checked before any
+ * conversion: casting a double outside an integer type's range is undefined
+ * behaviour in C (fuzz_model found `1e92` in config.json).
+ */
+static int
+JsonWhole(const cJSON *v, double lo, double hi)
+{
+	return cJSON_IsNumber(v) && v->valuedouble >= lo && v->valuedouble <= hi &&
+		v->valuedouble == floor(v->valuedouble);
+}
+
 /* Read a required positive integer field of config.json within [1, max]. */
 static CvStatus
 ConfigInt(LoadCtx *ctx, cJSON *cfg, const char *field, int max, int *out)
@@ -153,8 +167,7 @@ ConfigInt(LoadCtx *ctx, cJSON *cfg, const char *field, int max, int *out)
 	if (!v)
 		return Fail(ctx, CV_ERR_UNSUPPORTED,
 					"config.json of \"%s\" lacks field \"%s\"", ctx->m->path, field);
-	if (!cJSON_IsNumber(v) || v->valuedouble != (double) (int) v->valuedouble ||
-		v->valuedouble < 1 || v->valuedouble > max)
+	if (!JsonWhole(v, 1, max))
 		return Fail(ctx, CV_ERR_UNSUPPORTED,
 					"config.json field \"%s\" must be an integer between 1 and %d",
 					field, max);
@@ -275,10 +288,12 @@ ParsePooling(LoadCtx *ctx, const char *subdir)
 		mean = strcmp(v->valuestring, "mean") == 0;
 		if (!cls && !mean)
 		{
+			/* the message quotes v: format it before cfg (and v) is freed */
+			st = Fail(ctx, CV_ERR_UNSUPPORTED,
+					  "pooling config field \"pooling_mode\" is \"%s\"; only \"mean\" and \"cls\" are supported",
+					  v->valuestring);
 			cJSON_Delete(cfg);
-			return Fail(ctx, CV_ERR_UNSUPPORTED,
-						"pooling config field \"pooling_mode\" is \"%s\"; only \"mean\" and \"cls\" are supported",
-						v->valuestring);
+			return st;
 		}
 	}
 	cJSON_Delete(cfg);
@@ -534,7 +549,7 @@ ValidateHeader(LoadCtx *ctx, const char *path)
 						path, it->string, dtype->valuestring);
 		cJSON_ArrayForEach(d, shape)
 		{
-			if (!cJSON_IsNumber(d) || d->valuedouble < 0 || d->valuedouble > 1e12)
+			if (!JsonWhole(d, 0, 1e12))
 				return Fail(ctx, CV_ERR_CORRUPT, "\"%s\": tensor \"%s\" has a bad shape",
 							path, it->string);
 			numel *= (uint64_t) d->valuedouble;
@@ -543,12 +558,12 @@ ValidateHeader(LoadCtx *ctx, const char *path)
 							path, it->string);
 		}
 		d = cJSON_GetArrayItem(offs, 0);
-		if (!cJSON_IsNumber(d) || d->valuedouble < 0)
+		if (!JsonWhole(d, 0, 9007199254740992.0))
 			return Fail(ctx, CV_ERR_CORRUPT, "\"%s\": tensor \"%s\" has bad data_offsets",
 						path, it->string);
 		begin = (uint64_t) d->valuedouble;
 		d = cJSON_GetArrayItem(offs, 1);
-		if (!cJSON_IsNumber(d) || d->valuedouble < 0)
+		if (!JsonWhole(d, 0, 9007199254740992.0))
 			return Fail(ctx, CV_ERR_CORRUPT, "\"%s\": tensor \"%s\" has bad data_offsets",
 						path, it->string);
 		end = (uint64_t) d->valuedouble;

@@ -4,9 +4,10 @@
  * bytes), cutting on character boundaries, and the texts that extraction
  * builds from the decoded source (signature, doc, embed_text).
  *
- * Input: byte 0 picks the language (Python, C, JavaScript, Go) and the
- * --embed-words mode, byte 1 the --embed-max-bytes (1..1021), the rest is
- * the file.  Oracles, each independent of the code under test:
+ * Input: byte 0 picks the language (bits 0-1 and 7: Python, C, JavaScript,
+ * Go, C++, TypeScript, Rust, Java; TypeScript with byte 1 odd is TSX), the
+ * --embed-words mode (bits 2-5) and --strip-docs (bit 6), byte 1 the
+ * --embed-max-bytes (1..1021), the rest is the file.  Oracles, each independent of the code under test:
  *   - a decoded text is well-formed UTF-8 by RefValid() (code point
  *     arithmetic, not the loader's byte-range table), has no NUL and is not
  *     empty;
@@ -154,13 +155,18 @@ RefRepair(const char *s, size_t n, CvlBuf out)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const char *langs[] = {"python", "c", "javascript", "go"};
-	static const char *paths[] = {"pkg/fuzz.py", "fuzz.c", "fuzz.js", "fuzz.go"};
+	static const char *langs[] = {"python", "c", "javascript", "go",
+	"cpp", "typescript", "rust", "java", "tsx"};
+	static const char *paths[] = {"pkg/fuzz.py", "fuzz.c", "fuzz.js", "fuzz.go",
+	"src/fuzz.cpp", "fuzz.ts", "src/fuzz.rs", "org/fuzz/Fuzz.java", "fuzz.tsx"};
 	static TSParser *parser;
 
 	if (size < 2)
 		return 0;
-	int			which = data[0] & 3;
+	int			which = (data[0] & 3) | ((data[0] & 0x80) >> 5);
+
+	if (which == 5 && (data[1] & 1))
+		which = 8;				/* TSX */
 	CvlExtractOptions options = {
 		.strip_docs = (data[0] & 0x40) != 0,
 		.embed_fields = CVL_EMBED_DEFAULT_FIELDS,
