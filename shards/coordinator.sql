@@ -16,6 +16,13 @@ CREATE TABLE IF NOT EXISTS code_shards.shards (
   server name NOT NULL UNIQUE,
   conninfo text NOT NULL,
   added_at timestamptz NOT NULL DEFAULT now());
+-- a snippet and its file are on one shard: joins of code.snippets and
+-- code.files go to each shard whole (with their filters, ORDER BY and LIMIT)
+DO $d$ BEGIN
+  EXECUTE format('ALTER DATABASE %I SET enable_partitionwise_join = on', current_database());
+END $d$;
+SET enable_partitionwise_join = on;
+
 COMMENT ON TABLE code_shards.shards IS
 'the shards this coordinator has attached (code.shard_add): number, foreign server and the conninfo it was made from';
 
@@ -73,7 +80,7 @@ BEGIN
   o := code_shards.conninfo_options(conninfo);
   EXECUTE format('CREATE SERVER %I FOREIGN DATA WRAPPER postgres_fdw OPTIONS (%s)', srv,
     array_to_string(o.server_opts || ARRAY['extensions ''codevec''', 'async_capable ''true''',
-      'fetch_size ''1000'''], ', '));
+      'fetch_size ''100'''], ', '));
   EXECUTE format('CREATE USER MAPPING FOR PUBLIC SERVER %I%s', srv,
     CASE WHEN cardinality(o.user_opts) > 0 THEN ' OPTIONS (' || array_to_string(o.user_opts, ', ') || ')' ELSE '' END);
   EXECUTE format('CREATE FOREIGN TABLE code_shards.%I (shard integer, lo bigint, hi bigint, '
@@ -169,3 +176,27 @@ $f$;
 COMMENT ON FUNCTION code.shard_for(text, integer) IS
 'the shard (0 .. shards - 1) a repository of this name is loaded into: its name''s hashtextextended (seed 0) modulo '
 'the number of shards -- PostgreSQL''s own hash, so any client can ask the coordinator';
+
+CREATE OR REPLACE FUNCTION code.shard_refresh() RETURNS void
+LANGUAGE plpgsql AS $f$
+DECLARE
+  r record;
+BEGIN
+  -- statistics of every foreign partition (the planner's row counts: without
+  -- them it sorts everything locally instead of merging each shard's order)
+  FOR r IN SELECT c.oid::regclass AS rel FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+           WHERE i.inhparent IN ('code.repos'::regclass, 'code.files'::regclass, 'code.snippets'::regclass)
+           ORDER BY 1 LOOP
+    EXECUTE format('ANALYZE %s', r.rel);
+  END LOOP;
+  ANALYZE code.repos, code.files, code.snippets;
+  -- the keyword side: postings over every shard's rows, global statistics
+  PERFORM code.bm25_refresh();
+  ANALYZE code.bm25_postings, code.bm25_terms;
+END
+$f$;
+COMMENT ON FUNCTION code.shard_refresh() IS
+'after loads into the shards: ANALYZE every foreign partition and the partitioned parents (postgres_fdw samples '
+'the shards), and rebuild the coordinator''s BM25 postings from every shard''s rows (code.bm25_refresh(): df, n and '
+'average length over all shards, so keyword scores equal one server''s on the same rows). Errors: the shards'' '
+'(08001 naming the server when one is down)';

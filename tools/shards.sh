@@ -25,8 +25,15 @@
 #       print the number and conninfo of the shard NAME is loaded into.
 #   tools/shards.sh refresh COORD_CONNINFO
 #       rebuild the coordinator's BM25 postings from every shard
-#       (code.bm25_refresh(): global df, n and average length, so keyword
-#       scores equal one server's); after loading shards directly.
+#       and the planner's statistics of every shard (code.shard_refresh():
+#       global df, n and average length, so keyword scores equal one
+#       server's); after loading shards directly.
+#   tools/shards.sh copy COORD_CONNINFO TARGET_CONNINFO
+#       copy every row of every shard, ids kept, into one plain codevec
+#       database (made if needed: extension, codevec-load's schema), then
+#       build its BM25 postings: the same data on one server (what
+#       test/shards compares the coordinator with; also a way back from
+#       shards to one server).
 #   tools/shards.sh status COORD_CONNINFO
 #       each shard's number, server, reachability and snippet count.
 #
@@ -69,8 +76,7 @@ setup)
 	# codevec-load's search surface on the partitioned tables (its CREATE TABLE
 	# IF NOT EXISTS leaves them as they are), then the global BM25 postings
 	"$LOADER" -q -d "$coord" --embed-only
-	sql "$coord" -c "SELECT code.bm25_refresh()" >/dev/null
-	sql "$coord" -c "ANALYZE code.repos, code.files, code.snippets"
+	sql "$coord" -c "SELECT code.shard_refresh()" >/dev/null
 	;;
 shard-of)
 	[ $# -eq 2 ] || usage
@@ -97,7 +103,20 @@ load)
 	;;
 refresh)
 	[ $# -eq 1 ] || usage
-	sql "$1" -c "SELECT code.bm25_refresh()" -c "ANALYZE code.bm25_postings, code.bm25_terms" >/dev/null
+	sql "$1" -c "SELECT code.shard_refresh()" >/dev/null
+	;;
+copy)
+	[ $# -eq 2 ] || usage
+	sql "$2" -c "CREATE EXTENSION IF NOT EXISTS codevec"
+	"$LOADER" -q -d "$2" --embed-only
+	for t in repos files snippets; do
+		cols=$(sql "$2" -At <<<"SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
+			WHERE attrelid = 'code.$t'::regclass AND attnum > 0 AND NOT attisdropped;")
+		sql "$1" -c "COPY (SELECT $cols FROM code.$t ORDER BY id) TO STDOUT" |
+			sql "$2" -c "COPY code.$t ($cols) FROM STDIN"
+		sql "$2" -At -c "SELECT setval('code.${t}_id_seq', max(id)) FROM code.$t" >/dev/null
+	done
+	sql "$2" -c "SELECT code.bm25_refresh()" -c "ANALYZE code.repos, code.files, code.snippets" >/dev/null
 	;;
 status)
 	[ $# -eq 1 ] || usage
