@@ -27,7 +27,16 @@ PYLIB=${CVL_TEST_PYLIB:-/usr/lib/python3.11}
 SHARDS="bash $ROOT/tools/shards.sh"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/shards-test.XXXXXX")
 chmod 755 "$TMP"
-PORTS=(${SHARDS_TEST_PORTS:-5664 5665 5666 5667})	# coordinator, shard 0, 1, 2
+# coordinator, shard 0, 1, 2: the first four free ports from 5664 (5660-5669)
+if [ -n "${SHARDS_TEST_PORTS:-}" ]; then
+	read -r -a PORTS <<<"$SHARDS_TEST_PORTS"
+else
+	PORTS=()
+	for p in 5664 5665 5666 5667 5668 5669 5660 5661 5662 5663; do
+		[ -e "/tmp/.s.PGSQL.$p" ] || PORTS+=("$p")
+	done
+	PORTS=("${PORTS[@]:0:4}")
+fi
 REPOS=(json email http logging urllib html concurrent wsgiref xmlrpc dbm sqlite3 ctypes)
 PASS=0
 FAIL=0
@@ -179,26 +188,27 @@ Q "$SINGLE" "SELECT regexp_replace(split_part(doc, E'\n', 1), '[\t\\\\]', ' ', '
 	WHERE doc IS NOT NULL AND length(split_part(doc, E'\n', 1)) BETWEEN 20 AND 200
 	ORDER BY md5(qualified_name || start_line) LIMIT 100" | nl -ba -w1 -s$'\t' >"$TMP/queries.tsv"
 is "$(wc -l <"$TMP/queries.tsv")" 100 "100 questions: first lines of the corpus's docstrings"
-results() {	# results CONNINFO SELECT-LIST-FROM: every question's rows
-	PGOPTIONS="-c client_min_messages=warning -c codevec.device=cpu" psql -X -A -t -q -v ON_ERROR_STOP=1 -d "$1" \
-		-c "CREATE TEMP TABLE q (n integer, t text)" -c "\\copy q FROM '$TMP/queries.tsv'" \
-		-c "SELECT $2 ORDER BY 1, 2"
+# one statement a question, as a client sends it (constants: code.search
+# is inlined and planned with them)
+script() {	# script MODE: the statements, one per question, from $TMP/queries.tsv
+	PGOPTIONS="-c client_min_messages=warning" psql -X -A -t -q -v ON_ERROR_STOP=1 -d "$SINGLE" \
+		-c "CREATE TEMP TABLE q (n integer, t text)" -c "\\copy q FROM '$TMP/queries.tsv'" -c "SELECT CASE '$1'
+		WHEN 'plain' THEN format('SELECT %s, x.o, x.id, x.d FROM (SELECT embed(%L) AS v OFFSET 0) e,
+			LATERAL (SELECT s.id, s.d, row_number() OVER () AS o FROM (SELECT id, emb <=> e.v AS d
+			FROM code.snippets ORDER BY emb <=> e.v LIMIT 10) s) x;', n, t)
+		ELSE format('SELECT %s, s.ordinality, s.id, s.repo, s.path, s.qualified_name, s.start_line, s.score,
+			s.vector_rank, s.keyword_rank, s.distance, s.keyword_score
+			FROM code.search(%L, k => 10, mode => %L) WITH ORDINALITY s;', n, t, '$1') END FROM q ORDER BY n"
+}
+results() {	# results CONNINFO FILE: every question's rows
+	PGOPTIONS="-c client_min_messages=warning -c codevec.device=cpu" psql -X -A -t -q -v ON_ERROR_STOP=1 -d "$1" -f "$2"
 }
 for mode in vector keyword hybrid plain; do
-	if [ "$mode" = plain ]; then
-		# the question embedded once (a parameter of the scan, sent to each shard)
-		sel="q.n, x.o, x.id, x.d FROM q CROSS JOIN LATERAL (SELECT embed(q.t) AS v OFFSET 0) e,
-			LATERAL (SELECT s.id, s.d, row_number() OVER () AS o
-			FROM (SELECT id, emb <=> e.v AS d FROM code.snippets ORDER BY emb <=> e.v LIMIT 10) s) x"
-	else
-		sel="q.n, s.ordinality, s.id, s.repo, s.path, s.qualified_name, s.start_line, s.score, s.vector_rank,
-			s.keyword_rank, s.distance, s.keyword_score
-			FROM q, LATERAL code.search(q.t, k => 10, mode => '$mode') WITH ORDINALITY s"
-	fi
+	script "$mode" >"$TMP/$mode.sql"
 	t0=$(date +%s%N)
-	results "$COORD" "$sel" >"$TMP/coord.$mode" 2>&1
+	results "$COORD" "$TMP/$mode.sql" >"$TMP/coord.$mode" 2>&1
 	t1=$(date +%s%N)
-	results "$SINGLE" "$sel" >"$TMP/single.$mode" 2>&1
+	results "$SINGLE" "$TMP/$mode.sql" >"$TMP/single.$mode" 2>&1
 	t2=$(date +%s%N)
 	same=0; full=0
 	for n in $(seq 1 100); do
