@@ -476,11 +476,14 @@ cvl_db_repo_open(CvlDb db, const char *name, const char *root, CvlMap known)
 	/*
 	 * One loader per repository at a time (session advisory lock, held
 	 * until disconnect): a second one waits, then finds little to do.
+	 * The key is the id's low 31 bits: a shard's ids (tools/shards.sh)
+	 * start at shard * 2^32 and do not fit an integer; ids below 2^31 keep
+	 * their old key.
 	 */
 	const char *lp[1] = {db->repo_id_text};
 
 	res = cvl_session_exec_params(&db->main, "locking the repository",
-					 "SELECT pg_advisory_lock(1668703596, $1::integer)", 1, lp);
+					 "SELECT pg_advisory_lock(1668703596, ($1::bigint & 2147483647)::integer)", 1, lp);
 	if (res == NULL)
 		return -1;
 	PQclear(res);
