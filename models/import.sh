@@ -20,7 +20,8 @@
 # tools/install-model.sh installs (weights, config, tokenizer, pooling);
 # MODEL.md and the reference files are not in it. After an import, the
 # references are stale until models/make-reference.py has been run on the
-# new weights (test/models says so).
+# new weights (test/models says so); with REF_PYTHON set (a python with
+# torch and sentence-transformers) import.sh runs it itself.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -72,4 +73,9 @@ for f in $FILES train-log.json train.log; do
 	fi
 done
 write_sums "$dest"
-echo "import: $from -> $dest; next: the references (models/README.md, \"Swapping in new weights\")"
+if [ -n "${REF_PYTHON:-}" ]; then
+	"$REF_PYTHON" "$here/make-reference.py" "$dest"
+	echo "import: $from -> $dest with its references; next: MODEL.md's TODO-LEAD, make model, test/models"
+else
+	echo "import: $from -> $dest; next: the references (models/README.md, \"Swapping in new weights\")"
+fi
