@@ -22,7 +22,8 @@ EXTVERSION = 0.2.0
 MODULE_big = codevec
 OBJS = src/codevec.o src/vector.o src/distance.o src/distance_kernels.o \
 	src/gpuivf.o src/gpuivfbuild.o src/gpuivfinsert.o src/gpuivfscan.o \
-	src/gpuivfvacuum.o src/gpuivfutils.o src/gpuivfgpu.o src/gpuivfknn.o src/gpuivfexplain.o src/gpuservice.o \
+	src/gpuivfvacuum.o src/gpuivfutils.o src/gpuivfgpu.o src/gpuivfroute.o src/gpuivfknn.o src/gpuivfexplain.o \
+	src/gpuservice.o src/gpuclient.o src/gpukinds.o src/gpucopies.o src/gpukmeans.o \
 	src/tokenizer.o src/model.o src/encoder.o src/embed.o src/gpuembed.o src/blas.o src/tsparser.o src/bm25.o src/bm25block.o src/bm25bmp.o
 
 # Released install scripts are never edited: a release adds an upgrade
@@ -50,7 +51,7 @@ endif
 
 ifeq ($(CUDA),1)
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
-CUDA_OBJS = cuda/device.o cuda/knn.o cuda/kmeans.o
+CUDA_OBJS = cuda/device.o cuda/knn.o cuda/knn_tune.o cuda/kmeans.o
 OBJS += $(CUDA_OBJS)
 PG_CPPFLAGS += -DCODEVEC_USE_CUDA -I$(CUDA_HOME)/include
 # nvcc's objects are C++ (__gxx_personality_v0): libstdc++ is named here
@@ -60,7 +61,7 @@ SHLIB_LINK += -L$(CUDA_HOME)/lib64 -lcudart_static -lrt -ldl -lpthread -lstdc++
 NVCC_GENCODE ?= -gencode=arch=compute_90,code=sm_90 -gencode=arch=compute_90,code=compute_90
 NVCC_FLAGS ?= -O3 -std=c++17 -Xcompiler -fPIC $(NVCC_GENCODE) -I$(srcdir)/cuda
 
-cuda/%.o: cuda/%.cu cuda/codevec_cuda.h cuda/knn.h cuda/kmeans.h
+cuda/%.o: cuda/%.cu cuda/codevec_cuda.h cuda/knn.h cuda/knn_internal.h cuda/knn_kernels.cuh cuda/kmeans.h
 	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
 
 endif
@@ -93,7 +94,7 @@ endif
 ifeq ($(wildcard $(PG_STAMP)),)
 $(shell rm -f src/.pg-*.stamp && touch $(PG_STAMP))
 endif
-src/codevec.o src/gpuservice.o src/gpuembed.o: $(CUDA_STAMP)
+src/codevec.o src/gpuservice.o src/gpuclient.o src/gpucopies.o src/gpukmeans.o src/gpuembed.o: $(CUDA_STAMP)
 $(filter src/%,$(OBJS)): $(PG_STAMP)
 
 # the install script of this release: 0.1.0's, then each upgrade in order

@@ -7,7 +7,8 @@
  * session (CodevecGpuSessionSegment), posts it to the service
  * (CodevecGpuCall) and copies the embeddings out of the answer.
  *
- * Service side (GpuEmbedRunGroup): the encoder's CUDA code needs cuBLASLt,
+ * Service side (EmbedRunGroup, registered by GpuEmbedRegister as the EMBED
+ * kind and the device store of models): the encoder's CUDA code needs cuBLASLt,
  * which CUDA 13 ships only as a shared library; codevec.so must load on
  * machines without any CUDA library, so the encoder lives in its own shared
  * object, $libdir/codevec_cuda_encoder.so (cuda/encoder.cu, built by the
@@ -35,7 +36,7 @@
 #include "storage/dsm.h"
 #include "utils/timestamp.h"
 
-#include "gpuservice.h"
+#include "gpuserviceint.h"
 #include "model.h"
 
 #ifdef CODEVEC_USE_CUDA
@@ -135,7 +136,8 @@ DropModel(GpuModel *m)
 	memset(m, 0, sizeof(*m));
 }
 
-Size
+/* Device bytes the loaded models hold; *nmodels: how many */
+static Size
 GpuEmbedModelsBytes(int *nmodels)
 {
 	Size		total = 0;
@@ -150,14 +152,6 @@ GpuEmbedModelsBytes(int *nmodels)
 	if (nmodels)
 		*nmodels = n;
 	return total;
-}
-
-void
-GpuEmbedReleaseAll(void)
-{
-	for (int i = 0; i < GPU_MAX_MODELS; i++)
-		if (models[i].used)
-			DropModel(&models[i]);
 }
 
 /* Answer every request of a group with the same status and message */
@@ -274,7 +268,12 @@ GetDeviceModel(GpuEmbedRequest **group, int ng, Size other_bytes)
 	return m;
 }
 
-void
+/*
+ * Run a group of EMBED requests that name the same model as one batched
+ * encoder call on device (the model loaded first if need be, within
+ * codevec.gpu_memory_limit less other_bytes held by other stores).
+ */
+static void
 GpuEmbedRunGroup(GpuEmbedRequest **group, int ng, int device, Size other_bytes)
 {
 	GpuModel   *m;
@@ -376,33 +375,50 @@ GpuEmbedRunGroup(GpuEmbedRequest **group, int ng, int device, Size other_bytes)
 	free(out);
 }
 
-#else							/* !CODEVEC_USE_CUDA */
+static const GpuDeviceStoreData models_store = {
+	.name = "encoder models",
+	.counter = GPU_STORE_COUNTS_MODELS,
+	.bytes = GpuEmbedModelsBytes
+};
 
-void
-GpuEmbedRunGroup(GpuEmbedRequest **group, int ng, int device, Size other_bytes)
+/*
+ * EMBED requests for the same model folder run as one encoder call; the
+ * other device stores' bytes count against codevec.gpu_memory_limit.
+ */
+static bool
+EmbedSameGroup(const GpuRequestHeader *a, const GpuRequestHeader *b)
 {
-	for (int j = 0; j < ng; j++)
-	{
-		group[j]->hdr.status = GPU_STATUS_NO_DEVICE;
-		strlcpy(group[j]->hdr.errmsg, "codevec was built without CUDA",
-				sizeof(group[j]->hdr.errmsg));
-	}
+	return strcmp(((const GpuEmbedRequest *) a)->model,
+				  ((const GpuEmbedRequest *) b)->model) == 0;
 }
 
-Size
-GpuEmbedModelsBytes(int *nmodels)
+static void
+EmbedRunGroup(GpuRequestHeader **reqs, int n)
 {
-	if (nmodels)
-		*nmodels = 0;
-	return 0;
+	GpuEmbedRunGroup((GpuEmbedRequest **) reqs, n, GpuServiceDeviceIndex(),
+					 GpuServiceStoresBytes(&models_store));
+	GpuServiceUpdateMemoryStats();
 }
 
-void
-GpuEmbedReleaseAll(void)
-{
-}
-
+#define GPU_EMBED_HANDLER(f) f
+#else							/* !CODEVEC_USE_CUDA: the loop answers NO_DEVICE */
+#define GPU_EMBED_HANDLER(f) NULL
 #endif							/* CODEVEC_USE_CUDA */
+
+static const GpuRequestKindData embed_kind = {
+	GPU_REQUEST_EMBED, "embed", true, NULL,
+	GPU_EMBED_HANDLER(EmbedSameGroup), GPU_EMBED_HANDLER(EmbedRunGroup)
+};
+
+/* GpuEmbedRegister: the request kind and the device store of this file */
+void
+GpuEmbedRegister(void)
+{
+	GpuServiceRegisterKind(&embed_kind);
+#ifdef CODEVEC_USE_CUDA
+	GpuServiceRegisterStore(&models_store);
+#endif
+}
 
 /* ---------------------------------------------------------------------
  * Backend side

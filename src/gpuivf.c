@@ -271,7 +271,7 @@ gpuivfhandler(PG_FUNCTION_ARGS)
 	amroutine->amcostestimate = gpuivfcostestimate;
 	amroutine->amoptions = gpuivfoptions;
 	amroutine->amproperty = NULL;
-	amroutine->ambuildphasename = NULL;
+	amroutine->ambuildphasename = gpuivfbuildphasename;
 	amroutine->amvalidate = gpuivfvalidate;
 	amroutine->amadjustmembers = NULL;
 	amroutine->ambeginscan = gpuivfbeginscan;

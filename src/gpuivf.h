@@ -22,7 +22,10 @@
  * opclass's own distance function (so values are bit-identical to the
  * operator's) and returns rows from a binary heap ordered by (distance,
  * heap TID): the executor may keep asking (WHERE filters), and the scan
- * keeps producing rows in order until it stops.
+ * keeps producing rows in order until it stops. The GPU service may answer
+ * the first batch (the whole of a flat index, the first gpuivf.probes lists
+ * of an IVF one) with exactly the same rows and distances (gpuivfgpu.c);
+ * src/README.md draws the scan's phases.
  */
 #ifndef GPUIVF_H
 #define GPUIVF_H
@@ -42,7 +45,7 @@
 #include "compat.h"
 
 #define GPUIVF_MAGIC_NUMBER		0x67707569	/* "gpui" */
-#define GPUIVF_VERSION			2	/* 2: insertCount apart from changeCount */
+#define GPUIVF_VERSION			2	/* 2: insertCount apart from deleteCount */
 #define GPUIVF_METAPAGE_BLKNO	0
 #define GPUIVF_HEAD_BLKNO		1	/* first list page */
 
@@ -57,10 +60,24 @@
 #define GPUIVF_MIN_SAMPLES		10000
 #define GPUIVF_KMEANS_ITERATIONS 10
 
+/*
+ * Build phases reported in pg_stat_progress_create_index (its "phase"
+ * column through gpuivfbuildphasename; 1 is core's "initializing"), as
+ * pgvector's builds report theirs
+ */
+#define GPUIVF_PHASE_SAMPLE		2	/* IVF: reservoir sample of the rows */
+#define GPUIVF_PHASE_KMEANS		3	/* IVF: k-means on the sample */
+#define GPUIVF_PHASE_ASSIGN		4	/* IVF: every row to its nearest list */
+#define GPUIVF_PHASE_LOAD		5	/* rows written to the index pages */
+
 /* Support function numbers */
 #define GPUIVF_DISTANCE_PROC	1
 
-/* Distance kind, from the opclass's distance function */
+/*
+ * Distance kind, from the opclass's distance function (GpuivfGetMetric).
+ * Stored in the metapage; the same numbers as cuda/knn.h's CODEVEC_METRIC_*
+ * (GpuivfCudaMetric asserts it where both are known).
+ */
 typedef enum GpuivfMetric
 {
 	GPUIVF_METRIC_L2 = 0,		/* l2_distance, <-> */
@@ -84,9 +101,10 @@ typedef struct GpuivfMetaPageData
 	int32		lists;			/* number of lists */
 	int32		metric;			/* GpuivfMetric the centroids were trained for */
 	BlockNumber listPages;		/* list pages follow the metapage */
-	uint64		changeCount;	/* bumped when vectors of a flat index go
-								 * away (VACUUM): copies kept elsewhere (the
-								 * GPU service) must be reloaded */
+	uint64		deleteCount;	/* bumped when a VACUUM removes vectors
+								 * (named changeCount before; same place):
+								 * copies kept elsewhere (the GPU service)
+								 * mask those rows or are reloaded */
 	uint64		insertCount;	/* bumped by every insert: copies elsewhere
 								 * lack the rows added since (flat: those
 								 * appended to the chain, their delta tier;
@@ -166,10 +184,28 @@ typedef struct GpuivfScanStats
 	char		fallbackWhy[256];	/* why the last fallback happened */
 } GpuivfScanStats;
 
+/*
+ * Where an index scan stands. gpuivfrescan sets START; only gpuivfgettuple
+ * moves it on:
+ *
+ *	START -> GPU	the GPU service answered the first request (GpuivfGpuFetch)
+ *	START -> CPU	routed to the CPU, or the GPU could not answer
+ *	GPU -> CPU		an IVF scan's next lists, or past the GPU's largest batch
+ *					(continuation: rows the GPU phase returned are skipped)
+ *	GPU, CPU -> DONE	no row left
+ */
+typedef enum GpuivfScanPhase
+{
+	GPUIVF_SCAN_START = 0,
+	GPUIVF_SCAN_GPU,
+	GPUIVF_SCAN_CPU,
+	GPUIVF_SCAN_DONE
+} GpuivfScanPhase;
+
 /* Scan state */
 typedef struct GpuivfScanOpaqueData
 {
-	bool		first;			/* no tuple returned since rescan */
+	GpuivfScanPhase phase;
 	FmgrInfo   *procinfo;		/* the opclass's distance function */
 	Oid			collation;
 	Datum		query;			/* detoasted query codevec, or 0 when NULL */
@@ -184,14 +220,16 @@ typedef struct GpuivfScanOpaqueData
 	int64		maxheap;
 	MemoryContext tmpCtx;		/* per-scan allocations */
 
-	/* GPU path: lists = 1, answered by the GPU service (gpuivfgpu.c) */
-	bool		gpu;			/* rows come from the service now */
+	/*
+	 * The GPU phase (gpuivfgpu.c writes these, gpuivfgettuple reads them):
+	 * the last answer's candidates proven exact, in order
+	 */
 	bool		gpuAll;			/* the last answer held every row */
 	int			gpuK;			/* candidates asked for last */
 	GpuivfCandidate *gpuReady;	/* exact (distance, TID), ascending */
 	int			gpuNReady;
 	int			gpuPos;			/* next ready candidate to return */
-	struct HTAB *returned;		/* heap TIDs returned by the GPU path */
+	struct HTAB *returned;		/* heap TIDs returned by the GPU phase */
 
 	GpuivfScanStats stats;		/* for EXPLAIN ANALYZE */
 } GpuivfScanOpaqueData;
@@ -214,6 +252,9 @@ PGDLLEXPORT Datum gpuivfhandler(PG_FUNCTION_ARGS);
 extern IndexBuildResult *gpuivfbuild(Relation heap, Relation index, IndexInfo *indexInfo);
 extern void gpuivfbuildempty(Relation index);
 
+/* gpuivfbuildphasename: the name of a GPUIVF_PHASE_* (ambuildphasename) */
+extern char *gpuivfbuildphasename(int64 phasenum);
+
 /* gpuivfinsert.c */
 extern bool gpuivfinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 						 Relation heap, IndexUniqueCheck checkUnique, bool indexUnchanged,
@@ -225,7 +266,7 @@ extern void gpuivfrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey or
 extern bool gpuivfgettuple(IndexScanDesc scan, ScanDirection dir);
 extern void gpuivfendscan(IndexScanDesc scan);
 
-/* gpuivfgpu.c */
+/* gpuivfroute.c */
 
 /*
  * Where a scan of a gpuivf index runs, decided without side effects by
@@ -261,8 +302,8 @@ extern void GpuivfRouteDecide(Relation index, const GpuivfMetaPageData *meta,
 							  GpuivfRoute route);
 
 /*
- * GpuivfGpuRoute: whether this scan of a flat index goes to the GPU
- * service: GpuivfRouteDecide, then (not gpu) CodevecGpuFallback when the
+ * GpuivfGpuRoute: whether this scan (flat, or an IVF index's first batch
+ * of lists) goes to the GPU service: GpuivfRouteDecide, then (not gpu) CodevecGpuFallback when the
  * decision says so: ERROR under codevec.device = cuda, one WARNING per
  * session under auto for an index over the memory cap.
  */
@@ -271,7 +312,7 @@ extern bool GpuivfGpuRoute(IndexScanDesc scan);
 /*
  * GpuivfGpuCopyBytes: device bytes the GPU service needs for a copy of
  * rows vectors of dims (fp32 + fp16 rows, norms): the formula of
- * gpuservice.c's RunUpload, which refuses a copy over
+ * gpucopies.c's RunUpload, which refuses a copy over
  * codevec.gpu_memory_limit.
  */
 static inline int64
@@ -285,11 +326,12 @@ GpuivfGpuCopyBytes(int64 rows, int dims)
  * first use and cached: a CPU scan of n rows costs n * cpuNsPerRow (the
  * scan's inner loop timed on the first index of that metric and dims it
  * meets); a
- * GPU scan costs gpuFixedUs (round trip measured by pings, a kernel-launch
- * constant, the exact recheck of the first candidates) + n * gpuNsPerRow (the device's scan of fp16
- * rows). breakEven = gpuFixedUs / (cpuNsPerRow - gpuNsPerRow): below it the
- * CPU wins. gpuFixedUs and breakEven are negative when no service answers
- * pings.
+ * GPU scan costs gpuFixedUs (microseconds: round trip measured by pings, a
+ * kernel-launch constant, the exact recheck of the first candidates) +
+ * n * gpuNsPerRow (nanoseconds: the device's scan of fp16 rows).
+ * breakEven = gpuFixedUs * 1000 / (cpuNsPerRow - gpuNsPerRow) rows: below
+ * it the CPU wins. gpuFixedUs and breakEven are negative when no service
+ * answers pings (gpuivfroute.c has the whole model).
  */
 typedef struct GpuivfRoutingModel
 {
@@ -323,6 +365,21 @@ typedef struct GpuivfRoutingModel
 extern const GpuivfRoutingModel *GpuivfGpuModel(Relation index, const GpuivfMetaPageData *meta);
 
 /*
+ * GpuivfRouteNoRoom: the service refused index's copy for
+ * codevec.gpu_memory_limit (why): route its next scans to the CPU at once
+ * while its relfilenode and the cap stay the same.
+ */
+extern void GpuivfRouteNoRoom(Relation index, const char *why);
+
+/*
+ * GpuivfRouteObserveKnn: a KNN round trip of us microseconds that a scan
+ * saw, reported by codevec_gpu_routing() beside the model's estimate.
+ */
+extern void GpuivfRouteObserveKnn(double us);
+
+/* gpuivfgpu.c */
+
+/*
  * GpuivfGpuFetch: ask the service for the first k candidates (loading the
  * index copy when it has none), recompute their exact distances and keep,
  * in (distance, TID) order, those that no other row can precede; false
@@ -332,8 +389,8 @@ extern const GpuivfRoutingModel *GpuivfGpuModel(Relation index, const GpuivfMeta
 extern bool GpuivfGpuFetch(IndexScanDesc scan, int k);
 
 /*
- * GpuivfGpuNext: the next ready candidate not returned yet; false when
- * none is left (the caller asks for more, or falls back to the CPU).
+ * GpuivfGpuNext: the next ready candidate (remembered as returned); false
+ * when none is left (the caller asks for more, or goes on on the CPU).
  */
 extern bool GpuivfGpuNext(IndexScanDesc scan, GpuivfCandidate *c);
 
@@ -350,21 +407,21 @@ extern bool GpuivfGpuReturned(IndexScanDesc scan, ItemPointer tid);
 extern void GpuivfHeapify(GpuivfCandidate *heap, int64 n);
 
 /*
- * UploadIndex: stream every vector of index to the GPU service as the copy
- * named by key (its main rows); 0 or the service's status (GPU_STATUS_*;
- * GPU_STATUS_NOT_LOADED when rows vanished meanwhile).
+ * GpuivfGpuUploadIndex: stream every vector of index to the GPU service as
+ * the copy named by key (its main rows); 0 or the service's status
+ * (GPU_STATUS_*; GPU_STATUS_NOT_LOADED when rows vanished meanwhile).
  */
 struct GpuIndexKey;
 struct GpuKnnRequest;
-extern int	UploadIndex(Relation index, const struct GpuIndexKey *key, int dims);
+extern int	GpuivfGpuUploadIndex(Relation index, const struct GpuIndexKey *key, int dims);
 
 /*
  * GpuivfGpuRefresh: after a KNN request answered GPU_STATUS_NOT_LOADED
- * (load index whole: UploadIndex) or GPU_STATUS_STALE (send the rows
+ * (load index whole: GpuivfGpuUploadIndex) or GPU_STATUS_STALE (send the rows
  * inserted since into the copy's delta tier, or load it whole when they do
  * not fit; *appended says which), bring the service's copy to key. 0 or a
  * status; GPU_STATUS_STALE when another backend appended first (ask again).
- * Used by the scan and by codevec_knn (gpuivfknn.c).
+ * Used by GpuivfGpuAskKnn.
  */
 extern int	GpuivfGpuRefresh(Relation index, const struct GpuIndexKey *key, int dims,
 							 const struct GpuKnnRequest *answer, bool *appended);
@@ -385,7 +442,7 @@ extern int	GpuivfGpuRefresh(Relation index, const struct GpuIndexKey *key, int d
  * GpuivfGpuBackoff: before attempt (0-based) of a k-NN request whose copy
  * changed under the previous ones. Attempts 0 and 1 go at once; later ones
  * wait 1 to 32 ms (doubling, with random jitter, interruptible) and re-read
- * the metapage into key's changeCount and insertCount, so the request
+ * the metapage into key's deleteCount and insertCount, so the request
  * names the index as it is now. False, without waiting, once
  * GPUIVF_GPU_MAX_ATTEMPTS were made or codevec.gpu_timeout has passed
  * since start: the caller then treats the search as not served.
@@ -394,7 +451,7 @@ extern bool GpuivfGpuBackoff(Relation index, int attempt, instr_time start,
 							 struct GpuIndexKey *key);
 
 /*
- * GpuivfGpuUploadError: the message of the last failed UploadIndex /
+ * GpuivfGpuUploadError: the message of the last failed GpuivfGpuUploadIndex /
  * GpuivfGpuRefresh of this backend ("" when none).
  */
 extern const char *GpuivfGpuUploadError(void);
@@ -413,11 +470,75 @@ extern void GpuivfGpuFallback(Relation index, int status, const char *errmsg,
 							  char *why, size_t whylen);
 
 /*
- * LowerBound: a lower bound of the exact (CPU operator) distance of any row
- * whose GPU distance is >= d, for a query of norm qnorm over rows of norm at
- * most maxnorm (dims terms; file comment of gpuivfgpu.c). NaN for NaN.
+ * GpuivfLowerBound: a lower bound of the exact (CPU operator) distance of
+ * any row whose GPU distance is >= d, for a query of norm qnorm over rows
+ * of norm at most maxnorm (dims terms; file comment of gpuivfgpu.c). NaN
+ * for NaN.
  */
-extern double LowerBound(GpuivfMetric metric, double d, int dims, double qnorm, double maxnorm);
+extern double GpuivfLowerBound(GpuivfMetric metric, double d, int dims, double qnorm,
+							   double maxnorm);
+
+/*
+ * One k-NN request to the GPU service, as index scans and codevec_knn make
+ * it (GpuivfGpuAskKnn): nq queries (pointers to dims floats each), k
+ * candidates each, IVF: the nprobe lists probes names (the same for every
+ * query; 0 for a flat index). *key names the index copy (GpuivfGpuKey);
+ * it follows the index when the copy had to be refreshed. The counters are
+ * added to; why gets the reason of a failure (for EXPLAIN).
+ */
+typedef struct GpuivfGpuAskData
+{
+	Relation	index;
+	GpuivfMetric metric;
+	int			dims;
+	int			nq;
+	const float *const *queries;
+	int			k;
+	const int  *probes;
+	int			nprobe;
+	bool		observe;		/* report the round trip to the routing model */
+	struct GpuIndexKey *key;	/* in, and out after a refresh */
+	int64		requests;		/* KNN requests sent */
+	int64		uploads;		/* index copies loaded whole */
+	int64		appends;		/* inserted rows sent to a copy's delta tier */
+	char		why[256];
+} GpuivfGpuAskData;
+
+typedef GpuivfGpuAskData *GpuivfGpuAsk;
+
+/* GpuivfGpuKey: the name of index's copy as meta describes the index */
+extern void GpuivfGpuKey(Relation index, const GpuivfMetaPageData *meta,
+						 struct GpuIndexKey *key);
+
+/*
+ * GpuivfGpuAskKnn: send ask in seg (a segment of at least
+ * GpuKnnRequestSizeProbes(nq, dims, k, nprobe) bytes), loading or
+ * appending the index copy as the service asks, retrying while other
+ * backends change it (GpuivfGpuBackoff). True: the answer is in seg. False
+ * when the service could not serve, after the one failure policy of GPU
+ * k-NN: a copy over codevec.gpu_memory_limit is remembered for routing
+ * (GpuivfRouteNoRoom), then GpuivfGpuFallback: ERROR under codevec.device
+ * = cuda, a counted fallback (one WARNING per session) under auto; the
+ * caller then answers on the CPU.
+ */
+struct dsm_segment;
+extern bool GpuivfGpuAskKnn(GpuivfGpuAsk ask, struct dsm_segment *seg);
+
+/*
+ * GpuivfGpuProve: the candidates of query q (of nq) in a KNN answer r that
+ * no other row can precede: each valid candidate's exact distance
+ * (exact(arg, row): the caller's CPU distance, bit-identical to its
+ * operator's) strictly below GpuivfLowerBound of the last candidate's GPU
+ * distance, and that keep(arg, index TID, &out TID) accepts (NULL: all),
+ * written to out (room for r->k) in (distance, TID) order; returns how
+ * many. *all: the answer held every row of the copy (then every candidate
+ * counts); *nvalid: the valid candidates.
+ */
+typedef double (*GpuivfExactFn) (void *arg, const float *row);
+typedef bool (*GpuivfKeepFn) (void *arg, ItemPointer tid, ItemPointer out);
+extern int	GpuivfGpuProve(const struct GpuKnnRequest *r, int q, GpuivfMetric metric,
+						   const float *query, GpuivfExactFn exact, GpuivfKeepFn keep,
+						   void *arg, GpuivfCandidate *out, bool *all, int *nvalid);
 
 /*
  * GpuivfGpuKmeans: an IVF build's k-means (GpuivfKmeans's algorithm) on
@@ -440,7 +561,7 @@ extern bool GpuivfGpuAssign(GpuivfMetric metric, const float *x, int n, int dims
 
 /*
  * GpuivfGpuMask: after a VACUUM changed index (old: its metapage before
- * the VACUUM bumped changeCount), tell the GPU service which heap TIDs it
+ * the VACUUM bumped deleteCount), tell the GPU service which heap TIDs it
  * removed (ntids of them, -1: too many) and which pages it compacted
  * (nblocks, -1: too many), so its copy masks those rows instead of loading
  * again (GPU_REQUEST_MASK). Nothing when the service is not ready; never
@@ -461,15 +582,6 @@ extern void GpuivfGpuKmeansDone(int dims, int lists);
  * under ANALYZE what it did. Called from _PG_init.
  */
 extern void GpuivfExplainInit(void);
-
-/* gpuservice.c */
-
-/*
- * CodevecGpuServiceDescribe: the GPU service's state (a GpuServiceState),
- * into device (when not NULL) its device's name when ready, into why (when
- * not NULL) why it cannot serve; len bytes each. No warning, no error.
- */
-extern int	CodevecGpuServiceDescribe(char *device, char *why, size_t len);
 
 /* gpuivfscan.c */
 
@@ -492,10 +604,23 @@ extern IndexBulkDeleteResult *gpuivfvacuumcleanup(IndexVacuumInfo *info, IndexBu
 extern int	GpuivfGetLists(Relation index);
 
 /*
- * GpuivfGetMetric: the metric of the index's opclass, from the name of its
- * distance support function; ERROR for an unknown one.
+ * GpuivfGetMetric: the metric of the index's opclass: which C function its
+ * distance support function (GPUIVF_DISTANCE_PROC) is, l2_distance,
+ * negative_inner_product or cosine_distance of distance.c, one
+ * registered with GpuivfRegisterMetric, or one of pgvector's distance
+ * functions (by pg_proc's library and C symbol: codevec_pgvector's
+ * opclasses are SQL only); ERROR 0A000 for another. The one place that
+ * decides "the metric of this index".
  */
 extern GpuivfMetric GpuivfGetMetric(Relation index);
+
+/*
+ * GpuivfRegisterMetric: let opclasses whose distance support function is
+ * fn (a C function of another extension, e.g. over pgvector's types)
+ * have metric; fn must compute that metric's distance as the operator
+ * does. Per backend: call it from the other extension's _PG_init.
+ */
+extern void GpuivfRegisterMetric(PGFunction fn, GpuivfMetric metric);
 
 /*
  * GpuivfCheckQueryDims: ERROR 22000 unless the query has the index's dims,

@@ -20,6 +20,11 @@
  *    d. the sorted stream is written list after list, each list a chain of
  *       pages, and the list pages are updated with each chain's ends.
  *
+ * Progress: pg_stat_progress_create_index shows the phase (GPUIVF_PHASE_*:
+ * sampling, k-means, assigning for IVF; loading for every build), the heap
+ * blocks each table scan read (core's table_index_build_scan reports them)
+ * and, while an IVF build writes its sorted rows, tuples done of total.
+ *
  * Pages are written through shared buffers and, when the relation needs WAL,
  * logged as full pages at the end (log_newpage_range), as core's GiST and
  * pgvector do; everything after the build is logged with GenericXLog.
@@ -33,9 +38,11 @@
 #include "catalog/index.h"
 #include "catalog/pg_operator_d.h"
 #include "catalog/pg_type_d.h"
+#include "commands/progress.h"
 #include "common/pg_prng.h"
 #include "gpuivf.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "utils/memutils.h"
 #include "utils/tuplesort.h"
 #include "vecelem.h"
@@ -254,7 +261,7 @@ WriteMetaAndLists(Relation index, ForkNumber fork, int dims, int lists, GpuivfMe
 	meta->lists = lists;
 	meta->metric = metric;
 	meta->listPages = 0;
-	meta->changeCount = 0;
+	meta->deleteCount = 0;
 	meta->insertCount = 0;
 	((PageHeader) page)->pd_lower = ((char *) meta + sizeof(GpuivfMetaPageData)) - (char *) page;
 	MarkBufferDirty(buf);
@@ -377,7 +384,9 @@ gpuivfbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 		bs.maxSamples = (int) Min((Size) bs.maxSamples, Max(budget / perSample, (Size) bs.lists));
 		bs.samples = palloc_extended(perSample * bs.maxSamples, MCXT_ALLOC_HUGE);
 		pg_prng_seed(&bs.prng, 0x6770756976660002ULL);
+		pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, GPUIVF_PHASE_SAMPLE);
 		table_index_build_scan(heap, index, indexInfo, false, true, SampleCallback, &bs, NULL);
+		pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, GPUIVF_PHASE_KMEANS);
 		bs.centroids = palloc_extended(sizeof(float) * (Size) bs.lists * bs.dims, MCXT_ALLOC_HUGE);
 		/* on the GPU service when there is one (it then assigns too) */
 		bs.gpu = GpuivfGpuKmeans(bs.metric, bs.samples, bs.nsamples, bs.dims, bs.lists,
@@ -392,6 +401,7 @@ gpuivfbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 
 	if (bs.lists == 1)
 	{
+		pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, GPUIVF_PHASE_LOAD);
 		StartChain(&bs, 0);
 		bs.reltuples = table_index_build_scan(heap, index, indexInfo, true, true, BuildCallback, &bs, NULL);
 	}
@@ -414,6 +424,7 @@ gpuivfbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 		bs.pendVecs = palloc_extended(sizeof(float) * (Size) bs.batch * bs.dims, MCXT_ALLOC_HUGE);
 		bs.pendTids = palloc(sizeof(ItemPointerData) * bs.batch);
 		bs.pendLists = palloc(sizeof(int) * bs.batch);
+		pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, GPUIVF_PHASE_ASSIGN);
 		bs.reltuples = table_index_build_scan(heap, index, indexInfo, true, true, BuildCallback, &bs, NULL);
 		FlushAssign(&bs);
 		if (bs.gpu)
@@ -423,6 +434,13 @@ gpuivfbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 		/* write list after list; a list with no vector still gets a page */
 		ExecDropSingleTupleTableSlot(bs.slot);
 		bs.slot = MakeSingleTupleTableSlot(bs.sortdesc, &TTSOpsMinimalTuple);
+		{
+			const int	index_ids[] = {PROGRESS_CREATEIDX_SUBPHASE,
+				PROGRESS_CREATEIDX_TUPLES_TOTAL, PROGRESS_CREATEIDX_TUPLES_DONE};
+			const int64 values[] = {GPUIVF_PHASE_LOAD, (int64) bs.indtuples, 0};
+
+			pgstat_progress_update_multi_param(3, index_ids, values);
+		}
 		bs.indtuples = 0;
 		while (tuplesort_gettupleslot(bs.sortstate, true, false, bs.slot, NULL))
 		{
@@ -440,6 +458,7 @@ gpuivfbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 			itup->t_tid = *tid;
 			AppendTuple(&bs, list, itup);
 			pfree(itup);
+			pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, (int64) bs.indtuples);
 		}
 		while (current < bs.lists - 1)
 			StartChain(&bs, ++current);
@@ -458,6 +477,26 @@ gpuivfbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	result->heap_tuples = bs.reltuples;
 	result->index_tuples = bs.indtuples;
 	return result;
+}
+
+char *
+gpuivfbuildphasename(int64 phasenum)
+{
+	switch (phasenum)
+	{
+		case PROGRESS_CREATEIDX_SUBPHASE_INITIALIZE:
+			return "initializing";
+		case GPUIVF_PHASE_SAMPLE:
+			return "sampling rows";
+		case GPUIVF_PHASE_KMEANS:
+			return "performing k-means";
+		case GPUIVF_PHASE_ASSIGN:
+			return "assigning rows to lists";
+		case GPUIVF_PHASE_LOAD:
+			return "loading tuples";
+		default:
+			return NULL;
+	}
 }
 
 /*

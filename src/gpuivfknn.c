@@ -53,7 +53,8 @@
  * none current. As in gpuivfgpu.c, each candidate's distance is recomputed
  * exactly on the CPU, and a candidate is proven only when its exact
  * distance is strictly below the lower bound of the last candidate's GPU
- * distance (LowerBound: no row outside the candidates can precede it).
+ * distance (GpuivfLowerBound: no row outside the candidates can precede
+ * it; GpuivfGpuProve, shared with index scans).
  * A query whose proven, visible candidates number at least k (or whose
  * candidates were every row of the index) is answered; the others - bound
  * not met, or too many invisible rows - go through the CPU pass. When the
@@ -547,65 +548,63 @@ KnnGpuRoute(KnnState *st)
 	return route.gpu;
 }
 
+/* What a query's exact distance and visibility check need */
+typedef struct KnnProveArg
+{
+	KnnState   *st;
+	const float *x;				/* the query */
+} KnnProveArg;
+
+/* The exact distance of a candidate row: the CPU pass's own */
+static double
+KnnExact(void *arg, const float *row)
+{
+	KnnProveArg *a = (KnnProveArg *) arg;
+
+	return KnnDistance(a->st->metric, row, a->x, a->st->dims);
+}
+
+/* A candidate counts when its row is visible; out gets the visible TID */
+static bool
+KnnKeep(void *arg, ItemPointer tid, ItemPointer out)
+{
+	return RowVisible(((KnnProveArg *) arg)->st, tid, out);
+}
+
 /*
- * Decide query qi from its kg GPU candidates (distances, TIDs, vectors) when
- * they prove its k rows: the exact distance of each, kept when strictly
- * below the lower bound of the last candidate's GPU distance (every row the
- * GPU did not return is at least that far) and visible. Returns whether the
- * query was answered; otherwise the CPU pass takes it.
+ * Decide query qi (the j-th of answer r) from its GPU candidates when they
+ * prove its k rows (GpuivfGpuProve: exact distance strictly below the
+ * bound, visible). Returns whether the query was answered; otherwise the
+ * CPU pass takes it.
  */
 static bool
-GpuDecide(KnnState *st, int qi, int kg, const float *gdist, const ItemPointerData *gtids,
-		  const float *grows, float maxnorm, bool partial, KnnItem *cand)
+GpuDecide(KnnState *st, int qi, const GpuKnnRequest *r, int j, GpuivfCandidate *cand)
 {
 	KnnQuery   *q = &st->q[qi];
-	int			dims = st->dims;
-	int			nvalid = 0,
-				ncand = 0;
+	KnnProveArg arg = {st, q->x};
 	bool		all;
-	double		bound,
-				qnorm = 0;
+	int			nvalid;
+	int			ncand;
 
-	for (int i = 0; i < kg; i++)
-		if (ItemPointerIsValid(&gtids[i]))
-			nvalid++;
-	/* fewer than asked for: every row of the index copy is a candidate
-	 * (unless masked rows took room: partial) */
-	all = nvalid < kg && !partial;
-	if (nvalid == 0 && !all)
-		return false;
-	for (int j = 0; j < dims; j++)
-		qnorm += (double) q->x[j] * q->x[j];
-	qnorm = sqrt(qnorm);
-	bound = all ? get_float8_infinity() :
-		LowerBound(st->metric, gdist[nvalid - 1], dims, qnorm, maxnorm);
-
-	for (int i = 0; i < kg; i++)
-	{
-		KnnItem		item;
-
-		if (!ItemPointerIsValid(&gtids[i]))
-			continue;
-		item.distance = KnnDistance(st->metric, grows + (Size) i * dims, q->x, dims);
-		if (!all && float8_cmp_internal(item.distance, bound) >= 0)
-			continue;
-		if (!RowVisible(st, (ItemPointer) &gtids[i], &item.tid))
-			continue;
-		cand[ncand++] = item;
-	}
+	ncand = GpuivfGpuProve(r, j, st->metric, q->x, KnnExact, KnnKeep, &arg, cand, &all, &nvalid);
 	if (ncand < st->k && !all)
 		return false;
-	qsort(cand, ncand, sizeof(KnnItem), ItemCompare);
 	q->ndone = Min(ncand, st->k);
-	memcpy(q->done, cand, sizeof(KnnItem) * q->ndone);
+	for (int i = 0; i < q->ndone; i++)
+	{
+		q->done[i].distance = cand[i].distance;
+		q->done[i].tid = cand[i].tid;
+	}
 	q->finished = true;
 	return true;
 }
 
 /*
- * The GPU path: the queries in KNN requests of up to 256 MB, the index copy
- * uploaded when the service has none current; queries proven by their
- * candidates are finished, the rest are left to the CPU pass.
+ * The GPU path: the queries in KNN requests of up to 256 MB
+ * (GpuivfGpuAskKnn: the index copy loaded or appended when the service has
+ * none current, its one failure policy); queries proven by their
+ * candidates are finished, the rest are left to the CPU pass, and all of
+ * them when the service cannot serve.
  */
 static void
 GpuSearch(KnnState *st)
@@ -617,84 +616,40 @@ GpuSearch(KnnState *st)
 								  Max((Size) 1, (KNN_GPU_REQUEST_BYTES - GpuKnnRequestSize(0, dims, kg)) / perQuery));
 	GpuIndexKey key;
 	dsm_segment *seg;
-	GpuKnnRequest *r;
-	KnnItem    *cand = palloc(sizeof(KnnItem) * kg);
+	GpuivfCandidate *cand = palloc(sizeof(GpuivfCandidate) * kg);
+	const float **queries = palloc(sizeof(float *) * chunk);
 	int			answered = 0;
-	char		errbuf[256] = "";
-	instr_time	tstart;
 
-	key.dbid = MyDatabaseId;
-	key.indexid = RelationGetRelid(st->index);
-	key.relfilenode = CodevecRelFileNumber(st->index);
-	key.changeCount = st->meta.changeCount;
-	key.insertCount = st->meta.insertCount;
-
+	GpuivfGpuKey(st->index, &st->meta, &key);
 	seg = dsm_create(GpuKnnRequestSize(chunk, dims, kg), 0);
-	r = (GpuKnnRequest *) dsm_segment_address(seg);
 	for (int first = 0; first < st->nb; first += chunk)
 	{
-		int			nqc = Min(chunk, st->nb - first);
-		int			status = GPU_STATUS_FAILED;
+		GpuivfGpuAskData ask;
+		const GpuKnnRequest *r = (const GpuKnnRequest *) dsm_segment_address(seg);
+		bool		ok;
 
-		INSTR_TIME_SET_CURRENT(tstart);
-		for (int attempt = 0;; attempt++)
-		{
-			/* the copy changing under us: wait a little (GpuivfGpuBackoff) */
-			if (!GpuivfGpuBackoff(st->index, attempt, tstart, &key))
-			{
-				snprintf(errbuf, sizeof(errbuf),
-						 "the index copy kept changing for %d ms (other sessions loading or appending it; last: %s)",
-						 codevec_gpu_timeout_ms, errbuf[0] ? errbuf : "no current copy");
-				break;
-			}
-			memset(r, 0, sizeof(*r));
-			r->hdr.kind = GPU_REQUEST_KNN;
-			r->key = key;
-			r->metric = (int32) st->metric;	/* same numbering as cuda/knn.h */
-			r->dims = dims;
-			r->nq = nqc;
-			r->k = kg;
-			for (int j = 0; j < nqc; j++)
-				memcpy(GpuKnnQueries(r) + (Size) j * dims, st->q[first + j].x,
-					   sizeof(float) * dims);
-			status = CodevecGpuCall(seg);
-			if (status != GPU_STATUS_NOT_LOADED && status != GPU_STATUS_STALE)
-			{
-				if (status != 0)
-					strlcpy(errbuf, r->hdr.errmsg, sizeof(errbuf));
-				break;
-			}
-			/* no current copy: load it; rows inserted since: append them */
-			{
-				bool		appended;
+		memset(&ask, 0, sizeof(ask));
+		ask.index = st->index;
+		ask.metric = st->metric;
+		ask.dims = dims;
+		ask.nq = Min(chunk, st->nb - first);
+		for (int j = 0; j < ask.nq; j++)
+			queries[j] = st->q[first + j].x;
+		ask.queries = queries;
+		ask.k = kg;
+		ask.key = &key;			/* a refresh moves it on for the next chunks */
+		ok = GpuivfGpuAskKnn(&ask, seg);
+		st->refreshes += (int) (ask.uploads + ask.appends);
+		if (!ok)
+			break;				/* auto: counted, warned; the CPU pass */
 
-				st->refreshes++;
-				status = GpuivfGpuRefresh(st->index, &key, dims, r, &appended);
-			}
-			strlcpy(errbuf, GpuivfGpuUploadError(), sizeof(errbuf));
-			if (GpuivfGpuContended(status))
-				continue;		/* another backend came first: ask again */
-			if (status != 0)
-				break;
-		}
-		if (status != 0)
-		{
-			/* cuda: ERROR; auto: one WARNING per session, counted, the CPU pass */
-			GpuivfGpuFallback(st->index, status, errbuf, NULL, 0);
-			break;
-		}
-
-		for (int j = 0; j < nqc; j++)
-		{
-			Size		o = (Size) j * kg;
-
-			if (GpuDecide(st, first + j, kg, GpuKnnDistances(r) + o, GpuKnnTids(r) + o,
-						  GpuKnnRows(r) + o * dims, r->maxnorm, r->partial != 0, cand))
+		for (int j = 0; j < ask.nq; j++)
+			if (GpuDecide(st, first + j, r, j, cand))
 				answered++;
-		}
 		CHECK_FOR_INTERRUPTS();
 	}
 	dsm_detach(seg);
+	pfree(queries);
 	pfree(cand);
 	ereport(DEBUG1,
 			(errmsg("codevec_knn: %d of %d queries answered by the GPU service, %d left to the CPU",

@@ -21,7 +21,10 @@
  * The GPU service may answer the first batch instead (gpuivfgpu.c): the
  * whole index when lists = 1, the first gpuivf.probes lists of an IVF
  * index, with exactly the rows and order the CPU gives for that batch;
- * later batches of an IVF scan run here.
+ * later batches of an IVF scan run here. gpuivfgettuple walks the phases
+ * of GpuivfScanPhase (gpuivf.h): START, then GPU or CPU, then DONE, a GPU
+ * phase handing over to a CPU continuation that skips the rows it
+ * returned.
  */
 #include "postgres.h"
 
@@ -207,7 +210,7 @@ gpuivfbeginscan(Relation index, int nkeys, int norderbys)
 	so->collation = index->rd_indcollation[0];
 	so->tmpCtx = AllocSetContextCreate(CurrentMemoryContext, "gpuivf scan",
 									   ALLOCSET_DEFAULT_SIZES);
-	so->first = true;
+	so->phase = GPUIVF_SCAN_START;
 	scan->opaque = so;
 	/* the AM provides the arrays the executor reads ORDER BY values from */
 	if (norderbys > 0)
@@ -228,9 +231,9 @@ gpuivfrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int 
 	so->heap = NULL;
 	so->nheap = so->maxheap = 0;
 	so->nextList = 0;
-	so->first = true;
+	so->phase = GPUIVF_SCAN_START;
 	so->query = (Datum) 0;
-	so->gpu = so->gpuAll = false;
+	so->gpuAll = false;
 	so->gpuK = so->gpuNReady = so->gpuPos = 0;
 	so->gpuReady = NULL;
 	so->returned = NULL;		/* lived in tmpCtx */
@@ -246,86 +249,118 @@ gpuivfrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int 
 	}
 }
 
-bool
-gpuivfgettuple(IndexScanDesc scan, ScanDirection dir)
+/* Hand a row to the executor: its heap TID and exact distance */
+static bool
+EmitRow(IndexScanDesc scan, const GpuivfCandidate *c)
+{
+	scan->xs_heaptid = c->tid;
+	scan->xs_recheck = false;
+	scan->xs_recheckorderby = false;
+	if (scan->numberOfOrderBys > 0)
+	{
+		scan->xs_orderbyvals[0] = Float8GetDatum(c->distance);
+		scan->xs_orderbynulls[0] = c->isnull;
+	}
+	return true;
+}
+
+/*
+ * The CPU phase's next row: the nearest candidate of the lists probed so
+ * far (probing the next batch when they are used up), skipping rows the
+ * GPU phase returned; false when no list is left.
+ */
+static bool
+CpuNext(IndexScanDesc scan, GpuivfCandidate *c)
 {
 	GpuivfScanOpaque so = (GpuivfScanOpaque) scan->opaque;
 
-	if (!ScanDirectionIsForward(dir))
-		elog(ERROR, "gpuivf does not support backward scans");
-
-	if (so->first)
-	{
-		CodevecCountIndexSearch(scan);
-		StartScan(scan);
-		so->first = false;
-		/* a large index may be answered by the GPU service (IVF: its
-		 * first batch of lists) */
-		so->gpu = GpuivfGpuRoute(scan) && GpuivfGpuFetch(scan, GPUIVF_GPU_FIRST_K);
-		if (!so->gpu)
-			ProbeNextLists(scan);
-	}
-
-	while (so->gpu)
-	{
-		GpuivfCandidate c;
-
-		if (GpuivfGpuNext(scan, &c))
-		{
-			/* exact distance, recomputed by the operator's own function */
-			scan->xs_heaptid = c.tid;
-			scan->xs_recheck = false;
-			scan->xs_recheckorderby = false;
-			if (scan->numberOfOrderBys > 0)
-			{
-				scan->xs_orderbyvals[0] = Float8GetDatum(c.distance);
-				scan->xs_orderbynulls[0] = false;
-			}
-			return true;
-		}
-		if (so->gpuAll)
-		{
-			/* every row of the probed lists was a candidate and came back */
-			if (so->probes >= so->lists)
-				return false;
-			/* IVF: the next lists on the CPU, as a CPU scan goes on */
-			so->gpu = false;
-			so->nextList = so->probes;
-			break;
-		}
-		if (so->gpuK < GPUIVF_GPU_MAX_K &&
-			GpuivfGpuFetch(scan, Min(so->gpuK * 4, GPUIVF_GPU_MAX_K)))
-			continue;
-		/* past the GPU's largest k: exact CPU scan, skipping returned rows */
-		so->gpu = false;
-		ProbeNextLists(scan);
-	}
-
 	for (;;)
 	{
-		GpuivfCandidate top;
-
 		while (so->nheap == 0 && so->nextList < so->lists)
 			ProbeNextLists(scan);
 		if (so->nheap == 0)
 			return false;
-
-		top = so->heap[0];
+		*c = so->heap[0];
 		so->heap[0] = so->heap[--so->nheap];
 		if (so->nheap > 0)
 			SiftDown(so->heap, so->nheap, 0);
-		if (so->returned != NULL && GpuivfGpuReturned(scan, &top.tid))
-			continue;
+		if (so->returned == NULL || !GpuivfGpuReturned(scan, &c->tid))
+			return true;
+	}
+}
 
-		scan->xs_heaptid = top.tid;
-		scan->xs_recheck = false;
-		scan->xs_recheckorderby = false;
-		if (scan->numberOfOrderBys > 0)
+/*
+ * The scan, one row per call: the phase machine of GpuivfScanPhase (see
+ * gpuivf.h), which only this function moves on.
+ */
+bool
+gpuivfgettuple(IndexScanDesc scan, ScanDirection dir)
+{
+	GpuivfScanOpaque so = (GpuivfScanOpaque) scan->opaque;
+	GpuivfCandidate c;
+
+	if (!ScanDirectionIsForward(dir))
+		elog(ERROR, "gpuivf does not support backward scans");
+
+	for (;;)
+	{
+		switch (so->phase)
 		{
-			scan->xs_orderbyvals[0] = Float8GetDatum(top.distance);
-			scan->xs_orderbynulls[0] = top.isnull;
+			case GPUIVF_SCAN_START:
+				CodevecCountIndexSearch(scan);
+				StartScan(scan);
+				/* a large index may be answered by the GPU service (IVF:
+				 * its first batch of lists) */
+				if (GpuivfGpuRoute(scan) && GpuivfGpuFetch(scan, GPUIVF_GPU_FIRST_K))
+					so->phase = GPUIVF_SCAN_GPU;
+				else
+				{
+					ProbeNextLists(scan);
+					so->phase = GPUIVF_SCAN_CPU;
+				}
+				break;
+
+			case GPUIVF_SCAN_GPU:
+				/* exact distance, recomputed by the operator's own function */
+				if (GpuivfGpuNext(scan, &c))
+					return EmitRow(scan, &c);
+				if (so->gpuAll)
+				{
+					/* every row of the probed lists was a candidate and came back */
+					if (so->probes >= so->lists)
+						so->phase = GPUIVF_SCAN_DONE;
+					else
+					{
+						/* IVF: the next lists on the CPU, as a CPU scan goes on */
+						so->nextList = so->probes;
+						so->phase = GPUIVF_SCAN_CPU;
+					}
+					break;
+				}
+				if (so->gpuK < GPUIVF_GPU_MAX_K &&
+					GpuivfGpuFetch(scan, Min(so->gpuK * 4, GPUIVF_GPU_MAX_K)))
+					break;		/* a larger batch */
+				if (so->gpuK >= GPUIVF_GPU_MAX_K)
+				{
+					so->stats.fallbacks++;
+					snprintf(so->stats.fallbackWhy, sizeof(so->stats.fallbackWhy),
+							 "past %d GPU candidates the scan goes on on the CPU",
+							 GPUIVF_GPU_MAX_K);
+				}
+				/* exact CPU scan, skipping returned rows */
+				ProbeNextLists(scan);
+				so->phase = GPUIVF_SCAN_CPU;
+				break;
+
+			case GPUIVF_SCAN_CPU:
+				if (CpuNext(scan, &c))
+					return EmitRow(scan, &c);
+				so->phase = GPUIVF_SCAN_DONE;
+				break;
+
+			case GPUIVF_SCAN_DONE:
+				return false;
 		}
-		return true;
 	}
 }
 

@@ -19,15 +19,19 @@
 #include <float.h>
 #include <math.h>
 
+#include "catalog/pg_language.h"
+#include "catalog/pg_proc.h"
 #include "common/pg_prng.h"
 #include "distance.h"
 #include "gpuivf.h"
 #include "kmeans.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
+#include "utils/builtins.h"
 #include "utils/float.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 
 int
 GpuivfGetLists(Relation index)
@@ -37,21 +41,130 @@ GpuivfGetLists(Relation index)
 	return opts ? opts->lists : GPUIVF_DEFAULT_LISTS;
 }
 
+/*
+ * The C functions an opclass's distance support function (FUNCTION 1) may
+ * be, and their metrics: the table GpuivfGetMetric reads, extended by
+ * GpuivfRegisterMetric for distance functions of other extensions.
+ */
+#define GPUIVF_MAX_METRIC_FUNCTIONS 16
+
+typedef struct GpuivfMetricFunction
+{
+	PGFunction	fn;
+	GpuivfMetric metric;
+} GpuivfMetricFunction;
+
+extern Datum l2_distance(PG_FUNCTION_ARGS);
+extern Datum negative_inner_product(PG_FUNCTION_ARGS);
+extern Datum cosine_distance(PG_FUNCTION_ARGS);
+
+static GpuivfMetricFunction metric_functions[GPUIVF_MAX_METRIC_FUNCTIONS] = {
+	{l2_distance, GPUIVF_METRIC_L2},
+	{negative_inner_product, GPUIVF_METRIC_IP},
+	{cosine_distance, GPUIVF_METRIC_COSINE},
+};
+static int	n_metric_functions = 3;
+
+void
+GpuivfRegisterMetric(PGFunction fn, GpuivfMetric metric)
+{
+	for (int i = 0; i < n_metric_functions; i++)
+		if (metric_functions[i].fn == fn)
+		{
+			metric_functions[i].metric = metric;
+			return;
+		}
+	if (n_metric_functions >= GPUIVF_MAX_METRIC_FUNCTIONS)
+		elog(ERROR, "too many gpuivf distance functions registered");
+	metric_functions[n_metric_functions].fn = fn;
+	metric_functions[n_metric_functions].metric = metric;
+	n_metric_functions++;
+}
+
+/*
+ * C entry points of other libraries whose opclasses have no C code of
+ * their own to call GpuivfRegisterMetric: codevec_pgvector (SQL only)
+ * names pgvector's functions as support function 1. Identified by the
+ * library file and C symbol pg_proc records for the function (probin,
+ * prosrc), which a SQL-level rename or another function of the same SQL
+ * name cannot imitate; pgvector's halfvec functions are halfvec_* in C.
+ */
+typedef struct GpuivfForeignMetric
+{
+	const char *library;		/* probin's file name, without directory or suffix */
+	const char *symbol;			/* prosrc: the C symbol */
+	GpuivfMetric metric;
+} GpuivfForeignMetric;
+
+static const GpuivfForeignMetric foreign_metrics[] = {
+	{"vector", "l2_distance", GPUIVF_METRIC_L2},
+	{"vector", "vector_negative_inner_product", GPUIVF_METRIC_IP},
+	{"vector", "cosine_distance", GPUIVF_METRIC_COSINE},
+	{"vector", "halfvec_l2_distance", GPUIVF_METRIC_L2},
+	{"vector", "halfvec_negative_inner_product", GPUIVF_METRIC_IP},
+	{"vector", "halfvec_cosine_distance", GPUIVF_METRIC_COSINE},
+};
+
+/*
+ * Whether the C function procid is one of foreign_metrics; sets *metric.
+ * Reads pg_proc (prolang C, probin, prosrc).
+ */
+static bool
+ForeignMetric(Oid procid, GpuivfMetric *metric)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(procid));
+	Form_pg_proc form;
+	bool		found = false;
+
+	if (!HeapTupleIsValid(tup))
+		return false;
+	form = (Form_pg_proc) GETSTRUCT(tup);
+	if (form->prolang == ClanguageId)
+	{
+		bool		isnull;
+		Datum		bin = SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_probin, &isnull);
+		char	   *library = isnull ? NULL : TextDatumGetCString(bin);
+		char	   *symbol = TextDatumGetCString(SysCacheGetAttr(PROCOID, tup,
+																 Anum_pg_proc_prosrc, &isnull));
+		char	   *base = library ? last_dir_separator(library) : NULL;
+		size_t		len;
+
+		base = base ? base + 1 : library;
+		len = base ? strlen(base) : 0;
+		/* "$libdir/vector" or ".../vector.so" */
+		if (len > strlen(DLSUFFIX) && strcmp(base + len - strlen(DLSUFFIX), DLSUFFIX) == 0)
+			base[len - strlen(DLSUFFIX)] = '\0';
+		for (int i = 0; base != NULL && i < lengthof(foreign_metrics); i++)
+			if (strcmp(base, foreign_metrics[i].library) == 0 &&
+				strcmp(symbol, foreign_metrics[i].symbol) == 0)
+			{
+				*metric = foreign_metrics[i].metric;
+				found = true;
+				break;
+			}
+	}
+	ReleaseSysCache(tup);
+	return found;
+}
+
 GpuivfMetric
 GpuivfGetMetric(Relation index)
 {
-	Oid			procid = index_getprocid(index, 1, GPUIVF_DISTANCE_PROC);
-	char	   *name = get_func_name(procid);
+	FmgrInfo   *proc = index_getprocinfo(index, 1, GPUIVF_DISTANCE_PROC);
+	GpuivfMetric metric;
+	char	   *name;
 
-	if (name != NULL && strcmp(name, "l2_distance") == 0)
-		return GPUIVF_METRIC_L2;
-	/* pgvector's: vector_ and halfvec_negative_inner_product (codevec_pgvector) */
-	if (name != NULL && (strcmp(name, "negative_inner_product") == 0 ||
-						 strcmp(name, "vector_negative_inner_product") == 0 ||
-						 strcmp(name, "halfvec_negative_inner_product") == 0))
-		return GPUIVF_METRIC_IP;
-	if (name != NULL && strcmp(name, "cosine_distance") == 0)
-		return GPUIVF_METRIC_COSINE;
+	/* the support procedure's C entry point, whatever its SQL name */
+	for (int i = 0; i < n_metric_functions; i++)
+		if (proc->fn_addr == metric_functions[i].fn)
+			return metric_functions[i].metric;
+	/* another library's known entry point: remembered by address from now on */
+	if (ForeignMetric(proc->fn_oid, &metric))
+	{
+		GpuivfRegisterMetric(proc->fn_addr, metric);
+		return metric;
+	}
+	name = get_func_name(proc->fn_oid);
 	ereport(ERROR,
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 			 errmsg("gpuivf does not support distance function \"%s\"", name ? name : "?"),

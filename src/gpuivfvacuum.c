@@ -149,7 +149,7 @@ VisitDataPages(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 		LockBuffer(metaBuf, BUFFER_LOCK_EXCLUSIVE);
 		state = GenericXLogStart(index);
 		old = *GpuivfPageGetMeta(BufferGetPage(metaBuf));
-		GpuivfPageGetMeta(GenericXLogRegisterBuffer(state, metaBuf, 0))->changeCount++;
+		GpuivfPageGetMeta(GenericXLogRegisterBuffer(state, metaBuf, 0))->deleteCount++;
 		GenericXLogFinish(state);
 		UnlockReleaseBuffer(metaBuf);
 		GpuivfGpuMask(index, &old, removed->tids, removed->tids ? removed->ntids : -1,

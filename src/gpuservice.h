@@ -84,7 +84,7 @@ typedef struct GpuRequestHeader
 /*
  * Which index copy a KNN, UPLOAD or APPEND request is about: a copy is
  * current when database, index, relfilenode (changes on REINDEX and
- * TRUNCATE), the metapage's changeCount (VACUUM removed vectors) and its
+ * TRUNCATE), the metapage's deleteCount (VACUUM removed vectors) and its
  * insertCount all match. With only insertCount behind, the copy misses the
  * rows inserted since, which flat indexes append to the end of their chain:
  * the service answers GPU_STATUS_STALE with the chain position after its
@@ -97,7 +97,7 @@ typedef struct GpuIndexKey
 	Oid			dbid;
 	Oid			indexid;
 	Oid			relfilenode;
-	uint64		changeCount;
+	uint64		deleteCount;
 	uint64		insertCount;
 } GpuIndexKey;
 
@@ -165,9 +165,9 @@ typedef struct GpuUploadRequest
 
 /*
  * MASK: after a VACUUM of the index: key is the version before it (its
- * changeCount), newChangeCount the one after. The service's copy at key's
+ * deleteCount), newDeleteCount the one after. The service's copy at key's
  * version masks the rows whose heap TIDs are listed (they no longer match
- * in KNN answers) and moves to newChangeCount; a flat copy whose delta
+ * in KNN answers) and moves to newDeleteCount; a flat copy whose delta
  * tier resumes reading on one of the compacted pages listed (their
  * offsets moved), an incomplete copy, or a list past its cap (-1) is
  * dropped instead, as is a copy with more masked rows than
@@ -180,7 +180,7 @@ typedef struct GpuMaskRequest
 {
 	GpuRequestHeader hdr;
 	GpuIndexKey key;
-	uint64		newChangeCount;
+	uint64		newDeleteCount;
 	int32		nblocks;		/* compacted pages, or -1: too many to list */
 	int64		ntids;			/* removed heap TIDs, or -1: too many */
 } GpuMaskRequest;
@@ -294,7 +294,8 @@ extern int	codevec_gpu_timeout_ms;
 /*
  * CodevecGpuServiceInit: define the GPU GUCs; when loading through
  * shared_preload_libraries, also request the shared memory and register the
- * service worker. Called from _PG_init.
+ * service worker; register the request kinds (gpukinds.c). Called from
+ * _PG_init.
  */
 extern void CodevecGpuServiceInit(void);
 
@@ -335,16 +336,6 @@ extern int	CodevecGpuCall(dsm_segment *seg);
 extern dsm_segment *CodevecGpuSessionSegment(Size size);
 
 /*
- * Service side of EMBED requests (src/gpuembed.c), called by the service's
- * loop: run a group of EMBED requests that name the same model (one batched
- * encoder call); the device bytes the loaded models hold; free them all.
- */
-extern void GpuEmbedRunGroup(GpuEmbedRequest **group, int ng, int device,
-							 Size other_bytes);
-extern Size GpuEmbedModelsBytes(int *nmodels);
-extern void GpuEmbedReleaseAll(void);
-
-/*
  * CodevecGpuEmbed: the backend side: embed n tokenized sequences (ids[i]
  * holds lens[i] ids) with the model in folder model_path (hidden dims) on
  * the GPU service, into out (n x hidden floats). Returns GPU_EMBED_DONE;
@@ -367,6 +358,15 @@ extern int	CodevecGpuEmbed(const char *model_path, int hidden, int n,
  */
 extern bool CodevecGpuServiceReady(void);
 
+/*
+ * CodevecGpuServiceDescribe: the service's state (a GpuServiceState), its
+ * device's name when ready (into device, len bytes; may be NULL), why it
+ * cannot serve otherwise (into why); read-only, no warning, no error: for
+ * gpuivf routing and EXPLAIN.
+ */
+extern int	CodevecGpuServiceDescribe(char *device, char *why, size_t len);
+
+/* CodevecGpuServiceMain: the service worker's entry point (gpuservice.c) */
 PGDLLEXPORT void CodevecGpuServiceMain(Datum main_arg);
 
 #endif							/* CODEVEC_GPUSERVICE_H */

@@ -40,6 +40,10 @@ bash tools/install-deps.sh || { echo "dependency installation failed"; exit 1; }
 . test/pgversion.sh || { echo "PostgreSQL ${CODEVEC_PG:-${PG_CONFIG:-pg_config}} is not usable"; exit 1; }
 # pg_upgrade 15 -> 18 and dump/restore: once, in the run on 18
 [ "$PG_MAJOR" = 18 ] && [ -z "$cpu_suites_given" ] && CPU_SUITES="$CPU_SUITES pgupgrade"
+# the Debian packages (test/packages: make deb, lintian, apt install, a smoke search, purge;
+# root only, else one skip). Last on 15: it swaps the make-install files for the packages'
+# and puts them back, checked byte for byte.
+[ "$PG_MAJOR" = 15 ] && [ -z "$cpu_suites_given" ] && CPU_SUITES="$CPU_SUITES packages"
 
 echo "== build and install"
 if ! { make -j"$(nproc)" && $sudo make install; } >"$log/build.log" 2>&1; then

@@ -93,7 +93,7 @@ EOF
 }
 
 need_loader() {
-	"$loader" --help | grep -q -- '--strip-docs' || {
+	"$loader" --help | grep -- '--strip-docs' >/dev/null || {
 		echo "$loader has no --strip-docs: make -C $root/loaders install" >&2; exit 1; }
 }
 

@@ -123,7 +123,7 @@ SQL
 got=$(explain eu "(ANALYZE, COSTS OFF, TIMING OFF)" "SET gpuivf.gpu_min_rows = 1" "SET client_min_messages = warning")
 echo "$got" | grep -E '^gpuivf:|WARNING'
 check "cap at upload: the scan falls back to the CPU and EXPLAIN ANALYZE says why" \
-	"SELECT $(echo "$got" | n_of '^gpuivf: eu_l2 on CPU (.*fell back to the CPU: index copy needs [0-9]* MB, codevec.gpu_memory_limit 100 MB; scans 1, GPU requests 1, candidates 0, rows from the GPU 0, rows 10, CPU fallbacks 1, uploads 1)$')" 1
+	"SELECT $(echo "$got" | n_of '^gpuivf: eu_l2 on CPU (.*fell back to the CPU: index "eu_l2": index copy needs [0-9]* MB, codevec.gpu_memory_limit 100 MB; scans 1, GPU requests 1, candidates 0, rows from the GPU 0, rows 10, CPU fallbacks 1, uploads 1)$')" 1
 check "cap at upload: the next plan of the session knows (EXPLAIN in the same session)" \
 	"SET gpuivf.gpu_min_rows = 1; SET enable_seqscan = off; SET client_min_messages = error;
 	 SELECT count(*) FROM (SELECT id FROM eu ORDER BY emb <-> (SELECT emb FROM eq LIMIT 1) LIMIT 10) s;

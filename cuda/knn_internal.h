@@ -1,0 +1,169 @@
+/*
+ * knn_internal.h — what the k-NN units share (C++, not part of the C
+ * interface): error macros, the kernel configurations the autotuner
+ * chooses among, the index's host-side struct, the per-call workspace, and
+ * the functions knn.cu (index, plans, launches, C interface) and
+ * knn_tune.cu (autotuning and its cache) call in each other. Kernels are
+ * in knn_kernels.cuh, which only knn.cu includes.
+ */
+#ifndef CODEVEC_KNN_INTERNAL_H
+#define CODEVEC_KNN_INTERNAL_H
+
+#include <cuda_runtime.h>
+#include <cuda_fp16.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+#include <float.h>
+
+#include "knn.h"
+
+#define KEY_NONE 0xffffffffffffffffULL
+#define FULL_MASK 0xffffffffu
+
+/* ------------------------------------------------------------------ */
+/* error handling                                                      */
+/* ------------------------------------------------------------------ */
+
+static inline void
+SetError(char *errbuf, size_t errlen, const char *fmt, const char *a, const char *b)
+{
+    if (errbuf && errlen > 0)
+    {
+        snprintf(errbuf, errlen, fmt, a, b);
+        errbuf[errlen - 1] = '\0';
+    }
+}
+
+/* Check a CUDA call; on failure write the message and return the status. */
+#define CUDA_CHECK(call)                                                    \
+    do {                                                                    \
+        cudaError_t err_ = (call);                                          \
+        if (err_ != cudaSuccess)                                            \
+        {                                                                   \
+            SetError(errbuf, errlen, "cuda error in %s: %s", #call,         \
+                     cudaGetErrorString(err_));                             \
+            return CODEVEC_CUDA_ERR_CUDA;                                   \
+        }                                                                   \
+    } while (0)
+
+/* Check the last launch. */
+#define LAUNCH_CHECK(what)                                                  \
+    do {                                                                    \
+        cudaError_t err_ = cudaGetLastError();                              \
+        if (err_ != cudaSuccess)                                            \
+        {                                                                   \
+            SetError(errbuf, errlen, "cuda error launching %s: %s", what,   \
+                     cudaGetErrorString(err_));                             \
+            return CODEVEC_CUDA_ERR_CUDA;                                   \
+        }                                                                   \
+    } while (0)
+
+static inline int NextPow2(int v) { int p = 1; while (p < v) p <<= 1; return p; }
+static inline int MaxInt(int a, int b) { return a > b ? a : b; }
+static inline int MinInt(int a, int b) { return a < b ? a : b; }
+static inline int64_t MinInt64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+
+/* ------------------------------------------------------------------ */
+/* kernel configurations                                               */
+/* ------------------------------------------------------------------ */
+
+/* A kernel configuration: what the autotuner chooses among. */
+typedef struct KnnCfg
+{
+    int qb;         /* queries per tile */
+    int warps;      /* warps per block */
+    int bps;        /* blocks per multiprocessor aimed at */
+    int g;          /* fp16 only: lanes per row (8, 16, 32) */
+} KnnCfg;
+
+#define PATH_F32 0
+#define PATH_F16 1
+#define NBUCKETS 4
+#define SMEM_CAP (100 * 1024)
+
+/* the batch sizes each configuration bucket is tuned for */
+static const int kBucketNq[NBUCKETS] = {1, 4, 16, 64};
+
+/* The autotuner's choice for one (GPU model, dimension). */
+typedef struct TuneEntry
+{
+    char   gpu[256];
+    int    dim;
+    KnnCfg cfg[2][NBUCKETS];
+    double us[2][NBUCKETS];     /* measured time of the choice */
+    int    prec;                /* chosen storage precision */
+} TuneEntry;
+
+/* A device index (knn.h's CodevecCudaIndex). */
+struct CodevecCudaIndexData
+{
+    int64_t       n;
+    int           dim;
+    int           dpad4;
+    int           dpad8;
+    int           precision;    /* as stored: FP32 or FP16 */
+    int           fp16_ok;      /* fp16 copy in range: scan it */
+    int           device;
+    int           sms;
+    int           smem_optin;
+    float4       *x32;
+    uint4        *x16;
+    float        *norm2;
+    unsigned int *stats;
+    float         maxabs;
+    float         maxnorm;
+    float         minnorm;
+    KnnCfg        cfg[2][NBUCKETS];
+    int           have_cfg;
+    unsigned char *ws;          /* per-call workspace */
+    size_t        ws_bytes;
+    int          *h_ok;         /* pinned, per-query proof flags */
+    int           h_ok_len;
+    int64_t      *g_ids;        /* gather scratch: CODEVEC_CUDA_MAX_K ids */
+    float        *g_out;        /* and their rows, fp32 */
+};
+
+/* Defaults until measured (chosen from the H100 run, see KERNELS.md). */
+
+/* Per-call workspace: prepared queries, proof flags, candidate scratch. */
+typedef struct QueryWs
+{
+    float4        *Qp;
+    float         *qn2;
+    int           *ok;
+    __half        *qh;
+    float         *qinv;
+    int64_t       *blk;         /* ranged scans: the block table */
+    unsigned char *scratch;
+    size_t         sb;
+} QueryWs;
+
+struct KnnRanges;               /* row ranges of an IVF scan (knn.cu) */
+
+/* knn.cu */
+extern void   KnnDefaultCfg(KnnCfg cfg[2][NBUCKETS]);
+extern int    KnnEnsureWorkspace(CodevecCudaIndex idx, size_t bytes, char *errbuf, size_t errlen);
+extern size_t KnnQueryWsLayout(CodevecCudaIndex idx, int nq, int k, int nbmax, int per_query,
+                               unsigned char *base, QueryWs *w);
+extern int    KnnLaunch(CodevecCudaIndex idx, int path, KnnCfg cfg, const float4 *Qp,
+                        const float *qn2, const __half *qh, const float *qinv, int nq, int k,
+                        int metric, float *d_dist, int64_t *d_ids, int *d_ok,
+                        unsigned char *scratch, size_t scratch_bytes, const struct KnnRanges *rg,
+                        cudaStream_t st, char *errbuf, size_t errlen);
+extern int    KnnIndexAlloc(int64_t n, int dim, int precision, CodevecCudaIndex *out,
+                            char *errbuf, size_t errlen);
+extern int    KnnIndexUpload(CodevecCudaIndex idx, const float *vectors, int64_t first,
+                             int64_t count, char *errbuf, size_t errlen);
+extern int    KnnCfgFeasible(CodevecCudaIndex idx, int path, KnnCfg cfg, int nq, int kc);
+extern void   KnnFillRandom(float *d_x, int64_t count, uint64_t seed, int blocks);
+extern void   KnnPrepQueries(CodevecCudaIndex idx, const float *d_queries, int nq,
+                             const QueryWs *w);
+
+/* knn_tune.cu: the tuned entry for (this GPU, dim), measured on first use */
+extern int    KnnTuneGet(int dim, TuneEntry *out, char *errbuf, size_t errlen);
+
+#endif                          /* CODEVEC_KNN_INTERNAL_H */

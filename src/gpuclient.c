@@ -1,0 +1,370 @@
+/*
+ * gpuclient.c
+ *	  The backend side of the GPU service: whether to use it
+ *	  (CodevecGpuServiceUsable, CodevecGpuFallback), the session's request
+ *	  segment, and posting a request and waiting for its answer
+ *	  (CodevecGpuCall); the SQL functions that only ask the service
+ *	  (codevec_gpu_ping, codevec_gpu_autotune).
+ *
+ * A backend takes a free slot of the shared table (gpuserviceint.h), marks
+ * it POSTED with the service generation it saw, sets the service's latch
+ * and sleeps on its own until the slot is DONE, the generation changes
+ * (the service restarted: ERROR), codevec.gpu_timeout passes (ERROR) or
+ * the query is cancelled. Leaving early (error, cancel, exit) marks the
+ * slot ABANDONED when the service is running it, so the service frees it,
+ * and the session's segment is replaced, since the service may still
+ * write into it.
+ */
+#include "postgres.h"
+
+#include "gpuserviceint.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/dsm.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/spin.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+static bool fallback_warned = false;
+static int	my_slot = -1;		/* slot this backend waits on, or -1 */
+
+/* Current service state; ABSENT when the library was not preloaded */
+static GpuServiceState
+ServiceState(char *message, size_t len)
+{
+	GpuServiceState st;
+
+	if (gpu_shared == NULL)
+	{
+		if (message)
+			strlcpy(message, "codevec is not in shared_preload_libraries", len);
+		return GPU_SERVICE_ABSENT;
+	}
+	SpinLockAcquire(&gpu_shared->mutex);
+	st = gpu_shared->state;
+	if (message)
+		strlcpy(message, st == GPU_SERVICE_NO_DEVICE ? gpu_shared->message :
+				st == GPU_SERVICE_READY ? "" : "the GPU service is not running", len);
+	SpinLockRelease(&gpu_shared->mutex);
+	return st;
+}
+
+/* CodevecGpuServiceUsable: see gpuservice.h */
+bool
+CodevecGpuServiceUsable(void)
+{
+	char		why[256];
+
+	if (codevec_device == CODEVEC_DEVICE_CPU)
+		return false;
+	if (ServiceState(why, sizeof(why)) == GPU_SERVICE_READY)
+		return true;
+#ifndef CODEVEC_USE_CUDA
+	/* a build without CUDA has nothing to fall back from: auto is the CPU */
+	if (codevec_device == CODEVEC_DEVICE_AUTO)
+		return false;
+#endif
+	CodevecGpuFallback(why, ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE);
+	return false;
+}
+
+/* CodevecGpuFallback: see gpuservice.h */
+void
+CodevecGpuFallback(const char *why, int sqlstate)
+{
+	if (codevec_device == CODEVEC_DEVICE_CUDA)
+		ereport(ERROR,
+				(errcode(sqlstate),
+				 errmsg("codevec.device is cuda but the GPU service cannot serve: %s", why),
+				 errhint("Set codevec.device = auto to fall back to the CPU, or see codevec_gpu_status().")));
+	/* every fallback is counted, for codevec_gpu_status() and the GPU tests */
+	if (gpu_shared != NULL)
+	{
+		SpinLockAcquire(&gpu_shared->mutex);
+		gpu_shared->fallbacks++;
+		SpinLockRelease(&gpu_shared->mutex);
+	}
+	if (!fallback_warned)
+	{
+		ereport(WARNING,
+				(errmsg("codevec: using the CPU: %s", why),
+				 errdetail("codevec.device is auto; this warning is given once per session."),
+				 errhint("Set codevec.device = cpu to use the CPU without this warning.")));
+		fallback_warned = true;
+	}
+}
+
+/* Give up this backend's slot (error, cancel, exit) */
+static void
+AbandonSlot(void)
+{
+	if (my_slot < 0 || gpu_shared == NULL)
+		return;
+	SpinLockAcquire(&gpu_shared->mutex);
+	{
+		GpuSlot    *s = &gpu_shared->slots[my_slot];
+
+		if (s->state == SLOT_POSTED || s->state == SLOT_DONE ||
+			s->generation != gpu_shared->generation)
+			s->state = SLOT_FREE;
+		else if (s->state == SLOT_RUNNING)
+			s->state = SLOT_ABANDONED;	/* the service frees it when done */
+	}
+	SpinLockRelease(&gpu_shared->mutex);
+	my_slot = -1;
+}
+
+/* before_shmem_exit: a backend leaving while it waits */
+static void
+AbandonAtExit(int code, Datum arg)
+{
+	AbandonSlot();
+}
+
+/*
+ * The segment this backend reuses for its small requests (KNN, EMBED),
+ * mapped for the whole session: creating one per request (shm_open,
+ * ftruncate, mmap, munmap) costs more than the request's round trip.  After
+ * a request that did not come back normally (error, cancel, timeout) the
+ * service may still write into it: it is then replaced.
+ */
+static dsm_segment *session_seg = NULL;
+static Size session_seg_size = 0;
+static bool session_seg_dirty = false;
+
+#define SESSION_SEG_MIN_SIZE	(256 * 1024)
+
+/* CodevecGpuSessionSegment: see gpuservice.h */
+dsm_segment *
+CodevecGpuSessionSegment(Size size)
+{
+	if (session_seg != NULL && (session_seg_dirty || session_seg_size < size))
+	{
+		dsm_detach(session_seg);
+		session_seg = NULL;
+	}
+	if (session_seg == NULL)
+	{
+		Size		want = SESSION_SEG_MIN_SIZE;
+
+		while (want < size)
+			want *= 2;
+		session_seg = dsm_create(want, 0);
+		dsm_pin_mapping(session_seg);
+		session_seg_size = want;
+		session_seg_dirty = false;
+	}
+	return session_seg;
+}
+
+/* CodevecGpuCall: see gpuservice.h */
+int
+CodevecGpuCall(dsm_segment *seg)
+{
+	static bool exit_hook = false;
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), codevec_gpu_timeout_ms);
+	uint64		generation = 0;
+	int			service_procno = 0;
+	GpuRequestHeader *req = (GpuRequestHeader *) dsm_segment_address(seg);
+
+	if (gpu_shared == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the codevec GPU service is not running"),
+				 errhint("Add codevec to shared_preload_libraries and restart the server.")));
+	if (!exit_hook)
+	{
+		before_shmem_exit(AbandonAtExit, (Datum) 0);
+		exit_hook = true;
+	}
+
+	/* take a free slot; all busy means as many requests in flight: wait */
+	while (my_slot < 0)
+	{
+		SpinLockAcquire(&gpu_shared->mutex);
+		if (gpu_shared->state != GPU_SERVICE_READY && gpu_shared->state != GPU_SERVICE_NO_DEVICE)
+		{
+			SpinLockRelease(&gpu_shared->mutex);
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("the codevec GPU service is %s", gpu_service_state_names[gpu_shared->state])));
+		}
+		for (int i = 0; i < GPU_MAX_SLOTS; i++)
+			if (gpu_shared->slots[i].state == SLOT_FREE)
+			{
+				GpuSlot    *s = &gpu_shared->slots[i];
+
+				s->state = SLOT_POSTED;
+				s->generation = generation = gpu_shared->generation;
+				s->handle = dsm_segment_handle(seg);
+				s->procno = CodevecMyProcNumber;
+				s->posted = GetCurrentTimestamp();
+				my_slot = i;
+				break;
+			}
+		service_procno = gpu_shared->procno;
+		SpinLockRelease(&gpu_shared->mutex);
+		if (my_slot < 0)
+		{
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1L, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+	GpuServiceWakeProc(service_procno);
+
+	PG_TRY();
+	{
+		for (;;)
+		{
+			GpuSlotState st;
+			uint64		gen;
+
+			SpinLockAcquire(&gpu_shared->mutex);
+			st = gpu_shared->slots[my_slot].state;
+			gen = gpu_shared->generation;
+			SpinLockRelease(&gpu_shared->mutex);
+			if (st == SLOT_DONE)
+				break;
+			if (gen != generation)
+				ereport(ERROR,
+						(errcode(ERRCODE_CONNECTION_FAILURE),
+						 errmsg("the codevec GPU service restarted while serving this request"),
+						 errhint("Retry; codevec_gpu_status() shows the service.")));
+			if (GetCurrentTimestamp() >= deadline)
+				ereport(ERROR,
+						(errcode(ERRCODE_QUERY_CANCELED),
+						 errmsg("the codevec GPU service did not answer within %d ms",
+								codevec_gpu_timeout_ms),
+						 errhint("Raise codevec.gpu_timeout, or see codevec_gpu_status().")));
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 100L, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+	PG_CATCH();
+	{
+		if (seg == session_seg)
+			session_seg_dirty = true;	/* the service may still write into it */
+		AbandonSlot();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	AbandonSlot();				/* DONE -> FREE */
+
+	if (req->status == GPU_STATUS_FAILED)
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+				 errmsg("codevec GPU service: %s", req->errmsg)));
+	return req->status;
+}
+
+/* CodevecGpuServiceReady: see gpuservice.h */
+bool
+CodevecGpuServiceReady(void)
+{
+	return ServiceState(NULL, 0) == GPU_SERVICE_READY;
+}
+
+/* ---------------------------------------------------------------------
+ * SQL
+ * --------------------------------------------------------------------- */
+
+PG_FUNCTION_INFO_V1(codevec_gpu_ping);
+/*
+ * codevec_gpu_ping: send n empty requests to the GPU service one after the
+ * other and return the mean round trip in microseconds (the protocol's
+ * floor: shared memory, latches, batching window). Works without a GPU;
+ * ERROR 55000 when the service is not running.
+ */
+Datum
+codevec_gpu_ping(PG_FUNCTION_ARGS)
+{
+	int32		n = PG_GETARG_INT32(0);
+	dsm_segment *seg;
+	TimestampTz t0;
+
+	if (n < 1 || n > 1000000)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ping count must be between 1 and 1000000")));
+	seg = dsm_create(sizeof(GpuRequestHeader), 0);
+	t0 = GetCurrentTimestamp();
+	for (int i = 0; i < n; i++)
+	{
+		GpuRequestHeader *req = (GpuRequestHeader *) dsm_segment_address(seg);
+
+		memset(req, 0, sizeof(*req));
+		req->kind = GPU_REQUEST_PING;
+		CodevecGpuCall(seg);
+	}
+	dsm_detach(seg);
+	PG_RETURN_FLOAT8((double) (GetCurrentTimestamp() - t0) / n);
+}
+
+/* CodevecGpuServiceDescribe: see gpuservice.h */
+int
+CodevecGpuServiceDescribe(char *device, char *why, size_t len)
+{
+	GpuServiceState st = ServiceState(why, len);
+
+	if (device != NULL)
+	{
+		device[0] = '\0';
+		if (st == GPU_SERVICE_READY && gpu_shared != NULL)
+		{
+			SpinLockAcquire(&gpu_shared->mutex);
+			strlcpy(device, gpu_shared->device_name, len);
+			SpinLockRelease(&gpu_shared->mutex);
+		}
+	}
+	return (int) st;
+}
+
+PG_FUNCTION_INFO_V1(codevec_gpu_autotune);
+/*
+ * codevec_gpu_autotune(dims): re-run the k-NN kernels' autotuning on the
+ * service's GPU for vectors of dims components (cuda/knn.h) and return its
+ * report: the candidates measured and the one chosen. ERROR 55000 without
+ * a ready service.
+ */
+Datum
+codevec_gpu_autotune(PG_FUNCTION_ARGS)
+{
+	int32		dims = PG_GETARG_INT32(0);
+	dsm_segment *seg;
+	GpuAutotuneRequest *r;
+	char	   *report;
+	int			status;
+
+	if (dims < 1 || dims > 16000)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("dims must be between 1 and 16000")));
+	if (ServiceState(NULL, 0) != GPU_SERVICE_READY)
+	{
+		char		why[256];
+
+		ServiceState(why, sizeof(why));
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the GPU service cannot autotune: %s", why[0] ? why : "it is not ready")));
+	}
+	seg = dsm_create(sizeof(GpuAutotuneRequest), 0);
+	r = (GpuAutotuneRequest *) dsm_segment_address(seg);
+	memset(r, 0, sizeof(*r));
+	r->hdr.kind = GPU_REQUEST_AUTOTUNE;
+	r->dims = dims;
+	status = CodevecGpuCall(seg);
+	if (status != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the GPU service cannot autotune: %s", r->hdr.errmsg)));
+	report = pstrdup(r->report);
+	dsm_detach(seg);
+	PG_RETURN_TEXT_P(cstring_to_text(report));
+}

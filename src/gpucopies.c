@@ -1,0 +1,987 @@
+/*
+ * gpucopies.c
+ *	  The GPU service's device copies of gpuivf indexes: the service side of
+ *	  the UPLOAD, APPEND, MASK, KNN and AUTOTUNE requests (gpuservice.h has
+ *	  their layouts; the backends' side is gpuivfgpu.c and gpuivfknn.c).
+ *
+ * A copy is the index's vectors on the device (cuda/knn.h) and their heap
+ * TIDs in the service's memory, keyed by GpuIndexKey. UPLOAD loads a copy
+ * whole, chunk after chunk (an IVF copy list after list); APPEND adds the
+ * rows a flat index gained since into the copy's delta tier; MASK hides
+ * rows a VACUUM removed; KNN answers the k nearest rows of a current copy,
+ * several requests on one copy in one batched launch. Copies are evicted
+ * least recently used first to stay under codevec.gpu_memory_limit with
+ * the other device stores (the encoder's models, gpuembed.c).
+ */
+#include "postgres.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "gpuserviceint.h"
+#include "utils/timestamp.h"
+
+#ifdef CODEVEC_USE_CUDA
+#include "codevec_cuda.h"
+#include "knn.h"
+
+/*
+ * Index copies held by the service (service-local memory). Each has its
+ * vectors on the device (cuda/knn.h) and the heap TIDs of its rows here:
+ * the main rows (n, loaded whole by UPLOAD) and the delta tier (ndelta rows
+ * of at most delta_cap, appended by APPEND after inserts), searched
+ * together; row positions run over the main rows, then the delta's, in
+ * the index chain's order, as a fresh copy would number them.
+ */
+#define GPU_MAX_INDEXES 64
+#define GPU_DELTA_MIN_ROWS	4096	/* delta tier: max(this, main rows / 8) */
+
+typedef struct GpuIndexCopy
+{
+	bool		used;
+	bool		complete;		/* every chunk of the main rows arrived */
+	GpuIndexKey key;			/* insertCount: the rows the copy holds */
+	int			dims;
+	int64		n;				/* main rows */
+	int64		loaded;			/* main rows uploaded so far */
+	int64		ndelta;			/* delta rows */
+	int64		delta_cap;		/* 0 until the first APPEND */
+	uint32		resume_blk;		/* chain position after the last row held */
+	uint32		resume_off;
+	float		maxnorm;
+	size_t		device_bytes;	/* main + delta */
+	TimestampTz last_used;
+	ItemPointerData *tids;		/* malloc'd: n main rows, then delta_cap */
+	float	   *delta_vecs;		/* malloc'd: the delta rows (delta_cap x dims) */
+	CodevecCudaIndex idx;
+	CodevecCudaIndex delta;		/* exactly the ndelta rows: made again at each
+								 * APPEND (a device index has a fixed row count) */
+	uint8	   *masked;			/* malloc'd when a VACUUM masked rows: one
+								 * byte per row position (main, then delta) */
+	int64		masked_cap;		/* positions masked[] covers */
+	int64		nmasked;
+	int			lists;			/* IVF: lists > 1, rows stored list after list */
+	int64	   *list_first;		/* malloc'd, lists + 1: list l holds main rows
+								 * list_first[l] .. list_first[l + 1] - 1 */
+	int			uploader;		/* pid of the backend loading it */
+	TimestampTz upload_last;	/* when its last chunk came */
+} GpuIndexCopy;
+
+/*
+ * A copy still loading whose uploader sent nothing for this long is taken
+ * over by the next backend that loads it (the first one died or gave up).
+ */
+#define GPU_UPLOAD_STALL_MS		5000
+
+static GpuIndexCopy index_copies[GPU_MAX_INDEXES];
+
+/* Drop a copy: device memory and TIDs */
+static void
+DropCopy(GpuIndexCopy *c)
+{
+	codevec_cuda_index_free(c->idx);
+	codevec_cuda_index_free(c->delta);
+	free(c->tids);
+	free(c->delta_vecs);
+	free(c->list_first);
+	free(c->masked);
+	memset(c, 0, sizeof(*c));
+}
+
+/* The copy of the same index (any version), or NULL */
+static GpuIndexCopy *
+FindCopy(const GpuIndexKey *key)
+{
+	for (int i = 0; i < GPU_MAX_INDEXES; i++)
+		if (index_copies[i].used && index_copies[i].key.dbid == key->dbid &&
+			index_copies[i].key.indexid == key->indexid)
+			return &index_copies[i];
+	return NULL;
+}
+
+/* Bytes the device holds for held copies; *count: how many copies */
+static Size
+CopiesBytes(int *count)
+{
+	Size		total = 0;
+	int			n = 0;
+
+	for (int i = 0; i < GPU_MAX_INDEXES; i++)
+		if (index_copies[i].used)
+		{
+			total += index_copies[i].device_bytes;
+			n++;
+		}
+	if (count)
+		*count = n;
+	return total;
+}
+
+static const GpuDeviceStoreData copies_store = {
+	.name = "index copies",
+	.counter = GPU_STORE_COUNTS_INDEXES,
+	.bytes = CopiesBytes
+};
+
+/*
+ * How a copy stands against a request's key: 0 current; GPU_STATUS_STALE
+ * when only rows inserted since are missing; GPU_STATUS_NOT_LOADED when
+ * there is none, it is incomplete, or another version (REINDEX, TRUNCATE,
+ * VACUUM, other dims), or an IVF copy behind in inserts (its rows are
+ * grouped by list: it is loaded again whole).
+ */
+static int
+CopyStatus(const GpuIndexCopy *c, const GpuIndexKey *key, int dims)
+{
+	if (c == NULL || !c->complete || c->key.relfilenode != key->relfilenode ||
+		c->key.deleteCount != key->deleteCount || c->dims != dims)
+		return GPU_STATUS_NOT_LOADED;
+	if (c->key.insertCount != key->insertCount)
+		return c->lists > 1 ? GPU_STATUS_NOT_LOADED : GPU_STATUS_STALE;
+	return 0;
+}
+
+/* Answer a KNN request that found no current copy */
+static void
+AnswerNotCurrent(GpuKnnRequest *r, const GpuIndexCopy *c, int status)
+{
+	r->hdr.status = status;
+	if (status == GPU_STATUS_STALE)
+	{
+		r->nrows = c->n + c->ndelta;
+		r->resume_blk = c->resume_blk;
+		r->resume_off = c->resume_off;
+		r->delta_room = (c->delta_cap > 0 ? c->delta_cap : Max(GPU_DELTA_MIN_ROWS, c->n / 8)) - c->ndelta;
+	}
+}
+
+/*
+ * k nearest rows of nq queries over a copy's main rows and delta tier
+ * (an IVF copy: the rows of the nprobe lists probes, every query alike,
+ * or when qprobes is given, query q the next qprobes[q] of them):
+ * dist/ids (nq x k, row positions, -1 past the end) in (distance, row)
+ * order. Each tier's kernel returns its own first k; their merge is the
+ * copy's first k, and a row of neither list is at least as far as the
+ * merged k-th (it is at least its tier's k-th). Then rows (nq x k x dims)
+ * gets the candidates' vectors. 0 or a CODEVEC_CUDA error (errbuf).
+ */
+static int
+KnnOnCopy(GpuIndexCopy *c, const float *queries, int nq, int k, int metric,
+		  const int32 *probes, int nprobe, const int *qprobes,
+		  float *dist, int64 *ids, float *rows, char *errbuf, size_t errlen)
+{
+	Size		nk = (Size) nq * k;
+	int			rc;
+	int64	   *ranges = NULL;
+
+	if (c->lists > 1)
+	{
+		/* IVF: the probed lists' rows only (one range each) */
+		ranges = malloc(sizeof(int64) * 2 * Max(nprobe, 1));
+		if (ranges == NULL)
+		{
+			snprintf(errbuf, errlen, "out of host memory");
+			return CODEVEC_CUDA_ERR_NOMEM;
+		}
+		for (int i = 0; i < nprobe; i++)
+		{
+			int32		l = probes[i];
+
+			if (l < 0 || l >= c->lists)
+			{
+				free(ranges);
+				snprintf(errbuf, errlen, "list %d out of range (the index has %d)", l, c->lists);
+				return CODEVEC_CUDA_ERR_ARG;
+			}
+			ranges[2 * i] = c->list_first[l];
+			ranges[2 * i + 1] = c->list_first[l + 1] - c->list_first[l];
+		}
+	}
+	rc = codevec_cuda_knn_qranges(c->idx, queries, nq, k, metric, ranges,
+								  ranges ? nprobe : 0, ranges ? qprobes : NULL, dist, ids,
+								  errbuf, errlen);
+	free(ranges);
+	if (rc == CODEVEC_CUDA_OK && c->ndelta > 0)
+	{
+		float	   *ddist = malloc(sizeof(float) * nk);
+		int64	   *dids = malloc(sizeof(int64) * nk);
+		float	   *mdist = malloc(sizeof(float) * k);
+		int64	   *mids = malloc(sizeof(int64) * k);
+
+		if (!ddist || !dids || !mdist || !mids)
+		{
+			snprintf(errbuf, errlen, "out of host memory");
+			rc = CODEVEC_CUDA_ERR_NOMEM;
+		}
+		else
+			rc = codevec_cuda_knn(c->delta, queries, nq, k, metric, ddist, dids, errbuf, errlen);
+		for (int q = 0; rc == CODEVEC_CUDA_OK && q < nq; q++)
+		{
+			float	   *a = dist + (Size) q * k,
+					   *b = ddist + (Size) q * k;
+			int64	   *ai = ids + (Size) q * k,
+					   *bi = dids + (Size) q * k;
+			int			i = 0,
+						j = 0;
+
+			for (int o = 0; o < k; o++)
+			{
+				bool		hasa = i < k && ai[i] >= 0,
+							hasb = j < k && bi[j] >= 0;
+
+				if (hasa && (!hasb || a[i] <= b[j]))
+				{
+					mdist[o] = a[i];
+					mids[o] = ai[i++];
+				}
+				else if (hasb)
+				{
+					mdist[o] = b[j];
+					mids[o] = c->n + bi[j++];
+				}
+				else
+				{
+					mdist[o] = INFINITY;
+					mids[o] = -1;
+				}
+			}
+			memcpy(a, mdist, sizeof(float) * k);
+			memcpy(ai, mids, sizeof(int64) * k);
+		}
+		free(ddist);
+		free(dids);
+		free(mdist);
+		free(mids);
+	}
+	/* the candidates' fp32 vectors, gathered per tier */
+	if (rc == CODEVEC_CUDA_OK && rows != NULL)
+	{
+		int64	   *g = malloc(sizeof(int64) * CODEVEC_CUDA_MAX_K);
+		float	   *buf = malloc(sizeof(float) * (Size) CODEVEC_CUDA_MAX_K * c->dims);
+
+		if (!g || !buf)
+		{
+			snprintf(errbuf, errlen, "out of host memory");
+			rc = CODEVEC_CUDA_ERR_NOMEM;
+		}
+		for (int tier = 0; rc == CODEVEC_CUDA_OK && tier < (c->ndelta > 0 ? 2 : 1); tier++)
+		{
+			CodevecCudaIndex idx = tier == 0 ? c->idx : c->delta;
+			Size		p = 0;
+
+			while (rc == CODEVEC_CUDA_OK && p < nk)
+			{
+				Size		from = p;
+				int			cnt = 0;
+
+				/* the next CODEVEC_CUDA_MAX_K positions, this tier's rows only */
+				for (; p < nk && cnt < CODEVEC_CUDA_MAX_K; p++)
+				{
+					bool		mine = tier == 0 ? (ids[p] >= 0 && ids[p] < c->n) : ids[p] >= c->n;
+
+					g[cnt++] = mine ? (tier == 0 ? ids[p] : ids[p] - c->n) : -1;
+				}
+				rc = codevec_cuda_index_rows(idx, g, cnt, buf, errbuf, errlen);
+				for (int e = 0; rc == CODEVEC_CUDA_OK && e < cnt; e++)
+					if (g[e] >= 0 || (tier == 0 && ids[from + e] < 0))
+						memcpy(rows + (from + e) * c->dims, buf + (Size) e * c->dims,
+							   sizeof(float) * c->dims);
+			}
+		}
+		free(g);
+		free(buf);
+	}
+	return rc;
+}
+
+/* Write a KNN answer from dist/ids/rows (nq x k of the request) */
+static void
+AnswerKnn(GpuKnnRequest *r, const GpuIndexCopy *c, const float *dist, const int64 *ids,
+		  const float *rows, int kstride)
+{
+	for (int q = 0; q < r->nq; q++)
+		for (int i = 0; i < r->k; i++)
+		{
+			Size		src = (Size) q * kstride + i;
+			Size		dst = (Size) q * r->k + i;
+			int64		id = ids[src];
+
+			if (&GpuKnnDistances(r)[dst] != &dist[src])
+			{
+				GpuKnnDistances(r)[dst] = dist[src];
+				memcpy(GpuKnnRows(r) + dst * r->dims, rows + src * r->dims, sizeof(float) * r->dims);
+			}
+			if (id >= 0 && id < c->n + c->ndelta)
+				GpuKnnTids(r)[dst] = c->tids[id];
+			else
+				ItemPointerSetInvalid(&GpuKnnTids(r)[dst]);
+		}
+	r->nrows = c->n + c->ndelta;
+	r->maxnorm = c->maxnorm;
+	r->hdr.status = 0;
+}
+
+/*
+ * Answer a KNN request from a copy with masked rows: ask the kernels for k
+ * plus the masked rows' number of candidates (at most CODEVEC_CUDA_MAX_K)
+ * and keep the first k unmasked of each query. A query left with fewer
+ * than k although the kernels' list was full (the cap cut it) makes the
+ * answer partial, so the backend does not take it for the whole copy.
+ */
+static void
+RunKnnMasked(GpuKnnRequest *r, GpuIndexCopy *c)
+{
+	int			kk = (int) Min((int64) CODEVEC_CUDA_MAX_K, (int64) r->k + c->nmasked);
+	Size		nkk = (Size) r->nq * kk;
+	float	   *dist = malloc(sizeof(float) * nkk);
+	int64	   *ids = malloc(sizeof(int64) * nkk);
+	float	   *rows = malloc(sizeof(float) * nkk * r->dims);
+	float	   *odist = malloc(sizeof(float) * (Size) r->nq * r->k);
+	int64	   *oids = malloc(sizeof(int64) * (Size) r->nq * r->k);
+	float	   *orows = malloc(sizeof(float) * (Size) r->nq * r->k * r->dims);
+
+	if (!dist || !ids || !rows || !odist || !oids || !orows)
+	{
+		r->hdr.status = GPU_STATUS_FAILED;
+		snprintf(r->hdr.errmsg, sizeof(r->hdr.errmsg), "out of host memory");
+	}
+	else if (KnnOnCopy(c, GpuKnnQueries(r), r->nq, kk, r->metric, GpuKnnProbes(r), r->nprobe,
+					   NULL, dist, ids, rows, r->hdr.errmsg, sizeof(r->hdr.errmsg)) != CODEVEC_CUDA_OK)
+		r->hdr.status = GPU_STATUS_FAILED;
+	else
+	{
+		for (int q = 0; q < r->nq; q++)
+		{
+			int			j = 0,
+						nvalid = 0;
+
+			for (int i = 0; i < kk; i++)
+			{
+				Size		src = (Size) q * kk + i;
+				int64		id = ids[src];
+
+				if (id < 0)
+					continue;
+				nvalid++;
+				if ((id < c->masked_cap && c->masked[id]) || j >= r->k)
+					continue;
+				odist[(Size) q * r->k + j] = dist[src];
+				oids[(Size) q * r->k + j] = id;
+				memcpy(orows + ((Size) q * r->k + j) * r->dims, rows + src * r->dims,
+					   sizeof(float) * r->dims);
+				j++;
+			}
+			if (j < r->k && nvalid == kk)
+				r->partial = 1;
+			for (; j < r->k; j++)
+			{
+				odist[(Size) q * r->k + j] = INFINITY;
+				oids[(Size) q * r->k + j] = -1;
+				memset(orows + ((Size) q * r->k + j) * r->dims, 0, sizeof(float) * r->dims);
+			}
+		}
+		AnswerKnn(r, c, odist, oids, orows, r->k);
+	}
+	free(dist);
+	free(ids);
+	free(rows);
+	free(odist);
+	free(oids);
+	free(orows);
+}
+
+/* Answer a KNN request from a current copy, or say what it lacks */
+static void
+RunKnn(GpuKnnRequest *r)
+{
+	GpuIndexCopy *c = FindCopy(&r->key);
+	int			st = CopyStatus(c, &r->key, r->dims);
+	Size		nk;
+	float	   *dist,
+			   *rows;
+	int64	   *ids;
+
+	if (st != 0)
+	{
+		AnswerNotCurrent(r, c, st);
+		return;
+	}
+	if (r->k < 1 || r->k > CODEVEC_CUDA_MAX_K || r->nq < 1 || r->nprobe < 0 ||
+		(c->lists > 1) != (r->nprobe > 0))
+	{
+		r->hdr.status = GPU_STATUS_FAILED;
+		snprintf(r->hdr.errmsg, sizeof(r->hdr.errmsg), "bad k %d, nq %d or nprobe %d (lists %d)",
+				 r->k, r->nq, r->nprobe, c->lists);
+		return;
+	}
+	c->last_used = GetCurrentTimestamp();
+	r->partial = 0;
+	if (c->nmasked > 0)
+	{
+		RunKnnMasked(r, c);
+		return;
+	}
+	nk = (Size) r->nq * r->k;
+	/* distances and candidate rows go straight into the answer */
+	dist = GpuKnnDistances(r);
+	rows = GpuKnnRows(r);
+	ids = malloc(sizeof(int64) * nk);
+	if (ids == NULL)
+	{
+		r->hdr.status = GPU_STATUS_FAILED;
+		snprintf(r->hdr.errmsg, sizeof(r->hdr.errmsg), "out of host memory");
+		return;
+	}
+	if (KnnOnCopy(c, GpuKnnQueries(r), r->nq, r->k, r->metric, GpuKnnProbes(r), r->nprobe,
+				  NULL, dist, ids, rows, r->hdr.errmsg, sizeof(r->hdr.errmsg)) != CODEVEC_CUDA_OK)
+		r->hdr.status = GPU_STATUS_FAILED;
+	else
+		AnswerKnn(r, c, dist, ids, rows, r->k);
+	free(ids);
+}
+
+/*
+ * Answer several KNN requests on one index copy with one batched launch
+ * (nq = the number of requests, k = the largest k; each request gets its
+ * own first k, the same rows as asking alone since results are ordered by
+ * (distance, row)); for an IVF copy each request's probed lists become its
+ * query's own row ranges in the same launch. Requests with several queries
+ * each, a copy with masked rows, or a copy that is not current, are
+ * answered one by one.
+ */
+static void
+RunKnnGroup(GpuKnnRequest **group, int ng)
+{
+	GpuIndexCopy *c = FindCopy(&group[0]->key);
+	GpuKnnRequest *r0 = group[0];
+	int			kmax = 0;
+	float	   *queries,
+			   *dist,
+			   *rows;
+	int64	   *ids;
+	int32	   *probes;
+	int		   *qprobes;
+	int			nprobe = 0;
+	bool		ivf = c != NULL && c->lists > 1;
+	bool		one_by_one = ng == 1 || CopyStatus(c, &r0->key, r0->dims) != 0 ||
+		c->nmasked > 0;
+
+	for (int j = 0; j < ng && !one_by_one; j++)
+	{
+		kmax = Max(kmax, group[j]->k);
+		nprobe += group[j]->nprobe;
+		one_by_one |= group[j]->nq != 1 || group[j]->k < 1 || (group[j]->nprobe > 0) != ivf;
+	}
+	if (one_by_one || kmax > CODEVEC_CUDA_MAX_K)
+	{
+		for (int j = 0; j < ng; j++)
+			RunKnn(group[j]);
+		return;
+	}
+	queries = malloc(sizeof(float) * (Size) ng * r0->dims);
+	dist = malloc(sizeof(float) * (Size) ng * kmax);
+	ids = malloc(sizeof(int64) * (Size) ng * kmax);
+	rows = malloc(sizeof(float) * (Size) ng * kmax * r0->dims);
+	probes = malloc(sizeof(int32) * Max(nprobe, 1));
+	qprobes = malloc(sizeof(int) * ng);
+	if (queries == NULL || dist == NULL || ids == NULL || rows == NULL || probes == NULL ||
+		qprobes == NULL)
+	{
+		free(queries);
+		free(dist);
+		free(ids);
+		free(rows);
+		free(probes);
+		free(qprobes);
+		for (int j = 0; j < ng; j++)
+			RunKnn(group[j]);
+		return;
+	}
+	/* the queries; IVF: each query's lists, its own ranges in one launch */
+	for (int j = 0, total = 0; j < ng; j++)
+	{
+		memcpy(queries + (Size) j * r0->dims, GpuKnnQueries(group[j]), sizeof(float) * r0->dims);
+		memcpy(probes + total, GpuKnnProbes(group[j]), sizeof(int32) * group[j]->nprobe);
+		qprobes[j] = group[j]->nprobe;
+		total += group[j]->nprobe;
+	}
+	c->last_used = GetCurrentTimestamp();
+	if (KnnOnCopy(c, queries, ng, kmax, r0->metric, probes, nprobe, ivf ? qprobes : NULL,
+				  dist, ids, rows,
+				  r0->hdr.errmsg, sizeof(r0->hdr.errmsg)) != CODEVEC_CUDA_OK)
+	{
+		for (int j = 0; j < ng; j++)
+		{
+			group[j]->hdr.status = GPU_STATUS_FAILED;
+			strlcpy(group[j]->hdr.errmsg, r0->hdr.errmsg, sizeof(group[j]->hdr.errmsg));
+		}
+	}
+	else
+		for (int j = 0; j < ng; j++)
+		{
+			group[j]->partial = 0;
+			AnswerKnn(group[j], c, dist + (Size) j * kmax, ids + (Size) j * kmax,
+					  rows + (Size) j * kmax * r0->dims, kmax);
+		}
+	free(probes);
+	free(qprobes);
+	free(queries);
+	free(dist);
+	free(ids);
+	free(rows);
+}
+
+/* The largest norm of n rows of dims floats, folded into *maxnorm */
+static void
+FoldMaxNorm(float *maxnorm, const float *v, int64 n, int dims)
+{
+	for (int64 i = 0; i < n; i++)
+	{
+		double		s = 0;
+
+		for (int j = 0; j < dims; j++)
+			s += (double) v[i * dims + j] * v[i * dims + j];
+		*maxnorm = Max(*maxnorm, (float) sqrt(s));
+	}
+}
+
+/*
+ * Make room for need more device bytes under codevec.gpu_memory_limit,
+ * evicting least recently used copies other than keep; false if it cannot.
+ */
+static bool
+MakeRoom(size_t need, const GpuIndexCopy *keep)
+{
+	size_t		cap = (size_t) codevec_gpu_memory_limit_mb * 1024 * 1024;
+
+	while (cap > 0 && CopiesBytes(NULL) + GpuServiceStoresBytes(&copies_store) + need > cap)
+	{
+		GpuIndexCopy *lru = NULL;
+
+		for (int i = 0; i < GPU_MAX_INDEXES; i++)
+			if (index_copies[i].used && &index_copies[i] != keep &&
+				(lru == NULL || index_copies[i].last_used < lru->last_used))
+				lru = &index_copies[i];
+		if (lru == NULL)
+			return false;
+		DropCopy(lru);
+	}
+	return true;
+}
+
+/* Chunk of an index copy: the first one (re)creates the copy, evicting
+ * least recently used copies to stay under codevec.gpu_memory_limit */
+static void
+RunUpload(GpuUploadRequest *r)
+{
+	GpuIndexCopy *c = FindCopy(&r->key);
+	const float *v = GpuUploadVectors(r);
+
+	if (c != NULL && c->uploader != r->uploader && !c->complete &&
+		!TimestampDifferenceExceeds(c->upload_last, GetCurrentTimestamp(), GPU_UPLOAD_STALL_MS))
+	{
+		/*
+		 * Another backend is loading this copy: two uploads at once would
+		 * interleave their chunks and spoil both. The caller waits and asks
+		 * again (its KNN finds the copy once complete).
+		 */
+		r->hdr.status = r->first == 0 ? GPU_STATUS_BUSY : GPU_STATUS_NOT_LOADED;
+		snprintf(r->hdr.errmsg, sizeof(r->hdr.errmsg),
+				 "backend %d is loading this index copy", c->uploader);
+		return;
+	}
+	if (r->first != 0 && c != NULL && c->uploader != r->uploader)
+	{
+		/* a chunk of an upload another backend has since replaced */
+		r->hdr.status = GPU_STATUS_NOT_LOADED;
+		snprintf(r->hdr.errmsg, sizeof(r->hdr.errmsg),
+				 "backend %d loaded this index copy meanwhile", c->uploader);
+		return;
+	}
+	if (r->first == 0)
+	{
+		size_t		need = (size_t) r->total * r->dims * 6 + (size_t) r->total * 8;	/* fp32 + fp16 + norms */
+		int			slot = -1;
+
+		if (c != NULL)
+			DropCopy(c);
+		if (!MakeRoom(need, NULL))
+		{
+			r->hdr.status = GPU_STATUS_NO_MEMORY;
+			snprintf(r->hdr.errmsg, sizeof(r->hdr.errmsg),
+					 "index needs about %zu MB, codevec.gpu_memory_limit is %d MB",
+					 need >> 20, codevec_gpu_memory_limit_mb);
+			GpuServiceUpdateMemoryStats();
+			return;
+		}
+		for (int i = 0; i < GPU_MAX_INDEXES && slot < 0; i++)
+			if (!index_copies[i].used)
+				slot = i;
+		if (slot < 0)
+		{
+			GpuIndexCopy *lru = &index_copies[0];
+
+			for (int i = 1; i < GPU_MAX_INDEXES; i++)
+				if (index_copies[i].last_used < lru->last_used)
+					lru = &index_copies[i];
+			DropCopy(lru);
+			slot = lru - index_copies;
+		}
+		c = &index_copies[slot];
+		memset(c, 0, sizeof(*c));
+		c->tids = malloc(sizeof(ItemPointerData) * Max(r->total, 1));
+		if (c->tids == NULL ||
+			codevec_cuda_index_create(Max(r->total, 1), r->dims, CODEVEC_PREC_AUTO, &c->idx,
+									  r->hdr.errmsg, sizeof(r->hdr.errmsg)) != CODEVEC_CUDA_OK)
+		{
+			if (c->tids == NULL)
+				snprintf(r->hdr.errmsg, sizeof(r->hdr.errmsg), "out of host memory");
+			DropCopy(c);
+			r->hdr.status = GPU_STATUS_NO_MEMORY;
+			GpuServiceUpdateMemoryStats();
+			return;
+		}
+		c->used = true;
+		c->key = r->key;
+		c->dims = r->dims;
+		c->n = r->total;
+		c->uploader = r->uploader;
+		if (r->lists > 1)
+		{
+			/* IVF: the rows come list after list; keep where each starts */
+			const int64 *counts = GpuUploadListCounts(r);
+			int64		sum = 0;
+
+			c->list_first = malloc(sizeof(int64) * ((Size) r->lists + 1));
+			for (int l = 0; c->list_first != NULL && l < r->lists; l++)
+			{
+				c->list_first[l] = sum;
+				sum += counts[l] >= 0 ? counts[l] : r->total + 1;
+			}
+			if (c->list_first == NULL || sum != r->total)
+			{
+				snprintf(r->hdr.errmsg, sizeof(r->hdr.errmsg),
+						 c->list_first == NULL ? "out of host memory" :
+						 "list row counts do not add up to the rows sent");
+				DropCopy(c);
+				r->hdr.status = GPU_STATUS_FAILED;
+				GpuServiceUpdateMemoryStats();
+				return;
+			}
+			c->list_first[r->lists] = sum;
+			c->lists = r->lists;
+		}
+	}
+	if (c == NULL || c->complete || c->key.deleteCount != r->key.deleteCount ||
+		c->key.insertCount != r->key.insertCount ||
+		c->key.relfilenode != r->key.relfilenode || r->first != c->loaded ||
+		r->first + r->n > c->n || r->dims != c->dims)
+	{
+		/* a chunk out of sequence: the copy is unusable */
+		if (c != NULL)
+			DropCopy(c);
+		r->hdr.status = GPU_STATUS_NOT_LOADED;
+		GpuServiceUpdateMemoryStats();
+		return;
+	}
+	c->upload_last = GetCurrentTimestamp();
+	FoldMaxNorm(&c->maxnorm, v, r->n, r->dims);
+	if (r->n > 0 &&
+		codevec_cuda_index_upload(c->idx, v, r->first, r->n,
+								  r->hdr.errmsg, sizeof(r->hdr.errmsg)) != CODEVEC_CUDA_OK)
+	{
+		DropCopy(c);
+		r->hdr.status = GPU_STATUS_FAILED;
+		GpuServiceUpdateMemoryStats();
+		return;
+	}
+	memcpy(c->tids + r->first, GpuUploadTids(r), sizeof(ItemPointerData) * r->n);
+	c->loaded += r->n;
+	c->resume_blk = r->resume_blk;
+	c->resume_off = r->resume_off;
+	c->last_used = GetCurrentTimestamp();
+	if (c->loaded == c->n)
+	{
+		c->complete = true;
+		codevec_cuda_index_info(c->idx, &c->device_bytes, NULL, NULL, 0);
+	}
+	r->hdr.status = 0;
+	GpuServiceUpdateMemoryStats();
+}
+
+/*
+ * Rows inserted since the copy was loaded, into its delta tier (created on
+ * the first APPEND with room for max(GPU_DELTA_MIN_ROWS, n / 8) rows). A
+ * request that does not continue the copy exactly (another backend's
+ * append came first) gets GPU_STATUS_STALE to ask again; one that does not
+ * fit drops the copy (GPU_STATUS_NOT_LOADED: the backend loads it whole,
+ * which folds the delta into the main rows).
+ */
+static void
+RunAppend(GpuUploadRequest *r)
+{
+	GpuIndexCopy *c = FindCopy(&r->key);
+	const float *v = GpuUploadVectors(r);
+	GpuIndexKey base = r->key;
+
+	base.insertCount = c ? c->key.insertCount : 0;
+	if (c == NULL || CopyStatus(c, &base, r->dims) != 0 || r->n < 0 || c->lists > 1)
+	{
+		r->hdr.status = GPU_STATUS_NOT_LOADED;
+		return;
+	}
+	if (r->first != c->n + c->ndelta || r->total < r->first + r->n)
+	{
+		r->hdr.status = GPU_STATUS_STALE;
+		return;
+	}
+	if (c->delta_cap == 0)
+	{
+		int64		cap = Max(GPU_DELTA_MIN_ROWS, c->n / 8);
+		ItemPointerData *t = realloc(c->tids, sizeof(ItemPointerData) * (c->n + cap));
+
+		if (t != NULL)
+			c->tids = t;
+		c->delta_vecs = malloc(sizeof(float) * (Size) cap * r->dims);
+		if (t == NULL || c->delta_vecs == NULL)
+		{
+			DropCopy(c);
+			r->hdr.status = GPU_STATUS_NOT_LOADED;
+			GpuServiceUpdateMemoryStats();
+			return;
+		}
+		c->delta_cap = cap;
+	}
+	if (r->total - c->n > c->delta_cap)
+	{
+		/* the delta is full: fold it in by loading the index whole */
+		DropCopy(c);
+		r->hdr.status = GPU_STATUS_NOT_LOADED;
+		GpuServiceUpdateMemoryStats();
+		return;
+	}
+	FoldMaxNorm(&c->maxnorm, v, r->n, r->dims);
+	memcpy(c->delta_vecs + (Size) c->ndelta * r->dims, v, sizeof(float) * (Size) r->n * r->dims);
+
+	/* the delta's device index, made again with all its rows */
+	codevec_cuda_index_free(c->delta);
+	c->delta = NULL;
+	if (c->ndelta + r->n > 0)
+	{
+		size_t		need = (size_t) (c->ndelta + r->n) * r->dims * 6 + (size_t) (c->ndelta + r->n) * 8;
+
+		if (!MakeRoom(need, c) ||
+			codevec_cuda_index_create(c->ndelta + r->n, r->dims, CODEVEC_PREC_AUTO, &c->delta,
+									  r->hdr.errmsg, sizeof(r->hdr.errmsg)) != CODEVEC_CUDA_OK ||
+			codevec_cuda_index_upload(c->delta, c->delta_vecs, 0, c->ndelta + r->n,
+									  r->hdr.errmsg, sizeof(r->hdr.errmsg)) != CODEVEC_CUDA_OK)
+		{
+			DropCopy(c);
+			r->hdr.status = GPU_STATUS_NOT_LOADED;
+			GpuServiceUpdateMemoryStats();
+			return;
+		}
+	}
+	memcpy(c->tids + c->n + c->ndelta, GpuUploadTids(r), sizeof(ItemPointerData) * r->n);
+	c->ndelta += r->n;
+	c->resume_blk = r->resume_blk;
+	c->resume_off = r->resume_off;
+	c->last_used = GetCurrentTimestamp();
+	if (c->n + c->ndelta == r->total)
+		c->key.insertCount = r->key.insertCount;
+	{
+		size_t		main_b = 0,
+					delta_b = 0;
+
+		codevec_cuda_index_info(c->idx, &main_b, NULL, NULL, 0);
+		codevec_cuda_index_info(c->delta, &delta_b, NULL, NULL, 0);
+		c->device_bytes = main_b + delta_b;
+	}
+	r->hdr.status = 0;
+	GpuServiceUpdateMemoryStats();
+}
+
+/*
+ * A VACUUM removed rows (see GpuMaskRequest): mask them in the copy and
+ * move it to the new version, or drop it when that cannot be done safely.
+ */
+static void
+RunMask(GpuMaskRequest *r)
+{
+	GpuIndexCopy *c = FindCopy(&r->key);
+	int64		rows;
+	uint64	   *set = NULL;
+	uint64		mask = 0;
+
+	r->hdr.status = 0;
+	if (c == NULL || c->key.relfilenode != r->key.relfilenode ||
+		c->key.deleteCount >= r->newDeleteCount)
+		return;					/* none, another relfilenode, or already newer */
+	if (!c->complete || c->key.deleteCount != r->key.deleteCount || r->nblocks < 0 ||
+		r->ntids < 0)
+	{
+		DropCopy(c);
+		GpuServiceUpdateMemoryStats();
+		return;
+	}
+	if (c->lists <= 1)
+		for (int i = 0; i < r->nblocks; i++)
+			if (GpuMaskBlocks(r)[i] == c->resume_blk)
+			{
+				/* the delta tier would resume at a moved offset */
+				DropCopy(c);
+				GpuServiceUpdateMemoryStats();
+				return;
+			}
+	rows = c->n + c->ndelta;
+	if (r->ntids > 0)
+	{
+		int64		cap = 16;
+
+		while (cap < 2 * r->ntids)
+			cap *= 2;
+		mask = (uint64) cap - 1;
+		set = calloc(cap, sizeof(uint64));
+		if (c->masked_cap < c->n + Max(c->delta_cap, c->ndelta))
+		{
+			int64		newcap = c->n + Max(c->delta_cap, c->ndelta);
+			uint8	   *m = realloc(c->masked, Max(newcap, 1));
+
+			if (m != NULL)
+			{
+				memset(m + c->masked_cap, 0, newcap - c->masked_cap);
+				c->masked = m;
+				c->masked_cap = newcap;
+			}
+		}
+		if (set == NULL || c->masked_cap < rows)
+		{
+			free(set);
+			DropCopy(c);
+			GpuServiceUpdateMemoryStats();
+			return;
+		}
+		/* an open-addressing set of the removed TIDs (key + 1: 0 is empty) */
+		for (int64 i = 0; i < r->ntids; i++)
+		{
+			uint64		key = ((uint64) ItemPointerGetBlockNumberNoCheck(&GpuMaskTids(r)[i]) << 16 |
+							   ItemPointerGetOffsetNumberNoCheck(&GpuMaskTids(r)[i])) + 1;
+			uint64		h = (key * UINT64CONST(0x9E3779B97F4A7C15)) & mask;
+
+			while (set[h] != 0 && set[h] != key)
+				h = (h + 1) & mask;
+			set[h] = key;
+		}
+		for (int64 p = 0; p < rows; p++)
+		{
+			uint64		key = ((uint64) ItemPointerGetBlockNumberNoCheck(&c->tids[p]) << 16 |
+							   ItemPointerGetOffsetNumberNoCheck(&c->tids[p])) + 1;
+			uint64		h = (key * UINT64CONST(0x9E3779B97F4A7C15)) & mask;
+
+			while (set[h] != 0 && set[h] != key)
+				h = (h + 1) & mask;
+			if (set[h] == key && !c->masked[p])
+			{
+				c->masked[p] = 1;
+				c->nmasked++;
+			}
+		}
+		free(set);
+	}
+	if (c->nmasked > GPU_MASK_MAX_ROWS)
+	{
+		/* too many holes: load it again, compacted */
+		DropCopy(c);
+		GpuServiceUpdateMemoryStats();
+		return;
+	}
+	c->key.deleteCount = r->newDeleteCount;
+}
+
+/* Re-run the k-NN kernels' autotuning and answer its report */
+static void
+RunAutotune(GpuAutotuneRequest *r)
+{
+	if (r->dims < 1 || r->dims > 16000)
+	{
+		r->hdr.status = GPU_STATUS_FAILED;
+		snprintf(r->hdr.errmsg, sizeof(r->hdr.errmsg), "bad dims %d", r->dims);
+		return;
+	}
+	r->report[0] = '\0';
+	r->hdr.status = codevec_cuda_autotune(r->dims, r->report, sizeof(r->report),
+										  r->hdr.errmsg, sizeof(r->hdr.errmsg)) == CODEVEC_CUDA_OK ?
+		0 : GPU_STATUS_FAILED;
+}
+
+/* KNN requests on the same index copy, metric and dims share one launch */
+static bool
+KnnSameGroup(const GpuRequestHeader *a, const GpuRequestHeader *b)
+{
+	const GpuKnnRequest *x = (const GpuKnnRequest *) a;
+	const GpuKnnRequest *y = (const GpuKnnRequest *) b;
+
+	return memcmp(&x->key, &y->key, sizeof(GpuIndexKey)) == 0 &&
+		x->metric == y->metric && x->dims == y->dims;
+}
+
+static void
+KnnRun(GpuRequestHeader *req)
+{
+	RunKnn((GpuKnnRequest *) req);
+}
+
+static void
+KnnRunGroup(GpuRequestHeader **reqs, int n)
+{
+	RunKnnGroup((GpuKnnRequest **) reqs, n);
+}
+
+static void
+UploadRun(GpuRequestHeader *req)
+{
+	RunUpload((GpuUploadRequest *) req);
+}
+
+static void
+AppendRun(GpuRequestHeader *req)
+{
+	RunAppend((GpuUploadRequest *) req);
+}
+
+static void
+MaskRun(GpuRequestHeader *req)
+{
+	RunMask((GpuMaskRequest *) req);
+}
+
+static void
+AutotuneRun(GpuRequestHeader *req)
+{
+	RunAutotune((GpuAutotuneRequest *) req);
+}
+
+#define GPU_COPIES_HANDLER(f) f
+#else							/* !CODEVEC_USE_CUDA: the loop answers NO_DEVICE */
+#define GPU_COPIES_HANDLER(f) NULL
+#endif							/* CODEVEC_USE_CUDA */
+
+static const GpuRequestKindData copies_kinds[] = {
+	{GPU_REQUEST_KNN, "knn", true, GPU_COPIES_HANDLER(KnnRun),
+	GPU_COPIES_HANDLER(KnnSameGroup), GPU_COPIES_HANDLER(KnnRunGroup)},
+	{GPU_REQUEST_UPLOAD, "upload", true, GPU_COPIES_HANDLER(UploadRun), NULL, NULL},
+	{GPU_REQUEST_APPEND, "append", true, GPU_COPIES_HANDLER(AppendRun), NULL, NULL},
+	{GPU_REQUEST_MASK, "mask", true, GPU_COPIES_HANDLER(MaskRun), NULL, NULL},
+	{GPU_REQUEST_AUTOTUNE, "autotune", true, GPU_COPIES_HANDLER(AutotuneRun), NULL, NULL},
+};
+
+/* GpuCopiesRegister: the request kinds and the device store of this file */
+void
+GpuCopiesRegister(void)
+{
+	for (int i = 0; i < lengthof(copies_kinds); i++)
+		GpuServiceRegisterKind(&copies_kinds[i]);
+#ifdef CODEVEC_USE_CUDA
+	GpuServiceRegisterStore(&copies_store);
+#endif
+}

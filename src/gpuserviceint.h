@@ -1,0 +1,176 @@
+/*
+ * gpuserviceint.h
+ *	  Inside the GPU service: the shared state its worker loop and the
+ *	  backend client share, and the interface between the loop and the
+ *	  request kinds it runs.
+ *
+ * Like PostgreSQL's WAL resource managers (rmgrlist.h: one row per kind,
+ * each kind's callbacks in its own subsystem's file), the loop in
+ * gpuservice.c knows no request kind but PING: every other kind registers
+ * a GpuRequestKindData row (gpukinds.c calls each kind file's
+ * registration) whose callbacks live in
+ * the kind's own file:
+ *
+ *	gpucopies.c	KNN, UPLOAD, APPEND, MASK, AUTOTUNE (the device copies of
+ *				indexes and the k-NN kernels that search them)
+ *	gpukmeans.c	KMEANS (IVF builds' training and assignment)
+ *	gpuembed.c	EMBED (the encoder)
+ *
+ * A kind that keeps something on the device (index copies, models) also
+ * registers a GpuDeviceStoreData, so the loop can report memory use and
+ * each store can see what the others hold under codevec.gpu_memory_limit.
+ *
+ * Service-side callbacks run only in the service process, with the CUDA
+ * device of GpuServiceDeviceIndex() current; they never call elog() above
+ * DEBUG: a failure goes into the request's status and errmsg.
+ */
+#ifndef CODEVEC_GPUSERVICEINT_H
+#define CODEVEC_GPUSERVICEINT_H
+
+#include "gpuservice.h"
+
+#include "datatype/timestamp.h"
+#include "storage/spin.h"
+
+#define GPU_MAX_SLOTS		256
+#define GPU_LATENCY_BUCKETS	48	/* bucket b: latency < 2^(b/2) microseconds */
+#define GPU_BATCH_BUCKETS	10	/* bucket b: batch size < 2^(b+1) */
+#define GPU_MAX_KINDS		16	/* request kinds are 1 .. GPU_MAX_KINDS - 1 */
+#define GPU_MAX_STORES		4
+
+/*
+ * A request slot moves
+ *
+ *	FREE -> POSTED (backend) -> RUNNING (service) -> DONE (service) -> FREE (backend)
+ *
+ * and to ABANDONED when the backend leaves before DONE; the service then
+ * frees it. Every change happens under GpuServiceShared.mutex, and whoever
+ * changes a slot another process waits on sets that process's latch.
+ */
+typedef enum GpuSlotState
+{
+	SLOT_FREE = 0,
+	SLOT_POSTED,
+	SLOT_RUNNING,
+	SLOT_DONE,
+	SLOT_ABANDONED
+} GpuSlotState;
+
+typedef struct GpuSlot
+{
+	GpuSlotState state;
+	uint64		generation;		/* service generation it was posted to */
+	dsm_handle	handle;
+	int			procno;			/* backend's pgprocno, for its latch */
+	TimestampTz posted;
+} GpuSlot;
+
+/* The service's shared memory: one per server (gpuservice.c makes it) */
+typedef struct GpuServiceShared
+{
+	slock_t		mutex;
+	GpuServiceState state;
+	pid_t		pid;
+	int			procno;			/* service's pgprocno */
+	uint64		generation;		/* bumped at each service start and stop */
+	TimestampTz started;
+	int			device_index;
+	char		device_name[128];
+	int64		memory_total;	/* bytes */
+	int64		memory_used;	/* bytes in use on the device */
+	char		message[256];	/* why there is no device */
+	int			indexes_loaded; /* index copies on the device */
+	int			models_loaded;	/* encoder models on the device */
+	int64		requests;
+	int64		batches;
+	int			max_batch;
+	int64		fallbacks;		/* requests answered on the CPU instead
+								 * (codevec.device = auto), all backends */
+	int64		latency_hist[GPU_LATENCY_BUCKETS];
+	int64		batch_hist[GPU_BATCH_BUCKETS];
+	GpuSlot		slots[GPU_MAX_SLOTS];
+} GpuServiceShared;
+
+/* NULL in a backend of a server that did not preload codevec */
+extern GpuServiceShared *gpu_shared;
+
+/* codevec_gpu_status()'s names of GpuServiceState values */
+extern const char *const gpu_service_state_names[];
+
+/* Set the latch of the process with the given pgprocno */
+extern void GpuServiceWakeProc(int procno);
+
+/*
+ * One request kind's service side. run answers one request in place (its
+ * status, errmsg and answer fields). A kind with run_group has requests
+ * that can share one launch: the loop gives it, at once, every request of
+ * a batch for which same_group(first, other) holds, before it runs the
+ * requests of kinds without one (in registration order). needs_device:
+ * without a ready CUDA device (or, in a build without CUDA, run == NULL)
+ * the loop answers GPU_STATUS_NO_DEVICE itself.
+ */
+typedef struct GpuRequestKindData
+{
+	int			kind;			/* GpuRequestKind */
+	const char *name;
+	bool		needs_device;
+	void		(*run) (GpuRequestHeader *req);
+	bool		(*same_group) (const GpuRequestHeader *a, const GpuRequestHeader *b);
+	void		(*run_group) (GpuRequestHeader **reqs, int n);
+} GpuRequestKindData;
+
+/* What a device store adds to codevec_gpu_status() */
+typedef enum GpuStoreCounter
+{
+	GPU_STORE_COUNTS_INDEXES,	/* indexes_loaded */
+	GPU_STORE_COUNTS_MODELS		/* models_loaded */
+} GpuStoreCounter;
+
+/*
+ * Something a kind keeps on the device across requests: bytes() returns
+ * the device bytes it holds and, when count is not NULL, how many objects.
+ */
+typedef struct GpuDeviceStoreData
+{
+	const char *name;
+	GpuStoreCounter counter;
+	Size		(*bytes) (int *count);
+} GpuDeviceStoreData;
+
+/*
+ * GpuServiceSetup: define the GPU GUCs; when loading through
+ * shared_preload_libraries, also request the shared memory and register the
+ * service worker (gpuservice.c; CodevecGpuServiceInit in gpukinds.c calls
+ * it, then registers the kinds).
+ */
+extern void GpuServiceSetup(void);
+
+/*
+ * GpuServiceRegisterKind / GpuServiceRegisterStore: add a row to the
+ * service's tables (from _PG_init, through CodevecGpuServiceInit; the rows
+ * must outlive the process). elog(ERROR) on a duplicate or bad kind.
+ */
+extern void GpuServiceRegisterKind(const GpuRequestKindData *kind);
+extern void GpuServiceRegisterStore(const GpuDeviceStoreData *store);
+
+/* Service side only: the CUDA device index the service opened */
+extern int	GpuServiceDeviceIndex(void);
+
+/*
+ * Service side only: device bytes held by every registered store except
+ * the one given (NULL: all of them), for codevec.gpu_memory_limit.
+ */
+extern Size GpuServiceStoresBytes(const GpuDeviceStoreData *except);
+
+/*
+ * Service side only: publish the device memory in use and the stores'
+ * object counts to codevec_gpu_status(); call after loading or dropping.
+ */
+extern void GpuServiceUpdateMemoryStats(void);
+
+/* Each kind file's registration (gpukinds.c calls them) */
+extern void GpuCopiesRegister(void);
+extern void GpuKmeansRegister(void);
+extern void GpuEmbedRegister(void);
+
+#endif							/* CODEVEC_GPUSERVICEINT_H */
