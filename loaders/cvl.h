@@ -50,6 +50,17 @@
 #define CVL_POOL_WINDOW				64		/* files in flight at once */
 
 /*
+ * Vectors of two models never mix (cvl_db_embed_plan): the stored vectors of
+ * the first CVL_MODEL_PROBES embedded snippets are compared with embed() of
+ * their embed_text now, and a median cosine distance above this means that
+ * another model made them.  The same model stays far below it: GPU fp16 and
+ * CPU fp32 agree to 1e-5, codevec.cpu_precision int8 to 0.01 per text; a
+ * fine-tuned model moves code embeddings much further from its base.
+ */
+#define CVL_MODEL_PROBES			3
+#define CVL_MODEL_MAX_DISTANCE		0.05
+
+/*
  * The embedding budget.  all-MiniLM-L6-v2 reads 256 WordPiece tokens; code
  * averages about 3.5-4 characters per token, so 1000 bytes is about the
  * budget.  500 is the default: a mean-pooled vector of the whole budget is

@@ -707,6 +707,74 @@ cvl_db_writers(CvlDb db)
 	return db->nwriters;
 }
 
+/* order doubles for qsort */
+static int
+CompareDouble(const void *a, const void *b)
+{
+	double		x = *(const double *) a,
+				y = *(const double *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Refuse to mix vectors of two models in code.snippets.emb: embed() the
+ * stored embed_text of the first CVL_MODEL_PROBES embedded snippets (by id,
+ * over every repository: one column, one index) again and compare with
+ * their stored vectors; a median cosine distance above
+ * CVL_MODEL_MAX_DISTANCE means codevec.model (or codevec.max_tokens) is not
+ * what made them.  Cheap: one embed() of three texts, through the primary
+ * key.  Nothing is checked when no snippet has a vector yet (a new schema,
+ * or after UPDATE code.snippets SET emb = NULL).  Returns 0, or -1 with the
+ * session's error set (a mismatch or a failed query).
+ */
+static int
+CheckSameModel(CvlDb db)
+{
+	char		sql[640];
+	PGresult   *res;
+	double		dist[CVL_MODEL_PROBES];
+	int			n;
+
+	snprintf(sql, sizeof(sql),
+			 "SELECT s.id, (s.emb <=> (embed(ARRAY[s.embed_text]))[1])::float8, "
+			 "current_setting('codevec.model', true), current_setting('codevec.max_tokens', true) "
+			 "FROM (SELECT id, emb, embed_text FROM code.snippets "
+			 "WHERE emb IS NOT NULL AND embed_text IS NOT NULL ORDER BY id LIMIT %d) s "
+			 "ORDER BY s.id", CVL_MODEL_PROBES);
+	res = cvl_session_exec_params(&db->main, "comparing stored embeddings with embed()",
+								  sql, 0, NULL);
+	if (res == NULL)
+		return -1;
+	n = PQntuples(res);
+	if (n == 0)
+	{
+		PQclear(res);
+		return 0;
+	}
+	for (int i = 0; i < n; i++)
+		dist[i] = PQgetisnull(res, i, 1) ? 2.0 : strtod(PQgetvalue(res, i, 1), NULL);
+	qsort(dist, n, sizeof(double), CompareDouble);
+	if (dist[n / 2] > CVL_MODEL_MAX_DISTANCE)
+	{
+		snprintf(db->main.error, sizeof(db->main.error),
+				 "code.snippets holds embeddings of another model: the stored vectors of "
+				 "%d snippets (ids %s..%s) are at a median cosine distance of %.4f from "
+				 "embed() of their embed_text now (codevec.model = '%s', codevec.max_tokens = "
+				 "%s; the same model stays below %.2f); vectors of two models do not mix "
+				 "in one column. To re-embed everything with this model: "
+				 "psql -c 'UPDATE code.snippets SET emb = NULL', then codevec-load "
+				 "--embed-only; or set codevec.model back to the model that made them",
+				 n, PQgetvalue(res, 0, 0), PQgetvalue(res, n - 1, 0), dist[n / 2],
+				 PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3), CVL_MODEL_MAX_DISTANCE);
+		snprintf(db->main.sqlstate, sizeof(db->main.sqlstate), "%s", "");
+		PQclear(res);
+		return -1;
+	}
+	PQclear(res);
+	return 0;
+}
+
 /*
  * Decide how this run embeds (once, before loading): whether the server
  * has a working embed(text[]) whose vectors fit code.snippets.emb (then the
@@ -714,8 +782,10 @@ cvl_db_writers(CvlDb db)
  * batch when > 0 (--embed-batch), else CVL_GPU_EMBED_BATCH on the GPU
  * service (codevec_gpu_status() state ready and codevec.device not cpu) and
  * CVL_DEFAULT_EMBED_BATCH on the CPU.  A probe that fails leaves rows to
- * the catch-up pass (cvl_db_embed), which reports the error.  Returns 0,
- * or -1 when the connection failed.
+ * the catch-up pass (cvl_db_embed), which reports the error.  When embed()
+ * works and code.snippets already holds vectors, CheckSameModel refuses a
+ * model that did not make them.  Returns 0, or -1 when the connection
+ * failed or the model differs (the error is set).
  */
 int
 cvl_db_embed_plan(CvlDb db, int batch, CvlEmbedPlan *plan)
@@ -780,6 +850,8 @@ cvl_db_embed_plan(CvlDb db, int batch, CvlEmbedPlan *plan)
 		cvl_session_set_error(&db->main, "probing embed()", NULL);
 		return -1;
 	}
+	if (plan->inline_rows && CheckSameModel(db) < 0)
+		return -1;
 	db->embed_inline = plan->inline_rows;
 	return 0;
 }

@@ -180,7 +180,10 @@ PrintHelp(void)
 		   "     parsed, or the server rejected some files (unreadable, unreadable-dir,\n"
 		   "     parse-failed, invalid-output, rejected); embedding still ran\n"
 		   "  2  usage error\n"
-		   "  3  connection or database error (batches committed before it stay)\n"
+		   "  3  connection or database error (batches committed before it stay),\n"
+		   "     or code.snippets holds vectors of another model than codevec.model's\n"
+		   "     (nothing written; re-embed: UPDATE code.snippets SET emb = NULL,\n"
+		   "     then --embed-only)\n"
 		   "  4  internal error: out of memory, PATH missing, bad grammar ABI\n",
 		   CVL_VERSION, CVL_DEFAULT_DIMS, CVL_DEFAULT_MAX_FILE_BYTES,
 		   CVL_GPU_EMBED_BATCH, CVL_DEFAULT_EMBED_BATCH, CVL_EMBED_TEXT_MAX_BYTES,

@@ -1,5 +1,5 @@
 -- embed(): tokenizer + BERT encoder (issue 4)
--- Needs `make model` (the default model, all-MiniLM-L6-v2) and the committed
+-- Needs `make model` (the default model, code-minilm-l6 from models/) and the committed
 -- fixtures under test/embed/fixtures (tiny random BERTs, broken folders).
 \getenv abs_srcdir PG_ABS_SRCDIR
 \set fx :abs_srcdir '/test/embed/fixtures'
@@ -19,10 +19,11 @@ EXCEPTION WHEN OTHERS THEN
 	RETURN SQLSTATE || ': ' || regexp_replace(SQLERRM, '"/[^"]*/test/embed/fixtures/', '"$FIXTURES/', 'g');
 END $$;
 
--- the default installed model (the first call loads the library and its GUCs)
+-- the default installed model (the first call loads the library and its GUCs);
+-- test/models checks its sha256 against models/code-minilm-l6/SHA256SUMS
 SELECT name, dims, layers, heads, pooling, normalized, max_tokens, max_positions,
-       vocab_size, dtype, source LIKE '%/codevec_models/all-MiniLM-L6-v2' AS installed,
-       sha256, weight_bytes
+       vocab_size, dtype, source LIKE '%/codevec_models/code-minilm-l6' AS installed,
+       sha256 ~ '^[0-9a-f]{64}$' AS sha256_hex, weight_bytes
 FROM codevec_model_info();
 SHOW codevec.model;
 SHOW codevec.max_tokens;

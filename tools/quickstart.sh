@@ -4,8 +4,8 @@
 #   bash tools/quickstart.sh [PATH [REPO]]
 #
 # Installs the dependencies (Debian 12, needs root or sudo), builds and
-# installs the extension and codevec-load, downloads the default encoder
-# (make model), creates a local PostgreSQL 15 cluster under .codevec/ in
+# installs the extension and codevec-load, installs the default encoder
+# (make model: models/code-minilm-l6, offline), creates a local PostgreSQL 15 cluster under .codevec/ in
 # this checkout (left running; socket in /tmp, port 5488, database
 # "codevec"; with the GPU service when a CUDA build sees an NVIDIA GPU,
 # else set to the CPU), loads a real codebase with codevec-load (PATH; default: part
@@ -32,7 +32,7 @@ if [ -z "${CODEVEC_PREBUILT:-}" ]; then
 	echo "== building and installing codevec and codevec-load"
 	make -s -j"$(nproc)" >/dev/null
 	$sudo make -s install >/dev/null
-	echo "== downloading the default encoder (make model)"
+	echo "== installing the default encoder (make model: models/code-minilm-l6, sha256-checked)"
 	$sudo make -s model >/dev/null
 else
 	echo "== CODEVEC_PREBUILT: using the installed codevec ($(pg_config --pkglibdir)/codevec.so) and codevec-load"
@@ -106,8 +106,20 @@ else
 fi
 echo "== loading $path as repository \"$repo\" (parse, COPY, embed)"
 loader=$(pg_config --bindir)/codevec-load
+errs=$(mktemp)
+trap 'rm -f "$errs"' EXIT
 rc=0
-"$loader" --repo "$repo" "${include[@]}" "$path" || rc=$?
+"$loader" --repo "$repo" "${include[@]}" "$path" 2> >(tee "$errs" >&2) || rc=$?
+wait $! 2>/dev/null || true
+if [ "$rc" -eq 3 ] && grep -q "holds embeddings of another model" "$errs"; then
+	# this checkout's own database, embedded by an earlier default model
+	# (make model changed it): codevec-load never mixes two models'
+	# vectors, so every snippet is embedded again with the current one
+	echo "== the stored embeddings are another model's: re-embedding every snippet"
+	psql -qX -c "UPDATE code.snippets SET emb = NULL" >/dev/null
+	rc=0
+	"$loader" --repo "$repo" "${include[@]}" "$path" || rc=$?
+fi
 [ "$rc" -le 1 ] || { echo "codevec-load failed with status $rc" >&2; exit "$rc"; }
 
 echo "== indexing the embeddings (gpuivf, exact)"

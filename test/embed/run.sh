@@ -3,11 +3,13 @@
 # encoder (issue 4), linked directly against src/{tokenizer,model,encoder}.c,
 # no server needed:
 #   tokenizer   token ids identical to Hugging Face `tokenizers` on the
-#               committed fixture (needs the default model's vocab.txt)
+#               committed fixture (needs all-MiniLM-L6-v2's vocab.txt)
 #   tiny-model  the committed tiny random BERTs vs transformers: every
 #               layer's output, pooled output, bad model folders
-#   real-model  the default model vs sentence-transformers, cosine >= 0.99999
-# The real model comes from `make model` (tools/fetch-model.sh); set
+#   real-model  all-MiniLM-L6-v2 vs sentence-transformers, cosine >= 0.99999
+# The fixtures' references are all-MiniLM-L6-v2's, so the real model is that
+# one by name (`make model-base`, tools/fetch-model.sh), not the default
+# (the shipped code-minilm-l6 has its own references: test/models); set
 # CODEVEC_MODEL_DIR to use another folder of all-MiniLM-L6-v2.
 # Prints "N passed, N failed" last; exits non-zero on any failure.
 set -uo pipefail

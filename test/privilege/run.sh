@@ -70,16 +70,16 @@ q="SELECT string_agg(id::text, ',' ORDER BY ordinality) FROM code.more_like_this
 is "$(AS $R "$q" | tail -1)" "$(OWNER "$q")" "code.more_like_this as the read-only role"
 is "$(AS $R "SELECT codevec_dims(embed('read a file'))" | tail -1)" 384 "embed() as the read-only role"
 is "$(AS $R "SELECT embed('read a file') = (SELECT embed('read a file'))" | tail -1)" t "embed() is deterministic for the role"
-is "$(AS $R "SET codevec.model = 'all-MiniLM-L6-v2'; SELECT codevec_dims(embed('x'))" | tail -1)" 384 "an installed model chosen by name"
+is "$(AS $R "SET codevec.model = 'code-minilm-l6'; SELECT codevec_dims(embed('x'))" | tail -1)" 384 "an installed model chosen by name"
 
 echo "# what it cannot do: read server files through codevec.model"
 models=$(pg_config --sharedir)/extension/codevec_models
 is "$(STATE $R "SET codevec.model = '/etc'; SELECT embed('x')")" 42501 "codevec.model = '/etc' is refused (42501)"
-is "$(STATE $R "SET codevec.model = '$models/all-MiniLM-L6-v2'; SELECT embed('x')")" 42501 "codevec.model = a real model's path is refused (42501)"
+is "$(STATE $R "SET codevec.model = '$models/code-minilm-l6'; SELECT embed('x')")" 42501 "codevec.model = a real model's path is refused (42501)"
 is "$(STATE $R "SET codevec.model = '/etc/passwd'; SELECT codevec_model_info()")" 42501 "codevec_model_info() under a path setting is refused (42501)"
 s=$(STATE $R "SET codevec.model = '..'; SELECT embed('x')")
 [ -n "$s" ] && [ "$s" != XX000 ]; ok $? "codevec.model = '..' is an error with a SQLSTATE, not a path ($s)"
-is "$(AS $F "SET codevec.model = '$models/all-MiniLM-L6-v2'; SELECT codevec_dims(embed('x'))" | tail -1)" 384 \
+is "$(AS $F "SET codevec.model = '$models/code-minilm-l6'; SELECT codevec_dims(embed('x'))" | tail -1)" 384 \
 	"a role with pg_read_server_files may load a model from a path (positive control)"
 
 echo "# what it cannot do: make codevec read a relation it has no SELECT on"
