@@ -32,8 +32,6 @@
 
 #include <tree_sitter/api.h>
 
-#define CVL_VERSION					"0.1.0"
-
 /* exit codes (documented in --help) */
 #define CVL_EXIT_OK					0	/* everything loaded */
 #define CVL_EXIT_PARTIAL			1	/* some files failed (unreadable ...) */

@@ -250,6 +250,86 @@ NodeTextCollapsed(Extractor *x, TSNode n)
 	return t;
 }
 
+static bool
+IsWordChar(char c)
+{
+	return isalnum((unsigned char) c) || c == '_' || (unsigned char) c >= 0x80;
+}
+
+/*
+ * C++: the text of a qualified name node (qualified_identifier, or a
+ * class's name) as a qualified name.  An unknown macro before a definition
+ * makes tree-sitter glue what precedes the name into one
+ * qualified_identifier: `SPDLOG_INLINE std::shared_ptr<logger>
+ * logger::clone()` has the "name" `std::shared_ptr<logger> logger::clone`,
+ * `void SPDLOG_INLINE sink<M>::set_color()` has `SPDLOG_INLINE
+ * sink<M>::set_color`.  A qualified name has no blank between its parts, so
+ * the name starts after the last whitespace outside <...>, (...) and [...]
+ * that is not next to a `::` (`Foo :: bar` stays whole) and comes before
+ * any `operator` (`Foo::operator bool`).  Whitespace is then dropped except
+ * one blank between two word characters (`operator bool`, `<unsigned
+ * long>`).  A conversion operator's name ends before its parameter list
+ * (tree-sitter's operator_cast holds it).
+ */
+static TSNode QualifiedLast(TSNode n);
+
+static char *
+CxxQualifiedText(Extractor *x, TSNode n)
+{
+	TSNode		last = QualifiedLast(n);
+	TSNode		params = TypeIs(last, "operator_cast") ? Field(last, "declarator") : (TSNode) {0};
+	char	   *t;
+	const char *start;
+	int			depth = 0;
+	char	   *w;
+	bool		space = false;
+
+	t = NodeText(x, n);
+	if (!ts_node_is_null(params) && ts_node_start_byte(params) > ts_node_start_byte(n) &&
+		ts_node_start_byte(params) - ts_node_start_byte(n) < strlen(t))
+		t[ts_node_start_byte(params) - ts_node_start_byte(n)] = '\0';
+	start = t;
+	for (const char *p = t; *p; p++)
+	{
+		if (*p == '<' || *p == '(' || *p == '[')
+			depth++;
+		else if ((*p == '>' || *p == ')' || *p == ']') && depth > 0)
+			depth--;
+		else if (depth == 0 && strncmp(p, "operator", 8) == 0 &&
+				 (p == t || !IsWordChar(p[-1])) && !IsWordChar(p[8]))
+			break;
+		else if (depth == 0 && isspace((unsigned char) *p))
+		{
+			const char *before = p;
+			const char *after = p;
+
+			while (before > t && isspace((unsigned char) before[-1]))
+				before--;
+			while (isspace((unsigned char) *after))
+				after++;
+			if (before > t && before[-1] != ':' && *after != ':' && *after != '\0')
+				start = after;
+			p = after - 1;
+		}
+	}
+	/* compact in place, from start */
+	w = t;
+	for (const char *r = start; *r; r++)
+	{
+		if (isspace((unsigned char) *r))
+			space = true;
+		else
+		{
+			if (space && w > t && IsWordChar(w[-1]) && IsWordChar(*r))
+				*w++ = ' ';
+			space = false;
+			*w++ = *r;
+		}
+	}
+	*w = '\0';
+	return t;
+}
+
 /* Return the text of child field `name`, or NULL. */
 static char *
 FieldText(Extractor *x, TSNode n, const char *name)
@@ -307,6 +387,23 @@ DeclaratorName(TSNode d)
 	TSNode		null = {0};
 
 	return null;
+}
+
+/* Does a C/C++ declarator chain hold a parameter list (function_declarator)? */
+static bool
+HasFunctionDeclarator(TSNode d)
+{
+	for (int guard = 0; guard < 32 && !ts_node_is_null(d); guard++)
+	{
+		if (TypeIs(d, "function_declarator"))
+			return true;
+		TSNode		next = Field(d, "declarator");
+
+		if (ts_node_is_null(next))
+			return false;
+		d = next;
+	}
+	return false;
 }
 
 /* Return the last component of a C++ qualified name node. */
@@ -731,6 +828,36 @@ ClassifyC(Extractor *x, TSNode n, const char *t, Definition *d)
 	{
 		TSNode		decl = Field(n, "declarator");
 		TSNode		name = DeclaratorName(decl);
+		TSNode		spec = Field(n, "type");
+
+		/*
+		 * `class FMT_API ostream final : private base {...}`: a macro
+		 * between `class` and the name makes tree-sitter read a function
+		 * definition whose type is `class FMT_API` and whose declarator
+		 * (no parameter list anywhere) is the rest.  It is the class
+		 * named by the word right after `class FMT_API`.
+		 */
+		if (SpecifierKind(spec) && ts_node_is_null(Field(spec, "body")) &&
+			!ts_node_is_null(decl) && !HasFunctionDeclarator(decl))
+		{
+			size_t		at = ts_node_end_byte(spec);
+			size_t		len = 0;
+
+			while (at < x->len && isspace((unsigned char) x->src[at]))
+				at++;
+			while (at + len < x->len && IsWordChar(x->src[at + len]))
+				len++;
+			if (len > 0)
+			{
+				d->kind = SpecifierKind(spec);
+				d->symbol = cvl_strndup(x->src + at, len);
+				d->body = Field(n, "body");
+				d->skip_body = true;
+				d->scope_name = cvl_strdup(d->symbol);
+				d->scope_is_type = true;
+			}
+			return;
+		}
 
 		/*
 		 * `u32 __init_attr name(void) {...}`: an unknown macro before the
@@ -748,11 +875,11 @@ ClassifyC(Extractor *x, TSNode n, const char *t, Definition *d)
 		d->kind = InType(x) || TypeIs(name, "qualified_identifier") ? "method" : "function";
 		if (TypeIs(name, "qualified_identifier"))
 		{
-			d->symbol = NodeTextCompact(x, QualifiedLast(name));
-			d->qualified = NodeTextCompact(x, name);
+			d->symbol = CxxQualifiedText(x, QualifiedLast(name));
+			d->qualified = CxxQualifiedText(x, name);
 		}
 		else
-			d->symbol = NodeTextCompact(x, name);
+			d->symbol = CxxQualifiedText(x, name);
 		d->body = Field(n, "body");
 		/* C/C++ function bodies hold no definitions worth a snippet (local
 		 * structs and lambdas stay part of their function's code); not
@@ -797,11 +924,11 @@ ClassifyC(Extractor *x, TSNode n, const char *t, Definition *d)
 		}
 		if (strchr(d->symbol, ':'))
 		{
-			char	   *q = NodeTextCompact(x, Field(n, "name"));
+			char	   *q = CxxQualifiedText(x, Field(n, "name"));
 
 			d->qualified = q;
 			free(d->symbol);
-			d->symbol = NodeTextCompact(x, QualifiedLast(Field(n, "name")));
+			d->symbol = CxxQualifiedText(x, QualifiedLast(Field(n, "name")));
 		}
 		if (strcmp(sk, "enum") != 0)
 		{

@@ -21,6 +21,9 @@
 
 #include "cvl.h"
 
+#ifndef CVL_VERSION
+#error "CVL_VERSION comes from codevec.control's default_version (loaders/Makefile)"
+#endif
 #ifndef CVL_GRAMMAR_VERSIONS
 #define CVL_GRAMMAR_VERSIONS "unknown"	/* set by the Makefile */
 #endif

@@ -9,7 +9,21 @@
  * qmark, html comment, "||", escape sequence, regex pattern, jsx text), so
  * we reuse the JavaScript sdist's scanner (compiled a second time with its
  * entry points renamed to cvl_js_external_scanner_*, see the Makefile) and
- * handle the two TypeScript-only tokens here:
+ * handle what TypeScript scans differently here:
+ *
+ *   2 ternary qmark: TypeScript's `?` before `:`, `)` or `,` (whitespace
+ *     allowed between) is an optional parameter or property (`x?: T`,
+ *     `(x?)`, `f(a?, b)`), never the `?` of a conditional expression; the
+ *     JavaScript scanner takes it for one, and the parse of everything
+ *     after it turned into error recovery (a function's `if` and `for`
+ *     statements came out as methods named "if" and "for"). The token the
+ *     JavaScript scanner found is refused when one of the three follows;
+ *     tree-sitter-typescript's own scanner makes the same test;
+ *
+ *   0 automatic semicolon: none before a line that starts with `|` or `&`
+ *     (a union or intersection type continued) or `;` (the real one),
+ *     also when a comment ends the line before (`| A // note` newline
+ *     `| B`), where the JavaScript scanner inserts one;
  *
  *   8 _function_signature_automatic_semicolon: scanned as an automatic
  *     semicolon and reported under the TypeScript token;
@@ -18,12 +32,14 @@
  */
 #include <stdbool.h>
 #include <string.h>
+#include <wctype.h>
 
 #include <tree_sitter/parser.h>
 
 enum
 {
 	TS_AUTOMATIC_SEMICOLON = 0,
+	TS_TERNARY_QMARK = 2,
 	TS_JS_TOKEN_COUNT = 8,
 	TS_FUNCTION_SIGNATURE_AUTOMATIC_SEMICOLON = 8,
 	TS_ERROR_RECOVERY = 9,
@@ -48,6 +64,21 @@ ScanTypeScript(TSLexer *lexer, const bool *valid_symbols)
 		return false;
 	if (signature_semicolon && lexer->result_symbol == TS_AUTOMATIC_SEMICOLON)
 		lexer->result_symbol = TS_FUNCTION_SIGNATURE_AUTOMATIC_SEMICOLON;
+	if ((lexer->result_symbol == TS_AUTOMATIC_SEMICOLON ||
+		 lexer->result_symbol == TS_FUNCTION_SIGNATURE_AUTOMATIC_SEMICOLON) &&
+		(lexer->lookahead == '|' || lexer->lookahead == '&' || lexer->lookahead == ';'))
+		return false;
+	if (lexer->result_symbol == TS_TERNARY_QMARK)
+	{
+		/*
+		 * The token ends after the `?` (mark_end); look past it: an
+		 * optional parameter or property is no conditional expression.
+		 */
+		while (iswspace(lexer->lookahead))
+			lexer->advance(lexer, false);
+		if (lexer->lookahead == ':' || lexer->lookahead == ')' || lexer->lookahead == ',')
+			return false;
+	}
 	return true;
 }
 

@@ -23,7 +23,9 @@
 
 #include <cjson/cJSON.h>
 
-#define SERVE_VERSION "0.2.0"
+#ifndef SERVE_VERSION
+#error "SERVE_VERSION comes from codevec.control's default_version (serve/Makefile)"
+#endif
 
 #define SERVE_DEFAULT_PORT 8377
 #define SERVE_DEFAULT_POOL 4

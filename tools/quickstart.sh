@@ -40,14 +40,14 @@ fi
 
 echo "== starting the local cluster in .codevec/ (port $port)"
 eval "$(bash test/cluster.sh start "$top/.codevec" "$port")"
-psql -qAtX -d postgres -c "SELECT 1 FROM pg_database WHERE datname = 'codevec'" | grep -q 1 \
+psql -qAtX -d postgres -c "SELECT 1 FROM pg_database WHERE datname = 'codevec'" | grep 1 >/dev/null \
 	|| psql -qX -d postgres -c "CREATE DATABASE codevec" >/dev/null
 export PGDATABASE=codevec
 # a database made by a development build of 0.1.0 from before the code text
 # search configuration (same version number, so ALTER EXTENSION cannot add
 # it): start it again
-if psql -qAtX -c "SELECT 1 FROM pg_extension WHERE extname = 'codevec'" | grep -q 1 &&
-	! psql -qAtX -c "SELECT 1 FROM pg_ts_parser WHERE prsname = 'codevec_code_parser'" | grep -q 1; then
+if psql -qAtX -c "SELECT 1 FROM pg_extension WHERE extname = 'codevec'" | grep 1 >/dev/null &&
+	! psql -qAtX -c "SELECT 1 FROM pg_ts_parser WHERE prsname = 'codevec_code_parser'" | grep 1 >/dev/null; then
 	echo "== the codevec database predates codevec_code_parser: recreating it"
 	psql -qX -d postgres -c "DROP DATABASE codevec" -c "CREATE DATABASE codevec" >/dev/null
 fi
@@ -62,7 +62,7 @@ read -r cuda_compiled cuda_devices gpu_name <<<"$(psql -qAtX -F ' ' -c \
 	"SELECT cuda_compiled, cuda_devices, coalesce(gpu_name, '') FROM codevec_build_info()")"
 if [ "$cuda_compiled" = t ] && [ "${cuda_devices:-0}" -gt 0 ]; then
 	preload=$(psql -qAtX -c "SHOW shared_preload_libraries")
-	if ! printf '%s\n' "$preload" | tr ',' '\n' | sed 's/^ *//; s/ *$//' | grep -qx codevec; then
+	if ! tr ',' '\n' <<<"$preload" | sed 's/^ *//; s/ *$//' | grep -x codevec >/dev/null; then
 		echo "== enabling the GPU service (shared_preload_libraries, restart)"
 		psql -qX -c "ALTER SYSTEM SET shared_preload_libraries = '${preload:+$preload, }codevec'" >/dev/null
 		bash test/cluster.sh stop "$top/.codevec"

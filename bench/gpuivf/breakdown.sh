@@ -27,6 +27,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 n=${1:-1000000}
 T=${T:-8}
 work=/tmp/breakdown; mkdir -p "$work"; chmod 755 "$work"
+. "$top/bench/gpuivf/lib.sh"	# pctl
 source "$top/test/gpu/setup.sh" max_worker_processes=32
 echo "# breakdown: $n random rows x 384, GPU $(psql -qAtX -c "SELECT device FROM codevec_gpu_status()"), $(nproc) cores, T=${T}s"
 
@@ -44,7 +45,6 @@ for tb in t t1k; do	# load both copies on the device
 	psql -qAtX -c "SET codevec.device = cuda" -c "SELECT id FROM $tb ORDER BY emb <=> (SELECT emb FROM q WHERE qid = 1) LIMIT 10" >/dev/null
 done
 
-pctl() { cat "$@" | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {printf "%d %d", a[int(NR*0.5)+1], a[int(NR*0.99)+1]}'; }
 counters() { psql -qAtX -F ' ' -c "SELECT requests, batches FROM codevec_gpu_status()"; }
 declare -A P50 QPS MB
 stage() {	# stage NAME SQL

@@ -28,6 +28,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 kind=${1:?random|real|torch}; n=${2:?rows}
 work=/tmp/compare; mkdir -p "$work"; chmod 755 "$work"
 T=${T:-10}
+. "$top/bench/gpuivf/lib.sh"	# ms, mem, pctl, bench, install_pgvector_kit
 
 torch_anchor() {
 	python3 - "$1" <<'PY'
@@ -60,16 +61,9 @@ PY
 [ "$kind" = torch ] && { torch_anchor "$n"; exit 0; }
 
 source "$top/test/gpu/setup.sh" max_parallel_maintenance_workers=15 maintenance_work_mem=16GB max_worker_processes=32
-if [ -f "$top/.gpukit/pgvector.tar.xz" ] && [ ! -f "$(pg_config --pkglibdir)/vector.so" ]; then
-	tar xJf "$top/.gpukit/pgvector.tar.xz" -C /tmp
-	cp /tmp/pgvkit/vector.so "$(pg_config --pkglibdir)/"
-	cp /tmp/pgvkit/vector.control /tmp/pgvkit/vector--*.sql "$(pg_config --sharedir)/extension/"
-fi
+install_pgvector_kit
 pgv=$(psql -qAtX -c "SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'")
 [ "$pgv" = 1 ] && psql -qX -c "CREATE EXTENSION IF NOT EXISTS vector" >/dev/null
-ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
-mem() { psql -qAtX -c "SELECT memory_used_mb FROM codevec_gpu_status()"; }
-pctl() { cat "$@" | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {printf "%d %d", a[int(NR*0.5)+1], a[int(NR*0.99)+1]}'; }
 echo "# $kind $n, GPU $(psql -qAtX -c "SELECT device FROM codevec_gpu_status()"), $(nproc) cores, pgvector: $([ "$pgv" = 1 ] && psql -qAtX -c "SELECT extversion FROM pg_extension WHERE extname = 'vector'" || echo absent)"
 
 # --- data ---------------------------------------------------------------------
@@ -154,16 +148,6 @@ CHECKQ=${CHECKQ:-20}
 bad=$(psql -qAtX -c "SET enable_indexscan = off" -c "SELECT count(*) FROM gt g JOIN q USING (qid) WHERE g.qid <= $CHECKQ AND g.ids IS DISTINCT FROM ARRAY(SELECT id FROM t ORDER BY emb <=> q.emb, ctid LIMIT 10)")
 echo "RESULT,codevec,flat,exact_vs_seqscan_mismatches=$bad/$CHECKQ"
 
-bench() {	# bench NAME PGOPTIONS SQL CLIENTS...
-	local name=$1 opts=$2 sql=$3; shift 3
-	printf '\\set q random(1, 1000)\n%s\n' "$sql" >"$work/b.sql"
-	for c in "$@"; do
-		rm -f "$work"/pgb.*
-		out=$(PGOPTIONS="$opts" pgbench -n -M prepared -c "$c" -j "$c" -T "$T" -f "$work/b.sql" -l --log-prefix="$work/pgb" postgres 2>&1)
-		read -r p50 p99 <<<"$(pctl "$work"/pgb.*)"
-		echo "RESULT,$name,clients=$c,qps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | cut -d. -f1),p50_us=$p50,p99_us=$p99"
-	done
-}
 QC="SELECT id FROM t ORDER BY emb <=> (SELECT emb FROM q WHERE qid = :q) LIMIT 10;"
 if [ "${FLATBENCH:-1}" = 1 ]; then
 	bench codevec_flat_gpu "-c codevec.device=cuda" "$QC" 1 16

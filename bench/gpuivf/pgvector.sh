@@ -32,35 +32,19 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 n=${1:?rows}
 work=/tmp/compare; mkdir -p "$work"; chmod 755 "$work"
 T=${T:-10}
+. "$top/bench/gpuivf/lib.sh"	# ms, mem, pctl, bench, install_pgvector_kit
 
 # data, the exact answer (gt) and the codevec flat index t_flat: compare.sh
 if [ "${REUSE:-0}" != 1 ]; then
 	FLATBENCH=0 IVF=0 PGV=0 bash "$top/bench/gpuivf/compare.sh" real "$n" || exit 1
 fi
 source "$top/test/gpu/setup.sh" max_parallel_maintenance_workers=15 maintenance_work_mem=16GB max_worker_processes=32
-if [ -f "$top/.gpukit/pgvector.tar.xz" ] && [ ! -f "$(pg_config --pkglibdir)/vector.so" ]; then
-	tar xJf "$top/.gpukit/pgvector.tar.xz" -C /tmp
-	cp /tmp/pgvkit/vector.so "$(pg_config --pkglibdir)/"
-	cp /tmp/pgvkit/vector.control /tmp/pgvkit/vector--*.sql "$(pg_config --sharedir)/extension/"
-fi
+install_pgvector_kit
 cp "$top/pgvector/codevec_pgvector.control" "$top"/pgvector/codevec_pgvector--*.sql "$(pg_config --sharedir)/extension/"
 psql -qX -v ON_ERROR_STOP=1 -c "CREATE EXTENSION IF NOT EXISTS codevec_pgvector CASCADE" >/dev/null || {
 	echo "codevec_pgvector cannot be created here (pgvector missing or older than 0.7?)"; exit 1; }
-ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
-mem() { psql -qAtX -c "SELECT memory_used_mb FROM codevec_gpu_status()"; }
-pctl() { cat "$@" | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {printf "%d %d", a[int(NR*0.5)+1], a[int(NR*0.99)+1]}'; }
 echo "# pgvector columns, $(psql -qAtX -c "SELECT count(*) FROM t") rows, GPU $(psql -qAtX -c "SELECT device FROM codevec_gpu_status()"), $(nproc) cores, pgvector $(psql -qAtX -c "SELECT extversion FROM pg_extension WHERE extname = 'vector'"), commit $(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo '?')"
 
-bench() {	# bench NAME PGOPTIONS SQL CLIENTS...
-	local name=$1 opts=$2 sql=$3; shift 3
-	printf '\\set q random(1, 1000)\n%s\n' "$sql" >"$work/b.sql"
-	for c in "$@"; do
-		rm -f "$work"/pgb.*
-		out=$(PGOPTIONS="$opts" pgbench -n -M prepared -c "$c" -j "$c" -T "$T" -f "$work/b.sql" -l --log-prefix="$work/pgb" postgres 2>&1)
-		read -r p50 p99 <<<"$(pctl "$work"/pgb.*)"
-		echo "RESULT,$name,clients=$c,qps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | cut -d. -f1),p50_us=$p50,p99_us=$p99"
-	done
-}
 # recall TABLE QTABLE SETTINGS: recall@10 of the plan in use against gt, 200 queries
 recall() {
 	psql -qAtX -c "$3" -c "SELECT round(avg((SELECT count(*) FROM unnest(g.ids) i WHERE i = ANY(ARRAY(SELECT id FROM $1 ORDER BY emb <=> x.emb LIMIT 10))))::numeric / 10, 4) FROM gt g JOIN $2 x USING (qid) WHERE qid <= 200"

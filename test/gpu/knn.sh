@@ -79,7 +79,7 @@ SQL
 	# prove goes to the CPU pass: only where the caller allows it, $4)
 	if [ "${4:-all}" = all ] && [ "$gpu" != "$nq of $nq queries answered by the GPU service" ]; then
 		failed=$((failed + 1)); echo "not ok $((passed + failed)) - $3: codevec_knn $1 k=$2: the GPU did not answer every query (${gpu:-no GPU answer})"
-	elif printf '%s\n' "$res" | grep -qx "mismatches=0 rows=$((nq * $2))"; then
+	elif grep -qx "mismatches=0 rows=$((nq * $2))" <<<"$res"; then
 		passed=$((passed + 1)); echo "ok $((passed + failed)) - $3: codevec_knn $1 k=$2 on the GPU equals $nq sequential scans (${gpu:-GPU answered ?})"
 	else
 		failed=$((failed + 1)); echo "not ok $((passed + failed)) - $3: codevec_knn $1 k=$2: $(printf '%s\n' "$res" | grep -E 'mismatches|ERROR' | head -3 | tr '\n' ' ') (${gpu:-no GPU answer})"

@@ -21,7 +21,7 @@ export PATH=/opt/pgkit/usr/lib/postgresql/15/bin:/opt/pgkit/usr/bin:$PATH
 check() {
 	local got
 	got=$(psql -qAtX -c "$2" 2>&1)
-	if printf '%s\n' "$got" | grep -qxF -- "$3"; then
+	if grep -qxF -- "$3" <<<"$got"; then
 		passed=$((passed + 1)); echo "ok $((passed + failed)) - $1"
 	else
 		failed=$((failed + 1)); echo "not ok $((passed + failed)) - $1 (got '$(echo "$got" | head -3 | tr '\n' ' ')', want '$3')"

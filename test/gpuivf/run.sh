@@ -31,7 +31,7 @@ check() {
 plan_uses() {
 	local plan
 	plan=$(psql -qAtX -v ON_ERROR_STOP=1 -c "$2" -c "EXPLAIN (COSTS OFF) $3" 2>&1)
-	if printf '%s\n' "$plan" | grep -qF -- "$4"; then
+	if grep -qF -- "$4" <<<"$plan"; then
 		passed=$((passed + 1)); echo "ok $((passed + failed)) - $1: the plan shows $4"
 	else
 		failed=$((failed + 1)); echo "not ok $((passed + failed)) - $1: the plan lacks $4"

@@ -17,7 +17,7 @@ trap 'kill -CONT "${svc:-0}" 2>/dev/null; bash "$top/test/cluster.sh" stop "$dir
 check() {
 	local got
 	got=$(psql -qAtX -c "$2" 2>&1)
-	if printf '%s\n' "$got" | grep -qxF -- "$3"; then
+	if grep -qxF -- "$3" <<<"$got"; then
 		passed=$((passed + 1)); echo "ok $((passed + failed)) - $1"
 	else
 		failed=$((failed + 1)); echo "not ok $((passed + failed)) - $1 (got '$got', want '$3')"

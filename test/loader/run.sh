@@ -72,7 +72,22 @@ fi
 echo "# command line"
 "$LOADER" --help > "$TMP/help" 2>&1; ok $? "--help exits 0"
 grep -q "Exit status" "$TMP/help"; ok $? "--help documents exit codes"
-"$LOADER" --version | grep -q '^codevec-load [0-9]'; ok $? "--version prints the version"
+# the version is the extension's: codevec.control's default_version
+ctl_version=$(sed -n "s/^default_version = '\(.*\)'$/\1/p" "$ROOT/codevec.control")
+is "$("$LOADER" --version | head -n 1 | cut -d' ' -f1-2)" "codevec-load $ctl_version" \
+   "--version prints codevec.control's default_version ($ctl_version)"
+is "$(head -n 1 "$TMP/help" | cut -d' ' -f1-2)" "codevec-load $ctl_version" "--help names the same version"
+# loaders/Makefile hands CPPFLAGS to every compile and LDFLAGS to the link
+# (Debian's hardening flags, dpkg-buildflags): what make would run
+make -s -n -B -C "$ROOT/loaders" build/main.o build/obj/c-parser.o codevec-load \
+    CPPFLAGS=-DCVL_TEST_CPPFLAGS LDFLAGS=-Wl,-z,cvltestldflags >"$TMP/make-n" 2>&1
+compiles=$(grep -c -- ' -c .*\(main\|parser\)\.c$' "$TMP/make-n")
+is "$(grep -- ' -c .*\(main\|parser\)\.c$' "$TMP/make-n" | grep -c -- '-DCVL_TEST_CPPFLAGS')/$compiles" "$compiles/$compiles" \
+   "loaders/Makefile: CPPFLAGS reach the loader's and every grammar's compile"
+is "$compiles" "$((1 + $(ls "$ROOT"/loaders/build/src/*/src/parser.c "$ROOT"/loaders/build/src/typescript/*/src/parser.c 2>/dev/null | wc -l)))" \
+   "... main.c and one parser.c per grammar were compiled"
+is "$(grep -- '-o codevec-load ' "$TMP/make-n" | grep -c -- '-Wl,-z,cvltestldflags')" 1 \
+   "loaders/Makefile: LDFLAGS reach the link"
 "$LOADER" --no-such-option >/dev/null 2>&1; is $? 2 "unknown option exits 2"
 "$LOADER" >/dev/null 2>&1; is $? 2 "no PATH exits 2"
 "$LOADER" --max-file-bytes=abc --jsonl . >/dev/null 2>&1; is $? 2 "bad --max-file-bytes exits 2"

