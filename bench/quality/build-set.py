@@ -196,6 +196,19 @@ def fetch(row, cache):
             subprocess.run(apt_source_cmd(cache) + ['source', '--download-only', '-q',
                             '%s=%s' % (row['package'], row['version'])],
                            cwd=dl, check=True, stdout=subprocess.DEVNULL)
+    elif row['source'] == 'pool':
+        # one file of a Debian source package (its .orig tarball) straight
+        # from the archive's pool, where the source package as a whole is
+        # not downloadable (a component tarball missing from the mirror):
+        # package = the source package, version = the file name, sha256
+        # = the file's (the value the package's .dsc lists for it)
+        path = os.path.join(dl, row['version'])
+        if not os.path.exists(path):
+            pkg = row['package']
+            url = 'http://deb.debian.org/debian/pool/main/%s/%s/%s' % (
+                pkg[:4] if pkg.startswith('lib') else pkg[0], pkg, row['version'])
+            subprocess.run(['curl', '-sSfL', '-o', path + '.part', url], check=True)
+            os.rename(path + '.part', path)
     elif row['source'] == 'deb':
         prefix = '%s_%s_' % (row['package'], row['version'].replace(':', '%3a'))
         have = lambda: [f for f in os.listdir(dl) if f.startswith(prefix) and f.endswith('.deb')]

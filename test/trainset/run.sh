@@ -421,12 +421,33 @@ else
 	echo "ok $N - train.py smoke test # SKIP torch/transformers not installed (TRAIN_PYTHON)"
 fi
 
-# the manifest: pinned, Debian only (binary or source packages), none of the benchmark's packages
+# merge: gzip and xz inputs, sorted; a pair whose query is one of bench/quality's
+# queries (today's queries.tsv.gz, any case and punctuation) is left out
+python3 - "$TMP" "$ROOT/bench/quality/queries.tsv.gz" <<'PY'
+import gzip, json, lzma, sys
+tmp, qpath = sys.argv[1], sys.argv[2]
+with gzip.open(qpath, 'rt') as f:
+    f.readline()
+    bq = f.readline().rstrip('\n').split('\t')[7]
+p = lambda q, t: json.dumps(dict(language='go', repo='r', query=q, text=t, style='doc')) + '\n'
+with gzip.open(tmp + '/m1.jsonl.gz', 'wt') as f:
+    f.write(p('Opens the store kept in a folder', 'func Open'))
+    f.write(p(bq.upper() + ' !', 'func Leak'))
+with lzma.open(tmp + '/m2.jsonl.xz', 'wt') as f:
+    f.write(p('Closes every file the store holds open', 'func Close'))
+PY
+bp merge "$TMP/m1.jsonl.gz" "$TMP/m2.jsonl.xz" --out "$TMP/merged.jsonl.gz" 2>"$TMP/merge.err"
+ok $? "build-pairs merge runs (gzip and xz inputs)"
+is "$(pairs_json "$TMP/merged.jsonl.gz" | python3 -c 'import json,sys; print("|".join(json.loads(l)["text"] for l in sys.stdin))')" \
+	"func Close|func Open" "merge keeps both files' pairs, sorted, and leaves out the one whose query is a benchmark query"
+grep -q '1 left out: query in the benchmark' "$TMP/merge.err"; ok $? "merge says how many it left out"
+
+# the manifest: pinned, Debian only (binary or source packages, or one .orig of a source package), none of the benchmark's packages
 python3 - "$ROOT/tools/train-model/packages.tsv" "$ROOT/bench/quality/manifest.tsv" <<'PY' > "$TMP/man.out"
 import sys
 rows = [l.rstrip('\n').split('\t') for l in open(sys.argv[1]) if not l.startswith('#') and l.strip()]
 bench = {l.split('\t')[3] for l in open(sys.argv[2]) if not l.startswith('#') and l.strip()}
-bad = [r[3] for r in rows if len(r) != 8 or r[2] not in ('deb', 'dsc') or r[4] == '-' or len(r[5]) != 64]
+bad = [r[3] for r in rows if len(r) != 8 or r[2] not in ('deb', 'dsc', 'pool') or r[4] == '-' or len(r[5]) != 64]
 print('rows', len(rows), 'unpinned', len(bad), 'in-benchmark', sorted(set(r[3] for r in rows) & bench))
 PY
 read -r _ nrows _ nbad _ inbench < "$TMP/man.out"

@@ -490,13 +490,20 @@ def cmd_staqc(args):
 
 
 def cmd_merge(args):
-    """Merge pairs files (the package pairs, StaQC's) into one, sorted."""
+    """Merge pairs files (the package pairs, StaQC's; gzip or xz) into one,
+    sorted; a pair whose query is a query of today's bench/quality (which
+    may have been redrawn since an input was built) is dropped."""
+    import lzma
     pairs = []
     for path in args.inputs:
-        with gzip.open(path, 'rt', encoding='utf-8') as f:
+        op = lzma.open if path.endswith('.xz') else gzip.open
+        with op(path, 'rt', encoding='utf-8') as f:
             pairs.extend(json.loads(l) for l in f)
-    out = write_pairs(args.out, pairs)
-    log('merged %d pairs -> %s' % (len(out), args.out))
+    queries = {norm_query(q['query']) for q in read_queries()}
+    kept = [p for p in pairs if norm_query(p['query']) not in queries]
+    out = write_pairs(args.out, kept)
+    log('merged %d pairs -> %s (%d left out: query in the benchmark)'
+        % (len(out), args.out, len(pairs) - len(kept)))
 
 
 def main():
