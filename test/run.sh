@@ -22,7 +22,7 @@ passed=0
 failed=0
 skipped=0
 cpu_suites_given=${CPU_SUITES+yes}
-CPU_SUITES=${CPU_SUITES-"meta gpuivf gpuservice models embed loader search trainset upgrade corpora serve pgvector replica privilege"}
+CPU_SUITES=${CPU_SUITES-"meta gpuivf gpuservice models embed loader search trainset upgrade corpora serve pgvector replica privilege indexcheck crash soak shards"}
 failures=()
 skip_notes=()
 
@@ -74,7 +74,7 @@ make -s -C test/fuzz >"$log/fuzz-build.log" 2>&1
 rc=$?
 suite_result "fuzz build" $rc "$log/fuzz-build.log" exit
 if [ "$rc" -eq 0 ]; then
-	for h in codevec_in:in codevec_recv:recv loader_text:loader-text; do
+	for h in codevec_in:in codevec_recv:recv tsparser:tsparser tokenizer:tokenizer model:model loader_text:loader-text; do
 		mkdir -p "$log/corpus-${h#*:}"		# new inputs go here, not into the committed seeds
 		test/fuzz/build/fuzz_${h%%:*} -max_total_time=20 -seed=1 "$log/corpus-${h#*:}" "test/fuzz/seeds/${h#*:}" \
 			>"$log/fuzz-${h#*:}.log" 2>&1
