@@ -19,7 +19,7 @@ MODULE_big = codevec
 OBJS = src/codevec.o src/vector.o src/distance.o src/distance_kernels.o \
 	src/gpuivf.o src/gpuivfbuild.o src/gpuivfinsert.o src/gpuivfscan.o \
 	src/gpuivfvacuum.o src/gpuivfutils.o src/gpuivfgpu.o src/gpuivfknn.o src/gpuivfexplain.o src/gpuservice.o \
-	src/tokenizer.o src/model.o src/encoder.o src/embed.o src/gpuembed.o src/blas.o src/tsparser.o src/bm25.o
+	src/tokenizer.o src/model.o src/encoder.o src/qlinear.o src/embed.o src/gpuembed.o src/blas.o src/tsparser.o src/bm25.o
 
 # Released install scripts are never edited: a release adds an upgrade
 # script, and its install script is built as the previous release's script
@@ -32,7 +32,8 @@ REGRESS_OPTS = --load-extension=$(EXTENSION)
 PG_CONFIG ?= pg_config
 PG_CPPFLAGS += -I$(srcdir)/src -I$(srcdir)/cuda
 PG_CFLAGS += -std=gnu11
-# OpenBLAS is opened on first use (src/blas.c), not linked
+# OpenBLAS is opened on first use (src/blas.c), not linked; so is oneDNN
+# (src/qlinear.c: only its headers, libdnnl-dev, are needed to build)
 SHLIB_LINK += -lutf8proc -lcjson -lm -ldl
 
 # CUDA: on when nvcc is present, unless CUDA=0. The runtime is linked
@@ -75,6 +76,10 @@ include $(PGXS)
 ifneq ($(shell $(CC) -Wmissing-variable-declarations -E -x c /dev/null >/dev/null 2>&1 && echo ok),ok)
 override CFLAGS := $(filter-out -Wmissing-variable-declarations,$(CFLAGS))
 endif
+
+# encoder.c passes 32-byte vectors between always-inlined helpers only
+# (see CV_SIMD_CLONES there): GCC's note about that ABI does not apply
+src/encoder.o: override CFLAGS += -Wno-psabi
 
 # objects that depend on CODEVEC_USE_CUDA are rebuilt when CUDA= changes,
 # and every server-side object when PG_CONFIG names another major version

@@ -131,8 +131,44 @@ Linear(const float *x, int n, int in, const float *W, const float *bias,
 }
 
 /*
- * Elementwise math, four floats at a time through GCC vector extensions
- * (SSE2, the x86-64 baseline; other targets get their own lowering),
+ * Run linear `which` (0 QKV, 1 attention output, 2 FFN in, 3 FFN out) of
+ * layer l on n rows: fp32 through OpenBLAS, or int8 through the layers
+ * cv_qlinear_attach() attached (qlinear.c) when m->precision says so.
+ */
+static CvStatus
+LayerLinear(CvModel m, int l, int which, const float *x, int n, float *y,
+			char *errbuf, size_t errlen)
+{
+	const CvLayerWeights *w = &m->layer[l];
+	int			H = m->hidden,
+				FF = m->intermediate;
+
+	if (m->precision == CV_PRECISION_INT8)
+		return m->int8_ops->linear(m->int8, l, which, x, n, y,
+								   openblas_get_num_threads(), errbuf, errlen);
+	if (m->int8)
+		m->int8_ops->observe(m->int8, l, which, x, n);
+	switch (which)
+	{
+		case 0:
+			Linear(x, n, H, w->qkv_w, w->qkv_b, 3 * H, y);
+			break;
+		case 1:
+			Linear(x, n, H, w->ao_w, w->ao_b, H, y);
+			break;
+		case 2:
+			Linear(x, n, H, w->ffn_in_w, w->ffn_in_b, FF, y);
+			break;
+		default:
+			Linear(x, n, FF, w->ffn_out_w, w->ffn_out_b, H, y);
+			break;
+	}
+	return CV_OK;
+}
+
+/*
+ * Elementwise math, eight floats at a time through GCC vector extensions
+ * (AVX2 or two SSE2 halves, see CV_SIMD_CLONES; other targets get their own lowering),
  * because libm's scalar erff/expf took a fifth of the forward pass.
  *
  * exp: Cody-Waite range reduction x = n ln2 + r, |r| <= ln2/2, then the
@@ -143,14 +179,32 @@ Linear(const float *x, int n, int in, const float *W, const float *bias,
  * error < 1.5e-7 in exact arithmetic, 5e-7 in float.  GELU's error is then
  * below 2.5e-7 |x|, under float rounding of the layer outputs it feeds.
  */
-typedef float vfloat __attribute__((vector_size(16)));
-typedef int32_t vint __attribute__((vector_size(16)));
+/*
+ * 32-byte vectors are passed only to the always_inline helpers below, which
+ * are compiled into each clone: no call ever crosses the two ABIs (the
+ * Makefile builds this file with -Wno-psabi for that reason).
+ */
+#pragma GCC diagnostic ignored "-Wpsabi"
+typedef float vfloat __attribute__((vector_size(32)));
+typedef int32_t vint __attribute__((vector_size(32)));
 
-#define VLEN 4
-#define VF(c) ((vfloat) {c, c, c, c})
+#define VLEN 8
+#define VF(c) ((vfloat) {c, c, c, c, c, c, c, c})
+
+/*
+ * The loops below are compiled twice, for the x86-64 baseline (eight lanes
+ * as two SSE2 halves) and for AVX2 (one ymm register), and the loader picks
+ * one by CPUID (GCC's target_clones, an ifunc).  Neither uses FMA; the two
+ * agree to within a unit in the last place.
+ */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define CV_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define CV_SIMD_CLONES
+#endif
 
 /* Compute e^x for x in [-87, 88] (callers clamp). */
-static inline vfloat
+static inline __attribute__((always_inline)) vfloat
 ExpV(vfloat x)
 {
 	vfloat		n = (x * VF(1.44269504088896341f) + VF(12582912.0f)) - VF(12582912.0f);
@@ -170,7 +224,7 @@ ExpV(vfloat x)
 }
 
 /* Clamp each lane of x to at least lo (lanes compare as floats). */
-static inline vfloat
+static inline __attribute__((always_inline)) vfloat
 MaxV(vfloat x, vfloat lo)
 {
 	vint		m = x < lo;
@@ -179,7 +233,7 @@ MaxV(vfloat x, vfloat lo)
 }
 
 /* Compute GELU(x) = x/2 (1 + erf(x / sqrt 2)) on each lane. */
-static inline vfloat
+static inline __attribute__((always_inline)) vfloat
 GeluV(vfloat x)
 {
 	vfloat		u = x * VF((float) M_SQRT1_2);
@@ -202,6 +256,7 @@ GeluV(vfloat x)
 }
 
 /* Apply GELU (erf form, as BertModel's "gelu") to n floats in place. */
+CV_SIMD_CLONES
 static void
 Gelu(float *x, size_t n)
 {
@@ -226,6 +281,7 @@ Gelu(float *x, size_t n)
 }
 
 /* Replace n floats by e^(x - shift), returning their sum. */
+CV_SIMD_CLONES
 static float
 ExpShiftSum(float *x, int n, float shift)
 {
@@ -317,6 +373,7 @@ cv_encode(CvModel m, int batch, const int32_t *const *ids, const int *lens,
 	int			b,
 				l,
 				saved_threads = 0;
+	CvStatus	st = CV_OK;
 	size_t		t,
 				start;
 	float	   *work,
@@ -355,6 +412,11 @@ cv_encode(CvModel m, int batch, const int32_t *const *ids, const int *lens,
 	}
 	if (batch == 0)
 		return CV_OK;
+	if (m->precision == CV_PRECISION_INT8 && (m->int8 == NULL || m->int8_ops == NULL))
+	{
+		snprintf(errbuf, errlen, "int8 precision asked for but the model has no int8 layers");
+		return CV_ERR_INVALID;
+	}
 
 	/*
 	 * A short batch (a query) is faster on one thread: its GEMMs are too
@@ -412,7 +474,8 @@ cv_encode(CvModel m, int batch, const int32_t *const *ids, const int *lens,
 		const CvLayerWeights *w = &m->layer[l];
 
 		/* self-attention: one fused QKV GEMM, then per sequence and head */
-		Linear(x, (int) T, H, w->qkv_w, w->qkv_b, 3 * H, qkv);
+		if ((st = LayerLinear(m, l, 0, x, (int) T, qkv, errbuf, errlen)) != CV_OK)
+			goto done;
 		start = 0;
 		for (b = 0; b < batch; b++)
 		{
@@ -420,15 +483,18 @@ cv_encode(CvModel m, int batch, const int32_t *const *ids, const int *lens,
 					  ctx + start * H);
 			start += lens[b];
 		}
-		Linear(ctx, (int) T, H, w->ao_w, w->ao_b, H, res);
+		if ((st = LayerLinear(m, l, 1, ctx, (int) T, res, errbuf, errlen)) != CV_OK)
+			goto done;
 		for (t = 0; t < T * H; t++)
 			res[t] += x[t];
 		LayerNorm(res, (int) T, H, w->ln1_g, w->ln1_b, m->ln_eps);
 
 		/* feed-forward: GELU(x W1^T + b1) W2^T + b2, residual, LayerNorm */
-		Linear(res, (int) T, H, w->ffn_in_w, w->ffn_in_b, FF, ffn);
+		if ((st = LayerLinear(m, l, 2, res, (int) T, ffn, errbuf, errlen)) != CV_OK)
+			goto done;
 		Gelu(ffn, T * FF);
-		Linear(ffn, (int) T, FF, w->ffn_out_w, w->ffn_out_b, H, x);
+		if ((st = LayerLinear(m, l, 3, ffn, (int) T, x, errbuf, errlen)) != CV_OK)
+			goto done;
 		for (t = 0; t < T * H; t++)
 			x[t] += res[t];
 		LayerNorm(x, (int) T, H, w->ln2_g, w->ln2_b, m->ln_eps);
@@ -470,8 +536,9 @@ cv_encode(CvModel m, int batch, const int32_t *const *ids, const int *lens,
 		}
 		start += lens[b];
 	}
+done:
 	free(work);
 	if (saved_threads)
 		openblas_set_num_threads(saved_threads);
-	return CV_OK;
+	return st;
 }
