@@ -4,7 +4,9 @@
  *
  * The scheme is dynamic quantization as in Jacob et al., "Quantization and
  * Training of Neural Networks for Efficient Integer-Arithmetic-Only
- * Inference" (CVPR 2018), with finer scales: for y = x W^T + b,
+ * Inference" (CVPR 2018), with finer scales and SmoothQuant's smoothing
+ * (Xiao et al., ICML 2023): for y = x W^T + b, with W's input columns
+ * first multiplied by t[k] and x's channels divided by it (QuantizeLinear),
  *
  *	  weights   W[n,k] ~ sw[n] * Wq[n,k],  Wq in [-127, 127], sw[n] = max_k |W[n,k]| / 127
  *	            (symmetric, one scale per output channel; done once per model)
@@ -18,6 +20,13 @@
  * AVX512-VNNI or AVX-VNNI vpdpbusd); the zero-point correction, both
  * scales and the bias are applied here in fp32.  A row's result depends on
  * that row alone, so a text embeds the same alone or in any batch.
+ *
+ * Why smoothing: BERT's activations have a few outlier channels, which
+ * per-row quantization spreads over the whole row's 256 levels.  Without
+ * it int8 gave mean cosine 0.99890 to fp32 on the 215 fixture strings
+ * (min 0.99348); with it (alpha 0.4, picked from 0.15-0.85 on those
+ * strings) 0.99927 (min 0.99673).  t[] comes from one fp32 pass over
+ * pseudo-random tokens when a model is attached (Calibrate).
  *
  * oneDNN binds lazily: libdnnl.so.2 (Debian's libdnnl2) is dlopen'ed the
  * first time int8 is asked for, as blas.c does for OpenBLAS, so a process

@@ -31,7 +31,9 @@ extern const char *cv_int8_isa(void);
  * Quantize m's linear layers (QKV, attention output, FFN in and out of
  * every layer) to int8 and attach them to m (m->int8, m->int8_ops), once;
  * cv_encode then runs them when m->precision is CV_PRECISION_INT8.
- * Weights: symmetric per output channel, scale = max |w| / 127.
+ * Weights: smoothed (SmoothQuant, input ranges from one fp32 calibration
+ * pass over pseudo-random tokens), then symmetric per output channel,
+ * scale = max |w| / 127.
  * Needs m's fp32 weights.  Returns CV_OK (also when already attached),
  * CV_ERR_UNSUPPORTED (see cv_int8_available), CV_ERR_NOMEM.
  */

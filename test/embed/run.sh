@@ -58,7 +58,7 @@ run_test() {
 }
 
 lib="$src/tokenizer.c $src/model.c $src/encoder.c $src/qlinear.c"
-flags="-O2 -g -Wall -std=gnu11 -I$src -I$here/../c"
+flags="-O2 -g -Wall -Wno-psabi -std=gnu11 -I$src -I$here/../c"
 libs="-lopenblas -lutf8proc -lcjson -lm -ldl"
 for t in tokenizer tiny_model real_model int8; do
 	if ! $CC $flags -o "$build/test_$t" "$here/test_$t.c" $lib $libs 2>"$build/test_$t.cc.log"; then
