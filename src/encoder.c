@@ -35,9 +35,18 @@
  * its threads; cv_encoder_set_threads() fixes the thread count (the
  * benchmark uses the same count for PyTorch).
  *
+ * int8.  With m->precision CV_PRECISION_INT8 the four linear layers go
+ * through the int8 layers qlinear.c attached (LayerLinear); attention,
+ * LayerNorm and GELU stay as above.  That path owns the threads: oneDNN's
+ * GEMMs and the steps between them (attention per sequence, residual +
+ * LayerNorm and GELU per row: RunStep) are split over the OpenMP pool
+ * oneDNN uses, and OpenBLAS runs one sequence's small attention GEMMs per
+ * call on one thread.  Each row and each sequence is computed the same way
+ * whatever the split, so the result does not depend on the thread count.
+ *
  * Memory.  One work block per call: x, the residual branch and the context
  * (3 T x H), QKV (T x 3H), the FFN activation (T x I) and one L x L score
- * matrix - about 1.6 MB for 256 tokens of a 384-wide model.
+ * matrix per thread - about 1.6 MB for 256 tokens of a 384-wide model.
  */
 #include "encoder.h"
 
@@ -137,15 +146,14 @@ Linear(const float *x, int n, int in, const float *W, const float *bias,
  */
 static CvStatus
 LayerLinear(CvModel m, int l, int which, const float *x, int n, float *y,
-			char *errbuf, size_t errlen)
+			int threads, char *errbuf, size_t errlen)
 {
 	const CvLayerWeights *w = &m->layer[l];
 	int			H = m->hidden,
 				FF = m->intermediate;
 
 	if (m->precision == CV_PRECISION_INT8)
-		return m->int8_ops->linear(m->int8, l, which, x, n, y,
-								   openblas_get_num_threads(), errbuf, errlen);
+		return m->int8_ops->linear(m->int8, l, which, x, n, y, threads, errbuf, errlen);
 	if (m->int8)
 		m->int8_ops->observe(m->int8, l, which, x, n);
 	switch (which)
@@ -361,6 +369,81 @@ Attention(const float *qkv, int len, int H, int heads, float *scores, float *ctx
 	}
 }
 
+/*
+ * The position-wise steps between the GEMMs, over a range of sequences
+ * (attention) or rows (the rest), so that the int8 path can spread them
+ * over the threads of oneDNN's OpenMP pool (CvInt8Ops.parallel_for).  The
+ * fp32 path runs each step over everything in one call, as before.
+ */
+typedef enum EncoderStep
+{
+	STEP_ATTENTION,				/* sequences: ctx = attention(qkv) */
+	STEP_ADD_LN1,				/* rows: res = LN1(res + x) */
+	STEP_GELU,					/* rows: ffn = GELU(ffn) */
+	STEP_ADD_LN2				/* rows: x = LN2(x + res) */
+} EncoderStep;
+
+typedef struct StepArgs
+{
+	CvModel		m;
+	const CvLayerWeights *w;
+	const int  *lens;
+	const size_t *starts;		/* first row of each sequence */
+	float	   *x,
+			   *res,
+			   *ctx,
+			   *qkv,
+			   *ffn,
+			   *scores;			/* one maxlen x maxlen block per thread */
+	size_t		score_stride;
+	EncoderStep step;
+} StepArgs;
+
+/* Run one step over items [begin, end) on thread tid; see StepArgs. */
+static void
+RunStep(void *arg, int begin, int end, int tid)
+{
+	StepArgs   *a = arg;
+	int			H = a->m->hidden,
+				FF = a->m->intermediate;
+	size_t		lo = (size_t) begin * H,
+				hi = (size_t) end * H,
+				t;
+
+	switch (a->step)
+	{
+		case STEP_ATTENTION:
+			for (int b = begin; b < end; b++)
+				Attention(a->qkv + a->starts[b] * 3 * H, a->lens[b], H, a->m->heads,
+						  a->scores + (size_t) tid * a->score_stride, a->ctx + a->starts[b] * H);
+			break;
+		case STEP_ADD_LN1:
+			for (t = lo; t < hi; t++)
+				a->res[t] += a->x[t];
+			LayerNorm(a->res + lo, end - begin, H, a->w->ln1_g, a->w->ln1_b, a->m->ln_eps);
+			break;
+		case STEP_GELU:
+			Gelu(a->ffn + (size_t) begin * FF, (size_t) (end - begin) * FF);
+			break;
+		case STEP_ADD_LN2:
+			for (t = lo; t < hi; t++)
+				a->x[t] += a->res[t];
+			LayerNorm(a->x + lo, end - begin, H, a->w->ln2_g, a->w->ln2_b, a->m->ln_eps);
+			break;
+	}
+}
+
+/* Run a step over n items on `threads` threads (1: in this thread). */
+static void
+Step(StepArgs *a, EncoderStep step, int n, int threads)
+{
+	a->step = step;
+	if (threads > 1 && a->m->int8_ops && a->m->int8_ops->parallel_for)
+		a->m->int8_ops->parallel_for(threads, n, RunStep, a);
+	else
+		RunStep(a, 0, n, 0);
+}
+
 /* Encode a batch of sequences; see encoder.h. */
 CvStatus
 cv_encode(CvModel m, int batch, const int32_t *const *ids, const int *lens,
@@ -372,8 +455,11 @@ cv_encode(CvModel m, int batch, const int32_t *const *ids, const int *lens,
 	int			maxlen = 0;
 	int			b,
 				l,
-				saved_threads = 0;
+				saved_threads = 0,
+				par = 1;		/* threads of the int8 path's steps and GEMMs */
 	CvStatus	st = CV_OK;
+	size_t	   *starts;
+	StepArgs	sa;
 	size_t		t,
 				start;
 	float	   *work,
@@ -420,11 +506,16 @@ cv_encode(CvModel m, int batch, const int32_t *const *ids, const int *lens,
 
 	/*
 	 * A short batch (a query) is faster on one thread: its GEMMs are too
-	 * small to pay for waking and joining OpenBLAS's other threads.
+	 * small to pay for waking and joining OpenBLAS's other threads.  The
+	 * int8 path takes the threads for itself (oneDNN's GEMMs and the steps
+	 * between them), and OpenBLAS, which then only multiplies one
+	 * sequence's attention at a time, gets one per call.
 	 */
-	if (T <= CODEVEC_ENCODER_SINGLE_THREAD_TOKENS)
+	if (T <= CODEVEC_ENCODER_SINGLE_THREAD_TOKENS || m->precision == CV_PRECISION_INT8)
 	{
 		saved_threads = openblas_get_num_threads();
+		if (m->precision == CV_PRECISION_INT8 && T > CODEVEC_ENCODER_SINGLE_THREAD_TOKENS)
+			par = saved_threads;
 		if (saved_threads > 1)
 			openblas_set_num_threads(1);
 		else
@@ -432,9 +523,12 @@ cv_encode(CvModel m, int batch, const int32_t *const *ids, const int *lens,
 	}
 
 	work = malloc(sizeof(float) * (T * (3 * (size_t) H + 3 * (size_t) H + FF) +
-								   (size_t) maxlen * maxlen));
-	if (!work)
+								   (size_t) par * maxlen * maxlen));
+	starts = malloc(sizeof(size_t) * batch);
+	if (!work || !starts)
 	{
+		free(work);
+		free(starts);
 		if (saved_threads)
 			openblas_set_num_threads(saved_threads);
 		snprintf(errbuf, errlen, "out of memory for a batch of %zu tokens", T);
@@ -446,6 +540,18 @@ cv_encode(CvModel m, int batch, const int32_t *const *ids, const int *lens,
 	qkv = ctx + T * H;
 	ffn = qkv + T * 3 * H;
 	scores = ffn + T * FF;
+	for (b = 0, start = 0; b < batch; start += lens[b], b++)
+		starts[b] = start;
+	sa.m = m;
+	sa.lens = lens;
+	sa.starts = starts;
+	sa.x = x;
+	sa.res = res;
+	sa.ctx = ctx;
+	sa.qkv = qkv;
+	sa.ffn = ffn;
+	sa.scores = scores;
+	sa.score_stride = (size_t) maxlen * maxlen;
 
 	/* embeddings: word + position + token type 0, then LayerNorm */
 	t = 0;
@@ -474,30 +580,21 @@ cv_encode(CvModel m, int batch, const int32_t *const *ids, const int *lens,
 		const CvLayerWeights *w = &m->layer[l];
 
 		/* self-attention: one fused QKV GEMM, then per sequence and head */
-		if ((st = LayerLinear(m, l, 0, x, (int) T, qkv, errbuf, errlen)) != CV_OK)
+		if ((st = LayerLinear(m, l, 0, x, (int) T, qkv, par, errbuf, errlen)) != CV_OK)
 			goto done;
-		start = 0;
-		for (b = 0; b < batch; b++)
-		{
-			Attention(qkv + start * 3 * H, lens[b], H, m->heads, scores,
-					  ctx + start * H);
-			start += lens[b];
-		}
-		if ((st = LayerLinear(m, l, 1, ctx, (int) T, res, errbuf, errlen)) != CV_OK)
+		sa.w = w;
+		Step(&sa, STEP_ATTENTION, batch, par);
+		if ((st = LayerLinear(m, l, 1, ctx, (int) T, res, par, errbuf, errlen)) != CV_OK)
 			goto done;
-		for (t = 0; t < T * H; t++)
-			res[t] += x[t];
-		LayerNorm(res, (int) T, H, w->ln1_g, w->ln1_b, m->ln_eps);
+		Step(&sa, STEP_ADD_LN1, (int) T, par);
 
 		/* feed-forward: GELU(x W1^T + b1) W2^T + b2, residual, LayerNorm */
-		if ((st = LayerLinear(m, l, 2, res, (int) T, ffn, errbuf, errlen)) != CV_OK)
+		if ((st = LayerLinear(m, l, 2, res, (int) T, ffn, par, errbuf, errlen)) != CV_OK)
 			goto done;
-		Gelu(ffn, T * FF);
-		if ((st = LayerLinear(m, l, 3, ffn, (int) T, x, errbuf, errlen)) != CV_OK)
+		Step(&sa, STEP_GELU, (int) T, par);
+		if ((st = LayerLinear(m, l, 3, ffn, (int) T, x, par, errbuf, errlen)) != CV_OK)
 			goto done;
-		for (t = 0; t < T * H; t++)
-			x[t] += res[t];
-		LayerNorm(x, (int) T, H, w->ln2_g, w->ln2_b, m->ln_eps);
+		Step(&sa, STEP_ADD_LN2, (int) T, par);
 		if (hidden_states)
 			memcpy(hidden_states[l + 1], x, sizeof(float) * T * H);
 	}
@@ -538,6 +635,7 @@ cv_encode(CvModel m, int batch, const int32_t *const *ids, const int *lens,
 	}
 done:
 	free(work);
+	free(starts);
 	if (saved_threads)
 		openblas_set_num_threads(saved_threads);
 	return st;

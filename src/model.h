@@ -74,6 +74,10 @@ typedef struct CvInt8Ops
 						   float *y, int threads, char *errbuf, size_t errlen);
 	/* see the fp32 input of that linear (calibration while attaching) */
 	void		(*observe) (void *q, int layer, int which, const float *x, int n);
+	/* run fn(arg, begin, end, tid) over [0, n) split on up to `threads` threads */
+	void		(*parallel_for) (int threads, int n,
+								 void (*fn) (void *arg, int begin, int end, int tid),
+								 void *arg);
 	void		(*free) (void *q);
 } CvInt8Ops;
 

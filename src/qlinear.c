@@ -97,6 +97,10 @@ static struct
 	dnnl_status_t (*stream_wait) (dnnl_stream_t);
 	dnnl_cpu_isa_t (*get_isa) (void);
 	void		(*omp_set_threads) (int);	/* libgomp, oneDNN's threading */
+	/* libgomp's entry for "#pragma omp parallel" (GCC's ABI) and its queries */
+	void		(*gomp_parallel) (void (*fn) (void *), void *data, unsigned threads, unsigned flags);
+	int			(*omp_thread_num) (void);
+	int			(*omp_num_threads) (void);
 }			dnnl;
 
 /* One linear layer, quantized. */
@@ -154,6 +158,16 @@ static void
 BindDnnl(void)
 {
 	dnnl.tried = 1;
+
+	/*
+	 * libgomp reads this when it loads (with libdnnl, just below).  Its
+	 * default spins idle threads between parallel regions; on a database
+	 * server's shared cores that burnt as much CPU as the work (2 threads,
+	 * 215 strings: 6.8 CPU-s instead of 2.9) and was slower in wall time
+	 * too (39 s instead of 18 s, the machine busy).  A setting already in
+	 * the environment wins.
+	 */
+	setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
 	dnnl.handle = dlopen(DNNL_SONAME, RTLD_NOW | RTLD_LOCAL);
 	if (dnnl.handle == NULL)
 	{
@@ -179,6 +193,11 @@ BindDnnl(void)
 	BIND(get_isa, "dnnl_get_effective_cpu_isa");
 	/* libgomp comes with libdnnl (its threading runtime); optional */
 	*(void **) &dnnl.omp_set_threads = dlsym(dnnl.handle, "omp_set_num_threads");
+	*(void **) &dnnl.gomp_parallel = dlsym(dnnl.handle, "GOMP_parallel");
+	*(void **) &dnnl.omp_thread_num = dlsym(dnnl.handle, "omp_get_thread_num");
+	*(void **) &dnnl.omp_num_threads = dlsym(dnnl.handle, "omp_get_num_threads");
+	if (!dnnl.gomp_parallel || !dnnl.omp_thread_num || !dnnl.omp_num_threads)
+		dnnl.gomp_parallel = NULL;	/* then everything of ours runs on one thread */
 
 	dnnl.isa = dnnl.get_isa();
 	if (dnnl.isa != dnnl_cpu_isa_avx512_core_amx &&
@@ -425,6 +444,48 @@ DequantRowAvx2(const int32_t *a, int out, float sx, int32_t zx, const int32_t *w
 		o[j] = (float) (a[j] - zx * wsum[j]) * (sx * wscale[j]) + bias[j];
 }
 
+/* one parallel_for call: the function and its item count */
+typedef struct ParallelJob
+{
+	void		(*fn) (void *arg, int begin, int end, int tid);
+	void	   *arg;
+	int			n;
+} ParallelJob;
+
+/* Run this OpenMP thread's contiguous share of a ParallelJob. */
+static void
+ParallelTrampoline(void *data)
+{
+	ParallelJob *job = data;
+	int			tid = dnnl.omp_thread_num(),
+				nt = dnnl.omp_num_threads();
+	int			begin = (int) ((long) job->n * tid / nt),
+				end = (int) ((long) job->n * (tid + 1) / nt);
+
+	if (begin < end)
+		job->fn(job->arg, begin, end, tid);
+}
+
+/*
+ * Run fn over [0, n) split into contiguous ranges on up to `threads`
+ * threads of the OpenMP pool oneDNN already uses (libgomp, reached through
+ * the dlopen'ed handle, so codevec.so never links it); in this thread when
+ * threads <= 1.  fn must not raise errors or allocate server memory.
+ */
+static void
+QParallelFor(int threads, int n, void (*fn) (void *arg, int begin, int end, int tid), void *arg)
+{
+	ParallelJob job = {fn, arg, n};
+
+	if (threads <= 1 || n <= 1 || dnnl.gomp_parallel == NULL)
+	{
+		if (n > 0)
+			fn(arg, 0, n, 0);
+		return;
+	}
+	dnnl.gomp_parallel(ParallelTrampoline, &job, (unsigned) (threads < n ? threads : n), 0);
+}
+
 /* Grow the model's scratch buffers for rows x in inputs and rows x out results. */
 static int
 EnsureScratch(QModel *qm, size_t rows, size_t in, size_t out)
@@ -452,6 +513,37 @@ EnsureScratch(QModel *qm, size_t rows, size_t in, size_t out)
 	return qm->xq && qm->acc && qm->xs && qm->xz;
 }
 
+/* what QuantizeRows / DequantRows work on */
+typedef struct RowsArgs
+{
+	QModel	   *qm;
+	const QLinear *L;
+	const float *x;
+	float	   *y;
+} RowsArgs;
+
+/* Quantize rows [begin, end) of a linear's input into the scratch. */
+static void
+QuantizeRows(void *arg, int begin, int end, int tid)
+{
+	RowsArgs   *a = arg;
+
+	for (int i = begin; i < end; i++)
+		QuantizeRowAvx2(a->x + (size_t) i * a->L->in, a->L->x_mul, a->L->in,
+						a->qm->xq + (size_t) i * a->L->in, &a->qm->xs[i], &a->qm->xz[i]);
+}
+
+/* Dequantize rows [begin, end) of a linear's int32 results into y. */
+static void
+DequantRows(void *arg, int begin, int end, int tid)
+{
+	RowsArgs   *a = arg;
+
+	for (int i = begin; i < end; i++)
+		DequantRowAvx2(a->qm->acc + (size_t) i * a->L->out, a->L->out, a->qm->xs[i], a->qm->xz[i],
+					   a->L->w_sum, a->L->w_scale, a->L->bias, a->y + (size_t) i * a->L->out);
+}
+
 /* Run linear `which` of `layer` on n rows; see CvInt8Ops in model.h. */
 static CvStatus
 QLinearForward(void *q, int layer, int which, const float *x, int n, float *y,
@@ -469,8 +561,8 @@ QLinearForward(void *q, int layer, int which, const float *x, int n, float *y,
 				wts = NULL,
 				dst = NULL;
 	dnnl_exec_arg_t args[3];
-	int			i,
-				ok;
+	RowsArgs	ra;
+	int			ok;
 
 	if (!EnsureScratch(qm, rows, L->in, L->out))
 	{
@@ -478,9 +570,11 @@ QLinearForward(void *q, int layer, int which, const float *x, int n, float *y,
 		return CV_ERR_NOMEM;
 	}
 	/* rows n .. rows-1 of xq are zero: EnsureScratch zeroes, and only n rows are written */
-	for (i = 0; i < n; i++)
-		QuantizeRowAvx2(x + (size_t) i * L->in, L->x_mul, L->in, qm->xq + (size_t) i * L->in,
-						&qm->xs[i], &qm->xz[i]);
+	ra.qm = qm;
+	ra.L = L;
+	ra.x = x;
+	ra.y = y;
+	QParallelFor(threads, n, QuantizeRows, &ra);
 
 	prim = GetPrimitive(&qm->wmd[which], L->in, L->out, rows);
 	if (prim == NULL)
@@ -521,9 +615,7 @@ QLinearForward(void *q, int layer, int which, const float *x, int n, float *y,
 	}
 
 	/* y = sx sw (acc - zx c) + b */
-	for (i = 0; i < n; i++)
-		DequantRowAvx2(qm->acc + (size_t) i * L->out, L->out, qm->xs[i], qm->xz[i],
-					   L->w_sum, L->w_scale, L->bias, y + (size_t) i * L->out);
+	QParallelFor(threads, n, DequantRows, &ra);
 	return CV_OK;
 }
 
@@ -570,7 +662,7 @@ QModelFree(void *q)
 	free(qm);
 }
 
-static const CvInt8Ops qlinear_ops = {QLinearForward, QLinearObserve, QModelFree};
+static const CvInt8Ops qlinear_ops = {QLinearForward, QLinearObserve, QParallelFor, QModelFree};
 
 /*
  * Find the weights layout oneDNN's matmul wants for in x out (asked with

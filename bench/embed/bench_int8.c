@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
 #include <cjson/cJSON.h>
 
 #include "encoder.h"
@@ -40,6 +41,31 @@ Now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Give the CPU seconds (user + system, all threads) this process has used. */
+static double
+CpuSeconds(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 +
+		ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
+}
+
+/* Give /proc/loadavg's first field, the 1-minute load (the machine is shared). */
+static double
+LoadAvg(void)
+{
+	double		l = -1;
+	FILE	   *f = fopen("/proc/loadavg", "r");
+
+	if (f && fscanf(f, "%lf", &l) != 1)
+		l = -1;
+	if (f)
+		fclose(f);
+	return l;
 }
 
 /* Order doubles for qsort. */
@@ -137,7 +163,9 @@ main(int argc, char **argv)
 	float	   *out;
 	double	   *lat,
 				t0,
-				secs;
+				c0,
+				secs,
+				cpu;
 	long		ntok;
 	cJSON	   *res = cJSON_CreateObject();
 
@@ -189,8 +217,10 @@ main(int argc, char **argv)
 	/* bulk: warm up on one batch, then time all n */
 	EmbedAll(m, texts, n < BATCH ? n : BATCH, BATCH, out);
 	t0 = Now();
+	c0 = CpuSeconds();
 	ntok = EmbedAll(m, texts, n, BATCH, out);
 	secs = Now() - t0;
+	cpu = CpuSeconds() - c0;
 
 #ifdef CV_NO_INT8
 	cJSON_AddStringToObject(res, "impl", "codevec-fp32-before");
@@ -210,6 +240,9 @@ main(int argc, char **argv)
 	cJSON_AddNumberToObject(res, "bulk_s", secs);
 	cJSON_AddNumberToObject(res, "snippets_per_s", n / secs);
 	cJSON_AddNumberToObject(res, "tokens_per_s", ntok / secs);
+	cJSON_AddNumberToObject(res, "bulk_cpu_s", cpu);
+	cJSON_AddNumberToObject(res, "snippets_per_cpu_s", n / cpu);
+	cJSON_AddNumberToObject(res, "loadavg_end", LoadAvg());
 	if (argc > 6 && argv[6][0])
 	{
 		FILE	   *f = fopen(argv[6], "wb");

@@ -12,11 +12,14 @@
 #             Debian's Python 3.11 standard library (make_snippets.sh)
 #   export    build/onnx/model-{fp32,int8}.onnx (bench_ort.py export)
 #   speed     every row at THREADS (default "1 2") on the first N (default
-#             1000) snippets -> results/int8-<row>-t<threads>.json
+#             600) snippets -> results/int8-<row>-t<threads>.json
 #   fidelity  int8 vs fp32 cosine on the first NFID (10000) snippets
-#             -> results/int8-fidelity.json
+#             -> results/int8-fidelity.json; ONNX Runtime int8 vs our fp32 on
+#             the first NFID_ORT (2000) -> results/int8-fidelity-ort.json
 #   mrr       MRR@10 of int8 vs fp32 on a subset of bench/quality's public
-#             benchmark (SET: offline-eval.py export's file) -> results/int8-mrr.json
+#             benchmark (SET: offline-eval.py export's file; MRR_PER_LANG
+#             queries per language, default 100, over MRR_CORPUS snippets,
+#             default 3000, targets included) -> results/int8-mrr.json
 #   table     print the markdown table of results/int8-*.json
 #
 # Needs: make model (MODEL_DIR), codevec-load and the extension installed
@@ -26,8 +29,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 MODEL_DIR=${MODEL_DIR:-$(pg_config --sharedir)/extension/codevec_models/all-MiniLM-L6-v2}
 THREADS=${THREADS:-1 2}
-N=${N:-1000}
+N=${N:-600}
 NFID=${NFID:-10000}
+NFID_ORT=${NFID_ORT:-2000}		# ONNX Runtime int8's own fidelity, on fewer (it is slow here)
 BEFORE=${BEFORE:-0428dbd}		# the commit whose encoder is "fp32 before"
 b=$here/build
 out=$here/results
@@ -37,7 +41,7 @@ steps=("$@")
 [ ${#steps[@]} -gt 0 ] || steps=(venv snippets export speed fidelity table)
 
 build() {
-	cc -O2 -g -Wall -std=gnu11 -I"$root/src" -o "$b/bench_int8" "$here/bench_int8.c" \
+	cc -O2 -g -Wall -Wno-psabi -std=gnu11 -I"$root/src" -o "$b/bench_int8" "$here/bench_int8.c" \
 		"$root/src/tokenizer.c" "$root/src/model.c" "$root/src/encoder.c" "$root/src/qlinear.c" \
 		-lopenblas -lutf8proc -lcjson -lm -ldl
 	mkdir -p "$b/before"
@@ -76,14 +80,15 @@ for step in "${steps[@]}"; do
 		build
 		"$b/bench_int8" "$MODEL_DIR" 2 fp32 "$b/snippets.jsonl" "$NFID" "$b/fid-fp32.f32" 20 >/dev/null
 		"$b/bench_int8" "$MODEL_DIR" 2 int8 "$b/snippets.jsonl" "$NFID" "$b/fid-int8.f32" 20 >/dev/null
-		"$py" "$here/bench_ort.py" run "$MODEL_DIR" "$b/onnx/model-int8.onnx" 2 "$b/snippets.jsonl" "$NFID" \
+		"$py" "$here/quality.py" cosine "$b/fid-fp32.f32" "$b/fid-int8.f32" >"$out/int8-fidelity.json"
+		"$py" "$here/bench_ort.py" run "$MODEL_DIR" "$b/onnx/model-int8.onnx" 2 "$b/snippets.jsonl" "$NFID_ORT" \
 			"$b/fid-ort-int8.f32" 20 2>/dev/null >/dev/null
-		"$py" "$here/quality.py" cosine "$b/fid-fp32.f32" "$b/fid-int8.f32" "$b/fid-ort-int8.f32" \
-			>"$out/int8-fidelity.json"
-		cat "$out/int8-fidelity.json" ;;
+		head -c $((NFID_ORT * 384 * 4)) "$b/fid-fp32.f32" >"$b/fid-fp32-head.f32"
+		"$py" "$here/quality.py" cosine "$b/fid-fp32-head.f32" "$b/fid-ort-int8.f32" >"$out/int8-fidelity-ort.json"
+		cat "$out/int8-fidelity.json" "$out/int8-fidelity-ort.json" ;;
 	mrr)
 		build
-		"$py" "$here/quality.py" subset "${SET:?SET=offline-eval.py export file}" "$b/mrr" 150 6000
+		"$py" "$here/quality.py" subset "${SET:?SET=offline-eval.py export file}" "$b/mrr" "${MRR_PER_LANG:-100}" "${MRR_CORPUS:-3000}"
 		for p in fp32 int8; do
 			"$b/bench_int8" "$MODEL_DIR" 2 $p "$b/mrr/corpus.jsonl" 100000 "$b/mrr/corpus-$p.f32" 20 >/dev/null
 			"$b/bench_int8" "$MODEL_DIR" 2 $p "$b/mrr/queries.jsonl" 100000 "$b/mrr/queries-$p.f32" 20 >/dev/null
@@ -115,11 +120,12 @@ PY
 		"$py" - "$out" <<'PY'
 import glob, json, os, sys
 rows = [json.load(open(f)) for f in sorted(glob.glob(os.path.join(sys.argv[1], "int8-*-t*.json")))]
-print("| row | threads | query p50 ms | query p99 ms | bulk snippets/s | tokens/s | mean tokens |")
-print("|---|---|---|---|---|---|---|")
+print("| row | threads | query p50 ms | query p99 ms | bulk snippets/s (wall) | snippets per CPU-second | tokens/s | load avg after |")
+print("|---|---|---|---|---|---|---|---|")
 for r in sorted(rows, key=lambda r: (r["threads"], r["impl"])):
     print(f"| {r['impl'] + (' (' + r['int8_isa'] + ')' if r.get('int8_isa', '-') not in ('-', None) else '')} | {r['threads']} | "
-          f"{r['query_p50_ms']:.2f} | {r['query_p99_ms']:.2f} | {r['snippets_per_s']:.1f} | {r['tokens_per_s']:.0f} | {r['mean_tokens']:.1f} |")
+          f"{r['query_p50_ms']:.2f} | {r['query_p99_ms']:.2f} | {r['snippets_per_s']:.1f} | "
+          f"{r.get('snippets_per_cpu_s', float('nan')):.1f} | {r['tokens_per_s']:.0f} | {r.get('loadavg_end', float('nan')):.1f} |")
 PY
 		;;
 	*) echo "unknown step $step" >&2; exit 2 ;;
