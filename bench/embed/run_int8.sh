@@ -119,7 +119,7 @@ PY
 		cat "$out/int8-machine.txt"
 		"$py" - "$out" <<'PY'
 import glob, json, os, sys
-rows = [json.load(open(f)) for f in sorted(glob.glob(os.path.join(sys.argv[1], "int8-*-t*.json")))]
+rows = [json.load(open(f)) for f in sorted(glob.glob(os.path.join(sys.argv[1], "int8-*-t*.json"))) if os.path.getsize(f) > 0]
 print("| row | threads | query p50 ms | query p99 ms | bulk snippets/s (wall) | snippets per CPU-second | tokens/s | load avg after |")
 print("|---|---|---|---|---|---|---|---|")
 for r in sorted(rows, key=lambda r: (r["threads"], r["impl"])):
