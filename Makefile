@@ -19,7 +19,7 @@ MODULE_big = codevec
 OBJS = src/codevec.o src/vector.o src/distance.o src/distance_kernels.o \
 	src/gpuivf.o src/gpuivfbuild.o src/gpuivfinsert.o src/gpuivfscan.o \
 	src/gpuivfvacuum.o src/gpuivfutils.o src/gpuivfgpu.o src/gpuivfknn.o src/gpuivfexplain.o src/gpuservice.o \
-	src/tokenizer.o src/model.o src/encoder.o src/qlinear.o src/embed.o src/gpuembed.o src/blas.o src/tsparser.o src/bm25.o
+	src/tokenizer.o src/model.o src/encoder.o src/qlinear.o src/embed.o src/gpuembed.o src/blas.o src/tsparser.o src/bm25.o src/bm25block.o src/bm25bmp.o
 
 # Released install scripts are never edited: a release adds an upgrade
 # script, and its install script is built as the previous release's script
@@ -121,6 +121,17 @@ install-cuda-encoder: $(CUDA_ENCODER)
 endif
 
 
+# codevec_pgvector (pgvector/): gpuivf opclasses and casts for pgvector's
+# vector and halfvec, installed only where the server has pgvector
+# (vector.control); codevec itself never depends on it
+PGVECTOR_CONTROL := $(wildcard $(shell $(PG_CONFIG) --sharedir)/extension/vector.control)
+ifneq ($(PGVECTOR_CONTROL),)
+install: install-pgvector
+install-pgvector:
+	$(INSTALL_DATA) pgvector/codevec_pgvector.control pgvector/codevec_pgvector--0.1.0.sql '$(DESTDIR)$(datadir)/extension/'
+.PHONY: install-pgvector
+endif
+
 # the default pretrained encoder, installed under the share directory
 model:
 	bash tools/fetch-model.sh
@@ -155,3 +166,47 @@ clean-serve:
 .PHONY: print-cuda model model-code loader install-loader clean-loader serve install-serve clean-serve
 print-cuda:
 	@echo "CUDA=$(CUDA) NVCC=$(NVCC)"
+
+# Debian packages (debian/, debian/README.Debian): the working tree's files
+# (git's tracked and untracked-not-ignored ones) are copied to
+# $(DEB_DIR)/codevec-$(EXTVERSION) with the loader's grammar sdists, fetched
+# here first (a package build downloads nothing); debian/control gets one
+# postgresql-NN-codevec per version pg_buildext supports on this machine;
+# dpkg-buildpackage builds the binary packages into $(DEB_DIR) and lintian
+# must find no errors. The packages are CPU builds unless DEB_CUDA=1: a
+# CUDA build links NVIDIA's libraries from outside Debian (see README.Debian).
+DEB_DIR ?= build/deb
+DEB_CUDA ?= 0
+DEB_SRC = $(DEB_DIR)/codevec-$(EXTVERSION)
+deb:
+	sh loaders/fetch-grammars.sh $(CURDIR)/loaders/build
+	rm -rf $(DEB_SRC) $(DEB_DIR)/*.deb $(DEB_DIR)/*.changes $(DEB_DIR)/*.buildinfo
+	mkdir -p $(DEB_SRC)/loaders/build
+	git ls-files -z -co --exclude-standard | grep -zv '^build/' | xargs -0 cp --parents -t $(DEB_SRC)
+	cp -r loaders/build/dl $(DEB_SRC)/loaders/build/
+	cd $(DEB_SRC) && pg_buildext updatecontrol && \
+		CUDA=$(DEB_CUDA) dpkg-buildpackage -b -us -uc -j$(or $(DEB_JOBS),2)
+	lintian --fail-on error $(DEB_DIR)/codevec_$(EXTVERSION)_*.changes
+	ls -l $(DEB_DIR)/*.deb
+
+# The PGXN release (META.json): the committed tree at HEAD as
+# dist/codevec-$(EXTVERSION).zip, with the built install script
+# sql/codevec--$(EXTVERSION).sql added (META.json's provides names it);
+# test/packages/meta_check.py checks META.json against PGXN's spec first.
+dist: sql/codevec--$(EXTVERSION).sql
+	python3 test/packages/meta_check.py META.json
+	mkdir -p dist
+	git archive --format zip --prefix=codevec-$(EXTVERSION)/ \
+		--prefix=codevec-$(EXTVERSION)/sql/ --add-file=sql/codevec--$(EXTVERSION).sql \
+		--prefix=codevec-$(EXTVERSION)/ -o dist/codevec-$(EXTVERSION).zip HEAD
+	@ls -l dist/codevec-$(EXTVERSION).zip
+
+.PHONY: deb dist
+
+# make installcheck: first say what the regression tests need and lack
+# (a server as a superuser, the same major version, the model, the tree
+# readable by the server: test/packages/installcheck-needs.sh)
+installcheck: installcheck-needs
+installcheck-needs:
+	@PG_CONFIG=$(PG_CONFIG) bash test/packages/installcheck-needs.sh
+.PHONY: installcheck-needs

@@ -12,8 +12,11 @@
  *              and cvl_embed_text_build(), the text that gets embedded
  *   encoding.c source bytes -> UTF-8 text (BOMs, declared encodings via
  *              iconv, U+FFFD for stray bytes); UTF-8 checks and cuts
- *   db.c       libpq: schema, COPY batches, incremental reload, embedding;
- *              a batch the server rejects is bisected down to its files
+ *   db.c       libpq: schema, repository, prune, the embedding plan and the
+ *              catch-up embed pass, BM25 postings
+ *   write.c    the store stage: COPY batches written by several writer
+ *              connections, with their embeddings; a batch the server
+ *              rejects is bisected down to its files
  *   util.c     buffers, hashing, JSON/COPY escaping, identifiers
  *
  * Object style follows tree-sitter: cvl_<object>_<verb>(self, ...), with
@@ -42,7 +45,9 @@
 #define CVL_DEFAULT_DIMS			384
 #define CVL_DEFAULT_BATCH_FILES		500 	/* files per transaction */
 #define CVL_BATCH_MAX_BYTES			(32 * 1024 * 1024)	/* COPY data per txn */
-#define CVL_DEFAULT_EMBED_BATCH		64		/* snippets per embed() call */
+#define CVL_DEFAULT_EMBED_BATCH		64		/* snippets per embed() call (CPU) */
+#define CVL_GPU_EMBED_BATCH			1024	/* on the GPU service */
+#define CVL_MAX_CONNECTIONS			64		/* --connections */
 #define CVL_SCHEMA_VERSION			2		/* 2: tsv by codevec_code, code.search */
 #define CVL_POOL_WINDOW				64		/* files in flight at once */
 
@@ -308,6 +313,7 @@ typedef struct CvlDbStats
 	int64_t		snippets_removed;	/* old versions and vanished files */
 	int64_t		files_removed;
 	int64_t		snippets_embedded;
+	int64_t		snippets_kept;		/* embedding kept: embed_text unchanged */
 	int64_t		batches;
 	double		t_rows;			/* building COPY data */
 	double		t_copy;			/* writer waiting on the server, in all: */
@@ -315,14 +321,27 @@ typedef struct CvlDbStats
 	double		t_replace;		/* - delete old snippets, upsert code.files */
 	double		t_insert;		/* - insert snippets (tsvector, indexes) */
 	double		t_commit;		/* - COMMIT */
-	double		t_embed;
+	double		t_embed;		/* writers: embed() while storing; else the catch-up pass */
+	double		t_embed_inline;	/* in all: the writers' embed() calls */
 	double		t_bm25;			/* building the BM25 postings */
 } CvlDbStats;
+
+/* how a run embeds, from cvl_db_embed_plan() */
+typedef struct CvlEmbedPlan
+{
+	bool		available;		/* embed(text[]) exists, code.snippets has emb */
+	bool		inline_rows;	/* rows are stored with their embeddings */
+	bool		gpu;			/* the GPU service is ready, codevec.device not cpu */
+	int			batch;			/* snippets per embed() call */
+	int			connections;	/* writer connections */
+	char		device[32];		/* "gpu service", "cpu" or "none" */
+	char		probe_error[256];	/* why not inline, when the probe failed */
+} CvlEmbedPlan;
 
 typedef struct CvlDbData *CvlDb;
 
 CvlDb		cvl_db_new(const char *conninfo, int dims, int batch_files,
-					   char *err, size_t errlen);
+					   int connections, char *err, size_t errlen);
 int			cvl_db_schema_ensure(CvlDb db);
 int			cvl_db_repo_open(CvlDb db, const char *name, const char *root,
 							 CvlMap known);
@@ -332,6 +351,9 @@ typedef void (*CvlDbRejectFn) (CvlFile file, int nsnippets, const char *message,
 							   void *arg);
 void		cvl_db_drain_rejected(CvlDb db, CvlDbRejectFn fn, void *arg);
 int			cvl_db_prune(CvlDb db, CvlFileData *files, size_t nfiles);
+int			cvl_db_writers(CvlDb db);
+int			cvl_db_embed_plan(CvlDb db, int batch, CvlEmbedPlan *plan);
+int64_t		cvl_db_embed_fallbacks(CvlDb db, const char **message);
 int			cvl_db_embed(CvlDb db, int batch, bool all_repos, bool *available);
 int			cvl_db_bm25_refresh(CvlDb db, bool *rebuilt);
 

@@ -10,38 +10,8 @@
  * rerun reloads; it cannot tear one), and holds an advisory lock on the
  * repository it loads, so concurrent loaders of one repository serialise.
  *
- * Writing, one transaction per batch of files (--batch-files, or earlier
- * when CVL_BATCH_MAX_BYTES of COPY data piled up), on a writer thread so
- * that the server works while the parsers go on (two batches at most: one
- * being filled, one being written; see HandOff()):
- *   1. COPY the batch's changed files into temp table cvl_stage_files and
- *      their snippets into cvl_stage_snippets (temp tables ON COMMIT DELETE
- *      ROWS, created once per session);
- *   2. delete the old snippets of those files;
- *   3. upsert code.files (ON CONFLICT (repo_id, path));
- *   4. insert the snippets joined to their file ids, computing tsv on the
- *      server with code.snippet_tsv(): setweight(to_tsvector(
- *      'codevec_code', ...)) of A name, B signature, C doc, D the first
- *      16,384 characters of the body.  codevec_code (the extension's code
- *      parser) splits identifiers, so "parse_config" and "parseConfig" both
- *      match "config", and documents and queries tokenize alike.  A server
- *      without that configuration (--dims 0, no extension) gets the old
- *      way: words split in C (cvl_buf_append_identifiers), 'simple';
- *   5. COMMIT.  A file's old and new snippets are never both visible.
- *
- * Isolation: when the server refuses a batch for something in its rows
- * (a CHECK constraint, a trigger, a value too long for a tsvector: any
- * error while the connection is fine, except the classes that say the
- * whole session or server is in trouble, see IsRowError()), the batch is
- * rolled back and written again in two halves, each half the same way
- * (bisection: a batch of 500 files with one bad file costs about 2 log2(500)
- * = 18 more transactions).  A single file that is still refused is
- * rejected: its rows are not written, it is recorded with the server's
- * message (cvl_db_drain_rejected(); main counts it as `rejected`, names it
- * with -v and exits 1) and everything else is written.  A rejected file
- * keeps the rows of its earlier version, if any, so the next run parses it
- * again.  A connection failure or a server-wide error still ends the run
- * (batches committed before it stay).
+ * Writing: write.c (the store stage: batches, the writer connections,
+ * isolation of rows the server refuses).
  * After all files: cvl_db_prune() removes files of the repository that
  * were not seen (or are now skipped as binary, too large, ...).
  *
@@ -60,77 +30,26 @@
  * every tsv is recomputed (one UPDATE, in the schema transaction).  Without
  * codevec_code the loader stays at version 1 ('simple'; no code.search).
  *
- * Embedding: when to_regprocedure('embed(text[])') exists, snippets with
- * emb IS NULL are embedded in id order, --embed-batch (64) at a time,
- * by one UPDATE ... FROM unnest(ids), unnest(embed(texts)) per batch (each
- * its own transaction).
+ * Embedding: cvl_db_embed_plan() asks the server once per run whether
+ * embed(text[]) works and where it runs: on the GPU service (state ready
+ * and codevec.device not cpu) batches are CVL_GPU_EMBED_BATCH snippets,
+ * else --embed-batch (64); rows are then stored with their embeddings by
+ * the writers (write.c).  cvl_db_embed() is the catch-up pass: snippets
+ * still without emb (loaded with --no-embed, or stored without when
+ * embed() failed mid-run) are embedded in id order, a batch per
+ * UPDATE ... FROM unnest(ids), unnest(embed(texts)) (each its own
+ * transaction).
  *
  * Snippet counters: per batch, snippets of files new to the repository are
  * "added"; for changed files the new count is matched against the deleted
  * old count: min() "updated", the surplus "added", the deficit "removed".
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#include <libpq-fe.h>
-
-#include "cvl.h"
-
-/* one file of a batch: where its COPY lines are, for bisection */
-typedef struct BatchFile
-{
-	CvlFile		file;			/* the caller's; path and counts stay valid */
-	size_t		files_off;		/* its line in Batch.files */
-	size_t		snippets_off;	/* its first line in Batch.snippets */
-	int			nsnippets;
-} BatchFile;
-
-/* one transaction's worth of COPY data */
-typedef struct Batch
-{
-	CvlBufData	files;			/* COPY text for cvl_stage_files */
-	CvlBufData	snippets;		/* COPY text for cvl_stage_snippets */
-	BatchFile  *entries;		/* nfiles of them, in order */
-	int			entries_cap;
-	int			nfiles;
-} Batch;
-
-/* a file the server refused, until main drains it */
-typedef struct Rejection
-{
-	CvlFile		file;
-	int			nsnippets;
-	char	   *message;
-} Rejection;
-
-struct CvlDbData
-{
-	PGconn	   *conn;
-	int			dims;
-	bool		has_emb;
-	int			batch_files;
-	int64_t		repo_id;
-	char		repo_id_text[32];
-	bool		server_tsv;		/* tsv by code.snippet_tsv() (version 2) */
-	CvlBufData	words;			/* scratch for identifier splitting */
-	Batch		batches[2];
-	Batch	   *filling;		/* built by the main thread */
-	Batch	   *pending;		/* handed to the writer; NULL: none */
-	bool		writer_started;
-	bool		writer_quit;
-	bool		failed;			/* the writer hit an error (in error[]) */
-	Rejection  *rejected;		/* files refused by the server (under lock) */
-	int			nrejected;
-	int			rejected_cap;
-	char		sqlstate[6];	/* of the last error, "" when none */
-	pthread_t	writer;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	char		error[1024];
-	CvlDbStats	stats;
-};
+#include "dbint.h"
 
 static const char *StageSql =
 "SET client_min_messages = warning;\n"
@@ -147,35 +66,42 @@ static const char *StageSql =
 "CREATE TEMP TABLE IF NOT EXISTS cvl_stage_keep (path text)\n"
 "  ON COMMIT DELETE ROWS;\n";
 
-/* Record a libpq error (from a result if given) as the db's message. */
-static void
-SetError(CvlDb db, const char *what, PGresult *res)
+/* with an emb column: the embeddings of a batch, new (emb) and kept (old) */
+static const char *StageEmbSql =
+"CREATE TEMP TABLE IF NOT EXISTS cvl_stage_emb ON COMMIT DELETE ROWS AS\n"
+"  SELECT ''::text AS path, 0 AS ord, emb FROM code.snippets WITH NO DATA;\n"
+"CREATE TEMP TABLE IF NOT EXISTS cvl_stage_old ON COMMIT DELETE ROWS AS\n"
+"  SELECT ''::text AS path, embed_text, emb FROM code.snippets WITH NO DATA;\n";
+
+/* Record a libpq error (from a result if given) as the session's message. */
+void
+cvl_session_set_error(CvlSession s, const char *what, PGresult *res)
 {
-	const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn);
+	const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(s->conn);
 
 	if (msg == NULL || msg[0] == '\0')
-		msg = PQerrorMessage(db->conn);
-	snprintf(db->error, sizeof(db->error), "%s: %s", what, msg);
+		msg = PQerrorMessage(s->conn);
+	snprintf(s->error, sizeof(s->error), "%s: %s", what, msg);
 	const char *code = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 
-	snprintf(db->sqlstate, sizeof(db->sqlstate), "%s", code ? code : "");
-	size_t		n = strlen(db->error);
+	snprintf(s->sqlstate, sizeof(s->sqlstate), "%s", code ? code : "");
+	size_t		n = strlen(s->error);
 
-	while (n > 0 && (db->error[n - 1] == '\n' || db->error[n - 1] == ' '))
-		db->error[--n] = '\0';
+	while (n > 0 && (s->error[n - 1] == '\n' || s->error[n - 1] == ' '))
+		s->error[--n] = '\0';
 }
 
 /* Run SQL expecting success; on failure set the error and return -1. */
-static int
-Exec(CvlDb db, const char *what, const char *sql)
+int
+cvl_session_exec(CvlSession s, const char *what, const char *sql)
 {
-	PGresult   *res = PQexec(db->conn, sql);
-	ExecStatusType s = PQresultStatus(res);
+	PGresult   *res = PQexec(s->conn, sql);
+	ExecStatusType st = PQresultStatus(res);
 	int			rc = 0;
 
-	if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK)
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
 	{
-		SetError(db, what, res);
+		cvl_session_set_error(s, what, res);
 		rc = -1;
 	}
 	PQclear(res);
@@ -183,16 +109,16 @@ Exec(CvlDb db, const char *what, const char *sql)
 }
 
 /* Run a parameterised statement; returns the result or NULL (error set). */
-static PGresult *
-ExecParams(CvlDb db, const char *what, const char *sql, int n,
-		   const char *const *values)
+PGresult *
+cvl_session_exec_params(CvlSession s, const char *what, const char *sql, int n,
+						const char *const *values)
 {
-	PGresult   *res = PQexecParams(db->conn, sql, n, NULL, values, NULL, NULL, 0);
-	ExecStatusType s = PQresultStatus(res);
+	PGresult   *res = PQexecParams(s->conn, sql, n, NULL, values, NULL, NULL, 0);
+	ExecStatusType st = PQresultStatus(res);
 
-	if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK)
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
 	{
-		SetError(db, what, res);
+		cvl_session_set_error(s, what, res);
 		PQclear(res);
 		return NULL;
 	}
@@ -200,23 +126,23 @@ ExecParams(CvlDb db, const char *what, const char *sql, int n,
 }
 
 /* Roll back after an error, keeping the first error message. */
-static void
-Rollback(CvlDb db)
+void
+cvl_session_rollback(CvlSession s)
 {
-	if (PQstatus(db->conn) == CONNECTION_OK &&
-		PQtransactionStatus(db->conn) != PQTRANS_IDLE)
-		PQclear(PQexec(db->conn, "ROLLBACK"));
+	if (PQstatus(s->conn) == CONNECTION_OK &&
+		PQtransactionStatus(s->conn) != PQTRANS_IDLE)
+		PQclear(PQexec(s->conn, "ROLLBACK"));
 }
 
 /* Stream data[0..len) through COPY ... FROM STDIN. */
-static int
-CopyIn(CvlDb db, const char *sql, const char *data, size_t len)
+int
+cvl_session_copy_in(CvlSession s, const char *sql, const char *data, size_t len)
 {
-	PGresult   *res = PQexec(db->conn, sql);
+	PGresult   *res = PQexec(s->conn, sql);
 
 	if (PQresultStatus(res) != PGRES_COPY_IN)
 	{
-		SetError(db, "COPY", res);
+		cvl_session_set_error(s, "COPY", res);
 		PQclear(res);
 		return -1;
 	}
@@ -225,30 +151,39 @@ CopyIn(CvlDb db, const char *sql, const char *data, size_t len)
 	{
 		size_t		n = len - off > (1 << 20) ? (1 << 20) : len - off;
 
-		if (PQputCopyData(db->conn, data + off, (int) n) != 1)
+		if (PQputCopyData(s->conn, data + off, (int) n) != 1)
 		{
-			SetError(db, "COPY", NULL);
+			cvl_session_set_error(s, "COPY", NULL);
 			return -1;
 		}
 		off += n;
 	}
-	if (PQputCopyEnd(db->conn, NULL) != 1)
+	if (PQputCopyEnd(s->conn, NULL) != 1)
 	{
-		SetError(db, "COPY", NULL);
+		cvl_session_set_error(s, "COPY", NULL);
 		return -1;
 	}
 	int			rc = 0;
 
-	while ((res = PQgetResult(db->conn)) != NULL)
+	while ((res = PQgetResult(s->conn)) != NULL)
 	{
 		if (PQresultStatus(res) != PGRES_COMMAND_OK)
 		{
-			SetError(db, "COPY", res);
+			cvl_session_set_error(s, "COPY", res);
 			rc = -1;
 		}
 		PQclear(res);
 	}
 	return rc;
+}
+
+/* Create this session's settings and staging tables.  Returns 0 or -1. */
+int
+cvl_session_stage(CvlSession s, bool has_emb)
+{
+	if (cvl_session_exec(s, "creating staging tables", StageSql) < 0)
+		return -1;
+	return has_emb ? cvl_session_exec(s, "creating staging tables", StageEmbSql) : 0;
 }
 
 /* Swallow server notices (e.g. "relation already exists, skipping"). */
@@ -260,44 +195,76 @@ QuietNotices(void *arg, const char *message)
 }
 
 /*
- * Connect with libpq (conninfo: NULL, a database name, a conninfo string or
- * a URI; PG* environment variables fill the rest).  Returns NULL with a
- * message in err on failure.
+ * Open one connection (conninfo: NULL, a database name, a conninfo string
+ * or a URI; PG* environment variables fill the rest) in UTF-8 with server
+ * notices swallowed.  Returns NULL with a message in err on failure.
  */
-CvlDb
-cvl_db_new(const char *conninfo, int dims, int batch_files,
-		   char *err, size_t errlen)
+PGconn *
+cvl_session_connect(const char *conninfo, char *err, size_t errlen)
 {
 	/* snippets are UTF-8 (checked per file): say so whatever the locale */
 	const char *keys[] = {"dbname", "fallback_application_name", "client_encoding", NULL};
 	const char *vals[] = {conninfo, "codevec-load", "UTF8", NULL};
+	PGconn	   *conn = PQconnectdbParams(keys, vals, 1);
+
+	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
+	{
+		snprintf(err, errlen, "cannot connect to the database: %s",
+				 conn ? PQerrorMessage(conn) : "out of memory");
+		size_t		n = strlen(err);
+
+		while (n > 0 && err[n - 1] == '\n')
+			err[--n] = '\0';
+		if (conn)
+			PQfinish(conn);
+		return NULL;
+	}
+	PQsetNoticeProcessor(conn, QuietNotices, NULL);
+	return conn;
+}
+
+/*
+ * Connect (see cvl_session_connect) for a load that writes through
+ * connections writer connections (opened at the first batch).  Returns
+ * NULL with a message in err on failure.
+ */
+CvlDb
+cvl_db_new(const char *conninfo, int dims, int batch_files, int connections,
+		   char *err, size_t errlen)
+{
 	CvlDb		db = cvl_malloc(sizeof(*db));
 
 	memset(db, 0, sizeof(*db));
 	db->dims = dims;
 	db->batch_files = batch_files;
-	for (int i = 0; i < 2; i++)
-	{
-		cvl_buf_init(&db->batches[i].files);
-		cvl_buf_init(&db->batches[i].snippets);
-	}
-	db->filling = &db->batches[0];
+	db->conninfo = conninfo ? cvl_strdup(conninfo) : NULL;
+	db->embed_batch = CVL_DEFAULT_EMBED_BATCH;
 	cvl_buf_init(&db->words);
 	pthread_mutex_init(&db->lock, NULL);
 	pthread_cond_init(&db->cond, NULL);
-	db->conn = PQconnectdbParams(keys, vals, 1);
-	if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK)
+	db->main.conn = cvl_session_connect(conninfo, err, errlen);
+	if (db->main.conn == NULL)
 	{
-		snprintf(err, errlen, "cannot connect to the database: %s",
-				 db->conn ? PQerrorMessage(db->conn) : "out of memory");
-		size_t		n = strlen(err);
-
-		while (n > 0 && err[n - 1] == '\n')
-			err[--n] = '\0';
 		cvl_db_delete(db);
 		return NULL;
 	}
-	PQsetNoticeProcessor(db->conn, QuietNotices, NULL);
+	if (connections <= 0)
+	{
+		/*
+		 * The server's cores: known when it is on this machine (a socket
+		 * or a loopback address), half of them for the writers, the other
+		 * half for the parsers; 4 for a server elsewhere.
+		 */
+		const char *host = PQhost(db->main.conn);
+		long		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		bool		local = host == NULL || host[0] == '\0' || host[0] == '/' ||
+			strcmp(host, "localhost") == 0 || strcmp(host, "127.0.0.1") == 0 ||
+			strcmp(host, "::1") == 0;
+
+		connections = local ? (int) (ncpu / 2) : 4;
+		connections = connections < 2 ? 2 : connections > 8 ? 8 : connections;
+	}
+	cvl_write_init(db, connections);
 	return db;
 }
 
@@ -343,17 +310,17 @@ cvl_db_schema_ensure(CvlDb db)
 
 	if (db->dims > 0)
 		snprintf(emb, sizeof(emb), "emb codevec(%d),\n", db->dims);
-	if (Exec(db, "BEGIN", "BEGIN; SET LOCAL client_min_messages = warning; "
+	if (cvl_session_exec(&db->main, "BEGIN", "BEGIN; SET LOCAL client_min_messages = warning; "
 			 "SELECT pg_advisory_xact_lock(hashtext('codevec-load schema'))") < 0)
 		return -1;
 	if (db->dims > 0 &&
-		Exec(db, "CREATE EXTENSION codevec (needed for the emb column; "
+		cvl_session_exec(&db->main, "CREATE EXTENSION codevec (needed for the emb column; "
 			 "--dims 0 loads without it)",
 			 "CREATE EXTENSION IF NOT EXISTS codevec") < 0)
 		goto fail;
 
 	/* the code configuration, preferably the extension's own */
-	res = ExecParams(db, "looking for text search configuration codevec_code",
+	res = cvl_session_exec_params(&db->main, "looking for text search configuration codevec_code",
 					 "SELECT quote_literal(quote_ident(n.nspname) || '.' || quote_ident(c.cfgname)), "
 					 "(SELECT quote_ident(en.nspname) FROM pg_extension e "
 					 " JOIN pg_namespace en ON en.oid = e.extnamespace WHERE e.extname = 'codevec') "
@@ -377,11 +344,11 @@ cvl_db_schema_ensure(CvlDb db)
 	cvl_buf_printf(&sql, "INSERT INTO code.schema_version (version) SELECT %d "
 				   "WHERE NOT EXISTS (SELECT 1 FROM code.schema_version);\n",
 				   cfg ? CVL_SCHEMA_VERSION : 1);
-	rc = Exec(db, "creating schema code", sql.data);
+	rc = cvl_session_exec(&db->main, "creating schema code", sql.data);
 	cvl_buf_free(&sql);
 	if (rc < 0)
 		goto fail;
-	res = ExecParams(db, "checking the schema version",
+	res = cvl_session_exec_params(&db->main, "checking the schema version",
 					 "SELECT max(version), "
 					 "EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = "
 					 "'code.snippets'::regclass AND attname = 'emb' "
@@ -393,14 +360,14 @@ cvl_db_schema_ensure(CvlDb db)
 	PQclear(res);
 	if (version > CVL_SCHEMA_VERSION)
 	{
-		snprintf(db->error, sizeof(db->error),
+		snprintf(db->main.error, sizeof(db->main.error),
 				 "schema code has version %d, newer than this loader's %d; "
 				 "upgrade codevec-load", version, CVL_SCHEMA_VERSION);
 		goto fail;
 	}
 	if (version >= 2 && cfg == NULL)
 	{
-		snprintf(db->error, sizeof(db->error),
+		snprintf(db->main.error, sizeof(db->main.error),
 				 "schema code has version %d (tsv by the codevec_code text search "
 				 "configuration) but the server has no codevec_code; "
 				 "CREATE EXTENSION codevec (a version with it) first", version);
@@ -411,15 +378,14 @@ cvl_db_schema_ensure(CvlDb db)
 		/* the search surface, re-created so that it follows the loader */
 		cvl_buf_init(&sql);
 		AppendSubstituted(&sql, cvl_search_sql, cfg, ext);
-		rc = Exec(db, "creating the search functions", sql.data);
+		rc = cvl_session_exec(&db->main, "creating the search functions", sql.data);
 		cvl_buf_free(&sql);
 		if (rc < 0)
 			goto fail;
 		/* BM25, when the extension is new enough to have it */
-		res = ExecParams(db, "looking for codevec_bm25_topk",
-						 "SELECT to_regprocedure(quote_ident(e.nspname) || '.codevec_bm25_topk(integer[], "
-						 "text[], double precision[], integer, real[], real, real, double precision, "
-						 "regclass, regclass, name)') IS NOT NULL FROM pg_extension x "
+		res = cvl_session_exec_params(&db->main, "looking for codevec_bm25_blocks_topk",
+						 "SELECT to_regprocedure(quote_ident(e.nspname) || '.codevec_bm25_blocks_topk(integer[], "
+						 "double precision[], integer, regclass, integer)') IS NOT NULL FROM pg_extension x "
 						 "JOIN pg_namespace e ON e.oid = x.extnamespace WHERE x.extname = 'codevec'",
 						 0, NULL);
 		if (res == NULL)
@@ -430,7 +396,7 @@ cvl_db_schema_ensure(CvlDb db)
 		{
 			cvl_buf_init(&sql);
 			AppendSubstituted(&sql, cvl_bm25_sql, cfg, ext);
-			rc = Exec(db, "creating the BM25 tables and functions", sql.data);
+			rc = cvl_session_exec(&db->main, "creating the BM25 tables and functions", sql.data);
 			cvl_buf_free(&sql);
 			if (rc < 0)
 				goto fail;
@@ -442,7 +408,7 @@ cvl_db_schema_ensure(CvlDb db)
 		cvl_buf_init(&sql);
 		AppendSubstituted(&sql, cvl_search_sql, cfg, ext);
 		sql.data[strstr(sql.data, "CREATE OR REPLACE FUNCTION code.keyword_query") - sql.data] = '\0';
-		rc = Exec(db, "creating code.snippet_tsv", sql.data);
+		rc = cvl_session_exec(&db->main, "creating code.snippet_tsv", sql.data);
 		cvl_buf_free(&sql);
 		if (rc < 0)
 			goto fail;
@@ -455,22 +421,22 @@ cvl_db_schema_ensure(CvlDb db)
 					   "qualified_name, signature, doc, code);\n"
 					   "INSERT INTO code.schema_version (version) VALUES (%d);\n",
 					   CVL_SCHEMA_VERSION);
-		rc = Exec(db, "upgrading schema code to version 2 (recomputing tsv)", sql.data);
+		rc = cvl_session_exec(&db->main, "upgrading schema code to version 2 (recomputing tsv)", sql.data);
 		cvl_buf_free(&sql);
 		if (rc < 0)
 			goto fail;
 	}
 	db->server_tsv = cfg != NULL;
-	if (Exec(db, "COMMIT", "COMMIT") < 0)
+	if (cvl_session_exec(&db->main, "COMMIT", "COMMIT") < 0)
 		goto fail;
 	free(cfg);
 	free(ext);
-	return Exec(db, "creating staging tables", StageSql);
+	return cvl_session_stage(&db->main, db->has_emb);
 
 fail:
 	free(cfg);
 	free(ext);
-	Rollback(db);
+	cvl_session_rollback(&db->main);
 	return -1;
 }
 
@@ -486,18 +452,18 @@ cvl_db_repo_open(CvlDb db, const char *name, const char *root, CvlMap known)
 	const char *params[2] = {name, root};
 
 	if (root)
-		res = ExecParams(db, "registering the repository",
+		res = cvl_session_exec_params(&db->main, "registering the repository",
 						 "INSERT INTO code.repos (name, root) VALUES ($1, $2) "
 						 "ON CONFLICT (name) DO UPDATE SET root = EXCLUDED.root "
 						 "RETURNING id", 2, params);
 	else
-		res = ExecParams(db, "looking up the repository",
+		res = cvl_session_exec_params(&db->main, "looking up the repository",
 						 "SELECT id FROM code.repos WHERE name = $1", 1, params);
 	if (res == NULL)
 		return -1;
 	if (PQntuples(res) != 1)
 	{
-		snprintf(db->error, sizeof(db->error), "no repository named \"%s\"", name);
+		snprintf(db->main.error, sizeof(db->main.error), "no repository named \"%s\"", name);
 		PQclear(res);
 		return -1;
 	}
@@ -513,7 +479,7 @@ cvl_db_repo_open(CvlDb db, const char *name, const char *root, CvlMap known)
 	 */
 	const char *lp[1] = {db->repo_id_text};
 
-	res = ExecParams(db, "locking the repository",
+	res = cvl_session_exec_params(&db->main, "locking the repository",
 					 "SELECT pg_advisory_lock(1668703596, $1::integer)", 1, lp);
 	if (res == NULL)
 		return -1;
@@ -521,7 +487,7 @@ cvl_db_repo_open(CvlDb db, const char *name, const char *root, CvlMap known)
 
 	const char *p[1] = {db->repo_id_text};
 
-	res = ExecParams(db, "reading stored files",
+	res = cvl_session_exec_params(&db->main, "reading stored files",
 					 "SELECT path, sha256 FROM code.files WHERE repo_id = $1", 1, p);
 	if (res == NULL)
 		return -1;
@@ -529,397 +495,6 @@ cvl_db_repo_open(CvlDb db, const char *name, const char *root, CvlMap known)
 		cvl_map_put(known, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
 	PQclear(res);
 	return 0;
-}
-
-static int	HandOff(CvlDb db, bool wait);
-
-/* Append the tsvector words of n bytes of text as one COPY field. */
-static void
-AppendWords(CvlDb db, CvlBuf out, const char *s, size_t n)
-{
-	if (s == NULL || db->server_tsv)
-	{
-		cvl_buf_puts(out, "\\N");	/* the server computes tsv from the text */
-		return;
-	}
-	cvl_buf_reset(&db->words);
-	cvl_buf_append_identifiers(&db->words, s, n);
-	cvl_buf_append_copy(out, db->words.data ? db->words.data : "");
-}
-
-/*
- * Add one processed file to the current batch: parsed files are staged
- * (with all their snippets, so a file is never split across transactions);
- * others need no write here.  Flushes when the batch is full.  Returns 0 or
- * -1 (database error; the batch was rolled back).
- */
-int
-cvl_db_file_add(CvlDb db, CvlFile f)
-{
-	double		t0 = cvl_clock_now();
-	Batch	   *b = db->filling;
-	CvlBuf		fb = &b->files;
-	CvlBuf		sb = &b->snippets;
-
-	if (f->status != CVL_FILE_PARSED)
-		return 0;
-	if (b->nfiles == b->entries_cap)
-	{
-		b->entries_cap = b->entries_cap ? b->entries_cap * 2 : 64;
-		b->entries = cvl_realloc(b->entries, (size_t) b->entries_cap * sizeof(BatchFile));
-	}
-	b->entries[b->nfiles].file = f;
-	b->entries[b->nfiles].files_off = fb->len;
-	b->entries[b->nfiles].snippets_off = sb->len;
-	b->entries[b->nfiles].nsnippets = f->nsnippets;
-	cvl_buf_append_copy(fb, f->path);
-	cvl_buf_putc(fb, '\t');
-	cvl_buf_append_copy(fb, f->language->name);
-	cvl_buf_printf(fb, "\t%lld\t%s\t%s\n", (long long) f->bytes, f->sha256,
-				   f->known ? "t" : "f");
-	for (int i = 0; i < f->nsnippets; i++)
-	{
-		CvlSnippet	s = &f->snippets[i];
-		size_t		codelen = strlen(s->code);
-
-		cvl_buf_append_copy(sb, f->path);
-		cvl_buf_printf(sb, "\t%d\t", i);
-		cvl_buf_append_copy(sb, s->kind);
-		cvl_buf_putc(sb, '\t');
-		cvl_buf_append_copy(sb, s->symbol);
-		cvl_buf_putc(sb, '\t');
-		cvl_buf_append_copy(sb, s->qualified_name);
-		cvl_buf_putc(sb, '\t');
-		cvl_buf_append_copy(sb, s->signature);
-		cvl_buf_putc(sb, '\t');
-		cvl_buf_append_copy(sb, s->doc);
-		cvl_buf_printf(sb, "\t%d\t%d\t", s->start_line, s->end_line);
-		cvl_buf_append_copy(sb, s->code);
-		cvl_buf_putc(sb, '\t');
-		cvl_buf_append_copy(sb, s->embed_text);
-		cvl_buf_putc(sb, '\t');
-		AppendWords(db, sb, s->qualified_name, strlen(s->qualified_name));
-		cvl_buf_putc(sb, '\t');
-		AppendWords(db, sb, s->signature, s->signature ? strlen(s->signature) : 0);
-		cvl_buf_putc(sb, '\t');
-		AppendWords(db, sb, s->doc, s->doc ? strlen(s->doc) : 0);
-		cvl_buf_putc(sb, '\t');
-		AppendWords(db, sb, s->code, cvl_utf8_cut(s->code, codelen, CVL_TSV_BODY_MAX_BYTES));
-		cvl_buf_putc(sb, '\n');
-	}
-	b->nfiles++;
-	db->stats.t_rows += cvl_clock_now() - t0;
-	if (b->nfiles >= db->batch_files ||
-		fb->len + sb->len >= CVL_BATCH_MAX_BYTES)
-		return HandOff(db, false);
-	return 0;
-}
-
-/*
- * Did the last error come from the rows written (so that writing fewer
- * rows may succeed), rather than from the connection or the server as a
- * whole?  Not: no SQLSTATE (libpq's own failure), a broken connection, and
- * the classes 08 connection, 0A feature not supported, 25 transaction
- * state, 28 authorization, 3D/3F missing database/schema, 40 rollback
- * (serialization, deadlock), 42 syntax or access rule (a missing table, a
- * revoked privilege), 53 insufficient resources (disk full, out of
- * memory), 57 operator intervention (shutdown, cancel), 58 system error
- * (I/O), XX internal error.  Everything else (22 data exception, 23
- * integrity constraint, 54 program limit, P0 raised by a trigger, and
- * whatever SQLSTATE a user's trigger picks) is taken as the rows' fault.
- */
-static bool
-IsRowError(CvlDb db)
-{
-	static const char *global[] = {
-		"08", "0A", "25", "28", "3D", "3F", "40", "42", "53", "57", "58", "XX",
-	};
-
-	if (db->sqlstate[0] == '\0' || PQstatus(db->conn) != CONNECTION_OK)
-		return false;
-	for (size_t i = 0; i < sizeof(global) / sizeof(global[0]); i++)
-		if (strncmp(db->sqlstate, global[i], 2) == 0)
-			return false;
-	return true;
-}
-
-/*
- * Write files [lo, hi) of a batch in one transaction (on the writer
- * thread).  Returns 0, 1 when the server refused the rows (IsRowError();
- * rolled back, the message in db->error), or -1 for any other error.
- */
-static int
-WriteRange(CvlDb db, Batch *b, int lo, int hi)
-{
-	double		t0 = cvl_clock_now(),
-				t1,
-				t2,
-				t3;
-	const char *p[1] = {db->repo_id_text};
-	PGresult   *res;
-	int64_t		deleted;
-	size_t		f0 = b->entries[lo].files_off,
-				f1 = hi < b->nfiles ? b->entries[hi].files_off : b->files.len;
-	size_t		s0 = b->entries[lo].snippets_off,
-				s1 = hi < b->nfiles ? b->entries[hi].snippets_off : b->snippets.len;
-	int64_t		new_snippets = 0,
-				changed_snippets = 0;
-
-	for (int i = lo; i < hi; i++)
-	{
-		if (b->entries[i].file->known)
-			changed_snippets += b->entries[i].nsnippets;
-		else
-			new_snippets += b->entries[i].nsnippets;
-	}
-	db->sqlstate[0] = '\0';
-	if (Exec(db, "BEGIN", "BEGIN") < 0 ||
-		CopyIn(db, "COPY cvl_stage_files FROM STDIN", b->files.data + f0, f1 - f0) < 0 ||
-		CopyIn(db, "COPY cvl_stage_snippets FROM STDIN", b->snippets.data + s0, s1 - s0) < 0)
-		goto fail;
-	t1 = cvl_clock_now();
-	db->stats.t_stage += t1 - t0;
-	res = ExecParams(db, "deleting old snippets",
-					 "WITH d AS (DELETE FROM code.snippets s "
-					 "USING code.files f, cvl_stage_files st "
-					 "WHERE s.file_id = f.id AND f.repo_id = $1 AND f.path = st.path "
-					 "RETURNING 1) SELECT count(*) FROM d", 1, p);
-	if (res == NULL)
-		goto fail;
-	deleted = atoll(PQgetvalue(res, 0, 0));
-	PQclear(res);
-	res = ExecParams(db, "writing code.files",
-					 "INSERT INTO code.files AS f "
-					 "(repo_id, path, language, bytes, sha256, indexed_at) "
-					 "SELECT $1, path, language, bytes, sha256, now() "
-					 "FROM cvl_stage_files "
-					 "ON CONFLICT (repo_id, path) DO UPDATE SET "
-					 "language = EXCLUDED.language, bytes = EXCLUDED.bytes, "
-					 "sha256 = EXCLUDED.sha256, indexed_at = EXCLUDED.indexed_at",
-					 1, p);
-	if (res == NULL)
-		goto fail;
-	PQclear(res);
-	t2 = cvl_clock_now();
-	db->stats.t_replace += t2 - t1;
-	res = ExecParams(db, "writing code.snippets",
-					 db->server_tsv ?
-					 "INSERT INTO code.snippets (file_id, kind, symbol, "
-					 "qualified_name, signature, doc, start_line, end_line, code, "
-					 "embed_text, tsv) "
-					 "SELECT f.id, st.kind, st.symbol, st.qualified_name, "
-					 "st.signature, st.doc, st.start_line, st.end_line, st.code, "
-					 "st.embed_text, "
-					 "code.snippet_tsv(st.qualified_name, st.signature, st.doc, st.code) "
-					 "FROM cvl_stage_snippets st "
-					 "JOIN code.files f ON f.repo_id = $1 AND f.path = st.path "
-					 "ORDER BY st.path, st.ord" :
-					 "INSERT INTO code.snippets (file_id, kind, symbol, "
-					 "qualified_name, signature, doc, start_line, end_line, code, "
-					 "embed_text, tsv) "
-					 "SELECT f.id, st.kind, st.symbol, st.qualified_name, "
-					 "st.signature, st.doc, st.start_line, st.end_line, st.code, "
-					 "st.embed_text, "
-					 "setweight(to_tsvector('simple', coalesce(st.words_a, '')), 'A') || "
-					 "setweight(to_tsvector('simple', coalesce(st.words_b, '')), 'B') || "
-					 "setweight(to_tsvector('simple', coalesce(st.words_c, '')), 'C') || "
-					 "setweight(to_tsvector('simple', coalesce(st.words_d, '')), 'D') "
-					 "FROM cvl_stage_snippets st "
-					 "JOIN code.files f ON f.repo_id = $1 AND f.path = st.path "
-					 "ORDER BY st.path, st.ord", 1, p);
-	if (res == NULL)
-		goto fail;
-	PQclear(res);
-	t3 = cvl_clock_now();
-	db->stats.t_insert += t3 - t2;
-	if (Exec(db, "COMMIT", "COMMIT") < 0)
-		goto fail;
-	db->stats.t_commit += cvl_clock_now() - t3;
-
-	int64_t		changed = changed_snippets;
-
-	db->stats.snippets_added += new_snippets +
-		(changed > deleted ? changed - deleted : 0);
-	db->stats.snippets_updated += changed < deleted ? changed : deleted;
-	db->stats.snippets_removed += deleted > changed ? deleted - changed : 0;
-	db->stats.batches++;
-	db->stats.t_copy += cvl_clock_now() - t0;
-	return 0;
-
-fail:
-	{
-		bool		rows = IsRowError(db);
-
-		Rollback(db);
-		db->stats.t_copy += cvl_clock_now() - t0;
-		return rows ? 1 : -1;
-	}
-}
-
-/* Record that the server refused file entry e (writer thread). */
-static void
-AddRejection(CvlDb db, const BatchFile *e)
-{
-	pthread_mutex_lock(&db->lock);
-	if (db->nrejected == db->rejected_cap)
-	{
-		db->rejected_cap = db->rejected_cap ? db->rejected_cap * 2 : 16;
-		db->rejected = cvl_realloc(db->rejected,
-								   (size_t) db->rejected_cap * sizeof(Rejection));
-	}
-	db->rejected[db->nrejected].file = e->file;
-	db->rejected[db->nrejected].nsnippets = e->nsnippets;
-	/* the first line: "writing code.snippets: ERROR:  new row ... violates ..." */
-	db->rejected[db->nrejected].message = cvl_strndup(db->error, strcspn(db->error, "\n"));
-	db->nrejected++;
-	pthread_mutex_unlock(&db->lock);
-}
-
-/*
- * Write files [lo, hi) of a batch, bisecting when the server refuses the
- * rows (see the top of this file) until the files it refuses are alone,
- * which are rejected.  Returns 0, or -1 for an error that ends the run.
- */
-static int
-WriteIsolated(CvlDb db, Batch *b, int lo, int hi)
-{
-	int			rc = WriteRange(db, b, lo, hi);
-
-	if (rc <= 0)
-		return rc;
-	if (hi - lo == 1)
-	{
-		AddRejection(db, &b->entries[lo]);
-		db->error[0] = '\0';
-		return 0;
-	}
-	int			mid = lo + (hi - lo) / 2;
-
-	if (WriteIsolated(db, b, lo, mid) < 0)
-		return -1;
-	return WriteIsolated(db, b, mid, hi);
-}
-
-/* Write one batch (writer thread).  Returns 0 or -1. */
-static int
-WriteBatch(CvlDb db, Batch *b)
-{
-	if (b->nfiles == 0)
-		return 0;
-	return WriteIsolated(db, b, 0, b->nfiles);
-}
-
-/* Empty a batch for reuse, keeping its memory. */
-static void
-BatchReset(Batch *b)
-{
-	cvl_buf_reset(&b->files);
-	cvl_buf_reset(&b->snippets);
-	b->nfiles = 0;
-}
-
-/*
- * Hand every file the server refused since the last call to fn (main
- * thread): the file (its snippets already freed), how many snippets it
- * had, and the server's message.
- */
-void
-cvl_db_drain_rejected(CvlDb db, CvlDbRejectFn fn, void *arg)
-{
-	Rejection  *list;
-	int			n;
-
-	pthread_mutex_lock(&db->lock);
-	list = db->rejected;
-	n = db->nrejected;
-	db->rejected = NULL;
-	db->nrejected = db->rejected_cap = 0;
-	pthread_mutex_unlock(&db->lock);
-	for (int i = 0; i < n; i++)
-	{
-		fn(list[i].file, list[i].nsnippets, list[i].message, arg);
-		free(list[i].message);
-	}
-	free(list);
-}
-
-/*
- * Writer thread: write each handed-off batch, one at a time.  It owns the
- * connection while a batch is pending; the main thread touches the
- * connection only when no batch is pending (after cvl_db_flush()).
- */
-static void *
-WriterMain(void *arg)
-{
-	CvlDb		db = arg;
-
-	pthread_mutex_lock(&db->lock);
-	for (;;)
-	{
-		while (db->pending == NULL && !db->writer_quit)
-			pthread_cond_wait(&db->cond, &db->lock);
-		if (db->pending == NULL)
-			break;
-		Batch	   *b = db->pending;
-
-		pthread_mutex_unlock(&db->lock);
-		int			rc = db->failed ? -1 : WriteBatch(db, b);
-
-		BatchReset(b);
-		pthread_mutex_lock(&db->lock);
-		if (rc < 0)
-			db->failed = true;
-		db->pending = NULL;
-		pthread_cond_broadcast(&db->cond);
-	}
-	pthread_mutex_unlock(&db->lock);
-	return NULL;
-}
-
-/*
- * Hand the filling batch to the writer thread (waiting while it still
- * writes the previous one), so that parsing goes on while the server
- * works; with wait, also wait until it is written.  Two batches at most
- * exist, so memory stays bounded.  Returns 0, or -1 once any batch failed.
- */
-static int
-HandOff(CvlDb db, bool wait)
-{
-	pthread_mutex_lock(&db->lock);
-	if (!db->writer_started)
-	{
-		if (pthread_create(&db->writer, NULL, WriterMain, db) != 0)
-		{
-			pthread_mutex_unlock(&db->lock);
-			snprintf(db->error, sizeof(db->error), "cannot start the writer thread");
-			return -1;
-		}
-		db->writer_started = true;
-	}
-	while (db->pending != NULL)
-		pthread_cond_wait(&db->cond, &db->lock);
-	if (!db->failed && db->filling->nfiles > 0)
-	{
-		db->pending = db->filling;
-		db->filling = db->filling == &db->batches[0] ? &db->batches[1] : &db->batches[0];
-		pthread_cond_broadcast(&db->cond);
-	}
-	if (wait)
-		while (db->pending != NULL)
-			pthread_cond_wait(&db->cond, &db->lock);
-	bool		failed = db->failed;
-
-	pthread_mutex_unlock(&db->lock);
-	if (failed)
-		BatchReset(db->filling);
-	return failed ? -1 : 0;
-}
-
-/* Write everything added so far and wait for it.  Returns 0 or -1. */
-int
-cvl_db_flush(CvlDb db)
-{
-	return HandOff(db, true);
 }
 
 /*
@@ -950,10 +525,10 @@ cvl_db_prune(CvlDb db, CvlFileData *files, size_t nfiles)
 			cvl_buf_putc(&keep, '\n');
 		}
 	}
-	if (Exec(db, "BEGIN", "BEGIN") < 0 ||
-		CopyIn(db, "COPY cvl_stage_keep FROM STDIN", keep.data, keep.len) < 0)
+	if (cvl_session_exec(&db->main, "BEGIN", "BEGIN") < 0 ||
+		cvl_session_copy_in(&db->main, "COPY cvl_stage_keep FROM STDIN", keep.data, keep.len) < 0)
 		goto fail;
-	res = ExecParams(db, "removing vanished files",
+	res = cvl_session_exec_params(&db->main, "removing vanished files",
 					 "WITH gone AS (SELECT f.id FROM code.files f "
 					 "  WHERE f.repo_id = $1 AND NOT EXISTS "
 					 "  (SELECT 1 FROM cvl_stage_keep k WHERE k.path = f.path)), "
@@ -968,7 +543,7 @@ cvl_db_prune(CvlDb db, CvlFileData *files, size_t nfiles)
 	db->stats.snippets_removed += atoll(PQgetvalue(res, 0, 0));
 	db->stats.files_removed += atoll(PQgetvalue(res, 0, 1));
 	PQclear(res);
-	if (Exec(db, "COMMIT", "COMMIT") < 0)
+	if (cvl_session_exec(&db->main, "COMMIT", "COMMIT") < 0)
 		goto fail;
 	cvl_buf_free(&keep);
 	db->stats.t_copy += cvl_clock_now() - t0;
@@ -976,7 +551,7 @@ cvl_db_prune(CvlDb db, CvlFileData *files, size_t nfiles)
 
 fail:
 	cvl_buf_free(&keep);
-	Rollback(db);
+	cvl_session_rollback(&db->main);
 	return -1;
 }
 
@@ -996,7 +571,7 @@ cvl_db_bm25_refresh(CvlDb db, bool *rebuilt)
 	double		t0 = cvl_clock_now();
 
 	*rebuilt = false;
-	res = ExecParams(db, "looking for BM25",
+	res = cvl_session_exec_params(&db->main, "looking for BM25",
 					 "SELECT to_regprocedure('code.bm25_refresh(double precision)') IS NOT NULL",
 					 0, NULL);
 	if (res == NULL)
@@ -1007,12 +582,12 @@ cvl_db_bm25_refresh(CvlDb db, bool *rebuilt)
 		return 0;
 	}
 	PQclear(res);
-	res = ExecParams(db, "building the BM25 postings", "SELECT code.bm25_refresh(0.1)", 0, NULL);
+	res = cvl_session_exec_params(&db->main, "building the BM25 postings", "SELECT code.bm25_refresh(0.1)", 0, NULL);
 	if (res == NULL)
 		return -1;
 	*rebuilt = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
 	PQclear(res);
-	if (*rebuilt && Exec(db, "VACUUM of the BM25 postings",
+	if (*rebuilt && cvl_session_exec(&db->main, "VACUUM of the BM25 postings",
 						 "VACUUM (ANALYZE) code.bm25_postings") < 0)
 		return -1;
 	db->stats.t_bm25 = cvl_clock_now() - t0;
@@ -1036,7 +611,7 @@ cvl_db_embed(CvlDb db, int batch, bool all_repos, bool *available)
 	*available = false;
 	if (!db->has_emb)
 		return 0;
-	res = ExecParams(db, "looking for embed(text[])",
+	res = cvl_session_exec_params(&db->main, "looking for embed(text[])",
 					 "SELECT to_regprocedure('embed(text[])') IS NOT NULL", 0, NULL);
 	if (res == NULL)
 		return -1;
@@ -1051,7 +626,7 @@ cvl_db_embed(CvlDb db, int batch, bool all_repos, bool *available)
 		const char *p[4] = {db->repo_id_text[0] ? db->repo_id_text : "0",
 		batchtext, last, all_repos ? "t" : "f"};
 
-		res = ExecParams(db, "embedding snippets",
+		res = cvl_session_exec_params(&db->main, "embedding snippets",
 						 "UPDATE code.snippets s SET emb = e.v "
 						 "FROM (SELECT unnest(b.ids) AS id, unnest(embed(b.texts)) AS v "
 						 "      FROM (SELECT array_agg(x.id ORDER BY x.id) AS ids, "
@@ -1091,43 +666,153 @@ cvl_db_embed(CvlDb db, int batch, bool all_repos, bool *available)
 const char *
 cvl_db_error(CvlDb db)
 {
-	return db->error;
+	return db->main.error;
 }
 
-/* Return the write counters and timers. */
+/* Return the write counters and timers: the main session's plus every writer's. */
 const CvlDbStats *
 cvl_db_stats(CvlDb db)
 {
-	return &db->stats;
+	CvlDbStats *t = &db->total;
+
+	*t = db->stats;
+	for (int i = 0; i < db->nwriters; i++)
+	{
+		const CvlDbStats *w = &db->writers[i].stats;
+
+		t->snippets_added += w->snippets_added;
+		t->snippets_updated += w->snippets_updated;
+		t->snippets_removed += w->snippets_removed;
+		t->files_removed += w->files_removed;
+		t->snippets_embedded += w->snippets_embedded;
+		t->snippets_kept += w->snippets_kept;
+		t->batches += w->batches;
+		t->t_copy += w->t_copy;
+		t->t_stage += w->t_stage;
+		t->t_replace += w->t_replace;
+		t->t_insert += w->t_insert;
+		t->t_commit += w->t_commit;
+		t->t_embed_inline += w->t_embed;
+	}
+	return t;
 }
 
-/* Close the connection and free the db (NULL is fine). */
+/* Return how many writer connections the store stage uses. */
+int
+cvl_db_writers(CvlDb db)
+{
+	return db->nwriters;
+}
+
+/*
+ * Decide how this run embeds (once, before loading): whether the server
+ * has a working embed(text[]) whose vectors fit code.snippets.emb (then the
+ * writers store rows with their embeddings), where it runs, and the batch:
+ * batch when > 0 (--embed-batch), else CVL_GPU_EMBED_BATCH on the GPU
+ * service (codevec_gpu_status() state ready and codevec.device not cpu) and
+ * CVL_DEFAULT_EMBED_BATCH on the CPU.  A probe that fails leaves rows to
+ * the catch-up pass (cvl_db_embed), which reports the error.  Returns 0,
+ * or -1 when the connection failed.
+ */
+int
+cvl_db_embed_plan(CvlDb db, int batch, CvlEmbedPlan *plan)
+{
+	PGresult   *res;
+
+	memset(plan, 0, sizeof(*plan));
+	snprintf(plan->device, sizeof(plan->device), "none");
+	plan->batch = batch > 0 ? batch : CVL_DEFAULT_EMBED_BATCH;
+	plan->connections = db->nwriters;
+	db->embed_batch = plan->batch;
+	if (!db->has_emb || !db->server_tsv)
+		return 0;
+	res = cvl_session_exec_params(&db->main, "looking for embed(text[])",
+								  "SELECT to_regprocedure('embed(text[])') IS NOT NULL, "
+								  "to_regprocedure('codevec_gpu_status()') IS NOT NULL, "
+								  "coalesce(current_setting('codevec.device', true), 'auto')",
+								  0, NULL);
+	if (res == NULL)
+		return -1;
+	plan->available = PQgetvalue(res, 0, 0)[0] == 't';
+	bool		status = PQgetvalue(res, 0, 1)[0] == 't';
+	bool		cpu = strcmp(PQgetvalue(res, 0, 2), "cpu") == 0;
+
+	PQclear(res);
+	if (!plan->available)
+		return 0;
+	snprintf(plan->device, sizeof(plan->device), "cpu");
+	if (status && !cpu)
+	{
+		res = PQexec(db->main.conn, "SELECT state FROM codevec_gpu_status()");
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+			strcmp(PQgetvalue(res, 0, 0), "ready") == 0)
+		{
+			plan->gpu = true;
+			snprintf(plan->device, sizeof(plan->device), "gpu service");
+		}
+		PQclear(res);
+	}
+	if (batch <= 0)
+		plan->batch = plan->gpu ? CVL_GPU_EMBED_BATCH : CVL_DEFAULT_EMBED_BATCH;
+	db->embed_batch = plan->batch;
+
+	/* the probe: embed() works here and its vectors fit the column */
+	res = PQexec(db->main.conn,
+				 "SELECT codevec_dims(x.e[1]) = coalesce(nullif(a.atttypmod, -1), "
+				 "codevec_dims(x.e[1])) FROM (SELECT embed(ARRAY['def probe(): pass']) AS e) x, "
+				 "pg_attribute a WHERE a.attrelid = 'code.snippets'::regclass "
+				 "AND a.attname = 'emb' AND NOT a.attisdropped");
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+		PQgetvalue(res, 0, 0)[0] == 't')
+		plan->inline_rows = true;
+	else
+		snprintf(plan->probe_error, sizeof(plan->probe_error), "%.*s",
+				 (int) strcspn(PQresultErrorMessage(res), "\n"),
+				 PQresultStatus(res) == PGRES_TUPLES_OK ?
+				 "embed()'s dimensions differ from code.snippets.emb's" :
+				 PQresultErrorMessage(res));
+	PQclear(res);
+	if (PQstatus(db->main.conn) != CONNECTION_OK)
+	{
+		cvl_session_set_error(&db->main, "probing embed()", NULL);
+		return -1;
+	}
+	db->embed_inline = plan->inline_rows;
+	return 0;
+}
+
+/*
+ * How many batches were stored without embeddings because embed() failed
+ * while writing, and the first such error ("" when none).
+ */
+int64_t
+cvl_db_embed_fallbacks(CvlDb db, const char **message)
+{
+	int64_t		n;
+
+	pthread_mutex_lock(&db->lock);
+	n = db->embed_fallbacks;
+	*message = db->embed_failure;
+	pthread_mutex_unlock(&db->lock);
+	return n;
+}
+
+/* Close the connections, stop the writers and free the db (NULL is fine). */
 void
 cvl_db_delete(CvlDb db)
 {
 	if (db == NULL)
 		return;
-	if (db->writer_started)
+	if (db->writers)
 	{
-		pthread_mutex_lock(&db->lock);
-		db->writer_quit = true;
-		pthread_cond_broadcast(&db->cond);
-		pthread_mutex_unlock(&db->lock);
-		pthread_join(db->writer, NULL);
+		cvl_write_stop(db);
+		cvl_write_free(db);
 	}
-	for (int i = 0; i < 2; i++)
-	{
-		cvl_buf_free(&db->batches[i].files);
-		cvl_buf_free(&db->batches[i].snippets);
-		free(db->batches[i].entries);
-	}
-	for (int i = 0; i < db->nrejected; i++)
-		free(db->rejected[i].message);
-	free(db->rejected);
 	cvl_buf_free(&db->words);
 	pthread_mutex_destroy(&db->lock);
 	pthread_cond_destroy(&db->cond);
-	if (db->conn)
-		PQfinish(db->conn);
+	if (db->main.conn)
+		PQfinish(db->main.conn);
+	free(db->conninfo);
 	free(db);
 }

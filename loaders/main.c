@@ -38,7 +38,8 @@ typedef struct Options
 	int			jobs;
 	int			dims;
 	int			batch_files;
-	int			embed_batch;
+	int			embed_batch;	/* 0: by the device (cvl_db_embed_plan) */
+	int			connections;	/* 0: by the server's cores */
 	int64_t		max_file_bytes;
 	CvlWalkOptions walk;
 	CvlExtractOptions extract;
@@ -121,7 +122,8 @@ PrintHelp(void)
 		   "                          rebuilds them when the average snippet length\n"
 		   "                          moved by 10%%: code.bm25_refresh(0.1))\n"
 		   "      --embed-only        only fill missing embeddings (no parsing)\n"
-		   "      --embed-batch=N     snippets per embed(text[]) call (default %d)\n"
+		   "      --embed-batch=N     snippets per embed(text[]) call and per transaction\n"
+		   "                          (default: %d on the server's GPU service, %d on the CPU)\n"
 		   "      --embed-fields=LIST what embed_text holds, a comma list of path, kind,\n"
 		   "                          name, signature, doc, body (default: name,\n"
 		   "                          signature,doc,body; the text keeps that order)\n"
@@ -139,6 +141,9 @@ PrintHelp(void)
 		   "                          out of code; lines keep their numbers\n"
 		   "      --batch-files=N     files per transaction (default %d)\n"
 		   "  -j, --jobs=N            parser threads (default: number of cores)\n"
+		   "      --connections=N     server connections writing (and embedding) in\n"
+		   "                          parallel (default: half the cores, 2 to 8, for a\n"
+		   "                          server on this machine; 4 for one elsewhere)\n"
 		   "\n"
 		   "Messages:\n"
 		   "      --progress / --no-progress   force the progress display on or off\n"
@@ -175,7 +180,8 @@ PrintHelp(void)
 		   "  3  connection or database error (batches committed before it stay)\n"
 		   "  4  internal error: out of memory, PATH missing, bad grammar ABI\n",
 		   CVL_VERSION, CVL_DEFAULT_DIMS, CVL_DEFAULT_MAX_FILE_BYTES,
-		   CVL_DEFAULT_EMBED_BATCH, CVL_EMBED_TEXT_MAX_BYTES, CVL_DEFAULT_BATCH_FILES);
+		   CVL_GPU_EMBED_BATCH, CVL_DEFAULT_EMBED_BATCH, CVL_EMBED_TEXT_MAX_BYTES,
+		   CVL_DEFAULT_BATCH_FILES);
 }
 
 /* Parse a positive size with an optional K/M/G suffix; -1 on error. */
@@ -402,7 +408,7 @@ EmitFile(CvlFile f, void *arg)
 
 /* Print the final summary to stderr. */
 static void
-PrintSummary(const Options *o, const Stats *st, CvlDb db)
+PrintSummary(const Options *o, const Stats *st, CvlDb db, const CvlEmbedPlan *plan)
 {
 	double		el = cvl_clock_now() - st->t_start;
 	char		dur[32];
@@ -435,10 +441,20 @@ PrintSummary(const Options *o, const Stats *st, CvlDb db)
 		const CvlDbStats *ds = cvl_db_stats(db);
 
 		fprintf(stderr, "codevec-load: snippets %lld added, %lld updated, %lld removed; "
-				"%lld files removed; %lld snippets embedded\n",
+				"%lld files removed; %lld snippets embedded",
 				(long long) ds->snippets_added, (long long) ds->snippets_updated,
 				(long long) ds->snippets_removed, (long long) ds->files_removed,
 				(long long) ds->snippets_embedded);
+		if (ds->snippets_kept)
+			fprintf(stderr, ", %lld embeddings kept (embed_text unchanged)",
+					(long long) ds->snippets_kept);
+		fputc('\n', stderr);
+		if (plan->available)
+			fprintf(stderr, "codevec-load: embed: %s, %d snippets per call, %s, "
+					"%d writer connection%s\n", plan->device, plan->batch,
+					plan->inline_rows ? "rows stored with their embeddings" :
+					"embedded after storing", plan->connections,
+					plan->connections == 1 ? "" : "s");
 	}
 	else if (o->jsonl)
 		fprintf(stderr, "codevec-load: %lld snippets written\n", (long long) st->snippets);
@@ -459,11 +475,12 @@ PrintSummary(const Options *o, const Stats *st, CvlDb db)
 		const CvlDbStats *ds = cvl_db_stats(db);
 
 		fprintf(stderr, "; build rows %.2f s\n"
-				"codevec-load: time: writer waiting on the server %.2f s: "
-				"COPY to staging %.2f s, delete old + upsert files %.2f s, "
-				"insert snippets (tsvector, indexes) %.2f s, commit %.2f s; "
-				"embed %.2f s; BM25 postings %.2f s",
-				ds->t_rows, ds->t_copy, ds->t_stage, ds->t_replace,
+				"codevec-load: time: writers waiting on the server %.2f s (%d connection%s, "
+				"summed): COPY to staging %.2f s, delete old + upsert files %.2f s, "
+				"embed %.2f s, insert snippets (tsvector, indexes) %.2f s, commit %.2f s; "
+				"embed after storing %.2f s; BM25 postings %.2f s",
+				ds->t_rows, ds->t_copy, plan->connections, plan->connections == 1 ? "" : "s",
+				ds->t_stage, ds->t_replace, ds->t_embed_inline,
 				ds->t_insert, ds->t_commit, ds->t_embed, ds->t_bm25);
 	}
 	fputc('\n', stderr);
@@ -516,7 +533,8 @@ DistinctRepoNames(char **paths, int n)
 
 /* Load one PATH: walk, parse, write, prune, embed.  Returns an exit code. */
 static int
-LoadPath(const Options *o, const char *path, Stats *st, CvlDb db)
+LoadPath(const Options *o, const char *path, Stats *st, CvlDb db,
+		 const CvlEmbedPlan *plan)
 {
 	char		err[512];
 	CvlWalker	w;
@@ -636,7 +654,14 @@ LoadPath(const Options *o, const char *path, Stats *st, CvlDb db)
 	{
 		bool		available = true;
 
-		if (cvl_db_embed(db, o->embed_batch, false, &available) < 0)
+		const char *why;
+		int64_t		fallbacks = cvl_db_embed_fallbacks(db, &why);
+
+		if (fallbacks && o->verbose)
+			fprintf(stderr, "codevec-load: %lld batch%s stored without embeddings, "
+					"embedding now: %s\n", (long long) fallbacks,
+					fallbacks == 1 ? "" : "es", why);
+		if (cvl_db_embed(db, plan->batch, false, &available) < 0)
 			run.db_failed = true;
 		else if (!available)
 			fprintf(stderr, "codevec-load: notice: snippets stored without "
@@ -689,6 +714,7 @@ main(int argc, char **argv)
 		{"strip-docs", no_argument, NULL, 's'},
 		{"batch-files", required_argument, NULL, 'F'},
 		{"jobs", required_argument, NULL, 'j'},
+		{"connections", required_argument, NULL, 'C'},
 		{"progress", no_argument, NULL, 'P'},
 		{"no-progress", no_argument, NULL, 'p'},
 		{"verbose", no_argument, NULL, 'v'},
@@ -704,6 +730,7 @@ main(int argc, char **argv)
 	char		err[512];
 	int			rc = CVL_EXIT_OK;
 	CvlDb		db = NULL;
+	CvlEmbedPlan plan;
 	char	   *include[argc > 0 ? argc : 1];	/* at most one glob per arg */
 	char	   *exclude[argc > 0 ? argc : 1];
 
@@ -712,7 +739,6 @@ main(int argc, char **argv)
 	o.progress = -1;
 	o.dims = CVL_DEFAULT_DIMS;
 	o.batch_files = CVL_DEFAULT_BATCH_FILES;
-	o.embed_batch = CVL_DEFAULT_EMBED_BATCH;
 	o.max_file_bytes = CVL_DEFAULT_MAX_FILE_BYTES;
 	o.jobs = (int) sysconf(_SC_NPROCESSORS_ONLN);
 	o.walk.include = include;
@@ -801,6 +827,15 @@ main(int argc, char **argv)
 			case 'j':
 				o.jobs = ParseIntOption("jobs", optarg, 1);
 				break;
+			case 'C':
+				o.connections = ParseIntOption("connections", optarg, 1);
+				if (o.connections > CVL_MAX_CONNECTIONS)
+				{
+					fprintf(stderr, "codevec-load: invalid value for --connections: \"%s\" "
+							"(1 to %d)\n", optarg, CVL_MAX_CONNECTIONS);
+					return CVL_EXIT_USAGE;
+				}
+				break;
 			case 'P':
 				o.progress = 1;
 				break;
@@ -866,7 +901,8 @@ main(int argc, char **argv)
 
 	if (!o.jsonl)
 	{
-		db = cvl_db_new(o.conninfo, o.dims, o.batch_files, err, sizeof(err));
+		db = cvl_db_new(o.conninfo, o.dims, o.batch_files, o.connections,
+						err, sizeof(err));
 		if (db == NULL)
 		{
 			fprintf(stderr, "codevec-load: %s\n", err);
@@ -881,13 +917,26 @@ main(int argc, char **argv)
 			return CVL_EXIT_DB;
 		}
 	}
+	memset(&plan, 0, sizeof(plan));
+	if (db)
+		plan.connections = cvl_db_writers(db);
+	if (db && !o.no_embed && cvl_db_embed_plan(db, o.embed_batch, &plan) < 0)
+	{
+		fprintf(stderr, "codevec-load: %s\n", cvl_db_error(db));
+		cvl_db_delete(db);
+		git_libgit2_shutdown();
+		return CVL_EXIT_DB;
+	}
+	if (o.verbose && plan.available && !plan.inline_rows)
+		fprintf(stderr, "codevec-load: embed() probe failed, embedding after storing: %s\n",
+				plan.probe_error);
 	if (o.embed_only)
 	{
 		bool		available = true;
 
 		if (o.repo && cvl_db_repo_open(db, o.repo, NULL, NULL) < 0)
 			rc = CVL_EXIT_DB;
-		else if (cvl_db_embed(db, o.embed_batch, o.repo == NULL, &available) < 0)
+		else if (cvl_db_embed(db, plan.batch, o.repo == NULL, &available) < 0)
 			rc = CVL_EXIT_DB;
 		if (rc == CVL_EXIT_DB)
 			fprintf(stderr, "codevec-load: %s\n", cvl_db_error(db));
@@ -900,7 +949,7 @@ main(int argc, char **argv)
 	{
 		for (int i = optind; i < argc; i++)
 		{
-			int			r = LoadPath(&o, argv[i], &st, db);
+			int			r = LoadPath(&o, argv[i], &st, db, &plan);
 
 			if (r > rc)
 				rc = r;
@@ -909,7 +958,7 @@ main(int argc, char **argv)
 		}
 	}
 	if (!quiet)
-		PrintSummary(&o, &st, db);
+		PrintSummary(&o, &st, db, &plan);
 	cvl_db_delete(db);
 	git_libgit2_shutdown();
 	return rc;

@@ -13,8 +13,14 @@
  * blocks its thread while the database answers (the pool bounds how many
  * queries run at once).  Limits: --max-connections at once (more are
  * refused by the listener), --idle-timeout seconds for a connection that
- * sends nothing, 32 kB of headers and URL per connection (longer: 414 or
- * 431 from libmicrohttpd), the statement_timeout of the pool.
+ * sends nothing, --connection-time seconds for any connection (a reaper
+ * thread shuts the socket of an older one down: a client that trickles a
+ * byte now and then is not idle), --request-timeout for one request's
+ * database work (pool.c), and the sizes: a URL over SERVE_MAX_URI bytes
+ * is answered 414 and headers over SERVE_MAX_HEADERS 431, as JSON, here;
+ * only a request past libmicrohttpd's own buffer (SERVE_MHD_MEMORY, four
+ * times those) gets libmicrohttpd's 414/431, whose body is its fixed
+ * HTML (the library offers no hook for it).
  *
  * Routes: GET /healthz, /api/search, /api/snippet/{id}, /api/similar/{id},
  * /api/repos; POST /mcp (GET and DELETE /mcp: 405, the server offers no
@@ -28,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stdatomic.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -35,12 +42,27 @@
 
 #include "serve.h"
 
+/* an open connection, for the --connection-time reaper */
+typedef struct ConnTrack
+{
+	struct ConnTrack *prev,
+			   *next;
+	MHD_socket	fd;
+	double		t0;
+	bool		shut;			/* shutdown() done, closing */
+} ConnTrack;
+
 struct ServeHttpData
 {
 	ServeConfig config;
 	ServePool	pool;
 	struct MHD_Daemon *daemon;
 	atomic_int	inflight;		/* requests between headers and completion */
+	pthread_mutex_t conns_lock;
+	ConnTrack	conns;			/* list head of the open connections */
+	pthread_t	reaper;
+	bool		reaper_started;
+	atomic_bool stopping;
 };
 
 typedef struct RequestData
@@ -49,6 +71,7 @@ typedef struct RequestData
 	bool		started;		/* the handler saw the headers */
 	char		method[8];
 	char		uri[201];		/* for the access log, truncated */
+	size_t		uri_len;		/* the whole URI's length */
 	bool		nul_in_path;	/* %00 before the query string */
 	bool		mcp;			/* POST /mcp */
 	char	   *body;
@@ -168,6 +191,15 @@ Arg(struct MHD_Connection *conn, const char *name)
 	return v;
 }
 
+/* Adds one header's name and value length to *cls (a size_t). */
+static enum MHD_Result
+CountHeader(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	(void) kind;
+	*(size_t *) cls += strlen(key) + (value ? strlen(value) : 0) + 4;
+	return MHD_YES;
+}
+
 static enum MHD_Result
 Handle(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
 	   const char *version, const char *upload_data, size_t *upload_data_size, void **req_cls)
@@ -216,6 +248,18 @@ Handle(void *cls, struct MHD_Connection *conn, const char *url, const char *meth
 		return MHD_YES;
 	}
 
+	/* sizes this server answers itself, below libmicrohttpd's buffer */
+	if (rd->uri_len > SERVE_MAX_URI)
+		return SendError(conn, rd, 414, "the URL is longer than 16384 bytes");
+	{
+		size_t		hbytes = 0;
+
+		MHD_get_connection_values(conn, MHD_HEADER_KIND, CountHeader, &hbytes);
+		if (hbytes > SERVE_MAX_HEADERS)
+			return SendError(conn, rd, 431, "the request's headers are longer than 16384 bytes");
+	}
+	/* the request's deadline, from its first line: pool.c keeps it */
+	serve_deadline_set(rd->t0 + http->config->request_timeout);
 	/* a %00 in the path would end the C string url early */
 	if (rd->nul_in_path)
 		return SendError(conn, rd, 400, "the path contains NUL (%00)");
@@ -353,6 +397,7 @@ LogUri(void *cls, const char *uri, struct MHD_Connection *conn)
 		const char *query = strchr(uri, '?');
 
 		rd->t0 = serve_now_ms();
+		rd->uri_len = strlen(uri);
 		rd->nul_in_path = nul && (!query || nul < query);
 		snprintf(rd->uri, sizeof(rd->uri), "%s", uri);
 		/* the log line is one line: no control characters */
@@ -361,6 +406,76 @@ LogUri(void *cls, const char *uri, struct MHD_Connection *conn)
 				*c = '?';
 	}
 	return rd;
+}
+
+/*
+ * Keeps the list of open connections (started: added with the time;
+ * closed: removed) for the reaper.  libmicrohttpd calls "closed" before
+ * it closes the socket, so a listed fd is always the connection's own.
+ */
+static void
+NotifyConnection(void *cls, struct MHD_Connection *conn, void **socket_context,
+				 enum MHD_ConnectionNotificationCode toe)
+{
+	ServeHttp	http = cls;
+	ConnTrack  *t = *socket_context;
+
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+	{
+		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+		if (!ci || !(t = calloc(1, sizeof(*t))))
+			return;
+		t->fd = ci->connect_fd;
+		t->t0 = serve_now_ms();
+		pthread_mutex_lock(&http->conns_lock);
+		t->next = http->conns.next;
+		t->prev = &http->conns;
+		http->conns.next->prev = t;
+		http->conns.next = t;
+		pthread_mutex_unlock(&http->conns_lock);
+		*socket_context = t;
+	}
+	else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && t)
+	{
+		pthread_mutex_lock(&http->conns_lock);
+		t->prev->next = t->next;
+		t->next->prev = t->prev;
+		pthread_mutex_unlock(&http->conns_lock);
+		free(t);
+		*socket_context = NULL;
+	}
+}
+
+/*
+ * The reaper: twice a second, shuts down the socket of every connection
+ * open longer than --connection-time; libmicrohttpd then sees it fail and
+ * closes it (a handler that is running finishes first: its database work
+ * has the request's deadline).
+ */
+static void *
+Reaper(void *arg)
+{
+	ServeHttp	http = arg;
+	double		limit = http->config->connection_time * 1000.0;
+
+	while (!atomic_load(&http->stopping))
+	{
+		double		now = serve_now_ms();
+
+		pthread_mutex_lock(&http->conns_lock);
+		for (ConnTrack *t = http->conns.next; t != &http->conns; t = t->next)
+			if (!t->shut && now - t->t0 > limit)
+			{
+				shutdown(t->fd, SHUT_RDWR);
+				t->shut = true;
+				serve_log("connection open longer than %d s closed (--connection-time)",
+						  http->config->connection_time);
+			}
+		pthread_mutex_unlock(&http->conns_lock);
+		usleep(500 * 1000);
+	}
+	return NULL;
 }
 
 /*
@@ -383,6 +498,8 @@ serve_http_start(ServeConfig config, ServePool pool)
 		return NULL;
 	http->config = config;
 	http->pool = pool;
+	pthread_mutex_init(&http->conns_lock, NULL);
+	http->conns.next = http->conns.prev = &http->conns;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE;
 	snprintf(port, sizeof(port), "%d", config->port);
@@ -394,15 +511,19 @@ serve_http_start(ServeConfig config, ServePool pool)
 	}
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
+	/* --threads 0: a thread per connection (bench/serve compares both) */
+	if (config->threads == 0)
+		flags |= MHD_USE_THREAD_PER_CONNECTION;
 	http->daemon = MHD_start_daemon(flags, (uint16_t) config->port, NULL, NULL, Handle, http,
 									MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-									MHD_OPTION_THREAD_POOL_SIZE, (unsigned int) config->threads,
+									MHD_OPTION_THREAD_POOL_SIZE, (unsigned int) (config->threads ? config->threads : 1),
 									MHD_OPTION_CONNECTION_LIMIT, (unsigned int) config->max_connections,
 									MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) config->idle_timeout,
-									MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 32 * 1024,
+									MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) SERVE_MHD_MEMORY,
 									MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int) 1024,
 									MHD_OPTION_NOTIFY_COMPLETED, Completed, http,
 									MHD_OPTION_URI_LOG_CALLBACK, LogUri, http,
+									MHD_OPTION_NOTIFY_CONNECTION, NotifyConnection, http,
 									MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (!http->daemon)
@@ -412,6 +533,7 @@ serve_http_start(ServeConfig config, ServePool pool)
 		free(http);
 		return NULL;
 	}
+	http->reaper_started = pthread_create(&http->reaper, NULL, Reaper, http) == 0;
 	info = MHD_get_daemon_info(http->daemon, MHD_DAEMON_INFO_BIND_PORT);
 	fprintf(stderr, "codevec-serve: listening on http://%s%s%s:%u/\n",
 			strchr(config->listen, ':') ? "[" : "", config->listen,
@@ -436,6 +558,10 @@ serve_http_stop(ServeHttp http)
 		close(fd);
 	while (atomic_load(&http->inflight) > 0 && serve_now_ms() - t0 < SERVE_SHUTDOWN_GRACE)
 		usleep(20 * 1000);
+	atomic_store(&http->stopping, true);
+	if (http->reaper_started)
+		pthread_join(http->reaper, NULL);
 	MHD_stop_daemon(http->daemon);
+	pthread_mutex_destroy(&http->conns_lock);
 	free(http);
 }

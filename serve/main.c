@@ -35,15 +35,20 @@ Usage(FILE *f)
 			"      --pool=N              database connections (default %d)\n"
 			"      --query-timeout=MS    statement_timeout of each query (default %d)\n"
 			"      --wait-timeout=MS     longest wait for a free connection, then 503 (default %d)\n"
+			"      --request-timeout=MS  a request's whole deadline: the wait for a connection and\n"
+			"                            its statements, counted from its first line; then 504\n"
+			"                            (default %d)\n"
 			"\n"
 			"HTTP:\n"
 			"  -l, --listen=ADDR         address to bind (default 127.0.0.1; 0.0.0.0 or :: for all)\n"
 			"  -p, --port=PORT           TCP port (default %d; 0: any free port, printed at start)\n"
 			"      --token=TOKEN         require \"Authorization: Bearer TOKEN\" on /api/ and /mcp\n"
 			"                            (or set CODEVEC_SERVE_TOKEN)\n"
-			"      --threads=N           request threads (default %d)\n"
+			"      --threads=N           request threads (default %d; 0: one per connection)\n"
 			"      --max-connections=N   open connections at most (default %d)\n"
 			"      --idle-timeout=S      close a connection idle this long (default %d)\n"
+			"      --connection-time=S   close a connection open this long, busy or not\n"
+			"                            (a client trickling bytes; default %d)\n"
 			"      --static-dir=DIR      the page's files (default: static/ next to the program\n"
 			"                            when there, else " SERVE_STATIC_DIR ")\n"
 			"  -q, --quiet               no access log\n"
@@ -60,8 +65,9 @@ Usage(FILE *f)
 			"SIGTERM or SIGINT: stop accepting, finish running requests, exit 0.\n"
 			"Exit status: 0 done, 1 could not start, 2 bad usage.\n",
 			SERVE_DEFAULT_POOL, SERVE_DEFAULT_QUERY_TIMEOUT, SERVE_DEFAULT_WAIT_TIMEOUT,
+			SERVE_DEFAULT_REQUEST_TIMEOUT,
 			SERVE_DEFAULT_PORT, SERVE_DEFAULT_THREADS, SERVE_DEFAULT_MAX_CONNECTIONS,
-			SERVE_DEFAULT_IDLE_TIMEOUT);
+			SERVE_DEFAULT_IDLE_TIMEOUT, SERVE_DEFAULT_CONNECTION_TIME);
 }
 
 /* Parses an integer option in [lo, hi] or exits 2. */
@@ -94,6 +100,8 @@ main(int argc, char **argv)
 		{"idle-timeout", required_argument, NULL, 'I'},
 		{"query-timeout", required_argument, NULL, 'Q'},
 		{"wait-timeout", required_argument, NULL, 'W'},
+		{"request-timeout", required_argument, NULL, 'R'},
+		{"connection-time", required_argument, NULL, 'L'},
 		{"static-dir", required_argument, NULL, 's'},
 		{"mcp-stdio", no_argument, NULL, 'm'},
 		{"quiet", no_argument, NULL, 'q'},
@@ -112,6 +120,8 @@ main(int argc, char **argv)
 		.idle_timeout = SERVE_DEFAULT_IDLE_TIMEOUT,
 		.query_timeout = SERVE_DEFAULT_QUERY_TIMEOUT,
 		.wait_timeout = SERVE_DEFAULT_WAIT_TIMEOUT,
+		.request_timeout = SERVE_DEFAULT_REQUEST_TIMEOUT,
+		.connection_time = SERVE_DEFAULT_CONNECTION_TIME,
 	};
 	ServePool	pool;
 	int			opt,
@@ -139,7 +149,7 @@ main(int argc, char **argv)
 				c.pool_size = IntOption("pool", optarg, 1, 256);
 				break;
 			case 'T':
-				c.threads = IntOption("threads", optarg, 1, 256);
+				c.threads = IntOption("threads", optarg, 0, 256);
 				break;
 			case 'C':
 				c.max_connections = IntOption("max-connections", optarg, 1, 100000);
@@ -152,6 +162,12 @@ main(int argc, char **argv)
 				break;
 			case 'W':
 				c.wait_timeout = IntOption("wait-timeout", optarg, 1, 3600000);
+				break;
+			case 'R':
+				c.request_timeout = IntOption("request-timeout", optarg, 1, 3600000);
+				break;
+			case 'L':
+				c.connection_time = IntOption("connection-time", optarg, 1, 86400);
 				break;
 			case 's':
 				c.static_dir = optarg;

@@ -10,6 +10,11 @@
  * statements are read-only, so one that fails because the connection broke
  * is retried once on a fresh connection (the database that went away and
  * came back).
+ *
+ * A request's deadline (serve_deadline_set, --request-timeout) bounds the
+ * wait for a connection and the statement: when less than query_timeout is
+ * left, the connection's statement_timeout is lowered to what is left for
+ * that statement and set back after it (two more round trips, only then).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -74,7 +79,19 @@ static const struct
 		"SELECT (SELECT count(*) FROM pg_catalog.pg_proc p"
 		" JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace"
 		" WHERE n.nspname = 'code' AND p.proname = 'search') > 0 AS search_installed"},
+	[STMT_SET_TIMEOUT] = {"set_timeout",
+		"SELECT pg_catalog.set_config('statement_timeout', $1::text, false)"},
 };
+
+/* the deadline of the request this thread handles (0: none) */
+static __thread double RequestDeadline;
+
+/* Sets the calling thread's request deadline (serve.h). */
+void
+serve_deadline_set(double deadline_ms)
+{
+	RequestDeadline = deadline_ms;
+}
 
 typedef struct Slot
 {
@@ -136,16 +153,16 @@ serve_result_clear(ServeResultData *r)
 	r->res = NULL;
 }
 
-/* Takes a free slot, waiting at most wait_timeout ms; NULL on timeout. */
+/* Takes a free slot, waiting at most wait_ms ms; NULL on timeout. */
 static Slot *
-PoolAcquire(ServePool pool)
+PoolAcquire(ServePool pool, int wait_ms)
 {
 	struct timespec deadline;
 	Slot	   *slot = NULL;
 
 	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += pool->config->wait_timeout / 1000;
-	deadline.tv_nsec += (long) (pool->config->wait_timeout % 1000) * 1000000L;
+	deadline.tv_sec += wait_ms / 1000;
+	deadline.tv_nsec += (long) (wait_ms % 1000) * 1000000L;
 	if (deadline.tv_nsec >= 1000000000L)
 	{
 		deadline.tv_sec++;
@@ -270,16 +287,63 @@ StatusOf(const char *state)
  * out->http_status, sqlstate and message say what went wrong.  Never
  * raises; the caller clears out with serve_result_clear.
  */
+/* Fills out with the 504 of a request whose deadline was reached. */
+static void
+DeadlineReached(ServePool pool, ServeResultData *out)
+{
+	out->http_status = 504;
+	strcpy(out->sqlstate, "57014");
+	snprintf(out->message, sizeof(out->message),
+			 "the request's deadline of %d ms was reached", pool->config->request_timeout);
+}
+
+/*
+ * Sets the connection's statement_timeout to ms; false when the
+ * connection failed (the statement that follows finds out and retries).
+ */
+static bool
+SetStatementTimeout(Slot *slot, int ms)
+{
+	char		buf[16];
+	const char *vals[1] = {buf};
+	PGresult   *res;
+	bool		ok;
+
+	snprintf(buf, sizeof(buf), "%d", ms);
+	res = PQexecPrepared(slot->conn, Statements[STMT_SET_TIMEOUT].name, 1, vals, NULL, NULL, 0);
+	ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+	PQclear(res);
+	return ok;
+}
+
 void
 serve_pool_exec(ServePool pool, ServeStmt stmt, int nparams,
 				const char *const *values, ServeResultData *out)
 {
 	double		t0 = serve_now_ms();
+	bool		drop = false;	/* close the connection after this statement */
+	double		deadline = RequestDeadline;
+	int			wait_ms = pool->config->wait_timeout;
 	Slot	   *slot;
 
 	memset(out, 0, sizeof(*out));
-	slot = PoolAcquire(pool);
+	if (deadline > 0)
+	{
+		if (deadline - t0 < 1)
+		{
+			DeadlineReached(pool, out);
+			return;
+		}
+		if (deadline - t0 < wait_ms)
+			wait_ms = (int) (deadline - t0);
+	}
+	slot = PoolAcquire(pool, wait_ms);
 	out->wait_ms = serve_now_ms() - t0;
+	if (!slot && deadline > 0 && deadline - serve_now_ms() < 1)
+	{
+		DeadlineReached(pool, out);
+		return;
+	}
 	if (!slot)
 	{
 		out->http_status = 503;
@@ -294,14 +358,28 @@ serve_pool_exec(ServePool pool, ServeStmt stmt, int nparams,
 		PGresult   *res;
 		const char *state;
 		const char *msg;
+		bool		lowered = false;
 
 		if ((!slot->conn || PQstatus(slot->conn) != CONNECTION_OK) &&
 			!SlotConnect(pool, slot, out))
 			break;
 		t0 = serve_now_ms();
+		if (deadline > 0 && deadline - t0 < pool->config->query_timeout)
+		{
+			if (deadline - t0 < 1)
+			{
+				DeadlineReached(pool, out);
+				break;
+			}
+			lowered = SetStatementTimeout(slot, (int) (deadline - t0));
+		}
 		res = PQexecPrepared(slot->conn, Statements[stmt].name, nparams, values,
 							 NULL, NULL, 0);
 		out->db_ms = serve_now_ms() - t0;
+		/* never leave a lowered timeout on a pooled connection */
+		if (lowered && PQstatus(slot->conn) == CONNECTION_OK &&
+			!SetStatementTimeout(slot, pool->config->query_timeout))
+			drop = true;
 		if (PQresultStatus(res) == PGRES_TUPLES_OK)
 		{
 			out->res = res;
@@ -310,6 +388,13 @@ serve_pool_exec(ServePool pool, ServeStmt stmt, int nparams,
 		}
 		state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 		msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+		if (lowered && state && strcmp(state, "57014") == 0)
+		{
+			/* cancelled by the timeout the deadline set */
+			DeadlineReached(pool, out);
+			PQclear(res);
+			break;
+		}
 		if (PQstatus(slot->conn) == CONNECTION_BAD)
 		{
 			/* the server went away: retry once on a new connection */
@@ -327,6 +412,11 @@ serve_pool_exec(ServePool pool, ServeStmt stmt, int nparams,
 				 msg ? msg : PQerrorMessage(slot->conn));
 		PQclear(res);
 		break;
+	}
+	if (drop && slot->conn)
+	{
+		PQfinish(slot->conn);
+		slot->conn = NULL;
 	}
 	PoolRelease(pool, slot);
 }

@@ -32,6 +32,11 @@
 #define SERVE_DEFAULT_IDLE_TIMEOUT 10	/* seconds a connection may sit idle */
 #define SERVE_DEFAULT_QUERY_TIMEOUT 10000	/* ms: statement_timeout */
 #define SERVE_DEFAULT_WAIT_TIMEOUT 5000 /* ms waiting for a free connection */
+#define SERVE_DEFAULT_REQUEST_TIMEOUT 15000	/* ms: a request's whole deadline */
+#define SERVE_DEFAULT_CONNECTION_TIME 300	/* s a connection may stay open */
+#define SERVE_MAX_URI 16384			/* bytes of a request's path and query: 414 */
+#define SERVE_MAX_HEADERS 16384		/* bytes of its header names and values: 431 */
+#define SERVE_MHD_MEMORY (64 * 1024)	/* libmicrohttpd's per-connection buffer */
 #define SERVE_SHUTDOWN_GRACE 15000	/* ms for running requests at SIGTERM */
 #define SERVE_MAX_BODY (1024 * 1024)	/* bytes of a POST /mcp body */
 #define SERVE_MAX_QUERY_BYTES 8192	/* bytes of a search query */
@@ -53,6 +58,8 @@ typedef struct ServeConfigData
 	int			idle_timeout;	/* s */
 	int			query_timeout;	/* ms */
 	int			wait_timeout;	/* ms */
+	int			request_timeout;	/* ms: wait + statement of one request */
+	int			connection_time;	/* s: a connection is closed after this */
 	bool		quiet;			/* no access log */
 	bool		mcp_stdio;
 } ServeConfigData;
@@ -69,6 +76,7 @@ typedef enum ServeStmt
 	STMT_REPOS,
 	STMT_LANGUAGES,
 	STMT_HEALTH,
+	STMT_SET_TIMEOUT,			/* statement_timeout for a request's deadline */
 	STMT_COUNT
 } ServeStmt;
 
@@ -91,6 +99,14 @@ void		serve_pool_delete(ServePool pool);
 void		serve_pool_exec(ServePool pool, ServeStmt stmt, int nparams,
 							const char *const *values, ServeResultData *out);
 void		serve_result_clear(ServeResultData *r);
+
+/*
+ * The deadline (serve_now_ms() clock) of the request the calling thread
+ * handles, 0 for none: every serve_pool_exec of that request waits for a
+ * connection and runs its statement within it (504, SQLSTATE 57014, when
+ * it is reached).  Per thread: a request runs on one thread.
+ */
+void		serve_deadline_set(double deadline_ms);
 
 /* ---------------------------------------------------------------- api.c */
 

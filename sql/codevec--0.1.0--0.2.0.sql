@@ -53,3 +53,47 @@ AS 'MODULE_PATHNAME', 'codevec_bm25_topk'
 LANGUAGE C STABLE STRICT PARALLEL RESTRICTED ROWS 10;
 COMMENT ON FUNCTION codevec_bm25_topk(integer[], text[], double precision[], integer, real[], real, real, double precision, regclass, regclass, name) IS
 'exact BM25 top-k by Fagin''s combined algorithm (JCSS 2003): the k (1..1000000) documents with the highest sum over i of idf[i] * impact(lexemes[i], document), best first, ties by id. postings_index is a btree on (term integer, impact real DESC, id bigint) holding codevec_bm25_impacts() of every document with the same weights, k1, b and avgdl, terms[i] the term number of lexemes[i] there; lists are read in impact order by index-only scans, the best candidates are scored from their tsv_column through docs_index (a btree on their bigint id), and reading stops once no document not met yet can reach the k-th score. Errors 22023: arrays of unequal length or with NULLs, more than 1024 terms, a negative idf, k out of range, bad weights/k1/b/avgdl, indexes of the wrong shape';
+
+-- BM25 postings in doc-ordered blocks and their exact top-k by block-max
+-- pruning (src/bm25block.c, src/bm25bmp.c)
+CREATE FUNCTION codevec_bm25_pack(ids bigint[], impacts real[], block_shift integer)
+RETURNS bytea
+AS 'MODULE_PATHNAME', 'codevec_bm25_pack'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION codevec_bm25_pack(bigint[], real[], integer) IS
+'one BM25 posting block: ids (strictly increasing, all in one block of 2^block_shift ids, block = id >> block_shift) and their impacts (finite, 0 or more) as bytea, 6 bytes a posting (uint16 offset in the block, then float4 impact, native byte order); what code.bm25_blocks.postings holds. Errors 22023: arrays of unequal length, ids not increasing or in several blocks, bad impacts, block_shift outside 0..16; 22004: NULL elements';
+
+CREATE FUNCTION codevec_bm25_unpack(postings bytea, block integer, block_shift integer)
+RETURNS TABLE(id bigint, impact real)
+AS 'MODULE_PATHNAME', 'codevec_bm25_unpack'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 100;
+COMMENT ON FUNCTION codevec_bm25_unpack(bytea, integer, integer) IS
+'the postings of a BM25 block (codevec_bm25_pack), in id order. Errors: 22023 for block_shift outside 0..16, XX001 for bytes that are not a block of that shift';
+
+CREATE FUNCTION codevec_bm25_edit(postings bytea, block integer, block_shift integer,
+    remove bigint[], add_ids bigint[], add_impacts real[])
+RETURNS bytea
+AS 'MODULE_PATHNAME', 'codevec_bm25_edit'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION codevec_bm25_edit(bytea, integer, integer, bigint[], bigint[], real[]) IS
+'a BM25 block with the postings of the ids in remove taken out (absent ids are ignored), then add_ids added with add_impacts (an id present gets the new impact); the result may be empty (0 bytes). Errors 22023: ids outside the block, arrays of unequal length, bad impacts or block_shift; XX001 for bytes that are not a block';
+
+CREATE FUNCTION codevec_bm25_block_max(postings bytea, block_shift integer)
+RETURNS real
+AS 'MODULE_PATHNAME', 'codevec_bm25_block_max'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION codevec_bm25_block_max(bytea, integer) IS
+'the largest impact of a BM25 block (0 when empty): code.bm25_blocks.max_impact. Errors: 22023 for block_shift outside 0..16, XX001 for bytes that are not a block';
+
+CREATE FUNCTION codevec_bm25_blocks_topk(terms integer[], idf double precision[], k integer,
+    blocks_index regclass, block_shift integer)
+RETURNS TABLE(id bigint, score double precision)
+AS 'MODULE_PATHNAME', 'codevec_bm25_blocks_topk'
+LANGUAGE C STABLE STRICT PARALLEL RESTRICTED ROWS 10;
+COMMENT ON FUNCTION codevec_bm25_blocks_topk(integer[], double precision[], integer, regclass, integer) IS
+'exact BM25 top-k by block-max pruning (Mallia, Suel and Tonellotto, SIGIR 2024) over doc-ordered posting blocks: the k (1..1000000) documents with the highest sum over i of idf[i] * impact(terms[i], document), best first, ties by id (the same scores as codevec_bm25_topk). blocks_index is a btree on (term integer, block integer) of a table with columns max_impact real and postings bytea (codevec_bm25_pack), a row per term and block = id >> block_shift that has postings, max_impact their largest impact. Blocks are scored by bound (the sum of idf * max_impact of the terms that have them), highest first, until a bound is below the k-th score. Errors 22023: arrays of unequal length or with NULLs, more than 1024 terms, a term given twice, a negative idf, k or block_shift (0..16) out of range, an index or table of the wrong shape; XX001 for a block that is not one or an impact above its max_impact';
+
+-- embed() on the CPU runs at codevec.cpu_precision (int8 by default since
+-- 0.2.0); only the description changes
+COMMENT ON FUNCTION embed(text) IS
+'the embedding of a text by the encoder model named by codevec.model (default: the installed default model, all-MiniLM-L6-v2 after "make model"): BERT WordPiece tokens ([CLS] text [SEP], truncated to codevec.max_tokens, default 256, computed in this backend), a BERT forward pass on the GPU service when codevec.device is auto and the service is ready or cuda (fp16 weights, fp32 accumulation: cosine >= 0.9999 to the CPU fp32 result) else on this backend''s CPU at codevec.cpu_precision: int8 (the default: linear layers with SmoothQuant-smoothed weights quantized per output channel and activations per row, integer GEMMs through oneDNN on AMX or VNNI; cosine to fp32 >= 0.99 per text, >= 0.999 on average over real code snippets; CPUs without AMX/VNNI or servers without libdnnl2 run fp32 and codevec_model_info().blas says why) or fp32 (OpenBLAS: the same vector sentence-transformers gives, cosine >= 0.99999); mean or CLS pooling and L2 normalisation as the model folder says. Dimensions = the model''s hidden_size (384 for the MiniLM/bge-small/gte-small family), so vectors stored under one model must be recomputed after changing codevec.model. STABLE, not IMMUTABLE: the result depends on the codevec.model, codevec.max_tokens and codevec.cpu_precision settings; PARALLEL SAFE: workers inherit them (each loads the model once). Errors: 58P01 model folder missing, XX001 corrupt model files, 0A000 unsupported config (the message names the field), 22023 codevec.max_tokens above the model''s max_position_embeddings, 55000 codevec.device = cuda and the GPU service cannot serve (with auto: one WARNING per session and the CPU), 53200 the model does not fit codevec.gpu_memory_limit under cuda, 53200 out of memory while quantizing to int8; NULL gives NULL';

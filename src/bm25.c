@@ -55,7 +55,11 @@
  * terms with many high impacts keep it high: on the Linux kernel a
  * 5-term question reads ~30k postings), each an index-only btree step and
  * an open-addressing hash probe (lib/simplehash.h), plus a few hundred
- * random accesses.  bench/keyword/README.md has the numbers.
+ * random accesses.  code.bm25_search runs the block-max pruning of
+ * src/bm25bmp.c over doc-ordered blocks instead, an order of magnitude
+ * faster on the Linux kernel's questions (same scores to the bit:
+ * test/search/bm25.sh compares the two); this algorithm stays for posting
+ * lists kept in impact order.  bench/keyword/README.md has the numbers.
  */
 #include "postgres.h"
 
@@ -87,18 +91,13 @@
 #include "utils/tuplestore.h"
 
 #include "bm25.h"
-
-/* the score of an unseen document may exceed the heads' sum by rounding */
-#define BM25_SLACK 1e-9
+#include "relacl.h"
 
 /* candidates left for random access at most when sorted access stops */
 #define BM25_RANDOM_BUDGET 256
 
 /* postings read between two checks of the stopping rule (at least) */
 #define BM25_CHECK_EVERY 1024
-
-/* most query terms one top-k call takes */
-#define BM25_MAX_TERMS 1024
 
 PG_FUNCTION_INFO_V1(codevec_bm25_length);
 PG_FUNCTION_INFO_V1(codevec_bm25_impacts);
@@ -327,13 +326,6 @@ HashId(int64 id)
 /* candidates per allocation block */
 #define BM25_BLOCK 4096
 
-/* a scored document in the top-k heap */
-typedef struct Bm25Hit
-{
-	double		score;
-	int64		id;
-} Bm25Hit;
-
 /* the state of one top-k call */
 typedef struct Bm25TopK
 {
@@ -373,64 +365,6 @@ typedef struct Bm25TopK
 	int64		nread;			/* postings read */
 	int64		nrandom;		/* documents scored from their tsvector */
 } Bm25TopK;
-
-/* Is a worse than b (lower score, or equal score and higher id)? */
-static inline bool
-HitWorse(const Bm25Hit *a, const Bm25Hit *b)
-{
-	return a->score < b->score || (a->score == b->score && a->id > b->id);
-}
-
-/* Restore the min-heap property from position i downwards. */
-static void
-HeapSiftDown(Bm25Hit *h, int n, int i)
-{
-	for (;;)
-	{
-		int			l = 2 * i + 1,
-					r = l + 1,
-					m = i;
-		Bm25Hit		t;
-
-		if (l < n && HitWorse(&h[l], &h[m]))
-			m = l;
-		if (r < n && HitWorse(&h[r], &h[m]))
-			m = r;
-		if (m == i)
-			return;
-		t = h[i];
-		h[i] = h[m];
-		h[m] = t;
-		i = m;
-	}
-}
-
-/* Offer a scored document to the best-k heap. */
-static void
-HeapOffer(Bm25TopK *s, double score, int64 id)
-{
-	Bm25Hit		hit = {score, id};
-
-	if (s->nheap < s->k)
-	{
-		int			i = s->nheap++;
-
-		s->heap[i] = hit;
-		while (i > 0 && HitWorse(&s->heap[i], &s->heap[(i - 1) / 2]))
-		{
-			Bm25Hit		t = s->heap[i];
-
-			s->heap[i] = s->heap[(i - 1) / 2];
-			s->heap[(i - 1) / 2] = t;
-			i = (i - 1) / 2;
-		}
-	}
-	else if (HitWorse(&s->heap[0], &hit))
-	{
-		s->heap[0] = hit;
-		HeapSiftDown(s->heap, s->nheap, 0);
-	}
-}
 
 /*
  * Move list l to its next visible posting (an index-only scan: the heap is
@@ -600,13 +534,6 @@ AccResolved(Bm25TopK *s, Bm25Acc *a)
 	return true;
 }
 
-/* the cut below theta under which a bound rules a document out */
-static inline double
-Bm25Cut(double theta)
-{
-	return theta - (BM25_SLACK * fabs(theta) + BM25_SLACK);
-}
-
 /* Swap two places of the top heap, keeping top_pos in step. */
 static inline void
 TopSwap(Bm25TopK *s, int i, int j)
@@ -763,8 +690,8 @@ Bm25Check(Bm25TopK *s)
 }
 
 /* Check that index rel's key columns have the types wanted (22023). */
-static void
-CheckIndexColumns(Relation rel, int n, const Oid *types, const char *what)
+void
+Bm25CheckIndexColumns(Relation rel, int n, const Oid *types, const char *what)
 {
 	if (rel->rd_rel->relam != BTREE_AM_OID ||
 		IndexRelationGetNumberOfKeyAttributes(rel) < n)
@@ -780,8 +707,8 @@ bad:
 }
 
 /* Begin an index scan (the signature changed in PostgreSQL 18). */
-static IndexScanDesc
-BeginScan(Relation heap, Relation index, Snapshot snapshot, int nkeys)
+IndexScanDesc
+Bm25BeginScan(Relation heap, Relation index, Snapshot snapshot, int nkeys)
 {
 #if PG_VERSION_NUM >= 180000
 	return index_beginscan(heap, index, snapshot, NULL, nkeys, 0);
@@ -862,11 +789,13 @@ codevec_bm25_topk(PG_FUNCTION_ARGS)
 		PG_RETURN_VOID();
 
 	/* relations: the postings (index-only) and the documents (by id) */
+	RequireIndexTableSelect(post_index_oid);
+	RequireIndexTableSelect(doc_index_oid);
 	s->post_index = index_open(post_index_oid, AccessShareLock);
-	CheckIndexColumns(s->post_index, 3, post_types, "(term int4, impact real, id int8)");
+	Bm25CheckIndexColumns(s->post_index, 3, post_types, "(term int4, impact real, id int8)");
 	s->post_heap = table_open(s->post_index->rd_index->indrelid, AccessShareLock);
 	s->doc_index = index_open(doc_index_oid, AccessShareLock);
-	CheckIndexColumns(s->doc_index, 1, doc_types, "(id int8)");
+	Bm25CheckIndexColumns(s->doc_index, 1, doc_types, "(id int8)");
 	s->doc_heap = table_open(s->doc_index->rd_index->indrelid, AccessShareLock);
 	s->tsv_attnum = get_attnum(RelationGetRelid(s->doc_heap), tsv_column);
 	if (s->tsv_attnum <= 0 || get_atttype(RelationGetRelid(s->doc_heap), s->tsv_attnum) != TSVECTOROID)
@@ -880,7 +809,7 @@ codevec_bm25_topk(PG_FUNCTION_ARGS)
 	s->vmbuf = InvalidBuffer;
 	s->post_slot = table_slot_create(s->post_heap, NULL);
 	s->doc_slot = table_slot_create(s->doc_heap, NULL);
-	s->doc_scan = BeginScan(s->doc_heap, s->doc_index, s->snapshot, 1);
+	s->doc_scan = Bm25BeginScan(s->doc_heap, s->doc_index, s->snapshot, 1);
 	s->doc_cxt = AllocSetContextCreate(CurrentMemoryContext, "bm25 document",
 									   ALLOCSET_DEFAULT_SIZES);
 
@@ -897,7 +826,7 @@ codevec_bm25_topk(PG_FUNCTION_ARGS)
 		s->lexemes[i] = VARDATA_ANY(DatumGetTextPP(lex_d[i]));
 		s->lexlens[i] = VARSIZE_ANY_EXHDR(DatumGetTextPP(lex_d[i]));
 		l->idf = DatumGetFloat8(idf_d[i]);
-		l->scan = BeginScan(s->post_heap, s->post_index, s->snapshot, 1);
+		l->scan = Bm25BeginScan(s->post_heap, s->post_index, s->snapshot, 1);
 		l->scan->xs_want_itup = true;
 		ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT4EQ, terms_d[i]);
 		index_rescan(l->scan, &key, 1, NULL, 0);
@@ -974,19 +903,12 @@ codevec_bm25_topk(PG_FUNCTION_ARGS)
 				if (!ScoreDocument(s, a->id, &score, NULL))
 					continue;
 			}
-			HeapOffer(s, score, a->id);
+			Bm25HeapOffer(s->heap, &s->nheap, s->k, score, a->id);
 		}
 	}
 
 	/* best first: sort the heap by popping its worst to the end */
-	for (int n = s->nheap; n > 1; n--)
-	{
-		Bm25Hit		t = s->heap[0];
-
-		s->heap[0] = s->heap[n - 1];
-		s->heap[n - 1] = t;
-		HeapSiftDown(s->heap, n - 1, 0);
-	}
+	Bm25HeapSort(s->heap, s->nheap);
 	for (int i = 0; i < s->nheap; i++)
 	{
 		Datum		values[2];

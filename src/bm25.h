@@ -1,13 +1,34 @@
 /*
  * bm25.h
- *	  BM25 scoring of codevec_code tsvectors (src/bm25.c, issue 21).
+ *	  BM25 scoring of codevec_code tsvectors (src/bm25.c) and the two exact
+ *	  top-k algorithms over its posting lists: Fagin's combined algorithm
+ *	  over impact-ordered lists (src/bm25.c) and block-max pruning over
+ *	  doc-ordered blocks (src/bm25block.c: the layout, src/bm25bmp.c: the
+ *	  top-k), issue 21.
  */
 #ifndef CODEVEC_BM25_H
 #define CODEVEC_BM25_H
 
 #include "postgres.h"
 
+#include <math.h>
+
+#include "access/genam.h"
 #include "tsearch/ts_type.h"
+#include "utils/rel.h"
+#include "utils/snapshot.h"
+
+/* the score of a document may exceed a bound's sum by rounding: relative slack */
+#define BM25_SLACK 1e-9
+
+/* most query terms one top-k call takes */
+#define BM25_MAX_TERMS 1024
+
+/* the most a block shift can be: a block's offsets are uint16 (src/bm25block.c) */
+#define BM25_MAX_SHIFT 16
+
+/* bytes a posting takes in a block: uint16 offset, float4 impact */
+#define BM25_POSTING_BYTES 6
 
 /* BM25's parameters, checked by the SQL entry points */
 typedef struct Bm25Params
@@ -18,10 +39,108 @@ typedef struct Bm25Params
 	double		avgdl;			/* the average document length impacts use, > 0 */
 } Bm25Params;
 
+/* a scored document in a best-k heap */
+typedef struct Bm25Hit
+{
+	double		score;
+	int64		id;
+} Bm25Hit;
+
 /* dl(d): the sum over tsv's lexemes of their weighted term frequencies */
 extern double Bm25DocLength(TSVector tsv, const float4 *weights);
 
 /* impact(t, d) for weighted frequency tf in a document of length dl */
 extern float4 Bm25Impact(double tf, double dl, const Bm25Params *p);
+
+/* Raise 22023 unless shift is 0..BM25_MAX_SHIFT */
+extern void Bm25CheckShift(int32 shift);
+
+/* Decode a block's bytes into offsets and impacts (2^shift room); returns n */
+extern int	Bm25BlockDecode(const char *data, Size len, int shift, uint16 *offsets, float4 *impacts);
+
+/* Raise 22023 unless index rel is a btree whose first n key columns have types */
+extern void Bm25CheckIndexColumns(Relation rel, int n, const Oid *types, const char *what);
+
+/* index_beginscan for PostgreSQL 15 to 18 */
+extern IndexScanDesc Bm25BeginScan(Relation heap, Relation index, Snapshot snapshot, int nkeys);
+
+/* the cut below theta under which a bound rules a document out */
+static inline double
+Bm25Cut(double theta)
+{
+	return theta - (BM25_SLACK * fabs(theta) + BM25_SLACK);
+}
+
+/* Is a worse than b (lower score, or equal score and higher id)? */
+static inline bool
+Bm25HitWorse(const Bm25Hit *a, const Bm25Hit *b)
+{
+	return a->score < b->score || (a->score == b->score && a->id > b->id);
+}
+
+/* Restore the min-heap property of h[0..n) (worst first) from place i down. */
+static inline void
+Bm25HeapSiftDown(Bm25Hit *h, int n, int i)
+{
+	for (;;)
+	{
+		int			l = 2 * i + 1,
+					r = l + 1,
+					m = i;
+		Bm25Hit		t;
+
+		if (l < n && Bm25HitWorse(&h[l], &h[m]))
+			m = l;
+		if (r < n && Bm25HitWorse(&h[r], &h[m]))
+			m = r;
+		if (m == i)
+			return;
+		t = h[i];
+		h[i] = h[m];
+		h[m] = t;
+		i = m;
+	}
+}
+
+/* Offer a scored document to the best-k heap h of *n entries (k at most). */
+static inline void
+Bm25HeapOffer(Bm25Hit *h, int *n, int k, double score, int64 id)
+{
+	Bm25Hit		hit = {score, id};
+
+	if (*n < k)
+	{
+		int			i = (*n)++;
+
+		h[i] = hit;
+		while (i > 0 && Bm25HitWorse(&h[i], &h[(i - 1) / 2]))
+		{
+			Bm25Hit		t = h[i];
+
+			h[i] = h[(i - 1) / 2];
+			h[(i - 1) / 2] = t;
+			i = (i - 1) / 2;
+		}
+	}
+	else if (Bm25HitWorse(&h[0], &hit))
+	{
+		h[0] = hit;
+		Bm25HeapSiftDown(h, *n, 0);
+	}
+}
+
+/* Sort the heap h of n entries best first (score descending, then id). */
+static inline void
+Bm25HeapSort(Bm25Hit *h, int n)
+{
+	for (int m = n; m > 1; m--)
+	{
+		Bm25Hit		t = h[0];
+
+		h[0] = h[m - 1];
+		h[m - 1] = t;
+		Bm25HeapSiftDown(h, m - 1, 0);
+	}
+}
 
 #endif							/* CODEVEC_BM25_H */

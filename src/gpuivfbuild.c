@@ -38,6 +38,7 @@
 #include "miscadmin.h"
 #include "utils/memutils.h"
 #include "utils/tuplesort.h"
+#include "vecelem.h"
 
 typedef struct GpuivfBuildState
 {
@@ -63,6 +64,7 @@ typedef struct GpuivfBuildState
 	int			npend;
 	int			batch;			/* rows per assignment batch */
 	bool		gpu;			/* the GPU service trained and assigns */
+	int			elemSize;		/* bytes per element of the indexed type (vecelem.h) */
 	float	   *centroids;
 	Tuplesortstate *sortstate;
 	TupleDesc	sortdesc;
@@ -147,7 +149,7 @@ SampleCallback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 			return;
 		slot = (int) r;
 	}
-	memcpy(bs->samples + (size_t) slot * bs->dims, v->x, sizeof(float) * bs->dims);
+	VecElemToFloats(v, bs->samples + (size_t) slot * bs->dims);	/* halfvec: exact */
 	if ((Pointer) v != DatumGetPointer(values[0]))
 		pfree(v);
 }
@@ -172,10 +174,10 @@ FlushAssign(GpuivfBuildState *bs)
 	if (!bs->gpu)
 		GpuivfNearestLists(bs->metric, bs->centroids, bs->lists, bs->dims, bs->pendVecs,
 						   bs->npend, bs->pendLists);
-	v = InitCodevec(bs->dims);
 	for (int i = 0; i < bs->npend; i++)
 	{
-		memcpy(v->x, bs->pendVecs + (size_t) i * bs->dims, sizeof(float) * bs->dims);
+		/* the indexed type again (halfvec: the same bits) */
+		v = VecElemFromFloats(bs->elemSize, bs->pendVecs + (size_t) i * bs->dims, bs->dims);
 		ExecClearTuple(bs->slot);
 		bs->slot->tts_values[0] = Int32GetDatum(bs->pendLists[i]);
 		bs->slot->tts_isnull[0] = false;
@@ -218,7 +220,8 @@ BuildCallback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 	else
 	{
 		/* assigned in batches: one GEMM per batch (GpuivfNearestLists) */
-		memcpy(bs->pendVecs + (size_t) bs->npend * bs->dims, v->x, sizeof(float) * bs->dims);
+		bs->elemSize = VecElemSize(v);
+		VecElemToFloats(v, bs->pendVecs + (size_t) bs->npend * bs->dims);
 		bs->pendTids[bs->npend++] = *tid;
 	}
 	MemoryContextSwitchTo(old);

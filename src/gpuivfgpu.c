@@ -60,6 +60,8 @@
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "vecelem.h"
+#include "relacl.h"
 
 /* the opclasses' distance functions (distance.c), timed by the routing model */
 extern Datum l2_distance(PG_FUNCTION_ARGS);
@@ -591,6 +593,7 @@ codevec_gpu_routing(PG_FUNCTION_ARGS)
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "codevec_gpu_routing: return type must be a row type");
+	RequireIndexTableSelect(indexid);
 	index = relation_open(indexid, AccessShareLock);
 	if (index->rd_rel->relkind != RELKIND_INDEX || index->rd_indam == NULL ||
 		index->rd_indam->amgettuple != gpuivfgettuple)
@@ -734,7 +737,7 @@ CopyPageRows(Page page, TupleDesc tupdesc, int dims, OffsetNumber from, int64 li
 			continue;
 		v = DatumGetCodevec(index_getattr(itup, 1, tupdesc, &isnull));
 
-		memcpy(vecs + (Size) *n * dims, v->x, sizeof(float) * dims);
+		VecElemToFloats(v, vecs + (Size) *n * dims);	/* halfvec: exact */
 		tids[(*n)++] = itup->t_tid;
 	}
 	return off;
@@ -1049,6 +1052,7 @@ GpuivfGpuFetch(IndexScanDesc scan, int k)
 	GpuivfScanOpaque so = (GpuivfScanOpaque) scan->opaque;
 	Relation	index = scan->indexRelation;
 	Codevec    *q = DatumGetCodevec(so->query);
+	float	   *qx;
 	GpuivfMetaPageData meta;
 	GpuivfMetric metric = GpuivfGetMetric(index);
 	GpuIndexKey key;
@@ -1068,6 +1072,8 @@ GpuivfGpuFetch(IndexScanDesc scan, int k)
 
 	GpuivfReadMeta(index, &meta);
 	GpuivfCheckQueryDims(metric, meta.dims, q);
+	qx = palloc(sizeof(float) * meta.dims);
+	VecElemToFloats(q, qx);		/* halfvec: exact */
 	key.dbid = MyDatabaseId;
 	key.indexid = RelationGetRelid(index);
 	key.relfilenode = CodevecRelFileNumber(index);
@@ -1101,7 +1107,7 @@ GpuivfGpuFetch(IndexScanDesc scan, int k)
 		r->nq = 1;
 		r->k = k;
 		r->nprobe = nprobe;
-		memcpy(GpuKnnQueries(r), q->x, sizeof(float) * meta.dims);
+		memcpy(GpuKnnQueries(r), qx, sizeof(float) * meta.dims);
 		for (int i = 0; i < nprobe; i++)
 			GpuKnnProbes(r)[i] = so->listOrder[i];
 		INSTR_TIME_SET_CURRENT(t0);
@@ -1156,7 +1162,7 @@ GpuivfGpuFetch(IndexScanDesc scan, int k)
 	so->stats.copyRows = r->nrows;
 
 	for (int j = 0; j < meta.dims; j++)
-		qnorm += (double) q->x[j] * q->x[j];
+		qnorm += (double) qx[j] * qx[j];
 	qnorm = sqrt(qnorm);
 
 	/*
@@ -1168,7 +1174,6 @@ GpuivfGpuFetch(IndexScanDesc scan, int k)
 	if (so->gpuReady)
 		pfree(so->gpuReady);
 	so->gpuReady = palloc(sizeof(GpuivfCandidate) * k);
-	v = InitCodevec(meta.dims);
 	MemoryContextSwitchTo(old);
 	so->gpuNReady = 0;
 	so->gpuPos = 0;
@@ -1182,10 +1187,12 @@ GpuivfGpuFetch(IndexScanDesc scan, int k)
 		so->stats.candidates++;
 		if (GpuivfGpuReturned(scan, tid))
 			continue;
-		memcpy(v->x, GpuKnnRows(r) + (Size) i * meta.dims, sizeof(float) * meta.dims);
+		/* the row as the indexed type stores it (halfvec: the same bits) */
+		v = VecElemFromFloats(VecElemSize(q), GpuKnnRows(r) + (Size) i * meta.dims, meta.dims);
 		so->gpuReady[so->gpuNReady].distance =
 			DatumGetFloat8(FunctionCall2Coll(so->procinfo, so->collation,
 											 PointerGetDatum(v), so->query));
+		pfree(v);
 		so->gpuReady[so->gpuNReady].isnull = false;
 		so->gpuReady[so->gpuNReady].tid = *tid;
 		so->gpuNReady++;
@@ -1196,7 +1203,7 @@ GpuivfGpuFetch(IndexScanDesc scan, int k)
 	bound = so->gpuAll ? get_float8_infinity() :
 		nvalid == 0 ? -get_float8_infinity() :
 		LowerBound(metric, GpuKnnDistances(r)[nvalid - 1], meta.dims, qnorm, r->maxnorm);
-	pfree(v);
+	pfree(qx);
 
 	qsort(so->gpuReady, so->gpuNReady, sizeof(GpuivfCandidate), GpuivfCandidateCompare);
 	if (!so->gpuAll)

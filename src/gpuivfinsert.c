@@ -16,6 +16,7 @@
 #include "gpuivf.h"
 #include "miscadmin.h"
 #include "utils/memutils.h"
+#include "vecelem.h"
 
 /* Find the list page and offset holding list number list */
 static void
@@ -179,8 +180,10 @@ gpuivfinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 	{
 		const BlockNumber *starts;
 		const float *centroids = GpuivfCachedCentroids(index, &meta, &starts);
+		float	   *x = palloc(sizeof(float) * meta.dims);
 
-		list = GpuivfNearestList((GpuivfMetric) meta.metric, centroids, meta.lists, meta.dims, v->x);
+		VecElemToFloats(v, x);	/* halfvec: exact */
+		list = GpuivfNearestList((GpuivfMetric) meta.metric, centroids, meta.lists, meta.dims, x);
 	}
 	d = PointerGetDatum(v);
 	itup = index_form_tuple(RelationGetDescr(index), &d, &n);

@@ -94,6 +94,7 @@
 #include "utils/rls.h"
 #include "utils/snapmgr.h"
 #include "utils/tuplestore.h"
+#include "vecelem.h"
 
 /* k: 1 .. the GPU's largest batch, so both paths take the same range */
 #define KNN_MAX_K				GPUIVF_GPU_MAX_K
@@ -368,7 +369,7 @@ ScanList(KnnState *st, BlockNumber blkno, const int *qids, int nqs,
 				elog(ERROR, "codevec of %d dimensions in block %u of gpuivf index \"%s\" of %d",
 					 v->dim, blkno, RelationGetRelationName(st->index), dims);
 			}
-			memcpy(rows + (Size) n * dims, v->x, sizeof(float) * dims);
+			VecElemToFloats(v, rows + (Size) n * dims);	/* halfvec: exact */
 			if ((Pointer) v != DatumGetPointer(value))
 				pfree(v);
 			itids[n++] = itup->t_tid;

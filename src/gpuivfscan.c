@@ -34,6 +34,7 @@
 #include "utils/datum.h"
 #include "utils/float.h"
 #include "utils/memutils.h"
+#include "vecelem.h"
 
 /* Order candidates: distance (NaN last, NULL last), then heap TID */
 static inline bool
@@ -183,9 +184,11 @@ StartScan(IndexScanDesc scan)
 	if (meta.lists > 1 && so->query != (Datum) 0)
 	{
 		Codevec    *q = DatumGetCodevec(so->query);
+		float	   *qx = palloc(sizeof(float) * meta.dims);
 
 		GpuivfCheckQueryDims(GpuivfGetMetric(scan->indexRelation), meta.dims, q);
-		GpuivfOrderLists((GpuivfMetric) meta.metric, centroids, meta.lists, meta.dims, q->x,
+		VecElemToFloats(q, qx);	/* halfvec: exact */
+		GpuivfOrderLists((GpuivfMetric) meta.metric, centroids, meta.lists, meta.dims, qx,
 						 so->listOrder);
 		so->probes = Min(gpuivf_probes, meta.lists);
 	}

@@ -45,7 +45,10 @@ GpuivfGetMetric(Relation index)
 
 	if (name != NULL && strcmp(name, "l2_distance") == 0)
 		return GPUIVF_METRIC_L2;
-	if (name != NULL && strcmp(name, "negative_inner_product") == 0)
+	/* pgvector's: vector_ and halfvec_negative_inner_product (codevec_pgvector) */
+	if (name != NULL && (strcmp(name, "negative_inner_product") == 0 ||
+						 strcmp(name, "vector_negative_inner_product") == 0 ||
+						 strcmp(name, "halfvec_negative_inner_product") == 0))
 		return GPUIVF_METRIC_IP;
 	if (name != NULL && strcmp(name, "cosine_distance") == 0)
 		return GPUIVF_METRIC_COSINE;

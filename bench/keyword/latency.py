@@ -23,8 +23,13 @@ METHODS = {
     # RUM: the index orders by its own rank (tsv <=> query)
     "rum": "SELECT id FROM code.snippets WHERE tsv @@ code.keyword_query(%(q)s) "
            "ORDER BY tsv <=> code.keyword_query(%(q)s) LIMIT %(k)s",
-    # BM25, pruned top-k (code.bm25_search)
+    # BM25, pruned top-k (code.bm25_search: block-max pruning over
+    # doc-ordered blocks)
     "bm25": "SELECT id FROM code.bm25_search(%(q)s, %(k)s)",
+    # BM25, Fagin's combined algorithm over impact-ordered lists (what
+    # code.bm25_search ran before the blocks; run.sh's fagin step makes
+    # public.bm25_fagin and its postings)
+    "fagin": "SELECT id FROM public.bm25_fagin(%(q)s, %(k)s)",
     # BM25 through code.search's keyword mode
     "search": "SELECT id FROM code.search(%(q)s, k => %(k)s, mode => 'keyword')",
     # BM25, every match scored (what the pruned top-k must equal)

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # bench/keyword/run.sh -- keyword top-k latency on a large real corpus
 # (issue 21): today's ts_rank list, RUM's index-ordered rank, and BM25
-# (code.bm25_search: exact top-k over impact-ordered postings; code.search
-# keyword mode on it), 1 client p50/p95 and pgbench -M prepared.
+# (code.bm25_search: exact top-k by block-max pruning over doc-ordered
+# posting blocks; code.search keyword mode on it) and the same BM25 by
+# Fagin's combined algorithm over impact-ordered lists (codevec_bm25_topk,
+# what code.bm25_search ran before), 1 client p50/p95 and pgbench -M
+# prepared.
 #
-#   bash bench/keyword/run.sh [STEP...]     steps: load rum refresh latency pgbench
+#   bash bench/keyword/run.sh [STEP...]     steps: load rum refresh fagin latency pgbench
 #
 # The corpus is the Linux kernel as bench/loader loads it (Debian's
 # linux-source-6.1, --no-embed, 785k snippets) in database $DB (default
@@ -38,12 +41,33 @@ step_refresh() {
 	psql -X -c '\timing on' -c "SET maintenance_work_mem = '1GB'" -c "SELECT code.bm25_refresh()" \
 		-c "VACUUM (ANALYZE) code.bm25_postings" \
 		-c "SELECT pg_size_pretty(pg_relation_size('code.bm25_postings')) AS postings,
-		           pg_size_pretty(pg_relation_size('code.bm25_postings_idx')) AS postings_index,
+		           pg_size_pretty(pg_total_relation_size('code.bm25_postings')) AS with_toast_and_index,
+		           (SELECT count(*) FROM code.bm25_postings) AS blocks,
 		           (SELECT count(*) FROM code.bm25_terms) AS terms, p.* FROM code.bm25_params p"
+}
+step_fagin() {
+	# the postings again, one row per posting in impact order, for
+	# codevec_bm25_topk (Fagin's combined algorithm) to be measured on
+	psql -X -c '\timing on' -c "SET maintenance_work_mem = '1GB'" \
+		-c "DROP TABLE IF EXISTS public.impact_postings" \
+		-c "CREATE TABLE public.impact_postings AS SELECT bp.term, x.impact, x.id
+		    FROM code.bm25_postings bp, code.bm25_params p, codevec_bm25_unpack(bp.postings, bp.block, p.block_shift) x" \
+		-c "CREATE INDEX impact_postings_idx ON public.impact_postings (term, impact DESC, id)" \
+		-c "VACUUM ANALYZE public.impact_postings" \
+		-c "CREATE OR REPLACE FUNCTION public.bm25_fagin(query text, k integer) RETURNS TABLE(id bigint, score double precision)
+		    LANGUAGE plpgsql STABLE AS \$f\$
+		    DECLARE p code.bm25_params; q record;
+		    BEGIN
+		      SELECT * INTO p FROM code.bm25_params;
+		      q := code.bm25_query(query);
+		      IF q.terms IS NULL THEN RETURN; END IF;
+		      RETURN QUERY SELECT x.id, x.score FROM codevec_bm25_topk(q.terms, q.lexemes, q.idf, k, p.weights, p.k1, p.b,
+		        p.avgdl, 'public.impact_postings_idx'::regclass, 'code.snippets_pkey'::regclass, 'tsv') x;
+		    END \$f\$"
 }
 step_latency() {
 	local m k
-	for m in ${METHODS:-tsrank rum bm25 search}; do
+	for m in ${METHODS:-tsrank rum fagin bm25 search}; do
 		for k in 10 100; do
 			"$PY" "$HERE/latency.py" "$m" --queries "$NQ" --k "$k" --json "$OUT"
 		done
@@ -66,6 +90,6 @@ PY
 	done
 }
 export ROOT
-for s in "${@:-load rum refresh latency pgbench}"; do
+for s in "${@:-load rum refresh fagin latency pgbench}"; do
 	for t in $s; do echo "== $t" >&2; "step_$t"; done
 done

@@ -10,7 +10,11 @@
 # The server: the one the PG* variables name, or, when PGHOST is unset, a
 # throwaway cluster started with test/cluster.sh (stopped at the end).
 # Needs codevec-load built (make -C loaders) and the codevec extension
-# installed on the server.  Writes the raw logs next to the results in
+# installed on the server.  LOADER names another binary (a base build to
+# compare with), LOADER_OPTS adds options (e.g. --connections 1).  Three
+# loads: the first (everything new, then the BM25 postings), the second
+# (nothing changed), the third after 10 files changed (a function appended
+# to each; restored afterwards): issue 23's incremental target.  Writes the raw logs next to the results in
 # $CVL_BENCH_DIR and prints a markdown table row.
 set -euo pipefail
 
@@ -45,18 +49,23 @@ DB=cvl_bench
 psql -X -q -d "$MAINTDB" -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
 export PGDATABASE=$DB
 
-# sample the peak RSS (VmHWM) and the CPU time (utime + stime) of the
-# loader's backend while it runs
+# sample the peak RSS (VmHWM, the largest of any backend) and the CPU time
+# (utime + stime, summed over the backends: the loader opens several) of
+# the loader's backends while it runs
 sample_server() {
-    local peak=0 pid hwm ticks
+    local peak=0 pid hwm ticks sum
+    declare -A seen=()
     while :; do
         for pid in $(psql -X -A -t -q -d "$DB" -c "SELECT pid FROM pg_stat_activity
                      WHERE application_name = 'codevec-load'" 2>/dev/null); do
             hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
             [ "${hwm:-0}" -gt "$peak" ] && peak=$hwm && echo "$peak" > "$WORK/server_rss_kb"
             ticks=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo)
-            [ -n "$ticks" ] && echo "$ticks" > "$WORK/server_cpu_ticks"
+            [ -n "$ticks" ] && seen[$pid]=$ticks
         done
+        sum=0
+        for pid in "${!seen[@]}"; do sum=$((sum + ${seen[$pid]})); done
+        echo "$sum" > "$WORK/server_cpu_ticks.tmp" && mv "$WORK/server_cpu_ticks.tmp" "$WORK/server_cpu_ticks"
         sleep 0.2
     done
 }
@@ -65,7 +74,8 @@ run_load() {    # run_load LABEL
     echo 0 > "$WORK/server_rss_kb"
     echo 0 > "$WORK/server_cpu_ticks"
     sample_server & local sampler=$!
-    /usr/bin/time -v "$LOADER" --no-progress --no-embed --repo linux "$TREE" \
+    cut -d" " -f1-3 /proc/loadavg > "$WORK/$1.loadavg"
+    /usr/bin/time -v "$LOADER" --no-progress --no-embed --repo linux ${LOADER_OPTS:-} "$TREE" \
         > /dev/null 2> "$WORK/$1.log" || true
     kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
     cp "$WORK/server_rss_kb" "$WORK/$1.server_rss_kb"
@@ -77,6 +87,19 @@ echo "first load of $TREE ..." >&2
 run_load first
 echo "second load (nothing changed) ..." >&2
 run_load second
+# ten files changed (a function appended to each), loaded again, restored
+CHANGED=$(find "$TREE" -name '*.c' -size +4k | sort | awk 'NR % 1500 == 1' | head -10)
+mkdir -p "$WORK/orig"
+i=0
+for f in $CHANGED; do
+    i=$((i + 1))
+    cp -p "$f" "$WORK/orig/$i"
+    printf '\nint cvl_bench_changed_%d(int x)\n{\n\treturn x + %d;\n}\n' "$i" "$i" >> "$f"
+done
+echo "third load ($i files changed) ..." >&2
+run_load third
+i=0
+for f in $CHANGED; do i=$((i + 1)); cp -p "$WORK/orig/$i" "$f"; done
 
 field() { grep -E "$2" "$WORK/$1.log" | head -1; }
 report() {      # report LABEL
@@ -87,8 +110,8 @@ report() {      # report LABEL
     cpu=$(awk -F': ' '/User time|System time/ {s += $2} END {printf "%.1f", s}' "$log")
     srv=$(awk '{printf "%.0f", $1 / 1024}' "$WORK/$1.server_rss_kb")
     scpu=$(awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", $1 / hz}' "$WORK/$1.server_cpu_ticks")
-    echo "### $1 load: wall $wall, loader peak RSS $rss MiB, server backend peak RSS $srv MiB"
-    echo "CPU: loader $cpu s (user+sys), server backend $scpu s (sampled every 0.2 s)"
+    echo "### $1 load: wall $wall, loader peak RSS $rss MiB, server backend peak RSS $srv MiB (the largest backend)"
+    echo "CPU: loader $cpu s (user+sys), server backends $scpu s (summed, sampled every 0.2 s); load average at its start $(cat "$WORK/$1.loadavg")"
     grep '^codevec-load:' "$log" | sed 's/^/    /'
 }
 
@@ -106,3 +129,5 @@ EOF
 report first
 echo
 report second
+echo
+report third

@@ -10,9 +10,15 @@ cannot be copied from the index.
 Steps (every one deterministic; the only randomness is the seeded sample):
 
   1. fetch   every package of manifest.tsv at its pinned version (Debian:
-             `apt-get download PKG=VERSION`; PyPI: `pip download --no-deps
-             --only-binary=:all: PKG==VERSION`), check its sha256, unpack it
-             (into $CODEVEC_QUALITY_CACHE, outside the git work tree).
+             `apt-get download PKG=VERSION`; Debian source packages, source
+             'dsc': `apt-get source --download-only PKG=VERSION` with a
+             private deb-src list in the cache, the .dsc's sha256 pinned
+             and the tarballs checked against it by dpkg-source; PyPI: `pip
+             download --no-deps --only-binary=:all: PKG==VERSION`), check
+             its sha256, unpack it (into $CODEVEC_QUALITY_CACHE, outside the
+             git work tree).  A root 'ARCHIVE!DIR' is the folder DIR of an
+             archive the package ships (linux-source's tarball, the JDK's
+             src.zip), unpacked beside it.
   2. select  the source files of the repo's language under its root, minus
              tests, benchmarks, examples, vendored copies, generated and
              minified files (EXCLUDE_* below and the manifest's excludes).
@@ -33,6 +39,15 @@ Steps (every one deterministic; the only randomness is the seeded sample):
              name, and is the doc of no other snippet; at most CAP_PER_GROUP
              per (repo, top-level folder), then a seeded sample of up to
              PER_LANGUAGE per language.
+
+Languages: Go, JavaScript, Python and Rust first (qids 1..2400, the same
+bytes as before the others were added: their packages, rules and random
+draws are unchanged), then C, C++, Java and TypeScript (qids 2401..).  For
+the second four the doc comment's markup is cut first (doxygen_doc:
+Doxygen @brief / \\brief and @fn lines, kernel-doc 'name() - text',
+gtk-doc 'name:' headers with their @arg lines, Javadoc / TSDoc block tags,
+'**' comment lines; @inheritDoc / @copydoc docs make no query), and a few
+more folders and file names count as tests or samples (NEW_EXCLUDE_*).
 
 Outputs: $CODEVEC_QUALITY_CACHE/corpus/<repo>/... (default /tmp/codevec-quality;
 the files run.sh loads), queries.tsv.gz and corpus-stats.json (committed).
@@ -62,7 +77,24 @@ EXTS = {
     'rust': ('.rs',),
     'javascript': ('.js', '.cjs', '.mjs'),
     'python': ('.py',),
+    # the languages added second (issue 14): their queries come after the
+    # first four's, which stay byte-identical
+    'c': ('.c', '.h'),
+    'cpp': ('.cc', '.cpp', '.cxx', '.hpp', '.hh', '.hxx', '.h', '.ipp', '.tcc'),
+    'java': ('.java',),
+    'typescript': ('.ts', '.mts', '.cts'),
 }
+FIRST_LANGS = ('go', 'javascript', 'python', 'rust')
+NEW_LANGS = ('c', 'cpp', 'java', 'typescript')
+# more folders never loaded for the new languages only (the first four's
+# selection stays as it was): build scripts, samples, generated code
+NEW_EXCLUDE_DIRS = {'samples', 'sample', 'demo', 'demos', 'jtreg', 'unittest', 'unittests',
+                    'gtest', 'mock', 'mocks', 'generated', 'gen', 'third_party',
+                    'thirdparty', 'third-party', 'external', 'contrib', 'scripts',
+                    'dist', 'build', 'out', 'lib-cov', 'coverage'}
+NEW_EXCLUDE_FILES = ['*Test.java', '*Tests.java', '*_test.c', '*_test.cc', '*_test.cpp',
+                     '*_unittest.cc', 'test_*.c', '*.test.ts', '*.spec.ts', '*.d.mts',
+                     '*.d.cts']
 # path components never loaded (tests, benchmarks, examples, vendored code,
 # generated bundles); matched against every folder name and the file name
 EXCLUDE_DIRS = {'test', 'tests', '__tests__', 'testing', 'testdata', 'spec',
@@ -119,9 +151,35 @@ def read_manifest(path):
                 continue
             repo, lang, src, pkg, ver, sha, root, excl = line.rstrip('\n').split('\t')
             rows.append(dict(repo=repo, lang=lang, source=src, package=pkg,
-                             version=ver, sha256=sha, root=root,
+                             version=ver, sha256=None if sha == '-' else sha, root=root,
                              exclude=[] if excl == '-' else excl.split(',')))
     return rows
+
+
+APT_SOURCES = """\
+deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main
+deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm-updates main
+deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian-security bookworm-security main
+"""
+
+
+def apt_source_cmd(cache):
+    """apt-get with a private deb-src list under cache/apt (the machine's
+    apt configuration is left alone), updated once per cache."""
+    d = os.path.join(cache, 'apt')
+    opts = ['-o', 'Dir::Etc::SourceList=' + os.path.join(d, 'sources.list'),
+            '-o', 'Dir::Etc::SourceParts=' + os.path.join(d, 'parts'),
+            '-o', 'Dir::State::Lists=' + os.path.join(d, 'lists'),
+            '-o', 'Dir::Cache=' + os.path.join(d, 'cache')]
+    if not os.path.exists(os.path.join(d, 'updated')):
+        for sub in ('parts', 'lists/partial', 'cache/archives/partial'):
+            os.makedirs(os.path.join(d, sub), exist_ok=True)
+        with open(os.path.join(d, 'sources.list'), 'w') as f:
+            f.write(APT_SOURCES)
+        subprocess.run(['apt-get', '-q'] + opts + ['update'], check=True,
+                       stdout=subprocess.DEVNULL)
+        open(os.path.join(d, 'updated'), 'w').close()
+    return ['apt-get'] + opts
 
 
 def fetch(row, cache):
@@ -129,7 +187,16 @@ def fetch(row, cache):
     pinned yet, no check), return its path."""
     dl = os.path.join(cache, 'dl')
     os.makedirs(dl, exist_ok=True)
-    if row['source'] == 'deb':
+    if row['source'] == 'dsc':
+        # a Debian source package: .dsc + tarballs; the sha256 pinned is the
+        # .dsc's, which pins the tarballs' own sha256 (checked on unpacking)
+        name = '%s_%s.dsc' % (row['package'], re.sub(r'^\d+:', '', row['version']))
+        path = os.path.join(dl, name)
+        if not os.path.exists(path):
+            subprocess.run(apt_source_cmd(cache) + ['source', '--download-only', '-q',
+                            '%s=%s' % (row['package'], row['version'])],
+                           cwd=dl, check=True, stdout=subprocess.DEVNULL)
+    elif row['source'] == 'deb':
         prefix = '%s_%s_' % (row['package'], row['version'].replace(':', '%3a'))
         have = lambda: [f for f in os.listdir(dl) if f.startswith(prefix) and f.endswith('.deb')]
         if not have():
@@ -153,28 +220,62 @@ def fetch(row, cache):
     return path
 
 
-def unpack(row, path, cache):
-    """Unpack a .deb or wheel into cache/pkg/<repo>; return the repo root folder."""
-    dest = os.path.join(cache, 'pkg', row['repo'])
-    if not os.path.isdir(dest):
-        tmp = dest + '.tmp'
-        shutil.rmtree(tmp, ignore_errors=True)
+def extract(path, dest):
+    """Unpack one archive (.deb, wheel/.zip, tar.*, Debian .dsc) into dest
+    (made here; a half-made one from an interrupted run is redone)."""
+    if os.path.isdir(dest):
+        return
+    tmp = dest + '.tmp'
+    shutil.rmtree(tmp, ignore_errors=True)
+    if path.endswith('.dsc'):
+        # upstream source as released (no Debian patches); dpkg-source checks
+        # every tarball against the sha256 the (pinned) .dsc lists
+        os.makedirs(os.path.dirname(tmp), exist_ok=True)
+        subprocess.run(['dpkg-source', '-q', '--no-copy', '-x', '--skip-patches', path, tmp], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    else:
         os.makedirs(tmp)
         if path.endswith('.deb'):
             subprocess.run(['dpkg-deb', '-x', path, tmp], check=True)
-        else:
+        elif path.endswith(('.whl', '.zip', '.jar')):
             with zipfile.ZipFile(path) as z:
                 z.extractall(tmp)
-        os.rename(tmp, dest)
-    return os.path.join(dest, row['root'])
+        else:
+            subprocess.run(['tar', '-xf', path, '-C', tmp], check=True)
+    os.rename(tmp, dest)
+
+
+def unpack(row, path, cache):
+    """Unpack a package into cache/pkg/<repo> (the first four languages) or
+    cache/pkg/<package>_<version> (the rest: rows that share a package share
+    one copy); return the repo root folder.  A root 'ARCHIVE!DIR' names an
+    archive inside the package (a source tarball, src.zip), unpacked beside
+    it, and the folder DIR inside that."""
+    if row['lang'] in FIRST_LANGS:
+        dest = os.path.join(cache, 'pkg', row['repo'])
+    else:
+        dest = os.path.join(cache, 'pkg', '%s_%s' % (row['package'], row['version']))
+    extract(path, dest)
+    root = row['root']
+    if '!' in root:
+        inner, root = root.split('!', 1)
+        xdest = os.path.join(dest + '.x', inner.replace('/', '_'))
+        extract(os.path.join(dest, inner), xdest)
+        dest = xdest
+    return os.path.join(dest, root)
 
 
 def excluded(rel, row):
     parts = rel.split('/')
+    new = row['lang'] in NEW_LANGS
     for p in parts[:-1]:
         if p in EXCLUDE_DIRS or p.endswith('.dist-info') or p.startswith('.'):
             return True
+        if new and p.lower() in NEW_EXCLUDE_DIRS:
+            return True
     if any(fnmatch.fnmatch(parts[-1], g) for g in EXCLUDE_FILES):
+        return True
+    if new and any(fnmatch.fnmatch(parts[-1], g) for g in NEW_EXCLUDE_FILES):
         return True
     for g in row['exclude']:
         if rel == g or rel.startswith(g + '/') or fnmatch.fnmatch(rel, g):
@@ -267,10 +368,70 @@ def first_sentence(doc, lang):
     return text or None
 
 
+# Doxygen / Javadoc / TSDoc / kernel-doc / gtk-doc markup of the languages
+# added second (applied to them only)
+DOXY_TAG = re.compile(r'(?m)^\s*[@\\](brief|short|summary|details|description)\b:?\s*')
+DOXY_HEAD = re.compile(r'(?m)^\s*[@\\](fn|func|function|def|class|struct|union|enum|file|'
+                       r'var|typedef|namespace|interface|property|method|memberof|ingroup|'
+                       r'addtogroup|defgroup|name|internal|private|protected|public|'
+                       r'overload|override|static|hideinitializer|exception-safety)\b[^\n]*\n?')
+DOXY_CUT = re.compile(r'\s[@\\](param|tparam|return|returns|retval|result|throws?|exception|'
+                      r'note|see|sa|pre|post|since|warning|deprecated|author|code|example|'
+                      r'remarks?|details|invariant|todo|bug|version|par|li|arg|ref|'
+                      r'typeParam|defaultValue|link)\b')
+GTKDOC_HEAD = re.compile(r'^\s*[A-Za-z_][\w:.~]*(\(\))?\s*:\s*(\([^)]*\)\s*)*$')
+KERNELDOC_HEAD = re.compile(r'^\s*(?:(?:struct|union|enum|typedef|function)\s+)?'
+                            r'[A-Za-z_][\w.~]*(?:::[\w~]+)*(?:\(\))?\s*(?:\s-+|:)\s+(\S.*)$')
+
+
+def doxygen_doc(doc):
+    """The description of a C/C++/Java/TypeScript doc comment, markup cut:
+    a kernel-doc 'name() - text' or gtk-doc 'name:' + '@arg: ...' header, a
+    Doxygen @fn/@class line and @brief/\\brief markers go; a doc that
+    inherits (@inheritDoc, @copydoc) or is a separator line is no doc."""
+    if re.search(r'[@\\](inheritDoc|copydoc|copybrief|copydetails)\b', doc):
+        return None
+    # '** text' (Lua, some C): the loader strips one star of a block comment
+    lines = [re.sub(r'^\s*\*+(\s|$)', '', l) for l in doc.strip('\n').split('\n')]
+    # Doxygen member groups: @{ @} \{ \}
+    lines = [re.sub(r'[@\\][{}]', '', l) for l in lines]
+    # separator / decoration lines (----, ====, ****) and leading blanks
+    lines = [l for l in lines if not re.match(r'^\s*[-=*#~/+]{3,}\s*$', l)]
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    if not lines:
+        return None
+    m = KERNELDOC_HEAD.match(lines[0])
+    if m:
+        lines[0] = m.group(1)
+    elif GTKDOC_HEAD.match(lines[0]):
+        # gtk-doc: 'name:', then '@arg: ...' lines, a blank, the description
+        i = 1
+        while i < len(lines) and (re.match(r'^\s*@\w+:', lines[i]) or
+                                  (lines[i].startswith((' ', '\t')) and lines[i].strip() and
+                                   i > 1)):
+            i += 1
+        lines = lines[i:]
+    text = '\n'.join(lines)
+    text = DOXY_HEAD.sub('', text)
+    text = DOXY_TAG.sub('', text, count=1)
+    text = text.strip('\n')
+    # first paragraph, then cut at the first block tag
+    text = re.split(r'\n\s*\n', text, maxsplit=1)[0]
+    text = DOXY_CUT.split(' ' + ' '.join(text.split()))[0].strip()
+    # gtk-doc / Doxygen references: #GList, %NULL, ::name
+    text = re.sub(r'(?<![\w&])(?:[#%]|::)(?=[A-Za-z_])', '', text)
+    return text or None
+
+
 def make_query(s):
     doc = s.get('doc')
     if not doc:
         return None
+    if s['language'] in NEW_LANGS:
+        doc = doxygen_doc(doc)
+        if not doc:
+            return None
     q = first_sentence(doc, s['language'])
     if not q:
         return None
@@ -284,6 +445,9 @@ def make_query(s):
     elif len(words) > 1 and words[0].lower() in ('a', 'an', 'the') and \
             words[1].strip('`\'",.()').lower() == sym.lower():
         words = words[2:]
+    if s['language'] in NEW_LANGS:
+        while words and re.fullmatch(r'[-:\u2013\u2014]+', words[0]):
+            words = words[1:]
     if len(words) < 4 or len(words) > 40:
         return None
     q = ' '.join(words)
@@ -376,7 +540,12 @@ def main():
     missing = orig_keys - st_keys
     log('--strip-docs: %d snippets (%d without it), %d keys missing, %d docs left'
         % (len(st_snips), len(all_snips), sum(missing.values()), docs_left))
-    if sum(missing.values()) or docs_left:
+    # the first four languages: every snippet stays; the new ones: a snippet
+    # that --strip-docs parses differently (a comment inside a macro-heavy
+    # C line) is counted and gets no query
+    first_missing = sum(n for k, n in missing.items()
+                        if stats[k[0]]['language'] in FIRST_LANGS)
+    if first_missing or docs_left:
         sys.exit('codevec-load --strip-docs does not index the corpus as expected')
 
     # queries
@@ -406,7 +575,11 @@ def main():
     rng = random.Random(args.seed)
     out = []
     per_lang_avail = collections.Counter()
-    for lang in sorted({s['language'] for s, _ in cands}):
+    # the first four languages first, in the order (and so with the random
+    # draws) they always had; the new ones after them
+    langs = {s['language'] for s, _ in cands}
+    order = sorted(langs & set(FIRST_LANGS)) + sorted(langs - set(FIRST_LANGS))
+    for lang in order:
         groups = collections.defaultdict(list)
         for s, q in cands:
             if s['language'] == lang:
@@ -420,7 +593,8 @@ def main():
         pool.sort(key=lambda x: (x[0]['repo'], x[0]['path'], x[0]['start_line']))
         rng.shuffle(pool)
         out.extend(pool[:args.per_language])
-    out.sort(key=lambda x: (x[0]['language'], x[0]['repo'], x[0]['path'], x[0]['start_line']))
+    out.sort(key=lambda x: (x[0]['language'] not in FIRST_LANGS, x[0]['language'], x[0]['repo'],
+                            x[0]['path'], x[0]['start_line']))
 
     buf = io.StringIO()
     buf.write('qid\tlanguage\trepo\tpath\tqualified_name\tstart_line\tkind\tquery\n')

@@ -629,6 +629,10 @@ def main():
     notes = os.path.join(CACHE, 'notes.md')
     if os.path.exists(notes):
         md.append('\n' + open(notes).read().strip() + '\n')
+    ood = os.path.join(HERE, 'ood', 'results.md')
+    if os.path.exists(ood):
+        # issue 27's out-of-distribution tables, written by ood/ (not by this run)
+        md.append('\n' + open(ood).read().strip() + '\n')
     md.append('\nReport generated at commit %s%s. Machine: Debian 12 (x86-64), %d cores shared '
               'with other work, no GPU, PostgreSQL 15.\n' % (
                   res['machine']['commit'], ' (work tree with uncommitted changes)'

@@ -188,6 +188,36 @@ if [ -z "$DIMSOPT" ] && [ "$(Q "SELECT to_regprocedure('embed(text[])') IS NOT N
              WHERE r.name = 'emb' AND NOT (s.emb <=>
                    (SELECT e FROM unnest(embed(ARRAY[s.embed_text])) e) < 1e-4)")" "0" \
        "emb is embed(embed_text) (cosine distance < 1e-4; batches may round differently)"
+    grep -q "embed: cpu, 64 snippets per call, rows stored with their embeddings" "$TMP/embed2.err"
+    ok $? "without a GPU service: batches of 64, rows stored with their embeddings"
+    # a changed file keeps the vectors of the snippets whose embed_text did
+    # not change; only the new one is embedded (issue 23)
+    Q "CREATE TABLE cvl_before AS SELECT s.embed_text, s.emb::text AS emb FROM code.snippets s
+       JOIN code.files f ON f.id = s.file_id JOIN code.repos r ON r.id = f.repo_id
+       WHERE r.name = 'emb'" >/dev/null
+    printf '\n\ndef added_for_reuse(x):\n    """Added by the test."""\n    return x * 2\n' >> "$TMP/emb/shapes.py"
+    "$LOADER" --no-progress --repo emb "$TMP/emb" 2> "$TMP/embed3.err"
+    is $? 0 "reload of a changed file with embeddings exits 0"
+    grep -q "snippets 1 added, 8 updated, 0 removed; 0 files removed; 1 snippets embedded, 8 embeddings kept" "$TMP/embed3.err"
+    ok $? "changed file: the new snippet embedded, the 8 unchanged ones keep their vectors"
+    is "$(Q "SELECT count(*) FROM code.snippets s JOIN code.files f ON f.id = s.file_id
+             JOIN code.repos r ON r.id = f.repo_id JOIN cvl_before b ON b.embed_text = s.embed_text
+             WHERE r.name = 'emb' AND s.emb::text = b.emb")" "8" \
+       "changed file: the kept vectors are the stored ones, bit for bit"
+    is "$(Q "SELECT count(*) FILTER (WHERE s.emb IS NOT NULL) || '/' || count(*) || ' ' ||
+             count(*) FILTER (WHERE NOT (s.emb <=> (SELECT e FROM unnest(embed(ARRAY[s.embed_text])) e) < 1e-4))
+             FROM code.snippets s JOIN code.files f ON f.id = s.file_id
+             JOIN code.repos r ON r.id = f.repo_id WHERE r.name = 'emb'")" "9/9 0" \
+       "changed file: every vector is embed(embed_text) after the reload"
+    # embed() failing (a model folder that does not exist): the rows are
+    # stored without embeddings, the error is reported, exit 3
+    mkdir -p "$TMP/emb2" && cp "$FIXTURES/python/shapes.py" "$TMP/emb2/"
+    PGOPTIONS="-c codevec.model=/nonexistent/model" "$LOADER" --no-progress --repo emb2 "$TMP/emb2" 2> "$TMP/embed4.err"
+    is $? 3 "embed() failing: exit 3"
+    grep -q "database error: .*nonexistent" "$TMP/embed4.err"; ok $? "embed() failing: the error names the model folder"
+    is "$(Q "SELECT count(*) || ' ' || count(s.emb) FROM code.snippets s JOIN code.files f ON f.id = s.file_id
+             JOIN code.repos r ON r.id = f.repo_id WHERE r.name = 'emb2'")" "8 0" \
+       "embed() failing: the rows are stored, without embeddings"
 else
     "$LOADER" --no-progress $DIMSOPT --embed-only 2> "$TMP/embed.err"
     is $? 0 "--embed-only without embed(text[]) is not an error"
@@ -223,7 +253,7 @@ LOCKPID=$!
 waiting=
 for _ in $(seq 1 400); do
     waiting=$(Q "SELECT pid FROM pg_stat_activity WHERE datname = current_database()
-                 AND application_name = 'codevec-load' AND wait_event_type = 'Lock'" 2>/dev/null)
+                 AND application_name = 'codevec-load' AND wait_event_type = 'Lock' LIMIT 1" 2>/dev/null)
     [ -n "$waiting" ] && break
     sleep 0.05
 done
@@ -247,6 +277,19 @@ is $? 0 "reload after the drop exits 0"
 is "$(Q "SELECT count(*) FROM code.snippets s JOIN code.files f ON f.id = s.file_id
          JOIN code.repos r ON r.id = f.repo_id WHERE r.name = 'many'")" "9000" "reload completes the repository"
 
+# several writer connections store exactly what one does (issue 23)
+"$LOADER" --no-progress --no-embed $DIMSOPT --repo par --connections 3 --batch-files 7 "$M" 2> "$TMP/par.err"
+is $? 0 "--connections 3 exits 0"
+grep -q "(3 connections, summed)" "$TMP/par.err"; ok $? "--connections 3: three writers"
+"$LOADER" -q --no-embed $DIMSOPT --repo one --connections 1 "$M"
+rows() { echo "SELECT f.path, f.sha256, s.kind, s.qualified_name, s.start_line, s.end_line, s.code,
+              s.embed_text, s.tsv::text FROM code.snippets s JOIN code.files f ON f.id = s.file_id
+              JOIN code.repos r ON r.id = f.repo_id WHERE r.name = '$1'"; }
+is "$(Q "SELECT count(*) FROM (($(rows par)) EXCEPT ALL ($(rows one))) a") $(Q "SELECT count(*) FROM (($(rows one)) EXCEPT ALL ($(rows par))) a") $(Q "SELECT count(*) FROM ($(rows par)) a")" \
+   "0 0 9000" "--connections 3 and --connections 1 store the same rows (9000)"
+"$LOADER" -q --no-embed $DIMSOPT --repo par --connections 0 "$M" 2>/dev/null
+is $? 2 "--connections 0 is a usage error"
+
 # a tree that vanishes mid-run: committed rows stay, nothing is wiped
 V=$TMP/vanish
 cp -r "$M" "$V"
@@ -265,7 +308,7 @@ LOCKPID=$!
 waiting=
 for _ in $(seq 1 400); do
     waiting=$(Q "SELECT pid FROM pg_stat_activity WHERE datname = current_database()
-                 AND application_name = 'codevec-load' AND wait_event_type = 'Lock'" 2>/dev/null)
+                 AND application_name = 'codevec-load' AND wait_event_type = 'Lock' LIMIT 1" 2>/dev/null)
     [ -n "$waiting" ] && break
     sleep 0.05
 done

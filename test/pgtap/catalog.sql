@@ -88,7 +88,8 @@ SELECT is(ARRAY(
 	  AND p.prokind = 'f'
 	  AND p.proname NOT IN ('codevec_build_info', 'codevec_model_info', 'embed', 'gpuivfhandler',
 	                        'codevec_gpu_status', 'codevec_gpu_ping', 'codevec_gpu_autotune', 'codevec_tokenize',
-	                        'codevec_gpu_routing', 'codevec_knn', 'codevec_knn_support', 'codevec_bm25_topk')
+	                        'codevec_gpu_routing', 'codevec_knn', 'codevec_knn_support', 'codevec_bm25_topk',
+	                        'codevec_bm25_blocks_topk')
 	  AND NOT (p.provolatile = 'i' AND p.proisstrict AND p.proparallel = 's')
 	ORDER BY 1), ARRAY[]::text[],
 	'every function but the documented exceptions is IMMUTABLE STRICT PARALLEL SAFE');

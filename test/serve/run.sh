@@ -9,6 +9,7 @@
 #     over stdio and Streamable HTTP, both protocol eras, every tool
 #     against the SQL functions, and raw JSON-RPC error codes;
 #   - page_check.py: the page in headless Chromium driven by Selenium;
+#   - limits_check.py: 414/431 as JSON, --request-timeout, --connection-time;
 #   - here: --help and usage errors, the bearer token, the database going
 #     away and coming back, SIGTERM, nothing written to the database.
 #
@@ -132,7 +133,8 @@ echo "# the command line"
 is $? 0 "--help exits 0"
 missing=
 for o in --dbname --listen --port --token --pool --threads --max-connections --idle-timeout \
-	--query-timeout --wait-timeout --static-dir --mcp-stdio --quiet /api/search /mcp SIGTERM; do
+	--query-timeout --wait-timeout --request-timeout --connection-time --static-dir --mcp-stdio --quiet \
+	/api/search /mcp SIGTERM; do
 	grep -q -- "$o" "$TMP/help" || missing="$missing $o"
 done
 is "$missing" "" "--help documents every option, the routes and SIGTERM"
@@ -155,6 +157,23 @@ MAIN_BASE=$BASE
 tally api "$PY" "$HERE/api_check.py" "$BASE" "$SPID"
 grep -Eq '^[0-9T:.-]+Z 127\.0\.0\.1 "GET /api/repos" 200 [0-9]+ [0-9.]+ms$' "$TMP/serve.log"
 ok $? "access log: time, client, request, status, bytes, duration"
+
+# ------------------------------------------------------------ limits
+echo "# limits: sizes answered as JSON, the request deadline, the connection time"
+if start_serve "$TMP/limits.log" --request-timeout 1 --connection-time 2; then
+	tally limits "$PY" "$HERE/limits_check.py" "$BASE"
+	grep -q "closed (--connection-time)" "$TMP/limits.log"
+	ok $? "the closed connection is logged"
+	kill -TERM "$SPID"; wait "$SPID"
+	is $? 0 "... and stops cleanly"
+else ok 1 "codevec-serve starts with --request-timeout 1 --connection-time 2"; cat "$TMP/limits.log"; fi
+if start_serve "$TMP/tpc.log" --threads 0 --quiet; then
+	is "$(status_of "$BASE/api/search?q=json&mode=keyword")" 200 "--threads 0 (a thread per connection) serves"
+	kill -TERM "$SPID"; wait "$SPID"
+	is $? 0 "... and stops cleanly"
+else ok 1 "codevec-serve starts with --threads 0"; cat "$TMP/tpc.log"; fi
+# the sections below talk to the first server again
+SPID=$MAIN_PID BASE=$MAIN_BASE PORT=${MAIN_BASE##*:}
 
 # ------------------------------------------------------------ MCP
 echo "# MCP: the official Python SDK over stdio and Streamable HTTP"

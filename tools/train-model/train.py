@@ -17,14 +17,37 @@ held-out dev split of the training pairs (the packages whose name hashes to
 
   train.py --base DIR --pairs pairs.jsonl.gz --out DIR [--epochs 3]
            [--batch 128] [--lr 2e-5] [--dtype float32|float16]
+           [--styles doc,comment,staqc] [--languages go,python,...]
+           [--idfree 0.5] [--hard-negatives 1 --mine-range 3,30]
+
+Mixtures (issue 27): --styles keeps the pairs of those query styles
+(build-pairs.py: doc, comment, staqc; pairs without a style are doc);
+--languages keeps those languages; --idfree P gives each doc pair that has
+an identifier-free rewrite that rewrite as its query with probability P,
+drawn again every epoch from the seed.  The dev split is always the doc
+pairs of the held-out packages (a repo 'PACKAGE/PART' counts as PACKAGE)
+with their own queries, so runs with different mixtures are compared on the
+same dev set; dev MRR@10 of the other styles is logged beside it.
+
+Hard negatives (--hard-negatives K): before training, the starting model
+embeds every training query and text (a mining pass); each pair gets K
+negatives drawn (seeded) from the texts ranked --mine-range (1-based,
+inclusive; the pair's own text skipped) by cosine to its query, leaving
+out texts of the pair's own function (build-pairs' "fn") or query.  In a batch each query
+is scored against every positive and every negative of the batch (the
+in-batch softmax over B x (1 + K) texts, as MultipleNegativesRankingLoss
+with hard negatives).  The ranks skip the very top to avoid false
+negatives (texts that answer the query as well).
 
 Writes a complete sentence-transformers folder to --out (the base folder's
 tokenizer, pooling and config files, the tuned model.safetensors) and
-train-log.json beside it (dev MRR@10 before and after each epoch).
+train-log.json beside it (dev MRR@10 before and after each epoch, the
+arguments, the mixture's counts, the mining statistics).
 Needs torch and transformers (any recent version; CUDA when present).
 """
 
 import argparse
+import collections
 import gzip
 import hashlib
 import json
@@ -38,6 +61,7 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModel, AutoTokenizer
 
+START = time.time()
 COPY = ['config.json', 'vocab.txt', 'tokenizer_config.json', 'tokenizer.json',
         'special_tokens_map.json', 'modules.json', 'sentence_bert_config.json',
         'config_sentence_transformers.json', '1_Pooling/config.json']
@@ -48,7 +72,10 @@ def log(*a):
 
 
 def is_dev(repo):
-    return int(hashlib.sha1(repo.encode()).hexdigest(), 16) % 20 == 0
+    """Held-out package: a repo 'PACKAGE/PART' (a large package split into
+    rows) is held out with its whole package."""
+    pkg = repo.split('/')[0]
+    return int(hashlib.sha1(pkg.encode()).hexdigest(), 16) % 20 == 0
 
 
 def embed(model, tok, texts, max_len, dev, grad=False):
@@ -61,18 +88,69 @@ def embed(model, tok, texts, max_len, dev, grad=False):
 
 
 @torch.no_grad()
+def embed_all(model, tok, texts, max_len, dev, bs=256):
+    return torch.cat([embed(model, tok, texts[i:i + bs], max_len, dev)
+                      for i in range(0, len(texts), bs)])
+
+
+@torch.no_grad()
 def dev_mrr(model, tok, dev_pairs, dev, args):
+    if not dev_pairs:
+        return 0.0
     model.eval()
-    Q = torch.cat([embed(model, tok, [p['query'] for p in dev_pairs[i:i + 256]], args.query_len, dev)
-                   for i in range(0, len(dev_pairs), 256)])
-    D = torch.cat([embed(model, tok, [p['text'] for p in dev_pairs[i:i + 256]], args.text_len, dev)
-                   for i in range(0, len(dev_pairs), 256)])
+    Q = embed_all(model, tok, [p['query'] for p in dev_pairs], args.query_len, dev)
+    D = embed_all(model, tok, [p['text'] for p in dev_pairs], args.text_len, dev)
     S = Q @ D.T
     target = S.diagonal().unsqueeze(1)
     rank = (S > target).sum(1) + 1
     rr = torch.where(rank <= 10, 1.0 / rank.float(), torch.zeros_like(rank, dtype=torch.float))
     model.train()
     return round(rr.mean().item(), 4)
+
+
+def norm_query(q):
+    return ' '.join(''.join(c if c.isalnum() else ' ' for c in q.lower()).split())
+
+
+@torch.no_grad()
+def mine(model, tok, train, dev, args):
+    """Hard negatives of every training pair (see the module doc): lists of
+    K indexes into train, and statistics for the log."""
+    lo, hi = (int(x) for x in args.mine_range.split(','))
+    model.eval()
+    t0 = time.time()
+    Q = embed_all(model, tok, [p['query'] for p in train], args.query_len, dev)
+    D = embed_all(model, tok, [p['text'] for p in train], args.text_len, dev)
+    if dev.type == 'cuda':
+        Q, D = Q.half(), D.half()
+    # the same function (its doc and comment pairs: 'fn'), the same text or
+    # the same query is no negative
+    tkey = {}
+    tid = torch.tensor([tkey.setdefault(p.get('fn') or p['text'], len(tkey)) for p in train],
+                       device=dev)
+    qkey = {}
+    qid = torch.tensor([qkey.setdefault(norm_query(p['query']), len(qkey)) for p in train],
+                       device=dev)
+    rng = random.Random(args.seed + 1)
+    negs = []
+    picked_rank = []
+    chunk = 2048 if dev.type == 'cuda' else 256
+    for i in range(0, len(train), chunk):
+        S = Q[i:i + chunk] @ D.T
+        top = S.topk(min(hi + 8, S.shape[1]), dim=1).indices   # spare ones for skips
+        same = (tid[top] == tid[i:i + chunk, None]) | (qid[top] == qid[i:i + chunk, None])
+        top, same = top.tolist(), same.tolist()
+        for r in range(len(top)):
+            cand = [(k + 1, j) for k, j in enumerate(x for x, sm in zip(top[r], same[r]) if not sm)]
+            cand = [(k, j) for k, j in cand if lo <= k <= hi]
+            pick = rng.sample(cand, min(args.hard_negatives, len(cand)))
+            negs.append([j for _, j in pick])
+            picked_rank.extend(k for k, _ in pick)
+    model.train()
+    stats = dict(seconds=round(time.time() - t0, 1), pairs=len(train),
+                 negatives=sum(len(n) for n in negs), range=[lo, hi],
+                 mean_rank=round(sum(picked_rank) / max(1, len(picked_rank)), 2))
+    return negs, stats
 
 
 def save(model, base, out, dtype):
@@ -82,6 +160,8 @@ def save(model, base, out, dtype):
         if os.path.exists(src):
             os.makedirs(os.path.dirname(os.path.join(out, f)) or out, exist_ok=True)
             shutil.copyfile(src, os.path.join(out, f))
+    if os.path.isdir(os.path.join(base, '2_Normalize')):
+        os.makedirs(os.path.join(out, '2_Normalize'), exist_ok=True)
     from safetensors.torch import save_file
     sd = {k: v.detach().to('cpu', getattr(torch, dtype)).contiguous()
           for k, v in model.state_dict().items()}
@@ -102,6 +182,18 @@ def main():
     ap.add_argument('--seed', type=int, default=42)
     ap.add_argument('--dtype', default='float32', choices=['float32', 'float16'])
     ap.add_argument('--max-steps', type=int, default=0, help='stop early (a smoke test)')
+    ap.add_argument('--styles', default='doc,comment,staqc',
+                    help='query styles trained on (comma-separated)')
+    ap.add_argument('--languages', default='', help='languages trained on (default all)')
+    ap.add_argument('--idfree', type=float, default=0.0,
+                    help='probability that a doc pair is trained with its identifier-free query')
+    ap.add_argument('--hard-negatives', type=int, default=0, help='mined negatives per pair')
+    ap.add_argument('--mine-range', default='3,30', help='ranks the negatives are drawn from')
+    ap.add_argument('--max-seconds', type=int, default=0,
+                    help='stop taking steps once this many seconds have passed since the '
+                         'start (the last epoch is then a partial one, scored and kept if best)')
+    ap.add_argument('--dev-max', type=int, default=5000,
+                    help='dev pairs scored (a seeded sample when there are more)')
     args = ap.parse_args()
 
     random.seed(args.seed)
@@ -109,10 +201,26 @@ def main():
     dev = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     with gzip.open(args.pairs, 'rt', encoding='utf-8') as f:
         pairs = [json.loads(l) for l in f]
-    train = [p for p in pairs if not is_dev(p['repo'])]
-    dev_pairs = [p for p in pairs if is_dev(p['repo'])]
-    log('pairs %d: train %d, dev %d (%d packages); device %s' % (
-        len(pairs), len(train), len(dev_pairs), len({p['repo'] for p in dev_pairs}), dev))
+    for p in pairs:
+        p.setdefault('style', 'doc')
+    styles = set(args.styles.split(','))
+    langs = set(args.languages.split(',')) if args.languages else None
+    keep = lambda p: p['style'] in styles and (langs is None or p['language'] in langs)
+    train = [p for p in pairs if not is_dev(p['repo']) and keep(p)]
+    # dev: the held-out packages' doc pairs (whatever the mixture), sampled
+    # to --dev-max with a fixed seed so that every run scores the same set
+    dev_all = [p for p in pairs if is_dev(p['repo']) and p['style'] == 'doc']
+    dev_pairs = sorted(dev_all, key=lambda p: (p['language'], p['repo'], p['query']))
+    if len(dev_pairs) > args.dev_max:
+        dev_pairs = random.Random(7).sample(dev_pairs, args.dev_max)
+    dev_other = {st: [p for p in pairs if is_dev(p['repo']) and p['style'] == st][:args.dev_max]
+                 for st in sorted({p['style'] for p in pairs} - {'doc'})}
+    dev_idfree = [dict(p, query=p['query_idfree']) for p in dev_pairs if p.get('query_idfree')]
+    mix = collections.Counter('%s/%s' % (p['language'], p['style']) for p in train)
+    log('pairs %d: train %d, dev %d doc pairs (%d packages); device %s' % (
+        len(pairs), len(train), len(dev_pairs),
+        len({p['repo'].split('/')[0] for p in dev_pairs}), dev))
+    log('mixture: %s' % dict(sorted(mix.items())))
 
     tok = AutoTokenizer.from_pretrained(args.base)
     model = AutoModel.from_pretrained(args.base).float().to(dev)
@@ -125,12 +233,29 @@ def main():
     warm = max(1, int(0.1 * total))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
+    def dev_scores():
+        out = {'idfree': dev_mrr(model, tok, dev_idfree, dev, args)}
+        for st, ps in dev_other.items():
+            out[st] = dev_mrr(model, tok, ps, dev, args)
+        return out
+
     hist = dict(args=vars(args), train_pairs=len(train), dev_pairs=len(dev_pairs),
-                dev_mrr10={'0': dev_mrr(model, tok, dev_pairs, dev, args)}, epochs=[])
-    log('dev MRR@10 before: %.4f' % hist['dev_mrr10']['0'])
+                mixture=dict(sorted(mix.items())),
+                dev_other_pairs=dict({st: len(ps) for st, ps in dev_other.items()},
+                                     idfree=len(dev_idfree)),
+                dev_mrr10={'0': dev_mrr(model, tok, dev_pairs, dev, args)},
+                dev_other_mrr10={'0': dev_scores()}, epochs=[])
+    log('dev MRR@10 before: %.4f (other dev sets: %s)' % (hist['dev_mrr10']['0'],
+                                                          hist['dev_other_mrr10']['0']))
+    negs = None
+    if args.hard_negatives:
+        negs, hist['mining'] = mine(model, tok, train, dev, args)
+        log('mined %s' % hist['mining'])
     best = (hist['dev_mrr10']['0'], 0)
     step = 0
     rng = random.Random(args.seed)
+    qrng = random.Random(args.seed + 2)
+    out_of_time = False
     t0 = time.time()
     for ep in range(1, args.epochs + 1):
         order = list(range(len(train)))
@@ -139,9 +264,18 @@ def main():
         for i in range(steps_per_epoch):
             if step >= total:
                 break
-            batch = [train[j] for j in order[i * args.batch:(i + 1) * args.batch]]
-            q = embed(model, tok, [p['query'] for p in batch], args.query_len, dev)
-            d = embed(model, tok, [p['text'] for p in batch], args.text_len, dev)
+            if args.max_seconds and time.time() - START > args.max_seconds:
+                out_of_time = True
+                break
+            idx = order[i * args.batch:(i + 1) * args.batch]
+            batch = [train[j] for j in idx]
+            qs = [p['query_idfree'] if p.get('query_idfree') and qrng.random() < args.idfree
+                  else p['query'] for p in batch]
+            texts = [p['text'] for p in batch]
+            if negs is not None:
+                texts += [train[k]['text'] for j in idx for k in negs[j]]
+            q = embed(model, tok, qs, args.query_len, dev)
+            d = embed(model, tok, texts, args.text_len, dev)
             loss = F.cross_entropy(args.scale * (q @ d.T), torch.arange(len(batch), device=dev))
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -156,12 +290,18 @@ def main():
                 run = 0.0
         m = dev_mrr(model, tok, dev_pairs, dev, args)
         hist['dev_mrr10'][str(ep)] = m
+        hist['dev_other_mrr10'][str(ep)] = dev_scores()
+        log('other dev sets after epoch %d: %s' % (ep, hist['dev_other_mrr10'][str(ep)]))
         hist['epochs'].append(dict(epoch=ep, steps=step, seconds=round(time.time() - t0, 1)))
         log('dev MRR@10 after epoch %d: %.4f' % (ep, m))
         if m > best[0]:
             best = (m, ep)
             save(model, args.base, args.out, args.dtype)
-        if step >= total:
+        if step >= total or out_of_time:
+            if out_of_time:
+                hist['stopped'] = 'after %d steps (%d s since the start): --max-seconds %d' % (
+                    step, time.time() - START, args.max_seconds)
+                log(hist['stopped'])
             break
     hist['chosen_epoch'] = best[1]
     if best[1] == 0:

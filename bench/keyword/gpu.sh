@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# bench/keyword/gpu.sh -- code.search on the CUDA host (issue 21): for every
+# mode (vector, keyword, hybrid), one client's latency p50 / p95 through
+# pgbench -M prepared, QPS at 16 clients, and a new session's first call
+# against its later ones.  Runs as root on the server test/gpu/setup.sh
+# starts (GPU service on, codevec.device = auto), like bench/gpuivf/compare.sh.
+#
+#   bash bench/keyword/gpu.sh                 # database $DB (default linux), loaded already
+#   TREE=/path/to/tree bash bench/keyword/gpu.sh   # load TREE into $DB first (embeddings
+#                                             # on the GPU, a gpuivf index, BM25 built)
+#
+# The database must hold code.snippets with embeddings (codevec-load with
+# embed()), a gpuivf index on emb (made here when missing: lists = 1, the
+# exact flat index) and built BM25 postings (code.bm25_refresh() is run
+# here when they are not).  The questions are bench/quality's, every 24th
+# (latency.py's 100).  Results: lines starting RESULT on stdout and
+# $OUT/keyword-gpu.csv when $OUT is set (the device's output folder).
+#
+# Settings: T seconds per pgbench run (default 20), CLIENTS (default 16),
+# SESSIONS fresh sessions for the first-call figure (default 20).
+set -uo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd)
+source "$top/test/gpu/setup.sh" || exit 1
+export PGDATABASE=${DB:-linux}
+T=${T:-20}
+CLIENTS=${CLIENTS:-16}
+SESSIONS=${SESSIONS:-20}
+work=$(mktemp -d /tmp/kwgpu.XXXXXX); chmod 755 "$work"
+csv=${OUT:+$OUT/keyword-gpu.csv}
+[ -n "$csv" ] && echo "what,mode,clients,value,unit" > "$csv"
+result() {	# result WHAT MODE CLIENTS VALUE UNIT
+	echo "RESULT,$1,$2,$3,$4,$5"
+	[ -n "$csv" ] && echo "$1,$2,$3,$4,$5" >> "$csv"
+	return 0
+}
+
+# ---------------------------------------------------------------- the data
+if [ -n "${TREE:-}" ] && ! psql -qAtX -d postgres -c "SELECT 1 FROM pg_database WHERE datname = '$PGDATABASE'" | grep -q 1; then
+	psql -qX -d postgres -c "CREATE DATABASE $PGDATABASE" || exit 1
+	psql -qX -c "CREATE EXTENSION codevec" || exit 1
+	/usr/bin/time -f 'RESULT,load,all,1,%e,s' codevec-load --no-progress --repo "$(basename "$TREE")" "$TREE" >/dev/null || exit 1
+fi
+psql -qAtX -c "SELECT count(*), count(emb) FROM code.snippets" | {
+	IFS='|' read -r n ne; echo "# $PGDATABASE: $n snippets, $ne with embeddings"
+	[ "${ne:-0}" -gt 0 ] || { echo "no embeddings in $PGDATABASE: load it with embed() first" >&2; exit 1; }
+} || exit 1
+if [ "$(psql -qAtX -c "SELECT count(*) FROM pg_indexes WHERE schemaname = 'code' AND indexdef LIKE '%USING gpuivf%'")" = 0 ]; then
+	psql -qX -c '\timing on' -c "CREATE INDEX snippets_emb_gpuivf ON code.snippets USING gpuivf (emb codevec_cosine_ops)"
+fi
+if [ "$(psql -qAtX -c "SELECT built FROM code.bm25_params")" != t ]; then
+	psql -qX -c '\timing on' -c "SELECT code.bm25_refresh()" -c "VACUUM ANALYZE code.bm25_postings"
+fi
+psql -qX -c "VACUUM ANALYZE code.snippets" >/dev/null
+# warm: the GPU copy of the index, the model, the postings in shared buffers
+psql -qX -c "SELECT count(*) FROM code.search('open a file and read its lines', k => 10)" >/dev/null
+psql -qX -c "SELECT count(*) FROM code.bm25_postings WHERE postings IS NOT NULL" >/dev/null
+
+# the questions
+python3 - "$top/bench/quality/queries.tsv.gz" > "$work/questions.csv" <<'PY'
+import csv, gzip, sys
+rows = [l.rstrip('\n').split('\t') for l in gzip.open(sys.argv[1], 'rt')][1:]
+w = csv.writer(sys.stdout)
+for i, r in enumerate(rows[::24][:100], 1):
+    w.writerow([i, r[7]])
+PY
+psql -qX -c "DROP TABLE IF EXISTS public.bench_questions" -c "CREATE TABLE public.bench_questions (i integer PRIMARY KEY, q text)" \
+	-c "\\copy public.bench_questions FROM '$work/questions.csv' WITH (FORMAT csv)" >/dev/null
+
+# ---------------------------------------------------------------- latency, QPS
+for mode in vector keyword hybrid; do
+	printf '\\set i random(1, 100)\nSELECT s.id FROM public.bench_questions b, code.search(b.q, k => 10, mode => %s) s WHERE b.i = :i;\n' \
+		"'$mode'" > "$work/$mode.sql"
+	# one client, every transaction's latency logged (microseconds, 3rd field)
+	rm -f "$work"/log.*
+	(cd "$work" && pgbench -n -M prepared -c 1 -j 1 -T "$T" -l --log-prefix=log -f "$mode.sql" > "$work/pgbench1.out" 2>&1)
+	cat "$work"/log.* | awk '{print $3}' | sort -n > "$work/lat.txt"
+	nlat=$(wc -l < "$work/lat.txt")
+	if [ "$nlat" -gt 0 ]; then
+		p50=$(sed -n "$(( (nlat + 1) / 2 ))p" "$work/lat.txt")
+		p95=$(sed -n "$(( (nlat * 95 + 99) / 100 ))p" "$work/lat.txt")
+		result latency_p50 "$mode" 1 "$(awk -v x="$p50" 'BEGIN { printf "%.3f", x / 1000 }')" ms
+		result latency_p95 "$mode" 1 "$(awk -v x="$p95" 'BEGIN { printf "%.3f", x / 1000 }')" ms
+	fi
+	result qps "$mode" 1 "$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$work/pgbench1.out" | head -1)" tps
+	pgbench -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -T "$T" -f "$work/$mode.sql" > "$work/pgbenchN.out" 2>&1
+	result qps "$mode" "$CLIENTS" "$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$work/pgbenchN.out" | head -1)" tps
+	grep -E 'latency average|failed' "$work/pgbenchN.out" | sed 's/^/# /'
+done
+
+# ---------------------------------------------------------------- first call in a session
+# psql's \timing of the first and the second code.search of a fresh session
+# (different questions), medians over SESSIONS sessions
+for mode in vector keyword hybrid; do
+	: > "$work/first.txt"; : > "$work/second.txt"
+	for s in $(seq 1 "$SESSIONS"); do
+		a=$(( (2 * s) % 100 + 1 )); b=$(( (2 * s + 1) % 100 + 1 ))
+		psql -qAtX -c '\timing on' \
+			-c "SELECT count(*) FROM public.bench_questions q, code.search(q.q, k => 10, mode => '$mode') s WHERE q.i = $a" \
+			-c "SELECT count(*) FROM public.bench_questions q, code.search(q.q, k => 10, mode => '$mode') s WHERE q.i = $b" |
+			sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' > "$work/t.txt"
+		sed -n 1p "$work/t.txt" >> "$work/first.txt"; sed -n 2p "$work/t.txt" >> "$work/second.txt"
+	done
+	med() { sort -n "$1" | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)] }'; }
+	f=$(med "$work/first.txt"); l=$(med "$work/second.txt")
+	result first_call "$mode" 1 "$f" ms
+	result second_call "$mode" 1 "$l" ms
+done
+# embed() alone: its model load is the encoder's, not code.search's
+: > "$work/first.txt"; : > "$work/second.txt"
+for s in $(seq 1 "$SESSIONS"); do
+	psql -qAtX -c '\timing on' -c "SELECT embed('first call $s') IS NOT NULL" -c "SELECT embed('second call $s') IS NOT NULL" |
+		sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' > "$work/t.txt"
+	sed -n 1p "$work/t.txt" >> "$work/first.txt"; sed -n 2p "$work/t.txt" >> "$work/second.txt"
+done
+result first_call embed 1 "$(sort -n "$work/first.txt" | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')" ms
+result second_call embed 1 "$(sort -n "$work/second.txt" | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')" ms
+
+# what ran where, for the record
+psql -qAtX -c "SELECT 'gpu: ' || state || ', ' || coalesce(device, '') || ', requests ' || requests || ', fallbacks ' || fallbacks FROM codevec_gpu_status()" | sed 's/^/# /'
+psql -qAtX -c "SELECT 'snippets ' || (SELECT count(*) FROM code.snippets) || ', bm25 blocks ' || (SELECT count(*) FROM code.bm25_postings) || ', block_shift ' || block_shift FROM code.bm25_params" | sed 's/^/# /'
+psql -qX -c "SET codevec.device = auto" -c "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT id FROM code.search('parse a command line argument as an integer', k => 10)" |
+	sed 's/^/# /' | head -80
+rm -rf "$work"

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# bench/loader/gpu.sh -- issue 23 on the CUDA host (as root, test/gpu/setup.sh's
+# server with the GPU service): codevec-load parses, stores and embeds a real
+# tree through the GPU service, then the Python anchor (bench/loader/anchor.py:
+# chunks, sentence-transformers fp16 batch 256, COPY) loads the same tree, in
+# the same run; then an incremental re-run after 10 files changed.
+#
+#   bash bench/loader/gpu.sh [PATH...]
+#
+# Kit: bash test/gpu/pack.sh on the Debian machine (builds the loader of this
+# checkout into .gpukit/ext.tar.xz) and bash bench/encoder/run.sh pack (the
+# model, .gpukit/minilm-f16); carry .gpukit.  The trees must be on the host
+# (the Linux tree cannot travel): by default the transformers package of the
+# host's PyTorch venv (2,681 .py files, 49,766 snippets on 2026-11-21) and
+# the host's Python standard library /usr/lib/python3.12 (16,258 snippets),
+# about 66,000 snippets, copied to /tmp/ingest-tree first (so that 10 files
+# can be changed for the incremental run).  Everything goes to $OUT (or
+# /tmp/ingest-out): the loader's summaries, the anchor's output, RESULT lines.
+set -uo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd)
+out=${OUT:-/tmp/ingest-out}
+mkdir -p "$out"
+trees=("$@")
+set --		# setup.sh takes server settings as arguments: none here
+source "$top/test/gpu/setup.sh"
+if [ ${#trees[@]} -eq 0 ]; then
+	tf=$(python3 -c 'import os, transformers; print(os.path.dirname(transformers.__file__))' 2>/dev/null)
+	[ -n "$tf" ] && trees+=("$tf")
+	[ -d /usr/lib/python3.12 ] && trees+=(/usr/lib/python3.12)
+fi
+[ ${#trees[@]} -gt 0 ] || { echo "no tree: pass PATH..."; exit 2; }
+work=/tmp/ingest-tree
+rm -rf "$work" && mkdir -p "$work"
+copies=()
+for t in "${trees[@]}"; do
+	cp -r "$t" "$work/$(basename "$t")" && copies+=("$work/$(basename "$t")")
+done
+chmod -R a+rX "$work"
+{
+	echo "host: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(free -g | awk '/Mem:/ {print $2}') GiB"
+	nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
+	echo "server: $(psql -qAtX -c 'SHOW server_version'); commit $(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+	echo "trees: ${trees[*]} ($(find "${copies[@]}" -name '*.py' | wc -l) .py files, $(du -sch "${copies[@]}" | tail -1 | cut -f1))"
+	psql -qX -c "SELECT state, device, memory_total_mb FROM codevec_gpu_status()"
+} | tee "$out/machine.txt"
+
+# timed RUN COMMAND...: run it with its summary in $out/RUN.log, its wall
+# seconds in $out/RUN.wall (and peak RSS with GNU time, when the host has it)
+timed() {
+	local run=$1 t0
+	shift
+	t0=$(date +%s.%N)
+	if [ -x /usr/bin/time ]; then
+		/usr/bin/time -v "$@" > /dev/null 2> "$out/$run.log"
+	else
+		"$@" > /dev/null 2> "$out/$run.log"
+	fi
+	awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.2f", b - a}' > "$out/$run.wall"
+}
+# load RUN DB [OPTIONS...]: codevec-load into a fresh database, timed
+load() {
+	local run=$1 db=$2
+	shift 2
+	psql -qX -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
+	timed "$run" codevec-load -d "$db" --no-progress "$@" "${copies[@]}"
+	result "$run" "$db"
+}
+# result RUN DB: the summary, the counts, a RESULT line
+result() {
+	local run=$1 db=$2 wall rss n
+	grep '^codevec-load:' "$out/$run.log"
+	wall=$(cat "$out/$run.wall")
+	rss=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2 / 1024}' "$out/$run.log")
+	n=$(psql -qAtX -d "$db" -c "SELECT count(*) FILTER (WHERE emb IS NOT NULL) || ' ' || count(*) FROM code.snippets")
+	echo "RESULT,$run,embedded=${n% *},snippets=${n#* },wall_s=$wall,snippets_per_s=$(awk -v n="${n#* }" -v w="$wall" 'BEGIN {printf "%.0f", n / w}'),loader_rss_mib=${rss:-?}"
+}
+
+echo "== codevec-load, defaults (GPU service: batches of 1024, connections by the host's cores)"
+load loader ingest_cvl 2>&1 | tee "$out/loader.txt"
+echo "== codevec-load --connections 1 --embed-batch 64 (one writer, the old batch)"
+load loader-narrow ingest_narrow --connections 1 --embed-batch 64 2>&1 | tee "$out/loader-narrow.txt"
+echo "== the anchor on the same trees"
+psql -qX -c "DROP DATABASE IF EXISTS ingest_anchor" -c "CREATE DATABASE ingest_anchor" >/dev/null
+psql -qX -d ingest_anchor -c "CREATE EXTENSION codevec" >/dev/null
+python3 "$top/bench/loader/anchor.py" --model "$top/.gpukit/minilm-f16" -d ingest_anchor "${copies[@]}" \
+	2>&1 | tail -5 | tee "$out/anchor.txt"
+
+echo "== incremental: 10 files changed (a function appended to each), then codevec-load again"
+i=0
+while IFS= read -r f; do
+	printf '\n\ndef ingest_bench_added_%d(x):\n    """Added by bench/loader/gpu.sh."""\n    return x + %d\n' "$i" "$i" >> "$f"
+	i=$((i + 1))
+done < <(find "${copies[@]}" -name '*.py' -size +2k | sort | awk 'NR % 97 == 1' | head -10)
+timed incremental codevec-load -d ingest_cvl --no-progress "${copies[@]}"
+result incremental ingest_cvl | tee "$out/incremental.txt"
+psql -qX -c "SELECT requests, batches, round(mean_batch::numeric, 1) AS mean_batch, max_batch, fallbacks FROM codevec_gpu_status()" | tee -a "$out/machine.txt"

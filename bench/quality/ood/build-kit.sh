@@ -1,0 +1,57 @@
+#!/bin/bash
+# bench/quality/ood/build-kit.sh — everything make-kit.py needs, then the kit.
+#
+#   bash bench/quality/ood/build-kit.sh KIT.json.gz [COCLR_CLONE]
+#
+# Connection: libpq PG* variables (host, port, user) of a cluster with the
+# codevec extension and codevec-load installed (run it under
+# flock /tmp/codevec-db.lock on the shared machine, or against a private
+# cluster of test/cluster.sh). Creates (drops first) the databases
+# hand_<repo> (5), cosqa, public and verify. Steps:
+#   1. handwritten/build-corpus.sh: the five repositories (pinned .debs)
+#   2. fetch.py cosqa [--from COCLR_CLONE]; one file cN.py per function
+#   3. codevec-load --no-embed per database (public: bench/quality's corpus
+#      with --strip-docs, from $CODEVEC_QUALITY_CACHE/corpus: run.sh set)
+#   4. verify: googletest/src + googlemock/src, embedded with the installed
+#      default model on the CPU (869 snippets; ~1-5 min)
+#   5. make-kit.py KIT --verify verify
+# About 10 minutes on 2 cores, most of it loading and the keyword lists.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+kit=$1
+coclr=${2:-}
+cache=${CODEVEC_OOD_CACHE:-/tmp/codevec-ood}
+qcache=${CODEVEC_QUALITY_CACHE:-/tmp/codevec-quality}
+py=${PYTHON:-python3}
+loader=$(command -v codevec-load || echo "$(pg_config --bindir)/codevec-load")
+export CODEVEC_OOD_CACHE=$cache
+bash "$here/../handwritten/build-corpus.sh" "$cache"
+"$py" "$here/fetch.py" cosqa ${coclr:+--from "$coclr"}
+rm -rf "$cache/cosqa-tree"; mkdir -p "$cache/cosqa-tree"
+"$py" - "$cache" <<'PY'
+import json, sys
+c = sys.argv[1]
+for s in json.load(open(c + '/cosqa.json', encoding='utf-8'))['corpus']:
+    open('%s/cosqa-tree/c%d.py' % (c, s['cid']), 'w', encoding='utf-8').write(s['code'].rstrip('\n') + '\n')
+PY
+fresh() { psql -d postgres -qAtc "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1"; }
+grep -v '^#' "$here/../handwritten/manifest.tsv" | cut -f1 | while read -r r; do
+	db=hand_${r//-/_}
+	fresh "$db"
+	PGDATABASE=$db "$loader" -q --no-embed --repo "$r" "$cache/hand/$r"
+done
+fresh cosqa
+PGDATABASE=cosqa "$loader" -q --no-embed --repo cosqa "$cache/cosqa-tree"
+[ -d "$qcache/corpus" ] || { echo "no $qcache/corpus: run bench/quality/run.sh venv set first" >&2; exit 1; }
+fresh public
+for r in $(ls "$qcache/corpus"); do
+	PGDATABASE=public "$loader" -q --strip-docs --no-embed --repo "$r" "$qcache/corpus/$r"
+done
+rm -rf "$cache/verify-tree"
+mkdir -p "$cache/verify-tree/googletest" "$cache/verify-tree/googlemock"
+cp -a "$cache/hand/googletest/googletest/src" "$cache/verify-tree/googletest/"
+cp -a "$cache/hand/googletest/googlemock/src" "$cache/verify-tree/googlemock/"
+fresh verify
+psql -d postgres -qAtc "ALTER DATABASE verify SET codevec.device = cpu"
+PGDATABASE=verify "$loader" -q --repo googletest "$cache/verify-tree"
+"$py" "$here/make-kit.py" "$kit" --verify verify

@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""bench/quality/ood/choose.py — the rule for the default model and the
+hybrid fusion defaults (issue 27), applied to eval-models.py's results.
+
+  choose.py RESULTS.json [--baseline FOLDER] [--json OUT]
+
+The rule, decided on the dev halves of the out-of-distribution benchmarks
+only (hand-written questions, CoSQA, StaQC when present); a cell is one
+(benchmark, language) and every cell weighs the same (the macro-average
+over languages, with CoSQA's and StaQC's Python as cells of their own):
+
+1. Model: the best macro-average of vector MRR@10 over the cells (vector
+   mode isolates the encoder; the fusion is chosen next). A model is never
+   chosen when it loses to the baseline (all-MiniLM-L6-v2): the paired
+   bootstrap 95% CI of its difference lies entirely below 0, over all
+   cells or over the cells of any one benchmark. The baseline itself is
+   always eligible, so the rule always answers.
+2. Fusion: for the chosen model, the (rrf_k, keyword_weight) of the grid
+   with the best macro-average hybrid MRR@10 over the same cells, never one
+   whose difference to the chosen model's vector mode has a CI entirely
+   below 0 (hybrid never significantly below vector); ties within 0.001
+   go to code.search's current defaults (rrf_k 5, keyword_weight 0.35),
+   then to the smaller keyword_weight.
+
+The test halves are printed for the choice but never used by it; the
+in-distribution benchmark (public) is printed as a guard (issue 27: not
+more than 0.02 below 0.474).
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+OOD = ('hand', 'cosqa', 'staqc')
+CURRENT = '5/0.35'
+
+
+def rr(rank):
+    return 1.0 / rank if 0 < rank <= 10 else 0.0
+
+
+def cells(res, model, split, mode, benches=OOD):
+    """{(benchmark, language): [RR per query in qid order]}."""
+    out = {}
+    for g in res['models'][model]:
+        if g['benchmark'] not in benches:
+            continue
+        for r in sorted(g['queries'], key=lambda r: r['qid']):
+            if r['split'] != split:
+                continue
+            x = r[mode] if mode in ('vector', 'keyword') else r['hybrid'][mode]
+            out.setdefault((g['benchmark'], r['language']), []).append(rr(x))
+    return out
+
+
+def macro(c):
+    return float(np.mean([np.mean(v) for v in c.values()])) if c else float('nan')
+
+
+def diff_ci(a, b, reps=2000, seed=1):
+    """Paired bootstrap (stratified by cell) of macro(a) - macro(b)."""
+    rng = np.random.default_rng(seed)
+    keys = sorted(a)
+    boots = np.zeros(reps)
+    for k in keys:
+        d = np.array(a[k]) - np.array(b[k])
+        boots += d[rng.integers(0, len(d), (reps, len(d)))].mean(1)
+    boots /= len(keys)
+    return macro(a) - macro(b), float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
+
+
+def name(m):
+    return os.path.basename(m.rstrip('/'))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('results')
+    ap.add_argument('--baseline')
+    ap.add_argument('--json')
+    args = ap.parse_args()
+    res = json.load(open(args.results))
+    base = args.baseline or res['baseline']
+    present = sorted({g['benchmark'] for g in res['models'][base]} & set(OOD))
+    if not present:
+        sys.exit('choose.py: no out-of-distribution benchmark in %s' % args.results)
+    print('# Rule applied to %s (dev halves of %s; baseline %s)\n' % (
+        args.results, ', '.join(present), name(base)))
+    bdev = cells(res, base, 'dev', 'vector')
+    print('| model | vector macro MRR@10 (dev) | vs baseline, all cells | worst benchmark CI | eligible |')
+    print('|---|---:|---|---|---|')
+    best, best_score = base, macro(bdev)
+    for m in res['models']:
+        c = cells(res, m, 'dev', 'vector')
+        if m == base:
+            print('| %s | %.3f | — | — | yes (baseline) |' % (name(m), macro(c)))
+            continue
+        p, lo, hi = diff_ci(c, bdev)
+        eligible = hi >= 0
+        worst = ''
+        for b in present:
+            cb = {k: v for k, v in c.items() if k[0] == b}
+            bb = {k: v for k, v in bdev.items() if k[0] == b}
+            pb, lob, hib = diff_ci(cb, bb)
+            if not worst or hib < worst[2]:
+                worst = (b, pb, hib, lob)
+            eligible = eligible and hib >= 0
+        print('| %s | %.3f | %+.3f (%+.3f..%+.3f) | %s %+.3f (%+.3f..%+.3f) | %s |' % (
+            name(m), macro(c), p, lo, hi, worst[0], worst[1], worst[3], worst[2],
+            'yes' if eligible else 'no (loses, CI below 0)'))
+        if eligible and macro(c) > best_score:
+            best, best_score = m, macro(c)
+    print('\n**Default model: %s** (vector macro MRR@10 %.3f on the dev cells)\n' % (name(best), best_score))
+
+    vec = cells(res, best, 'dev', 'vector')
+    grid = sorted(next(r for g in res['models'][best] for r in g['queries'])['hybrid'])
+    scored = []
+    for point in grid:
+        c = cells(res, best, 'dev', point)
+        p, lo, hi = diff_ci(c, vec)
+        scored.append((macro(c), point, p, lo, hi))
+    top = max(s[0] for s in scored if s[4] >= 0)
+    near = [s for s in scored if s[4] >= 0 and s[0] >= top - 0.001]
+    pick = next((s for s in near if s[1] == CURRENT), None) or \
+        min(near, key=lambda s: (float(s[1].split('/')[1]), float(s[1].split('/')[0])))
+    print('| rrf_k/keyword_weight | hybrid macro MRR@10 (dev) | vs vector |')
+    print('|---|---:|---|')
+    for s in sorted(scored, key=lambda s: -s[0])[:10]:
+        print('| %s | %.3f | %+.3f (%+.3f..%+.3f) |' % (s[1], s[0], s[2], s[3], s[4]))
+    k, w = pick[1].split('/')
+    print('\n**Fusion defaults: rrf_k %s, keyword_weight %s** (hybrid macro %.3f; current defaults %s: %.3f)\n'
+          % (k, w, pick[0], CURRENT, next(s[0] for s in scored if s[1] == CURRENT)))
+
+    print('Test halves (reported, not used):')
+    for mode in ('vector', pick[1]):
+        c = cells(res, best, 'test', mode)
+        b = cells(res, base, 'test', mode)
+        p, lo, hi = diff_ci(c, b) if best != base else (0, 0, 0)
+        print('- %s %s: macro %.3f, baseline %.3f, difference %+.3f (%+.3f..%+.3f); per cell: %s' % (
+            name(best), 'vector' if mode == 'vector' else 'hybrid ' + mode, macro(c), macro(b), p, lo, hi,
+            ', '.join('%s/%s %.3f' % (k[0], k[1], np.mean(v)) for k, v in sorted(c.items()))))
+    pub = cells(res, best, 'test', 'vector', benches=('public',))
+    if pub:
+        allq = [x for v in pub.values() for x in v]
+        print('- in-distribution guard (public, test half, vector, all queries): %.3f' % np.mean(allq))
+    if args.json:
+        json.dump(dict(model=best, rrf_k=float(k), keyword_weight=float(w),
+                       dev_vector_macro=best_score, dev_hybrid_macro=pick[0]),
+                  open(args.json, 'w'), indent=1)
+
+
+if __name__ == '__main__':
+    main()

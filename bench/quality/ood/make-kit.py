@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""bench/quality/ood/make-kit.py — the eval kit: everything eval-models.py
+needs to score any model folder on every benchmark without PostgreSQL.
+
+For each benchmark database (libpq PG* variables for host/port/user; the
+database names below), it writes into one gzip JSON file:
+  - every snippet's id and embed_text (what embed() encodes; loaded by
+    codevec-load with its defaults), so the GPU step embeds exactly the
+    texts code.search's vector mode compares;
+  - every query with its split (dev/test), language, target snippet ids
+    and its keyword list: the ids of code.search(query, k => DEPTH,
+    mode => 'keyword') in order (BM25 when the postings are built, what
+    hybrid mode fuses; no embeddings needed);
+  - with --verify DB: for that (small, embedded) database also code.search's
+    own vector and hybrid top 10 of each query under the installed default
+    model, so eval-models.py --verify can check that its vector ranks and
+    its fusion are code.search's.
+
+Benchmarks and databases (how run.sh loads them: bench/quality/ood/README.md):
+  public   database public: bench/quality's 2,400 queries (docstring first
+           sentences; docs stripped from the corpus); dev = odd qids (the
+           half BM25 was tuned on), test = even qids
+  cosqa    database cosqa: fetch.py's CoSQA retrieval split, one file per
+           code-base function (cN.py); target = the file's first snippet
+  hand     databases hand_<repo>: handwritten/questions.tsv, one database
+           per repository (a user's database holds their repository)
+
+  make-kit.py OUT.json.gz [--only public,cosqa,hand] [--verify DB]
+"""
+
+import argparse
+import gzip
+import json
+import os
+import subprocess
+import sys
+import time
+
+import psycopg
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+QUALITY = os.path.dirname(HERE)
+CACHE = os.environ.get('CODEVEC_OOD_CACHE', '/tmp/codevec-ood')
+DEPTH = 100
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def snippets(cur):
+    cur.execute("SELECT id, embed_text FROM code.snippets WHERE embed_text IS NOT NULL ORDER BY id")
+    return [list(r) for r in cur.fetchall()]
+
+
+def keyword_lists(cur, queries):
+    t0 = time.time()
+    for q in queries:
+        cur.execute("SELECT id FROM code.search(%s, k => %s, mode => 'keyword')",
+                    (q['query'], DEPTH))
+        q['kw'] = [r[0] for r in cur.fetchall()]
+    log('  %d keyword lists in %.1f s' % (len(queries), time.time() - t0))
+
+
+def public_group(conn):
+    sys.path.insert(0, QUALITY)
+    from eval import read_queries, resolve_targets
+    qs = resolve_targets(conn, read_queries(os.path.join(QUALITY, 'queries.tsv.gz')))
+    return [dict(qid='p%d' % q['qid'], query=q['query'], language=q['language'],
+                 split='dev' if q['qid'] % 2 else 'test', targets=[q['target']]) for q in qs]
+
+
+def cosqa_group(conn):
+    d = json.load(open(os.path.join(CACHE, 'cosqa.json'), encoding='utf-8'))
+    cur = conn.cursor()
+    cur.execute("""SELECT DISTINCT ON (f.path) f.path, s.id FROM code.snippets s
+                   JOIN code.files f ON f.id = s.file_id ORDER BY f.path, s.start_line, s.id""")
+    first = dict(cur.fetchall())
+    out, missing = [], 0
+    for split in ('dev', 'test'):
+        for q in d[split]:
+            t = [first['c%d.py' % c] for c in q['targets'] if 'c%d.py' % c in first]
+            if not t:
+                missing += 1
+                continue
+            out.append(dict(qid='cosqa-%s-%s' % (split, q['qid']), query=q['query'],
+                            language='python', split=split, targets=t))
+    if missing:
+        log('  cosqa: %d queries whose function the loader did not parse, left out' % missing)
+    return out
+
+
+def hand_group(conn, repo):
+    cur = conn.cursor()
+    out = []
+    for line in list(open(os.path.join(QUALITY, 'handwritten', 'questions.tsv'), encoding='utf-8'))[1:]:
+        qid, r, lang, split, question, answers = line.rstrip('\n').split('\t')
+        if r != repo:
+            continue
+        ids = []
+        for a in answers.split(';'):
+            path, name = a.split('|', 1)
+            cur.execute("""SELECT s.id FROM code.snippets s JOIN code.files f ON f.id = s.file_id
+                           WHERE f.path = %s AND s.qualified_name = %s""", (path, name))
+            ids += [x[0] for x in cur.fetchall()]
+        if not ids:
+            sys.exit('hand %s: question %s has no answer in the database' % (repo, qid))
+        out.append(dict(qid='h%s' % qid, query=question, language=lang, split=split,
+                        targets=sorted(set(ids))))
+    return out
+
+
+def connect(db):
+    return psycopg.connect(dbname=db, autocommit=True)
+
+
+def verify_refs(conn, queries):
+    """code.search's own vector and hybrid top 10 (installed default model)."""
+    cur = conn.cursor()
+    for q in queries:
+        for mode in ('vector', 'hybrid'):
+            cur.execute("SELECT id FROM code.search(%s, k => 10, mode => %s)", (q['query'], mode))
+            q['ref_' + mode] = [r[0] for r in cur.fetchall()]
+        cur.execute("SHOW codevec.model")
+        q['ref_model'] = cur.fetchone()[0]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('out')
+    ap.add_argument('--only', default='public,cosqa,hand')
+    ap.add_argument('--verify', help='a small embedded database of hand questions (googletest)')
+    args = ap.parse_args()
+    want = args.only.split(',')
+    groups = []
+    plan = []
+    if 'public' in want:
+        plan.append(('public', 'public', 'public', None))
+    if 'cosqa' in want:
+        plan.append(('cosqa', 'cosqa', 'cosqa', None))
+    if 'hand' in want:
+        for line in open(os.path.join(QUALITY, 'handwritten', 'manifest.tsv')):
+            if not line.startswith('#'):
+                repo = line.split('\t')[0]
+                plan.append(('hand', 'hand-' + repo, 'hand_' + repo.replace('-', '_'), repo))
+    if args.verify:
+        plan.append(('verify', 'verify', args.verify, 'googletest'))
+    for bench, name, db, repo in plan:
+        log('%s (database %s)' % (name, db))
+        conn = connect(db)
+        if bench == 'public':
+            qs = public_group(conn)
+        elif bench == 'cosqa':
+            qs = cosqa_group(conn)
+        elif bench == 'hand':
+            qs = hand_group(conn, repo)
+        else:
+            qs = hand_group_lenient(conn, repo)
+        cur = conn.cursor()
+        keyword_lists(cur, qs)
+        if bench == 'verify':
+            verify_refs(conn, qs)
+        sn = snippets(cur)
+        log('  %d queries, %d snippets' % (len(qs), len(sn)))
+        groups.append(dict(benchmark=bench, name=name, database=db, snippets=sn, queries=qs))
+    commit = subprocess.run(['git', '-C', HERE, 'rev-parse', 'HEAD'], capture_output=True,
+                            text=True).stdout.strip()
+    kit = dict(created=time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime()), commit=commit,
+               depth=DEPTH, max_tokens=256, groups=groups)
+    with gzip.open(args.out, 'wt', encoding='utf-8') as f:
+        json.dump(kit, f)
+    log('%s: %d groups, %.1f MB' % (args.out, len(groups), os.path.getsize(args.out) / 1e6))
+
+
+def hand_group_lenient(conn, repo):
+    """Hand questions of REPO whose answers are in this (partial) database."""
+    cur = conn.cursor()
+    out = []
+    for line in list(open(os.path.join(QUALITY, 'handwritten', 'questions.tsv'), encoding='utf-8'))[1:]:
+        qid, r, lang, split, question, answers = line.rstrip('\n').split('\t')
+        if r != repo:
+            continue
+        ids = []
+        for a in answers.split(';'):
+            path, name = a.split('|', 1)
+            cur.execute("""SELECT s.id FROM code.snippets s JOIN code.files f ON f.id = s.file_id
+                           WHERE f.path = %s AND s.qualified_name = %s""", (path, name))
+            ids += [x[0] for x in cur.fetchall()]
+        if ids:
+            out.append(dict(qid='h%s' % qid, query=question, language=lang, split=split,
+                            targets=sorted(set(ids))))
+    return out
+
+
+if __name__ == '__main__':
+    main()
