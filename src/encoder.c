@@ -37,7 +37,8 @@
  *
  * int8.  With m->precision CV_PRECISION_INT8 the four linear layers go
  * through the int8 layers qlinear.c attached (LayerLinear); attention,
- * LayerNorm and GELU stay as above.  That path owns the threads: oneDNN's
+ * LayerNorm and GELU stay fp32 as above, GELU applied by qlinear.c to each
+ * chunk of FFN in's rows as it leaves the GEMM (still in the cache).  That path owns the threads: oneDNN's
  * GEMMs and the steps between them (attention per sequence, residual +
  * LayerNorm and GELU per row: RunStep) are split over the OpenMP pool
  * oneDNN uses, and OpenBLAS runs one sequence's small attention GEMMs per
@@ -46,7 +47,9 @@
  *
  * Memory.  One work block per call: x, the residual branch and the context
  * (3 T x H), QKV (T x 3H), the FFN activation (T x I) and one L x L score
- * matrix per thread - about 1.6 MB for 256 tokens of a 384-wide model.
+ * matrix per thread - about 1.6 MB for 256 tokens of a 384-wide model, 51 MB
+ * for a group of 32 snippets of 100 tokens; kept for the next call when at
+ * most 64 MB (WorkBuffer).
  */
 #include "encoder.h"
 
@@ -139,6 +142,8 @@ Linear(const float *x, int n, int in, const float *W, const float *bias,
 				1.0f, x, in, W, in, 1.0f, y, out);
 }
 
+static void Gelu(float *x, size_t n);
+
 /*
  * Run linear `which` (0 QKV, 1 attention output, 2 FFN in, 3 FFN out) of
  * layer l on n rows: fp32 through OpenBLAS, or int8 through the layers
@@ -153,7 +158,8 @@ LayerLinear(CvModel m, int l, int which, const float *x, int n, float *y,
 				FF = m->intermediate;
 
 	if (m->precision == CV_PRECISION_INT8)
-		return m->int8_ops->linear(m->int8, l, which, x, n, y, threads, errbuf, errlen);
+		return m->int8_ops->linear(m->int8, l, which, x, n, y, which == 2 ? Gelu : NULL,
+								   threads, errbuf, errlen);
 	if (m->int8)
 		m->int8_ops->observe(m->int8, l, which, x, n);
 	switch (which)
@@ -291,9 +297,8 @@ Gelu(float *x, size_t n)
 	}
 }
 
-/* Replace n floats by e^(x - shift), returning their sum. */
-CV_SIMD_CLONES
-static float
+/* Replace n floats by e^(x - shift), returning their sum (inlined into SoftmaxRows' clones). */
+static inline __attribute__((always_inline)) float
 ExpShiftSum(float *x, int n, float shift)
 {
 	vfloat		acc = VF(0.0f);
@@ -325,7 +330,13 @@ ExpShiftSum(float *x, int n, float shift)
 	return sum;
 }
 
-/* Apply softmax to each of n rows of width w in place. */
+/*
+ * Apply softmax to each of n rows of width w in place: the row's maximum
+ * and the scaling by 1 / sum sixteen lanes at a time (the scalar loops were
+ * a tenth of the int8 forward pass); the maximum is exact and each lane's
+ * product rounds as the scalar one did, so the values are unchanged.
+ */
+CV_SIMD_CLONES
 static void
 SoftmaxRows(float *s, int n, int w)
 {
@@ -335,15 +346,104 @@ SoftmaxRows(float *s, int n, int w)
 	for (i = 0; i < n; i++)
 	{
 		float	   *r = s + (size_t) i * w;
+		vfloat		vm = VF(r[0]);
 		float		mx = r[0];
 		float		inv;
 
-		for (j = 1; j < w; j++)
-			if (r[j] > mx)
-				mx = r[j];
+		for (j = 0; j + VLEN <= w; j += VLEN)
+		{
+			vfloat		v;
+
+			memcpy(&v, r + j, sizeof(v));
+			vm = MaxV(vm, v);	/* lane-wise max */
+		}
+		for (int k = 0; k < VLEN; k++)
+			mx = vm[k] > mx ? vm[k] : mx;
+		for (; j < w; j++)
+			mx = r[j] > mx ? r[j] : mx;
 		inv = 1.0f / ExpShiftSum(r, w, mx);
-		for (j = 0; j < w; j++)
+		for (j = 0; j + VLEN <= w; j += VLEN)
+		{
+			vfloat		v;
+
+			memcpy(&v, r + j, sizeof(v));
+			v *= VF(inv);
+			memcpy(r + j, &v, sizeof(v));
+		}
+		for (; j < w; j++)
 			r[j] *= inv;
+	}
+}
+
+/*
+ * Add the residual r to each of n rows of width h of x, then LayerNorm them
+ * in place: x = LN(x + r).  Sixteen lanes at a time: the sums of the mean
+ * and the variance in sixteen float partial sums (added up in double), the
+ * scalar double loops having been a tenth of the int8 pass.  Row by row, so
+ * a row's result does not depend on the others.
+ */
+CV_SIMD_CLONES
+static void
+AddLayerNorm(float *x, const float *r, int n, int h, const float *g, const float *b, double eps)
+{
+	for (int i = 0; i < n; i++)
+	{
+		float	   *row = x + (size_t) i * h;
+		const float *add = r + (size_t) i * h;
+		vfloat		vs = VF(0.0f),
+					vq = VF(0.0f);
+		double		sum = 0,
+					sq = 0;
+		float		mean,
+					inv;
+		int			j;
+
+		for (j = 0; j + VLEN <= h; j += VLEN)
+		{
+			vfloat		v,
+						a;
+
+			memcpy(&v, row + j, sizeof(v));
+			memcpy(&a, add + j, sizeof(a));
+			v += a;
+			memcpy(row + j, &v, sizeof(v));
+			vs += v;
+		}
+		for (; j < h; j++)
+		{
+			row[j] += add[j];
+			sum += row[j];
+		}
+		for (int k = 0; k < VLEN; k++)
+			sum += vs[k];
+		mean = (float) (sum / h);
+		for (j = 0; j + VLEN <= h; j += VLEN)
+		{
+			vfloat		v;
+
+			memcpy(&v, row + j, sizeof(v));
+			v -= VF(mean);
+			vq += v * v;
+		}
+		for (; j < h; j++)
+			sq += (double) (row[j] - mean) * (row[j] - mean);
+		for (int k = 0; k < VLEN; k++)
+			sq += vq[k];
+		inv = (float) (1.0 / sqrt(sq / h + eps));
+		for (j = 0; j + VLEN <= h; j += VLEN)
+		{
+			vfloat		v,
+						vg,
+						vb;
+
+			memcpy(&v, row + j, sizeof(v));
+			memcpy(&vg, g + j, sizeof(vg));
+			memcpy(&vb, b + j, sizeof(vb));
+			v = (v - VF(mean)) * VF(inv) * vg + vb;
+			memcpy(row + j, &v, sizeof(v));
+		}
+		for (; j < h; j++)
+			row[j] = (row[j] - mean) * inv * g[j] + b[j];
 	}
 }
 
@@ -409,9 +509,7 @@ RunStep(void *arg, int begin, int end, int tid)
 	StepArgs   *a = arg;
 	int			H = a->m->hidden,
 				FF = a->m->intermediate;
-	size_t		lo = (size_t) begin * H,
-				hi = (size_t) end * H,
-				t;
+	size_t		lo = (size_t) begin * H;
 
 	switch (a->step)
 	{
@@ -421,17 +519,13 @@ RunStep(void *arg, int begin, int end, int tid)
 						  a->scores + (size_t) tid * a->score_stride, a->ctx + a->starts[b] * H);
 			break;
 		case STEP_ADD_LN1:
-			for (t = lo; t < hi; t++)
-				a->res[t] += a->x[t];
-			LayerNorm(a->res + lo, end - begin, H, a->w->ln1_g, a->w->ln1_b, a->m->ln_eps);
+			AddLayerNorm(a->res + lo, a->x + lo, end - begin, H, a->w->ln1_g, a->w->ln1_b, a->m->ln_eps);
 			break;
 		case STEP_GELU:
 			Gelu(a->ffn + (size_t) begin * FF, (size_t) (end - begin) * FF);
 			break;
 		case STEP_ADD_LN2:
-			for (t = lo; t < hi; t++)
-				a->x[t] += a->res[t];
-			LayerNorm(a->x + lo, end - begin, H, a->w->ln2_g, a->w->ln2_b, a->m->ln_eps);
+			AddLayerNorm(a->x + lo, a->res + lo, end - begin, H, a->w->ln2_g, a->w->ln2_b, a->m->ln_eps);
 			break;
 	}
 }
@@ -445,6 +539,56 @@ Step(StepArgs *a, EncoderStep step, int n, int threads)
 		a->m->int8_ops->parallel_for(threads, n, RunStep, a);
 	else
 		RunStep(a, 0, n, 0);
+}
+
+/*
+ * The work block of the last call, kept for the next when it is at most
+ * CODEVEC_ENCODER_KEEP_BYTES: a block of that size is mmap'ed by malloc and
+ * its pages faulted in again on every call otherwise (a twentieth of the
+ * int8 pass went to the kernel's page faults).  One per process: cv_encode
+ * is not called from two threads at once.
+ */
+#define CODEVEC_ENCODER_KEEP_BYTES ((size_t) 64 << 20)
+static float *kept_work = NULL;
+static size_t kept_bytes = 0;
+
+/* Give a work block of at least `bytes`, the kept one when it is big enough; NULL when out of memory. */
+static float *
+WorkBuffer(size_t bytes)
+{
+	if (kept_work && kept_bytes >= bytes)
+	{
+		float	   *w = kept_work;
+
+		kept_work = NULL;
+		return w;
+	}
+	free(kept_work);
+	kept_work = NULL;
+	kept_bytes = 0;
+	if (bytes <= CODEVEC_ENCODER_KEEP_BYTES)
+	{
+		/* grow by a quarter ahead, so batches of slowly rising size reuse it */
+		size_t		want = bytes + bytes / 4;
+
+		if (want > CODEVEC_ENCODER_KEEP_BYTES)
+			want = CODEVEC_ENCODER_KEEP_BYTES;
+		kept_bytes = want;
+		return malloc(want);
+	}
+	return malloc(bytes);
+}
+
+/* Give back a block WorkBuffer gave: kept when small enough, else freed. */
+static void
+ReleaseWorkBuffer(float *w)
+{
+	if (w == NULL)
+		return;
+	if (kept_bytes > 0 && kept_work == NULL)
+		kept_work = w;
+	else
+		free(w);
 }
 
 /* Encode a batch of sequences; see encoder.h. */
@@ -525,12 +669,12 @@ cv_encode(CvModel m, int batch, const int32_t *const *ids, const int *lens,
 			saved_threads = 0;
 	}
 
-	work = malloc(sizeof(float) * (T * (3 * (size_t) H + 3 * (size_t) H + FF) +
-								   (size_t) par * maxlen * maxlen));
+	work = WorkBuffer(sizeof(float) * (T * (3 * (size_t) H + 3 * (size_t) H + FF) +
+									   (size_t) par * maxlen * maxlen));
 	starts = malloc(sizeof(size_t) * batch);
 	if (!work || !starts)
 	{
-		free(work);
+		ReleaseWorkBuffer(work);
 		free(starts);
 		if (saved_threads)
 			openblas_set_num_threads(saved_threads);
@@ -594,7 +738,8 @@ cv_encode(CvModel m, int batch, const int32_t *const *ids, const int *lens,
 		/* feed-forward: GELU(x W1^T + b1) W2^T + b2, residual, LayerNorm */
 		if ((st = LayerLinear(m, l, 2, res, (int) T, ffn, par, errbuf, errlen)) != CV_OK)
 			goto done;
-		Step(&sa, STEP_GELU, (int) T, par);
+		if (m->precision != CV_PRECISION_INT8)	/* int8: done as FFN in's epilogue */
+			Step(&sa, STEP_GELU, (int) T, par);
 		if ((st = LayerLinear(m, l, 3, ffn, (int) T, x, par, errbuf, errlen)) != CV_OK)
 			goto done;
 		Step(&sa, STEP_ADD_LN2, (int) T, par);
@@ -637,7 +782,7 @@ cv_encode(CvModel m, int batch, const int32_t *const *ids, const int *lens,
 		start += lens[b];
 	}
 done:
-	free(work);
+	ReleaseWorkBuffer(work);
 	free(starts);
 	if (saved_threads)
 		openblas_set_num_threads(saved_threads);

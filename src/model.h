@@ -64,14 +64,17 @@ typedef enum CvPrecision
  * The int8 linear layers attached to a model (qlinear.c), called through this
  * table so that encoder.c and model.c do not link oneDNN's wrapper.
  * linear: y (n x out) = x (n x in) W^T + b for linear `which` of `layer`
- * (0 QKV, 1 attention output, 2 FFN in, 3 FFN out) on `threads` threads.
+ * (0 QKV, 1 attention output, 2 FFN in, 3 FFN out) on `threads` threads,
+ * then epilogue (when not NULL) on the rows of y just written, in place,
+ * while they are still in the cache (the encoder's GELU after FFN in).
  * observe: called by the fp32 path with each linear's input while int8
  * layers are attached (they ignore it once calibrated).
  */
 typedef struct CvInt8Ops
 {
 	CvStatus	(*linear) (void *q, int layer, int which, const float *x, int n,
-						   float *y, int threads, char *errbuf, size_t errlen);
+						   float *y, void (*epilogue) (float *y, size_t count),
+						   int threads, char *errbuf, size_t errlen);
 	/* see the fp32 input of that linear (calibration while attaching) */
 	void		(*observe) (void *q, int layer, int which, const float *x, int n);
 	/* run fn(arg, begin, end, tid) over [0, n) split on up to `threads` threads */
