@@ -13,6 +13,9 @@
  *
  * Usage: bench_int8 MODEL_DIR THREADS fp32|int8 SNIPPETS_JSONL N [EMB_OUT [QUERY_ITERS]]
  *	  SNIPPETS_JSONL: one JSON string per line (make_snippets.sh).
+ *	  SORT=1 in the environment: the N snippets sorted by token count first
+ *	  (stable), the batches bench_ort.py's SORT=1 gives ONNX Runtime; the
+ *	  row is named ...-sorted and writes no embeddings.
  * Prints one JSON object on stdout.
  */
 #include <stdio.h>
@@ -147,6 +150,54 @@ ReadTexts(const char *path, int max, int *n)
 	return texts;
 }
 
+/* a snippet's token count and place, for SORT=1 */
+typedef struct SortKey
+{
+	int			len;
+	int			pos;
+} SortKey;
+
+/* Order SortKeys by token count, then place (a stable sort, as Python's). */
+static int
+CmpKey(const void *a, const void *b)
+{
+	const SortKey *x = a,
+			   *y = b;
+
+	if (x->len != y->len)
+		return x->len < y->len ? -1 : 1;
+	return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/* Reorder n texts by their token count under m's tokenizer (SORT=1). */
+static void
+SortByTokens(CvModel m, char **texts, int n)
+{
+	SortKey    *k = malloc(sizeof(SortKey) * n);
+	char	  **copy = malloc(sizeof(char *) * n);
+
+	for (int i = 0; i < n; i++)
+	{
+		int32_t    *ids;
+		int			len;
+
+		if (cv_tokenize(m->tok, texts[i], strlen(texts[i]), MAX_TOKENS, &ids, &len) != CV_TOK_OK)
+		{
+			fprintf(stderr, "tokenize failed on text %d\n", i);
+			exit(1);
+		}
+		free(ids);
+		k[i].len = len;
+		k[i].pos = i;
+		copy[i] = texts[i];
+	}
+	qsort(k, n, sizeof(SortKey), CmpKey);
+	for (int i = 0; i < n; i++)
+		texts[i] = copy[k[i].pos];
+	free(k);
+	free(copy);
+}
+
 /* Run the benchmark. */
 int
 main(int argc, char **argv)
@@ -157,7 +208,8 @@ main(int argc, char **argv)
 				n,
 				i,
 				iters;
-	int			int8;
+	int			int8,
+				sorted;
 	char	  **texts,
 			   *qlist[1] = {QUERY};
 	float	   *out;
@@ -200,6 +252,9 @@ main(int argc, char **argv)
 	}
 	cJSON_AddNumberToObject(res, "quantize_s", Now() - t0);
 	texts = ReadTexts(argv[4], atoi(argv[5]), &n);
+	sorted = getenv("SORT") && strcmp(getenv("SORT"), "1") == 0;
+	if (sorted)
+		SortByTokens(m, texts, n);
 	out = malloc(sizeof(float) * m->hidden * (n > BATCH ? n : BATCH));
 
 	/* query latency: one text per call, as embed(text) */
@@ -222,11 +277,16 @@ main(int argc, char **argv)
 	secs = Now() - t0;
 	cpu = CpuSeconds() - c0;
 
+	{
+		char		impl[64];
+
 #ifdef CV_NO_INT8
-	cJSON_AddStringToObject(res, "impl", "codevec-fp32-before");
+		snprintf(impl, sizeof(impl), "codevec-fp32-before%s", sorted ? "-sorted" : "");
 #else
-	cJSON_AddStringToObject(res, "impl", int8 ? "codevec-int8" : "codevec-fp32");
+		snprintf(impl, sizeof(impl), "codevec-%s%s", int8 ? "int8" : "fp32", sorted ? "-sorted" : "");
 #endif
+		cJSON_AddStringToObject(res, "impl", impl);
+	}
 	cJSON_AddNumberToObject(res, "threads", threads);
 	cJSON_AddStringToObject(res, "blas", cv_encoder_blas_core());
 #ifndef CV_NO_INT8
@@ -243,7 +303,7 @@ main(int argc, char **argv)
 	cJSON_AddNumberToObject(res, "bulk_cpu_s", cpu);
 	cJSON_AddNumberToObject(res, "snippets_per_cpu_s", n / cpu);
 	cJSON_AddNumberToObject(res, "loadavg_end", LoadAvg());
-	if (argc > 6 && argv[6][0])
+	if (argc > 6 && argv[6][0] && !sorted)
 	{
 		FILE	   *f = fopen(argv[6], "wb");
 
