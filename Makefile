@@ -24,7 +24,7 @@ OBJS = src/codevec.o src/vector.o src/distance.o src/distance_kernels.o \
 	src/gpuivf.o src/gpuivfbuild.o src/gpuivfinsert.o src/gpuivfscan.o \
 	src/gpuivfvacuum.o src/gpuivfutils.o src/gpuivfcheck.o src/gpuivfgpu.o src/gpuivfroute.o src/gpuivfknn.o src/gpuivfexplain.o \
 	src/gpuservice.o src/gpuclient.o src/gpukinds.o src/gpucopies.o src/gpukmeans.o \
-	src/tokenizer.o src/model.o src/encoder.o src/embed.o src/gpuembed.o src/blas.o src/tsparser.o src/bm25.o src/bm25block.o src/bm25bmp.o
+	src/tokenizer.o src/model.o src/encoder.o src/qlinear.o src/embed.o src/gpuembed.o src/blas.o src/tsparser.o src/bm25.o src/bm25block.o src/bm25bmp.o
 
 # Released install scripts are never edited: a release adds an upgrade
 # script, and its install script is built as the previous release's script
@@ -37,7 +37,8 @@ REGRESS_OPTS = --load-extension=$(EXTENSION)
 PG_CONFIG ?= pg_config
 PG_CPPFLAGS += -I$(srcdir)/src -I$(srcdir)/cuda
 PG_CFLAGS += -std=gnu11
-# OpenBLAS is opened on first use (src/blas.c), not linked
+# OpenBLAS is opened on first use (src/blas.c), not linked; so is oneDNN
+# (src/qlinear.c: only its headers, libdnnl-dev, are needed to build)
 SHLIB_LINK += -lutf8proc -lcjson -lm -ldl
 
 # CUDA: on when nvcc is present, unless CUDA=0. The runtime is linked
@@ -80,6 +81,10 @@ include $(PGXS)
 ifneq ($(shell $(CC) -Wmissing-variable-declarations -E -x c /dev/null >/dev/null 2>&1 && echo ok),ok)
 override CFLAGS := $(filter-out -Wmissing-variable-declarations,$(CFLAGS))
 endif
+
+# encoder.c passes 32-byte vectors between always-inlined helpers only
+# (see CV_SIMD_CLONES there): GCC's note about that ABI does not apply
+src/encoder.o: override CFLAGS += -Wno-psabi
 
 # objects that depend on CODEVEC_USE_CUDA are rebuilt when CUDA= changes,
 # and every server-side object when PG_CONFIG names another major version

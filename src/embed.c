@@ -44,10 +44,21 @@
 #include "encoder.h"
 #include "gpuservice.h"
 #include "model.h"
+#include "qlinear.h"
 #include "tokenizer.h"
 
 static char *codevec_model_setting = NULL;
 static int	codevec_max_tokens = CODEVEC_DEFAULT_MAX_TOKENS;
+static int	codevec_cpu_precision = CODEVEC_DEFAULT_CPU_PRECISION;
+
+static const struct config_enum_entry cpu_precision_options[] = {
+	{"fp32", CV_PRECISION_FP32, false},
+	{"int8", CV_PRECISION_INT8, false},
+	{NULL, 0, false}
+};
+
+/* why int8 cannot run in this process ("" until tried or when it can) */
+static char int8_unavailable[256] = "";
 
 /* The loaded model, and the setting and resolved folder it came from */
 static CvModel loaded_model = NULL;
@@ -55,7 +66,7 @@ static char *loaded_setting = NULL;
 static char *loaded_path = NULL;
 static char loaded_sha256[65] = "";
 
-/* Define the GUCs codevec.model and codevec.max_tokens; called by _PG_init. */
+/* Define the GUCs codevec.model, codevec.max_tokens and codevec.cpu_precision; called by _PG_init. */
 void
 CodevecEmbedInit(void)
 {
@@ -79,6 +90,48 @@ CodevecEmbedInit(void)
 							PGC_USERSET,
 							0,
 							NULL, NULL, NULL);
+	DefineCustomEnumVariable("codevec.cpu_precision",
+							 "Arithmetic of embed()'s linear layers on the CPU: fp32 or int8.",
+							 "int8 quantizes weights per output channel and activations per row and "
+							 "runs integer GEMMs through oneDNN (AMX or VNNI); CPUs without those "
+							 "instructions, or without libdnnl2, use fp32.",
+							 &codevec_cpu_precision,
+							 CODEVEC_DEFAULT_CPU_PRECISION,
+							 cpu_precision_options,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+}
+
+/*
+ * Set m->precision from codevec.cpu_precision, quantizing the model on the
+ * first int8 call.  Where int8 cannot run (no AMX/VNNI, no libdnnl2) the
+ * encoder stays on fp32 and codevec_model_info() says why; running out of
+ * memory while quantizing is an error.
+ */
+static void
+ApplyCpuPrecision(CvModel m)
+{
+	char		err[256];
+	CvStatus	st;
+
+	m->precision = CV_PRECISION_FP32;
+	if (codevec_cpu_precision != CV_PRECISION_INT8 || int8_unavailable[0] != '\0')
+		return;
+	if (m->int8 == NULL)
+	{
+		st = cv_qlinear_attach(m, err, sizeof(err));
+		if (st == CV_ERR_UNSUPPORTED)
+		{
+			strlcpy(int8_unavailable, err, sizeof(int8_unavailable));
+			return;
+		}
+		if (st != CV_OK)
+			ereport(ERROR,
+					(errcode(st == CV_ERR_NOMEM ? ERRCODE_OUT_OF_MEMORY : ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not quantize model \"%s\" to int8: %s", m->name, err)));
+	}
+	m->precision = CV_PRECISION_INT8;
 }
 
 /* Free the loaded model and what describes it. */
@@ -296,6 +349,7 @@ Encode(CvModel *mp, int n, int32 **ids, int *lens, float *out)
 	}
 	if (m->block == NULL)
 		*mp = m = GetModel(true);
+	ApplyCpuPrecision(m);
 	for (int i = 0; i < n; i += CODEVEC_EMBED_BATCH)
 	{
 		int			nb = Min(CODEVEC_EMBED_BATCH, n - i);
@@ -484,7 +538,9 @@ PG_FUNCTION_INFO_V1(codevec_model_info);
  * loading it if needed: name, dims, layers, heads, pooling, normalize,
  * max_tokens (codevec.max_tokens), max_positions, vocab_size, the weights'
  * stored dtype, the folder it was read from, model.safetensors' sha256, the
- * fp32 weight bytes held and the OpenBLAS kernels and threads in use.
+ * fp32 weight bytes held and the CPU arithmetic in use: OpenBLAS's kernels
+ * and threads, and with codevec.cpu_precision = int8 oneDNN's instruction
+ * set (or why int8 is unavailable).
  */
 Datum
 codevec_model_info(PG_FUNCTION_ARGS)
@@ -510,8 +566,20 @@ codevec_model_info(PG_FUNCTION_ARGS)
 	values[10] = CStringGetTextDatum(loaded_path);
 	values[11] = CStringGetTextDatum(ModelSha256());
 	values[12] = Int64GetDatum((int64) m->weight_bytes);
-	values[13] = CStringGetTextDatum(psprintf("OpenBLAS %s, %d threads",
-											  cv_encoder_blas_core(),
-											  cv_encoder_get_threads()));
+	ApplyCpuPrecision(m);
+	if (m->precision == CV_PRECISION_INT8)
+		values[13] = CStringGetTextDatum(psprintf("int8 via oneDNN (%s), %zu bytes; OpenBLAS %s, %d threads",
+												  cv_int8_isa(), m->int8_bytes,
+												  cv_encoder_blas_core(),
+												  cv_encoder_get_threads()));
+	else if (codevec_cpu_precision == CV_PRECISION_INT8)
+		values[13] = CStringGetTextDatum(psprintf("OpenBLAS %s, %d threads (fp32: int8 unavailable: %s)",
+												  cv_encoder_blas_core(),
+												  cv_encoder_get_threads(),
+												  int8_unavailable));
+	else
+		values[13] = CStringGetTextDatum(psprintf("OpenBLAS %s, %d threads",
+												  cv_encoder_blas_core(),
+												  cv_encoder_get_threads()));
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

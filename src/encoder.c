@@ -35,9 +35,21 @@
  * its threads; cv_encoder_set_threads() fixes the thread count (the
  * benchmark uses the same count for PyTorch).
  *
+ * int8.  With m->precision CV_PRECISION_INT8 the four linear layers go
+ * through the int8 layers qlinear.c attached (LayerLinear); attention,
+ * LayerNorm and GELU stay fp32 as above, GELU applied by qlinear.c to each
+ * chunk of FFN in's rows as it leaves the GEMM (still in the cache).  That path owns the threads: oneDNN's
+ * GEMMs and the steps between them (attention per sequence, residual +
+ * LayerNorm and GELU per row: RunStep) are split over the OpenMP pool
+ * oneDNN uses, and OpenBLAS runs one sequence's small attention GEMMs per
+ * call on one thread.  Each row and each sequence is computed the same way
+ * whatever the split, so the result does not depend on the thread count.
+ *
  * Memory.  One work block per call: x, the residual branch and the context
  * (3 T x H), QKV (T x 3H), the FFN activation (T x I) and one L x L score
- * matrix - about 1.6 MB for 256 tokens of a 384-wide model.
+ * matrix per thread - about 1.6 MB for 256 tokens of a 384-wide model, 51 MB
+ * for a group of 32 snippets of 100 tokens; kept for the next call when at
+ * most 64 MB (WorkBuffer).
  */
 #include "encoder.h"
 
@@ -130,9 +142,48 @@ Linear(const float *x, int n, int in, const float *W, const float *bias,
 				1.0f, x, in, W, in, 1.0f, y, out);
 }
 
+static void Gelu(float *x, size_t n);
+
 /*
- * Elementwise math, four floats at a time through GCC vector extensions
- * (SSE2, the x86-64 baseline; other targets get their own lowering),
+ * Run linear `which` (0 QKV, 1 attention output, 2 FFN in, 3 FFN out) of
+ * layer l on n rows: fp32 through OpenBLAS, or int8 through the layers
+ * cv_qlinear_attach() attached (qlinear.c) when m->precision says so.
+ */
+static CvStatus
+LayerLinear(CvModel m, int l, int which, const float *x, int n, float *y,
+			int threads, char *errbuf, size_t errlen)
+{
+	const CvLayerWeights *w = &m->layer[l];
+	int			H = m->hidden,
+				FF = m->intermediate;
+
+	if (m->precision == CV_PRECISION_INT8)
+		return m->int8_ops->linear(m->int8, l, which, x, n, y, which == 2 ? Gelu : NULL,
+								   threads, errbuf, errlen);
+	if (m->int8)
+		m->int8_ops->observe(m->int8, l, which, x, n);
+	switch (which)
+	{
+		case 0:
+			Linear(x, n, H, w->qkv_w, w->qkv_b, 3 * H, y);
+			break;
+		case 1:
+			Linear(x, n, H, w->ao_w, w->ao_b, H, y);
+			break;
+		case 2:
+			Linear(x, n, H, w->ffn_in_w, w->ffn_in_b, FF, y);
+			break;
+		default:
+			Linear(x, n, FF, w->ffn_out_w, w->ffn_out_b, H, y);
+			break;
+	}
+	return CV_OK;
+}
+
+/*
+ * Elementwise math, sixteen floats at a time through GCC vector extensions
+ * (one AVX-512 register, two AVX2 or four SSE2 ones, see CV_SIMD_CLONES;
+ * other targets get their own lowering),
  * because libm's scalar erff/expf took a fifth of the forward pass.
  *
  * exp: Cody-Waite range reduction x = n ln2 + r, |r| <= ln2/2, then the
@@ -143,14 +194,34 @@ Linear(const float *x, int n, int in, const float *W, const float *bias,
  * error < 1.5e-7 in exact arithmetic, 5e-7 in float.  GELU's error is then
  * below 2.5e-7 |x|, under float rounding of the layer outputs it feeds.
  */
-typedef float vfloat __attribute__((vector_size(16)));
-typedef int32_t vint __attribute__((vector_size(16)));
+/*
+ * 32-byte vectors are passed only to the always_inline helpers below, which
+ * are compiled into each clone: no call ever crosses the two ABIs (the
+ * Makefile builds this file with -Wno-psabi for that reason).
+ */
+#pragma GCC diagnostic ignored "-Wpsabi"
+typedef float vfloat __attribute__((vector_size(64)));
+typedef int32_t vint __attribute__((vector_size(64)));
 
-#define VLEN 4
-#define VF(c) ((vfloat) {c, c, c, c})
+#define VLEN 16
+#define VF(c) ((vfloat) {c, c, c, c, c, c, c, c, c, c, c, c, c, c, c, c})
+
+/*
+ * The loops below are compiled three times, for AVX-512, AVX2 and the
+ * x86-64 baseline, and the loader picks one by CPUID (GCC's target_clones,
+ * an ifunc).  The AVX-512 clone may fuse multiply-adds, so the clones agree
+ * to float rounding, not bit for bit; one machine always runs the same one.
+ * Sixteen lanes instead of eight: int8 bulk throughput +10% per CPU-second
+ * (bench/embed), GELU and softmax being most of what int8 leaves.
+ */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define CV_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CV_SIMD_CLONES
+#endif
 
 /* Compute e^x for x in [-87, 88] (callers clamp). */
-static inline vfloat
+static inline __attribute__((always_inline)) vfloat
 ExpV(vfloat x)
 {
 	vfloat		n = (x * VF(1.44269504088896341f) + VF(12582912.0f)) - VF(12582912.0f);
@@ -170,7 +241,7 @@ ExpV(vfloat x)
 }
 
 /* Clamp each lane of x to at least lo (lanes compare as floats). */
-static inline vfloat
+static inline __attribute__((always_inline)) vfloat
 MaxV(vfloat x, vfloat lo)
 {
 	vint		m = x < lo;
@@ -179,7 +250,7 @@ MaxV(vfloat x, vfloat lo)
 }
 
 /* Compute GELU(x) = x/2 (1 + erf(x / sqrt 2)) on each lane. */
-static inline vfloat
+static inline __attribute__((always_inline)) vfloat
 GeluV(vfloat x)
 {
 	vfloat		u = x * VF((float) M_SQRT1_2);
@@ -202,6 +273,7 @@ GeluV(vfloat x)
 }
 
 /* Apply GELU (erf form, as BertModel's "gelu") to n floats in place. */
+CV_SIMD_CLONES
 static void
 Gelu(float *x, size_t n)
 {
@@ -225,8 +297,8 @@ Gelu(float *x, size_t n)
 	}
 }
 
-/* Replace n floats by e^(x - shift), returning their sum. */
-static float
+/* Replace n floats by e^(x - shift), returning their sum (inlined into SoftmaxRows' clones). */
+static inline __attribute__((always_inline)) float
 ExpShiftSum(float *x, int n, float shift)
 {
 	vfloat		acc = VF(0.0f);
@@ -258,7 +330,13 @@ ExpShiftSum(float *x, int n, float shift)
 	return sum;
 }
 
-/* Apply softmax to each of n rows of width w in place. */
+/*
+ * Apply softmax to each of n rows of width w in place: the row's maximum
+ * and the scaling by 1 / sum sixteen lanes at a time (the scalar loops were
+ * a tenth of the int8 forward pass); the maximum is exact and each lane's
+ * product rounds as the scalar one did, so the values are unchanged.
+ */
+CV_SIMD_CLONES
 static void
 SoftmaxRows(float *s, int n, int w)
 {
@@ -268,15 +346,104 @@ SoftmaxRows(float *s, int n, int w)
 	for (i = 0; i < n; i++)
 	{
 		float	   *r = s + (size_t) i * w;
+		vfloat		vm = VF(r[0]);
 		float		mx = r[0];
 		float		inv;
 
-		for (j = 1; j < w; j++)
-			if (r[j] > mx)
-				mx = r[j];
+		for (j = 0; j + VLEN <= w; j += VLEN)
+		{
+			vfloat		v;
+
+			memcpy(&v, r + j, sizeof(v));
+			vm = MaxV(vm, v);	/* lane-wise max */
+		}
+		for (int k = 0; k < VLEN; k++)
+			mx = vm[k] > mx ? vm[k] : mx;
+		for (; j < w; j++)
+			mx = r[j] > mx ? r[j] : mx;
 		inv = 1.0f / ExpShiftSum(r, w, mx);
-		for (j = 0; j < w; j++)
+		for (j = 0; j + VLEN <= w; j += VLEN)
+		{
+			vfloat		v;
+
+			memcpy(&v, r + j, sizeof(v));
+			v *= VF(inv);
+			memcpy(r + j, &v, sizeof(v));
+		}
+		for (; j < w; j++)
 			r[j] *= inv;
+	}
+}
+
+/*
+ * Add the residual r to each of n rows of width h of x, then LayerNorm them
+ * in place: x = LN(x + r).  Sixteen lanes at a time: the sums of the mean
+ * and the variance in sixteen float partial sums (added up in double), the
+ * scalar double loops having been a tenth of the int8 pass.  Row by row, so
+ * a row's result does not depend on the others.
+ */
+CV_SIMD_CLONES
+static void
+AddLayerNorm(float *x, const float *r, int n, int h, const float *g, const float *b, double eps)
+{
+	for (int i = 0; i < n; i++)
+	{
+		float	   *row = x + (size_t) i * h;
+		const float *add = r + (size_t) i * h;
+		vfloat		vs = VF(0.0f),
+					vq = VF(0.0f);
+		double		sum = 0,
+					sq = 0;
+		float		mean,
+					inv;
+		int			j;
+
+		for (j = 0; j + VLEN <= h; j += VLEN)
+		{
+			vfloat		v,
+						a;
+
+			memcpy(&v, row + j, sizeof(v));
+			memcpy(&a, add + j, sizeof(a));
+			v += a;
+			memcpy(row + j, &v, sizeof(v));
+			vs += v;
+		}
+		for (; j < h; j++)
+		{
+			row[j] += add[j];
+			sum += row[j];
+		}
+		for (int k = 0; k < VLEN; k++)
+			sum += vs[k];
+		mean = (float) (sum / h);
+		for (j = 0; j + VLEN <= h; j += VLEN)
+		{
+			vfloat		v;
+
+			memcpy(&v, row + j, sizeof(v));
+			v -= VF(mean);
+			vq += v * v;
+		}
+		for (; j < h; j++)
+			sq += (double) (row[j] - mean) * (row[j] - mean);
+		for (int k = 0; k < VLEN; k++)
+			sq += vq[k];
+		inv = (float) (1.0 / sqrt(sq / h + eps));
+		for (j = 0; j + VLEN <= h; j += VLEN)
+		{
+			vfloat		v,
+						vg,
+						vb;
+
+			memcpy(&v, row + j, sizeof(v));
+			memcpy(&vg, g + j, sizeof(vg));
+			memcpy(&vb, b + j, sizeof(vb));
+			v = (v - VF(mean)) * VF(inv) * vg + vb;
+			memcpy(row + j, &v, sizeof(v));
+		}
+		for (; j < h; j++)
+			row[j] = (row[j] - mean) * inv * g[j] + b[j];
 	}
 }
 
@@ -305,6 +472,125 @@ Attention(const float *qkv, int len, int H, int heads, float *scores, float *ctx
 	}
 }
 
+/*
+ * The position-wise steps between the GEMMs, over a range of sequences
+ * (attention) or rows (the rest), so that the int8 path can spread them
+ * over the threads of oneDNN's OpenMP pool (CvInt8Ops.parallel_for).  The
+ * fp32 path runs each step over everything in one call, as before.
+ */
+typedef enum EncoderStep
+{
+	STEP_ATTENTION,				/* sequences: ctx = attention(qkv) */
+	STEP_ADD_LN1,				/* rows: res = LN1(res + x) */
+	STEP_GELU,					/* rows: ffn = GELU(ffn) */
+	STEP_ADD_LN2				/* rows: x = LN2(x + res) */
+} EncoderStep;
+
+typedef struct StepArgs
+{
+	CvModel		m;
+	const CvLayerWeights *w;
+	const int  *lens;
+	const size_t *starts;		/* first row of each sequence */
+	float	   *x,
+			   *res,
+			   *ctx,
+			   *qkv,
+			   *ffn,
+			   *scores;			/* one maxlen x maxlen block per thread */
+	size_t		score_stride;
+	EncoderStep step;
+} StepArgs;
+
+/* Run one step over items [begin, end) on thread tid; see StepArgs. */
+static void
+RunStep(void *arg, int begin, int end, int tid)
+{
+	StepArgs   *a = arg;
+	int			H = a->m->hidden,
+				FF = a->m->intermediate;
+	size_t		lo = (size_t) begin * H;
+
+	switch (a->step)
+	{
+		case STEP_ATTENTION:
+			for (int b = begin; b < end; b++)
+				Attention(a->qkv + a->starts[b] * 3 * H, a->lens[b], H, a->m->heads,
+						  a->scores + (size_t) tid * a->score_stride, a->ctx + a->starts[b] * H);
+			break;
+		case STEP_ADD_LN1:
+			AddLayerNorm(a->res + lo, a->x + lo, end - begin, H, a->w->ln1_g, a->w->ln1_b, a->m->ln_eps);
+			break;
+		case STEP_GELU:
+			Gelu(a->ffn + (size_t) begin * FF, (size_t) (end - begin) * FF);
+			break;
+		case STEP_ADD_LN2:
+			AddLayerNorm(a->x + lo, a->res + lo, end - begin, H, a->w->ln2_g, a->w->ln2_b, a->m->ln_eps);
+			break;
+	}
+}
+
+/* Run a step over n items on `threads` threads (1: in this thread). */
+static void
+Step(StepArgs *a, EncoderStep step, int n, int threads)
+{
+	a->step = step;
+	if (threads > 1 && a->m->int8_ops && a->m->int8_ops->parallel_for)
+		a->m->int8_ops->parallel_for(threads, n, RunStep, a);
+	else
+		RunStep(a, 0, n, 0);
+}
+
+/*
+ * The work block of the last call, kept for the next when it is at most
+ * CODEVEC_ENCODER_KEEP_BYTES: a block of that size is mmap'ed by malloc and
+ * its pages faulted in again on every call otherwise (a twentieth of the
+ * int8 pass went to the kernel's page faults).  One per process: cv_encode
+ * is not called from two threads at once.
+ */
+#define CODEVEC_ENCODER_KEEP_BYTES ((size_t) 64 << 20)
+static float *kept_work = NULL;
+static size_t kept_bytes = 0;
+
+/* Give a work block of at least `bytes`, the kept one when it is big enough; NULL when out of memory. */
+static float *
+WorkBuffer(size_t bytes)
+{
+	if (kept_work && kept_bytes >= bytes)
+	{
+		float	   *w = kept_work;
+
+		kept_work = NULL;
+		return w;
+	}
+	free(kept_work);
+	kept_work = NULL;
+	kept_bytes = 0;
+	if (bytes <= CODEVEC_ENCODER_KEEP_BYTES)
+	{
+		/* grow by a quarter ahead, so batches of slowly rising size reuse it */
+		size_t		want = bytes + bytes / 4;
+
+		if (want > CODEVEC_ENCODER_KEEP_BYTES)
+			want = CODEVEC_ENCODER_KEEP_BYTES;
+		kept_bytes = want;
+		return malloc(want);
+	}
+	return malloc(bytes);
+}
+
+/* Give back a block WorkBuffer gave: kept when small enough, else freed. */
+static void
+ReleaseWorkBuffer(float *w)
+{
+	if (w == NULL)
+		return;
+	if (kept_bytes > 0 && kept_work == NULL)
+		kept_work = w;
+	else
+		free(w);
+}
+
 /* Encode a batch of sequences; see encoder.h. */
 CvStatus
 cv_encode(CvModel m, int batch, const int32_t *const *ids, const int *lens,
@@ -316,7 +602,11 @@ cv_encode(CvModel m, int batch, const int32_t *const *ids, const int *lens,
 	int			maxlen = 0;
 	int			b,
 				l,
-				saved_threads = 0;
+				saved_threads = 0,
+				par = 1;		/* threads of the int8 path's steps and GEMMs */
+	CvStatus	st = CV_OK;
+	size_t	   *starts;
+	StepArgs	sa;
 	size_t		t,
 				start;
 	float	   *work,
@@ -355,24 +645,37 @@ cv_encode(CvModel m, int batch, const int32_t *const *ids, const int *lens,
 	}
 	if (batch == 0)
 		return CV_OK;
+	if (m->precision == CV_PRECISION_INT8 && (m->int8 == NULL || m->int8_ops == NULL))
+	{
+		snprintf(errbuf, errlen, "int8 precision asked for but the model has no int8 layers");
+		return CV_ERR_INVALID;
+	}
 
 	/*
 	 * A short batch (a query) is faster on one thread: its GEMMs are too
-	 * small to pay for waking and joining OpenBLAS's other threads.
+	 * small to pay for waking and joining OpenBLAS's other threads.  The
+	 * int8 path takes the threads for itself (oneDNN's GEMMs and the steps
+	 * between them), and OpenBLAS, which then only multiplies one
+	 * sequence's attention at a time, gets one per call.
 	 */
-	if (T <= CODEVEC_ENCODER_SINGLE_THREAD_TOKENS)
+	if (T <= CODEVEC_ENCODER_SINGLE_THREAD_TOKENS || m->precision == CV_PRECISION_INT8)
 	{
 		saved_threads = openblas_get_num_threads();
+		if (m->precision == CV_PRECISION_INT8 && T > CODEVEC_ENCODER_SINGLE_THREAD_TOKENS)
+			par = saved_threads;
 		if (saved_threads > 1)
 			openblas_set_num_threads(1);
 		else
 			saved_threads = 0;
 	}
 
-	work = malloc(sizeof(float) * (T * (3 * (size_t) H + 3 * (size_t) H + FF) +
-								   (size_t) maxlen * maxlen));
-	if (!work)
+	work = WorkBuffer(sizeof(float) * (T * (3 * (size_t) H + 3 * (size_t) H + FF) +
+									   (size_t) par * maxlen * maxlen));
+	starts = malloc(sizeof(size_t) * batch);
+	if (!work || !starts)
 	{
+		ReleaseWorkBuffer(work);
+		free(starts);
 		if (saved_threads)
 			openblas_set_num_threads(saved_threads);
 		snprintf(errbuf, errlen, "out of memory for a batch of %zu tokens", T);
@@ -384,6 +687,18 @@ cv_encode(CvModel m, int batch, const int32_t *const *ids, const int *lens,
 	qkv = ctx + T * H;
 	ffn = qkv + T * 3 * H;
 	scores = ffn + T * FF;
+	for (b = 0, start = 0; b < batch; start += lens[b], b++)
+		starts[b] = start;
+	sa.m = m;
+	sa.lens = lens;
+	sa.starts = starts;
+	sa.x = x;
+	sa.res = res;
+	sa.ctx = ctx;
+	sa.qkv = qkv;
+	sa.ffn = ffn;
+	sa.scores = scores;
+	sa.score_stride = (size_t) maxlen * maxlen;
 
 	/* embeddings: word + position + token type 0, then LayerNorm */
 	t = 0;
@@ -412,26 +727,22 @@ cv_encode(CvModel m, int batch, const int32_t *const *ids, const int *lens,
 		const CvLayerWeights *w = &m->layer[l];
 
 		/* self-attention: one fused QKV GEMM, then per sequence and head */
-		Linear(x, (int) T, H, w->qkv_w, w->qkv_b, 3 * H, qkv);
-		start = 0;
-		for (b = 0; b < batch; b++)
-		{
-			Attention(qkv + start * 3 * H, lens[b], H, m->heads, scores,
-					  ctx + start * H);
-			start += lens[b];
-		}
-		Linear(ctx, (int) T, H, w->ao_w, w->ao_b, H, res);
-		for (t = 0; t < T * H; t++)
-			res[t] += x[t];
-		LayerNorm(res, (int) T, H, w->ln1_g, w->ln1_b, m->ln_eps);
+		if ((st = LayerLinear(m, l, 0, x, (int) T, qkv, par, errbuf, errlen)) != CV_OK)
+			goto done;
+		sa.w = w;
+		Step(&sa, STEP_ATTENTION, batch, par);
+		if ((st = LayerLinear(m, l, 1, ctx, (int) T, res, par, errbuf, errlen)) != CV_OK)
+			goto done;
+		Step(&sa, STEP_ADD_LN1, (int) T, par);
 
 		/* feed-forward: GELU(x W1^T + b1) W2^T + b2, residual, LayerNorm */
-		Linear(res, (int) T, H, w->ffn_in_w, w->ffn_in_b, FF, ffn);
-		Gelu(ffn, T * FF);
-		Linear(ffn, (int) T, FF, w->ffn_out_w, w->ffn_out_b, H, x);
-		for (t = 0; t < T * H; t++)
-			x[t] += res[t];
-		LayerNorm(x, (int) T, H, w->ln2_g, w->ln2_b, m->ln_eps);
+		if ((st = LayerLinear(m, l, 2, res, (int) T, ffn, par, errbuf, errlen)) != CV_OK)
+			goto done;
+		if (m->precision != CV_PRECISION_INT8)	/* int8: done as FFN in's epilogue */
+			Step(&sa, STEP_GELU, (int) T, par);
+		if ((st = LayerLinear(m, l, 3, ffn, (int) T, x, par, errbuf, errlen)) != CV_OK)
+			goto done;
+		Step(&sa, STEP_ADD_LN2, (int) T, par);
 		if (hidden_states)
 			memcpy(hidden_states[l + 1], x, sizeof(float) * T * H);
 	}
@@ -470,8 +781,10 @@ cv_encode(CvModel m, int batch, const int32_t *const *ids, const int *lens,
 		}
 		start += lens[b];
 	}
-	free(work);
+done:
+	ReleaseWorkBuffer(work);
+	free(starts);
 	if (saved_threads)
 		openblas_set_num_threads(saved_threads);
-	return CV_OK;
+	return st;
 }

@@ -1,6 +1,7 @@
 /*
  * encoder.h
- *	  BERT encoder forward pass on the CPU (OpenBLAS), with pooling and
+ *	  BERT encoder forward pass on the CPU (OpenBLAS; the linear layers in
+ *	  int8 through qlinear.c when m->precision says so), with pooling and
  *	  L2 normalization as the model's sentence-transformers modules say.
  *
  * Plain C with malloc, no server dependency; returns a CvStatus.
@@ -23,8 +24,9 @@
  *	                 that receive the embedding output and every layer's
  *	                 output, the sequences packed back to back (for tests)
  *
- * Returns CV_ERR_INVALID for a bad length or id, CV_ERR_NOMEM when the
- * work buffers cannot be allocated; out is then untouched.
+ * Returns CV_ERR_INVALID for a bad length or id or for int8 precision
+ * without cv_qlinear_attach(), CV_ERR_NOMEM when the work buffers cannot be
+ * allocated, CV_ERR_UNSUPPORTED when oneDNN fails; out is then untouched.
  */
 extern CvStatus cv_encode(CvModel m, int batch, const int32_t *const *ids,
 						  const int *lens, float *out, float **hidden_states,

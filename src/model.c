@@ -878,6 +878,8 @@ cv_model_free(CvModel m)
 {
 	if (!m)
 		return;
+	if (m->int8 && m->int8_ops)
+		m->int8_ops->free(m->int8);
 	cv_tokenizer_free(m->tok);
 	free(m->block);
 	free(m->layer);

@@ -53,6 +53,37 @@ typedef struct CvLayerWeights
 	float	   *ln2_b;
 } CvLayerWeights;
 
+/* Arithmetic of the encoder's linear layers on the CPU (codevec.cpu_precision). */
+typedef enum CvPrecision
+{
+	CV_PRECISION_FP32 = 0,		/* fp32 GEMMs through OpenBLAS */
+	CV_PRECISION_INT8			/* int8 GEMMs (qlinear.c); needs cv_qlinear_attach */
+} CvPrecision;
+
+/*
+ * The int8 linear layers attached to a model (qlinear.c), called through this
+ * table so that encoder.c and model.c do not link oneDNN's wrapper.
+ * linear: y (n x out) = x (n x in) W^T + b for linear `which` of `layer`
+ * (0 QKV, 1 attention output, 2 FFN in, 3 FFN out) on `threads` threads,
+ * then epilogue (when not NULL) on the rows of y just written, in place,
+ * while they are still in the cache (the encoder's GELU after FFN in).
+ * observe: called by the fp32 path with each linear's input while int8
+ * layers are attached (they ignore it once calibrated).
+ */
+typedef struct CvInt8Ops
+{
+	CvStatus	(*linear) (void *q, int layer, int which, const float *x, int n,
+						   float *y, void (*epilogue) (float *y, size_t count),
+						   int threads, char *errbuf, size_t errlen);
+	/* see the fp32 input of that linear (calibration while attaching) */
+	void		(*observe) (void *q, int layer, int which, const float *x, int n);
+	/* run fn(arg, begin, end, tid) over [0, n) split on up to `threads` threads */
+	void		(*parallel_for) (int threads, int n,
+								 void (*fn) (void *arg, int begin, int end, int tid),
+								 void *arg);
+	void		(*free) (void *q);
+} CvInt8Ops;
+
 typedef struct CvModelData
 {
 	char	   *path;			/* the folder, as given */
@@ -85,6 +116,12 @@ typedef struct CvModelData
 	CvLayerWeights *layer;		/* [layers] */
 
 	CvTokenizer tok;
+
+	/* int8 inference (qlinear.c): NULL until cv_qlinear_attach() */
+	CvPrecision precision;		/* what cv_encode runs; CV_PRECISION_FP32 at load */
+	void	   *int8;			/* quantized linear layers */
+	const CvInt8Ops *int8_ops;	/* how to run and free them */
+	size_t		int8_bytes;		/* their memory */
 } CvModelData;
 
 typedef CvModelData *CvModel;

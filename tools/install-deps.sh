@@ -13,7 +13,7 @@ packages=(
 	# fuzzing harnesses (libFuzzer ships with Debian's clang)
 	clang libclang-rt-14-dev
 	# the encoder: BLAS, Unicode, JSON
-	libopenblas-dev libutf8proc-dev libcjson-dev
+	libopenblas-dev libdnnl-dev libutf8proc-dev libcjson-dev
 	# the loader: tree-sitter runtime, .gitignore rules, client library
 	libtree-sitter-dev libgit2-dev libpq-dev libssl-dev
 	# codevec-serve: HTTP server library, the page's code highlighter;

@@ -7,6 +7,11 @@
 #   tiny-model  the committed tiny random BERTs vs transformers: every
 #               layer's output, pooled output, bad model folders
 #   real-model  all-MiniLM-L6-v2 vs sentence-transformers, cosine >= 0.99999
+#   int8        codevec.cpu_precision = int8 (src/qlinear.c, oneDNN): its
+#               quantizer, cosine to the fp32 references, batch = alone
+#   int8-sql    (when a server is reachable, as test/run.sh provides)
+#               embed(text) equals embed(text[]) at fp32 and at int8, and
+#               the two precisions agree to cosine >= 0.99 (int8_sql.sh)
 # The fixtures' references are all-MiniLM-L6-v2's, so the real model is that
 # one by name (`make model-base`, tools/fetch-model.sh), not the default
 # (the shipped code-minilm-l6 has its own references: test/models); set
@@ -54,10 +59,10 @@ run_test() {
 	fi
 }
 
-lib="$src/tokenizer.c $src/model.c $src/encoder.c"
-flags="-O2 -g -Wall -std=gnu11 -I$src -I$here/../c"
-libs="-lopenblas -lutf8proc -lcjson -lm"
-for t in tokenizer tiny_model real_model; do
+lib="$src/tokenizer.c $src/model.c $src/encoder.c $src/qlinear.c"
+flags="-O2 -g -Wall -Wno-psabi -std=gnu11 -I$src -I$here/../c"
+libs="-lopenblas -lutf8proc -lcjson -lm -ldl"
+for t in tokenizer tiny_model real_model int8; do
 	if ! $CC $flags -o "$build/test_$t" "$here/test_$t.c" $lib $libs 2>"$build/test_$t.cc.log"; then
 		cat "$build/test_$t.cc.log" >&2
 		rm -f "$build/test_$t"
@@ -78,6 +83,15 @@ fi
 if [ -x "$build/test_real_model" ]; then
 	run_test real-model "$build/real_model.out" "$build/test_real_model" "$model" \
 		"$fx/real-model-strings.jsonl" "$fx/real-model-ref.bin"
+fi
+if [ -x "$build/test_int8" ]; then
+	run_test int8 "$build/int8.out" "$build/test_int8" "$model" \
+		"$fx/real-model-strings.jsonl" "$fx/real-model-ref.bin" "$fx/tiny-bert"
+fi
+if [ -n "${PGPORT:-}" ] && psql -qAtX -c "SELECT 1" >/dev/null 2>&1; then
+	run_test int8-sql "$build/int8_sql.out" bash "$here/int8_sql.sh"
+else
+	echo "# int8-sql: no server reachable (PGPORT unset); run under test/run.sh"
 fi
 
 echo "$passed passed, $failed failed"

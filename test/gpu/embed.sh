@@ -80,7 +80,7 @@ echo "# fixture strings, GPU vs sentence-transformers fp32 (original weights): n
 check "GPU vs sentence-transformers fp32 on the 215 fixture strings: min cosine >= 0.9999" \
 	"SELECT $(echo "$res" | awk '{print $2}') >= 0.9999 AND $(echo "$res" | awk '{print $1}') = 215" t
 
-res=$(psql -qAtX -f /tmp/cos.sql -c "SET codevec.device = cpu" \
+res=$(psql -qAtX -f /tmp/cos.sql -c "SET codevec.device = cpu" -c "SET codevec.cpu_precision = fp32" \
 	-c "CREATE TEMP TABLE c AS SELECT id, e FROM unnest(ARRAY(SELECT id FROM tok ORDER BY id), embed(ARRAY(SELECT t FROM tok ORDER BY id))) AS u(id, e)" \
 	-c "SET codevec.device = cuda" \
 	-c "SELECT count(*) || ' ' || round(min(pg_temp.cos(g.e, c.e))::numeric, 7) FROM c JOIN unnest(ARRAY(SELECT id FROM tok ORDER BY id), embed(ARRAY(SELECT t FROM tok ORDER BY id))) AS g(id, e) USING (id)")
