@@ -90,9 +90,10 @@ def main():
         for line in f:
             texts.append(json.loads(line)["text"])
 
-    # float16 weights, float32 arithmetic
-    model = SentenceTransformer(args.model_dir, device=args.device, local_files_only=True,
-                                model_kwargs={"dtype": torch.float32})
+    # float16 weights, float32 arithmetic (a local folder: nothing is
+    # fetched, and HF_HUB_OFFLINE makes sure; no version-specific keyword
+    # arguments, so that older sentence-transformers run it too)
+    model = SentenceTransformer(args.model_dir, device=args.device)
     model.float()
     model.eval()
     with torch.no_grad():

@@ -12,8 +12,10 @@
 #      against sentence-transformers' embeddings of the 200 strings;
 #   4. on the server: "default" is the shipped model (codevec_model_info()),
 #      and embed(text) and embed(text[]) of the 200 strings against the same
-#      references, cosine computed here in Python (float64), >= 0.99999 each;
-#      at least 20 strings run past codevec.max_tokens (truncation covered);
+#      references, cosine computed here in Python (float64), >= 0.99999 each
+#      on the fp32 path (where codevec.cpu_precision exists, int8 too:
+#      >= 0.99 each, >= 0.999 on average); at least 20 strings run past
+#      codevec.max_tokens (truncation covered);
 #   5. codevec-load refuses to mix vectors of two models: after a load with
 #      the default model, a run under another model (the shipped weights
 #      with every layer's query projection negated) is refused with exit 3 and
@@ -34,7 +36,7 @@ DB=models_test_$$
 MAINTDB=${PGDATABASE:-postgres}
 TMP=$(mktemp -d /tmp/codevec-models-test.XXXXXX)
 chmod 755 "$TMP"
-PASS=0; FAIL=0; N=0
+PASS=0; FAIL=0; SKIP=0; N=0
 cleanup() {
 	psql -X -q -d "$MAINTDB" -c "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1
 	rm -rf "$TMP"
@@ -42,7 +44,14 @@ cleanup() {
 trap cleanup EXIT
 ok() { N=$((N + 1)); if [ "$1" -eq 0 ]; then PASS=$((PASS + 1)); echo "ok $N - $2"; else FAIL=$((FAIL + 1)); echo "not ok $N - $2"; fi; }
 is() { if [ "$1" = "$2" ]; then ok 0 "$3"; else ok 1 "$3"; echo "#   got:  '$(echo "$1" | head -c 600)'"; echo "#   want: '$(echo "$2" | head -c 600)'"; fi; }
-finish() { echo "$PASS passed, $FAIL failed"; [ "$FAIL" -eq 0 ]; exit $?; }
+skip() { N=$((N + 1)); SKIP=$((SKIP + 1)); echo "ok $N - $1 # SKIP $2"; }
+finish() {
+	local sk=""
+	[ "$SKIP" -eq 0 ] || sk=", $SKIP skipped"
+	echo "$PASS passed, $FAIL failed$sk"
+	[ "$FAIL" -eq 0 ]
+	exit $?
+}
 Q() { psql -X -A -t -q -v ON_ERROR_STOP=1 -d "$DB" -c "SET client_min_messages = warning" -c "$1"; }
 sum_of() { awk -v f="$1" '$2 == f { print $1 }' "$MODEL/SHA256SUMS"; }
 
@@ -165,12 +174,10 @@ Q "CREATE EXTENSION codevec" >/dev/null
 Q "SET codevec.device = cpu" >/dev/null
 info=$(Q "SELECT name, dims, dtype, sha256 FROM codevec_model_info()" 2>&1)
 is "$info" "$(basename "$MODEL")|384|F16|$weights_sum" "codevec.model = 'default' is the shipped model (name, dims, dtype, sha256)"
-python3 - "$STRINGS" "$MODEL/reference.f32" "$TMP/ref.csv" <<'PY'
-import csv, json, struct, sys
-strings, ref, out = sys.argv[1:4]
+python3 - "$STRINGS" "$TMP/ref.csv" <<'PY'
+import csv, json, sys
+strings, out = sys.argv[1:3]
 rows = [json.loads(l)["text"] for l in open(strings, encoding="utf-8")]
-data = open(ref, "rb").read()
-d = len(data) // 4 // len(rows)
 with open(out, "w", newline="", encoding="utf-8") as f:
     w = csv.writer(f)
     for i, t in enumerate(rows):
@@ -181,12 +188,18 @@ psql -X -q -d "$DB" -c "\\copy ref_strings FROM '$TMP/ref.csv' WITH (FORMAT csv)
 is "$(Q "SELECT count(*) FROM ref_strings")" 200 "the 200 strings in a table"
 n=$(Q "SELECT count(*) FILTER (WHERE cardinality(codevec_tokenize(t)) = current_setting('codevec.max_tokens')::int) FROM ref_strings")
 [ "${n:-0}" -ge 20 ]; ok $? "$n strings reach codevec.max_tokens (truncated)"
-Q "SET codevec.device = cpu; SELECT i, embed(t)::text FROM ref_strings ORDER BY i" >"$TMP/one.txt" 2>&1
-Q "SET codevec.device = cpu; SELECT row_number() OVER (), e::text FROM unnest((SELECT embed(array_agg(t ORDER BY i)) FROM ref_strings)) e" \
-	>"$TMP/batch.txt" 2>&1
-python3 - "$MODEL/reference.f32" "$TMP/one.txt" "$TMP/batch.txt" >"$TMP/cos.out" 2>&1 <<'PY'
+# compare LABEL MIN_COSINE MIN_MEAN SETTINGS: embed(text) one string at a
+# time and embed(text[]) of all 200 under SETTINGS against the references,
+# each cosine computed here in float64
+compare() {
+	local label=$1 mincos=$2 minmean=$3 set=$4
+	Q "SET codevec.device = cpu; $set SELECT i, embed(t)::text FROM ref_strings ORDER BY i" >"$TMP/one.txt" 2>&1
+	Q "SET codevec.device = cpu; $set SELECT row_number() OVER (), e::text FROM unnest((SELECT embed(array_agg(t ORDER BY i)) FROM ref_strings)) e" \
+		>"$TMP/batch.txt" 2>&1
+	python3 - "$MODEL/reference.f32" "$TMP/one.txt" "$TMP/batch.txt" "$label" "$mincos" "$minmean" >"$TMP/cos.out" 2>&1 <<'PY'
 import math, struct, sys
-ref, one, batch = sys.argv[1:4]
+ref, one, batch, label = sys.argv[1:5]
+mincos, minmean = float(sys.argv[5]), float(sys.argv[6])
 data = open(ref, "rb").read()
 def vectors(p):
     out = {}
@@ -195,33 +208,49 @@ def vectors(p):
         out[int(i)] = [float(x) for x in v.strip("[]").split(",")]
     return out
 for name, p in (("embed(text)", one), ("embed(text[])", batch)):
+    name = "%s %s" % (label, name)
     try:
         got = vectors(p)
     except Exception as e:
         print("FAIL %s: could not read the output (%s)" % (name, open(p).read()[:300].replace("\n", " ")))
         continue
     d = len(got[1]) if 1 in got else 0
-    n = len(data) // 4 // max(d, 1)
-    worst = 2.0
+    cos = []
     for i in range(1, 201):
-        r = struct.unpack_from("<%df" % d, data, (i - 1) * d * 4) if d else ()
         g = got.get(i)
-        if g is None or len(g) != d:
-            print("FAIL %s string %d: no vector of %d dimensions" % (name, i, d))
+        if g is None or len(g) != d or d * 4 * 200 != len(data):
+            print("FAIL %s string %d: no vector of the reference's dimensions" % (name, i))
             continue
+        r = struct.unpack_from("<%df" % d, data, (i - 1) * d * 4)
         dot = sum(a * b for a, b in zip(g, r))
         c = dot / (math.sqrt(sum(a * a for a in g)) * math.sqrt(sum(b * b for b in r)))
-        worst = min(worst, c)
-        print("%s %s string %d cosine %.7f" % ("ok" if c >= 0.99999 else "FAIL", name, i, c))
-    print("# %s: worst cosine %.8f over %d strings" % (name, worst, len(got)))
+        cos.append(c)
+        print("%s %s string %d cosine %.7f (>= %g)" % ("ok" if c >= mincos else "FAIL", name, i, c, mincos))
+    if cos:
+        mean = sum(cos) / len(cos)
+        print("%s %s: mean cosine %.7f (>= %g), worst %.7f over %d strings"
+              % ("ok" if mean >= minmean and len(cos) == 200 else "FAIL", name, mean, minmean, min(cos), len(cos)))
 PY
-while read -r verdict what; do
-	case $verdict in
-	ok) ok 0 "$what" ;;
-	FAIL) ok 1 "$what" ;;
-	*) echo "$verdict $what" ;;
-	esac
-done <"$TMP/cos.out"
+	while read -r verdict what; do
+		case $verdict in
+		ok) ok 0 "$what" ;;
+		FAIL) ok 1 "$what" ;;
+		*) echo "$verdict $what" ;;
+		esac
+	done <"$TMP/cos.out"
+}
+# the fp32 path (OpenBLAS): the bound for F16 weights, 0.99999 each.  Where
+# the build has codevec.cpu_precision (int8 GEMMs through oneDNN), fp32 is
+# chosen for this check and int8 is held to its documented bound: cosine
+# >= 0.99 each, >= 0.999 on average (bench/embed/README.md)
+prec=$(Q "SELECT '[1]'::codevec IS NOT NULL; SELECT current_setting('codevec.cpu_precision', true)" | tail -1)
+if [ -n "$prec" ]; then
+	compare fp32 0.99999 0.99999 "SET codevec.cpu_precision = fp32;"
+	compare int8 0.99 0.999 "SET codevec.cpu_precision = int8;"
+else
+	compare fp32 0.99999 0.99999 ""
+	skip "int8 embed()" "this build has no codevec.cpu_precision"
+fi
 
 echo "# 5. codevec-load never mixes vectors of two models (at ${SECONDS} s)"
 other=$TMP/other-model
