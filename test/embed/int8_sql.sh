@@ -22,7 +22,7 @@ check() {	# check NAME GOT WANT
 		echo "not ok - $1: got '$2', want '$3'"; failed=$((failed + 1))
 	fi
 }
-q() { psql -qAtX -d "$db" "$@" 2>&1; }
+q() { PGOPTIONS="${PGOPTIONS:-} -c codevec.device=cpu" psql -qAtX -d "$db" "$@" 2>&1; }	# the CPU encoder is what is tested: no GPU-service WARNING in the output
 
 psql -qX -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null 2>&1
 q -c "CREATE EXTENSION codevec" >/dev/null
