@@ -720,4 +720,19 @@ extern float *GpuivfLoadCentroids(Relation index, const GpuivfMetaPageData *meta
 extern void GpuivfKmeans(GpuivfMetric metric, float *samples, int n, int dims, int k,
 						 float *centroids);
 
+/*
+ * GpuivfUsSince: microseconds (double) elapsed since t0, taken with
+ * INSTR_TIME_SET_CURRENT; used by the GPU request path and by routing's
+ * calibration.
+ */
+static inline double
+GpuivfUsSince(instr_time t0)
+{
+	instr_time	t;
+
+	INSTR_TIME_SET_CURRENT(t);
+	INSTR_TIME_SUBTRACT(t, t0);
+	return INSTR_TIME_GET_MICROSEC(t);
+}
+
 #endif							/* GPUIVF_H */

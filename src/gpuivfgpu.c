@@ -82,17 +82,6 @@ GpuivfCudaMetric(GpuivfMetric metric)
 /* Rows per UPLOAD chunk: about 64 MB of vectors */
 #define UPLOAD_CHUNK_BYTES	(64 * 1024 * 1024)
 
-/* Microseconds since t0 */
-static double
-UsSince(instr_time t0)
-{
-	instr_time	t;
-
-	INSTR_TIME_SET_CURRENT(t);
-	INSTR_TIME_SUBTRACT(t, t0);
-	return INSTR_TIME_GET_MICROSEC(t);
-}
-
 /* ---------------------------------------------------------------------
  * The GPU path
  * --------------------------------------------------------------------- */
@@ -529,7 +518,7 @@ GpuivfGpuAskKnn(GpuivfGpuAsk ask, dsm_segment *seg)
 		status = CodevecGpuCall(seg);
 		ask->requests++;
 		if (status == 0 && attempt == 0 && ask->observe)
-			GpuivfRouteObserveKnn(UsSince(t0));	/* for codevec_gpu_routing() */
+			GpuivfRouteObserveKnn(GpuivfUsSince(t0));	/* for codevec_gpu_routing() */
 		if (status != GPU_STATUS_NOT_LOADED && status != GPU_STATUS_STALE)
 		{
 			if (status != 0)

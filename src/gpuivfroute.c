@@ -368,17 +368,6 @@ GpuivfRouteObserveKnn(double us)
 	knn_n++;
 }
 
-/* Microseconds since t0 */
-static double
-UsSince(instr_time t0)
-{
-	instr_time	t;
-
-	INSTR_TIME_SET_CURRENT(t);
-	INSTR_TIME_SUBTRACT(t, t0);
-	return INSTR_TIME_GET_MICROSEC(t);
-}
-
 
 /* Nanoseconds per row of the CPU scan's inner loop for metric and dims */
 static double
@@ -443,7 +432,7 @@ CalibrateCpu(GpuivfMetric metric, int dims, int64 *nrows)
 			ItemPointerSet(&cand[i].tid, (BlockNumber) (i / 32), (OffsetNumber) (i % 32 + 1));
 		}
 		GpuivfHeapify(cand, rows);
-		us = UsSince(t0);
+		us = GpuivfUsSince(t0);
 		MemoryContextSwitchTo(ctx);
 		MemoryContextReset(rowCtx);
 		if (best < 0 || us < best)
@@ -542,7 +531,7 @@ CalibrateCpuOnIndex(Relation index, const GpuivfMetaPageData *meta, int64 *nrows
 				break;			/* no rows */
 		}
 		GpuivfHeapify(cand, n);
-		us = UsSince(t0);
+		us = GpuivfUsSince(t0);
 		MemoryContextSwitchTo(ctx);
 		MemoryContextReset(rowCtx);
 		if (n == 0)
@@ -581,7 +570,7 @@ MeasurePing(void)
 		req->kind = GPU_REQUEST_PING;
 		(void) CodevecGpuCall(seg);
 	}
-	us = UsSince(t0) / 16;
+	us = GpuivfUsSince(t0) / 16;
 	dsm_detach(seg);
 	return us;
 }
