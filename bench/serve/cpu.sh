@@ -16,6 +16,7 @@
 set -eu
 
 HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lib.sh"
 ROOT=$(cd "$HERE/../.." && pwd)
 SERVE=${SERVE:-$ROOT/serve/codevec-serve}
 DB=${1:-${PGDATABASE:-bench_serve}}
@@ -32,13 +33,7 @@ cleanup() { [ -n "$SPID" ] && kill "$SPID" 2>/dev/null; wait 2>/dev/null; rm -rf
 trap cleanup EXIT
 
 export PGDATABASE=$DB
-"$SERVE" --port 0 --quiet --pool "$POOL" --threads "$THREADS" > "$TMP/serve.log" 2>&1 &
-SPID=$!
-for _ in $(seq 50); do
-	PORT=$(sed -n 's|^codevec-serve: listening on http://127\.0\.0\.1:\([0-9]*\)/$|\1|p' "$TMP/serve.log")
-	[ -n "$PORT" ] && break
-	sleep 0.1
-done
+serve_start
 url="http://127.0.0.1:$PORT/api/search?q=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote_plus(sys.argv[1]))' "$Q")&mode=$MODE&k=10"
 # open every pooled connection and let the plan cache settle
 wrk -t2 -c"$CONNS" -d2s "$url" > /dev/null 2>&1
