@@ -187,10 +187,18 @@ CodevecGpuCall(dsm_segment *seg)
 		SpinLockAcquire(&gpu_shared->mutex);
 		if (gpu_shared->state != GPU_SERVICE_READY && gpu_shared->state != GPU_SERVICE_NO_DEVICE)
 		{
+			/*
+			 * Stopped or restarting since the caller looked (the service is
+			 * killed or restarts between CodevecGpuServiceUsable and here):
+			 * the caller's failure policy decides (auto: the CPU; cuda:
+			 * ERROR 55000 with this message), like any request the service
+			 * cannot serve.
+			 */
+			snprintf(req->errmsg, sizeof(req->errmsg), "the codevec GPU service is %s",
+					 gpu_service_state_names[gpu_shared->state]);
 			SpinLockRelease(&gpu_shared->mutex);
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("the codevec GPU service is %s", gpu_service_state_names[gpu_shared->state])));
+			req->status = GPU_STATUS_UNAVAILABLE;
+			return GPU_STATUS_UNAVAILABLE;
 		}
 		for (int i = 0; i < GPU_MAX_SLOTS; i++)
 			if (gpu_shared->slots[i].state == SLOT_FREE)
@@ -230,10 +238,21 @@ CodevecGpuCall(dsm_segment *seg)
 			if (st == SLOT_DONE)
 				break;
 			if (gen != generation)
-				ereport(ERROR,
-						(errcode(ERRCODE_CONNECTION_FAILURE),
-						 errmsg("the codevec GPU service restarted while serving this request"),
-						 errhint("Retry; codevec_gpu_status() shows the service.")));
+			{
+				/*
+				 * The service that took the request died and another started
+				 * (it never touches an older generation's slots): nothing was
+				 * answered, so the caller's failure policy decides, as above.
+				 * The segment is not reused for the session's next request.
+				 */
+				if (seg == session_seg)
+					session_seg_dirty = true;
+				AbandonSlot();
+				snprintf(req->errmsg, sizeof(req->errmsg),
+						 "the codevec GPU service restarted while serving this request");
+				req->status = GPU_STATUS_UNAVAILABLE;
+				return GPU_STATUS_UNAVAILABLE;
+			}
 			if (GetCurrentTimestamp() >= deadline)
 				ereport(ERROR,
 						(errcode(ERRCODE_QUERY_CANCELED),
