@@ -40,6 +40,8 @@ bgpids=""
 cleanup() {
 	for p in $bgpids; do kill "$p" 2>/dev/null; done
 	bash "$ROOT/test/cluster.sh" stop "$TMP/c" immediate >/dev/null 2>&1
+	# the server log, for a run whose output folder comes back (SERVER_LOG=FILE)
+	[ -n "${SERVER_LOG:-}" ] && [ -f "$TMP/c/server.log" ] && cp "$TMP/c/server.log" "$SERVER_LOG"
 	if [ "${KEEP:-0}" = 1 ]; then echo "# kept $TMP"; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
