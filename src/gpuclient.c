@@ -319,7 +319,10 @@ codevec_gpu_ping(PG_FUNCTION_ARGS)
 
 		memset(req, 0, sizeof(*req));
 		req->kind = GPU_REQUEST_PING;
-		CodevecGpuCall(seg);
+		if (CodevecGpuCall(seg) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("%s", req->errmsg[0] ? req->errmsg : "the codevec GPU service did not serve the ping")));
 	}
 	dsm_detach(seg);
 	PG_RETURN_FLOAT8((double) (GetCurrentTimestamp() - t0) / n);
