@@ -234,6 +234,13 @@ for m in vector keyword hybrid; do
 	is "$(grep -cE 'Remote SQL: SELECT .* FROM \(code\.snippets r[0-9]+ INNER JOIN code\.files r[0-9]+ ON \(\(\(r[0-9]+\.file_id = r[0-9]+\.id\)\) AND \(\(r[0-9]+\.id = ANY \(\$[0-9]+::bigint\[\]\)\)\)\)\)$' "$TMP/plan.$m") $(grep -cE 'Remote SQL: SELECT name FROM code\.repos WHERE \(\(id = \$[0-9]+::bigint\)\)$' "$TMP/plan.$m") $(grep -cE 'Remote SQL: SELECT [^()]* FROM code\.(snippets|files|repos)$' "$TMP/plan.$m")" "3 3 0" \
 		"$m: the final lookups send each shard one snippets-files join by id = ANY(\$n) and a repository lookup by id, no shard a whole table"
 done
+# keyword with filters: code.bm25_filtered checks its candidates by id = ANY too
+Qplan "SELECT string_agg(repo || ':' || path, ',') FROM code.search('parse an email address', k => 5, mode => 'keyword',
+	lang => 'python', path_like => '%util%', exclude_tests => true)" >"$TMP/plan.filtered"
+any=$(grep -cE 'Remote SQL: SELECT .* FROM \(code\.snippets r[0-9]+ INNER JOIN code\.files r[0-9]+ ON .*\(\(r[0-9]+\.id = ANY \(\$[0-9]+::bigint\[\]\)\)\)\)\)$' "$TMP/plan.filtered")
+whole=$(grep -cE 'Remote SQL: SELECT .* FROM (\(code\.snippets r[0-9]+ INNER JOIN code\.files r[0-9]+ ON \(\(\(r[0-9]+\.file_id = r[0-9]+\.id\)\)\)\)|code\.(snippets|files|repos))$' "$TMP/plan.filtered")
+[ "$any" -ge 6 ] && [ $((any % 3)) = 0 ] && [ "$whole" = 0 ]
+ok $? "keyword with lang, path_like, exclude_tests: the filters' candidates and the answer looked up by id = ANY, one query a shard each time ($any), no shard a whole table ($whole)"
 
 echo "# $(date +%T) 100 queries per mode"
 Q "$SINGLE" "SELECT regexp_replace(split_part(doc, E'\n', 1), '[\t\\\\]', ' ', 'g') FROM code.snippets
