@@ -18,6 +18,8 @@
  *              connections, with their embeddings; a batch the server
  *              rejects is bisected down to its files
  *   util.c     buffers, hashing, JSON/COPY escaping, identifiers
+ *   shard.c    --coordinator: the shard a repository goes to, the
+ *              coordinator's refresh after the load
  *
  * Object style follows tree-sitter: cvl_<object>_<verb>(self, ...), with
  * paired _new/_delete.  Worker threads never print; they record a status
@@ -373,5 +375,10 @@ extern const char *const cvl_bm25_sql;
 const char *cvl_db_error(CvlDb db);
 const CvlDbStats *cvl_db_stats(CvlDb db);
 void		cvl_db_delete(CvlDb db);
+
+/* shard.c: codevec-load --coordinator (a sharded codevec, shards/README.md) */
+int			cvl_shard_route(const char *coordinator, const char *repo, int *shard,
+							char **conninfo, char *err, size_t errlen);
+int			cvl_shard_refresh(const char *coordinator, char *err, size_t errlen);
 
 #endif							/* CVL_H */
