@@ -16,7 +16,10 @@
 #      scan), codevec_index_check refuses it (0A000), and REINDEX INDEX
 #      CONCURRENTLY makes it valid and sound.
 #   3. codevec-load of /usr/include/postgresql (800+ headers, 10 files a transaction,
-#      one writer) killed once another session has seen files committed:
+#      one writer) killed once another session has seen files committed
+#      (the loader paused with SIGSTOP just before, on a server whose WAL
+#      writer runs every 10 s, so nothing but the commit itself can have
+#      written a visible commit's WAL):
 #      every file the other session saw committed (path and sha256, listed
 #      just before the kill) is there after recovery, every file that
 #      survived is whole (its hash and snippet count are a reference
