@@ -61,9 +61,6 @@ extern int	Bm25BlockDecode(const char *data, Size len, int shift, uint16 *offset
 /* Raise 22023 unless index rel is a btree whose first n key columns have types */
 extern void Bm25CheckIndexColumns(Relation rel, int n, const Oid *types, const char *what);
 
-/* InitMaterializedSRF without a per-call catalog lookup (see src/bm25.c) */
-extern void Bm25InitSRF(FunctionCallInfo fcinfo);
-
 /* index_beginscan for PostgreSQL 15 to 18 */
 extern IndexScanDesc Bm25BeginScan(Relation heap, Relation index, Snapshot snapshot, int nkeys);
 

@@ -37,6 +37,7 @@
 #include "utils/tuplestore.h"
 
 #include "bm25.h"
+#include "srf.h"
 
 PG_FUNCTION_INFO_V1(codevec_bm25_pack);
 PG_FUNCTION_INFO_V1(codevec_bm25_unpack);
@@ -208,7 +209,7 @@ codevec_bm25_unpack(PG_FUNCTION_ARGS)
 	int			n;
 
 	Bm25CheckShift(shift);
-	Bm25InitSRF(fcinfo);
+	CodevecInitSRF(fcinfo);
 	offsets = palloc(sizeof(uint16) << shift);
 	impacts = palloc(sizeof(float4) << shift);
 	n = Bm25BlockDecode(VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b), shift, offsets, impacts);
