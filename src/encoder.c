@@ -597,18 +597,22 @@ ReleaseWorkBuffer(float *w)
 }
 
 /*
- * Bulk int8 batches on several threads run in groups of whole sequences,
- * each group end to end on one thread (RunGroups): the threads meet once
- * per call instead of at every step of every layer (eight times a layer,
- * where the int8 path scaled 1.1x from one thread to two, bench/embed).
- * Groups hold about T / (CODEVEC_ENCODER_GROUPS_PER_THREAD x threads)
- * tokens, at least CODEVEC_ENCODER_GROUP_MIN_TOKENS (the int8 GEMMs' chunk
- * of rows), cut from the sequences sorted longest first and taken by the
- * threads in that order as each finishes its last, so that one thread
- * slowed by other jobs does not hold up the rest.
+ * int8 batches of several sequences run in groups of whole sequences, each
+ * group end to end on one thread (RunGroups): on several threads they meet
+ * once per call instead of at every step of every layer (eight times a
+ * layer, where the int8 path scaled 1.1x from one thread to two,
+ * bench/embed), and on one a group's activations (T x (6H + FF) floats,
+ * 5 MB for 400 tokens) stay in the caches between steps where a whole
+ * batch's (50 MB) did not (+5% per CPU-second).  Groups hold about
+ * T / (CODEVEC_ENCODER_GROUPS_PER_THREAD x threads) tokens, within
+ * [CODEVEC_ENCODER_GROUP_MIN_TOKENS (the int8 GEMMs' chunk of rows),
+ * CODEVEC_ENCODER_GROUP_MAX_TOKENS], cut from the sequences sorted longest
+ * first and taken by the threads in that order as each finishes its last,
+ * so that a thread slowed by other jobs does not hold up the rest.
  */
 #define CODEVEC_ENCODER_GROUPS_PER_THREAD 4
 #define CODEVEC_ENCODER_GROUP_MIN_TOKENS 128
+#define CODEVEC_ENCODER_GROUP_MAX_TOKENS 512
 
 /*
  * One call's shared state: the batch, its layout in the work block and,
@@ -874,7 +878,8 @@ cv_encode(CvModel m, int batch, const int32_t *const *ids, const int *lens,
 		else
 			saved_threads = 0;
 	}
-	grouped = par > 1 && batch > 1 && hidden_states == NULL && m->int8_ops->parallel_for;
+	grouped = m->precision == CV_PRECISION_INT8 && batch > 1 && hidden_states == NULL &&
+		T > CODEVEC_ENCODER_SINGLE_THREAD_TOKENS;
 
 	work = WorkBuffer(sizeof(float) * (T * (3 * (size_t) H + 3 * (size_t) H + FF) +
 									   (size_t) par * maxlen * maxlen));
@@ -910,6 +915,8 @@ cv_encode(CvModel m, int batch, const int32_t *const *ids, const int *lens,
 		size_t		target = T / ((size_t) CODEVEC_ENCODER_GROUPS_PER_THREAD * par),
 					rows = 0;
 
+		if (target > CODEVEC_ENCODER_GROUP_MAX_TOKENS)
+			target = CODEVEC_ENCODER_GROUP_MAX_TOKENS;
 		if (target < CODEVEC_ENCODER_GROUP_MIN_TOKENS)
 			target = CODEVEC_ENCODER_GROUP_MIN_TOKENS;
 		gfirst[0] = 0;
@@ -947,8 +954,11 @@ cv_encode(CvModel m, int batch, const int32_t *const *ids, const int *lens,
 		p.st = CV_OK;
 		p.errbuf = errbuf;
 		p.errlen = errlen;
-		m->int8_ops->parallel_for(par < ngroups ? par : ngroups, par < ngroups ? par : ngroups,
-								  RunGroups, &p);
+		if (par > 1 && m->int8_ops->parallel_for)
+			m->int8_ops->parallel_for(par < ngroups ? par : ngroups, par < ngroups ? par : ngroups,
+									  RunGroups, &p);
+		else
+			RunGroups(&p, 0, 1, 0);
 		st = p.st;
 	}
 	else
