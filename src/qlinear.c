@@ -687,6 +687,10 @@ DequantRows(void *arg, int begin, int end, int tid)
  * core's L2 instead of a whole batch's going out to memory and back (a
  * batch of 32 snippets is 3,000 rows: 19 MB for FFN in).  Each row's
  * result is the same whatever the chunking: the GEMM is exact.
+ *
+ * May be called from several threads of one parallel_for region at once
+ * (the encoder's groups of sequences, threads = 1 each): each uses the
+ * scratch, stream and oneDNN scratchpad of its OpenMP thread number.
  */
 static CvStatus
 QLinearForward(void *q, int layer, int which, const float *x, int n, float *y,
