@@ -631,8 +631,19 @@ def main():
                    strip_docs_snippets=len(st_snips), strip_docs_missing=sum(missing.values()),
                    strip_docs_docs_left=docs_left, queries=len(out),
                    languages=lang_stats, repos=stats)
-    with open(os.path.join(HERE, 'corpus-stats.json'), 'w') as f:
-        json.dump(summary, f, indent=1)
+    # written only when its content changes, so a rebuild of the same corpus
+    # leaves the committed file (and its mtime) alone
+    stats_path = os.path.join(HERE, 'corpus-stats.json')
+    text = json.dumps(summary, indent=1)
+    try:
+        with open(stats_path) as f:
+            same = f.read() == text
+    except FileNotFoundError:
+        same = False
+    if not same:
+        with open(stats_path, 'w') as f:
+            f.write(text)
+    log('corpus-stats.json %s' % ('unchanged' if same else 'written'))
     for lang, v in lang_stats.items():
         log('%-10s %s' % (lang, v))
     log('%d queries -> %s' % (len(out), args.out))
