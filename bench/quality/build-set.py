@@ -614,8 +614,16 @@ def main():
     for i, (s, q) in enumerate(out, 1):
         buf.write('\t'.join([str(i), s['language'], s['repo'], s['path'], s['qualified_name'],
                              str(s['start_line']), s['kind'], q.replace('\t', ' ')]) + '\n')
-    with gzip.GzipFile(args.out, 'wb', mtime=0) as f:
-        f.write(buf.getvalue().encode())
+    # rewritten only when the queries change (the gzip header holds the file
+    # name the set was first written under: same queries, other bytes)
+    try:
+        with gzip.open(args.out, 'rb') as f:
+            same_q = f.read() == buf.getvalue().encode()
+    except (FileNotFoundError, OSError, EOFError):
+        same_q = False
+    if not same_q:
+        with gzip.GzipFile(args.out, 'wb', mtime=0) as f:
+            f.write(buf.getvalue().encode())
 
     lang_stats = collections.OrderedDict()
     for lang in sorted({s['language'] for s in all_snips}):
@@ -646,7 +654,7 @@ def main():
     log('corpus-stats.json %s' % ('unchanged' if same else 'written'))
     for lang, v in lang_stats.items():
         log('%-10s %s' % (lang, v))
-    log('%d queries -> %s' % (len(out), args.out))
+    log('%d queries -> %s (%s)' % (len(out), args.out, 'unchanged' if same_q else 'written'))
 
 
 if __name__ == '__main__':
