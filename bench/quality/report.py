@@ -629,6 +629,10 @@ def main():
     notes = os.path.join(CACHE, 'notes.md')
     if os.path.exists(notes):
         md.append('\n' + open(notes).read().strip() + '\n')
+    r8 = os.path.join(HERE, 'results-8lang.md')
+    if os.path.exists(r8):
+        # the eight-language set's tables (issues 14 and 20), written by report8.py
+        md.append('\n' + open(r8).read().strip() + '\n')
     ood = os.path.join(HERE, 'ood', 'results.md')
     if os.path.exists(ood):
         # issue 27's out-of-distribution tables, written by ood/ (not by this run)
