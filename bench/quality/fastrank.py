@@ -77,11 +77,13 @@ def read_embeddings(conn):
 def settings(conn):
     with conn.cursor() as cur:
         cur.execute("SELECT current_setting('codevec.model'), current_setting('codevec.cpu_precision', true),"
-                    " current_setting('codevec.device', true), (SELECT sha256 FROM codevec_model_info())")
-        model, prec, dev, sha = cur.fetchone()
+                    " current_setting('codevec.device', true), (SELECT sha256 FROM codevec_model_info()),"
+                    " (SELECT name FROM codevec_model_info())")
+        model, prec, dev, sha, name = cur.fetchone()
         cur.execute("SELECT version()")
         ver = cur.fetchone()[0]
-    return dict(model=model, cpu_precision=prec, device=dev, model_sha256=sha, server=ver)
+    return dict(model=model, model_name=name, cpu_precision=prec, device=dev, model_sha256=sha,
+                server=ver)
 
 
 def cmd_ranks(a):

@@ -227,7 +227,9 @@ def main():
                  '%d / %d' % (c['same'].get('hybrid rank', 0), c['queries'])] for c in res['checks']]
         md.append(table(rows, ['ranks', 'queries', 'same vector top 10', 'same vector target rank',
                                'same hybrid top 10', 'same hybrid target rank']))
-    rows = [[l, runs[l]['info']['model'], runs[l]['info']['cpu_precision'],
+    rows = [[l, runs[l]['info']['model'] + ('' if runs[l]['info'].get('model_name') in (
+                 None, runs[l]['info']['model']) else ' (%s)' % runs[l]['info']['model_name']),
+             runs[l]['info']['cpu_precision'],
              runs[l]['info']['model_sha256'][:12], runs[l]['info']['snippets'],
              '%.0f s' % runs[l]['seconds']['embed_queries'], '%.0f s' % runs[l]['seconds']['keyword']]
             for l in order]

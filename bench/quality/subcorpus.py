@@ -104,11 +104,12 @@ def cmd_embed(a):
         done = {int(l.split('\t', 1)[0]) for l in open(path)}
     cur = conn.cursor()
     side_b(cur, a.model, a.precision)
-    cur.execute("SELECT current_setting('codevec.model'), current_setting('codevec.cpu_precision'),"
-                " (SELECT sha256 FROM codevec_model_info()), (SELECT blas FROM codevec_model_info())")
+    cur.execute("SELECT name, current_setting('codevec.cpu_precision'), sha256, blas"
+                " FROM codevec_model_info()")
     model, prec, sha, blas = cur.fetchone()
     with open(os.path.join(a.out, 'settings.json'), 'w') as f:
-        json.dump(dict(model=model, cpu_precision=prec, model_sha256=sha, encoder=blas), f)
+        json.dump(dict(model=a.model or None, model_name=model, cpu_precision=prec,
+                       model_sha256=sha, encoder=blas), f)
     t0 = time.time()
     n = 0
     with open(path, 'a') as f:
@@ -138,7 +139,7 @@ def embed_queries(conn, queries, settings):
     c2 = psycopg.connect(autocommit=True)
     cur = c2.cursor()
     if settings:
-        side_b(cur, settings['model'], settings['cpu_precision'])
+        side_b(cur, settings.get('model'), settings['cpu_precision'])
     out = []
     for q in queries:
         cur.execute("SELECT embed(%s)::text", (q['query'],))
@@ -181,8 +182,8 @@ def cmd_score(a):
     langs = collections.Counter(r[2] for r in rows)
     cur.execute("SELECT count(*) FROM code.snippets")
     total = cur.fetchone()[0]
-    cur.execute("SELECT current_setting('codevec.model'), current_setting('codevec.cpu_precision'),"
-                " (SELECT sha256 FROM codevec_model_info()), (SELECT blas FROM codevec_model_info())")
+    cur.execute("SELECT name, current_setting('codevec.cpu_precision'), sha256, blas"
+                " FROM codevec_model_info()")
     model, default_prec, sha, blas = cur.fetchone()
     sa = dict(model=model, cpu_precision=default_prec, model_sha256=sha, encoder=blas)
     n8 = np.linalg.norm(d8, axis=1)
@@ -231,7 +232,8 @@ def cmd_score(a):
         json.dump(res, f, indent=1)
     if a.md:
         def desc(x):
-            return '%s at %s (sha256 %s…)' % (x['model'], x['cpu_precision'], x['model_sha256'][:12])
+            return '%s at %s (sha256 %s…)' % (x.get('model_name', x['model']), x['cpu_precision'],
+                                              x['model_sha256'][:12])
         la, lb = a.label_a, a.label_b
         md = ['### %s\n' % (a.title or 'A - B on a stratified sub-corpus'),
               'A = %s, the benchmark database\'s vectors; B = %s, embedded by the same `embed()` '
