@@ -92,12 +92,37 @@ def cmd_ranks(a):
     info = dict(corpus_info(conn), **settings(conn))
     fusions = [(int(k), float(w)) for k in a.rrf_k.split(',') for w in a.keyword_weight.split(',')]
     t0 = time.time()
-    ids, m = read_embeddings(conn)
+    qconn = conn
+    if a.vectors:
+        # another configuration's vectors of these snippets (subcorpus.py embed over the
+        # whole corpus): the snippets' from its files, the queries' embedded with its settings
+        import glob
+        from subcorpus import side_b
+        sb = json.load(open(os.path.join(a.vectors, 'settings.json')))
+        vecs = {}
+        for p in sorted(glob.glob(os.path.join(a.vectors, 'vec-w*.tsv'))):
+            for l in open(p):
+                i, e = l.rstrip('\n').split('\t')
+                vecs[int(i)] = e
+        with conn.cursor() as cur:
+            cur.execute("SELECT id FROM code.snippets WHERE emb IS NOT NULL ORDER BY id")
+            all_ids = [r[0] for r in cur.fetchall()]
+        assert sorted(vecs) == all_ids, 'the vectors do not cover the corpus'
+        ids = np.array(all_ids, dtype=np.int64)
+        m = np.vstack([parse_vec(vecs[i]) for i in all_ids]).astype(np.float64)
+        m /= np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-30)
+        qconn = psycopg.connect(autocommit=True)
+        side_b(qconn.cursor(), sb.get('model'), sb['cpu_precision'])
+        info.update(model=sb.get('model') or info['model'], model_name=sb.get('model_name'),
+                    cpu_precision=sb['cpu_precision'], model_sha256=sb['model_sha256'],
+                    vectors_from=os.path.abspath(a.vectors))
+    else:
+        ids, m = read_embeddings(conn)
     pos = {int(i): k for k, i in enumerate(ids)}
     log('%d embeddings read (%.0f s)' % (len(ids), time.time() - t0))
     t1 = time.time()
     qv = []
-    with conn.cursor() as cur:
+    with qconn.cursor() as cur:
         for q in queries:
             cur.execute("SELECT embed(%s)::text", (q['query'],))
             qv.append(parse_vec(cur.fetchone()[0]))
@@ -109,12 +134,21 @@ def cmd_ranks(a):
     log('%d queries embedded (%.0f s)' % (len(queries), t_embed))
     t2 = time.time()
     kw = []
-    with conn.cursor() as cur:
-        for i, q in enumerate(queries):
-            cur.execute("SELECT id FROM code.search(%s, %s, mode => 'keyword')", (q['query'], a.depth))
-            kw.append([r[0] for r in cur.fetchall()])
-            if (i + 1) % 1000 == 0:
-                log('  keyword: %d/%d (%.0f s)' % (i + 1, len(queries), time.time() - t2))
+    if a.keyword_from:
+        # code.search's keyword lists do not depend on the model: those of an earlier
+        # ranks file of the same database
+        with gzip.open(a.keyword_from, 'rt') as f:
+            kf = {r['qid']: r for r in json.load(f)['queries']}
+        for q in queries:
+            assert kf[q['qid']]['target'] == q['target']
+            kw.append(kf[q['qid']]['kw'])
+    else:
+        with conn.cursor() as cur:
+            for i, q in enumerate(queries):
+                cur.execute("SELECT id FROM code.search(%s, %s, mode => 'keyword')", (q['query'], a.depth))
+                kw.append([r[0] for r in cur.fetchall()])
+                if (i + 1) % 1000 == 0:
+                    log('  keyword: %d/%d (%.0f s)' % (i + 1, len(queries), time.time() - t2))
     t_kw = time.time() - t2
     t3 = time.time()
     out = []
@@ -184,6 +218,8 @@ def main():
     s = sub.add_parser('ranks')
     s.add_argument('--out', required=True)
     s.add_argument('--depth', type=int, default=100)
+    s.add_argument('--vectors', help="subcorpus.py embed's folder covering the whole corpus: rank with its vectors")
+    s.add_argument('--keyword-from', help='take the keyword lists from this ranks file of the same database')
     s.add_argument('--save-queries', help="the queries' embed() vectors (.npy, float32) for subcorpus.py")
     s.add_argument('--rrf-k', default='5', help='comma list; the first is the headline')
     s.add_argument('--keyword-weight', default='0.35', help='comma list; the first is the headline')
