@@ -146,9 +146,10 @@ def main():
     nq = len(first['queries'])
     per = collections.Counter(r['language'] for r in first['queries'])
     md.append('%d queries (%s) against all %d snippets of the eight-language corpus, docs stripped; '
-              'each model in its own database loaded by `run.sh load` (codevec-load\'s default '
-              'embed_text). Ranks by `fastrank.py` (exact vector ranking from the database\'s own '
-              '`embed()` vectors, keyword lists from `code.search(mode => \'keyword\')`, hybrid fused '
+              'one database loaded by `run.sh load` (codevec-load\'s default embed_text) and embedded '
+              'with the shipped model; another model\'s vectors of the same snippets made by the same '
+              '`embed()` (`subcorpus.py embed`). Ranks by `fastrank.py` (exact vector ranking from '
+              'the `embed()` vectors, keyword lists from `code.search(mode => \'keyword\')`, hybrid fused '
               'as code.search does: rrf_k %d, keyword_weight %g, depth %d — code.search\'s defaults), '
               'checked against code.search itself below. Halves: **test = even qids (held out)**, '
               'dev = odd qids (BM25 and the fusion defaults were tuned there). Cells: MRR@10 '
