@@ -168,6 +168,7 @@ CodevecGpuCall(dsm_segment *seg)
 	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), codevec_gpu_timeout_ms);
 	uint64		generation = 0;
 	int			service_procno = 0;
+	volatile bool restarted = false;
 	GpuRequestHeader *req = (GpuRequestHeader *) dsm_segment_address(seg);
 
 	if (gpu_shared == NULL)
@@ -239,19 +240,8 @@ CodevecGpuCall(dsm_segment *seg)
 				break;
 			if (gen != generation)
 			{
-				/*
-				 * The service that took the request died and another started
-				 * (it never touches an older generation's slots): nothing was
-				 * answered, so the caller's failure policy decides, as above.
-				 * The segment is not reused for the session's next request.
-				 */
-				if (seg == session_seg)
-					session_seg_dirty = true;
-				AbandonSlot();
-				snprintf(req->errmsg, sizeof(req->errmsg),
-						 "the codevec GPU service restarted while serving this request");
-				req->status = GPU_STATUS_UNAVAILABLE;
-				return GPU_STATUS_UNAVAILABLE;
+				restarted = true;	/* handled after PG_END_TRY: never return inside PG_TRY */
+				break;
 			}
 			if (GetCurrentTimestamp() >= deadline)
 				ereport(ERROR,
@@ -273,6 +263,22 @@ CodevecGpuCall(dsm_segment *seg)
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	if (restarted)
+	{
+		/*
+		 * The service that took the request died and another started (it
+		 * never touches an older generation's slots): nothing was answered,
+		 * so the caller's failure policy decides, as for a stopped service.
+		 * The segment is not reused for the session's next request.
+		 */
+		if (seg == session_seg)
+			session_seg_dirty = true;
+		AbandonSlot();
+		snprintf(req->errmsg, sizeof(req->errmsg),
+				 "the codevec GPU service restarted while serving this request");
+		req->status = GPU_STATUS_UNAVAILABLE;
+		return GPU_STATUS_UNAVAILABLE;
+	}
 	AbandonSlot();				/* DONE -> FREE */
 
 	if (req->status == GPU_STATUS_FAILED)
