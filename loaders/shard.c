@@ -26,14 +26,7 @@
 #include <libpq-fe.h>
 
 #include "cvl.h"
-
-/* Ignore the server's notices (shard_refresh's ANALYZE can emit some). */
-static void
-QuietNotice(void *arg, const char *message)
-{
-	(void) arg;
-	(void) message;
-}
+#include "dbint.h"
 
 /* Copy a libpq message into err without its trailing newlines. */
 static void
@@ -70,24 +63,20 @@ SetResultError(char *err, size_t errlen, const char *what, const PGresult *res)
 		err[--n] = '\0';
 }
 
-/* Connect to the coordinator in UTF-8; NULL with a message in err. */
+/*
+ * Connect to the coordinator: cvl_session_connect (UTF-8, notices
+ * swallowed); NULL with "cannot connect to the coordinator: ..." in err.
+ */
 static PGconn *
 Connect(const char *coordinator, char *err, size_t errlen)
 {
-	const char *keys[] = {"dbname", "fallback_application_name", "client_encoding",
-	"options", NULL};
-	const char *vals[] = {coordinator, "codevec-load", "UTF8",
-	"-c client_min_messages=warning", NULL};
-	PGconn	   *conn = PQconnectdbParams(keys, vals, 1);
+	static const char prefix[] = "cannot connect to the database";
+	char		msg[512];
+	PGconn	   *conn = cvl_session_connect(coordinator, msg, sizeof(msg));
 
-	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
-	{
-		SetError(err, errlen, "cannot connect to the coordinator",
-				 conn ? PQerrorMessage(conn) : NULL);
-		PQfinish(conn);
-		return NULL;
-	}
-	PQsetNoticeProcessor(conn, QuietNotice, NULL);
+	if (conn == NULL)
+		snprintf(err, errlen, "cannot connect to the coordinator%s",
+				 strncmp(msg, prefix, sizeof(prefix) - 1) == 0 ? msg + sizeof(prefix) - 1 : msg);
 	return conn;
 }
 
