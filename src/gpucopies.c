@@ -170,7 +170,7 @@ AnswerNotCurrent(GpuKnnRequest *r, const GpuIndexCopy *c, int status)
  * answer (codevec_knn with many queries and a large k) takes the
  * step-by-step path, whose buffers do not grow with the batch.
  */
-#define GPU_KNN_BATCH_MAX_BYTES ((Size) 256 * 1024 * 1024)
+#define GPU_KNN_BATCH_MAX_BYTES ((Size) 64 * 1024 * 1024)
 
 /* Add a k-NN call's timings (codevec_cuda_knn_batch) to the stages */
 static void
