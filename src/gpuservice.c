@@ -495,6 +495,86 @@ RunGroups(GpuRequestHeader **reqs, bool *done, int n)
 	}
 }
 
+/*
+ * Request segments the service keeps mapped between batches. A backend
+ * posts every small request (KNN, EMBED) in the same session segment, so
+ * mapping it once saves, per request, the attach (shm_open, mmap, the
+ * DSM control lock), the detach (munmap) and the page faults of writing
+ * the answer into a fresh mapping. Holding a mapping keeps the segment
+ * (and so its handle) alive, so a cached handle always names the segment
+ * it was attached as. Only segments up to GPU_SEG_CACHE_MAX_BYTES are
+ * kept (uploads stream through larger ones), at most GPU_SEG_CACHE of
+ * them, least recently used out first, and none unused for
+ * GPU_SEG_CACHE_IDLE_MS (a backend that left, or replaced its segment).
+ */
+#define GPU_SEG_CACHE			256
+#define GPU_SEG_CACHE_MAX_BYTES	(1024 * 1024)
+#define GPU_SEG_CACHE_IDLE_MS	10000
+
+typedef struct GpuSegCacheEntry
+{
+	dsm_handle	handle;
+	dsm_segment *seg;			/* NULL: a free entry */
+	TimestampTz used;
+} GpuSegCacheEntry;
+
+static GpuSegCacheEntry seg_cache[GPU_SEG_CACHE];
+
+/*
+ * Map the request segment of a slot: the cached mapping, or a new one
+ * (cached when small). NULL when the segment is gone (its backend left).
+ * *cached: whether the caller must leave it mapped.
+ */
+static dsm_segment *
+AttachRequest(dsm_handle handle, TimestampTz now, bool *cached)
+{
+	dsm_segment *seg;
+	GpuSegCacheEntry *slot = NULL;
+
+	*cached = false;
+	for (int i = 0; i < GPU_SEG_CACHE; i++)
+		if (seg_cache[i].seg != NULL && seg_cache[i].handle == handle)
+		{
+			seg_cache[i].used = now;
+			*cached = true;
+			return seg_cache[i].seg;
+		}
+	seg = dsm_attach(handle);
+	if (seg == NULL || dsm_segment_map_length(seg) > GPU_SEG_CACHE_MAX_BYTES)
+		return seg;
+	for (int i = 0; i < GPU_SEG_CACHE; i++)
+		if (seg_cache[i].seg == NULL)
+		{
+			slot = &seg_cache[i];
+			break;
+		}
+		else if (slot == NULL || seg_cache[i].used < slot->used)
+			slot = &seg_cache[i];
+	if (slot->seg != NULL)
+		dsm_detach(slot->seg);	/* the least recently used */
+	dsm_pin_mapping(seg);
+	slot->handle = handle;
+	slot->seg = seg;
+	slot->used = now;
+	*cached = true;
+	return seg;
+}
+
+/* Unmap the cached segments unused for GPU_SEG_CACHE_IDLE_MS */
+static void
+PruneSegCache(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	for (int i = 0; i < GPU_SEG_CACHE; i++)
+		if (seg_cache[i].seg != NULL &&
+			TimestampDifferenceExceeds(seg_cache[i].used, now, GPU_SEG_CACHE_IDLE_MS))
+		{
+			dsm_detach(seg_cache[i].seg);
+			seg_cache[i].seg = NULL;
+		}
+}
+
 /* Run the posted requests of one batch and answer them */
 static void
 RunBatch(int *slots, int n)
@@ -504,15 +584,17 @@ RunBatch(int *slots, int n)
 	dsm_segment *segs[GPU_MAX_SLOTS];
 	GpuRequestHeader *reqs[GPU_MAX_SLOTS];
 	bool		done[GPU_MAX_SLOTS];
+	bool		cached[GPU_MAX_SLOTS];
 	double		t0 = GpuServiceNowUs(),
 				t1,
 				t2,
 				t3;
 
 	/* a segment already gone means its backend left: nothing to answer */
+	now = GetCurrentTimestamp();
 	for (int i = 0; i < n; i++)
 	{
-		segs[i] = dsm_attach(gpu_shared->slots[slots[i]].handle);
+		segs[i] = AttachRequest(gpu_shared->slots[slots[i]].handle, now, &cached[i]);
 		reqs[i] = segs[i] ? (GpuRequestHeader *) dsm_segment_address(segs[i]) : NULL;
 		done[i] = (segs[i] == NULL);
 	}
@@ -523,7 +605,7 @@ RunBatch(int *slots, int n)
 			RunRequest(reqs[i]);
 	t2 = GpuServiceNowUs();
 	for (int i = 0; i < n; i++)
-		if (segs[i] != NULL)
+		if (segs[i] != NULL && !cached[i])
 			dsm_detach(segs[i]);
 	t3 = GpuServiceNowUs();
 	GpuServiceStageAdd(GPU_STAGE_ATTACH, t1 - t0, n);
@@ -684,8 +766,9 @@ CodevecGpuServiceMain(Datum main_arg)
 			RunBatch(slots, n);
 			continue;
 		}
-		/* idle: write the prewarm list if the copies changed */
+		/* idle: write the prewarm list if the copies changed; unmap old segments */
 		GpuPrewarmSave(false);
+		PruneSegCache();
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 1000L, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
