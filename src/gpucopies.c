@@ -56,6 +56,7 @@ typedef struct GpuIndexCopy
 	float		maxnorm;
 	size_t		device_bytes;	/* main + delta */
 	TimestampTz last_used;
+	bool		queried;		/* a KNN request ran on it (not only loaded) */
 	ItemPointerData *tids;		/* malloc'd: n main rows, then delta_cap */
 	float	   *delta_vecs;		/* malloc'd: the delta rows (delta_cap x dims) */
 	CodevecCudaIndex idx;
@@ -470,6 +471,7 @@ RunKnn(GpuKnnRequest *r)
 		return;
 	}
 	c->last_used = GetCurrentTimestamp();
+	c->queried = true;
 	r->partial = 0;
 	if (c->nmasked > 0)
 	{
@@ -568,6 +570,7 @@ RunKnnGroup(GpuKnnRequest **group, int ng)
 		total += group[j]->nprobe;
 	}
 	c->last_used = GetCurrentTimestamp();
+	c->queried = true;
 	GpuServiceStageAdd(GPU_STAGE_KNN_GATHER, GpuServiceNowUs() - t0, ng);
 	if (KnnOnCopy(c, queries, ng, kmax, r0->metric, probes, nprobe, ivf ? qprobes : NULL,
 				  dist, ids, rows, ng,
@@ -1039,10 +1042,13 @@ GpuCopiesList(GpuCopyName *out, int max)
 	for (int i = 0; i < GPU_MAX_INDEXES; i++)
 		if (index_copies[i].used && index_copies[i].complete)
 		{
-			/* insertion sort, most recently used first */
+			/* insertion sort: queried first, then most recently used first */
+			const GpuIndexCopy *c = &index_copies[i];
 			int			j = n++;
 
-			while (j > 0 && order[j - 1]->last_used < index_copies[i].last_used)
+			while (j > 0 && (order[j - 1]->queried < c->queried ||
+							 (order[j - 1]->queried == c->queried &&
+							  order[j - 1]->last_used < c->last_used)))
 			{
 				order[j] = order[j - 1];
 				j--;
@@ -1054,6 +1060,7 @@ GpuCopiesList(GpuCopyName *out, int max)
 	{
 		out[i].dbid = order[i]->key.dbid;
 		out[i].indexid = order[i]->key.indexid;
+		out[i].queried = order[i]->queried;
 	}
 	return n;
 }

@@ -13,9 +13,13 @@
  * The service writes it (GpuPrewarmSave: a temporary file, fsync'd, then
  * durable_rename, so a crash leaves the old list or the new one, never a
  * torn one) whenever the set of complete copies changed and when it stops:
- * the copies it holds, most recently used first, then the entries of the
- * list it started with that it does not hold (a prewarm cut short by a
- * shutdown loses nothing), at most GPU_PREWARM_MAX_ENTRIES.
+ * the copies queries ran on, most recently used first, then, during the first
+ * GPU_PREWARM_KEEP_MS after its start, the entries of the list it started
+ * with that it does not hold (a prewarm cut short by a shutdown loses
+ * nothing; later, dropped indexes leave the list), then the other copies
+ * it holds, at most GPU_PREWARM_MAX_ENTRIES. (A copy's last use alone
+ * would rank copies the prewarm just loaded in reverse: the last loaded
+ * would look the most recent.)
  *
  * Loading needs the index's pages, which only a backend connected to its
  * database can read; the service has no database connection. So at start
@@ -70,6 +74,15 @@ bool		codevec_gpu_prewarm = true;
 static GpuCopyName start_list[GPU_PREWARM_MAX_ENTRIES];
 static int	start_count = 0;
 static uint64 saved_generation = 0;	/* GpuCopiesGeneration() last written */
+static TimestampTz start_time = 0;	/* when GpuPrewarmStart read the list */
+
+/*
+ * How long after the service's start the entries it started with are kept
+ * in the list although not loaded (a prewarm still running, or cut short
+ * by a shutdown); later, the list is what the service holds, so indexes
+ * dropped or no longer used leave it.
+ */
+#define GPU_PREWARM_KEEP_MS		(10 * 60 * 1000)
 
 /* GpuPrewarmSetup: see gpuserviceint.h */
 void
@@ -165,6 +178,7 @@ GpuPrewarmRead(const char *path, GpuCopyName *out, int max, int elevel)
 			break;
 		out[n].dbid = db;
 		out[n].indexid = ix;
+		out[n].queried = false;
 		n++;
 	}
 	FreeFile(f);
@@ -192,22 +206,36 @@ ListHas(const GpuCopyName *list, int n, Oid db, Oid ix)
 void
 GpuPrewarmSave(bool force)
 {
-	GpuCopyName list[GPU_PREWARM_MAX_ENTRIES];
+	GpuCopyName list[GPU_PREWARM_MAX_ENTRIES],
+				held[GPU_PREWARM_MAX_ENTRIES];
 	char		path[MAXPGPATH],
 				tmp[MAXPGPATH];
 	uint64		gen = GpuCopiesGeneration();
-	int			n;
+	int			n,
+				nheld;
 	FILE	   *f;
 
 	if (!force && gen == saved_generation)
 		return;
 	if (gen == 0 && start_count == 0)
 		return;					/* nothing was ever loaded or listed */
-	n = GpuCopiesList(list, GPU_PREWARM_MAX_ENTRIES);
-	/* what this start was to load and is not loaded (yet): kept, after */
-	for (int i = 0; i < start_count && n < GPU_PREWARM_MAX_ENTRIES; i++)
-		if (!ListHas(list, n, start_list[i].dbid, start_list[i].indexid))
-			list[n++] = start_list[i];
+	/*
+	 * The copies queries ran on, most recently used first; then, early
+	 * after the start, the list the service started with, in its order
+	 * (copies loaded by the prewarm but not queried yet keep their rank;
+	 * those not loaded yet are kept); then the other copies held.
+	 */
+	nheld = GpuCopiesList(held, GPU_PREWARM_MAX_ENTRIES);
+	n = 0;
+	for (int i = 0; i < nheld && held[i].queried; i++)
+		list[n++] = held[i];
+	if (!TimestampDifferenceExceeds(start_time, GetCurrentTimestamp(), GPU_PREWARM_KEEP_MS))
+		for (int i = 0; i < start_count && n < GPU_PREWARM_MAX_ENTRIES; i++)
+			if (!ListHas(list, n, start_list[i].dbid, start_list[i].indexid))
+				list[n++] = start_list[i];
+	for (int i = 0; i < nheld && n < GPU_PREWARM_MAX_ENTRIES; i++)
+		if (!ListHas(list, n, held[i].dbid, held[i].indexid))
+			list[n++] = held[i];
 
 	snprintf(path, sizeof(path), "%s/%s", DataDir, GPU_PREWARM_FILE);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
@@ -243,6 +271,7 @@ GpuPrewarmStart(void)
 	int			ndbs = 0;
 
 	snprintf(path, sizeof(path), "%s/%s", DataDir, GPU_PREWARM_FILE);
+	start_time = GetCurrentTimestamp();
 	start_count = GpuPrewarmRead(path, start_list, GPU_PREWARM_MAX_ENTRIES, LOG);
 	saved_generation = GpuCopiesGeneration();
 	if (!codevec_gpu_prewarm || start_count == 0)

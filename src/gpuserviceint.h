@@ -223,6 +223,7 @@ typedef struct GpuCopyName
 {
 	Oid			dbid;
 	Oid			indexid;
+	bool		queried;		/* GpuCopiesList: a query ran on it */
 } GpuCopyName;
 
 /* codevec.gpu_prewarm */
@@ -252,9 +253,10 @@ extern void GpuPrewarmSave(bool force);
 extern int	GpuPrewarmRead(const char *path, GpuCopyName *out, int max, int elevel);
 
 /*
- * Service side only (gpucopies.c): the complete index copies held, most
- * recently used first (at most max; the count), and a counter bumped each
- * time a copy completes or is dropped.
+ * Service side only (gpucopies.c): the complete index copies held, those
+ * a KNN request ran on first, each group most recently used first (at
+ * most max; the count), and a counter bumped each time a copy completes
+ * or is dropped.
  */
 extern int	GpuCopiesList(GpuCopyName *out, int max);
 extern uint64 GpuCopiesGeneration(void);
