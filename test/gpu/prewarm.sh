@@ -52,10 +52,11 @@ for _ in $(seq 1 50); do		# the service writes the list when idle
 	sleep 0.1
 done
 check "the loaded copy is in the prewarm list" \
-	"SELECT ordinal FROM codevec_gpu_prewarm_list() WHERE database = $db AND index = $oid" 1
+	"SELECT count(*) FROM codevec_gpu_prewarm_list() WHERE database = $db AND index = $oid" 1
 want=$(psql -qAtX -c "SET codevec.device = cpu" -c "SET enable_indexscan = off" -c "SET enable_bitmapscan = off" -c "$Q")
 
-# restart, with an index that no longer exists second in the list
+# restart (the service writes the list at shutdown: pw_flat, used last, first),
+# with an index that no longer exists added last
 pgstop
 printf '%s 4000000000\n' "$db" >>/tmp/pgdata/pg_codevec_prewarm
 lines0=$(wc -l <"$log")
