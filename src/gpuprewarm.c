@@ -292,7 +292,7 @@ GpuPrewarmStart(void)
 
 		memset(&worker, 0, sizeof(worker));
 		worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-		worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+		worker.bgw_start_time = BgWorkerStart_ConsistentState;	/* a hot standby too: it only reads */
 		worker.bgw_restart_time = BGW_NEVER_RESTART;
 		worker.bgw_main_arg = ObjectIdGetDatum(dbs[j]);
 		snprintf(worker.bgw_library_name, BGW_MAXLEN, "codevec");
