@@ -505,11 +505,13 @@ RunGroups(GpuRequestHeader **reqs, bool *done, int n)
  * it was attached as. Only segments up to GPU_SEG_CACHE_MAX_BYTES are
  * kept (uploads stream through larger ones), at most GPU_SEG_CACHE of
  * them, least recently used out first, and none unused for
- * GPU_SEG_CACHE_IDLE_MS (a backend that left, or replaced its segment).
+ * GPU_SEG_CACHE_IDLE_MS (a backend that left, or replaced its segment):
+ * a segment kept alive also holds a slot of the server's DSM control
+ * table (64 + 5 per backend), so dead ones must not pile up.
  */
-#define GPU_SEG_CACHE			256
+#define GPU_SEG_CACHE			128
 #define GPU_SEG_CACHE_MAX_BYTES	(1024 * 1024)
-#define GPU_SEG_CACHE_IDLE_MS	10000
+#define GPU_SEG_CACHE_IDLE_MS	2000
 
 typedef struct GpuSegCacheEntry
 {
@@ -562,10 +564,8 @@ AttachRequest(dsm_handle handle, TimestampTz now, bool *cached)
 
 /* Unmap the cached segments unused for GPU_SEG_CACHE_IDLE_MS */
 static void
-PruneSegCache(void)
+PruneSegCache(TimestampTz now)
 {
-	TimestampTz now = GetCurrentTimestamp();
-
 	for (int i = 0; i < GPU_SEG_CACHE; i++)
 		if (seg_cache[i].seg != NULL &&
 			TimestampDifferenceExceeds(seg_cache[i].used, now, GPU_SEG_CACHE_IDLE_MS))
@@ -607,6 +607,7 @@ RunBatch(int *slots, int n)
 	for (int i = 0; i < n; i++)
 		if (segs[i] != NULL && !cached[i])
 			dsm_detach(segs[i]);
+	PruneSegCache(now);
 	t3 = GpuServiceNowUs();
 	GpuServiceStageAdd(GPU_STAGE_ATTACH, t1 - t0, n);
 	GpuServiceStageAdd(GPU_STAGE_RUN, t2 - t1, n);
@@ -768,7 +769,7 @@ CodevecGpuServiceMain(Datum main_arg)
 		}
 		/* idle: write the prewarm list if the copies changed; unmap old segments */
 		GpuPrewarmSave(false);
-		PruneSegCache();
+		PruneSegCache(GetCurrentTimestamp());
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 1000L, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
