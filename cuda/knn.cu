@@ -1111,9 +1111,11 @@ BatchReserve(CodevecCudaIndex idx, int nq, int k, char *errbuf, size_t errlen)
 
     if (!idx->b_stream)
     {
-        CUDA_CHECK(cudaStreamCreate(&idx->b_stream));
+        /* the events first: a stream means all of them exist */
         for (int i = 0; i < KNN_BATCH_EVENTS; i++)
-            CUDA_CHECK(cudaEventCreate(&idx->b_ev[i]));
+            if (!idx->b_ev[i])
+                CUDA_CHECK(cudaEventCreate(&idx->b_ev[i]));
+        CUDA_CHECK(cudaStreamCreate(&idx->b_stream));
     }
     if (nq > idx->b_qcap)
     {
