@@ -773,10 +773,10 @@ codevec_cuda_index_free(CodevecCudaIndex idx)
     {
         cudaStreamSynchronize(idx->b_stream);
         cudaStreamDestroy(idx->b_stream);
-        for (int i = 0; i < KNN_BATCH_EVENTS; i++)
-            if (idx->b_ev[i])
-                cudaEventDestroy(idx->b_ev[i]);
     }
+    for (int i = 0; i < KNN_BATCH_EVENTS; i++)
+        if (idx->b_ev[i])
+            cudaEventDestroy(idx->b_ev[i]);
     cudaFree(idx->b_dq);
     cudaFree(idx->b_dd);
     cudaFree(idx->b_di);
