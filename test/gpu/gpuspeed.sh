@@ -81,8 +81,12 @@ part prewarm 90 bash "$top/test/gpu/prewarm.sh" 1000000
 compare() {
 	NOIVF=1 CHECKQ=5 CPU16= T=4 bash "$top/bench/gpuivf/compare.sh" random 1000000 || return $?
 	printf '\\set q random(1, 1000)\nSELECT id FROM t ORDER BY emb <=> (SELECT emb FROM q WHERE qid = :q) LIMIT 10;\n' >/tmp/c64.sql
+	psql -qX -c "DROP TABLE IF EXISTS stages64" -c "CREATE TABLE stages64 AS SELECT s.*, g.requests AS all_requests, g.batches AS all_batches FROM codevec_gpu_stages() s, codevec_gpu_status() g" >/dev/null
 	out=$(PGOPTIONS="-c codevec.device=cuda" pgbench -n -M prepared -c 64 -j 16 -T 4 -f /tmp/c64.sql postgres 2>&1)
 	echo "RESULT,codevec_flat_gpu,clients=64,qps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | cut -d. -f1),latency_avg_ms=$(echo "$out" | sed -n 's/^latency average = \([0-9.]*\) ms/\1/p')"
+	# inside the service at 64 clients: requests per launch, then each stage per timing / per request
+	psql -qAtX -c "SELECT DISTINCT 'RESULT,stages64,mean_batch=' || round((g.requests - z.all_requests)::numeric / nullif(g.batches - z.all_batches, 0), 2) FROM codevec_gpu_status() g, stages64 z"
+	psql -qAtX -c "SELECT 'RESULT,stages64,stage=' || s.stage || ',timings=' || (s.timings - z.timings) || ',per_timing_us=' || round(((s.total_us - z.total_us) / (s.timings - z.timings))::numeric, 1) || ',per_request_us=' || round(((s.total_us - z.total_us) / nullif(s.requests - z.requests, 0))::numeric, 1) FROM codevec_gpu_stages() s JOIN stages64 z USING (stage) WHERE s.timings > z.timings"
 }
 export -f compare
 part compare 90 bash -c compare
