@@ -7,6 +7,7 @@
  *   main.c     command line, progress, summary, exit codes
  *   walk.c     tree walk: .gitignore via libgit2, globs, size limit
  *   pool.c     worker threads: read, hash, parse, extract; ordered output
+ *   file.c     the file object: status names, its snippets
  *   lang.c     languages by file name, their tree-sitter grammars
  *   extract.c  syntax tree -> snippets (kind, names, signature, doc, lines)
  *              and cvl_embed_text_build(), the text that gets embedded
@@ -14,10 +15,13 @@
  *              iconv, U+FFFD for stray bytes); UTF-8 checks and cuts
  *   db.c       libpq: schema, repository, prune, the embedding plan and the
  *              catch-up embed pass, BM25 postings
+ *   session.c  one server connection and its statements (db.c, write.c)
  *   write.c    the store stage: COPY batches written by several writer
  *              connections, with their embeddings; a batch the server
  *              rejects is bisected down to its files
  *   util.c     buffers, hashing, JSON/COPY escaping, identifiers
+ *   shard.c    --coordinator: the shard a repository goes to, the
+ *              coordinator's refresh after the load
  *
  * Object style follows tree-sitter: cvl_<object>_<verb>(self, ...), with
  * paired _new/_delete.  Worker threads never print; they record a status
@@ -142,7 +146,7 @@ CvlLanguage cvl_language_named(const char *name);
 bool		cvl_header_looks_cpp(const char *src, size_t len);
 bool		cvl_languages_check(char *err, size_t errlen);
 
-/* ---------- files and snippets ---------- */
+/* ---------- file.c: files and snippets ---------- */
 
 typedef enum CvlFileStatus
 {
@@ -163,11 +167,13 @@ typedef enum CvlFileStatus
 } CvlFileStatus;
 
 const char *cvl_file_status_name(CvlFileStatus status);
+bool		cvl_file_status_is_error(CvlFileStatus status);
+
+/* encoding.c: a file's bytes as UTF-8 text, or why not (a status) */
 CvlFileStatus cvl_source_decode(const char *src, size_t len, bool python,
 								char **text, size_t *textlen,
 								char encoding[CVL_ENCODING_NAME_MAX],
 								int64_t *replaced);
-bool		cvl_file_status_is_error(CvlFileStatus status);
 
 typedef struct CvlSnippetData
 {
@@ -373,5 +379,10 @@ extern const char *const cvl_bm25_sql;
 const char *cvl_db_error(CvlDb db);
 const CvlDbStats *cvl_db_stats(CvlDb db);
 void		cvl_db_delete(CvlDb db);
+
+/* shard.c: codevec-load --coordinator (a sharded codevec, shards/README.md) */
+int			cvl_shard_route(const char *coordinator, const char *repo, int *shard,
+							char **conninfo, char *err, size_t errlen);
+int			cvl_shard_refresh(const char *coordinator, char *err, size_t errlen);
 
 #endif							/* CVL_H */

@@ -1,11 +1,15 @@
 /*
- * dbint.h -- what db.c and write.c share; not the loader's interface (that
- * is cvl.h).
+ * dbint.h -- what db.c, write.c and session.c share; not the loader's
+ * interface (that is cvl.h).
  *
- *   db.c     the main connection: schema, repository, prune, the embedding
- *            plan and the catch-up embed pass, the BM25 postings
- *   write.c  the store stage: COPY batches, a queue of them, and the writer
- *            threads, each with its own server connection
+ *   db.c       the main connection: schema, repository, prune, the
+ *              embedding plan and the catch-up embed pass, the BM25 postings
+ *   write.c    the store stage: COPY batches, a queue of them, and the
+ *              writer threads, each with its own server connection
+ *   session.c  one connection and its statements, used by both
+ *
+ * Calls go one way: db.c -> write.c -> session.c, and db.c -> session.c
+ * (test/layout checks that no two .c files depend on each other).
  *
  * A session is one server connection with the last error it saw; every
  * thread uses only its own session.
@@ -110,7 +114,7 @@ struct CvlDbData
 	CvlDbStats	total;			/* what cvl_db_stats returns */
 };
 
-/* db.c: one session's statements */
+/* session.c: one session's statements */
 PGconn	   *cvl_session_connect(const char *conninfo, char *err, size_t errlen);
 void		cvl_session_set_error(CvlSession s, const char *what, PGresult *res);
 int			cvl_session_exec(CvlSession s, const char *what, const char *sql);
@@ -121,7 +125,7 @@ int			cvl_session_copy_in(CvlSession s, const char *sql, const char *data,
 void		cvl_session_rollback(CvlSession s);
 int			cvl_session_stage(CvlSession s, bool has_emb);
 
-/* write.c: the store stage */
+/* write.c: the store stage (db.c starts and stops it) */
 void		cvl_write_init(CvlDb db, int nwriters);
 void		cvl_write_stop(CvlDb db);
 void		cvl_write_free(CvlDb db);

@@ -31,6 +31,7 @@
 typedef struct Options
 {
 	const char *conninfo;
+	const char *coordinator;	/* --coordinator: load the repository's shard */
 	const char *repo;
 	bool		jsonl;
 	bool		no_embed;
@@ -104,6 +105,14 @@ PrintHelp(void)
 		   "  -d, --dbname=CONNINFO   database name or conninfo string / URI\n"
 		   "      --repo=NAME         repository name (default: PATH's base name;\n"
 		   "                          only with a single PATH)\n"
+		   "      --coordinator=CONNINFO  a sharded codevec (shards/README.md): load\n"
+		   "                          the repository into the shard the coordinator's\n"
+		   "                          code.shard_for(NAME, number of shards) names\n"
+		   "                          (its conninfo from code_shards.shards), then run\n"
+		   "                          code.shard_refresh() on the coordinator (its\n"
+		   "                          BM25 postings and statistics; not with\n"
+		   "                          --no-bm25: refresh later).  One PATH; instead\n"
+		   "                          of -d; --embed-only needs --repo\n"
 		   "      --dims=D            dimension of code.snippets.emb codevec(D) when the\n"
 		   "                          table is created (default %d; 0: no emb column,\n"
 		   "                          for servers without the codevec extension)\n"
@@ -704,6 +713,7 @@ main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{"dbname", required_argument, NULL, 'd'},
+		{"coordinator", required_argument, NULL, 'O'},
 		{"repo", required_argument, NULL, 'r'},
 		{"jsonl", no_argument, NULL, 'J'},
 		{"include", required_argument, NULL, 'I'},
@@ -739,6 +749,7 @@ main(int argc, char **argv)
 	CvlEmbedPlan plan;
 	char	   *include[argc > 0 ? argc : 1];	/* at most one glob per arg */
 	char	   *exclude[argc > 0 ? argc : 1];
+	int			shard = -1;		/* --coordinator: the repository's shard */
 
 	memset(&o, 0, sizeof(o));
 	memset(&st, 0, sizeof(st));
@@ -759,6 +770,9 @@ main(int argc, char **argv)
 		{
 			case 'd':
 				o.conninfo = optarg;
+				break;
+			case 'O':
+				o.coordinator = optarg;
 				break;
 			case 'r':
 				o.repo = optarg;
@@ -892,6 +906,13 @@ main(int argc, char **argv)
 		fprintf(stderr, "codevec-load: --jsonl writes no database; drop -d\n");
 		return CVL_EXIT_USAGE;
 	}
+	if (o.coordinator && (o.conninfo || o.jsonl || npaths > 1 ||
+						  (o.embed_only && o.repo == NULL)))
+	{
+		fprintf(stderr, "codevec-load: --coordinator loads one repository into its "
+				"shard: one PATH (or --embed-only --repo NAME), no -d or --jsonl\n");
+		return CVL_EXIT_USAGE;
+	}
 	if (o.progress < 0)
 		o.progress = !quiet;
 	if (quiet)
@@ -905,13 +926,43 @@ main(int argc, char **argv)
 	git_libgit2_init();
 	st.t_start = cvl_clock_now();
 
+	if (o.coordinator)
+	{
+		char		name[PATH_MAX];
+		CvlBufData	goodname;
+		char	   *shardinfo = NULL;
+		int			r;
+
+		/* the name as LoadPath stores it (not UTF-8: U+FFFD) picks the shard */
+		if (o.repo)
+			snprintf(name, sizeof(name), "%s", o.repo);
+		else
+			DefaultRepoName(argv[optind], name, sizeof(name));
+		cvl_buf_init(&goodname);
+		cvl_utf8_repair(name, strlen(name), &goodname);
+		r = cvl_shard_route(o.coordinator, goodname.data ? goodname.data : "", &shard,
+							&shardinfo, err, sizeof(err));
+		cvl_buf_free(&goodname);
+		if (r < 0)
+		{
+			fprintf(stderr, "codevec-load: %s\n", err);
+			git_libgit2_shutdown();
+			return CVL_EXIT_DB;
+		}
+		if (!quiet)
+			fprintf(stderr, "codevec-load: repository \"%s\" goes to shard %d\n", name, shard);
+		o.conninfo = shardinfo;	/* lives until exit */
+	}
 	if (!o.jsonl)
 	{
 		db = cvl_db_new(o.conninfo, o.dims, o.batch_files, o.connections,
 						err, sizeof(err));
 		if (db == NULL)
 		{
-			fprintf(stderr, "codevec-load: %s\n", err);
+			if (shard >= 0)
+				fprintf(stderr, "codevec-load: shard %d: %s\n", shard, err);
+			else
+				fprintf(stderr, "codevec-load: %s\n", err);
 			git_libgit2_shutdown();
 			return CVL_EXIT_DB;
 		}
@@ -966,6 +1017,15 @@ main(int argc, char **argv)
 	if (!quiet)
 		PrintSummary(&o, &st, db, &plan);
 	cvl_db_delete(db);
+	if (o.coordinator && !o.embed_only && !o.no_bm25 && rc <= CVL_EXIT_PARTIAL)
+	{
+		/* the coordinator's BM25 postings and statistics over every shard */
+		if (cvl_shard_refresh(o.coordinator, err, sizeof(err)) < 0)
+		{
+			fprintf(stderr, "codevec-load: %s\n", err);
+			rc = CVL_EXIT_DB;
+		}
+	}
 	git_libgit2_shutdown();
 	return rc;
 }

@@ -93,6 +93,52 @@ LANGUAGE C STABLE STRICT PARALLEL RESTRICTED ROWS 10;
 COMMENT ON FUNCTION codevec_bm25_blocks_topk(integer[], double precision[], integer, regclass, integer) IS
 'exact BM25 top-k by block-max pruning (Mallia, Suel and Tonellotto, SIGIR 2024) over doc-ordered posting blocks: the k (1..1000000) documents with the highest sum over i of idf[i] * impact(terms[i], document), best first, ties by id (the same scores as codevec_bm25_topk). blocks_index is a btree on (term integer, block integer) of a table with columns max_impact real and postings bytea (codevec_bm25_pack), a row per term and block = id >> block_shift that has postings, max_impact their largest impact. Blocks are scored by bound (the sum of idf * max_impact of the terms that have them), highest first, until a bound is below the k-th score. Errors 22023: arrays of unequal length or with NULLs, more than 1024 terms, a term given twice, a negative idf, k or block_shift (0..16) out of range, an index or table of the wrong shape; XX001 for a block that is not one or an impact above its max_impact';
 
+-- the aggregate that packs a block from postings in any order, with a
+-- combine function: code.bm25_refresh() builds the blocks with parallel
+-- workers (src/bm25agg.c)
+CREATE FUNCTION codevec_bm25_block_agg_sfunc(internal, bigint, real, integer)
+RETURNS internal
+AS 'MODULE_PATHNAME', 'codevec_bm25_block_agg_sfunc'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION codevec_bm25_block_agg_combine(internal, internal)
+RETURNS internal
+AS 'MODULE_PATHNAME', 'codevec_bm25_block_agg_combine'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION codevec_bm25_block_agg_serial(internal)
+RETURNS bytea
+AS 'MODULE_PATHNAME', 'codevec_bm25_block_agg_serial'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION codevec_bm25_block_agg_deserial(bytea, internal)
+RETURNS internal
+AS 'MODULE_PATHNAME', 'codevec_bm25_block_agg_deserial'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION codevec_bm25_block_agg_final(internal, bigint, real, integer)
+RETURNS bytea
+AS 'MODULE_PATHNAME', 'codevec_bm25_block_agg_final'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION codevec_bm25_block_agg_sfunc(internal, bigint, real, integer) IS
+'transition function of codevec_bm25_block_agg (appends a posting)';
+COMMENT ON FUNCTION codevec_bm25_block_agg_combine(internal, internal) IS
+'combine function of codevec_bm25_block_agg (appends the postings of another worker''s state of the same block)';
+COMMENT ON FUNCTION codevec_bm25_block_agg_serial(internal) IS
+'serial function of codevec_bm25_block_agg (its state as bytea, to pass between parallel workers)';
+COMMENT ON FUNCTION codevec_bm25_block_agg_deserial(bytea, internal) IS
+'deserial function of codevec_bm25_block_agg';
+COMMENT ON FUNCTION codevec_bm25_block_agg_final(internal, bigint, real, integer) IS
+'final function of codevec_bm25_block_agg (sorts the postings by id and packs them)';
+CREATE AGGREGATE codevec_bm25_block_agg(id bigint, impact real, block_shift integer) (
+    SFUNC = codevec_bm25_block_agg_sfunc,
+    STYPE = internal,
+    FINALFUNC = codevec_bm25_block_agg_final,
+    FINALFUNC_EXTRA,
+    FINALFUNC_MODIFY = READ_WRITE,
+    COMBINEFUNC = codevec_bm25_block_agg_combine,
+    SERIALFUNC = codevec_bm25_block_agg_serial,
+    DESERIALFUNC = codevec_bm25_block_agg_deserial,
+    PARALLEL = SAFE);
+COMMENT ON AGGREGATE codevec_bm25_block_agg(bigint, real, integer) IS
+'one BM25 posting block from its postings in any order: the same bytea as codevec_bm25_pack() of the ids in increasing order and their impacts (NULL for no rows). Has a combine function, so a GROUP BY term, id >> block_shift over every posting runs in parallel workers (code.bm25_refresh()). Errors 22023: ids of one group in different blocks, an id twice, an impact negative or not finite, block_shift outside 0..16; 22004: NULL arguments';
+
 -- codevec_index_check: amcheck-style verification of a gpuivf index
 CREATE FUNCTION codevec_index_check(index regclass,
     OUT lists integer, OUT data_pages bigint, OUT index_tuples bigint,

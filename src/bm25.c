@@ -92,6 +92,7 @@
 
 #include "bm25.h"
 #include "relacl.h"
+#include "srf.h"
 
 /* candidates left for random access at most when sorted access stops */
 #define BM25_RANDOM_BUDGET 256
@@ -221,36 +222,6 @@ FindLexeme(TSVector tsv, const char *lexeme, int len)
 }
 
 /*
- * Set up a materialized set-returning call (a tuplestore and its tuple
- * descriptor in rsinfo) from the descriptor the executor expects.
- *
- * InitMaterializedSRF(fcinfo, 0) builds the descriptor with
- * get_call_result_type(), which on PostgreSQL 15 to 18 looks the function's
- * OUT arguments up in the catalog and leaves its working copies (the
- * argument name and type arrays, the names as C strings) in the per-query
- * memory context, which lives until the end of the statement: about 820
- * bytes a call.  code.bm25_refresh() calls codevec_bm25_impacts once per
- * snippet in one statement: on the Linux kernel's 785k snippets its backend
- * peaked at 602 MB of private memory, 219 MB with this (what is left is
- * the sorts and hashes work_mem and maintenance_work_mem bound).  The copy
- * of rsinfo->expectedDesc allocates only the descriptor, which the
- * executor frees after each call.  Without an expected descriptor (no
- * caller in PostgreSQL 15 to 18 for a function returning TABLE) it falls
- * back to the lookup.  test/search/bm25.sh checks that 20,000 calls in one
- * statement hold no more memory than 200.
- */
-void
-Bm25InitSRF(FunctionCallInfo fcinfo)
-{
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-
-	if (rsinfo && IsA(rsinfo, ReturnSetInfo) && rsinfo->expectedDesc != NULL)
-		InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
-	else
-		InitMaterializedSRF(fcinfo, 0);
-}
-
-/*
  * codevec_bm25_length(tsv tsvector, weights real[]) -> float8: dl(d), the
  * weighted length of a document (see the top of this file).
  */
@@ -282,7 +253,7 @@ codevec_bm25_impacts(PG_FUNCTION_ARGS)
 
 	Bm25ParamsInit(&p, PG_GETARG_ARRAYTYPE_P(1), PG_GETARG_FLOAT4(2),
 				   PG_GETARG_FLOAT4(3), PG_GETARG_FLOAT8(4));
-	Bm25InitSRF(fcinfo);
+	CodevecInitSRF(fcinfo);
 	dl = Bm25DocLength(tsv, p.weights);
 	for (int i = 0; i < tsv->size; i++)
 	{
@@ -814,7 +785,7 @@ codevec_bm25_topk(PG_FUNCTION_ARGS)
 					 errmsg("bm25 query term %d has a NULL or an idf that is not finite and 0 or more",
 							i + 1)));
 
-	Bm25InitSRF(fcinfo);
+	CodevecInitSRF(fcinfo);
 	if (nt == 0)
 		PG_RETURN_VOID();
 

@@ -58,11 +58,11 @@ extern void Bm25CheckShift(int32 shift);
 /* Decode a block's bytes into offsets and impacts (2^shift room); returns n */
 extern int	Bm25BlockDecode(const char *data, Size len, int shift, uint16 *offsets, float4 *impacts);
 
+/* A block's bytea from n postings in offset order (src/bm25block.c) */
+extern bytea *Bm25BlockEncode(const uint16 *offsets, const float4 *impacts, int n);
+
 /* Raise 22023 unless index rel is a btree whose first n key columns have types */
 extern void Bm25CheckIndexColumns(Relation rel, int n, const Oid *types, const char *what);
-
-/* InitMaterializedSRF without a per-call catalog lookup (see src/bm25.c) */
-extern void Bm25InitSRF(FunctionCallInfo fcinfo);
 
 /* index_beginscan for PostgreSQL 15 to 18 */
 extern IndexScanDesc Bm25BeginScan(Relation heap, Relation index, Snapshot snapshot, int nkeys);

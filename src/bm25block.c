@@ -37,6 +37,7 @@
 #include "utils/tuplestore.h"
 
 #include "bm25.h"
+#include "srf.h"
 
 PG_FUNCTION_INFO_V1(codevec_bm25_pack);
 PG_FUNCTION_INFO_V1(codevec_bm25_unpack);
@@ -82,9 +83,9 @@ Bm25BlockDecode(const char *data, Size len, int shift, uint16 *offsets, float4 *
 	return n;
 }
 
-/* Build a bytea block of n postings. */
-static bytea *
-BlockEncode(const uint16 *offsets, const float4 *impacts, int n)
+/* Build a bytea block of n postings (offsets increasing). */
+bytea *
+Bm25BlockEncode(const uint16 *offsets, const float4 *impacts, int n)
 {
 	bytea	   *r = palloc(VARHDRSZ + (Size) n * BM25_POSTING_BYTES);
 
@@ -188,7 +189,7 @@ codevec_bm25_pack(PG_FUNCTION_ARGS)
 					 errmsg("bm25 ids must be strictly increasing")));
 		offsets[i] = OffsetIn(ids[i], block, shift);
 	}
-	PG_RETURN_BYTEA_P(BlockEncode(offsets, impacts, n));
+	PG_RETURN_BYTEA_P(Bm25BlockEncode(offsets, impacts, n));
 }
 
 /*
@@ -208,7 +209,7 @@ codevec_bm25_unpack(PG_FUNCTION_ARGS)
 	int			n;
 
 	Bm25CheckShift(shift);
-	Bm25InitSRF(fcinfo);
+	CodevecInitSRF(fcinfo);
 	offsets = palloc(sizeof(uint16) << shift);
 	impacts = palloc(sizeof(float4) << shift);
 	n = Bm25BlockDecode(VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b), shift, offsets, impacts);
@@ -291,7 +292,7 @@ codevec_bm25_edit(PG_FUNCTION_ARGS)
 			out_imp[nout] = slot[i];
 			nout++;
 		}
-	PG_RETURN_BYTEA_P(BlockEncode(out_off, out_imp, nout));
+	PG_RETURN_BYTEA_P(Bm25BlockEncode(out_off, out_imp, nout));
 }
 
 /*

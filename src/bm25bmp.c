@@ -65,6 +65,7 @@
 
 #include "bm25.h"
 #include "relacl.h"
+#include "srf.h"
 
 PG_FUNCTION_INFO_V1(codevec_bm25_blocks_topk);
 
@@ -271,7 +272,7 @@ codevec_bm25_blocks_topk(PG_FUNCTION_ARGS)
 						 errmsg("bm25 query term %d is given twice", DatumGetInt32(terms_d[i]))));
 	}
 
-	Bm25InitSRF(fcinfo);
+	CodevecInitSRF(fcinfo);
 	if (nt == 0)
 		PG_RETURN_VOID();
 

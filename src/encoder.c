@@ -38,12 +38,15 @@
  * int8.  With m->precision CV_PRECISION_INT8 the four linear layers go
  * through the int8 layers qlinear.c attached (LayerLinear); attention,
  * LayerNorm and GELU stay fp32 as above, GELU applied by qlinear.c to each
- * chunk of FFN in's rows as it leaves the GEMM (still in the cache).  That path owns the threads: oneDNN's
- * GEMMs and the steps between them (attention per sequence, residual +
- * LayerNorm and GELU per row: RunStep) are split over the OpenMP pool
- * oneDNN uses, and OpenBLAS runs one sequence's small attention GEMMs per
- * call on one thread.  Each row and each sequence is computed the same way
- * whatever the split, so the result does not depend on the thread count.
+ * chunk of FFN in's rows as it leaves the GEMM (still in the cache).  That
+ * path owns the threads (OpenMP's pool, the one oneDNN uses), and OpenBLAS
+ * runs one sequence's small attention GEMMs per call on one thread.  A
+ * batch of several sequences runs in groups of whole sequences, each group
+ * end to end on one thread (RunGroups; the threads meet once per call); a
+ * single long sequence has its GEMMs and the steps between them (attention
+ * per sequence, residual + LayerNorm per row: RunStep) split over the
+ * threads.  Each row and each sequence is computed the same way whatever
+ * the split, so the result does not depend on the thread count.
  *
  * Memory.  One work block per call: x, the residual branch and the context
  * (3 T x H), QKV (T x 3H), the FFN activation (T x I) and one L x L score
@@ -491,7 +494,8 @@ typedef struct StepArgs
 	CvModel		m;
 	const CvLayerWeights *w;
 	const int  *lens;
-	const size_t *starts;		/* first row of each sequence */
+	const size_t *starts;		/* first row of each sequence in the work block */
+	size_t		row0;			/* the work block row the pointers below start at */
 	float	   *x,
 			   *res,
 			   *ctx,
@@ -515,8 +519,9 @@ RunStep(void *arg, int begin, int end, int tid)
 	{
 		case STEP_ATTENTION:
 			for (int b = begin; b < end; b++)
-				Attention(a->qkv + a->starts[b] * 3 * H, a->lens[b], H, a->m->heads,
-						  a->scores + (size_t) tid * a->score_stride, a->ctx + a->starts[b] * H);
+				Attention(a->qkv + (a->starts[b] - a->row0) * 3 * H, a->lens[b], H, a->m->heads,
+						  a->scores + (size_t) tid * a->score_stride,
+						  a->ctx + (a->starts[b] - a->row0) * H);
 			break;
 		case STEP_ADD_LN1:
 			AddLayerNorm(a->res + lo, a->x + lo, end - begin, H, a->w->ln1_g, a->w->ln1_b, a->m->ln_eps);
@@ -591,6 +596,216 @@ ReleaseWorkBuffer(float *w)
 		free(w);
 }
 
+/*
+ * int8 batches of several sequences run in groups of whole sequences, each
+ * group end to end on one thread (RunGroups): on several threads they meet
+ * once per call instead of at every step of every layer (eight times a
+ * layer, where the int8 path scaled 1.1x from one thread to two,
+ * bench/embed), and on one a group's activations (T x (6H + FF) floats,
+ * 5 MB for 400 tokens) stay in the caches between steps where a whole
+ * batch's (50 MB) did not (+5% per CPU-second).  The groups are cut from
+ * the sequences sorted longest first and taken by the threads in that
+ * order as each finishes its last (so a thread slowed by other jobs does
+ * not hold up the rest), and shrink as they go, as in guided scheduling:
+ * each holds about (tokens not yet grouped) / (CODEVEC_ENCODER_GROUP_DIVISOR
+ * x threads), within [CODEVEC_ENCODER_GROUP_MIN_TOKENS (the int8 GEMMs'
+ * chunk of rows), CODEVEC_ENCODER_GROUP_MAX_TOKENS], so the threads finish
+ * close together: on the 600 snippets of bench/embed, batches of 32, a cost
+ * model of 2 threads (GEMMs per token, attention per token squared) gives
+ * 98% of a perfect split, against 93% for groups of one size (T / 8).
+ */
+#define CODEVEC_ENCODER_GROUP_DIVISOR 2
+#define CODEVEC_ENCODER_GROUP_MIN_TOKENS 128
+#define CODEVEC_ENCODER_GROUP_MAX_TOKENS 512
+
+/*
+ * One call's shared state: the batch, its layout in the work block and,
+ * when sequences run in groups on several threads, the groups and the
+ * first error.
+ */
+typedef struct Pass
+{
+	CvModel		m;
+	const int32_t *const *ids;	/* the batch, as given */
+	const int  *order;			/* order[i]: batch index of the i-th sequence of the work block */
+	const int  *olens;			/* olens[i] = its length */
+	const size_t *ostarts;		/* ostarts[i] = its first row in the work block */
+	float	   *x,				/* the work block's matrices, T rows each */
+			   *res,
+			   *ctx,
+			   *qkv,
+			   *ffn,
+			   *scores;			/* one score_stride block per thread */
+	size_t		score_stride;
+	float	   *out;			/* batch x H, in the caller's order */
+	float	  **hidden_states;
+	/* RunGroups */
+	const int  *gfirst;			/* group g: order[gfirst[g] .. gfirst[g + 1]) */
+	int			ngroups;
+	int			next;			/* the next group to take (atomic) */
+	int			failed;			/* set once (atomic) by the first group that fails */
+	CvStatus	st;
+	char	   *errbuf;
+	size_t		errlen;
+} Pass;
+
+/*
+ * Run the whole encoder (embeddings, every layer, pooling, normalization)
+ * over sequences order[first .. first + n) of a pass, whose rows are
+ * contiguous in the work block, the GEMMs and steps on `threads` threads,
+ * attention's scores in scratch block tid.  A row's and a sequence's result
+ * depends on it alone (the int8 GEMM is exact, everything else works row by
+ * row or sequence by sequence), so any grouping gives the same bits.
+ */
+static CvStatus
+RunSeqs(Pass *p, int first, int n, int threads, int tid, char *errbuf, size_t errlen)
+{
+	CvModel		m = p->m;
+	int			H = m->hidden,
+				FF = m->intermediate;
+	size_t		row0 = p->ostarts[first],
+				T = p->ostarts[first + n - 1] + p->olens[first + n - 1] - row0,
+				t = 0;
+	float	   *x = p->x + row0 * H,
+			   *res = p->res + row0 * H,
+			   *ctx = p->ctx + row0 * H,
+			   *qkv = p->qkv + row0 * 3 * H,
+			   *ffn = p->ffn + row0 * FF;
+	StepArgs	sa;
+	CvStatus	st;
+	int			l;
+
+	sa.m = m;
+	sa.lens = p->olens + first;
+	sa.starts = p->ostarts + first;
+	sa.row0 = row0;
+	sa.x = x;
+	sa.res = res;
+	sa.ctx = ctx;
+	sa.qkv = qkv;
+	sa.ffn = ffn;
+	sa.scores = p->scores + (size_t) tid * p->score_stride;
+	sa.score_stride = p->score_stride;
+
+	/* embeddings: word + position + token type 0, then LayerNorm */
+	for (int i = 0; i < n; i++)
+	{
+		const int32_t *ids = p->ids[p->order[first + i]];
+
+		for (int q = 0; q < p->olens[first + i]; q++, t++)
+		{
+			const float *we = m->word_emb + (size_t) ids[q] * H;
+			const float *pe = m->pos_emb + (size_t) q * H;
+			const float *te = m->type_emb;
+			float	   *r = x + t * H;
+
+			for (int j = 0; j < H; j++)
+				r[j] = we[j] + pe[j] + te[j];
+		}
+	}
+	LayerNorm(x, (int) T, H, m->emb_ln_g, m->emb_ln_b, m->ln_eps);
+	if (p->hidden_states)
+		memcpy(p->hidden_states[0] + row0 * H, x, sizeof(float) * T * H);
+
+	for (l = 0; l < m->layers; l++)
+	{
+		/* self-attention: one fused QKV GEMM, then per sequence and head */
+		if ((st = LayerLinear(m, l, 0, x, (int) T, qkv, threads, errbuf, errlen)) != CV_OK)
+			return st;
+		sa.w = &m->layer[l];
+		Step(&sa, STEP_ATTENTION, n, threads);
+		if ((st = LayerLinear(m, l, 1, ctx, (int) T, res, threads, errbuf, errlen)) != CV_OK)
+			return st;
+		Step(&sa, STEP_ADD_LN1, (int) T, threads);
+
+		/* feed-forward: GELU(x W1^T + b1) W2^T + b2, residual, LayerNorm */
+		if ((st = LayerLinear(m, l, 2, res, (int) T, ffn, threads, errbuf, errlen)) != CV_OK)
+			return st;
+		if (m->precision != CV_PRECISION_INT8)	/* int8: done as FFN in's epilogue */
+			Step(&sa, STEP_GELU, (int) T, threads);
+		if ((st = LayerLinear(m, l, 3, ffn, (int) T, x, threads, errbuf, errlen)) != CV_OK)
+			return st;
+		Step(&sa, STEP_ADD_LN2, (int) T, threads);
+		if (p->hidden_states)
+			memcpy(p->hidden_states[l + 1] + row0 * H, x, sizeof(float) * T * H);
+	}
+
+	/* pooling and L2 normalization, one sequence at a time */
+	for (int i = 0; i < n; i++)
+	{
+		float	   *o = p->out + (size_t) p->order[first + i] * H;
+		const float *xs = x + (p->ostarts[first + i] - row0) * H;
+		int			len = p->olens[first + i];
+
+		if (m->pooling == CV_POOL_CLS)
+			memcpy(o, xs, sizeof(float) * H);
+		else
+		{
+			for (int j = 0; j < H; j++)
+			{
+				double		s = 0;
+
+				for (int q = 0; q < len; q++)
+					s += xs[(size_t) q * H + j];
+				o[j] = (float) (s / len);
+			}
+		}
+		if (m->normalize)
+		{
+			double		n2 = 0,
+						inv;
+
+			for (int j = 0; j < H; j++)
+				n2 += (double) o[j] * o[j];
+			inv = 1.0 / fmax(sqrt(n2), 1e-12);
+			for (int j = 0; j < H; j++)
+				o[j] = (float) (o[j] * inv);
+		}
+	}
+	return CV_OK;
+}
+
+/*
+ * Take a pass's groups one after another until none is left (or one has
+ * failed), each run whole on this thread; the body of the parallel_for
+ * region of a grouped call (one item per thread).
+ */
+static void
+RunGroups(void *arg, int begin, int end, int tid)
+{
+	Pass	   *p = arg;
+	char		err[256];
+
+	for (;;)
+	{
+		int			g = __atomic_fetch_add(&p->next, 1, __ATOMIC_RELAXED);
+		CvStatus	st;
+
+		if (g >= p->ngroups || __atomic_load_n(&p->failed, __ATOMIC_RELAXED))
+			return;
+		st = RunSeqs(p, p->gfirst[g], p->gfirst[g + 1] - p->gfirst[g], 1, tid, err, sizeof(err));
+		if (st != CV_OK)
+		{
+			if (!__atomic_exchange_n(&p->failed, 1, __ATOMIC_ACQ_REL))
+			{
+				p->st = st;
+				snprintf(p->errbuf, p->errlen, "%s", err);
+			}
+			return;
+		}
+	}
+}
+
+/* Order sort keys (length descending, then batch index) for qsort. */
+static int
+CmpKey(const void *a, const void *b)
+{
+	int64_t		x = *(const int64_t *) a,
+				y = *(const int64_t *) b;
+
+	return x < y ? -1 : x > y;
+}
+
 /* Encode a batch of sequences; see encoder.h. */
 CvStatus
 cv_encode(CvModel m, int batch, const int32_t *const *ids, const int *lens,
@@ -601,21 +816,19 @@ cv_encode(CvModel m, int batch, const int32_t *const *ids, const int *lens,
 	size_t		T = 0;
 	int			maxlen = 0;
 	int			b,
-				l,
 				saved_threads = 0,
-				par = 1;		/* threads of the int8 path's steps and GEMMs */
+				par = 1,		/* threads of the int8 path */
+				grouped,
+				ngroups = 0;
 	CvStatus	st = CV_OK;
-	size_t	   *starts;
-	StepArgs	sa;
-	size_t		t,
-				start;
-	float	   *work,
-			   *x,
-			   *res,
-			   *ctx,
-			   *qkv,
-			   *ffn,
-			   *scores;
+	Pass		p;
+	void	   *layout;
+	int		   *order,
+			   *olens,
+			   *gfirst;
+	size_t	   *ostarts;
+	int64_t    *keys;
+	float	   *work;
 
 	if (batch < 0)
 	{
@@ -654,9 +867,10 @@ cv_encode(CvModel m, int batch, const int32_t *const *ids, const int *lens,
 	/*
 	 * A short batch (a query) is faster on one thread: its GEMMs are too
 	 * small to pay for waking and joining OpenBLAS's other threads.  The
-	 * int8 path takes the threads for itself (oneDNN's GEMMs and the steps
-	 * between them), and OpenBLAS, which then only multiplies one
-	 * sequence's attention at a time, gets one per call.
+	 * int8 path takes the threads for itself, and OpenBLAS, which then only
+	 * multiplies one sequence's attention at a time, gets one per call.
+	 * Several sequences on several threads run in groups (RunGroups); a
+	 * single long one has its GEMMs and steps split over the threads.
 	 */
 	if (T <= CODEVEC_ENCODER_SINGLE_THREAD_TOKENS || m->precision == CV_PRECISION_INT8)
 	{
@@ -668,122 +882,97 @@ cv_encode(CvModel m, int batch, const int32_t *const *ids, const int *lens,
 		else
 			saved_threads = 0;
 	}
+	grouped = m->precision == CV_PRECISION_INT8 && batch > 1 && hidden_states == NULL &&
+		T > CODEVEC_ENCODER_SINGLE_THREAD_TOKENS;
 
 	work = WorkBuffer(sizeof(float) * (T * (3 * (size_t) H + 3 * (size_t) H + FF) +
 									   (size_t) par * maxlen * maxlen));
-	starts = malloc(sizeof(size_t) * batch);
-	if (!work || !starts)
+	layout = malloc((sizeof(int) * 3 + sizeof(size_t) + sizeof(int64_t)) * (batch + 1));
+	if (!work || !layout)
 	{
 		ReleaseWorkBuffer(work);
-		free(starts);
+		free(layout);
 		if (saved_threads)
 			openblas_set_num_threads(saved_threads);
 		snprintf(errbuf, errlen, "out of memory for a batch of %zu tokens", T);
 		return CV_ERR_NOMEM;
 	}
-	x = work;
-	res = x + T * H;
-	ctx = res + T * H;
-	qkv = ctx + T * H;
-	ffn = qkv + T * 3 * H;
-	scores = ffn + T * FF;
-	for (b = 0, start = 0; b < batch; start += lens[b], b++)
-		starts[b] = start;
-	sa.m = m;
-	sa.lens = lens;
-	sa.starts = starts;
-	sa.x = x;
-	sa.res = res;
-	sa.ctx = ctx;
-	sa.qkv = qkv;
-	sa.ffn = ffn;
-	sa.scores = scores;
-	sa.score_stride = (size_t) maxlen * maxlen;
+	keys = layout;
+	ostarts = (size_t *) (keys + batch + 1);
+	order = (int *) (ostarts + batch + 1);
+	olens = order + batch + 1;
+	gfirst = olens + batch + 1;
 
-	/* embeddings: word + position + token type 0, then LayerNorm */
-	t = 0;
+	/* the work block's order: the batch's, or longest first when grouped */
+	for (b = 0; b < batch; b++)
+		keys[b] = grouped ? ((int64_t) (m->max_positions - lens[b]) << 32) | b : b;
+	if (grouped)
+		qsort(keys, batch, sizeof(int64_t), CmpKey);
 	for (b = 0; b < batch; b++)
 	{
-		int			p;
-
-		for (p = 0; p < lens[b]; p++, t++)
-		{
-			const float *we = m->word_emb + (size_t) ids[b][p] * H;
-			const float *pe = m->pos_emb + (size_t) p * H;
-			const float *te = m->type_emb;
-			float	   *r = x + t * H;
-			int			j;
-
-			for (j = 0; j < H; j++)
-				r[j] = we[j] + pe[j] + te[j];
-		}
+		order[b] = (int) (keys[b] & 0xffffffff);
+		olens[b] = lens[order[b]];
+		ostarts[b] = b == 0 ? 0 : ostarts[b - 1] + olens[b - 1];
 	}
-	LayerNorm(x, (int) T, H, m->emb_ln_g, m->emb_ln_b, m->ln_eps);
-	if (hidden_states)
-		memcpy(hidden_states[0], x, sizeof(float) * T * H);
-
-	for (l = 0; l < m->layers; l++)
+	if (grouped)
 	{
-		const CvLayerWeights *w = &m->layer[l];
+		size_t		left = T,	/* tokens not yet in a group */
+					rows = 0;
 
-		/* self-attention: one fused QKV GEMM, then per sequence and head */
-		if ((st = LayerLinear(m, l, 0, x, (int) T, qkv, par, errbuf, errlen)) != CV_OK)
-			goto done;
-		sa.w = w;
-		Step(&sa, STEP_ATTENTION, batch, par);
-		if ((st = LayerLinear(m, l, 1, ctx, (int) T, res, par, errbuf, errlen)) != CV_OK)
-			goto done;
-		Step(&sa, STEP_ADD_LN1, (int) T, par);
-
-		/* feed-forward: GELU(x W1^T + b1) W2^T + b2, residual, LayerNorm */
-		if ((st = LayerLinear(m, l, 2, res, (int) T, ffn, par, errbuf, errlen)) != CV_OK)
-			goto done;
-		if (m->precision != CV_PRECISION_INT8)	/* int8: done as FFN in's epilogue */
-			Step(&sa, STEP_GELU, (int) T, par);
-		if ((st = LayerLinear(m, l, 3, ffn, (int) T, x, par, errbuf, errlen)) != CV_OK)
-			goto done;
-		Step(&sa, STEP_ADD_LN2, (int) T, par);
-		if (hidden_states)
-			memcpy(hidden_states[l + 1], x, sizeof(float) * T * H);
-	}
-
-	/* pooling and L2 normalization, one sequence at a time */
-	start = 0;
-	for (b = 0; b < batch; b++)
-	{
-		float	   *o = out + (size_t) b * H;
-		int			j,
-					p;
-
-		if (m->pooling == CV_POOL_CLS)
-			memcpy(o, x + start * H, sizeof(float) * H);
-		else
+		gfirst[0] = 0;
+		for (b = 0; b < batch; b++)
 		{
-			for (j = 0; j < H; j++)
+			size_t		target = left / ((size_t) CODEVEC_ENCODER_GROUP_DIVISOR * par);
+
+			if (target > CODEVEC_ENCODER_GROUP_MAX_TOKENS)
+				target = CODEVEC_ENCODER_GROUP_MAX_TOKENS;
+			if (target < CODEVEC_ENCODER_GROUP_MIN_TOKENS)
+				target = CODEVEC_ENCODER_GROUP_MIN_TOKENS;
+			rows += olens[b];
+			if (rows >= target || b == batch - 1)
 			{
-				double		s = 0;
-
-				for (p = 0; p < lens[b]; p++)
-					s += x[(start + p) * H + j];
-				o[j] = (float) (s / lens[b]);
+				gfirst[++ngroups] = b + 1;
+				left -= rows;
+				rows = 0;
 			}
 		}
-		if (m->normalize)
-		{
-			double		n2 = 0,
-						inv;
-
-			for (j = 0; j < H; j++)
-				n2 += (double) o[j] * o[j];
-			inv = 1.0 / fmax(sqrt(n2), 1e-12);
-			for (j = 0; j < H; j++)
-				o[j] = (float) (o[j] * inv);
-		}
-		start += lens[b];
+		grouped = ngroups > 1;
 	}
-done:
+
+	memset(&p, 0, sizeof(p));
+	p.m = m;
+	p.ids = ids;
+	p.order = order;
+	p.olens = olens;
+	p.ostarts = ostarts;
+	p.x = work;
+	p.res = p.x + T * H;
+	p.ctx = p.res + T * H;
+	p.qkv = p.ctx + T * H;
+	p.ffn = p.qkv + T * 3 * H;
+	p.scores = p.ffn + T * FF;
+	p.score_stride = (size_t) maxlen * maxlen;
+	p.out = out;
+	p.hidden_states = hidden_states;
+	if (grouped)
+	{
+		p.gfirst = gfirst;
+		p.ngroups = ngroups;
+		p.st = CV_OK;
+		p.errbuf = errbuf;
+		p.errlen = errlen;
+		if (par > 1 && m->int8_ops->parallel_for)
+			m->int8_ops->parallel_for(par < ngroups ? par : ngroups, par < ngroups ? par : ngroups,
+									  RunGroups, &p);
+		else
+			RunGroups(&p, 0, 1, 0);
+		st = p.st;
+	}
+	else
+		st = RunSeqs(&p, 0, batch, par, 0, errbuf, errlen);
+
 	ReleaseWorkBuffer(work);
-	free(starts);
+	free(layout);
 	if (saved_threads)
 		openblas_set_num_threads(saved_threads);
 	return st;

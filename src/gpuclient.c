@@ -168,6 +168,7 @@ CodevecGpuCall(dsm_segment *seg)
 	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), codevec_gpu_timeout_ms);
 	uint64		generation = 0;
 	int			service_procno = 0;
+	volatile bool restarted = false;
 	GpuRequestHeader *req = (GpuRequestHeader *) dsm_segment_address(seg);
 
 	if (gpu_shared == NULL)
@@ -187,10 +188,18 @@ CodevecGpuCall(dsm_segment *seg)
 		SpinLockAcquire(&gpu_shared->mutex);
 		if (gpu_shared->state != GPU_SERVICE_READY && gpu_shared->state != GPU_SERVICE_NO_DEVICE)
 		{
+			/*
+			 * Stopped or restarting since the caller looked (the service is
+			 * killed or restarts between CodevecGpuServiceUsable and here):
+			 * the caller's failure policy decides (auto: the CPU; cuda:
+			 * ERROR 55000 with this message), like any request the service
+			 * cannot serve.
+			 */
+			snprintf(req->errmsg, sizeof(req->errmsg), "the codevec GPU service is %s",
+					 gpu_service_state_names[gpu_shared->state]);
 			SpinLockRelease(&gpu_shared->mutex);
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("the codevec GPU service is %s", gpu_service_state_names[gpu_shared->state])));
+			req->status = GPU_STATUS_UNAVAILABLE;
+			return GPU_STATUS_UNAVAILABLE;
 		}
 		for (int i = 0; i < GPU_MAX_SLOTS; i++)
 			if (gpu_shared->slots[i].state == SLOT_FREE)
@@ -230,10 +239,10 @@ CodevecGpuCall(dsm_segment *seg)
 			if (st == SLOT_DONE)
 				break;
 			if (gen != generation)
-				ereport(ERROR,
-						(errcode(ERRCODE_CONNECTION_FAILURE),
-						 errmsg("the codevec GPU service restarted while serving this request"),
-						 errhint("Retry; codevec_gpu_status() shows the service.")));
+			{
+				restarted = true;	/* handled after PG_END_TRY: never return inside PG_TRY */
+				break;
+			}
 			if (GetCurrentTimestamp() >= deadline)
 				ereport(ERROR,
 						(errcode(ERRCODE_QUERY_CANCELED),
@@ -254,6 +263,22 @@ CodevecGpuCall(dsm_segment *seg)
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	if (restarted)
+	{
+		/*
+		 * The service that took the request died and another started (it
+		 * never touches an older generation's slots): nothing was answered,
+		 * so the caller's failure policy decides, as for a stopped service.
+		 * The segment is not reused for the session's next request.
+		 */
+		if (seg == session_seg)
+			session_seg_dirty = true;
+		AbandonSlot();
+		snprintf(req->errmsg, sizeof(req->errmsg),
+				 "the codevec GPU service restarted while serving this request");
+		req->status = GPU_STATUS_UNAVAILABLE;
+		return GPU_STATUS_UNAVAILABLE;
+	}
 	AbandonSlot();				/* DONE -> FREE */
 
 	if (req->status == GPU_STATUS_FAILED)
@@ -300,7 +325,10 @@ codevec_gpu_ping(PG_FUNCTION_ARGS)
 
 		memset(req, 0, sizeof(*req));
 		req->kind = GPU_REQUEST_PING;
-		CodevecGpuCall(seg);
+		if (CodevecGpuCall(seg) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("%s", req->errmsg[0] ? req->errmsg : "the codevec GPU service did not serve the ping")));
 	}
 	dsm_detach(seg);
 	PG_RETURN_FLOAT8((double) (GetCurrentTimestamp() - t0) / n);

@@ -495,9 +495,13 @@ GpuivfGpuAskKnn(GpuivfGpuAsk ask, dsm_segment *seg)
 		 */
 		if (!GpuivfGpuBackoff(ask->index, attempt, tstart, ask->key))
 		{
+			char		last[sizeof(errbuf)];
+
+			/* not snprintf(errbuf, ..., errbuf): source and target overlap */
+			strlcpy(last, errbuf[0] ? errbuf : "no current copy", sizeof(last));
 			snprintf(errbuf, sizeof(errbuf),
 					 "the index copy kept changing for %d ms (other sessions loading or appending it; last: %s)",
-					 codevec_gpu_timeout_ms, errbuf[0] ? errbuf : "no current copy");
+					 codevec_gpu_timeout_ms, last);
 			status = GPU_STATUS_FAILED;
 			break;
 		}

@@ -94,6 +94,7 @@
 #include "utils/rel.h"
 #include "utils/rls.h"
 #include "utils/snapmgr.h"
+#include "srf.h"
 #include "utils/tuplestore.h"
 #include "vecelem.h"
 
@@ -746,7 +747,8 @@ codevec_knn(PG_FUNCTION_ARGS)
 	int			pos = 0;
 	ErrorContextCallback errcb;
 
-	InitMaterializedSRF(fcinfo, 0);
+	/* no catalog lookup per call: one per row of a LATERAL join adds up */
+	CodevecInitSRF(fcinfo);
 	memset(&st, 0, sizeof(st));
 	OpenIndex(indexOid, &st.heapRel, &st.index);
 	if (k < 1 || k > KNN_MAX_K)

@@ -321,9 +321,12 @@ extern void CodevecGpuFallback(const char *why, int sqlstate);
  * CodevecGpuCall: post the request in seg (header filled, payload written)
  * and wait for the answer. Returns the request's status once the service
  * has answered: 0, or GPU_STATUS_NOT_LOADED / NO_DEVICE / NO_MEMORY for the
- * caller to handle; raises ERROR when the service reports a failure (its
- * message), restarts meanwhile, does not answer within codevec.gpu_timeout,
- * or the query is cancelled.
+ * caller to handle; GPU_STATUS_UNAVAILABLE (with the reason in the header's
+ * errmsg) when the service is stopped or restarting, or restarted while
+ * serving this request, so that the caller's failure policy applies
+ * (codevec.device = auto: the CPU); raises ERROR when the service reports a
+ * failure (its message), does not answer within codevec.gpu_timeout, or
+ * the query is cancelled.
  */
 extern int	CodevecGpuCall(dsm_segment *seg);
 

@@ -45,6 +45,7 @@
 
 #include <dlfcn.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,7 +55,8 @@
 #include <oneapi/dnnl/dnnl.h>
 
 #define DNNL_SONAME "libdnnl.so.2"
-#define QLINEAR_CACHE_SIZE 64	/* primitives kept (4 shapes x row buckets) */
+#define QLINEAR_CACHE_SIZE 128	/* primitives kept (4 shapes x row buckets x thread counts) */
+#define QLINEAR_MAX_THREADS 64	/* threads of one parallel_for; each has its own scratch */
 #ifndef QLINEAR_SMOOTH_ALPHA
 #define QLINEAR_SMOOTH_ALPHA 0.4f	/* SmoothQuant's migration strength (bench/embed) */
 #endif
@@ -97,6 +99,9 @@ static struct
 	dnnl_status_t (*mem_destroy) (dnnl_memory_t);
 	dnnl_status_t (*stream_wait) (dnnl_stream_t);
 	dnnl_cpu_isa_t (*get_isa) (void);
+	dnnl_status_t (*attr_create) (dnnl_primitive_attr_t *);
+	dnnl_status_t (*attr_set_scratchpad_mode) (dnnl_primitive_attr_t, dnnl_scratchpad_mode_t);
+	dnnl_status_t (*attr_destroy) (dnnl_primitive_attr_t);
 	void		(*omp_set_threads) (int);	/* libgomp, oneDNN's threading */
 	/* libgomp's entry for "#pragma omp parallel" (GCC's ABI) and its queries */
 	void		(*gomp_parallel) (void (*fn) (void *), void *data, unsigned threads, unsigned flags);
@@ -120,32 +125,74 @@ typedef struct QLinear
 	float	   *x_max;			/* [in] max |x[., k]| seen while calibrating */
 } QLinear;
 
-/* A model's quantized layers and the per-call scratch they share. */
+/* The per-call scratch of one linear: one per OpenMP thread number. */
+typedef struct QScratch
+{
+	unsigned char *xq;			/* quantized input, rows x in */
+	int32_t    *acc;			/* int32 results, rows x out */
+	float	   *xs;				/* per-row scales */
+	int		   *xz;				/* per-row zero points */
+	void	   *pad;			/* oneDNN's scratchpad for the matmul */
+	size_t		xq_cap,
+				acc_cap,
+				row_cap,
+				pad_cap;
+} QScratch;
+
+/*
+ * A model's quantized layers and the scratch of their calls.  Linears run
+ * on several threads at once when the encoder gives each thread its own
+ * sequences (encoder.c, RunGroups): a call made from thread t of a
+ * parallel_for region (omp_get_thread_num() = t; 0 outside any) uses
+ * scratch[t], so concurrent calls never share a buffer.
+ */
 typedef struct QModel
 {
 	int			layers;
 	int			calibrating;	/* observe() records input ranges */
 	QLinear    *lin;			/* [layers * 4]: QKV, attention out, FFN in, FFN out */
 	dnnl_memory_desc_t wmd[4];	/* weights layout of each of the four shapes */
-	unsigned char *xq;			/* scratch: quantized input, rows x in */
-	int32_t    *acc;			/* scratch: int32 results, rows x out */
-	float	   *xs;				/* scratch: per-row scales */
-	int		   *xz;				/* scratch: per-row zero points */
-	size_t		xq_cap,
-				acc_cap,
-				row_cap;
+	QScratch	scratch[QLINEAR_MAX_THREADS];
 } QModel;
 
-/* the primitive cache: one matmul per (in, out, row bucket) */
+/*
+ * The primitive cache: one matmul per (in, out, row bucket, threads), the
+ * thread count being the one oneDNN plans the primitive's work split for
+ * (omp_get_max_threads() when it is made).  Shared by the threads that run
+ * linears at once, so under cache_lock; a primitive being executed (busy)
+ * is never evicted.  The primitives are made with a user-managed
+ * scratchpad (each thread passes its own, QScratch.pad): oneDNN's own is
+ * shared by every execution of a primitive, and two threads running the
+ * same matmul at once got wrong results through it.
+ */
 static struct
 {
 	int			in,
 				out,
-				rows;
+				rows,
+				threads;
+	int			busy;			/* executions under way */
 	dnnl_primitive_t prim;
+	dnnl_memory_desc_t pad_md;	/* its scratchpad */
 	unsigned long used;
 }			cache[QLINEAR_CACHE_SIZE];
 static unsigned long cache_clock;
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* a stream per OpenMP thread number (oneDNN's streams are not for concurrent use); [0] is dnnl.stream */
+static dnnl_stream_t thread_stream[QLINEAR_MAX_THREADS];
+
+/* Give the stream of OpenMP thread tid, creating it on first use; NULL on failure. */
+static dnnl_stream_t
+ThreadStream(int tid)
+{
+	if (tid == 0)
+		return dnnl.stream;
+	if (thread_stream[tid] == NULL &&
+		dnnl.stream_create(&thread_stream[tid], dnnl.engine, dnnl_stream_default_flags) != dnnl_success)
+		thread_stream[tid] = NULL;
+	return thread_stream[tid];
+}
 
 #define BIND(field, name) \
 	do { \
@@ -195,6 +242,9 @@ BindDnnl(void)
 	BIND(mem_destroy, "dnnl_memory_destroy");
 	BIND(stream_wait, "dnnl_stream_wait");
 	BIND(get_isa, "dnnl_get_effective_cpu_isa");
+	BIND(attr_create, "dnnl_primitive_attr_create");
+	BIND(attr_set_scratchpad_mode, "dnnl_primitive_attr_set_scratchpad_mode");
+	BIND(attr_destroy, "dnnl_primitive_attr_destroy");
 	/* libgomp comes with libdnnl (its threading runtime); optional */
 	*(void **) &dnnl.omp_set_threads = dlsym(dnnl.handle, "omp_set_num_threads");
 	*(void **) &dnnl.gomp_parallel = dlsym(dnnl.handle, "GOMP_parallel");
@@ -296,42 +346,83 @@ MatmulDesc(int rows, int in, int out, const dnnl_memory_desc_t *wmd,
 	return dnnl.matmul_desc_init(desc, &src, wmd, NULL, &dst) == dnnl_success;
 }
 
-/* Give the cached matmul primitive for (in, out, rows), creating it on a miss; NULL on failure. */
+/*
+ * Give the cached matmul primitive for (in, out, rows) planned for
+ * `threads` threads (the caller has set omp_set_num_threads(threads) in
+ * its thread), creating it on a miss, marked busy until ReleasePrimitive;
+ * *slot receives its cache entry.  NULL on failure (or when every entry is
+ * busy, which takes more than QLINEAR_CACHE_SIZE threads).
+ */
 static dnnl_primitive_t
-GetPrimitive(const dnnl_memory_desc_t *wmd, int in, int out, int rows)
+GetPrimitive(const dnnl_memory_desc_t *wmd, int in, int out, int rows, int threads, int *slot)
 {
 	int			i,
-				victim = 0;
+				victim = -1;
 	dnnl_matmul_desc_t desc;
 	dnnl_primitive_desc_t pd;
 	dnnl_primitive_t prim;
+	dnnl_primitive_attr_t attr = NULL;
+	dnnl_memory_desc_t pad_md;
 
+	pthread_mutex_lock(&cache_lock);
 	for (i = 0; i < QLINEAR_CACHE_SIZE; i++)
 	{
-		if (cache[i].prim && cache[i].in == in && cache[i].out == out && cache[i].rows == rows)
+		if (cache[i].prim && cache[i].in == in && cache[i].out == out &&
+			cache[i].rows == rows && cache[i].threads == threads)
 		{
 			cache[i].used = ++cache_clock;
+			cache[i].busy++;
+			*slot = i;
+			pthread_mutex_unlock(&cache_lock);
 			return cache[i].prim;
 		}
-		if (cache[i].used < cache[victim].used)
+		if (cache[i].busy == 0 && (victim < 0 || cache[i].used < cache[victim].used))
 			victim = i;
 	}
-	if (!MatmulDesc(rows, in, out, wmd, &desc) ||
-		dnnl.pd_create(&pd, &desc, NULL, dnnl.engine, NULL) != dnnl_success)
-		return NULL;
-	if (dnnl.prim_create(&prim, pd) != dnnl_success)
-		prim = NULL;
-	dnnl.pd_destroy(pd);
+	/* made under the lock: rare (a few dozen per process), and simplest */
+	prim = NULL;
+	if (victim >= 0 && MatmulDesc(rows, in, out, wmd, &desc) &&
+		dnnl.attr_create(&attr) == dnnl_success &&
+		dnnl.attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) == dnnl_success &&
+		dnnl.pd_create(&pd, &desc, attr, dnnl.engine, NULL) == dnnl_success)
+	{
+		const dnnl_memory_desc_t *q = dnnl.pd_query_md(pd, dnnl_query_scratchpad_md, 0);
+
+		if (q)
+			pad_md = *q;
+		if (q == NULL || dnnl.prim_create(&prim, pd) != dnnl_success)
+			prim = NULL;
+		dnnl.pd_destroy(pd);
+	}
+	if (attr)
+		dnnl.attr_destroy(attr);
 	if (prim == NULL)
+	{
+		pthread_mutex_unlock(&cache_lock);
 		return NULL;
+	}
 	if (cache[victim].prim)
 		dnnl.prim_destroy(cache[victim].prim);
 	cache[victim].in = in;
 	cache[victim].out = out;
 	cache[victim].rows = rows;
+	cache[victim].threads = threads;
 	cache[victim].prim = prim;
+	cache[victim].pad_md = pad_md;
+	cache[victim].busy = 1;
 	cache[victim].used = ++cache_clock;
+	*slot = victim;
+	pthread_mutex_unlock(&cache_lock);
 	return prim;
+}
+
+/* Mark the primitive GetPrimitive gave in *slot as no longer executing. */
+static void
+ReleasePrimitive(int slot)
+{
+	pthread_mutex_lock(&cache_lock);
+	cache[slot].busy--;
+	pthread_mutex_unlock(&cache_lock);
 }
 
 /*
@@ -504,6 +595,8 @@ QParallelFor(int threads, int n, void (*fn) (void *arg, int begin, int end, int 
 {
 	ParallelJob job = {fn, arg, n};
 
+	if (threads > QLINEAR_MAX_THREADS)
+		threads = QLINEAR_MAX_THREADS;	/* each thread number has its own scratch */
 	if (threads <= 1 || n <= 1 || dnnl.gomp_parallel == NULL)
 	{
 		if (n > 0)
@@ -513,9 +606,9 @@ QParallelFor(int threads, int n, void (*fn) (void *arg, int begin, int end, int 
 	dnnl.gomp_parallel(ParallelTrampoline, &job, (unsigned) (threads < n ? threads : n), 0);
 }
 
-/* Grow the model's scratch buffers for rows x in inputs (in > 0) and rows x out results (out > 0). */
+/* Grow one thread's scratch buffers for rows x in inputs (in > 0) and rows x out results (out > 0). */
 static int
-EnsureScratch(QModel *qm, size_t rows, size_t in, size_t out)
+EnsureScratch(QScratch *qm, size_t rows, size_t in, size_t out)
 {
 	if (in > 0 && rows * in > qm->xq_cap)
 	{
@@ -543,7 +636,7 @@ EnsureScratch(QModel *qm, size_t rows, size_t in, size_t out)
 /* what QuantizeRows / DequantRows work on */
 typedef struct RowsArgs
 {
-	QModel	   *qm;
+	QScratch   *qm;				/* the calling thread's scratch */
 	const QLinear *L;
 	const float *x;
 	float	   *y;
@@ -594,20 +687,32 @@ DequantRows(void *arg, int begin, int end, int tid)
  * core's L2 instead of a whole batch's going out to memory and back (a
  * batch of 32 snippets is 3,000 rows: 19 MB for FFN in).  Each row's
  * result is the same whatever the chunking: the GEMM is exact.
+ *
+ * May be called from several threads of one parallel_for region at once
+ * (the encoder's groups of sequences, threads = 1 each): each uses the
+ * scratch, stream and oneDNN scratchpad of its OpenMP thread number.
  */
 static CvStatus
 QLinearForward(void *q, int layer, int which, const float *x, int n, float *y,
 			   void (*epilogue) (float *y, size_t count), int threads,
 			   char *errbuf, size_t errlen)
 {
-	QModel	   *qm = q;
-	const QLinear *L = &qm->lin[layer * 4 + which];
+	QModel	   *qmodel = q;
+	const QLinear *L = &qmodel->lin[layer * 4 + which];
+	int			tid = dnnl.gomp_parallel ? dnnl.omp_thread_num() : 0;
+	QScratch   *qm = &qmodel->scratch[tid < QLINEAR_MAX_THREADS ? tid : 0];
 	int			chunk = QLINEAR_CHUNK_ROWS * (threads > 1 ? threads : 1);
 	int			last = n > 0 ? (n - 1) / chunk * chunk : 0; /* first row of the last chunk */
 	int			rows_alloc = last + RowsBucket(n - last);
 	int			acc_rows = RowsBucket(n < chunk ? n : chunk);
 	RowsArgs	ra;
 
+	if (tid >= QLINEAR_MAX_THREADS)
+	{
+		snprintf(errbuf, errlen, "int8 linear called from OpenMP thread %d (at most %d)",
+				 tid, QLINEAR_MAX_THREADS);
+		return CV_ERR_UNSUPPORTED;
+	}
 	if (!EnsureScratch(qm, rows_alloc, L->in, 0) || !EnsureScratch(qm, acc_rows, 0, L->out))
 	{
 		snprintf(errbuf, errlen, "out of memory for int8 buffers of %d rows", rows_alloc);
@@ -628,28 +733,48 @@ QLinearForward(void *q, int layer, int which, const float *x, int n, float *y,
 	{
 		int			cn = n - r0 < chunk ? n - r0 : chunk;
 		int			rows = RowsBucket(cn);
-		dnnl_primitive_t prim = GetPrimitive(&qm->wmd[which], L->in, L->out, rows);
+		int			slot = 0;
+		dnnl_stream_t stream = ThreadStream(tid);
+		dnnl_primitive_t prim = GetPrimitive(&qmodel->wmd[which], L->in, L->out, rows,
+											 threads >= 1 ? threads : 1, &slot);
 		dnnl_memory_desc_t smd,
 					dmd;
 		dnnl_dims_t sd = {rows, L->in},
 					dd = {rows, L->out};
 		dnnl_memory_t src = NULL,
 					wts = NULL,
-					dst = NULL;
-		dnnl_exec_arg_t args[3];
+					dst = NULL,
+					pad = NULL;
+		dnnl_exec_arg_t args[4];
+		size_t		pad_bytes;
 		int			ok;
 
+		if (prim && stream == NULL)
+		{
+			ReleasePrimitive(slot);
+			prim = NULL;
+		}
 		if (prim == NULL)
 		{
 			snprintf(errbuf, errlen, "oneDNN has no int8 matmul for %d x %d by %d x %d",
 					 rows, L->in, L->in, L->out);
 			return CV_ERR_UNSUPPORTED;
 		}
-		ok = dnnl.md_init_by_tag(&smd, 2, sd, dnnl_u8, dnnl_ab) == dnnl_success &&
+		/* this thread's scratchpad, grown to what the primitive asks for (cache[] is stable while busy) */
+		pad_bytes = dnnl.md_get_size(&cache[slot].pad_md);
+		if (pad_bytes > qm->pad_cap)
+		{
+			free(qm->pad);
+			qm->pad = aligned_alloc(64, (pad_bytes + 63) & ~(size_t) 63);
+			qm->pad_cap = qm->pad ? pad_bytes : 0;
+		}
+		ok = (pad_bytes == 0 || qm->pad != NULL) &&
+			dnnl.md_init_by_tag(&smd, 2, sd, dnnl_u8, dnnl_ab) == dnnl_success &&
 			dnnl.md_init_by_tag(&dmd, 2, dd, dnnl_s32, dnnl_ab) == dnnl_success &&
 			dnnl.mem_create(&src, &smd, dnnl.engine, qm->xq + (size_t) r0 * L->in) == dnnl_success &&
-			dnnl.mem_create(&wts, &qm->wmd[which], dnnl.engine, L->w) == dnnl_success &&
-			dnnl.mem_create(&dst, &dmd, dnnl.engine, qm->acc) == dnnl_success;
+			dnnl.mem_create(&wts, &qmodel->wmd[which], dnnl.engine, L->w) == dnnl_success &&
+			dnnl.mem_create(&dst, &dmd, dnnl.engine, qm->acc) == dnnl_success &&
+			dnnl.mem_create(&pad, &cache[slot].pad_md, dnnl.engine, qm->pad) == dnnl_success;
 		if (ok)
 		{
 			args[0].arg = DNNL_ARG_SRC;
@@ -658,15 +783,20 @@ QLinearForward(void *q, int layer, int which, const float *x, int n, float *y,
 			args[1].memory = wts;
 			args[2].arg = DNNL_ARG_DST;
 			args[2].memory = dst;
-			ok = dnnl.prim_execute(prim, dnnl.stream, 3, args) == dnnl_success &&
-				dnnl.stream_wait(dnnl.stream) == dnnl_success;
+			args[3].arg = DNNL_ARG_SCRATCHPAD;
+			args[3].memory = pad;
+			ok = dnnl.prim_execute(prim, stream, 4, args) == dnnl_success &&
+				dnnl.stream_wait(stream) == dnnl_success;
 		}
+		ReleasePrimitive(slot);
 		if (src)
 			dnnl.mem_destroy(src);
 		if (wts)
 			dnnl.mem_destroy(wts);
 		if (dst)
 			dnnl.mem_destroy(dst);
+		if (pad)
+			dnnl.mem_destroy(pad);
 		if (!ok)
 		{
 			snprintf(errbuf, errlen, "oneDNN int8 matmul failed (%d x %d by %d x %d)",
@@ -717,10 +847,14 @@ QModelFree(void *q)
 		free(qm->lin[i].x_max);
 	}
 	free(qm->lin);
-	free(qm->xq);
-	free(qm->acc);
-	free(qm->xs);
-	free(qm->xz);
+	for (i = 0; i < QLINEAR_MAX_THREADS; i++)
+	{
+		free(qm->scratch[i].xq);
+		free(qm->scratch[i].acc);
+		free(qm->scratch[i].xs);
+		free(qm->scratch[i].xz);
+		free(qm->scratch[i].pad);
+	}
 	free(qm);
 }
 

@@ -110,7 +110,9 @@ errs=$(mktemp)
 trap 'rm -f "$errs"' EXIT
 rc=0
 "$loader" --repo "$repo" "${include[@]}" "$path" 2> >(tee "$errs" >&2) || rc=$?
-wait $! 2>/dev/null || true
+# let tee finish writing (bash sets $! for a process substitution only
+# from 5.1 on, and set -u stops on an unset one)
+[ -n "${!:-}" ] && { wait "$!" 2>/dev/null || true; }
 if [ "$rc" -eq 3 ] && grep -q "holds embeddings of another model" "$errs"; then
 	# this checkout's own database, embedded by an earlier default model
 	# (make model changed it): codevec-load never mixes two models'

@@ -17,10 +17,12 @@
 #       version, the model and the dimension: a mismatch is refused with
 #       its SQLSTATE and nothing is attached), then codevec-load's search
 #       surface (code.search ...) and the BM25 postings over all shards.
-#   tools/shards.sh load COORD_CONNINFO [codevec-load options] --repo NAME PATH
-#       load one repository into the shard code.shard_for(NAME, N) names,
-#       with codevec-load -d <that shard> (incremental as always), then
-#       bring the coordinator's BM25 postings up to date (refresh).
+#   tools/shards.sh load COORD_CONNINFO [codevec-load options] [--repo NAME] PATH
+#       codevec-load --coordinator COORD_CONNINFO ...: load one repository
+#       (NAME, default PATH's base name) into the shard code.shard_for(NAME,
+#       N) names (incremental as always), then bring the coordinator's BM25
+#       postings and statistics up to date (code.shard_refresh(); with
+#       --no-bm25 not: run refresh after the last of many loads).
 #   tools/shards.sh shard-of COORD_CONNINFO NAME
 #       print the number and conninfo of the shard NAME is loaded into.
 #   tools/shards.sh refresh COORD_CONNINFO
@@ -38,10 +40,11 @@
 #       each shard's number, server, reachability and snippet count.
 #
 # Conninfos are libpq key=value strings (host=/tmp port=5661 dbname=code
-# user=postgres). Loading through the coordinator is not supported:
+# user=postgres). Writing through the coordinator is not supported:
 # codevec-load upserts with ON CONFLICT ... DO UPDATE, which postgres_fdw
-# cannot send; `load` routes by name instead. Exit status: 0 ok, 1 an error
-# (psql's or codevec-load's message on stderr), 2 usage.
+# cannot send; `load` (codevec-load --coordinator) routes by name instead.
+# Exit status: 0 ok, 1 an error (psql's message on stderr), 2 usage; `load`
+# exits with codevec-load's status (1 partial, 3 database: its --help).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 LOADER=${LOADER:-$top/loaders/codevec-load}
@@ -84,22 +87,9 @@ shard-of)
 		WHERE s.shard = code.shard_for(:'name', (SELECT count(*)::integer FROM code_shards.shards));"
 	;;
 load)
-	[ $# -ge 3 ] || usage
+	[ $# -ge 2 ] || usage
 	coord=$1; shift
-	name=""; prev=""
-	for a in "$@"; do
-		case "$a" in --repo=*) name=${a#--repo=} ;; esac
-		[ "$prev" = --repo ] && name=$a
-		prev=$a
-	done
-	[ -n "$name" ] || { echo "shards: load needs --repo NAME (it picks the shard)" >&2; exit 2; }
-	read -r num conn < <("$0" shard-of "$coord" "$name")
-	[ -n "${conn:-}" ] || { echo "shards: the coordinator has no shards" >&2; exit 1; }
-	rc=0
-	"$LOADER" -d "$conn" "$@" || rc=$?
-	[ "$rc" -le 1 ] || exit "$rc"
-	"$0" refresh "$coord"
-	exit "$rc"
+	exec "$LOADER" --coordinator "$coord" "$@"
 	;;
 refresh)
 	[ $# -eq 1 ] || usage

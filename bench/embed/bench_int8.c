@@ -16,6 +16,8 @@
  *	  SORT=1 in the environment: the N snippets sorted by token count first
  *	  (stable), the batches bench_ort.py's SORT=1 gives ONNX Runtime; the
  *	  row is named ...-sorted and writes no embeddings.
+ *	  IMPL=name in the environment: the row's name instead (run_int8.sh's
+ *	  codevec-int8-base rows, an earlier commit's encoder).
  * Prints one JSON object on stdout.
  */
 #include <stdio.h>
@@ -285,7 +287,7 @@ main(int argc, char **argv)
 #else
 		snprintf(impl, sizeof(impl), "codevec-%s%s", int8 ? "int8" : "fp32", sorted ? "-sorted" : "");
 #endif
-		cJSON_AddStringToObject(res, "impl", impl);
+		cJSON_AddStringToObject(res, "impl", getenv("IMPL") && getenv("IMPL")[0] ? getenv("IMPL") : impl);
 	}
 	cJSON_AddNumberToObject(res, "threads", threads);
 	cJSON_AddStringToObject(res, "blas", cv_encoder_blas_core());

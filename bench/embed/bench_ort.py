@@ -36,7 +36,10 @@ def export(model_dir, out_dir):
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     os.makedirs(out_dir, exist_ok=True)
-    bert = AutoModel.from_pretrained(model_dir, attn_implementation="eager").eval()
+    # float32 whatever the folder stores (the shipped model is F16): ONNX
+    # Runtime's fp32 row must run fp32, and its quantizer needs fp32 scales
+    bert = AutoModel.from_pretrained(model_dir, attn_implementation="eager",
+                                     dtype=torch.float32).float().eval()
 
     class Pooled(torch.nn.Module):
         def __init__(self, bert):

@@ -14,7 +14,12 @@
 #   speed     every row at THREADS (default "1 2") on the first N (default
 #             600) snippets, ROUNDS times (default 2, rows interleaved; the
 #             round with the most snippets per CPU-second is kept, all are
-#             listed) -> results/int8-<row>-t<threads>.json
+#             listed) -> results/int8-<row>-t<threads>.json; ROWS (default
+#             all: "codevec-fp32-before codevec-fp32 codevec-int8
+#             codevec-int8-sorted ort-fp32 ort-int8 ort-int8-sorted") picks
+#             rows; BASE=<commit> adds codevec-int8-base and
+#             codevec-int8-base-sorted: bench_int8 on that commit's encoder
+#             and qlinear (an earlier int8 in the same run, rows interleaved)
 #   fidelity  int8 vs fp32 cosine on the first NFID (10000) snippets
 #             -> results/int8-fidelity.json; ONNX Runtime int8 vs our fp32 on
 #             the first NFID_ORT (2000) -> results/int8-fidelity-ort.json
@@ -32,6 +37,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 MODEL_DIR=${MODEL_DIR:-$(pg_config --sharedir)/extension/codevec_models/all-MiniLM-L6-v2}
 THREADS=${THREADS:-1 2}
+ROWS=${ROWS:-codevec-fp32-before codevec-fp32 codevec-int8 codevec-int8-sorted ort-fp32 ort-int8 ort-int8-sorted}
+BASE=${BASE:-}					# a commit whose int8 encoder is run as codevec-int8-base
 N=${N:-600}
 ROUNDS=${ROUNDS:-2}
 NFID=${NFID:-10000}
@@ -54,6 +61,23 @@ build() {
 	done
 	cc -O2 -g -Wall -std=gnu11 -DCV_NO_INT8 -I"$b/before" -o "$b/bench_fp32_before" "$here/bench_int8.c" \
 		"$b/before/tokenizer.c" "$b/before/model.c" "$b/before/encoder.c" -lopenblas -lutf8proc -lcjson -lm
+	if [ -n "$BASE" ]; then
+		rm -rf "$b/base" && mkdir -p "$b/base"
+		for f in tokenizer.c tokenizer.h model.c model.h encoder.c encoder.h qlinear.c qlinear.h; do
+			git -C "$root" show "$BASE:src/$f" >"$b/base/$f"
+		done
+		cc -O2 -g -Wall -Wno-psabi -std=gnu11 -I"$b/base" -o "$b/bench_int8_base" "$here/bench_int8.c" \
+			"$b/base/tokenizer.c" "$b/base/model.c" "$b/base/encoder.c" "$b/base/qlinear.c" \
+			-lopenblas -lutf8proc -lcjson -lm -ldl
+	fi
+}
+
+# want ROW: whether ROWS (or BASE, for the base rows) asks for row ROW
+want() {
+	case $1 in
+	codevec-int8-base*) [ -n "$BASE" ] ;;
+	*) [[ " $ROWS " == *" $1 "* ]] ;;
+	esac
 }
 
 for step in "${steps[@]}"; do
@@ -75,16 +99,28 @@ for step in "${steps[@]}"; do
 		for r in $(seq 1 "$ROUNDS"); do
 			for t in $THREADS; do
 				echo "round $r threads $t" >&2
-				"$b/bench_fp32_before" "$MODEL_DIR" "$t" fp32 "$b/snippets.jsonl" "$N" >"$b/rounds/codevec-fp32-before-t$t.$r"
-				"$b/bench_int8" "$MODEL_DIR" "$t" fp32 "$b/snippets.jsonl" "$N" >"$b/rounds/codevec-fp32-t$t.$r"
-				"$b/bench_int8" "$MODEL_DIR" "$t" int8 "$b/snippets.jsonl" "$N" >"$b/rounds/codevec-int8-t$t.$r"
-				SORT=1 "$b/bench_int8" "$MODEL_DIR" "$t" int8 "$b/snippets.jsonl" "$N" >"$b/rounds/codevec-int8-sorted-t$t.$r"
+				! want codevec-fp32-before ||
+					"$b/bench_fp32_before" "$MODEL_DIR" "$t" fp32 "$b/snippets.jsonl" "$N" >"$b/rounds/codevec-fp32-before-t$t.$r"
+				! want codevec-fp32 ||
+					"$b/bench_int8" "$MODEL_DIR" "$t" fp32 "$b/snippets.jsonl" "$N" >"$b/rounds/codevec-fp32-t$t.$r"
+				! want codevec-int8 ||
+					"$b/bench_int8" "$MODEL_DIR" "$t" int8 "$b/snippets.jsonl" "$N" >"$b/rounds/codevec-int8-t$t.$r"
+				! want codevec-int8-sorted ||
+					SORT=1 "$b/bench_int8" "$MODEL_DIR" "$t" int8 "$b/snippets.jsonl" "$N" >"$b/rounds/codevec-int8-sorted-t$t.$r"
+				! want codevec-int8-base ||
+					IMPL=codevec-int8-base "$b/bench_int8_base" "$MODEL_DIR" "$t" int8 "$b/snippets.jsonl" "$N" \
+						>"$b/rounds/codevec-int8-base-t$t.$r"
+				! want codevec-int8-base ||
+					IMPL=codevec-int8-base-sorted SORT=1 "$b/bench_int8_base" "$MODEL_DIR" "$t" int8 "$b/snippets.jsonl" "$N" \
+						>"$b/rounds/codevec-int8-base-sorted-t$t.$r"
 				for p in fp32 int8; do
-					"$py" "$here/bench_ort.py" run "$MODEL_DIR" "$b/onnx/model-$p.onnx" "$t" "$b/snippets.jsonl" "$N" \
-						2>/dev/null >"$b/rounds/ort-$p-t$t.$r"
+					! want ort-$p ||
+						"$py" "$here/bench_ort.py" run "$MODEL_DIR" "$b/onnx/model-$p.onnx" "$t" "$b/snippets.jsonl" "$N" \
+							2>/dev/null >"$b/rounds/ort-$p-t$t.$r"
 				done
-				SORT=1 "$py" "$here/bench_ort.py" run "$MODEL_DIR" "$b/onnx/model-int8.onnx" "$t" "$b/snippets.jsonl" "$N" \
-					2>/dev/null >"$b/rounds/ort-int8-sorted-t$t.$r"
+				! want ort-int8-sorted ||
+					SORT=1 "$py" "$here/bench_ort.py" run "$MODEL_DIR" "$b/onnx/model-int8.onnx" "$t" "$b/snippets.jsonl" "$N" \
+						2>/dev/null >"$b/rounds/ort-int8-sorted-t$t.$r"
 			done
 		done
 		python3 - "$b/rounds" "$out" <<'PY'
@@ -95,6 +131,7 @@ for name in names:
     runs = [json.load(open(f)) for f in sorted(glob.glob(os.path.join(rounds, name + ".*"))) if os.path.getsize(f) > 0]
     best = max(runs, key=lambda r: r["snippets_per_cpu_s"])
     best["rounds_snippets_per_cpu_s"] = [round(r["snippets_per_cpu_s"], 1) for r in runs]
+    best["rounds_snippets_per_s"] = [round(r["snippets_per_s"], 1) for r in runs]
     best["rounds_loadavg_end"] = [round(r["loadavg_end"], 1) for r in runs]
     json.dump(best, open(os.path.join(out, "int8-" + name + ".json"), "w"))
 PY
@@ -146,12 +183,13 @@ PY
 		"$py" - "$out" <<'PY'
 import glob, json, os, sys
 rows = [json.load(open(f)) for f in sorted(glob.glob(os.path.join(sys.argv[1], "int8-*-t*.json"))) if os.path.getsize(f) > 0]
-print("| row | threads | query p50 ms | query p99 ms | bulk snippets/s (wall) | snippets per CPU-second | each round | tokens/s | load avg after |")
-print("|---|---|---|---|---|---|---|---|---|")
+print("| row | threads | query p50 ms | query p99 ms | bulk snippets/s (wall) | snippets per CPU-second | each round (per CPU-s) | each round (wall) | tokens/s | load avg after |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for r in sorted(rows, key=lambda r: (r["threads"], r["impl"])):
     print(f"| {r['impl'] + (' (' + r['int8_isa'] + ')' if r.get('int8_isa', '-') not in ('-', None) else '')} | {r['threads']} | "
           f"{r['query_p50_ms']:.2f} | {r['query_p99_ms']:.2f} | {r['snippets_per_s']:.1f} | "
           f"{r.get('snippets_per_cpu_s', float('nan')):.1f} | {' / '.join(str(x) for x in r.get('rounds_snippets_per_cpu_s', []))} | "
+          f"{' / '.join(str(x) for x in r.get('rounds_snippets_per_s', []))} | "
           f"{r['tokens_per_s']:.0f} | {r.get('loadavg_end', float('nan')):.1f} |")
 PY
 		;;

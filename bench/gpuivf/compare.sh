@@ -192,7 +192,7 @@ if [ "$pgv" = 1 ] && [ "${PGV:-1}" = 1 ]; then
 	recall_v() { psql -qAtX -c "$1" -c "SELECT round(avg((SELECT count(*) FROM unnest(g.ids) i WHERE i = ANY(ARRAY(SELECT id FROM tv ORDER BY emb <=> qv.emb LIMIT 10))))::numeric / 10, 4) FROM gt g JOIN qv USING (qid) WHERE qid <= 200"; }
 	if [ "${HNSW:-1}" = 1 ]; then
 	s0=$(date +%s%N)
-	psql -qX -c "CREATE INDEX tv_hnsw ON tv USING hnsw (emb vector_cosine_ops) WITH (m = 16, ef_construction = 64)"
+	psql -qX -c "SET maintenance_work_mem = '16GB'" -c "SET max_parallel_maintenance_workers = 7" -c "CREATE INDEX tv_hnsw ON tv USING hnsw (emb vector_cosine_ops) WITH (m = 16, ef_construction = 64)"
 	echo "RESULT,pgvector,hnsw,build_ms=$(ms "$s0"),index_mb=$(psql -qAtX -c "SELECT pg_relation_size('tv_hnsw') >> 20")"
 	chosen=""
 	for ef in 40 100 200 400 800 1000; do

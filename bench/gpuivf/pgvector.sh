@@ -86,7 +86,7 @@ echo "RESULT,vector,gpuivf,gpu_requests=$((r1 - r0)),gpu_fallbacks=$((f1 - f0)),
 bench vector_column_gpuivf_gpu "-c codevec.device=cuda" "$QV" 1 16
 
 s0=$(date +%s%N)
-psql -qX -c "CREATE INDEX tv_hnsw ON tv USING hnsw (emb vector_cosine_ops) WITH (m = 16, ef_construction = 64)"
+psql -qX -c "SET maintenance_work_mem = '16GB'" -c "SET max_parallel_maintenance_workers = 7" -c "CREATE INDEX tv_hnsw ON tv USING hnsw (emb vector_cosine_ops) WITH (m = 16, ef_construction = 64)"
 echo "RESULT,vector,hnsw,build_ms=$(ms "$s0"),index_mb=$(psql -qAtX -c "SELECT pg_relation_size('tv_hnsw') >> 20")"
 echo "RESULT,vector,both_indexes,planner_picks_gpuivf=$(uses tv qv tv_gpuivf),planner_picks_hnsw=$(uses tv qv tv_hnsw)"
 psql -qX -c "DROP INDEX tv_gpuivf" >/dev/null

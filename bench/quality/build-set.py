@@ -614,8 +614,16 @@ def main():
     for i, (s, q) in enumerate(out, 1):
         buf.write('\t'.join([str(i), s['language'], s['repo'], s['path'], s['qualified_name'],
                              str(s['start_line']), s['kind'], q.replace('\t', ' ')]) + '\n')
-    with gzip.GzipFile(args.out, 'wb', mtime=0) as f:
-        f.write(buf.getvalue().encode())
+    # rewritten only when the queries change (the gzip header holds the file
+    # name the set was first written under: same queries, other bytes)
+    try:
+        with gzip.open(args.out, 'rb') as f:
+            same_q = f.read() == buf.getvalue().encode()
+    except (FileNotFoundError, OSError, EOFError):
+        same_q = False
+    if not same_q:
+        with gzip.GzipFile(args.out, 'wb', mtime=0) as f:
+            f.write(buf.getvalue().encode())
 
     lang_stats = collections.OrderedDict()
     for lang in sorted({s['language'] for s in all_snips}):
@@ -631,11 +639,22 @@ def main():
                    strip_docs_snippets=len(st_snips), strip_docs_missing=sum(missing.values()),
                    strip_docs_docs_left=docs_left, queries=len(out),
                    languages=lang_stats, repos=stats)
-    with open(os.path.join(HERE, 'corpus-stats.json'), 'w') as f:
-        json.dump(summary, f, indent=1)
+    # written only when its content changes, so a rebuild of the same corpus
+    # leaves the committed file (and its mtime) alone
+    stats_path = os.path.join(HERE, 'corpus-stats.json')
+    text = json.dumps(summary, indent=1)
+    try:
+        with open(stats_path) as f:
+            same = f.read() == text
+    except FileNotFoundError:
+        same = False
+    if not same:
+        with open(stats_path, 'w') as f:
+            f.write(text)
+    log('corpus-stats.json %s' % ('unchanged' if same else 'written'))
     for lang, v in lang_stats.items():
         log('%-10s %s' % (lang, v))
-    log('%d queries -> %s' % (len(out), args.out))
+    log('%d queries -> %s (%s)' % (len(out), args.out, 'unchanged' if same_q else 'written'))
 
 
 if __name__ == '__main__':

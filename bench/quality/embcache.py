@@ -5,15 +5,20 @@ Embedding the corpus is the slow step (CPU encoder, about 20-30 snippets/s on
 the 2-core development machine), and every database of the benchmark (the full
 corpus, each embed_text variant, a reload after a loader change) embeds many
 of the same texts.  The cache maps md5(embed_text) to the vector embed() gave,
-per model (sha256 of model.safetensors) and codevec.max_tokens, in
-$CODEVEC_QUALITY_CACHE/emb/<sha12>-t<max_tokens>.tsv (append-only text).
+per model (sha256 of model.safetensors), codevec.max_tokens and the CPU
+encoder's precision (codevec.cpu_precision), in
+$CODEVEC_QUALITY_CACHE/emb/<sha12>-t<max_tokens>[-int8].tsv (append-only
+text; no suffix for fp32, the only precision before int8 existed, so older
+cache files keep their meaning).
 
   embcache.py import   fill code.snippets.emb IS NULL rows whose embed_text
                        is in the cache (prints how many)
   embcache.py export   append the database's embeddings missing from the cache
 
 Connection from libpq's PG* variables.  Only vectors the same model with the
-same max_tokens produced are ever reused, so results equal a fresh embed().
+same max_tokens and precision produced are ever reused, so results equal a
+fresh embed() on the CPU (vectors made by the GPU service are not told
+apart: use a cache folder of their own for them).
 """
 
 import os
@@ -29,9 +34,11 @@ def cache_file(cur):
     sha = cur.fetchone()[0]
     cur.execute("SHOW codevec.max_tokens")
     mt = cur.fetchone()[0]
+    cur.execute("SELECT current_setting('codevec.cpu_precision', true)")
+    prec = cur.fetchone()[0] or 'fp32'    # an extension from before int8: fp32
     d = os.path.join(CACHE, 'emb')
     os.makedirs(d, exist_ok=True)
-    return os.path.join(d, '%s-t%s.tsv' % (sha[:12], mt))
+    return os.path.join(d, '%s-t%s%s.tsv' % (sha[:12], mt, '' if prec == 'fp32' else '-' + prec))
 
 
 def load(cur, path):

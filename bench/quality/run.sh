@@ -39,7 +39,9 @@
 # another embed_text is the same benchmark beside it (report.py lists it).
 # MODEL (a codevec.model value, e.g. code-MiniLM-L6; default the installed
 # default) likewise: database and results get _m<model>, the database has
-# codevec.model set.  E.g.
+# codevec.model set.  PRECISION (fp32 or int8: codevec.cpu_precision for
+# the CPU encoder; default the server's, int8) likewise: _p<precision>.
+# CLUSTER (default /tmp/quality-cluster) is the cluster's folder.  E.g.
 #   EMBED_FIELDS=name,signature,doc,body EMBED_MAX_BYTES=1000 EMBED_WORDS=none \
 #       bash bench/quality/run.sh load search
 #
@@ -55,7 +57,7 @@ root=$(cd "$here/../.." && pwd)
 export CODEVEC_QUALITY_CACHE=${CODEVEC_QUALITY_CACHE:-/tmp/codevec-quality}
 cache=$CODEVEC_QUALITY_CACHE
 port=${PORT:-5530}
-cluster=/tmp/quality-cluster
+cluster=${CLUSTER:-/tmp/quality-cluster}
 py=$here/.venv/bin/python
 mkdir -p "$cache"
 
@@ -72,8 +74,10 @@ say() { printf '== %s\n' "$*" >&2; }
 f=${EMBED_FIELDS:-name,signature,doc,body}; b=${EMBED_MAX_BYTES:-500}; w=${EMBED_WORDS:-name+all}
 model=${MODEL:-}
 mtag=${model,,}; mtag=${mtag//[^a-z0-9]/_}
+precision=${PRECISION:-}
 suffix="-${f//,/_}_$b"; [ "$w" = none ] || suffix="${suffix}_w${w//+/_}"
 [ -z "$model" ] || suffix="${suffix}_m$mtag"
+[ -z "$precision" ] || suffix="${suffix}_p$precision"
 db="quality_${suffix#-}"
 load_opts=(--embed-fields="$f" --embed-max-bytes="$b" --embed-words="$w")
 embed_desc="fields=$f max_bytes=$b words=$w"
@@ -140,6 +144,7 @@ step_load() {
 	env_db postgres
 	psql -qAtc "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
 	[ -z "$model" ] || psql -qAtc "ALTER DATABASE $db SET codevec.model = '$model'"
+	[ -z "$precision" ] || psql -qAtc "ALTER DATABASE $db SET codevec.cpu_precision = '$precision'"
 	export PGDATABASE=$db
 	local r
 	for r in $(ls "$cache/corpus"); do

@@ -20,9 +20,11 @@
 # codevec.device = cpu:
 #   topk     SELECT id FROM code.snippets ORDER BY emb <=> $1 LIMIT 10 with
 #            the question's vector precomputed (the fan-out and merge alone)
-#   vector, keyword, hybrid   code.search(q, k => 10, mode => ...), which
-#            embeds the question (all-MiniLM-L6-v2 on the CPU) in vector
-#            and hybrid
+#   vector, keyword, hybrid   SELECT * FROM code.search(q, k => 10,
+#            mode => ...): every column, as a client asks (preview needs
+#            the code, so the final lookups are measured too); it embeds
+#            the question (the installed default model, on the CPU) in
+#            vector and hybrid
 # Prints one line per (layout, mode, clients) and writes them to
 # bench/shards/results-DATE.tsv: QPS, p50 and p99 in ms (pgbench's
 # per-transaction log). Also prints what each shard sends back per
@@ -100,7 +102,7 @@ for db in one c1 c2 c3; do
 		topk) sql="SELECT v FROM bench_q WHERE n = :n \\gset
 SELECT id FROM code.snippets ORDER BY emb <=> :v::codevec LIMIT 10;" ;;
 		*) sql="SELECT t FROM bench_q WHERE n = :n \\gset
-SELECT count(*) FROM code.search(:t, k => 10, mode => '$mode');" ;;
+SELECT * FROM code.search(:t, k => 10, mode => '$mode');" ;;
 		esac
 		printf '\\set n random(1, 100)\n%s\n' "$sql" >"$base/q.sql"
 		for c in 1 2; do

@@ -11,6 +11,9 @@
  *	              bit for bit at int8; at fp32 to cosine distance < 1e-6
  *	              (OpenBLAS picks different kernels for different row
  *	              counts, so fp32 rows can differ in the last bits)
+ *	  threads     int8 at 2 threads equals int8 at 1 thread bit for bit:
+ *	              batches of 16 and all strings as one batch (which the
+ *	              encoder runs in groups of sequences, one per thread)
  *	  tiny model  the 32-wide random BERT runs at int8 (shapes far from
  *	              the real model's), cosine to fp32 >= 0.99
  *	  errors      int8 asked for without cv_qlinear_attach: CV_ERR_INVALID
@@ -78,6 +81,32 @@ EmbedTexts(CvModel m, char **texts, int n, int batch, float *out)
 		}
 	}
 	return 1;
+}
+
+/* Embed all n texts as one batch into out; returns its token count, 0 on an error. */
+static long
+EmbedOneBatch(CvModel m, char **texts, int n, float *out)
+{
+	int32_t   **ids = malloc(sizeof(int32_t *) * n);
+	int		   *lens = malloc(sizeof(int) * n);
+	long		total = 0;
+	char		err[256];
+
+	for (int k = 0; k < n; k++)
+	{
+		cv_tokenize(m->tok, texts[k], strlen(texts[k]), 256, &ids[k], &lens[k]);
+		total += lens[k];
+	}
+	if (cv_encode(m, n, (const int32_t *const *) ids, lens, out, NULL, err, sizeof(err)) != CV_OK)
+	{
+		printf("# encode: %s\n", err);
+		total = 0;
+	}
+	for (int k = 0; k < n; k++)
+		free(ids[k]);
+	free(ids);
+	free(lens);
+	return total;
 }
 
 /* Give min and mean cosine of n row pairs. */
@@ -271,6 +300,32 @@ TestRealModel(const char *dir, const char *strings, const char *refbin)
 		}
 	Check(same8, "int8: each string alone equals its row of a batch of 16, bit for bit",
 		  same8 ? NULL : msg);
+
+	/*
+	 * The thread count changes nothing: batches of 16, and all strings in
+	 * one batch (thousands of tokens: the encoder splits it into groups of
+	 * whole sequences run one per thread, longest first), at 2 threads and
+	 * at 1, against the batches of 16 at 2 threads above.
+	 */
+	{
+		float	   *one1 = malloc(sizeof(float) * n * d),
+				   *one2 = malloc(sizeof(float) * n * d);
+		long		tokens;
+
+		cv_encoder_set_threads(1);
+		EmbedTexts(m, texts, n, BATCH, alone);
+		Check(memcmp(alone, int8, sizeof(float) * n * d) == 0,
+			  "int8: batches of 16 at 1 thread equal them at 2 threads, bit for bit", NULL);
+		tokens = EmbedOneBatch(m, texts, n, one1);
+		cv_encoder_set_threads(2);
+		snprintf(msg, sizeof(msg), "%d strings, %ld tokens", n, tokens);
+		Check(tokens > 0 && EmbedOneBatch(m, texts, n, one2) == tokens &&
+			  memcmp(one2, int8, sizeof(float) * n * d) == 0 &&
+			  memcmp(one1, int8, sizeof(float) * n * d) == 0,
+			  "int8: all strings as one batch at 2 threads and at 1 equal the batches of 16, bit for bit", msg);
+		free(one1);
+		free(one2);
+	}
 
 	/* switching back gives fp32 again, bit for bit */
 	m->precision = CV_PRECISION_FP32;

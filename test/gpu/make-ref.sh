@@ -4,7 +4,7 @@
 # snippets. Parses the Python standard library Debian installs
 # (/usr/lib/python3.11) with codevec-load --jsonl, samples 10,000 snippets
 # (seed 5), embeds their embed_text with embed(text[]) under
-# codevec.device = cpu and codevec.model = 'all-MiniLM-L6-v2' (the CPU fp32
+# codevec.device = cpu, codevec.cpu_precision = fp32 and codevec.model = 'all-MiniLM-L6-v2' (the CPU fp32
 # path, all-MiniLM-L6-v2's original fp32 weights as `make model-base`
 # installs them; named, since the default is now the shipped code-minilm-l6
 # while test/gpu/setup.sh makes all-MiniLM-L6-v2 the GPU host's default) on
@@ -33,7 +33,7 @@ eval "$(bash "$top/test/cluster.sh" start "$cluster" "$port")"
 psql -qX -c "CREATE EXTENSION codevec" -c "CREATE TABLE s (id int, t text)" -c "\\copy s FROM '$ref/snippets.tsv'" \
 	-c "CREATE TABLE r (id int, e codevec(384))"
 for part in 0 1; do		# one backend per core
-	psql -qX -c "SET codevec.device = cpu" -c "SET codevec.model = 'all-MiniLM-L6-v2'" -c "INSERT INTO r SELECT id, e FROM unnest(ARRAY(SELECT id FROM s WHERE id % 2 = $part ORDER BY id), embed(ARRAY(SELECT t FROM s WHERE id % 2 = $part ORDER BY id))) AS u(id, e)" &
+	psql -qX -c "SET codevec.device = cpu" -c "SET codevec.cpu_precision = fp32" -c "SET codevec.model = 'all-MiniLM-L6-v2'" -c "INSERT INTO r SELECT id, e FROM unnest(ARRAY(SELECT id FROM s WHERE id % 2 = $part ORDER BY id), embed(ARRAY(SELECT t FROM s WHERE id % 2 = $part ORDER BY id))) AS u(id, e)" &
 done
 wait
 psql -qAtX -c "SELECT e FROM r ORDER BY id" | python3 -c "

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test/gpuivf/run.sh — gpuivf crash recovery: the index survives
 # `pg_ctl stop -m immediate` and matches its table after WAL replay; then
-# codevec_knn's visibility against a concurrent, uncommitted writer.
+# codevec_knn's visibility against a concurrent, uncommitted writer, and
+# its memory when called once per row.
 #
 # Runs its own cluster (it kills it): needs codevec installed.
 # Ends with "N passed, N failed".
@@ -185,6 +186,32 @@ check "codevec_knn: rows of a rolled-back transaction are not returned" "$(knn_i
 psql -qX -c "INSERT INTO t SELECT 40000 + i, (SELECT emb FROM t WHERE id = 17) FROM generate_series(1, 3) i" >/dev/null
 check "codevec_knn: committed rows are returned, in ctid order among ties" "$(knn_ids)" "17,30000,40001,40002,40003"
 check "codevec_knn: equals per-query sequential scans after the aborted writer" "$knn_vs_seqscan" 0
+
+# codevec_knn called once per row of a statement (CROSS JOIN LATERAL) on
+# the CPU path leaves nothing in the statement's memory: 20,000 calls
+# against 200, the backend's memory contexts summed
+# (pg_backend_memory_contexts) inside the same statement, after the calls.
+# InitMaterializedSRF(fcinfo, 0) left ~820 bytes a call there (its catalog
+# lookup, as in the BM25 functions: src/srf.h): 16 MB here.
+psql -qX -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
+CREATE TABLE small (id int, emb codevec(8));
+INSERT INTO small SELECT i, ARRAY[i % 7, i % 5, i % 3, 1, 0, 0, 0, i]::real[]::codevec FROM generate_series(1, 100) i;
+CREATE INDEX small_flat ON small USING gpuivf (emb codevec_l2_ops);
+CREATE TABLE mem_rows AS SELECT g FROM generate_series(1, 20000) g;
+SQL
+knn_mem() {		# knn_mem N -> "rows|bytes": rows of N calls, the contexts' bytes after them
+	psql -qAtX -v ON_ERROR_STOP=1 -c "SET codevec.device = cpu" -c "
+	  WITH x AS MATERIALIZED (SELECT count(*) AS c FROM mem_rows m
+	    CROSS JOIN LATERAL codevec_knn('small_flat', ARRAY[ARRAY[m.g % 7, 1, 0, 0, 0, 0, 0, 0]::real[]::codevec], 3) r
+	    WHERE m.g <= $1)
+	  SELECT (SELECT c FROM x), (SELECT sum(total_bytes) FROM pg_backend_memory_contexts)" 2>&1
+}
+m200=$(knn_mem 200); m20k=$(knn_mem 20000)
+check "codevec_knn: 200 and 20,000 calls in one statement return 3 rows each" "SELECT '${m200%%|*} ${m20k%%|*}'" "600 60000"
+growth=""
+[[ "$m200" =~ ^[0-9]+\|[0-9]+$ && "$m20k" =~ ^[0-9]+\|[0-9]+$ ]] && growth=$(( ${m20k#*|} - ${m200#*|} ))
+check "codevec_knn: 20,000 calls in one statement hold less than 1 MB more than 200 (${growth:-?} bytes)" \
+	"SELECT ${growth:-NULL} < 1048576" t
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -26,6 +26,19 @@ Benchmarks and databases (how run.sh loads them: bench/quality/ood/README.md):
            per repository (a user's database holds their repository)
 
   make-kit.py OUT.json.gz [--only public,cosqa,hand] [--verify DB]
+              [--public-db DB] [--public-lists RANKS.json.gz]
+              [--keep-from OLDKIT.json.gz]
+
+--public-db names the public benchmark's database (default public; any
+database loaded as run.sh load does, e.g. quality_name_signature_doc_body_500_wname_all:
+embed_text and the keyword lists do not depend on the model).
+--public-lists takes the public queries' keyword lists from a
+../fastrank.py ranks file of that same database (the same
+code.search(query, k => 100, mode => 'keyword') calls, made there) instead
+of running them again; the targets must agree.
+--keep-from copies the groups not rebuilt now (not in --only, and verify
+when --verify is not given) from an earlier kit, e.g. to rebuild the
+public set alone after bench/quality's queries changed.
 """
 
 import argparse
@@ -130,12 +143,15 @@ def main():
     ap.add_argument('out')
     ap.add_argument('--only', default='public,cosqa,hand')
     ap.add_argument('--verify', help='a small embedded database of hand questions (googletest)')
+    ap.add_argument('--public-db', default='public', help="the public benchmark's database")
+    ap.add_argument('--public-lists', help="fastrank.py's ranks file of --public-db: its keyword lists")
+    ap.add_argument('--keep-from', help='an earlier kit: its groups that are not rebuilt now are kept')
     args = ap.parse_args()
     want = args.only.split(',')
     groups = []
     plan = []
     if 'public' in want:
-        plan.append(('public', 'public', 'public', None))
+        plan.append(('public', 'public', args.public_db, None))
     if 'cosqa' in want:
         plan.append(('cosqa', 'cosqa', 'cosqa', None))
     if 'hand' in want:
@@ -157,16 +173,40 @@ def main():
         else:
             qs = hand_group_lenient(conn, repo)
         cur = conn.cursor()
-        keyword_lists(cur, qs)
+        if bench == 'public' and args.public_lists:
+            with gzip.open(args.public_lists, 'rt') as f:
+                fr = json.load(f)
+            assert fr['depth'] == DEPTH, 'ranks file depth %s, not %d' % (fr['depth'], DEPTH)
+            byq = {'p%d' % r['qid']: r for r in fr['queries']}
+            for q in qs:
+                r = byq[q['qid']]
+                assert [r['target']] == q['targets'], 'target of %s differs' % q['qid']
+                q['kw'] = r['kw']
+            log('  keyword lists from %s' % args.public_lists)
+        else:
+            keyword_lists(cur, qs)
         if bench == 'verify':
             verify_refs(conn, qs)
         sn = snippets(cur)
         log('  %d queries, %d snippets' % (len(qs), len(sn)))
         groups.append(dict(benchmark=bench, name=name, database=db, snippets=sn, queries=qs))
+    kept = []
+    if args.keep_from:
+        with gzip.open(args.keep_from, 'rt', encoding='utf-8') as f:
+            old = json.load(f)
+        rebuilt = {g['benchmark'] for g in groups}
+        kept = [g for g in old['groups'] if g['benchmark'] not in rebuilt]
+        log('kept from %s: %s' % (args.keep_from, ', '.join(g['name'] for g in kept)))
+        # the kit's order: public, cosqa, hand-*, verify
+        order = ['public', 'cosqa', 'hand', 'verify']
+        groups = sorted(groups + kept, key=lambda g: order.index(g['benchmark']))
     commit = subprocess.run(['git', '-C', HERE, 'rev-parse', 'HEAD'], capture_output=True,
                             text=True).stdout.strip()
     kit = dict(created=time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime()), commit=commit,
-               depth=DEPTH, max_tokens=256, groups=groups)
+               depth=DEPTH, max_tokens=256, groups=groups,
+               kept_from=dict(kit=os.path.basename(args.keep_from), created=old.get('created'),
+                              commit=old.get('commit'), groups=[g['name'] for g in kept])
+               if args.keep_from else None)
     with gzip.open(args.out, 'wt', encoding='utf-8') as f:
         json.dump(kit, f)
     log('%s: %d groups, %.1f MB' % (args.out, len(groups), os.path.getsize(args.out) / 1e6))
