@@ -9,8 +9,9 @@
  * A backend takes a free slot of the shared table (gpuserviceint.h), marks
  * it POSTED with the service generation it saw, sets the service's latch
  * and sleeps on its own until the slot is DONE, the generation changes
- * (the service restarted: ERROR), codevec.gpu_timeout passes (ERROR) or
- * the query is cancelled. Leaving early (error, cancel, exit) marks the
+ * (the service restarted: GPU_STATUS_UNAVAILABLE, so the caller's failure
+ * policy applies), codevec.gpu_timeout passes (ERROR) or the query is
+ * cancelled. Leaving early (error, cancel, exit) marks the
  * slot ABANDONED when the service is running it, so the service frees it,
  * and the session's segment is replaced, since the service may still
  * write into it.
