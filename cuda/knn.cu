@@ -61,6 +61,8 @@
 #include "knn_internal.h"
 #include "knn_kernels.cuh"
 
+#include <time.h>
+
 /* ------------------------------------------------------------------ */
 /* launchers                                                           */
 /* ------------------------------------------------------------------ */
@@ -767,6 +769,23 @@ codevec_cuda_index_free(CodevecCudaIndex idx)
     cudaFree(idx->g_ids);
     cudaFree(idx->g_out);
     cudaFreeHost(idx->h_ok);
+    if (idx->b_stream)
+    {
+        cudaStreamSynchronize(idx->b_stream);
+        cudaStreamDestroy(idx->b_stream);
+    }
+    for (int i = 0; i < KNN_BATCH_EVENTS; i++)
+        if (idx->b_ev[i])
+            cudaEventDestroy(idx->b_ev[i]);
+    cudaFree(idx->b_dq);
+    cudaFree(idx->b_dd);
+    cudaFree(idx->b_di);
+    cudaFree(idx->b_drows);
+    cudaFreeHost(idx->b_hq);
+    cudaFreeHost(idx->b_hd);
+    cudaFreeHost(idx->b_hi);
+    cudaFreeHost(idx->b_hrows);
+    cudaFreeHost(idx->b_hok);
     cudaGetLastError();
     free(idx);
 }
@@ -832,17 +851,32 @@ codevec_cuda_index_info(CodevecCudaIndex idx, size_t *device_bytes, int *scan_pr
     return CODEVEC_CUDA_OK;
 }
 
-/* knn on device pointers with an explicit configuration table. */
+/*
+ * One k-NN call's launch state: the path run, its configuration bucket,
+ * the laid-out workspace and the row ranges, kept so that the fp32
+ * fallback can be launched again on the same prepared queries.
+ */
+typedef struct KnnCall
+{
+    int        path;
+    int        bucket;
+    QueryWs    w;
+    KnnRanges  rg;
+} KnnCall;
+
+/*
+ * Enqueue a k-NN on stream st without waiting: query preparation, phase 1
+ * and 2 and, for fp16 storage, the re-rank with its proof flags (device,
+ * call->w.ok). Nothing is read back; the caller decides on the fallback.
+ */
 static int
-KnnDevice(CodevecCudaIndex idx, const float *d_queries, int nq, int k, int metric,
-          float *d_dist, int64_t *d_ids, cudaStream_t st, int *fallbacks,
-          int force_path, const int64_t *ranges, int nranges, const int *qranges,
-          char *errbuf, size_t errlen)
+KnnEnqueue(CodevecCudaIndex idx, const float *d_queries, int nq, int k, int metric,
+           float *d_dist, int64_t *d_ids, cudaStream_t st, int force_path,
+           const int64_t *ranges, int nranges, const int *qranges, KnnCall *call,
+           char *errbuf, size_t errlen)
 {
     int rc;
 
-    if (fallbacks)
-        *fallbacks = 0;
     if (!idx || !d_queries || !d_dist || !d_ids || nq < 1 || k < 1 || k > CODEVEC_CUDA_MAX_K ||
         metric < CODEVEC_METRIC_L2 || metric > CODEVEC_METRIC_COSINE)
     {
@@ -852,11 +886,11 @@ KnnDevice(CodevecCudaIndex idx, const float *d_queries, int nq, int k, int metri
     CUDA_CHECK(cudaSetDevice(idx->device));
 
     int     path = force_path >= 0 ? force_path : (idx->fp16_ok ? PATH_F16 : PATH_F32);
-    QueryWs w;
+    QueryWs *w = &call->w;
+    KnnRanges *rg = &call->rg;
 
     if (path == PATH_F16 && !idx->fp16_ok)
         path = PATH_F32;
-    KnnRanges rg;
     int       nbmax = ranges ? MaxInt(idx->sms * 8, nranges) : 0;
 
     if (ranges && qranges)
@@ -868,35 +902,57 @@ KnnDevice(CodevecCudaIndex idx, const float *d_queries, int nq, int k, int metri
         nbmax = MaxInt(idx->sms * 8, nbmax);
     }
 
-    rc = KnnEnsureWorkspace(idx, KnnQueryWsLayout(idx, nq, k, nbmax, ranges && qranges, NULL, &w),
+    rc = KnnEnsureWorkspace(idx, KnnQueryWsLayout(idx, nq, k, nbmax, ranges && qranges, NULL, w),
                          errbuf, errlen);
     if (rc != CODEVEC_CUDA_OK)
         return rc;
-    KnnQueryWsLayout(idx, nq, k, nbmax, ranges && qranges, idx->ws, &w);
-    rg.ranges = ranges;
-    rg.nranges = ranges ? nranges : -1;
-    rg.qranges = ranges ? qranges : NULL;
-    rg.nq = nq;
-    rg.nbmax = nbmax;
-    rg.d_blk = w.blk;
+    KnnQueryWsLayout(idx, nq, k, nbmax, ranges && qranges, idx->ws, w);
+    rg->ranges = ranges;
+    rg->nranges = ranges ? nranges : -1;
+    rg->qranges = ranges ? qranges : NULL;
+    rg->nq = nq;
+    rg->nbmax = nbmax;
+    rg->d_blk = w->blk;
 
-    float4 *Qp = w.Qp;
-    float  *qn2 = w.qn2;
-    int    *d_ok = w.ok;
-    unsigned char *scratch = w.scratch;
-    size_t  sb = w.sb;
-
-    query_prep_kernel<<<nq, 32, 0, st>>>(d_queries, idx->dim, idx->dpad4, Qp, qn2,
-                                         idx->dpad8, w.qh, w.qinv);
+    query_prep_kernel<<<nq, 32, 0, st>>>(d_queries, idx->dim, idx->dpad4, w->Qp, w->qn2,
+                                         idx->dpad8, w->qh, w->qinv);
     LAUNCH_CHECK("query_prep_kernel");
 
-    int b = NqBucket(nq);
+    call->path = path;
+    call->bucket = NqBucket(nq);
+    return KnnLaunch(idx, path, idx->cfg[path][call->bucket], w->Qp, w->qn2, w->qh, w->qinv, nq, k,
+                     metric, d_dist, d_ids, w->ok, w->scratch, w->sb, rg, st, errbuf, errlen);
+}
 
-    rc = KnnLaunch(idx, path, idx->cfg[path][b], Qp, qn2, w.qh, w.qinv, nq, k, metric, d_dist,
-                   d_ids, d_ok, scratch, sb, &rg, st, errbuf, errlen);
+/* Answer a whole call again on the fp32 path (an fp16 proof failed). */
+static int
+KnnRelaunchF32(CodevecCudaIndex idx, const KnnCall *call, int nq, int k, int metric,
+               float *d_dist, int64_t *d_ids, cudaStream_t st, char *errbuf, size_t errlen)
+{
+    const QueryWs *w = &call->w;
+
+    return KnnLaunch(idx, PATH_F32, idx->cfg[PATH_F32][call->bucket], w->Qp, w->qn2, w->qh,
+                     w->qinv, nq, k, metric, d_dist, d_ids, w->ok, w->scratch, w->sb, &call->rg,
+                     st, errbuf, errlen);
+}
+
+/* knn on device pointers with an explicit configuration table. */
+static int
+KnnDevice(CodevecCudaIndex idx, const float *d_queries, int nq, int k, int metric,
+          float *d_dist, int64_t *d_ids, cudaStream_t st, int *fallbacks,
+          int force_path, const int64_t *ranges, int nranges, const int *qranges,
+          char *errbuf, size_t errlen)
+{
+    KnnCall call;
+    int     rc;
+
+    if (fallbacks)
+        *fallbacks = 0;
+    rc = KnnEnqueue(idx, d_queries, nq, k, metric, d_dist, d_ids, st, force_path, ranges,
+                    nranges, qranges, &call, errbuf, errlen);
     if (rc != CODEVEC_CUDA_OK)
         return rc;
-    if (path == PATH_F16)
+    if (call.path == PATH_F16)
     {
         int fails = 0;
 
@@ -909,15 +965,14 @@ KnnDevice(CodevecCudaIndex idx, const float *d_queries, int nq, int k, int metri
             CUDA_CHECK(cudaMallocHost((void **) &idx->h_ok, (size_t) nq * 4));
             idx->h_ok_len = nq;
         }
-        CUDA_CHECK(cudaMemcpyAsync(idx->h_ok, d_ok, (size_t) nq * 4, cudaMemcpyDeviceToHost, st));
+        CUDA_CHECK(cudaMemcpyAsync(idx->h_ok, call.w.ok, (size_t) nq * 4, cudaMemcpyDeviceToHost, st));
         CUDA_CHECK(cudaStreamSynchronize(st));
         for (int i = 0; i < nq; i++)
             fails += idx->h_ok[i] ? 0 : 1;
         if (fails)
         {
             /* not provable for some query: answer the batch from fp32 */
-            rc = KnnLaunch(idx, PATH_F32, idx->cfg[PATH_F32][b], Qp, qn2, w.qh, w.qinv, nq, k, metric,
-                           d_dist, d_ids, d_ok, scratch, sb, &rg, st, errbuf, errlen);
+            rc = KnnRelaunchF32(idx, &call, nq, k, metric, d_dist, d_ids, st, errbuf, errlen);
             if (rc != CODEVEC_CUDA_OK)
                 return rc;
         }
@@ -1012,4 +1067,215 @@ codevec_cuda_knn_qranges(CodevecCudaIndex idx, const float *queries, int nq, int
     cudaFree(dd);
     cudaFree(di);
     return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* the batch call: one stream, pinned buffers, one wait                */
+/* ------------------------------------------------------------------ */
+
+static double
+HostUs(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+/* Milliseconds between two recorded events as microseconds; 0 if unknown. */
+static double
+EventUs(cudaEvent_t a, cudaEvent_t b)
+{
+    float ms = 0.0f;
+
+    if (cudaEventElapsedTime(&ms, a, b) != cudaSuccess)
+    {
+        cudaGetLastError();
+        return 0.0;
+    }
+    return ms * 1000.0;
+}
+
+/*
+ * Make the batch buffers hold nq queries and nq x k answers: device
+ * queries, distances, ids, candidate rows; the same in pinned host memory
+ * (cudaHostAlloc) plus the proof flags; the stream (a blocking one, so
+ * that the synchronous block-table copy of a ranged scan on the legacy
+ * stream is ordered before its kernels) and the timing events. Kept
+ * across calls, grown by doubling, freed with the index.
+ */
+static int
+BatchReserve(CodevecCudaIndex idx, int nq, int k, char *errbuf, size_t errlen)
+{
+    size_t nk = (size_t) nq * k;
+
+    if (!idx->b_stream)
+    {
+        /* the events first: a stream means all of them exist */
+        for (int i = 0; i < KNN_BATCH_EVENTS; i++)
+            if (!idx->b_ev[i])
+                CUDA_CHECK(cudaEventCreate(&idx->b_ev[i]));
+        CUDA_CHECK(cudaStreamCreate(&idx->b_stream));
+    }
+    if (nq > idx->b_qcap)
+    {
+        int cap = MaxInt(nq, 2 * idx->b_qcap);
+
+        cudaFree(idx->b_dq);
+        cudaFreeHost(idx->b_hq);
+        cudaFreeHost(idx->b_hok);
+        idx->b_dq = NULL;
+        idx->b_hq = NULL;
+        idx->b_hok = NULL;
+        idx->b_qcap = 0;
+        CUDA_CHECK(cudaMalloc((void **) &idx->b_dq, (size_t) cap * idx->dim * 4));
+        CUDA_CHECK(cudaHostAlloc((void **) &idx->b_hq, (size_t) cap * idx->dim * 4, cudaHostAllocDefault));
+        CUDA_CHECK(cudaHostAlloc((void **) &idx->b_hok, (size_t) cap * 4, cudaHostAllocDefault));
+        idx->b_qcap = cap;
+    }
+    if (nk > idx->b_cap)
+    {
+        size_t cap = nk > 2 * idx->b_cap ? nk : 2 * idx->b_cap;
+
+        cudaFree(idx->b_dd);
+        cudaFree(idx->b_di);
+        cudaFree(idx->b_drows);
+        cudaFreeHost(idx->b_hd);
+        cudaFreeHost(idx->b_hi);
+        cudaFreeHost(idx->b_hrows);
+        idx->b_dd = NULL;
+        idx->b_di = NULL;
+        idx->b_drows = NULL;
+        idx->b_hd = NULL;
+        idx->b_hi = NULL;
+        idx->b_hrows = NULL;
+        idx->b_cap = 0;
+        CUDA_CHECK(cudaMalloc((void **) &idx->b_dd, cap * 4));
+        CUDA_CHECK(cudaMalloc((void **) &idx->b_di, cap * 8));
+        CUDA_CHECK(cudaMalloc((void **) &idx->b_drows, cap * idx->dim * 4));
+        CUDA_CHECK(cudaHostAlloc((void **) &idx->b_hd, cap * 4, cudaHostAllocDefault));
+        CUDA_CHECK(cudaHostAlloc((void **) &idx->b_hi, cap * 8, cudaHostAllocDefault));
+        CUDA_CHECK(cudaHostAlloc((void **) &idx->b_hrows, cap * idx->dim * 4, cudaHostAllocDefault));
+        idx->b_cap = cap;
+    }
+    return CODEVEC_CUDA_OK;
+}
+
+/* Enqueue the candidates' gather and the answers' copy back (rows: optional). */
+static int
+BatchGatherAndCopy(CodevecCudaIndex idx, size_t nk, int rows, cudaEvent_t after_gather,
+                   char *errbuf, size_t errlen)
+{
+    cudaStream_t st = idx->b_stream;
+
+    if (rows)
+    {
+        gather_rows_kernel<<<(unsigned) nk, 128, 0, st>>>((const float *) idx->x32,
+                                                          (int64_t) idx->dpad4 * 4, idx->dim,
+                                                          idx->b_di, (int) nk, idx->b_drows);
+        LAUNCH_CHECK("gather_rows_kernel");
+    }
+    CUDA_CHECK(cudaEventRecord(after_gather, st));
+    CUDA_CHECK(cudaMemcpyAsync(idx->b_hd, idx->b_dd, nk * 4, cudaMemcpyDeviceToHost, st));
+    CUDA_CHECK(cudaMemcpyAsync(idx->b_hi, idx->b_di, nk * 8, cudaMemcpyDeviceToHost, st));
+    if (rows)
+        CUDA_CHECK(cudaMemcpyAsync(idx->b_hrows, idx->b_drows, nk * idx->dim * 4,
+                                   cudaMemcpyDeviceToHost, st));
+    return CODEVEC_CUDA_OK;
+}
+
+int
+codevec_cuda_knn_batch(CodevecCudaIndex idx, const float *queries, int nq, int k, int metric,
+                       const int64_t *ranges, int nranges, const int *qranges,
+                       float *out_dist, int64_t *out_ids, float *out_rows,
+                       CodevecCudaKnnTimes *times, char *errbuf, size_t errlen)
+{
+    CodevecCudaKnnTimes t;
+    KnnCall      call;
+    cudaEvent_t *ev;
+    size_t       nk;
+    double       h0 = HostUs(), h1;
+    int          rc, fails = 0;
+
+    memset(&t, 0, sizeof(t));
+    if (times)
+        *times = t;
+    if (!idx || !queries || !out_dist || !out_ids || nq < 1 || k < 1 || k > CODEVEC_CUDA_MAX_K ||
+        metric < CODEVEC_METRIC_L2 || metric > CODEVEC_METRIC_COSINE ||
+        (ranges == NULL && nranges != 0) || nranges < 0 || (ranges == NULL && qranges != NULL) ||
+        (size_t) nq * k > (size_t) 1 << 26)
+    {
+        SetError(errbuf, errlen, "invalid k-NN batch arguments (k must be 1..1024, nq >= 1, metric 0..2)%s%s", "", "");
+        return CODEVEC_CUDA_ERR_ARG;
+    }
+    CUDA_CHECK(cudaSetDevice(idx->device));
+    rc = BatchReserve(idx, nq, k, errbuf, errlen);
+    if (rc != CODEVEC_CUDA_OK)
+        return rc;
+    nk = (size_t) nq * k;
+    ev = idx->b_ev;
+
+    /* one copy of every query, from pinned memory */
+    memcpy(idx->b_hq, queries, (size_t) nq * idx->dim * 4);
+    CUDA_CHECK(cudaEventRecord(ev[0], idx->b_stream));
+    CUDA_CHECK(cudaMemcpyAsync(idx->b_dq, idx->b_hq, (size_t) nq * idx->dim * 4,
+                               cudaMemcpyHostToDevice, idx->b_stream));
+    CUDA_CHECK(cudaEventRecord(ev[1], idx->b_stream));
+
+    /* the kernels (one launch sequence for all queries), the proof flags */
+    rc = KnnEnqueue(idx, idx->b_dq, nq, k, metric, idx->b_dd, idx->b_di, idx->b_stream, -1,
+                    ranges, nranges, qranges, &call, errbuf, errlen);
+    if (rc != CODEVEC_CUDA_OK)
+        return rc;
+    if (call.path == PATH_F16)
+        CUDA_CHECK(cudaMemcpyAsync(idx->b_hok, call.w.ok, (size_t) nq * 4, cudaMemcpyDeviceToHost,
+                                   idx->b_stream));
+    CUDA_CHECK(cudaEventRecord(ev[2], idx->b_stream));
+
+    /* the candidates' fp32 rows and every answer back, then one wait */
+    rc = BatchGatherAndCopy(idx, nk, out_rows != NULL, ev[3], errbuf, errlen);
+    if (rc != CODEVEC_CUDA_OK)
+        return rc;
+    CUDA_CHECK(cudaEventRecord(ev[4], idx->b_stream));
+    h1 = HostUs();
+    t.enqueue_us = h1 - h0;
+    CUDA_CHECK(cudaEventSynchronize(ev[4]));
+    t.wait_us = HostUs() - h1;
+    t.h2d_us = EventUs(ev[0], ev[1]);
+    t.kernel_us = EventUs(ev[1], ev[2]);
+    t.gather_us = EventUs(ev[2], ev[3]);
+    t.d2h_us = EventUs(ev[3], ev[4]);
+
+    if (call.path == PATH_F16)
+        for (int i = 0; i < nq; i++)
+            fails += idx->b_hok[i] ? 0 : 1;
+    if (fails)
+    {
+        /* a proof failed for some query: the whole batch again from fp32 */
+        double h2 = HostUs();
+
+        CUDA_CHECK(cudaEventRecord(ev[1], idx->b_stream));
+        rc = KnnRelaunchF32(idx, &call, nq, k, metric, idx->b_dd, idx->b_di, idx->b_stream,
+                            errbuf, errlen);
+        if (rc != CODEVEC_CUDA_OK)
+            return rc;
+        CUDA_CHECK(cudaEventRecord(ev[2], idx->b_stream));
+        rc = BatchGatherAndCopy(idx, nk, out_rows != NULL, ev[3], errbuf, errlen);
+        if (rc != CODEVEC_CUDA_OK)
+            return rc;
+        CUDA_CHECK(cudaEventRecord(ev[4], idx->b_stream));
+        CUDA_CHECK(cudaEventSynchronize(ev[4]));
+        t.fallback_us = HostUs() - h2;
+        t.kernel_us += EventUs(ev[1], ev[2]);
+        t.gather_us += EventUs(ev[2], ev[3]);
+        t.d2h_us += EventUs(ev[3], ev[4]);
+    }
+    t.fallbacks = fails;
+    memcpy(out_dist, idx->b_hd, nk * 4);
+    memcpy(out_ids, idx->b_hi, nk * 8);
+    if (out_rows)
+        memcpy(out_rows, idx->b_hrows, nk * idx->dim * 4);
+    if (times)
+        *times = t;
+    return CODEVEC_CUDA_OK;
 }

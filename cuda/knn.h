@@ -109,6 +109,43 @@ int codevec_cuda_knn_qranges(CodevecCudaIndex idx, const float *queries, int nq,
                              char *errbuf, size_t errlen);
 
 /*
+ * Where a codevec_cuda_knn_batch call's time went, microseconds: device
+ * time between events on its stream (the queries' copy in, the kernels
+ * with the proof flags, the candidates' gather, the answers' copy out;
+ * an fp32 fallback's kernels, gather and copy are added to theirs) and
+ * host time (issuing the work; waiting for it; the whole fallback).
+ */
+typedef struct CodevecCudaKnnTimes
+{
+    double h2d_us;
+    double kernel_us;
+    double gather_us;
+    double d2h_us;
+    double enqueue_us;
+    double wait_us;
+    double fallback_us;
+    int    fallbacks;       /* queries whose fp16 proof failed (0 or all) */
+} CodevecCudaKnnTimes;
+
+/*
+ * The same as codevec_cuda_knn_qranges (ranges NULL, nranges 0 and
+ * qranges NULL: every row), plus, when out_rows is not NULL, the fp32
+ * vectors of the answers (nq x k x dim floats, a zero row for id -1), in
+ * one pass with no wait between its steps: one copy of all the queries
+ * from pinned host memory, the kernels, the gather and one copy of every
+ * answer back, on the index's own stream, then a single wait (and, when
+ * an fp16 proof failed, the fp32 kernels, gather and copy once more).
+ * Buffers (device and pinned host) are kept with the index and grow to
+ * the largest batch seen; nq x k at most 2^26. times (may be NULL)
+ * receives the breakdown above. Results are bit for bit those of nq
+ * separate calls (ordered by (distance, id)).
+ */
+int codevec_cuda_knn_batch(CodevecCudaIndex idx, const float *queries, int nq, int k,
+                           int metric, const int64_t *ranges, int nranges, const int *qranges,
+                           float *out_dist, int64_t *out_ids, float *out_rows,
+                           CodevecCudaKnnTimes *times, char *errbuf, size_t errlen);
+
+/*
  * The same on device pointers (queries nq x dim, outputs nq x k) and a
  * stream; returns once the results are written (it reads a small
  * per-query flag back to decide whether any query needs the fp32 fallback).

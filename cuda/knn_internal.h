@@ -98,6 +98,9 @@ typedef struct TuneEntry
     int    prec;                /* chosen storage precision */
 } TuneEntry;
 
+/* events of a batch call: before and after H2D, kernels, gather, D2H */
+#define KNN_BATCH_EVENTS 5
+
 /* A device index (knn.h's CodevecCudaIndex). */
 struct CodevecCudaIndexData
 {
@@ -125,6 +128,20 @@ struct CodevecCudaIndexData
     int           h_ok_len;
     int64_t      *g_ids;        /* gather scratch: CODEVEC_CUDA_MAX_K ids */
     float        *g_out;        /* and their rows, fp32 */
+    /* codevec_cuda_knn_batch: kept across calls, grown by doubling */
+    cudaStream_t  b_stream;     /* created at the first batch */
+    cudaEvent_t   b_ev[KNN_BATCH_EVENTS];
+    int           b_qcap;       /* queries the query buffers hold */
+    size_t        b_cap;        /* answers (queries x k) the answer buffers hold */
+    float        *b_dq;         /* device: queries, distances, ids, rows */
+    float        *b_dd;
+    int64_t      *b_di;
+    float        *b_drows;
+    float        *b_hq;         /* pinned host: the same, and proof flags */
+    float        *b_hd;
+    int64_t      *b_hi;
+    float        *b_hrows;
+    int          *b_hok;
 };
 
 /* Defaults until measured (chosen from the H100 run, see KERNELS.md). */

@@ -153,3 +153,30 @@ COMMENT ON FUNCTION codevec_index_check(regclass) IS
 -- 0.2.0); only the description changes
 COMMENT ON FUNCTION embed(text) IS
 'the embedding of a text by the encoder model named by codevec.model (default: the installed default model, code-minilm-l6 after "make model"): BERT WordPiece tokens ([CLS] text [SEP], truncated to codevec.max_tokens, default 256, computed in this backend), a BERT forward pass on the GPU service when codevec.device is auto and the service is ready or cuda (fp16 weights, fp32 accumulation: cosine >= 0.9999 to the CPU fp32 result) else on this backend''s CPU at codevec.cpu_precision: int8 (the default: linear layers with SmoothQuant-smoothed weights quantized per output channel and activations per row, integer GEMMs through oneDNN on AMX or VNNI; cosine to fp32 >= 0.99 per text, >= 0.999 on average over real code snippets; CPUs without AMX/VNNI or servers without libdnnl2 run fp32 and codevec_model_info().blas says why) or fp32 (OpenBLAS: the same vector sentence-transformers gives, cosine >= 0.99999); mean or CLS pooling and L2 normalisation as the model folder says. Dimensions = the model''s hidden_size (384 for the MiniLM/bge-small/gte-small family), so vectors stored under one model must be recomputed after changing codevec.model. STABLE, not IMMUTABLE: the result depends on the codevec.model, codevec.max_tokens and codevec.cpu_precision settings; PARALLEL SAFE: workers inherit them (each loads the model once). Errors: 58P01 model folder missing, XX001 corrupt model files, 0A000 unsupported config (the message names the field), 22023 codevec.max_tokens above the model''s max_position_embeddings, 55000 codevec.device = cuda and the GPU service cannot serve (with auto: one WARNING per session and the CPU), 53200 the model does not fit codevec.gpu_memory_limit under cuda, 53200 out of memory while quantizing to int8; NULL gives NULL';
+
+-- where the GPU service's time goes, stage by stage (issue 13; src/gpuservice.c)
+CREATE FUNCTION codevec_gpu_stages(
+	OUT stage text,
+	OUT on_device boolean,
+	OUT timings bigint,
+	OUT requests bigint,
+	OUT total_us double precision,
+	OUT mean_us double precision,
+	OUT per_request_us double precision,
+	OUT max_us double precision)
+	RETURNS SETOF record
+	AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL SAFE ROWS 17;
+COMMENT ON FUNCTION codevec_gpu_stages() IS
+'where the GPU service''s time went since the server started, one row per stage in the order a batch runs them: queue (a request posted until the service collected it, per request), window (the batching window''s wait), attach (mapping the batch''s request segments), knn gather (a group''s queries into one buffer), knn enqueue (issuing copies and kernels), knn h2d, knn kernels (similarity, top-k, re-rank, proof flags), knn candidates (the answers'' fp32 rows gathered), knn d2h (device time between CUDA events, on_device true), knn wait (the host waiting for them), knn fallback (fp32 again after a failed fp16 proof), knn answer (answers written into the requests), knn (a k-NN call on one index copy, whole), run (every request of a batch), detach, wake (slots marked done, latches set), batch (attach to wake). timings: how often it was timed (once per batch or per k-NN call, never per query); requests: the requests those timings covered; total_us, mean_us (per timing), per_request_us and max_us in microseconds; all zero without a GPU service';
+
+-- no cold start: the index copies the GPU service loads when it starts
+-- (issue 13; src/gpuprewarm.c, GUC codevec.gpu_prewarm)
+CREATE FUNCTION codevec_gpu_prewarm_list(
+	OUT ordinal integer,
+	OUT database oid,
+	OUT index oid)
+	RETURNS SETOF record
+	AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL SAFE ROWS 64;
+REVOKE ALL ON FUNCTION codevec_gpu_prewarm_list() FROM PUBLIC;
+COMMENT ON FUNCTION codevec_gpu_prewarm_list() IS
+'the index copies the GPU service will load in the background at its next start (codevec.gpu_prewarm = on), most recently used first: ordinal (1 first), database and index oid, as read from pg_codevec_prewarm in the data directory (written by the service when its copies change and when it stops; at most 64). A malformed file gives a WARNING and the entries that could be read; no file, no rows. Superusers only unless granted (it reads a server file)';

@@ -9,9 +9,14 @@
  * whole, chunk after chunk (an IVF copy list after list); APPEND adds the
  * rows a flat index gained since into the copy's delta tier; MASK hides
  * rows a VACUUM removed; KNN answers the k nearest rows of a current copy,
- * several requests on one copy in one batched launch. Copies are evicted
+ * several requests on one copy in one batched call (codevec_cuda_knn_batch:
+ * one copy of all the queries in, the kernels, the candidates' rows
+ * gathered on the device, one copy of every answer out, one wait; its
+ * stages timed for codevec_gpu_stages()). Copies are evicted
  * least recently used first to stay under codevec.gpu_memory_limit with
  * the other device stores (the encoder's models, gpuembed.c).
+ * GpuCopiesList names the complete copies for the prewarm list
+ * (gpuprewarm.c).
  */
 #include "postgres.h"
 
@@ -51,6 +56,7 @@ typedef struct GpuIndexCopy
 	float		maxnorm;
 	size_t		device_bytes;	/* main + delta */
 	TimestampTz last_used;
+	bool		queried;		/* a KNN request ran on it (not only loaded) */
 	ItemPointerData *tids;		/* malloc'd: n main rows, then delta_cap */
 	float	   *delta_vecs;		/* malloc'd: the delta rows (delta_cap x dims) */
 	CodevecCudaIndex idx;
@@ -75,10 +81,15 @@ typedef struct GpuIndexCopy
 
 static GpuIndexCopy index_copies[GPU_MAX_INDEXES];
 
+/* bumped when a copy completes or is dropped: the prewarm list changed */
+static uint64 copies_generation = 0;
+
 /* Drop a copy: device memory and TIDs */
 static void
 DropCopy(GpuIndexCopy *c)
 {
+	if (c->complete)
+		copies_generation++;
 	codevec_cuda_index_free(c->idx);
 	codevec_cuda_index_free(c->delta);
 	free(c->tids);
@@ -156,6 +167,30 @@ AnswerNotCurrent(GpuKnnRequest *r, const GpuIndexCopy *c, int status)
 }
 
 /*
+ * Largest candidate rows (bytes) one batch call copies back: a bigger
+ * answer (codevec_knn with many queries and a large k) takes the
+ * step-by-step path, whose buffers do not grow with the batch.
+ */
+#define GPU_KNN_BATCH_MAX_BYTES ((Size) 64 * 1024 * 1024)
+
+/* Add a k-NN call's timings (codevec_cuda_knn_batch) to the stages */
+static void
+KnnStages(const CodevecCudaKnnTimes *t, double whole_us, int nreq)
+{
+	GpuServiceStageAdd(GPU_STAGE_KNN, whole_us, nreq);
+	if (t == NULL)
+		return;
+	GpuServiceStageAdd(GPU_STAGE_KNN_ENQUEUE, t->enqueue_us, nreq);
+	GpuServiceStageAdd(GPU_STAGE_KNN_H2D, t->h2d_us, nreq);
+	GpuServiceStageAdd(GPU_STAGE_KNN_KERNELS, t->kernel_us, nreq);
+	GpuServiceStageAdd(GPU_STAGE_KNN_CANDIDATES, t->gather_us, nreq);
+	GpuServiceStageAdd(GPU_STAGE_KNN_D2H, t->d2h_us, nreq);
+	GpuServiceStageAdd(GPU_STAGE_KNN_WAIT, t->wait_us, nreq);
+	if (t->fallbacks > 0)
+		GpuServiceStageAdd(GPU_STAGE_KNN_FALLBACK, t->fallback_us, nreq);
+}
+
+/*
  * k nearest rows of nq queries over a copy's main rows and delta tier
  * (an IVF copy: the rows of the nprobe lists probes, every query alike,
  * or when qprobes is given, query q the next qprobes[q] of them):
@@ -163,16 +198,20 @@ AnswerNotCurrent(GpuKnnRequest *r, const GpuIndexCopy *c, int status)
  * order. Each tier's kernel returns its own first k; their merge is the
  * copy's first k, and a row of neither list is at least as far as the
  * merged k-th (it is at least its tier's k-th). Then rows (nq x k x dims)
- * gets the candidates' vectors. 0 or a CODEVEC_CUDA error (errbuf).
+ * gets the candidates' vectors. Without a delta tier one
+ * codevec_cuda_knn_batch call does all of it with a single wait. nreq:
+ * the requests this answers, for codevec_gpu_stages(). 0 or a
+ * CODEVEC_CUDA error (errbuf).
  */
 static int
 KnnOnCopy(GpuIndexCopy *c, const float *queries, int nq, int k, int metric,
 		  const int32 *probes, int nprobe, const int *qprobes,
-		  float *dist, int64 *ids, float *rows, char *errbuf, size_t errlen)
+		  float *dist, int64 *ids, float *rows, int nreq, char *errbuf, size_t errlen)
 {
 	Size		nk = (Size) nq * k;
 	int			rc;
 	int64	   *ranges = NULL;
+	double		t0 = GpuServiceNowUs();
 
 	if (c->lists > 1)
 	{
@@ -196,6 +235,22 @@ KnnOnCopy(GpuIndexCopy *c, const float *queries, int nq, int k, int metric,
 			ranges[2 * i] = c->list_first[l];
 			ranges[2 * i + 1] = c->list_first[l + 1] - c->list_first[l];
 		}
+	}
+	if (c->ndelta == 0 && nk * c->dims * sizeof(float) <= GPU_KNN_BATCH_MAX_BYTES)
+	{
+		/*
+		 * No delta tier: the main rows' answers and their candidate rows in
+		 * one call (one copy in, the kernels, the gather, one copy out, one
+		 * wait; codevec_cuda_knn_batch).
+		 */
+		CodevecCudaKnnTimes times;
+
+		rc = codevec_cuda_knn_batch(c->idx, queries, nq, k, metric, ranges,
+									ranges ? nprobe : 0, ranges ? qprobes : NULL,
+									dist, ids, rows, &times, errbuf, errlen);
+		free(ranges);
+		KnnStages(rc == CODEVEC_CUDA_OK ? &times : NULL, GpuServiceNowUs() - t0, nreq);
+		return rc;
 	}
 	rc = codevec_cuda_knn_qranges(c->idx, queries, nq, k, metric, ranges,
 								  ranges ? nprobe : 0, ranges ? qprobes : NULL, dist, ids,
@@ -291,6 +346,7 @@ KnnOnCopy(GpuIndexCopy *c, const float *queries, int nq, int k, int metric,
 		free(g);
 		free(buf);
 	}
+	KnnStages(NULL, GpuServiceNowUs() - t0, nreq);
 	return rc;
 }
 
@@ -346,7 +402,7 @@ RunKnnMasked(GpuKnnRequest *r, GpuIndexCopy *c)
 		snprintf(r->hdr.errmsg, sizeof(r->hdr.errmsg), "out of host memory");
 	}
 	else if (KnnOnCopy(c, GpuKnnQueries(r), r->nq, kk, r->metric, GpuKnnProbes(r), r->nprobe,
-					   NULL, dist, ids, rows, r->hdr.errmsg, sizeof(r->hdr.errmsg)) != CODEVEC_CUDA_OK)
+					   NULL, dist, ids, rows, 1, r->hdr.errmsg, sizeof(r->hdr.errmsg)) != CODEVEC_CUDA_OK)
 		r->hdr.status = GPU_STATUS_FAILED;
 	else
 	{
@@ -415,6 +471,7 @@ RunKnn(GpuKnnRequest *r)
 		return;
 	}
 	c->last_used = GetCurrentTimestamp();
+	c->queried = true;
 	r->partial = 0;
 	if (c->nmasked > 0)
 	{
@@ -433,10 +490,15 @@ RunKnn(GpuKnnRequest *r)
 		return;
 	}
 	if (KnnOnCopy(c, GpuKnnQueries(r), r->nq, r->k, r->metric, GpuKnnProbes(r), r->nprobe,
-				  NULL, dist, ids, rows, r->hdr.errmsg, sizeof(r->hdr.errmsg)) != CODEVEC_CUDA_OK)
+				  NULL, dist, ids, rows, 1, r->hdr.errmsg, sizeof(r->hdr.errmsg)) != CODEVEC_CUDA_OK)
 		r->hdr.status = GPU_STATUS_FAILED;
 	else
+	{
+		double		t0 = GpuServiceNowUs();
+
 		AnswerKnn(r, c, dist, ids, rows, r->k);
+		GpuServiceStageAdd(GPU_STAGE_KNN_ANSWER, GpuServiceNowUs() - t0, 1);
+	}
 	free(ids);
 }
 
@@ -462,6 +524,7 @@ RunKnnGroup(GpuKnnRequest **group, int ng)
 	int32	   *probes;
 	int		   *qprobes;
 	int			nprobe = 0;
+	double		t0;
 	bool		ivf = c != NULL && c->lists > 1;
 	bool		one_by_one = ng == 1 || CopyStatus(c, &r0->key, r0->dims) != 0 ||
 		c->nmasked > 0;
@@ -498,6 +561,7 @@ RunKnnGroup(GpuKnnRequest **group, int ng)
 		return;
 	}
 	/* the queries; IVF: each query's lists, its own ranges in one launch */
+	t0 = GpuServiceNowUs();
 	for (int j = 0, total = 0; j < ng; j++)
 	{
 		memcpy(queries + (Size) j * r0->dims, GpuKnnQueries(group[j]), sizeof(float) * r0->dims);
@@ -506,8 +570,10 @@ RunKnnGroup(GpuKnnRequest **group, int ng)
 		total += group[j]->nprobe;
 	}
 	c->last_used = GetCurrentTimestamp();
+	c->queried = true;
+	GpuServiceStageAdd(GPU_STAGE_KNN_GATHER, GpuServiceNowUs() - t0, ng);
 	if (KnnOnCopy(c, queries, ng, kmax, r0->metric, probes, nprobe, ivf ? qprobes : NULL,
-				  dist, ids, rows,
+				  dist, ids, rows, ng,
 				  r0->hdr.errmsg, sizeof(r0->hdr.errmsg)) != CODEVEC_CUDA_OK)
 	{
 		for (int j = 0; j < ng; j++)
@@ -517,12 +583,16 @@ RunKnnGroup(GpuKnnRequest **group, int ng)
 		}
 	}
 	else
+	{
+		t0 = GpuServiceNowUs();
 		for (int j = 0; j < ng; j++)
 		{
 			group[j]->partial = 0;
 			AnswerKnn(group[j], c, dist + (Size) j * kmax, ids + (Size) j * kmax,
 					  rows + (Size) j * kmax * r0->dims, kmax);
 		}
+		GpuServiceStageAdd(GPU_STAGE_KNN_ANSWER, GpuServiceNowUs() - t0, ng);
+	}
 	free(probes);
 	free(qprobes);
 	free(queries);
@@ -703,6 +773,7 @@ RunUpload(GpuUploadRequest *r)
 	if (c->loaded == c->n)
 	{
 		c->complete = true;
+		copies_generation++;
 		codevec_cuda_index_info(c->idx, &c->device_bytes, NULL, NULL, 0);
 	}
 	r->hdr.status = 0;
@@ -961,9 +1032,61 @@ AutotuneRun(GpuRequestHeader *req)
 	RunAutotune((GpuAutotuneRequest *) req);
 }
 
+/* GpuCopiesList: see gpuserviceint.h */
+int
+GpuCopiesList(GpuCopyName *out, int max)
+{
+	const GpuIndexCopy *order[GPU_MAX_INDEXES];
+	int			n = 0;
+
+	for (int i = 0; i < GPU_MAX_INDEXES; i++)
+		if (index_copies[i].used && index_copies[i].complete)
+		{
+			/* insertion sort: queried first, then most recently used first */
+			const GpuIndexCopy *c = &index_copies[i];
+			int			j = n++;
+
+			while (j > 0 && (order[j - 1]->queried < c->queried ||
+							 (order[j - 1]->queried == c->queried &&
+							  order[j - 1]->last_used < c->last_used)))
+			{
+				order[j] = order[j - 1];
+				j--;
+			}
+			order[j] = &index_copies[i];
+		}
+	n = Min(n, max);
+	for (int i = 0; i < n; i++)
+	{
+		out[i].dbid = order[i]->key.dbid;
+		out[i].indexid = order[i]->key.indexid;
+		out[i].queried = order[i]->queried;
+	}
+	return n;
+}
+
+/* GpuCopiesGeneration: see gpuserviceint.h */
+uint64
+GpuCopiesGeneration(void)
+{
+	return copies_generation;
+}
+
 #define GPU_COPIES_HANDLER(f) f
 #else							/* !CODEVEC_USE_CUDA: the loop answers NO_DEVICE */
 #define GPU_COPIES_HANDLER(f) NULL
+
+int
+GpuCopiesList(GpuCopyName *out, int max)
+{
+	return 0;
+}
+
+uint64
+GpuCopiesGeneration(void)
+{
+	return 0;
+}
 #endif							/* CODEVEC_USE_CUDA */
 
 static const GpuRequestKindData copies_kinds[] = {

@@ -26,6 +26,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "access/htup_details.h"
@@ -44,6 +45,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/timestamp.h"
+#include "utils/tuplestore.h"
 
 #ifdef CODEVEC_USE_CUDA
 #include "codevec_cuda.h"
@@ -67,6 +69,23 @@ const char *const gpu_service_state_names[] = {
 };
 StaticAssertDecl(lengthof(gpu_service_state_names) == GPU_SERVICE_STOPPED + 1,
 				 "a name for every GpuServiceState");
+
+/* codevec_gpu_stages()'s names of GpuStage values, in order */
+static const char *const gpu_stage_names[] = {
+	"queue", "window", "attach", "knn gather", "knn enqueue", "knn h2d", "knn kernels",
+	"knn candidates", "knn d2h", "knn wait", "knn fallback", "knn answer", "knn", "run",
+	"detach", "wake", "batch"
+};
+StaticAssertDecl(lengthof(gpu_stage_names) == GPU_STAGES, "a name for every GpuStage");
+
+/* device stages are CUDA event intervals; the others host clock readings */
+#define GPU_STAGE_ON_DEVICE(s) ((s) >= GPU_STAGE_KNN_H2D && (s) <= GPU_STAGE_KNN_D2H)
+
+/* The stages timed during the current batch, published at its end */
+static int64 stage_count[GPU_STAGES];
+static int64 stage_requests[GPU_STAGES];
+static double stage_us[GPU_STAGES];
+static double stage_max_us[GPU_STAGES];
 
 /* The registered request kinds, by kind number, and device stores */
 static const GpuRequestKindData *kinds[GPU_MAX_KINDS];
@@ -141,6 +160,7 @@ GpuServiceSetup(void)
 							"without adding latency to a lone query.",
 							&codevec_gpu_batch_window_us, 0, 0, 100000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	GpuPrewarmSetup();
 	DefineCustomIntVariable("codevec.gpu_timeout",
 							"How long a backend waits for the GPU service to answer.",
 							NULL, &codevec_gpu_timeout_ms, 30000, 1, INT_MAX,
@@ -202,6 +222,45 @@ LatencyPercentile(const int64 *hist, int64 total, double p)
 	return pow(2.0, GPU_LATENCY_BUCKETS / 2.0);
 }
 
+/* GpuServiceNowUs: see gpuserviceint.h */
+double
+GpuServiceNowUs(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+/* GpuServiceStageAdd: see gpuserviceint.h */
+void
+GpuServiceStageAdd(GpuStage stage, double us, int nreq)
+{
+	if (stage < 0 || stage >= GPU_STAGES || !(us >= 0))
+		return;
+	stage_count[stage]++;
+	stage_requests[stage] += nreq;
+	stage_us[stage] += us;
+	stage_max_us[stage] = Max(stage_max_us[stage], us);
+}
+
+/* Add the stages timed since the last call to shared memory (mutex held) */
+static void
+PublishStages(void)
+{
+	for (int i = 0; i < GPU_STAGES; i++)
+	{
+		gpu_shared->stage_count[i] += stage_count[i];
+		gpu_shared->stage_requests[i] += stage_requests[i];
+		gpu_shared->stage_us[i] += stage_us[i];
+		gpu_shared->stage_max_us[i] = Max(gpu_shared->stage_max_us[i], stage_max_us[i]);
+	}
+	memset(stage_count, 0, sizeof(stage_count));
+	memset(stage_requests, 0, sizeof(stage_requests));
+	memset(stage_us, 0, sizeof(stage_us));
+	memset(stage_max_us, 0, sizeof(stage_max_us));
+}
+
 /* ---------------------------------------------------------------------
  * The service process
  * --------------------------------------------------------------------- */
@@ -217,6 +276,8 @@ GpuServiceWakeProc(int procno)
 static void
 GpuServiceShutdown(int code, Datum arg)
 {
+	/* the copies in use, for the next start's prewarm */
+	GpuPrewarmSave(true);
 	SpinLockAcquire(&gpu_shared->mutex);
 	gpu_shared->state = GPU_SERVICE_STOPPED;
 	gpu_shared->pid = 0;
@@ -434,6 +495,86 @@ RunGroups(GpuRequestHeader **reqs, bool *done, int n)
 	}
 }
 
+/*
+ * Request segments the service keeps mapped between batches. A backend
+ * posts every small request (KNN, EMBED) in the same session segment, so
+ * mapping it once saves, per request, the attach (shm_open, mmap, the
+ * DSM control lock), the detach (munmap) and the page faults of writing
+ * the answer into a fresh mapping. Holding a mapping keeps the segment
+ * (and so its handle) alive, so a cached handle always names the segment
+ * it was attached as. Only segments up to GPU_SEG_CACHE_MAX_BYTES are
+ * kept (uploads stream through larger ones), at most GPU_SEG_CACHE of
+ * them, least recently used out first, and none unused for
+ * GPU_SEG_CACHE_IDLE_MS (a backend that left, or replaced its segment):
+ * a segment kept alive also holds a slot of the server's DSM control
+ * table (64 + 5 per backend), so dead ones must not pile up.
+ */
+#define GPU_SEG_CACHE			128
+#define GPU_SEG_CACHE_MAX_BYTES	(1024 * 1024)
+#define GPU_SEG_CACHE_IDLE_MS	2000
+
+typedef struct GpuSegCacheEntry
+{
+	dsm_handle	handle;
+	dsm_segment *seg;			/* NULL: a free entry */
+	TimestampTz used;
+} GpuSegCacheEntry;
+
+static GpuSegCacheEntry seg_cache[GPU_SEG_CACHE];
+
+/*
+ * Map the request segment of a slot: the cached mapping, or a new one
+ * (cached when small). NULL when the segment is gone (its backend left).
+ * *cached: whether the caller must leave it mapped.
+ */
+static dsm_segment *
+AttachRequest(dsm_handle handle, TimestampTz now, bool *cached)
+{
+	dsm_segment *seg;
+	GpuSegCacheEntry *slot = NULL;
+
+	*cached = false;
+	for (int i = 0; i < GPU_SEG_CACHE; i++)
+		if (seg_cache[i].seg != NULL && seg_cache[i].handle == handle)
+		{
+			seg_cache[i].used = now;
+			*cached = true;
+			return seg_cache[i].seg;
+		}
+	seg = dsm_attach(handle);
+	if (seg == NULL || dsm_segment_map_length(seg) > GPU_SEG_CACHE_MAX_BYTES)
+		return seg;
+	for (int i = 0; i < GPU_SEG_CACHE; i++)
+		if (seg_cache[i].seg == NULL)
+		{
+			slot = &seg_cache[i];
+			break;
+		}
+		else if (slot == NULL || seg_cache[i].used < slot->used)
+			slot = &seg_cache[i];
+	if (slot->seg != NULL)
+		dsm_detach(slot->seg);	/* the least recently used */
+	dsm_pin_mapping(seg);
+	slot->handle = handle;
+	slot->seg = seg;
+	slot->used = now;
+	*cached = true;
+	return seg;
+}
+
+/* Unmap the cached segments unused for GPU_SEG_CACHE_IDLE_MS */
+static void
+PruneSegCache(TimestampTz now)
+{
+	for (int i = 0; i < GPU_SEG_CACHE; i++)
+		if (seg_cache[i].seg != NULL &&
+			TimestampDifferenceExceeds(seg_cache[i].used, now, GPU_SEG_CACHE_IDLE_MS))
+		{
+			dsm_detach(seg_cache[i].seg);
+			seg_cache[i].seg = NULL;
+		}
+}
+
 /* Run the posted requests of one batch and answer them */
 static void
 RunBatch(int *slots, int n)
@@ -443,22 +584,34 @@ RunBatch(int *slots, int n)
 	dsm_segment *segs[GPU_MAX_SLOTS];
 	GpuRequestHeader *reqs[GPU_MAX_SLOTS];
 	bool		done[GPU_MAX_SLOTS];
+	bool		cached[GPU_MAX_SLOTS];
+	double		t0 = GpuServiceNowUs(),
+				t1,
+				t2,
+				t3;
 
 	/* a segment already gone means its backend left: nothing to answer */
+	now = GetCurrentTimestamp();
 	for (int i = 0; i < n; i++)
 	{
-		segs[i] = dsm_attach(gpu_shared->slots[slots[i]].handle);
+		segs[i] = AttachRequest(gpu_shared->slots[slots[i]].handle, now, &cached[i]);
 		reqs[i] = segs[i] ? (GpuRequestHeader *) dsm_segment_address(segs[i]) : NULL;
 		done[i] = (segs[i] == NULL);
 	}
+	t1 = GpuServiceNowUs();
 	RunGroups(reqs, done, n);
 	for (int i = 0; i < n; i++)
-	{
 		if (!done[i])
 			RunRequest(reqs[i]);
-		if (segs[i] != NULL)
+	t2 = GpuServiceNowUs();
+	for (int i = 0; i < n; i++)
+		if (segs[i] != NULL && !cached[i])
 			dsm_detach(segs[i]);
-	}
+	PruneSegCache(now);
+	t3 = GpuServiceNowUs();
+	GpuServiceStageAdd(GPU_STAGE_ATTACH, t1 - t0, n);
+	GpuServiceStageAdd(GPU_STAGE_RUN, t2 - t1, n);
+	GpuServiceStageAdd(GPU_STAGE_DETACH, t3 - t2, n);
 	now = GetCurrentTimestamp();
 	SpinLockAcquire(&gpu_shared->mutex);
 	for (int i = 0; i < n; i++)
@@ -486,12 +639,23 @@ RunBatch(int *slots, int n)
 		gpu_shared->batch_hist[b]++;
 	}
 	SpinLockRelease(&gpu_shared->mutex);
+	{
+		double		t4 = GpuServiceNowUs();
+
+		GpuServiceStageAdd(GPU_STAGE_WAKE, t4 - t3, n);
+		GpuServiceStageAdd(GPU_STAGE_BATCH, t4 - t0, n);
+	}
+	/* published with the next batch's answers or the loop's next idle turn */
 }
 
 /* Move posted slots to RUNNING; return how many were added to slots[] */
 static int
 CollectPosted(int *slots, int n)
 {
+	TimestampTz now = GetCurrentTimestamp();
+	int			first = n;
+	double		queued = 0;
+
 	SpinLockAcquire(&gpu_shared->mutex);
 	for (int i = 0; i < GPU_MAX_SLOTS; i++)
 	{
@@ -501,11 +665,16 @@ CollectPosted(int *slots, int n)
 		{
 			s->state = SLOT_RUNNING;
 			slots[n++] = i;
+			queued += (double) Max(now - s->posted, 0);
 		}
 		else if (s->state == SLOT_ABANDONED && s->generation != gpu_shared->generation)
 			s->state = SLOT_FREE;
 	}
+	/* the stages of the batch answered last (published here, mutex held) */
+	PublishStages();
 	SpinLockRelease(&gpu_shared->mutex);
+	if (n > first)
+		GpuServiceStageAdd(GPU_STAGE_QUEUE, queued, n - first);
 	return n;
 }
 
@@ -551,6 +720,9 @@ CodevecGpuServiceMain(Datum main_arg)
 	ereport(LOG,
 			(errmsg("codevec gpu service started: %s", gpu_shared->state == GPU_SERVICE_READY ?
 					gpu_shared->device_name : gpu_shared->message)));
+	/* no cold start: load the copies used last, in the background */
+	if (gpu_shared->state == GPU_SERVICE_READY)
+		GpuPrewarmStart();
 
 	while (!ShutdownRequestPending)
 	{
@@ -568,6 +740,7 @@ CodevecGpuServiceMain(Datum main_arg)
 			if (codevec_gpu_batch_window_us > 0 && n < GPU_MAX_SLOTS)
 			{
 				TimestampTz deadline = GetCurrentTimestamp() + codevec_gpu_batch_window_us;
+				double		w0 = GpuServiceNowUs();
 
 				/*
 				 * WaitLatch sleeps in whole milliseconds: windows under one
@@ -589,10 +762,14 @@ CodevecGpuServiceMain(Datum main_arg)
 						pg_usleep(Min(left, 25));
 					n = CollectPosted(slots, n);
 				}
+				GpuServiceStageAdd(GPU_STAGE_WINDOW, GpuServiceNowUs() - w0, n);
 			}
 			RunBatch(slots, n);
 			continue;
 		}
+		/* idle: write the prewarm list if the copies changed; unmap old segments */
+		GpuPrewarmSave(false);
+		PruneSegCache(GetCurrentTimestamp());
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 1000L, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
@@ -668,3 +845,57 @@ codevec_gpu_status(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
+
+PG_FUNCTION_INFO_V1(codevec_gpu_stages);
+/*
+ * codevec_gpu_stages: one row per timed stage of the GPU service's work
+ * (GpuStage, gpuserviceint.h) since the server started: its name, whether
+ * it is device time (CUDA events) or host time (clock readings), how many
+ * times it was timed (once per batch, or per k-NN call on one copy), the
+ * requests those timings covered, and the total, mean (per timing), per
+ * request and largest times in microseconds. Zero rows of counts before
+ * any request; the stages' times are published at the end of each batch.
+ */
+Datum
+codevec_gpu_stages(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int64		count[GPU_STAGES],
+				requests[GPU_STAGES];
+	double		us[GPU_STAGES],
+				max_us[GPU_STAGES];
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (gpu_shared == NULL)
+	{
+		memset(count, 0, sizeof(count));
+		memset(requests, 0, sizeof(requests));
+		memset(us, 0, sizeof(us));
+		memset(max_us, 0, sizeof(max_us));
+	}
+	else
+	{
+		SpinLockAcquire(&gpu_shared->mutex);
+		memcpy(count, gpu_shared->stage_count, sizeof(count));
+		memcpy(requests, gpu_shared->stage_requests, sizeof(requests));
+		memcpy(us, gpu_shared->stage_us, sizeof(us));
+		memcpy(max_us, gpu_shared->stage_max_us, sizeof(max_us));
+		SpinLockRelease(&gpu_shared->mutex);
+	}
+	for (int i = 0; i < GPU_STAGES; i++)
+	{
+		Datum		values[8];
+		bool		nulls[8] = {0};
+
+		values[0] = CStringGetTextDatum(gpu_stage_names[i]);
+		values[1] = BoolGetDatum(GPU_STAGE_ON_DEVICE(i));
+		values[2] = Int64GetDatum(count[i]);
+		values[3] = Int64GetDatum(requests[i]);
+		values[4] = Float8GetDatum(us[i]);
+		values[5] = Float8GetDatum(count[i] > 0 ? us[i] / count[i] : 0);
+		values[6] = Float8GetDatum(requests[i] > 0 ? us[i] / requests[i] : 0);
+		values[7] = Float8GetDatum(max_us[i]);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}

@@ -372,4 +372,10 @@ extern int	CodevecGpuServiceDescribe(char *device, char *why, size_t len);
 /* CodevecGpuServiceMain: the service worker's entry point (gpuservice.c) */
 PGDLLEXPORT void CodevecGpuServiceMain(Datum main_arg);
 
+/*
+ * CodevecGpuPrewarmMain: entry point of a prewarm worker, one per database
+ * the service's prewarm list names (gpuprewarm.c)
+ */
+PGDLLEXPORT void CodevecGpuPrewarmMain(Datum main_arg);
+
 #endif							/* CODEVEC_GPUSERVICE_H */

@@ -65,6 +65,36 @@ typedef struct GpuSlot
 	TimestampTz posted;
 } GpuSlot;
 
+/*
+ * Stages of the service's work that codevec_gpu_stages() times: the loop's
+ * own (gpuservice.c) and the k-NN group path's (gpucopies.c). Host stages
+ * are clock readings around the step, once per batch (never per query);
+ * device stages are CUDA event intervals on the batch's stream
+ * (codevec_cuda_knn_batch). gpu_stage_names[] (gpuservice.c) has their
+ * names, in this order.
+ */
+typedef enum GpuStage
+{
+	GPU_STAGE_QUEUE,			/* per request: posted until collected */
+	GPU_STAGE_WINDOW,			/* the batching window's wait */
+	GPU_STAGE_ATTACH,			/* mapping the batch's request segments */
+	GPU_STAGE_KNN_GATHER,		/* a group's queries into one buffer (host) */
+	GPU_STAGE_KNN_ENQUEUE,		/* issuing copies and kernels (host) */
+	GPU_STAGE_KNN_H2D,			/* the queries' copy to the device */
+	GPU_STAGE_KNN_KERNELS,		/* similarity, top-k, re-rank and proof flags */
+	GPU_STAGE_KNN_CANDIDATES,	/* gathering the answers' fp32 rows */
+	GPU_STAGE_KNN_D2H,			/* distances, ids, rows and flags back */
+	GPU_STAGE_KNN_WAIT,			/* the host waiting for all of it */
+	GPU_STAGE_KNN_FALLBACK,		/* fp32 again after a failed fp16 proof */
+	GPU_STAGE_KNN_ANSWER,		/* answers written into the requests */
+	GPU_STAGE_KNN,				/* a k-NN call on one copy, whole */
+	GPU_STAGE_RUN,				/* every request of the batch run */
+	GPU_STAGE_DETACH,			/* unmapping the segments */
+	GPU_STAGE_WAKE,				/* marking slots done, setting latches */
+	GPU_STAGE_BATCH,			/* a batch, attach to wake */
+	GPU_STAGES
+} GpuStage;
+
 /* The service's shared memory: one per server (gpuservice.c makes it) */
 typedef struct GpuServiceShared
 {
@@ -88,6 +118,11 @@ typedef struct GpuServiceShared
 								 * (codevec.device = auto), all backends */
 	int64		latency_hist[GPU_LATENCY_BUCKETS];
 	int64		batch_hist[GPU_BATCH_BUCKETS];
+	/* codevec_gpu_stages(): per stage, times seen, requests, microseconds */
+	int64		stage_count[GPU_STAGES];
+	int64		stage_requests[GPU_STAGES];
+	double		stage_us[GPU_STAGES];
+	double		stage_max_us[GPU_STAGES];
 	GpuSlot		slots[GPU_MAX_SLOTS];
 } GpuServiceShared;
 
@@ -167,6 +202,64 @@ extern Size GpuServiceStoresBytes(const GpuDeviceStoreData *except);
  * object counts to codevec_gpu_status(); call after loading or dropping.
  */
 extern void GpuServiceUpdateMemoryStats(void);
+
+/*
+ * Service side only: add one timing of a stage (microseconds) that
+ * concerned nreq requests; kept in the service's memory and published to
+ * codevec_gpu_stages() at the end of each batch (no lock taken here).
+ */
+extern void GpuServiceStageAdd(GpuStage stage, double us, int nreq);
+
+/* Service side only: a monotonic clock reading in microseconds */
+extern double GpuServiceNowUs(void);
+
+/*
+ * Prewarm (gpuprewarm.c): the index copies to load again at the service's
+ * start, named by database and index.
+ */
+#define GPU_PREWARM_MAX_ENTRIES 64
+
+typedef struct GpuCopyName
+{
+	Oid			dbid;
+	Oid			indexid;
+	bool		queried;		/* GpuCopiesList: a query ran on it */
+} GpuCopyName;
+
+/* codevec.gpu_prewarm */
+extern bool codevec_gpu_prewarm;
+
+/* Define codevec.gpu_prewarm (from GpuServiceSetup) */
+extern void GpuPrewarmSetup(void);
+
+/*
+ * Service side only, once the device is open: read the list and register
+ * one prewarm worker per database in it (when codevec.gpu_prewarm is on).
+ */
+extern void GpuPrewarmStart(void);
+
+/*
+ * Service side only: write the list when the copies changed since it was
+ * last written (force: in any case, e.g. at shutdown). Failures are LOG
+ * lines; never an error.
+ */
+extern void GpuPrewarmSave(bool force);
+
+/*
+ * Read a list file into out (at most max entries), skipping what is
+ * malformed with one ereport at elevel; the count. Never an error above
+ * elevel.
+ */
+extern int	GpuPrewarmRead(const char *path, GpuCopyName *out, int max, int elevel);
+
+/*
+ * Service side only (gpucopies.c): the complete index copies held, those
+ * a KNN request ran on first, each group most recently used first (at
+ * most max; the count), and a counter bumped each time a copy completes
+ * or is dropped.
+ */
+extern int	GpuCopiesList(GpuCopyName *out, int max);
+extern uint64 GpuCopiesGeneration(void);
 
 /* Each kind file's registration (gpukinds.c calls them) */
 extern void GpuCopiesRegister(void);

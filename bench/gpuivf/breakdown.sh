@@ -17,6 +17,11 @@
 #             answer, candidate rows fetched and re-ranked in the backend
 #   full      the same on ROWS rows: the difference to tiny is the cost
 #             that grows with the rows (kernel bytes)
+# Inside the service, for the ping, tiny and full stages at 1 and 16
+# clients: codevec_gpu_stages()'s deltas over the run (queue, attach, the
+# k-NN group's gather, enqueue, H2D, kernels, candidate rows, D2H, wait,
+# answer, detach, wake, whole batch: per timing and per request, in us;
+# device stages from CUDA events), as RESULT,stages lines and a table.
 # plus EXPLAIN ANALYZE's planning and execution time of the full query
 # (mean of 50), the service's requests per launch in each stage (mean
 # batch, from codevec_gpu_status() deltas), and PyTorch's q @ X.T + topk on
@@ -46,15 +51,31 @@ for tb in t t1k; do	# load both copies on the device
 done
 
 counters() { psql -qAtX -F ' ' -c "SELECT requests, batches FROM codevec_gpu_status()"; }
-declare -A P50 QPS MB
+declare -A P50 QPS MB ST
+# stages_snap / stages_delta NAME CLIENTS: codevec_gpu_stages() over a run
+stages_snap() { psql -qX -c "DROP TABLE IF EXISTS stages0" -c "CREATE TABLE stages0 AS SELECT * FROM codevec_gpu_stages()" >/dev/null; }
+stages_delta() {
+	local line
+	while IFS='|' read -r st dev tm rq per_t per_r; do
+		echo "RESULT,stages,$1,clients=$2,stage=$st,device=$dev,timings=$tm,requests=$rq,per_timing_us=$per_t,per_request_us=$per_r"
+		ST[$1,$2,$st]="$per_t / $per_r"
+	done < <(psql -qAtX -c "
+		SELECT s.stage, s.on_device, s.timings - z.timings, s.requests - z.requests,
+		       round(((s.total_us - z.total_us) / nullif(s.timings - z.timings, 0))::numeric, 1),
+		       round(((s.total_us - z.total_us) / nullif(s.requests - z.requests, 0))::numeric, 1)
+		FROM codevec_gpu_stages() s JOIN stages0 z USING (stage)
+		WHERE s.timings > z.timings")
+}
 stage() {	# stage NAME SQL
 	local name=$1 sql=$2 c out r0 b0 r1 b1 p50 p99 qps
 	printf '\\set q random(1, 1000)\n%s\n' "$sql" >"$work/b.sql"
 	for c in 1 16; do
 		rm -f "$work"/pgb.*
 		read -r r0 b0 <<<"$(counters)"
+		stages_snap
 		out=$(PGOPTIONS="-c codevec.device=cuda" pgbench -n -M prepared -c "$c" -j "$c" -T "$T" -f "$work/b.sql" -l --log-prefix="$work/pgb" postgres 2>&1)
 		read -r r1 b1 <<<"$(counters)"
+		case $name in ping|tiny|full) stages_delta "$name" "$c" ;; esac
 		read -r p50 p99 <<<"$(pctl "$work"/pgb.*)"
 		qps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | cut -d. -f1)
 		local mb=-
@@ -99,4 +120,15 @@ cat <<MD
 | gpuivf scan, $n rows | ${P50[full,1]} | $(d full tiny 1) | ${QPS[full,16]} | ${P50[full,16]} | ${MB[full,16]} |
 
 EXPLAIN ANALYZE of the $n-row query (mean of 50): planning $plan us, execution $exec us.
+
+Inside the service (codevec_gpu_stages() over each run): microseconds per timing / per request.
+A timing is once per batch (queue: per request; knn ...: per k-NN call on one copy, which is
+the whole batch when its requests share the copy). Device rows are CUDA event intervals.
+
+| stage | ping, 1 | ping, 16 | 1,000 rows, 1 | 1,000 rows, 16 | $n rows, 1 | $n rows, 16 |
+|---|---:|---:|---:|---:|---:|---:|
 MD
+for st in queue window attach "knn gather" "knn enqueue" "knn h2d" "knn kernels" "knn candidates" \
+	"knn d2h" "knn wait" "knn fallback" "knn answer" knn run detach wake batch; do
+	echo "| $st | ${ST[ping,1,$st]:--} | ${ST[ping,16,$st]:--} | ${ST[tiny,1,$st]:--} | ${ST[tiny,16,$st]:--} | ${ST[full,1,$st]:--} | ${ST[full,16,$st]:--} |"
+done

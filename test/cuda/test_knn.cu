@@ -10,6 +10,8 @@
  *     by (distance, id)): ids and distances must be identical, bit for bit;
  *  2. an fp64 scan: every distance within 1e-5 (relative to the natural
  *     scale of the metric) and every id either the fp64 one or a near tie.
+ * Then codevec_cuda_knn_batch (BatchCase) against separate calls, bit for
+ * bit, nq 1..256, with the candidates' rows against the uploaded vectors.
  * Outputs are poisoned before each run, so an unwritten slot fails.
  *
  * usage: test_knn [--quick] [--seed N]     (exit status 0 = all passed)
@@ -495,6 +497,176 @@ RangesCase(int64_t n, int dim, int prec, int quick)
     printf("ranges n=%lld dim=%d prec=%d: done\n", (long long) n, dim, prec);
 }
 
+/*
+ * codevec_cuda_knn_batch: nq queries in one call give, bit for bit, the
+ * distances and ids of nq separate codevec_cuda_knn calls and, as rows,
+ * exactly the uploaded vectors of those ids (zeros for id -1). The data
+ * has exact duplicates (ties that only the row position breaks); batch
+ * sizes go up and down so the kept buffers are grown and reused; a ranged
+ * (IVF) batch with lists per query is compared with per-query
+ * codevec_cuda_knn_qranges calls.
+ */
+static void
+BatchCase(int64_t n, int dim, int prec, int quick)
+{
+    char             err[256];
+    CodevecCudaIndex idx = NULL;
+    std::vector<float> x((size_t) n * dim);
+    const int        maxnq = 256;
+    std::vector<float> qs((size_t) maxnq * dim);
+    std::vector<int> nqs = quick ? std::vector<int>{1, 17, 3}
+                                 : std::vector<int>{1, 256, 3, 64, 2, 100, 16, 255};
+
+    for (auto &v : x)
+        v = Gauss();
+    for (int64_t r = 0; r < n / 10; r++)        /* every tenth row twice: ties */
+        memcpy(&x[(size_t) (n - 1 - r) * dim], &x[(size_t) r * dim], sizeof(float) * dim);
+    for (auto &v : qs)
+        v = Gauss();
+    memcpy(&qs[0], &x[0], sizeof(float) * dim);  /* a query equal to a duplicated row */
+    if (codevec_cuda_index_create(n, dim, prec, &idx, err, sizeof(err)) != 0 ||
+        codevec_cuda_index_upload(idx, x.data(), 0, n, err, sizeof(err)) != 0)
+    {
+        FAIL("batch: setup: %s", err);
+        codevec_cuda_index_free(idx);
+        return;
+    }
+    for (int metric = 0; metric < 3; metric++)
+        for (int k : {1, 10, 100})
+            for (int nq : nqs)
+            {
+                size_t nk = (size_t) nq * k;
+                std::vector<float> bd(nk), brows(nk * dim), sd(k);
+                std::vector<int64_t> bi(nk), si(k);
+                CodevecCudaKnnTimes t;
+                int bad = 0;
+
+                std::fill(bd.begin(), bd.end(), -7.0f);     /* poisoned */
+                std::fill(bi.begin(), bi.end(), (int64_t) -7);
+                std::fill(brows.begin(), brows.end(), -7.0f);
+                g_checks++;
+                if (codevec_cuda_knn_batch(idx, qs.data(), nq, k, metric, NULL, 0, NULL, bd.data(),
+                                           bi.data(), brows.data(), &t, err, sizeof(err)) != 0)
+                {
+                    FAIL("batch n=%lld prec %d metric %d k %d nq %d: %s", (long long) n, prec,
+                         metric, k, nq, err);
+                    continue;
+                }
+                if (!(t.h2d_us >= 0 && t.kernel_us > 0 && t.d2h_us >= 0 && t.wait_us >= 0 &&
+                      t.enqueue_us > 0))
+                    FAIL("batch times: h2d %g kernel %g d2h %g wait %g enqueue %g", t.h2d_us,
+                         t.kernel_us, t.d2h_us, t.wait_us, t.enqueue_us);
+                for (int q = 0; q < nq && !bad; q++)
+                {
+                    if (codevec_cuda_knn(idx, &qs[(size_t) q * dim], 1, k, metric, sd.data(),
+                                         si.data(), err, sizeof(err)) != 0)
+                    {
+                        FAIL("batch reference call: %s", err);
+                        bad = 1;
+                        break;
+                    }
+                    for (int i = 0; i < k && !bad; i++)
+                    {
+                        size_t  o = (size_t) q * k + i;
+                        int64_t id = bi[o];
+
+                        if (id != si[i] || memcmp(&bd[o], &sd[i], 4) != 0)
+                        {
+                            FAIL("batch n=%lld prec %d metric %d k %d nq %d query %d rank %d: "
+                                 "id %lld dist %.9g, alone id %lld dist %.9g", (long long) n, prec,
+                                 metric, k, nq, q, i, (long long) id, bd[o], (long long) si[i], sd[i]);
+                            bad = 1;
+                        }
+                        else if (id >= 0 ? memcmp(&brows[o * dim], &x[(size_t) id * dim], 4 * dim) != 0
+                                 : std::any_of(&brows[o * dim], &brows[o * dim] + dim,
+                                               [](float v) { return v != 0.0f; }))
+                        {
+                            FAIL("batch n=%lld metric %d k %d nq %d query %d rank %d: row of id %lld "
+                                 "is not the uploaded vector", (long long) n, metric, k, nq, q, i,
+                                 (long long) id);
+                            bad = 1;
+                        }
+                    }
+                }
+            }
+
+    /* ranged: each query its own lists, against one qranges call per query */
+    {
+        const int L = 32, nq = quick ? 7 : 37, k = 10;
+        std::vector<int64_t> first(L + 1), ranges;
+        std::vector<int> qr(nq);
+        std::vector<float> bd((size_t) nq * k), brows((size_t) nq * k * dim), sd(k);
+        std::vector<int64_t> bi((size_t) nq * k), si(k);
+
+        first[0] = 0;
+        for (int l = 1; l < L; l++)
+            first[l] = (int64_t) (Uniform() * n);
+        first[L] = n;
+        std::sort(first.begin(), first.end());
+        for (int q = 0; q < nq; q++)
+        {
+            int l0 = (int) (Uniform() * L), cnt = 1 + (int) (Uniform() * 4);
+
+            qr[q] = 0;
+            for (int l = l0; l < L && l < l0 + cnt; l++)   /* distinct, in order */
+            {
+                ranges.push_back(first[l]);
+                ranges.push_back(first[l + 1] - first[l]);
+                qr[q]++;
+            }
+        }
+        for (int metric = 0; metric < 3; metric++)
+        {
+            int bad = 0;
+
+            g_checks++;
+            if (codevec_cuda_knn_batch(idx, qs.data(), nq, k, metric, ranges.data(),
+                                       (int) ranges.size() / 2, qr.data(), bd.data(), bi.data(),
+                                       brows.data(), NULL, err, sizeof(err)) != 0)
+            {
+                FAIL("batch ranged metric %d: %s", metric, err);
+                continue;
+            }
+            for (int q = 0, at = 0; q < nq && !bad; at += qr[q], q++)
+            {
+                if (codevec_cuda_knn_qranges(idx, &qs[(size_t) q * dim], 1, k, metric,
+                                             &ranges[(size_t) 2 * at], qr[q], &qr[q], sd.data(),
+                                             si.data(), err, sizeof(err)) != 0)
+                {
+                    FAIL("batch ranged reference: %s", err);
+                    break;
+                }
+                for (int i = 0; i < k && !bad; i++)
+                {
+                    size_t o = (size_t) q * k + i;
+
+                    if (bi[o] != si[i] || memcmp(&bd[o], &sd[i], 4) != 0 ||
+                        (bi[o] >= 0 && memcmp(&brows[o * dim], &x[(size_t) bi[o] * dim], 4 * dim) != 0))
+                    {
+                        FAIL("batch ranged metric %d query %d rank %d: id %lld, alone %lld",
+                             metric, q, i, (long long) bi[o], (long long) si[i]);
+                        bad = 1;
+                    }
+                }
+            }
+        }
+    }
+    /* bad arguments are statuses */
+    {
+        float d[4];
+        int64_t id[4];
+
+        g_checks++;
+        if (codevec_cuda_knn_batch(idx, qs.data(), 0, 4, 0, NULL, 0, NULL, d, id, NULL, NULL,
+                                   err, sizeof(err)) != CODEVEC_CUDA_ERR_ARG ||
+            codevec_cuda_knn_batch(idx, qs.data(), 1, 2000, 0, NULL, 0, NULL, d, id, NULL, NULL,
+                                   err, sizeof(err)) != CODEVEC_CUDA_ERR_ARG)
+            FAIL("batch: nq 0 or k 2000 accepted");
+    }
+    codevec_cuda_index_free(idx);
+    printf("batch n=%lld dim=%d prec=%d: done\n", (long long) n, dim, prec);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -563,6 +735,8 @@ main(int argc, char **argv)
     RangesCase(quick ? 2000 : 20000, 385, CODEVEC_PREC_FP32, quick);
     if (!quick)
         RangesCase(30000, 64, CODEVEC_PREC_FP16, quick);
+    BatchCase(quick ? 3000 : 30011, 384, CODEVEC_PREC_FP16, quick);
+    BatchCase(quick ? 2000 : 10007, 385, CODEVEC_PREC_FP32, quick);
     printf("%d checks, %d failures\n", g_checks, g_failures);
     printf(g_failures ? "RESULT: FAIL\n" : "RESULT: PASS\n");
     return g_failures ? 1 : 0;
