@@ -57,6 +57,9 @@
  * lives on part 0's device. Row numbers (ids, tids[], masked[]) are the
  * copy's, whatever part holds the row.
  */
+StaticAssertDecl(GPU_MAX_PARTS + 1 <= GPU_SPREAD_MAX_TIERS && 1 + GPU_MAX_DEVICES <= GPU_SPREAD_MAX_TIERS,
+				 "a split copy's parts and delta tier, or a copy and its replicas, fit one spread call");
+
 typedef struct GpuCopyPart
 {
 	CodevecCudaIndex idx;
