@@ -37,6 +37,10 @@ REGRESS_OPTS = --load-extension=$(EXTENSION)
 PG_CONFIG ?= pg_config
 PG_CPPFLAGS += -I$(srcdir)/src -I$(srcdir)/cuda
 PG_CFLAGS += -std=gnu11
+# header dependencies: gcc writes src/X.d beside src/X.o naming every project
+# header X.c includes (read back below), so a changed header rebuilds the
+# objects that use it, not only those whose .c changed
+PG_CPPFLAGS += -MMD -MP
 # OpenBLAS is opened on first use (src/blas.c), not linked; so is oneDNN
 # (src/qlinear.c: only its headers, libdnnl-dev, are needed to build)
 SHLIB_LINK += -lutf8proc -lcjson -lm -ldl
@@ -67,7 +71,7 @@ cuda/%.o: cuda/%.cu cuda/codevec_cuda.h cuda/knn.h cuda/knn_internal.h cuda/knn_
 
 endif
 
-EXTRA_CLEAN = cuda/*.o src/*.o src/.cuda-*.stamp src/.pg-*.stamp codevec_cuda_encoder.so
+EXTRA_CLEAN = cuda/*.o src/*.o src/*.d src/.cuda-*.stamp src/.pg-*.stamp codevec_cuda_encoder.so
 
 # Debian's server is built with JIT: PGXS would try to emit bitcode for every
 # object (and has no rule for .cu files). The extension gains nothing from it.
@@ -75,6 +79,7 @@ override with_llvm = no
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+-include $(wildcard src/*.d)
 
 # PostgreSQL 18 from PyPI (tools/install-pg18.sh) was built with a newer gcc
 # than Debian 12's 12.2, which rejects one of its warning flags

@@ -26,4 +26,5 @@ CodevecGpuServiceInit(void)
 	GpuCopiesRegister();		/* KNN UPLOAD APPEND MASK AUTOTUNE: gpucopies.c */
 	GpuKmeansRegister();		/* KMEANS: gpukmeans.c */
 	GpuEmbedRegister();			/* EMBED: gpuembed.c */
+	GpuPrewarmRegister();		/* codevec.gpu_prewarm, start/save hooks: gpuprewarm.c */
 }

@@ -84,10 +84,13 @@ static TimestampTz start_time = 0;	/* when GpuPrewarmStart read the list */
  */
 #define GPU_PREWARM_KEEP_MS		(10 * 60 * 1000)
 
-/* GpuPrewarmSetup: see gpuserviceint.h */
+static const GpuServiceHooks prewarm_hooks = {GpuPrewarmStart, GpuPrewarmSave};
+
+/* GpuPrewarmRegister: see gpuserviceint.h */
 void
-GpuPrewarmSetup(void)
+GpuPrewarmRegister(void)
 {
+	GpuServiceRegisterHooks(&prewarm_hooks);
 	DefineCustomBoolVariable("codevec.gpu_prewarm",
 							 "Whether the GPU service loads the index copies it last used when it starts.",
 							 "The list is pg_codevec_prewarm in the data directory; one background "

@@ -278,7 +278,6 @@ GpuServiceSetup(void)
 							"without adding latency to a lone query.",
 							&codevec_gpu_batch_window_us, 0, 0, 100000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
-	GpuPrewarmSetup();
 	DefineCustomIntVariable("codevec.gpu_timeout",
 							"How long a backend waits for the GPU service to answer.",
 							NULL, &codevec_gpu_timeout_ms, 30000, 1, INT_MAX,
@@ -393,12 +392,25 @@ GpuServiceWakeProc(int procno)
 	SetLatch(&ProcGlobal->allProcs[procno].procLatch);
 }
 
+/* The lifecycle hooks registered (GpuServiceRegisterHooks); NULL: none */
+static const GpuServiceHooks *service_hooks = NULL;
+
+/* GpuServiceRegisterHooks: see gpuserviceint.h */
+void
+GpuServiceRegisterHooks(const GpuServiceHooks *hooks)
+{
+	if (service_hooks != NULL && service_hooks != hooks)
+		elog(ERROR, "codevec: GPU service hooks are already registered");
+	service_hooks = hooks;
+}
+
 /* Leave shared state consistent when the service exits */
 static void
 GpuServiceShutdown(int code, Datum arg)
 {
-	/* the copies in use, for the next start's prewarm */
-	GpuPrewarmSave(true);
+	/* e.g. the copies in use, for the next start's prewarm */
+	if (service_hooks != NULL && service_hooks->save != NULL)
+		service_hooks->save(true);
 	SpinLockAcquire(&gpu_shared->mutex);
 	gpu_shared->state = GPU_SERVICE_STOPPED;
 	gpu_shared->pid = 0;
@@ -1064,8 +1076,9 @@ CodevecGpuServiceMain(Datum main_arg)
 			(errmsg("codevec gpu service started: %s", gpu_shared->state == GPU_SERVICE_READY ?
 					gpu_shared->device_name : gpu_shared->message)));
 	/* no cold start: load the copies used last, in the background */
-	if (gpu_shared->state == GPU_SERVICE_READY)
-		GpuPrewarmStart();
+	if (gpu_shared->state == GPU_SERVICE_READY && service_hooks != NULL &&
+		service_hooks->ready != NULL)
+		service_hooks->ready();
 
 	while (!ShutdownRequestPending)
 	{
@@ -1111,7 +1124,8 @@ CodevecGpuServiceMain(Datum main_arg)
 			continue;
 		}
 		/* idle: write the prewarm list if the copies changed; unmap old segments */
-		GpuPrewarmSave(false);
+		if (service_hooks != NULL && service_hooks->save != NULL)
+			service_hooks->save(false);
 		PruneSegCache(GetCurrentTimestamp());
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 1000L, PG_WAIT_EXTENSION);

@@ -225,6 +225,21 @@ extern void GpuServiceSetup(void);
 extern void GpuServiceRegisterKind(const GpuRequestKindData *kind);
 extern void GpuServiceRegisterStore(const GpuDeviceStoreData *store);
 
+/*
+ * Hooks into the service's life, called in the service process: ready()
+ * once the device is open (state READY), save(false) on each idle turn of
+ * the loop and save(true) at shutdown. Registered once, from _PG_init
+ * (GpuPrewarmRegister: gpuprewarm.c); the struct must outlive the process.
+ * They must not throw: an ERROR in them ends the service.
+ */
+typedef struct GpuServiceHooks
+{
+	void		(*ready) (void);
+	void		(*save) (bool force);
+} GpuServiceHooks;
+
+extern void GpuServiceRegisterHooks(const GpuServiceHooks *hooks);
+
 /* Service side only: the CUDA device index of the first logical device */
 extern int	GpuServiceDeviceIndex(void);
 
@@ -294,8 +309,11 @@ typedef struct GpuCopyName
 /* codevec.gpu_prewarm */
 extern bool codevec_gpu_prewarm;
 
-/* Define codevec.gpu_prewarm (from GpuServiceSetup) */
-extern void GpuPrewarmSetup(void);
+/*
+ * Define codevec.gpu_prewarm and register GpuPrewarmStart / GpuPrewarmSave
+ * as the service's hooks (from CodevecGpuServiceInit)
+ */
+extern void GpuPrewarmRegister(void);
 
 /*
  * Service side only, once the device is open: read the list and register
