@@ -24,6 +24,8 @@
 #    (batches shared out) equal sequential scans; both devices served.
 # 3. One device listed ('0', split forced): today's behaviour, one row, the
 #    copy whole (no split with one device), results equal.
+# Also, when the kit has the model: embed() on two devices equals the CPU's
+# and the model is held on one of them.
 # Stops the server at the end (the next script starts it with its own
 # settings). Ends with "N passed, N failed".
 set -uo pipefail
@@ -133,6 +135,17 @@ SQL
 		failed=$((failed + 1)); echo "not ok $((passed + failed)) - ${4:-}codevec_knn $1 k=$3: $(grep -E 'mismatches|ERROR' <<<"$res" | head -2 | tr '\n' ' ')"
 	fi
 }
+
+# ---- the encoder on one of the devices (when the kit brought the model)
+if [ -f "$(pg_config --sharedir)/extension/codevec_models/default/model.safetensors" ]; then
+	check "two devices: embed() on the GPU service equals the CPU encoder (cosine distance < 0.001)" \
+		"SET codevec.device = cuda; CREATE TEMP TABLE eg AS SELECT embed('parse the config file and fall back to defaults') e;
+		 SET codevec.device = cpu; SELECT (SELECT e FROM eg) <=> embed('parse the config file and fall back to defaults') < 0.001" t
+	check "two devices: the model is held on exactly one of them" \
+		"SELECT sum(models) || ' ' || count(*) FILTER (WHERE models > 0) FROM codevec_gpu_devices()" "1 1"
+else
+	echo "# skipped: embed() on two devices (no model in the kit: bench/encoder/run.sh pack makes .gpukit/minilm-f16)"
+fi
 
 # ---- 1. split: three ranges on two logical devices
 c0=$(gpu_counters)
