@@ -7,7 +7,8 @@
 #
 #   bash bench/gpuivf/multigpu.sh split [N]       (default 20000000)
 #   bash bench/gpuivf/multigpu.sh replicate [N]   (default 1000000)
-#   TWO='0,1' ONE='0' T=10                         (the device lists; seconds per pgbench row)
+#   TWO='0,1' ONE='0' T=10 KEEP=0                  (the device lists; seconds per pgbench row;
+#                                                  KEEP=1 reuses the table of an earlier call)
 #
 # split: N random x 384 rows (bench/seqscan/gen.c, an unlogged table), a
 # flat cosine index; one GPU (codevec.gpu_devices = ONE), then two
@@ -47,20 +48,27 @@ start "codevec.gpu_devices='$ONE'" max_parallel_maintenance_workers=15 maintenan
 echo "# $what $n, $(nproc) cores, $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | sort | uniq -c | tr -s ' ' | tr '\n' ';'), commit $(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo ?)"
 
 # --- data: an unlogged table in 8 parts, 4 streams (as compare.sh) ---------
+# KEEP=1: reuse t, q and t_flat of an earlier run on this server when t has
+# the rows asked for (a second call after one that ran out of time)
 s0=$(date +%s%N)
-psql -qX -c "DROP TABLE IF EXISTS t, q" -c "CREATE UNLOGGED TABLE t (id int, emb codevec(384))" \
-	-c "CREATE TABLE q (qid int, emb codevec(384))" >/dev/null
-"$top/.gpukit/gen" 1000 384 7 >"$work/q.bin"
-psql -qX -c "\\copy q FROM '$work/q.bin' WITH (FORMAT binary)"
-per=$(( (n + 7) / 8 ))
-for s in 0 1 2 3; do
-	( for p in $s $((s + 4)); do
-		"$top/.gpukit/gen" "$per" 384 $((42 + p)) >"$work/v$p.bin" &&
-		psql -qX -c "\\copy t FROM '$work/v$p.bin' WITH (FORMAT binary)"; rm -f "$work/v$p.bin"
-	  done ) &
-done
-wait
-psql -qX -c "VACUUM ANALYZE t" -c "VACUUM ANALYZE q" -c "CREATE INDEX t_flat ON t USING gpuivf (emb codevec_cosine_ops)"
+have=$(psql -qAtX -c "SELECT count(*) FROM t WHERE to_regclass('t_flat') IS NOT NULL AND to_regclass('q') IS NOT NULL" 2>/dev/null)
+if [ "${KEEP:-0}" = 1 ] && [ "$have" -ge $(( n / 8 * 8 )) ] 2>/dev/null; then
+	echo "# KEEP=1: the table of an earlier run ($have rows)"
+else
+	psql -qX -c "DROP TABLE IF EXISTS t, q" -c "CREATE UNLOGGED TABLE t (id int, emb codevec(384))" \
+		-c "CREATE TABLE q (qid int, emb codevec(384))" >/dev/null
+	"$top/.gpukit/gen" 1000 384 7 >"$work/q.bin"
+	psql -qX -c "\\copy q FROM '$work/q.bin' WITH (FORMAT binary)"
+	per=$(( (n + 7) / 8 ))
+	for s in 0 1 2 3; do
+		( for p in $s $((s + 4)); do
+			"$top/.gpukit/gen" "$per" 384 $((42 + p)) >"$work/v$p.bin" &&
+			psql -qX -c "\\copy t FROM '$work/v$p.bin' WITH (FORMAT binary)"; rm -f "$work/v$p.bin"
+		  done ) &
+	done
+	wait
+	psql -qX -c "VACUUM ANALYZE t" -c "VACUUM ANALYZE q" -c "CREATE INDEX t_flat ON t USING gpuivf (emb codevec_cosine_ops)"
+fi
 n=$(psql -qAtX -c "SELECT count(*) FROM t")
 echo "RESULT,multigpu,data,n=$n,load_and_build_ms=$(ms "$s0")"
 
