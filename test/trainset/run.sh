@@ -323,34 +323,108 @@ case $ctext in *"merge each block"*) ok 1 "the comment pair's text leaves its co
 	*"merge(b)"*) ok 0 "the comment pair's text leaves its comment out (and keeps the code)" ;;
 	*) ok 1 "the comment pair's text keeps the code" ;; esac
 
-mkdir -p "$TMP/staqc/data/data_hnn/python/train" "$TMP/staqc/data/data_hnn/python/valid" \
-	"$TMP/staqc/data/data_hnn/python/test" "$TMP/staqc/annotation_tool/data/code_solution_labeled_data/source"
-python3 - "$TMP/staqc" <<'PY'
+# --- StaQC (style so) and the out-of-distribution exclusions, on a
+# StaQC-shaped fixture (every file at the pinned repository's paths, made
+# here: the real pickles are not on this machine)
+SQ="$TMP/staqc"
+mkdir -p "$SQ/data/data_hnn/python/train" "$SQ/data/data_hnn/python/valid" "$SQ/data/data_hnn/python/test" \
+	"$SQ/annotation_tool/data/code_solution_labeled_data/source" \
+	"$SQ/annotation_tool/crowd_sourcing/python_annotator" "$SQ/final_collection"
+python3 - "$SQ" <<'PY'
 import os, pickle, sys
 d = sys.argv[1]
-dump = lambda rel, o: pickle.dump(o, open(os.path.join(d, rel), 'wb'))
+dump = lambda rel, o: pickle.dump(o, open(os.path.join(d, rel), 'wb'), protocol=2)
 h = 'data/data_hnn/python/'
-dump(h + 'train/iids.pickle', [(1, 0), (2, 0), (3, 0), (5, 0)])
-dump(h + 'valid/iids.pickle', [(3, 1)])
-dump(h + 'test/iids.pickle', [(4, 0)])
+dump(h + 'train/iids.pickle', {(1, 0), (1, 1)})
+dump(h + 'valid/iids.pickle', {(3, 0), (3, 1), (6, 0)})
+dump(h + 'test/iids.pickle', {(4, 0), (4, 1)})
+# labels: (3, 1) and (6, 0) are no solution; question 6 has none, so it is no query
+dump('annotation_tool/crowd_sourcing/python_annotator/all_agreed_iid_to_label.pickle',
+     {(1, 0): 1, (1, 1): 0, (3, 0): 1, (3, 1): 0, (6, 0): 0, (4, 0): 1, (4, 1): 1})
+open(os.path.join(d, 'final_collection/python_multi_code_iids.txt'), 'w').write(
+    '(1, 0)\n(2, 0)\n(2, 1)\n(3, 0)\n(4, 0)\n(4, 1)\n(5, 0)\n(8, 0)\n(9, 0)\n')
 src = 'annotation_tool/data/code_solution_labeled_data/source/'
 dump(src + 'python_how_to_do_it_by_classifier_multiple_iid_to_code.pickle',
-     {(1, 0): "import os\nprint(os.listdir('.'))", (2, 0): 'x = {1: 2}\nprint(sorted(x.items()))',
-      (3, 0): 'a = 1\nb = 2', (3, 1): 'c = 3\nd = 4', (4, 0): 'e = 5\nf = 6', (5, 0): 'g = 7'})
+     {(1, 0): "import os\nprint(os.listdir('.'))", (1, 1): 'ls -l\n# output',
+      (2, 0): 'x = {1: 2}\nprint(sorted(x.items(), key=lambda kv: kv[1]))', (2, 1): 'print x\nprint y',
+      (3, 0): 'a, b = b, a\nprint(a)', (3, 1): '>>> a\n2', (6, 0): 'pip install foo\nfoo',
+      (4, 0): 'def read_lines(path):\n    with open(path) as f:\n        return f.readlines()',
+      (4, 1): 'for line in open(p):\n    print(line)',
+      (5, 0): 'z = [0] * n',
+      (8, 0): 'for line in open(p):\n    print(line)',
+      (9, 0): "import os\nprint(os.listdir('.'))"})
 dump(src + 'python_how_to_do_it_by_classifier_multiple_qid_to_title.pickle',
-     {1: 'How to list the files of a directory', 2: 'Sort a dict by its values',
-      3: 'Swap two variables in place', 4: 'Read a file line by line', 5: 'Make a list of zeros'})
+     {1: 'How to list the files of a directory', 2: u'Sort a dict by its values \u2013 fast',
+      3: 'Swap two variables in place', 4: 'Read a file line by line', 5: 'Make a list of zeros',
+      6: 'Install a package', 8: 'Print every line of a file', 9: 'Show the files in a folder'})
+dump(src + 'python_how_to_do_it_qid_by_classifier_unlabeled_single_code_answer_qid_to_code.pickle',
+     {7: 'import json\ndata = json.load(open(name))', 4: 'print(open(p).read())'})
+dump(src + 'python_how_to_do_it_qid_by_classifier_unlabeled_single_code_answer_qid_to_title.pickle',
+     {7: 'Parse a JSON file into a dict', 4: 'Read a file line by line'})
 PY
-bp staqc --staqc "$TMP/staqc" --staqc-no-check --out "$TMP/staqc.jsonl.gz" 2>"$TMP/staqc.err"
-ok $? "build-pairs staqc runs on a StaQC-shaped tree"
-is "$(pairs_json "$TMP/staqc.jsonl.gz" | python3 -c 'import json,sys; print("|".join(sorted(json.loads(l)["query"] + "@" + json.loads(l)["style"] for l in sys.stdin)))')" \
-	"How to list the files of a directory@staqc|Sort a dict by its values@staqc" \
-	"staqc: the training split's titles with their code; a question of the valid split and a one-line answer are not pairs"
-grep -q "'question in the valid/test split': 1" "$TMP/staqc.err"; ok $? "staqc: the question with an answer in valid is left out of training"
-bp staqc --staqc "$TMP/staqc" --out "$TMP/staqc2.jsonl.gz" 2>/dev/null
-[ $? -ne 0 ]; ok $? "staqc: pickles that are not the pinned ones (git blob ids) stop the build"
-bp merge "$TMP/c.jsonl.gz" "$TMP/staqc.jsonl.gz" --out "$TMP/merged.jsonl.gz" 2>/dev/null
-is "$(pairs_json "$TMP/merged.jsonl.gz" | wc -l)" 6 "merge: the C pairs and the StaQC pairs in one file"
+OOD="$TMP/oodcache"
+CODEVEC_OOD_CACHE=$OOD CODEVEC_LOAD=$CODEVEC_LOAD python3 "$ROOT/bench/quality/ood/fetch.py" staqc --from "$SQ" --tree "$TMP/sqtree" >"$TMP/sqfetch.out" 2>&1
+[ $? -ne 0 ] && grep -q 'iids.pickle: sha256 .*, expected' "$TMP/sqfetch.out"
+ok $? "fetch.py staqc: files that are not the pinned ones stop it (exit 1, the file named)"
+CODEVEC_OOD_CACHE=$OOD CODEVEC_LOAD=$CODEVEC_LOAD python3 "$ROOT/bench/quality/ood/fetch.py" staqc --unpinned --from "$SQ" --tree "$TMP/sqtree" >"$TMP/sqfetch.out" 2>&1
+ok $? "fetch.py staqc --unpinned runs on the fixture"
+is "$(python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+code = {s["cid"]: s["code"].split("\n")[0] for s in d["corpus"]}
+print(d["unpinned"], len(d["corpus"]), "|".join("%s:%s=%s" % (sp, q["query"], "+".join(code[t] for t in q["targets"])) for sp in ("dev", "test") for q in d[sp]))' "$OOD/staqc.json")" \
+	"True 5 dev:Swap two variables in place=a, b = b, a|test:Read a file line by line=def read_lines(path):+for line in open(p):" \
+	"fetch.py staqc: dev = valid questions, test = test questions, targets = their label-1 snippets; the corpus holds every annotated snippet of both (5)"
+is "$(head -1 "$TMP/sqtree/s0.py")|$(head -1 "$TMP/sqtree/s3.py")|$(sed -n 2p "$TMP/sqtree/s4.py")" \
+	"def snippet():|def read_lines(path):|    for line in open(p):" \
+	"fetch.py --tree: statements are wrapped in def snippet(), a definition is written as it is"
+grep -q 'give no snippet' "$TMP/sqfetch.out"; ok $? "fetch.py --tree says how many files give no snippet"
+
+bp staqc --staqc "$SQ" --staqc-unpinned --out "$TMP/so.jsonl.gz" 2>"$TMP/so.err"
+ok $? "build-pairs staqc runs on the fixture"
+is "$(pairs_json "$TMP/so.jsonl.gz" | python3 -c 'import json,sys; print("|".join(sorted(json.loads(l)["query"] + "@" + json.loads(l)["style"] for l in sys.stdin)))')" \
+	"How to list the files of a directory@so|Parse a JSON file into a dict@so|Print every line of a file@so|Sort a dict by its values – fast@so" \
+	"staqc: one so pair per training question (multi-code and single-code answers, UTF-8 titles); valid/test questions (3, 4, 6), one-line code (5) and a copy of question 1's code (9) are not pairs"
+grep -q "'question in the valid/test split': 2" "$TMP/so.err"; ok $? "staqc: the 2 valid/test questions of the collection (3, 4; also single-code 4) are left out of training"
+grep -q "'duplicate code': 1" "$TMP/so.err"; ok $? "staqc: the same code under another question is kept once"
+# the text: the loader's own --strip-docs embed_text of the wrapped snippet, without the file's number
+mkdir -p "$TMP/sqone"
+printf 'def snippet():\n    import json\n    data = json.load(open(name))\n' > "$TMP/sqone/answer.py"
+want=$("$CODEVEC_LOAD" --jsonl -q --strip-docs "$TMP/sqone" | python3 -c 'import json,sys; t = json.loads(sys.stdin.readline())["embed_text"].split("\n"); t[0] = t[0][len("answer "):]; t[1] = t[1][len("answer."):]; print(json.dumps("\n".join(t)))')
+is "$(pairs_json "$TMP/so.jsonl.gz" | python3 -c 'import json,sys
+for l in sys.stdin:
+    p = json.loads(l)
+    if p["query"].startswith("Parse"): print(json.dumps(p["text"]))')" "$want" \
+	"staqc: the text is codevec-load --strip-docs's embed_text of the snippet inside def snippet(), no file name in it"
+
+# merge --exclude-ood: CoSQA's code base and queries, StaQC's dev/test code and titles
+python3 - "$OOD" "$TMP" <<'PY'
+import gzip, json, sys
+ood, tmp = sys.argv[1:3]
+corpus = [dict(cid=0, code='def tail(path, n=10):\n    """Last lines."""\n    with open(path) as f:\n        return f.readlines()[-n:]'),
+          dict(cid=1, code='def other():\n    return 1')]
+json.dump(dict(name='cosqa', dev=[dict(qid='d1', query='python get last n lines of a file', targets=[0])],
+               test=[], corpus=corpus), open(ood + '/cosqa.json', 'w'))
+p = lambda **k: json.dumps(dict(dict(language='python', repo='r', style='doc'), **k)) + '\n'
+with gzip.open(tmp + '/pk.jsonl.gz', 'wt') as f:
+    # the same code as CoSQA's c0 in another file (the name lines differ), its comment pair too
+    f.write(p(query='Returns the end of a log file', fn='f1',
+              text='tail\nlogs.tail\ndef tail(path, n=10)\ndef tail(path, n=10):\n    with open(path) as f:\n        return f.readlines()[-n:]'))
+    f.write(p(query='Opens the log and reads it', fn='f1', style='comment',
+              text='tail\nlogs.tail\ndef tail(path, n=10)\ndef tail(path, n=10):\n    return 0'))
+    # a query that is CoSQA's (case and punctuation aside)
+    f.write(p(query='Python: get last N lines of a file!', fn='f2', text='head\nm.head\ndef head()\ndef head():\n    pass'))
+    # a title that is one of StaQC's test questions
+    f.write(p(query='Read a file line by line', fn='f3', text='g\nm.g\ndef g()\ndef g():\n    pass'))
+    f.write(p(query='Counts the words of a text', fn='f4', text='wc\nm.wc\ndef wc(t)\ndef wc(t):\n    return len(t.split())'))
+PY
+bp merge "$TMP/pk.jsonl.gz" "$TMP/so.jsonl.gz" --exclude-ood "$OOD" --out "$TMP/mo.jsonl.gz" --stats "$TMP/mo.json" 2>"$TMP/mo.err"
+ok $? "merge --exclude-ood runs"
+is "$(pairs_json "$TMP/mo.jsonl.gz" | python3 -c 'import json,sys; print("|".join(json.loads(l)["query"] for l in sys.stdin))')" \
+	"Counts the words of a text|How to list the files of a directory|Parse a JSON file into a dict|Sort a dict by its values – fast" \
+	"merge --exclude-ood: CoSQA's code (in another file, docstring aside) with its function's comment pair, a CoSQA query, a StaQC test title and a so pair whose code is a StaQC test answer's are left out"
+is "$(python3 -c 'import json,sys; d = json.load(open(sys.argv[1])); print(d["excluded"], d["why"])' "$TMP/mo.json")" \
+	"5 {'ood code/python/doc': 1, 'ood code/python/so': 1, 'ood query/python/doc': 2}" "merge --exclude-ood: its stats say what was left out and why"
 
 # --- train.py on the tiny BERT fixture (CPU): mining, mixture options, the
 # time limit, the float16 save; skipped where torch is not installed

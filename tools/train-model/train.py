@@ -17,11 +17,11 @@ held-out dev split of the training pairs (the packages whose name hashes to
 
   train.py --base DIR --pairs pairs.jsonl.gz --out DIR [--epochs 3]
            [--batch 128] [--lr 2e-5] [--dtype float32|float16]
-           [--styles doc,comment,staqc] [--languages go,python,...]
+           [--styles doc,comment,so] [--languages go,python,...]
            [--idfree 0.5] [--hard-negatives 1 --mine-range 3,30]
 
 Mixtures (issue 27): --styles keeps the pairs of those query styles
-(build-pairs.py: doc, comment, staqc; pairs without a style are doc);
+(build-pairs.py: doc, comment, so; pairs without a style are doc);
 --languages keeps those languages; --idfree P gives each doc pair that has
 an identifier-free rewrite that rewrite as its query with probability P,
 drawn again every epoch from the seed.  The dev split is always the doc
@@ -182,7 +182,7 @@ def main():
     ap.add_argument('--seed', type=int, default=42)
     ap.add_argument('--dtype', default='float32', choices=['float32', 'float16'])
     ap.add_argument('--max-steps', type=int, default=0, help='stop early (a smoke test)')
-    ap.add_argument('--styles', default='doc,comment,staqc',
+    ap.add_argument('--styles', default='doc,comment,so',
                     help='query styles trained on (comma-separated)')
     ap.add_argument('--languages', default='', help='languages trained on (default all)')
     ap.add_argument('--idfree', type=float, default=0.0,
