@@ -490,6 +490,71 @@ PY
 		"train.py --hard-negatives 1: one negative per training pair (50 doc + 1 comment), dev = the held-out package's 10 doc pairs, float16 weights"
 	read -r _ l_rc l_stop l_train < <(grep '^limit' "$TMP/train.out")
 	is "$l_rc $l_stop $l_train" "0 True 50" "train.py --max-seconds 1 stops and still saves; --styles doc leaves the comment pair out"
+	# checkpoints chosen on a kit's OOD dev halves (--ood-kit), --cap, --mine-with;
+	# the OOD score against eval-models.py's own ranking of the same model
+	"$TPY" - "$ROOT" "$TMP" <<'PY' > "$TMP/ood.out" 2>"$TMP/ood.err"
+import gzip, importlib.util, json, os, subprocess, sys
+root, tmp = sys.argv[1:3]
+fix = os.path.join(root, 'test/embed/fixtures/tiny-bert')
+words = 'read write parse sort merge split join open close send receive hash'.split()
+sn = [[100 + i, 'def %s_%d(items):\n    return %s(items, %d)' % (w, i, w, i)]
+      for i, w in enumerate(words * 2)]
+qs = lambda bench, lang: [dict(qid='%s%d' % (bench, i), language=lang, split='dev' if i % 3 else 'test',
+                               query='%s the list %d' % (words[i % 12], i), targets=[100 + i],
+                               kw=[100 + (i + 1) % 24]) for i in range(24)]
+kit = dict(created='t', commit='t', groups=[
+    dict(benchmark='public', name='public', snippets=sn, queries=qs('public', 'go')),
+    dict(benchmark='cosqa', name='cosqa', snippets=sn, queries=qs('cosqa', 'python')),
+    dict(benchmark='hand', name='hand-x', snippets=sn[:12], queries=qs('hand', 'c')[:12])])
+with gzip.open(os.path.join(tmp, 'kit.json.gz'), 'wt') as f:
+    json.dump(kit, f)
+# eval-models.py on the kit (the starting model): vector MRR@10 of the dev cells
+r = subprocess.run([sys.executable, os.path.join(root, 'bench/quality/ood/eval-models.py'),
+                    os.path.join(tmp, 'kit.json.gz'), fix, '--backend', 'torch',
+                    '--only', 'cosqa,hand', '--out', os.path.join(tmp, 'ev.json')],
+                   capture_output=True, text=True)
+ev = json.load(open(os.path.join(tmp, 'ev.json')))
+cells = {}
+for g in ev['models'][fix]:
+    for q in g['queries']:
+        if q['split'] == 'dev':
+            cells.setdefault((g['benchmark'], q['language']), []).append(
+                1 / q['vector'] if 0 < q['vector'] <= 10 else 0.0)
+ref = sum(sum(v) / len(v) for v in cells.values()) / len(cells)
+pairs = [dict(language='c', repo='repo%d' % (i % 5), style='so' if i % 2 else 'doc', fn='f%d' % i,
+              query='%s the items of list %d' % (words[i % 12], i),
+              text='void %s_%d(struct list *l) { %s(l, %d); }' % (words[i % 12], i, words[i % 12], i))
+         for i in range(60)]
+with gzip.open(os.path.join(tmp, 'op.jsonl.gz'), 'wt') as f:
+    for p in pairs:
+        f.write(json.dumps(p) + '\n')
+t = subprocess.run([sys.executable, os.path.join(root, 'tools/train-model/train.py'), '--base', fix,
+                    '--pairs', os.path.join(tmp, 'op.jsonl.gz'), '--out', os.path.join(tmp, 'm3'),
+                    '--epochs', '2', '--batch', '8', '--lr', '1e-3', '--query-len', '32',
+                    '--text-len', '64', '--styles', 'doc,so', '--cap', 'so=10',
+                    '--hard-negatives', '1', '--mine-range', '1,5', '--mine-with', fix,
+                    '--ood-kit', os.path.join(tmp, 'kit.json.gz'), '--eval-every', '2'],
+                   capture_output=True, text=True)
+h = json.load(open(os.path.join(tmp, 'm3', 'train-log.json'))) if t.returncode == 0 else {}
+o = h.get('ood_dev_mrr10', {})
+scores = {k: v['macro'] for k, v in o.items()}
+print('ref', r.returncode, t.returncode, round(ref, 4) == o.get('0', {}).get('macro'),
+      sorted(set(k.split('/')[0] for k in o.get('0', {}).get('cells', {}))) == ['cosqa', 'hand'],
+      h.get('ood_dev_queries') == {'cosqa': 16, 'hand': 8})
+print('cap', h.get('train_pairs'), h.get('mixture'), h.get('mining', {}).get('model') == fix)
+best = max(scores.values()) if scores else None
+print('chosen', h.get('chosen', {}).get('score') == best, any(k.startswith('step') for k in scores),
+      h.get('chosen', {}).get('by'))
+sys.stderr.write(t.stdout[-3000:] + t.stderr[-3000:] + r.stderr[-2000:])
+PY
+	ok $? "train.py --ood-kit smoke test runs (tiny BERT, CPU)"
+	read -r _ o_ev o_tr o_same o_cells o_n < <(grep '^ref' "$TMP/ood.out")
+	is "$o_ev $o_tr $o_same $o_cells $o_n" "0 0 True True True" \
+		"--ood-kit: the starting model's OOD dev macro MRR@10 equals eval-models.py's vector ranks (cosqa and hand dev cells; public and test halves never read)"
+	is "$(grep '^cap' "$TMP/ood.out")" "cap 40 {'c/doc': 30, 'c/so': 10} True" \
+		"--cap so=10 keeps 10 of the 30 so pairs, all 30 doc pairs; --mine-with mines with the given folder"
+	is "$(grep '^chosen' "$TMP/ood.out")" "chosen True True OOD dev macro MRR@10" \
+		"--ood-kit: the checkpoint kept is the best OOD dev macro of every epoch and every --eval-every steps"
 else
 	N=$((N + 1)); SKIP=$((SKIP + 1))
 	echo "ok $N - train.py smoke test # SKIP torch/transformers not installed (TRAIN_PYTHON)"
