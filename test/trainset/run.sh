@@ -581,6 +581,25 @@ is "$(pairs_json "$TMP/merged.jsonl.gz" | python3 -c 'import json,sys; print("|"
 	"func Close|func Open" "merge keeps both files' pairs, sorted, and leaves out the one whose query is a benchmark query"
 grep -q '1 left out: query in the benchmark' "$TMP/merge.err"; ok $? "merge says how many it left out"
 
+# pieces.sh: files over one GPU call's carry, split into folders of at most N bytes and joined
+mkdir -p "$TMP/pcs/model/1_Pooling"
+head -c 250000 /dev/urandom > "$TMP/pcs/pairs.bin"
+head -c 90000 /dev/urandom > "$TMP/pcs/model/model.safetensors"
+echo '{}' > "$TMP/pcs/model/1_Pooling/config.json"
+PCS="bash $ROOT/tools/train-model/pieces.sh"
+$PCS split "$TMP/pc" 100000 "$TMP/pcs/pairs.bin" "$TMP/pcs/model" > "$TMP/pc.out"
+ok $? "pieces.sh split runs"
+big=$(for d in "$TMP"/pc/p*; do [ "$(cat "$d"/*.chunk-* | wc -c)" -le 100000 ] || echo "$d"; done)
+is "$(ls "$TMP/pc" | wc -l) ${big:-none}" "5 none" "pieces.sh: 5 folders (250 kB, a 102 kB tar), none with more than 100000 bytes of chunks"
+$PCS join "$TMP/pc" "$TMP/pj" > /dev/null && cmp -s "$TMP/pcs/pairs.bin" "$TMP/pj/pairs.bin" && diff -r "$TMP/pcs/model" "$TMP/pj/model" > /dev/null
+ok $? "pieces.sh join gives back the same file and folder"
+printf 'x' >> "$(ls "$TMP"/pc/p02/*.chunk-* | head -1)"
+$PCS join "$TMP/pc" "$TMP/pj2" 2>"$TMP/pj2.err"
+[ $? -ne 0 ] && grep -q 'sha256 .*, expected' "$TMP/pj2.err"; ok $? "pieces.sh join: a changed chunk stops it (sha256 named)"
+rm -rf "$TMP/pc/p03"
+$PCS join "$TMP/pc" "$TMP/pj3" 2>"$TMP/pj3.err"
+[ $? -ne 0 ] && grep -q 'p03/.* missing' "$TMP/pj3.err"; ok $? "pieces.sh join: a folder not sent stops it (the chunk named)"
+
 # the manifest: pinned, Debian only (binary or source packages, or one .orig of a source package), none of the benchmark's packages
 python3 - "$ROOT/tools/train-model/packages.tsv" "$ROOT/bench/quality/manifest.tsv" <<'PY' > "$TMP/man.out"
 import sys
