@@ -155,9 +155,12 @@ def ood_mrr(model, tok, groups, dev):
         return None
     model.eval()
     cells = {}
+    # 256 tokens as codevec.max_tokens and eval-models.py (less only for a
+    # test model with fewer positions)
+    n = min(256, model.config.max_position_embeddings)
     for bench, texts, ids, qs in groups:
-        D = embed_all(model, tok, texts, 256, dev)
-        Q = embed_all(model, tok, [q for _, q, _ in qs], 256, dev)
+        D = embed_all(model, tok, texts, n, dev)
+        Q = embed_all(model, tok, [q for _, q, _ in qs], n, dev)
         S = Q @ D.T
         pos = {x: i for i, x in enumerate(ids)}
         for qi, (lang, _, targets) in enumerate(qs):
