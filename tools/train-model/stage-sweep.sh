@@ -37,14 +37,15 @@ python3 "$here/build-pairs.py" merge "$pairs" ${so:+"$so"} --exclude-ood "$ood" 
 gzip -dc "$out/work/pairs.jsonl.gz" | xz -9 -T2 > "$out/work/pairs.jsonl.xz"
 rm "$out/work/pairs.jsonl.gz"
 cp "$kit" "$out/work/kit.json.gz"
-rm -rf "$out/work/base"
-cp -r "$base" "$out/work/base"
+rm -rf "$out/work/all-MiniLM-L6-v2"
+# named so: eval-models.py and choose.py take it for the baseline by its name
+cp -r "$base" "$out/work/all-MiniLM-L6-v2"
 tree=$(git -C "$root" ls-files -z | (cd "$root" && du --files0-from=- -cb 2>/dev/null) | tail -1 | cut -f1)
 max=$((64 * 1024 * 1024 - tree - 512 * 1024))
 [ "$max" -gt 1000000 ] || { echo "stage-sweep.sh: the tracked files ($tree bytes) leave no room to carry" >&2; exit 1; }
-bash "$here/pieces.sh" split "$out/pc" "$max" "$out/work/base" "$out/work/pairs.jsonl.xz" \
+bash "$here/pieces.sh" split "$out/pc" "$max" "$out/work/all-MiniLM-L6-v2" "$out/work/pairs.jsonl.xz" \
 	"$out/work/kit.json.gz" > "$out/pieces.txt"
-(cd "$out/work" && sha256sum pairs.jsonl.xz kit.json.gz base/model.safetensors) > "$out/SHA256SUMS"
+(cd "$out/work" && sha256sum pairs.jsonl.xz kit.json.gz all-MiniLM-L6-v2/model.safetensors) > "$out/SHA256SUMS"
 rm -rf "$out/work"
 n=$(ls -d "$out"/pc/p* | wc -l)
 echo "stage-sweep.sh: tracked files $tree bytes; $n pieces of at most $max bytes in $rel/pc"
@@ -54,5 +55,5 @@ for d in "$out"/pc/p*; do
 	echo "  carry [\"$rel/pc/$(basename "$d")\"]  command: ls -la $rel/pc"
 done
 echo "  carry []  command: bash tools/train-model/pieces.sh join $rel/pc $rel/stage"
-echo "then sweep.sh with BASE $rel/stage/base, PAIRS $rel/stage/pairs.jsonl.xz," \
+echo "then sweep.sh with BASE $rel/stage/all-MiniLM-L6-v2, PAIRS $rel/stage/pairs.jsonl.xz," \
 	"--ood-kit $rel/stage/kit.json.gz (tools/train-model/README.md, 'The next sweep')"
