@@ -238,8 +238,12 @@ static const GpuDeviceStoreData copies_store = {
 };
 
 /*
- * How a copy stands against a request's key: 0 current; GPU_STATUS_STALE
- * when only rows inserted since are missing; GPU_STATUS_NOT_LOADED when
+ * How a copy stands against a request's key: 0 current, which includes a
+ * copy ahead in inserts (it holds every row the key counts, and the rows
+ * inserted since are invisible to the request's snapshot, which the heap
+ * fetch filters like dead rows; so a backend never chases inserts made
+ * after its scan began); GPU_STATUS_STALE when only rows the key counts
+ * are missing; GPU_STATUS_NOT_LOADED when
  * there is none, it is incomplete, or another version (REINDEX, TRUNCATE,
  * VACUUM, other dims), or an IVF copy behind in inserts (its rows are
  * grouped by list: it is loaded again whole).
@@ -250,7 +254,7 @@ CopyStatus(const GpuIndexCopy *c, const GpuIndexKey *key, int dims)
 	if (c == NULL || !c->complete || c->key.relfilenode != key->relfilenode ||
 		c->key.deleteCount != key->deleteCount || c->dims != dims)
 		return GPU_STATUS_NOT_LOADED;
-	if (c->key.insertCount != key->insertCount)
+	if (c->key.insertCount < key->insertCount)
 		return c->lists > 1 ? GPU_STATUS_NOT_LOADED : GPU_STATUS_STALE;
 	return 0;
 }
@@ -1239,8 +1243,14 @@ RunAppend(GpuUploadRequest *r)
 	c->resume_blk = r->resume_blk;
 	c->resume_off = r->resume_off;
 	c->last_used = GetCurrentTimestamp();
+	/*
+	 * Complete: it holds every row up to the appender's read of the chain,
+	 * so at least those its key counts. Never lowered: a backend whose key
+	 * is older (its append came second) must not make the copy stale again
+	 * for the newer keys it also serves.
+	 */
 	if (c->n + c->ndelta == r->total)
-		c->key.insertCount = r->key.insertCount;
+		c->key.insertCount = Max(c->key.insertCount, r->key.insertCount);
 	c->device_bytes = CopyDeviceBytes(c);
 	r->hdr.status = 0;
 	GpuServiceUpdateMemoryStats();

@@ -460,8 +460,9 @@ extern int	GpuivfGpuRefresh(Relation index, const struct GpuIndexKey *key, int d
  * GpuivfGpuBackoff: before attempt (0-based) of a k-NN request whose copy
  * changed under the previous ones. Attempts 0 and 1 go at once; later ones
  * wait 1 to 32 ms (doubling, with random jitter, interruptible) and re-read
- * the metapage into key's deleteCount and insertCount, so the request
- * names the index as it is now. False, without waiting, once
+ * the metapage's deleteCount into key (a VACUUM meanwhile); key's
+ * insertCount stays the scan's, which any copy at least as new serves.
+ * False, without waiting, once
  * GPUIVF_GPU_MAX_ATTEMPTS were made or codevec.gpu_timeout has passed
  * since start: the caller then treats the search as not served.
  */

@@ -14,9 +14,11 @@
  *
  * The copy. The service keeps, per index, the vectors on the device and
  * the heap TID of each row (gpuservice.c). It is current while the index's
- * relfilenode (REINDEX, TRUNCATE), the metapage's deleteCount (bumped by
- * VACUUM deletions) and insertCount (bumped in the same WAL record as every
- * insert) are those the backend reads at scan start. A copy of another
+ * relfilenode (REINDEX, TRUNCATE) and the metapage's deleteCount (bumped
+ * by VACUUM deletions) are those the backend reads at scan start, and its
+ * insertCount (bumped in the same WAL record as every insert) is at least
+ * the one read then: rows inserted after it are invisible to the scan's
+ * snapshot, and the heap fetch filters them like dead rows. A copy of another
  * version is "not loaded": the backend streams the index's vectors to it
  * in chunks of UPLOAD requests, then asks again. A copy behind only in
  * insertCount is "stale": inserts append to the end of the index's chain,
@@ -431,10 +433,16 @@ GpuivfGpuBackoff(Relation index, int attempt, instr_time start, GpuIndexKey *key
 					 Max(ms, 1), PG_WAIT_EXTENSION);
 	ResetLatch(MyLatch);
 	CHECK_FOR_INTERRUPTS();
-	/* the index as it is now: rows inserted meanwhile, a VACUUM */
+	/*
+	 * A VACUUM meanwhile: the copies now hold the new version. The insert
+	 * count stays the one read at scan start: every row this scan's
+	 * snapshot can see is counted in it, and any copy holding at least
+	 * those serves it (CopyStatus in gpucopies.c), so under steady inserts
+	 * a waiting scan is served by the next load or append instead of
+	 * chasing each new insert until codevec.gpu_timeout.
+	 */
 	GpuivfReadMeta(index, &meta);
 	key->deleteCount = meta.deleteCount;
-	key->insertCount = meta.insertCount;
 	return true;
 }
 

@@ -60,7 +60,7 @@ set --
 source "$top/test/gpu/setup.sh" >"$OUT/setup.log" 2>&1
 echo "RESULT,part,setup,state=$(psql -qAtX -c "SELECT state FROM codevec_gpu_status()"),wall_s=$(( $(date +%s) - t0 ))"
 
-part run 100 bash "$top/test/gpu/run.sh" 50000
+part run 200 bash "$top/test/gpu/run.sh" 50000
 part knn 80 bash "$top/test/gpu/knn.sh" 50000 50
 
 # the CUDA checks must be done before the timings

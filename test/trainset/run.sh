@@ -323,34 +323,108 @@ case $ctext in *"merge each block"*) ok 1 "the comment pair's text leaves its co
 	*"merge(b)"*) ok 0 "the comment pair's text leaves its comment out (and keeps the code)" ;;
 	*) ok 1 "the comment pair's text keeps the code" ;; esac
 
-mkdir -p "$TMP/staqc/data/data_hnn/python/train" "$TMP/staqc/data/data_hnn/python/valid" \
-	"$TMP/staqc/data/data_hnn/python/test" "$TMP/staqc/annotation_tool/data/code_solution_labeled_data/source"
-python3 - "$TMP/staqc" <<'PY'
+# --- StaQC (style so) and the out-of-distribution exclusions, on a
+# StaQC-shaped fixture (every file at the pinned repository's paths, made
+# here: the real pickles are not on this machine)
+SQ="$TMP/staqc"
+mkdir -p "$SQ/data/data_hnn/python/train" "$SQ/data/data_hnn/python/valid" "$SQ/data/data_hnn/python/test" \
+	"$SQ/annotation_tool/data/code_solution_labeled_data/source" \
+	"$SQ/annotation_tool/crowd_sourcing/python_annotator" "$SQ/final_collection"
+python3 - "$SQ" <<'PY'
 import os, pickle, sys
 d = sys.argv[1]
-dump = lambda rel, o: pickle.dump(o, open(os.path.join(d, rel), 'wb'))
+dump = lambda rel, o: pickle.dump(o, open(os.path.join(d, rel), 'wb'), protocol=2)
 h = 'data/data_hnn/python/'
-dump(h + 'train/iids.pickle', [(1, 0), (2, 0), (3, 0), (5, 0)])
-dump(h + 'valid/iids.pickle', [(3, 1)])
-dump(h + 'test/iids.pickle', [(4, 0)])
+dump(h + 'train/iids.pickle', {(1, 0), (1, 1)})
+dump(h + 'valid/iids.pickle', {(3, 0), (3, 1), (6, 0)})
+dump(h + 'test/iids.pickle', {(4, 0), (4, 1)})
+# labels: (3, 1) and (6, 0) are no solution; question 6 has none, so it is no query
+dump('annotation_tool/crowd_sourcing/python_annotator/all_agreed_iid_to_label.pickle',
+     {(1, 0): 1, (1, 1): 0, (3, 0): 1, (3, 1): 0, (6, 0): 0, (4, 0): 1, (4, 1): 1})
+open(os.path.join(d, 'final_collection/python_multi_code_iids.txt'), 'w').write(
+    '(1, 0)\n(2, 0)\n(2, 1)\n(3, 0)\n(4, 0)\n(4, 1)\n(5, 0)\n(8, 0)\n(9, 0)\n')
 src = 'annotation_tool/data/code_solution_labeled_data/source/'
 dump(src + 'python_how_to_do_it_by_classifier_multiple_iid_to_code.pickle',
-     {(1, 0): "import os\nprint(os.listdir('.'))", (2, 0): 'x = {1: 2}\nprint(sorted(x.items()))',
-      (3, 0): 'a = 1\nb = 2', (3, 1): 'c = 3\nd = 4', (4, 0): 'e = 5\nf = 6', (5, 0): 'g = 7'})
+     {(1, 0): "import os\nprint(os.listdir('.'))", (1, 1): 'ls -l\n# output',
+      (2, 0): 'x = {1: 2}\nprint(sorted(x.items(), key=lambda kv: kv[1]))', (2, 1): 'print x\nprint y',
+      (3, 0): 'a, b = b, a\nprint(a)', (3, 1): '>>> a\n2', (6, 0): 'pip install foo\nfoo',
+      (4, 0): 'def read_lines(path):\n    with open(path) as f:\n        return f.readlines()',
+      (4, 1): 'for line in open(p):\n    print(line)',
+      (5, 0): 'z = [0] * n',
+      (8, 0): 'for line in open(p):\n    print(line)',
+      (9, 0): "import os\nprint(os.listdir('.'))"})
 dump(src + 'python_how_to_do_it_by_classifier_multiple_qid_to_title.pickle',
-     {1: 'How to list the files of a directory', 2: 'Sort a dict by its values',
-      3: 'Swap two variables in place', 4: 'Read a file line by line', 5: 'Make a list of zeros'})
+     {1: 'How to list the files of a directory', 2: u'Sort a dict by its values \u2013 fast',
+      3: 'Swap two variables in place', 4: 'Read a file line by line', 5: 'Make a list of zeros',
+      6: 'Install a package', 8: 'Print every line of a file', 9: 'Show the files in a folder'})
+dump(src + 'python_how_to_do_it_qid_by_classifier_unlabeled_single_code_answer_qid_to_code.pickle',
+     {7: 'import json\ndata = json.load(open(name))', 4: 'print(open(p).read())'})
+dump(src + 'python_how_to_do_it_qid_by_classifier_unlabeled_single_code_answer_qid_to_title.pickle',
+     {7: 'Parse a JSON file into a dict', 4: 'Read a file line by line'})
 PY
-bp staqc --staqc "$TMP/staqc" --staqc-no-check --out "$TMP/staqc.jsonl.gz" 2>"$TMP/staqc.err"
-ok $? "build-pairs staqc runs on a StaQC-shaped tree"
-is "$(pairs_json "$TMP/staqc.jsonl.gz" | python3 -c 'import json,sys; print("|".join(sorted(json.loads(l)["query"] + "@" + json.loads(l)["style"] for l in sys.stdin)))')" \
-	"How to list the files of a directory@staqc|Sort a dict by its values@staqc" \
-	"staqc: the training split's titles with their code; a question of the valid split and a one-line answer are not pairs"
-grep -q "'question in the valid/test split': 1" "$TMP/staqc.err"; ok $? "staqc: the question with an answer in valid is left out of training"
-bp staqc --staqc "$TMP/staqc" --out "$TMP/staqc2.jsonl.gz" 2>/dev/null
-[ $? -ne 0 ]; ok $? "staqc: pickles that are not the pinned ones (git blob ids) stop the build"
-bp merge "$TMP/c.jsonl.gz" "$TMP/staqc.jsonl.gz" --out "$TMP/merged.jsonl.gz" 2>/dev/null
-is "$(pairs_json "$TMP/merged.jsonl.gz" | wc -l)" 6 "merge: the C pairs and the StaQC pairs in one file"
+OOD="$TMP/oodcache"
+CODEVEC_OOD_CACHE=$OOD CODEVEC_LOAD=$CODEVEC_LOAD python3 "$ROOT/bench/quality/ood/fetch.py" staqc --from "$SQ" --tree "$TMP/sqtree" >"$TMP/sqfetch.out" 2>&1
+[ $? -ne 0 ] && grep -q 'iids.pickle: sha256 .*, expected' "$TMP/sqfetch.out"
+ok $? "fetch.py staqc: files that are not the pinned ones stop it (exit 1, the file named)"
+CODEVEC_OOD_CACHE=$OOD CODEVEC_LOAD=$CODEVEC_LOAD python3 "$ROOT/bench/quality/ood/fetch.py" staqc --unpinned --from "$SQ" --tree "$TMP/sqtree" >"$TMP/sqfetch.out" 2>&1
+ok $? "fetch.py staqc --unpinned runs on the fixture"
+is "$(python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+code = {s["cid"]: s["code"].split("\n")[0] for s in d["corpus"]}
+print(d["unpinned"], len(d["corpus"]), "|".join("%s:%s=%s" % (sp, q["query"], "+".join(code[t] for t in q["targets"])) for sp in ("dev", "test") for q in d[sp]))' "$OOD/staqc.json")" \
+	"True 5 dev:Swap two variables in place=a, b = b, a|test:Read a file line by line=def read_lines(path):+for line in open(p):" \
+	"fetch.py staqc: dev = valid questions, test = test questions, targets = their label-1 snippets; the corpus holds every annotated snippet of both (5)"
+is "$(head -1 "$TMP/sqtree/s0.py")|$(head -1 "$TMP/sqtree/s3.py")|$(sed -n 2p "$TMP/sqtree/s4.py")" \
+	"def snippet():|def read_lines(path):|    for line in open(p):" \
+	"fetch.py --tree: statements are wrapped in def snippet(), a definition is written as it is"
+grep -q 'give no snippet' "$TMP/sqfetch.out"; ok $? "fetch.py --tree says how many files give no snippet"
+
+bp staqc --staqc "$SQ" --staqc-unpinned --out "$TMP/so.jsonl.gz" 2>"$TMP/so.err"
+ok $? "build-pairs staqc runs on the fixture"
+is "$(pairs_json "$TMP/so.jsonl.gz" | python3 -c 'import json,sys; print("|".join(sorted(json.loads(l)["query"] + "@" + json.loads(l)["style"] for l in sys.stdin)))')" \
+	"How to list the files of a directory@so|Parse a JSON file into a dict@so|Print every line of a file@so|Sort a dict by its values – fast@so" \
+	"staqc: one so pair per training question (multi-code and single-code answers, UTF-8 titles); valid/test questions (3, 4, 6), one-line code (5) and a copy of question 1's code (9) are not pairs"
+grep -q "'question in the valid/test split': 2" "$TMP/so.err"; ok $? "staqc: the 2 valid/test questions of the collection (3, 4; also single-code 4) are left out of training"
+grep -q "'duplicate code': 1" "$TMP/so.err"; ok $? "staqc: the same code under another question is kept once"
+# the text: the loader's own --strip-docs embed_text of the wrapped snippet, without the file's number
+mkdir -p "$TMP/sqone"
+printf 'def snippet():\n    import json\n    data = json.load(open(name))\n' > "$TMP/sqone/answer.py"
+want=$("$CODEVEC_LOAD" --jsonl -q --strip-docs "$TMP/sqone" | python3 -c 'import json,sys; t = json.loads(sys.stdin.readline())["embed_text"].split("\n"); t[0] = t[0][len("answer "):]; t[1] = t[1][len("answer."):]; print(json.dumps("\n".join(t)))')
+is "$(pairs_json "$TMP/so.jsonl.gz" | python3 -c 'import json,sys
+for l in sys.stdin:
+    p = json.loads(l)
+    if p["query"].startswith("Parse"): print(json.dumps(p["text"]))')" "$want" \
+	"staqc: the text is codevec-load --strip-docs's embed_text of the snippet inside def snippet(), no file name in it"
+
+# merge --exclude-ood: CoSQA's code base and queries, StaQC's dev/test code and titles
+python3 - "$OOD" "$TMP" <<'PY'
+import gzip, json, sys
+ood, tmp = sys.argv[1:3]
+corpus = [dict(cid=0, code='def tail(path, n=10):\n    """Last lines."""\n    with open(path) as f:\n        return f.readlines()[-n:]'),
+          dict(cid=1, code='def other():\n    return 1')]
+json.dump(dict(name='cosqa', dev=[dict(qid='d1', query='python get last n lines of a file', targets=[0])],
+               test=[], corpus=corpus), open(ood + '/cosqa.json', 'w'))
+p = lambda **k: json.dumps(dict(dict(language='python', repo='r', style='doc'), **k)) + '\n'
+with gzip.open(tmp + '/pk.jsonl.gz', 'wt') as f:
+    # the same code as CoSQA's c0 in another file (the name lines differ), its comment pair too
+    f.write(p(query='Returns the end of a log file', fn='f1',
+              text='tail\nlogs.tail\ndef tail(path, n=10)\ndef tail(path, n=10):\n    with open(path) as f:\n        return f.readlines()[-n:]'))
+    f.write(p(query='Opens the log and reads it', fn='f1', style='comment',
+              text='tail\nlogs.tail\ndef tail(path, n=10)\ndef tail(path, n=10):\n    return 0'))
+    # a query that is CoSQA's (case and punctuation aside)
+    f.write(p(query='Python: get last N lines of a file!', fn='f2', text='head\nm.head\ndef head()\ndef head():\n    pass'))
+    # a title that is one of StaQC's test questions
+    f.write(p(query='Read a file line by line', fn='f3', text='g\nm.g\ndef g()\ndef g():\n    pass'))
+    f.write(p(query='Counts the words of a text', fn='f4', text='wc\nm.wc\ndef wc(t)\ndef wc(t):\n    return len(t.split())'))
+PY
+bp merge "$TMP/pk.jsonl.gz" "$TMP/so.jsonl.gz" --exclude-ood "$OOD" --out "$TMP/mo.jsonl.gz" --stats "$TMP/mo.json" 2>"$TMP/mo.err"
+ok $? "merge --exclude-ood runs"
+is "$(pairs_json "$TMP/mo.jsonl.gz" | python3 -c 'import json,sys; print("|".join(json.loads(l)["query"] for l in sys.stdin))')" \
+	"Counts the words of a text|How to list the files of a directory|Parse a JSON file into a dict|Sort a dict by its values – fast" \
+	"merge --exclude-ood: CoSQA's code (in another file, docstring aside) with its function's comment pair, a CoSQA query, a StaQC test title and a so pair whose code is a StaQC test answer's are left out"
+is "$(python3 -c 'import json,sys; d = json.load(open(sys.argv[1])); print(d["excluded"], d["why"])' "$TMP/mo.json")" \
+	"5 {'ood code/python/doc': 1, 'ood code/python/so': 1, 'ood query/python/doc': 2}" "merge --exclude-ood: its stats say what was left out and why"
 
 # --- train.py on the tiny BERT fixture (CPU): mining, mixture options, the
 # time limit, the float16 save; skipped where torch is not installed
@@ -403,7 +477,8 @@ with open(os.path.join(tmp, 'm1', 'model.safetensors'), 'rb') as f:
 dtypes = sorted({v['dtype'] for k, v in head.items() if k != '__metadata__'})
 print('run', r.returncode, h.get('mining', {}).get('negatives'), h.get('train_pairs'),
       h.get('dev_pairs'), ','.join(dtypes), 'stopped' in h)
-r2 = run(os.path.join(tmp, 'm2'), '--max-seconds', '1', '--styles', 'doc')
+# many epochs, so the 1 s limit is reached however fast this machine is
+r2 = run(os.path.join(tmp, 'm2'), '--max-seconds', '1', '--styles', 'doc', '--epochs', '1000')
 h2 = json.load(open(os.path.join(tmp, 'm2', 'train-log.json'))) if r2.returncode == 0 else {}
 print('limit', r2.returncode, 'stopped' in h2, h2.get('train_pairs'))
 PY
@@ -416,6 +491,71 @@ PY
 		"train.py --hard-negatives 1: one negative per training pair (50 doc + 1 comment), dev = the held-out package's 10 doc pairs, float16 weights"
 	read -r _ l_rc l_stop l_train < <(grep '^limit' "$TMP/train.out")
 	is "$l_rc $l_stop $l_train" "0 True 50" "train.py --max-seconds 1 stops and still saves; --styles doc leaves the comment pair out"
+	# checkpoints chosen on a kit's OOD dev halves (--ood-kit), --cap, --mine-with;
+	# the OOD score against eval-models.py's own ranking of the same model
+	"$TPY" - "$ROOT" "$TMP" <<'PY' > "$TMP/ood.out" 2>"$TMP/ood.err"
+import gzip, importlib.util, json, os, subprocess, sys
+root, tmp = sys.argv[1:3]
+fix = os.path.join(root, 'test/embed/fixtures/tiny-bert')
+words = 'read write parse sort merge split join open close send receive hash'.split()
+sn = [[100 + i, 'def %s_%d(items):\n    return %s(items, %d)' % (w, i, w, i)]
+      for i, w in enumerate(words * 2)]
+qs = lambda bench, lang: [dict(qid='%s%d' % (bench, i), language=lang, split='dev' if i % 3 else 'test',
+                               query='%s the list %d' % (words[i % 12], i), targets=[100 + i],
+                               kw=[100 + (i + 1) % 24]) for i in range(24)]
+kit = dict(created='t', commit='t', groups=[
+    dict(benchmark='public', name='public', snippets=sn, queries=qs('public', 'go')),
+    dict(benchmark='cosqa', name='cosqa', snippets=sn, queries=qs('cosqa', 'python')),
+    dict(benchmark='hand', name='hand-x', snippets=sn[:12], queries=qs('hand', 'c')[:12])])
+with gzip.open(os.path.join(tmp, 'kit.json.gz'), 'wt') as f:
+    json.dump(kit, f)
+# eval-models.py on the kit (the starting model): vector MRR@10 of the dev cells
+r = subprocess.run([sys.executable, os.path.join(root, 'bench/quality/ood/eval-models.py'),
+                    os.path.join(tmp, 'kit.json.gz'), fix, '--backend', 'torch',
+                    '--only', 'cosqa,hand', '--out', os.path.join(tmp, 'ev.json')],
+                   capture_output=True, text=True)
+ev = json.load(open(os.path.join(tmp, 'ev.json')))
+cells = {}
+for g in ev['models'][fix]:
+    for q in g['queries']:
+        if q['split'] == 'dev':
+            cells.setdefault((g['benchmark'], q['language']), []).append(
+                1 / q['vector'] if 0 < q['vector'] <= 10 else 0.0)
+ref = sum(sum(v) / len(v) for v in cells.values()) / len(cells)
+pairs = [dict(language='c', repo='repo%d' % (i % 5), style='so' if i % 2 else 'doc', fn='f%d' % i,
+              query='%s the items of list %d' % (words[i % 12], i),
+              text='void %s_%d(struct list *l) { %s(l, %d); }' % (words[i % 12], i, words[i % 12], i))
+         for i in range(60)]
+with gzip.open(os.path.join(tmp, 'op.jsonl.gz'), 'wt') as f:
+    for p in pairs:
+        f.write(json.dumps(p) + '\n')
+t = subprocess.run([sys.executable, os.path.join(root, 'tools/train-model/train.py'), '--base', fix,
+                    '--pairs', os.path.join(tmp, 'op.jsonl.gz'), '--out', os.path.join(tmp, 'm3'),
+                    '--epochs', '2', '--batch', '8', '--lr', '1e-3', '--query-len', '32',
+                    '--text-len', '64', '--styles', 'doc,so', '--cap', 'so=10',
+                    '--hard-negatives', '1', '--mine-range', '1,5', '--mine-with', fix,
+                    '--ood-kit', os.path.join(tmp, 'kit.json.gz'), '--eval-every', '2'],
+                   capture_output=True, text=True)
+h = json.load(open(os.path.join(tmp, 'm3', 'train-log.json'))) if t.returncode == 0 else {}
+o = h.get('ood_dev_mrr10', {})
+scores = {k: v['macro'] for k, v in o.items()}
+print('ref', r.returncode, t.returncode, round(ref, 4) == o.get('0', {}).get('macro'),
+      sorted(set(k.split('/')[0] for k in o.get('0', {}).get('cells', {}))) == ['cosqa', 'hand'],
+      h.get('ood_dev_queries') == {'cosqa': 16, 'hand': 8})
+print('cap', h.get('train_pairs'), h.get('mixture'), h.get('mining', {}).get('model') == fix)
+best = max(scores.values()) if scores else None
+print('chosen', h.get('chosen', {}).get('score') == best, any(k.startswith('step') for k in scores),
+      h.get('chosen', {}).get('by'))
+sys.stderr.write(t.stdout[-3000:] + t.stderr[-3000:] + r.stderr[-2000:])
+PY
+	ok $? "train.py --ood-kit smoke test runs (tiny BERT, CPU)"
+	read -r _ o_ev o_tr o_same o_cells o_n < <(grep '^ref' "$TMP/ood.out")
+	is "$o_ev $o_tr $o_same $o_cells $o_n" "0 0 True True True" \
+		"--ood-kit: the starting model's OOD dev macro MRR@10 equals eval-models.py's vector ranks (cosqa and hand dev cells; public and test halves never read)"
+	is "$(grep '^cap' "$TMP/ood.out")" "cap 40 {'c/doc': 30, 'c/so': 10} True" \
+		"--cap so=10 keeps 10 of the 30 so pairs, all 30 doc pairs; --mine-with mines with the given folder"
+	is "$(grep '^chosen' "$TMP/ood.out")" "chosen True True OOD dev macro MRR@10" \
+		"--ood-kit: the checkpoint kept is the best OOD dev macro of every epoch and every --eval-every steps"
 else
 	N=$((N + 1)); SKIP=$((SKIP + 1))
 	echo "ok $N - train.py smoke test # SKIP torch/transformers not installed (TRAIN_PYTHON)"
@@ -441,6 +581,25 @@ ok $? "build-pairs merge runs (gzip and xz inputs)"
 is "$(pairs_json "$TMP/merged.jsonl.gz" | python3 -c 'import json,sys; print("|".join(json.loads(l)["text"] for l in sys.stdin))')" \
 	"func Close|func Open" "merge keeps both files' pairs, sorted, and leaves out the one whose query is a benchmark query"
 grep -q '1 left out: query in the benchmark' "$TMP/merge.err"; ok $? "merge says how many it left out"
+
+# pieces.sh: files over one GPU call's carry, split into folders of at most N bytes and joined
+mkdir -p "$TMP/pcs/model/1_Pooling"
+head -c 250000 /dev/urandom > "$TMP/pcs/pairs.bin"
+head -c 90000 /dev/urandom > "$TMP/pcs/model/model.safetensors"
+echo '{}' > "$TMP/pcs/model/1_Pooling/config.json"
+PCS="bash $ROOT/tools/train-model/pieces.sh"
+$PCS split "$TMP/pc" 100000 "$TMP/pcs/pairs.bin" "$TMP/pcs/model" > "$TMP/pc.out"
+ok $? "pieces.sh split runs"
+big=$(for d in "$TMP"/pc/p*; do [ "$(cat "$d"/*.chunk-* | wc -c)" -le 100000 ] || echo "$d"; done)
+is "$(ls "$TMP/pc" | wc -l) ${big:-none}" "5 none" "pieces.sh: 5 folders (250 kB, a 102 kB tar), none with more than 100000 bytes of chunks"
+$PCS join "$TMP/pc" "$TMP/pj" > /dev/null && cmp -s "$TMP/pcs/pairs.bin" "$TMP/pj/pairs.bin" && diff -r "$TMP/pcs/model" "$TMP/pj/model" > /dev/null
+ok $? "pieces.sh join gives back the same file and folder"
+printf 'x' >> "$(ls "$TMP"/pc/p02/*.chunk-* | head -1)"
+$PCS join "$TMP/pc" "$TMP/pj2" 2>"$TMP/pj2.err"
+[ $? -ne 0 ] && grep -q 'sha256 .*, expected' "$TMP/pj2.err"; ok $? "pieces.sh join: a changed chunk stops it (sha256 named)"
+rm -rf "$TMP/pc/p03"
+$PCS join "$TMP/pc" "$TMP/pj3" 2>"$TMP/pj3.err"
+[ $? -ne 0 ] && grep -q 'p03/.* missing' "$TMP/pj3.err"; ok $? "pieces.sh join: a folder not sent stops it (the chunk named)"
 
 # the manifest: pinned, Debian only (binary or source packages, or one .orig of a source package), none of the benchmark's packages
 python3 - "$ROOT/tools/train-model/packages.tsv" "$ROOT/bench/quality/manifest.tsv" <<'PY' > "$TMP/man.out"

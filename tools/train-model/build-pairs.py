@@ -27,9 +27,13 @@ functions and sentences it never saw.
   build-pairs.py tree --lang L --root DIR --out FILE [--exclude-corpus DIR]
         [--exclude-queries FILE]                the pairs of one local tree,
         with the same rules (what test/trainset checks)
-  build-pairs.py staqc --staqc DIR --out FILE   StaQC's training split
-        (Yao et al., WWW 2018: Stack Overflow titles with the code that
-        answers them) as pairs, where a copy of its repository is at hand
+  build-pairs.py staqc --staqc DIR --out FILE   StaQC (Yao et al., WWW
+        2018: Stack Overflow titles with the code that answers them) as
+        style 'so' pairs, its valid/test questions left out, where a copy
+        of its repository is at hand (cmd_staqc)
+  build-pairs.py merge A B ... --out FILE [--exclude-ood DIR] [--stats F]
+        one pairs file; --exclude-ood leaves out the code and queries of
+        the out-of-distribution benchmarks (ood_exclusions)
 
 Query styles (issue 27; every pair has a "style", train.py picks a mixture):
   doc      the doc's cleaned first sentence (as the benchmark's queries);
@@ -42,7 +46,7 @@ Query styles (issue 27; every pair has a "style", train.py picks a mixture):
            a line of code, as the query: its first sentence, 4..25 words of
            prose; the text is the function's embed_text without that block.
            One such pair per function at most (the first that qualifies)
-  staqc    (the staqc command) a title and its code
+  so       (the staqc command) a Stack Overflow title and its answer's code
 
 Environment: CODEVEC_TRAIN_CACHE (downloads and unpacked packages, default
 /tmp/codevec-train), CODEVEC_QUALITY_CACHE (the benchmark corpus that is
@@ -417,82 +421,156 @@ def cmd_pairs(args):
                       f, indent=1)
 
 
-STAQC_COMMIT = '81b74afb40b2c57b34a92ad94a67ade0c305d101'
-STAQC_DIR = 'data/data_hnn/python/'
-STAQC_SRC = 'annotation_tool/data/code_solution_labeled_data/source/'
-# git blob ids at STAQC_COMMIT (as bench/quality/ood/fetch.py checks them)
-STAQC_BLOBS = {
-    STAQC_SRC + 'python_how_to_do_it_by_classifier_multiple_iid_to_code.pickle':
-        '9ca7a69f2fad78db961ca9e540edc540eba14652',
-    STAQC_SRC + 'python_how_to_do_it_by_classifier_multiple_qid_to_title.pickle':
-        '80df0165452c305e0f10c717a73c2326a33f5909',
-}
+def ood_modules():
+    """bench/quality/ood's fetch.py (the StaQC files, pinned) and
+    snippet_tree.py (one file per snippet, the same-code key)."""
+    ood = os.path.join(ROOT, 'bench', 'quality', 'ood')
+    mods = []
+    for name, fn in (('ood_fetch', 'fetch.py'), ('snippet_tree', 'snippet_tree.py')):
+        spec = importlib.util.spec_from_file_location(name, os.path.join(ood, fn))
+        m = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(m)
+        mods.append(m)
+    return mods
 
 
-def staqc_file(root, rel, commit):
-    """A file of the StaQC repository: from a work tree, or `git show
-    COMMIT:PATH` of a bare / any git directory (the pinned commit)."""
-    p = os.path.join(root, rel)
-    if os.path.isfile(p):
-        return open(p, 'rb').read()
-    r = subprocess.run(['git', '--git-dir', root, 'show', '%s:%s' % (commit, rel)],
-                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    if r.returncode:
-        r = subprocess.run(['git', '-C', root, 'show', '%s:%s' % (commit, rel)],
-                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    if r.returncode:
-        sys.exit('staqc: %s not found under %s (at %s)' % (rel, root, commit))
-    return r.stdout
+def so_text(text, name):
+    """An embed_text of file NAME.py without NAME (the file name is a
+    number here, not a word a user would search for): 'so 12 f' -> 'f',
+    'so12.f' -> 'f' in its first two lines."""
+    lines = text.split('\n')
+    words = ' '.join(re.findall(r'[a-z]+|\d+', name.lower()))
+    if lines and lines[0].startswith(words + ' '):
+        lines[0] = lines[0][len(words) + 1:]
+    if len(lines) > 1 and lines[1].startswith(name + '.'):
+        lines[1] = lines[1][len(name) + 1:]
+    return '\n'.join(lines)
 
 
 def cmd_staqc(args):
-    """StaQC's training split as style 'staqc' pairs: the title of each
-    question of data_hnn/python/train/iids.pickle with each of its code
-    answers (at most --staqc-max-bytes of it, as the loader's embed_text
-    cap), questions of the valid and test splits (what the out-of-
-    distribution benchmark uses) left out even where an answer is in
-    train; the same benchmark-query filter as the other pairs."""
-    import pickle
-    data = {}
-    for rel, blob in sorted(STAQC_BLOBS.items()):
-        b = staqc_file(args.staqc, rel, args.staqc_commit)
-        got = hashlib.sha1(b'blob %d\0' % len(b) + b).hexdigest()
-        if blob and got != blob and not args.staqc_no_check:
-            sys.exit('staqc: %s has git blob id %s, expected %s' % (rel, got, blob))
-        data[rel] = pickle.loads(b, encoding='latin1')
-    code, title = (data[r] for r in sorted(STAQC_BLOBS))
-    split = {part: pickle.loads(staqc_file(args.staqc, STAQC_DIR + part + '/iids.pickle',
-                                           args.staqc_commit), encoding='latin1')
-             for part in ('train', 'valid', 'test')}
-    held = {q for part in ('valid', 'test') for q, _ in split[part]}
-    queries = {norm_query(q['query']) for q in read_queries()}
+    """StaQC (Yao et al., WWW 2018) as style 'so' pairs: every question of
+    the mined collection (final_collection/python_multi_code_iids.txt with
+    the multi-code pickles, and the single-code answer pickles) whose id is
+    not a question of the authors' valid or test split (the benchmark's dev
+    and test, bench/quality/ood/fetch.py), its title as the query and the
+    first of its code snippets the loader stores as the text: written as a
+    file and parsed with codevec-load --strip-docs (statement-only snippets
+    inside `def snippet():`, snippet_tree.py), its embed_text without the
+    file's number.  One pair per question; a text already kept (same code,
+    snippet_tree.text_key) is not kept again; a title that is a query of
+    today's bench/quality is dropped.  CoSQA's and StaQC's dev/test code
+    and queries are left out by `merge --exclude-ood`."""
+    fetch, st = ood_modules()
+    f = fetch.staqc_files(args.staqc, None, args.staqc_unpinned)
+    held = {q for part in ('valid', 'test')
+            for q, _ in f[fetch.STAQC_HNN + part + '/iids.pickle']}
     dropped = collections.Counter()
-    out = []
-    for qid, ci in sorted(split['train']):
+    cands = collections.OrderedDict()        # question id -> [(index, code)], title
+    mcode, mtitle = f[fetch.STAQC_MULTI_CODE], f[fetch.STAQC_MULTI_TITLE]
+    for qid, ci in sorted(set(f[fetch.STAQC_MULTI])):
+        if (qid, ci) in mcode and qid in mtitle:
+            cands.setdefault(qid, (mtitle[qid], []))[1].append((ci, mcode[(qid, ci)]))
+        else:
+            dropped['no text'] += 1
+    scode, stitle = f[fetch.STAQC_SINGLE_CODE], f[fetch.STAQC_SINGLE_TITLE]
+    for qid in sorted(scode):
+        if qid in cands:
+            continue
+        if qid in stitle:
+            cands[qid] = (stitle[qid], [(0, scode[qid])])
+        else:
+            dropped['no text'] += 1
+    queries = {norm_query(q['query']) for q in read_queries()}
+    items = []
+    for qid, (title, codes) in cands.items():
         if qid in held:
             dropped['question in the valid/test split'] += 1
             continue
-        if (qid, ci) not in code or qid not in title:
-            dropped['no text'] += 1
+        for ci, code in sorted(codes):
+            code = str(code).strip('\n')
+            if len(code.strip().split('\n')) >= 2:
+                items.append(('so%d_%d' % (qid, ci), code, qid, title))
+    root = os.path.join(args.cache, 'staqc-tree')
+    subprocess.run(['rm', '-rf', root], check=True)
+    parsed = st.write_tree([(n, c) for n, c, _, _ in items], root, bs.LOADER, '--strip-docs')
+    out, seen_q, seen_t = [], set(), set()
+    for name, code, qid, title in items:
+        if qid in seen_q:
             continue
-        q = ' '.join(str(title[qid]).split())
-        c = str(code[(qid, ci)]).strip()
-        if len(q.split()) < 3 or len(c.split('\n')) < 2:
-            dropped['short title or code'] += 1
+        sn = parsed.get(name)
+        if not sn or not sn[0].get('embed_text'):
+            dropped['no snippet'] += 1
+            continue
+        q = ' '.join(str(title).split())
+        if len(q.split()) < 3:
+            dropped['short title'] += 1
             continue
         if norm_query(q) in queries:
             dropped['query in the benchmark'] += 1
             continue
-        c = c.encode()[:args.staqc_max_bytes].decode(errors='ignore')
-        out.append(dict(language='python', repo='staqc', query=q, text=c, style='staqc'))
+        text = so_text(sn[0]['embed_text'], name)
+        k = st.text_key(text)
+        if k in seen_t:
+            dropped['duplicate code'] += 1
+            continue
+        seen_q.add(qid)
+        seen_t.add(k)
+        out.append(dict(language='python', repo='staqc', query=q, text=text, style='so',
+                        fn='so%d' % qid))
+    subprocess.run(['rm', '-rf', root], check=True)
     out = write_pairs(args.out, unambiguous(out, dropped))
     log('staqc pairs: %d -> %s; dropped: %s' % (len(out), args.out, dict(sorted(dropped.items()))))
+
+
+def ood_exclusions(cache):
+    """Keys of what the out-of-distribution benchmarks hold, from their
+    files in CACHE ($CODEVEC_OOD_CACHE): the code of every snippet of
+    CoSQA's code base, of StaQC's dev/test corpus and of the hand-written
+    set's repositories (parsed here with --strip-docs, as the pairs are,
+    keyed by snippet_tree.text_key) and every query of their dev and test
+    halves (norm_query).  Returns (text keys, queries, what was read)."""
+    _, st = ood_modules()
+    keys, qs, seen = set(), set(), []
+    tmp = os.path.join(CACHE, 'ood-exclude')
+    for name in ('cosqa', 'staqc'):
+        path = os.path.join(cache, name + '.json')
+        if not os.path.exists(path):
+            log('exclude-ood: %s missing: %s not excluded' % (path, name))
+            continue
+        d = json.load(open(path, encoding='utf-8'))
+        subprocess.run(['rm', '-rf', tmp], check=True)
+        pre = 'c' if name == 'cosqa' else 's'
+        parsed = st.write_tree([('%s%d' % (pre, s['cid']), s['code']) for s in d['corpus']
+                                if s['code'].strip()], tmp, bs.LOADER, '--strip-docs')
+        n0 = len(keys)
+        keys.update(st.text_key(s['embed_text']) for v in parsed.values() for s in v
+                    if s.get('embed_text'))
+        qs.update(norm_query(q['query']) for sp in ('dev', 'test') for q in d[sp])
+        seen.append('%s (%d code keys, %d queries)' % (name, len(keys) - n0,
+                                                       len(d['dev']) + len(d['test'])))
+    subprocess.run(['rm', '-rf', tmp], check=True)
+    hand = os.path.join(cache, 'hand')
+    if os.path.isdir(hand):
+        n0 = len(keys)
+        for repo in sorted(os.listdir(hand)):
+            keys.update(st.text_key(s['embed_text']) for s in
+                        bs.jsonl(os.path.join(hand, repo), '--strip-docs') if s.get('embed_text'))
+        hq = os.path.join(ROOT, 'bench', 'quality', 'handwritten', 'questions.tsv')
+        lines = open(hq, encoding='utf-8').read().splitlines()[1:]
+        qs.update(norm_query(l.split('\t')[4]) for l in lines)
+        seen.append('hand (%d code keys, %d queries)' % (len(keys) - n0, len(lines)))
+    else:
+        log('exclude-ood: %s missing: the hand-written set not excluded' % hand)
+    return keys, qs, seen
 
 
 def cmd_merge(args):
     """Merge pairs files (the package pairs, StaQC's; gzip or xz) into one,
     sorted; a pair whose query is a query of today's bench/quality (which
-    may have been redrawn since an input was built) is dropped."""
+    may have been redrawn since an input was built) is dropped.  With
+    --exclude-ood also every pair whose text is code of an out-of-
+    distribution benchmark or whose query is one of its queries
+    (ood_exclusions), and every other pair of the same function (fn)."""
     import lzma
     pairs = []
     for path in args.inputs:
@@ -501,9 +579,31 @@ def cmd_merge(args):
             pairs.extend(json.loads(l) for l in f)
     queries = {norm_query(q['query']) for q in read_queries()}
     kept = [p for p in pairs if norm_query(p['query']) not in queries]
+    log('merged %d pairs (%d left out: query in the benchmark)' % (len(kept), len(pairs) - len(kept)))
+    if args.exclude_ood:
+        _, st = ood_modules()
+        keys, qs, seen = ood_exclusions(args.exclude_ood)
+        why = collections.Counter()
+        bad_fn = set()
+        for p in kept:
+            if st.text_key(p['text']) in keys:
+                why['ood code/%s/%s' % (p['language'], p.get('style', 'doc'))] += 1
+            elif norm_query(p['query']) in qs or norm_query(p.get('query_idfree') or '') in qs:
+                why['ood query/%s/%s' % (p['language'], p.get('style', 'doc'))] += 1
+            else:
+                continue
+            bad_fn.add(p.get('fn') or id(p))
+        n = len(kept)
+        kept = [p for p in kept if (p.get('fn') or id(p)) not in bad_fn]
+        log('exclude-ood: %s; %d pairs left out (%s, with their functions\' other pairs)'
+            % ('; '.join(seen), n - len(kept), dict(sorted(why.items()))))
+        if args.stats:
+            with open(args.stats, 'w') as f:
+                json.dump(dict(pairs=len(kept), excluded=n - len(kept), why=dict(sorted(why.items())),
+                               sources=seen), f, indent=1)
     out = write_pairs(args.out, kept)
-    log('merged %d pairs -> %s (%d left out: query in the benchmark)'
-        % (len(out), args.out, len(pairs) - len(kept)))
+    by = collections.Counter('%s/%s' % (p['language'], p.get('style', 'doc')) for p in out)
+    log('-> %s: %d pairs %s' % (args.out, len(out), dict(sorted(by.items()))))
 
 
 def main():
@@ -524,10 +624,11 @@ def main():
     ap.add_argument('--comments', action='store_true',
                     help="pairs, tree: also style 'comment' pairs")
     ap.add_argument('--staqc', help='staqc: a copy of the StaQC repository (work tree or git dir)')
-    ap.add_argument('--staqc-commit', default=STAQC_COMMIT)
-    ap.add_argument('--staqc-max-bytes', type=int, default=500)
-    ap.add_argument('--staqc-no-check', action='store_true',
-                    help='staqc: skip the blob id check (a test fixture)')
+    ap.add_argument('--staqc-unpinned', action='store_true',
+                    help='staqc: skip the hash checks (a test fixture)')
+    ap.add_argument('--exclude-ood', metavar='DIR',
+                    help='merge: leave out the code and queries of the OOD benchmarks whose '
+                         'files are in DIR ($CODEVEC_OOD_CACHE: cosqa.json, staqc.json, hand/)')
     args = ap.parse_args()
     os.makedirs(args.cache, exist_ok=True)
     {'pin': cmd_pin, 'pairs': cmd_pairs, 'tree': cmd_tree, 'staqc': cmd_staqc,

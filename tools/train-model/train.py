@@ -17,11 +17,14 @@ held-out dev split of the training pairs (the packages whose name hashes to
 
   train.py --base DIR --pairs pairs.jsonl.gz --out DIR [--epochs 3]
            [--batch 128] [--lr 2e-5] [--dtype float32|float16]
-           [--styles doc,comment,staqc] [--languages go,python,...]
-           [--idfree 0.5] [--hard-negatives 1 --mine-range 3,30]
+           [--styles doc,comment,so] [--languages go,python,...]
+           [--cap so=40000] [--idfree 0.5]
+           [--hard-negatives 1 --mine-range 3,30 [--mine-with DIR]]
+           [--ood-kit KIT.json.gz [--ood-groups cosqa,staqc,hand]
+            [--eval-every STEPS]]
 
 Mixtures (issue 27): --styles keeps the pairs of those query styles
-(build-pairs.py: doc, comment, staqc; pairs without a style are doc);
+(build-pairs.py: doc, comment, so; pairs without a style are doc);
 --languages keeps those languages; --idfree P gives each doc pair that has
 an identifier-free rewrite that rewrite as its query with probability P,
 drawn again every epoch from the seed.  The dev split is always the doc
@@ -29,8 +32,24 @@ pairs of the held-out packages (a repo 'PACKAGE/PART' counts as PACKAGE)
 with their own queries, so runs with different mixtures are compared on the
 same dev set; dev MRR@10 of the other styles is logged beside it.
 
+--cap STYLE=N[,STYLE=N...] keeps at most N training pairs of that style (a
+seeded sample), so one data set can be mixed in at several ratios.
+
+Checkpoints on the out-of-distribution dev halves (--ood-kit, issue 27:
+"choose checkpoints and mixtures on the out-of-distribution dev splits,
+never on their test splits"): the model is scored after every epoch (and
+every --eval-every steps) on the dev queries of the kit's groups of those
+benchmarks (bench/quality/ood/make-kit.py: every snippet's embed_text, the
+queries with their targets), vector MRR@10 exactly as eval-models.py
+computes it (exact cosine over the group's snippets, 256 tokens, the rank
+of the best-ranked target), macro-averaged over (benchmark, language)
+cells as choose.py averages them; the checkpoint kept is the best by that
+macro (the train-split dev MRR@10 is still logged).  Test halves are
+never read.
+
 Hard negatives (--hard-negatives K): before training, the starting model
-embeds every training query and text (a mining pass); each pair gets K
+(or --mine-with DIR: another model, e.g. the shipped models/code-minilm-l6,
+"hard negatives mined with the current model") embeds every training query and text (a mining pass); each pair gets K
 negatives drawn (seeded) from the texts ranked --mine-range (1-based,
 inclusive; the pair's own text skipped) by cosine to its query, leaving
 out texts of the pair's own function (build-pairs' "fn") or query.  In a batch each query
@@ -108,6 +127,52 @@ def dev_mrr(model, tok, dev_pairs, dev, args):
     return round(rr.mean().item(), 4)
 
 
+def load_ood(path, benches):
+    """The dev halves of an eval kit's groups of BENCHES: [(benchmark,
+    snippet texts, ids, [(language, query, target ids)])]."""
+    with gzip.open(path, 'rt', encoding='utf-8') as f:
+        kit = json.load(f)
+    out = []
+    for g in kit['groups']:
+        if g['benchmark'] not in benches:
+            continue
+        qs = [(q['language'], q['query'], set(q['targets'])) for q in g['queries']
+              if q['split'] == 'dev']
+        if qs:
+            out.append((g['benchmark'], [s[1] for s in g['snippets']],
+                        [s[0] for s in g['snippets']], qs))
+    missing = set(benches) - {b for b, _, _, _ in out}
+    if missing:
+        log('--ood-kit: no dev queries of %s in %s' % (','.join(sorted(missing)), path))
+    return out
+
+
+@torch.no_grad()
+def ood_mrr(model, tok, groups, dev):
+    """Vector MRR@10 of the OOD dev queries (eval-models.py's ranking):
+    {'macro': mean over (benchmark, language) cells, 'cells': {...}}."""
+    if not groups:
+        return None
+    model.eval()
+    cells = {}
+    # 256 tokens as codevec.max_tokens and eval-models.py (less only for a
+    # test model with fewer positions)
+    n = min(256, model.config.max_position_embeddings)
+    for bench, texts, ids, qs in groups:
+        D = embed_all(model, tok, texts, n, dev)
+        Q = embed_all(model, tok, [q for _, q, _ in qs], n, dev)
+        S = Q @ D.T
+        pos = {x: i for i, x in enumerate(ids)}
+        for qi, (lang, _, targets) in enumerate(qs):
+            tp = [pos[t] for t in targets if t in pos]
+            rank = int((S[qi] > S[qi, tp].max()).sum().item()) + 1 if tp else 0
+            cells.setdefault('%s/%s' % (bench, lang), []).append(
+                1.0 / rank if 0 < rank <= 10 else 0.0)
+    model.train()
+    cm = {k: round(sum(v) / len(v), 4) for k, v in sorted(cells.items())}
+    return dict(macro=round(sum(cm.values()) / len(cm), 4), cells=cm)
+
+
 def norm_query(q):
     return ' '.join(''.join(c if c.isalnum() else ' ' for c in q.lower()).split())
 
@@ -182,9 +247,19 @@ def main():
     ap.add_argument('--seed', type=int, default=42)
     ap.add_argument('--dtype', default='float32', choices=['float32', 'float16'])
     ap.add_argument('--max-steps', type=int, default=0, help='stop early (a smoke test)')
-    ap.add_argument('--styles', default='doc,comment,staqc',
+    ap.add_argument('--styles', default='doc,comment,so',
                     help='query styles trained on (comma-separated)')
     ap.add_argument('--languages', default='', help='languages trained on (default all)')
+    ap.add_argument('--cap', default='',
+                    help='STYLE=N,...: at most N training pairs of that style (seeded sample)')
+    ap.add_argument('--mine-with', help='mine the hard negatives with this model folder '
+                                        '(default: the starting model)')
+    ap.add_argument('--ood-kit', help="an eval kit (make-kit.py): choose the checkpoint by "
+                                      "vector MRR@10 on its OOD groups' dev queries")
+    ap.add_argument('--ood-groups', default='cosqa,staqc,hand',
+                    help='benchmarks of the kit that choose (dev halves only)')
+    ap.add_argument('--eval-every', type=int, default=0,
+                    help='with --ood-kit: also score (and keep if best) every N steps')
     ap.add_argument('--idfree', type=float, default=0.0,
                     help='probability that a doc pair is trained with its identifier-free query')
     ap.add_argument('--hard-negatives', type=int, default=0, help='mined negatives per pair')
@@ -207,6 +282,13 @@ def main():
     langs = set(args.languages.split(',')) if args.languages else None
     keep = lambda p: p['style'] in styles and (langs is None or p['language'] in langs)
     train = [p for p in pairs if not is_dev(p['repo']) and keep(p)]
+    for c in filter(None, args.cap.split(',')):
+        st, n = c.split('=')
+        these = [i for i, p in enumerate(train) if p['style'] == st]
+        if len(these) > int(n):
+            drop = set(these) - set(random.Random(args.seed + 3).sample(these, int(n)))
+            train = [p for i, p in enumerate(train) if i not in drop]
+            log('--cap %s: %d of %d %s pairs kept' % (c, int(n), len(these), st))
     # dev: the held-out packages' doc pairs (whatever the mixture), sampled
     # to --dev-max with a fixed seed so that every run scores the same set
     dev_all = [p for p in pairs if is_dev(p['repo']) and p['style'] == 'doc']
@@ -249,9 +331,24 @@ def main():
                                                           hist['dev_other_mrr10']['0']))
     negs = None
     if args.hard_negatives:
-        negs, hist['mining'] = mine(model, tok, train, dev, args)
+        if args.mine_with:
+            mm = AutoModel.from_pretrained(args.mine_with).float().to(dev)
+            negs, hist['mining'] = mine(mm, AutoTokenizer.from_pretrained(args.mine_with),
+                                        train, dev, args)
+            hist['mining']['model'] = args.mine_with
+            del mm
+        else:
+            negs, hist['mining'] = mine(model, tok, train, dev, args)
         log('mined %s' % hist['mining'])
-    best = (hist['dev_mrr10']['0'], 0)
+    ood = load_ood(args.ood_kit, args.ood_groups.split(',')) if args.ood_kit else None
+    by = 'OOD dev macro MRR@10' if ood else 'dev MRR@10'
+    if ood:
+        hist['ood_dev_queries'] = {b: len(qs) for b, _, _, qs in ood}
+        hist['ood_dev_mrr10'] = {'0': ood_mrr(model, tok, ood, dev)}
+        log('OOD dev before: %s' % hist['ood_dev_mrr10']['0'])
+    # (score, epoch, step) of the checkpoint kept: on the OOD dev halves
+    # when a kit is given, else on the train-split dev pairs
+    best = (hist['ood_dev_mrr10']['0']['macro'] if ood else hist['dev_mrr10']['0'], 0, 0)
     step = 0
     rng = random.Random(args.seed)
     qrng = random.Random(args.seed + 2)
@@ -288,14 +385,27 @@ def main():
                 log('epoch %d step %d/%d loss %.4f (%.0f s)' % (ep, step, total, run / 100,
                                                                  time.time() - t0))
                 run = 0.0
+            if ood and args.eval_every and step % args.eval_every == 0 and i + 1 < steps_per_epoch:
+                o = ood_mrr(model, tok, ood, dev)
+                hist['ood_dev_mrr10']['step %d' % step] = o
+                log('OOD dev at step %d: %s' % (step, o))
+                if o['macro'] > best[0]:
+                    best = (o['macro'], ep, step)
+                    save(model, args.base, args.out, args.dtype)
         m = dev_mrr(model, tok, dev_pairs, dev, args)
         hist['dev_mrr10'][str(ep)] = m
         hist['dev_other_mrr10'][str(ep)] = dev_scores()
         log('other dev sets after epoch %d: %s' % (ep, hist['dev_other_mrr10'][str(ep)]))
         hist['epochs'].append(dict(epoch=ep, steps=step, seconds=round(time.time() - t0, 1)))
         log('dev MRR@10 after epoch %d: %.4f' % (ep, m))
-        if m > best[0]:
-            best = (m, ep)
+        score = m
+        if ood:
+            o = ood_mrr(model, tok, ood, dev)
+            hist['ood_dev_mrr10'][str(ep)] = o
+            log('OOD dev after epoch %d: %s' % (ep, o))
+            score = o['macro']
+        if score > best[0]:
+            best = (score, ep, step)
             save(model, args.base, args.out, args.dtype)
         if step >= total or out_of_time:
             if out_of_time:
@@ -304,9 +414,10 @@ def main():
                 log(hist['stopped'])
             break
     hist['chosen_epoch'] = best[1]
+    hist['chosen'] = dict(epoch=best[1], step=best[2], score=best[0], by=by)
     if best[1] == 0:
         save(model.__class__.from_pretrained(args.base).float(), args.base, args.out, args.dtype)
-    log('chosen: epoch %d (dev MRR@10 %.4f)' % (best[1], best[0]))
+    log('chosen: epoch %d, step %d (%s %.4f)' % (best[1], best[2], by, best[0]))
     with open(os.path.join(args.out, 'train-log.json'), 'w') as f:
         json.dump(hist, f, indent=1)
 

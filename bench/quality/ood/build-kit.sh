@@ -2,6 +2,7 @@
 # bench/quality/ood/build-kit.sh — everything make-kit.py needs, then the kit.
 #
 #   bash bench/quality/ood/build-kit.sh KIT.json.gz [COCLR_CLONE]
+#   STAQC_CLONE=DIR bash bench/quality/ood/build-kit.sh ...   (also StaQC)
 #
 # Connection: libpq PG* variables (host, port, user) of a cluster with the
 # codevec extension and codevec-load installed (run it under
@@ -14,7 +15,9 @@
 #      with --strip-docs, from $CODEVEC_QUALITY_CACHE/corpus: run.sh set)
 #   4. verify: googletest/src + googlemock/src, embedded with the installed
 #      default model on the CPU (869 snippets; ~1-5 min)
-#   5. make-kit.py KIT --verify verify
+#   5. with STAQC_CLONE (a clone of the StaQC repository, fetch.py's
+#      docstring): fetch.py staqc --tree, database staqc
+#   6. make-kit.py KIT --verify verify
 # About 10 minutes on 2 cores, most of it loading and the keyword lists.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -54,4 +57,11 @@ cp -a "$cache/hand/googletest/googlemock/src" "$cache/verify-tree/googlemock/"
 fresh verify
 psql -d postgres -qAtc "ALTER DATABASE verify SET codevec.device = cpu"
 PGDATABASE=verify "$loader" -q --repo googletest "$cache/verify-tree"
-"$py" "$here/make-kit.py" "$kit" --verify verify
+only=public,cosqa,hand
+if [ -n "${STAQC_CLONE:-}" ]; then
+	"$py" "$here/fetch.py" staqc --from "$STAQC_CLONE" --tree "$cache/staqc-tree"
+	fresh staqc
+	PGDATABASE=staqc "$loader" -q --no-embed --repo staqc "$cache/staqc-tree"
+	only=$only,staqc
+fi
+"$py" "$here/make-kit.py" "$kit" --only "$only" --verify verify

@@ -16,27 +16,40 @@ The data stays outside the repository ($CODEVEC_OOD_CACHE, default
   (or without --from: the three files are downloaded from
   raw.githubusercontent.com at that commit). Files and sha256 in COSQA below.
 
-  StaQC (Yao et al., WWW 2018): Stack Overflow question titles with the code
-  snippet that answers them; the authors' split of the Python multi-code
-  answers (data/data_hnn/python/{valid,test}/iids.pickle) as dev / test,
-  each title ranked against the code snippets of its split.
+  StaQC (Yao et al., WWW 2018, arXiv:1803.09371): Stack Overflow question
+  titles with the code snippets of their accepted answers.  The benchmark is
+  the authors' manually annotated Python split (data/data_hnn/python/
+  {valid,test}/iids.pickle; the annotators' agreed labels in
+  annotation_tool/crowd_sourcing/python_annotator/all_agreed_iid_to_label.pickle):
+  dev = the valid questions, test = the test questions, each with its
+  label-1 snippets (a standalone solution) as targets, ranked against every
+  annotated snippet of both splits (function staqc below).
       git clone https://github.com/LittleYUYU/StackOverflow-Question-Code-Dataset
       git -C StackOverflow-Question-Code-Dataset checkout 81b74afb40b2c57b34a92ad94a67ade0c305d101
-      fetch.py staqc --from StackOverflow-Question-Code-Dataset
-  The two text pickles are large files that the archive used here did not
-  hold, so their sha256 is unknown to us: they are checked by their git blob
-  ids (sha1 of "blob <size>\\0" + content, what `git ls-tree` shows at that
-  commit), the split files by sha256.
+      fetch.py staqc --from StackOverflow-Question-Code-Dataset [--tree DIR]
+  --tree DIR also writes the corpus as a tree for codevec-load (s<cid>.py
+  per snippet; a snippet without a definition inside `def snippet():`, see
+  snippet_tree.py).  The code and title pickles are 4 MiB and more and no
+  copy of their content was at hand here (2026-12-04: the repository
+  snapshots this project can read lack every file of 4 MiB and more, in
+  the original and its forks), so their sha256 is unknown to us: they are
+  checked by their git blob ids at that commit (sha1 of "blob <size>\\0" +
+  content, what `git ls-tree` shows), the small files by sha256.  A clone
+  with git-lfs is not needed: the pickles are plain git blobs.
+  --unpinned skips every hash check and marks the output so (test fixtures
+  only).
 
 --from takes a work tree or a bare git directory (then files are read with
 `git show COMMIT:PATH`, so the commit is the pinned one whatever is checked
 out).  A wrong hash stops the script with exit 1 and the file named.
 """
 
+import collections
 import hashlib
 import json
 import os
 import pickle
+import re
 import subprocess
 import sys
 import urllib.request
@@ -56,21 +69,42 @@ COSQA = dict(
     })
 
 STAQC_SRC = 'annotation_tool/data/code_solution_labeled_data/source/'
+STAQC_HNN = 'data/data_hnn/python/'
+STAQC_LABELS = 'annotation_tool/crowd_sourcing/python_annotator/all_agreed_iid_to_label.pickle'
+STAQC_MULTI = 'final_collection/python_multi_code_iids.txt'
+STAQC_MULTI_CODE = STAQC_SRC + 'python_how_to_do_it_by_classifier_multiple_iid_to_code.pickle'
+STAQC_MULTI_TITLE = STAQC_SRC + 'python_how_to_do_it_by_classifier_multiple_qid_to_title.pickle'
+STAQC_SINGLE_CODE = STAQC_SRC + \
+    'python_how_to_do_it_qid_by_classifier_unlabeled_single_code_answer_qid_to_code.pickle'
+STAQC_SINGLE_TITLE = STAQC_SRC + \
+    'python_how_to_do_it_qid_by_classifier_unlabeled_single_code_answer_qid_to_title.pickle'
 STAQC = dict(
     url='https://github.com/LittleYUYU/StackOverflow-Question-Code-Dataset',
     commit='81b74afb40b2c57b34a92ad94a67ade0c305d101',
+    # small files: sha256 (read from a copy of the repository at the commit)
     files={
-        'data/data_hnn/python/test/iids.pickle':
-            'de3a884aa900c290711e5976bef85bc5d1161a3505618020e033958eb968d2fa',
-        'data/data_hnn/python/valid/iids.pickle':
+        STAQC_HNN + 'train/iids.pickle':
+            '59fa02a1276c1a3d952b3b1ab5ad455b728edbdc3a59ff16ac0176b801e9ca1a',
+        STAQC_HNN + 'valid/iids.pickle':
             '43eadb32cfa533ae49cde7fa64a735ae24284a4d529e05d095fd881dc0b54fc3',
+        STAQC_HNN + 'test/iids.pickle':
+            'de3a884aa900c290711e5976bef85bc5d1161a3505618020e033958eb968d2fa',
+        STAQC_LABELS:
+            '4ce1e72706c96299f281065e4f632e37e06c2384fa1cbf09b40c0860bb1d0114',
+        STAQC_MULTI:
+            '1ab3329a05667a59601d8411c2b1e85f142a39c975685df1eaacc5d4a2e9e1a3',
     },
+    # the text pickles (4 MiB and more; no copy of their content was at
+    # hand to take a sha256 from): their git blob ids at the commit
     blobs={
-        STAQC_SRC + 'python_how_to_do_it_by_classifier_multiple_iid_to_code.pickle':
-            '9ca7a69f2fad78db961ca9e540edc540eba14652',
-        STAQC_SRC + 'python_how_to_do_it_by_classifier_multiple_qid_to_title.pickle':
-            '80df0165452c305e0f10c717a73c2326a33f5909',
+        STAQC_MULTI_CODE: '9ca7a69f2fad78db961ca9e540edc540eba14652',
+        STAQC_MULTI_TITLE: '80df0165452c305e0f10c717a73c2326a33f5909',
+        STAQC_SINGLE_CODE: '440e7c294d3ea6a678a1c5f297ff9a65cc05d1c4',
+        STAQC_SINGLE_TITLE: '9c545f5508c36597e3600796e4dc640c3ee67147',
     })
+# what the benchmark needs (the training pairs also read the single-code ones)
+STAQC_BENCH = (STAQC_HNN + 'valid/iids.pickle', STAQC_HNN + 'test/iids.pickle', STAQC_LABELS,
+               STAQC_MULTI_CODE, STAQC_MULTI_TITLE)
 
 
 def die(msg):
@@ -97,23 +131,42 @@ def read(spec, src, path):
         return f.read()
 
 
-def checked(spec, src):
-    """Every file of SPEC, hash-checked; returns {path: bytes}."""
+def checked(spec, src, only=None, unpinned=False):
+    """The files of SPEC (those in ONLY when given), hash-checked (unless
+    UNPINNED: a test fixture); returns {path: bytes}."""
     out = {}
-    for path, want in spec['files'].items():
+    pins = [(p, 'sha256', h) for p, h in spec['files'].items()] + \
+        [(p, 'blob', h) for p, h in spec.get('blobs', {}).items()]
+    for path, kind, want in pins:
+        if only is not None and path not in only:
+            continue
         b = read(spec, src, path)
-        got = hashlib.sha256(b).hexdigest()
-        if got != want:
-            die('%s: sha256 %s, expected %s' % (path, got, want))
-        out[path] = b
-    for path, want in spec.get('blobs', {}).items():
-        b = read(spec, src, path)
-        got = hashlib.sha1(b'blob %d\0' % len(b) + b).hexdigest()
-        if got != want:
-            die('%s: git blob id %s, expected %s' % (path, got, want))
-        print('%s sha256 %s' % (path, hashlib.sha256(b).hexdigest()))
+        if kind == 'sha256':
+            got = hashlib.sha256(b).hexdigest()
+        else:
+            got = hashlib.sha1(b'blob %d\0' % len(b) + b).hexdigest()
+        if got != want and not unpinned:
+            die('%s: %s %s, expected %s' % (path, 'sha256' if kind == 'sha256' else 'git blob id',
+                                            got, want))
+        if kind == 'blob':
+            print('%s sha256 %s' % (path, hashlib.sha256(b).hexdigest()))
         out[path] = b
     return out
+
+
+def unpickle(b):
+    """A Python 2 pickle of the StaQC repository: str objects were bytes
+    there; read as latin-1 and, where they are UTF-8, decoded as such."""
+    def fix(x):
+        if isinstance(x, str):
+            try:
+                return x.encode('latin-1').decode('utf-8')
+            except UnicodeError:
+                return x
+        if isinstance(x, dict):
+            return {k: fix(v) for k, v in x.items()}
+        return x
+    return fix(pickle.loads(b, encoding='latin1'))
 
 
 def cosqa(src):
@@ -132,42 +185,110 @@ def cosqa(src):
                 corpus=[dict(cid=i, code=c) for i, c in corpus])
 
 
-def staqc(src):
-    if src is None:
-        die('staqc needs --from PATH (a clone of %s)' % STAQC['url'])
-    f = checked(STAQC, src)
-    ld = lambda p: pickle.loads(f[p], encoding='latin1')
-    code = ld(STAQC_SRC + 'python_how_to_do_it_by_classifier_multiple_iid_to_code.pickle')
-    title = ld(STAQC_SRC + 'python_how_to_do_it_by_classifier_multiple_qid_to_title.pickle')
+def staqc_files(src, only=None, unpinned=False):
+    """The StaQC files (all, or ONLY), checked and unpickled: {path: object}
+    (the multi-code id list as a list of (question id, code index))."""
+    f = checked(STAQC, src, only, unpinned)
+    out = {}
+    for p, b in f.items():
+        if p == STAQC_MULTI:
+            out[p] = [tuple(int(x) for x in re.findall(r'-?\d+', l)) for l in
+                      b.decode().splitlines() if l.strip()]
+        else:
+            out[p] = unpickle(b)
+    return out
+
+
+def staqc(src, unpinned=False):
+    """StaQC's manually annotated Python split as a retrieval benchmark:
+    dev = the questions of the authors' valid split, test = those of the
+    test split, each with the code snippets the annotators all agreed are a
+    standalone solution (label 1) as its targets; questions without one are
+    left out.  The corpus is every annotated snippet of both splits (label 1
+    and label 0: the other snippets of the same answer posts are the
+    hardest distractors), one shared corpus as CoSQA's."""
+    f = staqc_files(src, STAQC_BENCH, unpinned)
+    code, title = f[STAQC_MULTI_CODE], f[STAQC_MULTI_TITLE]
+    label = f[STAQC_LABELS]
     out = dict(name='staqc', language='python', source=STAQC['url'], commit=STAQC['commit'],
-               dev=[], test=[], corpus=[])
+               dev=[], test=[], corpus=[], unpinned=unpinned,
+               skipped=collections.Counter())
     cids = {}
     for part, split in (('valid', 'dev'), ('test', 'test')):
-        for qid, ci in sorted(ld('data/data_hnn/python/%s/iids.pickle' % part)):
-            if (qid, ci) not in code or qid not in title:
+        targets = collections.OrderedDict()
+        for iid in sorted(f[STAQC_HNN + part + '/iids.pickle']):
+            c = code.get(iid)
+            if c is None or not str(c).strip():
+                out['skipped']['no code'] += 1
                 continue
-            cid = cids.setdefault((qid, ci), len(cids))
-            out['corpus'].append(dict(cid=cid, code=code[(qid, ci)], split=split))
-            out[split].append(dict(qid='%d-%d' % (qid, ci), query=title[qid], targets=[cid]))
+            cid = cids.setdefault(iid, len(cids))
+            out['corpus'].append(dict(cid=cid, code=str(c), qid=iid[0], index=iid[1],
+                                      split=split, label=label.get(iid)))
+            if label.get(iid) == 1:
+                targets.setdefault(iid[0], []).append(cid)
+        for qid, ts in targets.items():
+            if qid not in title:
+                out['skipped']['no title'] += 1
+                continue
+            out[split].append(dict(qid=qid, query=' '.join(str(title[qid]).split()),
+                                   targets=ts))
+    out['skipped'] = dict(out['skipped'])
     return out
+
+
+def loader_path():
+    """codevec-load: $CODEVEC_LOAD, else the one PATH or pg_config's bindir has."""
+    if os.environ.get('CODEVEC_LOAD'):
+        return os.environ['CODEVEC_LOAD']
+    for d in os.environ.get('PATH', '').split(':'):
+        if os.access(os.path.join(d, 'codevec-load'), os.X_OK):
+            return os.path.join(d, 'codevec-load')
+    bindir = subprocess.run(['pg_config', '--bindir'], capture_output=True, text=True).stdout.strip()
+    return os.path.join(bindir, 'codevec-load')
+
+
+def staqc_tree(d, root):
+    """The benchmark's corpus as a tree for codevec-load: s<cid>.py per
+    snippet (snippet_tree: wrapped in `def snippet():` where the loader
+    finds no definition); returns how many files parse to nothing."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import snippet_tree
+    subprocess.run(['rm', '-rf', root], check=True)
+    items = [('s%d' % s['cid'], s['code']) for s in d['corpus']]
+    parsed = snippet_tree.write_tree(items, root, loader_path())
+    wrapped = sum(1 for n, _ in items if n in parsed and
+                  parsed[n][0]['qualified_name'] == n + '.snippet')
+    print('staqc tree %s: %d files, %d wrapped in def snippet(), %d give no snippet' % (
+        root, len(items), wrapped, len(items) - len(parsed)))
+    return len(items) - len(parsed)
 
 
 def main():
     args = sys.argv[1:]
-    src = None
-    if '--from' in args:
-        i = args.index('--from')
-        src = args[i + 1]
-        del args[i:i + 2]
-    if len(args) != 1 or args[0] not in ('cosqa', 'staqc'):
+    src = tree = None
+    unpinned = '--unpinned' in args
+    if unpinned:
+        args.remove('--unpinned')
+    for opt in ('--from', '--tree'):
+        if opt in args:
+            i = args.index(opt)
+            if opt == '--from':
+                src = args[i + 1]
+            else:
+                tree = args[i + 1]
+            del args[i:i + 2]
+    if len(args) != 1 or args[0] not in ('cosqa', 'staqc') or (tree and args[0] != 'staqc'):
         sys.exit(__doc__)
-    d = cosqa(src) if args[0] == 'cosqa' else staqc(src)
+    d = cosqa(src) if args[0] == 'cosqa' else staqc(src, unpinned)
     os.makedirs(CACHE, exist_ok=True)
     path = os.path.join(CACHE, d['name'] + '.json')
     with open(path, 'w', encoding='utf-8') as fo:
         json.dump(d, fo)
-    print('%s: %d dev, %d test queries, %d corpus snippets -> %s' % (
-        d['name'], len(d['dev']), len(d['test']), len(d['corpus']), path))
+    print('%s: %d dev, %d test queries, %d corpus snippets -> %s%s' % (
+        d['name'], len(d['dev']), len(d['test']), len(d['corpus']), path,
+        ' (UNPINNED: hashes not checked)' if unpinned else ''))
+    if tree:
+        staqc_tree(d, tree)
 
 
 if __name__ == '__main__':

@@ -24,8 +24,12 @@ Benchmarks and databases (how run.sh loads them: bench/quality/ood/README.md):
            code-base function (cN.py); target = the file's first snippet
   hand     databases hand_<repo>: handwritten/questions.tsv, one database
            per repository (a user's database holds their repository)
+  staqc    database staqc: fetch.py's StaQC split (Stack Overflow titles),
+           loaded from the tree `fetch.py staqc --tree DIR` wrote (s<cid>.py
+           per snippet); targets = every snippet of the answer's files.
+           Only with --only ...,staqc (not obtained on every machine)
 
-  make-kit.py OUT.json.gz [--only public,cosqa,hand] [--verify DB]
+  make-kit.py OUT.json.gz [--only public,cosqa,hand,staqc] [--verify DB]
               [--public-db DB] [--public-lists RANKS.json.gz]
               [--keep-from OLDKIT.json.gz]
 
@@ -103,6 +107,33 @@ def cosqa_group(conn):
     return out
 
 
+def staqc_group(conn):
+    """StaQC's dev (valid) and test questions: every snippet the loader
+    made of a target file s<cid>.py is a target (a wrapped snippet gives
+    one, an answer with definitions one per definition)."""
+    d = json.load(open(os.path.join(CACHE, 'staqc.json'), encoding='utf-8'))
+    if d.get('unpinned') and not os.environ.get('CODEVEC_OOD_UNPINNED_OK'):
+        sys.exit('staqc.json was made with fetch.py --unpinned (a fixture): no kit from it')
+    cur = conn.cursor()
+    cur.execute("""SELECT f.path, s.id FROM code.snippets s JOIN code.files f ON f.id = s.file_id
+                   ORDER BY s.id""")
+    by_file = {}
+    for path, sid in cur.fetchall():
+        by_file.setdefault(path, []).append(sid)
+    out, missing = [], 0
+    for split in ('dev', 'test'):
+        for q in d[split]:
+            t = sorted(x for c in q['targets'] for x in by_file.get('s%d.py' % c, []))
+            if not t:
+                missing += 1
+                continue
+            out.append(dict(qid='staqc-%s-%s' % (split, q['qid']), query=q['query'],
+                            language='python', split=split, targets=t))
+    if missing:
+        log('  staqc: %d questions none of whose answers the loader parsed, left out' % missing)
+    return out
+
+
 def hand_group(conn, repo):
     cur = conn.cursor()
     out = []
@@ -154,6 +185,8 @@ def main():
         plan.append(('public', 'public', args.public_db, None))
     if 'cosqa' in want:
         plan.append(('cosqa', 'cosqa', 'cosqa', None))
+    if 'staqc' in want:
+        plan.append(('staqc', 'staqc', 'staqc', None))
     if 'hand' in want:
         for line in open(os.path.join(QUALITY, 'handwritten', 'manifest.tsv')):
             if not line.startswith('#'):
@@ -168,6 +201,8 @@ def main():
             qs = public_group(conn)
         elif bench == 'cosqa':
             qs = cosqa_group(conn)
+        elif bench == 'staqc':
+            qs = staqc_group(conn)
         elif bench == 'hand':
             qs = hand_group(conn, repo)
         else:
@@ -197,8 +232,8 @@ def main():
         rebuilt = {g['benchmark'] for g in groups}
         kept = [g for g in old['groups'] if g['benchmark'] not in rebuilt]
         log('kept from %s: %s' % (args.keep_from, ', '.join(g['name'] for g in kept)))
-        # the kit's order: public, cosqa, hand-*, verify
-        order = ['public', 'cosqa', 'hand', 'verify']
+        # the kit's order: public, cosqa, staqc, hand-*, verify
+        order = ['public', 'cosqa', 'staqc', 'hand', 'verify']
         groups = sorted(groups + kept, key=lambda g: order.index(g['benchmark']))
     commit = subprocess.run(['git', '-C', HERE, 'rev-parse', 'HEAD'], capture_output=True,
                             text=True).stdout.strip()
