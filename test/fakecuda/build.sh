@@ -7,7 +7,12 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 dir=${1:?usage: build.sh DIR}
 rm -rf "$dir" && mkdir -p "$dir"
-(cd "$top" && git ls-files -z --cached --others --exclude-standard | xargs -0 tar cf - 2>/dev/null) | tar xf - -C "$dir" || true
+# the tracked and new files (a checkout), or the tree less built objects
+if git -C "$top" rev-parse --git-dir >/dev/null 2>&1; then
+	(cd "$top" && git ls-files -z --cached --others --exclude-standard | xargs -0 tar cf - 2>/dev/null) | tar xf - -C "$dir" || true
+else
+	(cd "$top" && tar cf - --exclude='*.o' --exclude='*.so' --exclude='*.d' --exclude='./loaders/build' .) | tar xf - -C "$dir"
+fi
 cd "$dir"
 objs=$(make -s --no-print-directory CUDA=0 -f Makefile -f - print-objs <<<'print-objs: ; @echo $(OBJS)')
 ver=$(sed -n "s/^default_version = '\(.*\)'/\1/p" codevec.control)
