@@ -103,6 +103,7 @@ static struct
 	dnnl_status_t (*attr_set_scratchpad_mode) (dnnl_primitive_attr_t, dnnl_scratchpad_mode_t);
 	dnnl_status_t (*attr_destroy) (dnnl_primitive_attr_t);
 	void		(*omp_set_threads) (int);	/* libgomp, oneDNN's threading */
+	int			(*omp_max_threads) (void);	/* its nthreads-var, what a region gets */
 	/* libgomp's entry for "#pragma omp parallel" (GCC's ABI) and its queries */
 	void		(*gomp_parallel) (void (*fn) (void *), void *data, unsigned threads, unsigned flags);
 	int			(*omp_thread_num) (void);
@@ -247,6 +248,7 @@ BindDnnl(void)
 	BIND(attr_destroy, "dnnl_primitive_attr_destroy");
 	/* libgomp comes with libdnnl (its threading runtime); optional */
 	*(void **) &dnnl.omp_set_threads = dlsym(dnnl.handle, "omp_set_num_threads");
+	*(void **) &dnnl.omp_max_threads = dlsym(dnnl.handle, "omp_get_max_threads");
 	*(void **) &dnnl.gomp_parallel = dlsym(dnnl.handle, "GOMP_parallel");
 	*(void **) &dnnl.omp_thread_num = dlsym(dnnl.handle, "omp_get_thread_num");
 	*(void **) &dnnl.omp_num_threads = dlsym(dnnl.handle, "omp_get_num_threads");
@@ -305,6 +307,22 @@ cv_int8_isa(void)
 		default:
 			return "none";
 	}
+}
+
+/* See qlinear.h. */
+int
+cv_int8_omp_threads(int n)
+{
+	int			prev;
+
+	if (!dnnl.tried)
+		BindDnnl();
+	if (!dnnl.ok || dnnl.omp_set_threads == NULL || dnnl.omp_max_threads == NULL)
+		return 0;
+	prev = dnnl.omp_max_threads();
+	if (n >= 1)
+		dnnl.omp_set_threads(n);
+	return prev;
 }
 
 /*

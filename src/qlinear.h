@@ -28,6 +28,15 @@ extern CvStatus cv_int8_available(char *errbuf, size_t errlen);
 extern const char *cv_int8_isa(void);
 
 /*
+ * Set the number of threads oneDNN's OpenMP regions (and QParallelFor) get
+ * in this thread from now on to n (n < 1: leave it) and return the number
+ * before, or 0 where int8 cannot run.  The postmaster preloading a model
+ * runs with 1 so that libgomp starts no thread pool there: a forked child
+ * would inherit the pool's bookkeeping but not its threads.
+ */
+extern int	cv_int8_omp_threads(int n);
+
+/*
  * Quantize m's linear layers (QKV, attention output, FFN in and out of
  * every layer) to int8 and attach them to m (m->int8, m->int8_ops), once;
  * cv_encode then runs them when m->precision is CV_PRECISION_INT8.
