@@ -8,7 +8,11 @@
  * the first call that needs it, into malloc'd memory that lives as long as
  * the backend (the encoder core is plain C and never palloc's).  When the
  * setting changes, the next call frees the old model before loading the new
- * one, so a backend holds one model at a time.  Nothing in the core raises
+ * one, so a backend holds one model at a time.  With codevec in
+ * shared_preload_libraries the postmaster loads the configured model first
+ * (CodevecEmbedPreload, codevec.preload_model): its weights and int8
+ * layers in read-only shared mappings, inherited by every backend, which
+ * then never loads that model itself and never frees it.  Nothing in the core raises
  * errors: it returns a status and a message, which become ereport()s here,
  * after every malloc'd buffer of the call has been freed.
  *
@@ -156,11 +160,22 @@ ApplyCpuPrecision(CvModel m)
 	m->precision = CV_PRECISION_INT8;
 }
 
-/* Free the loaded model and what describes it. */
+/*
+ * The model the postmaster preloaded (CodevecEmbedPreload), inherited by
+ * every backend: never freed here (its weights are a shared mapping that
+ * costs a backend nothing while untouched), used again whenever
+ * codevec.model names it.
+ */
+static CvModel preloaded_model = NULL;
+static char *preloaded_setting = NULL;
+static char *preloaded_path = NULL;
+
+/* Free the loaded model (unless it is the preloaded one) and what describes it. */
 static void
 UnloadModel(void)
 {
-	cv_model_free(loaded_model);
+	if (loaded_model != preloaded_model)
+		cv_model_free(loaded_model);
 	free(loaded_setting);
 	free(loaded_path);
 	loaded_model = NULL;
@@ -303,7 +318,7 @@ CodevecEmbedPreload(void)
 	const char *precision = "fp32";
 
 	if (!process_shared_preload_libraries_in_progress || !codevec_preload_model ||
-		codevec_device == CODEVEC_DEVICE_CUDA || loaded_model != NULL)
+		codevec_device == CODEVEC_DEVICE_CUDA || preloaded_model != NULL)
 		return;
 	INSTR_TIME_SET_CURRENT(start);
 	if (!PreloadModelPath(setting, path, sizeof(path), err, sizeof(err)))
@@ -313,7 +328,8 @@ CodevecEmbedPreload(void)
 		snprintf(err, sizeof(err), "%s: %s", path, strerror(errno));
 		goto fail;
 	}
-	if ((st = cv_model_load_ex(real, 0, &m, err, sizeof(err))) != CV_OK)
+	if ((st = cv_model_load_ex(real, 0, &m, err, sizeof(err))) != CV_OK ||
+		(st = cv_model_share_weights(m, err, sizeof(err))) != CV_OK)
 		goto fail;
 	if (m->hidden > CODEVEC_MAX_DIM)
 	{
@@ -334,6 +350,8 @@ CodevecEmbedPreload(void)
 			snprintf(err, sizeof(err), "could not quantize it to int8: %s", why);
 			goto fail;
 		}
+		else if ((st = cv_qlinear_share(m, err, sizeof(err))) != CV_OK)
+			goto fail;
 		else
 		{
 			m->precision = CV_PRECISION_INT8;
@@ -345,15 +363,20 @@ CodevecEmbedPreload(void)
 		goto fail;
 	if (omp_saved > 0)
 		cv_int8_omp_threads(omp_saved);
+	preloaded_setting = strdup(setting);
+	preloaded_path = strdup(real);
 	loaded_setting = strdup(setting);
 	loaded_path = strdup(real);
-	if (!loaded_setting || !loaded_path)
+	if (!preloaded_setting || !preloaded_path || !loaded_setting || !loaded_path)
 	{
 		snprintf(err, sizeof(err), "out of memory");
+		free(preloaded_setting);
+		free(preloaded_path);
+		preloaded_setting = preloaded_path = NULL;
 		UnloadModel();			/* loaded_model is still NULL: frees the two strings */
 		goto fail;
 	}
-	loaded_model = m;
+	preloaded_model = loaded_model = m;
 	INSTR_TIME_SET_CURRENT(took);
 	INSTR_TIME_SUBTRACT(took, start);
 	ereport(LOG,
@@ -432,6 +455,18 @@ GetModel(bool weights)
 
 	/* one model per backend: drop the old one before reading the new */
 	UnloadModel();
+	if (preloaded_model != NULL && strcmp(preloaded_setting, setting) == 0)
+	{
+		loaded_model = preloaded_model;
+		loaded_setting = strdup(preloaded_setting);
+		loaded_path = strdup(preloaded_path);
+		if (!loaded_setting || !loaded_path)
+		{
+			UnloadModel();
+			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+		}
+		return loaded_model;
+	}
 	path = ResolveModelPath(setting);
 	if (realpath(path, real) == NULL)
 		ReportLoadError(CV_ERR_NOT_FOUND, setting, path,

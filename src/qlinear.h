@@ -49,6 +49,16 @@ extern int	cv_int8_omp_threads(int n);
 extern CvStatus cv_qlinear_attach(CvModel m, char *errbuf, size_t errlen);
 
 /*
+ * cv_qlinear_share: move the int8 layers cv_qlinear_attach gave m (weights
+ * in oneDNN's layout, scales, sums, smoothing) into one anonymous
+ * MAP_SHARED mapping, read-only, as cv_model_share_weights does for the
+ * fp32 weights: children forked afterwards get them without fork()
+ * copying their page table entries.  The per-call scratch stays private.
+ * CV_OK (also with no int8 layers), or CV_ERR_NOMEM (m unchanged).
+ */
+extern CvStatus cv_qlinear_share(CvModel m, char *errbuf, size_t errlen);
+
+/*
  * Quantize n rows of k floats to u8 with a zero point per row (asymmetric,
  * the range widened to include 0): q = clamp(round(x / scale) + zp, 0, 255),
  * scale = (max - min) / 255.  Exposed for the unit test.

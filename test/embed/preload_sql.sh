@@ -12,7 +12,8 @@
 #     int8 path's groups on several OpenMP threads, started in the forked
 #     backend) equal the reference server's bit for bit, and so does
 #     another model set in the session (all-MiniLM-L6-v2, loaded by the
-#     backend as before);
+#     backend as before), the default again after it, and fp32 (which
+#     reads the preloaded fp32 weights);
 #   - the backend did not load a copy: after embed() its private memory
 #     (Private_Dirty, /proc/PID/smaps_rollup) is under 40 MB, where a
 #     reference backend's is over 60 MB (the fp32 weights alone are 90 MB);
@@ -59,6 +60,7 @@ ref -c "CREATE EXTENSION IF NOT EXISTS codevec" >/dev/null
 want_single=$(ref -c "$single")
 want_batch=$(ref -c "$batch")
 want_other=$(ref -c "SET codevec.model = 'all-MiniLM-L6-v2'" -c "$single")
+want_fp32=$(ref -c "SET codevec.cpu_precision = fp32" -c "$single")
 # kB of Private_Dirty of the session's backend after one embed() (superuser: pg_read_file of /proc)
 private_kb() {
 	"$@" -c "SELECT embed('open a file') IS NOT NULL" -c "SELECT substring(pg_read_file(
@@ -77,6 +79,11 @@ check "embed(text) of 40 texts: bit for bit the reference server's" "$(pre -c "$
 check "embed(text[]) of 300 texts (several threads): bit for bit the reference's" "$(pre -c "$batch")" "$want_batch"
 check "another model set in the session: the reference's vectors" \
 	"$(pre -c "SET codevec.model = 'all-MiniLM-L6-v2'" -c "$single")" "$want_other"
+check "... and back to the default in the same session: the preloaded one, as the reference" \
+	"$(pre -c "SET codevec.model = 'all-MiniLM-L6-v2'" -c "SELECT embed('x') IS NOT NULL" -c "RESET codevec.model" -c "$single" | tail -n 1)" \
+	"$want_single"
+check "fp32 in the session (the shared fp32 weights): the reference's fp32 vectors" \
+	"$(pre -c "SET codevec.cpu_precision = fp32" -c "$single")" "$want_fp32"
 pre_kb=$(private_kb pre)
 check "a reference backend holds its own copy (Private_Dirty > 60 MB)" \
 	"$([ "${ref_kb:-0}" -gt 61440 ] && echo yes || echo "no: ${ref_kb:-?} kB")" yes
