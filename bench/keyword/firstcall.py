@@ -3,7 +3,7 @@
 costs beyond its later calls (issue 21), per mode.
 
     firstcall.py [--sessions N] [--modes keyword,vector,hybrid] [--parts] [--connect]
-                 [--search FUNC] [--json OUT]
+                 [--search FUNC] [--tag CONFIG] [--json OUT]
 
 For each of N fresh connections (the PG* environment variables) it runs,
 in order: a trivial SELECT 1 (the connection's own start is not counted),
@@ -103,6 +103,7 @@ def main():
     ap.add_argument("--modes", default="keyword,vector,hybrid")
     ap.add_argument("--parts", action="store_true")
     ap.add_argument("--connect", action="store_true")
+    ap.add_argument("--tag", help="added to every JSON line as \"config\" (firstcall-ab.sh)")
     ap.add_argument("--json")
     ap.add_argument("--search", default="code.search",
                     help="the search function to call (another spelling of code.search, to compare)")
@@ -129,6 +130,8 @@ def main():
     if a.connect:
         rows.append(connect_cost(a.sessions * 3))
     for r in rows:
+        if a.tag:
+            r = dict(config=a.tag, **r)
         print(json.dumps(r))
         if a.json:
             with open(a.json, "a") as f:
