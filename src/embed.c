@@ -12,8 +12,8 @@
  * shared_preload_libraries the postmaster loads the configured model first
  * (CodevecEmbedPreload, codevec.preload_model): its weights and int8
  * layers in read-only shared mappings, inherited by every backend, which
- * then never loads that model itself and never frees it.  Nothing in the core raises
- * errors: it returns a status and a message, which become ereport()s here,
+ * then never loads that model itself and never frees it.  Nothing in the
+ * core raises errors: it returns a status and a message, which become ereport()s here,
  * after every malloc'd buffer of the call has been freed.
  *
  * codevec.model is either an installed model name, resolved under
@@ -290,10 +290,13 @@ PreloadWarmUp(CvModel m, int len, char *err, size_t errlen)
  * the int8 layers when codevec.cpu_precision is int8 (calibration,
  * quantization, oneDNN's weight layout) and encode two short made-up
  * queries (the oneDNN primitives a query's 16- and 32-row buckets use on
- * one thread).  Every backend forked afterwards starts with loaded_model
- * set, its pages shared copy-on-write with the postmaster (read, never
- * written, so never copied): a session's first embed() costs what its
- * later ones do instead of ~0.2 s of CPU and ~100 MB of its own memory.
+ * one thread).  The fp32 weights and the int8 layers live in read-only
+ * anonymous MAP_SHARED mappings (cv_model_share_weights, cv_qlinear_share),
+ * whose page table entries fork() does not copy: only the small rest
+ * (tokenizer, oneDNN's objects) is private memory the children inherit.
+ * Every backend forked afterwards starts with loaded_model set: a
+ * session's first embed() costs what its later ones do instead of ~0.2 s
+ * of CPU and ~110 MB of its own memory (bench/keyword/README.md).
  *
  * Nothing here may raise an error (it would stop the postmaster): a model
  * that cannot be loaded is logged and left to the backends, which load it
