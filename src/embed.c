@@ -13,8 +13,8 @@
  * (CodevecEmbedPreload, codevec.preload_model): its weights and int8
  * layers in read-only shared mappings, inherited by every backend, which
  * then never loads that model itself and never frees it.  Nothing in the
- * core raises errors: it returns a status and a message, which become ereport()s here,
- * after every malloc'd buffer of the call has been freed.
+ * core raises errors: it returns a status and a message, which become
+ * ereport()s here, after every malloc'd buffer of the call has been freed.
  *
  * codevec.model is either an installed model name, resolved under
  * $sharedir/extension/codevec_models/<name> (what `make model` installs;
