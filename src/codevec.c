@@ -43,6 +43,8 @@ _PG_init(void)
 	GpuivfExplainInit();
 	CodevecGpuServiceInit();
 	MarkGUCPrefixReserved("codevec");
+	/* last: it reads codevec.device, which the GPU service defines */
+	CodevecEmbedPreload();
 }
 
 PG_FUNCTION_INFO_V1(codevec_build_info);

@@ -18,4 +18,7 @@
 /* Define the GUCs codevec.model, codevec.max_tokens and codevec.cpu_precision; called by _PG_init. */
 extern void CodevecEmbedInit(void);
 
+/* Preload the model in the postmaster (codevec.preload_model); called by _PG_init last. */
+extern void CodevecEmbedPreload(void);
+
 #endif							/* CODEVEC_EMBED_H */

@@ -547,7 +547,7 @@ CalibrateCpuOnIndex(Relation index, const GpuivfMetaPageData *meta, int64 *nrows
 	return best;
 }
 
-/* Mean round trip of pings to the service (us), or -1 when it does not run */
+/* Mean round trip of pings to the service (us), or -1 when it does not run or a ping is not answered */
 static double
 MeasurePing(void)
 {
@@ -568,7 +568,12 @@ MeasurePing(void)
 			INSTR_TIME_SET_CURRENT(t0);
 		memset(req, 0, sizeof(*req));
 		req->kind = GPU_REQUEST_PING;
-		(void) CodevecGpuCall(seg);
+		if (CodevecGpuCall(seg) != 0)
+		{
+			/* stopped or restarting meanwhile: no round trip measured */
+			dsm_detach(seg);
+			return -1;
+		}
 	}
 	us = GpuivfUsSince(t0) / 16;
 	dsm_detach(seg);

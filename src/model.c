@@ -881,11 +881,68 @@ cv_model_free(CvModel m)
 	if (m->int8 && m->int8_ops)
 		m->int8_ops->free(m->int8);
 	cv_tokenizer_free(m->tok);
-	free(m->block);
+	if (m->weights_shared)
+		munmap(m->block, m->weight_bytes);
+	else
+		free(m->block);
 	free(m->layer);
 	free(m->path);
 	free(m->name);
 	free(m);
+}
+
+/* See model.h. */
+CvStatus
+cv_model_share_weights(CvModel m, char *errbuf, size_t errlen)
+{
+	float	   *from = m->block,
+			   *to;
+	size_t		n = m->weight_bytes,
+				nf = n / sizeof(float);
+
+	if (from == NULL || m->weights_shared || n == 0)
+		return CV_OK;
+	to = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (to == MAP_FAILED)
+	{
+		snprintf(errbuf, errlen, "could not map %zu bytes of shared memory: %s", n, strerror(errno));
+		return CV_ERR_NOMEM;
+	}
+	memcpy(to, from, n);
+	if (mprotect(to, n, PROT_READ) != 0)
+	{
+		snprintf(errbuf, errlen, "could not protect the shared weights: %s", strerror(errno));
+		munmap(to, n);
+		return CV_ERR_NOMEM;
+	}
+#define REBASE(p) do { if ((p) >= from && (p) < from + nf) (p) = to + ((p) - from); } while (0)
+	REBASE(m->word_emb);
+	REBASE(m->pos_emb);
+	REBASE(m->type_emb);
+	REBASE(m->emb_ln_g);
+	REBASE(m->emb_ln_b);
+	for (int l = 0; l < m->layers; l++)
+	{
+		CvLayerWeights *w = &m->layer[l];
+
+		REBASE(w->qkv_w);
+		REBASE(w->qkv_b);
+		REBASE(w->ao_w);
+		REBASE(w->ao_b);
+		REBASE(w->ln1_g);
+		REBASE(w->ln1_b);
+		REBASE(w->ffn_in_w);
+		REBASE(w->ffn_in_b);
+		REBASE(w->ffn_out_w);
+		REBASE(w->ffn_out_b);
+		REBASE(w->ln2_g);
+		REBASE(w->ln2_b);
+	}
+#undef REBASE
+	m->block = to;
+	m->weights_shared = 1;
+	free(from);
+	return CV_OK;
 }
 
 /* Name a pooling mode as sentence-transformers does. */

@@ -122,6 +122,9 @@ typedef struct CvModelData
 	void	   *int8;			/* quantized linear layers */
 	const CvInt8Ops *int8_ops;	/* how to run and free them */
 	size_t		int8_bytes;		/* their memory */
+
+	/* block lives in a shared mapping (cv_model_share_weights), not malloc'd */
+	int			weights_shared;
 } CvModelData;
 
 typedef CvModelData *CvModel;
@@ -143,6 +146,17 @@ extern CvStatus cv_model_load(const char *dir, CvModel *out,
 #define CV_MODEL_NO_WEIGHTS 0x01
 extern CvStatus cv_model_load_ex(const char *dir, int flags, CvModel *out,
 								 char *errbuf, size_t errlen);
+
+/*
+ * cv_model_share_weights: move m's fp32 weights (block) into an anonymous
+ * MAP_SHARED mapping, made read-only, and rebase every weight pointer.  A
+ * process that forks afterwards gives its children the weights without
+ * fork() copying a page table entry of them (a shared mapping's entries are
+ * filled on first touch), and no process can write them.  Call it before
+ * cv_qlinear_attach (the int8 layers point at the fp32 biases).  CV_OK, or
+ * CV_ERR_NOMEM with the reason in errbuf (the model is then unchanged).
+ */
+extern CvStatus cv_model_share_weights(CvModel m, char *errbuf, size_t errlen);
 
 /* Free a model and everything it owns; NULL is fine. */
 extern void cv_model_free(CvModel m);

@@ -44,12 +44,14 @@
 #include "encoder.h"
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <immintrin.h>
 #include <oneapi/dnnl/dnnl.h>
@@ -103,6 +105,7 @@ static struct
 	dnnl_status_t (*attr_set_scratchpad_mode) (dnnl_primitive_attr_t, dnnl_scratchpad_mode_t);
 	dnnl_status_t (*attr_destroy) (dnnl_primitive_attr_t);
 	void		(*omp_set_threads) (int);	/* libgomp, oneDNN's threading */
+	int			(*omp_max_threads) (void);	/* its nthreads-var, what a region gets */
 	/* libgomp's entry for "#pragma omp parallel" (GCC's ABI) and its queries */
 	void		(*gomp_parallel) (void (*fn) (void *), void *data, unsigned threads, unsigned flags);
 	int			(*omp_thread_num) (void);
@@ -153,6 +156,8 @@ typedef struct QModel
 	QLinear    *lin;			/* [layers * 4]: QKV, attention out, FFN in, FFN out */
 	dnnl_memory_desc_t wmd[4];	/* weights layout of each of the four shapes */
 	QScratch	scratch[QLINEAR_MAX_THREADS];
+	void	   *shared;			/* cv_qlinear_share's mapping of every w, w_scale, w_sum, x_mul */
+	size_t		shared_len;
 } QModel;
 
 /*
@@ -247,6 +252,7 @@ BindDnnl(void)
 	BIND(attr_destroy, "dnnl_primitive_attr_destroy");
 	/* libgomp comes with libdnnl (its threading runtime); optional */
 	*(void **) &dnnl.omp_set_threads = dlsym(dnnl.handle, "omp_set_num_threads");
+	*(void **) &dnnl.omp_max_threads = dlsym(dnnl.handle, "omp_get_max_threads");
 	*(void **) &dnnl.gomp_parallel = dlsym(dnnl.handle, "GOMP_parallel");
 	*(void **) &dnnl.omp_thread_num = dlsym(dnnl.handle, "omp_get_thread_num");
 	*(void **) &dnnl.omp_num_threads = dlsym(dnnl.handle, "omp_get_num_threads");
@@ -305,6 +311,22 @@ cv_int8_isa(void)
 		default:
 			return "none";
 	}
+}
+
+/* See qlinear.h. */
+int
+cv_int8_omp_threads(int n)
+{
+	int			prev;
+
+	if (!dnnl.tried)
+		BindDnnl();
+	if (!dnnl.ok || dnnl.omp_set_threads == NULL || dnnl.omp_max_threads == NULL)
+		return 0;
+	prev = dnnl.omp_max_threads();
+	if (n >= 1)
+		dnnl.omp_set_threads(n);
+	return prev;
 }
 
 /*
@@ -840,12 +862,17 @@ QModelFree(void *q)
 		return;
 	for (i = 0; qm->lin && i < qm->layers * 4; i++)
 	{
-		free(qm->lin[i].w);
-		free(qm->lin[i].w_scale);
-		free(qm->lin[i].w_sum);
-		free(qm->lin[i].x_mul);
+		if (qm->shared == NULL)
+		{
+			free(qm->lin[i].w);
+			free(qm->lin[i].w_scale);
+			free(qm->lin[i].w_sum);
+			free(qm->lin[i].x_mul);
+		}
 		free(qm->lin[i].x_max);
 	}
+	if (qm->shared)
+		munmap(qm->shared, qm->shared_len);
 	free(qm->lin);
 	for (i = 0; i < QLINEAR_MAX_THREADS; i++)
 	{
@@ -1127,5 +1154,66 @@ cv_qlinear_attach(CvModel m, char *errbuf, size_t errlen)
 	m->int8 = qm;
 	m->int8_ops = &qlinear_ops;
 	m->int8_bytes = bytes;
+	return CV_OK;
+}
+
+/* Bytes of one QLinear's weights, scales, sums and smoothing, each part 64-byte aligned. */
+static size_t
+SharedBytes(const QModel *qm, int l, size_t *parts)
+{
+	const QLinear *L = &qm->lin[l];
+
+	parts[0] = (dnnl.md_get_size(&qm->wmd[l % 4]) + 63) & ~(size_t) 63;
+	parts[1] = (sizeof(float) * L->out + 63) & ~(size_t) 63;
+	parts[2] = (sizeof(int32_t) * L->out + 63) & ~(size_t) 63;
+	parts[3] = (sizeof(float) * L->in + 63) & ~(size_t) 63;
+	return parts[0] + parts[1] + parts[2] + parts[3];
+}
+
+/* See qlinear.h. */
+CvStatus
+cv_qlinear_share(CvModel m, char *errbuf, size_t errlen)
+{
+	QModel	   *qm = m->int8;
+	size_t		total = 0,
+				parts[4];
+	char	   *base,
+			   *p;
+	int			l;
+
+	if (qm == NULL || m->int8_ops != &qlinear_ops || qm->shared != NULL)
+		return CV_OK;
+	for (l = 0; l < qm->layers * 4; l++)
+		total += SharedBytes(qm, l, parts);
+	base = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (base == MAP_FAILED)
+	{
+		snprintf(errbuf, errlen, "could not map %zu bytes of shared memory: %s", total, strerror(errno));
+		return CV_ERR_NOMEM;
+	}
+	p = base;
+	for (l = 0; l < qm->layers * 4; l++)
+	{
+		QLinear    *L = &qm->lin[l];
+
+		SharedBytes(qm, l, parts);
+		memcpy(p, L->w, dnnl.md_get_size(&qm->wmd[l % 4]));
+		memcpy(p + parts[0], L->w_scale, sizeof(float) * L->out);
+		memcpy(p + parts[0] + parts[1], L->w_sum, sizeof(int32_t) * L->out);
+		memcpy(p + parts[0] + parts[1] + parts[2], L->x_mul, sizeof(float) * L->in);
+		free(L->w);
+		free(L->w_scale);
+		free(L->w_sum);
+		free(L->x_mul);
+		L->w = (int8_t *) p;
+		L->w_scale = (float *) (p + parts[0]);
+		L->w_sum = (int32_t *) (p + parts[0] + parts[1]);
+		L->x_mul = (float *) (p + parts[0] + parts[1] + parts[2]);
+		p += parts[0] + parts[1] + parts[2] + parts[3];
+	}
+	/* read-only from here on: nothing writes weights, and a bug that did would fault, not corrupt every backend */
+	mprotect(base, total, PROT_READ);
+	qm->shared = base;
+	qm->shared_len = total;
 	return CV_OK;
 }

@@ -28,6 +28,15 @@ extern CvStatus cv_int8_available(char *errbuf, size_t errlen);
 extern const char *cv_int8_isa(void);
 
 /*
+ * Set the number of threads oneDNN's OpenMP regions (and QParallelFor) get
+ * in this thread from now on to n (n < 1: leave it) and return the number
+ * before, or 0 where int8 cannot run.  The postmaster preloading a model
+ * runs with 1 so that libgomp starts no thread pool there: a forked child
+ * would inherit the pool's bookkeeping but not its threads.
+ */
+extern int	cv_int8_omp_threads(int n);
+
+/*
  * Quantize m's linear layers (QKV, attention output, FFN in and out of
  * every layer) to int8 and attach them to m (m->int8, m->int8_ops), once;
  * cv_encode then runs them when m->precision is CV_PRECISION_INT8.
@@ -38,6 +47,16 @@ extern const char *cv_int8_isa(void);
  * CV_ERR_UNSUPPORTED (see cv_int8_available), CV_ERR_NOMEM.
  */
 extern CvStatus cv_qlinear_attach(CvModel m, char *errbuf, size_t errlen);
+
+/*
+ * cv_qlinear_share: move the int8 layers cv_qlinear_attach gave m (weights
+ * in oneDNN's layout, scales, sums, smoothing) into one anonymous
+ * MAP_SHARED mapping, read-only, as cv_model_share_weights does for the
+ * fp32 weights: children forked afterwards get them without fork()
+ * copying their page table entries.  The per-call scratch stays private.
+ * CV_OK (also with no int8 layers), or CV_ERR_NOMEM (m unchanged).
+ */
+extern CvStatus cv_qlinear_share(CvModel m, char *errbuf, size_t errlen);
 
 /*
  * Quantize n rows of k floats to u8 with a zero point per row (asymmetric,

@@ -2,7 +2,8 @@
 """bench/keyword/firstcall.py -- what a new session's first code.search
 costs beyond its later calls (issue 21), per mode.
 
-    firstcall.py [--sessions N] [--modes keyword,vector,hybrid] [--parts] [--json OUT]
+    firstcall.py [--sessions N] [--modes keyword,vector,hybrid] [--parts] [--connect]
+                 [--search FUNC] [--tag CONFIG] [--json OUT]
 
 For each of N fresh connections (the PG* environment variables) it runs,
 in order: a trivial SELECT 1 (the connection's own start is not counted),
@@ -19,6 +20,11 @@ code.search's), code.bm25_search alone, EXPLAIN of code.search
 (planning only, no execution), the extension's library loaded by a
 trivial C function (codevec_dims), and code.search after the library and
 the catalog entries of its tables were loaded by other statements.
+With --connect it also times a new session itself (backend start): the
+connection and a SELECT 1, on the client, and the CPU the postmaster spent
+for it (forking: copying its page tables), from its schedstat (superuser:
+the pid is read from postmaster.pid).  --search names another spelling of
+code.search to call (to compare two definitions side by side).
 """
 import argparse, json, os, statistics, time
 
@@ -70,18 +76,43 @@ def summary(name, calls):
     return r
 
 
+def connect_cost(n):
+    """median wall ms of connect + SELECT 1 + close, and the postmaster's CPU ms per connection"""
+    with psycopg.connect(autocommit=True) as c:
+        pm = int(c.execute("SELECT split_part(pg_read_file('postmaster.pid'), E'\\n', 1)").fetchone()[0])
+    walls, cpus = [], []
+    for i in range(n):
+        c0 = cpu_ns(pm)
+        t0 = time.perf_counter()
+        with psycopg.connect(autocommit=True) as conn:
+            conn.execute("SELECT 1").fetchall()
+        walls.append((time.perf_counter() - t0) * 1000)
+        c1 = cpu_ns(pm)
+        if c0 is not None and c1 is not None:
+            cpus.append((c1 - c0) / 1e6)
+    r = {"what": "connect + SELECT 1 (backend start)", "sessions": n,
+         "wall_ms": round(statistics.median(walls), 3)}
+    if cpus:
+        r["postmaster_cpu_ms"] = round(statistics.median(cpus), 3)
+    return r
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sessions", type=int, default=20)
     ap.add_argument("--modes", default="keyword,vector,hybrid")
     ap.add_argument("--parts", action="store_true")
+    ap.add_argument("--connect", action="store_true")
+    ap.add_argument("--tag", help="added to every JSON line as \"config\" (firstcall-ab.sh)")
     ap.add_argument("--json")
+    ap.add_argument("--search", default="code.search",
+                    help="the search function to call (another spelling of code.search, to compare)")
     a = ap.parse_args()
     qs = questions(100)
     rows = []
     for mode in a.modes.split(","):
-        sql = "SELECT id FROM code.search(%%(q)s, k => 10, mode => '%s')" % mode
-        rows.append(summary("code.search " + mode, session_calls(sql, qs, a.sessions)))
+        sql = "SELECT id FROM %s(%%(q)s, k => 10, mode => '%s')" % (a.search, mode)
+        rows.append(summary("%s %s" % (a.search, mode), session_calls(sql, qs, a.sessions)))
     if a.parts:
         rows.append(summary("embed()", session_calls("SELECT embed(%(q)s)", qs, a.sessions)))
         rows.append(summary("code.bm25_search", session_calls("SELECT id FROM code.bm25_search(%(q)s, 10)", qs, a.sessions)))
@@ -96,7 +127,11 @@ def main():
         rows.append(summary("code.search keyword after the library and its tables are loaded",
                             session_calls("SELECT id FROM code.search(%(q)s, k => 10, mode => 'keyword')", qs,
                                           a.sessions, warm)))
+    if a.connect:
+        rows.append(connect_cost(a.sessions * 3))
     for r in rows:
+        if a.tag:
+            r = dict(config=a.tag, **r)
         print(json.dumps(r))
         if a.json:
             with open(a.json, "a") as f:

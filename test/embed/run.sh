@@ -12,6 +12,10 @@
 #   int8-sql    (when a server is reachable, as test/run.sh provides)
 #               embed(text) equals embed(text[]) at fp32 and at int8, and
 #               the two precisions agree to cosine >= 0.99 (int8_sql.sh)
+#   preload-sql (the same) a second cluster with shared_preload_libraries =
+#               codevec: the postmaster preloads the model, backends share
+#               it and embed() as the reference server's backends do, bit
+#               for bit (preload_sql.sh)
 # The fixtures' references are all-MiniLM-L6-v2's, so the real model is that
 # one by name (`make model-base`, tools/fetch-model.sh), not the default
 # (the shipped code-minilm-l6 has its own references: test/models); set
@@ -90,6 +94,7 @@ if [ -x "$build/test_int8" ]; then
 fi
 if [ -n "${PGPORT:-}" ] && psql -qAtX -c "SELECT 1" >/dev/null 2>&1; then
 	run_test int8-sql "$build/int8_sql.out" bash "$here/int8_sql.sh"
+	run_test preload-sql "$build/preload_sql.out" bash "$here/preload_sql.sh"
 else
 	echo "# int8-sql: no server reachable (PGPORT unset); run under test/run.sh"
 fi
