@@ -5,7 +5,10 @@
  *   cvl_schema_sql  code.schema_version, code.repos, code.files,
  *                   code.snippets (a printf format: %s is emb's column
  *                   definition, empty with --dims 0);
- *   cvl_search_sql  code.snippet_tsv(), code.keyword_query(), code.is_test(),
+ *   cvl_snippet_tsv_sql, cvl_snippet_tsv_c_sql  code.snippet_tsv(), the
+ *                   second by codevec_code_tsvector() where the extension
+ *                   has it (the same values);
+ *   cvl_search_sql  code.keyword_query(), code.is_test(),
  *                   code.preview(), code.search(), code.more_like_this()
  *                   (@CFG@: the text search configuration, @EXT@: the
  *                   extension's schema, substituted by db.c);
@@ -65,7 +68,14 @@ const char *const cvl_schema_sql =
  * (EXECUTE ... USING) plans each query with its real k and vector, so the
  * planner can pick a gpuivf index scan for ORDER BY emb <=> $1 LIMIT k.
  */
-const char *const cvl_search_sql =
+/*
+ * code.snippet_tsv(), the tsv of a snippet, in one of two forms that give
+ * the same tsvector: plain SQL over to_tsvector (any codevec with the
+ * codevec_code configuration), or one call of codevec_code_tsvector()
+ * (src/codetsv.c: the same value with less work per token) where the
+ * extension has it.  @CFG@ and @EXT@ as in cvl_search_sql.
+ */
+const char *const cvl_snippet_tsv_sql =
 "CREATE OR REPLACE FUNCTION code.snippet_tsv(qualified_name text, signature text,\n"
 "    doc text, code text) RETURNS tsvector\n"
 "LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$\n"
@@ -77,7 +87,22 @@ const char *const cvl_search_sql =
 "COMMENT ON FUNCTION code.snippet_tsv(text, text, text, text) IS "
 "'code.snippets.tsv as codevec-load computes it: the codevec_code text search configuration "
 "(identifiers whole and split) of the qualified name (weight A), signature (B), doc (C) and "
-"the first 16384 characters of the code (D)';\n"
+"the first 16384 characters of the code (D)';\n";
+
+const char *const cvl_snippet_tsv_c_sql =
+"CREATE OR REPLACE FUNCTION code.snippet_tsv(qualified_name text, signature text,\n"
+"    doc text, code text) RETURNS tsvector\n"
+"LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$\n"
+"  SELECT @EXT@.codevec_code_tsvector(@CFG@::regconfig, coalesce(qualified_name, ''),\n"
+"           coalesce(signature, ''), coalesce(doc, ''), left(coalesce(code, ''), 16384))\n"
+"$f$;\n"
+"COMMENT ON FUNCTION code.snippet_tsv(text, text, text, text) IS "
+"'code.snippets.tsv as codevec-load computes it: the codevec_code text search configuration "
+"(identifiers whole and split) of the qualified name (weight A), signature (B), doc (C) and "
+"the first 16384 characters of the code (D), by codevec_code_tsvector() (the same value as "
+"setweight(to_tsvector(...), ''A'') || ... over the four fields)';\n";
+
+const char *const cvl_search_sql =
 "CREATE OR REPLACE FUNCTION code.keyword_query(query text) RETURNS tsquery\n"
 "LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $f$\n"
 "  SELECT string_agg('''' || replace(replace(l, '\\', '\\\\'), '''', '''''') || '''', ' | ')::tsquery\n"
