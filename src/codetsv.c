@@ -73,6 +73,7 @@
 #include "utils/fmgrprotos.h"
 #include "utils/memutils.h"
 
+#include "compat.h"
 #include "tsparser.h"
 
 /* the cache is emptied when its memory passes this */
