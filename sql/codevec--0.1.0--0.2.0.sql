@@ -180,3 +180,10 @@ CREATE FUNCTION codevec_gpu_prewarm_list(
 REVOKE ALL ON FUNCTION codevec_gpu_prewarm_list() FROM PUBLIC;
 COMMENT ON FUNCTION codevec_gpu_prewarm_list() IS
 'the index copies the GPU service will load in the background at its next start (codevec.gpu_prewarm = on), most recently used first: ordinal (1 first), database and index oid, as read from pg_codevec_prewarm in the data directory (written by the service when its copies change and when it stops; at most 64). A malformed file gives a WARNING and the entries that could be read; no file, no rows. Superusers only unless granted (it reads a server file)';
+
+-- code.snippets.tsv in one C call (issue 23; src/codetsv.c)
+CREATE FUNCTION codevec_code_tsvector(config regconfig, name text, signature text,
+		doc text, body text) RETURNS tsvector
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION codevec_code_tsvector(regconfig, text, text, text, text) IS
+'setweight(to_tsvector(config, name), ''A'') || setweight(to_tsvector(config, signature), ''B'') || setweight(to_tsvector(config, doc), ''C'') || setweight(to_tsvector(config, body), ''D''): the same tsvector, computed without the per-token parser and dictionary calls when config is codevec_code (its parser, every token type to one simple dictionary: each distinct token lexized once per statement). codevec-load computes code.snippets.tsv with it';
