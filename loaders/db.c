@@ -18,7 +18,9 @@
  *
  * Schema versions (code.schema_version, the highest row counts):
  *   1  tsv from words split in C, to_tsvector('simple', ...)
- *   2  tsv by code.snippet_tsv() (codevec_code); with an emb column also
+ *   2  tsv by code.snippet_tsv() (codevec_code: codevec_code_tsvector()
+ *      where the extension has it, else the same value in plain SQL,
+ *      cvl_snippet_tsv_sql / cvl_snippet_tsv_c_sql); with an emb column also
  *      the search functions code.search(), code.more_like_this(),
  *      code.keyword_query(), code.is_test(), code.preview() (cvl_search_sql,
  *      re-created by every run so that they follow the loader); with an
@@ -136,6 +138,7 @@ cvl_db_schema_ensure(CvlDb db)
 	int			version;
 	char	   *cfg = NULL;		/* 'schema.codevec_code' literal, or NULL */
 	char	   *ext = NULL;		/* the extension's schema, an identifier */
+	const char *tsv_sql = NULL;	/* code.snippet_tsv()'s definition */
 
 	if (db->dims > 0)
 		snprintf(emb, sizeof(emb), "emb codevec(%d),\n", db->dims);
@@ -152,6 +155,9 @@ cvl_db_schema_ensure(CvlDb db)
 	res = cvl_session_exec_params(&db->main, "looking for text search configuration codevec_code",
 					 "SELECT quote_literal(quote_ident(n.nspname) || '.' || quote_ident(c.cfgname)), "
 					 "(SELECT quote_ident(en.nspname) FROM pg_extension e "
+					 " JOIN pg_namespace en ON en.oid = e.extnamespace WHERE e.extname = 'codevec'), "
+					 "(SELECT to_regprocedure(quote_ident(en.nspname) || '.codevec_code_tsvector(regconfig, "
+					 " text, text, text, text)') IS NOT NULL FROM pg_extension e "
 					 " JOIN pg_namespace en ON en.oid = e.extnamespace WHERE e.extname = 'codevec') "
 					 "FROM pg_ts_config c JOIN pg_namespace n ON n.oid = c.cfgnamespace "
 					 "JOIN pg_ts_parser p ON p.oid = c.cfgparser "
@@ -164,6 +170,7 @@ cvl_db_schema_ensure(CvlDb db)
 	{
 		cfg = cvl_strdup(PQgetvalue(res, 0, 0));
 		ext = cvl_strdup(PQgetvalue(res, 0, 1));
+		tsv_sql = PQgetvalue(res, 0, 2)[0] == 't' ? cvl_snippet_tsv_c_sql : cvl_snippet_tsv_sql;
 	}
 	PQclear(res);
 
@@ -206,6 +213,7 @@ cvl_db_schema_ensure(CvlDb db)
 	{
 		/* the search surface, re-created so that it follows the loader */
 		cvl_buf_init(&sql);
+		AppendSubstituted(&sql, tsv_sql, cfg, ext);
 		AppendSubstituted(&sql, cvl_search_sql, cfg, ext);
 		rc = cvl_session_exec(&db->main, "creating the search functions", sql.data);
 		cvl_buf_free(&sql);
@@ -235,8 +243,7 @@ cvl_db_schema_ensure(CvlDb db)
 	{
 		/* no emb column (--dims 0): the tsv function only */
 		cvl_buf_init(&sql);
-		AppendSubstituted(&sql, cvl_search_sql, cfg, ext);
-		sql.data[strstr(sql.data, "CREATE OR REPLACE FUNCTION code.keyword_query") - sql.data] = '\0';
+		AppendSubstituted(&sql, tsv_sql, cfg, ext);
 		rc = cvl_session_exec(&db->main, "creating code.snippet_tsv", sql.data);
 		cvl_buf_free(&sql);
 		if (rc < 0)

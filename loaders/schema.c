@@ -5,7 +5,10 @@
  *   cvl_schema_sql  code.schema_version, code.repos, code.files,
  *                   code.snippets (a printf format: %s is emb's column
  *                   definition, empty with --dims 0);
- *   cvl_search_sql  code.snippet_tsv(), code.keyword_query(), code.is_test(),
+ *   cvl_snippet_tsv_sql, cvl_snippet_tsv_c_sql  code.snippet_tsv(), the
+ *                   second by codevec_code_tsvector() where the extension
+ *                   has it (the same values);
+ *   cvl_search_sql  code.keyword_query(), code.is_test(),
  *                   code.preview(), code.search(), code.more_like_this()
  *                   (@CFG@: the text search configuration, @EXT@: the
  *                   extension's schema, substituted by db.c);
@@ -65,7 +68,14 @@ const char *const cvl_schema_sql =
  * (EXECUTE ... USING) plans each query with its real k and vector, so the
  * planner can pick a gpuivf index scan for ORDER BY emb <=> $1 LIMIT k.
  */
-const char *const cvl_search_sql =
+/*
+ * code.snippet_tsv(), the tsv of a snippet, in one of two forms that give
+ * the same tsvector: plain SQL over to_tsvector (any codevec with the
+ * codevec_code configuration), or one call of codevec_code_tsvector()
+ * (src/codetsv.c: the same value with less work per token) where the
+ * extension has it.  @CFG@ and @EXT@ as in cvl_search_sql.
+ */
+const char *const cvl_snippet_tsv_sql =
 "CREATE OR REPLACE FUNCTION code.snippet_tsv(qualified_name text, signature text,\n"
 "    doc text, code text) RETURNS tsvector\n"
 "LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$\n"
@@ -77,7 +87,22 @@ const char *const cvl_search_sql =
 "COMMENT ON FUNCTION code.snippet_tsv(text, text, text, text) IS "
 "'code.snippets.tsv as codevec-load computes it: the codevec_code text search configuration "
 "(identifiers whole and split) of the qualified name (weight A), signature (B), doc (C) and "
-"the first 16384 characters of the code (D)';\n"
+"the first 16384 characters of the code (D)';\n";
+
+const char *const cvl_snippet_tsv_c_sql =
+"CREATE OR REPLACE FUNCTION code.snippet_tsv(qualified_name text, signature text,\n"
+"    doc text, code text) RETURNS tsvector\n"
+"LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$\n"
+"  SELECT @EXT@.codevec_code_tsvector(@CFG@::regconfig, coalesce(qualified_name, ''),\n"
+"           coalesce(signature, ''), coalesce(doc, ''), left(coalesce(code, ''), 16384))\n"
+"$f$;\n"
+"COMMENT ON FUNCTION code.snippet_tsv(text, text, text, text) IS "
+"'code.snippets.tsv as codevec-load computes it: the codevec_code text search configuration "
+"(identifiers whole and split) of the qualified name (weight A), signature (B), doc (C) and "
+"the first 16384 characters of the code (D), by codevec_code_tsvector() (the same value as "
+"setweight(to_tsvector(...), ''A'') || ... over the four fields)';\n";
+
+const char *const cvl_search_sql =
 "CREATE OR REPLACE FUNCTION code.keyword_query(query text) RETURNS tsquery\n"
 "LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $f$\n"
 "  SELECT string_agg('''' || replace(replace(l, '\\', '\\\\'), '''', '''''') || '''', ' | ')::tsquery\n"
@@ -385,6 +410,8 @@ const char *const cvl_bm25_sql =
 "  dl double precision := 0;\n"
 "  eterms integer[];\n"
 "  eblocks integer[];\n"
+"  hj text;\n"
+"  mj text;\n"
 "BEGIN\n"
 "  IF TG_OP = 'TRUNCATE' THEN\n"
 "    TRUNCATE code.bm25_postings, code.bm25_terms;\n"
@@ -414,7 +441,15 @@ const char *const cvl_bm25_sql =
 "      EXCEPT ALL SELECT r.id, r.tsv FROM bm25_old r WHERE r.tsv IS NOT NULL;\n"
 "  END IF;\n"
 "  IF EXISTS (SELECT 1 FROM bm25_gone) THEN\n"
-"    -- each touched block loses the ids once; blocks left empty are deleted\n"
+"    -- each touched block loses the ids once; blocks left empty are deleted.\n"
+"    -- The (term, block) rows a delete touches are found through the index\n"
+"    -- bm25_postings_idx: the planner, without statistics for bm25_gone, would\n"
+"    -- hash-join a sequential scan of all the postings (millions of rows on a\n"
+"    -- large repository, seconds per statement: issue 23's incremental load).\n"
+"    -- Only for these two statements: restored below\n"
+"    hj := current_setting('enable_hashjoin');\n"
+"    mj := current_setting('enable_mergejoin');\n"
+"    PERFORM set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true);\n"
 "    WITH r AS (\n"
 "      SELECT t.term, (g.id >> p.block_shift)::integer AS block, array_agg(g.id) AS ids\n"
 "      FROM bm25_gone g, unnest(tsvector_to_array(g.tsv)) l, code.bm25_terms t\n"
@@ -429,6 +464,7 @@ const char *const cvl_bm25_sql =
 "      DELETE FROM code.bm25_postings bp USING unnest(eterms, eblocks) AS x(term, block)\n"
 "        WHERE bp.term = x.term AND bp.block = x.block;\n"
 "    END IF;\n"
+"    PERFORM set_config('enable_hashjoin', hj, true), set_config('enable_mergejoin', mj, true);\n"
 "    UPDATE code.bm25_terms t SET df = t.df - c.n\n"
 "      FROM (SELECT l, count(*) AS n FROM bm25_gone g, unnest(tsvector_to_array(g.tsv)) l GROUP BY l) c\n"
 "      WHERE t.lexeme = c.l;\n"

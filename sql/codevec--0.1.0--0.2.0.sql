@@ -201,3 +201,10 @@ CREATE FUNCTION codevec_gpu_devices(
 	AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL SAFE ROWS 8;
 COMMENT ON FUNCTION codevec_gpu_devices() IS
 'the GPU service''s devices, one row per entry of codevec.gpu_devices (default: every visible GPU, at most 8; a GPU listed twice is two logical devices), in that order: device (0 first), ordinal (the CUDA device number), name, memory_used_mb, memory_free_mb and memory_total_mb (the whole GPU, all processes, read when the service last loaded or dropped something), held_mb (what the service holds on this logical device), copies (whole index copies), ranges (row ranges of copies split over several devices: more rows than codevec.gpu_split_rows, or too large for one device), replicas (extra copies of indexes queried more than codevec.gpu_replicate_rate times a second), models (encoder models), requests (k-NN requests run here since the server started: a split copy''s request counts on each device holding one of its ranges, a batch shared among replicas by its queries). No rows when the service is absent, has no device, or was built without CUDA';
+
+-- code.snippets.tsv in one C call (issue 23; src/codetsv.c)
+CREATE FUNCTION codevec_code_tsvector(config regconfig, name text, signature text,
+		doc text, body text) RETURNS tsvector
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION codevec_code_tsvector(regconfig, text, text, text, text) IS
+'setweight(to_tsvector(config, name), ''A'') || setweight(to_tsvector(config, signature), ''B'') || setweight(to_tsvector(config, doc), ''C'') || setweight(to_tsvector(config, body), ''D''): the same tsvector, computed without the per-token parser and dictionary calls when config is codevec_code (its parser, every token type to one simple dictionary: each distinct token lexized once per statement). codevec-load computes code.snippets.tsv with it';

@@ -184,6 +184,38 @@ UnloadModel(void)
 	loaded_sha256[0] = '\0';
 }
 
+/* The characters an installed model name may contain (not first a ".") */
+#define MODEL_NAME_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_."
+
+typedef enum ModelSettingKind
+{
+	MODEL_SETTING_NAME,			/* an installed name: buf holds its folder */
+	MODEL_SETTING_PATH,			/* a folder path (contains "/") */
+	MODEL_SETTING_EMPTY,
+	MODEL_SETTING_INVALID		/* a name with other characters, or a leading "." */
+} ModelSettingKind;
+
+/*
+ * What codevec.model names, without raising errors (the postmaster's
+ * preload calls it too): for an installed name, its folder under the share
+ * directory into buf (len bytes).
+ */
+static ModelSettingKind
+ClassifyModelSetting(const char *setting, char *buf, size_t len)
+{
+	char		share[MAXPGPATH];
+
+	if (setting == NULL || setting[0] == '\0')
+		return MODEL_SETTING_EMPTY;
+	if (strchr(setting, '/') != NULL)
+		return MODEL_SETTING_PATH;
+	if (setting[0] == '.' || strspn(setting, MODEL_NAME_CHARS) != strlen(setting))
+		return MODEL_SETTING_INVALID;
+	get_share_path(my_exec_path, share);
+	snprintf(buf, len, "%s/%s/%s", share, CODEVEC_MODELS_SUBDIR, setting);
+	return MODEL_SETTING_NAME;
+}
+
 /*
  * Resolve codevec.model to a folder path (palloc'd): an installed name under
  * the share directory, or a path, which needs file-reading privileges.
@@ -191,69 +223,64 @@ UnloadModel(void)
 static char *
 ResolveModelPath(const char *setting)
 {
-	char		share[MAXPGPATH];
-	const char *c;
+	char		folder[MAXPGPATH];
 
-	if (setting == NULL || setting[0] == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("codevec.model is empty"),
-				 errhint("Set it to an installed model name such as \"default\" or to a model folder.")));
-	if (strchr(setting, '/') != NULL)
+	switch (ClassifyModelSetting(setting, folder, sizeof(folder)))
 	{
-		if (!has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES))
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("permission denied to load a model from folder \"%s\"", setting),
-					 errdetail("Only roles with privileges of the \"pg_read_server_files\" role may set codevec.model to a path."),
-					 errhint("Use an installed model name instead.")));
-		return pstrdup(setting);
-	}
-	for (c = setting; *c; c++)
-		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
-			  (*c >= '0' && *c <= '9') || *c == '-' || *c == '_' || *c == '.'))
+		case MODEL_SETTING_NAME:
+			break;
+		case MODEL_SETTING_EMPTY:
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid model name \"%s\"", setting),
-					 errdetail("An installed model name may contain only letters, digits, \"-\", \"_\" and \".\".")));
-	if (setting[0] == '.')
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid model name \"%s\"", setting)));
-	get_share_path(my_exec_path, share);
-	return psprintf("%s/%s/%s", share, CODEVEC_MODELS_SUBDIR, setting);
+					 errmsg("codevec.model is empty"),
+					 errhint("Set it to an installed model name such as \"default\" or to a model folder.")));
+			break;
+		case MODEL_SETTING_PATH:
+			if (!has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES))
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("permission denied to load a model from folder \"%s\"", setting),
+						 errdetail("Only roles with privileges of the \"pg_read_server_files\" role may set codevec.model to a path."),
+						 errhint("Use an installed model name instead.")));
+			return pstrdup(setting);
+		case MODEL_SETTING_INVALID:
+			if (strspn(setting, MODEL_NAME_CHARS) != strlen(setting))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("invalid model name \"%s\"", setting),
+						 errdetail("An installed model name may contain only letters, digits, \"-\", \"_\" and \".\".")));
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid model name \"%s\"", setting)));
+			break;
+	}
+	return pstrdup(folder);
 }
 
 /*
  * Preload: see CodevecEmbedPreload.  Resolve codevec.model as
- * ResolveModelPath does, without raising errors (the postmaster must not):
- * into buf, false with the reason in err when the name is not valid.
+ * ResolveModelPath does, without raising errors (the postmaster must not;
+ * a path is the server's own setting here, so no role is checked): into
+ * buf, false with the reason in err when it names nothing.
  */
 static bool
 PreloadModelPath(const char *setting, char *buf, size_t len, char *err, size_t errlen)
 {
-	char		share[MAXPGPATH];
-
-	if (setting == NULL || setting[0] == '\0')
+	switch (ClassifyModelSetting(setting, buf, len))
 	{
-		snprintf(err, errlen, "codevec.model is empty");
-		return false;
+		case MODEL_SETTING_NAME:
+			return true;
+		case MODEL_SETTING_PATH:
+			strlcpy(buf, setting, len);
+			return true;
+		case MODEL_SETTING_EMPTY:
+			snprintf(err, errlen, "codevec.model is empty");
+			return false;
+		case MODEL_SETTING_INVALID:
+			break;
 	}
-	if (strchr(setting, '/') != NULL)
-	{
-		/* postgresql.conf named it: the server's own setting, no role to check */
-		strlcpy(buf, setting, len);
-		return true;
-	}
-	if (setting[0] == '.' || strspn(setting, "abcdefghijklmnopqrstuvwxyz"
-									"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != strlen(setting))
-	{
-		snprintf(err, errlen, "invalid model name");
-		return false;
-	}
-	get_share_path(my_exec_path, share);
-	snprintf(buf, len, "%s/%s/%s", share, CODEVEC_MODELS_SUBDIR, setting);
-	return true;
+	snprintf(err, errlen, "invalid model name");
+	return false;
 }
 
 /*

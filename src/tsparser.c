@@ -57,16 +57,7 @@
 #include "miscadmin.h"
 #include "tsearch/ts_public.h"
 
-/* token types: ids as in wparser_def.c where the headline cares */
-#define CODEVEC_TS_WORD		1	/* identifier or word with one part */
-#define CODEVEC_TS_PART		2	/* a part of a split identifier */
-#define CODEVEC_TS_NUMBER	3	/* an identifier of digits only */
-#define CODEVEC_TS_BLANK	12	/* anything else (wparser_def's SPACE) */
-#define CODEVEC_TS_IDENT	16	/* identifier of 2+ parts, before them */
-#define CODEVEC_TS_PATH		17	/* a.b, a/b, a::b, a->b, before its pieces */
-
-/* longest token indexed, in bytes (PostgreSQL's own limit is 2047) */
-#define CODEVEC_TS_MAX_TOKEN 255
+#include "tsparser.h"
 
 /* character classes inside identifiers */
 typedef enum CharClass
@@ -79,61 +70,45 @@ typedef enum CharClass
 	CC_OTHER					/* a letter without case (or unknown case) */
 } CharClass;
 
-/* where the token generator is */
-typedef enum ParserPhase
-{
-	PHASE_SCAN = 0,				/* between chunks: scan the next one */
-	PHASE_COMPONENT,			/* inside a path (or a lone identifier) */
-	PHASE_PARTS					/* inside an identifier of several parts */
-} ParserPhase;
-
-typedef struct CodeParserData
-{
-	const char *text;
-	int			len;
-	int			pos;			/* start of the next unscanned chunk */
-	bool		utf8;			/* database encoding is UTF-8 */
-	ParserPhase phase;
-	int			cend;			/* end of the current path / identifier */
-	int			cur;			/* next component or separator in it */
-	int			iend;			/* end of the current identifier */
-	int			ipos;			/* next part of it */
-	int			blank_pos;		/* rest of a long blank, handed out first */
-	int			blank_end;
-} CodeParserData;
-
-typedef CodeParserData *CodeParser;
-
 PG_FUNCTION_INFO_V1(codevec_tsparser_start);
 PG_FUNCTION_INFO_V1(codevec_tsparser_gettoken);
 PG_FUNCTION_INFO_V1(codevec_tsparser_end);
 PG_FUNCTION_INFO_V1(codevec_tsparser_lextype);
 
+/* the class of each ASCII byte (ClassifyChar's fast path) */
+static const unsigned char AsciiClass[128] = {
+	['0'] = CC_DIGIT, ['1'] = CC_DIGIT, ['2'] = CC_DIGIT, ['3'] = CC_DIGIT,
+	['4'] = CC_DIGIT, ['5'] = CC_DIGIT, ['6'] = CC_DIGIT, ['7'] = CC_DIGIT,
+	['8'] = CC_DIGIT, ['9'] = CC_DIGIT,
+	['A'] = CC_UPPER, ['B'] = CC_UPPER, ['C'] = CC_UPPER, ['D'] = CC_UPPER,
+	['E'] = CC_UPPER, ['F'] = CC_UPPER, ['G'] = CC_UPPER, ['H'] = CC_UPPER,
+	['I'] = CC_UPPER, ['J'] = CC_UPPER, ['K'] = CC_UPPER, ['L'] = CC_UPPER,
+	['M'] = CC_UPPER, ['N'] = CC_UPPER, ['O'] = CC_UPPER, ['P'] = CC_UPPER,
+	['Q'] = CC_UPPER, ['R'] = CC_UPPER, ['S'] = CC_UPPER, ['T'] = CC_UPPER,
+	['U'] = CC_UPPER, ['V'] = CC_UPPER, ['W'] = CC_UPPER, ['X'] = CC_UPPER,
+	['Y'] = CC_UPPER, ['Z'] = CC_UPPER,
+	['_'] = CC_UNDERSCORE,
+	['a'] = CC_LOWER, ['b'] = CC_LOWER, ['c'] = CC_LOWER, ['d'] = CC_LOWER,
+	['e'] = CC_LOWER, ['f'] = CC_LOWER, ['g'] = CC_LOWER, ['h'] = CC_LOWER,
+	['i'] = CC_LOWER, ['j'] = CC_LOWER, ['k'] = CC_LOWER, ['l'] = CC_LOWER,
+	['m'] = CC_LOWER, ['n'] = CC_LOWER, ['o'] = CC_LOWER, ['p'] = CC_LOWER,
+	['q'] = CC_LOWER, ['r'] = CC_LOWER, ['s'] = CC_LOWER, ['t'] = CC_LOWER,
+	['u'] = CC_LOWER, ['v'] = CC_LOWER, ['w'] = CC_LOWER, ['x'] = CC_LOWER,
+	['y'] = CC_LOWER, ['z'] = CC_LOWER,
+};
+
 /*
- * Classify the character at byte offset p; sets *clen to its length in
- * bytes (at least 1, never past the end of the text).
+ * Classify the multibyte character at byte offset p (its first byte is
+ * not ASCII); sets *clen to its length in bytes (at least 1, never past
+ * the end of the text).
  */
-static CharClass
-ClassifyChar(CodeParser prs, int p, int *clen)
+static pg_noinline CharClass
+ClassifyMultibyte(CodeParser prs, int p, int *clen)
 {
-	unsigned char c = (unsigned char) prs->text[p];
 	int			left = prs->len - p;
 	int			n;
 
 	*clen = 1;
-	if (c < 0x80)
-	{
-		if (c >= 'a' && c <= 'z')
-			return CC_LOWER;
-		if (c >= 'A' && c <= 'Z')
-			return CC_UPPER;
-		if (c >= '0' && c <= '9')
-			return CC_DIGIT;
-		if (c == '_')
-			return CC_UNDERSCORE;
-		return CC_NONE;
-	}
-
 	n = pg_mblen(prs->text + p);
 	if (n < 1 || n > left)
 		return CC_OTHER;		/* truncated sequence: one byte at a time */
@@ -153,6 +128,24 @@ ClassifyChar(CodeParser prs, int p, int *clen)
 			return CC_DIGIT;
 	}
 	return CC_OTHER;
+}
+
+/*
+ * Classify the character at byte offset p; sets *clen to its length in
+ * bytes (at least 1, never past the end of the text).  ASCII, almost all
+ * of code, by a table lookup inlined into the callers.
+ */
+static inline CharClass
+ClassifyChar(CodeParser prs, int p, int *clen)
+{
+	unsigned char c = (unsigned char) prs->text[p];
+
+	if (likely(c < 0x80))
+	{
+		*clen = 1;
+		return (CharClass) AsciiClass[c];
+	}
+	return ClassifyMultibyte(prs, p, clen);
 }
 
 /* Is there an identifier character at byte offset p? */
@@ -300,20 +293,29 @@ Emit(CodeParser prs, int start, int end, int type, char **t, int *tlen)
 }
 
 /*
+ * Start parser prs over len bytes of text (in the database encoding, not
+ * terminated; used in place, so it must outlive the parser).
+ */
+void
+CodevecTsParserInit(CodeParser prs, const char *text, int len)
+{
+	memset(prs, 0, sizeof(CodeParserData));
+	prs->text = text;
+	prs->len = len < 0 ? 0 : len;
+	prs->utf8 = GetDatabaseEncoding() == PG_UTF8;
+	prs->phase = PHASE_SCAN;
+}
+
+/*
  * codevec_tsparser_start(text internal, len int4) -> internal: the parser
  * state over len bytes of text (in the database encoding, not terminated).
  */
 Datum
 codevec_tsparser_start(PG_FUNCTION_ARGS)
 {
-	CodeParser	prs = palloc0(sizeof(CodeParserData));
+	CodeParser	prs = palloc(sizeof(CodeParserData));
 
-	prs->text = (const char *) PG_GETARG_POINTER(0);
-	prs->len = PG_GETARG_INT32(1);
-	if (prs->len < 0)
-		prs->len = 0;
-	prs->utf8 = GetDatabaseEncoding() == PG_UTF8;
-	prs->phase = PHASE_SCAN;
+	CodevecTsParserInit(prs, (const char *) PG_GETARG_POINTER(0), PG_GETARG_INT32(1));
 	PG_RETURN_POINTER(prs);
 }
 
@@ -433,16 +435,12 @@ NextChunk(CodeParser prs, char **t, int *tlen)
 }
 
 /*
- * codevec_tsparser_gettoken(state internal, token internal, len internal)
- * -> int4: the next token's type (0 at the end), with *token and *len set
- * to its bytes in the input.  See the top of the file for the order.
+ * Return the next token's type (0 at the end of the input), with *t and
+ * *tlen set to its bytes.  See the top of the file for the order.
  */
-Datum
-codevec_tsparser_gettoken(PG_FUNCTION_ARGS)
+int
+CodevecTsParserNext(CodeParser prs, char **t, int *tlen)
 {
-	CodeParser	prs = (CodeParser) PG_GETARG_POINTER(0);
-	char	  **t = (char **) PG_GETARG_POINTER(1);
-	int		   *tlen = (int *) PG_GETARG_POINTER(2);
 	int			type;
 
 	do
@@ -461,7 +459,22 @@ codevec_tsparser_gettoken(PG_FUNCTION_ARGS)
 		else
 			type = NextChunk(prs, t, tlen);
 	} while (type < 0);
-	PG_RETURN_INT32(type);
+	return type;
+}
+
+/*
+ * codevec_tsparser_gettoken(state internal, token internal, len internal)
+ * -> int4: the next token's type (0 at the end), with *token and *len set
+ * to its bytes in the input (CodevecTsParserNext()).
+ */
+Datum
+codevec_tsparser_gettoken(PG_FUNCTION_ARGS)
+{
+	CodeParser	prs = (CodeParser) PG_GETARG_POINTER(0);
+	char	  **t = (char **) PG_GETARG_POINTER(1);
+	int		   *tlen = (int *) PG_GETARG_POINTER(2);
+
+	PG_RETURN_INT32(CodevecTsParserNext(prs, t, tlen));
 }
 
 /* codevec_tsparser_end(state internal): free the parser state. */

@@ -452,4 +452,11 @@ sed '$d' "$TMP/bm25.out" | sed 's/^\(not \)\{0,1\}ok [0-9]* - /&bm25: /'
 read -r bp _ bf _ < <(tail -1 "$TMP/bm25.out")
 PASS=$((PASS + ${bp:-0})); FAIL=$((FAIL + ${bf:-1})); N=$((N + ${bp:-0} + ${bf:-1}))
 
+# ------------------------------------------------------------ codevec_code_tsvector (issue 23)
+echo "# codetsv.sh: codevec_code_tsvector() = the SQL tsvector, its own database"
+bash "$HERE/codetsv.sh" > "$TMP/codetsv.out" 2>&1
+sed '$d' "$TMP/codetsv.out" | sed 's/^\(not \)\{0,1\}ok [0-9]* - /&codetsv: /'
+read -r cp _ cf _ < <(tail -1 "$TMP/codetsv.out")
+PASS=$((PASS + ${cp:-0})); FAIL=$((FAIL + ${cf:-1})); N=$((N + ${cp:-0} + ${cf:-1}))
+
 finish
