@@ -99,6 +99,21 @@ int			codevec_cuda_open_device(int dev, char *name, size_t len,
 int			codevec_cuda_memory(size_t *free_bytes, size_t *total_bytes,
 								char *errbuf, size_t errlen);
 
+/*
+ * codevec_cuda_set_device: make device dev current for the calling thread
+ * (its primary context, created on first use). The GPU service calls it
+ * before work that allocates on "the current device" when it has opened
+ * several (codevec.gpu_devices); an index remembers its own device.
+ */
+int			codevec_cuda_set_device(int dev, char *errbuf, size_t errlen);
+
+/*
+ * codevec_cuda_device_memory: free and total memory of device dev, bytes;
+ * the calling thread's current device is left as it was.
+ */
+int			codevec_cuda_device_memory(int dev, size_t *free_bytes, size_t *total_bytes,
+									   char *errbuf, size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif

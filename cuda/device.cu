@@ -87,3 +87,35 @@ codevec_cuda_memory(size_t *free_bytes, size_t *total_bytes, char *errbuf, size_
 		return set_error(err, "cudaMemGetInfo", errbuf, errlen);
 	return 0;
 }
+
+extern "C" int
+codevec_cuda_set_device(int dev, char *errbuf, size_t errlen)
+{
+	cudaError_t err = cudaSetDevice(dev);
+
+	if (err != cudaSuccess)
+	{
+		(void) cudaGetLastError();
+		return set_error(err, "cudaSetDevice", errbuf, errlen);
+	}
+	return 0;
+}
+
+extern "C" int
+codevec_cuda_device_memory(int dev, size_t *free_bytes, size_t *total_bytes,
+						   char *errbuf, size_t errlen)
+{
+	cudaError_t err;
+	int			prev = 0;
+
+	if ((err = cudaGetDevice(&prev)) != cudaSuccess)
+		return set_error(err, "cudaGetDevice", errbuf, errlen);
+	if (prev != dev && (err = cudaSetDevice(dev)) != cudaSuccess)
+		return set_error(err, "cudaSetDevice", errbuf, errlen);
+	err = cudaMemGetInfo(free_bytes, total_bytes);
+	if (prev != dev)
+		(void) cudaSetDevice(prev);
+	if (err != cudaSuccess)
+		return set_error(err, "cudaMemGetInfo", errbuf, errlen);
+	return 0;
+}

@@ -181,6 +181,27 @@ REVOKE ALL ON FUNCTION codevec_gpu_prewarm_list() FROM PUBLIC;
 COMMENT ON FUNCTION codevec_gpu_prewarm_list() IS
 'the index copies the GPU service will load in the background at its next start (codevec.gpu_prewarm = on), most recently used first: ordinal (1 first), database and index oid, as read from pg_codevec_prewarm in the data directory (written by the service when its copies change and when it stops; at most 64). A malformed file gives a WARNING and the entries that could be read; no file, no rows. Superusers only unless granted (it reads a server file)';
 
+-- several GPUs in one server (issue 19; src/gpuservice.c, src/gpucopies.c,
+-- src/gpuspread.c; settings codevec.gpu_devices, codevec.gpu_split_rows,
+-- codevec.gpu_replicate_rate)
+CREATE FUNCTION codevec_gpu_devices(
+	OUT device integer,
+	OUT ordinal integer,
+	OUT name text,
+	OUT memory_used_mb bigint,
+	OUT memory_free_mb bigint,
+	OUT memory_total_mb bigint,
+	OUT held_mb bigint,
+	OUT copies integer,
+	OUT ranges integer,
+	OUT replicas integer,
+	OUT models integer,
+	OUT requests bigint)
+	RETURNS SETOF record
+	AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL SAFE ROWS 8;
+COMMENT ON FUNCTION codevec_gpu_devices() IS
+'the GPU service''s devices, one row per entry of codevec.gpu_devices (default: every visible GPU, at most 8; a GPU listed twice is two logical devices), in that order: device (0 first), ordinal (the CUDA device number), name, memory_used_mb, memory_free_mb and memory_total_mb (the whole GPU, all processes, read when the service last loaded or dropped something), held_mb (what the service holds on this logical device), copies (whole index copies), ranges (row ranges of copies split over several devices: more rows than codevec.gpu_split_rows, or too large for one device), replicas (extra copies of indexes queried more than codevec.gpu_replicate_rate times a second), models (encoder models), requests (k-NN requests run here since the server started: a split copy''s request counts on each device holding one of its ranges, a batch shared among replicas by its queries). No rows when the service is absent, has no device, or was built without CUDA';
+
 -- code.snippets.tsv in one C call (issue 23; src/codetsv.c)
 CREATE FUNCTION codevec_code_tsvector(config regconfig, name text, signature text,
 		doc text, body text) RETURNS tsvector

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 
 #include "gpuserviceint.h"
+#include "gpuspread.h"
 #include "utils/timestamp.h"
 
 #ifdef CODEVEC_USE_CUDA
@@ -40,6 +41,32 @@
  */
 #define GPU_MAX_INDEXES 64
 #define GPU_DELTA_MIN_ROWS	4096	/* delta tier: max(this, main rows / 8) */
+#define GPU_MAX_PARTS		16		/* row ranges of one split copy */
+#define GPU_REPLICA_CHUNK	16384	/* rows copied to a new replica at a time */
+
+/*
+ * Several devices (codevec.gpu_devices). A copy's main rows are parts[0 ..
+ * nparts - 1]: one device index each, holding the contiguous rows first ..
+ * first + n - 1, on a logical device. One part (nparts 1) is a whole copy,
+ * what a service with one device always has; a copy is split when it has
+ * more rows than codevec.gpu_split_rows or does not fit one device, and
+ * its queries then scan every part at once and merge exactly
+ * (GpuSpreadKnn). A whole copy queried more than
+ * codevec.gpu_replicate_rate times a second gets replicas on other devices
+ * (GpuSpreadReplicas shares a batch's queries among them). The delta tier
+ * lives on part 0's device. Row numbers (ids, tids[], masked[]) are the
+ * copy's, whatever part holds the row.
+ */
+StaticAssertDecl(GPU_MAX_PARTS + 1 <= GPU_SPREAD_MAX_TIERS && 1 + GPU_MAX_DEVICES <= GPU_SPREAD_MAX_TIERS,
+				 "a split copy's parts and delta tier, or a copy and its replicas, fit one spread call");
+
+typedef struct GpuCopyPart
+{
+	CodevecCudaIndex idx;
+	int			device;			/* logical device */
+	int64		first;			/* the copy's row held at local row 0 */
+	int64		n;
+} GpuCopyPart;
 
 typedef struct GpuIndexCopy
 {
@@ -54,12 +81,19 @@ typedef struct GpuIndexCopy
 	uint32		resume_blk;		/* chain position after the last row held */
 	uint32		resume_off;
 	float		maxnorm;
-	size_t		device_bytes;	/* main + delta */
+	size_t		device_bytes;	/* parts + delta + replicas */
 	TimestampTz last_used;
 	bool		queried;		/* a KNN request ran on it (not only loaded) */
 	ItemPointerData *tids;		/* malloc'd: n main rows, then delta_cap */
 	float	   *delta_vecs;		/* malloc'd: the delta rows (delta_cap x dims) */
-	CodevecCudaIndex idx;
+	int			nparts;			/* main rows: 1 whole, more when split */
+	GpuCopyPart parts[GPU_MAX_PARTS];
+	int			nreplicas;		/* replicas of a whole copy besides parts[0] */
+	CodevecCudaIndex replicas[GPU_MAX_DEVICES];
+	int			replica_device[GPU_MAX_DEVICES];
+	int			next_replica;	/* round robin for one-query calls */
+	TimestampTz rate_start;		/* KNN requests counted since */
+	int64		rate_count;
 	CodevecCudaIndex delta;		/* exactly the ndelta rows: made again at each
 								 * APPEND (a device index has a fixed row count) */
 	uint8	   *masked;			/* malloc'd when a VACUUM masked rows: one
@@ -84,13 +118,49 @@ static GpuIndexCopy index_copies[GPU_MAX_INDEXES];
 /* bumped when a copy completes or is dropped: the prewarm list changed */
 static uint64 copies_generation = 0;
 
+/* Device bytes a device index holds now (0 for NULL) */
+static size_t
+IndexBytes(CodevecCudaIndex idx)
+{
+	size_t		b = 0;
+
+	if (idx == NULL || codevec_cuda_index_info(idx, &b, NULL, NULL, 0) != CODEVEC_CUDA_OK)
+		return 0;
+	return b;
+}
+
+/* Device bytes of a copy: its parts, delta tier and replicas */
+static size_t
+CopyDeviceBytes(const GpuIndexCopy *c)
+{
+	size_t		total = IndexBytes(c->delta);
+
+	for (int p = 0; p < c->nparts; p++)
+		total += IndexBytes(c->parts[p].idx);
+	for (int i = 0; i < c->nreplicas; i++)
+		total += IndexBytes(c->replicas[i]);
+	return total;
+}
+
+/* Drop a copy's replicas (they are made again while it stays hot) */
+static void
+DropReplicas(GpuIndexCopy *c)
+{
+	for (int i = 0; i < c->nreplicas; i++)
+		codevec_cuda_index_free(c->replicas[i]);
+	c->nreplicas = 0;
+	c->device_bytes = CopyDeviceBytes(c);
+}
+
 /* Drop a copy: device memory and TIDs */
 static void
 DropCopy(GpuIndexCopy *c)
 {
 	if (c->complete)
 		copies_generation++;
-	codevec_cuda_index_free(c->idx);
+	DropReplicas(c);
+	for (int p = 0; p < c->nparts; p++)
+		codevec_cuda_index_free(c->parts[p].idx);
 	codevec_cuda_index_free(c->delta);
 	free(c->tids);
 	free(c->delta_vecs);
@@ -128,10 +198,43 @@ CopiesBytes(int *count)
 	return total;
 }
 
+/* GpuDeviceStoreData.per_device: each copy's parts, delta and replicas */
+static void
+CopiesPerDevice(GpuDeviceHeld *held)
+{
+	int			ndev = GpuServiceDeviceCount();
+
+	for (int i = 0; i < GPU_MAX_INDEXES; i++)
+	{
+		const GpuIndexCopy *c = &index_copies[i];
+
+		if (!c->used)
+			continue;
+		for (int p = 0; p < c->nparts; p++)
+			if (c->parts[p].device < ndev)
+			{
+				held[c->parts[p].device].bytes += IndexBytes(c->parts[p].idx);
+				if (c->nparts == 1)
+					held[c->parts[p].device].copies++;
+				else
+					held[c->parts[p].device].ranges++;
+			}
+		if (c->nparts > 0 && c->parts[0].device < ndev)
+			held[c->parts[0].device].bytes += IndexBytes(c->delta);
+		for (int r = 0; r < c->nreplicas; r++)
+			if (c->replica_device[r] < ndev)
+			{
+				held[c->replica_device[r]].bytes += IndexBytes(c->replicas[r]);
+				held[c->replica_device[r]].replicas++;
+			}
+	}
+}
+
 static const GpuDeviceStoreData copies_store = {
 	.name = "index copies",
 	.counter = GPU_STORE_COUNTS_INDEXES,
-	.bytes = CopiesBytes
+	.bytes = CopiesBytes,
+	.per_device = CopiesPerDevice
 };
 
 /*
@@ -194,6 +297,94 @@ KnnStages(const CodevecCudaKnnTimes *t, double whole_us, int nreq)
 		GpuServiceStageAdd(GPU_STAGE_KNN_FALLBACK, t->fallback_us, nreq);
 }
 
+/* KnnOnSpread's answer when the copy is neither split nor replicated */
+#define KNN_NOT_SPREAD 1
+
+/*
+ * KnnOnCopy's path for a copy on several device indexes (ranges in the
+ * copy's rows, as KnnOnCopy made them): a split copy's parts and delta
+ * tier all at once, merged (GpuSpreadKnn); a replicated copy's queries
+ * shared out among its replicas (GpuSpreadReplicas). KNN_NOT_SPREAD when
+ * the copy is one device index (or its delta tier keeps it on the first
+ * one), else 0 or a CODEVEC_CUDA error (errbuf).
+ */
+static int
+KnnOnSpread(GpuIndexCopy *c, const float *queries, int nq, int k, int metric,
+			const int64 *ranges, int nranges, const int *qranges, float *dist, int64 *ids,
+			float *rows, int nreq, double t0, char *errbuf, size_t errlen)
+{
+	int			rc;
+
+	if (c->nparts > 1)
+	{
+		/* a split copy: every part (and the delta tier) at once, merged */
+		GpuSpreadTier tiers[GPU_SPREAD_MAX_TIERS];
+		int			served[GPU_SPREAD_MAX_TIERS];
+		int			nt = 0;
+		CodevecCudaKnnTimes times;
+
+		for (int p = 0; p < c->nparts; p++)
+		{
+			tiers[nt].idx = c->parts[p].idx;
+			tiers[nt].first = c->parts[p].first;
+			tiers[nt].n = c->parts[p].n;
+			tiers[nt++].device = c->parts[p].device;
+		}
+		if (c->ndelta > 0)
+		{
+			tiers[nt].idx = c->delta;
+			tiers[nt].first = c->n;
+			tiers[nt].n = c->ndelta;
+			tiers[nt++].device = c->parts[0].device;
+		}
+		rc = GpuSpreadKnn(tiers, nt, queries, nq, c->dims, k, metric, ranges, nranges, qranges,
+						  dist, ids, rows, served, &times, errbuf, errlen);
+		/* the requests count once on each device that ran a part of them */
+		for (int t = 0, seen = 0; rc == CODEVEC_CUDA_OK && t < nt; t++)
+			if (served[t] > 0 && !(seen & (1 << tiers[t].device)))
+			{
+				seen |= 1 << tiers[t].device;
+				GpuServiceDeviceServed(tiers[t].device, nreq);
+			}
+		KnnStages(rc == CODEVEC_CUDA_OK ? &times : NULL, GpuServiceNowUs() - t0, nreq);
+		return rc;
+	}
+	if (c->nreplicas > 0 && c->ndelta == 0 &&
+		(Size) nq * k * c->dims * sizeof(float) <= GPU_KNN_BATCH_MAX_BYTES)
+	{
+		/*
+		 * A replicated copy: the queries shared out among the replicas,
+		 * which run at once; a lone query goes to the next one in turn.
+		 */
+		CodevecCudaIndex reps[1 + GPU_MAX_DEVICES];
+		int			devs[1 + GPU_MAX_DEVICES];
+		int			served[1 + GPU_MAX_DEVICES];
+		int			nrep = 1 + c->nreplicas;
+		int			from = 0;
+		CodevecCudaKnnTimes times;
+
+		reps[0] = c->parts[0].idx;
+		devs[0] = c->parts[0].device;
+		for (int i = 0; i < c->nreplicas; i++)
+		{
+			reps[1 + i] = c->replicas[i];
+			devs[1 + i] = c->replica_device[i];
+		}
+		if (nq == 1)
+		{
+			from = c->next_replica++ % nrep;
+			nrep = 1;
+		}
+		rc = GpuSpreadReplicas(reps + from, nrep, queries, nq, c->dims, k, metric, ranges,
+							   nranges, qranges, dist, ids, rows, served, &times, errbuf, errlen);
+		for (int i = 0; rc == CODEVEC_CUDA_OK && i < nrep; i++)
+			GpuServiceDeviceServed(devs[from + i], nreq == nq ? served[i] : (served[i] > 0));
+		KnnStages(rc == CODEVEC_CUDA_OK ? &times : NULL, GpuServiceNowUs() - t0, nreq);
+		return rc;
+	}
+	return KNN_NOT_SPREAD;
+}
+
 /*
  * k nearest rows of nq queries over a copy's main rows and delta tier
  * (an IVF copy: the rows of the nprobe lists probes, every query alike,
@@ -240,6 +431,14 @@ KnnOnCopy(GpuIndexCopy *c, const float *queries, int nq, int k, int metric,
 			ranges[2 * i + 1] = c->list_first[l + 1] - c->list_first[l];
 		}
 	}
+	rc = KnnOnSpread(c, queries, nq, k, metric, ranges, ranges ? nprobe : 0,
+					 ranges ? qprobes : NULL, dist, ids, rows, nreq, t0, errbuf, errlen);
+	if (rc != KNN_NOT_SPREAD)
+	{
+		free(ranges);
+		return rc;
+	}
+	GpuServiceDeviceServed(c->parts[0].device, nreq);
 	if (c->ndelta == 0 && nk * c->dims * sizeof(float) <= GPU_KNN_BATCH_MAX_BYTES)
 	{
 		/*
@@ -249,14 +448,14 @@ KnnOnCopy(GpuIndexCopy *c, const float *queries, int nq, int k, int metric,
 		 */
 		CodevecCudaKnnTimes times;
 
-		rc = codevec_cuda_knn_batch(c->idx, queries, nq, k, metric, ranges,
+		rc = codevec_cuda_knn_batch(c->parts[0].idx, queries, nq, k, metric, ranges,
 									ranges ? nprobe : 0, ranges ? qprobes : NULL,
 									dist, ids, rows, &times, errbuf, errlen);
 		free(ranges);
 		KnnStages(rc == CODEVEC_CUDA_OK ? &times : NULL, GpuServiceNowUs() - t0, nreq);
 		return rc;
 	}
-	rc = codevec_cuda_knn_qranges(c->idx, queries, nq, k, metric, ranges,
+	rc = codevec_cuda_knn_qranges(c->parts[0].idx, queries, nq, k, metric, ranges,
 								  ranges ? nprobe : 0, ranges ? qprobes : NULL, dist, ids,
 								  errbuf, errlen);
 	free(ranges);
@@ -325,7 +524,7 @@ KnnOnCopy(GpuIndexCopy *c, const float *queries, int nq, int k, int metric,
 		}
 		for (int tier = 0; rc == CODEVEC_CUDA_OK && tier < (c->ndelta > 0 ? 2 : 1); tier++)
 		{
-			CodevecCudaIndex idx = tier == 0 ? c->idx : c->delta;
+			CodevecCudaIndex idx = tier == 0 ? c->parts[0].idx : c->delta;
 			Size		p = 0;
 
 			while (rc == CODEVEC_CUDA_OK && p < nk)
@@ -450,6 +649,94 @@ RunKnnMasked(GpuKnnRequest *r, GpuIndexCopy *c)
 	free(orows);
 }
 
+/*
+ * Count nreq KNN requests on a copy and, once a second, see whether it is
+ * hot: more than codevec.gpu_replicate_rate requests a second on a whole
+ * copy (not split, no delta tier), with another device that holds none
+ * of it and has free memory for it twice over, and room under
+ * codevec.gpu_memory_limit without evicting anything. Then make one more
+ * replica there: a device index of the same rows, copied from the copy's
+ * own fp32 rows on the device, GPU_REPLICA_CHUNK rows at a time (its
+ * norms and fp16 copy derived as an upload derives them, so its answers
+ * are the copy's, bit for bit). A failure only leaves the copy unreplicated.
+ */
+static void
+MaybeReplicate(GpuIndexCopy *c, int nreq)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	long		secs;
+	int			usecs;
+	double		elapsed,
+				rate;
+	size_t		bytes,
+				cap = (size_t) codevec_gpu_memory_limit_mb * 1024 * 1024;
+	uint32		exclude;
+	Size		free_b = 0;
+	int			dev,
+				rc = CODEVEC_CUDA_OK;
+	CodevecCudaIndex rep = NULL;
+	int64	   *ids = NULL;
+	float	   *buf = NULL;
+	char		errbuf[256];
+
+	if (codevec_gpu_replicate_rate <= 0 || GpuServiceDeviceCount() < 2)
+		return;
+	if (c->rate_start == 0)
+		c->rate_start = now;
+	c->rate_count += nreq;
+	TimestampDifference(c->rate_start, now, &secs, &usecs);
+	elapsed = secs + usecs / 1e6;
+	if (elapsed < 1.0)
+		return;
+	rate = c->rate_count / elapsed;
+	c->rate_start = now;
+	c->rate_count = 0;
+	if (rate < codevec_gpu_replicate_rate || c->nparts != 1 || !c->complete || c->ndelta > 0 ||
+		c->nreplicas >= Min(GpuServiceDeviceCount() - 1, GPU_MAX_DEVICES))
+		return;
+	exclude = (uint32) 1 << c->parts[0].device;
+	for (int i = 0; i < c->nreplicas; i++)
+		exclude |= (uint32) 1 << c->replica_device[i];
+	dev = GpuServicePickDevice(exclude, &free_b);
+	bytes = IndexBytes(c->parts[0].idx);
+	if (dev < 0 || free_b < 2 * bytes ||
+		(cap > 0 && CopiesBytes(NULL) + GpuServiceStoresBytes(&copies_store) + bytes > cap))
+		return;
+	ids = malloc(sizeof(int64) * CODEVEC_CUDA_MAX_K);
+	buf = malloc(sizeof(float) * (Size) GPU_REPLICA_CHUNK * c->dims);
+	if (ids == NULL || buf == NULL || !GpuServiceUseDevice(dev, errbuf, sizeof(errbuf)) ||
+		codevec_cuda_index_create(Max(c->n, 1), c->dims, CODEVEC_PREC_AUTO, &rep, errbuf,
+								  sizeof(errbuf)) != CODEVEC_CUDA_OK)
+		rc = CODEVEC_CUDA_ERR_NOMEM;
+	for (int64 first = 0; rc == CODEVEC_CUDA_OK && first < c->n; first += GPU_REPLICA_CHUNK)
+	{
+		int64		cnt = Min((int64) GPU_REPLICA_CHUNK, c->n - first);
+
+		for (int64 g = 0; rc == CODEVEC_CUDA_OK && g < cnt; g += CODEVEC_CUDA_MAX_K)
+		{
+			int			m = (int) Min((int64) CODEVEC_CUDA_MAX_K, cnt - g);
+
+			for (int e = 0; e < m; e++)
+				ids[e] = first + g + e;
+			rc = codevec_cuda_index_rows(c->parts[0].idx, ids, m, buf + (Size) g * c->dims,
+										 errbuf, sizeof(errbuf));
+		}
+		if (rc == CODEVEC_CUDA_OK)
+			rc = codevec_cuda_index_upload(rep, buf, first, cnt, errbuf, sizeof(errbuf));
+	}
+	free(ids);
+	free(buf);
+	if (rc != CODEVEC_CUDA_OK)
+	{
+		codevec_cuda_index_free(rep);
+		return;
+	}
+	c->replicas[c->nreplicas] = rep;
+	c->replica_device[c->nreplicas++] = dev;
+	c->device_bytes = CopyDeviceBytes(c);
+	GpuServiceUpdateMemoryStats();
+}
+
 /* Answer a KNN request from a current copy, or say what it lacks */
 static void
 RunKnn(GpuKnnRequest *r)
@@ -480,6 +767,7 @@ RunKnn(GpuKnnRequest *r)
 	if (c->nmasked > 0)
 	{
 		RunKnnMasked(r, c);
+		MaybeReplicate(c, 1);
 		return;
 	}
 	nk = (Size) r->nq * r->k;
@@ -504,6 +792,7 @@ RunKnn(GpuKnnRequest *r)
 		GpuServiceStageAdd(GPU_STAGE_KNN_ANSWER, GpuServiceNowUs() - t0, 1);
 	}
 	free(ids);
+	MaybeReplicate(c, 1);
 }
 
 /*
@@ -596,6 +885,7 @@ RunKnnGroup(GpuKnnRequest **group, int ng)
 					  rows + (Size) j * kmax * r0->dims, kmax);
 		}
 		GpuServiceStageAdd(GPU_STAGE_KNN_ANSWER, GpuServiceNowUs() - t0, ng);
+		MaybeReplicate(c, ng);
 	}
 	free(probes);
 	free(qprobes);
@@ -632,6 +922,15 @@ MakeRoom(size_t need, const GpuIndexCopy *keep)
 	{
 		GpuIndexCopy *lru = NULL;
 
+		/* replicas go first: they are only for speed */
+		for (int i = 0; i < GPU_MAX_INDEXES; i++)
+			if (index_copies[i].used && index_copies[i].nreplicas > 0)
+				lru = &index_copies[i];
+		if (lru != NULL)
+		{
+			DropReplicas(lru);
+			continue;
+		}
 		for (int i = 0; i < GPU_MAX_INDEXES; i++)
 			if (index_copies[i].used && &index_copies[i] != keep &&
 				(lru == NULL || index_copies[i].last_used < lru->last_used))
@@ -641,6 +940,88 @@ MakeRoom(size_t need, const GpuIndexCopy *keep)
 		DropCopy(lru);
 	}
 	return true;
+}
+
+/*
+ * Make a new copy's device indexes for total rows: one, holding every row
+ * (with one device, as it always was; with several, on the device with
+ * the most free memory), or, with several devices, contiguous parts of
+ * about equal size when total passes codevec.gpu_split_rows or need bytes
+ * pass nine tenths of the best device's free memory (one part per device
+ * then). Parts go to the device with the most free memory among those
+ * holding none of this copy yet (all of them again once each has one).
+ * false with errbuf set when a device index cannot be made: the caller
+ * drops the copy, which frees the parts made.
+ */
+static bool
+CreateParts(GpuIndexCopy *c, int64 total, int dims, size_t need, char *errbuf, size_t errlen)
+{
+	int			ndev = GpuServiceDeviceCount();
+	int			nparts = 1;
+	int64		per;
+	uint32		taken = 0;
+
+	if (ndev > 1 && total > 1)
+	{
+		Size		free_b = 0;
+
+		(void) GpuServicePickDevice(0, &free_b);
+		if (codevec_gpu_split_rows > 0 && total > codevec_gpu_split_rows)
+			nparts = (int) Min((total + codevec_gpu_split_rows - 1) / codevec_gpu_split_rows,
+							   (int64) GPU_MAX_PARTS);
+		else if (need > free_b / 10 * 9)
+			nparts = Min(ndev, GPU_MAX_PARTS);
+	}
+	per = (total + nparts - 1) / nparts;
+	if (nparts > 1)
+		nparts = (int) ((total + per - 1) / per);	/* no empty part */
+	for (int p = 0; p < nparts; p++)
+	{
+		GpuCopyPart *part = &c->parts[p];
+		int			dev = 0;
+
+		c->nparts = p + 1;
+		part->first = p * per;
+		part->n = nparts == 1 ? total : Min(per, total - part->first);
+		if (ndev > 1)
+		{
+			dev = GpuServicePickDevice(taken, NULL);
+			if (dev < 0)
+			{
+				taken = 0;
+				dev = Max(GpuServicePickDevice(0, NULL), 0);
+			}
+			taken |= (uint32) 1 << dev;
+			if (!GpuServiceUseDevice(dev, errbuf, errlen))
+				return false;
+		}
+		part->device = dev;
+		if (codevec_cuda_index_create(Max(part->n, 1), dims, CODEVEC_PREC_AUTO, &part->idx,
+									  errbuf, errlen) != CODEVEC_CUDA_OK)
+			return false;
+	}
+	return true;
+}
+
+/* Copy rows first .. first + n - 1 (n x dims floats at v) into the parts holding them */
+static int
+UploadRows(GpuIndexCopy *c, const float *v, int64 first, int64 n, char *errbuf, size_t errlen)
+{
+	for (int p = 0; p < c->nparts; p++)
+	{
+		GpuCopyPart *part = &c->parts[p];
+		int64		lo = Max(first, part->first),
+					hi = Min(first + n, part->first + part->n);
+		int			rc;
+
+		if (c->nparts == 1)
+			return codevec_cuda_index_upload(part->idx, v, first, n, errbuf, errlen);
+		if (lo < hi &&
+			(rc = codevec_cuda_index_upload(part->idx, v + (Size) (lo - first) * c->dims,
+											lo - part->first, hi - lo, errbuf, errlen)) != CODEVEC_CUDA_OK)
+			return rc;
+	}
+	return CODEVEC_CUDA_OK;
 }
 
 /* Chunk of an index copy: the first one (re)creates the copy, evicting
@@ -705,8 +1086,7 @@ RunUpload(GpuUploadRequest *r)
 		memset(c, 0, sizeof(*c));
 		c->tids = malloc(sizeof(ItemPointerData) * Max(r->total, 1));
 		if (c->tids == NULL ||
-			codevec_cuda_index_create(Max(r->total, 1), r->dims, CODEVEC_PREC_AUTO, &c->idx,
-									  r->hdr.errmsg, sizeof(r->hdr.errmsg)) != CODEVEC_CUDA_OK)
+			!CreateParts(c, r->total, r->dims, need, r->hdr.errmsg, sizeof(r->hdr.errmsg)))
 		{
 			if (c->tids == NULL)
 				snprintf(r->hdr.errmsg, sizeof(r->hdr.errmsg), "out of host memory");
@@ -761,8 +1141,7 @@ RunUpload(GpuUploadRequest *r)
 	c->upload_last = GetCurrentTimestamp();
 	FoldMaxNorm(&c->maxnorm, v, r->n, r->dims);
 	if (r->n > 0 &&
-		codevec_cuda_index_upload(c->idx, v, r->first, r->n,
-								  r->hdr.errmsg, sizeof(r->hdr.errmsg)) != CODEVEC_CUDA_OK)
+		UploadRows(c, v, r->first, r->n, r->hdr.errmsg, sizeof(r->hdr.errmsg)) != CODEVEC_CUDA_OK)
 	{
 		DropCopy(c);
 		r->hdr.status = GPU_STATUS_FAILED;
@@ -778,7 +1157,7 @@ RunUpload(GpuUploadRequest *r)
 	{
 		c->complete = true;
 		copies_generation++;
-		codevec_cuda_index_info(c->idx, &c->device_bytes, NULL, NULL, 0);
+		c->device_bytes = CopyDeviceBytes(c);
 	}
 	r->hdr.status = 0;
 	GpuServiceUpdateMemoryStats();
@@ -846,6 +1225,8 @@ RunAppend(GpuUploadRequest *r)
 		size_t		need = (size_t) (c->ndelta + r->n) * r->dims * 6 + (size_t) (c->ndelta + r->n) * 8;
 
 		if (!MakeRoom(need, c) ||
+			(GpuServiceDeviceCount() > 1 &&
+			 !GpuServiceUseDevice(c->parts[0].device, r->hdr.errmsg, sizeof(r->hdr.errmsg))) ||
 			codevec_cuda_index_create(c->ndelta + r->n, r->dims, CODEVEC_PREC_AUTO, &c->delta,
 									  r->hdr.errmsg, sizeof(r->hdr.errmsg)) != CODEVEC_CUDA_OK ||
 			codevec_cuda_index_upload(c->delta, c->delta_vecs, 0, c->ndelta + r->n,
@@ -870,14 +1251,7 @@ RunAppend(GpuUploadRequest *r)
 	 */
 	if (c->n + c->ndelta == r->total)
 		c->key.insertCount = Max(c->key.insertCount, r->key.insertCount);
-	{
-		size_t		main_b = 0,
-					delta_b = 0;
-
-		codevec_cuda_index_info(c->idx, &main_b, NULL, NULL, 0);
-		codevec_cuda_index_info(c->delta, &delta_b, NULL, NULL, 0);
-		c->device_bytes = main_b + delta_b;
-	}
+	c->device_bytes = CopyDeviceBytes(c);
 	r->hdr.status = 0;
 	GpuServiceUpdateMemoryStats();
 }

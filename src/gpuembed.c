@@ -154,6 +154,27 @@ GpuEmbedModelsBytes(int *nmodels)
 	return total;
 }
 
+/*
+ * The logical device the encoder runs on (-1 until the first EMBED): with
+ * several devices, the one with the most free memory then (ties: the one
+ * holding least), kept for the service's life since the models live there.
+ */
+static int	embed_dev = -1;
+
+/* GpuDeviceStoreData.per_device: every model is on embed_dev */
+static void
+GpuEmbedModelsPerDevice(GpuDeviceHeld *held)
+{
+	int			n = 0;
+	Size		bytes = GpuEmbedModelsBytes(&n);
+
+	if (embed_dev >= 0 && embed_dev < GpuServiceDeviceCount())
+	{
+		held[embed_dev].bytes += bytes;
+		held[embed_dev].models += n;
+	}
+}
+
 /* Answer every request of a group with the same status and message */
 static void
 FailGroup(GpuEmbedRequest **group, int ng, int status, int load_status, const char *msg)
@@ -289,6 +310,12 @@ GpuEmbedRunGroup(GpuEmbedRequest **group, int ng, int device, Size other_bytes)
 		FailGroup(group, ng, GPU_STATUS_UNAVAILABLE, 0, api_error);
 		return;
 	}
+	/* several devices: another kind may have left its own current */
+	if (GpuServiceDeviceCount() > 1 && api.use_device(device, err, sizeof(err)) != 0)
+	{
+		FailGroup(group, ng, GPU_STATUS_FAILED, 0, err);
+		return;
+	}
 	if ((m = GetDeviceModel(group, ng, other_bytes)) == NULL)
 		return;
 
@@ -378,7 +405,8 @@ GpuEmbedRunGroup(GpuEmbedRequest **group, int ng, int device, Size other_bytes)
 static const GpuDeviceStoreData models_store = {
 	.name = "encoder models",
 	.counter = GPU_STORE_COUNTS_MODELS,
-	.bytes = GpuEmbedModelsBytes
+	.bytes = GpuEmbedModelsBytes,
+	.per_device = GpuEmbedModelsPerDevice
 };
 
 /*
@@ -395,7 +423,12 @@ EmbedSameGroup(const GpuRequestHeader *a, const GpuRequestHeader *b)
 static void
 EmbedRunGroup(GpuRequestHeader **reqs, int n)
 {
-	GpuEmbedRunGroup((GpuEmbedRequest **) reqs, n, GpuServiceDeviceIndex(),
+	int			ndev = GpuServiceDeviceCount();
+
+	if (embed_dev < 0 || embed_dev >= ndev)
+		embed_dev = ndev > 1 ? Max(GpuServicePickDevice(0, NULL), 0) : 0;
+	GpuEmbedRunGroup((GpuEmbedRequest **) reqs, n,
+					 ndev > 0 ? GpuServiceDeviceOrdinal(embed_dev) : GpuServiceDeviceIndex(),
 					 GpuServiceStoresBytes(&models_store));
 	GpuServiceUpdateMemoryStats();
 }

@@ -24,6 +24,7 @@
  */
 #include "postgres.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <time.h>
@@ -56,6 +57,17 @@ int			codevec_gpu_device = 0;
 int			codevec_gpu_memory_limit_mb = 0;
 int			codevec_gpu_batch_window_us = 0;
 int			codevec_gpu_timeout_ms = 30000;
+static char *codevec_gpu_devices_list = NULL;
+int			codevec_gpu_split_rows = 0;
+int			codevec_gpu_replicate_rate = 500;
+
+/* where codevec.gpu_device's value came from: set, or its default */
+static GucSource gpu_device_source = PGC_S_DEFAULT;
+
+/* The logical devices the service opened (service-local) */
+static int	ndevices = 0;
+static int	device_ordinal[GPU_MAX_DEVICES];
+static int64 device_served[GPU_MAX_DEVICES];	/* since the last publish */
 
 static const struct config_enum_entry device_options[] = {
 	{"auto", CODEVEC_DEVICE_AUTO, false},
@@ -128,6 +140,81 @@ GpuServiceShmemStartup(void)
 	LWLockRelease(AddinShmemInitLock);
 }
 
+/*
+ * Parse a codevec.gpu_devices value: CUDA device numbers (0 ..
+ * GPU_MAX_ORDINAL) separated by commas, blanks around each allowed, at most
+ * GPU_MAX_DEVICES; the same number may come twice. Empty or blank: no
+ * entry (*n = 0). false, with why (whylen bytes) saying what is wrong, on
+ * anything else.
+ */
+static bool
+ParseDeviceList(const char *s, int *out, int *n, char *why, size_t whylen)
+{
+	const char *p = s;
+
+	*n = 0;
+	while (isspace((unsigned char) *p))
+		p++;
+	if (*p == '\0')
+		return true;
+	for (;;)
+	{
+		long		v = 0;
+		int			digits = 0;
+
+		while (isspace((unsigned char) *p))
+			p++;
+		for (; isdigit((unsigned char) *p); p++, digits++)
+			if (v <= GPU_MAX_ORDINAL)
+				v = v * 10 + (*p - '0');
+		while (isspace((unsigned char) *p))
+			p++;
+		if (digits == 0 || (*p != ',' && *p != '\0'))
+		{
+			snprintf(why, whylen, "Entry %d is not a device number: the value must be "
+					 "device numbers separated by commas, such as \"0,1\".", *n + 1);
+			return false;
+		}
+		if (v > GPU_MAX_ORDINAL)
+		{
+			snprintf(why, whylen, "Entry %d is out of range: device numbers run from 0 to %d.",
+					 *n + 1, GPU_MAX_ORDINAL);
+			return false;
+		}
+		if (*n >= GPU_MAX_DEVICES)
+		{
+			snprintf(why, whylen, "At most %d devices may be listed.", GPU_MAX_DEVICES);
+			return false;
+		}
+		out[(*n)++] = (int) v;
+		if (*p == '\0')
+			return true;
+		p++;					/* the comma */
+	}
+}
+
+/* check_hook of codevec.gpu_devices: a list ParseDeviceList accepts */
+static bool
+CheckGpuDevices(char **newval, void **extra, GucSource source)
+{
+	int			list[GPU_MAX_DEVICES];
+	int			n;
+	char		why[160];
+
+	if (*newval == NULL || ParseDeviceList(*newval, list, &n, why, sizeof(why)))
+		return true;
+	GUC_check_errdetail("%s", why);
+	return false;
+}
+
+/* check_hook of codevec.gpu_device: note whether it was set (the alias) */
+static bool
+CheckGpuDevice(int *newval, void **extra, GucSource source)
+{
+	gpu_device_source = source;
+	return true;
+}
+
 void
 GpuServiceSetup(void)
 {
@@ -146,6 +233,37 @@ GpuServiceSetup(void)
 							"CUDA device index the GPU service opens.",
 							"Read when the service starts: restart it to apply a change.",
 							&codevec_gpu_device, 0, 0, 64,
+							PGC_SIGHUP, 0, CheckGpuDevice, NULL, NULL);
+	/*
+	 * Read by the service at its start: postmaster context when preloading.
+	 * Loaded later (no service then) a PGC_POSTMASTER variable cannot be
+	 * defined at all (a FATAL error), so it is defined as SIGHUP there.
+	 */
+	DefineCustomStringVariable("codevec.gpu_devices",
+							   "CUDA devices the GPU service opens, as a comma-separated list of "
+							   "device numbers.",
+							   "Empty (the default): every visible device, at most 8 (or only "
+							   "codevec.gpu_device when that is set). A number listed twice makes "
+							   "two logical devices on one GPU. At most 8 entries, each 0 to 63.",
+							   &codevec_gpu_devices_list, "",
+							   process_shared_preload_libraries_in_progress ?
+							   PGC_POSTMASTER : PGC_SIGHUP, 0,
+							   CheckGpuDevices, NULL, NULL);
+	DefineCustomIntVariable("codevec.gpu_split_rows",
+							"Most rows of an index copy on one device when the service has several "
+							"(0: split only a copy that does not fit one device).",
+							"A larger copy is split into contiguous row ranges, each on the device "
+							"with the most free memory; its queries scan every range and merge. "
+							"Read when a copy is loaded.",
+							&codevec_gpu_split_rows, 0, 0, INT_MAX,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("codevec.gpu_replicate_rate",
+							"k-NN requests per second on one index copy above which the service, "
+							"having several devices, replicates it on another (0: never).",
+							"A replica is made only where the copy fits twice in the free memory; "
+							"a batch of requests on a replicated copy is shared out among its "
+							"replicas, which run at once.",
+							&codevec_gpu_replicate_rate, 500, 0, INT_MAX,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("codevec.gpu_memory_limit",
 							"Cap on the device memory the GPU service may hold (0: no cap).",
@@ -258,6 +376,9 @@ PublishStages(void)
 	memset(stage_requests, 0, sizeof(stage_requests));
 	memset(stage_us, 0, sizeof(stage_us));
 	memset(stage_max_us, 0, sizeof(stage_max_us));
+	for (int i = 0; i < ndevices; i++)
+		gpu_shared->devices[i].requests += device_served[i];
+	memset(device_served, 0, sizeof(device_served));
 }
 
 /* ---------------------------------------------------------------------
@@ -295,6 +416,7 @@ GpuServiceShutdown(int code, Datum arg)
 	gpu_shared->pid = 0;
 	gpu_shared->generation++;
 	gpu_shared->memory_used = 0;
+	gpu_shared->ndevices = 0;
 	for (int i = 0; i < GPU_MAX_SLOTS; i++)
 	{
 		GpuSlot    *s = &gpu_shared->slots[i];
@@ -307,55 +429,133 @@ GpuServiceShutdown(int code, Datum arg)
 	SpinLockRelease(&gpu_shared->mutex);
 }
 
-/* Open the configured CUDA device, or record why there is none */
+/* Record that the service has no device, and why */
+static void
+NoDevice(const char *why)
+{
+	SpinLockAcquire(&gpu_shared->mutex);
+	gpu_shared->state = GPU_SERVICE_NO_DEVICE;
+	gpu_shared->ndevices = 0;
+	strlcpy(gpu_shared->message, why, sizeof(gpu_shared->message));
+	SpinLockRelease(&gpu_shared->mutex);
+}
+
+/*
+ * Open the configured CUDA devices, or record why there are none: the
+ * entries of codevec.gpu_devices; when it is empty, codevec.gpu_device if
+ * that was set (one device, as before codevec.gpu_devices existed), else
+ * every visible device (at most GPU_MAX_DEVICES). Any entry that cannot
+ * be opened leaves the service without a device (the message names it).
+ */
 static void
 OpenDevice(void)
 {
 #ifdef CODEVEC_USE_CUDA
 	char		errbuf[256] = "";
+	char		why[256];
 	int			count = 0;
-	char		name[128] = "";
-	size_t		free_b = 0,
-				total_b = 0;
+	int			list[GPU_MAX_DEVICES];
+	int			n = 0;
+	bool		from_list = false;
+	char		name[GPU_MAX_DEVICES][128];
+	size_t		free_b[GPU_MAX_DEVICES],
+				total_b[GPU_MAX_DEVICES];
+	int64		sum_total = 0,
+				sum_used = 0;
 
+	ndevices = 0;
 	if (codevec_cuda_device_count(&count, errbuf, sizeof(errbuf)) != 0 || count == 0)
 	{
-		SpinLockAcquire(&gpu_shared->mutex);
-		gpu_shared->state = GPU_SERVICE_NO_DEVICE;
-		snprintf(gpu_shared->message, sizeof(gpu_shared->message), "no CUDA device: %s",
-				 errbuf[0] ? errbuf : "none found");
-		SpinLockRelease(&gpu_shared->mutex);
+		snprintf(why, sizeof(why), "no CUDA device: %s", errbuf[0] ? errbuf : "none found");
+		NoDevice(why);
 		return;
 	}
-	if (codevec_gpu_device >= count ||
-		codevec_cuda_open_device(codevec_gpu_device, name, sizeof(name), &free_b, &total_b,
-								 errbuf, sizeof(errbuf)) != 0)
+	if (codevec_gpu_devices_list != NULL && codevec_gpu_devices_list[0] != '\0')
 	{
-		SpinLockAcquire(&gpu_shared->mutex);
-		gpu_shared->state = GPU_SERVICE_NO_DEVICE;
-		if (codevec_gpu_device >= count)
-			snprintf(gpu_shared->message, sizeof(gpu_shared->message),
-					 "codevec.gpu_device = %d but only %d CUDA device(s) are visible",
-					 codevec_gpu_device, count);
-		else
-			snprintf(gpu_shared->message, sizeof(gpu_shared->message), "%s", errbuf);
-		SpinLockRelease(&gpu_shared->mutex);
+		if (!ParseDeviceList(codevec_gpu_devices_list, list, &n, why, sizeof(why)))
+		{
+			NoDevice(why);		/* the check hook let nothing bad through */
+			return;
+		}
+		from_list = n > 0;
+	}
+	if (!from_list && gpu_device_source > PGC_S_DEFAULT)
+	{
+		list[0] = codevec_gpu_device;
+		n = 1;
+	}
+	else if (!from_list)
+	{
+		n = Min(count, GPU_MAX_DEVICES);
+		for (int i = 0; i < n; i++)
+			list[i] = i;
+	}
+	for (int i = 0; i < n; i++)
+	{
+		if (list[i] >= count)
+		{
+			if (from_list)
+				snprintf(why, sizeof(why),
+						 "codevec.gpu_devices lists device %d but only %d CUDA device(s) are visible",
+						 list[i], count);
+			else
+				snprintf(why, sizeof(why),
+						 "codevec.gpu_device = %d but only %d CUDA device(s) are visible",
+						 list[i], count);
+			NoDevice(why);
+			return;
+		}
+		if (codevec_cuda_open_device(list[i], name[i], sizeof(name[i]), &free_b[i], &total_b[i],
+									 errbuf, sizeof(errbuf)) != 0)
+		{
+			snprintf(why, sizeof(why), "%s", errbuf);
+			NoDevice(why);
+			return;
+		}
+	}
+	/* logical device 0 is current between requests */
+	if (n > 1 && codevec_cuda_set_device(list[0], errbuf, sizeof(errbuf)) != 0)
+	{
+		snprintf(why, sizeof(why), "%s", errbuf);
+		NoDevice(why);
 		return;
+	}
+	ndevices = n;
+	memcpy(device_ordinal, list, sizeof(int) * n);
+	/* the status row's memory: every GPU once, however often it is listed */
+	for (int i = 0; i < n; i++)
+	{
+		bool		seen = false;
+
+		for (int j = 0; j < i; j++)
+			seen |= list[j] == list[i];
+		if (!seen)
+		{
+			sum_total += (int64) total_b[i];
+			sum_used += (int64) (total_b[i] - free_b[i]);
+		}
 	}
 	SpinLockAcquire(&gpu_shared->mutex);
 	gpu_shared->state = GPU_SERVICE_READY;
-	gpu_shared->device_index = codevec_gpu_device;
-	strlcpy(gpu_shared->device_name, name, sizeof(gpu_shared->device_name));
-	gpu_shared->memory_total = (int64) total_b;
-	gpu_shared->memory_used = (int64) (total_b - free_b);
+	gpu_shared->device_index = list[0];
+	strlcpy(gpu_shared->device_name, name[0], sizeof(gpu_shared->device_name));
+	gpu_shared->memory_total = sum_total;
+	gpu_shared->memory_used = sum_used;
 	gpu_shared->message[0] = '\0';
+	gpu_shared->ndevices = n;
+	for (int i = 0; i < n; i++)
+	{
+		GpuDeviceStats *d = &gpu_shared->devices[i];
+
+		memset(d, 0, sizeof(*d));
+		d->ordinal = list[i];
+		strlcpy(d->name, name[i], sizeof(d->name));
+		d->memory_total = (int64) total_b[i];
+		d->memory_used = (int64) (total_b[i] - free_b[i]);
+	}
 	SpinLockRelease(&gpu_shared->mutex);
 #else
-	SpinLockAcquire(&gpu_shared->mutex);
-	gpu_shared->state = GPU_SERVICE_NO_DEVICE;
-	strlcpy(gpu_shared->message, "codevec was built without CUDA (make CUDA=0, or no nvcc)",
-			sizeof(gpu_shared->message));
-	SpinLockRelease(&gpu_shared->mutex);
+	NoDevice("codevec was built without CUDA (make CUDA=0, or no nvcc)");
 #endif
 }
 
@@ -392,6 +592,93 @@ GpuServiceDeviceIndex(void)
 	return gpu_shared->device_index;
 }
 
+/* GpuServiceDeviceCount: see gpuserviceint.h */
+int
+GpuServiceDeviceCount(void)
+{
+	return ndevices;
+}
+
+/* GpuServiceDeviceOrdinal: see gpuserviceint.h */
+int
+GpuServiceDeviceOrdinal(int dev)
+{
+	Assert(dev >= 0 && dev < ndevices);
+	return device_ordinal[dev];
+}
+
+/* GpuServiceUseDevice: see gpuserviceint.h */
+bool
+GpuServiceUseDevice(int dev, char *errbuf, size_t errlen)
+{
+#ifdef CODEVEC_USE_CUDA
+	if (dev < 0 || dev >= ndevices)
+	{
+		snprintf(errbuf, errlen, "no logical device %d", dev);
+		return false;
+	}
+	return codevec_cuda_set_device(device_ordinal[dev], errbuf, errlen) == 0;
+#else
+	snprintf(errbuf, errlen, "codevec was built without CUDA");
+	return false;
+#endif
+}
+
+/* What every store holds on each logical device (held: GPU_MAX_DEVICES) */
+static void
+StoresPerDevice(GpuDeviceHeld *held)
+{
+	memset(held, 0, sizeof(GpuDeviceHeld) * GPU_MAX_DEVICES);
+	for (int i = 0; i < nstores; i++)
+		if (stores[i]->per_device != NULL)
+			stores[i]->per_device(held);
+}
+
+/* GpuServicePickDevice: see gpuserviceint.h */
+int
+GpuServicePickDevice(uint32 exclude, Size *free_bytes)
+{
+	GpuDeviceHeld held[GPU_MAX_DEVICES];
+	int			best = -1;
+	Size		best_free = 0;
+
+	StoresPerDevice(held);
+	for (int dev = 0; dev < ndevices; dev++)
+	{
+		Size		f = 0;
+#ifdef CODEVEC_USE_CUDA
+		size_t		free_b = 0,
+					total_b = 0;
+		char		errbuf[128];
+#endif
+
+		if (exclude & ((uint32) 1 << dev))
+			continue;
+#ifdef CODEVEC_USE_CUDA
+		if (codevec_cuda_device_memory(device_ordinal[dev], &free_b, &total_b, errbuf,
+									   sizeof(errbuf)) == 0)
+			f = free_b;
+#endif
+		if (best < 0 || f > best_free ||
+			(f == best_free && held[dev].bytes < held[best].bytes))
+		{
+			best = dev;
+			best_free = f;
+		}
+	}
+	if (free_bytes)
+		*free_bytes = best_free;
+	return best;
+}
+
+/* GpuServiceDeviceServed: see gpuserviceint.h */
+void
+GpuServiceDeviceServed(int dev, int nreq)
+{
+	if (dev >= 0 && dev < ndevices && nreq > 0)
+		device_served[dev] += nreq;
+}
+
 Size
 GpuServiceStoresBytes(const GpuDeviceStoreData *except)
 {
@@ -407,17 +694,42 @@ void
 GpuServiceUpdateMemoryStats(void)
 {
 	int			counts[2] = {0, 0};
+	GpuDeviceHeld held[GPU_MAX_DEVICES];
 
 #ifdef CODEVEC_USE_CUDA
-	size_t		free_b = 0,
-				total_b = 0;
+	size_t		free_b[GPU_MAX_DEVICES],
+				total_b[GPU_MAX_DEVICES];
+	bool		known[GPU_MAX_DEVICES];
+	int64		sum_total = 0,
+				sum_used = 0;
 	char		errbuf[128];
 
-	if (codevec_cuda_memory(&free_b, &total_b, errbuf, sizeof(errbuf)) == 0)
+	/* every GPU once, however often codevec.gpu_devices lists it */
+	for (int i = 0; i < ndevices; i++)
+	{
+		bool		seen = false;
+
+		for (int j = 0; j < i; j++)
+			seen |= device_ordinal[j] == device_ordinal[i];
+		known[i] = codevec_cuda_device_memory(device_ordinal[i], &free_b[i], &total_b[i],
+											  errbuf, sizeof(errbuf)) == 0;
+		if (known[i] && !seen)
+		{
+			sum_total += (int64) total_b[i];
+			sum_used += (int64) (total_b[i] - free_b[i]);
+		}
+	}
+	if (ndevices > 0 && known[0])
 	{
 		SpinLockAcquire(&gpu_shared->mutex);
-		gpu_shared->memory_used = (int64) (total_b - free_b);
-		gpu_shared->memory_total = (int64) total_b;
+		gpu_shared->memory_used = sum_used;
+		gpu_shared->memory_total = sum_total;
+		for (int i = 0; i < ndevices; i++)
+			if (known[i])
+			{
+				gpu_shared->devices[i].memory_used = (int64) (total_b[i] - free_b[i]);
+				gpu_shared->devices[i].memory_total = (int64) total_b[i];
+			}
 		SpinLockRelease(&gpu_shared->mutex);
 	}
 #endif
@@ -428,9 +740,20 @@ GpuServiceUpdateMemoryStats(void)
 		(void) stores[i]->bytes(&n);
 		counts[stores[i]->counter] += n;
 	}
+	StoresPerDevice(held);
 	SpinLockAcquire(&gpu_shared->mutex);
 	gpu_shared->indexes_loaded = counts[GPU_STORE_COUNTS_INDEXES];
 	gpu_shared->models_loaded = counts[GPU_STORE_COUNTS_MODELS];
+	for (int i = 0; i < ndevices; i++)
+	{
+		GpuDeviceStats *d = &gpu_shared->devices[i];
+
+		d->held = (int64) held[i].bytes;
+		d->copies = held[i].copies;
+		d->ranges = held[i].ranges;
+		d->replicas = held[i].replicas;
+		d->models = held[i].models;
+	}
 	SpinLockRelease(&gpu_shared->mutex);
 }
 
@@ -449,6 +772,21 @@ KindRunnable(const GpuRequestKindData *k)
 {
 	return !k->needs_device ||
 		(gpu_shared->state == GPU_SERVICE_READY && (k->run != NULL || k->run_group != NULL));
+}
+
+/*
+ * With several devices, make logical device 0 current before a kind runs
+ * (a k-NN call leaves its copy's device current; kinds that allocate on
+ * "the current device", like KMEANS and AUTOTUNE, use device 0). A failure
+ * here shows in the kind's own first CUDA call.
+ */
+static void
+UseFirstDevice(void)
+{
+	char		errbuf[128];
+
+	if (ndevices > 1)
+		(void) GpuServiceUseDevice(0, errbuf, sizeof(errbuf));
 }
 
 /* Run one request in place; the answer goes into the same segment */
@@ -470,10 +808,14 @@ RunRequest(GpuRequestHeader *req)
 		snprintf(req->errmsg, sizeof(req->errmsg), "%s",
 				 gpu_shared->message[0] ? gpu_shared->message : "the GPU service has no CUDA device");
 	}
-	else if (k->run != NULL)
-		k->run(req);
 	else
-		k->run_group(&req, 1);
+	{
+		UseFirstDevice();
+		if (k->run != NULL)
+			k->run(req);
+		else
+			k->run_group(&req, 1);
+	}
 }
 
 /*
@@ -502,6 +844,7 @@ RunGroups(GpuRequestHeader **reqs, bool *done, int n)
 					group[ng++] = reqs[j];
 					done[j] = true;
 				}
+			UseFirstDevice();
 			k->run_group(group, ng);
 		}
 	}
@@ -909,6 +1252,59 @@ codevec_gpu_stages(PG_FUNCTION_ARGS)
 		values[5] = Float8GetDatum(count[i] > 0 ? us[i] / count[i] : 0);
 		values[6] = Float8GetDatum(requests[i] > 0 ? us[i] / requests[i] : 0);
 		values[7] = Float8GetDatum(max_us[i]);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+
+PG_FUNCTION_INFO_V1(codevec_gpu_devices);
+/*
+ * codevec_gpu_devices: one row per logical device the GPU service opened
+ * (codevec.gpu_devices), in its order: its number, the CUDA ordinal, the
+ * GPU's name, its memory used, free and total (MB, the whole GPU, read
+ * when the service last loaded or dropped something), what the service
+ * holds there (MB; whole index copies, row ranges of split copies,
+ * replicas of hot copies, encoder models) and the KNN requests run there
+ * (a split copy's request counts on every device holding one of its
+ * ranges; a batch shared among replicas counts its queries' shares).
+ * No rows without a ready service.
+ */
+Datum
+codevec_gpu_devices(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	GpuDeviceStats devs[GPU_MAX_DEVICES];
+	int			n = 0;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (gpu_shared != NULL)
+	{
+		SpinLockAcquire(&gpu_shared->mutex);
+		if (gpu_shared->state == GPU_SERVICE_READY)
+		{
+			n = Min(gpu_shared->ndevices, GPU_MAX_DEVICES);
+			memcpy(devs, gpu_shared->devices, sizeof(GpuDeviceStats) * n);
+		}
+		SpinLockRelease(&gpu_shared->mutex);
+	}
+	for (int i = 0; i < n; i++)
+	{
+		Datum		values[12];
+		bool		nulls[12] = {0};
+
+		values[0] = Int32GetDatum(i);
+		values[1] = Int32GetDatum(devs[i].ordinal);
+		values[2] = CStringGetTextDatum(devs[i].name);
+		values[3] = Int64GetDatum(devs[i].memory_used / (1024 * 1024));
+		values[4] = Int64GetDatum((devs[i].memory_total - devs[i].memory_used) / (1024 * 1024));
+		values[5] = Int64GetDatum(devs[i].memory_total / (1024 * 1024));
+		values[6] = Int64GetDatum(devs[i].held / (1024 * 1024));
+		values[7] = Int32GetDatum(devs[i].copies);
+		values[8] = Int32GetDatum(devs[i].ranges);
+		values[9] = Int32GetDatum(devs[i].replicas);
+		values[10] = Int32GetDatum(devs[i].models);
+		values[11] = Int64GetDatum(devs[i].requests);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

@@ -21,8 +21,9 @@
  * each store can see what the others hold under codevec.gpu_memory_limit.
  *
  * Service-side callbacks run only in the service process, with the CUDA
- * device of GpuServiceDeviceIndex() current; they never call elog() above
- * DEBUG: a failure goes into the request's status and errmsg.
+ * device of GpuServiceDeviceIndex() (logical device 0) current; they never
+ * call elog() above DEBUG: a failure goes into the request's status and
+ * errmsg.
  */
 #ifndef CODEVEC_GPUSERVICEINT_H
 #define CODEVEC_GPUSERVICEINT_H
@@ -37,6 +38,8 @@
 #define GPU_BATCH_BUCKETS	10	/* bucket b: batch size < 2^(b+1) */
 #define GPU_MAX_KINDS		16	/* request kinds are 1 .. GPU_MAX_KINDS - 1 */
 #define GPU_MAX_STORES		4
+#define GPU_MAX_DEVICES		8	/* logical devices codevec.gpu_devices may list */
+#define GPU_MAX_ORDINAL		63	/* largest CUDA ordinal it may name */
 
 /*
  * A request slot moves
@@ -95,6 +98,35 @@ typedef enum GpuStage
 	GPU_STAGES
 } GpuStage;
 
+/*
+ * One logical device of the service (codevec.gpu_devices: one per entry,
+ * so a GPU listed twice is two of them), as codevec_gpu_devices() shows
+ * it: memory is the physical GPU's, the rest this logical device's.
+ */
+typedef struct GpuDeviceStats
+{
+	int			ordinal;		/* CUDA device ordinal */
+	char		name[128];
+	int64		memory_total;	/* bytes, the GPU's */
+	int64		memory_used;	/* bytes in use on the GPU (all processes) */
+	int64		held;			/* bytes the service's stores hold here */
+	int			copies;			/* whole index copies (not split) */
+	int			ranges;			/* row ranges of split copies */
+	int			replicas;		/* extra replicas of hot copies */
+	int			models;			/* encoder models */
+	int64		requests;		/* KNN requests (or their queries' shares) run here */
+} GpuDeviceStats;
+
+/* What the stores hold on one logical device (GpuDeviceStoreData.per_device) */
+typedef struct GpuDeviceHeld
+{
+	Size		bytes;
+	int			copies;
+	int			ranges;
+	int			replicas;
+	int			models;
+} GpuDeviceHeld;
+
 /* The service's shared memory: one per server (gpuservice.c makes it) */
 typedef struct GpuServiceShared
 {
@@ -123,6 +155,8 @@ typedef struct GpuServiceShared
 	int64		stage_requests[GPU_STAGES];
 	double		stage_us[GPU_STAGES];
 	double		stage_max_us[GPU_STAGES];
+	int			ndevices;		/* logical devices open (0: none) */
+	GpuDeviceStats devices[GPU_MAX_DEVICES];
 	GpuSlot		slots[GPU_MAX_SLOTS];
 } GpuServiceShared;
 
@@ -163,13 +197,16 @@ typedef enum GpuStoreCounter
 
 /*
  * Something a kind keeps on the device across requests: bytes() returns
- * the device bytes it holds and, when count is not NULL, how many objects.
+ * the device bytes it holds and, when count is not NULL, how many objects;
+ * per_device (may be NULL) adds what it holds on each logical device into
+ * held[0 .. GpuServiceDeviceCount() - 1].
  */
 typedef struct GpuDeviceStoreData
 {
 	const char *name;
 	GpuStoreCounter counter;
 	Size		(*bytes) (int *count);
+	void		(*per_device) (GpuDeviceHeld *held);
 } GpuDeviceStoreData;
 
 /*
@@ -203,8 +240,36 @@ typedef struct GpuServiceHooks
 
 extern void GpuServiceRegisterHooks(const GpuServiceHooks *hooks);
 
-/* Service side only: the CUDA device index the service opened */
+/* Service side only: the CUDA device index of the first logical device */
 extern int	GpuServiceDeviceIndex(void);
+
+/*
+ * Several devices (gpuservice.c). The service opens one logical device per
+ * entry of codevec.gpu_devices (default: every visible GPU, at most
+ * GPU_MAX_DEVICES; codevec.gpu_device alone, when only it is set), numbered
+ * 0 .. GpuServiceDeviceCount() - 1; logical device 0 is current while a
+ * request runs unless its kind makes another one current.
+ *
+ * GpuServiceDeviceCount: how many are open (0 without a device).
+ * GpuServiceDeviceOrdinal: the CUDA ordinal of logical device dev.
+ * GpuServiceUseDevice: make dev's GPU current for this thread; false if
+ *	  CUDA refused (errbuf).
+ * GpuServicePickDevice: the logical device not in exclude (bit dev) whose
+ *	  GPU has the most free memory, ties to the one whose stores hold the
+ *	  fewest bytes, then the lowest number; -1 if every one is excluded.
+ *	  *free_bytes (may be NULL): that GPU's free memory.
+ * GpuServiceDeviceServed: count nreq requests run on dev (published to
+ *	  codevec_gpu_devices() with the stages, at the end of each batch).
+ */
+extern int	GpuServiceDeviceCount(void);
+extern int	GpuServiceDeviceOrdinal(int dev);
+extern bool GpuServiceUseDevice(int dev, char *errbuf, size_t errlen);
+extern int	GpuServicePickDevice(uint32 exclude, Size *free_bytes);
+extern void GpuServiceDeviceServed(int dev, int nreq);
+
+/* codevec.gpu_split_rows, codevec.gpu_replicate_rate */
+extern int	codevec_gpu_split_rows;
+extern int	codevec_gpu_replicate_rate;
 
 /*
  * Service side only: device bytes held by every registered store except

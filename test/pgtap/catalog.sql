@@ -6,7 +6,7 @@ SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS codevec;
 BEGIN;
-SELECT plan(84);
+SELECT plan(85);
 
 -- the type
 SELECT has_type('codevec');
@@ -94,7 +94,7 @@ SELECT is(ARRAY(
 	                        'codevec_gpu_status', 'codevec_gpu_ping', 'codevec_gpu_autotune', 'codevec_tokenize',
 	                        'codevec_gpu_routing', 'codevec_knn', 'codevec_knn_support', 'codevec_bm25_topk',
 	                        'codevec_bm25_blocks_topk', 'codevec_index_check',
-	                        'codevec_gpu_stages', 'codevec_gpu_prewarm_list')
+	                        'codevec_gpu_stages', 'codevec_gpu_prewarm_list', 'codevec_gpu_devices')
 	  -- the support functions of codevec_bm25_block_agg (internal state: not strict)
 	  AND p.proname NOT LIKE 'codevec\_bm25\_block\_agg\_%'
 	  AND NOT (p.provolatile = 'i' AND p.proisstrict AND p.proparallel = 's')
@@ -105,6 +105,7 @@ SELECT volatility_is('codevec_index_check', ARRAY['regclass'], 'volatile');
 SELECT volatility_is('codevec_gpu_ping', ARRAY['integer'], 'volatile');
 SELECT volatility_is('codevec_gpu_stages', ARRAY[]::text[], 'volatile');
 SELECT volatility_is('codevec_gpu_prewarm_list', ARRAY[]::text[], 'volatile');
+SELECT volatility_is('codevec_gpu_devices', ARRAY[]::text[], 'volatile');
 SELECT volatility_is('codevec_tokenize', ARRAY['text'], 'stable');
 SELECT volatility_is('embed', ARRAY['text'], 'stable');
 SELECT volatility_is('embed', ARRAY['text[]'], 'stable');

@@ -1,0 +1,251 @@
+#!/usr/bin/env bash
+# test/fakecuda/run.sh — the GPU service's several-device path (issue 19)
+# without a GPU: codevec.so built with CODEVEC_USE_CUDA against
+# test/fakecuda/fakecuda.c (two fake GPUs of 1 GB, brute-force k-NN with the
+# canonical distance; build.sh) runs the real service code: devices opened
+# from codevec.gpu_devices (and the codevec.gpu_device alias, and a bad
+# ordinal), copies split into row ranges on both devices (uploads across
+# range boundaries, three opclasses, flat and IVF, a delta tier, masked
+# rows) with answers equal to sequential scans, replication under load
+# with 8 concurrent clients, the per-device rows of codevec_gpu_devices(),
+# and one device listed. What it cannot check: the CUDA kernels themselves
+# and the speed (test/gpu/multigpu.sh, bench/gpuivf/multigpu.sh).
+#
+# It installs the fake build in place of the installed codevec.so for its
+# run and puts the installed files back when it ends (run it under
+# /tmp/codevec-db.lock, as every suite that installs). Ends with
+# "N passed, N failed".
+set -uo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd)
+dir=$(mktemp -d /tmp/codevec-fakecuda.XXXXXX)
+chmod 755 "$dir"
+port=5661
+while [ -e "/tmp/.s.PGSQL.$port" ]; do port=$((port + 1)); done
+passed=0; failed=0
+lib=$(pg_config --pkglibdir)
+ext=$(pg_config --sharedir)/extension
+ver=$(sed -n "s/^default_version = '\(.*\)'/\1/p" "$top/codevec.control")
+restore() {
+	bash "$top/test/cluster.sh" stop "$dir" >/dev/null 2>&1
+	[ -f "$dir/saved/codevec.so" ] && cp "$dir/saved/codevec.so" "$lib/codevec.so"
+	[ -f "$dir/saved/codevec--$ver.sql" ] && cp "$dir/saved/codevec--$ver.sql" "$ext/"
+	rm -rf "$dir"
+}
+trap restore EXIT
+
+check() {
+	local got
+	got=$(psql -qAtX -c "$2" 2>&1)
+	if grep -qxF -- "$3" <<<"$got"; then
+		passed=$((passed + 1)); echo "ok $((passed + failed)) - $1"
+	else
+		failed=$((failed + 1)); echo "not ok $((passed + failed)) - $1 (got '$(echo "$got" | head -3 | tr '\n' '|')', want '$3')"
+	fi
+}
+wait_state() {
+	for _ in $(seq 1 200); do
+		[ "$(psql -qAtX -c "SELECT state FROM codevec_gpu_status()" 2>/dev/null)" = "$1" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+# restart SETTINGS...: the cluster again with these settings (later lines win)
+restart() {
+	bash "$top/test/cluster.sh" stop "$dir" >/dev/null
+	eval "$(bash "$top/test/cluster.sh" start "$dir" "$port" "$@")" || exit 1
+	export PGDATABASE=postgres
+}
+
+# the fake build, installed over the real one for this run
+bash "$top/test/fakecuda/build.sh" "$dir/build" || { echo "not ok 1 - the fake-GPU build"; echo "0 passed, 1 failed"; exit 1; }
+mkdir -p "$dir/saved"
+cp "$lib/codevec.so" "$ext/codevec--$ver.sql" "$dir/saved/" 2>/dev/null
+cp "$dir/build/codevec.so" "$lib/codevec.so"
+cp "$dir/build/sql/codevec--$ver.sql" "$ext/"
+
+eval "$(bash "$top/test/cluster.sh" start "$dir" "$port" shared_preload_libraries=codevec \
+	codevec.gpu_devices=0,1 codevec.gpu_split_rows=3000 codevec.gpu_replicate_rate=0 codevec.gpu_prewarm=off)" || exit 1
+export PGDATABASE=postgres
+psql -qX -c "CREATE EXTENSION codevec" >/dev/null
+wait_state ready
+check "the service is ready on two fake GPUs" \
+	"SELECT state || ' / ' || device || ' / ' || memory_total_mb FROM codevec_gpu_status()" "ready / Fake GPU 0 / 2048"
+check "codevec_gpu_devices(): one row per entry" \
+	"SELECT string_agg(device || ':' || ordinal || ':' || name || ':' || memory_total_mb, ' ' ORDER BY device) FROM codevec_gpu_devices()" \
+	"0:0:Fake GPU 0:1024 1:1:Fake GPU 1:1024"
+
+# data: 10,000 random rows x 32 and 100 exact duplicates at the end (ties
+# across ranges); 20 queries, 3 equal to rows
+psql -qX -v ON_ERROR_STOP=1 <<'SQL' >/dev/null || { echo "not ok - data"; echo "$passed passed, $((failed + 1)) failed"; exit 1; }
+SELECT setseed(0.42);
+CREATE TABLE mt (id int, emb codevec(32));
+INSERT INTO mt SELECT i, (SELECT array_agg(round((random() * 2 - 1)::numeric, 2)::real) FROM generate_series(1, 32) WHERE i > 0)::codevec
+FROM generate_series(1, 10000) i;
+INSERT INTO mt SELECT id + 10000, emb FROM mt WHERE id <= 100;
+CREATE TABLE mq (qid int, emb codevec(32));
+INSERT INTO mq SELECT i, (SELECT array_agg(round((random() * 2 - 1)::numeric, 2)::real) FROM generate_series(1, 32) WHERE i > 0)::codevec
+FROM generate_series(1, 20) i;
+UPDATE mq SET emb = (SELECT emb FROM mt WHERE mt.id = mq.qid) WHERE qid <= 3;
+VACUUM ANALYZE mt; VACUUM ANALYZE mq;
+CREATE INDEX mt_l2 ON mt USING gpuivf (emb codevec_l2_ops);
+CREATE INDEX mt_ip ON mt USING gpuivf (emb codevec_ip_ops);
+CREATE INDEX mt_cos ON mt USING gpuivf (emb codevec_cosine_ops);
+SET codevec.device = cpu;
+CREATE INDEX mt_ivf_l2 ON mt USING gpuivf (emb codevec_l2_ops) WITH (lists = 20);
+CREATE INDEX mt_ivf_cos ON mt USING gpuivf (emb codevec_cosine_ops) WITH (lists = 20);
+SQL
+
+only() {
+	local keep=$1 i drops=""
+	for i in mt_l2 mt_ip mt_cos mt_ivf_l2 mt_ivf_cos; do
+		[ "$i" = "$keep" ] || drops="$drops DROP INDEX IF EXISTS $i;"
+	done
+	echo "$drops"
+}
+# same INDEX OP K LABEL: 20 index scans (cuda, every list probed) = seq scans
+same() {
+	local res
+	res=$(psql -qAtX 2>&1 <<SQL
+SET codevec.device = cuda;
+SET gpuivf.probes = 20;
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+$(only "$1")
+DO \$\$
+DECLARE r record; a int[]; b int[]; bad int := 0;
+BEGIN
+	FOR r IN SELECT * FROM mq ORDER BY qid LOOP
+		SET LOCAL enable_indexscan = off; SET LOCAL enable_seqscan = on;
+		SELECT array_agg(id) INTO a FROM (SELECT id FROM mt ORDER BY emb $2 r.emb, ctid LIMIT $3) s;
+		SET LOCAL enable_indexscan = on; SET LOCAL enable_seqscan = off;
+		SELECT array_agg(id) INTO b FROM (SELECT id FROM mt ORDER BY emb $2 r.emb LIMIT $3) s;
+		IF a IS DISTINCT FROM b THEN bad := bad + 1; END IF;
+	END LOOP;
+	RAISE NOTICE 'differ=%', bad;
+END \$\$;
+ROLLBACK;
+SQL
+)
+	if grep -q "NOTICE:  differ=0" <<<"$res"; then
+		passed=$((passed + 1)); echo "ok $((passed + failed)) - $4$1 k=$3: 20 index scans equal sequential scans"
+	else
+		failed=$((failed + 1)); echo "not ok $((passed + failed)) - $4$1 k=$3: $(grep -E 'differ|ERROR|WARNING' <<<"$res" | head -2 | tr '\n' ' ')"
+	fi
+}
+# knn INDEX OP K LABEL: one codevec_knn call = per-query seq scans, distances bit for bit
+knn() {
+	local res
+	res=$(psql -qAtX 2>&1 <<SQL
+SET codevec.device = cuda;
+SET gpuivf.probes = 20;
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+CREATE TEMP TABLE e ON COMMIT DROP AS
+SELECT q.n AS query, s.rank, s.ctid AS heap_tid, s.d AS distance
+FROM (SELECT row_number() OVER (ORDER BY qid)::int AS n, emb FROM mq) q
+CROSS JOIN LATERAL (SELECT ctid, emb $2 q.emb AS d, row_number() OVER (ORDER BY emb $2 q.emb, ctid)::int AS rank
+	FROM mt ORDER BY emb $2 q.emb, ctid LIMIT $3) s;
+CREATE TEMP TABLE g ON COMMIT DROP AS
+SELECT * FROM codevec_knn('$1', (SELECT array_agg(emb ORDER BY qid) FROM mq), $3);
+SELECT 'mismatches=' || count(*) FILTER (WHERE e.query IS NULL OR g.query IS NULL OR e.heap_tid <> g.heap_tid
+                                          OR float8send(e.distance) <> float8send(g.distance)) || ' rows=' || count(*)
+FROM e FULL JOIN g ON e.query = g.query AND e.rank = g.rank;
+COMMIT;
+SQL
+)
+	if grep -qx "mismatches=0 rows=$((20 * $3))" <<<"$res"; then
+		passed=$((passed + 1)); echo "ok $((passed + failed)) - ${4}codevec_knn $1 k=$3 equals 20 sequential scans"
+	else
+		failed=$((failed + 1)); echo "not ok $((passed + failed)) - ${4}codevec_knn $1 k=$3: $(grep -E 'mismatches|ERROR' <<<"$res" | head -2 | tr '\n' ' ')"
+	fi
+}
+fallbacks() { psql -qAtX -c "SELECT fallbacks FROM codevec_gpu_status()"; }
+
+# ---- split: 10,100 rows in ranges of at most 3,000: 4 ranges a copy
+f0=$(fallbacks)
+for pair in 'mt_l2 <->' 'mt_ip <#>' 'mt_cos <=>'; do
+	set -- $pair
+	for k in 1 10 100 1000; do same "$1" "$2" "$k" "split: "; done
+done
+for pair in 'mt_ivf_l2 <->' 'mt_ivf_cos <=>'; do
+	set -- $pair
+	for k in 10 100; do same "$1" "$2" "$k" "split IVF: "; done
+done
+knn mt_l2 '<->' 10 "split: "
+knn mt_cos '<=>' 100 "split: "
+knn mt_ivf_l2 '<->' 10 "split IVF: "
+check "split: no request fell back to the CPU" "SELECT fallbacks = $f0 FROM codevec_gpu_status()" t
+check "split: 5 copies of 4 ranges, 2 on each device, no whole copy" \
+	"SELECT string_agg(device || ':' || copies || '/' || ranges, ' ' ORDER BY device) FROM codevec_gpu_devices()" "0:0/10 1:0/10"
+check "split: both devices ran requests and hold the ranges' memory" \
+	"SELECT bool_and(requests > 0 AND held_mb >= 0) AND sum(memory_used_mb) > 0 FROM codevec_gpu_devices()" t
+check "split: the status row counts 5 copies" "SELECT indexes_loaded FROM codevec_gpu_status()" 5
+
+psql -qX -c "INSERT INTO mt SELECT id + 20000, emb FROM mt WHERE id BETWEEN 101 AND 300" >/dev/null
+same mt_l2 '<->' 10 "split + delta tier: "
+same mt_l2 '<->' 1000 "split + delta tier: "
+knn mt_l2 '<->' 100 "split + delta tier: "
+psql -qX -c "DELETE FROM mt WHERE id % 97 = 0" -c "VACUUM mt" >/dev/null
+same mt_l2 '<->' 100 "split + masked rows: "
+same mt_cos '<=>' 10 "split + masked rows: "
+knn mt_cos '<=>' 10 "split + masked rows: "
+same mt_ivf_cos '<=>' 10 "split IVF after VACUUM: "
+
+# ---- replication: whole copies, hot at 1 request a second
+psql -qX -c "DROP INDEX mt_ivf_l2, mt_ivf_cos" >/dev/null
+restart codevec.gpu_split_rows=0 codevec.gpu_replicate_rate=1
+wait_state ready
+same mt_cos '<=>' 10 "whole: "
+psql -qX -c "SET codevec.device = cuda" -c "SET enable_seqscan = off" -c "DO \$\$
+	DECLARE t0 timestamptz := clock_timestamp(); x int;
+	BEGIN
+		WHILE clock_timestamp() - t0 < interval '1.5 s' LOOP
+			SELECT id INTO x FROM mt ORDER BY emb <=> (SELECT emb FROM mq WHERE qid = 7) LIMIT 1;
+		END LOOP;
+	END \$\$" >/dev/null
+check "replication: the hot copy got a replica on the other device" \
+	"SELECT string_agg(device || ':' || copies || '/' || ranges || '/' || replicas, ' ' ORDER BY device) FROM codevec_gpu_devices()" "0:1/0/0 1:0/0/1"
+read -r a0 b0 <<<"$(psql -qAtX -c "SELECT string_agg(requests::text, ' ' ORDER BY device) FROM codevec_gpu_devices()")"
+same mt_cos '<=>' 10 "replicated: "
+same mt_cos '<=>' 1000 "replicated: "
+knn mt_cos '<=>' 10 "replicated (queries shared): "
+psql -qX -c "CREATE TABLE mres (client int, qid int, ids int[])" -c "SET codevec.device = cpu" -c "SET enable_indexscan = off" \
+	-c "CREATE TABLE mexp AS SELECT qid, (SELECT array_agg(id) FROM (SELECT id FROM mt ORDER BY emb <=> mq.emb, ctid LIMIT 10) s) ids FROM mq" >/dev/null
+for c in 1 2 3 4 5 6 7 8; do
+	psql -qX -c "SET codevec.device = cuda" -c "SET enable_seqscan = off" -c "DO \$\$
+		BEGIN
+			FOR i IN 1..5 LOOP
+				INSERT INTO mres SELECT $c, qid, (SELECT array_agg(id) FROM (SELECT id FROM mt ORDER BY emb <=> mq.emb LIMIT 10) s) FROM mq;
+			END LOOP;
+		END \$\$" >"$dir/client$c.out" 2>&1 &
+done
+wait
+check "8 concurrent clients on a replicated copy: 800 answers, all equal to sequential scans" \
+	"SELECT count(*) || ' ' || count(*) FILTER (WHERE r.ids IS DISTINCT FROM e.ids) FROM mres r JOIN mexp e USING (qid)" "800 0"
+read -r a1 b1 <<<"$(psql -qAtX -c "SELECT string_agg(requests::text, ' ' ORDER BY device) FROM codevec_gpu_devices()")"
+check "replication: both devices ran requests meanwhile ($a0 -> $a1, $b0 -> $b1)" \
+	"SELECT $(( ${a1:-0} > ${a0:-0} && ${b1:-0} > ${b0:-0} ))" 1
+
+# ---- one device listed; the default (every visible device); the alias; a bad ordinal
+restart codevec.gpu_devices=0 codevec.gpu_split_rows=1000
+wait_state ready
+check "one device listed: one row" "SELECT count(*) || ' ' || min(ordinal) FROM codevec_gpu_devices()" "1 0"
+same mt_l2 '<->' 100 "one device: "
+check "one device: the copy whole (no split, no replica with one device)" \
+	"SELECT copies || ' ' || ranges || ' ' || replicas FROM codevec_gpu_devices()" "1 0 0"
+restart "codevec.gpu_devices=" codevec.gpu_split_rows=0
+wait_state ready
+check "empty list: every visible device" "SELECT string_agg(ordinal::text, ',' ORDER BY device) FROM codevec_gpu_devices()" "0,1"
+restart "codevec.gpu_devices=" codevec.gpu_device=1
+wait_state ready
+check "empty list and codevec.gpu_device = 1: that device alone (the alias)" \
+	"SELECT string_agg(ordinal::text, ',') || ' / ' || (SELECT device FROM codevec_gpu_status()) FROM codevec_gpu_devices()" "1 / Fake GPU 1"
+same mt_ip '<#>' 10 "the alias's device: "
+restart codevec.gpu_devices=1,5
+wait_state "no device"
+check "a listed device that is not there: no device, and the message names it" \
+	"SELECT state || ' / ' || message FROM codevec_gpu_status()" \
+	"no device / codevec.gpu_devices lists device 5 but only 2 CUDA device(s) are visible"
+grep -E "PANIC|terminated by signal|server process .* was terminated" "$dir/server.log" | head -5
+check "no backend or service crashed" "SELECT $(grep -cE 'PANIC|terminated by signal' "$dir/server.log")" 0
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
