@@ -146,7 +146,7 @@ WarpMerge(uint64_t *buf, int *cnt, uint64_t *thr, int kc)
     if (lane == 0)
     {
         *cnt = c < kc ? c : kc;
-        *thr = c >= kc ? buf[kc - 1] : KEY_NONE;
+        *thr = c >= kc ? buf[kc - 1] : *thr;   /* fewer than kc: keep a seeded bound */
     }
     __syncwarp();
 }
@@ -232,6 +232,12 @@ typedef struct KnnArgs
                              * scans rows blk[2y] .. blk[2y+1] (IVF lists) */
     int           blk_pq;   /* blk has a table per query (one query a tile):
                              * block (x, y) scans blk[2(x nb + y)] .. */
+    int64_t       row0;     /* first row of the uniform slices (blk NULL) */
+    int           cnb;      /* tensor-core path: blocks per query in cand
+                             * (nb, or nb + 1 with a seeded threshold) */
+    const uint64_t *seed;   /* tensor-core path: NULL, or per query q a bound
+                             * seed[q * cnb * kc + kc - 1]: at least kc rows
+                             * outside this scan have keys <= it */
 } KnnArgs;
 
 /* The rows block blockIdx.y scans: a slice of [0, n), or its table entry. */
@@ -247,7 +253,7 @@ BlockRows(const KnnArgs &a, int64_t *rb, int64_t *re)
     }
     else
     {
-        *rb = (int64_t) blockIdx.y * a.rows_per_block;
+        *rb = a.row0 + (int64_t) blockIdx.y * a.rows_per_block;
         *re = min(a.n, *rb + a.rows_per_block);
     }
 }
@@ -611,7 +617,8 @@ knn_f16_mma_kernel(KnnArgs a)
         float qn2 = i < nqt ? a.qn2[q0 + i] : 1.0f;
 
         s_cnt[i] = 0;
-        s_thr[i] = KEY_NONE;
+        /* a seeded bound: keys above it cannot be among the kc best */
+        s_thr[i] = a.seed && i < nqt ? a.seed[(size_t) (q0 + i) * a.cnb * a.kc + a.kc - 1] : KEY_NONE;
         s_qf[i] = a.metric == CODEVEC_METRIC_COSINE ? 1.0f / sqrtf(qn2) : qn2;
         s_qinv[i] = i < nqt ? a.qinv[q0 + i] : 1.0f;
     }
@@ -721,7 +728,7 @@ knn_f16_mma_kernel(KnnArgs a)
     for (int qc = warp; qc < nqt; qc += MMA_WARPS)
     {
         uint64_t *buf = s_buf + (size_t) qc * a.S;
-        uint64_t *out = a.cand + ((size_t) (q0 + qc) * a.nb + blockIdx.y) * a.kc;
+        uint64_t *out = a.cand + ((size_t) (q0 + qc) * a.cnb + blockIdx.y) * a.kc;
 
         WarpMerge(buf, s_cnt + qc, s_thr + qc, a.kc);
         for (int i = lane; i < a.kc; i += 32)
@@ -750,7 +757,7 @@ MmaSmem(int nqt, int dpad8, int S)
  */
 static __global__ void
 topk_select_kernel(const uint64_t *in, int64_t M, int kout, int S,
-                   uint64_t *out_keys, float *out_dist, int64_t *out_ids)
+                   uint64_t *out_keys, int64_t out_stride, float *out_dist, int64_t *out_ids)
 {
     extern __shared__ __align__(128) unsigned char smem_raw[];
     uint64_t *s_thr = (uint64_t *) smem_raw;
@@ -784,7 +791,7 @@ topk_select_kernel(const uint64_t *in, int64_t M, int kout, int S,
         uint64_t key = i < *s_cnt ? s_buf[i] : KEY_NONE;
 
         if (out_keys)
-            out_keys[(size_t) q * kout + i] = key;
+            out_keys[(size_t) q * out_stride + i] = key;
         else if (key == KEY_NONE)
         {
             out_dist[(size_t) q * kout + i] = INFINITY;

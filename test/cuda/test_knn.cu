@@ -728,6 +728,10 @@ main(int argc, char **argv)
         cases.push_back({3000, 100, CODEVEC_PREC_FP16, 0, 0, 1e5f, "fp16 beyond half range"});
         cases.push_back({5000, 2048, CODEVEC_PREC_FP16, 0, 0, 1.0f, "fp16 dim2048"});
         cases.push_back({70001, 64, CODEVEC_PREC_FP16, 0, 0, 1.0f, "fp16 dim64 n=70001"});
+        /* past SEED_MIN_ROWS: batches take the seeded threshold (knn.cu,
+         * phase 0); near-duplicate clusters put ties across the sample */
+        cases.push_back({200003, 384, CODEVEC_PREC_FP16, 1, 0, 1.0f, "fp16 seeded, clusters n=200003"});
+        cases.push_back({131101, 384, CODEVEC_PREC_FP16, 0, 1, 1.0f, "fp16 seeded n=131101 zero-row"});
     }
     for (const Case &c : cases)
         RunCase(&c, quick);
@@ -737,6 +741,8 @@ main(int argc, char **argv)
         RangesCase(30000, 64, CODEVEC_PREC_FP16, quick);
     BatchCase(quick ? 3000 : 30011, 384, CODEVEC_PREC_FP16, quick);
     BatchCase(quick ? 2000 : 10007, 385, CODEVEC_PREC_FP32, quick);
+    if (!quick)
+        BatchCase(100003, 384, CODEVEC_PREC_FP16, quick);   /* seeded batches = single calls */
     printf("%d checks, %d failures\n", g_checks, g_failures);
     printf(g_failures ? "RESULT: FAIL\n" : "RESULT: PASS\n");
     return g_failures ? 1 : 0;
