@@ -71,6 +71,7 @@
 #include "knn_internal.h"
 #include "knn_kernels.cuh"
 
+#include <pthread.h>
 #include <time.h>
 
 /* ------------------------------------------------------------------ */
@@ -197,6 +198,78 @@ KnnEnsureWorkspace(CodevecCudaIndex idx, size_t bytes, char *errbuf, size_t errl
 
 static inline size_t AlignUp(size_t v) { return (v + 255) & ~(size_t) 255; }
 
+/*
+ * cudaFuncSetAttribute(MaxDynamicSharedMemorySize) and, when occ is not
+ * NULL, cudaOccupancyMaxActiveBlocksPerMultiprocessor for a kernel on the
+ * current device, remembered: both are host calls of several microseconds
+ * that every search made before its scan could start.  A kernel's shared
+ * memory attribute only ever rises (to the most any launch asked for), so
+ * a remembered smaller launch stays allowed.  Returns the CUDA error of
+ * the first failing call (nothing is remembered then).
+ */
+typedef struct FuncAttr
+{
+    int         device;
+    const void *fn;
+    size_t      smem;           /* the attribute as set */
+} FuncAttr;
+
+typedef struct FuncOcc
+{
+    int         device;
+    const void *fn;
+    int         threads;
+    size_t      smem;
+    int         occ;
+} FuncOcc;
+
+#define FUNC_CACHE 512
+
+static FuncAttr        g_attr[FUNC_CACHE];
+static FuncOcc         g_occ[FUNC_CACHE];
+static int             g_nattr, g_nocc;
+static pthread_mutex_t g_func_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static cudaError_t
+FuncPrepare(const void *fn, int threads, size_t smem, int *occ)
+{
+    int         dev = 0, i, o = 0;
+    cudaError_t e = cudaGetDevice(&dev);
+
+    if (e != cudaSuccess)
+        return e;
+    pthread_mutex_lock(&g_func_lock);
+    for (i = 0; i < g_nattr; i++)
+        if (g_attr[i].device == dev && g_attr[i].fn == fn)
+            break;
+    if (i == g_nattr || g_attr[i].smem < smem)
+    {
+        e = cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int) smem);
+        if (e == cudaSuccess && i < g_nattr)
+            g_attr[i].smem = smem;
+        else if (e == cudaSuccess && g_nattr < FUNC_CACHE)
+            g_attr[g_nattr++] = (FuncAttr) {dev, fn, smem};
+    }
+    if (e == cudaSuccess && occ)
+    {
+        for (i = 0; i < g_nocc; i++)
+            if (g_occ[i].device == dev && g_occ[i].fn == fn && g_occ[i].threads == threads &&
+                g_occ[i].smem == smem)
+                break;
+        if (i < g_nocc)
+            o = g_occ[i].occ;
+        else
+        {
+            e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&o, fn, threads, smem);
+            if (e == cudaSuccess && g_nocc < FUNC_CACHE)
+                g_occ[g_nocc++] = (FuncOcc) {dev, fn, threads, smem, o};
+        }
+        *occ = o;
+    }
+    pthread_mutex_unlock(&g_func_lock);
+    return e;
+}
+
 /* Plan of one phase-1 launch. */
 typedef struct Plan
 {
@@ -267,10 +340,7 @@ MakeMmaPlan(CodevecCudaIndex idx, KnnCfg cfg, int nq, int kc, Plan *p)
         p->fn = nqt == 64 ? knn_f16_mma_kernel<8> : nqt == 32 ? knn_f16_mma_kernel<4>
                                                               : knn_f16_mma_kernel<2>;
         if (smem > (size_t) idx->smem_optin ||
-            cudaFuncSetAttribute(p->fn, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                 (int) smem) != cudaSuccess ||
-            cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, p->fn, MMA_WARPS * 32,
-                                                          smem) != cudaSuccess || occ < 1)
+            FuncPrepare((const void *) p->fn, MMA_WARPS * 32, smem, &occ) != cudaSuccess || occ < 1)
         {
             cudaGetLastError();
             continue;
@@ -337,10 +407,7 @@ MakePlan(CodevecCudaIndex idx, int path, KnnCfg cfg, int nq, int kc, Plan *p)
 
         int occ = 0;
 
-        if (cudaFuncSetAttribute(p->fn, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                 (int) smem) != cudaSuccess ||
-            cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, p->fn, threads, smem) != cudaSuccess ||
-            occ < 1)
+        if (FuncPrepare((const void *) p->fn, threads, smem, &occ) != cudaSuccess || occ < 1)
         {
             cudaGetLastError();
             continue;
@@ -566,8 +633,7 @@ KnnLaunch(CodevecCudaIndex idx, int path, KnnCfg cfg, const float4 *Qp, const fl
     int    S2 = 2 * NextPow2(MaxInt(kc, SELECT_THREADS));
     size_t smem2 = 8 + (size_t) S2 * 8 + 16;
 
-    CUDA_CHECK(cudaFuncSetAttribute(topk_select_kernel,
-                                    cudaFuncAttributeMaxDynamicSharedMemorySize, (int) smem2));
+    CUDA_CHECK(FuncPrepare((const void *) topk_select_kernel, SELECT_THREADS, smem2, NULL));
     if (seed)
     {
         /*
@@ -629,8 +695,7 @@ KnnLaunch(CodevecCudaIndex idx, int path, KnnCfg cfg, const float4 *Qp, const fl
     r.maxnorm = idx->maxnorm;
     r.minnorm = idx->minnorm;
     r.q16 = cfg.g == 0;
-    CUDA_CHECK(cudaFuncSetAttribute(rerank_kernel,
-                                    cudaFuncAttributeMaxDynamicSharedMemorySize, r.P * 8));
+    CUDA_CHECK(FuncPrepare((const void *) rerank_kernel, 256, (size_t) r.P * 8, NULL));
     rerank_kernel<<<nq, 256, (size_t) r.P * 8, st>>>(r);
     LAUNCH_CHECK("rerank_kernel");
     return CODEVEC_CUDA_OK;
@@ -863,13 +928,9 @@ codevec_cuda_index_free(CodevecCudaIndex idx)
         if (idx->b_ev[i])
             cudaEventDestroy(idx->b_ev[i]);
     cudaFree(idx->b_dq);
-    cudaFree(idx->b_dd);
-    cudaFree(idx->b_di);
-    cudaFree(idx->b_drows);
+    cudaFree(idx->b_di);            /* b_dd and b_drows lie in its block */
     cudaFreeHost(idx->b_hq);
-    cudaFreeHost(idx->b_hd);
     cudaFreeHost(idx->b_hi);
-    cudaFreeHost(idx->b_hrows);
     cudaFreeHost(idx->b_hok);
     cudaGetLastError();
     free(idx);
@@ -1222,12 +1283,8 @@ BatchReserve(CodevecCudaIndex idx, int nq, int k, char *errbuf, size_t errlen)
     {
         size_t cap = nk > 2 * idx->b_cap ? nk : 2 * idx->b_cap;
 
-        cudaFree(idx->b_dd);
-        cudaFree(idx->b_di);
-        cudaFree(idx->b_drows);
-        cudaFreeHost(idx->b_hd);
+        cudaFree(idx->b_di);            /* one block each: ids, distances, rows */
         cudaFreeHost(idx->b_hi);
-        cudaFreeHost(idx->b_hrows);
         idx->b_dd = NULL;
         idx->b_di = NULL;
         idx->b_drows = NULL;
@@ -1235,12 +1292,15 @@ BatchReserve(CodevecCudaIndex idx, int nq, int k, char *errbuf, size_t errlen)
         idx->b_hi = NULL;
         idx->b_hrows = NULL;
         idx->b_cap = 0;
-        CUDA_CHECK(cudaMalloc((void **) &idx->b_dd, cap * 4));
-        CUDA_CHECK(cudaMalloc((void **) &idx->b_di, cap * 8));
-        CUDA_CHECK(cudaMalloc((void **) &idx->b_drows, cap * idx->dim * 4));
-        CUDA_CHECK(cudaHostAlloc((void **) &idx->b_hd, cap * 4, cudaHostAllocDefault));
-        CUDA_CHECK(cudaHostAlloc((void **) &idx->b_hi, cap * 8, cudaHostAllocDefault));
-        CUDA_CHECK(cudaHostAlloc((void **) &idx->b_hrows, cap * idx->dim * 4, cudaHostAllocDefault));
+        /* ids, distances and rows in one block, so one copy brings all back */
+        size_t bytes = cap * 8 + cap * 4 + cap * idx->dim * 4;
+
+        CUDA_CHECK(cudaMalloc((void **) &idx->b_di, bytes));
+        idx->b_dd = (float *) (idx->b_di + cap);
+        idx->b_drows = idx->b_dd + cap;
+        CUDA_CHECK(cudaHostAlloc((void **) &idx->b_hi, bytes, cudaHostAllocDefault));
+        idx->b_hd = (float *) (idx->b_hi + cap);
+        idx->b_hrows = idx->b_hd + cap;
         idx->b_cap = cap;
     }
     return CODEVEC_CUDA_OK;
@@ -1261,11 +1321,11 @@ BatchGatherAndCopy(CodevecCudaIndex idx, size_t nk, int rows, cudaEvent_t after_
         LAUNCH_CHECK("gather_rows_kernel");
     }
     CUDA_CHECK(cudaEventRecord(after_gather, st));
-    CUDA_CHECK(cudaMemcpyAsync(idx->b_hd, idx->b_dd, nk * 4, cudaMemcpyDeviceToHost, st));
-    CUDA_CHECK(cudaMemcpyAsync(idx->b_hi, idx->b_di, nk * 8, cudaMemcpyDeviceToHost, st));
-    if (rows)
-        CUDA_CHECK(cudaMemcpyAsync(idx->b_hrows, idx->b_drows, nk * idx->dim * 4,
-                                   cudaMemcpyDeviceToHost, st));
+    /* ids, distances (and rows): one copy of the block's used front */
+    CUDA_CHECK(cudaMemcpyAsync(idx->b_hi, idx->b_di,
+                               (rows ? (char *) (idx->b_drows + nk * idx->dim)
+                                     : (char *) (idx->b_dd + nk)) - (char *) idx->b_di,
+                               cudaMemcpyDeviceToHost, st));
     return CODEVEC_CUDA_OK;
 }
 

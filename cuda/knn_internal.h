@@ -133,11 +133,13 @@ struct CodevecCudaIndexData
     cudaEvent_t   b_ev[KNN_BATCH_EVENTS];
     int           b_qcap;       /* queries the query buffers hold */
     size_t        b_cap;        /* answers (queries x k) the answer buffers hold */
-    float        *b_dq;         /* device: queries, distances, ids, rows */
+    float        *b_dq;         /* device: queries; ids, then distances, then rows
+                                 * (b_cap each) in one block at b_di */
     float        *b_dd;
     int64_t      *b_di;
     float        *b_drows;
-    float        *b_hq;         /* pinned host: the same, and proof flags */
+    float        *b_hq;         /* pinned host: the same (one block at b_hi), and
+                                 * proof flags */
     float        *b_hd;
     int64_t      *b_hi;
     float        *b_hrows;

@@ -754,6 +754,13 @@ MmaSmem(int nqt, int dpad8, int S)
  * One block per query: stream its M candidate keys through a threshold
  * buffer of S entries and keep the best kout.  Writes keys (out_keys) or,
  * when out_keys is NULL, decoded distances and ids (id -1, +inf for none).
+ *
+ * The input is M / kout runs of kout keys, each sorted ascending (a block's
+ * best keys, KEY_NONE past its end), so the last key of any run bounds the
+ * kout-th best of all: that run alone holds kout keys at or below it.  The
+ * buffer starts from the smallest such bound, and only the keys at or below
+ * it (about kout plus the ties of the runs' tails) are pushed and sorted,
+ * instead of the first S - blockDim.x keys and the merges that follow.
  */
 static __global__ void
 topk_select_kernel(const uint64_t *in, int64_t M, int kout, int S,
@@ -766,11 +773,21 @@ topk_select_kernel(const uint64_t *in, int64_t M, int kout, int S,
     const int q = blockIdx.x;
     const int RR = blockDim.x;
 
+    uint64_t bound = KEY_NONE;
+
+    for (int64_t r = (int64_t) threadIdx.x * kout + kout - 1; r < M; r += (int64_t) blockDim.x * kout)
+        bound = min(bound, in[(size_t) q * M + r]);
+    for (int off = 16; off > 0; off >>= 1)
+        bound = min(bound, __shfl_xor_sync(FULL_MASK, bound, off));
     if (threadIdx.x == 0)
     {
         *s_cnt = 0;
         *s_thr = KEY_NONE;
     }
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0)
+        atomicMin((unsigned long long *) s_thr,
+                  (unsigned long long) (bound == KEY_NONE ? KEY_NONE : bound + 1));
     __syncthreads();
     for (int64_t base = 0; base < M; base += RR)
     {
