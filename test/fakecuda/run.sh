@@ -17,11 +17,8 @@
 # "N passed, N failed".
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
-dir=$(mktemp -d /tmp/codevec-fakecuda.XXXXXX)
-chmod 755 "$dir"
-port=5661
-while [ -e "/tmp/.s.PGSQL.$port" ]; do port=$((port + 1)); done
-passed=0; failed=0
+source "$top/test/lib.sh"
+suite_cluster fakecuda 5661
 lib=$(pg_config --pkglibdir)
 ext=$(pg_config --sharedir)/extension
 ver=$(sed -n "s/^default_version = '\(.*\)'/\1/p" "$top/codevec.control")
@@ -33,22 +30,6 @@ restore() {
 }
 trap restore EXIT
 
-check() {
-	local got
-	got=$(psql -qAtX -c "$2" 2>&1)
-	if grep -qxF -- "$3" <<<"$got"; then
-		passed=$((passed + 1)); echo "ok $((passed + failed)) - $1"
-	else
-		failed=$((failed + 1)); echo "not ok $((passed + failed)) - $1 (got '$(echo "$got" | head -3 | tr '\n' '|')', want '$3')"
-	fi
-}
-wait_state() {
-	for _ in $(seq 1 200); do
-		[ "$(psql -qAtX -c "SELECT state FROM codevec_gpu_status()" 2>/dev/null)" = "$1" ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
 # restart SETTINGS...: the cluster again with these settings (later lines win)
 restart() {
 	bash "$top/test/cluster.sh" stop "$dir" >/dev/null
@@ -95,68 +76,9 @@ CREATE INDEX mt_ivf_l2 ON mt USING gpuivf (emb codevec_l2_ops) WITH (lists = 20)
 CREATE INDEX mt_ivf_cos ON mt USING gpuivf (emb codevec_cosine_ops) WITH (lists = 20);
 SQL
 
-only() {
-	local keep=$1 i drops=""
-	for i in mt_l2 mt_ip mt_cos mt_ivf_l2 mt_ivf_cos; do
-		[ "$i" = "$keep" ] || drops="$drops DROP INDEX IF EXISTS $i;"
-	done
-	echo "$drops"
-}
-# same INDEX OP K LABEL: 20 index scans (cuda, every list probed) = seq scans
-same() {
-	local res
-	res=$(psql -qAtX 2>&1 <<SQL
-SET codevec.device = cuda;
-SET gpuivf.probes = 20;
-BEGIN ISOLATION LEVEL REPEATABLE READ;
-$(only "$1")
-DO \$\$
-DECLARE r record; a int[]; b int[]; bad int := 0;
-BEGIN
-	FOR r IN SELECT * FROM mq ORDER BY qid LOOP
-		SET LOCAL enable_indexscan = off; SET LOCAL enable_seqscan = on;
-		SELECT array_agg(id) INTO a FROM (SELECT id FROM mt ORDER BY emb $2 r.emb, ctid LIMIT $3) s;
-		SET LOCAL enable_indexscan = on; SET LOCAL enable_seqscan = off;
-		SELECT array_agg(id) INTO b FROM (SELECT id FROM mt ORDER BY emb $2 r.emb LIMIT $3) s;
-		IF a IS DISTINCT FROM b THEN bad := bad + 1; END IF;
-	END LOOP;
-	RAISE NOTICE 'differ=%', bad;
-END \$\$;
-ROLLBACK;
-SQL
-)
-	if grep -q "NOTICE:  differ=0" <<<"$res"; then
-		passed=$((passed + 1)); echo "ok $((passed + failed)) - $4$1 k=$3: 20 index scans equal sequential scans"
-	else
-		failed=$((failed + 1)); echo "not ok $((passed + failed)) - $4$1 k=$3: $(grep -E 'differ|ERROR|WARNING' <<<"$res" | head -2 | tr '\n' ' ')"
-	fi
-}
-# knn INDEX OP K LABEL: one codevec_knn call = per-query seq scans, distances bit for bit
-knn() {
-	local res
-	res=$(psql -qAtX 2>&1 <<SQL
-SET codevec.device = cuda;
-SET gpuivf.probes = 20;
-BEGIN ISOLATION LEVEL REPEATABLE READ;
-CREATE TEMP TABLE e ON COMMIT DROP AS
-SELECT q.n AS query, s.rank, s.ctid AS heap_tid, s.d AS distance
-FROM (SELECT row_number() OVER (ORDER BY qid)::int AS n, emb FROM mq) q
-CROSS JOIN LATERAL (SELECT ctid, emb $2 q.emb AS d, row_number() OVER (ORDER BY emb $2 q.emb, ctid)::int AS rank
-	FROM mt ORDER BY emb $2 q.emb, ctid LIMIT $3) s;
-CREATE TEMP TABLE g ON COMMIT DROP AS
-SELECT * FROM codevec_knn('$1', (SELECT array_agg(emb ORDER BY qid) FROM mq), $3);
-SELECT 'mismatches=' || count(*) FILTER (WHERE e.query IS NULL OR g.query IS NULL OR e.heap_tid <> g.heap_tid
-                                          OR float8send(e.distance) <> float8send(g.distance)) || ' rows=' || count(*)
-FROM e FULL JOIN g ON e.query = g.query AND e.rank = g.rank;
-COMMIT;
-SQL
-)
-	if grep -qx "mismatches=0 rows=$((20 * $3))" <<<"$res"; then
-		passed=$((passed + 1)); echo "ok $((passed + failed)) - ${4}codevec_knn $1 k=$3 equals 20 sequential scans"
-	else
-		failed=$((failed + 1)); echo "not ok $((passed + failed)) - ${4}codevec_knn $1 k=$3: $(grep -E 'mismatches|ERROR' <<<"$res" | head -2 | tr '\n' ' ')"
-	fi
-}
+# only / same / knn: the exactness checks (test/lib-knn.sh), every list probed
+PROBES=20
+source "$top/test/lib-knn.sh"
 fallbacks() { psql -qAtX -c "SELECT fallbacks FROM codevec_gpu_status()"; }
 
 # ---- split: 10,100 rows in ranges of at most 3,000: 4 ranges a copy

@@ -11,25 +11,12 @@
 # "N passed, N failed".
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
-dir=$(mktemp -d /tmp/codevec-gpuprewarm.XXXXXX)
-chmod 755 "$dir"
-port=5611
-while [ -e "/tmp/.s.PGSQL.$port" ]; do port=$((port + 1)); done
-passed=0; failed=0
-trap 'bash "$top/test/cluster.sh" stop "$dir" >/dev/null 2>&1; rm -rf "$dir"' EXIT
+source "$top/test/lib.sh"
+suite_cluster gpuprewarm 5611
+trap 'cluster_stop; rm -rf "$dir"' EXIT
 
-check() {
-	local got
-	got=$(psql -qAtX -c "$2" 2>&1)
-	if grep -qxF -- "$3" <<<"$got"; then
-		passed=$((passed + 1)); echo "ok $((passed + failed)) - $1"
-	else
-		failed=$((failed + 1)); echo "not ok $((passed + failed)) - $1 (got '$(echo "$got" | head -5 | tr '\n' '|')', want '$3')"
-	fi
-}
 
-eval "$(bash "$top/test/cluster.sh" start "$dir" "$port" shared_preload_libraries=codevec)" || exit 1
-export PGDATABASE=postgres
+cluster_start shared_preload_libraries=codevec
 psql -qX -c "CREATE EXTENSION codevec" >/dev/null
 f=$dir/data/pg_codevec_prewarm
 owner=$(stat -c %U "$dir/data")

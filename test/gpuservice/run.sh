@@ -6,34 +6,12 @@
 # shared_preload_libraries = codevec. Ends with "N passed, N failed".
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
-dir=$(mktemp -d /tmp/codevec-gpuservice.XXXXXX)
-chmod 755 "$dir"
-port=5481
-while [ -e "/tmp/.s.PGSQL.$port" ]; do port=$((port + 1)); done
-passed=0; failed=0
-trap 'kill -CONT "${svc:-0}" 2>/dev/null; bash "$top/test/cluster.sh" stop "$dir" >/dev/null 2>&1; rm -rf "$dir"' EXIT
+source "$top/test/lib.sh"
+suite_cluster gpuservice 5481
+trap 'kill -CONT "${svc:-0}" 2>/dev/null; cluster_stop; rm -rf "$dir"' EXIT
 
-# check DESCRIPTION SQL EXPECTED: the output of SQL must contain EXPECTED as a line
-check() {
-	local got
-	got=$(psql -qAtX -c "$2" 2>&1)
-	if grep -qxF -- "$3" <<<"$got"; then
-		passed=$((passed + 1)); echo "ok $((passed + failed)) - $1"
-	else
-		failed=$((failed + 1)); echo "not ok $((passed + failed)) - $1 (got '$got', want '$3')"
-	fi
-}
-# wait_state STATE: poll codevec_gpu_status() for up to 20 s
-wait_state() {
-	for _ in $(seq 1 200); do
-		[ "$(psql -qAtX -c "SELECT state FROM codevec_gpu_status()" 2>/dev/null)" = "$1" ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
 
-eval "$(bash "$top/test/cluster.sh" start "$dir" "$port" shared_preload_libraries=codevec)" || exit 1
-export PGDATABASE=postgres
+cluster_start shared_preload_libraries=codevec
 psql -qX -c "CREATE EXTENSION codevec" >/dev/null
 wait_state "no device"
 check "the service runs and says why there is no device" \
