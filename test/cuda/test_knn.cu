@@ -513,7 +513,7 @@ BatchCase(int64_t n, int dim, int prec, int quick)
     CodevecCudaIndex idx = NULL;
     std::vector<float> x((size_t) n * dim);
     const int        maxnq = 256;
-    std::vector<float> qs((size_t) maxnq * dim);
+    std::vector<float> qs((size_t) (maxnq + 2) * dim);     /* + 2: the repeats' shifts */
     std::vector<int> nqs = quick ? std::vector<int>{1, 17, 3}
                                  : std::vector<int>{1, 256, 3, 64, 2, 100, 16, 255};
 
@@ -534,7 +534,12 @@ BatchCase(int64_t n, int dim, int prec, int quick)
     for (int metric = 0; metric < 3; metric++)
         for (int k : {1, 10, 100})
             for (int nq : nqs)
+                /* each shape three times, on other queries (the queries shifted by
+                 * one each time): the second batch of a shape is captured as a
+                 * CUDA graph and the third replays it (knn.cu, KnnGraph) */
+                for (int rep = 0; rep < 3; rep++)
             {
+                const float *qb = qs.data() + (size_t) rep * dim;
                 size_t nk = (size_t) nq * k;
                 std::vector<float> bd(nk), brows(nk * dim), sd(k);
                 std::vector<int64_t> bi(nk), si(k);
@@ -545,11 +550,11 @@ BatchCase(int64_t n, int dim, int prec, int quick)
                 std::fill(bi.begin(), bi.end(), (int64_t) -7);
                 std::fill(brows.begin(), brows.end(), -7.0f);
                 g_checks++;
-                if (codevec_cuda_knn_batch(idx, qs.data(), nq, k, metric, NULL, 0, NULL, bd.data(),
+                if (codevec_cuda_knn_batch(idx, qb, nq, k, metric, NULL, 0, NULL, bd.data(),
                                            bi.data(), brows.data(), &t, err, sizeof(err)) != 0)
                 {
-                    FAIL("batch n=%lld prec %d metric %d k %d nq %d: %s", (long long) n, prec,
-                         metric, k, nq, err);
+                    FAIL("batch n=%lld prec %d metric %d k %d nq %d rep %d: %s", (long long) n, prec,
+                         metric, k, nq, rep, err);
                     continue;
                 }
                 if (!(t.h2d_us >= 0 && t.kernel_us > 0 && t.d2h_us >= 0 && t.wait_us >= 0 &&
@@ -558,7 +563,7 @@ BatchCase(int64_t n, int dim, int prec, int quick)
                          t.kernel_us, t.d2h_us, t.wait_us, t.enqueue_us);
                 for (int q = 0; q < nq && !bad; q++)
                 {
-                    if (codevec_cuda_knn(idx, &qs[(size_t) q * dim], 1, k, metric, sd.data(),
+                    if (codevec_cuda_knn(idx, qb + (size_t) q * dim, 1, k, metric, sd.data(),
                                          si.data(), err, sizeof(err)) != 0)
                     {
                         FAIL("batch reference call: %s", err);
@@ -572,9 +577,9 @@ BatchCase(int64_t n, int dim, int prec, int quick)
 
                         if (id != si[i] || memcmp(&bd[o], &sd[i], 4) != 0)
                         {
-                            FAIL("batch n=%lld prec %d metric %d k %d nq %d query %d rank %d: "
+                            FAIL("batch n=%lld prec %d metric %d k %d nq %d rep %d query %d rank %d: "
                                  "id %lld dist %.9g, alone id %lld dist %.9g", (long long) n, prec,
-                                 metric, k, nq, q, i, (long long) id, bd[o], (long long) si[i], sd[i]);
+                                 metric, k, nq, rep, q, i, (long long) id, bd[o], (long long) si[i], sd[i]);
                             bad = 1;
                         }
                         else if (id >= 0 ? memcmp(&brows[o * dim], &x[(size_t) id * dim], 4 * dim) != 0
@@ -589,6 +594,47 @@ BatchCase(int64_t n, int dim, int prec, int quick)
                     }
                 }
             }
+
+    /* rows uploaded again after a shape was captured (larger norms: the
+     * re-rank's bounds change): the next batches of that shape must match
+     * single calls on the new rows */
+    {
+        const int nq = 16, k = 10, metric = CODEVEC_METRIC_COSINE;
+        std::vector<float> bd((size_t) nq * k), sd(k);
+        std::vector<int64_t> bi((size_t) nq * k), si(k);
+
+        for (int64_t r = 0; r < n / 2; r++)
+            for (int i = 0; i < dim; i++)
+                x[(size_t) r * dim + i] *= 3.0f;
+        if (codevec_cuda_index_upload(idx, x.data(), 0, n / 2, err, sizeof(err)) != 0)
+            FAIL("batch re-upload: %s", err);
+        for (int rep = 0; rep < 3; rep++)
+        {
+            g_checks++;
+            if (codevec_cuda_knn_batch(idx, qs.data() + (size_t) rep * dim, nq, k, metric, NULL, 0,
+                                       NULL, bd.data(), bi.data(), NULL, NULL, err, sizeof(err)) != 0)
+            {
+                FAIL("batch after re-upload: %s", err);
+                break;
+            }
+            for (int q = 0; q < nq; q++)
+            {
+                if (codevec_cuda_knn(idx, qs.data() + (size_t) (rep + q) * dim, 1, k, metric,
+                                     sd.data(), si.data(), err, sizeof(err)) != 0)
+                {
+                    FAIL("batch after re-upload, reference: %s", err);
+                    break;
+                }
+                for (int i = 0; i < k; i++)
+                    if (bi[(size_t) q * k + i] != si[i] || memcmp(&bd[(size_t) q * k + i], &sd[i], 4) != 0)
+                    {
+                        FAIL("batch after re-upload n=%lld rep %d query %d rank %d: id %lld, alone %lld",
+                             (long long) n, rep, q, i, (long long) bi[(size_t) q * k + i], (long long) si[i]);
+                        break;
+                    }
+            }
+        }
+    }
 
     /* ranged: each query its own lists, against one qranges call per query */
     {
