@@ -14,7 +14,7 @@
  * bit, nq 1..256, with the candidates' rows against the uploaded vectors.
  * Outputs are poisoned before each run, so an unwritten slot fails.
  *
- * usage: test_knn [--quick] [--seed N]     (exit status 0 = all passed)
+ * usage: test_knn [--quick] [--batch] [--seed N]  (--batch: only the batch cases)     (exit status 0 = all passed)
  */
 #include <cuda_runtime.h>
 #include <stdio.h>
@@ -716,7 +716,7 @@ BatchCase(int64_t n, int dim, int prec, int quick)
 int
 main(int argc, char **argv)
 {
-    int      quick = 0;
+    int      quick = 0, batch_only = 0;
     uint64_t seed = (uint64_t) time(NULL) * 2654435761ULL ^ (uint64_t) clock();
     char     err[256], report[4096];
 
@@ -724,6 +724,8 @@ main(int argc, char **argv)
     {
         if (!strcmp(argv[i], "--quick"))
             quick = 1;
+        else if (!strcmp(argv[i], "--batch"))
+            batch_only = 1;
         else if (!strcmp(argv[i], "--seed") && i + 1 < argc)
             seed = strtoull(argv[++i], NULL, 10);
     }
@@ -780,10 +782,14 @@ main(int argc, char **argv)
         cases.push_back({131101, 384, CODEVEC_PREC_FP16, 0, 1, 1.0f, "fp16 seeded n=131101 zero-row"});
     }
     for (const Case &c : cases)
-        RunCase(&c, quick);
-    RangesCase(quick ? 3000 : 50000, 384, CODEVEC_PREC_FP16, quick);
-    RangesCase(quick ? 2000 : 20000, 385, CODEVEC_PREC_FP32, quick);
-    if (!quick)
+        if (!batch_only)
+            RunCase(&c, quick);
+    if (!batch_only)
+    {
+        RangesCase(quick ? 3000 : 50000, 384, CODEVEC_PREC_FP16, quick);
+        RangesCase(quick ? 2000 : 20000, 385, CODEVEC_PREC_FP32, quick);
+    }
+    if (!quick && !batch_only)
         RangesCase(30000, 64, CODEVEC_PREC_FP16, quick);
     BatchCase(quick ? 3000 : 30011, 384, CODEVEC_PREC_FP16, quick);
     BatchCase(quick ? 2000 : 10007, 385, CODEVEC_PREC_FP32, quick);
