@@ -74,8 +74,6 @@
 #include <pthread.h>
 #include <time.h>
 
-static void GraphsReset(CodevecCudaIndex idx);
-
 /* ------------------------------------------------------------------ */
 /* launchers                                                           */
 /* ------------------------------------------------------------------ */
@@ -934,8 +932,6 @@ codevec_cuda_index_free(CodevecCudaIndex idx)
     cudaFreeHost(idx->b_hq);
     cudaFreeHost(idx->b_hi);
     cudaFreeHost(idx->b_hok);
-    GraphsReset(idx);
-    free(idx->b_graphs);
     cudaGetLastError();
     free(idx);
 }
@@ -1324,150 +1320,13 @@ BatchGatherAndCopy(CodevecCudaIndex idx, size_t nk, int rows, cudaEvent_t after_
                                                           idx->b_di, (int) nk, idx->b_drows);
         LAUNCH_CHECK("gather_rows_kernel");
     }
-    CUDA_CHECK(cudaEventRecordWithFlags(after_gather, st, cudaEventRecordExternal));
+    CUDA_CHECK(cudaEventRecord(after_gather, st));
     /* ids, distances (and rows): one copy of the block's used front */
     CUDA_CHECK(cudaMemcpyAsync(idx->b_hi, idx->b_di,
                                (rows ? (char *) (idx->b_drows + nk * idx->dim)
                                      : (char *) (idx->b_dd + nk)) - (char *) idx->b_di,
                                cudaMemcpyDeviceToHost, st));
     return CODEVEC_CUDA_OK;
-}
-
-/*
- * Enqueue a batch on idx's batch stream: the queries (already in the
- * pinned buffer) in, the kernels and the proof flags, the candidates' rows
- * and the answers back, with the timing events ev[0..4] between them
- * (recorded as external events: under stream capture a plain record would
- * only order the graph's nodes, and the wait on ev[4] would not wait).
- */
-static int
-BatchEnqueue(CodevecCudaIndex idx, int nq, int k, int metric, const int64_t *ranges,
-             int nranges, const int *qranges, int rows, KnnCall *call, char *errbuf,
-             size_t errlen)
-{
-    cudaEvent_t *ev = idx->b_ev;
-    int          rc;
-
-    CUDA_CHECK(cudaEventRecordWithFlags(ev[0], idx->b_stream, cudaEventRecordExternal));
-    CUDA_CHECK(cudaMemcpyAsync(idx->b_dq, idx->b_hq, (size_t) nq * idx->dim * 4,
-                               cudaMemcpyHostToDevice, idx->b_stream));
-    CUDA_CHECK(cudaEventRecordWithFlags(ev[1], idx->b_stream, cudaEventRecordExternal));
-
-    /* the kernels (one launch sequence for all queries), the proof flags */
-    rc = KnnEnqueue(idx, idx->b_dq, nq, k, metric, idx->b_dd, idx->b_di, idx->b_stream, -1,
-                    ranges, nranges, qranges, call, errbuf, errlen);
-    if (rc != CODEVEC_CUDA_OK)
-        return rc;
-    if (call->path == PATH_F16)
-        CUDA_CHECK(cudaMemcpyAsync(idx->b_hok, call->w.ok, (size_t) nq * 4, cudaMemcpyDeviceToHost,
-                                   idx->b_stream));
-    CUDA_CHECK(cudaEventRecordWithFlags(ev[2], idx->b_stream, cudaEventRecordExternal));
-
-    /* the candidates' fp32 rows and every answer back */
-    rc = BatchGatherAndCopy(idx, (size_t) nq * k, rows, ev[3], errbuf, errlen);
-    if (rc != CODEVEC_CUDA_OK)
-        return rc;
-    CUDA_CHECK(cudaEventRecordWithFlags(ev[4], idx->b_stream, cudaEventRecordExternal));
-    return CODEVEC_CUDA_OK;
-}
-
-/*
- * A flat batch's whole launch sequence (the queries' copy in, the kernels,
- * the proof flags, the candidates' rows, the copy back, the timing events)
- * as a CUDA graph, replayed by one cudaGraphLaunch instead of some fifteen
- * runtime calls: a search's host work before its scan starts falls from
- * ~40 us to a few.  A graph is made at the second batch of the same shape
- * (nq, k, metric, rows wanted), once the first has sized every buffer, and
- * kept while the buffers it names stay where they are and the rows' norm
- * bounds (kernel arguments of the re-rank's proof) are unchanged; at most
- * KNN_GRAPHS shapes per index, the least recently used replaced.  Row
- * ranges (IVF) are never captured: their block tables change per call.
- * CODEVEC_KNN_GRAPHS=0 turns graphs off (for comparisons).
- */
-#define KNN_GRAPHS 8
-
-typedef struct KnnGraph
-{
-    int             nq, k, metric, rows;
-    int             seen;           /* batches of this shape so far */
-    int             nocapture;      /* a capture failed: never again */
-    const void     *ws, *dq, *di;   /* the buffers captured */
-    float           maxnorm, minnorm;   /* the re-rank's proof takes them by value */
-    cudaGraphExec_t exec;           /* NULL: not captured (yet) */
-    KnnCall         call;
-    uint64_t        used;
-} KnnGraph;
-
-typedef struct KnnGraphs
-{
-    KnnGraph g[KNN_GRAPHS];
-    uint64_t clock;
-} KnnGraphs;
-
-static int
-GraphsEnabled(void)
-{
-    static int on = -1;
-
-    if (on < 0)
-    {
-        const char *e = getenv("CODEVEC_KNN_GRAPHS");
-
-        on = !(e && e[0] == '0');
-    }
-    return on;
-}
-
-/* The entry for a shape (made, or the least recently used reused). */
-static KnnGraph *
-GraphFor(CodevecCudaIndex idx, int nq, int k, int metric, int rows)
-{
-    KnnGraphs *gs = idx->b_graphs;
-    KnnGraph  *victim = NULL;
-
-    if (!gs)
-    {
-        gs = (KnnGraphs *) calloc(1, sizeof(KnnGraphs));
-        if (!gs)
-            return NULL;
-        idx->b_graphs = gs;
-    }
-    gs->clock++;
-    for (int i = 0; i < KNN_GRAPHS; i++)
-    {
-        KnnGraph *g = &gs->g[i];
-
-        if (g->seen && g->nq == nq && g->k == k && g->metric == metric && g->rows == rows)
-        {
-            g->used = gs->clock;
-            return g;
-        }
-        if (!victim || g->used < victim->used)
-            victim = g;
-    }
-    if (victim->exec)
-        cudaGraphExecDestroy(victim->exec);
-    memset(victim, 0, sizeof(*victim));
-    victim->nq = nq;
-    victim->k = k;
-    victim->metric = metric;
-    victim->rows = rows;
-    victim->used = gs->clock;
-    return victim;
-}
-
-/* Drop every graph of an index (its buffers moved, or it is freed). */
-static void
-GraphsReset(CodevecCudaIndex idx)
-{
-    KnnGraphs *gs = idx->b_graphs;
-
-    if (!gs)
-        return;
-    for (int i = 0; i < KNN_GRAPHS; i++)
-        if (gs->g[i].exec)
-            cudaGraphExecDestroy(gs->g[i].exec);
-    memset(gs, 0, sizeof(*gs));
 }
 
 int
@@ -1503,69 +1362,26 @@ codevec_cuda_knn_batch(CodevecCudaIndex idx, const float *queries, int nq, int k
 
     /* one copy of every query, from pinned memory */
     memcpy(idx->b_hq, queries, (size_t) nq * idx->dim * 4);
+    CUDA_CHECK(cudaEventRecord(ev[0], idx->b_stream));
+    CUDA_CHECK(cudaMemcpyAsync(idx->b_dq, idx->b_hq, (size_t) nq * idx->dim * 4,
+                               cudaMemcpyHostToDevice, idx->b_stream));
+    CUDA_CHECK(cudaEventRecord(ev[1], idx->b_stream));
 
-    KnnGraph *g = ranges == NULL && GraphsEnabled()
-        ? GraphFor(idx, nq, k, metric, out_rows != NULL) : NULL;
+    /* the kernels (one launch sequence for all queries), the proof flags */
+    rc = KnnEnqueue(idx, idx->b_dq, nq, k, metric, idx->b_dd, idx->b_di, idx->b_stream, -1,
+                    ranges, nranges, qranges, &call, errbuf, errlen);
+    if (rc != CODEVEC_CUDA_OK)
+        return rc;
+    if (call.path == PATH_F16)
+        CUDA_CHECK(cudaMemcpyAsync(idx->b_hok, call.w.ok, (size_t) nq * 4, cudaMemcpyDeviceToHost,
+                                   idx->b_stream));
+    CUDA_CHECK(cudaEventRecord(ev[2], idx->b_stream));
 
-    if (g && g->exec && g->ws == idx->ws && g->dq == idx->b_dq && g->di == idx->b_di &&
-        g->maxnorm == idx->maxnorm && g->minnorm == idx->minnorm)
-    {
-        /* the same shape on the same buffers: replay */
-        call = g->call;
-        CUDA_CHECK(cudaGraphLaunch(g->exec, idx->b_stream));
-    }
-    else
-    {
-        int capture = g != NULL && g->seen >= 1 && g->exec == NULL && !g->nocapture;
-
-        if (g && g->exec)
-        {
-            cudaGraphExecDestroy(g->exec);      /* its buffers moved */
-            g->exec = NULL;
-            capture = 1;
-        }
-        if (capture && cudaStreamBeginCapture(idx->b_stream, cudaStreamCaptureModeThreadLocal) != cudaSuccess)
-        {
-            cudaGetLastError();
-            capture = 0;
-        }
-        rc = BatchEnqueue(idx, nq, k, metric, ranges, nranges, qranges, out_rows != NULL,
-                          &call, errbuf, errlen);
-        if (capture)
-        {
-            cudaGraph_t graph = NULL;
-            cudaError_t e = cudaStreamEndCapture(idx->b_stream, &graph);
-
-            if (rc == CODEVEC_CUDA_OK && e == cudaSuccess &&
-                cudaGraphInstantiate(&g->exec, graph, 0) == cudaSuccess)
-            {
-                g->ws = idx->ws;
-                g->dq = idx->b_dq;
-                g->di = idx->b_di;
-                g->maxnorm = idx->maxnorm;
-                g->minnorm = idx->minnorm;
-                g->call = call;
-            }
-            else
-            {
-                g->exec = NULL;
-                g->nocapture = 1;
-            }
-            if (graph)
-                cudaGraphDestroy(graph);
-            cudaGetLastError();
-            /* captured work has not run: run it, from the graph or enqueued again */
-            if (g->exec)
-                CUDA_CHECK(cudaGraphLaunch(g->exec, idx->b_stream));
-            else
-                rc = BatchEnqueue(idx, nq, k, metric, ranges, nranges, qranges, out_rows != NULL,
-                                  &call, errbuf, errlen);
-        }
-        if (rc != CODEVEC_CUDA_OK)
-            return rc;
-        if (g)
-            g->seen++;
-    }
+    /* the candidates' fp32 rows and every answer back, then one wait */
+    rc = BatchGatherAndCopy(idx, nk, out_rows != NULL, ev[3], errbuf, errlen);
+    if (rc != CODEVEC_CUDA_OK)
+        return rc;
+    CUDA_CHECK(cudaEventRecord(ev[4], idx->b_stream));
     h1 = HostUs();
     t.enqueue_us = h1 - h0;
     CUDA_CHECK(cudaEventSynchronize(ev[4]));

@@ -138,11 +138,7 @@ typedef struct CodevecCudaKnnTimes
  * Buffers (device and pinned host) are kept with the index and grow to
  * the largest batch seen; nq x k at most 2^26. times (may be NULL)
  * receives the breakdown above. Results are bit for bit those of nq
- * separate calls (ordered by (distance, id)). Without row ranges, the
- * second batch of a shape (nq, k, metric, rows or not) is captured as a
- * CUDA graph and later ones replay it (one launch instead of the
- * sequence; CODEVEC_KNN_GRAPHS=0 in the environment turns it off).
- * Not thread-safe for one index (its stream and buffers are shared).
+ * separate calls (ordered by (distance, id)).
  */
 int codevec_cuda_knn_batch(CodevecCudaIndex idx, const float *queries, int nq, int k,
                            int metric, const int64_t *ranges, int nranges, const int *qranges,

@@ -144,7 +144,6 @@ struct CodevecCudaIndexData
     int64_t      *b_hi;
     float        *b_hrows;
     int          *b_hok;
-    struct KnnGraphs *b_graphs; /* captured batches (knn.cu), made lazily */
 };
 
 /* Defaults until measured (chosen from the H100 run, see KERNELS.md). */

@@ -535,8 +535,7 @@ BatchCase(int64_t n, int dim, int prec, int quick)
         for (int k : {1, 10, 100})
             for (int nq : nqs)
                 /* each shape three times, on other queries (the queries shifted by
-                 * one each time): the second batch of a shape is captured as a
-                 * CUDA graph and the third replays it (knn.cu, KnnGraph) */
+                 * one each time): kept buffers and plans reused for the same shape */
                 for (int rep = 0; rep < 3; rep++)
             {
                 const float *qb = qs.data() + (size_t) rep * dim;
@@ -595,9 +594,9 @@ BatchCase(int64_t n, int dim, int prec, int quick)
                 }
             }
 
-    /* rows uploaded again after a shape was captured (larger norms: the
-     * re-rank's bounds change): the next batches of that shape must match
-     * single calls on the new rows */
+    /* rows uploaded again after a shape ran (larger norms: the re-rank's
+     * bounds change): the next batches of that shape must match single
+     * calls on the new rows */
     {
         const int nq = 16, k = 10, metric = CODEVEC_METRIC_COSINE;
         std::vector<float> bd((size_t) nq * k), sd(k);
