@@ -386,5 +386,7 @@ void		cvl_db_delete(CvlDb db);
 int			cvl_shard_route(const char *coordinator, const char *repo, int *shard,
 							char **conninfo, char *err, size_t errlen);
 int			cvl_shard_refresh(const char *coordinator, char *err, size_t errlen);
+int			cvl_shard_list(const char *coordinator, int *n, int **shards,
+						   char ***conninfos, char *err, size_t errlen);
 
 #endif							/* CVL_H */
