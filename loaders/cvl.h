@@ -20,8 +20,9 @@
  *              connections, with their embeddings; a batch the server
  *              rejects is bisected down to its files
  *   util.c     buffers, hashing, JSON/COPY escaping, identifiers
- *   shard.c    --coordinator: the shard a repository goes to, the
- *              coordinator's refresh after the load
+ *   shard.c    --coordinator: the shard a repository goes to, every
+ *              shard (--embed-only), the coordinator's refresh after
+ *              the load
  *
  * Object style follows tree-sitter: cvl_<object>_<verb>(self, ...), with
  * paired _new/_delete.  Worker threads never print; they record a status
