@@ -20,8 +20,9 @@
  *              connections, with their embeddings; a batch the server
  *              rejects is bisected down to its files
  *   util.c     buffers, hashing, JSON/COPY escaping, identifiers
- *   shard.c    --coordinator: the shard a repository goes to, the
- *              coordinator's refresh after the load
+ *   shard.c    --coordinator: the shard a repository goes to, every
+ *              shard (--embed-only), the coordinator's refresh after
+ *              the load
  *
  * Object style follows tree-sitter: cvl_<object>_<verb>(self, ...), with
  * paired _new/_delete.  Worker threads never print; they record a status
@@ -386,5 +387,7 @@ void		cvl_db_delete(CvlDb db);
 int			cvl_shard_route(const char *coordinator, const char *repo, int *shard,
 							char **conninfo, char *err, size_t errlen);
 int			cvl_shard_refresh(const char *coordinator, char *err, size_t errlen);
+int			cvl_shard_list(const char *coordinator, int *n, int **shards,
+						   char ***conninfos, char *err, size_t errlen);
 
 #endif							/* CVL_H */

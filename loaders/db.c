@@ -458,6 +458,29 @@ cvl_db_embed(CvlDb db, int batch, bool all_repos, bool *available)
 	PQclear(res);
 	if (!*available)
 		return 0;
+	/*
+	 * A sharded codevec's coordinator (shards/README.md): its snippets are
+	 * foreign partitions, whose rows an UPDATE through it cannot change
+	 * (the BM25 triggers' transition tables); nothing to embed is fine
+	 * (tools/shards.sh setup runs --embed-only there for the schema),
+	 * anything else is embedded on the shards by --coordinator.
+	 */
+	res = cvl_session_exec_params(&db->main, "looking for snippets without embedding",
+					 "SELECT to_regclass('code_shards.shards') IS NOT NULL "
+					 "AND EXISTS (SELECT 1 FROM code.snippets WHERE emb IS NULL)", 0, NULL);
+	if (res == NULL)
+		return -1;
+	if (PQgetvalue(res, 0, 0)[0] == 't')
+	{
+		PQclear(res);
+		snprintf(db->main.error, sizeof(db->main.error),
+				 "this database is a sharded codevec's coordinator, whose snippets "
+				 "without embedding are on its shards; embed them there: "
+				 "codevec-load --coordinator CONNINFO --embed-only [--repo NAME] "
+				 "(shards/README.md)");
+		return -1;
+	}
+	PQclear(res);
 	snprintf(batchtext, sizeof(batchtext), "%d", batch);
 	for (;;)
 	{

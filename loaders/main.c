@@ -85,6 +85,68 @@ typedef struct Run
 	bool		db_failed;
 } Run;
 
+/*
+ * codevec-load --coordinator C --embed-only (no --repo): fill the missing
+ * embeddings of every shard the coordinator lists (cvl_shard_list), each
+ * by a direct connection to the shard (an UPDATE through the coordinator's
+ * foreign partitions cannot work: shards/README.md), one shard after the
+ * other; says per shard how many it embedded unless quiet.  The
+ * coordinator keeps nothing derived from emb, so it needs no refresh.
+ * Returns an exit status: 0, or CVL_EXIT_DB at the first shard that fails
+ * (its number and reason on stderr; shards before it stay embedded).
+ */
+static int
+EmbedShards(const Options *o, bool quiet)
+{
+	char		err[512];
+	int			n;
+	int		   *shards;
+	char	  **conninfos;
+	int			rc = CVL_EXIT_OK;
+
+	if (cvl_shard_list(o->coordinator, &n, &shards, &conninfos, err, sizeof(err)) < 0)
+	{
+		fprintf(stderr, "codevec-load: %s\n", err);
+		return CVL_EXIT_DB;
+	}
+	for (int i = 0; i < n && rc == CVL_EXIT_OK; i++)
+	{
+		CvlEmbedPlan plan;
+		bool		available = true;
+		CvlDb		db = cvl_db_new(conninfos[i], o->dims, o->batch_files, 1,
+									err, sizeof(err));
+
+		if (db == NULL)
+		{
+			fprintf(stderr, "codevec-load: shard %d: %s\n", shards[i], err);
+			rc = CVL_EXIT_DB;
+			break;
+		}
+		memset(&plan, 0, sizeof(plan));
+		if (cvl_db_schema_ensure(db) < 0 ||
+			cvl_db_embed_plan(db, o->embed_batch, &plan) < 0 ||
+			cvl_db_embed(db, plan.batch, true, &available) < 0)
+		{
+			fprintf(stderr, "codevec-load: shard %d: %s\n", shards[i], cvl_db_error(db));
+			rc = CVL_EXIT_DB;
+		}
+		else if (!available)
+			fprintf(stderr, "codevec-load: shard %d: notice: nothing embedded: the "
+					"server has no embed(text[]) function yet, or code.snippets has "
+					"no emb column\n", shards[i]);
+		else if (!quiet)
+			fprintf(stderr, "codevec-load: shard %d: %lld snippets embedded (%s, %d per call)\n",
+					shards[i], (long long) cvl_db_stats(db)->snippets_embedded,
+					plan.device, plan.batch);
+		cvl_db_delete(db);
+	}
+	for (int i = 0; i < n; i++)
+		free(conninfos[i]);
+	free(conninfos);
+	free(shards);
+	return rc;
+}
+
 /* Print the usage text. */
 static void
 PrintHelp(void)
@@ -94,6 +156,7 @@ PrintHelp(void)
 		   "\n"
 		   "Usage: codevec-load [OPTION]... PATH...\n"
 		   "       codevec-load --embed-only [--repo NAME] [-d CONNINFO]\n"
+		   "       codevec-load --embed-only [--repo NAME] --coordinator CONNINFO\n"
 		   "\n"
 		   "Parses every C, C++, Python, JavaScript, TypeScript/TSX, Go, Rust and Java\n"
 		   "file under each PATH with tree-sitter and stores its functions, methods,\n"
@@ -112,7 +175,11 @@ PrintHelp(void)
 		   "                          code.shard_refresh() on the coordinator (its\n"
 		   "                          BM25 postings and statistics; not with\n"
 		   "                          --no-bm25: refresh later).  One PATH; instead\n"
-		   "                          of -d; --embed-only needs --repo\n"
+		   "                          of -d.  With --embed-only: fill the missing\n"
+		   "                          embeddings of every shard (or --repo NAME's\n"
+		   "                          shard), each shard directly; re-embed a sharded\n"
+		   "                          codevec so (-d COORDINATOR --embed-only cannot:\n"
+		   "                          the coordinator's partitions are foreign tables)\n"
 		   "      --dims=D            dimension of code.snippets.emb codevec(D) when the\n"
 		   "                          table is created (default %d; 0: no emb column,\n"
 		   "                          for servers without the codevec extension)\n"
@@ -192,7 +259,8 @@ PrintHelp(void)
 		   "  3  connection or database error (batches committed before it stay),\n"
 		   "     or code.snippets holds vectors of another model than codevec.model's\n"
 		   "     (nothing written; re-embed: UPDATE code.snippets SET emb = NULL,\n"
-		   "     then --embed-only)\n"
+		   "     then --embed-only; sharded: both on every shard, the second as\n"
+		   "     --coordinator CONNINFO --embed-only)\n"
 		   "  4  internal error: out of memory, PATH missing, bad grammar ABI\n",
 		   CVL_VERSION, CVL_DEFAULT_DIMS, CVL_DEFAULT_MAX_FILE_BYTES,
 		   CVL_GPU_EMBED_BATCH, CVL_DEFAULT_EMBED_BATCH, CVL_EMBED_TEXT_MAX_BYTES,
@@ -906,11 +974,10 @@ main(int argc, char **argv)
 		fprintf(stderr, "codevec-load: --jsonl writes no database; drop -d\n");
 		return CVL_EXIT_USAGE;
 	}
-	if (o.coordinator && (o.conninfo || o.jsonl || npaths > 1 ||
-						  (o.embed_only && o.repo == NULL)))
+	if (o.coordinator && (o.conninfo || o.jsonl || npaths > 1))
 	{
 		fprintf(stderr, "codevec-load: --coordinator loads one repository into its "
-				"shard: one PATH (or --embed-only --repo NAME), no -d or --jsonl\n");
+				"shard: one PATH (or --embed-only), no -d or --jsonl\n");
 		return CVL_EXIT_USAGE;
 	}
 	if (o.progress < 0)
@@ -926,6 +993,12 @@ main(int argc, char **argv)
 	git_libgit2_init();
 	st.t_start = cvl_clock_now();
 
+	if (o.coordinator && o.embed_only && o.repo == NULL)
+	{
+		rc = EmbedShards(&o, quiet);
+		git_libgit2_shutdown();
+		return rc;
+	}
 	if (o.coordinator)
 	{
 		char		name[PATH_MAX];

@@ -14,7 +14,13 @@
  *                      shard's conninfo, from code_shards.shards;
  *   cvl_shard_refresh  code.shard_refresh() after the load: the planner's
  *                      statistics of every foreign partition and the
- *                      coordinator's BM25 postings over every shard's rows.
+ *                      coordinator's BM25 postings over every shard's rows;
+ *   cvl_shard_list     every attached shard's number and conninfo
+ *                      (--coordinator --embed-only without --repo embeds
+ *                      each shard directly: an UPDATE of emb through the
+ *                      coordinator's foreign partitions cannot work, the
+ *                      BM25 triggers need transition tables, which foreign
+ *                      tables do not have).
  *
  * Both open their own short connection to the coordinator (libpq only;
  * the load itself goes through db.c like any other).
@@ -128,6 +134,57 @@ cvl_shard_route(const char *coordinator, const char *repo, int *shard,
 	{
 		*shard = atoi(PQgetvalue(res, 0, 1));
 		*conninfo = cvl_strdup(PQgetvalue(res, 0, 2));
+		rc = 0;
+	}
+	PQclear(res);
+	PQfinish(conn);
+	return rc;
+}
+
+/*
+ * Every shard attached to the coordinator, in shard order: *n numbers in
+ * *shards and their conninfos (as code.shard_add() recorded them) in
+ * *conninfos (malloc'd arrays of malloc'd strings, the caller frees both).
+ * Returns 0, or -1 with a message in err: the coordinator unreachable,
+ * not a coordinator, or without shards.
+ */
+int
+cvl_shard_list(const char *coordinator, int *n, int **shards, char ***conninfos,
+			   char *err, size_t errlen)
+{
+	PGconn	   *conn = Connect(coordinator, err, errlen);
+	PGresult   *res;
+	int			rc = -1;
+
+	*n = 0;
+	*shards = NULL;
+	*conninfos = NULL;
+	if (conn == NULL)
+		return -1;
+	res = PQexec(conn, "SELECT shard, conninfo FROM code_shards.shards ORDER BY shard");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+	{
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+		if (state && (strcmp(state, "42P01") == 0 || strcmp(state, "3F000") == 0))
+			snprintf(err, errlen, "the --coordinator database is not a sharded codevec "
+					 "coordinator (no code_shards.shards; tools/shards.sh setup makes one)");
+		else
+			SetResultError(err, errlen, "asking the coordinator for its shards", res);
+	}
+	else if (PQntuples(res) == 0)
+		snprintf(err, errlen, "the coordinator has no shards (tools/shards.sh setup "
+				 "attaches them)");
+	else
+	{
+		*n = PQntuples(res);
+		*shards = cvl_malloc(sizeof(int) * *n);
+		*conninfos = cvl_malloc(sizeof(char *) * *n);
+		for (int i = 0; i < *n; i++)
+		{
+			(*shards)[i] = atoi(PQgetvalue(res, i, 0));
+			(*conninfos)[i] = cvl_strdup(PQgetvalue(res, i, 1));
+		}
 		rc = 0;
 	}
 	PQclear(res);

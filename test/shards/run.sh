@@ -23,6 +23,13 @@
 #   - setup refuses a shard with another dimension (22000) or another model
 #     (55000), leaving nothing attached; a shard that is down fails every
 #     mode with 08001 naming its server, and a load's refresh too;
+#   - code.more_like_this: for 30 snippets (json's with ties across
+#     shards) the coordinator's 10 nearest equal one server's, and its
+#     remote SQL looks the rows up by id = ANY, no shard a whole table;
+#   - re-embedding: emb NULLed on two shards, codevec-load -d COORDINATOR
+#     --embed-only refuses naming the command, --coordinator --embed-only
+#     embeds on each shard: every vector equals one server's bit for bit
+#     and vector search on the coordinator equals one server's again;
 #   - codevec-load --coordinator: usage errors, a database that is not a
 #     coordinator; an incremental reload changes only the edited file's
 #     rows, and the coordinator then still answers as one server does.
@@ -307,6 +314,68 @@ script keyword "$TMP/ties.tsv" >"$TMP/keyword.sql"; results "$COORD" "$TMP/keywo
 tv=$(ties 11 "$TMP/coord.vector"); tk=$(ties 12 "$TMP/coord.keyword")
 [ "$tv" -ge $((NT / 2)) ] && [ "$tk" -ge $((NT / 2)) ]
 ok $? "json ties: the answers hold exactly tied rows from two shards (vector: $tv, keyword: $tk of $NT questions)"
+
+echo "# $(date +%T) more_like_this"
+# 20 snippets at random and json's first 10 (whose copies on the two other
+# shards tie at distance 0), half of them with their own file's rows
+mlt="SELECT q.id, x.id, x.repo, x.path, x.qualified_name, x.start_line, x.vector_rank, x.distance, x.score
+	FROM ((SELECT id FROM code.snippets ORDER BY md5(id::text) LIMIT 20) UNION
+	(SELECT s.id FROM code.snippets s JOIN code.files f ON f.id = s.file_id JOIN code.repos r ON r.id = f.repo_id
+	 WHERE r.name = 'json' ORDER BY s.id LIMIT 10)) q, LATERAL code.more_like_this(q.id, 10, q.id % 2 = 0) x
+	ORDER BY q.id, x.vector_rank"
+Q "$COORD" "$mlt" >"$TMP/coord.mlt" 2>&1
+Q "$SINGLE" "$mlt" >"$TMP/single.mlt" 2>&1
+cmp -s "$TMP/coord.mlt" "$TMP/single.mlt"
+ok $? "more_like_this: the coordinator's 10 nearest of 30 snippets equal one server's (ids, repos, paths, ranks, distances; $(wc -l <"$TMP/coord.mlt") rows)"
+cmp -s "$TMP/coord.mlt" "$TMP/single.mlt" || diff "$TMP/coord.mlt" "$TMP/single.mlt" | head -10 | sed 's/^/#   /'
+is "$(wc -l <"$TMP/coord.mlt") $(awk -F'|' '{ k = $1 SUBSEP $8; s = int($2 / 4294967296); if ((k in sh) && sh[k] != s) t[$1] = 1; sh[k] = s }
+	END { print (length(t) >= 5) }' "$TMP/coord.mlt")" "300 1" "more_like_this: 10 rows each, ties at equal distance from two shards in at least 5 answers"
+mid=$(Q "$COORD" "SELECT s.id FROM code.snippets s JOIN code.files f ON f.id = s.file_id JOIN code.repos r ON r.id = f.repo_id
+	WHERE r.name = 'email' ORDER BY s.id LIMIT 1")
+Qplan "SELECT string_agg(repo || ':' || path || ':' || preview, ',') FROM code.more_like_this($mid, 10)" >"$TMP/plan.mlt"
+knn="Remote SQL: SELECT id, emb FROM code\.snippets WHERE .* ORDER BY \(emb OPERATOR\(public\.<=>\) '\[[-0-9.e,]+\]"
+got="$(grep -cE 'Remote SQL: SELECT .* FROM \(code\.snippets r[0-9]+ INNER JOIN code\.files r[0-9]+ ON \(\(\(r[0-9]+\.file_id = r[0-9]+\.id\)\) AND \(\(r[0-9]+\.id = ANY \(\$[0-9]+::bigint\[\]\)\)\)\)\)$' "$TMP/plan.mlt") $(grep -cE 'Remote SQL: SELECT name FROM code\.repos WHERE \(\(id = \$[0-9]+::bigint\)\)$' "$TMP/plan.mlt") $(grep -cE 'Remote SQL: SELECT [^()]* FROM code\.(snippets|files|repos)$' "$TMP/plan.mlt") $(grep -cE "$knn" "$TMP/plan.mlt")"
+is "$got" "3 3 0 3" \
+	"more_like_this: each shard is sent ORDER BY emb <=> the snippet's vector (a constant), then one snippets-files join by id = ANY(\$n) and a repository lookup by id, no shard a whole table"
+[ "$got" = "3 3 0 3" ] || grep 'Remote SQL' "$TMP/plan.mlt" | sed -E 's/^ *(.{150}).*(.{150})$/\1 ... \2/; s/^/#   /'
+
+echo "# $(date +%T) re-embedding a sharded codevec"
+# the model docs' recipe (UPDATE ... SET emb = NULL, then --embed-only),
+# sharded: 40 snippets of shard 0 and 40 of shard 2 lose their vectors
+is "$(STATE "$COORD" "UPDATE code.snippets SET emb = NULL WHERE id = $mid")" \
+	"0A000: cannot collect transition tuples from child foreign tables" \
+	"UPDATE of emb through the coordinator is refused (0A000: the BM25 triggers' transition tables): the UPDATE goes to the shards"
+for i in 1 3; do
+	Q "$(conn "${PORTS[$i]}")" "UPDATE code.snippets SET emb = NULL WHERE id IN (SELECT id FROM code.snippets ORDER BY md5(id::text) LIMIT 40)" >/dev/null
+done
+is "$(Q "$COORD" "SELECT string_agg(sh || ':' || n, ' ' ORDER BY sh) FROM (SELECT id >> 32 AS sh, count(*) AS n FROM code.snippets WHERE emb IS NULL GROUP BY 1) x")" \
+	"0:40 2:40" "80 snippets without embedding, on shards 0 and 2"
+"$LOADER" -q -d "$COORD" --embed-only 2>"$TMP/err"
+is "$?:$(cat "$TMP/err")" "3:codevec-load: this database is a sharded codevec's coordinator, whose snippets without embedding are on its shards; embed them there: codevec-load --coordinator CONNINFO --embed-only [--repo NAME] (shards/README.md)" \
+	"codevec-load -d COORDINATOR --embed-only: a clear error naming the command (3), nothing written"
+"$LOADER" --coordinator "$COORD" --embed-only 2>"$TMP/err"
+is "$?:$(grep -o 'shard [0-9]: [0-9]* snippets embedded' "$TMP/err" | tr '\n' ',')" \
+	"0:shard 0: 40 snippets embedded,shard 1: 0 snippets embedded,shard 2: 40 snippets embedded," \
+	"codevec-load --coordinator COORDINATOR --embed-only embeds each shard's missing vectors on that shard"
+PGOPTIONS="-c client_min_messages=warning" psql -X -A -t -q -v ON_ERROR_STOP=1 -d "$SINGLE" \
+	-c "\\copy (SELECT id, emb FROM code.snippets) TO '$TMP/single.vectors'"
+is "$(PGOPTIONS="-c client_min_messages=warning" psql -X -A -t -q -v ON_ERROR_STOP=1 -d "$COORD" \
+	-c "CREATE TEMP TABLE v (id bigint, emb codevec)" -c "\\copy v FROM '$TMP/single.vectors'" \
+	-c "SELECT count(*) || ' ' || count(*) FILTER (WHERE s.emb::text = v.emb::text) FROM code.snippets s JOIN v ON v.id = s.id")" \
+	"$NSNIP $NSNIP" "after re-embedding, every vector on the coordinator equals one server's bit for bit ($NSNIP snippets, the 80 re-embedded among them)"
+head -20 "$TMP/queries.tsv" >"$TMP/reembed.tsv"
+for mode in vector plain; do
+	script "$mode" "$TMP/reembed.tsv" >"$TMP/reembed.$mode.sql"
+	results "$COORD" "$TMP/reembed.$mode.sql" >"$TMP/coord.re.$mode" 2>&1
+	results "$SINGLE" "$TMP/reembed.$mode.sql" >"$TMP/single.re.$mode" 2>&1
+	cmp -s "$TMP/coord.re.$mode" "$TMP/single.re.$mode"
+	ok $? "after re-embedding, $mode search on the coordinator equals one server's for 20 questions ($(wc -l <"$TMP/coord.re.$mode") rows)"
+done
+"$LOADER" --help | grep -q -- '--embed-only \[--repo NAME\] --coordinator CONNINFO'
+ok $? "codevec-load --help documents --coordinator --embed-only"
+"$LOADER" -q --coordinator "$SINGLE" --embed-only 2>"$TMP/err"
+is "$?:$(cat "$TMP/err")" "3:codevec-load: the --coordinator database is not a sharded codevec coordinator (no code_shards.shards; tools/shards.sh setup makes one)" \
+	"--coordinator --embed-only naming a database that is not a coordinator: a clear error (3)"
 
 echo "# $(date +%T) codevec-load --coordinator"
 "$LOADER" --help | grep -q -- '--coordinator=CONNINFO'
