@@ -2,7 +2,8 @@
 # scans, shared by test/fakecuda/run.sh (fake GPUs) and test/gpu/multigpu.sh
 # (the H200). Sourced; expects tables mt (id int, emb codevec(D)) and
 # mq (qid int, emb codevec(D), 20 rows), indexes mt_l2, mt_ip, mt_cos,
-# mt_ivf_l2, mt_ivf_cos, PROBES (every IVF list), and passed/failed counters.
+# mt_ivf_l2, mt_ivf_cos, PROBES (every IVF list), and test/lib.sh's
+# tap_ok / tap_not_ok (test/gpu/setup.sh sources it).
 #
 #   only INDEX          SQL dropping the other indexes (in a transaction
 #                       that rolls back: the planner may use INDEX alone)
@@ -47,9 +48,9 @@ ROLLBACK;
 SQL
 )
 	if grep -q "NOTICE:  differ=0" <<<"$res"; then
-		passed=$((passed + 1)); echo "ok $((passed + failed)) - ${4:-}$1 k=$3: 20 index scans equal sequential scans"
+		tap_ok "${4:-}$1 k=$3: 20 index scans equal sequential scans"
 	else
-		failed=$((failed + 1)); echo "not ok $((passed + failed)) - ${4:-}$1 k=$3: $(grep -E 'differ|ERROR|WARNING' <<<"$res" | head -2 | tr '\n' ' ')"
+		tap_not_ok "${4:-}$1 k=$3: $(grep -E 'differ|ERROR|WARNING' <<<"$res" | head -2 | tr '\n' ' ')"
 	fi
 }
 
@@ -73,8 +74,8 @@ COMMIT;
 SQL
 )
 	if grep -qx "mismatches=0 rows=$((20 * $3))" <<<"$res"; then
-		passed=$((passed + 1)); echo "ok $((passed + failed)) - ${4:-}codevec_knn $1 k=$3 equals 20 sequential scans"
+		tap_ok "${4:-}codevec_knn $1 k=$3 equals 20 sequential scans"
 	else
-		failed=$((failed + 1)); echo "not ok $((passed + failed)) - ${4:-}codevec_knn $1 k=$3: $(grep -E 'mismatches|ERROR' <<<"$res" | head -2 | tr '\n' ' ')"
+		tap_not_ok "${4:-}codevec_knn $1 k=$3: $(grep -E 'mismatches|ERROR' <<<"$res" | head -2 | tr '\n' ' ')"
 	fi
 }

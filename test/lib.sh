@@ -8,10 +8,14 @@
 #   cluster_start SETTINGS...     start the suite's cluster (test/cluster.sh)
 #                                 with these settings; PGDATABASE=postgres
 #   cluster_stop                  stop it (quietly)
+#   tap_ok MESSAGE / tap_not_ok MESSAGE
+#                                 one TAP line, counted in passed / failed
 #   check DESCRIPTION SQL WANT    ok when SQL's output (psql -qAtX, plus the
 #                                 options in CHECK_PSQL) has WANT as a line
 #   wait_state STATE              poll codevec_gpu_status() up to 20 s
-#   suite_result                  the "N passed, N failed" line; its status
+#   tap_result                    the "N passed, N failed" line; its status
+#                                 (test/gpu/setup.sh gives its scripts these
+#                                 too)
 
 suite_cluster() {
 	dir=$(mktemp -d "/tmp/codevec-$1.XXXXXX")
@@ -30,14 +34,22 @@ cluster_stop() {
 	bash "$top/test/cluster.sh" stop "$dir" >/dev/null 2>&1
 }
 
+tap_ok() {
+	passed=$((passed + 1)); echo "ok $((passed + failed)) - $1"
+}
+
+tap_not_ok() {
+	failed=$((failed + 1)); echo "not ok $((passed + failed)) - $1"
+}
+
 check() {
 	local got
 	# shellcheck disable=SC2086 # CHECK_PSQL is a list of options
 	got=$(psql -qAtX ${CHECK_PSQL:-} -c "$2" 2>&1)
 	if grep -qxF -- "$3" <<<"$got"; then
-		passed=$((passed + 1)); echo "ok $((passed + failed)) - $1"
+		tap_ok "$1"
 	else
-		failed=$((failed + 1)); echo "not ok $((passed + failed)) - $1 (got '$(echo "$got" | head -5 | tr '\n' '|')', want '$3')"
+		tap_not_ok "$1 (got '$(echo "$got" | head -5 | tr '\n' '|')', want '$3')"
 	fi
 }
 
@@ -49,7 +61,7 @@ wait_state() {
 	return 1
 }
 
-suite_result() {
+tap_result() {
 	echo "$passed passed, $failed failed"
 	[ "$failed" -eq 0 ]
 }

@@ -10,27 +10,17 @@
 # as F16, to fit a 64 MiB transfer) — starts PostgreSQL 15 from pgkit.tar.xz
 # with shared_preload_libraries = codevec plus the given settings, creates
 # the extension in database postgres and waits for the GPU service.
-# Defines check DESCRIPTION SQL EXPECTED (TAP lines; counters passed and
-# failed) and tap_result (the "N passed, N failed" line; its status).
+# Defines (from test/lib.sh) check DESCRIPTION SQL EXPECTED (TAP lines;
+# counters passed and failed) and tap_result (the "N passed, N failed"
+# line; its status).
 kit=$top/.gpukit
 passed=${passed:-0}; failed=${failed:-0}
 # where start-postgres.sh unpacks the kit (pg_config, psql, pgbench), also
 # for a second script on a server an earlier call started
 export PATH=/opt/pgkit/usr/lib/postgresql/15/bin:/opt/pgkit/usr/bin:$PATH
 
-check() {
-	local got
-	got=$(psql -qAtX -c "$2" 2>&1)
-	if grep -qxF -- "$3" <<<"$got"; then
-		passed=$((passed + 1)); echo "ok $((passed + failed)) - $1"
-	else
-		failed=$((failed + 1)); echo "not ok $((passed + failed)) - $1 (got '$(echo "$got" | head -3 | tr '\n' ' ')', want '$3')"
-	fi
-}
-tap_result() {
-	echo "$passed passed, $failed failed"
-	[ "$failed" -eq 0 ]
-}
+# check, tap_ok, tap_not_ok, tap_result: the suites' own (test/lib.sh)
+source "$top/test/lib.sh"
 # gpu_counters: "REQUESTS FALLBACKS" of codevec_gpu_status() (requests the
 # service served; requests any backend answered on the CPU instead)
 gpu_counters() {
