@@ -28,7 +28,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 kind=${1:?random|real|torch}; n=${2:?rows}
 work=/tmp/compare; mkdir -p "$work"; chmod 755 "$work"
 T=${T:-10}
-. "$top/bench/gpuivf/lib.sh"	# ms, mem, pctl, bench, install_pgvector_kit
+. "$top/bench/gpuivf/lib.sh"	# ms, mem, pctl, bench, install_pgvector_kit, fill_random
 
 torch_anchor() {
 	python3 - "$1" <<'PY'
@@ -75,16 +75,7 @@ if [ "$kind" = random ] && [ "$n" -gt 2000000 ]; then
 	# 2 parts each, generated and copied one after another (ids repeat
 	# across parts: the checks compare rows in order, not ids as keys)
 	psql -qX -c "DROP TABLE t" -c "CREATE UNLOGGED TABLE t (id int, emb codevec(384))"
-	"$top/.gpukit/gen" 1000 384 7 >"$work/q.bin"
-	psql -qX -c "\\copy q FROM '$work/q.bin' WITH (FORMAT binary)"
-	per=$(( (n + 7) / 8 ))
-	for s in 0 1 2 3; do
-		( for p in $s $((s + 4)); do
-			"$top/.gpukit/gen" "$per" 384 $((42 + p)) >"$work/v$p.bin" &&
-			psql -qX -c "\\copy t FROM '$work/v$p.bin' WITH (FORMAT binary)"; rm -f "$work/v$p.bin"
-		  done ) &
-	done
-	wait
+	fill_random "$n"
 elif [ "$kind" = random ]; then
 	"$top/.gpukit/gen" "$n" 384 42 >"$work/v.bin"
 	"$top/.gpukit/gen" 1000 384 7 >"$work/q.bin"

@@ -1,5 +1,5 @@
 # shellcheck shell=bash disable=SC2154  # work, T and top are the caller's
-# bench/gpuivf/lib.sh — helpers shared by compare.sh, pgvector.sh and
+# bench/gpuivf/lib.sh — helpers shared by compare.sh, pgvector.sh, multigpu.sh and
 # breakdown.sh (sourced; they run on the CUDA host, on the server of
 # test/gpu/setup.sh). The caller sets work (a scratch folder) and T
 # (seconds per pgbench row) first.
@@ -13,6 +13,11 @@
 #                          RESULT,NAME,clients=C,qps=,p50_us=,p99_us= each
 #   install_pgvector_kit   pgvector from .gpukit/pgvector.tar.xz into the
 #                          server, when the kit has it and the server lacks it
+#   fill_random N          1,000 random queries into q (seed 7) and N random
+#                          rows x 384 into t (seeds 42..49: 8 parts, 4
+#                          streams generating and copying at once; ids
+#                          repeat across parts), from .gpukit/gen; both
+#                          tables exist
 
 ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 mem() { psql -qAtX -c "SELECT memory_used_mb FROM codevec_gpu_status()"; }
@@ -35,4 +40,18 @@ install_pgvector_kit() {
 		cp /tmp/pgvkit/vector.so "$(pg_config --pkglibdir)/"
 		cp /tmp/pgvkit/vector.control /tmp/pgvkit/vector--*.sql "$(pg_config --sharedir)/extension/"
 	fi
+}
+
+fill_random() {
+	local n=$1 per s
+	"$top/.gpukit/gen" 1000 384 7 >"$work/q.bin"
+	psql -qX -c "\\copy q FROM '$work/q.bin' WITH (FORMAT binary)"
+	per=$(( (n + 7) / 8 ))
+	for s in 0 1 2 3; do
+		( for p in $s $((s + 4)); do
+			"$top/.gpukit/gen" "$per" 384 $((42 + p)) >"$work/v$p.bin" &&
+			psql -qX -c "\\copy t FROM '$work/v$p.bin' WITH (FORMAT binary)"; rm -f "$work/v$p.bin"
+		  done ) &
+	done
+	wait
 }

@@ -34,7 +34,7 @@ ONE=${ONE:-0}
 TWO=${TWO:-0,1}
 T=${T:-10}
 work=/tmp/multigpu; mkdir -p "$work"; chmod 755 "$work"
-. "$top/bench/gpuivf/lib.sh"	# ms, bench, pctl
+. "$top/bench/gpuivf/lib.sh"	# ms, bench, pctl, fill_random
 lib=/opt/pgkit/usr/lib/x86_64-linux-gnu
 bin=/opt/pgkit/usr/lib/postgresql/15/bin
 pgstop() { su pg -c "LD_LIBRARY_PATH=$lib $bin/pg_ctl -D /tmp/pgdata -m fast -w stop" >/dev/null 2>&1; }
@@ -57,16 +57,7 @@ if [ "${KEEP:-0}" = 1 ] && [ "$have" -ge $(( n / 8 * 8 )) ] 2>/dev/null; then
 else
 	psql -qX -c "DROP TABLE IF EXISTS t, q" -c "CREATE UNLOGGED TABLE t (id int, emb codevec(384))" \
 		-c "CREATE TABLE q (qid int, emb codevec(384))" >/dev/null
-	"$top/.gpukit/gen" 1000 384 7 >"$work/q.bin"
-	psql -qX -c "\\copy q FROM '$work/q.bin' WITH (FORMAT binary)"
-	per=$(( (n + 7) / 8 ))
-	for s in 0 1 2 3; do
-		( for p in $s $((s + 4)); do
-			"$top/.gpukit/gen" "$per" 384 $((42 + p)) >"$work/v$p.bin" &&
-			psql -qX -c "\\copy t FROM '$work/v$p.bin' WITH (FORMAT binary)"; rm -f "$work/v$p.bin"
-		  done ) &
-	done
-	wait
+	fill_random "$n"
 	psql -qX -c "VACUUM ANALYZE t" -c "VACUUM ANALYZE q" -c "CREATE INDEX t_flat ON t USING gpuivf (emb codevec_cosine_ops)"
 fi
 n=$(psql -qAtX -c "SELECT count(*) FROM t")
