@@ -146,6 +146,47 @@ int codevec_cuda_knn_batch(CodevecCudaIndex idx, const float *queries, int nq, i
                            CodevecCudaKnnTimes *times, char *errbuf, size_t errlen);
 
 /*
+ * codevec_cuda_knn_batch in two halves, so that a caller can gather and
+ * issue the next batch while this one runs (double buffering).
+ *
+ * _start copies the queries (nq x dim floats, host memory; copied before
+ * it returns) into pinned memory and enqueues everything
+ * codevec_cuda_knn_batch does (the copy in, the kernels, the gather of
+ * the answers' fp32 rows when rows != 0, the copy out) on the index's
+ * stream, then returns without waiting; *ticket names the batch. ranges
+ * and qranges are copied too. At most two started batches of one index
+ * may be unfinished at once: a third start fails with
+ * CODEVEC_CUDA_ERR_ARG. Batches of one index run in the order started.
+ *
+ * _ready: 1 when the batch's work on the device is done (or the ticket is
+ * not in flight), 0 while it runs; never waits.
+ *
+ * _finish waits for the batch and, when an fp16 proof failed, answers it
+ * again from fp32 (only the fp32 kernels when no other k-NN call on this
+ * index was issued since its start; otherwise after the stream drained,
+ * the whole batch again from its pinned queries). Then *dist (nq x k
+ * floats), *ids (nq x k row positions, -1 past the end) and *rows (nq x k
+ * x dim floats; NULL unless rows was asked for), in (distance, id) order
+ * per query, point into the index's pinned memory: valid until the next
+ * _start of this index after this finish, or the index is freed. Bit for
+ * bit the answers of codevec_cuda_knn_batch. times as there (enqueue_us
+ * is the start's host time, wait_us the finish's wait). The ticket is
+ * spent whatever the result. 0 or a CODEVEC_CUDA_ERR_* with errbuf set.
+ *
+ * The synchronous calls (codevec_cuda_knn_batch, codevec_cuda_knn, ...)
+ * may run on the index between a start and its finish; they are ordered
+ * after the started batches. Not thread-safe per index.
+ */
+int codevec_cuda_knn_batch_start(CodevecCudaIndex idx, const float *queries, int nq, int k,
+                                 int metric, const int64_t *ranges, int nranges,
+                                 const int *qranges, int rows, int *ticket,
+                                 char *errbuf, size_t errlen);
+int codevec_cuda_knn_batch_ready(CodevecCudaIndex idx, int ticket);
+int codevec_cuda_knn_batch_finish(CodevecCudaIndex idx, int ticket, const float **dist,
+                                  const int64_t **ids, const float **rows,
+                                  CodevecCudaKnnTimes *times, char *errbuf, size_t errlen);
+
+/*
  * The same on device pointers (queries nq x dim, outputs nq x k) and a
  * stream; returns once the results are written (it reads a small
  * per-query flag back to decide whether any query needs the fp32 fallback).

@@ -100,6 +100,12 @@ typedef struct TuneEntry
 
 /* events of a batch call: before and after H2D, kernels, gather, D2H */
 #define KNN_BATCH_EVENTS 5
+/*
+ * batches of one index in flight at once (codevec_cuda_knn_batch_start),
+ * and one more set for the synchronous codevec_cuda_knn_batch
+ */
+#define KNN_BATCH_ASYNC 2
+#define KNN_BATCH_SETS (KNN_BATCH_ASYNC + 1)
 
 /* A device index (knn.h's CodevecCudaIndex). */
 struct CodevecCudaIndexData
@@ -128,22 +134,18 @@ struct CodevecCudaIndexData
     int           h_ok_len;
     int64_t      *g_ids;        /* gather scratch: CODEVEC_CUDA_MAX_K ids */
     float        *g_out;        /* and their rows, fp32 */
-    /* codevec_cuda_knn_batch: kept across calls, grown by doubling */
+    /* codevec_cuda_knn_batch(_start): kept across calls, grown by doubling */
     cudaStream_t  b_stream;     /* created at the first batch */
-    cudaEvent_t   b_ev[KNN_BATCH_EVENTS];
-    int           b_qcap;       /* queries the query buffers hold */
-    size_t        b_cap;        /* answers (queries x k) the answer buffers hold */
+    int           b_qcap;       /* queries the device query buffer holds */
+    size_t        b_cap;        /* answers (queries x k) the device block holds */
     float        *b_dq;         /* device: queries; ids, then distances, then rows
                                  * (b_cap each) in one block at b_di */
     float        *b_dd;
     int64_t      *b_di;
     float        *b_drows;
-    float        *b_hq;         /* pinned host: the same (one block at b_hi), and
-                                 * proof flags */
-    float        *b_hd;
-    int64_t      *b_hi;
-    float        *b_hrows;
-    int          *b_hok;
+    struct KnnBatchSet *b_sets; /* KNN_BATCH_SETS pinned host sides (knn.cu) */
+    int           b_next;       /* the set the next start tries first */
+    uint64_t      ws_seq;       /* KnnEnqueue calls so far: who laid out ws last */
 };
 
 /* Defaults until measured (chosen from the H100 run, see KERNELS.md). */

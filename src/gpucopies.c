@@ -105,6 +105,7 @@ typedef struct GpuIndexCopy
 								 * list_first[l] .. list_first[l + 1] - 1 */
 	int			uploader;		/* pid of the backend loading it */
 	TimestampTz upload_last;	/* when its last chunk came */
+	int			inflight;		/* KNN groups started and not finished */
 } GpuIndexCopy;
 
 /*
@@ -156,6 +157,8 @@ DropReplicas(GpuIndexCopy *c)
 static void
 DropCopy(GpuIndexCopy *c)
 {
+	/* the loop answers started KNN groups before any request that drops */
+	Assert(c->inflight == 0);
 	if (c->complete)
 		copies_generation++;
 	DropReplicas(c);
@@ -895,6 +898,151 @@ RunKnnGroup(GpuKnnRequest **group, int ng)
 	free(rows);
 }
 
+/*
+ * A KNN group started on the device (KnnStartGroup to KnnFinishGroup):
+ * one codevec_cuda_knn_batch_start on the only device index of a whole
+ * copy, its answers read from the pinned buffers straight into the
+ * requests.
+ */
+typedef struct KnnStarted
+{
+	GpuIndexCopy *c;
+	CodevecCudaIndex idx;
+	int			ticket;
+	int			ng;
+	int			kmax;
+	double		t0;
+	GpuKnnRequest *group[FLEXIBLE_ARRAY_MEMBER];
+} KnnStarted;
+
+/* the queries of the group being started, in one buffer (grown, kept) */
+static float *start_queries = NULL;
+static Size start_queries_len = 0;
+
+/*
+ * Start a KNN group on the device without waiting (double buffering; see
+ * GpuRequestKindData.start_group): when the copy is current, whole (one
+ * device index: not split, no replicas, no delta tier, no masked rows),
+ * flat (no IVF lists), with fewer than two groups of it already in flight
+ * (cuda/knn.h's limit), every request one query, and the answers fit
+ * GPU_KNN_BATCH_MAX_BYTES. Otherwise the group runs now (RunKnnGroup) and
+ * NULL is returned; also NULL when the start failed (every request then
+ * has the error).
+ */
+static void *
+KnnStartGroup(GpuRequestHeader **reqs, int ng)
+{
+	GpuKnnRequest **group = (GpuKnnRequest **) reqs;
+	GpuKnnRequest *r0 = group[0];
+	GpuIndexCopy *c = FindCopy(&r0->key);
+	KnnStarted *h;
+	int			kmax = 0;
+	bool		startable;
+	double		t0 = GpuServiceNowUs();
+	char		errbuf[sizeof(r0->hdr.errmsg)];
+
+	startable = CopyStatus(c, &r0->key, r0->dims) == 0 && c->nmasked == 0 && c->ndelta == 0 &&
+		c->nparts == 1 && c->nreplicas == 0 && c->lists <= 1 && c->inflight < 2;
+	for (int j = 0; j < ng && startable; j++)
+	{
+		kmax = Max(kmax, group[j]->k);
+		startable = group[j]->nq == 1 && group[j]->k >= 1 && group[j]->nprobe == 0;
+	}
+	startable = startable && kmax <= CODEVEC_CUDA_MAX_K &&
+		(Size) ng * kmax * r0->dims * sizeof(float) <= GPU_KNN_BATCH_MAX_BYTES;
+	if (startable && start_queries_len < (Size) ng * r0->dims)
+	{
+		free(start_queries);
+		start_queries_len = 0;
+		start_queries = malloc(sizeof(float) * GPU_MAX_SLOTS * r0->dims);
+		if (start_queries != NULL)
+			start_queries_len = (Size) GPU_MAX_SLOTS * r0->dims;
+	}
+	h = startable && start_queries != NULL ?
+		malloc(offsetof(KnnStarted, group) + sizeof(GpuKnnRequest *) * ng) : NULL;
+	if (h == NULL)
+	{
+		RunKnnGroup(group, ng);
+		return NULL;
+	}
+	for (int j = 0; j < ng; j++)
+	{
+		memcpy(start_queries + (Size) j * r0->dims, GpuKnnQueries(group[j]),
+			   sizeof(float) * r0->dims);
+		group[j]->partial = 0;
+		h->group[j] = group[j];
+	}
+	c->last_used = GetCurrentTimestamp();
+	c->queried = true;
+	GpuServiceStageAdd(GPU_STAGE_KNN_GATHER, GpuServiceNowUs() - t0, ng);
+	h->c = c;
+	h->idx = c->parts[0].idx;
+	h->ng = ng;
+	h->kmax = kmax;
+	h->t0 = t0;
+	if (codevec_cuda_knn_batch_start(h->idx, start_queries, ng, kmax, r0->metric, NULL, 0, NULL,
+									 1, &h->ticket, errbuf, sizeof(errbuf)) != CODEVEC_CUDA_OK)
+	{
+		for (int j = 0; j < ng; j++)
+		{
+			group[j]->hdr.status = GPU_STATUS_FAILED;
+			strlcpy(group[j]->hdr.errmsg, errbuf, sizeof(group[j]->hdr.errmsg));
+		}
+		free(h);
+		return NULL;
+	}
+	c->inflight++;
+	GpuServiceDeviceServed(c->parts[0].device, ng);
+	return h;
+}
+
+/* Whether a started KNN group's device work is done (no wait) */
+static bool
+KnnGroupReady(void *handle)
+{
+	KnnStarted *h = handle;
+
+	return codevec_cuda_knn_batch_ready(h->idx, h->ticket) != 0;
+}
+
+/* Wait for a started KNN group and answer its requests; free the handle */
+static void
+KnnFinishGroup(void *handle)
+{
+	KnnStarted *h = handle;
+	GpuIndexCopy *c = h->c;
+	const float *dist,
+			   *rows;
+	const int64_t *ids;
+	CodevecCudaKnnTimes times;
+	char		errbuf[sizeof(h->group[0]->hdr.errmsg)];
+	int			dims = h->group[0]->dims;
+
+	c->inflight--;
+	if (codevec_cuda_knn_batch_finish(h->idx, h->ticket, &dist, &ids, &rows, &times, errbuf,
+									  sizeof(errbuf)) != CODEVEC_CUDA_OK)
+	{
+		for (int j = 0; j < h->ng; j++)
+		{
+			h->group[j]->hdr.status = GPU_STATUS_FAILED;
+			strlcpy(h->group[j]->hdr.errmsg, errbuf, sizeof(h->group[j]->hdr.errmsg));
+		}
+		KnnStages(NULL, GpuServiceNowUs() - h->t0, h->ng);
+	}
+	else
+	{
+		double		t1 = GpuServiceNowUs();
+
+		KnnStages(&times, t1 - h->t0, h->ng);
+		for (int j = 0; j < h->ng; j++)
+			AnswerKnn(h->group[j], c, dist + (Size) j * h->kmax, ids + (Size) j * h->kmax,
+					  rows + (Size) j * h->kmax * dims, h->kmax);
+		GpuServiceStageAdd(GPU_STAGE_KNN_ANSWER, GpuServiceNowUs() - t1, h->ng);
+		MaybeReplicate(c, h->ng);
+	}
+	free(h);
+}
+
 /* The largest norm of n rows of dims floats, folded into *maxnorm */
 static void
 FoldMaxNorm(float *maxnorm, const float *v, int64 n, int dims)
@@ -1475,7 +1623,9 @@ GpuCopiesGeneration(void)
 
 static const GpuRequestKindData copies_kinds[] = {
 	{GPU_REQUEST_KNN, "knn", true, GPU_COPIES_HANDLER(KnnRun),
-	GPU_COPIES_HANDLER(KnnSameGroup), GPU_COPIES_HANDLER(KnnRunGroup)},
+		GPU_COPIES_HANDLER(KnnSameGroup), GPU_COPIES_HANDLER(KnnRunGroup),
+	GPU_COPIES_HANDLER(KnnStartGroup), GPU_COPIES_HANDLER(KnnGroupReady),
+	GPU_COPIES_HANDLER(KnnFinishGroup)},
 	{GPU_REQUEST_UPLOAD, "upload", true, GPU_COPIES_HANDLER(UploadRun), NULL, NULL},
 	{GPU_REQUEST_APPEND, "append", true, GPU_COPIES_HANDLER(AppendRun), NULL, NULL},
 	{GPU_REQUEST_MASK, "mask", true, GPU_COPIES_HANDLER(MaskRun), NULL, NULL},

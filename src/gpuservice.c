@@ -11,16 +11,19 @@
  * cycle is in gpuserviceint.h; the backend's half is gpuclient.c).
  *
  * The loop collects posted slots (waiting up to codevec.gpu_batch_window
- * for more), then runs the batch: first, for each kind that groups
- * requests (kNN on one index copy, EMBED of one model), each group in one
- * call; then every other request alone, through its kind's row. The loop
- * itself knows only PING; it answers GPU_STATUS_NO_DEVICE for kinds that
- * need the device when there is none.
+ * for more), then submits the batch (gpubatch.c): first, for each kind
+ * that groups requests (kNN on one index copy, EMBED of one model), each
+ * group in one call; then every other request alone, through its kind's
+ * row. A batch of kNN requests is only started on the device, and the
+ * loop collects and starts the next one while it runs, answering each
+ * once the device is done (double buffering). The loop itself knows only
+ * PING; it answers GPU_STATUS_NO_DEVICE for kinds that need the device
+ * when there is none.
  *
  * CUDA is initialised only inside the service process (the postmaster
  * forks it, so nothing CUDA exists before the fork). Like PG-Strom's GPU
  * service, the service never calls elog() from a CUDA callback or helper
- * thread; it has none: one loop collects, runs and answers.
+ * thread; it has none: one loop collects, starts or runs, and answers.
  */
 #include "postgres.h"
 
@@ -86,7 +89,7 @@ StaticAssertDecl(lengthof(gpu_service_state_names) == GPU_SERVICE_STOPPED + 1,
 static const char *const gpu_stage_names[] = {
 	"queue", "window", "attach", "knn gather", "knn enqueue", "knn h2d", "knn kernels",
 	"knn candidates", "knn d2h", "knn wait", "knn fallback", "knn answer", "knn", "run",
-	"detach", "wake", "batch"
+	"detach", "wake", "batch", "finish", "overlap"
 };
 StaticAssertDecl(lengthof(gpu_stage_names) == GPU_STAGES, "a name for every GpuStage");
 
@@ -757,217 +760,21 @@ GpuServiceUpdateMemoryStats(void)
 	SpinLockRelease(&gpu_shared->mutex);
 }
 
-/* The row of a request's kind, or NULL (PING and unknown kinds) */
-static const GpuRequestKindData *
-KindOf(const GpuRequestHeader *req)
+/* GpuServiceKind: see gpuserviceint.h */
+const GpuRequestKindData *
+GpuServiceKind(int kind)
 {
-	if (req->kind <= GPU_REQUEST_PING || req->kind >= GPU_MAX_KINDS)
-		return NULL;
-	return kinds[req->kind];
+	return kind > GPU_REQUEST_PING && kind < GPU_MAX_KINDS ? kinds[kind] : NULL;
 }
 
-/* Whether the service can run requests of this kind now */
-static bool
-KindRunnable(const GpuRequestKindData *k)
+/* GpuServiceAnswered: see gpuserviceint.h */
+void
+GpuServiceAnswered(const int *slots, int n, double t0)
 {
-	return !k->needs_device ||
-		(gpu_shared->state == GPU_SERVICE_READY && (k->run != NULL || k->run_group != NULL));
-}
+	TimestampTz now = GetCurrentTimestamp();
+	double		t3 = GpuServiceNowUs(),
+				t4;
 
-/*
- * With several devices, make logical device 0 current before a kind runs
- * (a k-NN call leaves its copy's device current; kinds that allocate on
- * "the current device", like KMEANS and AUTOTUNE, use device 0). A failure
- * here shows in the kind's own first CUDA call.
- */
-static void
-UseFirstDevice(void)
-{
-	char		errbuf[128];
-
-	if (ndevices > 1)
-		(void) GpuServiceUseDevice(0, errbuf, sizeof(errbuf));
-}
-
-/* Run one request in place; the answer goes into the same segment */
-static void
-RunRequest(GpuRequestHeader *req)
-{
-	const GpuRequestKindData *k = KindOf(req);
-
-	if (req->kind == GPU_REQUEST_PING)
-		req->status = 0;
-	else if (k == NULL)
-	{
-		req->status = GPU_STATUS_FAILED;
-		snprintf(req->errmsg, sizeof(req->errmsg), "unknown request kind %d", req->kind);
-	}
-	else if (!KindRunnable(k))
-	{
-		req->status = GPU_STATUS_NO_DEVICE;
-		snprintf(req->errmsg, sizeof(req->errmsg), "%s",
-				 gpu_shared->message[0] ? gpu_shared->message : "the GPU service has no CUDA device");
-	}
-	else
-	{
-		UseFirstDevice();
-		if (k->run != NULL)
-			k->run(req);
-		else
-			k->run_group(&req, 1);
-	}
-}
-
-/*
- * Run, for each kind that groups requests (in kind order), every group of
- * the batch's requests in one call; mark them done.
- */
-static void
-RunGroups(GpuRequestHeader **reqs, bool *done, int n)
-{
-	for (int kind = 0; kind < GPU_MAX_KINDS; kind++)
-	{
-		const GpuRequestKindData *k = kinds[kind];
-
-		if (k == NULL || k->run_group == NULL || !KindRunnable(k))
-			continue;
-		for (int i = 0; i < n; i++)
-		{
-			GpuRequestHeader *group[GPU_MAX_SLOTS];
-			int			ng = 0;
-
-			if (done[i] || reqs[i]->kind != kind)
-				continue;
-			for (int j = i; j < n; j++)
-				if (!done[j] && reqs[j]->kind == kind && k->same_group(reqs[i], reqs[j]))
-				{
-					group[ng++] = reqs[j];
-					done[j] = true;
-				}
-			UseFirstDevice();
-			k->run_group(group, ng);
-		}
-	}
-}
-
-/*
- * Request segments the service keeps mapped between batches. A backend
- * posts every small request (KNN, EMBED) in the same session segment, so
- * mapping it once saves, per request, the attach (shm_open, mmap, the
- * DSM control lock), the detach (munmap) and the page faults of writing
- * the answer into a fresh mapping. Holding a mapping keeps the segment
- * (and so its handle) alive, so a cached handle always names the segment
- * it was attached as. Only segments up to GPU_SEG_CACHE_MAX_BYTES are
- * kept (uploads stream through larger ones), at most GPU_SEG_CACHE of
- * them, least recently used out first, and none unused for
- * GPU_SEG_CACHE_IDLE_MS (a backend that left, or replaced its segment):
- * a segment kept alive also holds a slot of the server's DSM control
- * table (64 + 5 per backend), so dead ones must not pile up.
- */
-#define GPU_SEG_CACHE			128
-#define GPU_SEG_CACHE_MAX_BYTES	(1024 * 1024)
-#define GPU_SEG_CACHE_IDLE_MS	2000
-
-typedef struct GpuSegCacheEntry
-{
-	dsm_handle	handle;
-	dsm_segment *seg;			/* NULL: a free entry */
-	TimestampTz used;
-} GpuSegCacheEntry;
-
-static GpuSegCacheEntry seg_cache[GPU_SEG_CACHE];
-
-/*
- * Map the request segment of a slot: the cached mapping, or a new one
- * (cached when small). NULL when the segment is gone (its backend left).
- * *cached: whether the caller must leave it mapped.
- */
-static dsm_segment *
-AttachRequest(dsm_handle handle, TimestampTz now, bool *cached)
-{
-	dsm_segment *seg;
-	GpuSegCacheEntry *slot = NULL;
-
-	*cached = false;
-	for (int i = 0; i < GPU_SEG_CACHE; i++)
-		if (seg_cache[i].seg != NULL && seg_cache[i].handle == handle)
-		{
-			seg_cache[i].used = now;
-			*cached = true;
-			return seg_cache[i].seg;
-		}
-	seg = dsm_attach(handle);
-	if (seg == NULL || dsm_segment_map_length(seg) > GPU_SEG_CACHE_MAX_BYTES)
-		return seg;
-	for (int i = 0; i < GPU_SEG_CACHE; i++)
-		if (seg_cache[i].seg == NULL)
-		{
-			slot = &seg_cache[i];
-			break;
-		}
-		else if (slot == NULL || seg_cache[i].used < slot->used)
-			slot = &seg_cache[i];
-	if (slot->seg != NULL)
-		dsm_detach(slot->seg);	/* the least recently used */
-	dsm_pin_mapping(seg);
-	slot->handle = handle;
-	slot->seg = seg;
-	slot->used = now;
-	*cached = true;
-	return seg;
-}
-
-/* Unmap the cached segments unused for GPU_SEG_CACHE_IDLE_MS */
-static void
-PruneSegCache(TimestampTz now)
-{
-	for (int i = 0; i < GPU_SEG_CACHE; i++)
-		if (seg_cache[i].seg != NULL &&
-			TimestampDifferenceExceeds(seg_cache[i].used, now, GPU_SEG_CACHE_IDLE_MS))
-		{
-			dsm_detach(seg_cache[i].seg);
-			seg_cache[i].seg = NULL;
-		}
-}
-
-/* Run the posted requests of one batch and answer them */
-static void
-RunBatch(int *slots, int n)
-{
-	TimestampTz now;
-
-	dsm_segment *segs[GPU_MAX_SLOTS];
-	GpuRequestHeader *reqs[GPU_MAX_SLOTS];
-	bool		done[GPU_MAX_SLOTS];
-	bool		cached[GPU_MAX_SLOTS];
-	double		t0 = GpuServiceNowUs(),
-				t1,
-				t2,
-				t3;
-
-	/* a segment already gone means its backend left: nothing to answer */
-	now = GetCurrentTimestamp();
-	for (int i = 0; i < n; i++)
-	{
-		segs[i] = AttachRequest(gpu_shared->slots[slots[i]].handle, now, &cached[i]);
-		reqs[i] = segs[i] ? (GpuRequestHeader *) dsm_segment_address(segs[i]) : NULL;
-		done[i] = (segs[i] == NULL);
-	}
-	t1 = GpuServiceNowUs();
-	RunGroups(reqs, done, n);
-	for (int i = 0; i < n; i++)
-		if (!done[i])
-			RunRequest(reqs[i]);
-	t2 = GpuServiceNowUs();
-	for (int i = 0; i < n; i++)
-		if (segs[i] != NULL && !cached[i])
-			dsm_detach(segs[i]);
-	PruneSegCache(now);
-	t3 = GpuServiceNowUs();
-	GpuServiceStageAdd(GPU_STAGE_ATTACH, t1 - t0, n);
-	GpuServiceStageAdd(GPU_STAGE_RUN, t2 - t1, n);
-	GpuServiceStageAdd(GPU_STAGE_DETACH, t3 - t2, n);
-	now = GetCurrentTimestamp();
 	SpinLockAcquire(&gpu_shared->mutex);
 	for (int i = 0; i < n; i++)
 	{
@@ -994,12 +801,9 @@ RunBatch(int *slots, int n)
 		gpu_shared->batch_hist[b]++;
 	}
 	SpinLockRelease(&gpu_shared->mutex);
-	{
-		double		t4 = GpuServiceNowUs();
-
-		GpuServiceStageAdd(GPU_STAGE_WAKE, t4 - t3, n);
-		GpuServiceStageAdd(GPU_STAGE_BATCH, t4 - t0, n);
-	}
+	t4 = GpuServiceNowUs();
+	GpuServiceStageAdd(GPU_STAGE_WAKE, t4 - t3, n);
+	GpuServiceStageAdd(GPU_STAGE_BATCH, t4 - t0, n);
 	/* published with the next batch's answers or the loop's next idle turn */
 }
 
@@ -1089,11 +893,17 @@ CodevecGpuServiceMain(Datum main_arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
-		n = CollectPosted(slots, 0);
+		/* answer the batches the device finished, oldest first */
+		if (GpuBatchAnswerReady(false) > 0)
+			continue;
+		n = GpuBatchRoom() ? CollectPosted(slots, 0) : 0;
 		if (n > 0)
 		{
-			/* batching window: let concurrent requests join this launch */
-			if (codevec_gpu_batch_window_us > 0 && n < GPU_MAX_SLOTS)
+			/*
+			 * batching window: let concurrent requests join this launch (with
+			 * nothing on the device; else they gather while it runs)
+			 */
+			if (codevec_gpu_batch_window_us > 0 && n < GPU_MAX_SLOTS && GpuBatchInFlight() == 0)
 			{
 				TimestampTz deadline = GetCurrentTimestamp() + codevec_gpu_batch_window_us;
 				double		w0 = GpuServiceNowUs();
@@ -1120,17 +930,26 @@ CodevecGpuServiceMain(Datum main_arg)
 				}
 				GpuServiceStageAdd(GPU_STAGE_WINDOW, GpuServiceNowUs() - w0, n);
 			}
-			RunBatch(slots, n);
+			GpuBatchSubmit(slots, n);
+			continue;
+		}
+		if (GpuBatchInFlight() > 0)
+		{
+			/* until the oldest batch is done or, with room, a request comes */
+			GpuBatchWait();
+			ResetLatch(MyLatch);
 			continue;
 		}
 		/* idle: write the prewarm list if the copies changed; unmap old segments */
 		if (service_hooks != NULL && service_hooks->save != NULL)
 			service_hooks->save(false);
-		PruneSegCache(GetCurrentTimestamp());
+		GpuBatchPruneSegments(GetCurrentTimestamp());
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 1000L, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
+	/* answer what is still on the device before leaving */
+	GpuBatchAnswerReady(true);
 	/* exit code 1: the postmaster restarts us after bgw_restart_time (unless shutting down) */
 	proc_exit(1);
 }

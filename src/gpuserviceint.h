@@ -95,6 +95,10 @@ typedef enum GpuStage
 	GPU_STAGE_DETACH,			/* unmapping the segments */
 	GPU_STAGE_WAKE,				/* marking slots done, setting latches */
 	GPU_STAGE_BATCH,			/* a batch, attach to wake */
+	GPU_STAGE_FINISH,			/* a started batch: waiting for its groups and
+								 * answering them */
+	GPU_STAGE_OVERLAP,			/* a batch started while another was on the
+								 * device (counted; no time) */
 	GPU_STAGES
 } GpuStage;
 
@@ -177,6 +181,18 @@ extern void GpuServiceWakeProc(int procno);
  * requests of kinds without one (in registration order). needs_device:
  * without a ready CUDA device (or, in a build without CUDA, run == NULL)
  * the loop answers GPU_STATUS_NO_DEVICE itself.
+ *
+ * Double buffering (gpubatch.c), optional, for a kind with run_group:
+ * start_group issues a group's work on the device and returns without
+ * waiting: a handle, or NULL when it answered the group in place instead
+ * (as run_group). group_ready(handle) says, without waiting, whether the
+ * device is done; finish_group(handle) waits for it, writes every
+ * request's answer (or error) and frees the handle. The loop starts a
+ * batch while batches before it are still on the device only when every
+ * request of it is of a kind with start_group, so such a kind's requests
+ * (started or answered in place) must leave alone whatever another
+ * started group uses; a batch with any other request runs after the
+ * batches in flight were answered, and then uses run_group.
  */
 typedef struct GpuRequestKindData
 {
@@ -186,7 +202,46 @@ typedef struct GpuRequestKindData
 	void		(*run) (GpuRequestHeader *req);
 	bool		(*same_group) (const GpuRequestHeader *a, const GpuRequestHeader *b);
 	void		(*run_group) (GpuRequestHeader **reqs, int n);
+	void	   *(*start_group) (GpuRequestHeader **reqs, int n);
+	bool		(*group_ready) (void *handle);
+	void		(*finish_group) (void *handle);
 } GpuRequestKindData;
+
+/* The registered row of a request kind, or NULL (gpuservice.c) */
+extern const GpuRequestKindData *GpuServiceKind(int kind);
+
+/*
+ * Service side only (gpuservice.c): n slots answered, their requests
+ * written: mark them done (free when abandoned), wake their backends,
+ * count them in codevec_gpu_status()'s counters and histograms, and time
+ * the batch from t0 (GpuServiceNowUs() when it was collected).
+ */
+extern void GpuServiceAnswered(const int *slots, int n, double t0);
+
+/*
+ * The batches of the service's loop (gpubatch.c; service side only):
+ *
+ * GpuBatchSubmit: map the requests of n collected slots and run them:
+ *	  started on the device when every one is of a kind with start_group
+ *	  (then the batch is in flight until answered), otherwise after the
+ *	  batches in flight were answered, synchronously, and answered at once.
+ *	  Only when GpuBatchRoom().
+ * GpuBatchAnswerReady: answer the batches in flight whose device work is
+ *	  done, oldest first (wait: all of them, waiting); how many it answered.
+ * GpuBatchInFlight / GpuBatchRoom: batches in flight; whether another may
+ *	  start.
+ * GpuBatchWait: spin until the oldest batch in flight is done, or, with
+ *	  room for another, the service's latch is set (a request came), or a
+ *	  shutdown is requested. Returns at once with nothing in flight.
+ * GpuBatchPruneSegments: unmap kept request segments unused for a while
+ *	  and by every batch in flight.
+ */
+extern void GpuBatchSubmit(const int *slots, int n);
+extern int	GpuBatchAnswerReady(bool wait);
+extern int	GpuBatchInFlight(void);
+extern bool GpuBatchRoom(void);
+extern void GpuBatchWait(void);
+extern void GpuBatchPruneSegments(TimestampTz now);
 
 /* What a device store adds to codevec_gpu_status() */
 typedef enum GpuStoreCounter

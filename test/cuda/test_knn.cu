@@ -10,7 +10,8 @@
  *     by (distance, id)): ids and distances must be identical, bit for bit;
  *  2. an fp64 scan: every distance within 1e-5 (relative to the natural
  *     scale of the metric) and every id either the fp64 one or a near tie.
- * Then codevec_cuda_knn_batch (BatchCase) against separate calls, bit for
+ * Then codevec_cuda_knn_batch (BatchCase) and its two halves started and
+ * finished in several orders (PipelineCase) against separate calls, bit for
  * bit, nq 1..256, with the candidates' rows against the uploaded vectors.
  * Outputs are poisoned before each run, so an unwritten slot fails.
  *
@@ -712,6 +713,199 @@ BatchCase(int64_t n, int dim, int prec, int quick)
     printf("batch n=%lld dim=%d prec=%d: done\n", (long long) n, dim, prec);
 }
 
+/*
+ * codevec_cuda_knn_batch_start / _ready / _finish (double buffering):
+ * batches started before the one before them finished, finished in and
+ * out of order, with synchronous calls on the same index in between and
+ * buffers that grow while a batch is in flight, give bit for bit the
+ * answers of separate codevec_cuda_knn calls, and rows equal to the
+ * uploaded vectors. Half the rows are near-duplicates of 8 centres and
+ * some queries sit on a centre, so fp16 proofs fail for some batches:
+ * the fallback then runs either right after the batch (nothing issued
+ * since) or again from its pinned queries (another call laid out the
+ * workspace since); both are counted and must have happened. A third
+ * start while two are in flight is refused.
+ */
+static void
+PipelineCase(int64_t n, int dim, int quick)
+{
+    char             err[256];
+    CodevecCudaIndex idx = NULL;
+    std::vector<float> x((size_t) n * dim), centres((size_t) 8 * dim);
+    const int        maxnq = 80;
+    const int        nbatches = quick ? 12 : 60;
+    std::vector<float> qs((size_t) nbatches * maxnq * dim);
+    int              fell_back = 0, started = 0;
+
+    for (auto &v : centres)
+        v = Gauss();
+    for (int64_t r = 0; r < n; r++)
+        for (int i = 0; i < dim; i++)
+            x[(size_t) r * dim + i] = r < n / 2 ? centres[(size_t) (r % 8) * dim + i] + 1e-4f * Gauss()
+                                                : Gauss();
+    for (size_t q = 0; q < qs.size() / dim; q++)
+        for (int i = 0; i < dim; i++)
+            qs[q * dim + i] = q % 5 == 0 ? centres[(q % 8) * dim + i] + 1e-4f * Gauss() : Gauss();
+    if (codevec_cuda_index_create(n, dim, CODEVEC_PREC_FP16, &idx, err, sizeof(err)) != 0 ||
+        codevec_cuda_index_upload(idx, x.data(), 0, n, err, sizeof(err)) != 0)
+    {
+        FAIL("pipeline: setup: %s", err);
+        codevec_cuda_index_free(idx);
+        return;
+    }
+
+    /* batch b: nq grows and shrinks (buffers grow while one is in flight) */
+    struct Batch { int nq, k, metric, ticket; const float *q; };
+    std::vector<Batch> batches;
+    for (int b = 0; b < nbatches; b++)
+    {
+        static const int nqs[] = {1, 3, 16, 2, 64, 1, 7, 80, 5, 33};
+        static const int ks[] = {10, 1, 64, 10, 100};
+
+        batches.push_back({nqs[b % 10], ks[b % 5], b % 3, -1,
+                           qs.data() + (size_t) b * maxnq * dim});
+    }
+    /* check batch b's answers (pointers from _finish) against single calls */
+    auto check = [&](int b, int rc, const float *d, const int64_t *id, const float *rows,
+                     const CodevecCudaKnnTimes &t) {
+        const Batch &B = batches[b];
+        std::vector<float> sd(B.k);
+        std::vector<int64_t> si(B.k);
+
+        g_checks++;
+        if (rc != 0)
+        {
+            FAIL("pipeline batch %d finish: %s", b, err);
+            return;
+        }
+        fell_back += t.fallbacks > 0;
+        for (int q = 0; q < B.nq; q++)
+        {
+            if (codevec_cuda_knn(idx, B.q + (size_t) q * dim, 1, B.k, B.metric, sd.data(), si.data(),
+                                 err, sizeof(err)) != 0)
+            {
+                FAIL("pipeline reference: %s", err);
+                return;
+            }
+            for (int i = 0; i < B.k; i++)
+            {
+                size_t o = (size_t) q * B.k + i;
+
+                if (id[o] != si[i] || memcmp(&d[o], &sd[i], 4) != 0 ||
+                    (id[o] >= 0 && memcmp(&rows[o * dim], &x[(size_t) id[o] * dim], 4 * dim) != 0))
+                {
+                    FAIL("pipeline batch %d (nq %d k %d metric %d) query %d rank %d: id %lld d %.9g, "
+                         "alone %lld %.9g", b, B.nq, B.k, B.metric, q, i, (long long) id[o], d[o],
+                         (long long) si[i], sd[i]);
+                    return;
+                }
+            }
+        }
+    };
+    auto start = [&](int b) {
+        Batch &B = batches[b];
+
+        g_checks++;
+        started++;
+        if (codevec_cuda_knn_batch_start(idx, B.q, B.nq, B.k, B.metric, NULL, 0, NULL, 1, &B.ticket,
+                                         err, sizeof(err)) != 0)
+            FAIL("pipeline batch %d start: %s", b, err);
+    };
+    /* finish b; its answers are copied before anything else runs on idx */
+    auto finish = [&](int b) {
+        const float   *d = NULL, *rows = NULL;
+        const int64_t *id = NULL;
+        CodevecCudaKnnTimes t;
+        const Batch &B = batches[b];
+        int rc = codevec_cuda_knn_batch_finish(idx, B.ticket, &d, &id, &rows, &t, err, sizeof(err));
+        size_t nk = (size_t) B.nq * B.k;
+        std::vector<float> dd(d ? d : &x[0], d ? d + nk : &x[0]);
+        std::vector<int64_t> ii(id ? id : (const int64_t *) NULL, id ? id + nk : (const int64_t *) NULL);
+        std::vector<float> rr(rows ? rows : &x[0], rows ? rows + nk * dim : &x[0]);
+
+        check(b, rc, dd.data(), ii.data(), rr.data(), t);
+    };
+    /*
+     * Patterns, by batch number mod 4: 0 start, start next, finish both
+     * in order; 1 start two, finish the later first; 2 start, a
+     * synchronous batch call and a single call on the same index, then
+     * finish; 3 start, poll _ready until done, finish.
+     */
+    for (int b = 0; b + 1 < nbatches; b += 2)
+    {
+        switch ((b / 2) % 4)
+        {
+            case 0:
+                start(b);
+                start(b + 1);
+                {
+                    int t3;
+
+                    g_checks++;
+                    if (codevec_cuda_knn_batch_start(idx, batches[b].q, 1, 1, 0, NULL, 0, NULL, 0,
+                                                     &t3, err, sizeof(err)) != CODEVEC_CUDA_ERR_ARG)
+                        FAIL("pipeline: a third start while two are in flight was accepted");
+                }
+                finish(b);
+                finish(b + 1);
+                break;
+            case 1:
+                start(b);
+                start(b + 1);
+                finish(b + 1);
+                finish(b);
+                break;
+            case 2:
+                start(b);
+                {
+                    const Batch &B = batches[b + 1];
+                    size_t nk = (size_t) B.nq * B.k;
+                    std::vector<float> d(nk), rows(nk * dim);
+                    std::vector<int64_t> id(nk);
+                    CodevecCudaKnnTimes t;
+                    int rc = codevec_cuda_knn_batch(idx, B.q, B.nq, B.k, B.metric, NULL, 0, NULL,
+                                                    d.data(), id.data(), rows.data(), &t, err,
+                                                    sizeof(err));
+
+                    check(b + 1, rc, d.data(), id.data(), rows.data(), t);
+                }
+                finish(b);
+                break;
+            default:
+                start(b);
+                {
+                    int polls = 0;
+
+                    while (!codevec_cuda_knn_batch_ready(idx, batches[b].ticket) && polls < 100000000)
+                        polls++;
+                }
+                finish(b);
+                start(b + 1);
+                finish(b + 1);
+                break;
+        }
+    }
+    /* a spent or unknown ticket is refused */
+    {
+        const float *d;
+        const int64_t *id;
+        const float *rows;
+
+        g_checks++;
+        if (codevec_cuda_knn_batch_finish(idx, batches[0].ticket, &d, &id, &rows, NULL, err,
+                                          sizeof(err)) != CODEVEC_CUDA_ERR_ARG ||
+            codevec_cuda_knn_batch_finish(idx, 7, &d, &id, &rows, NULL, err, sizeof(err)) !=
+            CODEVEC_CUDA_ERR_ARG)
+            FAIL("pipeline: a spent or unknown ticket was accepted");
+    }
+    g_checks++;
+    if (fell_back == 0)
+        FAIL("pipeline: no batch took the fp32 fallback (the data should force some)");
+    codevec_cuda_index_free(idx);
+    printf("pipeline n=%lld dim=%d: %d batches started, %d answered after a fallback: done\n",
+           (long long) n, dim, started, fell_back);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -794,6 +988,7 @@ main(int argc, char **argv)
     BatchCase(quick ? 2000 : 10007, 385, CODEVEC_PREC_FP32, quick);
     if (!quick)
         BatchCase(100003, 384, CODEVEC_PREC_FP16, quick);   /* seeded batches = single calls */
+    PipelineCase(quick ? 4000 : 70001, 384, quick);        /* 70001: seeded batches */
     printf("%d checks, %d failures\n", g_checks, g_failures);
     printf(g_failures ? "RESULT: FAIL\n" : "RESULT: PASS\n");
     return g_failures ? 1 : 0;

@@ -22,10 +22,31 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "codevec_cuda.h"
 #include "kmeans.h"
 #include "knn.h"
+
+/*
+ * A started batch (codevec_cuda_knn_batch_start): its queries, answered
+ * only at _finish (so that a caller that read answers before finishing,
+ * or reused them after the next start, reads stale or poisoned memory),
+ * and "done" $CODEVEC_FAKE_KNN_US microseconds after the start (default
+ * 0): what _ready reports, so the service's loop sees batches in flight.
+ */
+#define FAKE_SETS 2
+
+typedef struct FakeBatch
+{
+	int			busy;
+	int			nq, k, metric, rows;
+	struct timespec started;
+	float	   *queries;
+	float	   *dist;
+	int64_t    *ids;
+	float	   *out_rows;
+} FakeBatch;
 
 struct CodevecCudaIndexData
 {
@@ -34,6 +55,7 @@ struct CodevecCudaIndexData
 	int			device;
 	float	   *x;
 	size_t		bytes;
+	FakeBatch	sets[FAKE_SETS];
 };
 
 #define FAKE_MAX_DEVICES 16
@@ -170,6 +192,13 @@ codevec_cuda_index_free(CodevecCudaIndex idx)
 	if (!idx)
 		return;
 	atomic_fetch_sub(&used_bytes[idx->device], (int64_t) idx->bytes);
+	for (int i = 0; i < FAKE_SETS; i++)
+	{
+		free(idx->sets[i].queries);
+		free(idx->sets[i].dist);
+		free(idx->sets[i].ids);
+		free(idx->sets[i].out_rows);
+	}
 	free(idx->x);
 	free(idx);
 }
@@ -265,6 +294,97 @@ codevec_cuda_knn_batch(CodevecCudaIndex idx, const float *queries, int nq, int k
 		}
 	}
 	free(s);
+	return 0;
+}
+
+int
+codevec_cuda_knn_batch_start(CodevecCudaIndex idx, const float *queries, int nq, int k,
+							 int metric, const int64_t *ranges, int nranges, const int *qranges,
+							 int rows, int *ticket, char *errbuf, size_t errlen)
+{
+	FakeBatch  *b = NULL;
+	size_t		nk = (size_t) nq * k;
+
+	if (!idx || !queries || !ticket || nq < 1 || k < 1 || k > CODEVEC_CUDA_MAX_K ||
+		metric < 0 || metric > 2)
+		return Fail(CODEVEC_CUDA_ERR_ARG, errbuf, errlen, "invalid k-NN batch arguments");
+	if (ranges != NULL || nranges != 0 || qranges != NULL)
+		return Fail(CODEVEC_CUDA_ERR_ARG, errbuf, errlen, "fakecuda: started batches scan every row");
+	for (int i = 0; i < FAKE_SETS && !b; i++)
+		if (!idx->sets[i].busy)
+		{
+			b = &idx->sets[i];
+			*ticket = i;
+		}
+	if (!b)
+		return Fail(CODEVEC_CUDA_ERR_ARG, errbuf, errlen, "two k-NN batches of this index are in flight already");
+	free(b->queries);
+	free(b->dist);
+	free(b->ids);
+	free(b->out_rows);
+	b->queries = malloc(sizeof(float) * (size_t) nq * idx->dim);
+	b->dist = malloc(sizeof(float) * nk);
+	b->ids = malloc(sizeof(int64_t) * nk);
+	b->out_rows = malloc(sizeof(float) * nk * idx->dim);
+	if (!b->queries || !b->dist || !b->ids || !b->out_rows)
+		return Fail(CODEVEC_CUDA_ERR_NOMEM, errbuf, errlen, "out of host memory");
+	memcpy(b->queries, queries, sizeof(float) * (size_t) nq * idx->dim);
+	/* poisoned until finished */
+	for (size_t i = 0; i < nk; i++)
+	{
+		b->dist[i] = NAN;
+		b->ids[i] = -7;
+	}
+	memset(b->out_rows, 0xff, sizeof(float) * nk * idx->dim);
+	b->nq = nq;
+	b->k = k;
+	b->metric = metric;
+	b->rows = rows != 0;
+	clock_gettime(CLOCK_MONOTONIC, &b->started);
+	b->busy = 1;
+	return 0;
+}
+
+int
+codevec_cuda_knn_batch_ready(CodevecCudaIndex idx, int ticket)
+{
+	const char *s = getenv("CODEVEC_FAKE_KNN_US");
+	struct timespec now;
+	FakeBatch  *b;
+
+	if (!idx || ticket < 0 || ticket >= FAKE_SETS || !idx->sets[ticket].busy || !s)
+		return 1;
+	b = &idx->sets[ticket];
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - b->started.tv_sec) * 1e6 + (now.tv_nsec - b->started.tv_nsec) / 1e3 >= atof(s);
+}
+
+int
+codevec_cuda_knn_batch_finish(CodevecCudaIndex idx, int ticket, const float **dist,
+							  const int64_t **ids, const float **rows,
+							  CodevecCudaKnnTimes *times, char *errbuf, size_t errlen)
+{
+	FakeBatch  *b;
+	int			rc;
+
+	if (times)
+		memset(times, 0, sizeof(*times));
+	if (!idx || ticket < 0 || ticket >= FAKE_SETS || !idx->sets[ticket].busy)
+		return Fail(CODEVEC_CUDA_ERR_ARG, errbuf, errlen, "no k-NN batch in flight under this ticket");
+	b = &idx->sets[ticket];
+	b->busy = 0;
+	while (!codevec_cuda_knn_batch_ready(idx, ticket))
+		;						/* the device's wait */
+	rc = codevec_cuda_knn_batch(idx, b->queries, b->nq, b->k, b->metric, NULL, 0, NULL, b->dist,
+								b->ids, b->rows ? b->out_rows : NULL, times, errbuf, errlen);
+	if (rc != 0)
+		return rc;
+	if (dist)
+		*dist = b->dist;
+	if (ids)
+		*ids = b->ids;
+	if (rows)
+		*rows = b->rows ? b->out_rows : NULL;
 	return 0;
 }
 

@@ -146,6 +146,36 @@ read -r a1 b1 <<<"$(psql -qAtX -c "SELECT string_agg(requests::text, ' ' ORDER B
 check "replication: both devices ran requests meanwhile ($a0 -> $a1, $b0 -> $b1)" \
 	"SELECT $(( ${a1:-0} > ${a0:-0} && ${b1:-0} > ${b0:-0} ))" 1
 
+# ---- double buffering: one whole copy, each started batch "on the device"
+# for 2 ms (CODEVEC_FAKE_KNN_US), 8 clients: batches start while the one
+# before is in flight and are answered when done; answers stay exact; a
+# multi-query codevec_knn (answered in place, not started) runs among them
+CODEVEC_FAKE_KNN_US=2000 restart codevec.gpu_devices=0 codevec.gpu_split_rows=0 codevec.gpu_replicate_rate=0
+wait_state ready
+same mt_cos '<=>' 10 "double buffering, one client: "
+psql -qX -c "TRUNCATE mres" >/dev/null
+for c in 1 2 3 4 5 6 7 8; do
+	psql -qX -c "SET codevec.device = cuda" -c "SET enable_seqscan = off" -c "DO \$\$
+		BEGIN
+			FOR i IN 1..5 LOOP
+				INSERT INTO mres SELECT $c, qid, (SELECT array_agg(id) FROM (SELECT id FROM mt ORDER BY emb <=> mq.emb LIMIT 10) s) FROM mq;
+			END LOOP;
+		END \$\$" >"$dir/client$c.out" 2>&1 &
+done
+psql -qX -c "SET codevec.device = cuda" -c "DO \$\$
+	BEGIN
+		FOR i IN 1..20 LOOP
+			PERFORM count(*) FROM codevec_knn('mt_cos', ARRAY(SELECT emb FROM mq ORDER BY qid), 10);
+		END LOOP;
+	END \$\$" \
+	>"$dir/client9.out" 2>&1 &
+wait
+check "double buffering: 8 concurrent clients, 800 answers, all equal to sequential scans" \
+	"SELECT count(*) || ' ' || count(*) FILTER (WHERE r.ids IS DISTINCT FROM e.ids) FROM mres r JOIN mexp e USING (qid)" "800 0"
+check "double buffering: batches started while another was in flight, and answered after" \
+	"SELECT bool_and(timings > 0) FROM codevec_gpu_stages() WHERE stage IN ('overlap', 'finish')" t
+check "double buffering: no request fell back to the CPU" "SELECT fallbacks FROM codevec_gpu_status()" 0
+
 # ---- one device listed; the default (every visible device); the alias; a bad ordinal
 restart codevec.gpu_devices=0 codevec.gpu_split_rows=1000
 wait_state ready

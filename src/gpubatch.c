@@ -1,0 +1,402 @@
+/*
+ * gpubatch.c
+ *	  The GPU service's batches: a batch's request segments mapped (and
+ *	  kept mapped between batches), its requests run through their kinds'
+ *	  rows, and its answers handed back; with double buffering, the next
+ *	  batch started while the last one is still on the device.
+ *
+ * The loop (gpuservice.c) collects posted slots into a batch and submits
+ * it here. A batch whose every request is of a kind with start_group
+ * (kNN on a whole, current index copy: gpucopies.c) is *started*: each
+ * group's copies and kernels are issued on the device and the loop goes
+ * on collecting, so while one batch's kernels run the next one gathers
+ * and is issued behind it, and the answers of the first are written
+ * while the second runs (GPU_MAX_INFLIGHT batches at most). Any other
+ * batch first waits for the batches in flight and then runs as before,
+ * each group in one call, every other request alone, synchronously: a
+ * request that changes a copy (UPLOAD, APPEND, MASK) or evicts one never
+ * runs while a kernel reads it.
+ *
+ * A lone request at one client loses nothing: its batch is started, the
+ * loop finds nothing more posted, and waits for the device (spinning on
+ * the batch's event, as the CUDA runtime's own wait does) or a new
+ * request's latch, whichever comes first.
+ */
+#include "postgres.h"
+
+#include "gpuserviceint.h"
+#include "miscadmin.h"
+#include "postmaster/interrupt.h"
+#include "storage/dsm.h"
+#include "storage/latch.h"
+#include "utils/timestamp.h"
+
+/* batches started and not yet answered, at most */
+#define GPU_MAX_INFLIGHT	2
+
+/*
+ * Request segments the service keeps mapped between batches. A backend
+ * posts every small request (KNN, EMBED) in the same session segment, so
+ * mapping it once saves, per request, the attach (shm_open, mmap, the
+ * DSM control lock), the detach (munmap) and the page faults of writing
+ * the answer into a fresh mapping. Holding a mapping keeps the segment
+ * (and so its handle) alive, so a cached handle always names the segment
+ * it was attached as. Only segments up to GPU_SEG_CACHE_MAX_BYTES are
+ * kept (uploads stream through larger ones), at most GPU_SEG_CACHE of
+ * them, least recently used out first, and none unused for
+ * GPU_SEG_CACHE_IDLE_MS (a backend that left, or replaced its segment):
+ * a segment kept alive also holds a slot of the server's DSM control
+ * table (64 + 5 per backend), so dead ones must not pile up. A mapping a
+ * batch in flight uses (refs > 0) is never unmapped.
+ */
+#define GPU_SEG_CACHE			128
+#define GPU_SEG_CACHE_MAX_BYTES	(1024 * 1024)
+#define GPU_SEG_CACHE_IDLE_MS	2000
+
+typedef struct GpuSegCacheEntry
+{
+	dsm_handle	handle;
+	dsm_segment *seg;			/* NULL: a free entry */
+	TimestampTz used;
+	int			refs;			/* batches not yet answered that use it */
+} GpuSegCacheEntry;
+
+static GpuSegCacheEntry seg_cache[GPU_SEG_CACHE];
+
+/* A batch: its slots, their mapped requests, the groups it started */
+typedef struct GpuBatch
+{
+	int			n;
+	int			slots[GPU_MAX_SLOTS];
+	dsm_segment *segs[GPU_MAX_SLOTS];	/* NULL: the backend left */
+	GpuRequestHeader *reqs[GPU_MAX_SLOTS];
+	GpuSegCacheEntry *cached[GPU_MAX_SLOTS];	/* NULL: detach when answered */
+	int			nstarted;
+	const GpuRequestKindData *started_kind[GPU_MAX_SLOTS];
+	void	   *started[GPU_MAX_SLOTS];
+	double		t0;				/* attach began */
+} GpuBatch;
+
+/* in flight: inflight[(head + i) % GPU_MAX_INFLIGHT], i < ninflight */
+static GpuBatch inflight[GPU_MAX_INFLIGHT];
+static int	head = 0;
+static int	ninflight = 0;
+
+/*
+ * Map the request segment of a slot: the cached mapping, or a new one
+ * (cached when small and an entry is free or unused by batches in
+ * flight). NULL when the segment is gone (its backend left). *entry: the
+ * cache entry (its refs counted up) or NULL, when the caller must detach.
+ */
+static dsm_segment *
+AttachRequest(dsm_handle handle, TimestampTz now, GpuSegCacheEntry **entry)
+{
+	dsm_segment *seg;
+	GpuSegCacheEntry *slot = NULL;
+
+	*entry = NULL;
+	for (int i = 0; i < GPU_SEG_CACHE; i++)
+		if (seg_cache[i].seg != NULL && seg_cache[i].handle == handle)
+		{
+			seg_cache[i].used = now;
+			seg_cache[i].refs++;
+			*entry = &seg_cache[i];
+			return seg_cache[i].seg;
+		}
+	seg = dsm_attach(handle);
+	if (seg == NULL || dsm_segment_map_length(seg) > GPU_SEG_CACHE_MAX_BYTES)
+		return seg;
+	for (int i = 0; i < GPU_SEG_CACHE; i++)
+		if (seg_cache[i].seg == NULL)
+		{
+			slot = &seg_cache[i];
+			break;
+		}
+		else if (seg_cache[i].refs == 0 && (slot == NULL || seg_cache[i].used < slot->used))
+			slot = &seg_cache[i];
+	if (slot == NULL)
+		return seg;				/* every entry is in use: not cached */
+	if (slot->seg != NULL)
+		dsm_detach(slot->seg);	/* the least recently used */
+	dsm_pin_mapping(seg);
+	slot->handle = handle;
+	slot->seg = seg;
+	slot->used = now;
+	slot->refs = 1;
+	*entry = slot;
+	return seg;
+}
+
+/* GpuBatchPruneSegments: see gpuserviceint.h */
+void
+GpuBatchPruneSegments(TimestampTz now)
+{
+	for (int i = 0; i < GPU_SEG_CACHE; i++)
+		if (seg_cache[i].seg != NULL && seg_cache[i].refs == 0 &&
+			TimestampDifferenceExceeds(seg_cache[i].used, now, GPU_SEG_CACHE_IDLE_MS))
+		{
+			dsm_detach(seg_cache[i].seg);
+			seg_cache[i].seg = NULL;
+		}
+}
+
+/* The row of a request's kind, or NULL (PING and unknown kinds) */
+static const GpuRequestKindData *
+KindOf(const GpuRequestHeader *req)
+{
+	if (req->kind <= GPU_REQUEST_PING || req->kind >= GPU_MAX_KINDS)
+		return NULL;
+	return GpuServiceKind(req->kind);
+}
+
+/* Whether the service can run requests of this kind now */
+static bool
+KindRunnable(const GpuRequestKindData *k)
+{
+	return !k->needs_device ||
+		(gpu_shared->state == GPU_SERVICE_READY && (k->run != NULL || k->run_group != NULL));
+}
+
+/*
+ * With several devices, make logical device 0 current before a kind runs
+ * (a k-NN call leaves its copy's device current; kinds that allocate on
+ * "the current device", like KMEANS and AUTOTUNE, use device 0). A failure
+ * here shows in the kind's own first CUDA call.
+ */
+static void
+UseFirstDevice(void)
+{
+	char		errbuf[128];
+
+	if (GpuServiceDeviceCount() > 1)
+		(void) GpuServiceUseDevice(0, errbuf, sizeof(errbuf));
+}
+
+/* Run one request in place; the answer goes into the same segment */
+static void
+RunRequest(GpuRequestHeader *req)
+{
+	const GpuRequestKindData *k = KindOf(req);
+
+	if (req->kind == GPU_REQUEST_PING)
+		req->status = 0;
+	else if (k == NULL)
+	{
+		req->status = GPU_STATUS_FAILED;
+		snprintf(req->errmsg, sizeof(req->errmsg), "unknown request kind %d", req->kind);
+	}
+	else if (!KindRunnable(k))
+	{
+		req->status = GPU_STATUS_NO_DEVICE;
+		snprintf(req->errmsg, sizeof(req->errmsg), "%s",
+				 gpu_shared->message[0] ? gpu_shared->message : "the GPU service has no CUDA device");
+	}
+	else
+	{
+		UseFirstDevice();
+		if (k->run != NULL)
+			k->run(req);
+		else
+			k->run_group(&req, 1);
+	}
+}
+
+/*
+ * Run, for each kind that groups requests (in kind order), every group of
+ * the batch's requests in one call, or, when start is true and the kind
+ * can, start it on the device (kept in b->started); mark them done.
+ */
+static void
+RunGroups(GpuBatch *b, bool *done, bool start)
+{
+	for (int kind = 0; kind < GPU_MAX_KINDS; kind++)
+	{
+		const GpuRequestKindData *k = kind > GPU_REQUEST_PING ? GpuServiceKind(kind) : NULL;
+
+		if (k == NULL || k->run_group == NULL || !KindRunnable(k))
+			continue;
+		for (int i = 0; i < b->n; i++)
+		{
+			GpuRequestHeader *group[GPU_MAX_SLOTS];
+			int			ng = 0;
+
+			if (done[i] || b->reqs[i]->kind != kind)
+				continue;
+			for (int j = i; j < b->n; j++)
+				if (!done[j] && b->reqs[j]->kind == kind && k->same_group(b->reqs[i], b->reqs[j]))
+				{
+					group[ng++] = b->reqs[j];
+					done[j] = true;
+				}
+			UseFirstDevice();
+			if (start && k->start_group != NULL)
+			{
+				void	   *h = k->start_group(group, ng);
+
+				if (h != NULL)
+				{
+					b->started_kind[b->nstarted] = k;
+					b->started[b->nstarted++] = h;
+				}
+			}
+			else
+				k->run_group(group, ng);
+		}
+	}
+}
+
+/*
+ * Whether every request of the batch may run while batches before it are
+ * still on the device: PING, or a kind that starts its groups (the kind
+ * promises that its requests change nothing other started groups use).
+ */
+static bool
+Startable(const GpuBatch *b)
+{
+	for (int i = 0; i < b->n; i++)
+	{
+		const GpuRequestKindData *k;
+
+		if (b->reqs[i] == NULL || b->reqs[i]->kind == GPU_REQUEST_PING)
+			continue;
+		k = KindOf(b->reqs[i]);
+		if (k == NULL || k->start_group == NULL || !KindRunnable(k))
+			return false;
+	}
+	return true;
+}
+
+/* Whether the device finished every group the batch started */
+static bool
+BatchReady(const GpuBatch *b)
+{
+	for (int i = 0; i < b->nstarted; i++)
+		if (!b->started_kind[i]->group_ready(b->started[i]))
+			return false;
+	return true;
+}
+
+/* Answer a batch: its started groups finished, segments let go, slots done */
+static void
+AnswerBatch(GpuBatch *b)
+{
+	double		t1 = GpuServiceNowUs(),
+				t2;
+
+	for (int i = 0; i < b->nstarted; i++)
+	{
+		UseFirstDevice();
+		b->started_kind[i]->finish_group(b->started[i]);
+	}
+	if (b->nstarted > 0)
+		GpuServiceStageAdd(GPU_STAGE_FINISH, GpuServiceNowUs() - t1, b->n);
+	b->nstarted = 0;
+	t2 = GpuServiceNowUs();
+	for (int i = 0; i < b->n; i++)
+	{
+		if (b->cached[i] != NULL)
+			b->cached[i]->refs--;
+		else if (b->segs[i] != NULL)
+			dsm_detach(b->segs[i]);
+	}
+	GpuServiceStageAdd(GPU_STAGE_DETACH, GpuServiceNowUs() - t2, b->n);
+	GpuServiceAnswered(b->slots, b->n, b->t0);
+	b->n = 0;
+}
+
+/* GpuBatchAnswerReady: see gpuserviceint.h */
+int
+GpuBatchAnswerReady(bool wait)
+{
+	int			answered = 0;
+
+	while (ninflight > 0 && (wait || BatchReady(&inflight[head])))
+	{
+		AnswerBatch(&inflight[head]);
+		head = (head + 1) % GPU_MAX_INFLIGHT;
+		ninflight--;
+		answered++;
+	}
+	return answered;
+}
+
+/* GpuBatchInFlight: see gpuserviceint.h */
+int
+GpuBatchInFlight(void)
+{
+	return ninflight;
+}
+
+/* GpuBatchRoom: see gpuserviceint.h */
+bool
+GpuBatchRoom(void)
+{
+	return ninflight < GPU_MAX_INFLIGHT;
+}
+
+/* GpuBatchWait: see gpuserviceint.h */
+void
+GpuBatchWait(void)
+{
+	if (ninflight == 0)
+		return;
+	for (;;)
+	{
+		if (BatchReady(&inflight[head]))
+			return;
+		if (ninflight < GPU_MAX_INFLIGHT && MyLatch->is_set)
+			return;
+		if (ShutdownRequestPending)
+			return;
+	}
+}
+
+/* GpuBatchSubmit: see gpuserviceint.h */
+void
+GpuBatchSubmit(const int *slots, int n)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	GpuBatch   *b;
+	bool		done[GPU_MAX_SLOTS];
+	bool		start;
+	double		t1,
+				t2;
+
+	Assert(n > 0 && n <= GPU_MAX_SLOTS && ninflight < GPU_MAX_INFLIGHT);
+	b = &inflight[(head + ninflight) % GPU_MAX_INFLIGHT];
+	b->t0 = GpuServiceNowUs();
+	b->n = n;
+	b->nstarted = 0;
+	/* a segment already gone means its backend left: nothing to answer */
+	for (int i = 0; i < n; i++)
+	{
+		b->slots[i] = slots[i];
+		b->segs[i] = AttachRequest(gpu_shared->slots[slots[i]].handle, now, &b->cached[i]);
+		b->reqs[i] = b->segs[i] ? (GpuRequestHeader *) dsm_segment_address(b->segs[i]) : NULL;
+		done[i] = (b->segs[i] == NULL);
+	}
+	t1 = GpuServiceNowUs();
+	GpuServiceStageAdd(GPU_STAGE_ATTACH, t1 - b->t0, n);
+	start = Startable(b);
+	if (!start)
+	{
+		/*
+		 * It may change what the batches in flight read: they end first.
+		 * b's entry is not among theirs and, starting nothing, is answered
+		 * below before anything else takes it.
+		 */
+		GpuBatchAnswerReady(true);
+	}
+	else if (ninflight > 0)
+		GpuServiceStageAdd(GPU_STAGE_OVERLAP, 0, n);
+	RunGroups(b, done, start);
+	for (int i = 0; i < n; i++)
+		if (!done[i])
+			RunRequest(b->reqs[i]);
+	t2 = GpuServiceNowUs();
+	GpuServiceStageAdd(GPU_STAGE_RUN, t2 - t1, n);
+	if (b->nstarted > 0)
+		ninflight++;			/* b is the entry after the last in flight */
+	else
+		AnswerBatch(b);
+}
