@@ -23,7 +23,7 @@ MODULE_big = codevec
 OBJS = src/codevec.o src/vector.o src/distance.o src/distance_kernels.o \
 	src/gpuivf.o src/gpuivfbuild.o src/gpuivfinsert.o src/gpuivfscan.o \
 	src/gpuivfvacuum.o src/gpuivfutils.o src/gpuivfcheck.o src/gpuivfgpu.o src/gpuivfroute.o src/gpuivfknn.o src/gpuivfexplain.o \
-	src/gpuservice.o src/gpubatch.o src/gpuclient.o src/gpukinds.o src/gpuprewarm.o src/gpucopies.o src/gpuspread.o src/gpukmeans.o \
+	src/gpuservice.o src/gpuloop.o src/gpuclient.o src/gpukinds.o src/gpuprewarm.o src/gpucopies.o src/gpuknn.o src/gpuspread.o src/gpukmeans.o \
 	src/tokenizer.o src/model.o src/encoder.o src/qlinear.o src/embed.o src/gpuembed.o src/blas.o src/tsparser.o src/bm25.o src/bm25block.o src/bm25bmp.o src/bm25agg.o src/codetsv.o
 
 # Released install scripts are never edited: a release adds an upgrade
@@ -56,7 +56,7 @@ endif
 
 ifeq ($(CUDA),1)
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
-CUDA_OBJS = cuda/device.o cuda/knn.o cuda/knn_tune.o cuda/kmeans.o
+CUDA_OBJS = cuda/device.o cuda/knn.o cuda/knn_batch.o cuda/knn_tune.o cuda/kmeans.o
 OBJS += $(CUDA_OBJS)
 PG_CPPFLAGS += -DCODEVEC_USE_CUDA -I$(CUDA_HOME)/include
 # nvcc's objects are C++ (__gxx_personality_v0): libstdc++ is named here
@@ -104,7 +104,7 @@ endif
 ifeq ($(wildcard $(PG_STAMP)),)
 $(shell rm -f src/.pg-*.stamp && touch $(PG_STAMP))
 endif
-src/codevec.o src/gpuservice.o src/gpubatch.o src/gpuclient.o src/gpucopies.o src/gpuspread.o src/gpukmeans.o src/gpuembed.o: $(CUDA_STAMP)
+src/codevec.o src/gpuservice.o src/gpuloop.o src/gpuclient.o src/gpucopies.o src/gpuknn.o src/gpuspread.o src/gpukmeans.o src/gpuembed.o: $(CUDA_STAMP)
 $(filter src/%,$(OBJS)): $(PG_STAMP)
 
 # the install script of this release: 0.1.0's, then each upgrade in order

@@ -163,7 +163,36 @@ typedef struct QueryWs
     size_t         sb;
 } QueryWs;
 
-struct KnnRanges;               /* row ranges of an IVF scan (knn.cu) */
+/*
+ * Row ranges a k-NN scans instead of all rows (IVF: the probed lists):
+ * ranges[2i] is a first row, ranges[2i+1] a count. qranges NULL: every
+ * query scans all nranges ranges; else query q scans its own qranges[q]
+ * ranges, which follow those of the queries before it (nranges = their
+ * sum). nbmax bounds the blocks per query (the workspace's candidate
+ * room); d_blk is device room for the block table.
+ */
+struct KnnRanges
+{
+    const int64_t *ranges;
+    int            nranges;
+    const int     *qranges;
+    int            nq;
+    int            nbmax;
+    int64_t       *d_blk;
+};
+
+/*
+ * One k-NN call's launch state: the path run, its configuration bucket,
+ * the laid-out workspace and the row ranges, kept so that the fp32
+ * fallback can be launched again on the same prepared queries.
+ */
+typedef struct KnnCall
+{
+    int        path;
+    int        bucket;
+    QueryWs    w;
+    KnnRanges  rg;
+} KnnCall;
 
 /* knn.cu */
 extern void   KnnDefaultCfg(KnnCfg cfg[2][NBUCKETS]);
@@ -183,6 +212,27 @@ extern int    KnnCfgFeasible(CodevecCudaIndex idx, int path, KnnCfg cfg, int nq,
 extern void   KnnFillRandom(float *d_x, int64_t count, uint64_t seed, int blocks);
 extern void   KnnPrepQueries(CodevecCudaIndex idx, const float *d_queries, int nq,
                              const QueryWs *w);
+
+/*
+ * knn.cu, for knn_batch.cu: KnnEnqueue issues a k-NN on stream st without
+ * waiting (query preparation, phases 1 and 2, for fp16 storage the re-rank
+ * and its proof flags in call->w.ok; bumps idx->ws_seq); KnnRelaunchF32
+ * answers the call again on the fp32 path from the prepared queries still
+ * in the workspace; KnnGatherRowsAsync enqueues the fp32 rows of count
+ * ids (device, -1: a zero row) into d_out (count x dim).
+ */
+extern int    KnnEnqueue(CodevecCudaIndex idx, const float *d_queries, int nq, int k, int metric,
+                         float *d_dist, int64_t *d_ids, cudaStream_t st, int force_path,
+                         const int64_t *ranges, int nranges, const int *qranges, KnnCall *call,
+                         char *errbuf, size_t errlen);
+extern int    KnnRelaunchF32(CodevecCudaIndex idx, const KnnCall *call, int nq, int k, int metric,
+                             float *d_dist, int64_t *d_ids, cudaStream_t st, char *errbuf,
+                             size_t errlen);
+extern int    KnnGatherRowsAsync(CodevecCudaIndex idx, const int64_t *d_ids, int count,
+                                 float *d_out, cudaStream_t st, char *errbuf, size_t errlen);
+
+/* knn_batch.cu: free an index's batch buffers, sets and stream */
+extern void   KnnBatchFree(CodevecCudaIndex idx);
 
 /* knn_tune.cu: the tuned entry for (this GPU, dim), measured on first use */
 extern int    KnnTuneGet(int dim, TuneEntry *out, char *errbuf, size_t errlen);

@@ -23,7 +23,8 @@ void
 CodevecGpuServiceInit(void)
 {
 	GpuServiceSetup();
-	GpuCopiesRegister();		/* KNN UPLOAD APPEND MASK AUTOTUNE: gpucopies.c */
+	GpuCopiesRegister();		/* UPLOAD APPEND MASK AUTOTUNE: gpucopies.c */
+	GpuKnnRegister();			/* KNN: gpuknn.c */
 	GpuKmeansRegister();		/* KMEANS: gpukmeans.c */
 	GpuEmbedRegister();			/* EMBED: gpuembed.c */
 	GpuPrewarmRegister();		/* codevec.gpu_prewarm, start/save hooks: gpuprewarm.c */

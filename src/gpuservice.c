@@ -10,20 +10,14 @@
  * for codevec_gpu_status(), and GPU_MAX_SLOTS request slots (their life
  * cycle is in gpuserviceint.h; the backend's half is gpuclient.c).
  *
- * The loop collects posted slots (waiting up to codevec.gpu_batch_window
- * for more), then submits the batch (gpubatch.c): first, for each kind
- * that groups requests (kNN on one index copy, EMBED of one model), each
- * group in one call; then every other request alone, through its kind's
- * row. A batch of kNN requests is only started on the device, and the
- * loop collects and starts the next one while it runs, answering each
- * once the device is done (double buffering). The loop itself knows only
- * PING; it answers GPU_STATUS_NO_DEVICE for kinds that need the device
- * when there is none.
+ * The worker's loop and its batches are gpuloop.c's: it collects posted
+ * slots (GpuServiceCollectPosted), runs or starts their requests through
+ * the kinds' rows and hands the answers back (GpuServiceAnswered).
  *
  * CUDA is initialised only inside the service process (the postmaster
  * forks it, so nothing CUDA exists before the fork). Like PG-Strom's GPU
  * service, the service never calls elog() from a CUDA callback or helper
- * thread; it has none: one loop collects, starts or runs, and answers.
+ * thread (gpuspread.c's helper threads never call PostgreSQL).
  */
 #include "postgres.h"
 
@@ -63,6 +57,7 @@ int			codevec_gpu_timeout_ms = 30000;
 static char *codevec_gpu_devices_list = NULL;
 int			codevec_gpu_split_rows = 0;
 int			codevec_gpu_replicate_rate = 500;
+bool		codevec_gpu_double_buffer = true;
 
 /* where codevec.gpu_device's value came from: set, or its default */
 static GucSource gpu_device_source = PGC_S_DEFAULT;
@@ -268,6 +263,14 @@ GpuServiceSetup(void)
 							"replicas, which run at once.",
 							&codevec_gpu_replicate_rate, 500, 0, INT_MAX,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("codevec.gpu_double_buffer",
+							 "Start a batch of k-NN requests on the device while the one before "
+							 "is still running (on), or run each batch to its end first (off).",
+							 "With it on, the GPU service collects and issues the next batch while "
+							 "a batch's kernels run and writes the answers of one while the next "
+							 "runs; answers are the same either way.",
+							 &codevec_gpu_double_buffer, true,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("codevec.gpu_memory_limit",
 							"Cap on the device memory the GPU service may hold (0: no cap).",
 							"Models and index copies that would exceed it are not loaded; "
@@ -807,9 +810,9 @@ GpuServiceAnswered(const int *slots, int n, double t0)
 	/* published with the next batch's answers or the loop's next idle turn */
 }
 
-/* Move posted slots to RUNNING; return how many were added to slots[] */
-static int
-CollectPosted(int *slots, int n)
+/* GpuServiceCollectPosted: see gpuserviceint.h */
+int
+GpuServiceCollectPosted(int *slots, int n)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	int			first = n;
@@ -837,18 +840,10 @@ CollectPosted(int *slots, int n)
 	return n;
 }
 
-/*
- * CodevecGpuServiceMain: entry point of the service worker.
- */
+/* GpuServiceBegin: see gpuserviceint.h */
 void
-CodevecGpuServiceMain(Datum main_arg)
+GpuServiceBegin(void)
 {
-	int			slots[GPU_MAX_SLOTS];
-
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
-	BackgroundWorkerUnblockSignals();
-
 	SpinLockAcquire(&gpu_shared->mutex);
 	gpu_shared->state = GPU_SERVICE_STARTING;
 	gpu_shared->pid = MyProcPid;
@@ -883,75 +878,15 @@ CodevecGpuServiceMain(Datum main_arg)
 	if (gpu_shared->state == GPU_SERVICE_READY && service_hooks != NULL &&
 		service_hooks->ready != NULL)
 		service_hooks->ready();
+}
 
-	while (!ShutdownRequestPending)
-	{
-		int			n;
-
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
-		/* answer the batches the device finished, oldest first */
-		if (GpuBatchAnswerReady(false) > 0)
-			continue;
-		n = GpuBatchRoom() ? CollectPosted(slots, 0) : 0;
-		if (n > 0)
-		{
-			/*
-			 * batching window: let concurrent requests join this launch (with
-			 * nothing on the device; else they gather while it runs)
-			 */
-			if (codevec_gpu_batch_window_us > 0 && n < GPU_MAX_SLOTS && GpuBatchInFlight() == 0)
-			{
-				TimestampTz deadline = GetCurrentTimestamp() + codevec_gpu_batch_window_us;
-				double		w0 = GpuServiceNowUs();
-
-				/*
-				 * WaitLatch sleeps in whole milliseconds: windows under one
-				 * are polled in short sleeps instead.
-				 */
-				for (;;)
-				{
-					long		left = (long) (deadline - GetCurrentTimestamp());
-
-					if (left <= 0)
-						break;
-					if (left >= 1000)
-					{
-						(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-										 left / 1000, PG_WAIT_EXTENSION);
-						ResetLatch(MyLatch);
-					}
-					else
-						pg_usleep(Min(left, 25));
-					n = CollectPosted(slots, n);
-				}
-				GpuServiceStageAdd(GPU_STAGE_WINDOW, GpuServiceNowUs() - w0, n);
-			}
-			GpuBatchSubmit(slots, n);
-			continue;
-		}
-		if (GpuBatchInFlight() > 0)
-		{
-			/* until the oldest batch is done or, with room, a request comes */
-			GpuBatchWait();
-			ResetLatch(MyLatch);
-			continue;
-		}
-		/* idle: write the prewarm list if the copies changed; unmap old segments */
-		if (service_hooks != NULL && service_hooks->save != NULL)
-			service_hooks->save(false);
-		GpuBatchPruneSegments(GetCurrentTimestamp());
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 1000L, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-	}
-	/* answer what is still on the device before leaving */
-	GpuBatchAnswerReady(true);
-	/* exit code 1: the postmaster restarts us after bgw_restart_time (unless shutting down) */
-	proc_exit(1);
+/* GpuServiceIdle: see gpuserviceint.h */
+void
+GpuServiceIdle(void)
+{
+	/* write the prewarm list if the copies changed */
+	if (service_hooks != NULL && service_hooks->save != NULL)
+		service_hooks->save(false);
 }
 
 /* ---------------------------------------------------------------------

@@ -369,7 +369,7 @@ extern bool CodevecGpuServiceReady(void);
  */
 extern int	CodevecGpuServiceDescribe(char *device, char *why, size_t len);
 
-/* CodevecGpuServiceMain: the service worker's entry point (gpuservice.c) */
+/* CodevecGpuServiceMain: the service worker's entry point (gpuloop.c) */
 PGDLLEXPORT void CodevecGpuServiceMain(Datum main_arg);
 
 /*

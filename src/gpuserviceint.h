@@ -182,7 +182,7 @@ extern void GpuServiceWakeProc(int procno);
  * without a ready CUDA device (or, in a build without CUDA, run == NULL)
  * the loop answers GPU_STATUS_NO_DEVICE itself.
  *
- * Double buffering (gpubatch.c), optional, for a kind with run_group:
+ * Double buffering (gpuloop.c), optional, for a kind with run_group:
  * start_group issues a group's work on the device and returns without
  * waiting: a handle, or NULL when it answered the group in place instead
  * (as run_group). group_ready(handle) says, without waiting, whether the
@@ -219,29 +219,22 @@ extern const GpuRequestKindData *GpuServiceKind(int kind);
 extern void GpuServiceAnswered(const int *slots, int n, double t0);
 
 /*
- * The batches of the service's loop (gpubatch.c; service side only):
+ * The worker's side of the service core, for its loop (gpuloop.c; service
+ * side only):
  *
- * GpuBatchSubmit: map the requests of n collected slots and run them:
- *	  started on the device when every one is of a kind with start_group
- *	  (then the batch is in flight until answered), otherwise after the
- *	  batches in flight were answered, synchronously, and answered at once.
- *	  Only when GpuBatchRoom().
- * GpuBatchAnswerReady: answer the batches in flight whose device work is
- *	  done, oldest first (wait: all of them, waiting); how many it answered.
- * GpuBatchInFlight / GpuBatchRoom: batches in flight; whether another may
- *	  start.
- * GpuBatchWait: spin until the oldest batch in flight is done, or, with
- *	  room for another, the service's latch is set (a request came), or a
- *	  shutdown is requested. Returns at once with nothing in flight.
- * GpuBatchPruneSegments: unmap kept request segments unused for a while
- *	  and by every batch in flight.
+ * GpuServiceBegin: mark the service starting (pid, generation; the slots
+ *	  of a previous incarnation woken to error out), arrange the shutdown
+ *	  bookkeeping, open the devices, log the outcome and, when ready, call
+ *	  the ready hook (prewarm).
+ * GpuServiceCollectPosted: move posted slots to RUNNING, appending their
+ *	  numbers to slots[n ..]; the new n. Publishes the stages timed since
+ *	  the last call.
+ * GpuServiceIdle: the idle turn's hook (the prewarm list written when the
+ *	  copies changed).
  */
-extern void GpuBatchSubmit(const int *slots, int n);
-extern int	GpuBatchAnswerReady(bool wait);
-extern int	GpuBatchInFlight(void);
-extern bool GpuBatchRoom(void);
-extern void GpuBatchWait(void);
-extern void GpuBatchPruneSegments(TimestampTz now);
+extern void GpuServiceBegin(void);
+extern int	GpuServiceCollectPosted(int *slots, int n);
+extern void GpuServiceIdle(void);
 
 /* What a device store adds to codevec_gpu_status() */
 typedef enum GpuStoreCounter
@@ -322,9 +315,10 @@ extern bool GpuServiceUseDevice(int dev, char *errbuf, size_t errlen);
 extern int	GpuServicePickDevice(uint32 exclude, Size *free_bytes);
 extern void GpuServiceDeviceServed(int dev, int nreq);
 
-/* codevec.gpu_split_rows, codevec.gpu_replicate_rate */
+/* codevec.gpu_split_rows, codevec.gpu_replicate_rate, codevec.gpu_double_buffer */
 extern int	codevec_gpu_split_rows;
 extern int	codevec_gpu_replicate_rate;
+extern bool codevec_gpu_double_buffer;
 
 /*
  * Service side only: device bytes held by every registered store except
@@ -401,6 +395,7 @@ extern uint64 GpuCopiesGeneration(void);
 
 /* Each kind file's registration (gpukinds.c calls them) */
 extern void GpuCopiesRegister(void);
+extern void GpuKnnRegister(void);
 extern void GpuKmeansRegister(void);
 extern void GpuEmbedRegister(void);
 

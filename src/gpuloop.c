@@ -1,12 +1,15 @@
 /*
- * gpubatch.c
- *	  The GPU service's batches: a batch's request segments mapped (and
- *	  kept mapped between batches), its requests run through their kinds'
- *	  rows, and its answers handed back; with double buffering, the next
- *	  batch started while the last one is still on the device.
+ * gpuloop.c
+ *	  The GPU service worker's loop and its batches: posted slots collected
+ *	  into a batch, the batch's request segments mapped (and kept mapped
+ *	  between batches), its requests run through their kinds' rows, and its
+ *	  answers handed back; with double buffering, the next batch started
+ *	  while the last one is still on the device. The service's shared
+ *	  state, GUCs, devices and tables are gpuservice.c's.
  *
- * The loop (gpuservice.c) collects posted slots into a batch and submits
- * it here. A batch whose every request is of a kind with start_group
+ * The loop collects posted slots into a batch (waiting up to
+ * codevec.gpu_batch_window for more when nothing is on the device) and
+ * submits it. A batch whose every request is of a kind with start_group
  * (kNN on a whole, current index copy: gpucopies.c) is *started*: each
  * group's copies and kernels are issued on the device and the loop goes
  * on collecting, so while one batch's kernels run the next one gathers
@@ -15,7 +18,8 @@
  * batch first waits for the batches in flight and then runs as before,
  * each group in one call, every other request alone, synchronously: a
  * request that changes a copy (UPLOAD, APPEND, MASK) or evicts one never
- * runs while a kernel reads it.
+ * runs while a kernel reads it. codevec.gpu_double_buffer = off runs
+ * every batch that way.
  *
  * A lone request at one client loses nothing: its batch is started, the
  * loop finds nothing more posted, and waits for the device (spinning on
@@ -26,9 +30,13 @@
 
 #include "gpuserviceint.h"
 #include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "storage/dsm.h"
+#include "storage/ipc.h"
 #include "storage/latch.h"
+#include "utils/guc.h"
 #include "utils/timestamp.h"
 
 /* batches started and not yet answered, at most */
@@ -127,8 +135,8 @@ AttachRequest(dsm_handle handle, TimestampTz now, GpuSegCacheEntry **entry)
 	return seg;
 }
 
-/* GpuBatchPruneSegments: see gpuserviceint.h */
-void
+/* Unmap kept request segments unused for a while and by batches in flight */
+static void
 GpuBatchPruneSegments(TimestampTz now)
 {
 	for (int i = 0; i < GPU_SEG_CACHE; i++)
@@ -304,8 +312,11 @@ AnswerBatch(GpuBatch *b)
 	b->n = 0;
 }
 
-/* GpuBatchAnswerReady: see gpuserviceint.h */
-int
+/*
+ * Answer the batches in flight whose device work is done, oldest first
+ * (wait: all of them, waiting); how many it answered.
+ */
+static int
 GpuBatchAnswerReady(bool wait)
 {
 	int			answered = 0;
@@ -320,22 +331,26 @@ GpuBatchAnswerReady(bool wait)
 	return answered;
 }
 
-/* GpuBatchInFlight: see gpuserviceint.h */
-int
+/* Batches in flight */
+static int
 GpuBatchInFlight(void)
 {
 	return ninflight;
 }
 
-/* GpuBatchRoom: see gpuserviceint.h */
-bool
+/* Whether another batch may start */
+static bool
 GpuBatchRoom(void)
 {
 	return ninflight < GPU_MAX_INFLIGHT;
 }
 
-/* GpuBatchWait: see gpuserviceint.h */
-void
+/*
+ * Spin until the oldest batch in flight is done, or, with room for
+ * another, the service's latch is set (a request came), or a shutdown is
+ * requested; at once with nothing in flight.
+ */
+static void
 GpuBatchWait(void)
 {
 	if (ninflight == 0)
@@ -351,8 +366,13 @@ GpuBatchWait(void)
 	}
 }
 
-/* GpuBatchSubmit: see gpuserviceint.h */
-void
+/*
+ * Map the requests of n collected slots and run them: started on the
+ * device when every one is of a kind with start_group (the batch is then
+ * in flight until answered), otherwise after the batches in flight were
+ * answered, synchronously, and answered at once. Only with room.
+ */
+static void
 GpuBatchSubmit(const int *slots, int n)
 {
 	TimestampTz now = GetCurrentTimestamp();
@@ -377,7 +397,7 @@ GpuBatchSubmit(const int *slots, int n)
 	}
 	t1 = GpuServiceNowUs();
 	GpuServiceStageAdd(GPU_STAGE_ATTACH, t1 - b->t0, n);
-	start = Startable(b);
+	start = codevec_gpu_double_buffer && Startable(b);
 	if (!start)
 	{
 		/*
@@ -399,4 +419,86 @@ GpuBatchSubmit(const int *slots, int n)
 		ninflight++;			/* b is the entry after the last in flight */
 	else
 		AnswerBatch(b);
+}
+
+/*
+ * CodevecGpuServiceMain: entry point of the service worker.
+ */
+void
+CodevecGpuServiceMain(Datum main_arg)
+{
+	int			slots[GPU_MAX_SLOTS];
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	BackgroundWorkerUnblockSignals();
+	GpuServiceBegin();
+
+	while (!ShutdownRequestPending)
+	{
+		int			n;
+
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		/* answer the batches the device finished, oldest first */
+		if (GpuBatchAnswerReady(false) > 0)
+			continue;
+		n = GpuBatchRoom() ? GpuServiceCollectPosted(slots, 0) : 0;
+		if (n > 0)
+		{
+			/*
+			 * batching window: let concurrent requests join this launch (with
+			 * nothing on the device; else they gather while it runs)
+			 */
+			if (codevec_gpu_batch_window_us > 0 && n < GPU_MAX_SLOTS && GpuBatchInFlight() == 0)
+			{
+				TimestampTz deadline = GetCurrentTimestamp() + codevec_gpu_batch_window_us;
+				double		w0 = GpuServiceNowUs();
+
+				/*
+				 * WaitLatch sleeps in whole milliseconds: windows under one
+				 * are polled in short sleeps instead.
+				 */
+				for (;;)
+				{
+					long		left = (long) (deadline - GetCurrentTimestamp());
+
+					if (left <= 0)
+						break;
+					if (left >= 1000)
+					{
+						(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+										 left / 1000, PG_WAIT_EXTENSION);
+						ResetLatch(MyLatch);
+					}
+					else
+						pg_usleep(Min(left, 25));
+					n = GpuServiceCollectPosted(slots, n);
+				}
+				GpuServiceStageAdd(GPU_STAGE_WINDOW, GpuServiceNowUs() - w0, n);
+			}
+			GpuBatchSubmit(slots, n);
+			continue;
+		}
+		if (GpuBatchInFlight() > 0)
+		{
+			/* until the oldest batch is done or, with room, a request comes */
+			GpuBatchWait();
+			ResetLatch(MyLatch);
+			continue;
+		}
+		/* idle: the prewarm list if the copies changed; unmap old segments */
+		GpuServiceIdle();
+		GpuBatchPruneSegments(GetCurrentTimestamp());
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 1000L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+	/* answer what is still on the device before leaving */
+	GpuBatchAnswerReady(true);
+	/* exit code 1: the postmaster restarts us after bgw_restart_time (unless shutting down) */
+	proc_exit(1);
 }
