@@ -53,7 +53,7 @@ for mode in off on; do
 		read -r r1 b1 <<<"$(counters)"
 		read -r p50 p99 <<<"$(pctl "$work"/pgb.*)"
 		qps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | cut -d. -f1)
-		mb=$(awk -v r=$((r1 - r0)) -v b=$((b1 - b0)) 'BEGIN {printf "%.2f", b > 0 ? r / b : 0}')
+		mb=$(awk -v r=$((r1 - r0)) -v b=$((b1 - b0)) 'BEGIN {printf "%.2f", (b > 0 ? r / b : 0)}')
 		kern=$(stage_us "knn kernels"); batch=$(stage_us batch); fin=$(stage_us finish); ov=$(stage_us overlap)
 		R[$mode,$c]="| $mode | $c | ${qps:-?} | $p50 | $p99 | $mb | ${kern:--} | ${batch:--} | ${fin:--} | ${ov:-0} |"
 		echo "RESULT,pipeline,double_buffer=$mode,clients=$c,qps=$qps,p50_us=$p50,p99_us=$p99,mean_batch=$mb,kernels_per_launch_us=$kern,batch_us=$batch,finish_us=$fin,overlapped_batches=$ov"
