@@ -180,15 +180,14 @@ I8Chunks(int dpad16, int g)
 }
 
 /*
- * Candidates the int8 path re-ranks (kc2): its lower bounds are looser
- * than fp16 scores (about +-0.01 in cosine distance at 384 dims,
- * knn_i8.h), so about a hundred rows more than k; a power of two minus
- * one so that rerank_kernel's sort (kc2 rounded up) wastes nothing.
+ * Candidates the int8 path re-ranks (kc2, codevec_i8_kc2 of knn_i8.h):
+ * a power of two minus one so that rerank_kernel's sort (kc2 rounded up)
+ * wastes nothing.
  */
 static int
 I8Kc2(int k)
 {
-    return MinInt(NextPow2(k + MaxInt(100, k / 4)) - 1, 2047);
+    return codevec_i8_kc2(k);
 }
 
 /* Candidates re-ranked per query on a path (k on the fp32 path). */

@@ -148,6 +148,24 @@ codevec_i8_consts(int dim)
     return c;
 }
 
+/*
+ * Candidates the int8 pass re-ranks for k (kc2): its bounds are looser
+ * than fp16 scores, so about a hundred rows more than k, a power of two
+ * minus one (127 for k <= 27, 2047 from k = 1024 down to 919).  On the CPU
+ * model of the pass (test/c/i8bound_test.c) 1M Gaussian or uniform rows of
+ * 384 dims needed at most 31 for k = 10: the margin keeps crowded data
+ * off the fp32 fallback.
+ */
+I8_FN int
+codevec_i8_kc2(int k)
+{
+    int want = k + (k / 4 > 100 ? k / 4 : 100), p = 1;
+
+    while (p < want + 1)
+        p <<= 1;
+    return p - 1 < 2047 ? p - 1 : 2047;
+}
+
 /* The scale of a row whose largest |component| is maxabs (0 for a zero row). */
 I8_FN float
 codevec_i8_scale(float maxabs)

@@ -394,7 +394,7 @@ CmpU64(const void *a, const void *b)
 static int
 Pipeline(int64_t n, int dim, int nq, int k, int kind)
 {
-    const int kc2 = 127;       /* knn.cu's I8Kc2(k) for k <= 27 */
+    const int kc2 = codevec_i8_kc2(k);     /* as knn.cu */
     CodevecI8Consts c = codevec_i8_consts(dim);
     float    *X = malloc(sizeof(float) * n * dim);
     unsigned char *B = malloc((size_t) n * dim);
@@ -428,7 +428,7 @@ Pipeline(int64_t n, int dim, int nq, int k, int kind)
 
         for (int metric = 0; metric < 3; metric++)
         {
-            uint64_t top[128];
+            uint64_t top[2048];
 
             for (int64_t r = 0; r < n; r++)
             {
