@@ -781,11 +781,12 @@ KnnLaunch(CodevecCudaIndex idx, int path, KnnCfg cfg, const float4 *Qp, const fl
 }
 
 /* Bytes of workspace KnnLaunch needs at most for nq queries (row blocks:
- * at most 8 per multiprocessor, or nbmax for a ranged scan). */
+ * at most 8 per multiprocessor, or nbmax for a ranged scan); i8: room for
+ * the int8 path's longer candidate lists. */
 static size_t
-ScratchBytes(CodevecCudaIndex idx, int nq, int k, int nbmax)
+ScratchBytes(CodevecCudaIndex idx, int nq, int k, int nbmax, int i8)
 {
-    int    kc = Kc2(idx->x8 ? PATH_I8 : PATH_F16, k) + 1;      /* the int8 path keeps more */
+    int    kc = Kc2(i8 ? PATH_I8 : PATH_F16, k) + 1;
     size_t nb = (size_t) MaxInt(idx->sms * 8, nbmax) + 1;   /* + the seed's block */
 
     return AlignUp((size_t) nq * nb * kc * 8) + AlignUp((size_t) nq * kc * 8) +
@@ -794,8 +795,8 @@ ScratchBytes(CodevecCudaIndex idx, int nq, int k, int nbmax)
 
 /* Lay the workspace out from base (NULL: only size it); returns its bytes. */
 size_t
-KnnQueryWsLayout(CodevecCudaIndex idx, int nq, int k, int nbmax, int per_query, unsigned char *base,
-              QueryWs *w)
+KnnQueryWsLayout(CodevecCudaIndex idx, int nq, int k, int nbmax, int per_query, int i8,
+                 unsigned char *base, QueryWs *w)
 {
     size_t o = 0, s4 = AlignUp((size_t) nq * 4);
 
@@ -807,7 +808,7 @@ KnnQueryWsLayout(CodevecCudaIndex idx, int nq, int k, int nbmax, int per_query, 
     w->q1 = (float *) (base + o);   o += s4;
     w->blk = (int64_t *) (base + o); o += AlignUp((size_t) MaxInt(nbmax, 1) * 16 * (per_query ? nq : 1));
     w->scratch = base + o;
-    w->sb = ScratchBytes(idx, nq, k, nbmax);
+    w->sb = ScratchBytes(idx, nq, k, nbmax, i8);
     return o + w->sb;
 }
 
@@ -1207,11 +1208,12 @@ KnnEnqueue(CodevecCudaIndex idx, const float *d_queries, int nq, int k, int metr
         nbmax = MaxInt(idx->sms * 8, nbmax);
     }
 
-    rc = KnnEnsureWorkspace(idx, KnnQueryWsLayout(idx, nq, k, nbmax, ranges && qranges, NULL, w),
+    rc = KnnEnsureWorkspace(idx, KnnQueryWsLayout(idx, nq, k, nbmax, ranges && qranges,
+                                                  path == PATH_I8, NULL, w),
                          errbuf, errlen);
     if (rc != CODEVEC_CUDA_OK)
         return rc;
-    KnnQueryWsLayout(idx, nq, k, nbmax, ranges && qranges, idx->ws, w);
+    KnnQueryWsLayout(idx, nq, k, nbmax, ranges && qranges, path == PATH_I8, idx->ws, w);
     rg->ranges = ranges;
     rg->nranges = ranges ? nranges : -1;
     rg->qranges = ranges ? qranges : NULL;

@@ -180,7 +180,7 @@ struct KnnRanges;               /* row ranges of an IVF scan (knn.cu) */
 /* knn.cu */
 extern void   KnnDefaultCfg(KnnCfg cfg[2][NBUCKETS]);
 extern int    KnnEnsureWorkspace(CodevecCudaIndex idx, size_t bytes, char *errbuf, size_t errlen);
-extern size_t KnnQueryWsLayout(CodevecCudaIndex idx, int nq, int k, int nbmax, int per_query,
+extern size_t KnnQueryWsLayout(CodevecCudaIndex idx, int nq, int k, int nbmax, int per_query, int i8,
                                unsigned char *base, QueryWs *w);
 extern int    KnnLaunch(CodevecCudaIndex idx, int path, KnnCfg cfg, const float4 *Qp,
                         const float *qn2, const __half *qh, const float *qinv, const float *q1,

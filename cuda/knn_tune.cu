@@ -325,10 +325,11 @@ TuneRun(int dim, TuneEntry *e, char *report, size_t reportlen, char *errbuf, siz
     {
         QueryWs w;
 
-        rc = KnnEnsureWorkspace(idx, KnnQueryWsLayout(idx, 64, 10, 0, 0, NULL, &w), errbuf, errlen);
+        rc = KnnEnsureWorkspace(idx, KnnQueryWsLayout(idx, 64, 10, 0, 0, idx->x8 != NULL, NULL, &w),
+                                errbuf, errlen);
         if (rc != CODEVEC_CUDA_OK)
             goto done;
-        KnnQueryWsLayout(idx, 64, 10, 0, 0, idx->ws, &w);
+        KnnQueryWsLayout(idx, 64, 10, 0, 0, idx->x8 != NULL, idx->ws, &w);
 
         static const int qbs[] = {1, 2, 4, 8, 16, 32, 64};
         static const int warps[] = {4, 8};

@@ -12,7 +12,8 @@
 #      nq 1, 2, 16 (the tuner's configurations, from step 2's tune file);
 #   5. test_knn with the routing left to the autotuner (int8 where measured
 #      faster for single queries).
-# Each step has a time limit (about 480 s in all). Everything goes into ONE
+# Each step has a time limit, cut so that the whole script ends within
+# 490 s (later steps keep a reserve; the auto run gets what is left). Everything goes into ONE
 # file, $OUT/int8.tar.xz (logs, the bench CSV, the tune file), plus a short
 # $OUT/summary.txt: per step its exit status and result lines.
 #
@@ -28,6 +29,11 @@ t0=$(date +%s)
 sum=$work/summary.txt
 
 note() { echo "$*" | tee -a "$sum"; }
+# lim CAP RESERVE: CAP seconds, or fewer so that RESERVE seconds remain before 490
+lim() {
+	local left=$(( 490 - ($(date +%s) - t0) - $2 ))
+	[ $left -lt $1 ] && echo $(( left > 10 ? left : 10 )) || echo $1
+}
 # step NAME LIMIT CMD...: run with a time limit, log to $work/NAME.log
 step() {
 	local name=$1 limit=$2 rc s
@@ -53,30 +59,28 @@ trap finish EXIT
 } | tee -a "$sum"
 
 # build (skips what is up to date: binaries carried from a build of this tree)
-step build 240 bash -c "make -C '$top/test/cuda' build/test_knn && make -C '$top/bench/kernels' &&
+step build "$(lim 150 300)" bash -c "make -C '$top/test/cuda' build/test_knn && make -C '$top/bench/kernels' &&
 	gcc -O2 -Wall -ffp-contract=off -I'$top/cuda' -o '$work/i8bound_test' '$top/test/c/i8bound_test.c' -lm" ||
 	exit 1
 tk=$top/test/cuda/build/test_knn
 bk=$top/bench/kernels/build/bench_knn
 
-step i8bound 30 "$work/i8bound_test"
+step i8bound "$(lim 30 290)" "$work/i8bound_test"
 grep -E "^i8bound|^RESULT" "$work/i8bound.log" | tee -a "$sum"
 
-step test_knn_forced 170 env CODEVEC_KNN_INT8=1 "$tk" --seed 20261204
+step test_knn_forced "$(lim 170 230)" env CODEVEC_KNN_INT8=1 "$tk" --seed 20261204
 grep -E "^int8 first pass|^ok-ish .*int8|checks, .* failures|^RESULT|^FAIL" "$work/test_knn_forced.log" | head -40 | tee -a "$sum"
 
 san=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-step memcheck 70 env CODEVEC_KNN_INT8=1 CODEVEC_CUDA_NO_AUTOTUNE=1 "$san" --tool memcheck --error-exitcode 9 "$tk" --quick --seed 7
+step memcheck "$(lim 60 170)" env CODEVEC_KNN_INT8=1 CODEVEC_CUDA_NO_AUTOTUNE=1 "$san" --tool memcheck --error-exitcode 9 "$tk" --quick --seed 7
 grep -E "ERROR SUMMARY|^RESULT|^int8 first pass" "$work/memcheck.log" | tee -a "$sum"
 
 # the tuner's choice for 384 dims comes from step 2's tune file; bench it again if absent
 skip=()
 grep -q " 384 " "$work/tune.txt" 2>/dev/null && skip=(BENCH_SKIP_TUNE=1)
-step bench 110 env "${skip[@]}" "$bk" --sizes 1000000,10000000 --dim 384 --nq 1,2,16 --k 10 \
+step bench "$(lim 110 60)" env "${skip[@]}" "$bk" --sizes 1000000,10000000 --dim 384 --nq 1,2,16 --k 10 \
 	--reps 20 --precs fp16,int8 --csv "$work/bench.csv"
 grep -E "^(1000000|10000000) " "$work/bench.log" | tee -a "$sum"
 
-left=$(( 470 - ($(date +%s) - t0) ))
-[ $left -gt 20 ] || left=20
-step test_knn_auto $left "$tk" --seed 20261205
+step test_knn_auto "$(lim 300 5)" "$tk" --seed 20261205
 grep -E "^int8    1|storage precision|^int8 first pass|checks, .* failures|^RESULT|^FAIL" "$work/test_knn_auto.log" | head -20 | tee -a "$sum"
