@@ -114,7 +114,7 @@ typedef struct CodevecI8Consts
     float r3;       /* cosine: relative slack of y, rounded up */
 } CodevecI8Consts;
 
-/* Round a positive double up (or down) to a float that bounds it. */
+/* Round a double up to the nearest float at or above it. */
 I8_FN float
 codevec_i8_up(double v)
 {
@@ -123,6 +123,7 @@ codevec_i8_up(double v)
     return (double) f < v ? nextafterf(f, INFINITY) : f;
 }
 
+/* Round a double down to the nearest float at or below it. */
 I8_FN float
 codevec_i8_down(double v)
 {
