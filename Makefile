@@ -66,7 +66,7 @@ SHLIB_LINK += -L$(CUDA_HOME)/lib64 -lcudart_static -lrt -ldl -lpthread -lstdc++
 NVCC_GENCODE ?= -gencode=arch=compute_90,code=sm_90 -gencode=arch=compute_90,code=compute_90
 NVCC_FLAGS ?= -O3 -std=c++17 -Xcompiler -fPIC $(NVCC_GENCODE) -I$(srcdir)/cuda
 
-cuda/%.o: cuda/%.cu cuda/codevec_cuda.h cuda/knn.h cuda/knn_internal.h cuda/knn_kernels.cuh cuda/kmeans.h
+cuda/%.o: cuda/%.cu cuda/codevec_cuda.h cuda/knn.h cuda/knn_internal.h cuda/knn_kernels.cuh cuda/knn_i8.h cuda/kmeans.h
 	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
 
 endif

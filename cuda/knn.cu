@@ -147,6 +147,57 @@ F16Kernel(int chh, int qb)
     return NULL;
 }
 
+#define I8_CASE(CHI, QB) \
+    if (chi == CHI && qb == QB) return knn_i8_kernel<CHI, QB, (CHI <= 1 ? 8 : CHI <= 3 ? 4 : 2)>;
+
+/* Rows in flight per lane group of the int8 kernel for chi chunks a lane. */
+static int
+I8Unroll(int chi)
+{
+    return chi <= 1 ? 8 : chi <= 3 ? 4 : 2;
+}
+
+/* The int8 kernel instance for chi 16-code chunks per lane and qb queries
+ * (qb * chi * 16 query floats stay in registers: at most 64). */
+static KnnKernelFn
+I8Kernel(int chi, int qb)
+{
+    if (qb * chi > 4)
+        return NULL;
+    I8_CASE(1, 1) I8_CASE(1, 2) I8_CASE(1, 4)
+    I8_CASE(2, 1) I8_CASE(2, 2)
+    I8_CASE(3, 1)
+    I8_CASE(4, 1)
+    return NULL;
+}
+
+/* 16-code chunks per lane for g lanes a row, rounded up to an instance. */
+static int
+I8Chunks(int dpad16, int g)
+{
+    int need = (dpad16 + g - 1) / g;
+
+    return need <= 4 ? (need == 0 ? 1 : need) : -1;
+}
+
+/*
+ * Candidates the int8 path re-ranks (kc2, codevec_i8_kc2 of knn_i8.h):
+ * a power of two minus one so that rerank_kernel's sort (kc2 rounded up)
+ * wastes nothing.
+ */
+static int
+I8Kc2(int k)
+{
+    return codevec_i8_kc2(k);
+}
+
+/* Candidates re-ranked per query on a path (k on the fp32 path). */
+static int
+Kc2(int path, int k)
+{
+    return path == PATH_F16 ? MinInt(k + MaxInt(16, k / 8), 2047) : path == PATH_I8 ? I8Kc2(k) : k;
+}
+
 static int
 F16Chunks(int dpad8, int g)
 {
@@ -316,6 +367,9 @@ PlanFill(CodevecCudaIndex idx, Plan *p, int threads, size_t smem, int tiles, int
     p->args.x32 = idx->x32;
     p->args.x16 = idx->x16;
     p->args.norm2 = idx->norm2;
+    p->args.x8 = idx->x8;
+    p->args.x8s = idx->x8s;
+    p->args.dpad16 = idx->dpad16;
 }
 
 /*
@@ -388,6 +442,18 @@ MakePlan(CodevecCudaIndex idx, int path, KnnCfg cfg, int nq, int kc, Plan *p)
             U = F32Unroll(ch);
             rows_step = U;
         }
+        else if (path == PATH_I8)
+        {
+            int chi = I8Chunks(idx->dpad16, cfg.g);
+
+            if (chi < 0 || !idx->x8)
+                return 0;
+            U = I8Unroll(chi);
+            if (qb * U > cfg.g)
+                continue;
+            p->fn = I8Kernel(chi, qb);
+            rows_step = U * (32 / cfg.g);
+        }
         else
         {
             int chh = F16Chunks(idx->dpad8, cfg.g);
@@ -405,7 +471,8 @@ MakePlan(CodevecCudaIndex idx, int path, KnnCfg cfg, int nq, int kc, Plan *p)
         iters = MaxInt(1, 256 / (cfg.warps * rows_step));
         RR = iters * cfg.warps * rows_step;
         S = 2 * NextPow2(MaxInt(kc, RR));
-        smem = (size_t) qb * 8 + (size_t) qb * S * 8 + (size_t) qb * 8 + 16;
+        smem = (size_t) qb * 8 + (size_t) qb * S * 8 + (size_t) qb * 8 + 16 +
+            (path == PATH_I8 ? (size_t) qb * 8 : 0);        /* knn_i8_kernel's s_e1, s_rq */
         if (smem > SMEM_CAP)
             continue;
 
@@ -543,18 +610,20 @@ SeedEnabled(void)
 }
 
 /*
- * Run phase 1 and 2 (and the re-rank for fp16) for nq prepared queries.
- * Qp/qn2 are prepared queries in the workspace.  For PATH_F16, ok[] gets
- * the proof flags (device) and the caller checks them.
+ * Run phase 1 and 2 (and the re-rank for fp16 and int8) for nq prepared
+ * queries.  Qp/qn2 (q1 for int8) are prepared queries in the workspace.
+ * For PATH_F16 and PATH_I8, ok[] gets the proof flags (device) and the
+ * caller checks them.
  */
 int
 KnnLaunch(CodevecCudaIndex idx, int path, KnnCfg cfg, const float4 *Qp, const float *qn2,
-          const __half *qh, const float *qinv, int nq, int k, int metric, float *d_dist, int64_t *d_ids, int *d_ok,
+          const __half *qh, const float *qinv, const float *q1, int nq, int k, int metric,
+          float *d_dist, int64_t *d_ids, int *d_ok,
           unsigned char *scratch, size_t scratch_bytes, const KnnRanges *rg, cudaStream_t st,
           char *errbuf, size_t errlen)
 {
-    int  kc2 = path == PATH_F16 ? MinInt(k + MaxInt(16, k / 8), 2047) : k;
-    int  kc = path == PATH_F16 ? kc2 + 1 : k;
+    int  kc2 = Kc2(path, k);
+    int  kc = path == PATH_F32 ? k : kc2 + 1;
     Plan p;
 
     if (rg && rg->qranges)
@@ -570,7 +639,7 @@ KnnLaunch(CodevecCudaIndex idx, int path, KnnCfg cfg, const float4 *Qp, const fl
         cfg.qb = 1;
         cfg.warps = 8;
         cfg.bps = 2;
-        cfg.g = path == PATH_F16 ? 16 : 32;
+        cfg.g = path == PATH_F32 ? 32 : 16;
     }
     if (!MakePlan(idx, path, cfg, nq, kc, &p) &&
         !(cfg.g = 32, MakePlan(idx, path, cfg, nq, kc, &p)))
@@ -616,6 +685,9 @@ KnnLaunch(CodevecCudaIndex idx, int path, KnnCfg cfg, const float4 *Qp, const fl
     p.args.qinv = qinv;
     p.args.cand = cand1;
     p.args.metric = metric;
+    p.args.q1 = q1;
+    if (path == PATH_I8)
+        p.args.i8c = codevec_i8_consts(idx->dim);
 
     int    S2 = 2 * NextPow2(MaxInt(kc, SELECT_THREADS));
     size_t smem2 = 8 + (size_t) S2 * 8 + 16;
@@ -650,7 +722,8 @@ KnnLaunch(CodevecCudaIndex idx, int path, KnnCfg cfg, const float4 *Qp, const fl
         p.args.seed = cand1 + (size_t) p.args.nb * kc;
     }
     p.fn<<<p.grid, p.threads, p.smem, st>>>(p.args);
-    LAUNCH_CHECK(path == PATH_F32 ? "knn_f32_kernel" : cfg.g ? "knn_f16_kernel" : "knn_f16_mma_kernel");
+    LAUNCH_CHECK(path == PATH_F32 ? "knn_f32_kernel" : path == PATH_I8 ? "knn_i8_kernel"
+                 : cfg.g ? "knn_f16_kernel" : "knn_f16_mma_kernel");
 
     int64_t M = (int64_t) cnb * kc;
 
@@ -681,19 +754,26 @@ KnnLaunch(CodevecCudaIndex idx, int path, KnnCfg cfg, const float4 *Qp, const fl
     r.P = NextPow2(MaxInt(kc2, 2));
     r.maxnorm = idx->maxnorm;
     r.minnorm = idx->minnorm;
-    r.q16 = cfg.g == 0;
-    CUDA_CHECK(FuncPrepare((const void *) rerank_kernel, 256, (size_t) r.P * 8, NULL));
-    rerank_kernel<<<nq, 256, (size_t) r.P * 8, st>>>(r);
+    r.q16 = path == PATH_F16 && cfg.g == 0;
+    r.i8 = path == PATH_I8;
+    r.q1 = q1;
+
+    /* int8: ~128 candidates, so more warps (one candidate each at a time) */
+    int rthreads = path == PATH_I8 ? 512 : 256;
+
+    CUDA_CHECK(FuncPrepare((const void *) rerank_kernel, rthreads, (size_t) r.P * 8, NULL));
+    rerank_kernel<<<nq, rthreads, (size_t) r.P * 8, st>>>(r);
     LAUNCH_CHECK("rerank_kernel");
     return CODEVEC_CUDA_OK;
 }
 
 /* Bytes of workspace KnnLaunch needs at most for nq queries (row blocks:
- * at most 8 per multiprocessor, or nbmax for a ranged scan). */
+ * at most 8 per multiprocessor, or nbmax for a ranged scan); i8: room for
+ * the int8 path's longer candidate lists. */
 static size_t
-ScratchBytes(CodevecCudaIndex idx, int nq, int k, int nbmax)
+ScratchBytes(CodevecCudaIndex idx, int nq, int k, int nbmax, int i8)
 {
-    int    kc = MinInt(k + MaxInt(16, k / 8), 2047) + 1;
+    int    kc = Kc2(i8 ? PATH_I8 : PATH_F16, k) + 1;
     size_t nb = (size_t) MaxInt(idx->sms * 8, nbmax) + 1;   /* + the seed's block */
 
     return AlignUp((size_t) nq * nb * kc * 8) + AlignUp((size_t) nq * kc * 8) +
@@ -702,8 +782,8 @@ ScratchBytes(CodevecCudaIndex idx, int nq, int k, int nbmax)
 
 /* Lay the workspace out from base (NULL: only size it); returns its bytes. */
 size_t
-KnnQueryWsLayout(CodevecCudaIndex idx, int nq, int k, int nbmax, int per_query, unsigned char *base,
-              QueryWs *w)
+KnnQueryWsLayout(CodevecCudaIndex idx, int nq, int k, int nbmax, int per_query, int i8,
+                 unsigned char *base, QueryWs *w)
 {
     size_t o = 0, s4 = AlignUp((size_t) nq * 4);
 
@@ -712,9 +792,10 @@ KnnQueryWsLayout(CodevecCudaIndex idx, int nq, int k, int nbmax, int per_query, 
     w->ok = (int *) (base + o);     o += s4;
     w->qh = (__half *) (base + o);  o += AlignUp((size_t) nq * idx->dpad8 * 16);
     w->qinv = (float *) (base + o); o += s4;
+    w->q1 = (float *) (base + o);   o += s4;
     w->blk = (int64_t *) (base + o); o += AlignUp((size_t) MaxInt(nbmax, 1) * 16 * (per_query ? nq : 1));
     w->scratch = base + o;
-    w->sb = ScratchBytes(idx, nq, k, nbmax);
+    w->sb = ScratchBytes(idx, nq, k, nbmax, i8);
     return o + w->sb;
 }
 
@@ -730,7 +811,36 @@ KnnCfgFeasible(CodevecCudaIndex idx, int path, KnnCfg cfg, int nq, int kc)
 
     return MakePlan(idx, path, cfg, nq, kc, &p) &&
         !(path == PATH_F16 && cfg.g != 0 &&
-          cfg.qb * F16Unroll(F16Chunks(idx->dpad8, cfg.g)) > cfg.g);
+          cfg.qb * F16Unroll(F16Chunks(idx->dpad8, cfg.g)) > cfg.g) &&
+        !(path == PATH_I8 && cfg.qb * I8Unroll(I8Chunks(idx->dpad16, cfg.g)) > cfg.g);
+}
+
+/* The int8 candidates kept per block and query for k (the tuner's kc). */
+int
+KnnI8Kc(int k)
+{
+    return I8Kc2(k) + 1;
+}
+
+/*
+ * CODEVEC_KNN_INT8 in the environment, read once: "0" no int8 copy and no
+ * int8 scan; "1" an int8 copy for every fp16 index and the int8 first
+ * pass for every call (tests); unset or anything else (-1): the copy and
+ * the int8 pass for single queries where the autotuner measured it faster
+ * than fp16.
+ */
+int
+KnnInt8Mode(void)
+{
+    static int mode = -2;
+
+    if (mode == -2)
+    {
+        const char *e = getenv("CODEVEC_KNN_INT8");
+
+        mode = e && e[0] == '0' && !e[1] ? 0 : e && e[0] == '1' && !e[1] ? 1 : -1;
+    }
+    return mode;
 }
 
 /* Fill count floats of device memory with pseudo-random values. */
@@ -745,20 +855,26 @@ void
 KnnPrepQueries(CodevecCudaIndex idx, const float *d_queries, int nq, const QueryWs *w)
 {
     query_prep_kernel<<<nq, 32>>>(d_queries, idx->dim, idx->dpad4, w->Qp, w->qn2, idx->dpad8,
-                                  w->qh, w->qinv);
+                                  w->qh, w->qinv, w->q1);
 }
 
 /* ------------------------------------------------------------------ */
 /* C interface                                                         */
 /* ------------------------------------------------------------------ */
 
+/*
+ * Allocate an index of n rows of dim components on the current device:
+ * the fp32 copy, norms, statistics, the fp16 copy for CODEVEC_PREC_FP16
+ * and, when int8 is set too, the int8 codes and scales (n x (16 dpad16 +
+ * 4) bytes).  *out is set even on failure (free it).
+ */
 int
-KnnIndexAlloc(int64_t n, int dim, int precision, CodevecCudaIndex *out,
+KnnIndexAlloc(int64_t n, int dim, int precision, int int8, CodevecCudaIndex *out,
            char *errbuf, size_t errlen)
 {
     CodevecCudaIndex idx = (CodevecCudaIndex) calloc(1, sizeof(CodevecCudaIndexData));
     cudaDeviceProp   prop;
-    unsigned int     init[3] = {0u, 0u, 0x7f800000u};
+    unsigned int     init[4] = {0u, 0u, 0x7f800000u, 0x7f800000u};
 
     if (!idx)
     {
@@ -769,9 +885,12 @@ KnnIndexAlloc(int64_t n, int dim, int precision, CodevecCudaIndex *out,
     idx->dim = dim;
     idx->dpad4 = (dim + 3) / 4;
     idx->dpad8 = ((dim + 15) / 16) * 2;     /* rows 32-byte aligned for the tensor cores */
+    idx->dpad16 = (dim + 15) / 16;
     idx->precision = precision;
     idx->fp16_ok = precision == CODEVEC_PREC_FP16;
     KnnDefaultCfg(idx->cfg);
+    idx->cfg8 = (KnnCfg) {1, 8, 2, 8};
+    int8 = int8 && precision == CODEVEC_PREC_FP16;
     *out = idx;
     CUDA_CHECK(cudaGetDevice(&idx->device));
     CUDA_CHECK(cudaGetDeviceProperties(&prop, idx->device));
@@ -780,18 +899,22 @@ KnnIndexAlloc(int64_t n, int dim, int precision, CodevecCudaIndex *out,
 
     size_t b32 = (size_t) n * idx->dpad4 * 16;
     size_t b16 = (size_t) (n + MMA_ROWS) * idx->dpad8 * 16;    /* + zero rows for tiles */
+    size_t b8 = (size_t) n * idx->dpad16 * 16;
 
     if (cudaMalloc((void **) &idx->x32, b32 ? b32 : 16) != cudaSuccess ||
         cudaMalloc((void **) &idx->norm2, n ? n * 4 : 4) != cudaSuccess ||
         cudaMalloc((void **) &idx->stats, 16) != cudaSuccess ||
         (precision == CODEVEC_PREC_FP16 &&
-         cudaMalloc((void **) &idx->x16, b16 ? b16 : 16) != cudaSuccess))
+         cudaMalloc((void **) &idx->x16, b16 ? b16 : 16) != cudaSuccess) ||
+        (int8 && (cudaMalloc((void **) &idx->x8, b8 ? b8 : 16) != cudaSuccess ||
+                  cudaMalloc((void **) &idx->x8s, n ? n * 4 : 4) != cudaSuccess)))
     {
         cudaGetLastError();
         char need[64];
 
         snprintf(need, sizeof(need), "%.1f MiB",
-                 (b32 + (precision == CODEVEC_PREC_FP16 ? b16 : 0) + n * 4) / 1048576.0);
+                 (b32 + (precision == CODEVEC_PREC_FP16 ? b16 : 0) + n * 4 +
+                  (int8 ? b8 + n * 4 : 0)) / 1048576.0);
         SetError(errbuf, errlen, "out of GPU memory for an index of %s%s", need, "");
         return CODEVEC_CUDA_ERR_NOMEM;
     }
@@ -799,6 +922,11 @@ KnnIndexAlloc(int64_t n, int dim, int precision, CodevecCudaIndex *out,
     CUDA_CHECK(cudaMemset(idx->norm2, 0, n ? n * 4 : 4));
     if (idx->x16)
         CUDA_CHECK(cudaMemset(idx->x16, 0, b16 ? b16 : 16));
+    if (idx->x8)
+    {
+        CUDA_CHECK(cudaMemset(idx->x8, 0x80, b8 ? b8 : 16));    /* code 0 */
+        CUDA_CHECK(cudaMemset(idx->x8s, 0, n ? n * 4 : 4));
+    }
     CUDA_CHECK(cudaMemcpy(idx->stats, init, sizeof(init), cudaMemcpyHostToDevice));
     return CODEVEC_CUDA_OK;
 }
@@ -833,7 +961,11 @@ codevec_cuda_index_create(int64_t n, int dim, int precision, CodevecCudaIndex *o
         return rc;
     if (precision == CODEVEC_PREC_AUTO)
         precision = te.prec;
-    rc = KnnIndexAlloc(n, dim, precision, out, errbuf, errlen);
+
+    /* the int8 copy only where it pays (the tuner's choice) or is forced */
+    int mode = KnnInt8Mode();
+
+    rc = KnnIndexAlloc(n, dim, precision, mode == 1 || (mode < 0 && te.i8), out, errbuf, errlen);
     if (rc != CODEVEC_CUDA_OK)
     {
         codevec_cuda_index_free(*out);
@@ -841,6 +973,9 @@ codevec_cuda_index_create(int64_t n, int dim, int precision, CodevecCudaIndex *o
         return rc;
     }
     memcpy((*out)->cfg, te.cfg, sizeof(te.cfg));
+    if (te.us8 > 0)
+        (*out)->cfg8 = te.cfg8;
+    (*out)->i8_auto = te.i8;
     (*out)->have_cfg = 1;
     return CODEVEC_CUDA_OK;
 }
@@ -850,7 +985,7 @@ int
 KnnIndexUpload(CodevecCudaIndex idx, const float *vectors, int64_t first, int64_t count,
             char *errbuf, size_t errlen)
 {
-    unsigned int st[3];
+    unsigned int st[4];
 
     if (!idx || !vectors || first < 0 || count < 0 || first + count > idx->n)
     {
@@ -867,10 +1002,12 @@ KnnIndexUpload(CodevecCudaIndex idx, const float *vectors, int64_t first, int64_
     int64_t blocks = (count * 32 + 255) / 256;
 
     upload_finish_kernel<<<(unsigned) blocks, 256>>>(idx->x32, idx->x16, idx->norm2, first, count,
-                                                     idx->dpad4, idx->dpad8, idx->stats);
+                                                     idx->dpad4, idx->dpad8, idx->stats, idx->x8,
+                                                     idx->x8s, idx->dpad16);
     LAUNCH_CHECK("upload_finish_kernel");
     CUDA_CHECK(cudaMemcpy(st, idx->stats, sizeof(st), cudaMemcpyDeviceToHost));
     memcpy(&idx->maxabs, &st[0], 4);
+    memcpy(&idx->minabs, &st[3], 4);
     {
         float mx2, mn2;
 
@@ -882,6 +1019,9 @@ KnnIndexUpload(CodevecCudaIndex idx, const float *vectors, int64_t first, int64_
     /* beyond fp16's range the fp16 copy holds infinities: scan fp32 */
     idx->fp16_ok = idx->precision == CODEVEC_PREC_FP16 && idx->maxabs <= 65504.0f
         && isfinite(idx->maxnorm);
+    /* int8: every non-zero row scale in [2^-32, 2^16], the bound's range (knn_i8.h) */
+    idx->i8_ok = idx->x8 != NULL && isfinite(idx->maxnorm) &&
+        idx->maxabs <= 127.0f * 65536.0f && (isinf(idx->minabs) || idx->minabs >= 127.0f * 0x1p-32f);
     return CODEVEC_CUDA_OK;
 }
 
@@ -900,6 +1040,8 @@ codevec_cuda_index_free(CodevecCudaIndex idx)
     cudaSetDevice(idx->device);
     cudaFree(idx->x32);
     cudaFree(idx->x16);
+    cudaFree(idx->x8);
+    cudaFree(idx->x8s);
     cudaFree(idx->norm2);
     cudaFree(idx->stats);
     cudaFree(idx->ws);
@@ -955,7 +1097,8 @@ codevec_cuda_index_info(CodevecCudaIndex idx, size_t *device_bytes, int *scan_pr
         return CODEVEC_CUDA_ERR_ARG;
     if (device_bytes)
         *device_bytes = (size_t) idx->n * idx->dpad4 * 16 + (size_t) idx->n * 4 +
-            (idx->x16 ? (size_t) idx->n * idx->dpad8 * 16 : 0) + idx->ws_bytes;
+            (idx->x16 ? (size_t) idx->n * idx->dpad8 * 16 : 0) +
+            (idx->x8 ? (size_t) idx->n * (idx->dpad16 * 16 + 4) : 0) + idx->ws_bytes;
     if (scan_precision)
         *scan_precision = idx->fp16_ok ? CODEVEC_PREC_FP16 : CODEVEC_PREC_FP32;
     if (text && textlen)
@@ -968,6 +1111,10 @@ codevec_cuda_index_info(CodevecCudaIndex idx, size_t *device_bytes, int *scan_pr
             off += snprintf(text + off, textlen - off, " nq<=%d:qb=%d,warps=%d,bps=%d,g=%d",
                             kBucketNq[b], idx->cfg[p][b].qb, idx->cfg[p][b].warps,
                             idx->cfg[p][b].bps, idx->cfg[p][b].g);
+        if (off > 0 && (size_t) off < textlen)
+            snprintf(text + off, textlen - off, " int8=%s",
+                     !idx->x8 ? "none" : !idx->i8_ok ? "out-of-range"
+                     : KnnInt8Mode() == 1 ? "forced" : idx->i8_auto ? "nq=1" : "unused");
     }
     return CODEVEC_CUDA_OK;
 }
@@ -997,7 +1144,17 @@ KnnEnqueue(CodevecCudaIndex idx, const float *d_queries, int nq, int k, int metr
     int     path = force_path >= 0 ? force_path : (idx->fp16_ok ? PATH_F16 : PATH_F32);
     QueryWs *w = &call->w;
     KnnRanges *rg = &call->rg;
+    int     mode = KnnInt8Mode();
 
+    /*
+     * The int8 first pass: forced (path 2, or CODEVEC_KNN_INT8=1), or single
+     * queries where the tuner found it faster; only over codes whose scales
+     * the bound covers. Batches keep the tensor cores (fp16).
+     */
+    if (force_path < 0 && idx->i8_ok && (mode == 1 || (mode < 0 && idx->i8_auto && nq == 1)))
+        path = PATH_I8;
+    if (path == PATH_I8 && !idx->i8_ok)
+        path = idx->fp16_ok ? PATH_F16 : PATH_F32;
     if (path == PATH_F16 && !idx->fp16_ok)
         path = PATH_F32;
     int       nbmax = ranges ? MaxInt(idx->sms * 8, nranges) : 0;
@@ -1011,11 +1168,12 @@ KnnEnqueue(CodevecCudaIndex idx, const float *d_queries, int nq, int k, int metr
         nbmax = MaxInt(idx->sms * 8, nbmax);
     }
 
-    rc = KnnEnsureWorkspace(idx, KnnQueryWsLayout(idx, nq, k, nbmax, ranges && qranges, NULL, w),
+    rc = KnnEnsureWorkspace(idx, KnnQueryWsLayout(idx, nq, k, nbmax, ranges && qranges,
+                                                  path == PATH_I8, NULL, w),
                          errbuf, errlen);
     if (rc != CODEVEC_CUDA_OK)
         return rc;
-    KnnQueryWsLayout(idx, nq, k, nbmax, ranges && qranges, idx->ws, w);
+    KnnQueryWsLayout(idx, nq, k, nbmax, ranges && qranges, path == PATH_I8, idx->ws, w);
     idx->ws_seq++;              /* the workspace now holds this call's queries */
     rg->ranges = ranges;
     rg->nranges = ranges ? nranges : -1;
@@ -1025,16 +1183,18 @@ KnnEnqueue(CodevecCudaIndex idx, const float *d_queries, int nq, int k, int metr
     rg->d_blk = w->blk;
 
     query_prep_kernel<<<nq, 32, 0, st>>>(d_queries, idx->dim, idx->dpad4, w->Qp, w->qn2,
-                                         idx->dpad8, w->qh, w->qinv);
+                                         idx->dpad8, w->qh, w->qinv, w->q1);
     LAUNCH_CHECK("query_prep_kernel");
 
-    call->path = path;
+    call->path = path == PATH_I8 ? PATH_F16 : path;
+    call->i8 = path == PATH_I8;
     call->bucket = NqBucket(nq);
-    return KnnLaunch(idx, path, idx->cfg[path][call->bucket], w->Qp, w->qn2, w->qh, w->qinv, nq, k,
-                     metric, d_dist, d_ids, w->ok, w->scratch, w->sb, rg, st, errbuf, errlen);
+    return KnnLaunch(idx, path, path == PATH_I8 ? idx->cfg8 : idx->cfg[path][call->bucket], w->Qp,
+                     w->qn2, w->qh, w->qinv, w->q1, nq, k, metric, d_dist, d_ids, w->ok, w->scratch,
+                     w->sb, rg, st, errbuf, errlen);
 }
 
-/* Answer a whole call again on the fp32 path (an fp16 proof failed). */
+/* Answer a whole call again on the fp32 path (an fp16 or int8 proof failed). */
 int
 KnnRelaunchF32(CodevecCudaIndex idx, const KnnCall *call, int nq, int k, int metric,
                float *d_dist, int64_t *d_ids, cudaStream_t st, char *errbuf, size_t errlen)
@@ -1042,8 +1202,8 @@ KnnRelaunchF32(CodevecCudaIndex idx, const KnnCall *call, int nq, int k, int met
     const QueryWs *w = &call->w;
 
     return KnnLaunch(idx, PATH_F32, idx->cfg[PATH_F32][call->bucket], w->Qp, w->qn2, w->qh,
-                     w->qinv, nq, k, metric, d_dist, d_ids, w->ok, w->scratch, w->sb, &call->rg,
-                     st, errbuf, errlen);
+                     w->qinv, w->q1, nq, k, metric, d_dist, d_ids, w->ok, w->scratch, w->sb,
+                     &call->rg, st, errbuf, errlen);
 }
 
 /* knn on device pointers with an explicit configuration table. */
@@ -1102,7 +1262,9 @@ codevec_cuda_knn_device(CodevecCudaIndex idx, const float *d_queries, int nq, in
                      (cudaStream_t) stream, fallbacks, -1, NULL, 0, NULL, errbuf, errlen);
 }
 
-/* Internal for the test and bench programs: force a path (0 fp32, 1 fp16). */
+/* Internal for the test and bench programs: force a path (0 fp32, 1 fp16,
+ * 2 int8 first pass; a path the index cannot scan falls back as in
+ * KnnEnqueue). */
 extern "C" int
 codevec_cuda_knn_device_path(CodevecCudaIndex idx, const float *d_queries, int nq, int k,
                              int metric, float *d_out_dist, int64_t *d_out_ids, void *stream,

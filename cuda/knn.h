@@ -56,9 +56,16 @@ int codevec_cuda_index_create(int64_t n, int dim, int precision,
 /*
  * Copy rows [first, first+count) from host memory (count x dim floats, row
  * major, finite values) to the device and derive the norms and, for fp16
- * storage, the fp16 copy.  Synchronous.  Values beyond fp16's range make the
- * index scan its fp32 copy (still exact, slower); see
- * codevec_cuda_index_info().
+ * storage, the fp16 copy and, where the index has one, the int8 copy (per
+ * row a scale max|x_i|/127 and one byte a component; cuda/knn_i8.h).
+ * Synchronous.  Values beyond fp16's range make the index scan its fp32
+ * copy (still exact, slower); a row scale outside [2^-32, 2^16] turns the
+ * int8 first pass off; see codevec_cuda_index_info().
+ *
+ * The int8 copy (n x (16 ceil(dim/16) + 4) bytes) exists for fp16 indexes
+ * where the autotuner found the int8 first pass faster for single queries,
+ * or everywhere with CODEVEC_KNN_INT8=1 in the environment (which also
+ * makes every call scan it first); CODEVEC_KNN_INT8=0: never.
  */
 int codevec_cuda_index_upload(CodevecCudaIndex idx, const float *vectors,
                               int64_t first, int64_t count,
@@ -68,8 +75,11 @@ int codevec_cuda_index_upload(CodevecCudaIndex idx, const float *vectors,
 void codevec_cuda_index_free(CodevecCudaIndex idx);
 
 /*
- * Describe the index: device bytes held, precision actually scanned
- * (CODEVEC_PREC_FP32/FP16) and the kernel configuration in use, as text.
+ * Describe the index: device bytes held (every copy: fp32, fp16, int8,
+ * norms, the workspace), precision actually scanned (CODEVEC_PREC_FP32/FP16;
+ * an int8 first pass counts as FP16: it re-ranks from fp32 the same way)
+ * and the kernel configuration in use, as text (ending "int8=none |
+ * out-of-range | forced | nq=1 | unused").
  */
 int codevec_cuda_index_info(CodevecCudaIndex idx, size_t *device_bytes,
                             int *scan_precision, char *text, size_t textlen);
@@ -219,9 +229,12 @@ int codevec_cuda_autotune(int dim, char *report, size_t reportlen,
 
 /*
  * Internal, for test/cuda and bench/kernels: run on a forced path (0 the
- * fp32 scan, 1 the fp16 scan + re-rank) and pin one kernel configuration
- * (qb queries a tile, warps a block, blocks per multiprocessor, g lanes a
- * row on the fp16 CUDA-core kernel or 0 for the tensor-core kernel).
+ * fp32 scan, 1 the fp16 scan + re-rank, 2 the int8 scan + re-rank; a path
+ * the index cannot scan falls back to the next one) and pin one kernel
+ * configuration (qb queries a tile, warps a block, blocks per
+ * multiprocessor, g lanes a row on the fp16 CUDA-core kernel or 0 for the
+ * tensor-core kernel; path 2: the int8 kernel's, g 8, 16 or 32, and
+ * CODEVEC_CUDA_ERR_ARG when the index has no int8 copy in range).
  */
 int codevec_cuda_knn_device_path(CodevecCudaIndex idx, const float *d_queries, int nq, int k,
                                  int metric, float *d_out_dist, int64_t *d_out_ids,

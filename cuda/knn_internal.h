@@ -82,6 +82,8 @@ typedef struct KnnCfg
 
 #define PATH_F32 0
 #define PATH_F16 1
+#define PATH_I8  2      /* int8 codes scanned first; like PATH_F16 it leaves proof
+                         * flags and re-ranks from the fp32 copy (KnnLaunch) */
 #define NBUCKETS 4
 #define SMEM_CAP (100 * 1024)
 
@@ -96,6 +98,9 @@ typedef struct TuneEntry
     KnnCfg cfg[2][NBUCKETS];
     double us[2][NBUCKETS];     /* measured time of the choice */
     int    prec;                /* chosen storage precision */
+    KnnCfg cfg8;                /* the int8 first pass, single queries */
+    double us8;                 /* its measured time (0: not measured) */
+    int    i8;                  /* 1: single queries scan int8 codes first */
 } TuneEntry;
 
 /* events of a batch call: before and after H2D, kernels, gather, D2H */
@@ -121,6 +126,14 @@ struct CodevecCudaIndexData
     int           smem_optin;
     float4       *x32;
     uint4        *x16;
+    uint4        *x8;           /* int8 codes (n x dpad16 uint4) or NULL */
+    float        *x8s;          /* their row scales */
+    int           dpad16;       /* 16-code chunks per row */
+    int           i8_ok;        /* codes exist and every scale lies in the
+                                 * bound's range (knn_i8.h): scan them */
+    int           i8_auto;      /* the tuner chose int8 for single queries */
+    KnnCfg        cfg8;         /* the int8 kernel's configuration */
+    float         minabs;       /* smallest non-zero max |x_i| of a row */
     float        *norm2;
     unsigned int *stats;
     float         maxabs;
@@ -158,6 +171,7 @@ typedef struct QueryWs
     int           *ok;
     __half        *qh;
     float         *qinv;
+    float         *q1;          /* int8 path: fl(||q||_1) */
     int64_t       *blk;         /* ranged scans: the block table */
     unsigned char *scratch;
     size_t         sb;
@@ -182,13 +196,16 @@ struct KnnRanges
 };
 
 /*
- * One k-NN call's launch state: the path run, its configuration bucket,
+ * One k-NN call's launch state: the path run (int8 reported as PATH_F16:
+ * its callers only ask whether proof flags must be read), its configuration bucket,
  * the laid-out workspace and the row ranges, kept so that the fp32
  * fallback can be launched again on the same prepared queries.
  */
 typedef struct KnnCall
 {
-    int        path;
+    int        path;            /* PATH_F32, or PATH_F16 for any first pass that
+                                 * leaves proof flags (fp16 scores or int8) */
+    int        i8;              /* the first pass scanned the int8 codes */
     int        bucket;
     QueryWs    w;
     KnnRanges  rg;
@@ -197,15 +214,18 @@ typedef struct KnnCall
 /* knn.cu */
 extern void   KnnDefaultCfg(KnnCfg cfg[2][NBUCKETS]);
 extern int    KnnEnsureWorkspace(CodevecCudaIndex idx, size_t bytes, char *errbuf, size_t errlen);
-extern size_t KnnQueryWsLayout(CodevecCudaIndex idx, int nq, int k, int nbmax, int per_query,
+extern size_t KnnQueryWsLayout(CodevecCudaIndex idx, int nq, int k, int nbmax, int per_query, int i8,
                                unsigned char *base, QueryWs *w);
 extern int    KnnLaunch(CodevecCudaIndex idx, int path, KnnCfg cfg, const float4 *Qp,
-                        const float *qn2, const __half *qh, const float *qinv, int nq, int k,
+                        const float *qn2, const __half *qh, const float *qinv, const float *q1,
+                        int nq, int k,
                         int metric, float *d_dist, int64_t *d_ids, int *d_ok,
                         unsigned char *scratch, size_t scratch_bytes, const struct KnnRanges *rg,
                         cudaStream_t st, char *errbuf, size_t errlen);
-extern int    KnnIndexAlloc(int64_t n, int dim, int precision, CodevecCudaIndex *out,
+extern int    KnnIndexAlloc(int64_t n, int dim, int precision, int int8, CodevecCudaIndex *out,
                             char *errbuf, size_t errlen);
+extern int    KnnInt8Mode(void);
+extern int    KnnI8Kc(int k);
 extern int    KnnIndexUpload(CodevecCudaIndex idx, const float *vectors, int64_t first,
                              int64_t count, char *errbuf, size_t errlen);
 extern int    KnnCfgFeasible(CodevecCudaIndex idx, int path, KnnCfg cfg, int nq, int kc);

@@ -2,14 +2,15 @@
  * knn_kernels.cuh — the device code of the exact k-NN (knn.cu's design
  * comment explains the phases): order-preserving keys, the block-wide
  * top-k threshold buffer, the similarity kernels (fp32, fp16, fp16 on
- * tensor cores), the merge of per-block candidates, the fp16 re-rank with
- * its proof of exactness, query and row preparation, and the row gather.
+ * tensor cores, int8), the merge of per-block candidates, the re-rank with
+ * its proof of exactness (fp16 scores, or int8 lower bounds: knn_i8.h), query and row preparation, and the row gather.
  * Included once, by knn.cu (kernels are static: one translation unit).
  */
 #ifndef CODEVEC_KNN_KERNELS_CUH
 #define CODEVEC_KNN_KERNELS_CUH
 
 #include "knn_internal.h"
+#include "knn_i8.h"
 
 /* ------------------------------------------------------------------ */
 /* keys                                                                */
@@ -238,6 +239,11 @@ typedef struct KnnArgs
     const uint64_t *seed;   /* tensor-core path: NULL, or per query q a bound
                              * seed[q * cnb * kc + kc - 1]: at least kc rows
                              * outside this scan have keys <= it */
+    const uint4  *x8;       /* int8 path: n x dpad16 uint4 (16 codes + 128 each) */
+    const float  *x8s;      /* int8 path: n row scales */
+    int           dpad16;   /* int8 path: 16-code chunks per row */
+    const float  *q1;       /* int8 path: nq computed ||q||_1 */
+    CodevecI8Consts i8c;    /* int8 path: the bound's constants (knn_i8.h) */
 } KnnArgs;
 
 /* The rows block blockIdx.y scans: a slice of [0, n), or its table entry. */
@@ -548,6 +554,153 @@ knn_f16_kernel(KnnArgs a)
     TopkWriteBlock(s_buf, s_cnt, s_thr, nqt, a.S, a.kc, a.cand, q0, a.nb);
 }
 
+/* Add 16 codes (one uint4 of bytes c + 128) times 16 query values to acc. */
+static __device__ __forceinline__ float
+I8Chunk(const float *q, uint4 v, float acc)
+{
+    const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+
+#pragma unroll
+    for (int wi = 0; wi < 4; wi++)
+#pragma unroll
+        for (int bi = 0; bi < 4; bi++)
+        {
+            /* bits 0x4B0000bb are the float 2^23 + b: minus 2^23 + 128 is c, exactly */
+            float c = __uint_as_float(__byte_perm(w[wi], 0x4B000000u, 0x7440u | bi)) - 8388736.0f;
+
+            acc = fmaf(q[4 * wi + bi], c, acc);
+        }
+    return acc;
+}
+
+/*
+ * Lower bounds of the true distance (L2: squared) of QB queries against
+ * int8 rows (codevec_i8_lower_bound of knn_i8.h), fused with per-block
+ * top-k: the candidates that rerank_kernel re-ranks and proves with the
+ * int8 proof.  g lanes share a row; lane `sub` holds 16-code chunks sub,
+ * sub+g, ...; U row groups in flight.  A row costs dpad16*16 bytes of
+ * codes + its scale (+ its norm for L2 and cosine): ~388 B at 384 dims.
+ */
+template <int CHI, int QB, int U>
+static __global__ void __launch_bounds__(256)
+knn_i8_kernel(KnnArgs a)
+{
+    extern __shared__ __align__(128) unsigned char smem_raw[];
+    uint64_t *s_thr = (uint64_t *) smem_raw;
+    uint64_t *s_buf = s_thr + QB;
+    int      *s_cnt = (int *) (s_buf + (size_t) QB * a.S);
+    float    *s_qn2 = (float *) (s_cnt + QB);
+    float    *s_e1 = s_qn2 + QB;
+    float    *s_rq = s_e1 + QB;
+
+    const int     lane = threadIdx.x & 31;
+    const int     warp = threadIdx.x >> 5;
+    const int     nwarps = blockDim.x >> 5;
+    const int     g = a.g;
+    const int     slot = lane / g;
+    const int     sub = lane % g;
+    const int     RW = 32 / g;
+    const int     q0 = blockIdx.x * QB;
+    const int     nqt = min(QB, a.nq - q0);
+    int64_t       rb, re;
+
+    BlockRows(a, &rb, &re);
+    const float  *qf = (const float *) a.q;
+    const int     qstride = a.dpad4 * 4;
+
+    if (threadIdx.x < QB)
+    {
+        int   qi = threadIdx.x;
+        float qn2 = qi < nqt ? a.qn2[q0 + qi] : 1.0f;
+
+        s_cnt[qi] = 0;
+        s_thr[qi] = KEY_NONE;
+        s_qn2[qi] = qn2;
+        s_e1[qi] = qi < nqt ? a.q1[q0 + qi] * a.i8c.cq : 0.0f;
+        s_rq[qi] = rsqrtf(qn2);
+    }
+
+    float qv[QB][CHI][16];
+#pragma unroll
+    for (int qi = 0; qi < QB; qi++)
+#pragma unroll
+        for (int t = 0; t < CHI; t++)
+#pragma unroll
+            for (int e = 0; e < 16; e++)
+            {
+                int c = sub + g * t;
+                int i = 16 * c + e;
+
+                qv[qi][t][e] = (qi < nqt && c < a.dpad16 && i < qstride)
+                    ? qf[(size_t) (q0 + qi) * qstride + i] : 0.0f;
+            }
+    __syncthreads();
+
+    const int rows_step = U * RW;
+    const int iters = a.RR / (nwarps * rows_step);
+
+    for (int64_t base = rb; base < re; base += a.RR)
+    {
+        for (int it = 0; it < iters; it++)
+        {
+            int64_t r = base + (int64_t) (it * nwarps + warp) * rows_step;
+
+            if (r >= re)
+                break;                          /* warp-uniform */
+
+            uint4 xv[U][CHI];
+#pragma unroll
+            for (int u = 0; u < U; u++)
+#pragma unroll
+                for (int t = 0; t < CHI; t++)
+                {
+                    int64_t row = r + u * RW + slot;
+                    int     c = sub + g * t;
+
+                    xv[u][t] = (row < re && c < a.dpad16)
+                        ? __ldg(&a.x8[(size_t) row * a.dpad16 + c])
+                        : make_uint4(0u, 0u, 0u, 0u);
+                }
+
+            float mine = 0.0f;
+#pragma unroll
+            for (int qi = 0; qi < QB; qi++)
+#pragma unroll
+                for (int u = 0; u < U; u++)
+                {
+                    float acc = 0.0f;
+#pragma unroll
+                    for (int t = 0; t < CHI; t++)
+                        acc = I8Chunk(qv[qi][t], xv[u][t], acc);
+                    for (int off = g >> 1; off > 0; off >>= 1)
+                        acc += __shfl_xor_sync(FULL_MASK, acc, off);
+                    if (sub == qi * U + u)
+                        mine = acc;
+                }
+
+            if (sub < QB * U)
+            {
+                int     qi = sub / U;
+                int64_t row = r + (sub % U) * RW + slot;
+
+                if (qi < nqt && row < re)
+                {
+                    float sc = a.x8s[row];
+                    float xn2 = a.metric != CODEVEC_METRIC_IP ? a.norm2[row] : 0.0f;
+                    float rx = a.metric == CODEVEC_METRIC_COSINE ? rsqrtf(xn2) : 0.0f;
+                    float lb = codevec_i8_lower_bound(a.metric, mine, sc, s_e1[qi], s_qn2[qi], xn2,
+                                                      s_rq[qi], rx, a.i8c);
+
+                    TopkPush(MakeKey(lb, (uint32_t) row), s_buf + (size_t) qi * a.S,
+                             s_cnt + qi, s_thr + qi);
+                }
+            }
+        }
+        TopkMergeFull(s_buf, s_cnt, s_thr, nqt, a.S, a.RR, a.kc);
+    }
+    TopkWriteBlock(s_buf, s_cnt, s_thr, nqt, a.S, a.kc, a.cand, q0, a.nb);
+}
+
 #define MMA_WARPS 4
 #define MMA_ROWS 16                             /* rows per warp and step */
 
@@ -845,6 +998,8 @@ typedef struct RerankArgs
     float           maxnorm;    /* largest row norm */
     float           minnorm;    /* smallest non-zero row norm */
     int             q16;        /* scores came from fp16 queries (tensor cores) */
+    int             i8;         /* keys are int8 lower bounds: the int8 proof */
+    const float    *q1;         /* int8: nq computed ||q||_1 */
 } RerankArgs;
 
 /*
@@ -896,6 +1051,23 @@ RerankPasses(const RerankArgs &a, uint64_t cut, uint64_t kth, float qn2)
 
         return (double) cutf - eps > (double) T;
     }
+}
+
+/*
+ * The int8 proof (codevec_i8_proof, knn_i8.h): cut is the (kc2+1)-th key,
+ * a lower bound of the true distance (squared for L2) of every row not
+ * re-ranked; kth the k-th re-ranked key (canonical distance).
+ */
+static __device__ bool
+I8RerankPasses(const RerankArgs &a, uint64_t cut, uint64_t kth, float qn2, float q1)
+{
+    if (cut == KEY_NONE)
+        return true;                    /* every row was re-ranked */
+    if (kth == KEY_NONE)
+        return false;
+    return codevec_i8_proof(a.metric, FloatFromOrdered((uint32_t) (cut >> 32)),
+                            FloatFromOrdered((uint32_t) (kth >> 32)), qn2, q1, a.maxnorm,
+                            a.dim) != 0;
 }
 
 /*
@@ -959,31 +1131,45 @@ rerank_kernel(RerankArgs a)
         }
     }
     if (threadIdx.x == 0)
-        a.ok[q] = RerankPasses(a, cand[a.kc2], a.k - 1 < a.P ? s_keys[a.k - 1] : KEY_NONE, qn2);
+        a.ok[q] = a.i8 ? I8RerankPasses(a, cand[a.kc2], a.k - 1 < a.P ? s_keys[a.k - 1] : KEY_NONE,
+                                        qn2, a.q1[q])
+                       : RerankPasses(a, cand[a.kc2], a.k - 1 < a.P ? s_keys[a.k - 1] : KEY_NONE, qn2);
 }
 
 /* ------------------------------------------------------------------ */
 /* preparation: queries and uploaded rows                              */
 /* ------------------------------------------------------------------ */
 
-/* One warp per query: pad to dpad4 float4 and take the canonical |q|^2. */
+/*
+ * One warp per query: pad to dpad4 float4 and take the canonical |q|^2,
+ * the scaled fp16 copy and, for the int8 path, fl(sum |q_i|) (q1; lane l
+ * adds components l, l+32, ... in order, then a butterfly: knn_i8.h's
+ * step 5 allows any order).
+ */
 static __global__ void
 query_prep_kernel(const float *src, int dim, int dpad4, float4 *dst, float *qn2,
-                  int dpad8, __half *qh, float *qinv)
+                  int dpad8, __half *qh, float *qinv, float *q1)
 {
     const int q = blockIdx.x;
     const int lane = threadIdx.x;
     float    *d = (float *) (dst + (size_t) q * dpad4);
     float     acc = 0.0f;
     float     mx = 0.0f;
+    float     l1 = 0.0f;
 
     for (int i = lane; i < dpad4 * 4; i += 32)
     {
         d[i] = i < dim ? src[(size_t) q * dim + i] : 0.0f;
         mx = fmaxf(mx, fabsf(d[i]));
+        l1 += fabsf(d[i]);
     }
     for (int off = 16; off > 0; off >>= 1)
+    {
         mx = fmaxf(mx, __shfl_xor_sync(FULL_MASK, mx, off));
+        l1 += __shfl_xor_sync(FULL_MASK, l1, off);
+    }
+    if (lane == 0 && q1)
+        q1[q] = l1;
 
     /* fp16 copy scaled by 2^s so that max |q_i| lands in [2^14, 2^15) */
     int e = 0;
@@ -1010,12 +1196,15 @@ query_prep_kernel(const float *src, int dim, int dpad4, float4 *dst, float *qn2,
 
 /*
  * One warp per uploaded row: canonical |x|^2, the fp16 copy (when x16 is
- * set) and the index-wide statistics (max |x_i|, max and min non-zero
- * |x|^2, as float bits: non-negative floats order as unsigned ints).
+ * set), the int8 codes and scale (when x8 is set; knn_i8.h's coder) and
+ * the index-wide statistics (max |x_i|, max and min non-zero |x|^2, min
+ * non-zero max |x_i|, as float bits: non-negative floats order as
+ * unsigned ints).
  */
 static __global__ void
 upload_finish_kernel(const float4 *x32, uint4 *x16, float *norm2, int64_t first,
-                     int64_t count, int dpad4, int dpad8, unsigned int *stats)
+                     int64_t count, int dpad4, int dpad8, unsigned int *stats,
+                     uint4 *x8, float *x8s, int dpad16)
 {
     int64_t row = first + ((int64_t) blockIdx.x * blockDim.x + threadIdx.x) / 32;
     int     lane = threadIdx.x & 31;
@@ -1053,6 +1242,33 @@ upload_finish_kernel(const float4 *x32, uint4 *x16, float *norm2, int64_t first,
             x16[(size_t) row * dpad8 + c] = *(uint4 *) h;
         }
     }
+    if (x8)
+    {
+        const float *xf = (const float *) (x32 + (size_t) row * dpad4);
+        float        s = codevec_i8_scale(mx);
+
+        for (int c = lane; c < dpad16; c += 32)
+        {
+            uint32_t w[4];
+
+            for (int wi = 0; wi < 4; wi++)
+            {
+                uint32_t word = 0;
+
+                for (int bi = 0; bi < 4; bi++)
+                {
+                    int      i = 16 * c + 4 * wi + bi;
+                    uint32_t b = i < dpad4 * 4 ? codevec_i8_code(xf[i], s) : 128u;
+
+                    word |= b << (8 * bi);
+                }
+                w[wi] = word;
+            }
+            x8[(size_t) row * dpad16 + c] = make_uint4(w[0], w[1], w[2], w[3]);
+        }
+        if (lane == 0)
+            x8s[row] = s;
+    }
     if (lane == 0)
     {
         norm2[row] = acc;
@@ -1060,6 +1276,8 @@ upload_finish_kernel(const float4 *x32, uint4 *x16, float *norm2, int64_t first,
         atomicMax(&stats[1], __float_as_uint(acc));
         if (acc > 0.0f)
             atomicMin(&stats[2], __float_as_uint(acc));
+        if (mx > 0.0f)
+            atomicMin(&stats[3], __float_as_uint(mx));
     }
 }
 

@@ -3,7 +3,9 @@
  * GPU and a dimension, every candidate configuration (queries per tile,
  * warps per block, blocks per multiprocessor, lanes per row, and the fp16
  * or fp32 storage) is timed on a synthetic index four times the L2 cache,
- * for each batch bucket (kBucketNq), and the fastest kept. Choices are
+ * for each batch bucket (kBucketNq), and the fastest kept; so is the int8
+ * first pass for single queries, used where it beats fp16 and proves its
+ * answers on the synthetic queries. Choices are
  * cached per (GPU model, dimension) in memory and appended to
  * $CODEVEC_CUDA_TUNE_FILE (the GPU service points it into the data
  * directory), so a restarted process reuses them; a mutex guards the cache.
@@ -60,7 +62,8 @@ TuneLookup(const char *gpu, int dim)
         int   used;
 
         memset(&e, 0, sizeof(e));
-        if (sscanf(s, "codevec-tune-1 %255s %d %d%n", e.gpu, &e.dim, &e.prec, &used) != 3)
+        /* version 2 adds the int8 pass; version 1 lines are measured again */
+        if (sscanf(s, "codevec-tune-2 %255s %d %d%n", e.gpu, &e.dim, &e.prec, &used) != 3)
             continue;
         s += used;
         int ok = 1;
@@ -75,6 +78,9 @@ TuneLookup(const char *gpu, int dim)
                     ok = 0;
                 s += used;
             }
+        if (ok && sscanf(s, " %d %d %d %d %lf %d", &e.cfg8.qb, &e.cfg8.warps, &e.cfg8.bps,
+                         &e.cfg8.g, &e.us8, &e.i8) != 6)
+            ok = 0;
         if (ok && e.dim == dim && strcmp(e.gpu, gpu) == 0 && g_ntune < TUNE_MAX)
         {
             g_tune[g_ntune] = e;
@@ -109,12 +115,13 @@ TuneStore(const TuneEntry *e)
 
     if (!f)
         return;
-    fprintf(f, "codevec-tune-1 %s %d %d", e->gpu, e->dim, e->prec);
+    fprintf(f, "codevec-tune-2 %s %d %d", e->gpu, e->dim, e->prec);
     for (int pth = 0; pth < 2; pth++)
         for (int b = 0; b < NBUCKETS; b++)
             fprintf(f, " %d %d %d %d %.2f", e->cfg[pth][b].qb, e->cfg[pth][b].warps,
                     e->cfg[pth][b].bps, e->cfg[pth][b].g, e->us[pth][b]);
-    fprintf(f, "\n");
+    fprintf(f, " %d %d %d %d %.2f %d\n", e->cfg8.qb, e->cfg8.warps, e->cfg8.bps, e->cfg8.g,
+            e->us8, e->i8);
     fclose(f);
 }
 
@@ -147,6 +154,7 @@ KnnTuneGet(int dim, TuneEntry *out, char *errbuf, size_t errlen)
         out->dim = dim;
         out->prec = CODEVEC_PREC_FP16;
         KnnDefaultCfg(out->cfg);
+        out->cfg8 = (KnnCfg) {1, 8, 2, 8};      /* int8 only where forced */
         return CODEVEC_CUDA_OK;
     }
     return TuneRun(dim, out, NULL, 0, errbuf, errlen);
@@ -176,7 +184,7 @@ TimeCfg(CodevecCudaIndex idx, int path, KnnCfg cfg, const QueryWs *w, int nq,
     for (int r = 0; r < 8; r++)
     {
         CUDA_CHECK(cudaEventRecord(e0, 0));
-        rc = KnnLaunch(idx, path, cfg, w->Qp, w->qn2, w->qh, w->qinv, nq, 10,
+        rc = KnnLaunch(idx, path, cfg, w->Qp, w->qn2, w->qh, w->qinv, w->q1, nq, 10,
                        CODEVEC_METRIC_COSINE, dd, di, w->ok, w->scratch, w->sb, NULL, 0, errbuf, errlen);
         if (rc != CODEVEC_CUDA_OK)
             return rc;
@@ -192,6 +200,75 @@ TimeCfg(CodevecCudaIndex idx, int path, KnnCfg cfg, const QueryWs *w, int nq,
     }
     qsort(t, 7, sizeof(double), CmpDouble);
     *us = t[3];
+    return CODEVEC_CUDA_OK;
+}
+
+/*
+ * The int8 first pass for single queries (the index has its codes unless
+ * CODEVEC_KNN_INT8=0): time every configuration (warps, blocks per
+ * multiprocessor, lanes per row), keep the fastest in e->cfg8 / e->us8,
+ * and choose it (e->i8) when it beats the fp16 and fp32 passes and its
+ * proof holds for at least 15 of the 16 first synthetic queries (k = 10,
+ * cosine): a pass that falls back often is not faster.
+ */
+static int
+TuneInt8(CodevecCudaIndex idx, TuneEntry *e, const QueryWs *w, float *dd, int64_t *di,
+         cudaEvent_t e0, cudaEvent_t e1, char *report, size_t reportlen, int *off,
+         char *errbuf, size_t errlen)
+{
+    static const int warps[] = {4, 8};
+    static const int bpss[] = {1, 2, 4, 8};
+    static const int gs[] = {8, 16, 32};
+    double best = 1e30, worst = 0;
+    int    tried = 0, proven = 0, rc;
+
+    e->us8 = 0;
+    e->i8 = 0;
+    if (!idx->i8_ok)
+        return CODEVEC_CUDA_OK;
+    for (int wi = 0; wi < 2; wi++)
+        for (int s = 0; s < 4; s++)
+            for (int gi = 0; gi < 3; gi++)
+            {
+                KnnCfg c = {1, warps[wi], bpss[s], gs[gi]};
+                double us;
+
+                if (!KnnCfgFeasible(idx, PATH_I8, c, 1, KnnI8Kc(10)))
+                    continue;
+                rc = TimeCfg(idx, PATH_I8, c, w, 1, dd, di, e0, e1, &us, errbuf, errlen);
+                if (rc != CODEVEC_CUDA_OK)
+                    return rc;
+                tried++;
+                worst = us > worst ? us : worst;
+                if (us < best)
+                {
+                    best = us;
+                    e->cfg8 = c;
+                }
+            }
+    if (!tried)
+        return CODEVEC_CUDA_OK;
+    e->us8 = best;
+
+    /* the proof rate of the chosen configuration on 16 queries */
+    {
+        int ok[16];
+
+        rc = KnnLaunch(idx, PATH_I8, e->cfg8, w->Qp, w->qn2, w->qh, w->qinv, w->q1, 16, 10,
+                       CODEVEC_METRIC_COSINE, dd, di, w->ok, w->scratch, w->sb, NULL, 0,
+                       errbuf, errlen);
+        if (rc != CODEVEC_CUDA_OK)
+            return rc;
+        CUDA_CHECK(cudaMemcpy(ok, w->ok, sizeof(ok), cudaMemcpyDeviceToHost));
+        for (int i = 0; i < 16; i++)
+            proven += ok[i] ? 1 : 0;
+    }
+    e->i8 = proven >= 15 && best < e->us[PATH_F16][0] && best < e->us[PATH_F32][0];
+    if (report && *off >= 0 && (size_t) *off < reportlen)
+        *off += snprintf(report + *off, reportlen - *off,
+                         "int8    1  (%d,%d,%d,%2d)  %10.1f %9.1f  %d  (proven %d/16: %s)\n",
+                         e->cfg8.qb, e->cfg8.warps, e->cfg8.bps, e->cfg8.g, best, worst, tried,
+                         proven, e->i8 ? "used for nq = 1" : "not used");
     return CODEVEC_CUDA_OK;
 }
 
@@ -226,7 +303,7 @@ TuneRun(int dim, TuneEntry *e, char *report, size_t reportlen, char *errbuf, siz
     if (n > (1 << 22))
         n = 1 << 22;
 
-    rc = KnnIndexAlloc(n, dim, CODEVEC_PREC_FP16, &idx, errbuf, errlen);
+    rc = KnnIndexAlloc(n, dim, CODEVEC_PREC_FP16, KnnInt8Mode() != 0, &idx, errbuf, errlen);
     if (rc != CODEVEC_CUDA_OK)
         goto done;
     rc = CODEVEC_CUDA_ERR_CUDA;
@@ -248,10 +325,11 @@ TuneRun(int dim, TuneEntry *e, char *report, size_t reportlen, char *errbuf, siz
     {
         QueryWs w;
 
-        rc = KnnEnsureWorkspace(idx, KnnQueryWsLayout(idx, 64, 10, 0, 0, NULL, &w), errbuf, errlen);
+        rc = KnnEnsureWorkspace(idx, KnnQueryWsLayout(idx, 64, 10, 0, 0, idx->x8 != NULL, NULL, &w),
+                                errbuf, errlen);
         if (rc != CODEVEC_CUDA_OK)
             goto done;
-        KnnQueryWsLayout(idx, 64, 10, 0, 0, idx->ws, &w);
+        KnnQueryWsLayout(idx, 64, 10, 0, 0, idx->x8 != NULL, idx->ws, &w);
 
         static const int qbs[] = {1, 2, 4, 8, 16, 32, 64};
         static const int warps[] = {4, 8};
@@ -308,12 +386,17 @@ TuneRun(int dim, TuneEntry *e, char *report, size_t reportlen, char *errbuf, siz
                                     e->cfg[pth][b].warps, e->cfg[pth][b].bps, e->cfg[pth][b].g,
                                     best, worst, tried);
             }
-        e->prec = e->us[PATH_F16][0] < e->us[PATH_F32][0] ? CODEVEC_PREC_FP16 : CODEVEC_PREC_FP32;
+        rc = TuneInt8(idx, e, &w, dd, di, e0, e1, report, reportlen, &off, errbuf, errlen);
+        if (rc != CODEVEC_CUDA_OK)
+            goto done;
+        e->prec = e->us[PATH_F16][0] < e->us[PATH_F32][0] || e->i8 ? CODEVEC_PREC_FP16
+                                                                   : CODEVEC_PREC_FP32;
         if (report && off >= 0 && (size_t) off < reportlen)
             snprintf(report + off, reportlen - off,
-                     "storage precision: %s (single query %.1f us fp16 vs %.1f us fp32)\n",
-                     e->prec == CODEVEC_PREC_FP16 ? "fp16 + fp32 rerank" : "fp32",
-                     e->us[PATH_F16][0], e->us[PATH_F32][0]);
+                     "storage precision: %s (single query %.1f us fp16 vs %.1f us fp32, int8 %.1f us)\n",
+                     e->prec == CODEVEC_PREC_FP32 ? "fp32" : e->i8 ? "fp16 + int8 (nq = 1) + fp32 rerank"
+                                                                   : "fp16 + fp32 rerank",
+                     e->us[PATH_F16][0], e->us[PATH_F32][0], e->us8);
     }
     pthread_mutex_lock(&g_tune_lock);
     TuneStore(e);
@@ -346,12 +429,23 @@ codevec_cuda_autotune(int dim, char *report, size_t reportlen, char *errbuf, siz
     return TuneRun(dim, &e, report, reportlen, errbuf, errlen);
 }
 
-/* Internal for the test program: pin one kernel configuration for every batch size. */
+/*
+ * Internal for the test program: pin one kernel configuration for every
+ * batch size (path 2: the int8 kernel's; CODEVEC_CUDA_ERR_ARG when the
+ * index has no int8 codes in range).
+ */
 extern "C" int
 codevec_cuda_index_set_cfg(CodevecCudaIndex idx, int path, int qb, int warps, int bps, int g)
 {
-    if (!idx || path < 0 || path > 1)
+    if (!idx || path < 0 || path > 2)
         return CODEVEC_CUDA_ERR_ARG;
+    if (path == PATH_I8)
+    {
+        if (!idx->i8_ok)
+            return CODEVEC_CUDA_ERR_ARG;
+        idx->cfg8 = (KnnCfg) {qb, warps, bps, g};
+        return CODEVEC_CUDA_OK;
+    }
     for (int b = 0; b < NBUCKETS; b++)
     {
         idx->cfg[path][b].qb = qb;

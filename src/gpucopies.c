@@ -434,7 +434,7 @@ RunUpload(GpuUploadRequest *r)
 	}
 	if (r->first == 0)
 	{
-		size_t		need = (size_t) r->total * r->dims * 6 + (size_t) r->total * 8;	/* fp32 + fp16 + norms */
+		size_t		need = (size_t) r->total * r->dims * 7 + (size_t) r->total * 24;	/* fp32 + fp16 + int8 + norms, scales, padding */
 		int			slot = -1;
 
 		if (c != NULL)
@@ -601,7 +601,7 @@ RunAppend(GpuUploadRequest *r)
 	c->delta = NULL;
 	if (c->ndelta + r->n > 0)
 	{
-		size_t		need = (size_t) (c->ndelta + r->n) * r->dims * 6 + (size_t) (c->ndelta + r->n) * 8;
+		size_t		need = (size_t) (c->ndelta + r->n) * r->dims * 7 + (size_t) (c->ndelta + r->n) * 24;
 
 		if (!MakeRoom(need, c) ||
 			(GpuServiceDeviceCount() > 1 &&

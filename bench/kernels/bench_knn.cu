@@ -7,12 +7,16 @@
  * precision and batch the median time of codevec_cuda_knn_device (query
  * preparation, similarity + top-k, merge, fp16 re-rank and proof, the
  * flag read-back: everything a search costs on the device) with CUDA
- * events, and the bytes it must read: rows (fp16 or fp32) plus the 4-byte
- * norm per row.  floor = bytes / copy bandwidth.  When an index is smaller
- * than 4x L2, several copies are searched in turn so L2 cannot serve them.
+ * events, and the bytes it must read: rows (fp16 or fp32; int8 codes plus
+ * a 4-byte scale) plus the 4-byte norm per row.  floor = bytes / copy
+ * bandwidth.  When an index is smaller than 4x L2, several copies are
+ * searched in turn so L2 cannot serve them.  Storages: fp16 (path 1),
+ * int8 (the int8 first pass, path 2, on an fp16 index with int8 codes:
+ * CODEVEC_KNN_INT8=1 is set for the run), fp32 (path 0).
  *
  * usage: bench_knn [--sizes 100000,1000000,10000000] [--dim 384]
  *                  [--nq 1,16,64] [--k 10] [--reps 50] [--csv FILE]
+ *                  [--precs fp16,fp32]   (any of fp16, int8, fp32)
  */
 #include <cuda_runtime.h>
 #include <stdio.h>
@@ -95,6 +99,7 @@ main(int argc, char **argv)
     std::vector<long long> nqs = {1, 16, 64};
     int         dim = 384, k = 10, reps = 50;
     const char *csv = NULL;
+    const char *precs = "fp16,fp32";
     char        err[512], report[8192];
 
     for (int i = 1; i + 1 < argc; i += 2)
@@ -105,7 +110,11 @@ main(int argc, char **argv)
         else if (!strcmp(argv[i], "--k")) k = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--csv")) csv = argv[i + 1];
+        else if (!strcmp(argv[i], "--precs")) precs = argv[i + 1];
     }
+    /* int8 needs the codes on every fp16 index (read once, before any index) */
+    if (strstr(precs, "int8"))
+        setenv("CODEVEC_KNN_INT8", "1", 1);
 
     cudaDeviceProp prop;
     int            drv, rtv;
@@ -199,9 +208,18 @@ main(int argc, char **argv)
         CK(cudaMalloc(&src, (size_t) n * dim * 4));
         fill_kernel<<<4096, 256>>>(src, (int64_t) n * dim, 0xC0DE + n);
         CK(cudaGetLastError());
-        for (int prec = CODEVEC_PREC_FP16; prec >= CODEVEC_PREC_FP32; prec--)
+        static const char *names[3] = {"fp32", "fp16", "int8"};
+
+        for (int path = 1; path <= 3; path++)
         {
-            size_t rowbytes = prec == CODEVEC_PREC_FP16 ? ((dim + 7) / 8) * 16 : ((dim + 3) / 4) * 16;
+            int pth = path % 3;     /* fp16 (1), int8 (2), fp32 (0): in that order */
+
+            if (!strstr(precs, names[pth]))
+                continue;
+
+            int    prec = pth == 0 ? CODEVEC_PREC_FP32 : CODEVEC_PREC_FP16;
+            size_t rowbytes = pth == 2 ? ((dim + 15) / 16) * 16 + 4
+                            : prec == CODEVEC_PREC_FP16 ? ((dim + 7) / 8) * 16 : ((dim + 3) / 4) * 16;
             size_t bytes = (size_t) n * (rowbytes + 4);
             int    copies = (int) std::min<size_t>(4, (4 * (size_t) prop.l2CacheSize + bytes - 1) / bytes);
             std::vector<CodevecCudaIndex> idx(copies, (CodevecCudaIndex) NULL);
@@ -234,8 +252,7 @@ main(int argc, char **argv)
                     CK(cudaEventRecord(e0));
                     if (codevec_cuda_knn_device_path(idx[r % copies], dq, (int) nq, k,
                                                      CODEVEC_METRIC_COSINE, dd, di, NULL, &fb,
-                                                     prec == CODEVEC_PREC_FP16 ? 1 : 0,
-                                                     err, sizeof(err)) != 0)
+                                                     pth, err, sizeof(err)) != 0)
                     {
                         fprintf(stderr, "knn: %s\n", err);
                         return 2;
@@ -252,11 +269,11 @@ main(int argc, char **argv)
                 double floor_ms = bytes / (copy_bw * 1e9) * 1e3;
 
                 printf("%-9lld %-5s %4lld %7d %10.4f %10.4f %9.0f %9.4f %7.2f %4d\n", n,
-                       prec == CODEVEC_PREC_FP16 ? "fp16" : "fp32", nq, copies, med, mn, gbs,
+                       names[pth], nq, copies, med, mn, gbs,
                        floor_ms, med / floor_ms, fbsum);
                 if (out)
                     fprintf(out, "%lld,%d,%s,%lld,%d,%d,%.5f,%.5f,%zu,%.1f,%.5f,%.3f,%d\n", n, dim,
-                            prec == CODEVEC_PREC_FP16 ? "fp16" : "fp32", nq, k, copies, med, mn,
+                            names[pth], nq, k, copies, med, mn,
                             bytes, gbs, floor_ms, med / floor_ms, fbsum);
                 fflush(stdout);
             }

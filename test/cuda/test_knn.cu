@@ -13,9 +13,17 @@
  * Then codevec_cuda_knn_batch (BatchCase) and its two halves started and
  * finished in several orders (PipelineCase) against separate calls, bit for
  * bit, nq 1..256, with the candidates' rows against the uploaded vectors.
+ * The int8 first pass (path 2) runs as two more variants wherever the
+ * index has int8 codes (always with CODEVEC_KNN_INT8=1, which also sends
+ * every codevec_cuda_knn call through it); "adversarial" cases plant rows
+ * at the int8 bound (components half a step from their codes, the error's
+ * sign that of query 0's), rows one step apart, spikes, tiny and huge
+ * scales and near-copies of query 0 (cuda/knn_i8.h).
  * Outputs are poisoned before each run, so an unwritten slot fails.
  *
  * usage: test_knn [--quick] [--batch] [--seed N]  (--batch: only the batch cases)     (exit status 0 = all passed)
+ * CODEVEC_KNN_INT8=1 in the environment: int8 codes for every fp16 index
+ * and a failure where one is missing.
  */
 #include <cuda_runtime.h>
 #include <stdio.h>
@@ -37,9 +45,15 @@ extern "C" int codevec_cuda_knn_device_path(CodevecCudaIndex idx, const float *d
 extern "C" int codevec_cuda_index_set_cfg(CodevecCudaIndex idx, int path, int qb, int warps,
                                           int bps, int g);
 
-/* kernel variants checked: fp32; fp16 on CUDA cores; fp16 on tensor cores */
-static const struct { int path, qb, warps, bps, g; const char *name; } kVariants[3] = {
-    {0, 8, 8, 2, 32, "fp32"}, {1, 4, 8, 2, 16, "fp16-simt"}, {1, 64, 4, 2, 0, "fp16-mma"}};
+/* kernel variants checked: fp32; fp16 on CUDA cores; fp16 on tensor cores;
+ * int8 first pass (8 lanes a row, 1 query a tile; 16 lanes, 2 queries) */
+#define NVARIANTS 5
+static const struct { int path, qb, warps, bps, g; const char *name; } kVariants[NVARIANTS] = {
+    {0, 8, 8, 2, 32, "fp32"}, {1, 4, 8, 2, 16, "fp16-simt"}, {1, 64, 4, 2, 0, "fp16-mma"},
+    {2, 1, 8, 2, 8, "int8-g8"}, {2, 2, 4, 4, 16, "int8-g16-qb2"}};
+
+static int g_int8_queries = 0;      /* queries answered through the int8 variants */
+static int g_int8_fallbacks = 0;    /* of which the proof failed (fp32 answered) */
 
 static uint64_t g_rng;
 
@@ -132,12 +146,80 @@ typedef struct Case
     int         zero_row;   /* plant a zero vector */
     float       scale;      /* multiply the data (1e5: beyond fp16 range) */
     const char *what;
+    int         adversarial;    /* rows at the int8 bound (PlantAdversarial) */
 } Case;
 
 static int g_failures = 0;
 static int g_checks = 0;
 
 #define FAIL(...) do { if (g_failures++ < 30) { printf("FAIL: "); printf(__VA_ARGS__); printf("\n"); } } while (0)
+
+/*
+ * Rows crafted against the int8 bound (cuda/knn_i8.h), relative to query q0,
+ * by row position mod 8: components exactly half a step (s = 2^-7, or
+ * 2^-27) from an even code, the error's sign that of q0's component
+ * (error s/2 ||q0||_1, the bound's own worst case) or the opposite; a copy
+ * of the row before it moved by one step in one component; tiny values
+ * (some subnormal) with one +-50 spike; Gaussian times 2^-20 and 2^12;
+ * q0 plus a 1e-6 perturbation (near-duplicates of the query); plain Gaussian.
+ */
+static void
+PlantAdversarial(float *X, int64_t n, int dim, const float *q0)
+{
+    for (int64_t r = 0; r < n; r++)
+    {
+        float *x = X + (size_t) r * dim;
+        int    kind = (int) (r % 8);
+        float  s = r % 3 ? 0.0078125f : 0x1p-27f;
+
+        switch (kind)
+        {
+            case 0:
+            case 1:
+                x[0] = 127.0f * s;
+                for (int i = 1; i < dim; i++)
+                {
+                    int   code = 2 * (int) (Uniform() * 63.0) - 62;
+                    float h = (q0[i] >= 0 ? 0.5f : -0.5f) * (kind == 0 ? 1.0f : -1.0f);
+
+                    x[i] = ((float) code + h) * s;
+                }
+                break;
+            case 2:
+                if (r > 0)
+                {
+                    float mx = 0.0f;
+                    int   j = (int) (Uniform() * dim);
+
+                    memcpy(x, x - dim, sizeof(float) * dim);
+                    for (int i = 0; i < dim; i++)
+                        mx = fmaxf(mx, fabsf(x[i]));
+                    if (fabsf(x[j]) < mx)
+                        x[j] += (mx / 127.0f) * (Uniform() < 0.5 ? 1.0f : -1.0f);
+                }
+                break;
+            case 3:
+                for (int i = 0; i < dim; i++)
+                    x[i] = (float) (Uniform() - 0.5) * (i % 3 == 0 ? 1e-40f : 1e-3f);
+                x[(int) (Uniform() * dim)] = Uniform() < 0.5 ? 50.0f : -50.0f;
+                break;
+            case 4:
+                for (int i = 0; i < dim; i++)
+                    x[i] = Gauss() * 0x1p-20f;
+                break;
+            case 5:
+                for (int i = 0; i < dim; i++)
+                    x[i] = Gauss() * 4096.0f;
+                break;
+            case 6:
+                for (int i = 0; i < dim; i++)
+                    x[i] = q0[i] + 1e-6f * Gauss();
+                break;
+            default:
+                break;
+        }
+    }
+}
 
 static int
 RunCase(const Case *c, int quick)
@@ -176,6 +258,8 @@ RunCase(const Case *c, int quick)
     for (int q = 0; q < NQ; q++)
         for (int i = 0; i < dim; i++)
             Q[(size_t) q * dim + i] = Gauss() * c->scale;
+    if (c->adversarial)
+        PlantAdversarial(X.data(), n, dim, Q.data());
     /* query 1 is a stored row (distance 0 for L2/cosine, and its duplicate) */
     if (NQ > 1 && n > 0)
         memcpy(&Q[(size_t) dim], &X[(size_t) (n - 1) * dim], (size_t) dim * 4);
@@ -208,7 +292,7 @@ RunCase(const Case *c, int quick)
     cudaMalloc(&dI, (size_t) NQ * 1024 * 8);
     cudaMemcpy(dQ, Q.data(), (size_t) NQ * dim * 4, cudaMemcpyHostToDevice);
 
-    int total_fallbacks = 0;
+    int total_fallbacks = 0, int8_q = 0, int8_fb = 0;
 
     for (int m = 0; m < 3; m++)
     {
@@ -245,17 +329,25 @@ RunCase(const Case *c, int quick)
 
                 if (nq > NQ)
                     continue;
-                for (int var = 0; var < 3; var++)
+                for (int var = 0; var < NVARIANTS; var++)
                 {
                     int fb = 0;
                     int path = kVariants[var].path;
                     std::vector<float>   D((size_t) nq * k);
                     std::vector<int64_t> I((size_t) nq * k);
 
-                    if (path == 1 && c->prec != CODEVEC_PREC_FP16)
+                    if (path >= 1 && c->prec != CODEVEC_PREC_FP16)
                         continue;
-                    codevec_cuda_index_set_cfg(idx, path, kVariants[var].qb, kVariants[var].warps,
-                                               kVariants[var].bps, kVariants[var].g);
+                    if (codevec_cuda_index_set_cfg(idx, path, kVariants[var].qb, kVariants[var].warps,
+                                                   kVariants[var].bps, kVariants[var].g) != 0)
+                    {
+                        /* no int8 codes (in range): an error only where they were forced */
+                        const char *e8 = getenv("CODEVEC_KNN_INT8");
+
+                        if (path == 2 && e8 && !strcmp(e8, "1") && c->scale <= 1e5f)
+                            FAIL("%s: CODEVEC_KNN_INT8=1 but the index has no int8 codes", c->what);
+                        continue;
+                    }
                     cudaMemset(dD, 0xff, (size_t) nq * k * 4);
                     cudaMemset(dI, 0x5a, (size_t) nq * k * 8);
                     if (codevec_cuda_knn_device_path(idx, dQ, nq, k, metric, dD, dI, NULL, &fb,
@@ -265,6 +357,13 @@ RunCase(const Case *c, int quick)
                         continue;
                     }
                     total_fallbacks += fb;
+                    if (path == 2)
+                    {
+                        g_int8_queries += nq;
+                        g_int8_fallbacks += fb;
+                        int8_q += nq;
+                        int8_fb += fb;
+                    }
                     cudaMemcpy(D.data(), dD, D.size() * 4, cudaMemcpyDeviceToHost);
                     cudaMemcpy(I.data(), dI, I.size() * 8, cudaMemcpyDeviceToHost);
                     for (int q = 0; q < nq; q++)
@@ -321,8 +420,9 @@ RunCase(const Case *c, int quick)
                 }
             }
     }
-    printf("ok-ish %-46s n=%-7lld dim=%-4d scan=%s fallbacks=%d\n", c->what, (long long) n, dim,
-           scanp == CODEVEC_PREC_FP16 ? "fp16" : "fp32", total_fallbacks);
+    printf("ok-ish %-46s n=%-7lld dim=%-4d scan=%s fallbacks=%d int8 %d of %d queries proven\n",
+           c->what, (long long) n, dim, scanp == CODEVEC_PREC_FP16 ? "fp16" : "fp32",
+           total_fallbacks, int8_q - int8_fb, int8_q);
     cudaFree(dQ);
     cudaFree(dD);
     cudaFree(dI);
@@ -954,6 +1054,7 @@ main(int argc, char **argv)
     {
         cases.push_back({300, 7, CODEVEC_PREC_FP16, 0, 1, 1.0f, "quick fp16 dim7 zero-row"});
         cases.push_back({1100, 385, CODEVEC_PREC_FP32, 0, 0, 1.0f, "quick fp32 dim385"});
+        cases.push_back({3001, 384, CODEVEC_PREC_FP16, 0, 1, 1.0f, "quick int8 adversarial", 1});
     }
     else
     {
@@ -973,6 +1074,10 @@ main(int argc, char **argv)
          * phase 0); near-duplicate clusters put ties across the sample */
         cases.push_back({200003, 384, CODEVEC_PREC_FP16, 1, 0, 1.0f, "fp16 seeded, clusters n=200003"});
         cases.push_back({131101, 384, CODEVEC_PREC_FP16, 0, 1, 1.0f, "fp16 seeded n=131101 zero-row"});
+        /* rows crafted at the int8 bound (PlantAdversarial), three shapes */
+        cases.push_back({20011, 384, CODEVEC_PREC_FP16, 0, 1, 1.0f, "int8 adversarial dim384 zero-row", 1});
+        cases.push_back({5003, 100, CODEVEC_PREC_FP16, 0, 0, 1.0f, "int8 adversarial dim100", 1});
+        cases.push_back({3001, 2048, CODEVEC_PREC_FP16, 0, 0, 1.0f, "int8 adversarial dim2048", 1});
     }
     for (const Case &c : cases)
         if (!batch_only)
@@ -989,6 +1094,11 @@ main(int argc, char **argv)
     if (!quick)
         BatchCase(100003, 384, CODEVEC_PREC_FP16, quick);   /* seeded batches = single calls */
     PipelineCase(quick ? 4000 : 70001, 384, quick);        /* 70001: seeded batches */
+    /* the int8 variants must have proven something, or they tested only the fallback */
+    if (g_int8_queries > 0 && g_int8_fallbacks == g_int8_queries)
+        FAIL("int8: every one of %d queries fell back to fp32", g_int8_queries);
+    printf("int8 first pass: %d queries, %d proven, %d answered by the fp32 fallback\n",
+           g_int8_queries, g_int8_queries - g_int8_fallbacks, g_int8_fallbacks);
     printf("%d checks, %d failures\n", g_checks, g_failures);
     printf(g_failures ? "RESULT: FAIL\n" : "RESULT: PASS\n");
     return g_failures ? 1 : 0;
