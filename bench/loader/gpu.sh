@@ -6,6 +6,8 @@
 # the same run; then an incremental re-run after 10 files changed.
 #
 #   bash bench/loader/gpu.sh [PATH...]
+#   NARROW=0 ANCHOR=0 ...     skip the one-writer load / the Python anchor
+#   MODEL=DIR ...             the anchor's model (default .gpukit/minilm-f16)
 #
 # Kit: bash test/gpu/pack.sh on the Debian machine (builds the loader of this
 # checkout into .gpukit/ext.tar.xz) and bash bench/encoder/run.sh pack (the
@@ -77,13 +79,17 @@ result() {
 
 echo "== codevec-load, defaults (GPU service: batches of 1024, connections by the host's cores)"
 load loader ingest_cvl 2>&1 | tee "$out/loader.txt"
-echo "== codevec-load --connections 1 --embed-batch 64 (one writer, the old batch)"
-load loader-narrow ingest_narrow --connections 1 --embed-batch 64 2>&1 | tee "$out/loader-narrow.txt"
-echo "== the anchor on the same trees"
-psql -qX -c "DROP DATABASE IF EXISTS ingest_anchor" -c "CREATE DATABASE ingest_anchor" >/dev/null
-psql -qX -d ingest_anchor -c "CREATE EXTENSION codevec" >/dev/null
-python3 "$top/bench/loader/anchor.py" --model "$top/.gpukit/minilm-f16" -d ingest_anchor "${copies[@]}" \
-	2>&1 | tail -5 | tee "$out/anchor.txt"
+if [ "${NARROW:-1}" = 1 ]; then
+	echo "== codevec-load --connections 1 --embed-batch 64 (one writer, the old batch)"
+	load loader-narrow ingest_narrow --connections 1 --embed-batch 64 2>&1 | tee "$out/loader-narrow.txt"
+fi
+if [ "${ANCHOR:-1}" = 1 ]; then
+	echo "== the anchor on the same trees"
+	psql -qX -c "DROP DATABASE IF EXISTS ingest_anchor" -c "CREATE DATABASE ingest_anchor" >/dev/null
+	psql -qX -d ingest_anchor -c "CREATE EXTENSION codevec" >/dev/null
+	python3 "$top/bench/loader/anchor.py" --model "${MODEL:-$top/.gpukit/minilm-f16}" -d ingest_anchor "${copies[@]}" \
+		2>&1 | tail -5 | tee "$out/anchor.txt"
+fi
 
 echo "== incremental: 10 files changed (a function appended to each), then codevec-load again"
 i=0

@@ -7,7 +7,8 @@
 # utf8proc, cJSON (xlibs.tar.xz), the extension built with CUDA
 # (ext.tar.xz: codevec.so, codevec_cuda_encoder.so, SQL, control, pgTAP),
 # the default model (minilm-f16: all-MiniLM-L6-v2 with its weights stored
-# as F16, to fit a 64 MiB transfer) — starts PostgreSQL 15 from pgkit.tar.xz
+# as F16, to fit a 64 MiB transfer; without it, the tree's shipped
+# models/code-minilm-l6 when it travelled) — starts PostgreSQL 15 from pgkit.tar.xz
 # with shared_preload_libraries = codevec plus the given settings, creates
 # the extension in database postgres and waits for the GPU service.
 # Defines (from test/lib.sh) check DESCRIPTION SQL EXPECTED (TAP lines;
@@ -66,6 +67,10 @@ models=$(pg_config --sharedir)/extension/codevec_models
 if [ -f "$kit/minilm-f16/model.safetensors" ] && [ ! -f "$models/all-MiniLM-L6-v2/model.safetensors" ]; then
 	mkdir -p "$models" && cp -r "$kit/minilm-f16" "$models/all-MiniLM-L6-v2" && chmod -R a+rX "$models"
 	ln -sfn all-MiniLM-L6-v2 "$models/default"
+elif [ ! -e "$models/default" ] && [ -f "$top/models/code-minilm-l6/model.safetensors" ]; then
+	# no base model in the kit: the shipped default (F16 already), as make model installs it
+	mkdir -p "$models" && cp -r "$top/models/code-minilm-l6" "$models/code-minilm-l6" && chmod -R a+rX "$models"
+	ln -sfn code-minilm-l6 "$models/default"
 fi
 eval "$(bash "$kit/start-postgres.sh" "$kit/pgkit.tar.xz" /tmp/pgdata shared_preload_libraries=codevec \
 	shared_buffers=8GB max_parallel_workers_per_gather=0 jit=off max_connections=200 "$@")"
