@@ -16,6 +16,12 @@
 #                       one codevec_knn call (cuda) equals per-query
 #                       sequential scans: heap TIDs in order and distances
 #                       bit for bit
+#   clients LOOPS LOGPREFIX
+#                       8 concurrent sessions (codevec.device = cuda),
+#                       each running every query of mq LOOPS times by
+#                       cosine, its top 10 ids into table mres (client,
+#                       qid, ids), in the background (the caller waits);
+#                       LOGPREFIXN.out their output
 
 only() {
 	local keep=$1 i drops=""
@@ -78,4 +84,16 @@ SQL
 	else
 		tap_not_ok "${4:-}codevec_knn $1 k=$3: $(grep -E 'mismatches|ERROR' <<<"$res" | head -2 | tr '\n' ' ')"
 	fi
+}
+
+clients() {
+	local loops=$1 log=$2 c
+	for c in 1 2 3 4 5 6 7 8; do
+		psql -qX -c "SET codevec.device = cuda" -c "SET enable_seqscan = off" -c "DO \$\$
+			BEGIN
+				FOR i IN 1..$loops LOOP
+					INSERT INTO mres SELECT $c, qid, (SELECT array_agg(id) FROM (SELECT id FROM mt ORDER BY emb <=> mq.emb LIMIT 10) s) FROM mq;
+				END LOOP;
+			END \$\$" >"$log$c.out" 2>&1 &
+	done
 }

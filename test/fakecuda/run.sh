@@ -131,14 +131,7 @@ same mt_cos '<=>' 1000 "replicated: "
 knn mt_cos '<=>' 10 "replicated (queries shared): "
 psql -qX -c "CREATE TABLE mres (client int, qid int, ids int[])" -c "SET codevec.device = cpu" -c "SET enable_indexscan = off" \
 	-c "CREATE TABLE mexp AS SELECT qid, (SELECT array_agg(id) FROM (SELECT id FROM mt ORDER BY emb <=> mq.emb, ctid LIMIT 10) s) ids FROM mq" >/dev/null
-for c in 1 2 3 4 5 6 7 8; do
-	psql -qX -c "SET codevec.device = cuda" -c "SET enable_seqscan = off" -c "DO \$\$
-		BEGIN
-			FOR i IN 1..5 LOOP
-				INSERT INTO mres SELECT $c, qid, (SELECT array_agg(id) FROM (SELECT id FROM mt ORDER BY emb <=> mq.emb LIMIT 10) s) FROM mq;
-			END LOOP;
-		END \$\$" >"$dir/client$c.out" 2>&1 &
-done
+clients 5 "$dir/client"
 wait
 check "8 concurrent clients on a replicated copy: 800 answers, all equal to sequential scans" \
 	"SELECT count(*) || ' ' || count(*) FILTER (WHERE r.ids IS DISTINCT FROM e.ids) FROM mres r JOIN mexp e USING (qid)" "800 0"
@@ -154,14 +147,7 @@ CODEVEC_FAKE_KNN_US=2000 restart codevec.gpu_devices=0 codevec.gpu_split_rows=0 
 wait_state ready
 same mt_cos '<=>' 10 "double buffering, one client: "
 psql -qX -c "TRUNCATE mres" >/dev/null
-for c in 1 2 3 4 5 6 7 8; do
-	psql -qX -c "SET codevec.device = cuda" -c "SET enable_seqscan = off" -c "DO \$\$
-		BEGIN
-			FOR i IN 1..5 LOOP
-				INSERT INTO mres SELECT $c, qid, (SELECT array_agg(id) FROM (SELECT id FROM mt ORDER BY emb <=> mq.emb LIMIT 10) s) FROM mq;
-			END LOOP;
-		END \$\$" >"$dir/client$c.out" 2>&1 &
-done
+clients 5 "$dir/client"
 psql -qX -c "SET codevec.device = cuda" -c "DO \$\$
 	BEGIN
 		FOR i IN 1..20 LOOP

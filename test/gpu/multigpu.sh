@@ -143,14 +143,7 @@ psql -qX -c "DROP TABLE IF EXISTS mexp, mres" \
 	-c "CREATE TABLE mres (client int, qid int, ids int[])" \
 	-c "SET codevec.device = cpu" -c "SET enable_indexscan = off" \
 	-c "CREATE TABLE mexp AS SELECT qid, (SELECT array_agg(id) FROM (SELECT id FROM mt ORDER BY emb <=> mq.emb, ctid LIMIT 10) s) ids FROM mq" >/dev/null
-for c in 1 2 3 4 5 6 7 8; do
-	psql -qX -c "SET codevec.device = cuda" -c "SET enable_seqscan = off" -c "DO \$\$
-		BEGIN
-			FOR i IN 1..10 LOOP
-				INSERT INTO mres SELECT $c, qid, (SELECT array_agg(id) FROM (SELECT id FROM mt ORDER BY emb <=> mq.emb LIMIT 10) s) FROM mq;
-			END LOOP;
-		END \$\$" >"$out/mg-client$c.out" 2>&1 &
-done
+clients 10 "$out/mg-client"
 wait
 check "8 concurrent clients on a replicated copy: 1,600 answers, all equal to sequential scans" \
 	"SELECT count(*) || ' ' || count(*) FILTER (WHERE r.ids IS DISTINCT FROM e.ids) FROM mres r JOIN mexp e USING (qid)" "1600 0"

@@ -27,24 +27,8 @@ logs=$OUT/logs
 mkdir -p "$logs"
 BUDGET=${BUDGET:-520}
 start=$(date +%s)
-left() { echo $(( BUDGET - ($(date +%s) - start) )); }
-parts_passed=0; parts_failed=0
-
-# part NAME LIMIT_S COMMAND...: run it under timeout with its log in $OUT
-part() {
-	local name=$1 limit=$2 t0 rc
-	shift 2
-	if [ "$(left)" -lt "$limit" ]; then
-		echo "RESULT,part,$name,skipped,needs ${limit}s, $(left)s left"
-		return
-	fi
-	t0=$(date +%s)
-	timeout -k 5 "$limit" "$@" >"$logs/$name.log" 2>&1
-	rc=$?
-	grep -E '^(RESULT|not ok|[0-9]+ passed, [0-9]+ failed|[0-9]+ checks)|^\| ' "$logs/$name.log"
-	echo "RESULT,part,$name,rc=$rc,wall_s=$(( $(date +%s) - t0 ))$([ "$rc" = 124 ] && echo ",timed out")"
-	if [ "$rc" = 0 ]; then parts_passed=$((parts_passed + 1)); else parts_failed=$((parts_failed + 1)); fi
-}
+PART_LOGS=$logs
+source "$top/test/gpu/parts.sh"	# left, part
 
 echo "# pipeline: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1), $(nproc) cores, commit $(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 
