@@ -92,11 +92,19 @@ if [ "${ANCHOR:-1}" = 1 ]; then
 fi
 
 echo "== incremental: 10 files changed (a function appended to each), then codevec-load again"
+# (Python or C files, whichever the trees have more of: the Linux tree has
+# 144 .py files, of which one passed the filter, so one file changed there)
 i=0
+ext=py
+[ "$(find "${copies[@]}" -name '*.c' | wc -l)" -gt "$(find "${copies[@]}" -name '*.py' | wc -l)" ] && ext=c
 while IFS= read -r f; do
-	printf '\n\ndef ingest_bench_added_%d(x):\n    """Added by bench/loader/gpu.sh."""\n    return x + %d\n' "$i" "$i" >> "$f"
+	if [ "$ext" = c ]; then
+		printf '\n/* Added by bench/loader/gpu.sh. */\nint ingest_bench_added_%d(int x)\n{\n\treturn x + %d;\n}\n' "$i" "$i" >> "$f"
+	else
+		printf '\n\ndef ingest_bench_added_%d(x):\n    """Added by bench/loader/gpu.sh."""\n    return x + %d\n' "$i" "$i" >> "$f"
+	fi
 	i=$((i + 1))
-done < <(find "${copies[@]}" -name '*.py' -size +2k | sort | awk 'NR % 97 == 1' | head -10)
+done < <(find "${copies[@]}" -name "*.$ext" -size +2k | sort | awk 'NR % 97 == 1' | head -10)
 timed incremental codevec-load -d ingest_cvl --no-progress "${copies[@]}"
 result incremental ingest_cvl | tee "$out/incremental.txt"
 psql -qX -c "SELECT requests, batches, round(mean_batch::numeric, 1) AS mean_batch, max_batch, fallbacks FROM codevec_gpu_status()" | tee -a "$out/machine.txt"
