@@ -227,6 +227,7 @@ typedef struct GpuivfScanOpaqueData
 	 */
 	bool		gpuAll;			/* the last answer held every row */
 	int			gpuK;			/* candidates asked for last */
+	int64		gpuRows0;		/* stats.gpuRows when this scan started */
 	GpuivfCandidate *gpuReady;	/* exact (distance, TID), ascending */
 	int			gpuNReady;
 	int			gpuPos;			/* next ready candidate to return */

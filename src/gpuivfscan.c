@@ -168,11 +168,69 @@ gpuivfbeginscan(Relation index, int nkeys, int norderbys)
 	return scan;
 }
 
+/*
+ * The first GPU batch of a scan. A scan asks the service for
+ * GPUIVF_GPU_FIRST_K candidates and, when the executor wants more rows,
+ * for four times as many. code.search's hybrid list reads 100 rows (and
+ * their ties), so each of its scans paid two requests, the second one
+ * for 256 candidates. This backend remembers, for the last few indexes it
+ * scanned on the GPU, how many rows the last scan took from the GPU
+ * phase, and asks the next scan of the same index for the power of two
+ * at or above that (at least GPUIVF_GPU_FIRST_K, at most
+ * GPUIVF_GPU_MAX_K): the usual query then takes one request. The answer
+ * is the same either way (a scan that needs more still fetches again).
+ */
+#define FIRST_K_SLOTS	8
+
+static struct
+{
+	Oid			index;
+	int			k;
+}			first_k[FIRST_K_SLOTS];
+static int	first_k_next = 0;
+
+/* The first batch for a scan of index (see above) */
+static int
+FirstK(Oid index)
+{
+	for (int i = 0; i < FIRST_K_SLOTS; i++)
+		if (first_k[i].index == index && first_k[i].k > 0)
+			return first_k[i].k;
+	return GPUIVF_GPU_FIRST_K;
+}
+
+/* Remember how many rows the scan now ending took from its GPU phase */
+static void
+RememberFirstK(IndexScanDesc scan)
+{
+	GpuivfScanOpaque so = (GpuivfScanOpaque) scan->opaque;
+	Oid			index = RelationGetRelid(scan->indexRelation);
+	int64		rows = so->stats.gpuRows - so->gpuRows0;
+	int			k = GPUIVF_GPU_FIRST_K;
+	int			slot = -1;
+
+	if (so->gpuK == 0)
+		return;					/* the scan never asked the GPU */
+	while (k < rows && k < GPUIVF_GPU_MAX_K)
+		k *= 2;
+	for (int i = 0; i < FIRST_K_SLOTS && slot < 0; i++)
+		if (first_k[i].index == index)
+			slot = i;
+	if (slot < 0)
+	{
+		slot = first_k_next;
+		first_k_next = (first_k_next + 1) % FIRST_K_SLOTS;
+	}
+	first_k[slot].index = index;
+	first_k[slot].k = k;
+}
+
 void
 gpuivfrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int norderbys)
 {
 	GpuivfScanOpaque so = (GpuivfScanOpaque) scan->opaque;
 
+	RememberFirstK(scan);		/* the scan before, if any */
 	MemoryContextReset(so->tmpCtx);
 	so->heap = NULL;
 	so->nheap = so->maxheap = 0;
@@ -257,7 +315,9 @@ gpuivfgettuple(IndexScanDesc scan, ScanDirection dir)
 				StartScan(scan);
 				/* a large index may be answered by the GPU service (IVF:
 				 * its first batch of lists) */
-				if (GpuivfGpuRoute(scan) && GpuivfGpuFetch(scan, GPUIVF_GPU_FIRST_K))
+				so->gpuRows0 = so->stats.gpuRows;
+				if (GpuivfGpuRoute(scan) &&
+					GpuivfGpuFetch(scan, FirstK(RelationGetRelid(scan->indexRelation))))
 					so->phase = GPUIVF_SCAN_GPU;
 				else
 				{
@@ -315,6 +375,7 @@ gpuivfendscan(IndexScanDesc scan)
 {
 	GpuivfScanOpaque so = (GpuivfScanOpaque) scan->opaque;
 
+	RememberFirstK(scan);
 	MemoryContextDelete(so->tmpCtx);
 	pfree(so);
 	scan->opaque = NULL;

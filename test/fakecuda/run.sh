@@ -162,6 +162,18 @@ check "double buffering: batches started while another was in flight, and answer
 	"SELECT bool_and(timings > 0) FROM codevec_gpu_stages() WHERE stage IN ('overlap', 'finish')" t
 check "double buffering: no request fell back to the CPU" "SELECT fallbacks FROM codevec_gpu_status()" 0
 
+# ---- the first GPU batch: a scan that took 100 rows (past the first 64
+# candidates: two requests) makes the next scan of the index in the same
+# session ask for 128 at once (one request); the rows are the same
+req=$(psql -qAtX -c "SET codevec.device = cuda" -c "SET enable_seqscan = off" \
+	-c "EXPLAIN (ANALYZE, COSTS off, TIMING off) SELECT id FROM mt ORDER BY emb <=> (SELECT emb FROM mq WHERE qid = 4) LIMIT 100" \
+	-c "EXPLAIN (ANALYZE, COSTS off, TIMING off) SELECT id FROM mt ORDER BY emb <=> (SELECT emb FROM mq WHERE qid = 5) LIMIT 100" \
+	-c "EXPLAIN (ANALYZE, COSTS off, TIMING off) SELECT id FROM mt ORDER BY emb <=> (SELECT emb FROM mq WHERE qid = 6) LIMIT 10" \
+	| sed -n 's/.*GPU requests \([0-9]*\),.*/\1/p' | tr '\n' ' ')
+if [ "$req" = "2 1 1 " ]; then tap_ok "first batch sized by the last scan: GPU requests per scan $req"
+else tap_not_ok "first batch sized by the last scan: GPU requests per scan '$req', want '2 1 1 '"; fi
+same mt_cos '<=>' 100 "after the first batch grew: "
+
 # ---- one device listed; the default (every visible device); the alias; a bad ordinal
 restart codevec.gpu_devices=0 codevec.gpu_split_rows=1000
 wait_state ready
