@@ -1010,7 +1010,16 @@ UploadWeights(CodevecCudaEncoder e, const CodevecCudaEncoderWeights *w, char *er
 
 	nh = (nh + 7) & ~(size_t) 7;	/* keep the fp32 part 16-byte aligned */
 	e->wbytes = nh * sizeof(__half) + nf * sizeof(float);
-	CUDA_TRY(cudaStreamCreateWithFlags(&e->stream, cudaStreamNonBlocking));
+	/*
+	 * The highest stream priority: in the GPU service a query's encoding
+	 * runs beside k-NN scans (src/gpuloop.c), and its small kernels should
+	 * get the SMs as the scan's blocks finish rather than after all of them
+	 */
+	int			prio_least,
+				prio_greatest;
+
+	CUDA_TRY(cudaDeviceGetStreamPriorityRange(&prio_least, &prio_greatest));
+	CUDA_TRY(cudaStreamCreateWithPriority(&e->stream, cudaStreamNonBlocking, prio_greatest));
 	LT_TRY(cublasLtCreate(&e->lt));
 	CUDA_TRY(cudaMalloc(&e->wblock, e->wbytes));
 

@@ -438,9 +438,15 @@ EmbedRunGroup(GpuRequestHeader **reqs, int n)
 #define GPU_EMBED_HANDLER(f) NULL
 #endif							/* CODEVEC_USE_CUDA */
 
+/*
+ * beside_started: an embed group reads and writes only its model's device
+ * memory and runs on the encoder's own stream, so it runs while kNN
+ * batches are on the device (gpuloop.c).
+ */
 static const GpuRequestKindData embed_kind = {
 	GPU_REQUEST_EMBED, "embed", true, NULL,
-	GPU_EMBED_HANDLER(EmbedSameGroup), GPU_EMBED_HANDLER(EmbedRunGroup)
+	GPU_EMBED_HANDLER(EmbedSameGroup), GPU_EMBED_HANDLER(EmbedRunGroup),
+	NULL, NULL, NULL, true
 };
 
 /* GpuEmbedRegister: the request kind and the device store of this file */

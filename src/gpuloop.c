@@ -10,11 +10,15 @@
  * The loop collects posted slots into a batch (waiting up to
  * codevec.gpu_batch_window for more when nothing is on the device) and
  * submits it. A batch whose every request is of a kind with start_group
- * (kNN on a whole, current index copy: gpucopies.c) is *started*: each
- * group's copies and kernels are issued on the device and the loop goes
- * on collecting, so while one batch's kernels run the next one gathers
- * and is issued behind it, and the answers of the first are written
- * while the second runs (GPU_MAX_INFLIGHT batches at most). Any other
+ * (kNN on a whole, current index copy: gpuknn.c) or of a kind that runs
+ * beside started groups (EMBED: the encoder's own model and stream) is
+ * *started*: each kNN group's copies and kernels are issued on the device
+ * (then its embed groups run, on the encoder's stream, beside them) and
+ * the loop goes on collecting, so while one batch's kernels run the next
+ * one gathers and is issued behind it, and the answers of the first are
+ * written while the second runs (GPU_MAX_INFLIGHT batches at most). A
+ * code.search in hybrid or vector mode posts an EMBED and then a KNN, so
+ * under load most batches hold both. Any other
  * batch first waits for the batches in flight and then runs as before,
  * each group in one call, every other request alone, synchronously: a
  * request that changes a copy (UPLOAD, APPEND, MASK) or evicts one never
@@ -229,53 +233,64 @@ RunRequest(GpuRequestHeader *req)
 }
 
 /*
- * Run, for each kind that groups requests (in kind order), every group of
- * the batch's requests in one call, or, when start is true and the kind
- * can, start it on the device (kept in b->started); mark them done.
+ * Run, for each kind that groups requests, every group of the batch's
+ * requests in one call, or, when start is true and the kind can, start it
+ * on the device (kept in b->started); mark them done. The groups started
+ * come first, then those run in place, each in kind order.
  */
 static void
 RunGroups(GpuBatch *b, bool *done, bool start)
 {
-	for (int kind = 0; kind < GPU_MAX_KINDS; kind++)
+	/*
+	 * Started groups first (pass 0), then the groups run in place (pass 1):
+	 * in a started batch these are of beside_started kinds, whose device
+	 * work then overlaps the started kernels.
+	 */
+	for (int pass = 0; pass < 2; pass++)
 	{
-		const GpuRequestKindData *k = kind > GPU_REQUEST_PING ? GpuServiceKind(kind) : NULL;
-
-		if (k == NULL || k->run_group == NULL || !KindRunnable(k))
-			continue;
-		for (int i = 0; i < b->n; i++)
+		for (int kind = 0; kind < GPU_MAX_KINDS; kind++)
 		{
-			GpuRequestHeader *group[GPU_MAX_SLOTS];
-			int			ng = 0;
+			const GpuRequestKindData *k = kind > GPU_REQUEST_PING ? GpuServiceKind(kind) : NULL;
 
-			if (done[i] || b->reqs[i]->kind != kind)
+			if (k == NULL || k->run_group == NULL || !KindRunnable(k) ||
+				(start && k->start_group != NULL) != (pass == 0))
 				continue;
-			for (int j = i; j < b->n; j++)
-				if (!done[j] && b->reqs[j]->kind == kind && k->same_group(b->reqs[i], b->reqs[j]))
-				{
-					group[ng++] = b->reqs[j];
-					done[j] = true;
-				}
-			UseFirstDevice();
-			if (start && k->start_group != NULL)
+			for (int i = 0; i < b->n; i++)
 			{
-				void	   *h = k->start_group(group, ng);
+				GpuRequestHeader *group[GPU_MAX_SLOTS];
+				int			ng = 0;
 
-				if (h != NULL)
+				if (done[i] || b->reqs[i]->kind != kind)
+					continue;
+				for (int j = i; j < b->n; j++)
+					if (!done[j] && b->reqs[j]->kind == kind && k->same_group(b->reqs[i], b->reqs[j]))
+					{
+						group[ng++] = b->reqs[j];
+						done[j] = true;
+					}
+				UseFirstDevice();
+				if (start && k->start_group != NULL)
 				{
-					b->started_kind[b->nstarted] = k;
-					b->started[b->nstarted++] = h;
+					void	   *h = k->start_group(group, ng);
+
+					if (h != NULL)
+					{
+						b->started_kind[b->nstarted] = k;
+						b->started[b->nstarted++] = h;
+					}
 				}
+				else
+					k->run_group(group, ng);
 			}
-			else
-				k->run_group(group, ng);
 		}
 	}
 }
 
 /*
  * Whether every request of the batch may run while batches before it are
- * still on the device: PING, or a kind that starts its groups (the kind
- * promises that its requests change nothing other started groups use).
+ * still on the device: PING, a kind that starts its groups or one that
+ * runs beside started groups (the kind promises that its requests change
+ * nothing other started groups use).
  */
 static bool
 Startable(const GpuBatch *b)
@@ -287,7 +302,7 @@ Startable(const GpuBatch *b)
 		if (b->reqs[i] == NULL || b->reqs[i]->kind == GPU_REQUEST_PING)
 			continue;
 		k = KindOf(b->reqs[i]);
-		if (k == NULL || k->start_group == NULL || !KindRunnable(k))
+		if (k == NULL || (k->start_group == NULL && !k->beside_started) || !KindRunnable(k))
 			return false;
 	}
 	return true;

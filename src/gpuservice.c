@@ -267,8 +267,9 @@ GpuServiceSetup(void)
 							 "Start a batch of k-NN requests on the device while the one before "
 							 "is still running (on), or run each batch to its end first (off).",
 							 "With it on, the GPU service collects and issues the next batch while "
-							 "a batch's kernels run and writes the answers of one while the next "
-							 "runs; answers are the same either way.",
+							 "a batch's kernels run, writes the answers of one while the next "
+							 "runs and runs embed() requests beside the batches on the device; "
+							 "answers are the same either way.",
 							 &codevec_gpu_double_buffer, true,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("codevec.gpu_memory_limit",

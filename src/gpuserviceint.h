@@ -193,6 +193,13 @@ extern void GpuServiceWakeProc(int procno);
  * (started or answered in place) must leave alone whatever another
  * started group uses; a batch with any other request runs after the
  * batches in flight were answered, and then uses run_group.
+ *
+ * beside_started: the kind's groups (run_group, synchronously) may run
+ * while started groups are on the device, because they touch nothing a
+ * started group uses (EMBED: the encoder's own model, buffers and stream).
+ * A batch of such requests and startable ones is then started too: its
+ * startable groups first, then these, whose device work overlaps the
+ * started kernels (and those of the batches before it).
  */
 typedef struct GpuRequestKindData
 {
@@ -205,6 +212,7 @@ typedef struct GpuRequestKindData
 	void	   *(*start_group) (GpuRequestHeader **reqs, int n);
 	bool		(*group_ready) (void *handle);
 	void		(*finish_group) (void *handle);
+	bool		beside_started;
 } GpuRequestKindData;
 
 /* The registered row of a request kind, or NULL (gpuservice.c) */

@@ -162,6 +162,31 @@ check "double buffering: batches started while another was in flight, and answer
 	"SELECT bool_and(timings > 0) FROM codevec_gpu_stages() WHERE stage IN ('overlap', 'finish')" t
 check "double buffering: no request fell back to the CPU" "SELECT fallbacks FROM codevec_gpu_status()" 0
 
+# ---- embeds among the kNN batches: code.search posts an EMBED, then a KNN,
+# so under load batches hold both; an EMBED group runs beside the started
+# kNN groups of its batch and those in flight (gpuloop.c). The fake has no
+# encoder: the service answers the EMBED requests with an error and the
+# backends (codevec.device = auto) embed on the CPU
+psql -qX -c "TRUNCATE mres" -c "CREATE TABLE memb (client int, i int, v codevec)" >/dev/null
+r0=$(psql -qAtX -c "SELECT requests FROM codevec_gpu_status()")
+clients 5 "$dir/client"
+for c in 9 10; do
+	psql -qX -c "SET codevec.device = auto" -c "SET client_min_messages = error" -c "DO \$\$
+		BEGIN
+			FOR i IN 1..40 LOOP
+				INSERT INTO memb VALUES ($c, i, embed('open a file, number ' || i));
+			END LOOP;
+		END \$\$" >"$dir/client$c.out" 2>&1 &
+done
+wait
+r1=$(psql -qAtX -c "SELECT requests FROM codevec_gpu_status()")
+check "embeds among started kNN batches: 800 kNN answers, all equal to sequential scans" \
+	"SELECT count(*) || ' ' || count(*) FILTER (WHERE r.ids IS DISTINCT FROM e.ids) FROM mres r JOIN mexp e USING (qid)" "800 0"
+check "embeds among started kNN batches: the service answered more than the 800 kNN requests ($r0 -> $r1)" \
+	"SELECT $r1 - $r0 > 800" t
+check "embeds among started kNN batches: 80 embeddings, each the CPU's" \
+	"SET codevec.device = cpu; SELECT count(*) || ' ' || count(*) FILTER (WHERE v IS DISTINCT FROM embed('open a file, number ' || i)) FROM memb" "80 0"
+
 # ---- the first GPU batch: a scan that took 100 rows (past the first 64
 # candidates: two requests) makes the next scan of the index in the same
 # session ask for 128 at once (one request); the rows are the same
