@@ -7,30 +7,41 @@ on the same tree, in the same run (bench/loader/gpu.sh).
 
     python3 anchor.py --model DIR [-d CONNINFO] [--batch 256] PATH...
 
-Chunks: with the tree-sitter Python bindings (`tree_sitter` and
-`tree_sitter_python` importable) every function and class definition of a
-.py file is a chunk, as codevec-load cuts them; without them (the CUDA
-host has no package registry) a plain chunker: a chunk starts at every
-line whose first word is `def`, `async def` or `class` (at any
-indentation) and runs to the next such line; the text before the first one
-is dropped, as codevec-load keeps no module-level code either.  What is
+Files: the suffixes codevec-load parses (C, C++, Python, JavaScript,
+TypeScript, Go, Rust, Java; loaders/lang.c).  Chunks: for .py files, with
+the tree-sitter Python bindings (`tree_sitter` and `tree_sitter_python`
+importable) every function and class definition is a chunk, as
+codevec-load cuts them; without them (the CUDA host has no package
+registry) a plain chunker: a chunk starts at every line whose first word
+is `def`, `async def` or `class` (at any indentation) and runs to the next
+such line; the text before the first one is dropped, as codevec-load
+keeps no module-level code either.  Every other file (the brace
+languages): a chunk runs from the first non-blank line after the last
+chunk to the next line that starts with `}` in its first column (the end
+of a top-level function, struct or class in the usual layouts), kept when
+it has a `{`; what follows the last such line is dropped.  What is
 embedded is each chunk's first 500 bytes (codevec-load's
 --embed-max-bytes), 256 tokens at most (codevec.max_tokens).
 
 Rows go to anchor.chunks(id, path, start_line, end_line, code, emb
-codevec(384)) with COPY (psycopg 3, else psycopg2, else psql's \\copy
-through a pipe).  The three phases run one after another, as a plain
+codevec(384)) with a binary COPY (the vectors packed by numpy, as a user
+who knows COPY would write it; psycopg 3, else psycopg2, else psql's
+\\copy through a pipe).  The three phases run one after another, as a plain
 script does; each is timed.  Prints RESULT lines: chunks, seconds per
 phase and in all, chunks per second.
 """
 import argparse
 import os
 import re
+import struct
 import subprocess
 import sys
 import time
 
-EXTS = (".py", ".pyi")
+EXTS = (".c", ".h", ".cc", ".cpp", ".cxx", ".c++", ".C", ".hh", ".hpp", ".hxx", ".h++",
+        ".ipp", ".py", ".pyi", ".js", ".mjs", ".cjs", ".jsx", ".ts", ".mts", ".cts", ".tsx",
+        ".go", ".rs", ".java")
+PY_EXTS = (".py", ".pyi")
 DEF = re.compile(rb"^[ \t]*(?:async[ \t]+def|def|class)[ \t]+\w")
 
 
@@ -61,6 +72,26 @@ def chunks_plain(path, data):
             e -= 1
         text = b"\n".join(lines[s:e]).decode("utf-8", "replace")
         out.append((path, s + 1, e, text))
+    return out
+
+
+def chunks_braces(path, data):
+    """(path, start_line, end_line, text) for each run of lines up to a
+    line that starts with a closing brace in column 0."""
+    lines = data.split(b"\n")
+    out = []
+    s = None
+    for i, l in enumerate(lines):
+        if s is None:
+            if l.strip():
+                s = i
+            else:
+                continue
+        if l.startswith(b"}"):
+            text = b"\n".join(lines[s:i + 1])
+            if b"{" in text:
+                out.append((path, s + 1, i + 1, text.decode("utf-8", "replace")))
+            s = None
     return out
 
 
@@ -97,33 +128,39 @@ def cut(text, limit=500):
 
 
 def copy_rows(conninfo, rows, vectors):
-    """COPY the rows and their vectors into anchor.chunks; returns the driver used."""
+    """COPY the rows and their vectors into anchor.chunks in PostgreSQL's
+    binary COPY format; returns the driver used."""
+    import numpy as np
     ddl = ("DROP SCHEMA IF EXISTS anchor CASCADE; CREATE SCHEMA anchor; "
            "CREATE TABLE anchor.chunks (id bigserial PRIMARY KEY, path text, "
            "start_line int, end_line int, code text, emb codevec(%d));" % vectors.shape[1])
-    copy = "COPY anchor.chunks (path, start_line, end_line, code, emb) FROM STDIN"
+    copy = "COPY anchor.chunks (path, start_line, end_line, code, emb) FROM STDIN WITH (FORMAT binary)"
+    dim = vectors.shape[1]
+    vb = np.ascontiguousarray(vectors, dtype=">f4")
+    # a codevec's binary form: int16 dim, int16 unused, dim float4 (big-endian)
+    vhead = struct.pack(">ihh", 4 + 4 * dim, dim, 0)
 
-    def esc(s):
-        return (s.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
-                .replace("\r", "\\r").replace("\x00", ""))
-
-    def lines():
-        for (path, s, e, text), v in zip(rows, vectors):
-            yield "%s\t%d\t%d\t%s\t[%s]\n" % (esc(path), s, e, esc(text),
-                                             ",".join("%.7g" % x for x in v))
+    def chunks():
+        yield b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+        buf = []
+        for i, (path, s, e, text) in enumerate(rows):
+            p = path.encode("utf-8", "replace").replace(b"\x00", b"")
+            c = text.replace("\x00", "").encode("utf-8")
+            buf.append(b"".join((struct.pack(">hi", 5, len(p)), p, struct.pack(">iiiii", 4, s, 4, e, len(c)),
+                                 c, vhead, vb[i].tobytes())))
+            if len(buf) == 1000:
+                yield b"".join(buf)
+                buf = []
+        buf.append(struct.pack(">h", -1))
+        yield b"".join(buf)
     try:
         import psycopg
         with psycopg.connect(conninfo or "") as conn:
             conn.execute(ddl)
             with conn.cursor() as cur, cur.copy(copy) as cp:
-                buf = []
-                for line in lines():
-                    buf.append(line)
-                    if len(buf) == 1000:
-                        cp.write("".join(buf))
-                        buf = []
-                cp.write("".join(buf))
-        return "psycopg %s" % psycopg.__version__
+                for b in chunks():
+                    cp.write(b)
+        return "psycopg %s, binary COPY" % psycopg.__version__
     except ImportError:
         pass
     try:
@@ -132,21 +169,21 @@ def copy_rows(conninfo, rows, vectors):
         conn = psycopg2.connect(conninfo or "")
         with conn, conn.cursor() as cur:
             cur.execute(ddl)
-            cur.copy_expert(copy, io.StringIO("".join(lines())))
+            cur.copy_expert(copy, io.BytesIO(b"".join(chunks())))
         conn.close()
-        return "psycopg2 %s" % psycopg2.__version__
+        return "psycopg2 %s, binary COPY" % psycopg2.__version__
     except ImportError:
         pass
     args = ["psql", "-qX", "-v", "ON_ERROR_STOP=1"] + (["-d", conninfo] if conninfo else [])
     subprocess.run(args + ["-c", ddl], check=True, stdout=subprocess.DEVNULL)
     p = subprocess.Popen(args + ["-c", "\\copy anchor.chunks (path, start_line, end_line, "
-                                  "code, emb) FROM STDIN"], stdin=subprocess.PIPE, text=True)
-    for line in lines():
-        p.stdin.write(line)
+                                  "code, emb) FROM STDIN WITH (FORMAT binary)"], stdin=subprocess.PIPE)
+    for b in chunks():
+        p.stdin.write(b)
     p.stdin.close()
     if p.wait() != 0:
         sys.exit("psql \\copy failed")
-    return "psql \\copy"
+    return "psql \\copy, binary"
 
 
 def main():
@@ -168,7 +205,7 @@ def main():
                 data = fh.read()
         except OSError:
             continue
-        rows.extend(chunker(f, data))
+        rows.extend((chunker if f.endswith(PY_EXTS) else chunks_braces)(f, data))
     texts = [cut(r[3]) for r in rows]
     t1 = time.time()
 
@@ -186,9 +223,9 @@ def main():
     driver = copy_rows(a.dbname, rows, vecs.astype("float32"))
     t4 = time.time()
     total = (t1 - t0) + (t3 - t2) + (t4 - t3)
+    how = ("tree-sitter" if ts else "plain def/class chunks") + " for .py, closing-brace chunks for the rest"
     print("anchor: %d chunks (%s) from %d paths; embedded with %s batch %d fp16, %d tokens; "
-          "stored with %s" % (len(rows), "tree-sitter" if ts else "plain def/class chunks",
-                              len(a.paths), a.model, a.batch, a.max_tokens, driver))
+          "stored with %s" % (len(rows), how, len(a.paths), a.model, a.batch, a.max_tokens, driver))
     print("RESULT,anchor,chunks=%d,chunk_s=%.2f,model_load_s=%.2f,embed_s=%.2f,copy_s=%.2f,"
           "total_s=%.2f,embed_per_s=%.0f,total_per_s=%.0f"
           % (len(rows), t1 - t0, t2 - t1, t3 - t2, t4 - t3, total,
