@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # bench/loader/gpu.sh -- issue 23 on the CUDA host (as root, test/gpu/setup.sh's
 # server with the GPU service): codevec-load parses, stores and embeds a real
-# tree through the GPU service, then the Python anchor (bench/loader/anchor.py:
-# chunks, sentence-transformers fp16 batch 256, COPY) loads the same tree, in
-# the same run; then an incremental re-run after 10 files changed.
+# tree through the GPU service; then two incremental re-runs after 10 files
+# changed each (right after the load, then after VACUUM ANALYZE), with the
+# plans of their slow statements; then the Python anchor
+# (bench/loader/anchor.py: chunks, sentence-transformers fp16 batch 256,
+# binary COPY) loads the same tree, in the same run.
 #
 #   bash bench/loader/gpu.sh [PATH...]
 #   NARROW=0 ANCHOR=0 ...     skip the one-writer load / the Python anchor
@@ -83,28 +85,56 @@ if [ "${NARROW:-1}" = 1 ]; then
 	echo "== codevec-load --connections 1 --embed-batch 64 (one writer, the old batch)"
 	load loader-narrow ingest_narrow --connections 1 --embed-batch 64 2>&1 | tee "$out/loader-narrow.txt"
 fi
+
+# incremental RUN SKIP: 10 files changed (a function appended to each; the
+# files from the SKIP-th of every 97 on), then codevec-load again, with the
+# plans of its statements that took 200 ms or more (auto_explain, nested
+# statements too: the BM25 triggers) in $out/RUN-plans.log and what the
+# server's backends waited on, sampled every 0.2 s, in $out/RUN-waits.txt
+# (Python or C files, whichever the trees have more of: the Linux tree has
+# 144 .py files, of which one passed the filter, so one file changed there)
+ext=py
+[ "$(find "${copies[@]}" -name '*.c' | wc -l)" -gt "$(find "${copies[@]}" -name '*.py' | wc -l)" ] && ext=c
+incremental() {
+	local run=$1 skip=$2 i=0 log size sampler
+	echo "== $run: 10 .$ext files changed (a function appended to each), then codevec-load again"
+	while IFS= read -r f; do
+		if [ "$ext" = c ]; then
+			printf '\n/* Added by bench/loader/gpu.sh. */\nint ingest_bench_%s_%d(int x)\n{\n\treturn x + %d;\n}\n' "$run" "$i" "$i" >> "$f"
+		else
+			printf '\n\ndef ingest_bench_%s_%d(x):\n    """Added by bench/loader/gpu.sh."""\n    return x + %d\n' "$run" "$i" "$i" >> "$f"
+		fi
+		i=$((i + 1))
+	done < <(find "${copies[@]}" -name "*.$ext" -size +2k | sort | awk -v s="$skip" 'NR % 97 == s' | head -10)
+	log=$(psql -qAtX -c "SELECT current_setting('data_directory')")/server.log
+	size=$(stat -c %s "$log" 2>/dev/null || echo 0)
+	( while :; do
+		psql -qAtX -c "SELECT now()::time(1), pid, wait_event_type, wait_event, state, left(regexp_replace(query, '\s+', ' ', 'g'), 90)
+			FROM pg_stat_activity WHERE datname = 'ingest_cvl' AND pid <> pg_backend_pid() AND state <> 'idle'"
+		sleep 0.2
+	done ) > "$out/$run-waits.txt" 2>&1 &
+	sampler=$!
+	local explain=
+	[ -e "$(pg_config --pkglibdir)/auto_explain.so" ] &&
+		explain="-c session_preload_libraries=auto_explain -c auto_explain.log_min_duration=200 -c auto_explain.log_nested_statements=on -c auto_explain.log_analyze=on -c auto_explain.log_buffers=on"
+	PGOPTIONS="$explain" timed "$run" codevec-load -d ingest_cvl --no-progress "${copies[@]}"
+	kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null
+	tail -c +"$((size + 1))" "$log" > "$out/$run-plans.log"
+	result "$run" ingest_cvl | tee "$out/$run.txt"
+	echo "# $(grep -c 'duration:' "$out/$run-plans.log") statements of 200 ms or more (plans in $run-plans.log)"
+	psql -qAtX -d ingest_cvl -c "SELECT relname || ': live ' || n_live_tup || ', analyzed ' || coalesce(greatest(last_analyze, last_autoanalyze)::time(0)::text, 'never')
+		FROM pg_stat_user_tables WHERE schemaname = 'code' ORDER BY relname" | sed 's/^/# /'
+}
+# right after the load (autovacuum may not have analyzed the new rows yet),
+# then again after VACUUM ANALYZE of the schema's tables
+incremental incremental 1
+psql -qX -d ingest_cvl -c '\timing on' -c "VACUUM ANALYZE code.files, code.snippets, code.bm25_terms, code.bm25_postings" | tee "$out/analyze.txt"
+incremental incremental-analyzed 50
 if [ "${ANCHOR:-1}" = 1 ]; then
-	echo "== the anchor on the same trees"
+	echo "== the anchor on the same trees (after the incremental runs: 20 functions more)"
 	psql -qX -c "DROP DATABASE IF EXISTS ingest_anchor" -c "CREATE DATABASE ingest_anchor" >/dev/null
 	psql -qX -d ingest_anchor -c "CREATE EXTENSION codevec" >/dev/null
 	python3 "$top/bench/loader/anchor.py" --model "${MODEL:-$top/.gpukit/minilm-f16}" -d ingest_anchor "${copies[@]}" \
 		2>&1 | tail -5 | tee "$out/anchor.txt"
 fi
-
-echo "== incremental: 10 files changed (a function appended to each), then codevec-load again"
-# (Python or C files, whichever the trees have more of: the Linux tree has
-# 144 .py files, of which one passed the filter, so one file changed there)
-i=0
-ext=py
-[ "$(find "${copies[@]}" -name '*.c' | wc -l)" -gt "$(find "${copies[@]}" -name '*.py' | wc -l)" ] && ext=c
-while IFS= read -r f; do
-	if [ "$ext" = c ]; then
-		printf '\n/* Added by bench/loader/gpu.sh. */\nint ingest_bench_added_%d(int x)\n{\n\treturn x + %d;\n}\n' "$i" "$i" >> "$f"
-	else
-		printf '\n\ndef ingest_bench_added_%d(x):\n    """Added by bench/loader/gpu.sh."""\n    return x + %d\n' "$i" "$i" >> "$f"
-	fi
-	i=$((i + 1))
-done < <(find "${copies[@]}" -name "*.$ext" -size +2k | sort | awk 'NR % 97 == 1' | head -10)
-timed incremental codevec-load -d ingest_cvl --no-progress "${copies[@]}"
-result incremental ingest_cvl | tee "$out/incremental.txt"
 psql -qX -c "SELECT requests, batches, round(mean_batch::numeric, 1) AS mean_batch, max_batch, fallbacks FROM codevec_gpu_status()" | tee -a "$out/machine.txt"
