@@ -17,7 +17,8 @@
 # $OUT/keyword-gpu.csv when $OUT is set (the device's output folder).
 #
 # Settings: T seconds per pgbench run (default 20), CLIENTS (default 16),
-# SESSIONS fresh sessions for the first-call figure (default 20).
+# SESSIONS fresh sessions for the first-call figure (default 20), PARTS=0
+# to skip hybrid's parts (embed, each list alone; a sampled hybrid run).
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 source "$top/test/gpu/setup.sh" || exit 1
@@ -86,6 +87,52 @@ for mode in vector keyword hybrid; do
 	result qps "$mode" "$CLIENTS" "$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$work/pgbenchN.out" | head -1)" tps
 	grep -E 'latency average|failed' "$work/pgbenchN.out" | sed 's/^/# /'
 done
+
+# ---------------------------------------------------------------- hybrid's parts
+# What a hybrid search is made of, each part alone, 1 client p50 and QPS at
+# $CLIENTS: embed(), the vector list (the gpuivf scan with the k code.search
+# asks: k for vector mode, depth = 100 for hybrid), the BM25 list
+# (code.bm25_filtered at k and at depth).  PARTS=0 skips it.
+if [ "${PARTS:-1}" = 1 ]; then
+	qsel='(SELECT b.q FROM public.bench_questions b WHERE b.i = :i)'
+	printf '\\set i random(1, 100)\nSELECT embed(%s) IS NOT NULL;\n' "$qsel" > "$work/p-embed.sql"
+	for n in 10 100; do
+		printf '\\set i random(1, 100)\nSELECT count(*) FROM (SELECT s.id FROM code.snippets s ORDER BY s.emb <=> (SELECT embed(b.q) FROM public.bench_questions b WHERE b.i = :i) LIMIT %d) x;\n' "$n" > "$work/p-vector$n.sql"
+		printf '\\set i random(1, 100)\nSELECT count(*) FROM code.bm25_filtered(%s, %d);\n' "$qsel" "$n" > "$work/p-bm25-$n.sql"
+	done
+	for part in embed vector10 vector100 bm25-10 bm25-100; do
+		rm -f "$work"/log.*
+		(cd "$work" && pgbench -n -M prepared -c 1 -j 1 -T "$((T / 2 + 1))" -l --log-prefix=log -f "p-$part.sql" > "$work/pgbench1.out" 2>&1)
+		cat "$work"/log.* | awk '{print $3}' | sort -n > "$work/lat.txt"
+		nlat=$(wc -l < "$work/lat.txt")
+		[ "$nlat" -gt 0 ] && result part_p50 "$part" 1 "$(awk -v x="$(sed -n "$(( (nlat + 1) / 2 ))p" "$work/lat.txt")" 'BEGIN { printf "%.3f", x / 1000 }')" ms
+		pgbench -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -T "$((T / 2 + 1))" -f "$work/p-$part.sql" > "$work/pgbenchN.out" 2>&1
+		result part_qps "$part" "$CLIENTS" "$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$work/pgbenchN.out" | head -1)" tps
+		grep -E 'failed|ERROR' "$work/pgbenchN.out" | head -3 | sed 's/^/# /'
+	done
+	# hybrid at $CLIENTS again, with what the backends wait on (pg_stat_activity
+	# sampled every 0.1 s) and the GPU service's stages over that run alone
+	psql -qAtX -c "DROP TABLE IF EXISTS public.bench_stages0" \
+		-c "CREATE TABLE public.bench_stages0 AS SELECT * FROM codevec_gpu_stages()" >/dev/null
+	( while :; do
+		psql -qAtX -F ' ' -c "SELECT coalesce(wait_event_type || ':' || wait_event, 'running') FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'active'"
+		sleep 0.1
+	done ) > "$work/waits.txt" 2>/dev/null &
+	sampler=$!
+	pgbench -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -T "$T" -f "$work/hybrid.sql" > "$work/pgbenchN.out" 2>&1
+	kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null
+	result qps hybrid-sampled "$CLIENTS" "$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$work/pgbenchN.out" | head -1)" tps
+	echo "# hybrid at $CLIENTS clients: active backends' wait events (samples)"
+	sort "$work/waits.txt" | uniq -c | sort -rn | head -15 | sed 's/^/#   /'
+	echo "# the GPU service's stages during that run (per timing and per request, us)"
+	psql -qX -c "SELECT s.stage, s.timings - o.timings AS timings, s.requests - o.requests AS requests,
+			round(((s.total_us - o.total_us) / nullif(s.timings - o.timings, 0))::numeric, 1) AS mean_us,
+			round(((s.total_us - o.total_us) / nullif(s.requests - o.requests, 0))::numeric, 1) AS per_request_us
+		FROM codevec_gpu_stages() s JOIN public.bench_stages0 o USING (stage)
+		WHERE s.timings > o.timings" | sed 's/^/#   /'
+	[ -n "$csv" ] && cp "$work/waits.txt" "$OUT/hybrid-waits.txt"
+fi
 
 # ---------------------------------------------------------------- first call in a session
 # psql's \timing of the first and the second code.search of a fresh session
