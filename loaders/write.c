@@ -240,6 +240,14 @@ WriteRange(CvlWriterData *w, CvlBatch *b, int lo, int hi, bool embed)
 		cvl_session_copy_in(s, "COPY cvl_stage_files FROM STDIN", b->files.data + f0, f1 - f0) < 0 ||
 		cvl_session_copy_in(s, "COPY cvl_stage_snippets FROM STDIN", b->snippets.data + s0, s1 - s0) < 0)
 		goto fail;
+	/*
+	 * Statistics for the staged files when some are known: without them the
+	 * planner takes the temporary table for hundreds of rows and deletes
+	 * the old snippets through a hash join over every snippet of the
+	 * database (0.5 s on the Linux tree) instead of probing by file
+	 */
+	if (any_known && cvl_session_exec(s, "analyzing the staged files", "ANALYZE cvl_stage_files") < 0)
+		goto fail;
 	t1 = cvl_clock_now();
 	st->t_stage += t1 - t0;
 	/* a batch of new files has no old snippets: no delete to run */
