@@ -209,6 +209,23 @@ cvl_db_schema_ensure(CvlDb db)
 				 "CREATE EXTENSION codevec (a version with it) first", version);
 		goto fail;
 	}
+	/*
+	 * The snippets still without an embedding, for the fill-in pass
+	 * (cvl_db_embed): without this index every run walks all the snippets
+	 * to find none (0.6 s on the Linux tree's 785k). Small, as rows are
+	 * stored with their vectors. Not on a sharded coordinator, whose
+	 * snippets are foreign partitions.
+	 */
+	if (db->has_emb &&
+		cvl_session_exec(&db->main, "creating index snippets_emb_missing_idx",
+						 "DO $$ BEGIN "
+						 "IF (SELECT c.relkind FROM pg_class c WHERE c.oid = 'code.snippets'::regclass) = 'r' "
+						 "AND to_regclass('code.snippets_emb_missing_idx') IS NULL THEN "
+						 "CREATE INDEX snippets_emb_missing_idx ON code.snippets (id) WHERE emb IS NULL; "
+						 "COMMENT ON INDEX code.snippets_emb_missing_idx IS "
+						 "'codevec-load: the snippets without an embedding, for its fill-in pass'; "
+						 "END IF; END $$") < 0)
+		goto fail;
 	if (cfg && db->has_emb)
 	{
 		/* the search surface, re-created so that it follows the loader */
