@@ -415,7 +415,8 @@ fail:
  * Bring the BM25 keyword postings (code.bm25_postings) up to date after a
  * load: built the first time, rebuilt when the corpus' average document
  * length has moved by more than 10% since (code.bm25_refresh(0.1); the
- * triggers keep them exact in between), then VACUUM (ANALYZE) of the
+ * triggers keep them exact in between) with as many parallel workers as
+ * the loader has writers, then VACUUM (ANALYZE) of the
  * postings when they were rebuilt, so that code.search's index-only scans
  * read no heap.  Nothing on a schema without BM25 (an extension older than
  * 0.2.0).  Sets *rebuilt; returns -1 on error.
@@ -424,6 +425,7 @@ int
 cvl_db_bm25_refresh(CvlDb db, bool *rebuilt)
 {
 	PGresult   *res;
+	char		workers[16];
 	double		t0 = cvl_clock_now();
 
 	*rebuilt = false;
@@ -438,11 +440,34 @@ cvl_db_bm25_refresh(CvlDb db, bool *rebuilt)
 		return 0;
 	}
 	PQclear(res);
+	/*
+	 * The build reads every snippet in max_parallel_maintenance_workers
+	 * parallel workers (default 2): as many as the loader has writer
+	 * connections (half the server's cores when it is on this machine, 4
+	 * for another), when that is more, for this session only. The server
+	 * still caps them by max_parallel_workers and max_worker_processes,
+	 * and the postings are the same for any number.
+	 */
+	snprintf(workers, sizeof(workers), "%d", db->nwriters);
+	{
+		const char *p[1] = {workers};
+
+		res = cvl_session_exec_params(&db->main, "setting the BM25 build's parallel workers",
+						 "SELECT set_config('max_parallel_maintenance_workers', "
+						 "greatest(current_setting('max_parallel_maintenance_workers')::integer, "
+						 "$1::integer)::text, false)", 1, p);
+	}
+	if (res == NULL)
+		return -1;
+	PQclear(res);
 	res = cvl_session_exec_params(&db->main, "building the BM25 postings", "SELECT code.bm25_refresh(0.1)", 0, NULL);
 	if (res == NULL)
 		return -1;
 	*rebuilt = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
 	PQclear(res);
+	if (cvl_session_exec(&db->main, "resetting max_parallel_maintenance_workers",
+						 "RESET max_parallel_maintenance_workers") < 0)
+		return -1;
 	if (*rebuilt && cvl_session_exec(&db->main, "VACUUM of the BM25 postings",
 						 "VACUUM (ANALYZE) code.bm25_postings") < 0)
 		return -1;
