@@ -233,57 +233,60 @@ RunRequest(GpuRequestHeader *req)
 }
 
 /*
- * Run, for each kind that groups requests, every group of the batch's
- * requests in one call, or, when start is true and the kind can, start it
- * on the device (kept in b->started); mark them done. The groups started
- * come first, then those run in place, each in kind order.
+ * Run every group of kind k among the batch's requests not yet done in
+ * one call each, or, when start is true and the kind can, start it on the
+ * device (kept in b->started); mark them done.
+ */
+static void
+RunKindGroups(GpuBatch *b, bool *done, int kind, const GpuRequestKindData *k, bool start)
+{
+	for (int i = 0; i < b->n; i++)
+	{
+		GpuRequestHeader *group[GPU_MAX_SLOTS];
+		int			ng = 0;
+
+		if (done[i] || b->reqs[i]->kind != kind)
+			continue;
+		for (int j = i; j < b->n; j++)
+			if (!done[j] && b->reqs[j]->kind == kind && k->same_group(b->reqs[i], b->reqs[j]))
+			{
+				group[ng++] = b->reqs[j];
+				done[j] = true;
+			}
+		UseFirstDevice();
+		if (start && k->start_group != NULL)
+		{
+			void	   *h = k->start_group(group, ng);
+
+			if (h != NULL)
+			{
+				b->started_kind[b->nstarted] = k;
+				b->started[b->nstarted++] = h;
+			}
+		}
+		else
+			k->run_group(group, ng);
+	}
+}
+
+/*
+ * Run the groups of every kind that groups requests (RunKindGroups): the
+ * groups started come first (pass 0), then those run in place (pass 1),
+ * each in kind order. In a started batch the latter are of beside_started
+ * kinds, whose device work then overlaps the started kernels.
  */
 static void
 RunGroups(GpuBatch *b, bool *done, bool start)
 {
-	/*
-	 * Started groups first (pass 0), then the groups run in place (pass 1):
-	 * in a started batch these are of beside_started kinds, whose device
-	 * work then overlaps the started kernels.
-	 */
 	for (int pass = 0; pass < 2; pass++)
-	{
-		for (int kind = 0; kind < GPU_MAX_KINDS; kind++)
+		for (int kind = GPU_REQUEST_PING + 1; kind < GPU_MAX_KINDS; kind++)
 		{
-			const GpuRequestKindData *k = kind > GPU_REQUEST_PING ? GpuServiceKind(kind) : NULL;
+			const GpuRequestKindData *k = GpuServiceKind(kind);
 
-			if (k == NULL || k->run_group == NULL || !KindRunnable(k) ||
-				(start && k->start_group != NULL) != (pass == 0))
-				continue;
-			for (int i = 0; i < b->n; i++)
-			{
-				GpuRequestHeader *group[GPU_MAX_SLOTS];
-				int			ng = 0;
-
-				if (done[i] || b->reqs[i]->kind != kind)
-					continue;
-				for (int j = i; j < b->n; j++)
-					if (!done[j] && b->reqs[j]->kind == kind && k->same_group(b->reqs[i], b->reqs[j]))
-					{
-						group[ng++] = b->reqs[j];
-						done[j] = true;
-					}
-				UseFirstDevice();
-				if (start && k->start_group != NULL)
-				{
-					void	   *h = k->start_group(group, ng);
-
-					if (h != NULL)
-					{
-						b->started_kind[b->nstarted] = k;
-						b->started[b->nstarted++] = h;
-					}
-				}
-				else
-					k->run_group(group, ng);
-			}
+			if (k != NULL && k->run_group != NULL && KindRunnable(k) &&
+				(start && k->start_group != NULL) == (pass == 0))
+				RunKindGroups(b, done, kind, k, start);
 		}
-	}
 }
 
 /*
