@@ -375,6 +375,7 @@ int			cvl_db_bm25_refresh(CvlDb db, bool *rebuilt);
 
 /* schema.c: the SQL text db.c runs to create or upgrade schema code */
 extern const char *const cvl_schema_sql;
+extern const char *const cvl_emb_missing_idx_sql;
 extern const char *const cvl_snippet_tsv_sql;
 extern const char *const cvl_snippet_tsv_c_sql;
 extern const char *const cvl_search_sql;

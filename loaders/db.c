@@ -218,13 +218,7 @@ cvl_db_schema_ensure(CvlDb db)
 	 */
 	if (db->has_emb &&
 		cvl_session_exec(&db->main, "creating index snippets_emb_missing_idx",
-						 "DO $$ BEGIN "
-						 "IF (SELECT c.relkind FROM pg_class c WHERE c.oid = 'code.snippets'::regclass) = 'r' "
-						 "AND to_regclass('code.snippets_emb_missing_idx') IS NULL THEN "
-						 "CREATE INDEX snippets_emb_missing_idx ON code.snippets (id) WHERE emb IS NULL; "
-						 "COMMENT ON INDEX code.snippets_emb_missing_idx IS "
-						 "'codevec-load: the snippets without an embedding, for its fill-in pass'; "
-						 "END IF; END $$") < 0)
+						 cvl_emb_missing_idx_sql) < 0)
 		goto fail;
 	if (cfg && db->has_emb)
 	{

@@ -5,6 +5,9 @@
  *   cvl_schema_sql  code.schema_version, code.repos, code.files,
  *                   code.snippets (a printf format: %s is emb's column
  *                   definition, empty with --dims 0);
+ *   cvl_emb_missing_idx_sql  code.snippets_emb_missing_idx, the
+ *                   snippets without an embedding (on a schema with emb;
+ *                   not on a sharded coordinator's partitioned table);
  *   cvl_snippet_tsv_sql, cvl_snippet_tsv_c_sql  code.snippet_tsv(), the
  *                   second by codevec_code_tsvector() where the extension
  *                   has it (the same values);
@@ -88,6 +91,15 @@ const char *const cvl_snippet_tsv_sql =
 "'code.snippets.tsv as codevec-load computes it: the codevec_code text search configuration "
 "(identifiers whole and split) of the qualified name (weight A), signature (B), doc (C) and "
 "the first 16384 characters of the code (D)';\n";
+
+const char *const cvl_emb_missing_idx_sql =
+"DO $$ BEGIN "
+"IF (SELECT c.relkind FROM pg_class c WHERE c.oid = 'code.snippets'::regclass) = 'r' "
+"AND to_regclass('code.snippets_emb_missing_idx') IS NULL THEN "
+"CREATE INDEX snippets_emb_missing_idx ON code.snippets (id) WHERE emb IS NULL; "
+"COMMENT ON INDEX code.snippets_emb_missing_idx IS "
+"'codevec-load: the snippets without an embedding, for its fill-in pass'; "
+"END IF; END $$";
 
 const char *const cvl_snippet_tsv_c_sql =
 "CREATE OR REPLACE FUNCTION code.snippet_tsv(qualified_name text, signature text,\n"
