@@ -32,7 +32,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 n=${1:-1000000}
 T=${T:-8}
 work=/tmp/breakdown; mkdir -p "$work"; chmod 755 "$work"
-. "$top/bench/gpuivf/lib.sh"	# pctl
+. "$top/bench/gpuivf/lib.sh"	# pctl, stages_snap
 source "$top/test/gpu/setup.sh" max_worker_processes=32
 echo "# breakdown: $n random rows x 384, GPU $(psql -qAtX -c "SELECT device FROM codevec_gpu_status()"), $(nproc) cores, T=${T}s"
 
@@ -52,8 +52,7 @@ done
 
 counters() { psql -qAtX -F ' ' -c "SELECT requests, batches FROM codevec_gpu_status()"; }
 declare -A P50 QPS MB ST
-# stages_snap / stages_delta NAME CLIENTS: codevec_gpu_stages() over a run
-stages_snap() { psql -qX -c "DROP TABLE IF EXISTS stages0" -c "CREATE TABLE stages0 AS SELECT * FROM codevec_gpu_stages()" >/dev/null; }
+# stages_delta NAME CLIENTS: codevec_gpu_stages() over a run (since stages_snap)
 stages_delta() {
 	local line
 	while IFS='|' read -r st dev tm rq per_t per_r; do

@@ -1,6 +1,6 @@
 # shellcheck shell=bash disable=SC2154  # work, T and top are the caller's
-# bench/gpuivf/lib.sh — helpers shared by compare.sh, pgvector.sh, multigpu.sh and
-# breakdown.sh (sourced; they run on the CUDA host, on the server of
+# bench/gpuivf/lib.sh — helpers shared by compare.sh, pgvector.sh, multigpu.sh,
+# breakdown.sh, pipeline.sh, mixed.sh and ../keyword/gpu.sh (sourced; they run on the CUDA host, on the server of
 # test/gpu/setup.sh). The caller sets work (a scratch folder) and T
 # (seconds per pgbench row) first.
 #
@@ -11,6 +11,10 @@
 #                          pgbench -M prepared, T s per client count, over
 #                          `\set q random(1, 1000)` and SQL; one line
 #                          RESULT,NAME,clients=C,qps=,p50_us=,p99_us= each
+#   stages_snap            codevec_gpu_stages() now, into table stages0
+#   stages_table           its deltas since stages_snap, a table of the
+#                          stages that ran (timings, requests, mean and
+#                          per-request microseconds), each line "#   "
 #   install_pgvector_kit   pgvector from .gpukit/pgvector.tar.xz into the
 #                          server, when the kit has it and the server lacks it
 #   fill_random N          1,000 random queries into q (seed 7) and N random
@@ -22,6 +26,14 @@
 ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 mem() { psql -qAtX -c "SELECT memory_used_mb FROM codevec_gpu_status()"; }
 pctl() { cat "$@" | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {printf "%d %d", a[int(NR*0.5)+1], a[int(NR*0.99)+1]}'; }
+
+stages_snap() { psql -qX -c "DROP TABLE IF EXISTS stages0" -c "CREATE TABLE stages0 AS SELECT * FROM codevec_gpu_stages()" >/dev/null; }
+stages_table() {
+	psql -qX -c "SELECT s.stage, s.timings - o.timings AS timings, s.requests - o.requests AS requests,
+			round(((s.total_us - o.total_us) / nullif(s.timings - o.timings, 0))::numeric, 1) AS mean_us,
+			round(((s.total_us - o.total_us) / nullif(s.requests - o.requests, 0))::numeric, 1) AS per_request_us
+		FROM codevec_gpu_stages() s JOIN stages0 o USING (stage) WHERE s.timings > o.timings" | sed 's/^/#   /'
+}
 
 bench() {	# bench NAME PGOPTIONS SQL CLIENTS...
 	local name=$1 opts=$2 sql=$3 c out p50 p99; shift 3

@@ -29,6 +29,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 texts=${1:?usage: mixed.sh TEXTS.tsv[.xz]}
 set --		# setup.sh takes server settings as arguments: none here
 source "$top/test/gpu/setup.sh" || exit 1
+. "$top/bench/gpuivf/lib.sh"	# stages_snap, stages_table
 T=${T:-10}
 ROWS=${ROWS:-785216}
 work=$(mktemp -d /tmp/mixed.XXXXXX); chmod 755 "$work"
@@ -101,19 +102,14 @@ for b in $builds; do
 	psql -qX -c "SELECT count(*) FROM (SELECT id FROM st ORDER BY emb <=> embed('warm up') LIMIT 10) x" >/dev/null
 	for what in embed vector100 vector10; do
 		for c in 1 16 64; do
-			if [ "$what$c" = vector10016 ]; then
-				psql -qAtX -c "DROP TABLE IF EXISTS stages0" -c "CREATE TABLE stages0 AS SELECT * FROM codevec_gpu_stages()" >/dev/null
-			fi
+			[ "$what$c" = vector10016 ] && stages_snap
 			pgbench -n -M prepared -c "$c" -j "$c" -T "$T" -f "$work/$what.sql" > "$work/run.out" 2>&1
 			grep -E 'failed|ERROR' "$work/run.out" | head -2 | sed 's/^/# /'
 			result "$name" "$what" "$c" "$(tps "$work/run.out")" tps
 			[ "$c" = 1 ] && result "$name" "$what-latency" 1 "$(sed -n 's/^latency average = \([0-9.]*\).*/\1/p' "$work/run.out")" ms
 			if [ "$what$c" = vector10016 ]; then
 				echo "# $name, vector100 at 16 clients: the GPU service's stages (us)"
-				psql -qX -c "SELECT s.stage, s.timings - o.timings AS timings, s.requests - o.requests AS requests,
-						round(((s.total_us - o.total_us) / nullif(s.timings - o.timings, 0))::numeric, 1) AS mean_us,
-						round(((s.total_us - o.total_us) / nullif(s.requests - o.requests, 0))::numeric, 1) AS per_request_us
-					FROM codevec_gpu_stages() s JOIN stages0 o USING (stage) WHERE s.timings > o.timings" | sed 's/^/#   /'
+				stages_table
 			fi
 		done
 	done

@@ -20,7 +20,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 n=${1:-1000000}
 T=${T:-8}
 work=/tmp/pipeline; mkdir -p "$work"; chmod 755 "$work"
-. "$top/bench/gpuivf/lib.sh"	# pctl, fill_random
+. "$top/bench/gpuivf/lib.sh"	# pctl, fill_random, stages_snap
 source "$top/test/gpu/setup.sh" max_worker_processes=32
 echo "# pipeline: $n random rows x 384, GPU $(psql -qAtX -c "SELECT device FROM codevec_gpu_status()"), $(nproc) cores, T=${T}s"
 
@@ -32,7 +32,6 @@ psql -qX -c "CREATE INDEX ON q (qid)" -c "CREATE INDEX t_flat ON t USING gpuivf 
 psql -qAtX -c "SET codevec.device = cuda" -c "SELECT id FROM t ORDER BY emb <=> (SELECT emb FROM q WHERE qid = 1) LIMIT 10" >/dev/null
 
 counters() { psql -qAtX -F ' ' -c "SELECT requests, batches FROM codevec_gpu_status()"; }
-stages_snap() { psql -qX -c "DROP TABLE IF EXISTS stages0" -c "CREATE TABLE stages0 AS SELECT * FROM codevec_gpu_stages()" >/dev/null; }
 # stage NAME: "per timing us" of a stage since stages_snap, or "count" for overlap
 stage_us() {
 	psql -qAtX -c "SELECT CASE WHEN '$1' = 'overlap' THEN (s.timings - z.timings)::text

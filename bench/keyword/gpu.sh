@@ -22,6 +22,7 @@
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 source "$top/test/gpu/setup.sh" || exit 1
+. "$top/bench/gpuivf/lib.sh"	# stages_snap, stages_table
 export PGDATABASE=${DB:-linux}
 T=${T:-20}
 CLIENTS=${CLIENTS:-16}
@@ -112,8 +113,7 @@ if [ "${PARTS:-1}" = 1 ]; then
 	done
 	# hybrid at $CLIENTS again, with what the backends wait on (pg_stat_activity
 	# sampled every 0.1 s) and the GPU service's stages over that run alone
-	psql -qAtX -c "DROP TABLE IF EXISTS public.bench_stages0" \
-		-c "CREATE TABLE public.bench_stages0 AS SELECT * FROM codevec_gpu_stages()" >/dev/null
+	stages_snap
 	( while :; do
 		psql -qAtX -F ' ' -c "SELECT coalesce(wait_event_type || ':' || wait_event, 'running') FROM pg_stat_activity
 			WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'active'"
@@ -126,11 +126,7 @@ if [ "${PARTS:-1}" = 1 ]; then
 	echo "# hybrid at $CLIENTS clients: active backends' wait events (samples)"
 	sort "$work/waits.txt" | uniq -c | sort -rn | head -15 | sed 's/^/#   /'
 	echo "# the GPU service's stages during that run (per timing and per request, us)"
-	psql -qX -c "SELECT s.stage, s.timings - o.timings AS timings, s.requests - o.requests AS requests,
-			round(((s.total_us - o.total_us) / nullif(s.timings - o.timings, 0))::numeric, 1) AS mean_us,
-			round(((s.total_us - o.total_us) / nullif(s.requests - o.requests, 0))::numeric, 1) AS per_request_us
-		FROM codevec_gpu_stages() s JOIN public.bench_stages0 o USING (stage)
-		WHERE s.timings > o.timings" | sed 's/^/#   /'
+	stages_table
 	[ -n "$csv" ] && cp "$work/waits.txt" "$OUT/hybrid-waits.txt"
 fi
 
