@@ -94,7 +94,7 @@ builds=${BUILDS:-installed=}
 for b in $builds; do
 	name=${b%%=*}; dir=${b#*=}
 	if [ -n "$dir" ]; then
-		su pg -c "LD_LIBRARY_PATH=/opt/pgkit/usr/lib/x86_64-linux-gnu /opt/pgkit/usr/lib/postgresql/15/bin/pg_ctl -D /tmp/pgdata -m fast -w stop" >/dev/null
+		gpu_server_stop
 		cp "$dir/codevec.so" "$dir/codevec_cuda_encoder.so" "$(pg_config --pkglibdir)/" || exit 1
 		source "$top/test/gpu/setup.sh" || exit 1
 		export PGDATABASE=mixed

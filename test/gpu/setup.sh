@@ -11,7 +11,7 @@
 # models/code-minilm-l6 when it travelled) — starts PostgreSQL 15 from pgkit.tar.xz
 # with shared_preload_libraries = codevec plus the given settings, creates
 # the extension in database postgres and waits for the GPU service.
-# Defines (from test/lib.sh) check DESCRIPTION SQL EXPECTED (TAP lines;
+# Defines gpu_server_stop and (from test/lib.sh) check DESCRIPTION SQL EXPECTED (TAP lines;
 # counters passed and failed) and tap_result (the "N passed, N failed"
 # line; its status).
 kit=$top/.gpukit
@@ -43,6 +43,12 @@ gpu_answered() {
 	fi
 }
 
+# gpu_server_stop: stop the kit's server (a later source of this file
+# starts it again, e.g. after another codevec.so was installed)
+gpu_server_stop() {
+	su pg -c "LD_LIBRARY_PATH=/opt/pgkit/usr/lib/x86_64-linux-gnu /opt/pgkit/usr/lib/postgresql/15/bin/pg_ctl -D /tmp/pgdata -m fast -w stop" >/dev/null 2>&1
+}
+
 if [ ! -e /tmp/.codevec-gpu-setup ]; then
 	eval "$(bash "$kit/start-postgres.sh" "$kit/pgkit.tar.xz" /tmp/pgdata)" || return 1
 	tar xJf "$kit/xlibs.tar.xz" -C /tmp && cp /tmp/xlibs/* /usr/local/lib/
@@ -59,7 +65,7 @@ if [ ! -e /tmp/.codevec-gpu-setup ]; then
 		cp /tmp/ext/loader/lib/* /usr/local/lib/ && ldconfig
 		cp /tmp/ext/loader/codevec-load "$(pg_config --bindir)/"
 	fi
-	su pg -c "LD_LIBRARY_PATH=/opt/pgkit/usr/lib/x86_64-linux-gnu /opt/pgkit/usr/lib/postgresql/15/bin/pg_ctl -D /tmp/pgdata -m fast -w stop" >/dev/null 2>&1 || true
+	gpu_server_stop || true
 	touch /tmp/.codevec-gpu-setup
 fi
 # the default model, whenever a call brought it (it may come in a later call)
