@@ -7,6 +7,7 @@
 #   ms START_NS            milliseconds since START_NS (date +%s%N)
 #   mem                    the GPU service's memory_used_mb
 #   pctl LOG...            p50 and p99 latency (us) of pgbench -l logs
+#   tps OUT                the tps of a pgbench output file
 #   bench NAME PGOPTIONS SQL CLIENTS...
 #                          pgbench -M prepared, T s per client count, over
 #                          `\set q random(1, 1000)` and SQL; one line
@@ -27,6 +28,7 @@ ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 mem() { psql -qAtX -c "SELECT memory_used_mb FROM codevec_gpu_status()"; }
 pctl() { cat "$@" | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {printf "%d %d", a[int(NR*0.5)+1], a[int(NR*0.99)+1]}'; }
 
+tps() { sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$1" | head -1; }
 stages_snap() { psql -qX -c "DROP TABLE IF EXISTS stages0" -c "CREATE TABLE stages0 AS SELECT * FROM codevec_gpu_stages()" >/dev/null; }
 stages_table() {
 	psql -qX -c "SELECT s.stage, s.timings - o.timings AS timings, s.requests - o.requests AS requests,

@@ -29,7 +29,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 texts=${1:?usage: mixed.sh TEXTS.tsv[.xz]}
 set --		# setup.sh takes server settings as arguments: none here
 source "$top/test/gpu/setup.sh" || exit 1
-. "$top/bench/gpuivf/lib.sh"	# stages_snap, stages_table
+. "$top/bench/gpuivf/lib.sh"	# stages_snap, stages_table, tps
 T=${T:-10}
 ROWS=${ROWS:-785216}
 work=$(mktemp -d /tmp/mixed.XXXXXX); chmod 755 "$work"
@@ -40,7 +40,6 @@ result() {	# result BUILD WHAT CLIENTS VALUE UNIT
 	[ -n "$csv" ] && echo "$1,$2,$3,$4,$5" >> "$csv"
 	return 0
 }
-tps() { sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$1" | head -1; }
 
 export PGDATABASE=mixed
 psql -qX -d postgres -c "DROP DATABASE IF EXISTS mixed" -c "CREATE DATABASE mixed" >/dev/null || exit 1

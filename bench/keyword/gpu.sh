@@ -22,7 +22,7 @@
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 source "$top/test/gpu/setup.sh" || exit 1
-. "$top/bench/gpuivf/lib.sh"	# stages_snap, stages_table
+. "$top/bench/gpuivf/lib.sh"	# stages_snap, stages_table, tps
 export PGDATABASE=${DB:-linux}
 T=${T:-20}
 CLIENTS=${CLIENTS:-16}
@@ -68,24 +68,28 @@ PY
 psql -qX -c "DROP TABLE IF EXISTS public.bench_questions" -c "CREATE TABLE public.bench_questions (i integer PRIMARY KEY, q text)" \
 	-c "\\copy public.bench_questions FROM '$work/questions.csv' WITH (FORMAT csv)" >/dev/null
 
+# one_client FILE SECONDS: pgbench at 1 client with every transaction's
+# latency logged (microseconds, 3rd field); sorted into $work/lat.txt
+one_client() {
+	rm -f "$work"/log.*
+	(cd "$work" && pgbench -n -M prepared -c 1 -j 1 -T "$2" -l --log-prefix=log -f "$1" > "$work/pgbench1.out" 2>&1)
+	cat "$work"/log.* | awk '{print $3}' | sort -n > "$work/lat.txt"
+}
+# pct_ms P: the P-th percentile of $work/lat.txt in ms (empty when none)
+pct_ms() { awk -v p="$1" '{ a[NR] = $1 } END { if (NR) printf "%.3f", a[int((NR * p + 99) / 100)] / 1000 }' "$work/lat.txt"; }
+
 # ---------------------------------------------------------------- latency, QPS
 for mode in vector keyword hybrid; do
 	printf '\\set i random(1, 100)\nSELECT s.id FROM public.bench_questions b, code.search(b.q, k => 10, mode => %s) s WHERE b.i = :i;\n' \
 		"'$mode'" > "$work/$mode.sql"
-	# one client, every transaction's latency logged (microseconds, 3rd field)
-	rm -f "$work"/log.*
-	(cd "$work" && pgbench -n -M prepared -c 1 -j 1 -T "$T" -l --log-prefix=log -f "$mode.sql" > "$work/pgbench1.out" 2>&1)
-	cat "$work"/log.* | awk '{print $3}' | sort -n > "$work/lat.txt"
-	nlat=$(wc -l < "$work/lat.txt")
-	if [ "$nlat" -gt 0 ]; then
-		p50=$(sed -n "$(( (nlat + 1) / 2 ))p" "$work/lat.txt")
-		p95=$(sed -n "$(( (nlat * 95 + 99) / 100 ))p" "$work/lat.txt")
-		result latency_p50 "$mode" 1 "$(awk -v x="$p50" 'BEGIN { printf "%.3f", x / 1000 }')" ms
-		result latency_p95 "$mode" 1 "$(awk -v x="$p95" 'BEGIN { printf "%.3f", x / 1000 }')" ms
+	one_client "$mode.sql" "$T"
+	if [ -s "$work/lat.txt" ]; then
+		result latency_p50 "$mode" 1 "$(pct_ms 50)" ms
+		result latency_p95 "$mode" 1 "$(pct_ms 95)" ms
 	fi
-	result qps "$mode" 1 "$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$work/pgbench1.out" | head -1)" tps
+	result qps "$mode" 1 "$(tps "$work/pgbench1.out")" tps
 	pgbench -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -T "$T" -f "$work/$mode.sql" > "$work/pgbenchN.out" 2>&1
-	result qps "$mode" "$CLIENTS" "$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$work/pgbenchN.out" | head -1)" tps
+	result qps "$mode" "$CLIENTS" "$(tps "$work/pgbenchN.out")" tps
 	grep -E 'latency average|failed' "$work/pgbenchN.out" | sed 's/^/# /'
 done
 
@@ -102,13 +106,10 @@ if [ "${PARTS:-1}" = 1 ]; then
 		printf '\\set i random(1, 100)\nSELECT count(*) FROM code.bm25_filtered(%s, %d);\n' "$qsel" "$n" > "$work/p-bm25-$n.sql"
 	done
 	for part in embed vector10 vector100 bm25-10 bm25-100; do
-		rm -f "$work"/log.*
-		(cd "$work" && pgbench -n -M prepared -c 1 -j 1 -T "$((T / 2 + 1))" -l --log-prefix=log -f "p-$part.sql" > "$work/pgbench1.out" 2>&1)
-		cat "$work"/log.* | awk '{print $3}' | sort -n > "$work/lat.txt"
-		nlat=$(wc -l < "$work/lat.txt")
-		[ "$nlat" -gt 0 ] && result part_p50 "$part" 1 "$(awk -v x="$(sed -n "$(( (nlat + 1) / 2 ))p" "$work/lat.txt")" 'BEGIN { printf "%.3f", x / 1000 }')" ms
+		one_client "p-$part.sql" "$((T / 2 + 1))"
+		[ -s "$work/lat.txt" ] && result part_p50 "$part" 1 "$(pct_ms 50)" ms
 		pgbench -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -T "$((T / 2 + 1))" -f "$work/p-$part.sql" > "$work/pgbenchN.out" 2>&1
-		result part_qps "$part" "$CLIENTS" "$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$work/pgbenchN.out" | head -1)" tps
+		result part_qps "$part" "$CLIENTS" "$(tps "$work/pgbenchN.out")" tps
 		grep -E 'failed|ERROR' "$work/pgbenchN.out" | head -3 | sed 's/^/# /'
 	done
 	# hybrid at $CLIENTS again, with what the backends wait on (pg_stat_activity
@@ -122,7 +123,7 @@ if [ "${PARTS:-1}" = 1 ]; then
 	sampler=$!
 	pgbench -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -T "$T" -f "$work/hybrid.sql" > "$work/pgbenchN.out" 2>&1
 	kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null
-	result qps hybrid-sampled "$CLIENTS" "$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$work/pgbenchN.out" | head -1)" tps
+	result qps hybrid-sampled "$CLIENTS" "$(tps "$work/pgbenchN.out")" tps
 	echo "# hybrid at $CLIENTS clients: active backends' wait events (samples)"
 	sort "$work/waits.txt" | uniq -c | sort -rn | head -15 | sed 's/^/#   /'
 	echo "# the GPU service's stages during that run (per timing and per request, us)"
