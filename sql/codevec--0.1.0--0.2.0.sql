@@ -139,6 +139,16 @@ CREATE AGGREGATE codevec_bm25_block_agg(id bigint, impact real, block_shift inte
 COMMENT ON AGGREGATE codevec_bm25_block_agg(bigint, real, integer) IS
 'one BM25 posting block from its postings in any order: the same bytea as codevec_bm25_pack() of the ids in increasing order and their impacts (NULL for no rows). Has a combine function, so a GROUP BY term, id >> block_shift over every posting runs in parallel workers (code.bm25_refresh()). Errors 22023: ids of one group in different blocks, an id twice, an impact negative or not finite, block_shift outside 0..16; 22004: NULL arguments';
 
+-- the blocks of a whole corpus in one pass over its documents in id order:
+-- code.bm25_refresh() (src/bm25build.c)
+CREATE FUNCTION codevec_bm25_build(source_sql text, weights real[], k1 real, b real,
+    avgdl double precision, block_shift integer)
+RETURNS TABLE(lexeme text, block integer, df integer, max_impact real, postings bytea)
+AS 'MODULE_PATHNAME', 'codevec_bm25_build'
+LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED ROWS 1000000;
+COMMENT ON FUNCTION codevec_bm25_build(text, real[], real, real, double precision, integer) IS
+'the BM25 posting blocks of the documents source_sql returns, in one pass: a row per lexeme and block of 2^block_shift ids (block = id >> block_shift), df the number of its documents that have the lexeme, max_impact the largest of their impacts, postings = codevec_bm25_pack() of their ids and codevec_bm25_impacts() with these weights, k1, b and avgdl. source_sql is run with the caller''s rights (as tablefunc''s crosstab takes its source) and must return (id bigint, tsv tsvector) with ids strictly increasing (ORDER BY id); NULL tsv rows are skipped. Memory: one block''s postings besides the result. Rows come block by block. Errors 22023: bad weights, k1, b, avgdl or block_shift (0..16), ids not increasing, negative or at least 2^(31 + block_shift); 22004: a NULL id; 42804: other columns than (bigint, tsvector)';
+
 -- codevec_index_check: amcheck-style verification of a gpuivf index
 CREATE FUNCTION codevec_index_check(index regclass,
     OUT lists integer, OUT data_pages bigint, OUT index_tuples bigint,

@@ -109,7 +109,7 @@ PG_FUNCTION_INFO_V1(codevec_bm25_topk);
  * finite and >= 0; k1 finite >= 0; b in [0, 1]; avgdl finite > 0.  Raises
  * 22023 (or 2202E for a weights array of the wrong shape).
  */
-static void
+void
 Bm25ParamsInit(Bm25Params *p, ArrayType *weights, float4 k1, float4 b, double avgdl)
 {
 	if (ARR_NDIM(weights) != 1 || ArrayGetNItems(ARR_NDIM(weights), ARR_DIMS(weights)) != 4 ||
@@ -146,7 +146,7 @@ Bm25ParamsInit(Bm25Params *p, ArrayType *weights, float4 k1, float4 b, double av
 }
 
 /* Return the weighted term frequency of tsvector entry e. */
-static inline double
+double
 Bm25EntryTf(TSVector tsv, WordEntry *e, const float4 *weights)
 {
 	double		tf = 0;

@@ -15,6 +15,7 @@
 
 #include "access/genam.h"
 #include "tsearch/ts_type.h"
+#include "utils/array.h"
 #include "utils/rel.h"
 #include "utils/snapshot.h"
 
@@ -45,6 +46,16 @@ typedef struct Bm25Hit
 	double		score;
 	int64		id;
 } Bm25Hit;
+
+/*
+ * Check and read BM25's parameters (weights real[4] {D, C, B, A}, each finite
+ * and >= 0; k1 finite >= 0; b in 0..1; avgdl finite > 0) into p.  Errors
+ * 22023, 2202E for a weights array of the wrong shape.
+ */
+extern void Bm25ParamsInit(Bm25Params *p, ArrayType *weights, float4 k1, float4 b, double avgdl);
+
+/* tf(t, d): the weighted term frequency of tsvector entry e (src/bm25.c) */
+extern double Bm25EntryTf(TSVector tsv, WordEntry *e, const float4 *weights);
 
 /* dl(d): the sum over tsv's lexemes of their weighted term frequencies */
 extern double Bm25DocLength(TSVector tsv, const float4 *weights);

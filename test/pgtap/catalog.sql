@@ -6,7 +6,7 @@ SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS codevec;
 BEGIN;
-SELECT plan(85);
+SELECT plan(87);
 
 -- the type
 SELECT has_type('codevec');
@@ -93,7 +93,7 @@ SELECT is(ARRAY(
 	  AND p.proname NOT IN ('codevec_build_info', 'codevec_model_info', 'embed', 'gpuivfhandler',
 	                        'codevec_gpu_status', 'codevec_gpu_ping', 'codevec_gpu_autotune', 'codevec_tokenize',
 	                        'codevec_gpu_routing', 'codevec_knn', 'codevec_knn_support', 'codevec_bm25_topk',
-	                        'codevec_bm25_blocks_topk', 'codevec_index_check',
+	                        'codevec_bm25_blocks_topk', 'codevec_bm25_build', 'codevec_index_check',
 	                        'codevec_gpu_stages', 'codevec_gpu_prewarm_list', 'codevec_gpu_devices')
 	  -- the support functions of codevec_bm25_block_agg (internal state: not strict)
 	  AND p.proname NOT LIKE 'codevec\_bm25\_block\_agg\_%'
@@ -102,6 +102,10 @@ SELECT is(ARRAY(
 	'every function but the documented exceptions is IMMUTABLE STRICT PARALLEL SAFE');
 SELECT volatility_is('codevec_gpu_status', ARRAY[]::text[], 'volatile');
 SELECT volatility_is('codevec_index_check', ARRAY['regclass'], 'volatile');
+-- runs the query it is given (SPI), as tablefunc's crosstab does
+SELECT volatility_is('codevec_bm25_build', ARRAY['text', 'real[]', 'real', 'real', 'double precision', 'integer'], 'volatile');
+SELECT is((SELECT proparallel FROM pg_proc WHERE proname = 'codevec_bm25_build'), 'r',
+          'codevec_bm25_build is PARALLEL RESTRICTED (it runs a query of its own)');
 SELECT volatility_is('codevec_gpu_ping', ARRAY['integer'], 'volatile');
 SELECT volatility_is('codevec_gpu_stages', ARRAY[]::text[], 'volatile');
 SELECT volatility_is('codevec_gpu_prewarm_list', ARRAY[]::text[], 'volatile');

@@ -148,16 +148,19 @@ exact_check() {		# exact_check LABEL
 stats_check "after the build"
 exact_check "after the build"
 
-# ------------------------------------------------------------ parallel refresh
-# code.bm25_refresh() takes max_parallel_maintenance_workers workers (2 by
-# default, so the build above was parallel); with 0 it is the serial build
-# of one process (every posting sorted, codevec_bm25_pack of the groups).
-# Both give the same rows: terms, df, every block's bytes and max_impact.
-snapshot() {		# snapshot WORKERS TABLE_SUFFIX -> plans of the refresh's statements in $TMP/refresh.WORKERS
+# ------------------------------------------------------------ one-pass and parallel refresh
+# code.bm25_refresh() builds the blocks in one pass over the snippets in id
+# order (codevec_bm25_build) and reads their lengths with
+# max_parallel_maintenance_workers workers (2 by default).  Without
+# codevec_bm25_build (hidden here by a rename) it builds the blocks in SQL:
+# with 0 workers the serial build (every posting sorted, codevec_bm25_pack
+# of the groups), else the parallel one (codevec_bm25_block_agg).  All give
+# the same rows: terms, df, every block's bytes and max_impact.
+snapshot() {		# snapshot WORKERS TABLE_SUFFIX -> plans of the refresh's statements in $TMP/refresh.TABLE_SUFFIX
 	psql -X -q -d "$DB" -v ON_ERROR_STOP=1 -c "SET max_parallel_maintenance_workers = $1" -c "LOAD 'auto_explain'" \
 		-c "SET auto_explain.log_min_duration = 0" -c "SET auto_explain.log_nested_statements = on" \
 		-c "SET auto_explain.log_analyze = on" -c "SET auto_explain.log_level = warning" \
-		-c "SELECT code.bm25_refresh()" > "$TMP/refresh.$1" 2>&1
+		-c "SELECT code.bm25_refresh()" > "$TMP/refresh.$2" 2>&1
 	Q "DROP TABLE IF EXISTS public.terms_$2, public.postings_$2;
 	   CREATE TABLE public.terms_$2 AS SELECT * FROM code.bm25_terms;
 	   CREATE TABLE public.postings_$2 AS SELECT * FROM code.bm25_postings" >/dev/null
@@ -168,18 +171,58 @@ same_tables() {		# same_tables A B -> rows of either not in the other (terms, po
 	          (SELECT count(*) FROM ((TABLE public.postings_$1 EXCEPT ALL TABLE public.postings_$2)
 	           UNION ALL (TABLE public.postings_$2 EXCEPT ALL TABLE public.postings_$1)) x)"
 }
+BUILD="codevec_bm25_build(text, real[], real, real, double precision, integer)"
+snapshot 2 onepass
+SEQ=$(Q "SELECT s.last_value = (SELECT max(term) + 1 FROM code.bm25_terms) AND NOT s.is_called FROM code.bm25_terms_term_seq s")
+Q "ALTER FUNCTION $BUILD RENAME TO codevec_bm25_build_hidden" >/dev/null
 snapshot 0 serial
 snapshot 2 par2
 snapshot 1 par1
+Q "ALTER FUNCTION codevec_bm25_build_hidden(text, real[], real, real, double precision, integer) RENAME TO codevec_bm25_build" >/dev/null
 NB=$(Q "SELECT count(*) || ' blocks, ' || (SELECT count(*) FROM public.terms_serial) || ' terms' FROM public.postings_serial")
-ok $(grep -q "Workers Launched" "$TMP/refresh.0"; [ $? -ne 0 ]; echo $?) "max_parallel_maintenance_workers 0: the refresh launches no worker"
-ok $([ "$(grep -c "Workers Launched: 2" "$TMP/refresh.2")" -ge 3 ]; echo $?) \
-	"max_parallel_maintenance_workers 2: lengths, df and blocks are computed by 2 workers ($(grep -c "Workers Launched: 2" "$TMP/refresh.2") statements)"
-sed -n '/Query Text: CREATE TEMP TABLE bm25_refresh_blocks/,/Query Text: INSERT/p' "$TMP/refresh.2" | grep -q "Workers Launched: 2"
+grep -q "Function Scan on codevec_bm25_build" "$TMP/refresh.onepass"
+ok $? "the refresh reads the postings with codevec_bm25_build (one pass)"
+sed -n '/Query Text: CREATE TEMP TABLE bm25_refresh_len/,/Query Text:.*bm25_refresh_blocks/p' "$TMP/refresh.onepass" | grep -q "Workers Launched: 2"
+ok $? "... and the lengths with 2 workers"
+is "$(same_tables serial onepass)" "0 0" "the one-pass refresh gives the serial SQL refresh's terms and blocks, byte for byte ($NB)"
+is "$SEQ" t \
+	"... and leaves the terms' sequence at the next number (later lexemes number on)"
+is "$(Q "SELECT count(*) FROM pg_constraint WHERE conrelid = 'code.bm25_terms'::regclass AND contype IN ('p', 'u')")" 2 \
+	"... and the vocabulary's primary key and unique lexeme, rebuilt after it"
+ok $(grep -q "Workers Launched" "$TMP/refresh.serial"; [ $? -ne 0 ]; echo $?) "SQL build, max_parallel_maintenance_workers 0: the refresh launches no worker"
+ok $([ "$(grep -c "Workers Launched: 2" "$TMP/refresh.par2")" -ge 3 ]; echo $?) \
+	"SQL build, max_parallel_maintenance_workers 2: lengths, df and blocks are computed by 2 workers ($(grep -c "Workers Launched: 2" "$TMP/refresh.par2") statements)"
+sed -n '/Query Text: CREATE TEMP TABLE bm25_refresh_blocks/,/Query Text: INSERT/p' "$TMP/refresh.par2" | grep -q "Workers Launched: 2"
 ok $? "... the blocks among them (the impacts, their terms and the sort in the workers)"
-ok $([ "$(grep -c "Workers Launched: 1" "$TMP/refresh.1")" -ge 3 ]; echo $?) "max_parallel_maintenance_workers 1: 1 worker"
-is "$(same_tables serial par2)" "0 0" "the parallel refresh (2 workers) gives the serial refresh's terms and blocks, byte for byte ($NB)"
+ok $([ "$(grep -c "Workers Launched: 1" "$TMP/refresh.par1")" -ge 3 ]; echo $?) "SQL build, max_parallel_maintenance_workers 1: 1 worker"
+is "$(same_tables serial par2)" "0 0" "the parallel SQL refresh (2 workers) gives the serial refresh's terms and blocks, byte for byte"
 is "$(same_tables serial par1)" "0 0" "... and so does 1 worker"
+# codevec_bm25_build on its own: by hand, and its errors
+is "$(Q "SELECT lexeme || ' ' || block || ' ' || df || ' ' || max_impact || ' ' || encode(postings, 'hex')
+	 FROM codevec_bm25_build('SELECT id, tsv FROM (VALUES (1025::bigint, ''a:1 b:2''::tsvector), (1030, ''a:1,2''), (1031, NULL),
+	   (2048, ''b:1'')) v(id, tsv) ORDER BY id', '{1,1,1,1}', 1, 0, 1, 10) ORDER BY 1")" \
+	"$(Q "SELECT 'a 1 2 ' || max(i.impact) || ' ' || encode(codevec_bm25_pack(array_agg(v.id ORDER BY v.id), array_agg(i.impact ORDER BY v.id), 10), 'hex')
+	 FROM (VALUES (1025::bigint, 'a:1 b:2'::tsvector), (1030, 'a:1,2')) v(id, tsv),
+	 codevec_bm25_impacts(v.tsv, '{1,1,1,1}', 1, 0, 1) i WHERE i.lexeme = 'a'
+	 UNION ALL SELECT 'b 1 1 ' || i.impact || ' ' || encode(codevec_bm25_pack('{1025}', ARRAY[i.impact], 10), 'hex')
+	 FROM codevec_bm25_impacts('a:1 b:2', '{1,1,1,1}', 1, 0, 1) i WHERE i.lexeme = 'b'
+	 UNION ALL SELECT 'b 2 1 ' || i.impact || ' ' || encode(codevec_bm25_pack('{2048}', ARRAY[i.impact], 10), 'hex')
+	 FROM codevec_bm25_impacts('b:1', '{1,1,1,1}', 1, 0, 1) i ORDER BY 1")" \
+	"codevec_bm25_build of 4 rows by hand: a row per lexeme and block, as codevec_bm25_pack of codevec_bm25_impacts (a NULL tsv skipped)"
+is "$(Q "SELECT count(*) FROM codevec_bm25_build('SELECT 1::bigint, NULL::tsvector WHERE false', '{1,1,1,1}', 1, 0, 1, 10)")" 0 \
+	"codevec_bm25_build of no rows: no rows"
+is "$(STATE "SELECT * FROM codevec_bm25_build('SELECT id, ''a''::tsvector FROM (VALUES (2::bigint), (1)) v(id)', '{1,1,1,1}', 1, 0, 1, 10)")" 22023 \
+	"codevec_bm25_build: ids not increasing: 22023"
+is "$(STATE "SELECT * FROM codevec_bm25_build('SELECT -1::bigint, ''a''::tsvector', '{1,1,1,1}', 1, 0, 1, 10)")" 22023 \
+	"codevec_bm25_build: a negative id: 22023"
+is "$(STATE "SELECT * FROM codevec_bm25_build('SELECT NULL::bigint, ''a''::tsvector', '{1,1,1,1}', 1, 0, 1, 10)")" 22004 \
+	"codevec_bm25_build: a NULL id: 22004"
+is "$(STATE "SELECT * FROM codevec_bm25_build('SELECT 1::integer, ''a''::tsvector', '{1,1,1,1}', 1, 0, 1, 10)")" 42804 \
+	"codevec_bm25_build: an integer id column: 42804"
+is "$(STATE "SELECT * FROM codevec_bm25_build('SELECT 1::bigint, ''a''::tsvector', '{1,1,1,1}', 1, 0, 1, 17)")" 22023 \
+	"codevec_bm25_build: block_shift 17: 22023"
+is "$(STATE "SELECT * FROM codevec_bm25_build('SELECT 1::bigint, ''a''::tsvector', '{1,1,1,1}', 1, 0, 0, 10)")" 22023 \
+	"codevec_bm25_build: avgdl 0: 22023"
 is "$(Q "SHOW max_parallel_workers_per_gather")" 2 "the refresh's settings end with it (max_parallel_workers_per_gather as it was)"
 # the aggregate on its own: postings in any order pack as codevec_bm25_pack does in id order
 is "$(Q "SELECT count(*) FROM (SELECT bp.term, bp.block, bp.postings, codevec_bm25_block_agg(x.id, x.impact, p.block_shift ORDER BY random()) AS again
