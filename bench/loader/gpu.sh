@@ -9,6 +9,7 @@
 #
 #   bash bench/loader/gpu.sh [PATH...]
 #   NARROW=0 ANCHOR=0 ...     skip the one-writer load / the Python anchor
+#   REFRESH_AB=0 INCR=0 ...   skip the BM25 build A/B / the incremental runs
 #   MODEL=DIR ...             the anchor's model (default .gpukit/minilm-f16)
 #
 # Kit: bash test/gpu/pack.sh on the Debian machine (builds the loader of this
@@ -86,6 +87,29 @@ if [ "${NARROW:-1}" = 1 ]; then
 	load loader-narrow ingest_narrow --connections 1 --embed-batch 64 2>&1 | tee "$out/loader-narrow.txt"
 fi
 
+# the BM25 build once more on the loaded tree, both ways, same run:
+# code.bm25_refresh()'s one pass (codevec_bm25_build, what the load ran)
+# and the SQL build it falls back to without it (hidden by a rename), with
+# as many parallel maintenance workers as the loader has writers, with
+# their statements' times (auto_explain) in $out/refresh-*.log
+if [ "${REFRESH_AB:-1}" = 1 ]; then
+	echo "== code.bm25_refresh() again: the one pass, then the SQL build in $(nproc) / 2 parallel workers"
+	build="codevec_bm25_build(text, real[], real, real, double precision, integer)"
+	refresh() {		# refresh RUN [SQL...]: time a refresh after the SQL, log its statements
+		local run=$1 t0
+		shift
+		t0=$(date +%s.%N)
+		psql -qX -d ingest_cvl -v ON_ERROR_STOP=1 -c "LOAD 'auto_explain'" -c "SET auto_explain.log_min_duration = 100" \
+			-c "SET auto_explain.log_nested_statements = on" -c "SET auto_explain.log_level = notice" \
+			-c "SET max_parallel_maintenance_workers = $(( $(nproc) / 2 ))" "$@" -c "SELECT code.bm25_refresh()" > "$out/refresh-$run.log" 2>&1
+		echo "RESULT,refresh-$run,wall_s=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.2f", b - a}')"
+		grep -E 'duration:|Query Text' "$out/refresh-$run.log" | sed 's/^[^:]*: *//' | paste - - | cut -c1-140 | sed 's/^/#   /'
+	}
+	refresh onepass | tee -a "$out/refresh.txt"
+	# in a transaction psql leaves without COMMIT: the rename is undone
+	refresh sql -c "BEGIN" -c "ALTER FUNCTION $build RENAME TO codevec_bm25_build_hidden" | tee -a "$out/refresh.txt"
+fi
+
 # incremental RUN SKIP: 10 files changed (a function appended to each; the
 # files from the SKIP-th of every 97 on), then codevec-load again, with the
 # plans of its statements that took 200 ms or more (auto_explain, nested
@@ -127,9 +151,11 @@ incremental() {
 }
 # right after the load (autovacuum may not have analyzed the new rows yet),
 # then again after VACUUM ANALYZE of the schema's tables
-incremental incremental 1
-psql -qX -d ingest_cvl -c '\timing on' -c "VACUUM ANALYZE code.files, code.snippets, code.bm25_terms, code.bm25_postings" | tee "$out/analyze.txt"
-incremental incremental-analyzed 50
+if [ "${INCR:-1}" = 1 ]; then
+	incremental incremental 1
+	psql -qX -d ingest_cvl -c '\timing on' -c "VACUUM ANALYZE code.files, code.snippets, code.bm25_terms, code.bm25_postings" | tee "$out/analyze.txt"
+	incremental incremental-analyzed 50
+fi
 if [ "${ANCHOR:-1}" = 1 ]; then
 	echo "== the anchor on the same trees (after the incremental runs: 20 functions more)"
 	psql -qX -c "DROP DATABASE IF EXISTS ingest_anchor" -c "CREATE DATABASE ingest_anchor" >/dev/null
