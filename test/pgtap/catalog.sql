@@ -102,10 +102,11 @@ SELECT is(ARRAY(
 	'every function but the documented exceptions is IMMUTABLE STRICT PARALLEL SAFE');
 SELECT volatility_is('codevec_gpu_status', ARRAY[]::text[], 'volatile');
 SELECT volatility_is('codevec_index_check', ARRAY['regclass'], 'volatile');
--- runs the query it is given (SPI), as tablefunc's crosstab does
+-- runs the query it is given (SPI), as tablefunc's crosstab does, also in
+-- parallel workers (code.bm25_refresh(): a range of ids each)
 SELECT volatility_is('codevec_bm25_build', ARRAY['text', 'real[]', 'real', 'real', 'double precision', 'integer'], 'volatile');
-SELECT is((SELECT proparallel FROM pg_proc WHERE proname = 'codevec_bm25_build'), 'r',
-          'codevec_bm25_build is PARALLEL RESTRICTED (it runs a query of its own)');
+SELECT is((SELECT proparallel FROM pg_proc WHERE proname = 'codevec_bm25_build'), 's',
+          'codevec_bm25_build is PARALLEL SAFE (code.bm25_refresh() calls it in parallel workers)');
 SELECT volatility_is('codevec_gpu_ping', ARRAY['integer'], 'volatile');
 SELECT volatility_is('codevec_gpu_stages', ARRAY[]::text[], 'volatile');
 SELECT volatility_is('codevec_gpu_prewarm_list', ARRAY[]::text[], 'volatile');

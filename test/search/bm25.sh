@@ -184,6 +184,10 @@ grep -q "Function Scan on codevec_bm25_build" "$TMP/refresh.onepass"
 ok $? "the refresh reads the postings with codevec_bm25_build (one pass)"
 sed -n '/Query Text: CREATE TEMP TABLE bm25_refresh_len/,/Query Text:.*bm25_refresh_blocks/p' "$TMP/refresh.onepass" | grep -q "Workers Launched: 2"
 ok $? "... and the lengths with 2 workers"
+sed -n '/Query Text: CREATE TEMP TABLE bm25_refresh_blocks/,/Query Text: INSERT INTO code.bm25_terms/p' "$TMP/refresh.onepass" > "$TMP/onepass.blocks"
+grep -q "Parallel Append" "$TMP/onepass.blocks" && grep -q "Gather Merge" "$TMP/onepass.blocks" && grep -q "Workers Launched: 2" "$TMP/onepass.blocks" &&
+	[ "$(grep -c "Function Scan on codevec_bm25_build" "$TMP/onepass.blocks")" = 3 ]
+ok $? "... and the blocks in 3 ranges of ids (Parallel Append), sorted in 2 workers and the leader (Gather Merge)"
 is "$(same_tables serial onepass)" "0 0" "the one-pass refresh gives the serial SQL refresh's terms and blocks, byte for byte ($NB)"
 is "$SEQ" t \
 	"... and leaves the terms' sequence at the next number (later lexemes number on)"
