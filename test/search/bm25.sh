@@ -215,18 +215,17 @@ is "$(Q "SELECT lexeme || ' ' || block || ' ' || df || ' ' || max_impact || ' ' 
 	"codevec_bm25_build of 4 rows by hand: a row per lexeme and block, as codevec_bm25_pack of codevec_bm25_impacts (a NULL tsv skipped)"
 is "$(Q "SELECT count(*) FROM codevec_bm25_build('SELECT 1::bigint, NULL::tsvector WHERE false', '{1,1,1,1}', 1, 0, 1, 10)")" 0 \
 	"codevec_bm25_build of no rows: no rows"
-is "$(STATE "SELECT * FROM codevec_bm25_build('SELECT id, ''a''::tsvector FROM (VALUES (2::bigint), (1)) v(id)', '{1,1,1,1}', 1, 0, 1, 10)")" 22023 \
-	"codevec_bm25_build: ids not increasing: 22023"
-is "$(STATE "SELECT * FROM codevec_bm25_build('SELECT -1::bigint, ''a''::tsvector', '{1,1,1,1}', 1, 0, 1, 10)")" 22023 \
-	"codevec_bm25_build: a negative id: 22023"
-is "$(STATE "SELECT * FROM codevec_bm25_build('SELECT NULL::bigint, ''a''::tsvector', '{1,1,1,1}', 1, 0, 1, 10)")" 22004 \
-	"codevec_bm25_build: a NULL id: 22004"
-is "$(STATE "SELECT * FROM codevec_bm25_build('SELECT 1::integer, ''a''::tsvector', '{1,1,1,1}', 1, 0, 1, 10)")" 42804 \
-	"codevec_bm25_build: an integer id column: 42804"
-is "$(STATE "SELECT * FROM codevec_bm25_build('SELECT 1::bigint, ''a''::tsvector', '{1,1,1,1}', 1, 0, 1, 17)")" 22023 \
-	"codevec_bm25_build: block_shift 17: 22023"
-is "$(STATE "SELECT * FROM codevec_bm25_build('SELECT 1::bigint, ''a''::tsvector', '{1,1,1,1}', 1, 0, 0, 10)")" 22023 \
-	"codevec_bm25_build: avgdl 0: 22023"
+# its errors: source query | the other arguments | SQLSTATE | what
+while IFS='|' read -r src args want what; do
+	is "$(STATE "SELECT * FROM codevec_bm25_build('$src', $args)")" "$want" "codevec_bm25_build: $what: $want"
+done <<'CASES'
+SELECT id, ''a''::tsvector FROM (VALUES (2::bigint), (1)) v(id)|'{1,1,1,1}', 1, 0, 1, 10|22023|ids not increasing
+SELECT -1::bigint, ''a''::tsvector|'{1,1,1,1}', 1, 0, 1, 10|22023|a negative id
+SELECT NULL::bigint, ''a''::tsvector|'{1,1,1,1}', 1, 0, 1, 10|22004|a NULL id
+SELECT 1::integer, ''a''::tsvector|'{1,1,1,1}', 1, 0, 1, 10|42804|an integer id column
+SELECT 1::bigint, ''a''::tsvector|'{1,1,1,1}', 1, 0, 1, 17|22023|block_shift 17
+SELECT 1::bigint, ''a''::tsvector|'{1,1,1,1}', 1, 0, 0, 10|22023|avgdl 0
+CASES
 is "$(Q "SHOW max_parallel_workers_per_gather")" 2 "the refresh's settings end with it (max_parallel_workers_per_gather as it was)"
 # the aggregate on its own: postings in any order pack as codevec_bm25_pack does in id order
 is "$(Q "SELECT count(*) FROM (SELECT bp.term, bp.block, bp.postings, codevec_bm25_block_agg(x.id, x.impact, p.block_shift ORDER BY random()) AS again
