@@ -89,9 +89,10 @@ fi
 
 # the BM25 build once more on the loaded tree, both ways, same run:
 # code.bm25_refresh()'s one pass (codevec_bm25_build, what the load ran)
-# and the SQL build it falls back to without it (hidden by a rename), with
-# as many parallel maintenance workers as the loader has writers, with
-# their statements' times (auto_explain) in $out/refresh-*.log
+# and the SQL build it falls back to without it (hidden by a rename), each
+# with half the host's cores as parallel maintenance workers (8 on the
+# H200's 16, as many as the loader's writers there), with their
+# statements' times (auto_explain) in $out/refresh-*.log
 if [ "${REFRESH_AB:-1}" = 1 ]; then
 	echo "== code.bm25_refresh() again: the one pass, then the SQL build in $(nproc) / 2 parallel workers"
 	build="codevec_bm25_build(text, real[], real, real, double precision, integer)"
