@@ -85,13 +85,27 @@ LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION codevec_bm25_block_max(bytea, integer) IS
 'the largest impact of a BM25 block (0 when empty): code.bm25_blocks.max_impact. Errors: 22023 for block_shift outside 0..16, XX001 for bytes that are not a block';
 
+CREATE FUNCTION codevec_bm25_subblocks(postings bytea, block_shift integer)
+RETURNS bytea
+AS 'MODULE_PATHNAME', 'codevec_bm25_subblocks'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION codevec_bm25_subblocks(bytea, integer) IS
+'the sub-block directory of a BM25 block (code.bm25_postings.subblocks): for each non-empty sub-block of 64 ids, in order, its number, its postings'' count and a bound of their impacts (uint16 sub-block, uint8 count - 1, uint8 q: bound = scale * q / 255, scale the block''s largest impact, q the least that bounds the sub-block), after a 9-byte header (uint32 postings, float4 scale, uint8 log2 of the sub-block size); NULL for a block of fewer than 16 postings or block_shift 6 or less. codevec_bm25_blocks_topk skips the sub-blocks whose bound cannot reach the k-th score without decoding them. Errors: 22023 for block_shift outside 0..16, XX001 for bytes that are not a block of that shift';
+
+CREATE FUNCTION codevec_bm25_subblocks_unpack(subblocks bytea, postings bytea, block_shift integer)
+RETURNS TABLE(sub integer, start integer, count integer, bound real)
+AS 'MODULE_PATHNAME', 'codevec_bm25_subblocks_unpack'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 16;
+COMMENT ON FUNCTION codevec_bm25_subblocks_unpack(bytea, bytea, integer) IS
+'the sub-blocks of a directory (codevec_bm25_subblocks) checked against its block: sub = the sub-block number (ids (block << block_shift) + sub * 64 up to 64 more), start = its first posting''s place among the block''s postings, count = its postings, bound = at least each of their impacts. Errors: 22023 for block_shift outside 0..16, XX001 for a directory that does not describe these postings';
+
 CREATE FUNCTION codevec_bm25_blocks_topk(terms integer[], idf double precision[], k integer,
     blocks_index regclass, block_shift integer)
 RETURNS TABLE(id bigint, score double precision)
 AS 'MODULE_PATHNAME', 'codevec_bm25_blocks_topk'
 LANGUAGE C STABLE STRICT PARALLEL RESTRICTED ROWS 10;
 COMMENT ON FUNCTION codevec_bm25_blocks_topk(integer[], double precision[], integer, regclass, integer) IS
-'exact BM25 top-k by block-max pruning (Mallia, Suel and Tonellotto, SIGIR 2024) over doc-ordered posting blocks: the k (1..1000000) documents with the highest sum over i of idf[i] * impact(terms[i], document), best first, ties by id (the same scores as codevec_bm25_topk). blocks_index is a btree on (term integer, block integer) of a table with columns max_impact real and postings bytea (codevec_bm25_pack), a row per term and block = id >> block_shift that has postings, max_impact their largest impact. Blocks are scored by bound (the sum of idf * max_impact of the terms that have them), highest first, until a bound is below the k-th score. Errors 22023: arrays of unequal length or with NULLs, more than 1024 terms, a term given twice, a negative idf, k or block_shift (0..16) out of range, an index or table of the wrong shape; XX001 for a block that is not one or an impact above its max_impact';
+'exact BM25 top-k by block-max pruning (Mallia, Suel and Tonellotto, SIGIR 2024) over doc-ordered posting blocks: the k (1..1000000) documents with the highest sum over i of idf[i] * impact(terms[i], document), best first, ties by id (the same scores as codevec_bm25_topk). blocks_index is a btree on (term integer, block integer) of a table with columns max_impact real and postings bytea (codevec_bm25_pack), a row per term and block = id >> block_shift that has postings, max_impact their largest impact, and optionally a column subblocks bytea (codevec_bm25_subblocks of the postings, or NULL). Blocks are visited by bound (the sum of idf * max_impact of the terms that have them), highest first, until a bound is below the k-th score; in a visited block the sub-blocks of 64 ids are scored by their bound (from the directories, or the decoded postings of a row without one), highest first, until a bound is below the k-th score. Errors 22023: arrays of unequal length or with NULLs, more than 1024 terms, a term given twice, a negative idf, k or block_shift (0..16) out of range, an index or table of the wrong shape; XX001 for a block that is not one, an impact above its max_impact or a directory that does not describe its block';
 
 -- the aggregate that packs a block from postings in any order, with a
 -- combine function: code.bm25_refresh() builds the blocks with parallel

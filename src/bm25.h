@@ -31,6 +31,27 @@
 /* bytes a posting takes in a block: uint16 offset, float4 impact */
 #define BM25_POSTING_BYTES 6
 
+/*
+ * Sub-blocks (src/bm25block.c): a block of at least BM25_SUB_MIN postings
+ * keeps beside them a directory of its sub-blocks of 2^BM25_SUB_SHIFT ids,
+ * each with its postings' place and a bound of their impacts, so that the
+ * top-k skips the sub-blocks that cannot reach the k-th score without
+ * decoding them.  A sub-block holds at most 2^BM25_SUB_SHIFT postings,
+ * which must fit the directory's uint8 count.
+ */
+#define BM25_SUB_SHIFT 6
+#define BM25_SUB_MIN 16
+StaticAssertDecl(BM25_SUB_SHIFT <= 8, "a sub-block's count must fit a uint8");
+
+/* one sub-block of a block's directory, read by Bm25SubblocksParse */
+typedef struct Bm25Sub
+{
+	int32		sub;			/* its ids are offsets [sub << s, (sub + 1) << s) */
+	int32		start;			/* its first posting's place in the block */
+	int32		count;			/* its postings, 1 or more */
+	float4		bound;			/* at least every impact of them */
+} Bm25Sub;
+
 /* BM25's parameters, checked by the SQL entry points */
 typedef struct Bm25Params
 {
@@ -71,6 +92,21 @@ extern int	Bm25BlockDecode(const char *data, Size len, int shift, uint16 *offset
 
 /* A block's bytea from n postings in offset order (src/bm25block.c) */
 extern bytea *Bm25BlockEncode(const uint16 *offsets, const float4 *impacts, int n);
+
+/*
+ * The sub-block directory of a block of n postings of block_shift shift
+ * (offsets increasing), or NULL when the block has fewer than BM25_SUB_MIN
+ * postings or no more than one sub-block (shift <= BM25_SUB_SHIFT).
+ */
+extern bytea *Bm25SubblocksEncode(const uint16 *offsets, const float4 *impacts, int n, int shift);
+
+/*
+ * Read and check a directory (len bytes) of a block of npostings postings
+ * of this shift into out (room for 2^(shift - BM25_SUB_SHIFT) entries);
+ * returns the number of sub-blocks.  XX001 for a directory that is not one
+ * of such a block.
+ */
+extern int	Bm25SubblocksParse(const char *data, Size len, int npostings, int shift, Bm25Sub *out);
 
 /* Raise 22023 unless index rel is a btree whose first n key columns have types */
 extern void Bm25CheckIndexColumns(Relation rel, int n, const Oid *types, const char *what);

@@ -43,6 +43,8 @@ PG_FUNCTION_INFO_V1(codevec_bm25_pack);
 PG_FUNCTION_INFO_V1(codevec_bm25_unpack);
 PG_FUNCTION_INFO_V1(codevec_bm25_edit);
 PG_FUNCTION_INFO_V1(codevec_bm25_block_max);
+PG_FUNCTION_INFO_V1(codevec_bm25_subblocks);
+PG_FUNCTION_INFO_V1(codevec_bm25_subblocks_unpack);
 
 /* Raise 22023 unless shift is a valid block shift (0..16). */
 void
@@ -93,6 +95,140 @@ Bm25BlockEncode(const uint16 *offsets, const float4 *impacts, int n)
 	memcpy(VARDATA(r), offsets, sizeof(uint16) * n);
 	memcpy(VARDATA(r) + sizeof(uint16) * n, impacts, sizeof(float4) * n);
 	return r;
+}
+
+/*
+ * Sub-block directories.  A block of n >= BM25_SUB_MIN postings and shift >
+ * BM25_SUB_SHIFT has, in code.bm25_postings.subblocks, the list of its
+ * non-empty sub-blocks of 2^BM25_SUB_SHIFT ids (the idea of Mallia, Suel
+ * and Tonellotto's small blocks, SIGIR 2024, kept inside the row):
+ *
+ *   uint32 n            the postings of the block it describes
+ *   float4 scale        their largest impact
+ *   uint8  sub_shift    BM25_SUB_SHIFT
+ *   then per non-empty sub-block, in sub-block order (4 bytes each):
+ *   uint16 sub          sub-block number: offsets [sub << s, (sub + 1) << s)
+ *   uint8  count - 1    its postings, consecutive in the block
+ *   uint8  q            bound = (float4) (scale * q / 255), the least q whose
+ *                       bound is at least the sub-block's largest impact
+ *
+ * (9 + 4 bytes a sub-block, native byte order, like the postings.)  q =
+ * 255 gives scale exactly (scale * 255 is exact in a double), so a q
+ * always exists.
+ */
+#define BM25_SUB_HEADER 9
+#define BM25_SUB_ENTRY 4
+
+/* The bound a directory's q stands for (the same function encodes and reads). */
+static inline float4
+SubBound(float4 scale, int q)
+{
+	return (float4) ((double) scale * q / 255.0);
+}
+
+bytea *
+Bm25SubblocksEncode(const uint16 *offsets, const float4 *impacts, int n, int shift)
+{
+	int			s = BM25_SUB_SHIFT;
+	int			nsub = 0;
+	float4		scale = 0;
+	uint32		n32 = (uint32) n;
+	uint8		s8 = (uint8) s;
+	bytea	   *r;
+	char	   *w;
+
+	if (n < BM25_SUB_MIN || shift <= s)
+		return NULL;
+	for (int i = 0; i < n; i++)
+	{
+		scale = Max(scale, impacts[i]);
+		if (i == 0 || (offsets[i] >> s) != (offsets[i - 1] >> s))
+			nsub++;
+	}
+	r = palloc(VARHDRSZ + BM25_SUB_HEADER + (Size) nsub * BM25_SUB_ENTRY);
+	SET_VARSIZE(r, VARHDRSZ + BM25_SUB_HEADER + (Size) nsub * BM25_SUB_ENTRY);
+	w = VARDATA(r);
+	memcpy(w, &n32, 4);
+	memcpy(w + 4, &scale, 4);
+	memcpy(w + 8, &s8, 1);
+	w += BM25_SUB_HEADER;
+	for (int i = 0; i < n;)
+	{
+		uint16		sub = offsets[i] >> s;
+		float4		m = 0;
+		int			j = i;
+		uint8		c,
+					q = 0;
+
+		for (; j < n && (offsets[j] >> s) == sub; j++)
+			m = Max(m, impacts[j]);
+		while (SubBound(scale, q) < m)
+			q++;
+		c = (uint8) (j - i - 1);
+		memcpy(w, &sub, 2);
+		memcpy(w + 2, &c, 1);
+		memcpy(w + 3, &q, 1);
+		w += BM25_SUB_ENTRY;
+		i = j;
+	}
+	return r;
+}
+
+int
+Bm25SubblocksParse(const char *data, Size len, int npostings, int shift, Bm25Sub *out)
+{
+	uint32		n32;
+	float4		scale;
+	uint8		s8;
+	int			nsub,
+				start = 0,
+				last = -1;
+
+	if (len < BM25_SUB_HEADER || (len - BM25_SUB_HEADER) % BM25_SUB_ENTRY != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("bm25 sub-block directory of %zu bytes is not one", len)));
+	memcpy(&n32, data, 4);
+	memcpy(&scale, data + 4, 4);
+	memcpy(&s8, data + 8, 1);
+	nsub = (len - BM25_SUB_HEADER) / BM25_SUB_ENTRY;
+	if (n32 != (uint32) npostings || s8 != BM25_SUB_SHIFT || shift <= BM25_SUB_SHIFT ||
+		!(scale >= 0 && isfinite(scale)) || nsub > (1 << (shift - BM25_SUB_SHIFT)))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("bm25 sub-block directory (%u postings, sub_shift %d) does not describe a block of %d postings of block_shift %d",
+						n32, s8, npostings, shift),
+				 errhint("Run SELECT code.bm25_refresh();")));
+	data += BM25_SUB_HEADER;
+	for (int i = 0; i < nsub; i++, data += BM25_SUB_ENTRY)
+	{
+		uint16		sub;
+		uint8		c,
+					q;
+
+		memcpy(&sub, data, 2);
+		memcpy(&c, data + 2, 1);
+		memcpy(&q, data + 3, 1);
+		if ((int) sub <= last || sub >= (1 << (shift - BM25_SUB_SHIFT)) ||
+			start + c + 1 > npostings)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("bm25 sub-block directory has a bad entry at %d (sub-block %u, %d postings)",
+							i, sub, c + 1),
+					 errhint("Run SELECT code.bm25_refresh();")));
+		out[i].sub = sub;
+		out[i].start = start;
+		out[i].count = c + 1;
+		out[i].bound = SubBound(scale, q);
+		start += c + 1;
+		last = sub;
+	}
+	if (start != npostings)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("bm25 sub-block directory covers %d of %d postings", start, npostings),
+				 errhint("Run SELECT code.bm25_refresh();")));
+	return nsub;
 }
 
 /* Deconstruct an int8[] without NULLs (22004 for a NULL element). */
@@ -317,4 +453,79 @@ codevec_bm25_block_max(PG_FUNCTION_ARGS)
 	for (int i = 0; i < n; i++)
 		m = Max(m, impacts[i]);
 	PG_RETURN_FLOAT4(m);
+}
+
+/*
+ * codevec_bm25_subblocks(postings bytea, block_shift int4) -> bytea: the
+ * sub-block directory of a block (top of the sub-block section above), NULL
+ * when it has fewer than BM25_SUB_MIN postings or shift is at most
+ * BM25_SUB_SHIFT.  Errors: 22023 for a bad shift, XX001 for bytes that are
+ * not a block.
+ */
+Datum
+codevec_bm25_subblocks(PG_FUNCTION_ARGS)
+{
+	bytea	   *b = PG_GETARG_BYTEA_PP(0);
+	int32		shift = PG_GETARG_INT32(1);
+	uint16	   *offsets;
+	float4	   *impacts;
+	bytea	   *r;
+	int			n;
+
+	Bm25CheckShift(shift);
+	offsets = palloc(sizeof(uint16) << shift);
+	impacts = palloc(sizeof(float4) << shift);
+	n = Bm25BlockDecode(VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b), shift, offsets, impacts);
+	r = Bm25SubblocksEncode(offsets, impacts, n, shift);
+	if (r == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_BYTEA_P(r);
+}
+
+/*
+ * codevec_bm25_subblocks_unpack(subblocks bytea, postings bytea, block_shift
+ *   int4) -> TABLE(sub int4, start int4, count int4, bound real): a
+ *   directory's sub-blocks, in order, checked against its block (the
+ *   postings: count, and every impact at most its sub-block's bound).
+ *   Errors: 22023 for a bad shift, XX001 for a directory that is not the
+ *   block's.
+ */
+Datum
+codevec_bm25_subblocks_unpack(PG_FUNCTION_ARGS)
+{
+	bytea	   *d = PG_GETARG_BYTEA_PP(0);
+	bytea	   *b = PG_GETARG_BYTEA_PP(1);
+	int32		shift = PG_GETARG_INT32(2);
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	uint16	   *offsets;
+	float4	   *impacts;
+	Bm25Sub    *subs;
+	int			n,
+				nsub;
+
+	Bm25CheckShift(shift);
+	offsets = palloc(sizeof(uint16) << shift);
+	impacts = palloc(sizeof(float4) << shift);
+	n = Bm25BlockDecode(VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b), shift, offsets, impacts);
+	subs = palloc(sizeof(Bm25Sub) * Max(1, 1 << Max(shift - BM25_SUB_SHIFT, 0)));
+	nsub = Bm25SubblocksParse(VARDATA_ANY(d), VARSIZE_ANY_EXHDR(d), n, shift, subs);
+	CodevecInitSRF(fcinfo);
+	for (int i = 0; i < nsub; i++)
+	{
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+
+		for (int j = subs[i].start; j < subs[i].start + subs[i].count; j++)
+			if ((offsets[j] >> BM25_SUB_SHIFT) != subs[i].sub || impacts[j] > subs[i].bound)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("bm25 posting %d (offset %u, impact %g) is not in sub-block %d under its bound %g",
+								j, offsets[j], impacts[j], subs[i].sub, subs[i].bound)));
+		values[0] = Int32GetDatum(subs[i].sub);
+		values[1] = Int32GetDatum(subs[i].start);
+		values[2] = Int32GetDatum(subs[i].count);
+		values[3] = Float4GetDatum(subs[i].bound);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	PG_RETURN_VOID();
 }

@@ -18,9 +18,18 @@
  *   2. for every block some term has: bound(b) = sum over the terms that
  *      have b of idf_i * max_impact_i(b), an upper bound of every score
  *      in b;
- *   3. visit the blocks by bound, highest first; score a visited block
- *      exactly, term at a time in the query's order into an accumulator
- *      per id of the block, and offer its documents to the best-k heap;
+ *   3. visit the blocks by bound, highest first.  In a visited block, the
+ *      bound of each sub-block of 2^BM25_SUB_SHIFT ids is the sum over
+ *      the terms that have it of idf_i * their bound there: the stored
+ *      directory's (code.bm25_postings.subblocks, src/bm25block.c), or,
+ *      for a row without one (fewer than 16 postings), the largest of its
+ *      decoded impacts there.  Each sub-block whose bound still reaches
+ *      theta when its turn comes is scored exactly, term at a time in the
+ *      query's order into an accumulator per id, its documents offered to
+ *      the best-k heap.  The postings
+ *      of a skipped sub-block are never decoded: a common word's row is
+ *      read, but only the few sub-blocks where it meets the rarer terms
+ *      are scored.
  *   4. stop at the first block whose bound is below theta, the k-th best
  *      score (every block left is bounded lower still).
  *
@@ -35,11 +44,15 @@
  * score descending, then id.
  *
  * Cost: the rows of the query's terms (a word in most of 785k documents
- * has ~770 rows at shift 10; a row is ~6 bytes a posting), then only the
- * blocks whose bound reaches theta are decompressed and scored, at a few
- * nanoseconds a posting.  The first blocks visited hold the documents that
- * match the most and rarest terms, so theta is near its final value after
- * a few blocks.  bench/keyword/README.md has the numbers.
+ * has ~48 rows at shift 14, ~770 at shift 10; a row is ~6 bytes a
+ * posting, plus 4 bytes a non-empty sub-block in its directory), then
+ * only the sub-blocks whose bound reaches theta are decoded and scored, at
+ * a few nanoseconds a posting.  Large blocks keep the rows few, the
+ * sub-blocks keep the bounds tight: on the Linux kernel the default shift
+ * 14 with directories takes less than half the time of shift 10 without
+ * (bench/keyword/README.md).  The first blocks visited hold the documents
+ * that match the most and rarest terms, so theta is near its final value
+ * after a few blocks.
  */
 #include "postgres.h"
 
@@ -77,8 +90,18 @@ typedef struct BmpList
 	int32	   *block;			/* ascending */
 	float4	   *block_max;
 	Datum	   *postings;		/* the bytea as stored (maybe compressed or toasted) */
+	Datum	   *subblocks;		/* their sub-block directories, 0 for none */
 	int			nblocks;
 } BmpList;
+
+/* where one term's postings of one sub-block of the visited block are */
+typedef struct BmpSeg
+{
+	int32		stamp;			/* the visit that set it; other values are stale */
+	int32		start;			/* first posting's place in the term's row */
+	int32		count;
+	float4		bound;			/* at least each of their impacts */
+} BmpSeg;
 
 /* a block some term has, with its bound */
 typedef struct BmpBlock
@@ -141,7 +164,7 @@ ColumnOf(Relation rel, const char *name, Oid type)
  */
 static void
 LoadList(BmpList *l, Relation heap, Relation index, Snapshot snapshot, TupleTableSlot *slot,
-		 AttrNumber att_block, AttrNumber att_max, AttrNumber att_post)
+		 AttrNumber att_block, AttrNumber att_max, AttrNumber att_post, AttrNumber att_sub)
 {
 	IndexScanDesc scan = Bm25BeginScan(heap, index, snapshot, 1);
 	ScanKeyData key;
@@ -152,6 +175,7 @@ LoadList(BmpList *l, Relation heap, Relation index, Snapshot snapshot, TupleTabl
 	l->block = palloc(sizeof(int32) * cap);
 	l->block_max = palloc(sizeof(float4) * cap);
 	l->postings = palloc(sizeof(Datum) * cap);
+	l->subblocks = palloc(sizeof(Datum) * cap);
 	while (index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
 		bool		n1,
@@ -177,14 +201,259 @@ LoadList(BmpList *l, Relation heap, Relation index, Snapshot snapshot, TupleTabl
 			l->block = repalloc(l->block, sizeof(int32) * cap);
 			l->block_max = repalloc(l->block_max, sizeof(float4) * cap);
 			l->postings = repalloc(l->postings, sizeof(Datum) * cap);
+			l->subblocks = repalloc(l->subblocks, sizeof(Datum) * cap);
 		}
 		l->block[l->nblocks] = b;
 		l->block_max[l->nblocks] = m;
 		l->postings[l->nblocks] = datumCopy(p, false, -1);
+		l->subblocks[l->nblocks] = (Datum) 0;
+		if (att_sub != InvalidAttrNumber)
+		{
+			bool		n4;
+			Datum		d = slot_getattr(slot, att_sub, &n4);
+
+			if (!n4)
+				l->subblocks[l->nblocks] = datumCopy(d, false, -1);
+		}
 		l->nblocks++;
 	}
 	ExecClearTuple(slot);
 	index_endscan(scan);
+}
+
+/* the state of one top-k: its lists and the best k so far */
+typedef struct BmpState
+{
+	BmpList    *lists;
+	int			nt;
+	MemoryContext query_cxt;	/* where the buffers live */
+	int			shift;
+	int			sub_shift;		/* Min(shift, BM25_SUB_SHIFT) */
+	int			nsub;			/* sub-blocks a block: 2^(shift - sub_shift) */
+	Bm25Hit    *heap_k;
+	int			nheap;
+	int			k;
+	/* per query term, for the block being visited */
+	int		   *rowpos;			/* its row in lists[i], -1 if none */
+	const char **rowdata;		/* the row's postings (maybe unaligned) */
+	int		   *rown;			/* their count */
+	uint16	  **rowoff;			/* decoded offsets and impacts, or NULL when */
+	float4	  **rowimp;			/* only the directory's sub-blocks are read */
+	uint16	  **offbuf;			/* where a term's rows are decoded: room */
+	float4	  **impbuf;			/* for bufcap[i] postings, grown on demand */
+	int		   *bufcap;
+	BmpSeg	   *segs;			/* [term * nsub + sub] */
+	/* per sub-block of the visited block */
+	int32	   *sub_stamp;
+	double	   *sub_bound;
+	BmpBlock   *cands;
+	Bm25Sub    *dir;			/* a directory being read */
+	/* per id of the visited block */
+	double	   *acc;
+	bool	   *seen;
+	uint16	   *touched;
+	/* counts for DEBUG1 */
+	int64		nsubs,
+				nsubscored,
+				npostings,
+				nscored;
+} BmpState;
+
+/* Add a term's sub-block to the visited block's bound and find its postings. */
+static inline void
+AddSeg(BmpState *st, int i, int32 stamp, int sub, int start, int count, float4 bound)
+{
+	BmpSeg	   *g = &st->segs[(Size) i * st->nsub + sub];
+
+	if (st->sub_stamp[sub] != stamp)
+	{
+		st->sub_stamp[sub] = stamp;
+		st->sub_bound[sub] = 0;
+		st->cands[st->nsubs].block = sub;
+		st->nsubs++;
+	}
+	st->sub_bound[sub] += st->lists[i].idf * (double) bound;
+	g->stamp = stamp;
+	g->start = start;
+	g->count = count;
+	g->bound = bound;
+}
+
+/* Add x to document o's sum, starting it at 0 the first time in a sub-block. */
+static inline void
+Accumulate(BmpState *st, uint16 o, double x, int *ntouched)
+{
+	if (!st->seen[o])
+	{
+		st->seen[o] = true;
+		st->acc[o] = 0;
+		st->touched[(*ntouched)++] = o;
+	}
+	st->acc[o] += x;
+}
+
+/*
+ * Visit block b (stamp: a number no earlier visit used): its sub-blocks'
+ * bounds from the terms' directories (or their decoded rows, for rows
+ * without one), then each sub-block whose bound still reaches theta
+ * scored exactly (term at a time in the query's order into the
+ * accumulator, as the whole block was before sub-blocks).  Memory in the current context, reset by the caller.
+ */
+static void
+VisitBlock(BmpState *st, int32 b, int32 stamp)
+{
+	int64		base = (int64) b << st->shift;
+	int			ncand = 0;
+
+	st->nsubs = 0;
+	for (int i = 0; i < st->nt; i++)
+	{
+		BmpList    *l = &st->lists[i];
+		int			pos = FindBlock(l, b);
+		bytea	   *p;
+		Size		len;
+		float4		m;
+
+		st->rowpos[i] = pos;
+		if (pos < 0)
+			continue;
+		p = DatumGetByteaPP(l->postings[pos]);
+		len = VARSIZE_ANY_EXHDR(p);
+		m = l->block_max[pos];
+		st->rowdata[i] = VARDATA_ANY(p);
+		if (l->subblocks[pos] != (Datum) 0 && st->shift > BM25_SUB_SHIFT)
+		{
+			bytea	   *d = DatumGetByteaPP(l->subblocks[pos]);
+			int			nd;
+
+			if (len % BM25_POSTING_BYTES != 0 || len / BM25_POSTING_BYTES > ((Size) 1 << st->shift))
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("bm25 block of %zu bytes is not a block of postings for block_shift %d",
+								len, st->shift)));
+			st->rown[i] = len / BM25_POSTING_BYTES;
+			st->rowoff[i] = NULL;
+			st->rowimp[i] = NULL;
+			nd = Bm25SubblocksParse(VARDATA_ANY(d), VARSIZE_ANY_EXHDR(d), st->rown[i], st->shift,
+									st->dir);
+			/* both bound the sub-block: the directory's may be a step above */
+			for (int e = 0; e < nd; e++)
+				AddSeg(st, i, stamp, st->dir[e].sub, st->dir[e].start, st->dir[e].count,
+					   Min(st->dir[e].bound, m));
+		}
+		else
+		{
+			int			n = Min(len / BM25_POSTING_BYTES, (Size) 1 << st->shift);
+
+			if (n > st->bufcap[i])
+			{
+				MemoryContext old = MemoryContextSwitchTo(st->query_cxt);
+
+				st->bufcap[i] = Max(n, 2 * st->bufcap[i]);
+				st->offbuf[i] = repalloc(st->offbuf[i], sizeof(uint16) * st->bufcap[i]);
+				st->impbuf[i] = repalloc(st->impbuf[i], sizeof(float4) * st->bufcap[i]);
+				MemoryContextSwitchTo(old);
+			}
+			st->rowoff[i] = st->offbuf[i];
+			st->rowimp[i] = st->impbuf[i];
+			n = Bm25BlockDecode(st->rowdata[i], len, st->shift, st->rowoff[i], st->rowimp[i]);
+			st->rown[i] = n;
+			for (int q = 0; q < n;)
+			{
+				int			sub = st->rowoff[i][q] >> st->sub_shift;
+				int			start = q;
+				float4		sm = 0;
+
+				for (; q < n && (st->rowoff[i][q] >> st->sub_shift) == sub; q++)
+				{
+					/* the bound must hold, or the pruning would not be exact */
+					if (st->rowimp[i][q] > m)
+						ereport(ERROR,
+								(errcode(ERRCODE_DATA_CORRUPTED),
+								 errmsg("bm25 impact %g of id " INT64_FORMAT " is above its block's max_impact %g",
+										st->rowimp[i][q], base + st->rowoff[i][q], m),
+								 errhint("Run SELECT code.bm25_refresh();")));
+					sm = Max(sm, st->rowimp[i][q]);
+				}
+				AddSeg(st, i, stamp, sub, start, q - start, sm);
+			}
+		}
+	}
+
+	/*
+	 * the sub-blocks that can still reach theta, in the order first met
+	 * (sorting them by bound costs more than it saves: it would raise theta
+	 * sooner, but the blocks come by bound already; bench/keyword/README.md)
+	 */
+	for (int c = 0; c < st->nsubs; c++)
+	{
+		int			sub = st->cands[c].block;
+
+		if (st->nheap == st->k && st->sub_bound[sub] < Bm25Cut(st->heap_k[0].score))
+			continue;
+		st->cands[ncand].block = sub;
+		st->cands[ncand].bound = st->sub_bound[sub];
+		ncand++;
+	}
+
+	for (int c = 0; c < ncand; c++)
+	{
+		int			sub = st->cands[c].block;
+		int			ntouched = 0;
+
+		if (st->nheap == st->k && st->cands[c].bound < Bm25Cut(st->heap_k[0].score))
+			continue;
+		st->nsubscored++;
+		for (int i = 0; i < st->nt; i++)
+		{
+			BmpSeg	   *g = &st->segs[(Size) i * st->nsub + sub];
+			double		idf = st->lists[i].idf;
+
+			if (st->rowpos[i] < 0 || g->stamp != stamp)
+				continue;
+			st->npostings += g->count;
+			if (st->rowoff[i] != NULL)
+			{
+				const uint16 *off = st->rowoff[i] + g->start;
+				const float4 *imp = st->rowimp[i] + g->start;
+
+				for (int q = 0; q < g->count; q++)
+					Accumulate(st, off[q], idf * (double) imp[q], &ntouched);
+			}
+			else
+			{
+				/* read in place (the row may be unaligned), checked as read */
+				const char *od = st->rowdata[i] + sizeof(uint16) * g->start;
+				const char *vd = st->rowdata[i] + sizeof(uint16) * st->rown[i] + sizeof(float4) * g->start;
+				int			prev = -1;
+
+				for (int q = 0; q < g->count; q++)
+				{
+					uint16		o;
+					float4		v;
+
+					memcpy(&o, od + sizeof(uint16) * q, sizeof(uint16));
+					memcpy(&v, vd + sizeof(float4) * q, sizeof(float4));
+					if ((int) o <= prev || (o >> st->sub_shift) != sub || !(v >= 0 && v <= g->bound))
+						ereport(ERROR,
+								(errcode(ERRCODE_DATA_CORRUPTED),
+								 errmsg("bm25 posting of id " INT64_FORMAT " (impact %g) is not in sub-block %d under its bound %g",
+										base + o, v, sub, g->bound),
+								 errhint("Run SELECT code.bm25_refresh();")));
+					prev = o;
+					Accumulate(st, o, idf * (double) v, &ntouched);
+				}
+			}
+		}
+		for (int q = 0; q < ntouched; q++)
+		{
+			uint16		o = st->touched[q];
+
+			st->seen[o] = false;
+			Bm25HeapOffer(st->heap_k, &st->nheap, st->k, st->acc[o], base + o);
+		}
+		st->nscored += ntouched;
+	}
 }
 
 /*
@@ -196,11 +465,12 @@ LoadList(BmpList *l, Relation heap, Relation index, Snapshot snapshot, TupleTabl
  * (top of this file).  blocks_index is a btree on (term int4, block int4)
  * of a table with columns max_impact real and postings bytea
  * (src/bm25block.c), one row per term and block = id >> block_shift that
- * has postings.  Errors 22023: arrays of different lengths, NULLs, a
+ * has postings, and optionally subblocks bytea (codevec_bm25_subblocks of
+ * the postings, or NULL).  Errors 22023: arrays of different lengths, NULLs, a
  * negative or non-finite idf, more than 1024 terms, a term given twice, k
  * or block_shift (0..16) out of range, an index or table of the wrong
- * shape; XX001 for a block that is not one, or an impact above its
- * block's max_impact.
+ * shape; XX001 for a block that is not one, an impact above its
+ * block's max_impact, or a directory that does not describe its block.
  */
 Datum
 codevec_bm25_blocks_topk(PG_FUNCTION_ARGS)
@@ -224,21 +494,14 @@ codevec_bm25_blocks_topk(PG_FUNCTION_ARGS)
 	TupleTableSlot *slot;
 	AttrNumber	att_block,
 				att_max,
-				att_post;
+				att_post,
+				att_sub;
 	BmpList    *lists;
 	BmpBlock   *blocks;
 	int64		nblocks = 0,
-				nvisited = 0,
-				nscored = 0,
-				npostings = 0;
+				nvisited = 0;
 	int		   *bpos;
-	Bm25Hit    *heap_k;
-	int			nheap = 0;
-	double	   *acc;
-	uint16	   *offsets,
-			   *touched;
-	float4	   *impacts;
-	bool	   *seen;
+	BmpState	st;
 	MemoryContext block_cxt;
 
 	if (k < 1 || k > 1000000)
@@ -288,6 +551,10 @@ codevec_bm25_blocks_topk(PG_FUNCTION_ARGS)
 						RelationGetRelationName(index))));
 	att_max = ColumnOf(heap, "max_impact", FLOAT4OID);
 	att_post = ColumnOf(heap, "postings", BYTEAOID);
+	/* the sub-block directories are optional (a table made before them) */
+	att_sub = get_attnum(RelationGetRelid(heap), "subblocks");
+	if (att_sub != InvalidAttrNumber && get_atttype(RelationGetRelid(heap), att_sub) != BYTEAOID)
+		att_sub = InvalidAttrNumber;
 	snapshot = GetActiveSnapshot();
 	if (snapshot == NULL)
 		snapshot = GetTransactionSnapshot();
@@ -299,7 +566,7 @@ codevec_bm25_blocks_topk(PG_FUNCTION_ARGS)
 	{
 		lists[i].term_no = DatumGetInt32(terms_d[i]);
 		lists[i].idf = DatumGetFloat8(idf_d[i]);
-		LoadList(&lists[i], heap, index, snapshot, slot, att_block, att_max, att_post);
+		LoadList(&lists[i], heap, index, snapshot, slot, att_block, att_max, att_post, att_sub);
 		nblocks += lists[i].nblocks;
 	}
 
@@ -330,83 +597,66 @@ codevec_bm25_blocks_topk(PG_FUNCTION_ARGS)
 	qsort(blocks, nblocks, sizeof(BmpBlock), CompareBlocks);
 
 	/* 3, 4. score the blocks best bound first until a bound is below theta */
-	heap_k = palloc(sizeof(Bm25Hit) * k);	/* 16 MB at most */
-	acc = palloc(sizeof(double) << shift);
-	seen = palloc0(sizeof(bool) << shift);
-	touched = palloc(sizeof(uint16) << shift);
-	offsets = palloc(sizeof(uint16) << shift);
-	impacts = palloc(sizeof(float4) << shift);
+	memset(&st, 0, sizeof(st));
+	st.lists = lists;
+	st.nt = nt;
+	st.shift = shift;
+	st.sub_shift = Min(shift, BM25_SUB_SHIFT);
+	st.nsub = 1 << (shift - st.sub_shift);
+	st.k = k;
+	st.heap_k = palloc(sizeof(Bm25Hit) * k);	/* 16 MB at most */
+	st.rowpos = palloc(sizeof(int) * nt);
+	st.rowdata = palloc(sizeof(char *) * nt);
+	st.rown = palloc(sizeof(int) * nt);
+	st.rowoff = palloc(sizeof(uint16 *) * nt);
+	st.rowimp = palloc(sizeof(float4 *) * nt);
+	st.query_cxt = CurrentMemoryContext;
+	st.bufcap = palloc(sizeof(int) * nt);
+	st.offbuf = palloc(sizeof(uint16 *) * nt);
+	st.impbuf = palloc(sizeof(float4 *) * nt);
+	for (int i = 0; i < nt; i++)
+	{
+		st.bufcap[i] = 32;
+		st.offbuf[i] = palloc(sizeof(uint16) * 32);
+		st.impbuf[i] = palloc(sizeof(float4) * 32);
+	}
+	st.segs = palloc0(sizeof(BmpSeg) * nt * st.nsub);
+	st.sub_stamp = palloc0(sizeof(int32) * st.nsub);
+	st.sub_bound = palloc(sizeof(double) * st.nsub);
+	st.cands = palloc(sizeof(BmpBlock) * st.nsub);
+	st.dir = palloc(sizeof(Bm25Sub) * st.nsub);
+	st.acc = palloc(sizeof(double) << shift);
+	st.seen = palloc0(sizeof(bool) << shift);
+	st.touched = palloc(sizeof(uint16) << shift);
 	block_cxt = AllocSetContextCreate(CurrentMemoryContext, "bm25 block", ALLOCSET_DEFAULT_SIZES);
 	for (int64 j = 0; j < nblocks; j++)
 	{
-		int32		b = blocks[j].block;
-		int64		base = (int64) b << shift;
-		int			ntouched = 0;
 		MemoryContext old;
 
-		if (nheap == k && blocks[j].bound < Bm25Cut(heap_k[0].score))
+		if (st.nheap == k && blocks[j].bound < Bm25Cut(st.heap_k[0].score))
 			break;
 		if ((nvisited & 63) == 0)
 			CHECK_FOR_INTERRUPTS();
 		nvisited++;
 		old = MemoryContextSwitchTo(block_cxt);
-		for (int i = 0; i < nt; i++)
-		{
-			int			pos = FindBlock(&lists[i], b);
-			bytea	   *p;
-			int			n;
-			float4		m;
-
-			if (pos < 0)
-				continue;
-			p = DatumGetByteaPP(lists[i].postings[pos]);
-			n = Bm25BlockDecode(VARDATA_ANY(p), VARSIZE_ANY_EXHDR(p), shift, offsets, impacts);
-			m = lists[i].block_max[pos];
-			npostings += n;
-			for (int q = 0; q < n; q++)
-			{
-				uint16		o = offsets[q];
-
-				/* the bound must hold, or the pruning would not be exact */
-				if (impacts[q] > m)
-					ereport(ERROR,
-							(errcode(ERRCODE_DATA_CORRUPTED),
-							 errmsg("bm25 impact %g of id " INT64_FORMAT " is above its block's max_impact %g",
-									impacts[q], base + o, m),
-							 errhint("Run SELECT code.bm25_refresh();")));
-				if (!seen[o])
-				{
-					seen[o] = true;
-					acc[o] = 0;
-					touched[ntouched++] = o;
-				}
-				acc[o] += lists[i].idf * (double) impacts[q];
-			}
-		}
+		VisitBlock(&st, blocks[j].block, (int32) nvisited);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(block_cxt);
-		for (int q = 0; q < ntouched; q++)
-		{
-			uint16		o = touched[q];
-
-			seen[o] = false;
-			Bm25HeapOffer(heap_k, &nheap, k, acc[o], base + o);
-		}
-		nscored += ntouched;
 	}
 
-	Bm25HeapSort(heap_k, nheap);
-	for (int i = 0; i < nheap; i++)
+	Bm25HeapSort(st.heap_k, st.nheap);
+	for (int i = 0; i < st.nheap; i++)
 	{
 		Datum		values[2];
 		bool		nulls[2] = {false, false};
 
-		values[0] = Int64GetDatum(heap_k[i].id);
-		values[1] = Float8GetDatum(heap_k[i].score);
+		values[0] = Int64GetDatum(st.heap_k[i].id);
+		values[1] = Float8GetDatum(st.heap_k[i].score);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
-	elog(DEBUG1, "bm25 block-max top-%d of %d terms: %lld blocks, %lld scored, %lld postings read, %lld documents scored",
-		 k, nt, (long long) nblocks, (long long) nvisited, (long long) npostings, (long long) nscored);
+	elog(DEBUG1, "bm25 block-max top-%d of %d terms: %lld blocks, %lld visited, %lld sub-blocks scored, %lld postings read, %lld documents scored",
+		 k, nt, (long long) nblocks, (long long) nvisited, (long long) st.nsubscored,
+		 (long long) st.npostings, (long long) st.nscored);
 
 	MemoryContextDelete(block_cxt);
 	ExecDropSingleTupleTableSlot(slot);

@@ -10,8 +10,10 @@
 #     the definition), ids and scores to the bit, on ~150 benchmark questions
 #     and a few identifier queries; after a build, after inserts, deletes and
 #     updates through the loader and plain SQL, and after a refresh; at
-#     the default block size (1024 ids) and at 32 ids (many blocks: the
-#     pruning skips most of them);
+#     the default block size (16,384 ids: the whole corpus is one block,
+#     pruned by its sub-blocks' directories), at 1024 ids and at 32 ids
+#     (many blocks, no directories); without the directories; corrupt
+#     directories are errors (XX001);
 #   - statistics: n, df and the postings recounted in plain SQL, every
 #     block's max_impact a bound of its postings;
 #   - code.search keyword mode (with and without filters) against the
@@ -125,6 +127,25 @@ stats_check() {		# stats_check LABEL
 	is "$(Q "SELECT count(*) FROM code.bm25_postings bp, code.bm25_params p
 	         WHERE length(bp.postings) = 0 OR bp.max_impact < codevec_bm25_block_max(bp.postings, p.block_shift)")" 0 \
 		"$1: no block is empty, every max_impact is at least its postings' largest impact"
+	is "$(Q "SELECT count(*) FROM code.bm25_postings bp, code.bm25_params p
+	         WHERE bp.subblocks IS DISTINCT FROM codevec_bm25_subblocks(bp.postings, p.block_shift)")" 0 \
+		"$1: every block of 16 postings or more has the sub-block directory of its postings, no other block has one ($(Q "SELECT count(subblocks) FROM code.bm25_postings") directories)"
+	# each directory against its postings recounted in SQL: the non-empty
+	# sub-blocks of 64 ids, their first posting and count, and a bound at
+	# least their largest impact and less than a step (the block's largest
+	# impact / 255) above it
+	is "$(Q "WITH d AS (SELECT bp.term, bp.block, u.* FROM code.bm25_postings bp, code.bm25_params p,
+	           codevec_bm25_subblocks_unpack(bp.subblocks, bp.postings, p.block_shift) u WHERE bp.subblocks IS NOT NULL),
+	         r AS (SELECT bp.term, bp.block, ((x.id - (bp.block::bigint << p.block_shift)) >> 6)::integer AS sub,
+	           (min(x.o) - 1)::integer AS start, count(*)::integer AS count, max(x.impact) AS m,
+	           max(max(x.impact)) OVER (PARTITION BY bp.term, bp.block) AS scale
+	           FROM code.bm25_postings bp, code.bm25_params p,
+	           codevec_bm25_unpack(bp.postings, bp.block, p.block_shift) WITH ORDINALITY x(id, impact, o)
+	           WHERE bp.subblocks IS NOT NULL GROUP BY bp.term, bp.block, 3)
+	         SELECT count(*) FROM d FULL JOIN r USING (term, block, sub)
+	         WHERE d.start IS DISTINCT FROM r.start OR d.count IS DISTINCT FROM r.count
+	           OR NOT (d.bound >= r.m AND d.bound <= r.m + r.scale / 255 * 1.000001)")" 0 \
+		"$1: every directory's sub-blocks, first postings, counts and bounds equal a recount of the postings ($(Q "SELECT count(*) FROM code.bm25_postings bp, code.bm25_params p, codevec_bm25_subblocks_unpack(bp.subblocks, bp.postings, p.block_shift) u WHERE bp.subblocks IS NOT NULL") sub-blocks)"
 	is "$(Q "SELECT abs(total_length - (SELECT sum(codevec_bm25_length(s.tsv, p.weights)) FROM code.snippets s))
 	         <= 1e-9 * total_length FROM code.bm25_params p")" t \
 		"$1: total_length is the sum of the lengths"
@@ -155,7 +176,10 @@ exact_check "after the build"
 # codevec_bm25_build (hidden here by a rename) it builds the blocks in SQL:
 # with 0 workers the serial build (every posting sorted, codevec_bm25_pack
 # of the groups), else the parallel one (codevec_bm25_block_agg).  All give
-# the same rows: terms, df, every block's bytes and max_impact.
+# the same rows: terms, df, every block's bytes and max_impact.  In 1024-id
+# blocks, so that the corpus spans enough of them for 3 ranges (the
+# refreshes below build at that size; the default is set back after them).
+Q "UPDATE code.bm25_params SET block_shift = 10" >/dev/null
 snapshot() {		# snapshot WORKERS TABLE_SUFFIX -> plans of the refresh's statements in $TMP/refresh.TABLE_SUFFIX
 	psql -X -q -d "$DB" -v ON_ERROR_STOP=1 -c "SET max_parallel_maintenance_workers = $1" -c "LOAD 'auto_explain'" \
 		-c "SET auto_explain.log_min_duration = 0" -c "SET auto_explain.log_nested_statements = on" \
@@ -257,6 +281,51 @@ is "$(Q "SELECT count(*) FROM code.bm25_postings bp, code.bm25_params p
          WHERE bp.max_impact <> codevec_bm25_block_max(bp.postings, p.block_shift)")" 0 \
 	"a build stores every block's exact max_impact"
 
+is "$(Q "BEGIN; UPDATE code.bm25_params SET block_shift = 14; SELECT code.bm25_refresh(); COMMIT;" | tail -1)" t \
+	"block_shift 14 again (the default) and a refresh"
+
+# the sub-block directories: the top-k is the same without them (the
+# sub-blocks' bounds then come from the decoded postings), and a directory
+# that does not describe its postings is an error, not a wrong answer
+Q "CREATE TABLE public.with_dirs AS SELECT q.qid, k.k, b.id, b.score FROM public.test_questions q
+     CROSS JOIN (VALUES (1), (10), (100)) k(k) CROSS JOIN LATERAL code.bm25_search(q.q, k.k) b" >/dev/null
+Q "UPDATE code.bm25_postings SET subblocks = NULL" >/dev/null
+is "$(Q "SELECT count(*) FROM ((TABLE public.with_dirs EXCEPT ALL SELECT q.qid, k.k, b.id, b.score FROM public.test_questions q
+     CROSS JOIN (VALUES (1), (10), (100)) k(k) CROSS JOIN LATERAL code.bm25_search(q.q, k.k) b)
+     UNION ALL (SELECT q.qid, k.k, b.id, b.score FROM public.test_questions q
+     CROSS JOIN (VALUES (1), (10), (100)) k(k) CROSS JOIN LATERAL code.bm25_search(q.q, k.k) b EXCEPT ALL TABLE public.with_dirs)) x")" 0 \
+	"without the sub-block directories the top-k of all $NQ questions (k 1, 10, 100) is the same, ids and scores"
+Q "UPDATE code.bm25_postings bp SET subblocks = codevec_bm25_subblocks(bp.postings, p.block_shift) FROM code.bm25_params p" >/dev/null
+BIG="SELECT term, block FROM code.bm25_postings WHERE subblocks IS NOT NULL ORDER BY length(postings) DESC, term LIMIT 1"
+BIGTERM=$(Q "SELECT term FROM ($BIG) x")
+Q "CREATE TABLE public.saved_dir AS SELECT bp.* FROM code.bm25_postings bp JOIN ($BIG) x USING (term, block)" >/dev/null
+# a directory: its postings | what
+while IFS='|' read -r dir what; do
+	Q "UPDATE code.bm25_postings bp SET subblocks = $dir FROM public.saved_dir s WHERE bp.term = s.term AND bp.block = s.block" >/dev/null
+	is "$(STATE "SELECT * FROM codevec_bm25_blocks_topk(ARRAY[$BIGTERM], '{1}', 10, 'code.bm25_postings_idx', (SELECT block_shift FROM code.bm25_params))")" XX001 \
+		"block top-k over a directory that $what: XX001"
+done <<'CASES'
+substring(s.subblocks FROM 1 FOR length(s.subblocks) - 4)|misses its last sub-block
+substring(s.subblocks FROM 1 FOR length(s.subblocks) - 1)|is cut inside an entry
+(SELECT b.subblocks FROM code.bm25_postings b WHERE b.subblocks IS NOT NULL AND length(b.postings) <> length(s.postings) LIMIT 1)|describes another block
+overlay(s.subblocks PLACING '\x00000000'::bytea FROM 1)|counts no postings
+CASES
+Q "UPDATE code.bm25_postings bp SET subblocks = s.subblocks FROM public.saved_dir s WHERE bp.term = s.term AND bp.block = s.block" >/dev/null
+is "$(STATE "SELECT u.* FROM public.saved_dir s, codevec_bm25_subblocks_unpack(substring(s.subblocks FROM 1 FOR 8), s.postings, 14) u")" XX001 \
+	"codevec_bm25_subblocks_unpack of a directory cut in its header: XX001"
+is "$(Q "SELECT codevec_bm25_subblocks(codevec_bm25_pack('{1,2,3}', '{1,2,3}', 14), 14) IS NULL
+	 AND codevec_bm25_subblocks(codevec_bm25_pack(ARRAY(SELECT generate_series(0, 19)::bigint), array_fill(1::real, ARRAY[20]), 6), 6) IS NULL
+	 AND codevec_bm25_subblocks(codevec_bm25_pack(ARRAY(SELECT generate_series(0, 15)::bigint), array_fill(1::real, ARRAY[16]), 7), 7) IS NOT NULL")" t \
+	"no directory for a block of fewer than 16 postings, nor for blocks of 64 ids"
+is "$(STATE "SELECT codevec_bm25_subblocks('\\x0000'::bytea, 14)")" XX001 "codevec_bm25_subblocks of bytes that are not a block: XX001"
+is "$(STATE "SELECT codevec_bm25_subblocks(''::bytea, 17)")" 22023 "codevec_bm25_subblocks: block_shift 17: 22023"
+
+# 1024-id blocks: 16 sub-blocks each
+is "$(Q "BEGIN; UPDATE code.bm25_params SET block_shift = 10; SELECT code.bm25_refresh(); COMMIT;" | tail -1)" t \
+	"block_shift 10 (1024 ids a block) and a refresh"
+stats_check "1024-id blocks"
+exact_check "1024-id blocks"
+
 # small blocks: many of them, so that the pruning has blocks to skip
 is "$(Q "BEGIN; UPDATE code.bm25_params SET block_shift = 5; SELECT code.bm25_refresh(); COMMIT;" | tail -1)" t \
 	"block_shift 5 (32 ids a block) and a refresh"
@@ -268,7 +337,7 @@ is "$(Q "SELECT avgdl = total_length / n FROM code.bm25_params")" t "the build s
 msg=$(psql -X -q -d "$DB" -c "SET client_min_messages = debug1" -c "SELECT count(*) FROM code.bm25_search('return the message headers as a list', 10)" 2>&1 | grep 'postings read')
 read_n=$(echo "$msg" | sed -n 's/.* \([0-9]*\) postings read.*/\1/p')
 total=$(Q "SELECT sum(t.df) FROM code.bm25_query('return the message headers as a list') q, unnest(q.terms) u JOIN code.bm25_terms t ON t.term = u")
-ok $([ -n "$read_n" ] && [ "$read_n" -lt "$total" ]; echo $?) "the top-10 stops early: $read_n of $total postings read ($(echo "$msg" | sed -n 's/.*terms: \([0-9]* blocks, [0-9]* scored\).*/\1/p'))"
+ok $([ -n "$read_n" ] && [ "$read_n" -lt "$total" ]; echo $?) "the top-10 stops early: $read_n of $total postings read ($(echo "$msg" | sed -n 's/.*terms: \([0-9]* blocks, [0-9]* visited\).*/\1/p'))"
 
 # Fagin's combined algorithm (codevec_bm25_topk) over impact-ordered lists
 # made from the blocks gives the same lists, ids and scores to the bit
@@ -303,6 +372,10 @@ is "$(Q "SELECT string_agg(s.id::text, ',' ORDER BY s.keyword_rank) FROM code.se
 is "$(Q "SELECT count(*) FROM code.search('zzzqqq', mode => 'keyword')")" 0 "a question with no known lexeme finds nothing"
 
 # ------------------------------------------------------------ under change
+# in 1024-id blocks: the writes edit blocks with sub-block directories and
+# blocks without, make new ones and empty others
+is "$(Q "BEGIN; UPDATE code.bm25_params SET block_shift = 10; SELECT code.bm25_refresh(); COMMIT;" | tail -1)" t \
+	"block_shift 10 for the writes below, and a refresh"
 AVG0=$(Q "SELECT avgdl FROM code.bm25_params")
 C2=$TMP/more
 mkdir -p "$C2"
