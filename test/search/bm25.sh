@@ -168,6 +168,8 @@ exact_check() {		# exact_check LABEL
 
 stats_check "after the build"
 exact_check "after the build"
+is "$(Q "SELECT reloptions FROM pg_class WHERE oid = 'code.bm25_postings'::regclass")" "{toast_tuple_target=8160}" \
+	"code.bm25_postings keeps rows of up to a page in the table (toast_tuple_target 8160)"
 
 # ------------------------------------------------------------ one-pass and parallel refresh
 # code.bm25_refresh() builds the blocks in one pass over the snippets in id
