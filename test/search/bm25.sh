@@ -298,6 +298,14 @@ is "$(Q "SELECT count(*) FROM ((TABLE public.with_dirs EXCEPT ALL SELECT q.qid, 
      CROSS JOIN (VALUES (1), (10), (100)) k(k) CROSS JOIN LATERAL code.bm25_search(q.q, k.k) b EXCEPT ALL TABLE public.with_dirs)) x")" 0 \
 	"without the sub-block directories the top-k of all $NQ questions (k 1, 10, 100) is the same, ids and scores"
 Q "UPDATE code.bm25_postings bp SET subblocks = codevec_bm25_subblocks(bp.postings, p.block_shift) FROM code.bm25_params p" >/dev/null
+# a database built before the directories: the loader's schema adds the
+# column and fills it
+Q "ALTER TABLE code.bm25_postings DROP COLUMN subblocks" >/dev/null
+mkdir -p "$TMP/empty"
+"$LOADER" -q --no-embed --no-bm25 --repo empty "$TMP/empty"
+is "$(Q "SELECT count(*) FILTER (WHERE bp.subblocks IS DISTINCT FROM codevec_bm25_subblocks(bp.postings, p.block_shift))
+	 || ' ' || (count(bp.subblocks) > 0) FROM code.bm25_postings bp, code.bm25_params p")" "0 true" \
+	"postings built without directories get theirs from the loader's schema (the column added and filled)"
 BIG="SELECT term, block FROM code.bm25_postings WHERE subblocks IS NOT NULL ORDER BY length(postings) DESC, term LIMIT 1"
 BIGTERM=$(Q "SELECT term FROM ($BIG) x")
 Q "CREATE TABLE public.saved_dir AS SELECT bp.* FROM code.bm25_postings bp JOIN ($BIG) x USING (term, block)" >/dev/null
