@@ -329,6 +329,19 @@ codevec_bm25_pack(PG_FUNCTION_ARGS)
 }
 
 /*
+ * The postings of an SQL argument: check shift (22023), decode b into new
+ * arrays of room 2^shift (XX001 for bytes that are not a block); returns n.
+ */
+static int
+DecodeArg(bytea *b, int32 shift, uint16 **offsets, float4 **impacts)
+{
+	Bm25CheckShift(shift);
+	*offsets = palloc(sizeof(uint16) << shift);
+	*impacts = palloc(sizeof(float4) << shift);
+	return Bm25BlockDecode(VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b), shift, *offsets, *impacts);
+}
+
+/*
  * codevec_bm25_unpack(postings bytea, block int4, block_shift int4)
  *   -> TABLE(id int8, impact real): the postings of a block, in id order.
  *   Errors: 22023 for a bad shift, XX001 for bytes that are not a block.
@@ -344,11 +357,8 @@ codevec_bm25_unpack(PG_FUNCTION_ARGS)
 	float4	   *impacts;
 	int			n;
 
-	Bm25CheckShift(shift);
+	n = DecodeArg(b, shift, &offsets, &impacts);
 	CodevecInitSRF(fcinfo);
-	offsets = palloc(sizeof(uint16) << shift);
-	impacts = palloc(sizeof(float4) << shift);
-	n = Bm25BlockDecode(VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b), shift, offsets, impacts);
 	for (int i = 0; i < n; i++)
 	{
 		Datum		values[2];
@@ -444,12 +454,8 @@ codevec_bm25_block_max(PG_FUNCTION_ARGS)
 	uint16	   *offsets;
 	float4	   *impacts;
 	float4		m = 0;
-	int			n;
+	int			n = DecodeArg(b, shift, &offsets, &impacts);
 
-	Bm25CheckShift(shift);
-	offsets = palloc(sizeof(uint16) << shift);
-	impacts = palloc(sizeof(float4) << shift);
-	n = Bm25BlockDecode(VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b), shift, offsets, impacts);
 	for (int i = 0; i < n; i++)
 		m = Max(m, impacts[i]);
 	PG_RETURN_FLOAT4(m);
@@ -469,14 +475,9 @@ codevec_bm25_subblocks(PG_FUNCTION_ARGS)
 	int32		shift = PG_GETARG_INT32(1);
 	uint16	   *offsets;
 	float4	   *impacts;
-	bytea	   *r;
-	int			n;
+	int			n = DecodeArg(b, shift, &offsets, &impacts);
+	bytea	   *r = Bm25SubblocksEncode(offsets, impacts, n, shift);
 
-	Bm25CheckShift(shift);
-	offsets = palloc(sizeof(uint16) << shift);
-	impacts = palloc(sizeof(float4) << shift);
-	n = Bm25BlockDecode(VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b), shift, offsets, impacts);
-	r = Bm25SubblocksEncode(offsets, impacts, n, shift);
 	if (r == NULL)
 		PG_RETURN_NULL();
 	PG_RETURN_BYTEA_P(r);
@@ -500,13 +501,9 @@ codevec_bm25_subblocks_unpack(PG_FUNCTION_ARGS)
 	uint16	   *offsets;
 	float4	   *impacts;
 	Bm25Sub    *subs;
-	int			n,
+	int			n = DecodeArg(b, shift, &offsets, &impacts),
 				nsub;
 
-	Bm25CheckShift(shift);
-	offsets = palloc(sizeof(uint16) << shift);
-	impacts = palloc(sizeof(float4) << shift);
-	n = Bm25BlockDecode(VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b), shift, offsets, impacts);
 	subs = palloc(sizeof(Bm25Sub) * Max(1, 1 << Max(shift - BM25_SUB_SHIFT, 0)));
 	nsub = Bm25SubblocksParse(VARDATA_ANY(d), VARSIZE_ANY_EXHDR(d), n, shift, subs);
 	CodevecInitSRF(fcinfo);

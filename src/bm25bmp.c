@@ -246,15 +246,15 @@ typedef struct BmpState
 	/* per sub-block of the visited block */
 	int32	   *sub_stamp;
 	double	   *sub_bound;
-	BmpBlock   *cands;
+	int32	   *subs;			/* the sub-blocks some term has, in the order met */
+	int			nsubs;
 	Bm25Sub    *dir;			/* a directory being read */
 	/* per id of the visited block */
 	double	   *acc;
 	bool	   *seen;
 	uint16	   *touched;
 	/* counts for DEBUG1 */
-	int64		nsubs,
-				nsubscored,
+	int64		nsubscored,
 				npostings,
 				nscored;
 } BmpState;
@@ -269,7 +269,7 @@ AddSeg(BmpState *st, int i, int32 stamp, int sub, int start, int count, float4 b
 	{
 		st->sub_stamp[sub] = stamp;
 		st->sub_bound[sub] = 0;
-		st->cands[st->nsubs].block = sub;
+		st->subs[st->nsubs] = sub;
 		st->nsubs++;
 	}
 	st->sub_bound[sub] += st->lists[i].idf * (double) bound;
@@ -293,166 +293,165 @@ Accumulate(BmpState *st, uint16 o, double x, int *ntouched)
 }
 
 /*
+ * Term i's row of block b (at place pos of its list): add its sub-blocks'
+ * bounds to the visited block's and note where their postings are, from
+ * the row's directory or, for a row without one, from its postings
+ * decoded into the term's buffer.  Memory in the current context.
+ */
+static void
+RowBounds(BmpState *st, int i, int pos, int64 base, int32 stamp)
+{
+	BmpList    *l = &st->lists[i];
+	bytea	   *p = DatumGetByteaPP(l->postings[pos]);
+	Size		len = VARSIZE_ANY_EXHDR(p);
+	float4		m = l->block_max[pos];
+	int			n;
+
+	st->rowdata[i] = VARDATA_ANY(p);
+	if (l->subblocks[pos] != (Datum) 0 && st->shift > BM25_SUB_SHIFT)
+	{
+		bytea	   *d = DatumGetByteaPP(l->subblocks[pos]);
+		int			nd;
+
+		if (len % BM25_POSTING_BYTES != 0 || len / BM25_POSTING_BYTES > ((Size) 1 << st->shift))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("bm25 block of %zu bytes is not a block of postings for block_shift %d",
+							len, st->shift)));
+		st->rown[i] = len / BM25_POSTING_BYTES;
+		st->rowoff[i] = NULL;
+		st->rowimp[i] = NULL;
+		nd = Bm25SubblocksParse(VARDATA_ANY(d), VARSIZE_ANY_EXHDR(d), st->rown[i], st->shift, st->dir);
+		/* both bound the sub-block: the directory's may be a step above */
+		for (int e = 0; e < nd; e++)
+			AddSeg(st, i, stamp, st->dir[e].sub, st->dir[e].start, st->dir[e].count,
+				   Min(st->dir[e].bound, m));
+		return;
+	}
+	n = Min(len / BM25_POSTING_BYTES, (Size) 1 << st->shift);
+	if (n > st->bufcap[i])
+	{
+		MemoryContext old = MemoryContextSwitchTo(st->query_cxt);
+
+		st->bufcap[i] = Max(n, 2 * st->bufcap[i]);
+		st->offbuf[i] = repalloc(st->offbuf[i], sizeof(uint16) * st->bufcap[i]);
+		st->impbuf[i] = repalloc(st->impbuf[i], sizeof(float4) * st->bufcap[i]);
+		MemoryContextSwitchTo(old);
+	}
+	st->rowoff[i] = st->offbuf[i];
+	st->rowimp[i] = st->impbuf[i];
+	n = Bm25BlockDecode(st->rowdata[i], len, st->shift, st->rowoff[i], st->rowimp[i]);
+	st->rown[i] = n;
+	for (int q = 0; q < n;)
+	{
+		int			sub = st->rowoff[i][q] >> st->sub_shift;
+		int			start = q;
+		float4		sm = 0;
+
+		for (; q < n && (st->rowoff[i][q] >> st->sub_shift) == sub; q++)
+		{
+			/* the bound must hold, or the pruning would not be exact */
+			if (st->rowimp[i][q] > m)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("bm25 impact %g of id " INT64_FORMAT " is above its block's max_impact %g",
+								st->rowimp[i][q], base + st->rowoff[i][q], m),
+						 errhint("Run SELECT code.bm25_refresh();")));
+			sm = Max(sm, st->rowimp[i][q]);
+		}
+		AddSeg(st, i, stamp, sub, start, q - start, sm);
+	}
+}
+
+/*
+ * Score sub-block sub of the visited block (ids from base) exactly: term at
+ * a time in the query's order into the accumulator, as the whole block was
+ * before sub-blocks; offer its documents to the best-k heap.
+ */
+static void
+ScoreSub(BmpState *st, int sub, int64 base, int32 stamp)
+{
+	int			ntouched = 0;
+
+	st->nsubscored++;
+	for (int i = 0; i < st->nt; i++)
+	{
+		BmpSeg	   *g = &st->segs[(Size) i * st->nsub + sub];
+		double		idf = st->lists[i].idf;
+
+		if (st->rowpos[i] < 0 || g->stamp != stamp)
+			continue;
+		st->npostings += g->count;
+		if (st->rowoff[i] != NULL)
+		{
+			const uint16 *off = st->rowoff[i] + g->start;
+			const float4 *imp = st->rowimp[i] + g->start;
+
+			for (int q = 0; q < g->count; q++)
+				Accumulate(st, off[q], idf * (double) imp[q], &ntouched);
+		}
+		else
+		{
+			/* read in place (the row may be unaligned), checked as read */
+			const char *od = st->rowdata[i] + sizeof(uint16) * g->start;
+			const char *vd = st->rowdata[i] + sizeof(uint16) * st->rown[i] + sizeof(float4) * g->start;
+			int			prev = -1;
+
+			for (int q = 0; q < g->count; q++)
+			{
+				uint16		o;
+				float4		v;
+
+				memcpy(&o, od + sizeof(uint16) * q, sizeof(uint16));
+				memcpy(&v, vd + sizeof(float4) * q, sizeof(float4));
+				if ((int) o <= prev || (o >> st->sub_shift) != sub || !(v >= 0 && v <= g->bound))
+					ereport(ERROR,
+							(errcode(ERRCODE_DATA_CORRUPTED),
+							 errmsg("bm25 posting of id " INT64_FORMAT " (impact %g) is not in sub-block %d under its bound %g",
+									base + o, v, sub, g->bound),
+							 errhint("Run SELECT code.bm25_refresh();")));
+				prev = o;
+				Accumulate(st, o, idf * (double) v, &ntouched);
+			}
+		}
+	}
+	for (int q = 0; q < ntouched; q++)
+	{
+		uint16		o = st->touched[q];
+
+		st->seen[o] = false;
+		Bm25HeapOffer(st->heap_k, &st->nheap, st->k, st->acc[o], base + o);
+	}
+	st->nscored += ntouched;
+}
+
+/*
  * Visit block b (stamp: a number no earlier visit used): its sub-blocks'
- * bounds from the terms' directories (or their decoded rows, for rows
- * without one), then each sub-block whose bound still reaches theta
- * scored exactly (term at a time in the query's order into the
- * accumulator, as the whole block was before sub-blocks).  Memory in the current context, reset by the caller.
+ * bounds from the terms' rows (RowBounds), then each sub-block whose bound
+ * still reaches theta when its turn comes, scored (ScoreSub).  The
+ * sub-blocks go in the order first met: sorting them by bound costs more
+ * than it saves (it would raise theta sooner, but the blocks come by bound
+ * already; bench/keyword/README.md).  Memory in the current context, reset
+ * by the caller.
  */
 static void
 VisitBlock(BmpState *st, int32 b, int32 stamp)
 {
 	int64		base = (int64) b << st->shift;
-	int			ncand = 0;
 
 	st->nsubs = 0;
 	for (int i = 0; i < st->nt; i++)
 	{
-		BmpList    *l = &st->lists[i];
-		int			pos = FindBlock(l, b);
-		bytea	   *p;
-		Size		len;
-		float4		m;
-
-		st->rowpos[i] = pos;
-		if (pos < 0)
-			continue;
-		p = DatumGetByteaPP(l->postings[pos]);
-		len = VARSIZE_ANY_EXHDR(p);
-		m = l->block_max[pos];
-		st->rowdata[i] = VARDATA_ANY(p);
-		if (l->subblocks[pos] != (Datum) 0 && st->shift > BM25_SUB_SHIFT)
-		{
-			bytea	   *d = DatumGetByteaPP(l->subblocks[pos]);
-			int			nd;
-
-			if (len % BM25_POSTING_BYTES != 0 || len / BM25_POSTING_BYTES > ((Size) 1 << st->shift))
-				ereport(ERROR,
-						(errcode(ERRCODE_DATA_CORRUPTED),
-						 errmsg("bm25 block of %zu bytes is not a block of postings for block_shift %d",
-								len, st->shift)));
-			st->rown[i] = len / BM25_POSTING_BYTES;
-			st->rowoff[i] = NULL;
-			st->rowimp[i] = NULL;
-			nd = Bm25SubblocksParse(VARDATA_ANY(d), VARSIZE_ANY_EXHDR(d), st->rown[i], st->shift,
-									st->dir);
-			/* both bound the sub-block: the directory's may be a step above */
-			for (int e = 0; e < nd; e++)
-				AddSeg(st, i, stamp, st->dir[e].sub, st->dir[e].start, st->dir[e].count,
-					   Min(st->dir[e].bound, m));
-		}
-		else
-		{
-			int			n = Min(len / BM25_POSTING_BYTES, (Size) 1 << st->shift);
-
-			if (n > st->bufcap[i])
-			{
-				MemoryContext old = MemoryContextSwitchTo(st->query_cxt);
-
-				st->bufcap[i] = Max(n, 2 * st->bufcap[i]);
-				st->offbuf[i] = repalloc(st->offbuf[i], sizeof(uint16) * st->bufcap[i]);
-				st->impbuf[i] = repalloc(st->impbuf[i], sizeof(float4) * st->bufcap[i]);
-				MemoryContextSwitchTo(old);
-			}
-			st->rowoff[i] = st->offbuf[i];
-			st->rowimp[i] = st->impbuf[i];
-			n = Bm25BlockDecode(st->rowdata[i], len, st->shift, st->rowoff[i], st->rowimp[i]);
-			st->rown[i] = n;
-			for (int q = 0; q < n;)
-			{
-				int			sub = st->rowoff[i][q] >> st->sub_shift;
-				int			start = q;
-				float4		sm = 0;
-
-				for (; q < n && (st->rowoff[i][q] >> st->sub_shift) == sub; q++)
-				{
-					/* the bound must hold, or the pruning would not be exact */
-					if (st->rowimp[i][q] > m)
-						ereport(ERROR,
-								(errcode(ERRCODE_DATA_CORRUPTED),
-								 errmsg("bm25 impact %g of id " INT64_FORMAT " is above its block's max_impact %g",
-										st->rowimp[i][q], base + st->rowoff[i][q], m),
-								 errhint("Run SELECT code.bm25_refresh();")));
-					sm = Max(sm, st->rowimp[i][q]);
-				}
-				AddSeg(st, i, stamp, sub, start, q - start, sm);
-			}
-		}
+		st->rowpos[i] = FindBlock(&st->lists[i], b);
+		if (st->rowpos[i] >= 0)
+			RowBounds(st, i, st->rowpos[i], base, stamp);
 	}
-
-	/*
-	 * the sub-blocks that can still reach theta, in the order first met
-	 * (sorting them by bound costs more than it saves: it would raise theta
-	 * sooner, but the blocks come by bound already; bench/keyword/README.md)
-	 */
 	for (int c = 0; c < st->nsubs; c++)
 	{
-		int			sub = st->cands[c].block;
+		int			sub = st->subs[c];
 
-		if (st->nheap == st->k && st->sub_bound[sub] < Bm25Cut(st->heap_k[0].score))
-			continue;
-		st->cands[ncand].block = sub;
-		st->cands[ncand].bound = st->sub_bound[sub];
-		ncand++;
-	}
-
-	for (int c = 0; c < ncand; c++)
-	{
-		int			sub = st->cands[c].block;
-		int			ntouched = 0;
-
-		if (st->nheap == st->k && st->cands[c].bound < Bm25Cut(st->heap_k[0].score))
-			continue;
-		st->nsubscored++;
-		for (int i = 0; i < st->nt; i++)
-		{
-			BmpSeg	   *g = &st->segs[(Size) i * st->nsub + sub];
-			double		idf = st->lists[i].idf;
-
-			if (st->rowpos[i] < 0 || g->stamp != stamp)
-				continue;
-			st->npostings += g->count;
-			if (st->rowoff[i] != NULL)
-			{
-				const uint16 *off = st->rowoff[i] + g->start;
-				const float4 *imp = st->rowimp[i] + g->start;
-
-				for (int q = 0; q < g->count; q++)
-					Accumulate(st, off[q], idf * (double) imp[q], &ntouched);
-			}
-			else
-			{
-				/* read in place (the row may be unaligned), checked as read */
-				const char *od = st->rowdata[i] + sizeof(uint16) * g->start;
-				const char *vd = st->rowdata[i] + sizeof(uint16) * st->rown[i] + sizeof(float4) * g->start;
-				int			prev = -1;
-
-				for (int q = 0; q < g->count; q++)
-				{
-					uint16		o;
-					float4		v;
-
-					memcpy(&o, od + sizeof(uint16) * q, sizeof(uint16));
-					memcpy(&v, vd + sizeof(float4) * q, sizeof(float4));
-					if ((int) o <= prev || (o >> st->sub_shift) != sub || !(v >= 0 && v <= g->bound))
-						ereport(ERROR,
-								(errcode(ERRCODE_DATA_CORRUPTED),
-								 errmsg("bm25 posting of id " INT64_FORMAT " (impact %g) is not in sub-block %d under its bound %g",
-										base + o, v, sub, g->bound),
-								 errhint("Run SELECT code.bm25_refresh();")));
-					prev = o;
-					Accumulate(st, o, idf * (double) v, &ntouched);
-				}
-			}
-		}
-		for (int q = 0; q < ntouched; q++)
-		{
-			uint16		o = st->touched[q];
-
-			st->seen[o] = false;
-			Bm25HeapOffer(st->heap_k, &st->nheap, st->k, st->acc[o], base + o);
-		}
-		st->nscored += ntouched;
+		if (st->nheap < st->k || st->sub_bound[sub] >= Bm25Cut(st->heap_k[0].score))
+			ScoreSub(st, sub, base, stamp);
 	}
 }
 
@@ -623,7 +622,7 @@ codevec_bm25_blocks_topk(PG_FUNCTION_ARGS)
 	st.segs = palloc0(sizeof(BmpSeg) * nt * st.nsub);
 	st.sub_stamp = palloc0(sizeof(int32) * st.nsub);
 	st.sub_bound = palloc(sizeof(double) * st.nsub);
-	st.cands = palloc(sizeof(BmpBlock) * st.nsub);
+	st.subs = palloc(sizeof(int32) * st.nsub);
 	st.dir = palloc(sizeof(Bm25Sub) * st.nsub);
 	st.acc = palloc(sizeof(double) << shift);
 	st.seen = palloc0(sizeof(bool) << shift);
