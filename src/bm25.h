@@ -87,6 +87,9 @@ extern float4 Bm25Impact(double tf, double dl, const Bm25Params *p);
 /* Raise 22023 unless shift is 0..BM25_MAX_SHIFT */
 extern void Bm25CheckShift(int32 shift);
 
+/* The postings in a block's len bytes (XX001 when they are not a block) */
+extern int	Bm25BlockCount(Size len, int shift);
+
 /* Decode a block's bytes into offsets and impacts (2^shift room); returns n */
 extern int	Bm25BlockDecode(const char *data, Size len, int shift, uint16 *offsets, float4 *impacts);
 

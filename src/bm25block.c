@@ -57,6 +57,21 @@ Bm25CheckShift(int32 shift)
 }
 
 /*
+ * The number of postings in block data of len bytes; XX001 when len is not
+ * a multiple of a posting or holds more than 2^shift of them.
+ */
+int
+Bm25BlockCount(Size len, int shift)
+{
+	if (len % BM25_POSTING_BYTES != 0 || len / BM25_POSTING_BYTES > ((Size) 1 << shift))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("bm25 block of %zu bytes is not a block of postings for block_shift %d",
+						len, shift)));
+	return len / BM25_POSTING_BYTES;
+}
+
+/*
  * Decode block data (len bytes) into offsets and impacts (room for 2^shift
  * entries each); returns the count.  Raises XX001 for data that is not a
  * block of that shift (a length not a multiple of 6, too many entries,
@@ -65,14 +80,8 @@ Bm25CheckShift(int32 shift)
 int
 Bm25BlockDecode(const char *data, Size len, int shift, uint16 *offsets, float4 *impacts)
 {
-	int			n;
+	int			n = Bm25BlockCount(len, shift);
 
-	if (len % BM25_POSTING_BYTES != 0 || len / BM25_POSTING_BYTES > ((Size) 1 << shift))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("bm25 block of %zu bytes is not a block of postings for block_shift %d",
-						len, shift)));
-	n = len / BM25_POSTING_BYTES;
 	memcpy(offsets, data, sizeof(uint16) * n);
 	memcpy(impacts, data + sizeof(uint16) * n, sizeof(float4) * n);
 	for (int i = 0; i < n; i++)

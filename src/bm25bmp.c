@@ -313,12 +313,7 @@ RowBounds(BmpState *st, int i, int pos, int64 base, int32 stamp)
 		bytea	   *d = DatumGetByteaPP(l->subblocks[pos]);
 		int			nd;
 
-		if (len % BM25_POSTING_BYTES != 0 || len / BM25_POSTING_BYTES > ((Size) 1 << st->shift))
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("bm25 block of %zu bytes is not a block of postings for block_shift %d",
-							len, st->shift)));
-		st->rown[i] = len / BM25_POSTING_BYTES;
+		st->rown[i] = Bm25BlockCount(len, st->shift);
 		st->rowoff[i] = NULL;
 		st->rowimp[i] = NULL;
 		nd = Bm25SubblocksParse(VARDATA_ANY(d), VARSIZE_ANY_EXHDR(d), st->rown[i], st->shift, st->dir);
@@ -379,7 +374,8 @@ ScoreSub(BmpState *st, int sub, int64 base, int32 stamp)
 		BmpSeg	   *g = &st->segs[(Size) i * st->nsub + sub];
 		double		idf = st->lists[i].idf;
 
-		if (st->rowpos[i] < 0 || g->stamp != stamp)
+		/* set in this visit only for a term whose row has the sub-block */
+		if (g->stamp != stamp)
 			continue;
 		st->npostings += g->count;
 		if (st->rowoff[i] != NULL)
