@@ -11,6 +11,8 @@
 #   NARROW=0 ANCHOR=0 ...     skip the one-writer load / the Python anchor
 #   REFRESH_AB=0 INCR=0 ...   skip the BM25 build A/B / the incremental runs
 #   MODEL=DIR ...             the anchor's model (default .gpukit/minilm-f16)
+#   LOAD=0 ...                skip the default load too (e.g. the anchor alone, in a
+#                             second call on the same warm host)
 #
 # Kit: bash test/gpu/pack.sh on the Debian machine (builds the loader of this
 # checkout into .gpukit/ext.tar.xz) and bash bench/encoder/run.sh pack (the
@@ -80,8 +82,10 @@ result() {
 	echo "RESULT,$run,embedded=${n% *},snippets=${n#* },wall_s=$wall,snippets_per_s=$(awk -v n="${n#* }" -v w="$wall" 'BEGIN {printf "%.0f", n / w}'),loader_rss_mib=${rss:-?}"
 }
 
-echo "== codevec-load, defaults (GPU service: batches of 1024, connections by the host's cores)"
-load loader ingest_cvl 2>&1 | tee "$out/loader.txt"
+if [ "${LOAD:-1}" = 1 ]; then
+	echo "== codevec-load, defaults (GPU service: batches of 1024, connections by the host's cores)"
+	load loader ingest_cvl 2>&1 | tee "$out/loader.txt"
+fi
 if [ "${NARROW:-1}" = 1 ]; then
 	echo "== codevec-load --connections 1 --embed-batch 64 (one writer, the old batch)"
 	load loader-narrow ingest_narrow --connections 1 --embed-batch 64 2>&1 | tee "$out/loader-narrow.txt"
