@@ -58,15 +58,7 @@ psql -qX -c "SELECT count(*) FROM code.search('open a file and read its lines', 
 psql -qX -c "SELECT count(*) FROM code.bm25_postings WHERE postings IS NOT NULL" >/dev/null
 
 # the questions
-python3 - "$top/bench/quality/queries.tsv.gz" > "$work/questions.csv" <<'PY'
-import csv, gzip, sys
-rows = [l.rstrip('\n').split('\t') for l in gzip.open(sys.argv[1], 'rt')][1:]
-w = csv.writer(sys.stdout)
-for i, r in enumerate(rows[::24][:100], 1):
-    w.writerow([i, r[7]])
-PY
-psql -qX -c "DROP TABLE IF EXISTS public.bench_questions" -c "CREATE TABLE public.bench_questions (i integer PRIMARY KEY, q text)" \
-	-c "\\copy public.bench_questions FROM '$work/questions.csv' WITH (FORMAT csv)" >/dev/null
+bash "$top/bench/keyword/questions.sh" || exit 1
 
 # one_client FILE SECONDS: pgbench at 1 client with every transaction's
 # latency logged (microseconds, 3rd field); sorted into $work/lat.txt

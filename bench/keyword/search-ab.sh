@@ -39,15 +39,7 @@ fi
 psql -qX -v ON_ERROR_STOP=1 -f "${BEFORE_SQL:?BEFORE_SQL}" >/dev/null || exit 1
 psql -qX -c "VACUUM ANALYZE code.snippets" >/dev/null
 psql -qAtX -c "SELECT '# ' || count(*) || ' snippets, ' || count(emb) || ' embedded' FROM code.snippets"
-python3 - "$top/bench/quality/queries.tsv.gz" > "$work/questions.csv" <<'PY'
-import csv, gzip, sys
-rows = [l.rstrip('\n').split('\t') for l in gzip.open(sys.argv[1], 'rt')][1:]
-w = csv.writer(sys.stdout)
-for i, r in enumerate(rows[::24][:100], 1):
-    w.writerow([i, r[7]])
-PY
-psql -qX -c "DROP TABLE IF EXISTS public.bench_questions" -c "CREATE TABLE public.bench_questions (i integer PRIMARY KEY, q text)" \
-	-c "\\copy public.bench_questions FROM '$work/questions.csv' WITH (FORMAT csv)" >/dev/null
+bash "$top/bench/keyword/questions.sh" || exit 1
 # the same answers first: every question, every mode, both versions
 for mode in ${MODES:-vector hybrid keyword}; do
 	d=$(psql -qAtX -c "SELECT count(*) FROM public.bench_questions b, LATERAL (SELECT
