@@ -323,7 +323,7 @@ RowBounds(BmpState *st, int i, int pos, int64 base, int32 stamp)
 				   Min(st->dir[e].bound, m));
 		return;
 	}
-	n = Min(len / BM25_POSTING_BYTES, (Size) 1 << st->shift);
+	n = Bm25BlockCount(len, st->shift);
 	if (n > st->bufcap[i])
 	{
 		MemoryContext old = MemoryContextSwitchTo(st->query_cxt);

@@ -1,6 +1,6 @@
 # shellcheck shell=bash disable=SC2154  # work, T and top are the caller's
 # bench/gpuivf/lib.sh — helpers shared by compare.sh, pgvector.sh, multigpu.sh,
-# breakdown.sh, pipeline.sh, mixed.sh and ../keyword/gpu.sh (sourced; they run on the CUDA host, on the server of
+# breakdown.sh, pipeline.sh, mixed.sh, ../keyword/gpu.sh and ../keyword/search-ab.sh (sourced; they run on the CUDA host, on the server of
 # test/gpu/setup.sh). The caller sets work (a scratch folder) and T
 # (seconds per pgbench row) first.
 #

@@ -24,6 +24,7 @@ if [ "${GPU_HOST:-0}" = 1 ]; then
 	source "$top/test/gpu/setup.sh" >/dev/null || exit 1
 fi
 export PGDATABASE=$db
+. "$top/bench/gpuivf/lib.sh"	# tps
 T=${T:-8}
 CLIENTS=${CLIENTS:-16}
 ROUNDS=${ROUNDS:-2}
@@ -51,16 +52,17 @@ for mode in ${MODES:-vector hybrid keyword}; do
 done
 for r in $(seq 1 "$ROUNDS"); do
 	for mode in ${MODES:-vector hybrid keyword}; do
-		for fn in search_before search; do
+		for version in before after; do
+			fn=search; [ "$version" = before ] && fn=search_before
 			printf '\\set i random(1, 100)\nSELECT s.id FROM public.bench_questions b, code.%s(b.q, k => 10, mode => %s) s WHERE b.i = :i;\n' \
 				"$fn" "'$mode'" > "$work/q.sql"
 			rm -f "$work"/log.*
 			(cd "$work" && pgbench -n -M prepared -c 1 -j 1 -T "$T" -l --log-prefix=log -f q.sql > one.out 2>&1)
 			p50=$(cat "$work"/log.* | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {if (NR) printf "%.3f", a[int((NR+1)/2)]/1000}')
-			q1=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$work/one.out")
+			q1=$(tps "$work/one.out")
 			pgbench -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -T "$T" -f "$work/q.sql" > "$work/n.out" 2>&1
-			qn=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$work/n.out")
-			echo "RESULT,$([ "$fn" = search ] && echo after || echo before),$mode,$r,$p50,$q1,$qn"
+			qn=$(tps "$work/n.out")
+			echo "RESULT,$version,$mode,$r,$p50,$q1,$qn"
 		done
 	done
 done
