@@ -22,7 +22,7 @@ EXTVERSION = 0.2.0
 MODULE_big = codevec
 OBJS = src/codevec.o src/vector.o src/distance.o src/distance_kernels.o \
 	src/gpuivf.o src/gpuivfbuild.o src/gpuivfinsert.o src/gpuivfscan.o \
-	src/gpuivfvacuum.o src/gpuivfutils.o src/gpuivfcheck.o src/gpuivfgpu.o src/gpuivfroute.o src/gpuivfknn.o src/gpuivfexplain.o \
+	src/gpuivfvacuum.o src/gpuivfutils.o src/gpuivfcheck.o src/gpuivfgpu.o src/gpuivfroute.o src/gpuivfknn.o src/gpuivfprefetch.o src/gpuivfexplain.o \
 	src/gpuservice.o src/gpuloop.o src/gpuclient.o src/gpukinds.o src/gpuprewarm.o src/gpucopies.o src/gpuknn.o src/gpuspread.o src/gpukmeans.o \
 	src/tokenizer.o src/model.o src/encoder.o src/qlinear.o src/embed.o src/gpuembed.o src/blas.o src/tsparser.o src/bm25.o src/bm25block.o src/bm25bmp.o src/bm25agg.o src/bm25build.o src/codetsv.o
 

@@ -232,3 +232,13 @@ CREATE FUNCTION codevec_code_tsvector(config regconfig, name text, signature tex
 	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION codevec_code_tsvector(regconfig, text, text, text, text) IS
 'setweight(to_tsvector(config, name), ''A'') || setweight(to_tsvector(config, signature), ''B'') || setweight(to_tsvector(config, doc), ''C'') || setweight(to_tsvector(config, body), ''D''): the same tsvector, computed without the per-token parser and dictionary calls when config is codevec_code (its parser, every token type to one simple dictionary: each distinct token lexized once per statement). codevec-load computes code.snippets.tsv with it';
+
+-- a gpuivf scan's GPU request posted ahead of the scan (issue 21: hybrid
+-- code.search computes its keyword list while the GPU answers; src/gpuivfprefetch.c,
+-- setting gpuivf.prefetch). STABLE so that code.search stays inlinable: what
+-- it changes is when the request is sent, never an answer
+CREATE FUNCTION codevec_gpu_prefetch(rel regclass, query codevec, k integer)
+	RETURNS boolean
+	AS 'MODULE_PATHNAME' LANGUAGE C STABLE PARALLEL RESTRICTED COST 1000;
+COMMENT ON FUNCTION codevec_gpu_prefetch(regclass, codevec, integer) IS
+'posts the GPU k-NN request that the next ordered scan of rel (a gpuivf index, or a table: its first valid flat gpuivf index with a cosine operator class) by query will send, for at least k + 1 candidates and at least the scan''s first batch, and returns true at once; the scan then waits for that answer instead of sending its own (EXPLAIN ANALYZE: prefetched). False, posting nothing, where the scan would not use the GPU (codevec.device, the GPU service, gpuivf.gpu_min_rows, an IVF index), with gpuivf.prefetch off, without SELECT on the table, for a query of other dimensions, while this session has a request in flight, or when a scan of this transaction already asked for this query. A request no scan takes is dropped by the session''s next GPU request or at the end of the transaction';

@@ -16,6 +16,7 @@
  *									on REINDEX, TRUNCATE, VACUUM FULL)
  *	  CodevecMyProcNumber			17 dropped PGPROC.pgprocno for the global
  *									MyProcNumber (index into allProcs)
+ *	  CodevecMyLocalXid				17 moved PGPROC.lxid into PGPROC.vxid
  *	  CodevecVacuumDelayPoint()		18 added vacuum_delay_point(bool
  *									is_analyze)
  *	  CodevecDisableIndexPath(path)	keeps the planner off an index path
@@ -74,6 +75,13 @@
 #define CodevecMyProcNumber		MyProcNumber
 #else
 #define CodevecMyProcNumber		(MyProc->pgprocno)
+#endif
+
+/* this backend's local transaction id (17 moved it into PGPROC.vxid) */
+#if PG_VERSION_NUM >= 170000
+#define CodevecMyLocalXid		(MyProc->vxid.lxid)
+#else
+#define CodevecMyLocalXid		(MyProc->lxid)
 #endif
 
 /* cost-based vacuum delay inside an index AM's bulkdelete loop */

@@ -3,7 +3,8 @@
  *	  The backend side of the GPU service: whether to use it
  *	  (CodevecGpuServiceUsable, CodevecGpuFallback), the session's request
  *	  segment, and posting a request and waiting for its answer
- *	  (CodevecGpuCall); the SQL functions that only ask the service
+ *	  (CodevecGpuCall, or its two halves CodevecGpuPost and CodevecGpuWait
+ *	  for a caller that works meanwhile); the SQL functions that only ask the service
  *	  (codevec_gpu_ping, codevec_gpu_autotune).
  *
  * A backend takes a free slot of the shared table (gpuserviceint.h), marks
@@ -19,6 +20,7 @@
 #include "postgres.h"
 
 #include "gpuserviceint.h"
+#include "access/xact.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/dsm.h"
@@ -142,6 +144,8 @@ static bool session_seg_dirty = false;
 dsm_segment *
 CodevecGpuSessionSegment(Size size)
 {
+	/* the caller writes into it: a request posted in it is answered first */
+	CodevecGpuDrain();
 	if (session_seg != NULL && (session_seg_dirty || session_seg_size < size))
 	{
 		dsm_detach(session_seg);
@@ -161,15 +165,140 @@ CodevecGpuSessionSegment(Size size)
 	return session_seg;
 }
 
-/* CodevecGpuCall: see gpuservice.h */
-int
-CodevecGpuCall(dsm_segment *seg)
+/*
+ * The request CodevecGpuPost posted and nobody waited for yet (NULL: none):
+ * its segment, the service generation and the deadline it was posted
+ * with, and its number (posted_count when it was posted), by which a caller
+ * that posted ahead (gpuivfprefetch.c) knows it is still the one in flight.
+ */
+static dsm_segment *posted_seg = NULL;
+static uint64 posted_generation = 0;
+static TimestampTz posted_deadline = 0;
+static uint64 posted_count = 0;
+
+/*
+ * A transaction ends with a request posted and never waited for (a
+ * prefetch whose scan did not come): give up its slot; the service may
+ * still write into its segment, which is then replaced.
+ */
+static void
+AbandonPosted(void)
 {
-	static bool exit_hook = false;
-	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), codevec_gpu_timeout_ms);
+	if (posted_seg == NULL)
+		return;
+	if (posted_seg == session_seg)
+		session_seg_dirty = true;
+	posted_seg = NULL;
+	AbandonSlot();
+}
+
+static void
+PostedAtXactEnd(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_PREPARE)
+		AbandonPosted();
+}
+
+/* Wait for the posted request; raise ERROR for a FAILED status only if report */
+static int
+WaitPosted(bool report)
+{
+	dsm_segment *seg = posted_seg;
+	uint64		generation = posted_generation;
+	volatile bool restarted = false;
+	GpuRequestHeader *req = (GpuRequestHeader *) dsm_segment_address(seg);
+
+	Assert(seg != NULL && my_slot >= 0);
+	PG_TRY();
+	{
+		for (;;)
+		{
+			GpuSlotState st;
+			uint64		gen;
+
+			SpinLockAcquire(&gpu_shared->mutex);
+			st = gpu_shared->slots[my_slot].state;
+			gen = gpu_shared->generation;
+			SpinLockRelease(&gpu_shared->mutex);
+			if (st == SLOT_DONE)
+				break;
+			if (gen != generation)
+			{
+				restarted = true;	/* handled after PG_END_TRY: never return inside PG_TRY */
+				break;
+			}
+			if (GetCurrentTimestamp() >= posted_deadline)
+				ereport(ERROR,
+						(errcode(ERRCODE_QUERY_CANCELED),
+						 errmsg("the codevec GPU service did not answer within %d ms",
+								codevec_gpu_timeout_ms),
+						 errhint("Raise codevec.gpu_timeout, or see codevec_gpu_status().")));
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 100L, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+	PG_CATCH();
+	{
+		AbandonPosted();		/* the service may still write into seg */
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	posted_seg = NULL;
+	if (restarted)
+	{
+		/*
+		 * The service that took the request died and another started (it
+		 * never touches an older generation's slots): nothing was answered,
+		 * so the caller's failure policy decides, as for a stopped service.
+		 * The segment is not reused for the session's next request.
+		 */
+		if (seg == session_seg)
+			session_seg_dirty = true;
+		AbandonSlot();
+		snprintf(req->errmsg, sizeof(req->errmsg),
+				 "the codevec GPU service restarted while serving this request");
+		req->status = GPU_STATUS_UNAVAILABLE;
+		return GPU_STATUS_UNAVAILABLE;
+	}
+	AbandonSlot();				/* DONE -> FREE */
+
+	if (req->status == GPU_STATUS_FAILED && report)
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+				 errmsg("codevec GPU service: %s", req->errmsg)));
+	return req->status;
+}
+
+/* CodevecGpuDrain: see gpuservice.h */
+void
+CodevecGpuDrain(void)
+{
+	if (posted_seg != NULL)
+		(void) WaitPosted(false);
+}
+
+/* CodevecGpuPosted: see gpuservice.h */
+uint64
+CodevecGpuPosted(dsm_segment **seg)
+{
+	if (posted_seg == NULL)
+		return 0;
+	if (seg)
+		*seg = posted_seg;
+	return posted_count;
+}
+
+/* CodevecGpuPost: see gpuservice.h */
+int
+CodevecGpuPost(dsm_segment *seg)
+{
+	static bool hooks = false;
 	uint64		generation = 0;
 	int			service_procno = 0;
-	volatile bool restarted = false;
 	GpuRequestHeader *req = (GpuRequestHeader *) dsm_segment_address(seg);
 
 	if (gpu_shared == NULL)
@@ -177,11 +306,14 @@ CodevecGpuCall(dsm_segment *seg)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("the codevec GPU service is not running"),
 				 errhint("Add codevec to shared_preload_libraries and restart the server.")));
-	if (!exit_hook)
+	if (!hooks)
 	{
 		before_shmem_exit(AbandonAtExit, (Datum) 0);
-		exit_hook = true;
+		RegisterXactCallback(PostedAtXactEnd, NULL);
+		hooks = true;
 	}
+	/* one request in flight per backend: one posted ahead is answered first */
+	CodevecGpuDrain();
 
 	/* take a free slot; all busy means as many requests in flight: wait */
 	while (my_slot < 0)
@@ -224,69 +356,32 @@ CodevecGpuCall(dsm_segment *seg)
 			CHECK_FOR_INTERRUPTS();
 		}
 	}
+	posted_seg = seg;
+	posted_generation = generation;
+	posted_deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), codevec_gpu_timeout_ms);
+	posted_count++;
 	GpuServiceWakeProc(service_procno);
+	return 0;
+}
 
-	PG_TRY();
-	{
-		for (;;)
-		{
-			GpuSlotState st;
-			uint64		gen;
+/* CodevecGpuWait: see gpuservice.h */
+int
+CodevecGpuWait(dsm_segment *seg)
+{
+	if (posted_seg != seg)
+		elog(ERROR, "codevec GPU service: no request posted in this segment");
+	return WaitPosted(true);
+}
 
-			SpinLockAcquire(&gpu_shared->mutex);
-			st = gpu_shared->slots[my_slot].state;
-			gen = gpu_shared->generation;
-			SpinLockRelease(&gpu_shared->mutex);
-			if (st == SLOT_DONE)
-				break;
-			if (gen != generation)
-			{
-				restarted = true;	/* handled after PG_END_TRY: never return inside PG_TRY */
-				break;
-			}
-			if (GetCurrentTimestamp() >= deadline)
-				ereport(ERROR,
-						(errcode(ERRCODE_QUERY_CANCELED),
-						 errmsg("the codevec GPU service did not answer within %d ms",
-								codevec_gpu_timeout_ms),
-						 errhint("Raise codevec.gpu_timeout, or see codevec_gpu_status().")));
-			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 100L, PG_WAIT_EXTENSION);
-			ResetLatch(MyLatch);
-			CHECK_FOR_INTERRUPTS();
-		}
-	}
-	PG_CATCH();
-	{
-		if (seg == session_seg)
-			session_seg_dirty = true;	/* the service may still write into it */
-		AbandonSlot();
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	if (restarted)
-	{
-		/*
-		 * The service that took the request died and another started (it
-		 * never touches an older generation's slots): nothing was answered,
-		 * so the caller's failure policy decides, as for a stopped service.
-		 * The segment is not reused for the session's next request.
-		 */
-		if (seg == session_seg)
-			session_seg_dirty = true;
-		AbandonSlot();
-		snprintf(req->errmsg, sizeof(req->errmsg),
-				 "the codevec GPU service restarted while serving this request");
-		req->status = GPU_STATUS_UNAVAILABLE;
-		return GPU_STATUS_UNAVAILABLE;
-	}
-	AbandonSlot();				/* DONE -> FREE */
+/* CodevecGpuCall: see gpuservice.h */
+int
+CodevecGpuCall(dsm_segment *seg)
+{
+	int			status = CodevecGpuPost(seg);
 
-	if (req->status == GPU_STATUS_FAILED)
-		ereport(ERROR,
-				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
-				 errmsg("codevec GPU service: %s", req->errmsg)));
-	return req->status;
+	if (status != 0)
+		return status;
+	return CodevecGpuWait(seg);
 }
 
 /* CodevecGpuServiceReady: see gpuservice.h */

@@ -32,7 +32,7 @@ int			gpuivf_gpu_min_rows = 0;
 static relopt_kind gpuivf_relopt_kind;
 
 /*
- * GpuivfInit: define the lists reloption and the gpuivf.probes GUC. Called
+ * GpuivfInit: define the lists reloption and the gpuivf.* GUCs. Called
  * from _PG_init.
  */
 void
@@ -52,6 +52,12 @@ GpuivfInit(void)
 							"With codevec.device = cuda every scan goes to the GPU.",
 							&gpuivf_gpu_min_rows, 0, -1, INT_MAX,
 							PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("gpuivf.prefetch",
+							 "Lets codevec_gpu_prefetch post a gpuivf scan's GPU request ahead of the scan.",
+							 "code.search's hybrid mode then computes its keyword list while the GPU "
+							 "service finds the nearest rows. Off: codevec_gpu_prefetch posts nothing.",
+							 &gpuivf_prefetch, true,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("gpuivf.probes",
 							"Number of lists a gpuivf IVF scan visits.",
 							"Only for indexes WITH (lists > 1); more probes: better recall, slower. "

@@ -175,6 +175,7 @@ typedef struct GpuivfScanStats
 	int64		cpuScans;		/* routed to the CPU from the start */
 	int64		fallbacks;		/* GPU scans that went on on the CPU */
 	int64		requests;		/* KNN requests sent */
+	int64		prefetched;		/* of them, posted ahead by codevec_gpu_prefetch */
 	int64		candidates;		/* candidates the service returned */
 	int64		gpuRows;		/* rows returned from GPU candidates */
 	int64		uploads;		/* index copies streamed to the service */
@@ -241,6 +242,7 @@ typedef GpuivfScanOpaqueData *GpuivfScanOpaque;
 /* GUCs */
 extern int	gpuivf_probes;
 extern int	gpuivf_gpu_min_rows;
+extern bool gpuivf_prefetch;
 
 /* the most candidates one GPU request asks for (cuda/knn.h's limit) */
 #define GPUIVF_GPU_MAX_K		1024
@@ -401,6 +403,29 @@ extern void GpuivfRouteObserveKnn(double us);
 extern bool GpuivfGpuFetch(IndexScanDesc scan, int k);
 
 /*
+ * GpuivfFirstK: the candidates a scan of index asks the GPU for first: the
+ * power of two (GPUIVF_GPU_FIRST_K .. GPUIVF_GPU_MAX_K) that held what this
+ * backend's last scan of the index took (gpuivfscan.c).
+ */
+extern int	GpuivfFirstK(Oid index);
+
+/*
+ * GpuivfPrefetchTake (gpuivfprefetch.c): a scan's first GPU request is
+ * about to be sent for query (dims floats) on the copy key names with
+ * metric and nprobe lists (0: flat) and *k candidates. When
+ * codevec_gpu_prefetch posted exactly that request (or one for more
+ * candidates) and it is still in flight: its segment, *k set to its
+ * candidates, for GpuivfGpuAskKnn with ask->posted; else NULL. Also
+ * remembers the scan, so that a prefetch of the same query later in the
+ * transaction posts nothing.
+ */
+struct dsm_segment;
+struct GpuIndexKey;
+extern struct dsm_segment *GpuivfPrefetchTake(const struct GpuIndexKey *key,
+											  GpuivfMetric metric, int dims,
+											  const float *query, int nprobe, int *k);
+
+/*
  * GpuivfGpuNext: the next ready candidate (remembered as returned); false
  * when none is left (the caller asks for more, or goes on on the CPU).
  */
@@ -517,6 +542,8 @@ typedef struct GpuivfGpuAskData
 	const int  *probes;
 	int			nprobe;
 	bool		observe;		/* report the round trip to the routing model */
+	bool		posted;			/* the request is in seg, posted (GpuivfGpuPostKnn):
+								 * wait for it instead of sending it */
 	struct GpuIndexKey *key;	/* in, and out after a refresh */
 	int64		requests;		/* KNN requests sent */
 	int64		uploads;		/* index copies loaded whole */
@@ -543,6 +570,14 @@ extern void GpuivfGpuKey(Relation index, const GpuivfMetaPageData *meta,
  */
 struct dsm_segment;
 extern bool GpuivfGpuAskKnn(GpuivfGpuAsk ask, struct dsm_segment *seg);
+
+/*
+ * GpuivfGpuPostKnn: write ask's request into seg and post it without
+ * waiting (CodevecGpuPost: 0, or GPU_STATUS_UNAVAILABLE and nothing
+ * posted); GpuivfGpuAskKnn with ask->posted then waits for it and goes on
+ * as for any answer (a copy to load or append: asked again).
+ */
+extern int	GpuivfGpuPostKnn(GpuivfGpuAsk ask, struct dsm_segment *seg);
 
 /*
  * GpuivfGpuProve: the candidates of query q (of nq) in a KNN answer r that

@@ -189,6 +189,8 @@ DescribeStats(ExplainState *es, const char *name, IndexScanState *node, const Gp
 			appendStringInfo(&line, ", GPU requests " INT64_FORMAT ", candidates " INT64_FORMAT
 							 ", rows from the GPU " INT64_FORMAT,
 							 st->requests, st->candidates, st->gpuRows);
+		if (st->prefetched > 0)
+			appendStringInfo(&line, ", prefetched " INT64_FORMAT, st->prefetched);
 		if (rows >= 0)
 			appendStringInfo(&line, ", rows %.0f", rows);
 		if (st->fallbacks > 0)
@@ -209,6 +211,7 @@ DescribeStats(ExplainState *es, const char *name, IndexScanState *node, const Gp
 	ExplainPropertyInteger("GPU Scans", NULL, st->gpuScans, es);
 	ExplainPropertyInteger("CPU Scans", NULL, st->cpuScans, es);
 	ExplainPropertyInteger("GPU Requests", NULL, st->requests, es);
+	ExplainPropertyInteger("Prefetched Requests", NULL, st->prefetched, es);
 	ExplainPropertyInteger("GPU Candidates", NULL, st->candidates, es);
 	ExplainPropertyInteger("GPU Rows", NULL, st->gpuRows, es);
 	if (rows >= 0)

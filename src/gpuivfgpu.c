@@ -482,6 +482,32 @@ GpuivfGpuKey(Relation index, const GpuivfMetaPageData *meta, GpuIndexKey *key)
 	key->insertCount = meta->insertCount;
 }
 
+/* The KNN request of ask, written into r */
+static void
+WriteKnn(GpuivfGpuAsk ask, GpuKnnRequest *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->hdr.kind = GPU_REQUEST_KNN;
+	r->key = *ask->key;
+	r->metric = GpuivfCudaMetric(ask->metric);
+	r->dims = ask->dims;
+	r->nq = ask->nq;
+	r->k = ask->k;
+	r->nprobe = ask->nprobe;
+	for (int j = 0; j < ask->nq; j++)
+		memcpy(GpuKnnQueries(r) + (Size) j * ask->dims, ask->queries[j],
+			   sizeof(float) * ask->dims);
+	for (int i = 0; i < ask->nprobe; i++)
+		GpuKnnProbes(r)[i] = ask->probes[i];
+}
+
+int
+GpuivfGpuPostKnn(GpuivfGpuAsk ask, dsm_segment *seg)
+{
+	WriteKnn(ask, (GpuKnnRequest *) dsm_segment_address(seg));
+	return CodevecGpuPost(seg);
+}
+
 bool
 GpuivfGpuAskKnn(GpuivfGpuAsk ask, dsm_segment *seg)
 {
@@ -513,23 +539,16 @@ GpuivfGpuAskKnn(GpuivfGpuAsk ask, dsm_segment *seg)
 			status = GPU_STATUS_FAILED;
 			break;
 		}
-		memset(r, 0, sizeof(*r));
-		r->hdr.kind = GPU_REQUEST_KNN;
-		r->key = *ask->key;
-		r->metric = GpuivfCudaMetric(ask->metric);
-		r->dims = ask->dims;
-		r->nq = ask->nq;
-		r->k = ask->k;
-		r->nprobe = ask->nprobe;
-		for (int j = 0; j < ask->nq; j++)
-			memcpy(GpuKnnQueries(r) + (Size) j * ask->dims, ask->queries[j],
-				   sizeof(float) * ask->dims);
-		for (int i = 0; i < ask->nprobe; i++)
-			GpuKnnProbes(r)[i] = ask->probes[i];
 		INSTR_TIME_SET_CURRENT(t0);
-		status = CodevecGpuCall(seg);
+		if (attempt == 0 && ask->posted)
+			status = CodevecGpuWait(seg);	/* posted ahead (gpuivfprefetch.c) */
+		else
+		{
+			WriteKnn(ask, r);
+			status = CodevecGpuCall(seg);
+		}
 		ask->requests++;
-		if (status == 0 && attempt == 0 && ask->observe)
+		if (status == 0 && attempt == 0 && ask->observe && !ask->posted)
 			GpuivfRouteObserveKnn(GpuivfUsSince(t0));	/* for codevec_gpu_routing() */
 		if (status != GPU_STATUS_NOT_LOADED && status != GPU_STATUS_STALE)
 		{
@@ -711,7 +730,16 @@ GpuivfGpuFetch(IndexScanDesc scan, int k)
 	ask.probes = so->listOrder;
 	ask.observe = true;
 
-	seg = CodevecGpuSessionSegment(GpuKnnRequestSizeProbes(1, meta.dims, k, ask.nprobe));
+	/* the request codevec_gpu_prefetch posted for this scan, if it did */
+	seg = first ? GpuivfPrefetchTake(&key, ask.metric, meta.dims, qx, ask.nprobe, &k) : NULL;
+	if (seg != NULL)
+	{
+		ask.k = k;
+		ask.posted = true;
+		so->stats.prefetched++;
+	}
+	else
+		seg = CodevecGpuSessionSegment(GpuKnnRequestSizeProbes(1, meta.dims, k, ask.nprobe));
 	ok = GpuivfGpuAskKnn(&ask, seg);
 	so->stats.requests += ask.requests;
 	so->stats.uploads += ask.uploads;

@@ -189,9 +189,9 @@ static struct
 }			first_k[FIRST_K_SLOTS];
 static int	first_k_next = 0;
 
-/* The first batch for a scan of index (see above) */
-static int
-FirstK(Oid index)
+/* GpuivfFirstK: see gpuivf.h */
+int
+GpuivfFirstK(Oid index)
 {
 	for (int i = 0; i < FIRST_K_SLOTS; i++)
 		if (first_k[i].index == index && first_k[i].k > 0)
@@ -317,7 +317,7 @@ gpuivfgettuple(IndexScanDesc scan, ScanDirection dir)
 				 * its first batch of lists) */
 				so->gpuRows0 = so->stats.gpuRows;
 				if (GpuivfGpuRoute(scan) &&
-					GpuivfGpuFetch(scan, FirstK(RelationGetRelid(scan->indexRelation))))
+					GpuivfGpuFetch(scan, GpuivfFirstK(RelationGetRelid(scan->indexRelation))))
 					so->phase = GPUIVF_SCAN_GPU;
 				else
 				{

@@ -331,10 +331,30 @@ extern void CodevecGpuFallback(const char *why, int sqlstate);
 extern int	CodevecGpuCall(dsm_segment *seg);
 
 /*
+ * CodevecGpuCall in two halves, for a caller that works while the service
+ * serves its request (an index scan's request posted ahead of the scan:
+ * gpuivfprefetch.c). CodevecGpuPost posts the request in seg and returns 0
+ * at once (or GPU_STATUS_UNAVAILABLE as CodevecGpuCall does, nothing
+ * posted); CodevecGpuWait(seg) then waits for it and returns what
+ * CodevecGpuCall would have (the same errors; the deadline counts from the
+ * post). One request per backend is in flight: posting another, or asking
+ * for the session segment, first waits for the one posted and drops its
+ * answer (CodevecGpuDrain: a FAILED status is then not an error); a
+ * transaction that ends with one posted abandons it. CodevecGpuPosted: the
+ * number of the request posted and not yet waited for (each post gets the
+ * next; 0: none) and its segment.
+ */
+extern int	CodevecGpuPost(dsm_segment *seg);
+extern int	CodevecGpuWait(dsm_segment *seg);
+extern void CodevecGpuDrain(void);
+extern uint64 CodevecGpuPosted(dsm_segment **seg);
+
+/*
  * CodevecGpuSessionSegment: a segment of at least size bytes for a request,
  * kept mapped for the session and reused (replaced when too small, or when
  * a request in it was abandoned). One request at a time: the caller copies
- * the answer out before its next request; never detach it.
+ * the answer out before its next request; never detach it. A request
+ * posted and not waited for is answered first (CodevecGpuDrain).
  */
 extern dsm_segment *CodevecGpuSessionSegment(Size size);
 

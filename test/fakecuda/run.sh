@@ -199,6 +199,141 @@ if [ "$req" = "2 1 1 " ]; then tap_ok "first batch sized by the last scan: GPU r
 else tap_not_ok "first batch sized by the last scan: GPU requests per scan '$req', want '2 1 1 '"; fi
 same mt_cos '<=>' 100 "after the first batch grew: "
 
+# ---- a scan's GPU request posted ahead (codevec_gpu_prefetch, what hybrid
+# code.search does before its keyword list): the scan of the same query
+# waits for that request instead of sending one; the answers stay exact
+res=$(psql -qAtX 2>&1 <<'SQL'
+SET codevec.device = cuda;
+DO $$
+DECLARE r record; a int[]; b int[]; bad int := 0; posted int := 0;
+BEGIN
+	FOR r IN SELECT * FROM mq ORDER BY qid LOOP
+		SET LOCAL enable_indexscan = off; SET LOCAL enable_seqscan = on;
+		SELECT array_agg(id) INTO a FROM (SELECT id FROM mt ORDER BY emb <=> r.emb, ctid LIMIT 100) s;
+		SET LOCAL enable_indexscan = on; SET LOCAL enable_seqscan = off;
+		IF codevec_gpu_prefetch('mt', r.emb, 100) THEN posted := posted + 1; END IF;
+		SELECT array_agg(id) INTO b FROM (SELECT id FROM mt ORDER BY emb <=> r.emb LIMIT 100) s;
+		IF a IS DISTINCT FROM b THEN bad := bad + 1; END IF;
+	END LOOP;
+	RAISE NOTICE 'differ=% posted=%', bad, posted;
+END $$;
+SQL
+)
+if grep -q "NOTICE:  differ=0 posted=20" <<<"$res"; then tap_ok "prefetch: 20 prefetched index scans (k 100) equal sequential scans"
+else tap_not_ok "prefetch: 20 prefetched scans: $(grep -E 'differ|ERROR|WARNING' <<<"$res" | head -2 | tr '\n' ' ')"; fi
+# (a session's first scan measures the routing model, pings included: a
+# request that drains one posted; code.search's plan is made before it runs)
+line=$(psql -qAtX -c "SET codevec.device = cuda" -c "SET enable_seqscan = off" \
+	-c "SELECT count(*) FROM (SELECT id FROM mt ORDER BY emb <=> (SELECT emb FROM mq WHERE qid = 8) LIMIT 10) s" \
+	-c "SELECT codevec_gpu_prefetch('mt', (SELECT emb FROM mq WHERE qid = 9), 100);
+	    EXPLAIN (ANALYZE, COSTS off, TIMING off) SELECT id FROM mt ORDER BY emb <=> (SELECT emb FROM mq WHERE qid = 9) LIMIT 100" \
+	| grep 'gpuivf:')
+if grep -q "GPU requests 1, .*prefetched 1" <<<"$line"; then tap_ok "prefetch: the scan took the posted request (one GPU request, prefetched 1)"
+else tap_not_ok "prefetch: EXPLAIN says '$line'"; fi
+line=$(psql -qAtX -c "SET codevec.device = cuda" -c "SET enable_seqscan = off" \
+	-c "SELECT codevec_gpu_prefetch('mt_cos', (SELECT emb FROM mq WHERE qid = 10), 100);
+	    EXPLAIN (ANALYZE, COSTS off, TIMING off) SELECT id FROM mt ORDER BY emb <=> (SELECT emb FROM mq WHERE qid = 11) LIMIT 10" \
+	| grep 'gpuivf:')
+if grep -q "GPU requests 1, " <<<"$line" && ! grep -q prefetched <<<"$line"; then
+	tap_ok "prefetch of another query: the scan sends its own request (the posted one is drained)"
+else tap_not_ok "prefetch of another query: EXPLAIN says '$line'"; fi
+same mt_cos '<=>' 10 "after a drained prefetch: "
+check "prefetch: false where the scan would not use the GPU (codevec.device = cpu)" \
+	"SET codevec.device = cpu; SELECT codevec_gpu_prefetch('mt', (SELECT emb FROM mq WHERE qid = 1), 10)" f
+check "prefetch: false with gpuivf.prefetch off" \
+	"SET codevec.device = cuda; SET gpuivf.prefetch = off; SELECT codevec_gpu_prefetch('mt', (SELECT emb FROM mq WHERE qid = 1), 10)" f
+check "prefetch: false for a table without a gpuivf index, and for NULLs" \
+	"SET codevec.device = cuda; SELECT codevec_gpu_prefetch('mq', (SELECT emb FROM mq WHERE qid = 1), 10)::text || ' ' || coalesce(codevec_gpu_prefetch('mt', NULL, 10)::text, 'null')" "false false"
+psql -qX -c "SET codevec.device = cpu" -c "CREATE INDEX mt_ivf ON mt USING gpuivf (emb codevec_cosine_ops) WITH (lists = 4)" >/dev/null
+check "prefetch: false for an IVF index" \
+	"SET codevec.device = cuda; SELECT codevec_gpu_prefetch('mt_ivf', (SELECT emb FROM mq WHERE qid = 1), 10)" f
+psql -qX -c "DROP INDEX mt_ivf" >/dev/null
+check "prefetch: false for a query of other dimensions, after this transaction's scan of the query, and while one is in flight" \
+	"SET codevec.device = cuda; SET enable_seqscan = off;
+	 BEGIN;
+	 CREATE TEMP TABLE pf AS SELECT codevec_gpu_prefetch('mt_cos', '[1,2,3]'::codevec, 10) AS a, true AS b;
+	 SELECT count(*) FROM (SELECT id FROM mt ORDER BY emb <=> (SELECT emb FROM mq WHERE qid = 2) LIMIT 5) s;
+	 INSERT INTO pf SELECT codevec_gpu_prefetch('mt_cos', (SELECT emb FROM mq WHERE qid = 2), 10),
+	   codevec_gpu_prefetch('mt_cos', (SELECT emb FROM mq WHERE qid = 3), 10) AND NOT codevec_gpu_prefetch('mt_cos', (SELECT emb FROM mq WHERE qid = 4), 10);
+	 SELECT string_agg(a::text || '/' || b::text, ' ') FROM pf;
+	 COMMIT" "false/true false/true"
+res=$(psql -qAtX 2>&1 <<'SQL'
+SET codevec.device = cuda;
+SET enable_seqscan = off;
+BEGIN;
+SELECT codevec_gpu_prefetch('mt', (SELECT emb FROM mq WHERE qid = 12), 10);
+SELECT 1 / 0;
+ROLLBACK;
+SELECT 'again=' || codevec_gpu_prefetch('mt', (SELECT emb FROM mq WHERE qid = 13), 10);
+SELECT 'ids=' || array_agg(id)::text FROM (SELECT id FROM mt ORDER BY emb <=> (SELECT emb FROM mq WHERE qid = 13) LIMIT 10) s;
+SET enable_seqscan = on; SET enable_indexscan = off;
+SELECT 'seq=' || array_agg(id)::text FROM (SELECT id FROM mt ORDER BY emb <=> (SELECT emb FROM mq WHERE qid = 13), ctid LIMIT 10) s;
+SQL
+)
+ids=$(sed -n 's/^ids=//p' <<<"$res"); seq=$(sed -n 's/^seq=//p' <<<"$res")
+if grep -q "^again=true" <<<"$res" && [ -n "$ids" ] && [ "$ids" = "$seq" ]; then
+	tap_ok "prefetch then an error: the transaction's request is abandoned, the session posts and scans again exactly"
+else tap_not_ok "prefetch then an error: $(tr '\n' ' ' <<<"$res" | head -c 300)"; fi
+psql -qX -c "TRUNCATE mres" >/dev/null
+for c in 1 2 3 4 5 6 7 8; do
+	psql -qX -c "SET codevec.device = cuda" -c "SET enable_seqscan = off" -c "DO \$\$
+		DECLARE r record; b int[];
+		BEGIN
+			FOR i IN 1..3 LOOP
+				FOR r IN SELECT * FROM mq ORDER BY qid LOOP
+					PERFORM codevec_gpu_prefetch('mt', r.emb, 10);
+					SELECT array_agg(id) INTO b FROM (SELECT id FROM mt ORDER BY emb <=> r.emb LIMIT 10) s;
+					INSERT INTO mres VALUES ($c, r.qid, b);
+				END LOOP;
+			END LOOP;
+		END \$\$" >"$dir/pclient$c.out" 2>&1 &
+done
+wait
+check "prefetch: 8 concurrent clients, 480 prefetched scans, all equal to sequential scans" \
+	"SELECT count(*) || ' ' || count(*) FILTER (WHERE r.ids IS DISTINCT FROM e.ids) FROM mres r JOIN mexp e USING (qid)" "480 0"
+
+# ---- code.search's hybrid mode posts its vector list's request before it
+# computes the keyword list (code.gpu_prefetch): the same answers as with
+# gpuivf.prefetch off and as on the CPU, one GPU request a search, taken by
+# the scan. Python's email and json packages, stand-in vectors; the question
+# is embedded on the CPU (the fake has no encoder: codevec.device = auto)
+pylib=${CVL_TEST_PYLIB:-/usr/lib/python3.11}
+if [ -x "$top/loaders/codevec-load" ] && [ -d "$pylib/email" ]; then
+	mkdir -p "$dir/corpus" && cp -r "$pylib/email" "$pylib/json" "$dir/corpus/" && find "$dir/corpus" -name __pycache__ -prune -exec rm -rf {} +
+	psql -qX -c "CREATE DATABASE cs" >/dev/null
+	PGDATABASE=cs psql -qX -c "CREATE EXTENSION codevec" >/dev/null
+	PGDATABASE=cs "$top/loaders/codevec-load" -q --no-embed --repo stdlib "$dir/corpus"
+	PGDATABASE=cs psql -qX -c "UPDATE code.snippets SET emb = (SELECT array_agg(sin(id * 0.37 + i * 1.3)::real) FROM generate_series(1, 384) i)::codevec" \
+		-c "CREATE INDEX snippets_emb_gpuivf ON code.snippets USING gpuivf (emb codevec_cosine_ops)" -c "VACUUM ANALYZE code.snippets" >/dev/null
+	search() {	# search SETTINGS...: three hybrid searches in one session, id:score
+		local sets="" kv
+		for kv in "$@"; do sets="$sets SET $kv;"; done
+		PGDATABASE=cs psql -qAtX -c "SET client_min_messages = error; SET gpuivf.gpu_min_rows = 1; $sets" \
+			-c "SELECT string_agg(id || ':' || score, ',' ORDER BY score DESC, id) FROM code.search('parse email headers')" \
+			-c "SELECT string_agg(id || ':' || score, ',' ORDER BY score DESC, id) FROM code.search('encode a string as json', k => 20)" \
+			-c "SELECT string_agg(id || ':' || score, ',' ORDER BY score DESC, id) FROM code.search('split a mime message into parts', depth => 50)" 2>&1
+	}
+	on=$(search); off=$(search "gpuivf.prefetch = off"); cpu=$(search "codevec.device = cpu")
+	if [ -n "$on" ] && [ "$(wc -l <<<"$on")" = 3 ] && [ "$on" = "$off" ] && [ "$on" = "$cpu" ] && ! grep -q ERROR <<<"$on"; then
+		tap_ok "code.search hybrid with the prefetch: the same rows and scores as without it and as on the CPU (3 questions)"
+	else tap_not_ok "code.search hybrid with the prefetch: on '$(head -c 200 <<<"$on")' off '$(head -c 200 <<<"$off")' cpu '$(head -c 200 <<<"$cpu")'"; fi
+	line=$(PGDATABASE=cs psql -qAtX -c "SET client_min_messages = error; SET gpuivf.gpu_min_rows = 1" \
+		-c "SELECT count(*) FROM code.search('read a header')" \
+		-c "EXPLAIN (ANALYZE, COSTS off, TIMING off) SELECT * FROM code.search('parse email headers')" 2>&1 | grep 'gpuivf:')
+	if grep -q "on GPU .*GPU requests 1, .*prefetched 1" <<<"$line"; then
+		tap_ok "code.search hybrid: its gpuivf scan took the request posted before the keyword list (EXPLAIN ANALYZE: one GPU request, prefetched 1)"
+	else tap_not_ok "code.search hybrid: EXPLAIN ANALYZE says '$line'"; fi
+	line=$(PGDATABASE=cs psql -qAtX -c "SET client_min_messages = error; SET gpuivf.gpu_min_rows = 1" \
+		-c "SELECT count(*) FROM code.search('read a header')" \
+		-c "EXPLAIN (ANALYZE, COSTS off, TIMING off) SELECT * FROM code.search('parse email headers', mode => 'vector')" 2>&1 | grep 'gpuivf:')
+	if grep -q "on GPU .*GPU requests 1, " <<<"$line" && ! grep -q prefetched <<<"$line"; then
+		tap_ok "code.search vector mode posts nothing ahead (one GPU request, its own)"
+	else tap_not_ok "code.search vector mode: EXPLAIN ANALYZE says '$line'"; fi
+	psql -qX -c "DROP DATABASE cs" >/dev/null
+else
+	tap_ok "# SKIP code.search with the prefetch: no codevec-load build or no $pylib/email"
+fi
+
 # ---- one device listed; the default (every visible device); the alias; a bad ordinal
 restart codevec.gpu_devices=0 codevec.gpu_split_rows=1000
 wait_state ready

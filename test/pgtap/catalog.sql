@@ -6,7 +6,7 @@ SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS codevec;
 BEGIN;
-SELECT plan(87);
+SELECT plan(89);
 
 -- the type
 SELECT has_type('codevec');
@@ -94,7 +94,8 @@ SELECT is(ARRAY(
 	                        'codevec_gpu_status', 'codevec_gpu_ping', 'codevec_gpu_autotune', 'codevec_tokenize',
 	                        'codevec_gpu_routing', 'codevec_knn', 'codevec_knn_support', 'codevec_bm25_topk',
 	                        'codevec_bm25_blocks_topk', 'codevec_bm25_build', 'codevec_index_check',
-	                        'codevec_gpu_stages', 'codevec_gpu_prewarm_list', 'codevec_gpu_devices')
+	                        'codevec_gpu_stages', 'codevec_gpu_prewarm_list', 'codevec_gpu_devices',
+	                        'codevec_gpu_prefetch')
 	  -- the support functions of codevec_bm25_block_agg (internal state: not strict)
 	  AND p.proname NOT LIKE 'codevec\_bm25\_block\_agg\_%'
 	  AND NOT (p.provolatile = 'i' AND p.proisstrict AND p.proparallel = 's')
@@ -108,6 +109,11 @@ SELECT volatility_is('codevec_bm25_build', ARRAY['text', 'real[]', 'real', 'real
 SELECT is((SELECT proparallel FROM pg_proc WHERE proname = 'codevec_bm25_build'), 's',
           'codevec_bm25_build is PARALLEL SAFE (code.bm25_refresh() calls it in parallel workers)');
 SELECT volatility_is('codevec_gpu_ping', ARRAY['integer'], 'volatile');
+-- posts a request (when, never what, a scan answers): STABLE so that
+-- code.search stays inlinable; one session segment: the leader only
+SELECT volatility_is('codevec_gpu_prefetch', ARRAY['regclass', 'codevec', 'integer'], 'stable');
+SELECT is((SELECT proparallel::text || proisstrict::text FROM pg_proc WHERE proname = 'codevec_gpu_prefetch'), 'rfalse',
+          'codevec_gpu_prefetch is PARALLEL RESTRICTED and not STRICT (NULL arguments: false)');
 SELECT volatility_is('codevec_gpu_stages', ARRAY[]::text[], 'volatile');
 SELECT volatility_is('codevec_gpu_prewarm_list', ARRAY[]::text[], 'volatile');
 SELECT volatility_is('codevec_gpu_devices', ARRAY[]::text[], 'volatile');
