@@ -18,7 +18,8 @@
 #
 # Settings: T seconds per pgbench run (default 20), CLIENTS (default 16),
 # SESSIONS fresh sessions for the first-call figure (default 20), PARTS=0
-# to skip hybrid's parts (embed, each list alone; a sampled hybrid run).
+# to skip hybrid's parts (embed, each list alone; a sampled hybrid run),
+# PREFETCH_AB=0 to skip hybrid with gpuivf.prefetch off and on (ROUNDS).
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 source "$top/test/gpu/setup.sh" || exit 1
@@ -84,6 +85,26 @@ for mode in vector keyword hybrid; do
 	result qps "$mode" "$CLIENTS" "$(tps "$work/pgbenchN.out")" tps
 	grep -E 'latency average|failed' "$work/pgbenchN.out" | sed 's/^/# /'
 done
+
+# ---------------------------------------------------------------- the prefetch, off and on
+# Hybrid with gpuivf.prefetch off (its vector list's GPU request sent by the
+# scan, after the keyword list) and on (posted before the keyword list, which
+# then runs while the GPU answers), alternated ROUNDS times (default 2):
+# one client's p50 and QPS at $CLIENTS. PREFETCH_AB=0 skips it.
+if [ "${PREFETCH_AB:-1}" = 1 ]; then
+	for r in $(seq 1 "${ROUNDS:-2}"); do
+		for pf in off on; do
+			export PGOPTIONS="-c gpuivf.prefetch=$pf"
+			one_client hybrid.sql "$((T / 2 + 1))"
+			[ -s "$work/lat.txt" ] && result prefetch_p50 "hybrid-prefetch-$pf" 1 "$(pct_ms 50)" ms
+			pgbench -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -T "$((T / 2 + 1))" -f "$work/hybrid.sql" > "$work/pgbenchN.out" 2>&1
+			result prefetch_qps "hybrid-prefetch-$pf" "$CLIENTS" "$(tps "$work/pgbenchN.out")" tps
+			unset PGOPTIONS
+		done
+	done
+	psql -qAtX -c "EXPLAIN (ANALYZE, COSTS off, TIMING off) SELECT * FROM code.search('open a file and read its lines', k => 10)" |
+		grep 'gpuivf:' | sed 's/^/# prefetch on: /'
+fi
 
 # ---------------------------------------------------------------- hybrid's parts
 # What a hybrid search is made of, each part alone, 1 client p50 and QPS at

@@ -98,6 +98,37 @@ else
 fi
 psql -X -c "SELECT requests, batches, mean_batch, max_batch FROM codevec_gpu_status()"
 
+# a scan's request posted ahead (codevec_gpu_prefetch, what hybrid
+# code.search does before its keyword list): the scan waits for it instead
+# of sending one, and answers as the sequential scan does
+res=$(psql -qAtX 2>&1 <<'SQL'
+SET codevec.device = cuda;
+DO $$
+DECLARE r record; a int[]; b int[]; bad int := 0; posted int := 0;
+BEGIN
+	FOR r IN SELECT * FROM q LOOP
+		SET LOCAL enable_indexscan = off; SET LOCAL enable_seqscan = on;
+		SELECT array_agg(id) INTO a FROM (SELECT id FROM t ORDER BY emb <=> r.emb, ctid LIMIT 100) s;
+		SET LOCAL enable_indexscan = on; SET LOCAL enable_seqscan = off;
+		IF codevec_gpu_prefetch('t_cos', r.emb, 100) THEN posted := posted + 1; END IF;
+		SELECT array_agg(id) INTO b FROM (SELECT id FROM t ORDER BY emb <=> r.emb LIMIT 100) s;
+		IF a IS DISTINCT FROM b THEN bad := bad + 1; END IF;
+	END LOOP;
+	RAISE NOTICE 'mismatches=% posted=%', bad, posted;
+END $$;
+SQL
+)
+if grep -q "mismatches=0 posted=$nqueries" <<<"$res"; then
+	passed=$((passed+1)); echo "ok $((passed+failed)) - prefetched scans (k 100) equal the sequential scan ($nqueries queries)"
+else failed=$((failed+1)); echo "not ok $((passed+failed)) - prefetched scans: $(grep -oE 'mismatches=[0-9]* posted=[0-9]*|ERROR.*' <<<"$res" | head -2 | tr '\n' ' ')"; fi
+line=$(psql -qAtX -c "SET codevec.device = cuda" -c "SET enable_seqscan = off" \
+	-c "SELECT count(*) FROM (SELECT id FROM t ORDER BY emb <=> (SELECT emb FROM q WHERE qid = 2) LIMIT 10) s" \
+	-c "SELECT codevec_gpu_prefetch('t', (SELECT emb FROM q WHERE qid = 3), 100);
+	    EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) SELECT id FROM t ORDER BY emb <=> (SELECT emb FROM q WHERE qid = 3) LIMIT 100" | grep '^gpuivf: t_cos')
+echo "# $line"
+check "EXPLAIN ANALYZE: the scan took the prefetched request (one GPU request)" \
+	"SELECT '$line' LIKE '%on GPU%GPU requests 1,%prefetched 1%'" t
+
 # writes: the copy follows inserts and deletes
 psql -qX -c "INSERT INTO t SELECT 900000 + qid, emb FROM q WHERE qid < 1000" -c "DELETE FROM t WHERE id % 11 = 0" -c "VACUUM t" >/dev/null
 res=$(same '<->' 10 true 2>&1 | grep -o 'mismatches=[0-9]*')
