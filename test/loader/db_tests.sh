@@ -101,8 +101,18 @@ if [ -z "$DIMSOPT" ]; then
     is "$(Q "SELECT format_type(atttypid, atttypmod) FROM pg_attribute
              WHERE attrelid = 'code.snippets'::regclass AND attname = 'emb'")" \
        "codevec(384)" "emb column is codevec(384)"
+    # kept in the row (code.search computes every candidate's distance from
+    # it): new tables, and a table of an older loader on its next load
+    is "$(Q "SELECT attstorage FROM pg_attribute WHERE attrelid = 'code.snippets'::regclass AND attname = 'emb'")" \
+       "m" "emb is STORAGE MAIN (the vector stays in its row)"
+    Q "ALTER TABLE code.snippets ALTER COLUMN emb SET STORAGE EXTERNAL" >/dev/null
+    "$LOADER" -q --no-embed "$R" 2>/dev/null
+    is "$(Q "SELECT attstorage FROM pg_attribute WHERE attrelid = 'code.snippets'::regclass AND attname = 'emb'")" \
+       "m" "a table whose emb was EXTERNAL (an older loader's) is MAIN after the next load"
 else
     ok 0 "emb column is codevec(384) # SKIP no codevec extension (--dims 0)"
+    ok 0 "emb is STORAGE MAIN # SKIP no codevec extension (--dims 0)"
+    ok 0 "an EXTERNAL emb becomes MAIN # SKIP no codevec extension (--dims 0)"
 fi
 is "$(Q "SELECT language || ' ' || bytes || ' ' || length(sha256) FROM code.files WHERE path = 'go/server.go'")" \
    "go $(stat -c %s "$R/go/server.go") 64" "code.files: language, bytes, sha256"
