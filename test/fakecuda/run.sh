@@ -274,6 +274,28 @@ ids=$(sed -n 's/^ids=//p' <<<"$res"); seq=$(sed -n 's/^seq=//p' <<<"$res")
 if grep -q "^again=true" <<<"$res" && [ -n "$ids" ] && [ "$ids" = "$seq" ]; then
 	tap_ok "prefetch then an error: the transaction's request is abandoned, the session posts and scans again exactly"
 else tap_not_ok "prefetch then an error: $(tr '\n' ' ' <<<"$res" | head -c 300)"; fi
+# the service killed while a prefetched request waits: the scan gets the
+# answer if it was given, else (the service restarted) the CPU's, exact
+res=$(psql -qAtX 2>&1 <<'SQL'
+SET codevec.device = auto;
+SET gpuivf.gpu_min_rows = 1;
+SET client_min_messages = error;
+SET enable_seqscan = off;
+BEGIN;
+SELECT codevec_gpu_prefetch('mt', (SELECT emb FROM mq WHERE qid = 14), 10);
+SELECT pg_terminate_backend(pid) FROM codevec_gpu_status();
+SELECT pg_sleep(0.5);
+SELECT 'ids=' || array_agg(id)::text FROM (SELECT id FROM mt ORDER BY emb <=> (SELECT emb FROM mq WHERE qid = 14) LIMIT 10) s;
+COMMIT;
+SET enable_seqscan = on; SET enable_indexscan = off;
+SELECT 'seq=' || array_agg(id)::text FROM (SELECT id FROM mt ORDER BY emb <=> (SELECT emb FROM mq WHERE qid = 14), ctid LIMIT 10) s;
+SQL
+)
+ids=$(sed -n 's/^ids=//p' <<<"$res"); seq=$(sed -n 's/^seq=//p' <<<"$res")
+if [ -n "$ids" ] && [ "$ids" = "$seq" ]; then
+	tap_ok "prefetch, then the service killed: the scan answers exactly (the answer given, or the CPU's)"
+else tap_not_ok "prefetch, then the service killed: $(tr '\n' ' ' <<<"$res" | head -c 300)"; fi
+wait_state ready
 psql -qX -c "TRUNCATE mres" >/dev/null
 for c in 1 2 3 4 5 6 7 8; do
 	psql -qX -c "SET codevec.device = cuda" -c "SET enable_seqscan = off" -c "DO \$\$
