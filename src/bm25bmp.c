@@ -66,6 +66,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "port/pg_bitutils.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -249,10 +250,6 @@ typedef struct BmpState
 	int32	   *subs;			/* the sub-blocks some term has, in the order met */
 	int			nsubs;
 	Bm25Sub    *dir;			/* a directory being read */
-	/* per id of the visited block */
-	double	   *acc;
-	bool	   *seen;
-	uint16	   *touched;
 	/* counts for DEBUG1 */
 	int64		nsubscored,
 				npostings,
@@ -277,19 +274,6 @@ AddSeg(BmpState *st, int i, int32 stamp, int sub, int start, int count, float4 b
 	g->start = start;
 	g->count = count;
 	g->bound = bound;
-}
-
-/* Add x to document o's sum, starting it at 0 the first time in a sub-block. */
-static inline void
-Accumulate(BmpState *st, uint16 o, double x, int *ntouched)
-{
-	if (!st->seen[o])
-	{
-		st->seen[o] = true;
-		st->acc[o] = 0;
-		st->touched[(*ntouched)++] = o;
-	}
-	st->acc[o] += x;
 }
 
 /*
@@ -358,15 +342,24 @@ RowBounds(BmpState *st, int i, int pos, int64 base, int32 stamp)
 	}
 }
 
+/* the accumulator of one sub-block: a bit per id says its sum has begun */
+StaticAssertDecl(BM25_SUB_SHIFT <= 6, "a sub-block's ids must fit a 64-bit mask");
+
 /*
  * Score sub-block sub of the visited block (ids from base) exactly: term at
- * a time in the query's order into the accumulator, as the whole block was
- * before sub-blocks; offer its documents to the best-k heap.
+ * a time in the query's order into the sub-block's accumulator (a
+ * document's sum starts at 0 and adds its terms' idf * impact in the
+ * query's order, as the whole block's accumulator did before sub-blocks);
+ * offer its documents to the best-k heap (which keeps the best k by score,
+ * then id, whatever the order they come in).
  */
 static void
 ScoreSub(BmpState *st, int sub, int64 base, int32 stamp)
 {
-	int			ntouched = 0;
+	double		acc[1 << BM25_SUB_SHIFT];
+	uint64		seen = 0;
+	int			lowbits = (1 << st->sub_shift) - 1;
+	int64		subbase = base + ((int64) sub << st->sub_shift);
 
 	st->nsubscored++;
 	for (int i = 0; i < st->nt; i++)
@@ -384,7 +377,17 @@ ScoreSub(BmpState *st, int sub, int64 base, int32 stamp)
 			const float4 *imp = st->rowimp[i] + g->start;
 
 			for (int q = 0; q < g->count; q++)
-				Accumulate(st, off[q], idf * (double) imp[q], &ntouched);
+			{
+				int			j = off[q] & lowbits;
+				uint64		bit = UINT64CONST(1) << j;
+
+				if (!(seen & bit))
+				{
+					seen |= bit;
+					acc[j] = 0;
+				}
+				acc[j] += idf * (double) imp[q];
+			}
 		}
 		else
 		{
@@ -397,6 +400,8 @@ ScoreSub(BmpState *st, int sub, int64 base, int32 stamp)
 			{
 				uint16		o;
 				float4		v;
+				int			j;
+				uint64		bit;
 
 				memcpy(&o, od + sizeof(uint16) * q, sizeof(uint16));
 				memcpy(&v, vd + sizeof(float4) * q, sizeof(float4));
@@ -407,18 +412,25 @@ ScoreSub(BmpState *st, int sub, int64 base, int32 stamp)
 									base + o, v, sub, g->bound),
 							 errhint("Run SELECT code.bm25_refresh();")));
 				prev = o;
-				Accumulate(st, o, idf * (double) v, &ntouched);
+				j = o & lowbits;
+				bit = UINT64CONST(1) << j;
+				if (!(seen & bit))
+				{
+					seen |= bit;
+					acc[j] = 0;
+				}
+				acc[j] += idf * (double) v;
 			}
 		}
 	}
-	for (int q = 0; q < ntouched; q++)
+	while (seen != 0)
 	{
-		uint16		o = st->touched[q];
+		int			j = pg_rightmost_one_pos64(seen);
 
-		st->seen[o] = false;
-		Bm25HeapOffer(st->heap_k, &st->nheap, st->k, st->acc[o], base + o);
+		seen &= seen - 1;
+		st->nscored++;
+		Bm25HeapOffer(st->heap_k, &st->nheap, st->k, acc[j], subbase + j);
 	}
-	st->nscored += ntouched;
 }
 
 /*
@@ -620,9 +632,6 @@ codevec_bm25_blocks_topk(PG_FUNCTION_ARGS)
 	st.sub_bound = palloc(sizeof(double) * st.nsub);
 	st.subs = palloc(sizeof(int32) * st.nsub);
 	st.dir = palloc(sizeof(Bm25Sub) * st.nsub);
-	st.acc = palloc(sizeof(double) << shift);
-	st.seen = palloc0(sizeof(bool) << shift);
-	st.touched = palloc(sizeof(uint16) << shift);
 	block_cxt = AllocSetContextCreate(CurrentMemoryContext, "bm25 block", ALLOCSET_DEFAULT_SIZES);
 	for (int64 j = 0; j < nblocks; j++)
 	{
