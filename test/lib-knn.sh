@@ -16,6 +16,11 @@
 #                       one codevec_knn call (cuda) equals per-query
 #                       sequential scans: heap TIDs in order and distances
 #                       bit for bit
+#   prefetched TABLE QTABLE K
+#                       for every query of QTABLE (column emb), its
+#                       sequential scan of TABLE by cosine, then
+#                       codevec_gpu_prefetch(TABLE, query, K) and the index
+#                       scan (cuda): prints "mismatches=N posted=M"
 #   clients LOOPS LOGPREFIX
 #                       8 concurrent sessions (codevec.device = cuda),
 #                       each running every query of mq LOOPS times by
@@ -96,4 +101,23 @@ clients() {
 				END LOOP;
 			END \$\$" >"$log$c.out" 2>&1 &
 	done
+}
+
+prefetched() {
+	psql -qAtX 2>&1 <<SQL
+SET codevec.device = cuda;
+DO \$\$
+DECLARE r record; a int[]; b int[]; bad int := 0; posted int := 0;
+BEGIN
+	FOR r IN SELECT emb FROM $2 LOOP
+		SET LOCAL enable_indexscan = off; SET LOCAL enable_seqscan = on;
+		SELECT array_agg(id) INTO a FROM (SELECT id FROM $1 ORDER BY emb <=> r.emb, ctid LIMIT $3) s;
+		SET LOCAL enable_indexscan = on; SET LOCAL enable_seqscan = off;
+		IF codevec_gpu_prefetch('$1', r.emb, $3) THEN posted := posted + 1; END IF;
+		SELECT array_agg(id) INTO b FROM (SELECT id FROM $1 ORDER BY emb <=> r.emb LIMIT $3) s;
+		IF a IS DISTINCT FROM b THEN bad := bad + 1; END IF;
+	END LOOP;
+	RAISE NOTICE 'mismatches=% posted=%', bad, posted;
+END \$\$;
+SQL
 }

@@ -202,25 +202,9 @@ same mt_cos '<=>' 100 "after the first batch grew: "
 # ---- a scan's GPU request posted ahead (codevec_gpu_prefetch, what hybrid
 # code.search does before its keyword list): the scan of the same query
 # waits for that request instead of sending one; the answers stay exact
-res=$(psql -qAtX 2>&1 <<'SQL'
-SET codevec.device = cuda;
-DO $$
-DECLARE r record; a int[]; b int[]; bad int := 0; posted int := 0;
-BEGIN
-	FOR r IN SELECT * FROM mq ORDER BY qid LOOP
-		SET LOCAL enable_indexscan = off; SET LOCAL enable_seqscan = on;
-		SELECT array_agg(id) INTO a FROM (SELECT id FROM mt ORDER BY emb <=> r.emb, ctid LIMIT 100) s;
-		SET LOCAL enable_indexscan = on; SET LOCAL enable_seqscan = off;
-		IF codevec_gpu_prefetch('mt', r.emb, 100) THEN posted := posted + 1; END IF;
-		SELECT array_agg(id) INTO b FROM (SELECT id FROM mt ORDER BY emb <=> r.emb LIMIT 100) s;
-		IF a IS DISTINCT FROM b THEN bad := bad + 1; END IF;
-	END LOOP;
-	RAISE NOTICE 'differ=% posted=%', bad, posted;
-END $$;
-SQL
-)
-if grep -q "NOTICE:  differ=0 posted=20" <<<"$res"; then tap_ok "prefetch: 20 prefetched index scans (k 100) equal sequential scans"
-else tap_not_ok "prefetch: 20 prefetched scans: $(grep -E 'differ|ERROR|WARNING' <<<"$res" | head -2 | tr '\n' ' ')"; fi
+res=$(prefetched mt mq 100)
+if grep -q "mismatches=0 posted=20" <<<"$res"; then tap_ok "prefetch: 20 prefetched index scans (k 100) equal sequential scans"
+else tap_not_ok "prefetch: 20 prefetched scans: $(grep -E 'mismatches|ERROR|WARNING' <<<"$res" | head -2 | tr '\n' ' ')"; fi
 # (a session's first scan measures the routing model, pings included: a
 # request that drains one posted; code.search's plan is made before it runs)
 line=$(psql -qAtX -c "SET codevec.device = cuda" -c "SET enable_seqscan = off" \

@@ -23,6 +23,7 @@ rows=${1:-200000}
 out=${OUT:-/tmp}
 set --		# setup.sh takes server settings as arguments: none here
 source "$top/test/gpu/setup.sh"
+source "$top/test/lib-knn.sh"	# prefetched
 psql -X -x -c "SELECT * FROM codevec_gpu_status()"
 check "the GPU service is ready on a CUDA device" "SELECT state = 'ready' AND device IS NOT NULL FROM codevec_gpu_status()" t
 echo "ping round trip (us): $(psql -qAtX -c "SELECT round(codevec_gpu_ping(2000)::numeric, 1)")"
@@ -101,23 +102,7 @@ psql -X -c "SELECT requests, batches, mean_batch, max_batch FROM codevec_gpu_sta
 # a scan's request posted ahead (codevec_gpu_prefetch, what hybrid
 # code.search does before its keyword list): the scan waits for it instead
 # of sending one, and answers as the sequential scan does
-res=$(psql -qAtX 2>&1 <<'SQL'
-SET codevec.device = cuda;
-DO $$
-DECLARE r record; a int[]; b int[]; bad int := 0; posted int := 0;
-BEGIN
-	FOR r IN SELECT * FROM q LOOP
-		SET LOCAL enable_indexscan = off; SET LOCAL enable_seqscan = on;
-		SELECT array_agg(id) INTO a FROM (SELECT id FROM t ORDER BY emb <=> r.emb, ctid LIMIT 100) s;
-		SET LOCAL enable_indexscan = on; SET LOCAL enable_seqscan = off;
-		IF codevec_gpu_prefetch('t_cos', r.emb, 100) THEN posted := posted + 1; END IF;
-		SELECT array_agg(id) INTO b FROM (SELECT id FROM t ORDER BY emb <=> r.emb LIMIT 100) s;
-		IF a IS DISTINCT FROM b THEN bad := bad + 1; END IF;
-	END LOOP;
-	RAISE NOTICE 'mismatches=% posted=%', bad, posted;
-END $$;
-SQL
-)
+res=$(prefetched t q 100)
 if grep -q "mismatches=0 posted=$nqueries" <<<"$res"; then
 	passed=$((passed+1)); echo "ok $((passed+failed)) - prefetched scans (k 100) equal the sequential scan ($nqueries queries)"
 else failed=$((failed+1)); echo "not ok $((passed+failed)) - prefetched scans: $(grep -oE 'mismatches=[0-9]* posted=[0-9]*|ERROR.*' <<<"$res" | head -2 | tr '\n' ' ')"; fi
