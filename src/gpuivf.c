@@ -28,6 +28,7 @@
 
 int			gpuivf_probes = GPUIVF_DEFAULT_PROBES;
 int			gpuivf_gpu_min_rows = 0;
+bool		gpuivf_prefetch = true;
 
 static relopt_kind gpuivf_relopt_kind;
 

@@ -410,20 +410,16 @@ extern bool GpuivfGpuFetch(IndexScanDesc scan, int k);
 extern int	GpuivfFirstK(Oid index);
 
 /*
- * GpuivfPrefetchTake (gpuivfprefetch.c): a scan's first GPU request is
- * about to be sent for query (dims floats) on the copy key names with
- * metric and nprobe lists (0: flat) and *k candidates. When
- * codevec_gpu_prefetch posted exactly that request (or one for more
- * candidates) and it is still in flight: its segment, *k set to its
- * candidates, for GpuivfGpuAskKnn with ask->posted; else NULL. Also
- * remembers the scan, so that a prefetch of the same query later in the
- * transaction posts nothing.
+ * GpuivfGpuPostAhead: post the first request of a coming scan of index
+ * (flat; meta its metapage) by query (meta->dims floats) for k candidates
+ * without waiting (codevec_gpu_prefetch); the scan (GpuivfGpuFetch) then
+ * waits for that answer instead of sending its own when it asks for the
+ * same (copy version, query bits, at most k). False, nothing posted, when
+ * the service cannot take it now or this transaction's scan of index asked
+ * for this query already.
  */
-struct dsm_segment;
-struct GpuIndexKey;
-extern struct dsm_segment *GpuivfPrefetchTake(const struct GpuIndexKey *key,
-											  GpuivfMetric metric, int dims,
-											  const float *query, int nprobe, int *k);
+extern bool GpuivfGpuPostAhead(Relation index, const GpuivfMetaPageData *meta,
+							   const float *query, int k);
 
 /*
  * GpuivfGpuNext: the next ready candidate (remembered as returned); false

@@ -4,6 +4,13 @@
  *	  or of the probed lists of an IVF index, answered by the GPU service
  *	  from a device-resident copy.
  *
+ * Posted ahead. codevec_gpu_prefetch (gpuivfprefetch.c) may post a flat
+ * scan's first request before the scan starts (GpuivfGpuPostAhead:
+ * CodevecGpuPost, no wait), so that the backend works meanwhile; the
+ * scan's first fetch takes it when it asks for the same (copy version,
+ * metric, query bits, at most as many candidates) and waits for its answer
+ * instead of sending one; otherwise its own request drains it.
+ *
  * IVF. The copy holds the rows list after list (GpuivfGpuUploadIndex sends each
  * list's row count with the first chunk); a request names the scan's
  * first gpuivf.probes lists and the kernels read only those rows
@@ -43,6 +50,8 @@
  */
 #include "postgres.h"
 
+#include "storage/proc.h"
+#include "common/hashfn.h"
 #include <math.h>
 
 #include "access/relation.h"
@@ -629,6 +638,116 @@ GpuivfGpuProve(const GpuKnnRequest *r, int q, GpuivfMetric metric, const float *
 }
 
 /* ---------------------------------------------------------------------
+ * A scan's first request posted ahead of the scan (codevec_gpu_prefetch,
+ * gpuivfprefetch.c), and taken by the scan
+ * --------------------------------------------------------------------- */
+
+/* The request GpuivfGpuPostAhead posted (posted = 0: none) */
+static struct
+{
+	uint64		posted;			/* CodevecGpuPosted's number for it */
+	GpuIndexKey key;
+	GpuivfMetric metric;
+	int			dims;
+	int			k;
+	float	   *query;			/* dims floats, in TopMemoryContext */
+	int			room;			/* floats query has room for */
+}			pending;
+
+/* The last GPU scan's query and index, and the transaction it ran in */
+static struct
+{
+	LocalTransactionId lxid;
+	Oid			index;
+	uint32		hash;
+}			last_scan;
+
+/* The same version of the same index copy (field by field: the struct has padding) */
+static bool
+SameKey(const GpuIndexKey *a, const GpuIndexKey *b)
+{
+	return a->dbid == b->dbid && a->indexid == b->indexid && a->relfilenode == b->relfilenode &&
+		a->deleteCount == b->deleteCount && a->insertCount == b->insertCount;
+}
+
+static uint32
+QueryHash(const float *x, int dims)
+{
+	return hash_bytes((const unsigned char *) x, sizeof(float) * dims);
+}
+
+bool
+GpuivfGpuPostAhead(Relation index, const GpuivfMetaPageData *meta, const float *query, int k)
+{
+	GpuivfGpuAskData ask;
+	GpuIndexKey key;
+	const float *queries[1];
+	dsm_segment *seg;
+
+	if (last_scan.lxid == CodevecMyLocalXid && last_scan.index == RelationGetRelid(index) &&
+		last_scan.hash == QueryHash(query, meta->dims))
+		return false;			/* this transaction's scan asked for it already */
+	memset(&ask, 0, sizeof(ask));
+	GpuivfGpuKey(index, meta, &key);
+	ask.index = index;
+	ask.metric = GpuivfGetMetric(index);
+	ask.dims = meta->dims;
+	ask.nq = 1;
+	queries[0] = query;
+	ask.queries = queries;
+	ask.k = k;
+	ask.key = &key;
+	seg = CodevecGpuSessionSegment(GpuKnnRequestSizeProbes(1, meta->dims, k, 0));
+	if (GpuivfGpuPostKnn(&ask, seg) != 0)
+		return false;
+	if (pending.room < meta->dims)
+	{
+		if (pending.query)
+			pfree(pending.query);
+		pending.query = MemoryContextAlloc(TopMemoryContext, sizeof(float) * meta->dims);
+		pending.room = meta->dims;
+	}
+	memcpy(pending.query, query, sizeof(float) * meta->dims);
+	pending.posted = CodevecGpuPosted(NULL);
+	pending.key = key;
+	pending.metric = ask.metric;
+	pending.dims = meta->dims;
+	pending.k = k;
+	return true;
+}
+
+/*
+ * The request posted ahead for this scan's first one (the same copy
+ * version, metric, query bits, a flat index and at least k candidates):
+ * its segment, *k set to its candidates; else NULL (one posted for
+ * something else is drained by the scan's own request). Remembers the
+ * scan, so that a post ahead of the same query in this transaction posts
+ * nothing.
+ */
+static dsm_segment *
+TakePosted(const GpuIndexKey *key, GpuivfMetric metric, int dims, const float *query,
+		   int nprobe, int *k)
+{
+	dsm_segment *seg = NULL;
+	bool		match;
+
+	last_scan.lxid = CodevecMyLocalXid;
+	last_scan.index = key->indexid;
+	last_scan.hash = QueryHash(query, dims);
+	if (pending.posted == 0)
+		return NULL;
+	match = CodevecGpuPosted(&seg) == pending.posted &&
+		SameKey(&pending.key, key) &&
+		pending.metric == metric && pending.dims == dims && nprobe == 0 &&
+		pending.k >= *k && memcmp(pending.query, query, sizeof(float) * dims) == 0;
+	pending.posted = 0;			/* taken, or of no use: the next request drains it */
+	if (!match)
+		return NULL;
+	*k = pending.k;
+	return seg;
+}
+
+/* ---------------------------------------------------------------------
  * The scan's GPU phase
  * --------------------------------------------------------------------- */
 
@@ -730,8 +849,8 @@ GpuivfGpuFetch(IndexScanDesc scan, int k)
 	ask.probes = so->listOrder;
 	ask.observe = true;
 
-	/* the request codevec_gpu_prefetch posted for this scan, if it did */
-	seg = first ? GpuivfPrefetchTake(&key, ask.metric, meta.dims, qx, ask.nprobe, &k) : NULL;
+	/* the request posted ahead for this scan, if one was (TakePosted) */
+	seg = first ? TakePosted(&key, ask.metric, meta.dims, qx, ask.nprobe, &k) : NULL;
 	if (seg != NULL)
 	{
 		ask.k = k;

@@ -4,10 +4,11 @@
  *	  backend works while the GPU service answers it.
  *
  * codevec_gpu_prefetch(rel, query, k) posts the k-NN request that the next
- * ordered scan of rel's flat gpuivf index by query will send
- * (GpuivfGpuPostKnn), and returns at once. When that scan starts
- * (GpuivfGpuFetch), GpuivfPrefetchTake hands it the request in flight
- * instead of a new one, and the scan waits for its answer as for its own.
+ * ordered scan of rel's flat gpuivf index by query will send, and returns
+ * at once: this file picks the index and decides whether the scan would go
+ * to the GPU; GpuivfGpuPostAhead (gpuivfgpu.c) posts the request and keeps
+ * it, and the scan's first fetch (GpuivfGpuFetch) takes it instead of
+ * sending its own and waits for its answer as for its own.
  * code.search calls it in hybrid mode right after embed(), before it
  * computes the keyword list on the CPU, so that the two lists are computed
  * at the same time instead of one after the other.
@@ -27,57 +28,17 @@
 
 #include "access/genam.h"
 #include "access/table.h"
-#include "access/xact.h"
 #include "catalog/index.h"
 #include "catalog/pg_class.h"
-#include "common/hashfn.h"
 #include "fmgr.h"
 #include "gpuivf.h"
 #include "gpuservice.h"
 #include "miscadmin.h"
-#include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/lsyscache.h"
-#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "vecelem.h"
 #include "vector.h"
-
-bool		gpuivf_prefetch = true;
-
-/* The request codevec_gpu_prefetch posted (posted = 0: none) */
-static struct
-{
-	uint64		posted;			/* CodevecGpuPosted's number for it */
-	GpuIndexKey key;
-	GpuivfMetric metric;
-	int			dims;
-	int			k;
-	float	   *query;			/* dims floats, in TopMemoryContext */
-	int			room;			/* floats query has room for */
-}			pending;
-
-/* The last GPU scan's query and index, and the transaction it ran in */
-static struct
-{
-	LocalTransactionId lxid;
-	Oid			index;
-	uint32		hash;
-}			last_scan;
-
-/* The same version of the same index copy (field by field: the struct has padding) */
-static bool
-SameKey(const GpuIndexKey *a, const GpuIndexKey *b)
-{
-	return a->dbid == b->dbid && a->indexid == b->indexid && a->relfilenode == b->relfilenode &&
-		a->deleteCount == b->deleteCount && a->insertCount == b->insertCount;
-}
-
-static uint32
-QueryHash(const float *x, int dims)
-{
-	return hash_bytes((const unsigned char *) x, sizeof(float) * dims);
-}
 
 /*
  * rel itself when it is a valid gpuivf index, else the first valid flat
@@ -156,12 +117,8 @@ codevec_gpu_prefetch(PG_FUNCTION_ARGS)
 	Codevec    *q;
 	GpuivfMetaPageData meta;
 	GpuivfRouteData route;
-	GpuivfGpuAskData ask;
-	const float *queries[1];
-	dsm_segment *seg;
 	int32		k;
 	int			kk;
-	uint32		hash;
 	bool		posted = false;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || !gpuivf_prefetch ||
@@ -183,47 +140,13 @@ codevec_gpu_prefetch(PG_FUNCTION_ARGS)
 	if (meta.lists == 1 && route.gpu && q->dim == meta.dims)
 	{
 		float	   *qx = palloc(sizeof(float) * meta.dims);
-		GpuIndexKey key;
 
 		VecElemToFloats(q, qx);
-		hash = QueryHash(qx, meta.dims);
-		if (!(last_scan.lxid == CodevecMyLocalXid && last_scan.index == indexOid &&
-			  last_scan.hash == hash))
-		{
-			/* what the scan's first request asks for, and at least k + 1 */
-			kk = GpuivfFirstK(indexOid);
-			while (kk <= k && kk < GPUIVF_GPU_MAX_K)
-				kk *= 2;
-			memset(&ask, 0, sizeof(ask));
-			GpuivfGpuKey(index, &meta, &key);
-			ask.index = index;
-			ask.metric = GpuivfGetMetric(index);
-			ask.dims = meta.dims;
-			ask.nq = 1;
-			queries[0] = qx;
-			ask.queries = queries;
-			ask.k = kk;
-			ask.key = &key;
-			seg = CodevecGpuSessionSegment(GpuKnnRequestSizeProbes(1, meta.dims, kk, 0));
-			if (GpuivfGpuPostKnn(&ask, seg) == 0)
-			{
-				if (pending.room < meta.dims)
-				{
-					if (pending.query)
-						pfree(pending.query);
-					pending.query = MemoryContextAlloc(TopMemoryContext,
-													   sizeof(float) * meta.dims);
-					pending.room = meta.dims;
-				}
-				memcpy(pending.query, qx, sizeof(float) * meta.dims);
-				pending.posted = CodevecGpuPosted(NULL);
-				pending.key = key;
-				pending.metric = ask.metric;
-				pending.dims = meta.dims;
-				pending.k = kk;
-				posted = true;
-			}
-		}
+		/* what the scan's first request asks for, and at least k + 1 */
+		kk = GpuivfFirstK(indexOid);
+		while (kk <= k && kk < GPUIVF_GPU_MAX_K)
+			kk *= 2;
+		posted = GpuivfGpuPostAhead(index, &meta, qx, kk);
 		pfree(qx);
 	}
 	index_close(index, NoLock);
@@ -231,26 +154,3 @@ codevec_gpu_prefetch(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(posted);
 }
 
-/* GpuivfPrefetchTake: see gpuivf.h */
-dsm_segment *
-GpuivfPrefetchTake(const GpuIndexKey *key, GpuivfMetric metric, int dims, const float *query,
-				   int nprobe, int *k)
-{
-	dsm_segment *seg = NULL;
-	bool		match;
-
-	last_scan.lxid = CodevecMyLocalXid;
-	last_scan.index = key->indexid;
-	last_scan.hash = QueryHash(query, dims);
-	if (pending.posted == 0)
-		return NULL;
-	match = CodevecGpuPosted(&seg) == pending.posted &&
-		SameKey(&pending.key, key) &&
-		pending.metric == metric && pending.dims == dims && nprobe == 0 &&
-		pending.k >= *k && memcmp(pending.query, query, sizeof(float) * dims) == 0;
-	pending.posted = 0;			/* taken, or of no use: the next request drains it */
-	if (!match)
-		return NULL;
-	*k = pending.k;
-	return seg;
-}
