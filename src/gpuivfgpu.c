@@ -50,8 +50,6 @@
  */
 #include "postgres.h"
 
-#include "storage/proc.h"
-#include "common/hashfn.h"
 #include <math.h>
 
 #include "access/relation.h"
@@ -64,8 +62,10 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "portability/instr_time.h"
+#include "common/hashfn.h"
 #include "common/pg_prng.h"
 #include "storage/latch.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/wait_event.h"
 #include "utils/float.h"
