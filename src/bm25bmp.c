@@ -345,6 +345,20 @@ RowBounds(BmpState *st, int i, int pos, int64 base, int32 stamp)
 /* the accumulator of one sub-block: a bit per id says its sum has begun */
 StaticAssertDecl(BM25_SUB_SHIFT <= 6, "a sub-block's ids must fit a 64-bit mask");
 
+/* Add x to the sum of the sub-block's id j, starting it at 0 the first time. */
+static inline void
+SubAdd(double *acc, uint64 *seen, int j, double x)
+{
+	uint64		bit = UINT64CONST(1) << j;
+
+	if (!(*seen & bit))
+	{
+		*seen |= bit;
+		acc[j] = 0;
+	}
+	acc[j] += x;
+}
+
 /*
  * Score sub-block sub of the visited block (ids from base) exactly: term at
  * a time in the query's order into the sub-block's accumulator (a
@@ -377,17 +391,7 @@ ScoreSub(BmpState *st, int sub, int64 base, int32 stamp)
 			const float4 *imp = st->rowimp[i] + g->start;
 
 			for (int q = 0; q < g->count; q++)
-			{
-				int			j = off[q] & lowbits;
-				uint64		bit = UINT64CONST(1) << j;
-
-				if (!(seen & bit))
-				{
-					seen |= bit;
-					acc[j] = 0;
-				}
-				acc[j] += idf * (double) imp[q];
-			}
+				SubAdd(acc, &seen, off[q] & lowbits, idf * (double) imp[q]);
 		}
 		else
 		{
@@ -400,8 +404,6 @@ ScoreSub(BmpState *st, int sub, int64 base, int32 stamp)
 			{
 				uint16		o;
 				float4		v;
-				int			j;
-				uint64		bit;
 
 				memcpy(&o, od + sizeof(uint16) * q, sizeof(uint16));
 				memcpy(&v, vd + sizeof(float4) * q, sizeof(float4));
@@ -412,14 +414,7 @@ ScoreSub(BmpState *st, int sub, int64 base, int32 stamp)
 									base + o, v, sub, g->bound),
 							 errhint("Run SELECT code.bm25_refresh();")));
 				prev = o;
-				j = o & lowbits;
-				bit = UINT64CONST(1) << j;
-				if (!(seen & bit))
-				{
-					seen |= bit;
-					acc[j] = 0;
-				}
-				acc[j] += idf * (double) v;
+				SubAdd(acc, &seen, o & lowbits, idf * (double) v);
 			}
 		}
 	}

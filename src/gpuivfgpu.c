@@ -676,6 +676,27 @@ QueryHash(const float *x, int dims)
 	return hash_bytes((const unsigned char *) x, sizeof(float) * dims);
 }
 
+/*
+ * One query's request of index as meta describes it, for k candidates of
+ * a flat copy (the caller sets an IVF scan's lists): *key and *queries are
+ * the caller's, as ask points at them.
+ */
+static void
+OneQueryAsk(GpuivfGpuAsk ask, Relation index, const GpuivfMetaPageData *meta,
+			GpuIndexKey *key, const float **queries, const float *query, int k)
+{
+	memset(ask, 0, sizeof(*ask));
+	ask->index = index;
+	ask->metric = GpuivfGetMetric(index);
+	GpuivfGpuKey(index, meta, key);
+	ask->key = key;
+	ask->dims = meta->dims;
+	ask->nq = 1;
+	queries[0] = query;
+	ask->queries = queries;
+	ask->k = k;
+}
+
 bool
 GpuivfGpuPostAhead(Relation index, const GpuivfMetaPageData *meta, const float *query, int k)
 {
@@ -687,16 +708,7 @@ GpuivfGpuPostAhead(Relation index, const GpuivfMetaPageData *meta, const float *
 	if (last_scan.lxid == CodevecMyLocalXid && last_scan.index == RelationGetRelid(index) &&
 		last_scan.hash == QueryHash(query, meta->dims))
 		return false;			/* this transaction's scan asked for it already */
-	memset(&ask, 0, sizeof(ask));
-	GpuivfGpuKey(index, meta, &key);
-	ask.index = index;
-	ask.metric = GpuivfGetMetric(index);
-	ask.dims = meta->dims;
-	ask.nq = 1;
-	queries[0] = query;
-	ask.queries = queries;
-	ask.k = k;
-	ask.key = &key;
+	OneQueryAsk(&ask, index, meta, &key, queries, query, k);
 	seg = CodevecGpuSessionSegment(GpuKnnRequestSizeProbes(1, meta->dims, k, 0));
 	if (GpuivfGpuPostKnn(&ask, seg) != 0)
 		return false;
@@ -831,19 +843,10 @@ GpuivfGpuFetch(IndexScanDesc scan, int k)
 	bool		ok;
 
 	GpuivfReadMeta(index, &meta);
-	memset(&ask, 0, sizeof(ask));
-	ask.index = index;
-	ask.metric = GpuivfGetMetric(index);
-	GpuivfCheckQueryDims(ask.metric, meta.dims, q);
+	GpuivfCheckQueryDims(GpuivfGetMetric(index), meta.dims, q);
 	qx = palloc(sizeof(float) * meta.dims);
 	VecElemToFloats(q, qx);		/* halfvec: exact */
-	GpuivfGpuKey(index, &meta, &key);
-	ask.key = &key;
-	ask.dims = meta.dims;
-	ask.nq = 1;
-	queries[0] = qx;
-	ask.queries = queries;
-	ask.k = k;
+	OneQueryAsk(&ask, index, &meta, &key, queries, qx, k);
 	/* IVF: the scan's first batch of lists, nearest centroids first */
 	ask.nprobe = meta.lists > 1 ? Min(so->probes, meta.lists) : 0;
 	ask.probes = so->listOrder;

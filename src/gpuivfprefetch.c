@@ -40,59 +40,70 @@
 #include "vecelem.h"
 #include "vector.h"
 
+/* Whether index is a valid one-column gpuivf index; its metapage into *meta */
+static bool
+IsGpuivf(Relation index, GpuivfMetaPageData *meta)
+{
+	if (index->rd_indam->amgettuple != gpuivfgettuple || !index->rd_index->indisvalid ||
+		index->rd_index->indnatts != 1)
+		return false;
+	GpuivfReadMeta(index, meta);
+	return true;
+}
+
 /*
  * rel itself when it is a valid gpuivf index, else the first valid flat
  * gpuivf index on table rel with a cosine operator class (what code.search
- * scans); InvalidOid when there is none or the user may not read the
- * table (the scan reports that).
+ * scans), opened, its metapage in *meta, and its table opened in *heap;
+ * NULL (nothing left open) when there is none or the user may not read the
+ * table (the scan reports that). Locks as the executor takes them: the
+ * table, then the index.
  */
-static Oid
-PickIndex(Oid relid, Relation *heapOut)
+static Relation
+OpenIndex(Oid relid, Relation *heap, GpuivfMetaPageData *meta)
 {
 	char		relkind = get_rel_relkind(relid);
 	Oid			heapOid = relid;
-	Relation	heap;
-	List	   *indexes;
-	ListCell   *lc;
-	Oid			found = InvalidOid;
+	Relation	found = NULL;
 
 	if (relkind == RELKIND_INDEX)
 		heapOid = IndexGetRelation(relid, true);
 	else if (relkind != RELKIND_RELATION && relkind != RELKIND_MATVIEW)
-		return InvalidOid;
+		return NULL;
 	if (!OidIsValid(heapOid) ||
 		pg_class_aclcheck(heapOid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
-		return InvalidOid;
-	/* the table first, then the index, as the executor locks them */
-	heap = table_open(heapOid, AccessShareLock);
-	indexes = RelationGetIndexList(heap);
-	foreach(lc, indexes)
+		return NULL;
+	*heap = table_open(heapOid, AccessShareLock);
+	if (relkind == RELKIND_INDEX)
 	{
-		Oid			oid = lfirst_oid(lc);
-		Relation	index;
-		bool		ok;
-
-		if (relkind == RELKIND_INDEX && oid != relid)
-			continue;
-		index = index_open(oid, AccessShareLock);
-		ok = index->rd_indam->amgettuple == gpuivfgettuple && index->rd_index->indisvalid &&
-			index->rd_index->indnatts == 1;
-		if (ok && relkind != RELKIND_INDEX)
+		found = index_open(relid, AccessShareLock);
+		if (!IsGpuivf(found, meta))
 		{
-			GpuivfMetaPageData meta;
-
-			GpuivfReadMeta(index, &meta);
-			ok = meta.lists == 1 && GpuivfGetMetric(index) == GPUIVF_METRIC_COSINE;
-		}
-		index_close(index, NoLock);
-		if (ok)
-		{
-			found = oid;
-			break;
+			index_close(found, NoLock);
+			found = NULL;
 		}
 	}
-	list_free(indexes);
-	*heapOut = heap;
+	else
+	{
+		List	   *indexes = RelationGetIndexList(*heap);
+		ListCell   *lc;
+
+		foreach(lc, indexes)
+		{
+			Relation	index = index_open(lfirst_oid(lc), AccessShareLock);
+
+			if (IsGpuivf(index, meta) && meta->lists == 1 &&
+				GpuivfGetMetric(index) == GPUIVF_METRIC_COSINE)
+			{
+				found = index;
+				break;
+			}
+			index_close(index, NoLock);
+		}
+		list_free(indexes);
+	}
+	if (found == NULL)
+		table_close(*heap, NoLock);
 	return found;
 }
 
@@ -110,9 +121,7 @@ PG_FUNCTION_INFO_V1(codevec_gpu_prefetch);
 Datum
 codevec_gpu_prefetch(PG_FUNCTION_ARGS)
 {
-	Oid			relid,
-				indexOid;
-	Relation	heap = NULL,
+	Relation	heap,
 				index;
 	Codevec    *q;
 	GpuivfMetaPageData meta;
@@ -124,17 +133,10 @@ codevec_gpu_prefetch(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || !gpuivf_prefetch ||
 		CodevecGpuPosted(NULL) != 0 || !CodevecGpuServiceReady())
 		PG_RETURN_BOOL(false);
-	relid = PG_GETARG_OID(0);
 	k = PG_ARGISNULL(2) ? 0 : PG_GETARG_INT32(2);
-	indexOid = PickIndex(relid, &heap);
-	if (!OidIsValid(indexOid))
-	{
-		if (heap)
-			table_close(heap, NoLock);
+	index = OpenIndex(PG_GETARG_OID(0), &heap, &meta);
+	if (index == NULL)
 		PG_RETURN_BOOL(false);
-	}
-	index = index_open(indexOid, AccessShareLock);
-	GpuivfReadMeta(index, &meta);
 	q = PG_GETARG_CODEVEC_P(1);
 	GpuivfRouteDecide(index, &meta, &route);
 	if (meta.lists == 1 && route.gpu && q->dim == meta.dims)
@@ -143,7 +145,7 @@ codevec_gpu_prefetch(PG_FUNCTION_ARGS)
 
 		VecElemToFloats(q, qx);
 		/* what the scan's first request asks for, and at least k + 1 */
-		kk = GpuivfFirstK(indexOid);
+		kk = GpuivfFirstK(RelationGetRelid(index));
 		while (kk <= k && kk < GPUIVF_GPU_MAX_K)
 			kk *= 2;
 		posted = GpuivfGpuPostAhead(index, &meta, qx, kk);
