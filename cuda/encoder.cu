@@ -56,7 +56,9 @@
  * Small launches (a query) are dominated by launch overhead: launches of
  * at most graph_max_tokens tokens are captured once per (tokens, sequences,
  * attention tiles, padded max length) into a CUDA graph - copies
- * included - and replayed.
+ * included - and replayed, from the shape's second use on (graph_min_uses:
+ * capturing costs more than several plain launches, and the service's
+ * batches of mixed questions rarely repeat a shape).
  */
 #include <cublasLt.h>
 #include <cuda_fp16.h>
@@ -75,6 +77,7 @@
 #define ATT_MAX_SMEM (200 * 1024)	/* K and V^T of the longest sequence */
 #define GEMM_CACHE	64			/* cached cuBLASLt plans */
 #define GRAPH_CACHE 32			/* cached CUDA graphs */
+#define SHAPE_CACHE 256			/* launch shapes remembered for graph_min_uses */
 #define WORKSPACE_BYTES (32u << 20)
 
 const char *const codevec_cuda_encoder_stage_names[CODEVEC_CUDA_ENC_STAGES] = {
@@ -110,6 +113,17 @@ typedef struct GraphEntry
 	cudaGraphExec_t exec;
 	long		used;
 } GraphEntry;
+
+/* A launch shape met recently and not (yet) captured: how often, when last. */
+typedef struct ShapeSeen
+{
+	int			tokens,
+				seqs,
+				tiles,
+				lpad;
+	int			uses;
+	long		used;
+} ShapeSeen;
 
 typedef struct LayerDev
 {
@@ -163,9 +177,12 @@ struct CodevecCudaEncoderData
 	int			nplans;
 	GraphEntry	graphs[GRAPH_CACHE];
 	int			ngraphs;
+	ShapeSeen	shapes[SHAPE_CACHE];
+	int			nshapes;
 	long		clock;
 	long		launches,
-				replays;
+				replays,
+				captures;
 
 	int			profiling;
 	cudaEvent_t ev[2 + 8 * 128];
@@ -1162,6 +1179,8 @@ codevec_cuda_encoder_create(const CodevecCudaEncoderConfig *cfg,
 		e->cfg.max_batch_seqs = CODEVEC_CUDA_ENCODER_DEFAULT_MAX_SEQS;
 	if (e->cfg.graph_max_tokens == 0)
 		e->cfg.graph_max_tokens = CODEVEC_CUDA_ENCODER_DEFAULT_GRAPH_TOKENS;
+	if (e->cfg.graph_min_uses <= 0)
+		e->cfg.graph_min_uses = CODEVEC_CUDA_ENCODER_DEFAULT_GRAPH_USES;
 	e->layer = (LayerDev *) calloc(cfg->layers, sizeof(LayerDev));
 	if (e->layer == NULL)
 	{
@@ -1213,10 +1232,51 @@ codevec_cuda_encoder_free(CodevecCudaEncoder e)
 }
 
 /*
+ * Count one more use of a launch shape that has no graph; true when it has
+ * now been met cfg.graph_min_uses times among the SHAPE_CACHE shapes seen
+ * last (least recently used forgotten first).  Capturing and instantiating
+ * a graph costs several plain launches, so a shape is captured only once it
+ * repeats: a single query's shapes repeat at once, the service's batches of
+ * several questions of varying lengths mostly never do.
+ */
+static bool
+ShapeRepeats(CodevecCudaEncoder e, int T, int S, int ntiles, int lpad_max)
+{
+	ShapeSeen  *sh = NULL;
+
+	if (e->cfg.graph_min_uses <= 1)
+		return true;
+	for (int i = 0; i < e->nshapes && sh == NULL; i++)
+		if (e->shapes[i].tokens == T && e->shapes[i].seqs == S &&
+			e->shapes[i].tiles == ntiles && e->shapes[i].lpad == lpad_max)
+			sh = &e->shapes[i];
+	if (sh == NULL)
+	{
+		if (e->nshapes < SHAPE_CACHE)
+			sh = &e->shapes[e->nshapes++];
+		else
+		{
+			sh = &e->shapes[0];
+			for (int i = 1; i < SHAPE_CACHE; i++)
+				if (e->shapes[i].used < sh->used)
+					sh = &e->shapes[i];
+		}
+		sh->tokens = T;
+		sh->seqs = S;
+		sh->tiles = ntiles;
+		sh->lpad = lpad_max;
+		sh->uses = 0;
+	}
+	sh->used = e->clock;
+	return ++sh->uses >= e->cfg.graph_min_uses;
+}
+
+/*
  * Run one launch: S sequences already packed into h_in (T tokens, ntiles
  * attention tiles, the longest rounded up to 64 lpad_max); the results
  * land in h_out.  Small launches replay a cached graph of copy + forward +
- * copy, one graph per (T, S, ntiles, lpad_max).
+ * copy, one graph per (T, S, ntiles, lpad_max), made at the shape's
+ * graph_min_uses-th use (ShapeRepeats); until then they launch plainly.
  */
 static int
 RunChunk(CodevecCudaEncoder e, int T, int S, int ntiles, int lpad_max,
@@ -1228,16 +1288,21 @@ RunChunk(CodevecCudaEncoder e, int T, int S, int ntiles, int lpad_max,
 	int			use_graph = !e->profiling && e->cfg.graph_max_tokens > 0 &&
 		T <= e->cfg.graph_max_tokens;
 
+	GraphEntry *ge = NULL;
+
 	e->launches++;
 	e->clock++;
 	if (use_graph)
 	{
-		GraphEntry *ge = NULL;
-
 		for (int i = 0; i < e->ngraphs; i++)
 			if (e->graphs[i].tokens == T && e->graphs[i].seqs == S &&
 				e->graphs[i].tiles == ntiles && e->graphs[i].lpad == lpad_max)
 				ge = &e->graphs[i];
+		if (ge == NULL && !ShapeRepeats(e, T, S, ntiles, lpad_max))
+			use_graph = 0;		/* a plain launch, below */
+	}
+	if (use_graph)
+	{
 		if (ge == NULL)
 		{
 			cudaGraph_t graph;
@@ -1302,6 +1367,7 @@ RunChunk(CodevecCudaEncoder e, int T, int S, int ntiles, int lpad_max,
 			ge->tiles = ntiles;
 			ge->lpad = lpad_max;
 			ge->exec = exec;
+			e->captures++;
 		}
 		else
 			e->replays++;
@@ -1431,6 +1497,7 @@ codevec_cuda_encoder_info(CodevecCudaEncoder e, CodevecCudaEncoderInfo *info)
 	info->graphs_cached = e->ngraphs;
 	info->launches = e->launches;
 	info->graph_replays = e->replays;
+	info->graph_captures = e->captures;
 	return 0;
 }
 

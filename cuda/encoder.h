@@ -36,6 +36,7 @@ extern "C"
 #define CODEVEC_CUDA_ENCODER_DEFAULT_MAX_TOKENS 16384	/* tokens per launch */
 #define CODEVEC_CUDA_ENCODER_DEFAULT_MAX_SEQS	1024	/* sequences per launch */
 #define CODEVEC_CUDA_ENCODER_DEFAULT_GRAPH_TOKENS 256	/* graph-replay cut-off */
+#define CODEVEC_CUDA_ENCODER_DEFAULT_GRAPH_USES 2	/* captured at a shape's 2nd use */
 
 /* Shapes and options: config.json and the sentence-transformers modules. */
 typedef struct CodevecCudaEncoderConfig
@@ -56,6 +57,13 @@ typedef struct CodevecCudaEncoderConfig
 	int			max_batch_seqs;		/* sequences per launch */
 	int			graph_max_tokens;	/* launches of <= this many tokens replay
 									 * a cached CUDA graph; -1 disables graphs */
+	int			graph_min_uses;	/* a launch shape is captured into a graph
+								 * when it is met for the n-th time among
+								 * the last shapes seen (default 2; 1:
+								 * at once) - shapes that never repeat
+								 * (the service's mixed batches) run as
+								 * plain launches instead of paying a
+								 * capture each */
 	int			gelu_epilogue;	/* 1: cuBLASLt's GELU+bias epilogue (tanh
 								 * approximation, not BERT's erf); 0: our
 								 * erf kernel (default, exact) */
@@ -107,6 +115,7 @@ typedef struct CodevecCudaEncoderInfo
 	int			graphs_cached;	/* CUDA graphs held for small launches */
 	long		launches;		/* forward passes run (chunks) */
 	long		graph_replays;	/* of which replayed a cached graph */
+	long		graph_captures;	/* of which captured a new graph */
 } CodevecCudaEncoderInfo;
 
 /*

@@ -166,6 +166,87 @@ Single(const Bench *b, const char *variant, CodevecCudaEncoderConfig cfg, int ru
 	free(t);
 }
 
+/*
+ * The GPU service's query stream: batches of 1 .. 16 questions (a batch is
+ * what arrived while the last one ran) drawn from 100 questions of 8 .. 40
+ * tokens, so a batch's launch shape (tokens, sequences) rarely repeats.
+ * Per batch: p50 / mean microseconds over nb batches, and how the encoder
+ * ran them (plain launches, graphs captured, graphs replayed).
+ */
+static void
+Stream(const Bench *b, const char *variant, CodevecCudaEncoderConfig cfg, int nb)
+{
+	CodevecCudaEncoder e;
+	CodevecCudaEncoderInfo i0,
+				i1;
+	char		err[512];
+	int32_t    *q[100];
+	int			qlen[100],
+				lens[16];
+	const int32_t *ids[16];
+	float	   *out = malloc(sizeof(float) * 16 * cfg.hidden);
+	double	   *t = malloc(sizeof(double) * nb),
+				sum = 0;
+	uint32_t	x = 7;
+
+	if (codevec_cuda_encoder_create(&cfg, &b->w, &e, err, sizeof(err)) != 0)
+	{
+		printf("# %s: %s\n", b->name, err);
+		return;
+	}
+	for (int i = 0; i < 100; i++)
+	{
+		x = x * 1664525u + 1013904223u;
+		qlen[i] = 8 + (int) ((x >> 8) % 33);
+		q[i] = malloc(sizeof(int32_t) * qlen[i]);
+		SeqIds(q[i], 5000 + i, qlen[i]);
+	}
+	codevec_cuda_encode(e, 1, (const int32_t *const *) q, qlen, out, err, sizeof(err));
+	codevec_cuda_encoder_info(e, &i0);
+	for (int r = 0; r < nb; r++)
+	{
+		int			n;
+		double		t0;
+
+		x = x * 1664525u + 1013904223u;
+		n = 1 + (int) ((x >> 8) % 16);
+		for (int j = 0; j < n; j++)
+		{
+			x = x * 1664525u + 1013904223u;
+			int			k = (int) ((x >> 8) % 100);
+
+			ids[j] = q[k];
+			lens[j] = qlen[k];
+		}
+		t0 = Now();
+		if (codevec_cuda_encode(e, n, ids, lens, out, err, sizeof(err)) != 0)
+		{
+			printf("# %s: %s\n", b->name, err);
+			nb = r;
+			break;
+		}
+		t[r] = (Now() - t0) * 1e6;
+		sum += t[r];
+	}
+	codevec_cuda_encoder_info(e, &i1);
+	if (nb > 0)
+	{
+		qsort(t, nb, sizeof(double), CmpD);
+		printf("%-8s stream of 1..16 questions, %-16s p50 %7.1f us  mean %7.1f us a batch; "
+			   "%ld launches: %ld captured, %ld replayed (%d batches)\n",
+			   b->name, variant, t[nb / 2], sum / nb, i1.launches - i0.launches,
+			   i1.graph_captures - i0.graph_captures, i1.graph_replays - i0.graph_replays, nb);
+		printf("RESULT,codevec,%s,stream,%s,1-16,%d,p50_us=%.1f,mean_us=%.1f,captured=%ld,replayed=%ld\n",
+			   b->name, variant, nb, t[nb / 2], sum / nb, i1.graph_captures - i0.graph_captures,
+			   i1.graph_replays - i0.graph_replays);
+	}
+	for (int i = 0; i < 100; i++)
+		free(q[i]);
+	codevec_cuda_encoder_free(e);
+	free(out);
+	free(t);
+}
+
 /* Embed n sequences (ids, lens) repeatedly for >= min_s seconds; sequences/s. */
 static double
 Throughput(CodevecCudaEncoder e, int n, int32_t **ids, int *lens, float *out,
@@ -219,6 +300,15 @@ RunModel(const Bench *b, int quick)
 		c2 = cfg;
 		c2.gemm_fixed_algo = 1;
 		Single(b, "graph+fixed-gemm-algo", c2, quick ? 50 : 300);
+
+		/* the service's stream: graphs from a shape's 2nd use, at its 1st, none */
+		Stream(b, "graph-2nd-use", cfg, quick ? 200 : 2000);
+		c2 = cfg;
+		c2.graph_min_uses = 1;
+		Stream(b, "graph-1st-use", c2, quick ? 200 : 2000);
+		c2 = cfg;
+		c2.graph_max_tokens = -1;
+		Stream(b, "no-graph", c2, quick ? 200 : 2000);
 	}
 
 	cfg.max_batch_tokens = maxb * maxl;

@@ -309,6 +309,70 @@ main(int argc, char **argv)
 		  "batch = 1 gives bit-identical vectors to the batched call (max diff %.3g)",
 		  MaxDiff(one, gpu, (size_t) n * H));
 
+	/*
+	 * 2b. graphs are made at a shape's second use (graph_min_uses): the
+	 * first strings' single-query shapes, three times each - a plain
+	 * launch, a capture, a replay - give the batched call's bits every time
+	 */
+	{
+		CodevecCudaEncoder e3;
+		CodevecCudaEncoderInfo i0,
+					i1;
+		int32_t    *sid[8];
+		int			slen[8],
+					sidx[8],
+					m3 = 0,
+					same = 1;
+
+		/* up to 8 strings of distinct lengths: distinct shapes */
+		for (int i = 0; i < n && m3 < 8; i++)
+		{
+			int			dup = 0;
+
+			for (int j = 0; j < m3; j++)
+				dup |= slen[j] == lens[i];
+			if (!dup)
+			{
+				sid[m3] = ids[i];
+				slen[m3] = lens[i];
+				sidx[m3++] = i;
+			}
+		}
+		rc = codevec_cuda_encoder_create(&cfg, &w, &e3, err, sizeof(err));
+		if (rc == 0)
+		{
+			for (int r = 0; r < 3 && rc == 0; r++)
+			{
+				codevec_cuda_encoder_info(e3, &i0);
+				Poison(one, (size_t) m3 * H);
+				rc = GpuOneByOne(e3, m3, sid, slen, one, H);
+				for (int j = 0; j < m3; j++)
+					same &= memcmp(one + (size_t) j * H, gpu + (size_t) sidx[j] * H,
+								   sizeof(float) * H) == 0;
+				codevec_cuda_encoder_info(e3, &i1);
+				printf("# round %d: %ld launches, %ld captured, %ld replayed\n", r + 1,
+					   i1.launches - i0.launches, i1.graph_captures - i0.graph_captures,
+					   i1.graph_replays - i0.graph_replays);
+				if (r == 0)
+					Check(i1.graph_captures == 0 && i1.graph_replays == 0,
+						  "first use of each shape: plain launches, no graph (%ld captured)",
+						  i1.graph_captures);
+				else if (r == 1)
+					Check(i1.graph_captures == m3 && i1.graph_replays == 0,
+						  "second use: each of the %d shapes captured (%ld graphs)", m3,
+						  i1.graph_captures);
+				else
+					Check(i1.graph_captures == i0.graph_captures &&
+						  i1.graph_replays - i0.graph_replays == m3,
+						  "third use: every launch replays a graph (%ld of %d)",
+						  i1.graph_replays - i0.graph_replays, m3);
+			}
+			codevec_cuda_encoder_free(e3);
+		}
+		Check(rc == 0 && same, "plain launch, capture and replay give the batched call's bits%s%s",
+			  rc ? ": " : "", rc ? err : "");
+	}
+
 	/* 3. chunked launches of <= 512 tokens, graphs off: identical too */
 	{
 		CodevecCudaEncoderConfig c2 = cfg;
