@@ -303,7 +303,10 @@ GpuEmbedRunGroup(GpuEmbedRequest **group, int ng, int device, Size other_bytes)
 	int		   *lens;
 	float	   *out;
 	char		err[256] = "";
-	int			k;
+	int			k,
+				rc,
+				nreq = 0;
+	double		t0;
 
 	if (!LoadEncoderApi(device))
 	{
@@ -344,6 +347,7 @@ GpuEmbedRunGroup(GpuEmbedRequest **group, int ng, int device, Size other_bytes)
 			continue;
 		}
 		nseq += r->n;
+		nreq++;
 	}
 	if (nseq == 0)
 		return;
@@ -378,7 +382,10 @@ GpuEmbedRunGroup(GpuEmbedRequest **group, int ng, int device, Size other_bytes)
 			ri += rl[i];
 		}
 	}
-	if (api.encode(m->enc, nseq, ids, lens, out, err, sizeof(err)) != 0)
+	t0 = GpuServiceNowUs();
+	rc = api.encode(m->enc, nseq, ids, lens, out, err, sizeof(err));
+	GpuServiceStageAdd(GPU_STAGE_EMBED, GpuServiceNowUs() - t0, nreq);
+	if (rc != 0)
 	{
 		for (int j = 0; j < ng; j++)
 			if (group[j])

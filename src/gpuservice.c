@@ -83,8 +83,8 @@ StaticAssertDecl(lengthof(gpu_service_state_names) == GPU_SERVICE_STOPPED + 1,
 /* codevec_gpu_stages()'s names of GpuStage values, in order */
 static const char *const gpu_stage_names[] = {
 	"queue", "window", "attach", "knn gather", "knn enqueue", "knn h2d", "knn kernels",
-	"knn candidates", "knn d2h", "knn wait", "knn fallback", "knn answer", "knn", "run",
-	"detach", "wake", "batch", "finish", "overlap"
+	"knn candidates", "knn d2h", "knn wait", "knn fallback", "knn answer", "knn", "embed",
+	"run", "detach", "wake", "batch", "finish", "overlap"
 };
 StaticAssertDecl(lengthof(gpu_stage_names) == GPU_STAGES, "a name for every GpuStage");
 

@@ -91,6 +91,8 @@ typedef enum GpuStage
 	GPU_STAGE_KNN_FALLBACK,		/* fp32 again after a failed fp16 proof */
 	GPU_STAGE_KNN_ANSWER,		/* answers written into the requests */
 	GPU_STAGE_KNN,				/* a k-NN call on one copy, whole */
+	GPU_STAGE_EMBED,			/* an encoder call for one model's group,
+								 * whole (copies and forward pass) */
 	GPU_STAGE_RUN,				/* every request of the batch run */
 	GPU_STAGE_DETACH,			/* unmapping the segments */
 	GPU_STAGE_WAKE,				/* marking slots done, setting latches */
