@@ -9,7 +9,8 @@
 # the default model (minilm-f16: all-MiniLM-L6-v2 with its weights stored
 # as F16, to fit a 64 MiB transfer; without it, the tree's shipped
 # models/code-minilm-l6 when it travelled) — starts PostgreSQL 15 from pgkit.tar.xz
-# with shared_preload_libraries = codevec plus the given settings, creates
+# with shared_preload_libraries = codevec, plpgsql (the README's advice)
+# plus the given settings, creates
 # the extension in database postgres and waits for the GPU service.
 # Defines gpu_server_stop and (from test/lib.sh) check DESCRIPTION SQL EXPECTED (TAP lines;
 # counters passed and failed) and tap_result (the "N passed, N failed"
@@ -78,7 +79,7 @@ elif [ ! -e "$models/default" ] && [ -f "$top/models/code-minilm-l6/model.safete
 	mkdir -p "$models" && cp -r "$top/models/code-minilm-l6" "$models/code-minilm-l6" && chmod -R a+rX "$models"
 	ln -sfn code-minilm-l6 "$models/default"
 fi
-eval "$(bash "$kit/start-postgres.sh" "$kit/pgkit.tar.xz" /tmp/pgdata shared_preload_libraries=codevec \
+eval "$(bash "$kit/start-postgres.sh" "$kit/pgkit.tar.xz" /tmp/pgdata shared_preload_libraries=codevec,plpgsql \
 	shared_buffers=8GB max_parallel_workers_per_gather=0 jit=off max_connections=200 "$@")"
 export PGDATABASE=postgres
 psql -qX -c "CREATE EXTENSION IF NOT EXISTS codevec" >/dev/null
