@@ -118,7 +118,7 @@ ifeq ($(CUDA),1)
 # is a shared object of its own that only the GPU service opens (dlopen,
 # src/gpuembed.c); it exports nothing but cuda/encoder.h's functions.
 CUDA_ENCODER = codevec_cuda_encoder.so
-cuda/encoder.o: cuda/encoder.cu cuda/encoder.h cuda/codevec_cuda.h
+cuda/encoder.o: cuda/encoder.cu cuda/encoder_kernels.cuh cuda/encoder.h cuda/codevec_cuda.h
 	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
 $(CUDA_ENCODER): cuda/encoder.o cuda/encoder.map
 	$(CXX) -shared -o $@ cuda/encoder.o -Wl,--version-script=cuda/encoder.map \
