@@ -5,6 +5,7 @@
 #   bash bench/encoder/run.sh pack     # here: F16 model copy, build, pack into .gpukit/
 #   bash bench/encoder/run.sh device   # on the GPU host (repo root): test, memcheck,
 #                                      # bench_encoder, bench_torch; logs to $OUT
+#   MODEL=models/code-minilm-l6 bash bench/encoder/run.sh device   # another F16 model
 #
 # `pack` fills .gpukit/ (git-ignored): minilm-f16/ (all-MiniLM-L6-v2 with its
 # weights converted to F16 by make_f16_model.py, 44 MB), bin/*.xz (the test
@@ -48,7 +49,9 @@ device)
 		python3 -c 'import nvidia.cublas, os; print(os.path.join(nvidia.cublas.__path__[0], "lib", "libcublasLt.so.13"))')
 	export LD_LIBRARY_PATH="$kit/lib:$(dirname "$lt"):${LD_LIBRARY_PATH:-}"
 	fx="$root/test/embed/fixtures"
-	m="$kit/minilm-f16"
+	# the F16 copy when pack made it, else MODEL (e.g. the shipped
+	# models/code-minilm-l6, F16 already, or the GPU host's installed copy)
+	m=${MODEL:-$kit/minilm-f16}
 	nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu,power.draw --format=csv | tee "$out/gpu.txt"
 	echo "== test_encoder"
 	/tmp/cvbin/test_encoder "$m" "$fx/real-model-strings.jsonl" "$fx/tokenizer.jsonl" 1000 2>&1 |
