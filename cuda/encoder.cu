@@ -104,12 +104,24 @@ typedef struct GemmPlan
 	long		used;
 } GemmPlan;
 
-typedef struct GraphEntry
+/* What a launch's graph depends on: tokens, sequences, tiles, padded length */
+typedef struct LaunchShape
 {
 	int			tokens,
 				seqs,
 				tiles,
 				lpad;
+} LaunchShape;
+
+static inline bool
+SameShape(const LaunchShape &a, const LaunchShape &b)
+{
+	return a.tokens == b.tokens && a.seqs == b.seqs && a.tiles == b.tiles && a.lpad == b.lpad;
+}
+
+typedef struct GraphEntry
+{
+	LaunchShape shape;
 	cudaGraphExec_t exec;
 	long		used;
 } GraphEntry;
@@ -117,13 +129,30 @@ typedef struct GraphEntry
 /* A launch shape met recently and not (yet) captured: how often, when last. */
 typedef struct ShapeSeen
 {
-	int			tokens,
-				seqs,
-				tiles,
-				lpad;
+	LaunchShape shape;
 	int			uses;
 	long		used;
 } ShapeSeen;
+
+/*
+ * The slot for a new entry of a cache of cap entries, *n of them in use
+ * (each with a "used" clock): a free one, else the least recently used,
+ * and then *evicted is true (the caller releases what it held).
+ */
+template <typename T>
+static T *
+CacheSlot(T *cache, int *n, int cap, bool *evicted)
+{
+	T		   *p = &cache[0];
+
+	*evicted = *n >= cap;
+	if (!*evicted)
+		return &cache[(*n)++];
+	for (int i = 1; i < cap; i++)
+		if (cache[i].used < p->used)
+			p = &cache[i];
+	return p;
+}
 
 typedef struct LayerDev
 {
@@ -288,6 +317,7 @@ GetPlan(CodevecCudaEncoder e, int m, int n, int k, int epi, GemmPlan **out,
 	GemmPlan   *p = NULL;
 	int			nkey = e->cfg.gemm_fixed_algo ? 0 : n;
 	int			i;
+	bool		evicted;
 
 	e->clock++;
 	for (i = 0; i < e->nplans; i++)
@@ -298,15 +328,9 @@ GetPlan(CodevecCudaEncoder e, int m, int n, int k, int epi, GemmPlan **out,
 			*out = &e->plans[i];
 			return 0;
 		}
-	if (e->nplans < GEMM_CACHE)
-		p = &e->plans[e->nplans++];
-	else
+	p = CacheSlot(e->plans, &e->nplans, GEMM_CACHE, &evicted);
+	if (evicted)
 	{
-		/* evict the least recently used plan */
-		p = &e->plans[0];
-		for (i = 1; i < GEMM_CACHE; i++)
-			if (e->plans[i].used < p->used)
-				p = &e->plans[i];
 		cublasLtMatmulDescDestroy(p->desc);
 		cublasLtMatrixLayoutDestroy(p->a);
 	}
@@ -802,31 +826,20 @@ codevec_cuda_encoder_free(CodevecCudaEncoder e)
  * several questions of varying lengths mostly never do.
  */
 static bool
-ShapeRepeats(CodevecCudaEncoder e, int T, int S, int ntiles, int lpad_max)
+ShapeRepeats(CodevecCudaEncoder e, const LaunchShape &shape)
 {
 	ShapeSeen  *sh = NULL;
+	bool		evicted;
 
 	if (e->cfg.graph_min_uses <= 1)
 		return true;
 	for (int i = 0; i < e->nshapes && sh == NULL; i++)
-		if (e->shapes[i].tokens == T && e->shapes[i].seqs == S &&
-			e->shapes[i].tiles == ntiles && e->shapes[i].lpad == lpad_max)
+		if (SameShape(e->shapes[i].shape, shape))
 			sh = &e->shapes[i];
 	if (sh == NULL)
 	{
-		if (e->nshapes < SHAPE_CACHE)
-			sh = &e->shapes[e->nshapes++];
-		else
-		{
-			sh = &e->shapes[0];
-			for (int i = 1; i < SHAPE_CACHE; i++)
-				if (e->shapes[i].used < sh->used)
-					sh = &e->shapes[i];
-		}
-		sh->tokens = T;
-		sh->seqs = S;
-		sh->tiles = ntiles;
-		sh->lpad = lpad_max;
+		sh = CacheSlot(e->shapes, &e->nshapes, SHAPE_CACHE, &evicted);
+		sh->shape = shape;
 		sh->uses = 0;
 	}
 	sh->used = e->clock;
@@ -850,17 +863,18 @@ RunChunk(CodevecCudaEncoder e, int T, int S, int ntiles, int lpad_max,
 	int			use_graph = !e->profiling && e->cfg.graph_max_tokens > 0 &&
 		T <= e->cfg.graph_max_tokens;
 
+	const LaunchShape shape = {T, S, ntiles, lpad_max};
 	GraphEntry *ge = NULL;
+	bool		evicted;
 
 	e->launches++;
 	e->clock++;
 	if (use_graph)
 	{
 		for (int i = 0; i < e->ngraphs; i++)
-			if (e->graphs[i].tokens == T && e->graphs[i].seqs == S &&
-				e->graphs[i].tiles == ntiles && e->graphs[i].lpad == lpad_max)
+			if (SameShape(e->graphs[i].shape, shape))
 				ge = &e->graphs[i];
-		if (ge == NULL && !ShapeRepeats(e, T, S, ntiles, lpad_max))
+		if (ge == NULL && !ShapeRepeats(e, shape))
 			use_graph = 0;		/* a plain launch, below */
 	}
 	if (use_graph)
@@ -914,20 +928,10 @@ RunChunk(CodevecCudaEncoder e, int T, int S, int ntiles, int lpad_max,
 				cudaGraphDestroy(graph);
 				CUDA_TRY(err);
 			}
-			if (e->ngraphs < GRAPH_CACHE)
-				ge = &e->graphs[e->ngraphs++];
-			else
-			{
-				ge = &e->graphs[0];
-				for (int i = 1; i < GRAPH_CACHE; i++)
-					if (e->graphs[i].used < ge->used)
-						ge = &e->graphs[i];
+			ge = CacheSlot(e->graphs, &e->ngraphs, GRAPH_CACHE, &evicted);
+			if (evicted)
 				cudaGraphExecDestroy(ge->exec);
-			}
-			ge->tokens = T;
-			ge->seqs = S;
-			ge->tiles = ntiles;
-			ge->lpad = lpad_max;
+			ge->shape = shape;
 			ge->exec = exec;
 			e->captures++;
 		}
