@@ -57,8 +57,14 @@
  * at most graph_max_tokens tokens are captured once per (tokens, sequences,
  * attention tiles, padded max length) into a CUDA graph - copies
  * included - and replayed, from the shape's second use on (graph_min_uses:
- * capturing costs more than several plain launches, and the service's
- * batches of mixed questions rarely repeat a shape).
+ * capturing costs more than several plain launches).  The service's
+ * batches of mixed questions would rarely repeat an exact shape, so such
+ * launches are padded to a bucket shape first (graph_pad, PadShape):
+ * tokens to a multiple of 16 (of 32 past 128), sequences and attention
+ * tiles to a power of two.  Padding tokens are rows no sequence owns
+ * (position-wise work is row-independent, attention and pooling read only
+ * seq_off's ranges), padding sequences are empty and padding tiles start
+ * past their sequence's end, so the real rows' results are unchanged.
  */
 #include <cublasLt.h>
 #include <cuda_fp16.h>
@@ -76,7 +82,7 @@
 #define ATT_KTILE	64			/* keys per step (and smem padding unit) */
 #define ATT_MAX_SMEM (200 * 1024)	/* K and V^T of the longest sequence */
 #define GEMM_CACHE	64			/* cached cuBLASLt plans */
-#define GRAPH_CACHE 32			/* cached CUDA graphs */
+#define GRAPH_CACHE 64			/* cached CUDA graphs */
 #define SHAPE_CACHE 256			/* launch shapes remembered for graph_min_uses */
 #define WORKSPACE_BYTES (32u << 20)
 
@@ -705,6 +711,8 @@ AllocWork(CodevecCudaEncoder e, char *errbuf, size_t errlen)
 		total += (sizes[i] + 255) & ~(size_t) 255;
 	e->work_bytes = total;
 	CUDA_TRY(cudaMalloc(&e->work, total));
+	/* padding rows of a bucket launch (PadShape) then read finite values */
+	CUDA_TRY(cudaMemset(e->work, 0, total));
 	char	   *p = (char *) e->work;
 	void	  **dst[8] = {(void **) &e->x, (void **) &e->y, (void **) &e->qkv,
 		(void **) &e->ctx, (void **) &e->ffn, (void **) &e->d_in,
@@ -844,6 +852,40 @@ ShapeRepeats(CodevecCudaEncoder e, const LaunchShape &shape)
 	}
 	sh->used = e->clock;
 	return ++sh->uses >= e->cfg.graph_min_uses;
+}
+
+/* The smallest power of two >= n (n >= 1) */
+static int
+PowerOfTwoAtLeast(int n)
+{
+	int			p = 1;
+
+	while (p < n)
+		p *= 2;
+	return p;
+}
+
+/*
+ * The bucket shape a launch of T tokens, S sequences and ntiles attention
+ * tiles is padded to when it may replay a graph (cfg.graph_pad): tokens
+ * to a multiple of 16 (32 past 128 tokens), sequences and tiles to a
+ * power of two.  Returns false (exact shape) when graphs or padding are
+ * off, the launch is too big for a graph, or a padded size would not fit
+ * the work buffers.
+ */
+static bool
+PadShape(const CodevecCudaEncoder e, int T, int S, int ntiles, int *Tp, int *Sp, int *tilesp)
+{
+	const CodevecCudaEncoderConfig *c = &e->cfg;
+	int			step = T <= 128 ? 16 : 32;
+
+	if (c->graph_pad < 0 || e->profiling || c->graph_max_tokens <= 0 || T > c->graph_max_tokens)
+		return false;
+	*Tp = (T + step - 1) / step * step;
+	*Sp = PowerOfTwoAtLeast(S);
+	*tilesp = PowerOfTwoAtLeast(ntiles);
+	return *Tp <= c->max_batch_tokens && *Sp <= c->max_batch_seqs &&
+		(size_t) (2 * *Tp + *Sp + 1 + 2 * *tilesp) <= e->in_words;
 }
 
 /*
@@ -1016,16 +1058,28 @@ codevec_cuda_encode(CodevecCudaEncoder e, int batch, const int32_t *const *ids,
 		}
 		int			lpad_max = (maxlen + ATT_KTILE - 1) / ATT_KTILE * ATT_KTILE;
 
+		/* the sizes launched: a bucket shape (PadShape) or the exact ones */
+		for (int s = 0; s < S; s++)
+			ntiles += (lens[first + s] + ATT_QTILE - 1) / ATT_QTILE;
+
+		int			Tl = T,
+					Sl = S,
+					tl = ntiles;
+
+		if (!PadShape(e, T, S, ntiles, &Tl, &Sl, &tl))
+			Tl = T, Sl = S, tl = ntiles;
+
 		/*
 		 * Pack ids | positions | seq_off | tiles.  Tiles of long sequences
 		 * first would balance the attention grid a little better; the
 		 * kernel's blocks are short, so plain order is kept.
 		 */
 		int32_t    *hid = e->h_in,
-				   *hpos = e->h_in + T,
-				   *hoff = e->h_in + 2 * T,
-				   *htile = e->h_in + 2 * T + S + 1;
-		int			t = 0;
+				   *hpos = e->h_in + Tl,
+				   *hoff = e->h_in + 2 * Tl,
+				   *htile = e->h_in + 2 * Tl + Sl + 1;
+		int			t = 0,
+					nt = 0;
 
 		for (int s = 0; s < S; s++)
 		{
@@ -1038,13 +1092,23 @@ codevec_cuda_encode(CodevecCudaEncoder e, int batch, const int32_t *const *ids,
 			t += len;
 			for (int q = 0; q * ATT_QTILE < len; q++)
 			{
-				htile[2 * ntiles] = s;
-				htile[2 * ntiles + 1] = q;
-				ntiles++;
+				htile[2 * nt] = s;
+				htile[2 * nt + 1] = q;
+				nt++;
 			}
 		}
-		hoff[S] = t;
-		if ((rc = RunChunk(e, T, S, ntiles, lpad_max, errbuf, errlen)) != 0)
+		/* padding: token rows no sequence owns, empty sequences, and tiles
+		 * whose first query lies past sequence 0's end (they only load) */
+		for (; t < Tl; t++)
+			hid[t] = hpos[t] = 0;
+		for (int s = S; s <= Sl; s++)
+			hoff[s] = T;
+		for (; nt < tl; nt++)
+		{
+			htile[2 * nt] = 0;
+			htile[2 * nt + 1] = (lpad_max + ATT_QTILE - 1) / ATT_QTILE;
+		}
+		if ((rc = RunChunk(e, Tl, Sl, tl, lpad_max, errbuf, errlen)) != 0)
 			return rc;
 		memcpy(out + (size_t) first * c->hidden, e->h_out, sizeof(float) * S * c->hidden);
 	}

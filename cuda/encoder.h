@@ -35,7 +35,7 @@ extern "C"
 /* defaults when a CodevecCudaEncoderConfig field is 0 */
 #define CODEVEC_CUDA_ENCODER_DEFAULT_MAX_TOKENS 16384	/* tokens per launch */
 #define CODEVEC_CUDA_ENCODER_DEFAULT_MAX_SEQS	1024	/* sequences per launch */
-#define CODEVEC_CUDA_ENCODER_DEFAULT_GRAPH_TOKENS 256	/* graph-replay cut-off */
+#define CODEVEC_CUDA_ENCODER_DEFAULT_GRAPH_TOKENS 640	/* graph-replay cut-off: 16 x 40 */
 #define CODEVEC_CUDA_ENCODER_DEFAULT_GRAPH_USES 2	/* captured at a shape's 2nd use */
 
 /* Shapes and options: config.json and the sentence-transformers modules. */
@@ -64,6 +64,13 @@ typedef struct CodevecCudaEncoderConfig
 								 * (the service's mixed batches) run as
 								 * plain launches instead of paying a
 								 * capture each */
+	int			graph_pad;		/* 0 or 1: a launch that may use a graph
+								 * is padded to a bucket shape (tokens to
+								 * a multiple of 16, 32 past 128;
+								 * sequences and attention tiles to a
+								 * power of two) so that mixed batches
+								 * share graphs and GEMM plans; -1: exact
+								 * shapes */
 	int			gelu_epilogue;	/* 1: cuBLASLt's GELU+bias epilogue (tanh
 								 * approximation, not BERT's erf); 0: our
 								 * erf kernel (default, exact) */

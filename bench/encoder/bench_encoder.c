@@ -301,11 +301,20 @@ RunModel(const Bench *b, int quick)
 		c2.gemm_fixed_algo = 1;
 		Single(b, "graph+fixed-gemm-algo", c2, quick ? 50 : 300);
 
-		/* the service's stream: graphs from a shape's 2nd use, at its 1st, none */
-		Stream(b, "graph-2nd-use", cfg, quick ? 200 : 2000);
+		/*
+		 * the service's stream: bucket shapes with graphs from a shape's
+		 * 2nd use (the default); exact shapes with graphs from the 2nd
+		 * use, from the 1st; no graphs
+		 */
+		Stream(b, "bucket-2nd-use", cfg, quick ? 200 : 2000);
 		c2 = cfg;
+		c2.graph_max_tokens = 256;	/* the cut-off before v4: larger batches launch plainly */
+		Stream(b, "bucket-256", c2, quick ? 200 : 2000);
+		c2 = cfg;
+		c2.graph_pad = -1;
+		Stream(b, "exact-2nd-use", c2, quick ? 200 : 2000);
 		c2.graph_min_uses = 1;
-		Stream(b, "graph-1st-use", c2, quick ? 200 : 2000);
+		Stream(b, "exact-1st-use", c2, quick ? 200 : 2000);
 		c2 = cfg;
 		c2.graph_max_tokens = -1;
 		Stream(b, "no-graph", c2, quick ? 200 : 2000);

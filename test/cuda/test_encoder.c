@@ -311,8 +311,9 @@ main(int argc, char **argv)
 
 	/*
 	 * 2b. graphs are made at a shape's second use (graph_min_uses): the
-	 * first strings' single-query shapes, three times each - a plain
-	 * launch, a capture, a replay - give the batched call's bits every time
+	 * first strings' single-query shapes (exact, graph_pad = -1), three
+	 * times each - a plain launch, a capture, a replay - give the batched
+	 * call's bits every time
 	 */
 	{
 		CodevecCudaEncoder e3;
@@ -338,7 +339,10 @@ main(int argc, char **argv)
 				sidx[m3++] = i;
 			}
 		}
-		rc = codevec_cuda_encoder_create(&cfg, &w, &e3, err, sizeof(err));
+		CodevecCudaEncoderConfig c3 = cfg;
+
+		c3.graph_pad = -1;		/* exact shapes: distinct lengths, distinct graphs */
+		rc = codevec_cuda_encoder_create(&c3, &w, &e3, err, sizeof(err));
 		if (rc == 0)
 		{
 			for (int r = 0; r < 3 && rc == 0; r++)
@@ -370,6 +374,71 @@ main(int argc, char **argv)
 			codevec_cuda_encoder_free(e3);
 		}
 		Check(rc == 0 && same, "plain launch, capture and replay give the batched call's bits%s%s",
+			  rc ? ": " : "", rc ? err : "");
+	}
+
+	/*
+	 * 2c. bucket shapes (graph_pad, the default): every string alone,
+	 * three passes.  Lengths that round to the same bucket (tokens to a
+	 * multiple of 16, of 32 past 128) share one graph, so after two passes
+	 * exactly one graph per bucket was captured and the third pass only
+	 * replays; the padded launches give the batched call's bits.
+	 */
+	{
+		CodevecCudaEncoder e4;
+		CodevecCudaEncoderInfo i0,
+					i1;
+		int			buckets[64],
+					nbuckets = 0,
+					small = 0,
+					same = 1;
+
+		for (int i = 0; i < n; i++)
+		{
+			int			step = lens[i] <= 128 ? 16 : 32,
+						tp = (lens[i] + step - 1) / step * step,
+						seen = 0;
+
+			if (lens[i] > CODEVEC_CUDA_ENCODER_DEFAULT_GRAPH_TOKENS)
+				continue;		/* no graph: launched plainly, exact */
+			small++;
+			for (int j = 0; j < nbuckets; j++)
+				seen |= buckets[j] == tp;
+			if (!seen && nbuckets < 64)
+				buckets[nbuckets++] = tp;
+		}
+		rc = codevec_cuda_encoder_create(&cfg, &w, &e4, err, sizeof(err));
+		if (rc == 0)
+		{
+			codevec_cuda_encoder_info(e4, &i0);
+			for (int r = 0; r < 3 && rc == 0; r++)
+			{
+				if (r == 2)
+					codevec_cuda_encoder_info(e4, &i1);
+				Poison(one, (size_t) n * H);
+				rc = GpuOneByOne(e4, n, ids, lens, one, H);
+				same &= rc == 0 && memcmp(one, gpu, sizeof(float) * n * H) == 0;
+			}
+			{
+				CodevecCudaEncoderInfo i2;
+
+				codevec_cuda_encoder_info(e4, &i2);
+				printf("# bucket shapes: %d strings of <= %d tokens in %d buckets; "
+					   "%ld captured in two passes, third pass %ld captured, %ld replayed\n",
+					   small, CODEVEC_CUDA_ENCODER_DEFAULT_GRAPH_TOKENS, nbuckets,
+					   i1.graph_captures - i0.graph_captures, i2.graph_captures - i1.graph_captures,
+					   i2.graph_replays - i1.graph_replays);
+				Check(rc == 0 && i1.graph_captures - i0.graph_captures == nbuckets,
+					  "bucket shapes: one graph per bucket (%ld for %d buckets of %d strings)",
+					  i1.graph_captures - i0.graph_captures, nbuckets, small);
+				Check(rc == 0 && i2.graph_captures == i1.graph_captures &&
+					  i2.graph_replays - i1.graph_replays == small,
+					  "bucket shapes: the third pass replays for all %d strings (%ld)", small,
+					  i2.graph_replays - i1.graph_replays);
+			}
+			codevec_cuda_encoder_free(e4);
+		}
+		Check(rc == 0 && same, "padded launches give the batched call's bits, every pass%s%s",
 			  rc ? ": " : "", rc ? err : "");
 	}
 
