@@ -390,8 +390,16 @@ AVG0=$(Q "SELECT avgdl FROM code.bm25_params")
 C2=$TMP/more
 mkdir -p "$C2"
 cp -r "$PYLIB/unittest" "$C2/" && rm -rf "$C2/unittest/__pycache__" "$C2/unittest/test"
+# a database of the loader of 2026-12-05 morning: code.bm25_query_terms
+# without lexemes (a result type CREATE OR REPLACE cannot change)
+Q "DROP FUNCTION code.bm25_query_terms(text);
+   CREATE FUNCTION code.bm25_query_terms(query text) RETURNS TABLE(terms integer[], idf double precision[])
+   LANGUAGE sql STABLE AS 'SELECT NULL::integer[], NULL::double precision[]'" >/dev/null
 "$LOADER" -q --no-embed --no-bm25 --repo more "$C2"
 is $? 0 "inserts: a second repository loads"
+is "$(Q "SELECT pg_get_function_result('code.bm25_query_terms(text)'::regprocedure)")" \
+	"TABLE(terms integer[], lexemes text[], idf double precision[])" \
+	"... and replaces an older code.bm25_query_terms (no lexemes) with today's"
 rm -rf "$C/json"
 printf '\ndef zebra_quux_counter(items):\n    """Count zebra quux items."""\n    return len(items)\n' >> "$C/logging/handlers.py"
 "$LOADER" -q --no-embed --no-bm25 --repo stdlib "$C"
