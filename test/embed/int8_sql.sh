@@ -37,15 +37,21 @@ check "codevec.cpu_precision rejects int4 (22023)" \
 same="SELECT count(*) FILTER (WHERE %s)
 	FROM t JOIN (SELECT * FROM unnest(ARRAY(SELECT id FROM t ORDER BY id),
 	                                  embed(ARRAY(SELECT s FROM t ORDER BY id)))) AS b(id, e) USING (id)"
-# shellcheck disable=SC2059
-check "int8: embed(text) equals embed(text[]) bit for bit for 60 texts" \
-	"$(q -c "SET codevec.cpu_precision = int8" -c "$(printf "$same" "b.e::real[] = embed(t.s)::real[]")")" 60
+info=$(q -c "SET codevec.cpu_precision = int8" -c "SELECT blas FROM codevec_model_info()")
+echo "# codevec_model_info at int8: $info"
+if echo "$info" | grep -q 'int8 via oneDNN'; then
+	# shellcheck disable=SC2059
+	check "int8: embed(text) equals embed(text[]) bit for bit for 60 texts" \
+		"$(q -c "SET codevec.cpu_precision = int8" -c "$(printf "$same" "b.e::real[] = embed(t.s)::real[]")")" 60
+else
+	# int8 falls back to fp32 here, whose bits depend on the batch (below)
+	echo "ok - int8: embed(text) equals embed(text[]) bit for bit # SKIP int8 unavailable here: $info"
+	passed=$((passed + 1))
+fi
 # shellcheck disable=SC2059
 check "fp32: embed(text) equals embed(text[]) to cosine distance < 1e-6 for 60 texts" \
 	"$(q -c "SET codevec.cpu_precision = fp32" -c "$(printf "$same" "cosine_distance(b.e, embed(t.s)) < 1e-6")")" 60
 
-info=$(q -c "SET codevec.cpu_precision = int8" -c "SELECT blas FROM codevec_model_info()")
-echo "# codevec_model_info at int8: $info"
 if echo "$info" | grep -q 'int8 via oneDNN'; then
 	res=$(q -c "SET codevec.cpu_precision = fp32" -c "CREATE TEMP TABLE f AS SELECT id, embed(s) AS e FROM t" \
 		-c "SET codevec.cpu_precision = int8" \

@@ -29,6 +29,8 @@
 #   - re-embedding: emb NULLed on two shards, codevec-load -d COORDINATOR
 #     --embed-only refuses naming the command, --coordinator --embed-only
 #     embeds on each shard: every vector equals one server's bit for bit
+#     (to cosine distance < 1e-6 where int8 is unavailable: fp32 bits
+#     depend on the batch)
 #     and vector search on the coordinator equals one server's again;
 #   - codevec-load --coordinator: usage errors, a database that is not a
 #     coordinator; an incremental reload changes only the edited file's
@@ -359,12 +361,28 @@ is "$?:$(grep -o 'shard [0-9]: [0-9]* snippets embedded' "$TMP/err" | tr '\n' ',
 	"codevec-load --coordinator COORDINATOR --embed-only embeds each shard's missing vectors on that shard"
 PGOPTIONS="-c client_min_messages=warning" psql -X -A -t -q -v ON_ERROR_STOP=1 -d "$SINGLE" \
 	-c "\\copy (SELECT id, emb FROM code.snippets) TO '$TMP/single.vectors'"
+# Bit for bit needs the int8 encoder (oneDNN; its rows do not depend on the
+# batch). Where this CPU lacks the integer dot-product instructions the
+# server embeds at fp32 with OpenBLAS, whose kernels depend on the row
+# count: the 80 re-embedded in batches of 40 then differ in the last bits
+# from the load's batches, so the vectors are compared to cosine distance
+# < 1e-6 and the two search comparisons (exact ties by id) are skipped.
+blas=$(Q "$SINGLE" "SELECT blas FROM codevec_model_info()")
+if echo "$blas" | grep -q 'int8 via oneDNN'; then
+	same="s.emb::text = v.emb::text"; how="bit for bit"
+else
+	same="cosine_distance(s.emb, v.emb) < 1e-6"; how="to cosine distance < 1e-6 (fp32: $blas)"
+fi
 is "$(PGOPTIONS="-c client_min_messages=warning" psql -X -A -t -q -v ON_ERROR_STOP=1 -d "$COORD" \
 	-c "CREATE TEMP TABLE v (id bigint, emb codevec)" -c "\\copy v FROM '$TMP/single.vectors'" \
-	-c "SELECT count(*) || ' ' || count(*) FILTER (WHERE s.emb::text = v.emb::text) FROM code.snippets s JOIN v ON v.id = s.id")" \
-	"$NSNIP $NSNIP" "after re-embedding, every vector on the coordinator equals one server's bit for bit ($NSNIP snippets, the 80 re-embedded among them)"
+	-c "SELECT count(*) || ' ' || count(*) FILTER (WHERE $same) FROM code.snippets s JOIN v ON v.id = s.id")" \
+	"$NSNIP $NSNIP" "after re-embedding, every vector on the coordinator equals one server's $how ($NSNIP snippets, the 80 re-embedded among them)"
 head -20 "$TMP/queries.tsv" >"$TMP/reembed.tsv"
 for mode in vector plain; do
+	if [ "$how" != "bit for bit" ]; then
+		ok 0 "after re-embedding, $mode search on the coordinator equals one server's # SKIP int8 unavailable here, the re-embedded vectors differ in their last bits ($blas)"
+		continue
+	fi
 	script "$mode" "$TMP/reembed.tsv" >"$TMP/reembed.$mode.sql"
 	results "$COORD" "$TMP/reembed.$mode.sql" >"$TMP/coord.re.$mode" 2>&1
 	results "$SINGLE" "$TMP/reembed.$mode.sql" >"$TMP/single.re.$mode" 2>&1
