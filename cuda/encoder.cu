@@ -870,8 +870,8 @@ PowerOfTwoAtLeast(int n)
  * tiles is padded to when it may replay a graph (cfg.graph_pad): tokens
  * to a multiple of 16 (32 past 128 tokens), sequences and tiles to a
  * power of two.  Returns false (exact shape) when graphs or padding are
- * off, the launch is too big for a graph, or a padded size would not fit
- * the work buffers.
+ * off, the launch (padded or not) is too big for a graph, or a padded size
+ * would not fit the work buffers.
  */
 static bool
 PadShape(const CodevecCudaEncoder e, int T, int S, int ntiles, int *Tp, int *Sp, int *tilesp)
@@ -884,7 +884,7 @@ PadShape(const CodevecCudaEncoder e, int T, int S, int ntiles, int *Tp, int *Sp,
 	*Tp = (T + step - 1) / step * step;
 	*Sp = PowerOfTwoAtLeast(S);
 	*tilesp = PowerOfTwoAtLeast(ntiles);
-	return *Tp <= c->max_batch_tokens && *Sp <= c->max_batch_seqs &&
+	return *Tp <= c->max_batch_tokens && *Tp <= c->graph_max_tokens && *Sp <= c->max_batch_seqs &&
 		(size_t) (2 * *Tp + *Sp + 1 + 2 * *tilesp) <= e->in_words;
 }
 
