@@ -869,23 +869,25 @@ PowerOfTwoAtLeast(int n)
  * The bucket shape a launch of T tokens, S sequences and ntiles attention
  * tiles is padded to when it may replay a graph (cfg.graph_pad): tokens
  * to a multiple of 16 (32 past 128 tokens), sequences and tiles to a
- * power of two.  Returns false (exact shape) when graphs or padding are
- * off, the launch (padded or not) is too big for a graph, or a padded size
- * would not fit the work buffers.
+ * power of two; the exact sizes when graphs or padding are off, the
+ * launch (padded or not) is too big for a graph, or a padded size would
+ * not fit the work buffers.
  */
-static bool
+static void
 PadShape(const CodevecCudaEncoder e, int T, int S, int ntiles, int *Tp, int *Sp, int *tilesp)
 {
 	const CodevecCudaEncoderConfig *c = &e->cfg;
-	int			step = T <= 128 ? 16 : 32;
+	int			step = T <= 128 ? 16 : 32,
+				tp = (T + step - 1) / step * step,
+				sp = PowerOfTwoAtLeast(S),
+				np = PowerOfTwoAtLeast(ntiles);
+	bool		pad = c->graph_pad >= 0 && !e->profiling && c->graph_max_tokens > 0 &&
+		tp <= c->graph_max_tokens && tp <= c->max_batch_tokens && sp <= c->max_batch_seqs &&
+		(size_t) (2 * tp + sp + 1 + 2 * np) <= e->in_words;
 
-	if (c->graph_pad < 0 || e->profiling || c->graph_max_tokens <= 0 || T > c->graph_max_tokens)
-		return false;
-	*Tp = (T + step - 1) / step * step;
-	*Sp = PowerOfTwoAtLeast(S);
-	*tilesp = PowerOfTwoAtLeast(ntiles);
-	return *Tp <= c->max_batch_tokens && *Tp <= c->graph_max_tokens && *Sp <= c->max_batch_seqs &&
-		(size_t) (2 * *Tp + *Sp + 1 + 2 * *tilesp) <= e->in_words;
+	*Tp = pad ? tp : T;
+	*Sp = pad ? sp : S;
+	*tilesp = pad ? np : ntiles;
 }
 
 /*
@@ -1051,6 +1053,7 @@ codevec_cuda_encode(CodevecCudaEncoder e, int batch, const int32_t *const *ids,
 		while (b < batch && S < c->max_batch_seqs && T + lens[b] <= c->max_batch_tokens)
 		{
 			T += lens[b];
+			ntiles += (lens[b] + ATT_QTILE - 1) / ATT_QTILE;
 			if (lens[b] > maxlen)
 				maxlen = lens[b];
 			S++;
@@ -1058,16 +1061,12 @@ codevec_cuda_encode(CodevecCudaEncoder e, int batch, const int32_t *const *ids,
 		}
 		int			lpad_max = (maxlen + ATT_KTILE - 1) / ATT_KTILE * ATT_KTILE;
 
-		/* the sizes launched: a bucket shape (PadShape) or the exact ones */
-		for (int s = 0; s < S; s++)
-			ntiles += (lens[first + s] + ATT_QTILE - 1) / ATT_QTILE;
+		/* the sizes launched: a bucket shape or the exact ones */
+		int			Tl,
+					Sl,
+					tl;
 
-		int			Tl = T,
-					Sl = S,
-					tl = ntiles;
-
-		if (!PadShape(e, T, S, ntiles, &Tl, &Sl, &tl))
-			Tl = T, Sl = S, tl = ntiles;
+		PadShape(e, T, S, ntiles, &Tl, &Sl, &tl);
 
 		/*
 		 * Pack ids | positions | seq_off | tiles.  Tiles of long sequences
