@@ -460,6 +460,14 @@ grep -A1 -E "Function Scan on codevec_bm25_blocks_topk x \(actual time=[0-9.]* r
 ok $? "... and the keyword list one BM25 top-k (code.bm25_topk inlined: codevec_bm25_blocks_topk, 100 rows, loops=1) with the buffers it read"
 is "$(grep -c "Function Scan on search\|Function Scan on bm25_\|Function Scan on codevec_bm25_blocks_topk\|Index Scan using snippets_emb_gpuivf" "$TMP/plan")" 2 \
 	"... in the caller's plan (code.search and code.bm25_topk inlined), each list once"
+# without filters the vector list reads no code.files row (its LEFT JOIN
+# removed): the only files scan is the final lookup's of the k rows; with a
+# filter it joins them
+is "$(grep -c "on files f2" "$TMP/plan")" 0 "... the vector list without filters probes no code.files row (the join removed)"
+psql -X -A -t -q -d "$DB" -c "SET codevec.device = cpu" -c "SET enable_seqscan = off" \
+	-c "EXPLAIN (COSTS OFF) SELECT * FROM code.search('parse email headers', k => 10, lang => 'python')" > "$TMP/plan.lang" 2>&1
+grep -q "on files f2" "$TMP/plan.lang"
+ok $? "... and with lang it joins code.files for the filter"
 # the keyword list runs before the vector list's scan (hybrid posts the
 # GPU request first: code.gpu_prefetch), whatever join order was chosen
 kwline=$(grep -n "Function Scan on codevec_bm25_blocks_topk" "$TMP/plan" | head -1 | cut -d: -f1)
