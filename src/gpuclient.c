@@ -33,6 +33,7 @@
 
 static bool fallback_warned = false;
 static int	my_slot = -1;		/* slot this backend waits on, or -1 */
+static int	beside_slot = -1;	/* slot of a call beside a posted request, or -1 */
 
 /* Current service state; ABSENT when the library was not preloaded */
 static GpuServiceState
@@ -100,15 +101,15 @@ CodevecGpuFallback(const char *why, int sqlstate)
 	}
 }
 
-/* Give up this backend's slot (error, cancel, exit) */
+/* Give up a slot of this backend (answered, or error, cancel, exit); *slot = -1 */
 static void
-AbandonSlot(void)
+ReleaseSlot(int *slot)
 {
-	if (my_slot < 0 || gpu_shared == NULL)
+	if (*slot < 0 || gpu_shared == NULL)
 		return;
 	SpinLockAcquire(&gpu_shared->mutex);
 	{
-		GpuSlot    *s = &gpu_shared->slots[my_slot];
+		GpuSlot    *s = &gpu_shared->slots[*slot];
 
 		if (s->state == SLOT_POSTED || s->state == SLOT_DONE ||
 			s->generation != gpu_shared->generation)
@@ -117,14 +118,22 @@ AbandonSlot(void)
 			s->state = SLOT_ABANDONED;	/* the service frees it when done */
 	}
 	SpinLockRelease(&gpu_shared->mutex);
-	my_slot = -1;
+	*slot = -1;
+}
+
+/* Give up the slot of this backend's posted (or called) request */
+static void
+AbandonSlot(void)
+{
+	ReleaseSlot(&my_slot);
 }
 
 /* before_shmem_exit: a backend leaving while it waits */
 static void
 AbandonAtExit(int code, Datum arg)
 {
-	AbandonSlot();
+	ReleaseSlot(&my_slot);
+	ReleaseSlot(&beside_slot);
 }
 
 /*
@@ -201,6 +210,41 @@ PostedAtXactEnd(XactEvent event, void *arg)
 		AbandonPosted();
 }
 
+/*
+ * Sleep until slot is DONE (true) or the service restarted (false: it
+ * never touches an older generation's slots); ERROR when the deadline
+ * passes, and on cancellation. The latch is only a wake-up: an answer to
+ * this backend's other request sets it too.
+ */
+static bool
+WaitDone(int slot, uint64 generation, TimestampTz deadline)
+{
+	for (;;)
+	{
+		GpuSlotState st;
+		uint64		gen;
+
+		SpinLockAcquire(&gpu_shared->mutex);
+		st = gpu_shared->slots[slot].state;
+		gen = gpu_shared->generation;
+		SpinLockRelease(&gpu_shared->mutex);
+		if (st == SLOT_DONE)
+			return true;
+		if (gen != generation)
+			return false;
+		if (GetCurrentTimestamp() >= deadline)
+			ereport(ERROR,
+					(errcode(ERRCODE_QUERY_CANCELED),
+					 errmsg("the codevec GPU service did not answer within %d ms",
+							codevec_gpu_timeout_ms),
+					 errhint("Raise codevec.gpu_timeout, or see codevec_gpu_status().")));
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 100L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
 /* Wait for the posted request; raise ERROR for a FAILED status only if report */
 static int
 WaitPosted(bool report)
@@ -213,33 +257,7 @@ WaitPosted(bool report)
 	Assert(seg != NULL && my_slot >= 0);
 	PG_TRY();
 	{
-		for (;;)
-		{
-			GpuSlotState st;
-			uint64		gen;
-
-			SpinLockAcquire(&gpu_shared->mutex);
-			st = gpu_shared->slots[my_slot].state;
-			gen = gpu_shared->generation;
-			SpinLockRelease(&gpu_shared->mutex);
-			if (st == SLOT_DONE)
-				break;
-			if (gen != generation)
-			{
-				restarted = true;	/* handled after PG_END_TRY: never return inside PG_TRY */
-				break;
-			}
-			if (GetCurrentTimestamp() >= posted_deadline)
-				ereport(ERROR,
-						(errcode(ERRCODE_QUERY_CANCELED),
-						 errmsg("the codevec GPU service did not answer within %d ms",
-								codevec_gpu_timeout_ms),
-						 errhint("Raise codevec.gpu_timeout, or see codevec_gpu_status().")));
-			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 100L, PG_WAIT_EXTENSION);
-			ResetLatch(MyLatch);
-			CHECK_FOR_INTERRUPTS();
-		}
+		restarted = !WaitDone(my_slot, generation, posted_deadline);
 	}
 	PG_CATCH();
 	{
@@ -292,31 +310,20 @@ CodevecGpuPosted(dsm_segment **seg)
 	return posted_count;
 }
 
-/* CodevecGpuPost: see gpuservice.h */
-int
-CodevecGpuPost(dsm_segment *seg)
+/*
+ * Post seg's request in a free slot, its number into *slot, the service
+ * generation into *generation, and wake the service; 0, or
+ * GPU_STATUS_UNAVAILABLE (the request's status and message set) when the
+ * service is stopped or restarting. All slots busy means as many requests
+ * in flight: it waits for one.
+ */
+static int
+TakeSlot(int *slot, dsm_segment *seg, uint64 *generation)
 {
-	static bool hooks = false;
-	uint64		generation = 0;
 	int			service_procno = 0;
 	GpuRequestHeader *req = (GpuRequestHeader *) dsm_segment_address(seg);
 
-	if (gpu_shared == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("the codevec GPU service is not running"),
-				 errhint("Add codevec to shared_preload_libraries and restart the server.")));
-	if (!hooks)
-	{
-		before_shmem_exit(AbandonAtExit, (Datum) 0);
-		RegisterXactCallback(PostedAtXactEnd, NULL);
-		hooks = true;
-	}
-	/* one request in flight per backend: one posted ahead is answered first */
-	CodevecGpuDrain();
-
-	/* take a free slot; all busy means as many requests in flight: wait */
-	while (my_slot < 0)
+	while (*slot < 0)
 	{
 		SpinLockAcquire(&gpu_shared->mutex);
 		if (gpu_shared->state != GPU_SERVICE_READY && gpu_shared->state != GPU_SERVICE_NO_DEVICE)
@@ -340,27 +347,60 @@ CodevecGpuPost(dsm_segment *seg)
 				GpuSlot    *s = &gpu_shared->slots[i];
 
 				s->state = SLOT_POSTED;
-				s->generation = generation = gpu_shared->generation;
+				s->generation = *generation = gpu_shared->generation;
 				s->handle = dsm_segment_handle(seg);
 				s->procno = CodevecMyProcNumber;
 				s->posted = GetCurrentTimestamp();
-				my_slot = i;
+				*slot = i;
 				break;
 			}
 		service_procno = gpu_shared->procno;
 		SpinLockRelease(&gpu_shared->mutex);
-		if (my_slot < 0)
+		if (*slot < 0)
 		{
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1L, PG_WAIT_EXTENSION);
 			ResetLatch(MyLatch);
 			CHECK_FOR_INTERRUPTS();
 		}
 	}
+	GpuServiceWakeProc(service_procno);
+	return 0;
+}
+
+/* ERROR without the service's shared memory; the exit and end-of-transaction hooks, once */
+static void
+ClientStart(void)
+{
+	static bool hooks = false;
+
+	if (gpu_shared == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the codevec GPU service is not running"),
+				 errhint("Add codevec to shared_preload_libraries and restart the server.")));
+	if (!hooks)
+	{
+		before_shmem_exit(AbandonAtExit, (Datum) 0);
+		RegisterXactCallback(PostedAtXactEnd, NULL);
+		hooks = true;
+	}
+}
+
+/* CodevecGpuPost: see gpuservice.h */
+int
+CodevecGpuPost(dsm_segment *seg)
+{
+	uint64		generation = 0;
+
+	ClientStart();
+	/* one request in flight per backend: one posted ahead is answered first */
+	CodevecGpuDrain();
+	if (TakeSlot(&my_slot, seg, &generation) != 0)
+		return GPU_STATUS_UNAVAILABLE;
 	posted_seg = seg;
 	posted_generation = generation;
 	posted_deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), codevec_gpu_timeout_ms);
 	posted_count++;
-	GpuServiceWakeProc(service_procno);
 	return 0;
 }
 
@@ -382,6 +422,85 @@ CodevecGpuCall(dsm_segment *seg)
 	if (status != 0)
 		return status;
 	return CodevecGpuWait(seg);
+}
+
+/*
+ * The segment of calls beside a posted request (CodevecGpuBesideSegment),
+ * kept like the session segment: replaced when too small or after a call
+ * that did not come back normally.
+ */
+static dsm_segment *beside_seg = NULL;
+static Size beside_seg_size = 0;
+static bool beside_seg_dirty = false;
+
+/* CodevecGpuBesideSegment: see gpuservice.h */
+dsm_segment *
+CodevecGpuBesideSegment(Size size)
+{
+	if (posted_seg == NULL)
+		return CodevecGpuSessionSegment(size);
+	if (beside_seg != NULL && (beside_seg_dirty || beside_seg_size < size))
+	{
+		dsm_detach(beside_seg);
+		beside_seg = NULL;
+	}
+	if (beside_seg == NULL)
+	{
+		Size		want = SESSION_SEG_MIN_SIZE;
+
+		while (want < size)
+			want *= 2;
+		beside_seg = dsm_create(want, 0);
+		dsm_pin_mapping(beside_seg);
+		beside_seg_size = want;
+		beside_seg_dirty = false;
+	}
+	return beside_seg;
+}
+
+/* CodevecGpuCallBeside: see gpuservice.h */
+int
+CodevecGpuCallBeside(dsm_segment *seg)
+{
+	GpuRequestHeader *req = (GpuRequestHeader *) dsm_segment_address(seg);
+	uint64		generation = 0;
+	TimestampTz deadline;
+	volatile bool restarted = false;
+
+	if (posted_seg == NULL || seg == posted_seg)
+		return CodevecGpuCall(seg);
+	ClientStart();
+	if (TakeSlot(&beside_slot, seg, &generation) != 0)
+		return GPU_STATUS_UNAVAILABLE;
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), codevec_gpu_timeout_ms);
+	PG_TRY();
+	{
+		restarted = !WaitDone(beside_slot, generation, deadline);
+	}
+	PG_CATCH();
+	{
+		/* the service may still write into seg */
+		if (seg == beside_seg)
+			beside_seg_dirty = true;
+		ReleaseSlot(&beside_slot);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	ReleaseSlot(&beside_slot);
+	if (restarted)
+	{
+		if (seg == beside_seg)
+			beside_seg_dirty = true;
+		snprintf(req->errmsg, sizeof(req->errmsg),
+				 "the codevec GPU service restarted while serving this request");
+		req->status = GPU_STATUS_UNAVAILABLE;
+		return GPU_STATUS_UNAVAILABLE;
+	}
+	if (req->status == GPU_STATUS_FAILED)
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+				 errmsg("codevec GPU service: %s", req->errmsg)));
+	return req->status;
 }
 
 /* CodevecGpuServiceReady: see gpuservice.h */
