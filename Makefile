@@ -23,8 +23,8 @@ MODULE_big = codevec
 OBJS = src/codevec.o src/vector.o src/distance.o src/distance_kernels.o \
 	src/gpuivf.o src/gpuivfbuild.o src/gpuivfinsert.o src/gpuivfscan.o \
 	src/gpuivfvacuum.o src/gpuivfutils.o src/gpuivfcheck.o src/gpuivfgpu.o src/gpuivfroute.o src/gpuivfknn.o src/gpuivfprefetch.o src/gpuivfexplain.o \
-	src/gpuservice.o src/gpuloop.o src/gpuclient.o src/gpukinds.o src/gpuprewarm.o src/gpucopies.o src/gpuknn.o src/gpuspread.o src/gpukmeans.o \
-	src/tokenizer.o src/model.o src/encoder.o src/qlinear.o src/embed.o src/gpuembed.o src/blas.o src/tsparser.o src/bm25.o src/bm25block.o src/bm25bmp.o src/bm25agg.o src/bm25build.o src/codetsv.o
+	src/gpuservice.o src/gpuloop.o src/gpuclient.o src/gpukinds.o src/gpuprewarm.o src/gpucopies.o src/gpuknn.o src/gpuspread.o src/gpukmeans.o src/gpubm25.o \
+	src/tokenizer.o src/model.o src/encoder.o src/qlinear.o src/embed.o src/gpuembed.o src/blas.o src/tsparser.o src/bm25.o src/bm25block.o src/bm25bmp.o src/bm25agg.o src/bm25build.o src/bm25gpu.o src/codetsv.o
 
 # Released install scripts are never edited: a release adds an upgrade
 # script, and its install script is built as the previous release's script
@@ -56,7 +56,7 @@ endif
 
 ifeq ($(CUDA),1)
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
-CUDA_OBJS = cuda/device.o cuda/knn.o cuda/knn_batch.o cuda/knn_tune.o cuda/kmeans.o
+CUDA_OBJS = cuda/device.o cuda/knn.o cuda/knn_batch.o cuda/knn_tune.o cuda/kmeans.o cuda/bm25_device.o
 OBJS += $(CUDA_OBJS)
 PG_CPPFLAGS += -DCODEVEC_USE_CUDA -I$(CUDA_HOME)/include
 # nvcc's objects are C++ (__gxx_personality_v0): libstdc++ is named here
@@ -66,7 +66,7 @@ SHLIB_LINK += -L$(CUDA_HOME)/lib64 -lcudart_static -lrt -ldl -lpthread -lstdc++
 NVCC_GENCODE ?= -gencode=arch=compute_90,code=sm_90 -gencode=arch=compute_90,code=compute_90
 NVCC_FLAGS ?= -O3 -std=c++17 -Xcompiler -fPIC $(NVCC_GENCODE) -I$(srcdir)/cuda
 
-cuda/%.o: cuda/%.cu cuda/codevec_cuda.h cuda/knn.h cuda/knn_internal.h cuda/knn_kernels.cuh cuda/knn_i8.h cuda/kmeans.h
+cuda/%.o: cuda/%.cu cuda/codevec_cuda.h cuda/knn.h cuda/knn_internal.h cuda/knn_kernels.cuh cuda/knn_i8.h cuda/kmeans.h cuda/bm25_device.h
 	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
 
 endif

@@ -107,6 +107,14 @@ LANGUAGE C STABLE STRICT PARALLEL RESTRICTED ROWS 10;
 COMMENT ON FUNCTION codevec_bm25_blocks_topk(integer[], double precision[], integer, regclass, integer) IS
 'exact BM25 top-k by block-max pruning (Mallia, Suel and Tonellotto, SIGIR 2024) over doc-ordered posting blocks: the k (1..1000000) documents with the highest sum over i of idf[i] * impact(terms[i], document), best first, ties by id (the same scores as codevec_bm25_topk). blocks_index is a btree on (term integer, block integer) of a table with columns max_impact real and postings bytea (codevec_bm25_pack), a row per term and block = id >> block_shift that has postings, max_impact their largest impact, and optionally a column subblocks bytea (codevec_bm25_subblocks of the postings, or NULL). Blocks are visited by bound (the sum of idf * max_impact of the terms that have them), highest first, until a bound is below the k-th score; in a visited block the sub-blocks of 64 ids are scored by their bound (from the directories, or the decoded postings of a row without one), highest first, until a bound is below the k-th score. Errors 22023: arrays of unequal length or with NULLs, more than 1024 terms, a term given twice, a negative idf, k or block_shift (0..16) out of range, an index or table of the wrong shape; XX001 for a block that is not one, an impact above its max_impact or a directory that does not describe its block';
 
+CREATE FUNCTION codevec_bm25_gpu_topk(terms integer[], idf double precision[], k integer,
+    blocks_index regclass, block_shift integer, generation bigint, params_xmin xid)
+RETURNS TABLE(id bigint, score double precision)
+AS 'MODULE_PATHNAME', 'codevec_bm25_gpu_topk'
+LANGUAGE C STABLE STRICT PARALLEL RESTRICTED ROWS 10;
+COMMENT ON FUNCTION codevec_bm25_gpu_topk(integer[], double precision[], integer, regclass, integer, bigint, xid) IS
+'codevec_bm25_blocks_topk(terms, idf, k, blocks_index, block_shift) (the same rows, score bits and errors), computed on the GPU service from its copy of every posting of blocks_index when codevec.device allows it, the service is ready and k is at most 4096: term at a time into a score per document, then a radix select of the best k (src/bm25gpu.c, cuda/bm25_device.h). The copy is the postings at generation (code.bm25_params.generation: every writer of postings raises it in the transaction that writes them); a query that finds none sends it (two ordered scans of blocks_index under its snapshot) while others rank on the CPU. params_xmin is the xmin of the code.bm25_params row the caller read: when it is the current transaction''s (its own uncommitted postings), and whenever the service cannot (out of its memory: a WARNING with codevec.device = auto, an ERROR with cuda), the CPU ranks';
+
 -- the aggregate that packs a block from postings in any order, with a
 -- combine function: code.bm25_refresh() builds the blocks with parallel
 -- workers (src/bm25agg.c)

@@ -14,6 +14,7 @@
 #include <math.h>
 
 #include "access/genam.h"
+#include "fmgr.h"
 #include "tsearch/ts_type.h"
 #include "utils/array.h"
 #include "utils/rel.h"
@@ -113,6 +114,16 @@ extern int	Bm25SubblocksParse(const char *data, Size len, int npostings, int shi
 
 /* Raise 22023 unless index rel is a btree whose first n key columns have types */
 extern void Bm25CheckIndexColumns(Relation rel, int n, const Oid *types, const char *what);
+
+/* Look up a column of rel by name and check its type (22023 otherwise; src/bm25bmp.c) */
+extern AttrNumber Bm25ColumnOf(Relation rel, const char *name, Oid type);
+
+/*
+ * codevec_bm25_blocks_topk (src/bm25bmp.c): the CPU's block-max top-k, also
+ * called with the fcinfo of codevec_bm25_gpu_topk, whose first five
+ * arguments are its own (src/bm25gpu.c)
+ */
+extern PGDLLEXPORT Datum codevec_bm25_blocks_topk(PG_FUNCTION_ARGS);
 
 /* index_beginscan for PostgreSQL 15 to 18 */
 extern IndexScanDesc Bm25BeginScan(Relation heap, Relation index, Snapshot snapshot, int nkeys);

@@ -144,9 +144,9 @@ FindBlock(const BmpList *l, int32 b)
 	return -1;
 }
 
-/* Look up a column of rel by name and check its type (22023 otherwise). */
-static AttrNumber
-ColumnOf(Relation rel, const char *name, Oid type)
+/* Bm25ColumnOf: see bm25.h */
+AttrNumber
+Bm25ColumnOf(Relation rel, const char *name, Oid type)
 {
 	AttrNumber	att = get_attnum(RelationGetRelid(rel), name);
 
@@ -551,8 +551,8 @@ codevec_bm25_blocks_topk(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("\"%s\" is not a btree index on (term int4, block int4)",
 						RelationGetRelationName(index))));
-	att_max = ColumnOf(heap, "max_impact", FLOAT4OID);
-	att_post = ColumnOf(heap, "postings", BYTEAOID);
+	att_max = Bm25ColumnOf(heap, "max_impact", FLOAT4OID);
+	att_post = Bm25ColumnOf(heap, "postings", BYTEAOID);
 	/* the sub-block directories are optional (a table made before them) */
 	att_sub = get_attnum(RelationGetRelid(heap), "subblocks");
 	if (att_sub != InvalidAttrNumber && get_atttype(RelationGetRelid(heap), att_sub) != BYTEAOID)

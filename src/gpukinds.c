@@ -27,5 +27,6 @@ CodevecGpuServiceInit(void)
 	GpuKnnRegister();			/* KNN: gpuknn.c */
 	GpuKmeansRegister();		/* KMEANS: gpukmeans.c */
 	GpuEmbedRegister();			/* EMBED: gpuembed.c */
+	GpuBm25Register();			/* BM25: gpubm25.c */
 	GpuPrewarmRegister();		/* codevec.gpu_prewarm, start/save hooks: gpuprewarm.c */
 }

@@ -700,7 +700,7 @@ GpuServiceStoresBytes(const GpuDeviceStoreData *except)
 void
 GpuServiceUpdateMemoryStats(void)
 {
-	int			counts[2] = {0, 0};
+	int			counts[3] = {0, 0, 0};
 	GpuDeviceHeld held[GPU_MAX_DEVICES];
 
 #ifdef CODEVEC_USE_CUDA

@@ -55,7 +55,8 @@ typedef enum GpuRequestKind
 	GPU_REQUEST_APPEND = 5,		/* add rows inserted since to a copy's delta tier */
 	GPU_REQUEST_AUTOTUNE = 6,	/* re-run the k-NN kernels' autotuning, report */
 	GPU_REQUEST_KMEANS = 7,		/* IVF build: train centroids, assign rows */
-	GPU_REQUEST_MASK = 8		/* VACUUM removed rows: mask them in a copy */
+	GPU_REQUEST_MASK = 8,		/* VACUUM removed rows: mask them in a copy */
+	GPU_REQUEST_BM25 = 9		/* BM25 posting lists on the device: load, top-k */
 } GpuRequestKind;
 
 /* Statuses besides 0 (ok) and 1 (failed, see errmsg) */
@@ -285,6 +286,75 @@ typedef struct GpuEmbedRequest
 	(MAXALIGN(sizeof(GpuEmbedRequest)) + sizeof(int32) * ((Size) (n) + (Size) (total)) + \
 	 MAXIMUM_ALIGNOF + sizeof(float) * (Size) (n) * (hidden))
 
+/*
+ * BM25: the posting lists of a BM25 postings index (code.bm25_postings,
+ * src/bm25block.c) on the device, and the keyword top-k over them
+ * (cuda/bm25_device.h; the service side is gpubm25.c, the backend's bm25gpu.c).
+ * A store is current when database, index, its relfilenode and the
+ * postings' generation (code.bm25_params.generation, which every writer of
+ * postings raises in the same transaction) all match. Ops:
+ *   CREATE  a new store of key's postings: ndocs documents (ids base ..
+ *           base + ndocs - 1, document = id - base) and nterms terms;
+ *           payload nterms + 1 uint64 term starts (cuda/bm25_device.h). Replaces
+ *           the index's older store; GPU_STATUS_BUSY while another backend
+ *           loads one for that index (uploader: the sender's pid)
+ *   LOAD    postings [first, first + n) of the store being created, in
+ *           order; payload n uint32 documents, then n float4 impacts. The
+ *           store answers TOPK once the last one has arrived
+ *   TOPK    the best k (1 .. GPU_BM25_MAX_K) documents for nt terms
+ *           (payload nt float8 idf, then nt uint32 terms; answer nout
+ *           float8 scores at GpuBm25Scores, nout uint32 documents at
+ *           GpuBm25Docs), best first, ties by document, the scores those
+ *           of codevec_bm25_blocks_topk bit for bit; GPU_STATUS_NOT_LOADED
+ *           without a complete current store, GPU_STATUS_BUSY while one is
+ *           being loaded
+ */
+#define GPU_BM25_CREATE		1
+#define GPU_BM25_LOAD		2
+#define GPU_BM25_TOPK		3
+#define GPU_BM25_MAX_K		4096	/* cuda/bm25_device.h CODEVEC_CUDA_BM25_MAX_K */
+#define GPU_BM25_MAX_TERMS	1024
+
+typedef struct GpuBm25Key
+{
+	Oid			dbid;
+	Oid			indexid;
+	Oid			relfilenode;
+	int64		generation;
+} GpuBm25Key;
+
+typedef struct GpuBm25Request
+{
+	GpuRequestHeader hdr;
+	GpuBm25Key	key;
+	int32		op;				/* GPU_BM25_* */
+	int32		uploader;		/* CREATE, LOAD: the sender's pid */
+	int64		base;			/* CREATE: the id of document 0 (answered by TOPK) */
+	uint32		ndocs;			/* CREATE */
+	uint32		nterms;			/* CREATE */
+	int64		first;			/* LOAD */
+	int64		n;				/* LOAD */
+	int32		nt;				/* TOPK */
+	int32		k;				/* TOPK */
+	int32		nout;			/* TOPK answer */
+} GpuBm25Request;
+
+#define GpuBm25Payload(r)	((char *) (r) + MAXALIGN(sizeof(GpuBm25Request)))
+#define GpuBm25TermStart(r)	((uint64 *) GpuBm25Payload(r))
+#define GpuBm25LoadDocs(r)	((uint32 *) GpuBm25Payload(r))
+#define GpuBm25LoadImpacts(r) ((float4 *) (GpuBm25LoadDocs(r) + (r)->n))
+#define GpuBm25Idf(r)		((float8 *) GpuBm25Payload(r))
+#define GpuBm25Terms(r)		((uint32 *) (GpuBm25Idf(r) + (r)->nt))
+#define GpuBm25Scores(r)	((float8 *) MAXALIGN(GpuBm25Terms(r) + (r)->nt))
+#define GpuBm25Docs(r)		((uint32 *) (GpuBm25Scores(r) + (r)->k))
+#define GpuBm25CreateSize(nterms) \
+	(MAXALIGN(sizeof(GpuBm25Request)) + sizeof(uint64) * ((Size) (nterms) + 1))
+#define GpuBm25LoadSize(n) \
+	(MAXALIGN(sizeof(GpuBm25Request)) + (sizeof(uint32) + sizeof(float4)) * (Size) (n))
+#define GpuBm25TopkSize(nt, k) \
+	(MAXALIGN(sizeof(GpuBm25Request)) + (sizeof(float8) + sizeof(uint32)) * (Size) (nt) + \
+	 MAXIMUM_ALIGNOF + (sizeof(float8) + sizeof(uint32)) * (Size) (k))
+
 extern int	codevec_device;
 extern int	codevec_gpu_device;
 extern int	codevec_gpu_memory_limit_mb;
@@ -348,6 +418,22 @@ extern int	CodevecGpuPost(dsm_segment *seg);
 extern int	CodevecGpuWait(dsm_segment *seg);
 extern void CodevecGpuDrain(void);
 extern uint64 CodevecGpuPosted(dsm_segment **seg);
+
+/*
+ * CodevecGpuCallBeside: CodevecGpuCall for a request made while another is
+ * posted and not yet waited for (hybrid code.search's keyword list on the
+ * service while its vector list's request, posted ahead, is answered):
+ * the posted request stays posted (a second slot of this backend), and
+ * its answer is the one its waiter will read. Without a posted request,
+ * CodevecGpuCall. seg must come from CodevecGpuBesideSegment. The same
+ * statuses and errors as CodevecGpuCall.
+ *
+ * CodevecGpuBesideSegment: the session segment (CodevecGpuSessionSegment)
+ * when no request is posted; else a second segment of at least size
+ * bytes, kept for the session, that is never the posted request's.
+ */
+extern int	CodevecGpuCallBeside(dsm_segment *seg);
+extern dsm_segment *CodevecGpuBesideSegment(Size size);
 
 /*
  * CodevecGpuSessionSegment: a segment of at least size bytes for a request,

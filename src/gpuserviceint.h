@@ -15,6 +15,7 @@
  *				indexes and the k-NN kernels that search them)
  *	gpukmeans.c	KMEANS (IVF builds' training and assignment)
  *	gpuembed.c	EMBED (the encoder)
+ *	gpubm25.c	BM25 (posting lists on the device, the keyword top-k)
  *
  * A kind that keeps something on the device (index copies, models) also
  * registers a GpuDeviceStoreData, so the loop can report memory use and
@@ -250,7 +251,8 @@ extern void GpuServiceIdle(void);
 typedef enum GpuStoreCounter
 {
 	GPU_STORE_COUNTS_INDEXES,	/* indexes_loaded */
-	GPU_STORE_COUNTS_MODELS		/* models_loaded */
+	GPU_STORE_COUNTS_MODELS,	/* models_loaded */
+	GPU_STORE_COUNTS_NONE		/* counted in no column (BM25 stores: their bytes only) */
 } GpuStoreCounter;
 
 /*
@@ -408,5 +410,6 @@ extern void GpuCopiesRegister(void);
 extern void GpuKnnRegister(void);
 extern void GpuKmeansRegister(void);
 extern void GpuEmbedRegister(void);
+extern void GpuBm25Register(void);
 
 #endif							/* CODEVEC_GPUSERVICEINT_H */

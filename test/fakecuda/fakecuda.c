@@ -1,7 +1,7 @@
 /*
  * fakecuda.c
  *	  A host stand-in for the CUDA layer's C interface (cuda/codevec_cuda.h,
- *	  cuda/knn.h, cuda/kmeans.h), so that codevec.so built with
+ *	  cuda/knn.h, cuda/kmeans.h, cuda/bm25_device.h), so that codevec.so built with
  *	  CODEVEC_USE_CUDA runs its whole GPU service path (devices, index
  *	  copies, uploads, k-NN groups, the split and merge over several
  *	  devices, replicas, per-device counters) on a machine without a GPU.
@@ -13,7 +13,10 @@
  * as on real GPUs. The current device is per thread, as CUDA's is. An
  * index is its rows in host memory; k-NN is a brute-force scan with the
  * canonical distance (knn.h), ordered by (distance, id) with NaN last:
- * the contract the kernels meet. k-means and autotuning are refused
+ * the contract the kernels meet. A BM25 store is its postings in host
+ * memory; its top-k sums idf * impact term by term in the query's order
+ * and sorts by (score descending, document): bm25_device.h's contract,
+ * the CPU's bits. k-means and autotuning are refused
  * (IVF builds run on the CPU in the tests).
  */
 #include <math.h>
@@ -24,6 +27,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bm25_device.h"
 #include "codevec_cuda.h"
 #include "kmeans.h"
 #include "knn.h"
@@ -442,4 +446,167 @@ codevec_cuda_assign(const float *centroids, int k, int dim, int metric, const fl
 					int64_t n, int32_t *out_list, char *errbuf, size_t errlen)
 {
 	return Fail(CODEVEC_CUDA_ERR_UNSUPPORTED, errbuf, errlen, "no assignment on the fake GPU");
+}
+
+/* ------------------------------------------------------------------ BM25 */
+
+struct CodevecCudaBm25Data
+{
+	uint32_t	ndocs,
+				nterms;
+	uint64_t	npostings,
+				loaded;
+	int			device;
+	size_t		bytes;
+	uint64_t   *start;
+	uint32_t   *docs;
+	float	   *imp;
+	double	   *acc;
+	unsigned char *seen;
+	uint32_t   *hit;
+};
+
+int
+codevec_cuda_bm25_create(uint32_t ndocs, uint32_t nterms, const uint64_t *term_start,
+						 CodevecCudaBm25 *out, char *errbuf, size_t errlen)
+{
+	CodevecCudaBm25 s;
+	uint64_t	np;
+
+	*out = NULL;
+	if (ndocs < 1 || ndocs > INT32_MAX || nterms < 1 || nterms > INT32_MAX || term_start[0] != 0)
+		return Fail(CODEVEC_CUDA_ERR_ARG, errbuf, errlen, "bad BM25 store sizes");
+	for (uint32_t t = 0; t < nterms; t++)
+		if (term_start[t + 1] < term_start[t])
+			return Fail(CODEVEC_CUDA_ERR_ARG, errbuf, errlen, "BM25 term starts decrease");
+	np = term_start[nterms];
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return Fail(CODEVEC_CUDA_ERR_NOMEM, errbuf, errlen, "out of host memory");
+	s->bytes = (size_t) np * 8 + (size_t) ndocs * 8;
+	if (atomic_load(&used_bytes[current_device]) + (int64_t) s->bytes > FakeTotal())
+	{
+		free(s);
+		return Fail(CODEVEC_CUDA_ERR_NOMEM, errbuf, errlen, "out of fake GPU memory");
+	}
+	s->start = malloc(sizeof(uint64_t) * ((size_t) nterms + 1));
+	s->docs = malloc(sizeof(uint32_t) * (np ? np : 1));
+	s->imp = malloc(sizeof(float) * (np ? np : 1));
+	s->acc = malloc(sizeof(double) * ndocs);
+	s->seen = malloc(ndocs);
+	s->hit = malloc(sizeof(uint32_t) * ndocs);
+	if (!s->start || !s->docs || !s->imp || !s->acc || !s->seen || !s->hit)
+	{
+		s->bytes = 0;
+		codevec_cuda_bm25_free(s);
+		return Fail(CODEVEC_CUDA_ERR_NOMEM, errbuf, errlen, "out of host memory");
+	}
+	memcpy(s->start, term_start, sizeof(uint64_t) * ((size_t) nterms + 1));
+	s->ndocs = ndocs;
+	s->nterms = nterms;
+	s->npostings = np;
+	s->device = current_device;
+	atomic_fetch_add(&used_bytes[s->device], (int64_t) s->bytes);
+	*out = s;
+	return 0;
+}
+
+int
+codevec_cuda_bm25_load(CodevecCudaBm25 s, uint64_t first, uint64_t n, const uint32_t *docs,
+					   const float *impacts, char *errbuf, size_t errlen)
+{
+	if (!s || first != s->loaded || n > s->npostings - first)
+		return Fail(CODEVEC_CUDA_ERR_ARG, errbuf, errlen, "BM25 postings out of order");
+	for (uint64_t i = 0; i < n; i++)
+		if (docs[i] >= s->ndocs || !isfinite(impacts[i]) || impacts[i] < 0)
+			return Fail(CODEVEC_CUDA_ERR_ARG, errbuf, errlen, "BM25 posting out of range");
+	memcpy(s->docs + first, docs, sizeof(uint32_t) * n);
+	memcpy(s->imp + first, impacts, sizeof(float) * n);
+	s->loaded += n;
+	return 0;
+}
+
+static const double *bm25_sort_acc;
+
+static int
+Bm25HitCmp(const void *a, const void *b)
+{
+	uint32_t	x = *(const uint32_t *) a,
+				y = *(const uint32_t *) b;
+	double		sx = bm25_sort_acc[x],
+				sy = bm25_sort_acc[y];
+
+	if (sx != sy)
+		return sx > sy ? -1 : 1;
+	return x < y ? -1 : (x > y ? 1 : 0);
+}
+
+int
+codevec_cuda_bm25_topk(CodevecCudaBm25 s, int nt, const uint32_t *terms, const double *idf, int k,
+					   uint32_t *docs_out, double *scores_out, int *nout, char *errbuf, size_t errlen)
+{
+	uint32_t	nhit = 0;
+
+	if (!s || s->loaded != s->npostings || nt < 0 || nt > CODEVEC_CUDA_BM25_MAX_TERMS || k < 1 ||
+		k > CODEVEC_CUDA_BM25_MAX_K)
+		return Fail(CODEVEC_CUDA_ERR_ARG, errbuf, errlen, "bad BM25 top-k arguments");
+	for (int i = 0; i < nt; i++)
+		if (terms[i] >= s->nterms || !isfinite(idf[i]) || idf[i] < 0)
+			return Fail(CODEVEC_CUDA_ERR_ARG, errbuf, errlen, "BM25 term out of range");
+	memset(s->seen, 0, s->ndocs);
+	for (int i = 0; i < nt; i++)
+		for (uint64_t p = s->start[terms[i]]; p < s->start[terms[i] + 1]; p++)
+		{
+			uint32_t	d = s->docs[p];
+			double		x = idf[i] * (double) s->imp[p];
+
+			if (!s->seen[d])
+			{
+				s->seen[d] = 1;
+				s->acc[d] = 0;
+				s->hit[nhit++] = d;
+			}
+			s->acc[d] += x;
+		}
+	bm25_sort_acc = s->acc;
+	qsort(s->hit, nhit, sizeof(uint32_t), Bm25HitCmp);
+	*nout = (int) (nhit < (uint32_t) k ? nhit : (uint32_t) k);
+	for (int i = 0; i < *nout; i++)
+	{
+		docs_out[i] = s->hit[i];
+		scores_out[i] = s->acc[s->hit[i]];
+	}
+	return 0;
+}
+
+int
+codevec_cuda_bm25_info(CodevecCudaBm25 s, uint32_t *ndocs, uint32_t *nterms, uint64_t *npostings,
+					   size_t *device_bytes)
+{
+	if (!s)
+		return CODEVEC_CUDA_ERR_ARG;
+	if (ndocs)
+		*ndocs = s->ndocs;
+	if (nterms)
+		*nterms = s->nterms;
+	if (npostings)
+		*npostings = s->npostings;
+	if (device_bytes)
+		*device_bytes = s->bytes;
+	return 0;
+}
+
+void
+codevec_cuda_bm25_free(CodevecCudaBm25 s)
+{
+	if (!s)
+		return;
+	atomic_fetch_sub(&used_bytes[s->device], (int64_t) s->bytes);
+	free(s->start);
+	free(s->docs);
+	free(s->imp);
+	free(s->acc);
+	free(s->seen);
+	free(s->hit);
+	free(s);
 }

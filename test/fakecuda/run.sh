@@ -335,6 +335,64 @@ if [ -x "$top/loaders/codevec-load" ] && [ -d "$pylib/email" ]; then
 	if grep -q "on GPU .*GPU requests 1, " <<<"$line" && ! grep -q prefetched <<<"$line"; then
 		tap_ok "code.search vector mode posts nothing ahead (one GPU request, its own)"
 	else tap_not_ok "code.search vector mode: EXPLAIN ANALYZE says '$line'"; fi
+
+	# ---- BM25 on the GPU service (codevec_bm25_gpu_topk): the keyword
+	# list's rows and scores are the CPU's bit for bit (scores printed with
+	# every digit), its store follows writes (code.bm25_params.generation),
+	# and a transaction's own uncommitted postings are ranked on the CPU
+	kw() {	# kw SETTINGS...: keyword lists of three questions and a tied term, id:score
+		local sets="" kv
+		for kv in "$@"; do sets="$sets SET $kv;"; done
+		PGDATABASE=cs psql -qAtX -c "SET client_min_messages = error; SET extra_float_digits = 3; $sets" \
+			-c "SELECT string_agg(id || ':' || score, ',' ORDER BY score DESC, id) FROM code.search('parse email headers', mode => 'keyword')" \
+			-c "SELECT string_agg(id || ':' || keyword_score || ':' || keyword_rank, ',' ORDER BY keyword_rank) FROM code.search('encode a string as json', k => 200, depth => 100) WHERE keyword_rank IS NOT NULL" \
+			-c "SELECT string_agg(id || ':' || score, ',' ORDER BY score DESC, id) FROM code.bm25_search('message', 1000)" \
+			-c "SELECT string_agg(id || ':' || score, ',' ORDER BY score DESC, id) FROM code.bm25_search('self', 7)" 2>&1
+	}
+	ondev() {	# ondev SQL: how many BM25 top-k the GPU service answered for SQL
+		PGDATABASE=cs psql -qAtX -c "SET client_min_messages = debug1" -c "$1" 2>&1 | grep -c "on the GPU service"
+	}
+	g=$(kw); c=$(kw "codevec.device = cpu")
+	if [ -n "$g" ] && [ "$(wc -l <<<"$g")" = 4 ] && [ "$g" = "$c" ] && ! grep -q ERROR <<<"$g"; then
+		tap_ok "BM25 on the GPU service: keyword lists equal the CPU's, rows and score bits (4 lists, k up to 1000, ties)"
+	else tap_not_ok "BM25 on the GPU service: gpu '$(head -c 300 <<<"$g")' cpu '$(head -c 300 <<<"$c")'"; fi
+	check "BM25 on the GPU service: the keyword list was ranked there (DEBUG1 says so)" \
+		"SELECT $(ondev "SELECT count(*) FROM code.search('parse email headers', mode => 'keyword')")" 1
+	res=$(PGDATABASE=cs psql -qAtX -c "SET gpuivf.gpu_min_rows = 1" -c "SELECT count(*) FROM code.search('read a header')" \
+		-c "SET client_min_messages = debug1" \
+		-c "EXPLAIN (ANALYZE, COSTS off, TIMING off) SELECT * FROM code.search('parse email headers')" 2>&1)
+	if grep -q "on the GPU service" <<<"$res" && grep -q "gpuivf: .*on GPU .*GPU requests 1, .*prefetched 1" <<<"$res"; then
+		tap_ok "code.search hybrid: the keyword list ranked on the GPU service beside the vector list's request posted ahead (still prefetched 1)"
+	else tap_not_ok "code.search hybrid with BM25 on the GPU: $(grep -E 'GPU service|gpuivf:' <<<"$res" | tr '\n' ' ' | head -c 300)"; fi
+	check "BM25 on the GPU service: not with codevec.device = cpu" \
+		"SELECT $(ondev "SET codevec.device = cpu; SELECT count(*) FROM code.search('parse email headers', mode => 'keyword')")" 0
+	gen0=$(PGDATABASE=cs psql -qAtX -c "SELECT generation FROM code.bm25_params")
+	PGDATABASE=cs psql -qX -c "DELETE FROM code.snippets WHERE id IN (SELECT id FROM code.snippets WHERE tsv @@ 'messag'::tsquery ORDER BY id LIMIT 7)" >/dev/null
+	gen1=$(PGDATABASE=cs psql -qAtX -c "SELECT generation FROM code.bm25_params")
+	check "a write raises code.bm25_params.generation ($gen0 -> $gen1)" "SELECT ${gen1:-0} > ${gen0:-0}" t
+	g=$(kw); c=$(kw "codevec.device = cpu")
+	if [ -n "$g" ] && [ "$g" = "$c" ] && ! grep -q ERROR <<<"$g"; then
+		tap_ok "BM25 on the GPU service after a DELETE: the store reloaded, the lists equal the CPU's"
+	else tap_not_ok "BM25 after a DELETE: gpu '$(head -c 300 <<<"$g")' cpu '$(head -c 300 <<<"$c")'"; fi
+	check "... and the GPU service ranked them (a new store at the new generation)" \
+		"SELECT $(ondev "SELECT count(*) FROM code.bm25_search('message', 10)")" 1
+	res=$(PGDATABASE=cs psql -qAtX 2>&1 <<'SQL'
+SET client_min_messages = debug1;
+BEGIN;
+DELETE FROM code.snippets WHERE id IN (SELECT id FROM code.snippets WHERE tsv @@ 'messag'::tsquery ORDER BY id LIMIT 3);
+SELECT 'gpu=' || string_agg(id || ':' || score, ',' ORDER BY score DESC, id) FROM code.bm25_search('message', 50);
+SET codevec.device = cpu;
+SELECT 'cpu=' || string_agg(id || ':' || score, ',' ORDER BY score DESC, id) FROM code.bm25_search('message', 50);
+ROLLBACK;
+SQL
+)
+	gl=$(sed -n 's/^gpu=//p' <<<"$res"); cl=$(sed -n 's/^cpu=//p' <<<"$res")
+	if [ -n "$gl" ] && [ "$gl" = "$cl" ] && ! grep -q "on the GPU service" <<<"$res"; then
+		tap_ok "BM25 in a transaction that wrote postings: ranked on the CPU (its own generation), the same list"
+	else tap_not_ok "BM25 in a writing transaction: $(tr '\n' ' ' <<<"$res" | head -c 300)"; fi
+	g=$(kw); c=$(kw "codevec.device = cpu")
+	if [ -n "$g" ] && [ "$g" = "$c" ]; then tap_ok "BM25 on the GPU service after the ROLLBACK: the lists equal the CPU's"
+	else tap_not_ok "BM25 after a ROLLBACK: gpu '$(head -c 200 <<<"$g")' cpu '$(head -c 200 <<<"$c")'"; fi
 	psql -qX -c "DROP DATABASE cs" >/dev/null
 else
 	tap_ok "# SKIP code.search with the prefetch: no codevec-load build or no $pylib/email"

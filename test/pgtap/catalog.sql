@@ -6,7 +6,7 @@ SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS codevec;
 BEGIN;
-SELECT plan(89);
+SELECT plan(91);
 
 -- the type
 SELECT has_type('codevec');
@@ -93,7 +93,7 @@ SELECT is(ARRAY(
 	  AND p.proname NOT IN ('codevec_build_info', 'codevec_model_info', 'embed', 'gpuivfhandler',
 	                        'codevec_gpu_status', 'codevec_gpu_ping', 'codevec_gpu_autotune', 'codevec_tokenize',
 	                        'codevec_gpu_routing', 'codevec_knn', 'codevec_knn_support', 'codevec_bm25_topk',
-	                        'codevec_bm25_blocks_topk', 'codevec_bm25_build', 'codevec_index_check',
+	                        'codevec_bm25_blocks_topk', 'codevec_bm25_gpu_topk', 'codevec_bm25_build', 'codevec_index_check',
 	                        'codevec_gpu_stages', 'codevec_gpu_prewarm_list', 'codevec_gpu_devices',
 	                        'codevec_gpu_prefetch')
 	  -- the support functions of codevec_bm25_block_agg (internal state: not strict)
@@ -114,6 +114,11 @@ SELECT volatility_is('codevec_gpu_ping', ARRAY['integer'], 'volatile');
 SELECT volatility_is('codevec_gpu_prefetch', ARRAY['regclass', 'codevec', 'integer'], 'stable');
 SELECT is((SELECT proparallel::text || proisstrict::text FROM pg_proc WHERE proname = 'codevec_gpu_prefetch'), 'rfalse',
           'codevec_gpu_prefetch is PARALLEL RESTRICTED and not STRICT (NULL arguments: false)');
+-- asks the GPU service (one session segment: the leader only); STABLE and
+-- STRICT as codevec_bm25_blocks_topk, whose rows it returns
+SELECT volatility_is('codevec_bm25_gpu_topk', ARRAY['integer[]', 'double precision[]', 'integer', 'regclass', 'integer', 'bigint', 'xid'], 'stable');
+SELECT is((SELECT proparallel::text || proisstrict::text FROM pg_proc WHERE proname = 'codevec_bm25_gpu_topk'), 'rtrue',
+          'codevec_bm25_gpu_topk is PARALLEL RESTRICTED and STRICT');
 SELECT volatility_is('codevec_gpu_stages', ARRAY[]::text[], 'volatile');
 SELECT volatility_is('codevec_gpu_prewarm_list', ARRAY[]::text[], 'volatile');
 SELECT volatility_is('codevec_gpu_devices', ARRAY[]::text[], 'volatile');

@@ -456,9 +456,9 @@ psql -X -A -t -q -d "$DB" -c "SET codevec.device = cpu" -c "SET enable_seqscan =
 # (PostgreSQL 18 prints rows with two decimals: rows=100.00)
 grep -qE "Index Scan using snippets_emb_gpuivf on snippets s2 \(actual time=[0-9.]* rows=101(\.00)? loops=1\)" "$TMP/plan"
 ok $? "EXPLAIN ANALYZE of code.search: the vector list is one gpuivf index scan (100 rows and the 101st that shows no tie with the 100th: WITH TIES; loops=1)"
-grep -A1 -E "Function Scan on codevec_bm25_blocks_topk x \(actual time=[0-9.]* rows=100(\.00)? loops=1\)" "$TMP/plan" | grep -q "Buffers: shared hit="
-ok $? "... and the keyword list one BM25 top-k (code.bm25_topk inlined: codevec_bm25_blocks_topk, 100 rows, loops=1) with the buffers it read"
-is "$(grep -c "Function Scan on search\|Function Scan on bm25_\|Function Scan on codevec_bm25_blocks_topk\|Index Scan using snippets_emb_gpuivf" "$TMP/plan")" 2 \
+grep -A1 -E "Function Scan on codevec_bm25_gpu_topk x \(actual time=[0-9.]* rows=100(\.00)? loops=1\)" "$TMP/plan" | grep -q "Buffers: shared hit="
+ok $? "... and the keyword list one BM25 top-k (code.bm25_topk inlined: codevec_bm25_gpu_topk, 100 rows, loops=1) with the buffers it read"
+is "$(grep -c "Function Scan on search\|Function Scan on bm25_\|Function Scan on codevec_bm25_gpu_topk\|Index Scan using snippets_emb_gpuivf" "$TMP/plan")" 2 \
 	"... in the caller's plan (code.search and code.bm25_topk inlined), each list once"
 # without filters the vector list reads no code.files row (its LEFT JOIN
 # removed): the only files scan is the final lookup's of the k rows; with a
@@ -470,7 +470,7 @@ grep -q "on files f2" "$TMP/plan.lang"
 ok $? "... and with lang it joins code.files for the filter"
 # the keyword list runs before the vector list's scan (hybrid posts the
 # GPU request first: code.gpu_prefetch), whatever join order was chosen
-kwline=$(grep -n "Function Scan on codevec_bm25_blocks_topk" "$TMP/plan" | head -1 | cut -d: -f1)
+kwline=$(grep -n "Function Scan on codevec_bm25_gpu_topk" "$TMP/plan" | head -1 | cut -d: -f1)
 vline=$(grep -n "Index Scan using snippets_emb_gpuivf" "$TMP/plan" | head -1 | cut -d: -f1)
 # (PostgreSQL 17+ names the InitPlan's value "(InitPlan N).col1")
 grep -qE 'One-Time Filter: \((\$[0-9]+|\(InitPlan [0-9]+\)\.col1) >= 0\)' "$TMP/plan"
