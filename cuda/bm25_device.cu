@@ -29,6 +29,7 @@
  * "Fast k-selection algorithms for graphics processing units", JEA 2012).
  */
 #include <cuda_runtime.h>
+#include <cooperative_groups.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +66,23 @@ typedef struct Bm25Cand
 /* the candidates' buffer: a count, then the candidates */
 #define OUT_HEADER	16
 
+/* a batch's query and term descriptors on the device (bm25_batch_kernel) */
+typedef struct Bm25TermDesc
+{
+	uint64_t	start;
+	uint64_t	len;
+	double		idf;
+} Bm25TermDesc;
+
+typedef struct Bm25QueryDesc
+{
+	uint32_t	first_term;		/* its terms: td[first_term .. + nt) */
+	uint32_t	nt;
+	uint32_t	k;
+	uint32_t	cap;			/* candidates its output has room for */
+	uint64_t	out_off;		/* its output's place in the batch output, bytes */
+} Bm25QueryDesc;
+
 struct CodevecCudaBm25Data
 {
 	int			device;
@@ -83,6 +101,14 @@ struct CodevecCudaBm25Data
 	char	   *h_out;			/* pinned, the same */
 	uint32_t	cap;
 	cudaStream_t stream;
+	/* codevec_cuda_bm25_topk_batch: descriptors and outputs, host (pinned) and device */
+	char	   *h_stage;
+	char	   *d_stage;
+	size_t		stage_cap;
+	char	   *h_bout;
+	char	   *d_bout;
+	size_t		bout_cap;
+	unsigned int batch_grid;	/* co-resident blocks of bm25_batch_kernel */
 };
 
 static void
@@ -241,6 +267,129 @@ bm25_gather_kernel(const double *__restrict__ score, uint32_t ndocs, const Bm25S
 	}
 }
 
+/*
+ * A batch of queries in one cooperative launch (codevec_cuda_bm25_topk_batch):
+ * for each query in turn, steps 1-4 of the top of this file by the whole
+ * grid, a grid-wide barrier between steps (and between terms, which keeps
+ * the CPU's order of the sums), so one launch and one wait serve them all.
+ */
+static __global__ void
+bm25_batch_kernel(double *__restrict__ score, uint32_t ndocs, const uint32_t *__restrict__ docs,
+				  const float *__restrict__ imp, const Bm25QueryDesc *qd, const Bm25TermDesc *td,
+				  int nq, Bm25Select *sel, char *out)
+{
+	cooperative_groups::grid_group g = cooperative_groups::this_grid();
+	__shared__ unsigned int h[SEL_BINS];
+	const uint64_t tid = (uint64_t) blockIdx.x * blockDim.x + threadIdx.x,
+				nthreads = (uint64_t) gridDim.x * blockDim.x;
+
+	for (int q = 0; q < nq; q++)
+	{
+		const Bm25QueryDesc Q = qd[q];
+		unsigned int *count = (unsigned int *) (out + Q.out_off);
+		Bm25Cand   *cand = (Bm25Cand *) (out + Q.out_off + OUT_HEADER);
+		uint32_t	t;
+
+		/* 1. no scores; the select's state (its histogram is zero) */
+		for (uint64_t d = tid; d < ndocs; d += nthreads)
+			score[d] = __longlong_as_double(SCORE_NONE);
+		if (tid == 0)
+		{
+			sel->prefix = 0;
+			sel->mask = 0;
+			sel->krem = Q.k;
+			sel->all = 0;
+			*count = 0;
+		}
+		g.sync();
+		/* 2. the terms, in the query's order */
+		for (uint32_t j = 0; j < Q.nt; j++)
+		{
+			const Bm25TermDesc T = td[Q.first_term + j];
+
+			for (uint64_t i = tid; i < T.len; i += nthreads)
+			{
+				uint32_t	d = docs[T.start + i];
+				double		sc = score[d];
+				double		x = __dmul_rn(T.idf, (double) imp[T.start + i]);
+
+				if (__double_as_longlong(sc) == SCORE_NONE)
+					sc = 0.0;
+				score[d] = __dadd_rn(sc, x);
+			}
+			g.sync();
+		}
+		/* 3. the radix select, a digit a pass */
+		for (int shift = 24; shift >= 0 && !sel->all; shift -= 8)
+		{
+			const uint32_t prefix = sel->prefix,
+						mask = sel->mask;
+
+			for (int i = threadIdx.x; i < SEL_BINS; i += blockDim.x)
+				h[i] = 0;
+			__syncthreads();
+			for (uint64_t d = tid; d < ndocs; d += nthreads)
+			{
+				uint32_t	key = Bm25Key(score[d]);
+
+				if (key != 0 && (key & mask) == prefix)
+					atomicAdd(&h[(key >> shift) & 0xFF], 1u);
+			}
+			__syncthreads();
+			for (int i = threadIdx.x; i < SEL_BINS; i += blockDim.x)
+				if (h[i] != 0)
+					atomicAdd(&sel->hist[i], h[i]);
+			g.sync();
+			if (tid == 0)
+			{
+				unsigned int krem = sel->krem,
+							above = 0;
+				int			digit = -1;
+
+				for (int b = SEL_BINS - 1; b >= 0 && digit < 0; b--)
+				{
+					unsigned int c = sel->hist[b];
+
+					if (above + c >= krem)
+						digit = b;
+					else
+						above += c;
+				}
+				if (digit < 0)
+					sel->all = 1;
+				else
+				{
+					sel->prefix = prefix | ((uint32_t) digit << shift);
+					sel->mask = mask | (0xFFu << shift);
+					sel->krem = krem - above;
+				}
+				for (int b = 0; b < SEL_BINS; b++)
+					sel->hist[b] = 0;
+			}
+			g.sync();
+		}
+		/* 4. the candidates */
+		t = sel->all ? 1u : sel->prefix;
+		for (uint64_t d = tid; d < ndocs; d += nthreads)
+		{
+			double		sc = score[d];
+			uint32_t	key = Bm25Key(sc);
+
+			if (key != 0 && key >= t)
+			{
+				unsigned int i = atomicAdd(count, 1u);
+
+				if (i < Q.cap)
+				{
+					cand[i].score = sc;
+					cand[i].doc = (uint32_t) d;
+				}
+			}
+		}
+		g.sync();				/* before the next query resets the scores */
+	}
+}
+
 /* ------------------------------------------------------------------ the store */
 
 /* blocks for a grid-stride launch over n items */
@@ -289,6 +438,12 @@ codevec_cuda_bm25_free(CodevecCudaBm25 s)
 	cudaFree(s->d_out);
 	if (s->h_out)
 		cudaFreeHost(s->h_out);
+	cudaFree(s->d_stage);
+	cudaFree(s->d_bout);
+	if (s->h_stage)
+		cudaFreeHost(s->h_stage);
+	if (s->h_bout)
+		cudaFreeHost(s->h_bout);
 	if (s->stream)
 		cudaStreamDestroy(s->stream);
 	free(s->term_start);
@@ -309,6 +464,17 @@ Bm25Alloc(CodevecCudaBm25Data *s, char *errbuf, size_t errlen)
 	CUDA_TRY(cudaMalloc((void **) &s->d_score, (size_t) s->ndocs * sizeof(double)));
 	CUDA_TRY(cudaMalloc((void **) &s->d_sel, sizeof(Bm25Select)));
 	CUDA_TRY(cudaMemset(s->d_sel, 0, sizeof(Bm25Select)));
+	{
+		int			per_sm = 0;
+
+		CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, bm25_batch_kernel, THREADS, 0));
+		s->batch_grid = (unsigned int) (s->sms * (per_sm < 4 ? per_sm : 4));
+		if (s->batch_grid < 1)
+		{
+			SetError(errbuf, errlen, "bm25_batch_kernel cannot run on this device");
+			return CODEVEC_CUDA_ERR_UNSUPPORTED;
+		}
+	}
 	return Bm25Reserve(s, 1024, errbuf, errlen);
 }
 
@@ -409,6 +575,39 @@ codevec_cuda_bm25_load(CodevecCudaBm25 s, uint64_t first, uint64_t n, const uint
 	return CODEVEC_CUDA_OK;
 }
 
+/* Check a query's arguments against the store (codevec_cuda_bm25_topk's rules) */
+static bool
+Bm25QueryValid(const CodevecCudaBm25Data *s, const CodevecCudaBm25Query *q, char *errbuf, size_t errlen)
+{
+	uint32_t	sorted[CODEVEC_CUDA_BM25_MAX_TERMS];
+
+	if (q->nt < 0 || q->nt > CODEVEC_CUDA_BM25_MAX_TERMS || q->k < 1 || q->k > CODEVEC_CUDA_BM25_MAX_K ||
+		(q->nt > 0 && (q->terms == NULL || q->idf == NULL)) || q->docs_out == NULL ||
+		q->scores_out == NULL || q->nout == NULL)
+	{
+		SetError(errbuf, errlen, "codevec_cuda_bm25_topk: bad arguments (%d terms, k %d)", q->nt, q->k);
+		return false;
+	}
+	for (int i = 0; i < q->nt; i++)
+	{
+		if (q->terms[i] >= s->nterms || !isfinite(q->idf[i]) || q->idf[i] < 0)
+		{
+			SetError(errbuf, errlen, "codevec_cuda_bm25_topk: term %u (idf %g) out of range",
+					 q->terms[i], q->idf[i]);
+			return false;
+		}
+		sorted[i] = q->terms[i];
+	}
+	std::sort(sorted, sorted + q->nt);
+	for (int i = 1; i < q->nt; i++)
+		if (sorted[i] == sorted[i - 1])
+		{
+			SetError(errbuf, errlen, "codevec_cuda_bm25_topk: term %u is given twice", sorted[i]);
+			return false;
+		}
+	return true;
+}
+
 /* order of the candidates: score descending, then document */
 static bool
 CandBefore(const Bm25Cand &a, const Bm25Cand &b)
@@ -436,38 +635,20 @@ extern "C" int
 codevec_cuda_bm25_topk(CodevecCudaBm25 s, int nt, const uint32_t *terms, const double *idf, int k,
 					   uint32_t *docs_out, double *scores_out, int *nout, char *errbuf, size_t errlen)
 {
-	uint32_t	sorted[CODEVEC_CUDA_BM25_MAX_TERMS];
+	CodevecCudaBm25Query query = {nt, terms, idf, k, docs_out, scores_out, nout};
 	unsigned int nb;
 	uint32_t	count;
 	Bm25Cand   *cand;
 	int			rc,
 				n;
 
-	if (s == NULL || s->loaded != s->npostings || nt < 0 || nt > CODEVEC_CUDA_BM25_MAX_TERMS ||
-		k < 1 || k > CODEVEC_CUDA_BM25_MAX_K || (nt > 0 && (terms == NULL || idf == NULL)) ||
-		docs_out == NULL || scores_out == NULL || nout == NULL)
+	if (s == NULL || s->loaded != s->npostings)
 	{
-		SetError(errbuf, errlen, "codevec_cuda_bm25_topk: bad arguments (%d terms, k %d) or a store "
-				 "not loaded whole", nt, k);
+		SetError(errbuf, errlen, "codevec_cuda_bm25_topk: a store not loaded whole");
 		return CODEVEC_CUDA_ERR_ARG;
 	}
-	for (int i = 0; i < nt; i++)
-	{
-		if (terms[i] >= s->nterms || !isfinite(idf[i]) || idf[i] < 0)
-		{
-			SetError(errbuf, errlen, "codevec_cuda_bm25_topk: term %u (idf %g) out of range",
-					 terms[i], idf[i]);
-			return CODEVEC_CUDA_ERR_ARG;
-		}
-		sorted[i] = terms[i];
-	}
-	std::sort(sorted, sorted + nt);
-	for (int i = 1; i < nt; i++)
-		if (sorted[i] == sorted[i - 1])
-		{
-			SetError(errbuf, errlen, "codevec_cuda_bm25_topk: term %u is given twice", sorted[i]);
-			return CODEVEC_CUDA_ERR_ARG;
-		}
+	if (!Bm25QueryValid(s, &query, errbuf, errlen))
+		return CODEVEC_CUDA_ERR_ARG;
 	*nout = 0;
 	if (nt == 0)
 		return CODEVEC_CUDA_OK;
@@ -518,6 +699,131 @@ codevec_cuda_bm25_topk(CodevecCudaBm25 s, int nt, const uint32_t *terms, const d
 		scores_out[i] = cand[i].score;
 	}
 	*nout = n;
+	return CODEVEC_CUDA_OK;
+}
+
+/* (Re)size a pinned host buffer and its device twin to at least need bytes */
+static int
+Bm25Grow(char **h, char **d, size_t *cap, size_t need, char *errbuf, size_t errlen)
+{
+	size_t		want = *cap > 0 ? *cap : 4096;
+
+	if (need <= *cap)
+		return CODEVEC_CUDA_OK;
+	while (want < need)
+		want *= 2;
+	if (*h)
+		cudaFreeHost(*h);
+	cudaFree(*d);
+	*h = NULL;
+	*d = NULL;
+	*cap = 0;
+	CUDA_TRY(cudaMallocHost((void **) h, want));
+	CUDA_TRY(cudaMalloc((void **) d, want));
+	*cap = want;
+	return CODEVEC_CUDA_OK;
+}
+
+extern "C" int
+codevec_cuda_bm25_topk_batch(CodevecCudaBm25 s, const CodevecCudaBm25Query *queries, int nq,
+							 char *errbuf, size_t errlen)
+{
+	size_t		nterms = 0,
+				stage,
+				bout = 0;
+	Bm25QueryDesc *qd;
+	Bm25TermDesc *td;
+	int			rc;
+
+	if (s == NULL || s->loaded != s->npostings || queries == NULL || nq < 1 ||
+		nq > CODEVEC_CUDA_BM25_MAX_BATCH)
+	{
+		SetError(errbuf, errlen, "codevec_cuda_bm25_topk_batch: bad arguments (%d queries) or a "
+				 "store not loaded whole", nq);
+		return CODEVEC_CUDA_ERR_ARG;
+	}
+	for (int q = 0; q < nq; q++)
+	{
+		if (!Bm25QueryValid(s, &queries[q], errbuf, errlen))
+			return CODEVEC_CUDA_ERR_ARG;
+		nterms += queries[q].nt;
+		bout += OUT_HEADER + (size_t) (2 * queries[q].k + 256) * sizeof(Bm25Cand);
+	}
+	stage = sizeof(Bm25QueryDesc) * nq + sizeof(Bm25TermDesc) * (nterms > 0 ? nterms : 1);
+	rc = Bm25Grow(&s->h_stage, &s->d_stage, &s->stage_cap, stage, errbuf, errlen);
+	if (rc == CODEVEC_CUDA_OK)
+		rc = Bm25Grow(&s->h_bout, &s->d_bout, &s->bout_cap, bout, errbuf, errlen);
+	if (rc != CODEVEC_CUDA_OK)
+		return rc;
+
+	/* the descriptors: terms without postings left out (they add nothing) */
+	qd = (Bm25QueryDesc *) s->h_stage;
+	td = (Bm25TermDesc *) (s->h_stage + sizeof(Bm25QueryDesc) * nq);
+	nterms = 0;
+	bout = 0;
+	for (int q = 0; q < nq; q++)
+	{
+		const CodevecCudaBm25Query *Q = &queries[q];
+
+		qd[q].first_term = (uint32_t) nterms;
+		qd[q].k = (uint32_t) Q->k;
+		qd[q].cap = (uint32_t) (2 * Q->k + 256);
+		qd[q].out_off = bout;
+		for (int i = 0; i < Q->nt; i++)
+		{
+			uint64_t	a = s->term_start[Q->terms[i]],
+						len = s->term_start[Q->terms[i] + 1] - a;
+
+			if (len == 0)
+				continue;
+			td[nterms].start = a;
+			td[nterms].len = len;
+			td[nterms].idf = Q->idf[i] == 0 ? 0.0 : Q->idf[i];
+			nterms++;
+		}
+		qd[q].nt = (uint32_t) nterms - qd[q].first_term;
+		bout += OUT_HEADER + (size_t) qd[q].cap * sizeof(Bm25Cand);
+	}
+
+	CUDA_TRY(cudaSetDevice(s->device));
+	CUDA_TRY(cudaMemcpyAsync(s->d_stage, s->h_stage, stage, cudaMemcpyHostToDevice, s->stream));
+	{
+		const Bm25QueryDesc *d_qd = (const Bm25QueryDesc *) s->d_stage;
+		const Bm25TermDesc *d_td = (const Bm25TermDesc *) (s->d_stage + sizeof(Bm25QueryDesc) * nq);
+		void	   *args[] = {&s->d_score, &s->ndocs, &s->d_docs, &s->d_imp, &d_qd, &d_td, &nq,
+							  &s->d_sel, &s->d_bout};
+
+		CUDA_TRY(cudaLaunchCooperativeKernel((void *) bm25_batch_kernel, s->batch_grid, THREADS, args,
+											 0, s->stream));
+	}
+	CUDA_TRY(cudaMemcpyAsync(s->h_bout, s->d_bout, bout, cudaMemcpyDeviceToHost, s->stream));
+	CUDA_TRY(cudaStreamSynchronize(s->stream));
+
+	for (int q = 0; q < nq; q++)
+	{
+		const CodevecCudaBm25Query *Q = &queries[q];
+		uint32_t	count = *(unsigned int *) (s->h_bout + qd[q].out_off);
+		Bm25Cand   *cand = (Bm25Cand *) (s->h_bout + qd[q].out_off + OUT_HEADER);
+		int			n;
+
+		if (count > qd[q].cap)
+		{
+			/* more ties at its k-th key than room: this one alone, with room */
+			rc = codevec_cuda_bm25_topk(s, Q->nt, Q->terms, Q->idf, Q->k, Q->docs_out, Q->scores_out,
+										Q->nout, errbuf, errlen);
+			if (rc != CODEVEC_CUDA_OK)
+				return rc;
+			continue;
+		}
+		n = count < (uint32_t) Q->k ? (int) count : Q->k;
+		std::partial_sort(cand, cand + n, cand + count, CandBefore);
+		for (int i = 0; i < n; i++)
+		{
+			Q->docs_out[i] = cand[i].doc;
+			Q->scores_out[i] = cand[i].score;
+		}
+		*Q->nout = n;
+	}
 	return CODEVEC_CUDA_OK;
 }
 

@@ -91,6 +91,33 @@ int			codevec_cuda_bm25_topk(CodevecCudaBm25 store, int nt, const uint32_t *term
 								   double *scores_out, int *nout, char *errbuf, size_t errlen);
 
 /*
+ * One query of codevec_cuda_bm25_topk_batch: its terms and weights (as
+ * codevec_cuda_bm25_topk's), k, and where its answer goes (room for k
+ * each; *nout set).
+ */
+typedef struct CodevecCudaBm25Query
+{
+	int			nt;
+	const uint32_t *terms;
+	const double *idf;
+	int			k;
+	uint32_t   *docs_out;
+	double	   *scores_out;
+	int		   *nout;
+} CodevecCudaBm25Query;
+
+/*
+ * codevec_cuda_bm25_topk_batch: codevec_cuda_bm25_topk for nq queries
+ * (1..CODEVEC_CUDA_BM25_MAX_BATCH) at once, the same answers: one
+ * cooperative launch runs them one after the other (the whole grid on
+ * each, grid-wide barriers between its steps), one wait for all. ERR_ARG
+ * for any bad query (no answer is set then).
+ */
+#define CODEVEC_CUDA_BM25_MAX_BATCH	256
+int			codevec_cuda_bm25_topk_batch(CodevecCudaBm25 store, const CodevecCudaBm25Query *queries,
+										 int nq, char *errbuf, size_t errlen);
+
+/*
  * codevec_cuda_bm25_info: the store's documents, terms, postings and the
  * device bytes it holds (any output may be NULL).
  */

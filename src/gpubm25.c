@@ -227,58 +227,114 @@ RunLoad(GpuBm25Request *r)
 	r->hdr.status = 0;
 }
 
+/*
+ * Answer n TOPK requests of one key (Bm25SameGroup) with one batched call:
+ * one cooperative launch and one wait for all (cuda/bm25_device.h).
+ */
 static void
-RunTopk(GpuBm25Request *r)
+RunTopkGroup(GpuBm25Request **rs, int n)
 {
-	GpuBm25Store *s = FindIndex(r);
-	uint32		terms[GPU_BM25_MAX_TERMS],
-				nterms = 0;
-	double		idf[GPU_BM25_MAX_TERMS];
-	int			rc,
-				nt = 0,
-				nout = 0;
+	GpuBm25Store *s = FindIndex(rs[0]);
+	uint32		nterms = 0;
+	CodevecCudaBm25Query *qs;
+	GpuBm25Request **ok;
+	uint32	   *terms;
+	double	   *idf;
+	int			nq = 0,
+				rc;
 
 	if (s != NULL && s->uploader != 0 && LoadingByOther(s, 0))
 	{
-		Fail(r, GPU_STATUS_BUSY, "BM25 postings are being loaded");
+		for (int i = 0; i < n; i++)
+			Fail(rs[i], GPU_STATUS_BUSY, "BM25 postings are being loaded");
 		return;
 	}
-	if (s == NULL || s->uploader != 0 || !SameKey(&s->key, &r->key))
+	if (s == NULL || s->uploader != 0 || !SameKey(&s->key, &rs[0]->key))
 	{
-		Fail(r, GPU_STATUS_NOT_LOADED, "no current BM25 postings on the device");
+		for (int i = 0; i < n; i++)
+			Fail(rs[i], GPU_STATUS_NOT_LOADED, "no current BM25 postings on the device");
 		return;
 	}
-	if (r->k < 1 || r->k > GPU_BM25_MAX_K || r->nt < 0 || r->nt > GPU_BM25_MAX_TERMS)
+	qs = malloc(sizeof(CodevecCudaBm25Query) * n);
+	ok = malloc(sizeof(GpuBm25Request *) * n);
+	terms = malloc(sizeof(uint32) * GPU_BM25_MAX_TERMS * n);
+	idf = malloc(sizeof(double) * GPU_BM25_MAX_TERMS * n);
+	if (qs == NULL || ok == NULL || terms == NULL || idf == NULL)
 	{
-		Fail(r, GPU_STATUS_FAILED, "bad BM25 top-k request");
-		return;
+		for (int i = 0; i < n; i++)
+			Fail(rs[i], GPU_STATUS_FAILED, "out of host memory for a BM25 batch");
+		goto done;
 	}
-	/* a term past the store's has no postings in it: left out (the sums do not change) */
 	codevec_cuda_bm25_info(s->h, NULL, &nterms, NULL, NULL);
-	for (int i = 0; i < r->nt; i++)
-		if (GpuBm25Terms(r)[i] < nterms)
-		{
-			terms[nt] = GpuBm25Terms(r)[i];
-			idf[nt] = GpuBm25Idf(r)[i];
-			nt++;
-		}
-	rc = codevec_cuda_bm25_topk(s->h, nt, terms, idf, r->k, GpuBm25Docs(r), GpuBm25Scores(r), &nout,
-								r->hdr.errmsg, sizeof(r->hdr.errmsg));
-	if (rc != CODEVEC_CUDA_OK)
+	for (int i = 0; i < n; i++)
 	{
-		r->hdr.status = rc == CODEVEC_CUDA_ERR_NOMEM ? GPU_STATUS_NO_MEMORY : GPU_STATUS_FAILED;
-		return;
+		GpuBm25Request *r = rs[i];
+		CodevecCudaBm25Query *q = &qs[nq];
+
+		if (r->k < 1 || r->k > GPU_BM25_MAX_K || r->nt < 0 || r->nt > GPU_BM25_MAX_TERMS)
+		{
+			Fail(r, GPU_STATUS_FAILED, "bad BM25 top-k request");
+			continue;
+		}
+		/* a term past the store's has no postings in it: left out (the sums do not change) */
+		q->nt = 0;
+		q->terms = terms + (Size) nq * GPU_BM25_MAX_TERMS;
+		q->idf = idf + (Size) nq * GPU_BM25_MAX_TERMS;
+		for (int j = 0; j < r->nt; j++)
+			if (GpuBm25Terms(r)[j] < nterms)
+			{
+				((uint32 *) q->terms)[q->nt] = GpuBm25Terms(r)[j];
+				((double *) q->idf)[q->nt] = GpuBm25Idf(r)[j];
+				q->nt++;
+			}
+		q->k = r->k;
+		q->docs_out = GpuBm25Docs(r);
+		q->scores_out = GpuBm25Scores(r);
+		q->nout = &r->nout;
+		ok[nq++] = r;
 	}
-	r->nout = nout;
-	r->base = s->base;
+	if (nq == 0)
+		goto done;
+	rc = codevec_cuda_bm25_topk_batch(s->h, qs, nq, ok[0]->hdr.errmsg, sizeof(ok[0]->hdr.errmsg));
+	for (int i = 0; i < nq; i++)
+	{
+		if (rc != CODEVEC_CUDA_OK)
+		{
+			if (i > 0)
+				strlcpy(ok[i]->hdr.errmsg, ok[0]->hdr.errmsg, sizeof(ok[i]->hdr.errmsg));
+			ok[i]->hdr.status = rc == CODEVEC_CUDA_ERR_NOMEM ? GPU_STATUS_NO_MEMORY : GPU_STATUS_FAILED;
+			continue;
+		}
+		ok[i]->base = s->base;
+		ok[i]->hdr.status = 0;
+	}
 	s->last_used = GetCurrentTimestamp();
-	r->hdr.status = 0;
+done:
+	free(qs);
+	free(ok);
+	free(terms);
+	free(idf);
 }
 
-static void
-Bm25Run(GpuRequestHeader *req)
+/* TOPK requests of one store share a batch; every other request runs alone */
+static bool
+Bm25SameGroup(const GpuRequestHeader *a, const GpuRequestHeader *b)
 {
-	GpuBm25Request *r = (GpuBm25Request *) req;
+	const GpuBm25Request *x = (const GpuBm25Request *) a,
+			   *y = (const GpuBm25Request *) b;
+
+	return a == b || (x->op == GPU_BM25_TOPK && y->op == GPU_BM25_TOPK && SameKey(&x->key, &y->key));
+}
+
+/*
+ * A group (Bm25SameGroup): its TOPK requests in one batch, or its one
+ * CREATE or LOAD. Synchronous on the store's own stream and buffers, so it
+ * may run beside the k-NN groups started on the device (beside_started).
+ */
+static void
+Bm25RunGroup(GpuRequestHeader **reqs, int n)
+{
+	GpuBm25Request *r = (GpuBm25Request *) reqs[0];
 
 	switch (r->op)
 	{
@@ -289,20 +345,27 @@ Bm25Run(GpuRequestHeader *req)
 			RunLoad(r);
 			break;
 		case GPU_BM25_TOPK:
-			RunTopk(r);
+			RunTopkGroup((GpuBm25Request **) reqs, n);
 			break;
 		default:
 			Fail(r, GPU_STATUS_FAILED, "unknown BM25 request");
 	}
 }
 
-#define GPU_BM25_HANDLER Bm25Run
+#define GPU_BM25_SAME Bm25SameGroup
+#define GPU_BM25_GROUP Bm25RunGroup
 #else							/* !CODEVEC_USE_CUDA: the loop answers NO_DEVICE */
-#define GPU_BM25_HANDLER NULL
+#define GPU_BM25_SAME NULL
+#define GPU_BM25_GROUP NULL
 #endif							/* CODEVEC_USE_CUDA */
 
 static const GpuRequestKindData bm25_kind = {
-	GPU_REQUEST_BM25, "bm25", true, GPU_BM25_HANDLER, NULL, NULL
+	.kind = GPU_REQUEST_BM25,
+	.name = "bm25",
+	.needs_device = true,
+	.same_group = GPU_BM25_SAME,
+	.run_group = GPU_BM25_GROUP,
+	.beside_started = true
 };
 
 /* GpuBm25Register: the request kind of this file, and its device store */

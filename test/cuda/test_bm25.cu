@@ -18,6 +18,10 @@
  * before the store is whole, a term given twice, k out of range.
  * Outputs are poisoned before each call, so an unwritten slot fails.
  *
+ * codevec_cuda_bm25_topk_batch (one cooperative launch for several
+ * queries) must give each query the same answer: batches of 1, 7 and 31
+ * random queries, the first a tied term at k 1000 (its ties pass a batch
+ * query's room, so it is answered again alone).
  * Then the speed at the Linux tree's size (785,000 documents, about 40 M
  * postings; --quick skips it): the mean and median wall time of a top-k
  * (k 10 and 100) over 200 queries of 3-10 terms, what the GPU service
@@ -224,6 +228,67 @@ Compare(CodevecCudaBm25 s, const Corpus *c, int nt, const uint32_t *terms, const
 	return true;
 }
 
+/*
+ * nq random queries (and, first, a tied term at k 1000, whose ties pass a
+ * batch query's room) in one codevec_cuda_bm25_topk_batch, each against
+ * the reference; the number that differ
+ */
+static int RandomQuery(const Corpus *c, int nt, uint32_t *terms, double *idf);
+
+static int
+CompareBatch(CodevecCudaBm25 s, const Corpus *c, int nq)
+{
+	const int	ks[] = {1, 10, 100, 1000, 4096};
+	std::vector<CodevecCudaBm25Query> qs(nq);
+	std::vector<std::vector<uint32_t>> terms(nq, std::vector<uint32_t>(16)),
+				docs(nq);
+	std::vector<std::vector<double>> idf(nq, std::vector<double>(16)),
+				scores(nq);
+	std::vector<int> nout(nq, -7);
+	char		err[256];
+	int			bad = 0,
+				rc;
+
+	for (int q = 0; q < nq; q++)
+	{
+		int			k = q == 0 ? 1000 : ks[Rand() % 5];
+		int			nt = q == 0 ? 1 : RandomQuery(c, 1 + (int) (Rand() % 16), terms[q].data(), idf[q].data());
+
+		if (q == 0)
+		{
+			terms[q][0] = 11;	/* impacts all equal: df ties */
+			idf[q][0] = 1.25;
+		}
+		docs[q].assign(k, 0xdeadbeef);
+		scores[q].assign(k, nan(""));
+		qs[q] = {nt, terms[q].data(), idf[q].data(), k, docs[q].data(), scores[q].data(), &nout[q]};
+	}
+	rc = codevec_cuda_bm25_topk_batch(s, qs.data(), nq, err, sizeof(err));
+	if (rc != CODEVEC_CUDA_OK)
+	{
+		CHECK(0, "batch of %d: %d %s", nq, rc, err);
+		return nq;
+	}
+	for (int q = 0; q < nq; q++)
+	{
+		std::vector<uint32_t> rdocs;
+		std::vector<double> rscores;
+		int			rn = RefTopk(c, qs[q].nt, qs[q].terms, qs[q].idf, qs[q].k, rdocs, rscores);
+		bool		same = nout[q] == rn;
+
+		for (int i = 0; same && i < rn; i++)
+			same = docs[q][i] == rdocs[i] && memcmp(&scores[q][i], &rscores[i], sizeof(double)) == 0;
+		if (!same)
+		{
+			bad++;
+			if (bad == 1)
+				printf("FAIL: batch of %d, query %d (k %d, %d terms): %d results, want %d\n",
+					   nq, q, qs[q].k, qs[q].nt, nout[q], rn);
+		}
+	}
+	return bad;
+}
+
 /* random distinct terms, biased to the frequent ones; idf in (0.1, 8) */
 static int
 RandomQuery(const Corpus *c, int nt, uint32_t *terms, double *idf)
@@ -301,6 +366,10 @@ Correctness(uint32_t ndocs, uint32_t nterms, double maxfrac, int nqueries)
 	idf[1] = -0.0;
 	Compare(s, &c, 2, terms, idf, 100, "zero idf (+0 and -0)");
 	CHECK(bad == 0, "%d random queries differ", bad);
+	bad = 0;
+	for (int nq = 1; nq <= 64; nq = nq * 4 + 3)
+		bad += CompareBatch(s, &c, nq);
+	CHECK(bad == 0, "batches of 1, 7 and 31 queries: %d differ from the reference", bad);
 	codevec_cuda_bm25_free(s);
 }
 
@@ -368,6 +437,16 @@ BadInput(void)
 	CHECK(rc == CODEVEC_CUDA_OK && n == 5 && out[0] == 3 && scores[0] == 10 && out[1] == 2 &&
 		  out[2] == 9 && out[3] == 4 && out[4] == 1 && scores[4] == 1,
 		  "the small store's answer (rc %d, n %d)", rc, n);
+	{
+		CodevecCudaBm25Query q[2] = {{2, terms, idf, 8, out, scores, &n}, {2, terms, idf, 0, out, scores, &n}};
+
+		CHECK(codevec_cuda_bm25_topk_batch(s, q, 2, err, sizeof(err)) == CODEVEC_CUDA_ERR_ARG &&
+			  codevec_cuda_bm25_topk_batch(s, q, 0, err, sizeof(err)) == CODEVEC_CUDA_ERR_ARG,
+			  "a batch with a bad query, and an empty batch, are refused");
+		n = -1;
+		CHECK(codevec_cuda_bm25_topk_batch(s, q, 1, err, sizeof(err)) == CODEVEC_CUDA_OK && n == 5 &&
+			  out[0] == 3 && out[4] == 1, "a batch of one: the small store's answer (n %d)", n);
+	}
 	codevec_cuda_bm25_free(s);
 	CHECK(codevec_cuda_bm25_create(0, 3, start, &s, err, sizeof(err)) == CODEVEC_CUDA_ERR_ARG && s == NULL,
 		  "a store of no documents is refused");
@@ -450,6 +529,56 @@ Speed(void)
 		std::sort(t.begin(), t.end());
 		printf("SPEED k %d: mean %.1f us, p50 %.1f us, p95 %.1f us, %.0f postings a query\n",
 			   k, sum / t.size(), t[t.size() / 2], t[t.size() * 95 / 100], (double) post / t.size());
+	}
+	/* batches of 1, 4 and 16 queries (k 100): the wall time per query */
+	for (int nq = 1; nq <= 16; nq *= 4)
+	{
+		std::vector<CodevecCudaBm25Query> qs(nq);
+		std::vector<uint32_t> bt(nq * 16),
+					bo(nq * 100);
+		std::vector<double> bi(nq * 16),
+					bs(nq * 100);
+		std::vector<int> bn(nq);
+		double		t0 = 0,
+					total = 0;
+		int			batches = 0;
+
+		for (int rep = 0; rep < 20 + 200 / nq; rep++)
+		{
+			for (int q = 0; q < nq; q++)
+			{
+				int			nt = 3 + (int) (Rand() % 8);
+
+				for (int i = 0; i < nt; i++)
+				{
+					bool		dup;
+
+					do
+					{
+						bt[q * 16 + i] = (uint32_t) exp(Unit() * log(3000.0));
+						dup = false;
+						for (int j = 0; j < i; j++)
+							dup |= bt[q * 16 + j] == bt[q * 16 + i];
+					} while (dup);
+					bi[q * 16 + i] = 0.1 + Unit() * 7.9;
+				}
+				qs[q] = {nt, &bt[q * 16], &bi[q * 16], 100, &bo[q * 100], &bs[q * 100], &bn[q]};
+			}
+			t0 = Now();
+			if (codevec_cuda_bm25_topk_batch(s, qs.data(), nq, err, sizeof(err)) != CODEVEC_CUDA_OK)
+			{
+				CHECK(0, "speed batch: %s", err);
+				break;
+			}
+			if (rep >= 20)
+			{
+				total += (Now() - t0) * 1e6;
+				batches++;
+			}
+		}
+		if (batches > 0)
+			printf("SPEED batch of %d, k 100: %.1f us a batch, %.1f us a query\n", nq,
+				   total / batches, total / batches / nq);
 	}
 	codevec_cuda_bm25_free(s);
 }

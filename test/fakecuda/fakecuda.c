@@ -580,6 +580,24 @@ codevec_cuda_bm25_topk(CodevecCudaBm25 s, int nt, const uint32_t *terms, const d
 }
 
 int
+codevec_cuda_bm25_topk_batch(CodevecCudaBm25 s, const CodevecCudaBm25Query *queries, int nq,
+							 char *errbuf, size_t errlen)
+{
+	if (!s || !queries || nq < 1 || nq > CODEVEC_CUDA_BM25_MAX_BATCH)
+		return Fail(CODEVEC_CUDA_ERR_ARG, errbuf, errlen, "bad BM25 batch");
+	for (int q = 0; q < nq; q++)
+	{
+		const CodevecCudaBm25Query *Q = &queries[q];
+		int			rc = codevec_cuda_bm25_topk(s, Q->nt, Q->terms, Q->idf, Q->k, Q->docs_out,
+												Q->scores_out, Q->nout, errbuf, errlen);
+
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+int
 codevec_cuda_bm25_info(CodevecCudaBm25 s, uint32_t *ndocs, uint32_t *nterms, uint64_t *npostings,
 					   size_t *device_bytes)
 {

@@ -393,6 +393,30 @@ SQL
 	g=$(kw); c=$(kw "codevec.device = cpu")
 	if [ -n "$g" ] && [ "$g" = "$c" ]; then tap_ok "BM25 on the GPU service after the ROLLBACK: the lists equal the CPU's"
 	else tap_not_ok "BM25 after a ROLLBACK: gpu '$(head -c 200 <<<"$g")' cpu '$(head -c 200 <<<"$c")'"; fi
+	# concurrent keyword lists share the service's batches (one call for
+	# several TOPK requests): 8 clients x 3 rounds x 12 questions, each the CPU's
+	PGDATABASE=cs psql -qX -c "CREATE TABLE kq (qid int, q text); CREATE TABLE kres (c int, qid int, r text)" \
+		-c "INSERT INTO kq SELECT i, (ARRAY['parse email headers', 'encode a string as json', 'message', 'decode base64',
+			'split a mime message into parts', 'read a header', 'self', 'quoted printable', 'charset', 'policy', 'json decoder error', 'address list'])[i]
+			FROM generate_series(1, 12) i" >/dev/null
+	for c in 1 2 3 4 5 6 7 8; do
+		PGDATABASE=cs psql -qX -c "SET client_min_messages = error" -c "DO \$\$
+			DECLARE r record; x text;
+			BEGIN
+				FOR i IN 1..3 LOOP
+					FOR r IN SELECT * FROM kq ORDER BY (qid * $c) % 13 LOOP
+						SELECT string_agg(id || ':' || score, ',' ORDER BY score DESC, id) INTO x FROM code.bm25_search(r.q, 50);
+						INSERT INTO kres VALUES ($c, r.qid, x);
+					END LOOP;
+				END LOOP;
+			END \$\$" >"$dir/kclient$c.out" 2>&1 &
+	done
+	wait
+	PGDATABASE=cs psql -qX -c "SET codevec.device = cpu" \
+		-c "CREATE TABLE kexp AS SELECT qid, (SELECT string_agg(id || ':' || score, ',' ORDER BY score DESC, id) FROM code.bm25_search(q, 50)) r FROM kq" >/dev/null
+	res=$(PGDATABASE=cs psql -qAtX -c "SELECT count(*) || ' ' || count(*) FILTER (WHERE k.r IS DISTINCT FROM e.r) FROM kres k JOIN kexp e USING (qid)")
+	if [ "$res" = "288 0" ]; then tap_ok "BM25 on the GPU service: 8 concurrent clients, 288 keyword lists, all equal to the CPU's"
+	else tap_not_ok "BM25 with 8 concurrent clients: '$res' $(cat "$dir"/kclient*.out | grep -m2 ERROR)"; fi
 	psql -qX -c "DROP DATABASE cs" >/dev/null
 else
 	tap_ok "# SKIP code.search with the prefetch: no codevec-load build or no $pylib/email"
