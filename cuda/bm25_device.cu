@@ -4,8 +4,10 @@
  *	  exact top-k over it (bm25_device.h has the interface and the contract).
  *
  * A query is one pass over the stream, then one wait:
- *   1. the score array (a double per document) is reset to SCORE_NONE, a
- *      bit pattern no sum produces (all ones: a NaN);
+ *   1. the score array (a double per document) holds SCORE_NONE, a bit
+ *      pattern no sum produces (all ones: a NaN), for every document (set
+ *      when the store is made, and again after each query: by step 4 in
+ *      bm25_batch_kernel, by a memset after codevec_cuda_bm25_topk);
  *   2. bm25_term_kernel once per term, in the query's order: each posting
  *      adds idf * impact to its document's sum (0 + x for the first), with
  *      __dmul_rn and __dadd_rn so that nothing is fused and the bits are
@@ -175,11 +177,52 @@ bm25_term_kernel(double *__restrict__ score, const uint32_t *__restrict__ docs,
 	}
 }
 
+/*
+ * The digit where the krem-th best key under the prefix lies, from the
+ * histogram of this pass (which is cleared for the next), by a whole block
+ * of at least SEL_BINS threads: suffix sums of the bins in shared memory
+ * sh (SEL_BINS + 1), then the one bin whose suffix reaches krem while the
+ * next does not; none (fewer keys than krem, the first pass only): all.
+ */
+static __device__ void
+Bm25PickDigit(Bm25Select *sel, int shift, uint32_t prefix, uint32_t mask, unsigned int *sh)
+{
+	const int	i = threadIdx.x;
+	const unsigned int krem = sel->krem;
+
+	if (i < SEL_BINS)
+	{
+		sh[i] = ((volatile unsigned int *) sel->hist)[i];
+		sel->hist[i] = 0;
+	}
+	if (i == 0)
+		sh[SEL_BINS] = 0;
+	__syncthreads();
+	for (int off = 1; off < SEL_BINS; off <<= 1)
+	{
+		unsigned int v = i + off < SEL_BINS ? sh[i + off] : 0;
+
+		__syncthreads();
+		if (i < SEL_BINS)
+			sh[i] += v;
+		__syncthreads();
+	}
+	if (i < SEL_BINS && sh[i] >= krem && sh[i + 1] < krem)
+	{
+		sel->prefix = prefix | ((uint32_t) i << shift);
+		sel->mask = mask | (0xFFu << shift);
+		sel->krem = krem - sh[i + 1];
+	}
+	if (i == 0 && sh[0] < krem)
+		sel->all = 1;
+}
+
 /* one digit of the radix select: bits [shift, shift + 8) of the keys under the prefix */
 static __global__ void
 bm25_select_kernel(const double *__restrict__ score, uint32_t ndocs, int shift, Bm25Select *sel)
 {
 	__shared__ unsigned int h[SEL_BINS];
+	__shared__ unsigned int sh[SEL_BINS + 1];
 	__shared__ int last;
 	uint32_t	prefix,
 				mask;
@@ -207,37 +250,12 @@ bm25_select_kernel(const double *__restrict__ score, uint32_t ndocs, int shift, 
 	if (threadIdx.x == 0)
 		last = atomicAdd(&sel->done, 1u) == gridDim.x - 1;
 	__syncthreads();
-	if (!last || threadIdx.x != 0)
+	if (!last)
 		return;
-
-	/* the last block: the digit where the krem-th best key lies */
-	{
-		volatile unsigned int *hist = sel->hist;
-		unsigned int krem = sel->krem,
-					above = 0;
-		int			digit = -1;
-
-		for (int b = SEL_BINS - 1; b >= 0 && digit < 0; b--)
-		{
-			unsigned int c = hist[b];
-
-			if (above + c >= krem)
-				digit = b;
-			else
-				above += c;
-		}
-		if (digit < 0)
-			sel->all = 1;		/* fewer keys than k (only at the first digit) */
-		else
-		{
-			sel->prefix = prefix | ((uint32_t) digit << shift);
-			sel->mask = mask | (0xFFu << shift);
-			sel->krem = krem - above;
-		}
-		for (int b = 0; b < SEL_BINS; b++)
-			hist[b] = 0;
+	/* the last block: the digit where the k-th best key lies */
+	Bm25PickDigit(sel, shift, prefix, mask, sh);
+	if (threadIdx.x == 0)
 		sel->done = 0;
-	}
 }
 
 /* every scored document whose key is at least the k-th best's, into cand (cap of them counted past) */
@@ -267,6 +285,18 @@ bm25_gather_kernel(const double *__restrict__ score, uint32_t ndocs, const Bm25S
 	}
 }
 
+/* the device's clock in ns (PTX %globaltimer), for CODEVEC_BM25_MARKS */
+static __device__ __forceinline__ unsigned long long
+Now_ns(void)
+{
+	unsigned long long t;
+
+	asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+	return t;
+}
+
+#define MARK(i) do { if (marks != NULL && tid == 0) marks[(i)] += Now_ns(); } while (0)
+
 /*
  * A batch of queries in one cooperative launch (codevec_cuda_bm25_topk_batch):
  * for each query in turn, steps 1-4 of the top of this file by the whole
@@ -276,10 +306,11 @@ bm25_gather_kernel(const double *__restrict__ score, uint32_t ndocs, const Bm25S
 static __global__ void
 bm25_batch_kernel(double *__restrict__ score, uint32_t ndocs, const uint32_t *__restrict__ docs,
 				  const float *__restrict__ imp, const Bm25QueryDesc *qd, const Bm25TermDesc *td,
-				  int nq, Bm25Select *sel, char *out)
+				  int nq, Bm25Select *sel, char *out, unsigned long long *marks)
 {
 	cooperative_groups::grid_group g = cooperative_groups::this_grid();
 	__shared__ unsigned int h[SEL_BINS];
+	__shared__ unsigned int sh[SEL_BINS + 1];
 	const uint64_t tid = (uint64_t) blockIdx.x * blockDim.x + threadIdx.x,
 				nthreads = (uint64_t) gridDim.x * blockDim.x;
 
@@ -290,9 +321,8 @@ bm25_batch_kernel(double *__restrict__ score, uint32_t ndocs, const uint32_t *__
 		Bm25Cand   *cand = (Bm25Cand *) (out + Q.out_off + OUT_HEADER);
 		uint32_t	t;
 
-		/* 1. no scores; the select's state (its histogram is zero) */
-		for (uint64_t d = tid; d < ndocs; d += nthreads)
-			score[d] = __longlong_as_double(SCORE_NONE);
+		/* 1. the select's state (its histogram is zero; the scores are all
+		 * SCORE_NONE: so the store makes them, and so step 4 leaves them) */
 		if (tid == 0)
 		{
 			sel->prefix = 0;
@@ -301,6 +331,7 @@ bm25_batch_kernel(double *__restrict__ score, uint32_t ndocs, const uint32_t *__
 			sel->all = 0;
 			*count = 0;
 		}
+		MARK(0);
 		g.sync();
 		/* 2. the terms, in the query's order */
 		for (uint32_t j = 0; j < Q.nt; j++)
@@ -319,6 +350,7 @@ bm25_batch_kernel(double *__restrict__ score, uint32_t ndocs, const uint32_t *__
 			}
 			g.sync();
 		}
+		MARK(1);
 		/* 3. the radix select, a digit a pass */
 		for (int shift = 24; shift >= 0 && !sel->all; shift -= 8)
 		{
@@ -328,54 +360,40 @@ bm25_batch_kernel(double *__restrict__ score, uint32_t ndocs, const uint32_t *__
 			for (int i = threadIdx.x; i < SEL_BINS; i += blockDim.x)
 				h[i] = 0;
 			__syncthreads();
-			for (uint64_t d = tid; d < ndocs; d += nthreads)
+			/* whole warps go round the loop together (the bound is rounded
+			 * up), so that lanes of one bin add once: most keys share the
+			 * first digits (a float's exponent) */
+			for (uint64_t d0 = tid - (tid & 31); d0 < ndocs; d0 += nthreads)
 			{
-				uint32_t	key = Bm25Key(score[d]);
+				uint64_t	d = d0 + (tid & 31);
+				uint32_t	key = d < ndocs ? Bm25Key(score[d]) : 0;
+				int			bin = key != 0 && (key & mask) == prefix ? (int) ((key >> shift) & 0xFF) : -1;
+				unsigned int same = __match_any_sync(0xffffffffu, bin);
 
-				if (key != 0 && (key & mask) == prefix)
-					atomicAdd(&h[(key >> shift) & 0xFF], 1u);
+				if (bin >= 0 && (tid & 31) == (uint64_t) (__ffs(same) - 1))
+					atomicAdd(&h[bin], (unsigned int) __popc(same));
 			}
 			__syncthreads();
 			for (int i = threadIdx.x; i < SEL_BINS; i += blockDim.x)
 				if (h[i] != 0)
 					atomicAdd(&sel->hist[i], h[i]);
 			g.sync();
-			if (tid == 0)
-			{
-				unsigned int krem = sel->krem,
-							above = 0;
-				int			digit = -1;
-
-				for (int b = SEL_BINS - 1; b >= 0 && digit < 0; b--)
-				{
-					unsigned int c = sel->hist[b];
-
-					if (above + c >= krem)
-						digit = b;
-					else
-						above += c;
-				}
-				if (digit < 0)
-					sel->all = 1;
-				else
-				{
-					sel->prefix = prefix | ((uint32_t) digit << shift);
-					sel->mask = mask | (0xFFu << shift);
-					sel->krem = krem - above;
-				}
-				for (int b = 0; b < SEL_BINS; b++)
-					sel->hist[b] = 0;
-			}
+			if (blockIdx.x == 0)
+				Bm25PickDigit(sel, shift, prefix, mask, sh);
 			g.sync();
 		}
-		/* 4. the candidates */
+		MARK(2);
+		/* 4. the candidates; every score back to SCORE_NONE for the next query */
 		t = sel->all ? 1u : sel->prefix;
 		for (uint64_t d = tid; d < ndocs; d += nthreads)
 		{
 			double		sc = score[d];
 			uint32_t	key = Bm25Key(sc);
 
-			if (key != 0 && key >= t)
+			if (key == 0)
+				continue;
+			score[d] = __longlong_as_double(SCORE_NONE);
+			if (key >= t)
 			{
 				unsigned int i = atomicAdd(count, 1u);
 
@@ -386,7 +404,8 @@ bm25_batch_kernel(double *__restrict__ score, uint32_t ndocs, const uint32_t *__
 				}
 			}
 		}
-		g.sync();				/* before the next query resets the scores */
+		g.sync();				/* before the next query adds to the scores */
+		MARK(3);
 	}
 }
 
@@ -462,6 +481,8 @@ Bm25Alloc(CodevecCudaBm25Data *s, char *errbuf, size_t errlen)
 	CUDA_TRY(cudaMalloc((void **) &s->d_docs, np * sizeof(uint32_t)));
 	CUDA_TRY(cudaMalloc((void **) &s->d_imp, np * sizeof(float)));
 	CUDA_TRY(cudaMalloc((void **) &s->d_score, (size_t) s->ndocs * sizeof(double)));
+	/* no scores: what bm25_batch_kernel expects of the array, and leaves */
+	CUDA_TRY(cudaMemset(s->d_score, 0xFF, (size_t) s->ndocs * sizeof(double)));
 	CUDA_TRY(cudaMalloc((void **) &s->d_sel, sizeof(Bm25Select)));
 	CUDA_TRY(cudaMemset(s->d_sel, 0, sizeof(Bm25Select)));
 	{
@@ -683,6 +704,9 @@ codevec_cuda_bm25_topk(CodevecCudaBm25 s, int nt, const uint32_t *terms, const d
 		if (rc == CODEVEC_CUDA_OK)
 			rc = Bm25Gather(s, &count, errbuf, errlen);
 	}
+	/* no scores again, as bm25_batch_kernel expects them */
+	if (rc == CODEVEC_CUDA_OK)
+		CUDA_TRY(cudaMemsetAsync(s->d_score, 0xFF, (size_t) s->ndocs * sizeof(double), s->stream));
 	if (rc != CODEVEC_CUDA_OK)
 		return rc;
 	if (count > s->cap)
@@ -790,11 +814,33 @@ codevec_cuda_bm25_topk_batch(CodevecCudaBm25 s, const CodevecCudaBm25Query *quer
 	{
 		const Bm25QueryDesc *d_qd = (const Bm25QueryDesc *) s->d_stage;
 		const Bm25TermDesc *d_td = (const Bm25TermDesc *) (s->d_stage + sizeof(Bm25QueryDesc) * nq);
+		static int	want_marks = -1;
+		static unsigned long long *d_marks = NULL;
+		unsigned long long *marks = NULL;
 		void	   *args[] = {&s->d_score, &s->ndocs, &s->d_docs, &s->d_imp, &d_qd, &d_td, &nq,
-							  &s->d_sel, &s->d_bout};
+							  &s->d_sel, &s->d_bout, &marks};
 
+		/* CODEVEC_BM25_MARKS=1: the steps' times on stderr (test_bm25 --speed) */
+		if (want_marks < 0)
+			want_marks = getenv("CODEVEC_BM25_MARKS") != NULL &&
+				cudaMalloc((void **) &d_marks, 4 * sizeof(unsigned long long)) == cudaSuccess;
+		if (want_marks)
+		{
+			marks = d_marks;
+			CUDA_TRY(cudaMemsetAsync(d_marks, 0, 4 * sizeof(unsigned long long), s->stream));
+		}
 		CUDA_TRY(cudaLaunchCooperativeKernel((void *) bm25_batch_kernel, s->batch_grid, THREADS, args,
 											 0, s->stream));
+		if (want_marks)
+		{
+			unsigned long long m[4];
+
+			CUDA_TRY(cudaMemcpyAsync(m, d_marks, sizeof(m), cudaMemcpyDeviceToHost, s->stream));
+			CUDA_TRY(cudaStreamSynchronize(s->stream));
+			fprintf(stderr, "bm25 marks: %d queries, %u blocks: terms %.1f us, select %.1f us, gather %.1f us a query\n",
+					nq, s->batch_grid, (double) (m[1] - m[0]) / nq / 1e3, (double) (m[2] - m[1]) / nq / 1e3,
+					(double) (m[3] - m[2]) / nq / 1e3);
+		}
 	}
 	CUDA_TRY(cudaMemcpyAsync(s->h_bout, s->d_bout, bout, cudaMemcpyDeviceToHost, s->stream));
 	CUDA_TRY(cudaStreamSynchronize(s->stream));
