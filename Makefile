@@ -66,7 +66,7 @@ SHLIB_LINK += -L$(CUDA_HOME)/lib64 -lcudart_static -lrt -ldl -lpthread -lstdc++
 NVCC_GENCODE ?= -gencode=arch=compute_90,code=sm_90 -gencode=arch=compute_90,code=compute_90
 NVCC_FLAGS ?= -O3 -std=c++17 -Xcompiler -fPIC $(NVCC_GENCODE) -I$(srcdir)/cuda
 
-cuda/%.o: cuda/%.cu cuda/codevec_cuda.h cuda/knn.h cuda/knn_internal.h cuda/knn_kernels.cuh cuda/knn_i8.h cuda/kmeans.h cuda/bm25_device.h
+cuda/%.o: cuda/%.cu cuda/codevec_cuda.h cuda/knn.h cuda/knn_internal.h cuda/knn_kernels.cuh cuda/knn_i8.h cuda/kmeans.h cuda/bm25_device.h cuda/cuda_try.cuh
 	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
 
 endif
@@ -118,7 +118,7 @@ ifeq ($(CUDA),1)
 # is a shared object of its own that only the GPU service opens (dlopen,
 # src/gpuembed.c); it exports nothing but cuda/encoder.h's functions.
 CUDA_ENCODER = codevec_cuda_encoder.so
-cuda/encoder.o: cuda/encoder.cu cuda/encoder_kernels.cuh cuda/encoder.h cuda/codevec_cuda.h
+cuda/encoder.o: cuda/encoder.cu cuda/encoder_kernels.cuh cuda/encoder.h cuda/codevec_cuda.h cuda/cuda_try.cuh
 	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
 $(CUDA_ENCODER): cuda/encoder.o cuda/encoder.map
 	$(CXX) -shared -o $@ cuda/encoder.o -Wl,--version-script=cuda/encoder.map \

@@ -40,6 +40,7 @@
 #include <algorithm>
 
 #include "bm25_device.h"
+#include "cuda_try.cuh"
 
 #define SEL_BINS	256
 #define SCORE_NONE	(-1LL)		/* bits of a reset score */
@@ -112,26 +113,6 @@ struct CodevecCudaBm25Data
 	size_t		bout_cap;
 	unsigned int batch_grid;	/* co-resident blocks of bm25_batch_kernel */
 };
-
-static void
-SetError(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-	va_list		ap;
-
-	if (errbuf == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(errbuf, errlen, fmt, ap);
-	va_end(ap);
-}
-
-#define CUDA_TRY(call) do { \
-	cudaError_t err_ = (call); \
-	if (err_ != cudaSuccess) { \
-		SetError(errbuf, errlen, "%s: %s", #call, cudaGetErrorString(err_)); \
-		return codevec_cuda_status(err_); \
-	} \
-} while (0)
 
 #define LAUNCH_TRY(what) CUDA_TRY((what, cudaGetLastError()))
 

@@ -76,6 +76,7 @@
 #include <string.h>
 
 #include "encoder.h"
+#include "cuda_try.cuh"
 
 #define ATT_WARPS	8			/* warps per attention block, 16 queries each */
 #define ATT_QTILE	(ATT_WARPS * 16)	/* queries per attention block */
@@ -229,27 +230,6 @@ struct CodevecCudaEncoderData
 /* ---------------------------------------------------------------------
  * Errors
  * --------------------------------------------------------------------- */
-
-/* Write a formatted message into errbuf (when there is one). */
-static void
-SetError(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-	va_list		ap;
-
-	if (errbuf == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(errbuf, errlen, fmt, ap);
-	va_end(ap);
-}
-
-#define CUDA_TRY(call) do { \
-	cudaError_t err_ = (call); \
-	if (err_ != cudaSuccess) { \
-		SetError(errbuf, errlen, "%s: %s (%s) at %s:%d", #call, \
-				 cudaGetErrorString(err_), cudaGetErrorName(err_), __FILE__, __LINE__); \
-		return codevec_cuda_status(err_); \
-	} } while (0)
 
 #define LT_TRY(call) do { \
 	cublasStatus_t st_ = (call); \

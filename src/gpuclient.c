@@ -149,29 +149,40 @@ static bool session_seg_dirty = false;
 
 #define SESSION_SEG_MIN_SIZE	(256 * 1024)
 
+/*
+ * A kept segment (*seg, *segsize bytes) of at least size bytes: replaced
+ * when too small or dirty (the service may still write into it), mapped
+ * for the session
+ */
+static dsm_segment *
+KeptSegment(dsm_segment **seg, Size *segsize, bool *dirty, Size size)
+{
+	if (*seg != NULL && (*dirty || *segsize < size))
+	{
+		dsm_detach(*seg);
+		*seg = NULL;
+	}
+	if (*seg == NULL)
+	{
+		Size		want = SESSION_SEG_MIN_SIZE;
+
+		while (want < size)
+			want *= 2;
+		*seg = dsm_create(want, 0);
+		dsm_pin_mapping(*seg);
+		*segsize = want;
+		*dirty = false;
+	}
+	return *seg;
+}
+
 /* CodevecGpuSessionSegment: see gpuservice.h */
 dsm_segment *
 CodevecGpuSessionSegment(Size size)
 {
 	/* the caller writes into it: a request posted in it is answered first */
 	CodevecGpuDrain();
-	if (session_seg != NULL && (session_seg_dirty || session_seg_size < size))
-	{
-		dsm_detach(session_seg);
-		session_seg = NULL;
-	}
-	if (session_seg == NULL)
-	{
-		Size		want = SESSION_SEG_MIN_SIZE;
-
-		while (want < size)
-			want *= 2;
-		session_seg = dsm_create(want, 0);
-		dsm_pin_mapping(session_seg);
-		session_seg_size = want;
-		session_seg_dirty = false;
-	}
-	return session_seg;
+	return KeptSegment(&session_seg, &session_seg_size, &session_seg_dirty, size);
 }
 
 /*
@@ -439,23 +450,7 @@ CodevecGpuBesideSegment(Size size)
 {
 	if (posted_seg == NULL)
 		return CodevecGpuSessionSegment(size);
-	if (beside_seg != NULL && (beside_seg_dirty || beside_seg_size < size))
-	{
-		dsm_detach(beside_seg);
-		beside_seg = NULL;
-	}
-	if (beside_seg == NULL)
-	{
-		Size		want = SESSION_SEG_MIN_SIZE;
-
-		while (want < size)
-			want *= 2;
-		beside_seg = dsm_create(want, 0);
-		dsm_pin_mapping(beside_seg);
-		beside_seg_size = want;
-		beside_seg_dirty = false;
-	}
-	return beside_seg;
+	return KeptSegment(&beside_seg, &beside_seg_size, &beside_seg_dirty, size);
 }
 
 /* CodevecGpuCallBeside: see gpuservice.h */
