@@ -406,9 +406,20 @@ printf '\ndef zebra_quux_counter(items):\n    """Count zebra quux items."""\n   
 is $? 0 "deletes and updates: the first repository reloads without json/ and with a changed file"
 is "$(Q "SELECT count(*) FROM code.snippets s JOIN code.files f ON f.id = s.file_id WHERE f.path LIKE 'json/%'")" 0 \
 	"json/ is gone"
+# every writer of postings raises code.bm25_params.generation (the key of
+# the GPU service's copy of them: codevec_bm25_gpu_topk)
+GEN0=$(Q "SELECT generation FROM code.bm25_params")
 Q "UPDATE code.snippets SET tsv = tsv || to_tsvector('codevec_code', 'zebra quux') WHERE id % 37 = 0" >/dev/null
+GEN1=$(Q "SELECT generation FROM code.bm25_params")
 Q "UPDATE code.snippets SET kind = kind WHERE id % 5 = 0" >/dev/null
 Q "UPDATE code.snippets SET tsv = NULL WHERE id % 101 = 0" >/dev/null
+GEN2=$(Q "SELECT generation FROM code.bm25_params")
+ok $([ "${GEN1:-0}" -gt "${GEN0:-0}" ] && [ "${GEN2:-0}" -gt "$GEN1" ]; echo $?) \
+	"an UPDATE of tsv raises code.bm25_params.generation ($GEN0 -> $GEN1 -> $GEN2)"
+is "$(psql -X -A -t -q -d "$DB" -c "BEGIN" -c "DELETE FROM code.snippets WHERE id IN (SELECT id FROM code.snippets WHERE tsv IS NOT NULL ORDER BY id LIMIT 3)" \
+	-c "SELECT generation > $GEN2 FROM code.bm25_params" -c "ROLLBACK")" t \
+	"... a DELETE raises it in its transaction"
+is "$(Q "SELECT generation = $GEN2 FROM code.bm25_params")" t "... and a ROLLBACK takes it back"
 is "$(Q "SELECT avgdl FROM code.bm25_params")" "$AVG0" "avgdl stays as stored until a refresh"
 stats_check "after inserts, deletes and updates"
 exact_check "after inserts, deletes and updates"
@@ -603,7 +614,12 @@ is "$(Q "SELECT (SELECT array_agg(id) FROM code.search('parse email headers', k 
 is "$(Q "SELECT built FROM code.bm25_params")" t "a second load keeps them (no drift: not rebuilt)"
 
 # ------------------------------------------------------------ truncate
+GEN3=$(Q "SELECT generation FROM code.bm25_params")
+Q "SELECT code.bm25_refresh()" >/dev/null
+is "$(Q "SELECT generation > $GEN3 FROM code.bm25_params")" t "code.bm25_refresh() raises code.bm25_params.generation"
+GEN3=$(Q "SELECT generation FROM code.bm25_params")
 Q "TRUNCATE code.snippets" >/dev/null
+is "$(Q "SELECT generation > $GEN3 FROM code.bm25_params")" t "TRUNCATE raises it too"
 is "$(Q "SELECT built, n, (SELECT count(*) FROM code.bm25_postings), (SELECT count(*) FROM code.bm25_terms) FROM code.bm25_params")" \
 	"f|0|0|0" "TRUNCATE empties the postings and marks BM25 not built"
 is "$(Q "SELECT count(*) FROM code.search('parse email headers', mode => 'keyword')")" 0 \
