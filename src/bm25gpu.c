@@ -374,11 +374,11 @@ codevec_bm25_gpu_topk(PG_FUNCTION_ARGS)
 	int			status;
 	static const Oid key_types[2] = {INT4OID, INT4OID};
 
+	/* the cheap checks first: a server without the service reads no arrays here */
 	if (codevec_device == CODEVEC_DEVICE_CPU || k < 1 || k > GPU_BM25_MAX_K ||
 		shift < 0 || shift > BM25_MAX_SHIFT || TransactionIdIsCurrentTransactionId(xmin) ||
+		(codevec_device == CODEVEC_DEVICE_CUDA ? !CodevecGpuServiceUsable() : !CodevecGpuServiceReady()) ||
 		!QueryTerms(fcinfo, &nt, &terms, &idf))
-		return codevec_bm25_blocks_topk(fcinfo);
-	if (codevec_device == CODEVEC_DEVICE_CUDA ? !CodevecGpuServiceUsable() : !CodevecGpuServiceReady())
 		return codevec_bm25_blocks_topk(fcinfo);
 
 	RequireIndexTableSelect(index_oid);
@@ -389,7 +389,6 @@ codevec_bm25_gpu_topk(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("\"%s\" is not a btree index on (term int4, block int4)",
 						RelationGetRelationName(index))));
-	heap = table_open(index->rd_index->indrelid, AccessShareLock);
 	memset(&key, 0, sizeof(key));
 	key.dbid = MyDatabaseId;
 	key.indexid = index_oid;
@@ -399,11 +398,13 @@ codevec_bm25_gpu_topk(PG_FUNCTION_ARGS)
 	status = Bm25GpuAsk(fcinfo, &key, nt, terms, idf, k);
 	if (status == GPU_STATUS_NOT_LOADED)
 	{
+		/* the table only to send its postings: a query answered reads none of it */
+		heap = table_open(index->rd_index->indrelid, AccessShareLock);
 		status = Bm25GpuUpload(heap, index, shift, &key);
+		table_close(heap, AccessShareLock);
 		if (status == 0)
 			status = Bm25GpuAsk(fcinfo, &key, nt, terms, idf, k);
 	}
-	table_close(heap, AccessShareLock);
 	index_close(index, AccessShareLock);
 	if (status == 0)
 	{

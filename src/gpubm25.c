@@ -147,9 +147,8 @@ RunCreate(GpuBm25Request *r)
 		Fail(r, GPU_STATUS_BUSY, "newer BM25 postings are on the device");
 		return;
 	}
-	if (s != NULL)
-		DropStore(s);			/* older, or this sender's own restart */
-	/* one store a database: those of indexes code.bm25_refresh() dropped go */
+	/* one store a database: the older one (or this sender's own restart),
+	 * and those of indexes code.bm25_refresh() dropped, go */
 	for (int i = 0; i < GPU_BM25_STORES; i++)
 		if (bm25_stores[i].used && bm25_stores[i].key.dbid == r->key.dbid &&
 			!LoadingByOther(&bm25_stores[i], r->uploader))
@@ -241,9 +240,10 @@ RunTopkGroup(GpuBm25Request **rs, int n)
 	uint32	   *terms;
 	double	   *idf;
 	int			nq = 0,
+				total = 0,
 				rc;
 
-	if (s != NULL && s->uploader != 0 && LoadingByOther(s, 0))
+	if (s != NULL && LoadingByOther(s, 0))
 	{
 		for (int i = 0; i < n; i++)
 			Fail(rs[i], GPU_STATUS_BUSY, "BM25 postings are being loaded");
@@ -255,10 +255,13 @@ RunTopkGroup(GpuBm25Request **rs, int n)
 			Fail(rs[i], GPU_STATUS_NOT_LOADED, "no current BM25 postings on the device");
 		return;
 	}
+	for (int i = 0; i < n; i++)
+		total += Max(Min(rs[i]->nt, GPU_BM25_MAX_TERMS), 0);
 	qs = malloc(sizeof(CodevecCudaBm25Query) * n);
 	ok = malloc(sizeof(GpuBm25Request *) * n);
-	terms = malloc(sizeof(uint32) * GPU_BM25_MAX_TERMS * n);
-	idf = malloc(sizeof(double) * GPU_BM25_MAX_TERMS * n);
+	terms = malloc(sizeof(uint32) * Max(total, 1));
+	idf = malloc(sizeof(double) * Max(total, 1));
+	total = 0;
 	if (qs == NULL || ok == NULL || terms == NULL || idf == NULL)
 	{
 		for (int i = 0; i < n; i++)
@@ -278,8 +281,8 @@ RunTopkGroup(GpuBm25Request **rs, int n)
 		}
 		/* a term past the store's has no postings in it: left out (the sums do not change) */
 		q->nt = 0;
-		q->terms = terms + (Size) nq * GPU_BM25_MAX_TERMS;
-		q->idf = idf + (Size) nq * GPU_BM25_MAX_TERMS;
+		q->terms = terms + total;
+		q->idf = idf + total;
 		for (int j = 0; j < r->nt; j++)
 			if (GpuBm25Terms(r)[j] < nterms)
 			{
@@ -287,6 +290,7 @@ RunTopkGroup(GpuBm25Request **rs, int n)
 				((double *) q->idf)[q->nt] = GpuBm25Idf(r)[j];
 				q->nt++;
 			}
+		total += q->nt;
 		q->k = r->k;
 		q->docs_out = GpuBm25Docs(r);
 		q->scores_out = GpuBm25Scores(r);

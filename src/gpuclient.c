@@ -256,6 +256,30 @@ WaitDone(int slot, uint64 generation, TimestampTz deadline)
 	}
 }
 
+/*
+ * The status of a request waited for, its slot let go: restarted means the
+ * service that took it died and another started (it never touches an
+ * older generation's slots), so nothing was answered and the caller's
+ * failure policy decides, as for a stopped service (GPU_STATUS_UNAVAILABLE);
+ * else the service's status, a FAILED one raised as an ERROR if report.
+ */
+static int
+Returned(GpuRequestHeader *req, bool restarted, bool report)
+{
+	if (restarted)
+	{
+		snprintf(req->errmsg, sizeof(req->errmsg),
+				 "the codevec GPU service restarted while serving this request");
+		req->status = GPU_STATUS_UNAVAILABLE;
+		return GPU_STATUS_UNAVAILABLE;
+	}
+	if (req->status == GPU_STATUS_FAILED && report)
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+				 errmsg("codevec GPU service: %s", req->errmsg)));
+	return req->status;
+}
+
 /* Wait for the posted request; raise ERROR for a FAILED status only if report */
 static int
 WaitPosted(bool report)
@@ -277,29 +301,11 @@ WaitPosted(bool report)
 	}
 	PG_END_TRY();
 	posted_seg = NULL;
-	if (restarted)
-	{
-		/*
-		 * The service that took the request died and another started (it
-		 * never touches an older generation's slots): nothing was answered,
-		 * so the caller's failure policy decides, as for a stopped service.
-		 * The segment is not reused for the session's next request.
-		 */
-		if (seg == session_seg)
-			session_seg_dirty = true;
-		AbandonSlot();
-		snprintf(req->errmsg, sizeof(req->errmsg),
-				 "the codevec GPU service restarted while serving this request");
-		req->status = GPU_STATUS_UNAVAILABLE;
-		return GPU_STATUS_UNAVAILABLE;
-	}
+	/* after a restart the segment is not reused for the session's next request */
+	if (restarted && seg == session_seg)
+		session_seg_dirty = true;
 	AbandonSlot();				/* DONE -> FREE */
-
-	if (req->status == GPU_STATUS_FAILED && report)
-		ereport(ERROR,
-				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
-				 errmsg("codevec GPU service: %s", req->errmsg)));
-	return req->status;
+	return Returned(req, restarted, report);
 }
 
 /* CodevecGpuDrain: see gpuservice.h */
@@ -482,20 +488,9 @@ CodevecGpuCallBeside(dsm_segment *seg)
 	}
 	PG_END_TRY();
 	ReleaseSlot(&beside_slot);
-	if (restarted)
-	{
-		if (seg == beside_seg)
-			beside_seg_dirty = true;
-		snprintf(req->errmsg, sizeof(req->errmsg),
-				 "the codevec GPU service restarted while serving this request");
-		req->status = GPU_STATUS_UNAVAILABLE;
-		return GPU_STATUS_UNAVAILABLE;
-	}
-	if (req->status == GPU_STATUS_FAILED)
-		ereport(ERROR,
-				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
-				 errmsg("codevec GPU service: %s", req->errmsg)));
-	return req->status;
+	if (restarted && seg == beside_seg)
+		beside_seg_dirty = true;
+	return Returned(req, restarted, true);
 }
 
 /* CodevecGpuServiceReady: see gpuservice.h */
