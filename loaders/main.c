@@ -777,9 +777,56 @@ LoadPath(const Options *o, const char *path, Stats *st, CvlDb db,
 	return rc;
 }
 
-/* Parse the command line, then load each PATH or fill embeddings. */
-int
-main(int argc, char **argv)
+/*
+ * Whether the options and the npaths PATHs go together; says why not on
+ * stderr (then exit with CVL_EXIT_USAGE).
+ */
+static bool
+CheckOptions(const Options *o, int npaths, char **paths)
+{
+	if (o->embed_only && (o->jsonl || npaths > 0 || o->no_embed))
+	{
+		fprintf(stderr, "codevec-load: --embed-only takes no PATH, --jsonl or --no-embed\n");
+		return false;
+	}
+	if (!o->embed_only && npaths == 0)
+	{
+		fprintf(stderr, "codevec-load: no PATH given\n"
+				"Try \"codevec-load --help\" for more information.\n");
+		return false;
+	}
+	if (o->repo && npaths > 1)
+	{
+		fprintf(stderr, "codevec-load: --repo needs exactly one PATH\n");
+		return false;
+	}
+	if (!o->jsonl && npaths > 1 && !DistinctRepoNames(paths, npaths))
+		return false;
+	if (o->jsonl && o->conninfo)
+	{
+		fprintf(stderr, "codevec-load: --jsonl writes no database; drop -d\n");
+		return false;
+	}
+	if (o->coordinator && (o->conninfo || o->jsonl || npaths > 1))
+	{
+		fprintf(stderr, "codevec-load: --coordinator loads one repository into its "
+				"shard: one PATH (or --embed-only), no -d or --jsonl\n");
+		return false;
+	}
+	return true;
+}
+
+/* ParseOptions: go on with the run */
+#define CVL_CONTINUE (-1)
+
+/*
+ * Parse the command line into *o (its include and exclude arrays have room
+ * for one glob per argument) and *quiet, and check the combinations.
+ * Returns CVL_CONTINUE, or the exit status to end with: after --help or
+ * --version, or a usage error said on stderr.
+ */
+static int
+ParseOptions(int argc, char **argv, Options *o, bool *quiet)
 {
 	static const struct option longopts[] = {
 		{"dbname", required_argument, NULL, 'd'},
@@ -809,12 +856,240 @@ main(int argc, char **argv)
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
+	int			c;
+
+	while ((c = getopt_long(argc, argv, "d:j:vqhV", longopts, NULL)) != -1)
+	{
+		switch (c)
+		{
+			case 'd':
+				o->conninfo = optarg;
+				break;
+			case 'O':
+				o->coordinator = optarg;
+				break;
+			case 'r':
+				o->repo = optarg;
+				break;
+			case 'J':
+				o->jsonl = true;
+				break;
+			case 'I':
+				o->walk.include[o->walk.ninclude++] = optarg;
+				break;
+			case 'X':
+				o->walk.exclude[o->walk.nexclude++] = optarg;
+				break;
+			case 'M':
+				o->max_file_bytes = ParseSize(optarg);
+				if (o->max_file_bytes <= 0 || o->max_file_bytes > INT32_MAX)
+				{
+					fprintf(stderr, "codevec-load: invalid value for --max-file-bytes: \"%s\"\n", optarg);
+					return CVL_EXIT_USAGE;
+				}
+				break;
+			case 'D':
+				o->dims = ParseIntOption("dims", optarg, 0);
+				break;
+			case 'n':
+				o->no_embed = true;
+				break;
+			case 'K':
+				o->no_bm25 = true;
+				break;
+			case 'E':
+				o->embed_only = true;
+				break;
+			case 'B':
+				o->embed_batch = ParseIntOption("embed-batch", optarg, 1);
+				break;
+			case 'f':
+				if (cvl_embed_fields_parse(optarg, &o->extract.embed_fields) < 0)
+				{
+					fprintf(stderr, "codevec-load: invalid value for --embed-fields: \"%s\" "
+							"(a comma list of path, kind, name, signature, doc, body)\n", optarg);
+					return CVL_EXIT_USAGE;
+				}
+				break;
+			case 'm':
+				{
+					int64_t		v = ParseSize(optarg);
+
+					if (v < 1 || v > 16 * 1024 * 1024)
+					{
+						fprintf(stderr, "codevec-load: invalid value for --embed-max-bytes: \"%s\" "
+								"(1 to 16M)\n", optarg);
+						return CVL_EXIT_USAGE;
+					}
+					o->extract.embed_max_bytes = (size_t) v;
+				}
+				break;
+			case 'w':
+				if (cvl_embed_words_parse(optarg, &o->extract.embed_words) < 0)
+				{
+					fprintf(stderr, "codevec-load: invalid value for --embed-words: \"%s\" "
+							"(none, name, all, name+all or bare)\n", optarg);
+					return CVL_EXIT_USAGE;
+				}
+				break;
+			case 's':
+				o->extract.strip_docs = true;
+				break;
+			case 'F':
+				o->batch_files = ParseIntOption("batch-files", optarg, 1);
+				break;
+			case 'j':
+				o->jobs = ParseIntOption("jobs", optarg, 1);
+				break;
+			case 'C':
+				o->connections = ParseIntOption("connections", optarg, 1);
+				if (o->connections > CVL_MAX_CONNECTIONS)
+				{
+					fprintf(stderr, "codevec-load: invalid value for --connections: \"%s\" "
+							"(1 to %d)\n", optarg, CVL_MAX_CONNECTIONS);
+					return CVL_EXIT_USAGE;
+				}
+				break;
+			case 'P':
+				o->progress = 1;
+				break;
+			case 'p':
+				o->progress = 0;
+				break;
+			case 'v':
+				o->verbose = true;
+				break;
+			case 'q':
+				*quiet = true;
+				break;
+			case 'h':
+				PrintHelp();
+				return CVL_EXIT_OK;
+			case 'V':
+				printf("codevec-load %s (tree-sitter ABI %d..%d)\ngrammars: %s\n",
+					   CVL_VERSION, TREE_SITTER_MIN_COMPATIBLE_LANGUAGE_VERSION,
+					   TREE_SITTER_LANGUAGE_VERSION, CVL_GRAMMAR_VERSIONS);
+				return CVL_EXIT_OK;
+			default:
+				fprintf(stderr, "Try \"codevec-load --help\" for more information.\n");
+				return CVL_EXIT_USAGE;
+		}
+	}
+	if (!CheckOptions(o, argc - optind, argv + optind))
+		return CVL_EXIT_USAGE;
+	if (o->progress < 0)
+		o->progress = !*quiet;
+	if (*quiet)
+		o->progress = 0;
+	return CVL_CONTINUE;
+}
+
+/*
+ * --coordinator: ask the coordinator which shard the repository of path
+ * belongs to (--repo, else the default name of path) and point
+ * o->conninfo at that shard; says which unless quiet.  Returns the
+ * shard's number, or -1 after saying why on stderr.
+ */
+static int
+RouteToShard(Options *o, const char *path, bool quiet)
+{
+	char		name[PATH_MAX];
+	char		err[512];
+	CvlBufData	goodname;
+	char	   *shardinfo = NULL;
+	int			shard = -1;
+	int			r;
+
+	/* the name as LoadPath stores it (not UTF-8: U+FFFD) picks the shard */
+	if (o->repo)
+		snprintf(name, sizeof(name), "%s", o->repo);
+	else
+		DefaultRepoName(path, name, sizeof(name));
+	cvl_buf_init(&goodname);
+	cvl_utf8_repair(name, strlen(name), &goodname);
+	r = cvl_shard_route(o->coordinator, goodname.data ? goodname.data : "", &shard,
+						&shardinfo, err, sizeof(err));
+	cvl_buf_free(&goodname);
+	if (r < 0)
+	{
+		fprintf(stderr, "codevec-load: %s\n", err);
+		return -1;
+	}
+	if (!quiet)
+		fprintf(stderr, "codevec-load: repository \"%s\" goes to shard %d\n", name, shard);
+	o->conninfo = shardinfo;	/* lives until exit */
+	return shard;
+}
+
+/*
+ * Connect to the database (shard: its number for messages, or -1), make
+ * sure of schema code, and plan the embedding into *plan unless
+ * --no-embed.  Returns the connections, or NULL after saying why on stderr.
+ */
+static CvlDb
+OpenDatabase(const Options *o, int shard, CvlEmbedPlan *plan)
+{
+	char		err[512];
+	CvlDb		db = cvl_db_new(o->conninfo, o->dims, o->batch_files, o->connections,
+								err, sizeof(err));
+
+	if (db == NULL)
+	{
+		if (shard >= 0)
+			fprintf(stderr, "codevec-load: shard %d: %s\n", shard, err);
+		else
+			fprintf(stderr, "codevec-load: %s\n", err);
+		return NULL;
+	}
+	if (cvl_db_schema_ensure(db) < 0)
+	{
+		fprintf(stderr, "codevec-load: %s\n", cvl_db_error(db));
+		cvl_db_delete(db);
+		return NULL;
+	}
+	plan->connections = cvl_db_writers(db);
+	if (!o->no_embed && cvl_db_embed_plan(db, o->embed_batch, plan) < 0)
+	{
+		fprintf(stderr, "codevec-load: %s\n", cvl_db_error(db));
+		cvl_db_delete(db);
+		return NULL;
+	}
+	return db;
+}
+
+/*
+ * --embed-only: fill the missing embeddings (with --repo, that
+ * repository's only).  Returns an exit status (0 or CVL_EXIT_DB, said on
+ * stderr); a server without embed(text[]) or an emb column is a notice.
+ */
+static int
+EmbedOnly(const Options *o, CvlDb db, const CvlEmbedPlan *plan)
+{
+	bool		available = true;
+	int			rc = CVL_EXIT_OK;
+
+	if (o->repo && cvl_db_repo_open(db, o->repo, NULL, NULL) < 0)
+		rc = CVL_EXIT_DB;
+	else if (cvl_db_embed(db, plan->batch, o->repo == NULL, &available) < 0)
+		rc = CVL_EXIT_DB;
+	if (rc == CVL_EXIT_DB)
+		fprintf(stderr, "codevec-load: %s\n", cvl_db_error(db));
+	else if (!available)
+		fprintf(stderr, "codevec-load: notice: nothing embedded: the server "
+				"has no embed(text[]) function yet, or code.snippets has no "
+				"emb column\n");
+	return rc;
+}
+
+/* Parse the command line, then load each PATH or fill embeddings. */
+int
+main(int argc, char **argv)
+{
 	Options		o;
 	Stats		st;
-	int			c;
 	bool		quiet = false;
 	char		err[512];
-	int			rc = CVL_EXIT_OK;
+	int			rc;
 	CvlDb		db = NULL;
 	CvlEmbedPlan plan;
 	char	   *include[argc > 0 ? argc : 1];	/* at most one glob per arg */
@@ -833,159 +1108,10 @@ main(int argc, char **argv)
 	o.extract.embed_fields = CVL_EMBED_DEFAULT_FIELDS;
 	o.extract.embed_max_bytes = CVL_EMBED_TEXT_MAX_BYTES;
 	o.extract.embed_words = CVL_EMBED_DEFAULT_WORDS;
-
-	while ((c = getopt_long(argc, argv, "d:j:vqhV", longopts, NULL)) != -1)
-	{
-		switch (c)
-		{
-			case 'd':
-				o.conninfo = optarg;
-				break;
-			case 'O':
-				o.coordinator = optarg;
-				break;
-			case 'r':
-				o.repo = optarg;
-				break;
-			case 'J':
-				o.jsonl = true;
-				break;
-			case 'I':
-				o.walk.include[o.walk.ninclude++] = optarg;
-				break;
-			case 'X':
-				o.walk.exclude[o.walk.nexclude++] = optarg;
-				break;
-			case 'M':
-				o.max_file_bytes = ParseSize(optarg);
-				if (o.max_file_bytes <= 0 || o.max_file_bytes > INT32_MAX)
-				{
-					fprintf(stderr, "codevec-load: invalid value for --max-file-bytes: \"%s\"\n", optarg);
-					return CVL_EXIT_USAGE;
-				}
-				break;
-			case 'D':
-				o.dims = ParseIntOption("dims", optarg, 0);
-				break;
-			case 'n':
-				o.no_embed = true;
-				break;
-			case 'K':
-				o.no_bm25 = true;
-				break;
-			case 'E':
-				o.embed_only = true;
-				break;
-			case 'B':
-				o.embed_batch = ParseIntOption("embed-batch", optarg, 1);
-				break;
-			case 'f':
-				if (cvl_embed_fields_parse(optarg, &o.extract.embed_fields) < 0)
-				{
-					fprintf(stderr, "codevec-load: invalid value for --embed-fields: \"%s\" "
-							"(a comma list of path, kind, name, signature, doc, body)\n", optarg);
-					return CVL_EXIT_USAGE;
-				}
-				break;
-			case 'm':
-				{
-					int64_t		v = ParseSize(optarg);
-
-					if (v < 1 || v > 16 * 1024 * 1024)
-					{
-						fprintf(stderr, "codevec-load: invalid value for --embed-max-bytes: \"%s\" "
-								"(1 to 16M)\n", optarg);
-						return CVL_EXIT_USAGE;
-					}
-					o.extract.embed_max_bytes = (size_t) v;
-				}
-				break;
-			case 'w':
-				if (cvl_embed_words_parse(optarg, &o.extract.embed_words) < 0)
-				{
-					fprintf(stderr, "codevec-load: invalid value for --embed-words: \"%s\" "
-							"(none, name, all, name+all or bare)\n", optarg);
-					return CVL_EXIT_USAGE;
-				}
-				break;
-			case 's':
-				o.extract.strip_docs = true;
-				break;
-			case 'F':
-				o.batch_files = ParseIntOption("batch-files", optarg, 1);
-				break;
-			case 'j':
-				o.jobs = ParseIntOption("jobs", optarg, 1);
-				break;
-			case 'C':
-				o.connections = ParseIntOption("connections", optarg, 1);
-				if (o.connections > CVL_MAX_CONNECTIONS)
-				{
-					fprintf(stderr, "codevec-load: invalid value for --connections: \"%s\" "
-							"(1 to %d)\n", optarg, CVL_MAX_CONNECTIONS);
-					return CVL_EXIT_USAGE;
-				}
-				break;
-			case 'P':
-				o.progress = 1;
-				break;
-			case 'p':
-				o.progress = 0;
-				break;
-			case 'v':
-				o.verbose = true;
-				break;
-			case 'q':
-				quiet = true;
-				break;
-			case 'h':
-				PrintHelp();
-				return CVL_EXIT_OK;
-			case 'V':
-				printf("codevec-load %s (tree-sitter ABI %d..%d)\ngrammars: %s\n",
-					   CVL_VERSION, TREE_SITTER_MIN_COMPATIBLE_LANGUAGE_VERSION,
-					   TREE_SITTER_LANGUAGE_VERSION, CVL_GRAMMAR_VERSIONS);
-				return CVL_EXIT_OK;
-			default:
-				fprintf(stderr, "Try \"codevec-load --help\" for more information.\n");
-				return CVL_EXIT_USAGE;
-		}
-	}
-	int			npaths = argc - optind;
-
-	if (o.embed_only && (o.jsonl || npaths > 0 || o.no_embed))
-	{
-		fprintf(stderr, "codevec-load: --embed-only takes no PATH, --jsonl or --no-embed\n");
-		return CVL_EXIT_USAGE;
-	}
-	if (!o.embed_only && npaths == 0)
-	{
-		fprintf(stderr, "codevec-load: no PATH given\n"
-				"Try \"codevec-load --help\" for more information.\n");
-		return CVL_EXIT_USAGE;
-	}
-	if (o.repo && npaths > 1)
-	{
-		fprintf(stderr, "codevec-load: --repo needs exactly one PATH\n");
-		return CVL_EXIT_USAGE;
-	}
-	if (!o.jsonl && npaths > 1 && !DistinctRepoNames(argv + optind, npaths))
-		return CVL_EXIT_USAGE;
-	if (o.jsonl && o.conninfo)
-	{
-		fprintf(stderr, "codevec-load: --jsonl writes no database; drop -d\n");
-		return CVL_EXIT_USAGE;
-	}
-	if (o.coordinator && (o.conninfo || o.jsonl || npaths > 1))
-	{
-		fprintf(stderr, "codevec-load: --coordinator loads one repository into its "
-				"shard: one PATH (or --embed-only), no -d or --jsonl\n");
-		return CVL_EXIT_USAGE;
-	}
-	if (o.progress < 0)
-		o.progress = !quiet;
-	if (quiet)
-		o.progress = 0;
+	rc = ParseOptions(argc, argv, &o, &quiet);
+	if (rc != CVL_CONTINUE)
+		return rc;
+	rc = CVL_EXIT_OK;
 	if (!cvl_languages_check(err, sizeof(err)))
 	{
 		fprintf(stderr, "codevec-load: %s\n", err);
@@ -1001,61 +1127,10 @@ main(int argc, char **argv)
 		git_libgit2_shutdown();
 		return rc;
 	}
-	if (o.coordinator)
-	{
-		char		name[PATH_MAX];
-		CvlBufData	goodname;
-		char	   *shardinfo = NULL;
-		int			r;
-
-		/* the name as LoadPath stores it (not UTF-8: U+FFFD) picks the shard */
-		if (o.repo)
-			snprintf(name, sizeof(name), "%s", o.repo);
-		else
-			DefaultRepoName(argv[optind], name, sizeof(name));
-		cvl_buf_init(&goodname);
-		cvl_utf8_repair(name, strlen(name), &goodname);
-		r = cvl_shard_route(o.coordinator, goodname.data ? goodname.data : "", &shard,
-							&shardinfo, err, sizeof(err));
-		cvl_buf_free(&goodname);
-		if (r < 0)
-		{
-			fprintf(stderr, "codevec-load: %s\n", err);
-			git_libgit2_shutdown();
-			return CVL_EXIT_DB;
-		}
-		if (!quiet)
-			fprintf(stderr, "codevec-load: repository \"%s\" goes to shard %d\n", name, shard);
-		o.conninfo = shardinfo;	/* lives until exit */
-	}
-	if (!o.jsonl)
-	{
-		db = cvl_db_new(o.conninfo, o.dims, o.batch_files, o.connections,
-						err, sizeof(err));
-		if (db == NULL)
-		{
-			if (shard >= 0)
-				fprintf(stderr, "codevec-load: shard %d: %s\n", shard, err);
-			else
-				fprintf(stderr, "codevec-load: %s\n", err);
-			git_libgit2_shutdown();
-			return CVL_EXIT_DB;
-		}
-		if (cvl_db_schema_ensure(db) < 0)
-		{
-			fprintf(stderr, "codevec-load: %s\n", cvl_db_error(db));
-			cvl_db_delete(db);
-			git_libgit2_shutdown();
-			return CVL_EXIT_DB;
-		}
-	}
 	memset(&plan, 0, sizeof(plan));
-	if (db)
-		plan.connections = cvl_db_writers(db);
-	if (db && !o.no_embed && cvl_db_embed_plan(db, o.embed_batch, &plan) < 0)
+	if ((o.coordinator && (shard = RouteToShard(&o, argv[optind], quiet)) < 0) ||
+		(!o.jsonl && (db = OpenDatabase(&o, shard, &plan)) == NULL))
 	{
-		fprintf(stderr, "codevec-load: %s\n", cvl_db_error(db));
-		cvl_db_delete(db);
 		git_libgit2_shutdown();
 		return CVL_EXIT_DB;
 	}
@@ -1063,20 +1138,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "codevec-load: embed() probe failed, embedding after storing: %s\n",
 				plan.probe_error);
 	if (o.embed_only)
-	{
-		bool		available = true;
-
-		if (o.repo && cvl_db_repo_open(db, o.repo, NULL, NULL) < 0)
-			rc = CVL_EXIT_DB;
-		else if (cvl_db_embed(db, plan.batch, o.repo == NULL, &available) < 0)
-			rc = CVL_EXIT_DB;
-		if (rc == CVL_EXIT_DB)
-			fprintf(stderr, "codevec-load: %s\n", cvl_db_error(db));
-		else if (!available)
-			fprintf(stderr, "codevec-load: notice: nothing embedded: the server "
-					"has no embed(text[]) function yet, or code.snippets has no "
-					"emb column\n");
-	}
+		rc = EmbedOnly(&o, db, &plan);
 	else
 	{
 		for (int i = optind; i < argc; i++)
