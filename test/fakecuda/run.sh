@@ -347,17 +347,22 @@ if [ -x "$top/loaders/codevec-load" ] && [ -d "$pylib/email" ]; then
 			-c "SELECT string_agg(id || ':' || score, ',' ORDER BY score DESC, id) FROM code.search('parse email headers', mode => 'keyword')" \
 			-c "SELECT string_agg(id || ':' || keyword_score || ':' || keyword_rank, ',' ORDER BY keyword_rank) FROM code.search('encode a string as json', k => 200, depth => 100) WHERE keyword_rank IS NOT NULL" \
 			-c "SELECT string_agg(id || ':' || score, ',' ORDER BY score DESC, id) FROM code.bm25_search('message', 1000)" \
-			-c "SELECT string_agg(id || ':' || score, ',' ORDER BY score DESC, id) FROM code.bm25_search('self', 7)" 2>&1
+			-c "SELECT string_agg(id || ':' || score, ',' ORDER BY score DESC, id) FROM code.bm25_search('self', 7)" \
+			-c "SELECT string_agg(id || ':' || score, ',' ORDER BY score DESC, id) FROM code.bm25_filtered('message', 30, path_like => '%/mime/%')" \
+			-c "SELECT string_agg(id || ':' || keyword_score, ',' ORDER BY keyword_rank) FROM code.search('encode a string as json', k => 20, path_like => '%/encoder.py', mode => 'keyword')" 2>&1
 	}
 	ondev() {	# ondev SQL: how many BM25 top-k the GPU service answered for SQL
 		PGDATABASE=cs psql -qAtX -c "SET client_min_messages = debug1" -c "$1" 2>&1 | grep -c "on the GPU service"
 	}
 	g=$(kw); c=$(kw "codevec.device = cpu")
-	if [ -n "$g" ] && [ "$(wc -l <<<"$g")" = 4 ] && [ "$g" = "$c" ] && ! grep -q ERROR <<<"$g"; then
-		tap_ok "BM25 on the GPU service: keyword lists equal the CPU's, rows and score bits (4 lists, k up to 1000, ties)"
+	if [ -n "$g" ] && [ "$(wc -l <<<"$g")" = 6 ] && [ "$g" = "$c" ] && ! grep -q ERROR <<<"$g" &&
+		[ "$(sed -n 5p <<<"$g" | tr ',' '\n' | grep -c .)" -ge 1 ] && [ "$(sed -n 6p <<<"$g" | tr ',' '\n' | grep -c .)" -ge 1 ]; then
+		tap_ok "BM25 on the GPU service: keyword lists equal the CPU's, rows and score bits (6 lists, k up to 1000, ties, two with path filters)"
 	else tap_not_ok "BM25 on the GPU service: gpu '$(head -c 300 <<<"$g")' cpu '$(head -c 300 <<<"$c")'"; fi
 	check "BM25 on the GPU service: the keyword list was ranked there (DEBUG1 says so)" \
 		"SELECT $(ondev "SELECT count(*) FROM code.search('parse email headers', mode => 'keyword')")" 1
+	check "BM25 on the GPU service: a filtered keyword list (code.bm25_filtered) too" \
+		"SELECT $(ondev "SELECT count(*) FROM code.bm25_filtered('message', 30, path_like => '%/mime/%')") >= 1" t
 	res=$(PGDATABASE=cs psql -qAtX -c "SET gpuivf.gpu_min_rows = 1" -c "SELECT count(*) FROM code.search('read a header')" \
 		-c "SET client_min_messages = debug1" \
 		-c "EXPLAIN (ANALYZE, COSTS off, TIMING off) SELECT * FROM code.search('parse email headers')" 2>&1)
