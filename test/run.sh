@@ -43,7 +43,8 @@ bash tools/install-deps.sh || { echo "dependency installation failed"; exit 1; }
 # the Debian packages (test/packages: make deb, lintian, apt install, a smoke search, purge;
 # root only, else one skip). Last on 15: it swaps the make-install files for the packages'
 # and puts them back, checked byte for byte.
-[ "$PG_MAJOR" = 15 ] && [ -z "$cpu_suites_given" ] && CPU_SUITES="$CPU_SUITES packages"
+# tools/quickstart.sh on the installed build (test/quickstart: four runs on its own cluster)
+[ "$PG_MAJOR" = 15 ] && [ -z "$cpu_suites_given" ] && CPU_SUITES="$CPU_SUITES quickstart packages"
 
 echo "== build and install"
 if ! { make -j"$(nproc)" && $sudo make install; } >"$log/build.log" 2>&1; then
