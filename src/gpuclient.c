@@ -601,3 +601,76 @@ codevec_gpu_autotune(PG_FUNCTION_ARGS)
 	dsm_detach(seg);
 	PG_RETURN_TEXT_P(cstring_to_text(report));
 }
+
+/* CodevecGpuCalibrationGet: see gpuservice.h */
+bool
+CodevecGpuCalibrationGet(int metric, int dims, const char *kernels, CodevecCalibration *out)
+{
+	bool		found = false;
+
+	if (gpu_shared == NULL)
+		return false;
+	SpinLockAcquire(&gpu_shared->mutex);
+	for (int i = 0; i < gpu_shared->ncalibrations && !found; i++)
+		if (gpu_shared->calibrations[i].metric == metric && gpu_shared->calibrations[i].dims == dims &&
+			strcmp(gpu_shared->calibrations[i].kernels, kernels) == 0)
+		{
+			*out = gpu_shared->calibrations[i].c;
+			found = true;
+		}
+	SpinLockRelease(&gpu_shared->mutex);
+	return found;
+}
+
+/* CodevecGpuCalibrationPut: see gpuservice.h */
+void
+CodevecGpuCalibrationPut(int metric, int dims, const char *kernels, const CodevecCalibration *c)
+{
+	if (gpu_shared == NULL || c->cpuNsPerRow <= 0 || strlen(kernels) >= sizeof(gpu_shared->calibrations[0].kernels))
+		return;
+	SpinLockAcquire(&gpu_shared->mutex);
+	for (int i = 0; i < gpu_shared->ncalibrations; i++)
+		if (gpu_shared->calibrations[i].metric == metric && gpu_shared->calibrations[i].dims == dims &&
+			strcmp(gpu_shared->calibrations[i].kernels, kernels) == 0)
+		{
+			SpinLockRelease(&gpu_shared->mutex);
+			return;				/* another backend was first */
+		}
+	if (gpu_shared->ncalibrations < GPU_CALIBRATIONS)
+	{
+		int			i = gpu_shared->ncalibrations++;
+
+		gpu_shared->calibrations[i].metric = metric;
+		gpu_shared->calibrations[i].dims = dims;
+		strlcpy(gpu_shared->calibrations[i].kernels, kernels, sizeof(gpu_shared->calibrations[i].kernels));
+		gpu_shared->calibrations[i].c = *c;
+	}
+	SpinLockRelease(&gpu_shared->mutex);
+}
+
+/* CodevecGpuPingGet: see gpuservice.h */
+double
+CodevecGpuPingGet(void)
+{
+	double		us = -1;
+
+	if (gpu_shared == NULL)
+		return -1;
+	SpinLockAcquire(&gpu_shared->mutex);
+	if (gpu_shared->ping_us > 0 && gpu_shared->ping_generation == gpu_shared->generation)
+		us = gpu_shared->ping_us;
+	SpinLockRelease(&gpu_shared->mutex);
+	return us;
+}
+
+/* CodevecGpuPingPut: see gpuservice.h */
+void
+CodevecGpuPingPut(double us)
+{
+	if (gpu_shared == NULL || us <= 0)
+		return;
+	SpinLockAcquire(&gpu_shared->mutex);
+	gpu_shared->ping_us = us;
+	gpu_shared->ping_generation = gpu_shared->generation;
+	SpinLockRelease(&gpu_shared->mutex);
+}

@@ -372,7 +372,8 @@ typedef struct GpuivfRoutingModel
 
 /*
  * GpuivfGpuModel: the routing model for the metric and dims of meta,
- * measuring what this backend has not measured yet (a few ms once: the CPU
+ * measuring what neither this backend nor, where codevec is preloaded,
+ * another backend of the server has measured yet (a few ms once: the CPU
  * scan's loop on index's rows, or on synthetic rows when index is NULL or
  * empty; pings when the service runs). May raise when a ping fails.
  */

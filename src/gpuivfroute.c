@@ -321,7 +321,10 @@ gpuivfcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
  * The CPU scan's cost grows with the rows; the GPU path's is nearly
  * constant (the device reads an fp16 row in about a nanosecond), so there
  * is a row count below which the CPU is faster. Both sides are measured
- * in this backend on first use and cached:
+ * on first use and cached: in this backend, and where codevec is
+ * preloaded also in shared memory for the server's other backends
+ * (cpuNsPerRow and pingUs: CodevecGpuCalibrationGet / CodevecGpuPingGet),
+ * so that only the first session pays the few milliseconds:
  *
  *   cpu(n) = n * cpuNsPerRow
  *       the CPU scan's loop (page by page under share locks through
@@ -595,21 +598,42 @@ GpuivfGpuModel(Relation index, const GpuivfMetaPageData *meta)
 	{
 		GpuivfRoutingModel fresh;
 
+		CodevecCalibration cal;
+
 		memset(&fresh, 0, sizeof(fresh));
 		fresh.metric = (int) metric;
 		fresh.dims = dims;
 		fresh.kernels = codevec_kernels->name;
-		fresh.cpuNsPerRow = index != NULL ?
-			CalibrateCpuOnIndex(index, meta, &fresh.calibrationRows) : -1;
-		fresh.onIndex = fresh.cpuNsPerRow > 0;
-		if (!fresh.onIndex)
-			fresh.cpuNsPerRow = CalibrateCpu(metric, dims, &fresh.calibrationRows);
+		if (CodevecGpuCalibrationGet((int) metric, dims, fresh.kernels, &cal))
+		{
+			/* another backend of this server measured it */
+			fresh.cpuNsPerRow = cal.cpuNsPerRow;
+			fresh.calibrationRows = cal.rows;
+			fresh.onIndex = cal.onIndex;
+		}
+		else
+		{
+			fresh.cpuNsPerRow = index != NULL ?
+				CalibrateCpuOnIndex(index, meta, &fresh.calibrationRows) : -1;
+			fresh.onIndex = fresh.cpuNsPerRow > 0;
+			if (!fresh.onIndex)
+				fresh.cpuNsPerRow = CalibrateCpu(metric, dims, &fresh.calibrationRows);
+			cal.cpuNsPerRow = fresh.cpuNsPerRow;
+			cal.rows = fresh.calibrationRows;
+			cal.onIndex = fresh.onIndex;
+			CodevecGpuCalibrationPut((int) metric, dims, fresh.kernels, &cal);
+		}
 		m = &models[nmodels < MODEL_ENTRIES ? nmodels++ : (int) ((metric * 31 + dims) % MODEL_ENTRIES)];
 		*m = fresh;
 	}
 	/* the service may have started since the last try */
 	if (ping_us < 0)
+		ping_us = CodevecGpuPingGet();
+	if (ping_us < 0)
+	{
 		ping_us = MeasurePing();
+		CodevecGpuPingPut(ping_us);
+	}
 	m->pingUs = ping_us;
 	m->launchUs = GPUIVF_GPU_LAUNCH_US;
 	m->recheckUs = GPUIVF_GPU_FIRST_K * m->cpuNsPerRow / 1000.0;

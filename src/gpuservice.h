@@ -468,6 +468,32 @@ extern int	CodevecGpuEmbed(const char *model_path, int hidden, int n,
 extern bool CodevecGpuServiceReady(void);
 
 /*
+ * What the gpuivf routing model (gpuivfroute.c) measured in one backend,
+ * kept for the server's other backends where codevec is preloaded, so that
+ * a session's first plan or scan does not measure again (a few ms: the
+ * CPU scan's loop on ~4 MB of rows, best of 3, and 18 pings).
+ * CodevecGpuCalibrationGet: the CPU scan's ns per row measured for metric,
+ * dims and the CPU kernels named kernels; false when none was kept (or
+ * codevec is not preloaded). CodevecGpuCalibrationPut keeps one (the first
+ * GPU_CALIBRATIONS distinct keys; others are not kept).
+ * CodevecGpuPingGet: the mean ping round trip (us) measured since the
+ * service last started, or -1; CodevecGpuPingPut keeps one.
+ */
+typedef struct CodevecCalibration
+{
+	double		cpuNsPerRow;	/* > 0 */
+	int64		rows;			/* rows timed */
+	bool		onIndex;		/* on an index's rows, else synthetic ones */
+} CodevecCalibration;
+
+extern bool CodevecGpuCalibrationGet(int metric, int dims, const char *kernels,
+									 CodevecCalibration *out);
+extern void CodevecGpuCalibrationPut(int metric, int dims, const char *kernels,
+									 const CodevecCalibration *c);
+extern double CodevecGpuPingGet(void);
+extern void CodevecGpuPingPut(double us);
+
+/*
  * CodevecGpuServiceDescribe: the service's state (a GpuServiceState), its
  * device's name when ready (into device, len bytes; may be NULL), why it
  * cannot serve otherwise (into why); read-only, no warning, no error: for

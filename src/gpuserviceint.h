@@ -41,6 +41,7 @@
 #define GPU_MAX_STORES		4
 #define GPU_MAX_DEVICES		8	/* logical devices codevec.gpu_devices may list */
 #define GPU_MAX_ORDINAL		63	/* largest CUDA ordinal it may name */
+#define GPU_CALIBRATIONS	8	/* routing calibrations shared (gpuivfroute.c) */
 
 /*
  * A request slot moves
@@ -164,6 +165,17 @@ typedef struct GpuServiceShared
 	double		stage_max_us[GPU_STAGES];
 	int			ndevices;		/* logical devices open (0: none) */
 	GpuDeviceStats devices[GPU_MAX_DEVICES];
+	/* the routing model's measurements (CodevecGpuCalibrationGet/Put) */
+	int			ncalibrations;
+	struct
+	{
+		int			metric;
+		int			dims;
+		char		kernels[32];
+		CodevecCalibration c;
+	}			calibrations[GPU_CALIBRATIONS];
+	double		ping_us;		/* > 0: measured under ping_generation */
+	uint64		ping_generation;
 	GpuSlot		slots[GPU_MAX_SLOTS];
 } GpuServiceShared;
 

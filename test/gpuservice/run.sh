@@ -181,6 +181,12 @@ check "cuda: EXPLAIN ANALYZE fails like the query" \
 check "codevec_gpu_routing: ping measured through the service, a break-even, the decision" \
 	"SELECT metric || ' ' || dims || ' ' || (ping_us > 0) || ' ' || (break_even_rows > 0) || ' ' || (min_rows = break_even_rows) || ' ' || device FROM codevec_gpu_routing('gx_l2')" \
 	"l2 8 true true true CPU"
+# measured once per server: a new session reads the first one's numbers
+# (the same bits; measuring again would time other nanoseconds)
+routing() { psql -qAtX -c "SET extra_float_digits = 3" -c "SELECT cpu_ns_per_row || ' ' || ping_us || ' ' || calibration_rows FROM codevec_gpu_routing('gx_l2')"; }
+r1=$(routing); r2=$(routing)
+if [ -n "$r1" ] && [ "$r1" = "$r2" ]; then tap_ok "codevec_gpu_routing: a second session has the first one's calibration and ping, not new ones ($r1)"
+else tap_not_ok "codevec_gpu_routing in two sessions: '$r1' then '$r2'"; fi
 
 # not preloaded: absent, and a clear error
 bash "$top/test/cluster.sh" stop "$dir" >/dev/null
