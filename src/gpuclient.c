@@ -602,24 +602,31 @@ codevec_gpu_autotune(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(report));
 }
 
+/* The shared calibration for the key, or -1; the caller holds gpu_shared->mutex */
+static int
+FindCalibration(int metric, int dims, const char *kernels)
+{
+	for (int i = 0; i < gpu_shared->ncalibrations; i++)
+		if (gpu_shared->calibrations[i].metric == metric && gpu_shared->calibrations[i].dims == dims &&
+			strcmp(gpu_shared->calibrations[i].kernels, kernels) == 0)
+			return i;
+	return -1;
+}
+
 /* CodevecGpuCalibrationGet: see gpuservice.h */
 bool
 CodevecGpuCalibrationGet(int metric, int dims, const char *kernels, CodevecCalibration *out)
 {
-	bool		found = false;
+	int			i;
 
 	if (gpu_shared == NULL)
 		return false;
 	SpinLockAcquire(&gpu_shared->mutex);
-	for (int i = 0; i < gpu_shared->ncalibrations && !found; i++)
-		if (gpu_shared->calibrations[i].metric == metric && gpu_shared->calibrations[i].dims == dims &&
-			strcmp(gpu_shared->calibrations[i].kernels, kernels) == 0)
-		{
-			*out = gpu_shared->calibrations[i].c;
-			found = true;
-		}
+	i = FindCalibration(metric, dims, kernels);
+	if (i >= 0)
+		*out = gpu_shared->calibrations[i].c;
 	SpinLockRelease(&gpu_shared->mutex);
-	return found;
+	return i >= 0;
 }
 
 /* CodevecGpuCalibrationPut: see gpuservice.h */
@@ -629,14 +636,8 @@ CodevecGpuCalibrationPut(int metric, int dims, const char *kernels, const Codeve
 	if (gpu_shared == NULL || c->cpuNsPerRow <= 0 || strlen(kernels) >= sizeof(gpu_shared->calibrations[0].kernels))
 		return;
 	SpinLockAcquire(&gpu_shared->mutex);
-	for (int i = 0; i < gpu_shared->ncalibrations; i++)
-		if (gpu_shared->calibrations[i].metric == metric && gpu_shared->calibrations[i].dims == dims &&
-			strcmp(gpu_shared->calibrations[i].kernels, kernels) == 0)
-		{
-			SpinLockRelease(&gpu_shared->mutex);
-			return;				/* another backend was first */
-		}
-	if (gpu_shared->ncalibrations < GPU_CALIBRATIONS)
+	/* the first one kept stays (another backend may have been first) */
+	if (FindCalibration(metric, dims, kernels) < 0 && gpu_shared->ncalibrations < GPU_CALIBRATIONS)
 	{
 		int			i = gpu_shared->ncalibrations++;
 

@@ -597,7 +597,6 @@ GpuivfGpuModel(Relation index, const GpuivfMetaPageData *meta)
 	if (m == NULL)
 	{
 		GpuivfRoutingModel fresh;
-
 		CodevecCalibration cal;
 
 		memset(&fresh, 0, sizeof(fresh));

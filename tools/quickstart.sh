@@ -68,18 +68,18 @@ libs=()
 while read -r lib; do
 	[ -n "$lib" ] && libs+=("$lib")
 done < <(tr ',' '\n' <<<"$preload" | sed 's/^ *//; s/ *$//; s/^"\(.*\)"$/\1/')
-want=$preload
+added=0
 for lib in codevec plpgsql; do
-	printf '%s\n' "${libs[@]}" | grep -x "$lib" >/dev/null || { libs+=("$lib"); want=${want:+$want, }$lib; }
+	printf '%s\n' "${libs[@]}" | grep -x "$lib" >/dev/null || { libs+=("$lib"); added=1; }
 done
 # a server that preloads them runs the library and the model it started
 # with: one installed since (a second run) needs a restart
 started=$(psql -qAtX -c "SELECT extract(epoch FROM pg_postmaster_start_time())::bigint")
 newer=$(find -L "$(pg_config --pkglibdir)/codevec.so" "$(pg_config --sharedir)/extension/codevec_models" \
 	-newermt "@$started" -print -quit 2>/dev/null || true)
-if [ "$want" != "$preload" ] || [ -n "$newer" ]; then
-	if [ "$want" != "$preload" ]; then
-		echo "== preloading codevec and plpgsql in the server (shared_preload_libraries = '$want', restart)"
+if [ "$added" = 1 ] || [ -n "$newer" ]; then
+	if [ "$added" = 1 ]; then
+		echo "== preloading codevec and plpgsql in the server (shared_preload_libraries = '$(printf '%s, ' "${libs[@]}" | sed 's/, $//')', restart)"
 		psql -qX -c "ALTER SYSTEM SET shared_preload_libraries = $(printf "'%s', " "${libs[@]//\'/\'\'}" | sed 's/, $//')" >/dev/null
 	else
 		echo "== restarting the server: it preloads codevec, and $newer is newer"
