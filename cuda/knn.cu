@@ -595,18 +595,75 @@ BlockTable(const KnnRanges *rg, Plan *p, char *errbuf, size_t errlen)
 #define SEED_ROWS (SEED_BLOCKS * 64)
 #define SEED_MIN_ROWS ((int64_t) 32 * SEED_ROWS)
 
+/* 1 unless the environment variable name starts with off (read once, into *cache) */
+static int
+EnvSwitch(int *cache, const char *name, char off)
+{
+    if (*cache < 0)
+    {
+        const char *e = getenv(name);
+
+        *cache = !(e && e[0] == off);
+    }
+    return *cache;
+}
+
 static int
 SeedEnabled(void)
 {
     static int on = -1;
 
-    if (on < 0)
-    {
-        const char *e = getenv("CODEVEC_KNN_SEED");
+    return EnvSwitch(&on, "CODEVEC_KNN_SEED", '0');
+}
 
-        on = !(e && e[0] == '0');
+/*
+ * Phase 2's merge in two launches (CODEVEC_KNN_MERGE=1 in the environment
+ * keeps one, for comparisons): with more than MERGE_RUNS runs of kout keys
+ * a query, up to MERGE_SEGS blocks a query each merge a segment of whole
+ * runs into tmp, and one block a query merges those.  One block streaming
+ * a query's (nb + 1) x kc keys took ~150 rounds of 512 keys at k = 128
+ * with the rest of the GPU idle.
+ */
+#define MERGE_SEGS SEED_BLOCKS
+#define MERGE_RUNS 16
+
+static int
+TwoLevelMerge(void)
+{
+    static int on = -1;
+
+    return EnvSwitch(&on, "CODEVEC_KNN_MERGE", '1');
+}
+
+/*
+ * Merge M keys a query (runs of kout sorted keys) into the kout best:
+ * keys to out_keys (out_stride apart) or distances and ids.  tmp, if not
+ * NULL, has room for nq x MERGE_SEGS x kout keys.
+ */
+static int
+KnnMerge(const uint64_t *in, int64_t M, int kout, int nq, int S2, size_t smem2, uint64_t *tmp,
+         uint64_t *out_keys, int64_t out_stride, float *out_dist, int64_t *out_ids,
+         cudaStream_t st, char *errbuf, size_t errlen)
+{
+    int64_t runs = M / kout;
+
+    if (tmp && runs > MERGE_RUNS && TwoLevelMerge())
+    {
+        int64_t per = (runs + MERGE_SEGS - 1) / MERGE_SEGS;
+        int     segs;
+
+        per = MaxInt((int) per, MERGE_RUNS / 2);
+        segs = (int) ((runs + per - 1) / per);
+        topk_select_kernel<<<dim3(nq, segs), SELECT_THREADS, smem2, st>>>(in, M, kout, S2, tmp, kout,
+                                                                           NULL, NULL, per * kout);
+        LAUNCH_CHECK("topk_select_kernel (segments)");
+        in = tmp;
+        M = (int64_t) segs * kout;
     }
-    return on;
+    topk_select_kernel<<<nq, SELECT_THREADS, smem2, st>>>(in, M, kout, S2, out_keys, out_stride,
+                                                          out_dist, out_ids, M);
+    LAUNCH_CHECK("topk_select_kernel");
+    return CODEVEC_CUDA_OK;
 }
 
 /*
@@ -714,7 +771,8 @@ KnnLaunch(CodevecCudaIndex idx, int path, KnnCfg cfg, const float4 *Qp, const fl
         LAUNCH_CHECK("knn_f16_mma_kernel (seed)");
         topk_select_kernel<<<nq, SELECT_THREADS, smem2, st>>>(cand0, (int64_t) SEED_BLOCKS * kc, kc, S2,
                                                               cand1 + (size_t) p.args.nb * kc,
-                                                              (int64_t) cnb * kc, NULL, NULL);
+                                                              (int64_t) cnb * kc, NULL, NULL,
+                                                              (int64_t) SEED_BLOCKS * kc);
         LAUNCH_CHECK("topk_select_kernel (seed)");
         p.args.row0 = SEED_ROWS;
         p.args.rows_per_block = (p.args.n - SEED_ROWS + p.args.nb - 1) / p.args.nb;
@@ -725,16 +783,17 @@ KnnLaunch(CodevecCudaIndex idx, int path, KnnCfg cfg, const float4 *Qp, const fl
     LAUNCH_CHECK(path == PATH_F32 ? "knn_f32_kernel" : path == PATH_I8 ? "knn_i8_kernel"
                  : cfg.g ? "knn_f16_kernel" : "knn_f16_mma_kernel");
 
-    int64_t M = (int64_t) cnb * kc;
+    int64_t   M = (int64_t) cnb * kc;
+    /* the seed's keys are in cand1 by now: its room holds the segments' */
+    uint64_t *tmp = c1 + c2 + c0 <= scratch_bytes ? cand0 : NULL;
 
     if (path == PATH_F32)
-    {
-        topk_select_kernel<<<nq, SELECT_THREADS, smem2, st>>>(cand1, M, k, S2, NULL, k, d_dist, d_ids);
-        LAUNCH_CHECK("topk_select_kernel");
-        return CODEVEC_CUDA_OK;
-    }
-    topk_select_kernel<<<nq, SELECT_THREADS, smem2, st>>>(cand1, M, kc, S2, cand2, kc, NULL, NULL);
-    LAUNCH_CHECK("topk_select_kernel");
+        return KnnMerge(cand1, M, k, nq, S2, smem2, tmp, NULL, k, d_dist, d_ids, st, errbuf, errlen);
+
+    int rc = KnnMerge(cand1, M, kc, nq, S2, smem2, tmp, cand2, kc, NULL, NULL, st, errbuf, errlen);
+
+    if (rc != CODEVEC_CUDA_OK)
+        return rc;
 
     RerankArgs r;
 

@@ -914,10 +914,19 @@ MmaSmem(int nqt, int dpad8, int S)
  * buffer starts from the smallest such bound, and only the keys at or below
  * it (about kout plus the ties of the runs' tails) are pushed and sorted,
  * instead of the first S - blockDim.x keys and the merges that follow.
+ *
+ * Segments (gridDim.y > 1): block (q, s) merges only keys [s seg, (s+1)
+ * seg) of query q's M (seg a multiple of kout, so whole runs) and writes
+ * its kout best as run s of query q at out_keys + (q gridDim.y + s)
+ * out_stride; a second launch over those gridDim.y runs a query finishes
+ * the merge (KnnMerge).  The kout best of all lie among the kout best of
+ * each segment, so the answer is the same; a query's M keys are read by
+ * gridDim.y multiprocessors instead of one.
  */
 static __global__ void
 topk_select_kernel(const uint64_t *in, int64_t M, int kout, int S,
-                   uint64_t *out_keys, int64_t out_stride, float *out_dist, int64_t *out_ids)
+                   uint64_t *out_keys, int64_t out_stride, float *out_dist, int64_t *out_ids,
+                   int64_t seg)
 {
     extern __shared__ __align__(128) unsigned char smem_raw[];
     uint64_t *s_thr = (uint64_t *) smem_raw;
@@ -925,11 +934,17 @@ topk_select_kernel(const uint64_t *in, int64_t M, int kout, int S,
     int      *s_cnt = (int *) (s_buf + S);
     const int q = blockIdx.x;
     const int RR = blockDim.x;
+    const int64_t lo = (int64_t) blockIdx.y * seg;
+    const int64_t hi = min(M, lo + seg);
+    const uint64_t *run = in + (size_t) q * M + lo;
+    const size_t oq = (size_t) q * gridDim.y + blockIdx.y;
+
+    M = max(hi - lo, (int64_t) 0);
 
     uint64_t bound = KEY_NONE;
 
     for (int64_t r = (int64_t) threadIdx.x * kout + kout - 1; r < M; r += (int64_t) blockDim.x * kout)
-        bound = min(bound, in[(size_t) q * M + r]);
+        bound = min(bound, run[r]);
     for (int off = 16; off > 0; off >>= 1)
         bound = min(bound, __shfl_xor_sync(FULL_MASK, bound, off));
     if (threadIdx.x == 0)
@@ -947,7 +962,7 @@ topk_select_kernel(const uint64_t *in, int64_t M, int kout, int S,
         int64_t i = base + threadIdx.x;
 
         if (i < M)
-            TopkPush(in[(size_t) q * M + i], s_buf, s_cnt, s_thr);
+            TopkPush(run[i], s_buf, s_cnt, s_thr);
         __syncthreads();
         bool need = *s_cnt > S - RR;
 
@@ -961,16 +976,16 @@ topk_select_kernel(const uint64_t *in, int64_t M, int kout, int S,
         uint64_t key = i < *s_cnt ? s_buf[i] : KEY_NONE;
 
         if (out_keys)
-            out_keys[(size_t) q * out_stride + i] = key;
+            out_keys[oq * out_stride + i] = key;
         else if (key == KEY_NONE)
         {
-            out_dist[(size_t) q * kout + i] = INFINITY;
-            out_ids[(size_t) q * kout + i] = -1;
+            out_dist[oq * kout + i] = INFINITY;
+            out_ids[oq * kout + i] = -1;
         }
         else
         {
-            out_dist[(size_t) q * kout + i] = FloatFromOrdered((uint32_t) (key >> 32));
-            out_ids[(size_t) q * kout + i] = (int64_t) (uint32_t) key;
+            out_dist[oq * kout + i] = FloatFromOrdered((uint32_t) (key >> 32));
+            out_ids[oq * kout + i] = (int64_t) (uint32_t) key;
         }
     }
 }
