@@ -784,8 +784,8 @@ KnnLaunch(CodevecCudaIndex idx, int path, KnnCfg cfg, const float4 *Qp, const fl
                  : cfg.g ? "knn_f16_kernel" : "knn_f16_mma_kernel");
 
     int64_t   M = (int64_t) cnb * kc;
-    /* the seed's keys are in cand1 by now: its room holds the segments' */
-    uint64_t *tmp = c1 + c2 + c0 <= scratch_bytes ? cand0 : NULL;
+    /* after cand2, where the seed's keys were (they are in cand1 by now) */
+    uint64_t *tmp = c1 + c2 + c0 <= scratch_bytes ? (uint64_t *) (scratch + c1 + c2) : NULL;
 
     if (path == PATH_F32)
         return KnnMerge(cand1, M, k, nq, S2, smem2, tmp, NULL, k, d_dist, d_ids, st, errbuf, errlen);
