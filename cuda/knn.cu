@@ -622,10 +622,15 @@ SeedEnabled(void)
  * a query, up to MERGE_SEGS blocks a query each merge a segment of whole
  * runs into tmp, and one block a query merges those.  One block streaming
  * a query's (nb + 1) x kc keys took ~150 rounds of 512 keys at k = 128
- * with the rest of the GPU idle.
+ * with the rest of the GPU idle.  Measured on an H100 (bench/kernels/
+ * merge-ab.sh, 2026-12-05): 5% faster at k = 128 with 1-8 queries, 2% at
+ * k = 10 with 1-16, but 1.5% slower with 64 queries, whose blocks already
+ * spread over the SMs; so batches of MERGE_MAX_NQ or more keep one launch
+ * (the cut between 16 and 64 is not measured).
  */
 #define MERGE_SEGS SEED_BLOCKS
 #define MERGE_RUNS 16
+#define MERGE_MAX_NQ 32
 
 static int
 TwoLevelMerge(void)
@@ -647,7 +652,7 @@ KnnMerge(const uint64_t *in, int64_t M, int kout, int nq, int S2, size_t smem2, 
 {
     int64_t runs = M / kout;
 
-    if (tmp && runs > MERGE_RUNS && TwoLevelMerge())
+    if (tmp && runs > MERGE_RUNS && nq < MERGE_MAX_NQ && TwoLevelMerge())
     {
         int64_t per = (runs + MERGE_SEGS - 1) / MERGE_SEGS;
         int     segs;

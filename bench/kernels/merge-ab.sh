@@ -13,7 +13,7 @@ tk=test/cuda/build/test_knn; bk=bench/kernels/build/bench_knn
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem --format=csv,noheader
 s=$(date +%s); timeout 150 $tk --quick > $OUT/test_knn_quick.log 2>&1; echo "test_knn --quick rc=$? $(( $(date +%s) - s )) s"
 grep -E "checks|FAIL|RESULT" $OUT/test_knn_quick.log | tail -4
-run() { CODEVEC_KNN_MERGE=$1 timeout 60 $bk --sizes $2 --nq $3 --k $4 --reps 20 --precs fp16 2>&1 | grep -E "^[0-9]+ +fp16" | sed "s/^/merge=$1 k=$4 /"; }
+run() { CODEVEC_KNN_MERGE=$1 timeout 30 $bk --sizes $2 --nq $3 --k $4 --reps 20 --precs fp16 2>&1 | grep -E "^[0-9]+ +fp16" | sed "s/^/merge=$1 k=$4 /"; }
 for r in 1 2; do for m in 1 2; do
   run $m 785000 1,4,8,16 128; run $m 785000 4,16 10; run $m 1000000 1,16,64 10
 done; done | tee $OUT/bench.txt
