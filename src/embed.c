@@ -330,8 +330,11 @@ PreloadWarmUp(CvModel m, int len, char *err, size_t errlen)
  * on first use and report the error as before.  OpenMP stays on one thread
  * here (cv_int8_omp_threads) so that libgomp has no pool for the children
  * to inherit half of; OpenBLAS, which starts its threads when opened,
- * stops them itself before every fork (its pthread_atfork handler) and a
- * child starts its own on first use.
+ * stops them itself before every fork (its pthread_atfork handler), and
+ * the warm-up leaves it set to one thread (src/blas.c applies a thread
+ * count only at the GEMM that needs it), so a child starts a pool of its
+ * own only for GEMMs that run on several threads (batches), never for a
+ * query.
  */
 void
 CodevecEmbedPreload(void)
