@@ -12,6 +12,19 @@
  * libopenblas.so.0 the first time one of them runs and forward to it.
  * The standalone test and benchmark programs link OpenBLAS directly and do
  * not use this file.
+ *
+ * The thread count is applied lazily: openblas_set_num_threads() records
+ * the count asked for, and cblas_sgemm() passes it on to OpenBLAS only when
+ * it differs from the one OpenBLAS has, so every GEMM runs on the threads
+ * it ran on before.  This matters after a fork: OpenBLAS's pthread_atfork
+ * handler stops its pool, and any openblas_set_num_threads() in the child
+ * starts the pool again, even one asking for a single thread.  The
+ * postmaster that preloaded the model (CodevecEmbedPreload) last ran a
+ * query's GEMMs on one thread, so each backend's embed() of a query, which
+ * asks for one thread and gives the count back afterwards, never calls
+ * OpenBLAS's setter and starts no pool: before, every session's first
+ * embed() started one, whose threads then spun in sched_yield() for ~0.1 s
+ * of CPU each (bench/keyword/README.md, "first call").
  */
 #include "postgres.h"
 
@@ -37,6 +50,8 @@ static struct
 	set_threads_fn set_threads;
 	get_threads_fn get_threads;
 	corename_fn corename;
+	int			wanted;			/* the thread count codevec asked for last */
+	int			applied;		/* the thread count OpenBLAS has */
 }			blas;
 
 /* Open OpenBLAS and resolve the entry points, or raise 58P01 */
@@ -64,6 +79,7 @@ BindOpenBlas(void)
 				(errcode(ERRCODE_UNDEFINED_FILE),
 				 errmsg("%s lacks an OpenBLAS entry point", OPENBLAS_SONAME)));
 	}
+	blas.wanted = blas.applied = blas.get_threads();
 }
 
 /* C = alpha op(A) op(B) + beta C, as OpenBLAS's cblas_sgemm */
@@ -75,23 +91,38 @@ cblas_sgemm(const enum CBLAS_ORDER Order, const enum CBLAS_TRANSPOSE TransA,
 			const blasint ldc)
 {
 	BindOpenBlas();
+	if (blas.applied != blas.wanted)
+	{
+		blas.set_threads(blas.wanted);
+		blas.applied = blas.get_threads();
+		blas.wanted = blas.applied;
+	}
 	blas.sgemm(Order, TransA, TransB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-/* Set OpenBLAS's thread count */
+/*
+ * Set the thread count of the GEMMs to come; OpenBLAS gets it at the next
+ * GEMM that needs a change (a count below 1, OpenBLAS's own, at once)
+ */
 HIDDEN void
 openblas_set_num_threads(int num_threads)
 {
 	BindOpenBlas();
-	blas.set_threads(num_threads);
+	if (num_threads < 1)
+	{
+		blas.set_threads(num_threads);
+		blas.wanted = blas.applied = blas.get_threads();
+	}
+	else
+		blas.wanted = num_threads;
 }
 
-/* Get OpenBLAS's thread count */
+/* Get the thread count of the GEMMs to come */
 HIDDEN int
 openblas_get_num_threads(void)
 {
 	BindOpenBlas();
-	return blas.get_threads();
+	return blas.wanted;
 }
 
 /* Name the CPU kernels OpenBLAS picked */

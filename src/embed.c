@@ -317,10 +317,13 @@ PreloadWarmUp(CvModel m, int len, char *err, size_t errlen)
  * the int8 layers when codevec.cpu_precision is int8 (calibration,
  * quantization, oneDNN's weight layout) and encode two short made-up
  * queries (the oneDNN primitives a query's 16- and 32-row buckets use on
- * one thread).  The fp32 weights and the int8 layers live in read-only
- * anonymous MAP_SHARED mappings (cv_model_share_weights, cv_qlinear_share),
- * whose page table entries fork() does not copy: only the small rest
- * (tokenizer, oneDNN's objects) is private memory the children inherit.
+ * one thread).  The fp32 weights live in a read-only mapping of huge pages
+ * where the kernel gives them (cv_model_share_weights, cv_map_for_children:
+ * fork() copies one entry per 2 MB and a child reads them without a page
+ * fault), else in an anonymous MAP_SHARED mapping, as the int8 layers do
+ * (cv_qlinear_share), whose page table entries fork() does not copy: only
+ * the small rest (tokenizer, oneDNN's objects) is private memory the
+ * children inherit.
  * Every backend forked afterwards starts with loaded_model set: a
  * session's first embed() costs what its later ones do instead of ~0.2 s
  * of CPU and ~110 MB of its own memory (bench/keyword/README.md).
@@ -330,8 +333,11 @@ PreloadWarmUp(CvModel m, int len, char *err, size_t errlen)
  * on first use and report the error as before.  OpenMP stays on one thread
  * here (cv_int8_omp_threads) so that libgomp has no pool for the children
  * to inherit half of; OpenBLAS, which starts its threads when opened,
- * stops them itself before every fork (its pthread_atfork handler) and a
- * child starts its own on first use.
+ * stops them itself before every fork (its pthread_atfork handler), and
+ * the warm-up leaves it set to one thread (src/blas.c applies a thread
+ * count only at the GEMM that needs it), so a child starts a pool of its
+ * own only for GEMMs that run on several threads (batches), never for a
+ * query.
  */
 void
 CodevecEmbedPreload(void)

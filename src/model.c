@@ -882,13 +882,99 @@ cv_model_free(CvModel m)
 		m->int8_ops->free(m->int8);
 	cv_tokenizer_free(m->tok);
 	if (m->weights_shared)
-		munmap(m->block, m->weight_bytes);
+		munmap(m->block, m->weights_maplen);
 	else
 		free(m->block);
 	free(m->layer);
 	free(m->path);
 	free(m->name);
 	free(m);
+}
+
+#define CV_HUGE_PAGE ((size_t) 2 << 20)
+
+/* Whether the kernel gives transparent huge pages to memory that asks */
+static int
+ThpAvailable(void)
+{
+	char		buf[128];
+	FILE	   *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+	int			ok = 0;
+
+	if (f == NULL)
+		return 0;
+	if (fgets(buf, sizeof(buf), f) != NULL)
+		ok = strstr(buf, "[always]") != NULL || strstr(buf, "[madvise]") != NULL;
+	fclose(f);
+	return ok;
+}
+
+/* Give the bytes of the mapping that starts at p that huge pages back (smaps) */
+static size_t
+AnonHugeBytes(const void *p)
+{
+	char		line[256];
+	FILE	   *f = fopen("/proc/self/smaps", "r");
+	int			in = 0;
+	size_t		kb = 0;
+
+	if (f == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL)
+	{
+		unsigned long lo,
+					hi;
+
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)	/* a mapping's first line */
+			in = lo == (unsigned long) (uintptr_t) p;
+		else if (in && sscanf(line, "AnonHugePages: %zu kB", &kb) == 1)
+			break;
+	}
+	fclose(f);
+	return kb << 10;
+}
+
+/* See model.h. */
+void *
+cv_map_for_children(size_t n, size_t *maplen)
+{
+	size_t		len = (n + CV_HUGE_PAGE - 1) & ~(CV_HUGE_PAGE - 1);
+	char	   *p;
+
+#ifdef MADV_HUGEPAGE
+	if (ThpAvailable())
+	{
+		char	   *raw = mmap(NULL, len + CV_HUGE_PAGE, PROT_READ | PROT_WRITE,
+							   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (raw != MAP_FAILED)
+		{
+			/* the 2 MB aligned len bytes in it; the rest is given back */
+			p = (char *) (((uintptr_t) raw + CV_HUGE_PAGE - 1) & ~(uintptr_t) (CV_HUGE_PAGE - 1));
+			if (p > raw)
+				munmap(raw, p - raw);
+			if (p + len < raw + len + CV_HUGE_PAGE)
+				munmap(p + len, raw + len + CV_HUGE_PAGE - (p + len));
+			if (madvise(p, len, MADV_HUGEPAGE) == 0)
+			{
+				/* fault each 2 MB in now, then check that huge pages came */
+				for (size_t o = 0; o < len; o += CV_HUGE_PAGE)
+					p[o] = 0;
+				if (AnonHugeBytes(p) >= len)
+				{
+					*maplen = len;
+					return p;
+				}
+			}
+			munmap(p, len);
+		}
+	}
+#endif
+	p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	*maplen = n;
+	return p;
 }
 
 /* See model.h. */
@@ -899,20 +985,21 @@ cv_model_share_weights(CvModel m, char *errbuf, size_t errlen)
 			   *to;
 	size_t		n = m->weight_bytes,
 				nf = n / sizeof(float);
+	size_t		maplen;
 
 	if (from == NULL || m->weights_shared || n == 0)
 		return CV_OK;
-	to = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (to == MAP_FAILED)
+	to = cv_map_for_children(n, &maplen);
+	if (to == NULL)
 	{
 		snprintf(errbuf, errlen, "could not map %zu bytes of shared memory: %s", n, strerror(errno));
 		return CV_ERR_NOMEM;
 	}
 	memcpy(to, from, n);
-	if (mprotect(to, n, PROT_READ) != 0)
+	if (mprotect(to, maplen, PROT_READ) != 0)
 	{
 		snprintf(errbuf, errlen, "could not protect the shared weights: %s", strerror(errno));
-		munmap(to, n);
+		munmap(to, maplen);
 		return CV_ERR_NOMEM;
 	}
 #define REBASE(p) do { if ((p) >= from && (p) < from + nf) (p) = to + ((p) - from); } while (0)
@@ -941,6 +1028,7 @@ cv_model_share_weights(CvModel m, char *errbuf, size_t errlen)
 #undef REBASE
 	m->block = to;
 	m->weights_shared = 1;
+	m->weights_maplen = maplen;
 	free(from);
 	return CV_OK;
 }

@@ -3,7 +3,7 @@
 costs beyond its later calls (issue 21), per mode.
 
     firstcall.py [--sessions N] [--modes keyword,vector,hybrid] [--parts] [--connect]
-                 [--search FUNC] [--tag CONFIG] [--json OUT]
+                 [--threads] [--search FUNC] [--tag CONFIG] [--json OUT]
 
 For each of N fresh connections (the PG* environment variables) it runs,
 in order: a trivial SELECT 1 (the connection's own start is not counted),
@@ -23,7 +23,12 @@ the catalog entries of its tables were loaded by other statements.
 With --connect it also times a new session itself (backend start): the
 connection and a SELECT 1, on the client, and the CPU the postmaster spent
 for it (forking: copying its page tables), from its schedstat (superuser:
-the pid is read from postmaster.pid).  --search names another spelling of
+the pid is read from postmaster.pid).  With --threads it also runs, per
+mode, one call in other fresh sessions and reads the CPU time of every
+thread of the backend (/proc/PID/task/*/schedstat) from before the call
+to 0.5 s after it, and the backend's thread count then: a library's
+thread pool started by the call spins on other cores, which the main
+thread's cpu_* figures do not see.  --search names another spelling of
 code.search to call (to compare two definitions side by side).
 """
 import argparse, json, os, statistics, time
@@ -61,6 +66,35 @@ def session_calls(sql, qs, n, setup=()):
                 conn.execute(s).fetchall()
             out.append([timed(conn, pid, sql, {"q": qs[(3 * i + j) % len(qs)]}) for j in range(3)])
     return out
+
+
+def all_threads_ns(pid):
+    """CPU time (ns) of every thread of the process and the thread count"""
+    tasks = os.listdir("/proc/%d/task" % pid)
+    total = 0
+    for t in tasks:
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, t)) as f:
+                total += int(f.read().split()[0])
+        except OSError:
+            pass
+    return total, len(tasks)
+
+
+def threads_cost(name, sql, qs, n):
+    """median CPU ms of all the backend's threads for a session's first call and 0.5 s after it"""
+    cpus, counts = [], []
+    for i in range(n):
+        with psycopg.connect(autocommit=True) as conn:
+            pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+            c0, _ = all_threads_ns(pid)
+            conn.execute(sql, {"q": qs[i % len(qs)]}).fetchall()
+            time.sleep(0.5)
+            c1, nt = all_threads_ns(pid)
+            cpus.append((c1 - c0) / 1e6)
+            counts.append(nt)
+    return {"what": name + ": first call, all threads, to 0.5 s after", "sessions": n,
+            "cpu_all_threads_ms": round(statistics.median(cpus), 2), "threads": max(counts)}
 
 
 def summary(name, calls):
@@ -103,6 +137,7 @@ def main():
     ap.add_argument("--modes", default="keyword,vector,hybrid")
     ap.add_argument("--parts", action="store_true")
     ap.add_argument("--connect", action="store_true")
+    ap.add_argument("--threads", action="store_true")
     ap.add_argument("--tag", help="added to every JSON line as \"config\" (firstcall-ab.sh)")
     ap.add_argument("--json")
     ap.add_argument("--search", default="code.search",
@@ -113,6 +148,8 @@ def main():
     for mode in a.modes.split(","):
         sql = "SELECT id FROM %s(%%(q)s, k => 10, mode => '%s')" % (a.search, mode)
         rows.append(summary("%s %s" % (a.search, mode), session_calls(sql, qs, a.sessions)))
+        if a.threads:
+            rows.append(threads_cost("%s %s" % (a.search, mode), sql, qs, a.sessions))
     if a.parts:
         rows.append(summary("embed()", session_calls("SELECT embed(%(q)s)", qs, a.sessions)))
         rows.append(summary("code.bm25_search", session_calls("SELECT id FROM code.bm25_search(%(q)s, 10)", qs, a.sessions)))
