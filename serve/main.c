@@ -38,6 +38,9 @@ Usage(FILE *f)
 			"      --request-timeout=MS  a request's whole deadline: the wait for a connection and\n"
 			"                            its statements, counted from its first line; then 504\n"
 			"                            (default %d)\n"
+			"      --no-warm-up          open connections at the first requests that need them\n"
+			"                            (default: all at start, each running every mode's\n"
+			"                            search once, so no request pays a session's first call)\n"
 			"\n"
 			"HTTP:\n"
 			"  -l, --listen=ADDR         address to bind (default 127.0.0.1; 0.0.0.0 or :: for all)\n"
@@ -104,6 +107,7 @@ main(int argc, char **argv)
 		{"connection-time", required_argument, NULL, 'L'},
 		{"static-dir", required_argument, NULL, 's'},
 		{"mcp-stdio", no_argument, NULL, 'm'},
+		{"no-warm-up", no_argument, NULL, 'N'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
@@ -173,6 +177,9 @@ main(int argc, char **argv)
 				c.static_dir = optarg;
 				static_dir_given = true;
 				break;
+			case 'N':
+				c.no_warm_up = true;
+				break;
 			case 'm':
 				c.mcp_stdio = true;
 				break;
@@ -206,7 +213,11 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (c.mcp_stdio)
+	{
+		if (!c.no_warm_up)
+			serve_pool_warm_up(pool);
 		rc = serve_mcp_stdio(pool);
+	}
 	else
 	{
 		sigset_t	stop;
@@ -237,6 +248,8 @@ main(int argc, char **argv)
 		sigaddset(&stop, SIGTERM);
 		sigaddset(&stop, SIGINT);
 		pthread_sigmask(SIG_BLOCK, &stop, NULL);
+		if (!c.no_warm_up)
+			serve_pool_warm_up(pool);
 		http = serve_http_start(&c, pool);
 		if (!http)
 			return 1;

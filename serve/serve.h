@@ -64,6 +64,7 @@ typedef struct ServeConfigData
 	int			connection_time;	/* s: a connection is closed after this */
 	bool		quiet;			/* no access log */
 	bool		mcp_stdio;
+	bool		no_warm_up;		/* open connections lazily, not warmed at start */
 } ServeConfigData;
 typedef const ServeConfigData *ServeConfig;
 
@@ -101,6 +102,7 @@ typedef struct ServeResultData
 
 ServePool	serve_pool_new(ServeConfig config);
 void		serve_pool_delete(ServePool pool);
+void		serve_pool_warm_up(ServePool pool);
 void		serve_pool_exec(ServePool pool, ServeStmt stmt, int nparams,
 							const char *const *values, ServeResultData *out);
 void		serve_result_clear(ServeResultData *r);

@@ -10,8 +10,9 @@
 #     against the SQL functions, and raw JSON-RPC error codes;
 #   - page_check.py: the page in headless Chromium driven by Selenium;
 #   - limits_check.py: 414/431 as JSON, --request-timeout, --connection-time;
-#   - here: --help and usage errors, the bearer token, the database going
-#     away and coming back, SIGTERM, nothing written to the database.
+#   - here: --help and usage errors, the pool's warm-up at start, the
+#     bearer token, the database going away and coming back, SIGTERM,
+#     nothing written to the database.
 #
 # Needs the PG* variables of a running PostgreSQL 15 server with codevec
 # installed (and its default model, for embed()), Debian's chromium and
@@ -133,7 +134,7 @@ echo "# the command line"
 is $? 0 "--help exits 0"
 missing=
 for o in --dbname --listen --port --token --pool --threads --max-connections --idle-timeout \
-	--query-timeout --wait-timeout --request-timeout --connection-time --static-dir --mcp-stdio --quiet \
+	--query-timeout --wait-timeout --request-timeout --connection-time --static-dir --mcp-stdio --quiet --no-warm-up \
 	/api/search /mcp SIGTERM; do
 	grep -q -- "$o" "$TMP/help" || missing="$missing $o"
 done
@@ -146,6 +147,29 @@ is "$("$SERVE" --version)" "codevec-serve $ctl_version" "--version prints codeve
 grep -q "between 0 and 65535" "$TMP/err"; ok $? "... saying the range"
 "$SERVE" --listen no.such.host.invalid --port 0 >/dev/null 2>"$TMP/err"; is $? 1 "an unknown --listen address exits 1"
 "$SERVE" --static-dir /nonexistent --port 0 >/dev/null 2>"$TMP/err"; is $? 1 "a --static-dir without the page exits 1"
+
+# ------------------------------------------------------------ the warm-up
+echo "# the pool's warm-up: every connection opened and each mode searched once at start"
+serve_conns() {	# the server's connections to $DB: count, and how many last ran a search
+	psql -XAtq -d "$MAINTDB" -c "SELECT count(*) || '/' || count(*) FILTER (WHERE query LIKE 'SELECT s.id, s.repo,%code.search(%')
+		FROM pg_stat_activity WHERE application_name = 'codevec-serve' AND datname = '$DB'"
+}
+if start_serve "$TMP/warm.log" --pool 3 --quiet; then
+	for _ in $(seq 100); do grep -q "warm-up: .* of 3" "$TMP/warm.log" && break; sleep 0.1; done
+	grep -q "warm-up: 3 of 3 database connections opened and searched once" "$TMP/warm.log"
+	ok $? "--pool 3: the log says 3 of 3 connections warmed, before any request"
+	is "$(serve_conns)" "3/3" "... 3 connections open, each last ran code.search (pg_stat_activity)"
+	kill -TERM "$SPID"; wait "$SPID"
+	is $? 0 "... and stops cleanly"
+else ok 1 "codevec-serve starts with --pool 3"; cat "$TMP/warm.log"; fi
+if start_serve "$TMP/nowarm.log" --pool 3 --quiet --no-warm-up; then
+	sleep 1
+	is "$(serve_conns)" "0/0" "--no-warm-up: no connection before the first request"
+	is "$(status_of "$BASE/api/search?q=json&mode=keyword")" 200 "... the first request opens one (200)"
+	is "$(serve_conns)" "1/1" "... one connection"
+	kill -TERM "$SPID"; wait "$SPID"
+	is $? 0 "... and stops cleanly"
+else ok 1 "codevec-serve starts with --no-warm-up"; cat "$TMP/nowarm.log"; fi
 
 # ------------------------------------------------------------ the JSON API, bad input
 echo "# the JSON API and bad input"
