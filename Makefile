@@ -24,7 +24,8 @@ OBJS = src/codevec.o src/vector.o src/distance.o src/distance_kernels.o \
 	src/gpuivf.o src/gpuivfbuild.o src/gpuivfinsert.o src/gpuivfscan.o \
 	src/gpuivfvacuum.o src/gpuivfutils.o src/gpuivfcheck.o src/gpuivfgpu.o src/gpuivfroute.o src/gpuivfknn.o src/gpuivfprefetch.o src/gpuivfexplain.o \
 	src/gpuservice.o src/gpuloop.o src/gpuclient.o src/gpukinds.o src/gpuprewarm.o src/gpucopies.o src/gpuknn.o src/gpuspread.o src/gpukmeans.o src/gpubm25.o \
-	src/tokenizer.o src/model.o src/encoder.o src/qlinear.o src/embed.o src/gpuembed.o src/blas.o src/tsparser.o src/bm25.o src/bm25block.o src/bm25bmp.o src/bm25agg.o src/bm25build.o src/bm25gpu.o src/codetsv.o
+	src/tokenizer.o src/model.o src/encoder.o src/qlinear.o src/embed.o src/gpuembed.o src/blas.o src/tsparser.o src/bm25.o src/bm25block.o src/bm25bmp.o src/bm25agg.o src/bm25build.o src/bm25gpu.o src/codetsv.o \
+	src/searchcheck.o
 
 # Released install scripts are never edited: a release adds an upgrade
 # script, and its install script is built as the previous release's script

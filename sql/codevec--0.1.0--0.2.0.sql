@@ -254,3 +254,14 @@ COMMENT ON FUNCTION codevec_gpu_prefetch(regclass, codevec, integer) IS
 -- the routing model's measurements are shared by the server's sessions
 COMMENT ON FUNCTION codevec_gpu_routing(regclass) IS
 'how codevec.device = auto routes scans of a flat gpuivf index in this session, from a model measured on first use per metric and dims and cached for the session and, where codevec is in shared_preload_libraries, for the server''s other sessions (the CPU cost per row and the ping: measured once per server, not once per session): metric, dims, reltuples (what the routing compares); kernels (codevec.cpu_kernels in use); the CPU scan''s cost per row cpu_ns_per_row (its loop run on calibration_rows rows of the index, hot, best of 3; calibrated_on says index, or synthetic for an empty one) and the vector bytes per second it reads, cpu_mb_per_s; the GPU path''s fixed cost gpu_fixed_us = ping_us (mean round trip of 16 empty requests to the GPU service; NULL when it does not run) + launch_us (assumed device time of one k-NN launch sequence: 30) + recheck_us (exact distances of the first 64 candidates) and its cost per row gpu_ns_per_row (dims x 2 bytes at 500 GB/s); break_even_rows = gpu_fixed_us / (cpu_ns_per_row - gpu_ns_per_row): from that size on the GPU is faster (NULL: unknown, or never); min_rows: the threshold applied now (gpuivf.gpu_min_rows when > 0, break_even_rows when 0, NULL when -1); knn_us_observed: mean k-NN request round trip this session saw (NULL: none yet); device (GPU, CPU, or none when the scan would fail) and detail: where a scan of the index runs now and why, as EXPLAIN says. Errors: 42809 not a gpuivf index';
+
+-- code.search's argument checks in C (src/searchcheck.c): codevec-load's
+-- code.search_check() is a SQL function calling it (evaluated at plan time
+-- with constant arguments, else inlined), so a session's first code.search
+-- compiles no PL/pgSQL.
+-- Not STRICT: a NULL argument is an error, as in code.search
+CREATE FUNCTION codevec_search_check(query text, k integer, mode text, rrf_k integer,
+		depth integer, keyword_weight double precision) RETURNS boolean
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION codevec_search_check(text, integer, text, integer, integer, double precision) IS
+'true when code.search''s arguments are valid, else error 22023 naming the first that is not, in this order: query NULL (code.search: query must not be NULL); mode NULL or not ''hybrid'', ''vector'' or ''keyword'' (code.search: unknown mode "..." with a hint; NULL shown as <NULL>); k NULL or outside 1..10000; depth NULL or outside 1..100000; rrf_k NULL or below 0; keyword_weight NULL, below 0, NaN or infinite (code.search: ... must be ..., not VALUE, VALUE as its text form or NULL). codevec-load''s code.search_check() calls it';

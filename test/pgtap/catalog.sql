@@ -6,7 +6,7 @@ SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS codevec;
 BEGIN;
-SELECT plan(91);
+SELECT plan(92);
 
 -- the type
 SELECT has_type('codevec');
@@ -95,7 +95,7 @@ SELECT is(ARRAY(
 	                        'codevec_gpu_routing', 'codevec_knn', 'codevec_knn_support', 'codevec_bm25_topk',
 	                        'codevec_bm25_blocks_topk', 'codevec_bm25_gpu_topk', 'codevec_bm25_build', 'codevec_index_check',
 	                        'codevec_gpu_stages', 'codevec_gpu_prewarm_list', 'codevec_gpu_devices',
-	                        'codevec_gpu_prefetch')
+	                        'codevec_gpu_prefetch', 'codevec_search_check')
 	  -- the support functions of codevec_bm25_block_agg (internal state: not strict)
 	  AND p.proname NOT LIKE 'codevec\_bm25\_block\_agg\_%'
 	  AND NOT (p.provolatile = 'i' AND p.proisstrict AND p.proparallel = 's')
@@ -123,6 +123,12 @@ SELECT volatility_is('codevec_gpu_stages', ARRAY[]::text[], 'volatile');
 SELECT volatility_is('codevec_gpu_prewarm_list', ARRAY[]::text[], 'volatile');
 SELECT volatility_is('codevec_gpu_devices', ARRAY[]::text[], 'volatile');
 SELECT volatility_is('codevec_tokenize', ARRAY['text'], 'stable');
+-- code.search's argument checks (codevec-load's code.search_check calls it):
+-- IMMUTABLE so that a call with constants is folded at plan time, not STRICT
+-- because a NULL argument is an error
+SELECT is((SELECT provolatile::text || proisstrict::text || proparallel::text FROM pg_proc
+           WHERE oid = 'codevec_search_check(text, integer, text, integer, integer, double precision)'::regprocedure),
+          'ifalses', 'codevec_search_check is IMMUTABLE, not STRICT, PARALLEL SAFE');
 SELECT volatility_is('embed', ARRAY['text'], 'stable');
 SELECT volatility_is('embed', ARRAY['text[]'], 'stable');
 SELECT is_strict('embed', ARRAY['text']);
