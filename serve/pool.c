@@ -18,8 +18,8 @@
  *
  * At start (serve_pool_warm_up, unless --no-warm-up) a thread opens every
  * connection and runs each mode's search once: a PostgreSQL session's
- * first code.search fills its catalog and relation caches, plans the
- * statement and compiles code.search_check, 4-8 ms of CPU more than a
+ * first code.search fills its catalog and relation caches and plans the
+ * statement (code.search_check included), 4-8 ms of CPU more than a
  * later call on the 2-core machine and ~20 ms on the GPU host
  * (bench/keyword/README.md, "first call"), which a user's first requests
  * would otherwise pay once per connection.
