@@ -459,4 +459,11 @@ sed '$d' "$TMP/codetsv.out" | sed 's/^\(not \)\{0,1\}ok [0-9]* - /&codetsv: /'
 read -r cp _ cf _ < <(tail -1 "$TMP/codetsv.out")
 PASS=$((PASS + ${cp:-0})); FAIL=$((FAIL + ${cf:-1})); N=$((N + ${cp:-0} + ${cf:-1}))
 
+# ------------------------------------------------------------ codevec_search_check
+echo "# searchcheck.sh: code.search's argument checks in C = the PL/pgSQL ones, its own databases"
+bash "$HERE/searchcheck.sh" > "$TMP/searchcheck.out" 2>&1
+sed '$d' "$TMP/searchcheck.out" | sed 's/^\(not \)\{0,1\}ok [0-9]* - /&searchcheck: /'
+read -r sp _ sf _ < <(tail -1 "$TMP/searchcheck.out")
+PASS=$((PASS + ${sp:-0})); FAIL=$((FAIL + ${sf:-1})); N=$((N + ${sp:-0} + ${sf:-1}))
+
 finish
