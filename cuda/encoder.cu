@@ -85,6 +85,9 @@
 #define GEMM_CACHE	64			/* cached cuBLASLt plans */
 #define GRAPH_CACHE 64			/* cached CUDA graphs */
 #define SHAPE_CACHE 256			/* launch shapes remembered for graph_min_uses */
+#define ENC_BUFFERS 3			/* pinned input/output pairs: two encodes in
+								 * flight (the GPU service's double
+								 * buffering) and a synchronous one */
 #define WORKSPACE_BYTES (32u << 20)
 
 const char *const codevec_cuda_encoder_stage_names[CODEVEC_CUDA_ENC_STAGES] = {
@@ -111,19 +114,25 @@ typedef struct GemmPlan
 	long		used;
 } GemmPlan;
 
-/* What a launch's graph depends on: tokens, sequences, tiles, padded length */
+/*
+ * What a launch's graph depends on: tokens, sequences, tiles, padded
+ * length, and the pinned input/output pair it copies through (a graph
+ * holds their addresses)
+ */
 typedef struct LaunchShape
 {
 	int			tokens,
 				seqs,
 				tiles,
-				lpad;
+				lpad,
+				buf;
 } LaunchShape;
 
 static inline bool
 SameShape(const LaunchShape &a, const LaunchShape &b)
 {
-	return a.tokens == b.tokens && a.seqs == b.seqs && a.tiles == b.tiles && a.lpad == b.lpad;
+	return a.tokens == b.tokens && a.seqs == b.seqs && a.tiles == b.tiles && a.lpad == b.lpad &&
+		a.buf == b.buf;
 }
 
 typedef struct GraphEntry
@@ -205,9 +214,23 @@ struct CodevecCudaEncoderData
 	int32_t    *d_in;			/* ids[T] | pos[T] | seq_off[S+1] | tiles[2 x tiles] */
 	float	   *d_out;			/* [S, H] */
 	void	   *workspace;
-	int32_t    *h_in;			/* pinned mirrors */
+	int32_t    *h_in;			/* the pinned pair in use: h_in_buf[buf] ... */
 	float	   *h_out;
+	int			buf;
 	size_t		in_words;
+
+	/*
+	 * ENC_BUFFERS pinned input/output pairs, so that encodes started
+	 * (codevec_cuda_encode_start) and not yet finished keep their input
+	 * until the device copied it and their output until finished; a pair
+	 * is pending from its start to its finish, done records the end of
+	 * its launch, pending_seqs how many embeddings it holds
+	 */
+	int32_t    *h_in_buf[ENC_BUFFERS];
+	float	   *h_out_buf[ENC_BUFFERS];
+	cudaEvent_t done[ENC_BUFFERS];
+	int			pending[ENC_BUFFERS];
+	int			pending_seqs[ENC_BUFFERS];
 
 	GemmPlan	plans[GEMM_CACHE];
 	int			nplans;
@@ -661,6 +684,25 @@ UploadWeights(CodevecCudaEncoder e, const CodevecCudaEncoderWeights *w, char *er
 	return 0;
 }
 
+/* Make pinned pair b the one the next launch copies through */
+static void
+UseBuffer(CodevecCudaEncoder e, int b)
+{
+	e->buf = b;
+	e->h_in = e->h_in_buf[b];
+	e->h_out = e->h_out_buf[b];
+}
+
+/* A pinned pair no started encode holds, or -1 */
+static int
+FreeBuffer(const CodevecCudaEncoder e)
+{
+	for (int b = 0; b < ENC_BUFFERS; b++)
+		if (!e->pending[b])
+			return b;
+	return -1;
+}
+
 /*
  * Allocate the encoder's work buffers for e->cfg's batch limits (one
  * device block, every row buffer 256-byte aligned; pinned host buffers for
@@ -703,7 +745,13 @@ AllocWork(CodevecCudaEncoder e, char *errbuf, size_t errlen)
 		*dst[i] = p;
 		p += (sizes[i] + 255) & ~(size_t) 255;
 	}
-	CUDA_TRY(cudaMallocHost(&e->h_in, sizes[5]));
+	for (int i = 0; i < ENC_BUFFERS; i++)
+	{
+		CUDA_TRY(cudaMallocHost(&e->h_in_buf[i], sizes[5]));
+		CUDA_TRY(cudaMallocHost(&e->h_out_buf[i], sizes[6]));
+		CUDA_TRY(cudaEventCreateWithFlags(&e->done[i], cudaEventDisableTiming));
+	}
+	UseBuffer(e, 0);
 	/* attention keeps a whole sequence's K and V^T in shared memory */
 	{
 		int			lp = (cfg->max_positions + ATT_KTILE - 1) / ATT_KTILE * ATT_KTILE;
@@ -722,7 +770,6 @@ AllocWork(CodevecCudaEncoder e, char *errbuf, size_t errlen)
 			CUDA_TRY(cudaFuncSetAttribute(attention_kernel<64>,
 										  cudaFuncAttributeMaxDynamicSharedMemorySize, (int) smem));
 	}
-	CUDA_TRY(cudaMallocHost(&e->h_out, sizes[6]));
 	return 0;
 }
 
@@ -797,8 +844,13 @@ codevec_cuda_encoder_free(CodevecCudaEncoder e)
 		cublasLtDestroy(e->lt);
 	cudaFree(e->wblock);
 	cudaFree(e->work);
-	cudaFreeHost(e->h_in);
-	cudaFreeHost(e->h_out);
+	for (int i = 0; i < ENC_BUFFERS; i++)
+	{
+		cudaFreeHost(e->h_in_buf[i]);
+		cudaFreeHost(e->h_out_buf[i]);
+		if (e->done[i])
+			cudaEventDestroy(e->done[i]);
+	}
 	if (e->stream)
 		cudaStreamDestroy(e->stream);
 	free(e->layer);
@@ -873,12 +925,13 @@ PadShape(const CodevecCudaEncoder e, int T, int S, int ntiles, int *Tp, int *Sp,
 /*
  * Run one launch: S sequences already packed into h_in (T tokens, ntiles
  * attention tiles, the longest rounded up to 64 lpad_max); the results
- * land in h_out.  Small launches replay a cached graph of copy + forward +
- * copy, one graph per (T, S, ntiles, lpad_max), made at the shape's
+ * land in h_out (wait: before it returns; else once the stream reaches
+ * them).  Small launches replay a cached graph of copy + forward + copy,
+ * one graph per (T, S, ntiles, lpad_max, pinned pair), made at the shape's
  * graph_min_uses-th use (ShapeRepeats); until then they launch plainly.
  */
 static int
-RunChunk(CodevecCudaEncoder e, int T, int S, int ntiles, int lpad_max,
+RunChunk(CodevecCudaEncoder e, int T, int S, int ntiles, int lpad_max, bool wait,
 		 char *errbuf, size_t errlen)
 {
 	const size_t in_bytes = (size_t) (2 * T + S + 1 + 2 * ntiles) * sizeof(int32_t);
@@ -887,7 +940,7 @@ RunChunk(CodevecCudaEncoder e, int T, int S, int ntiles, int lpad_max,
 	int			use_graph = !e->profiling && e->cfg.graph_max_tokens > 0 &&
 		T <= e->cfg.graph_max_tokens;
 
-	const LaunchShape shape = {T, S, ntiles, lpad_max};
+	const LaunchShape shape = {T, S, ntiles, lpad_max, e->buf};
 	GraphEntry *ge = NULL;
 	bool		evicted;
 
@@ -963,7 +1016,8 @@ RunChunk(CodevecCudaEncoder e, int T, int S, int ntiles, int lpad_max,
 			e->replays++;
 		ge->used = e->clock;
 		CUDA_TRY(cudaGraphLaunch(ge->exec, e->stream));
-		CUDA_TRY(cudaStreamSynchronize(e->stream));
+		if (wait)
+			CUDA_TRY(cudaStreamSynchronize(e->stream));
 		return 0;
 	}
 
@@ -977,6 +1031,8 @@ RunChunk(CodevecCudaEncoder e, int T, int S, int ntiles, int lpad_max,
 	CUDA_TRY(cudaMemcpyAsync(e->h_out, e->d_out, out_bytes, cudaMemcpyDeviceToHost, e->stream));
 	if ((rc = ProfileMark(e, ST_POOL, errbuf, errlen)) != 0)
 		return rc;
+	if (!wait)
+		return 0;				/* never with profiling (encode_start) */
 	CUDA_TRY(cudaStreamSynchronize(e->stream));
 	if (e->profiling)
 		for (int i = 1; i < e->nev; i++)
@@ -989,13 +1045,12 @@ RunChunk(CodevecCudaEncoder e, int T, int S, int ntiles, int lpad_max,
 	return 0;
 }
 
-extern "C" int
-codevec_cuda_encode(CodevecCudaEncoder e, int batch, const int32_t *const *ids,
-					const int *lens, float *out, char *errbuf, size_t errlen)
+/* Check a batch's arguments and token ids (no bad id may reach a kernel) */
+static int
+CheckBatch(const CodevecCudaEncoder e, int batch, const int32_t *const *ids, const int *lens,
+		   const float *out, char *errbuf, size_t errlen)
 {
 	const CodevecCudaEncoderConfig *c;
-	int			b,
-				rc;
 
 	if (e == NULL || batch < 0 || (batch > 0 && (ids == NULL || lens == NULL || out == NULL)))
 	{
@@ -1003,7 +1058,7 @@ codevec_cuda_encode(CodevecCudaEncoder e, int batch, const int32_t *const *ids,
 		return CODEVEC_CUDA_ERR_ARG;
 	}
 	c = &e->cfg;
-	for (b = 0; b < batch; b++)
+	for (int b = 0; b < batch; b++)
 	{
 		if (lens[b] < 1 || lens[b] > c->max_positions)
 		{
@@ -1019,78 +1074,186 @@ codevec_cuda_encode(CodevecCudaEncoder e, int batch, const int32_t *const *ids,
 				return CODEVEC_CUDA_ERR_ARG;
 			}
 	}
+	return 0;
+}
 
-	b = 0;
+/*
+ * How many sequences from first on fit one launch (at least one: every
+ * sequence fits the work buffers alone)
+ */
+static int
+ChunkSeqs(const CodevecCudaEncoder e, int batch, const int *lens, int first)
+{
+	const CodevecCudaEncoderConfig *c = &e->cfg;
+	int			b = first,
+				T = 0;
+
+	while (b < batch && b - first < c->max_batch_seqs && T + lens[b] <= c->max_batch_tokens)
+		T += lens[b++];
+	return b - first;
+}
+
+/*
+ * Pack sequences first .. first + S - 1 into the pinned pair in use and
+ * launch them (RunChunk); their embeddings land in h_out.
+ */
+static int
+LaunchSeqs(CodevecCudaEncoder e, const int32_t *const *ids, const int *lens, int first, int S,
+		   bool wait, char *errbuf, size_t errlen)
+{
+	int			T = 0,
+				ntiles = 0,
+				maxlen = 0;
+
+	for (int s = first; s < first + S; s++)
+	{
+		T += lens[s];
+		ntiles += (lens[s] + ATT_QTILE - 1) / ATT_QTILE;
+		if (lens[s] > maxlen)
+			maxlen = lens[s];
+	}
+	int			lpad_max = (maxlen + ATT_KTILE - 1) / ATT_KTILE * ATT_KTILE;
+
+	/* the sizes launched: a bucket shape or the exact ones */
+	int			Tl,
+				Sl,
+				tl;
+
+	PadShape(e, T, S, ntiles, &Tl, &Sl, &tl);
+
+	/*
+	 * Pack ids | positions | seq_off | tiles.  Tiles of long sequences first
+	 * would balance the attention grid a little better; the kernel's blocks
+	 * are short, so plain order is kept.
+	 */
+	int32_t    *hid = e->h_in,
+			   *hpos = e->h_in + Tl,
+			   *hoff = e->h_in + 2 * Tl,
+			   *htile = e->h_in + 2 * Tl + Sl + 1;
+	int			t = 0,
+				nt = 0;
+
+	for (int s = 0; s < S; s++)
+	{
+		int			len = lens[first + s];
+
+		hoff[s] = t;
+		memcpy(hid + t, ids[first + s], sizeof(int32_t) * len);
+		for (int p = 0; p < len; p++)
+			hpos[t + p] = p;
+		t += len;
+		for (int q = 0; q * ATT_QTILE < len; q++)
+		{
+			htile[2 * nt] = s;
+			htile[2 * nt + 1] = q;
+			nt++;
+		}
+	}
+	/* padding: token rows no sequence owns, empty sequences, and tiles whose
+	 * first query lies past sequence 0's end (they only load) */
+	for (; t < Tl; t++)
+		hid[t] = hpos[t] = 0;
+	for (int s = S; s <= Sl; s++)
+		hoff[s] = T;
+	for (; nt < tl; nt++)
+	{
+		htile[2 * nt] = 0;
+		htile[2 * nt + 1] = (lpad_max + ATT_QTILE - 1) / ATT_QTILE;
+	}
+	return RunChunk(e, Tl, Sl, tl, lpad_max, wait, errbuf, errlen);
+}
+
+extern "C" int
+codevec_cuda_encode(CodevecCudaEncoder e, int batch, const int32_t *const *ids,
+					const int *lens, float *out, char *errbuf, size_t errlen)
+{
+	int			b = 0,
+				buf,
+				rc;
+
+	if ((rc = CheckBatch(e, batch, ids, lens, out, errbuf, errlen)) != 0)
+		return rc;
+	if ((buf = FreeBuffer(e)) < 0)
+	{
+		SetError(errbuf, errlen, "every pinned buffer of the encoder holds a started encode (finish one first)");
+		return CODEVEC_CUDA_ERR_ARG;
+	}
+	UseBuffer(e, buf);
 	while (b < batch)
 	{
-		/* take sequences while they fit the work buffers */
-		int			first = b,
-					T = 0,
-					S = 0,
-					ntiles = 0,
-					maxlen = 0;
+		int			S = ChunkSeqs(e, batch, lens, b);
 
-		while (b < batch && S < c->max_batch_seqs && T + lens[b] <= c->max_batch_tokens)
-		{
-			T += lens[b];
-			ntiles += (lens[b] + ATT_QTILE - 1) / ATT_QTILE;
-			if (lens[b] > maxlen)
-				maxlen = lens[b];
-			S++;
-			b++;
-		}
-		int			lpad_max = (maxlen + ATT_KTILE - 1) / ATT_KTILE * ATT_KTILE;
-
-		/* the sizes launched: a bucket shape or the exact ones */
-		int			Tl,
-					Sl,
-					tl;
-
-		PadShape(e, T, S, ntiles, &Tl, &Sl, &tl);
-
-		/*
-		 * Pack ids | positions | seq_off | tiles.  Tiles of long sequences
-		 * first would balance the attention grid a little better; the
-		 * kernel's blocks are short, so plain order is kept.
-		 */
-		int32_t    *hid = e->h_in,
-				   *hpos = e->h_in + Tl,
-				   *hoff = e->h_in + 2 * Tl,
-				   *htile = e->h_in + 2 * Tl + Sl + 1;
-		int			t = 0,
-					nt = 0;
-
-		for (int s = 0; s < S; s++)
-		{
-			int			len = lens[first + s];
-
-			hoff[s] = t;
-			memcpy(hid + t, ids[first + s], sizeof(int32_t) * len);
-			for (int p = 0; p < len; p++)
-				hpos[t + p] = p;
-			t += len;
-			for (int q = 0; q * ATT_QTILE < len; q++)
-			{
-				htile[2 * nt] = s;
-				htile[2 * nt + 1] = q;
-				nt++;
-			}
-		}
-		/* padding: token rows no sequence owns, empty sequences, and tiles
-		 * whose first query lies past sequence 0's end (they only load) */
-		for (; t < Tl; t++)
-			hid[t] = hpos[t] = 0;
-		for (int s = S; s <= Sl; s++)
-			hoff[s] = T;
-		for (; nt < tl; nt++)
-		{
-			htile[2 * nt] = 0;
-			htile[2 * nt + 1] = (lpad_max + ATT_QTILE - 1) / ATT_QTILE;
-		}
-		if ((rc = RunChunk(e, Tl, Sl, tl, lpad_max, errbuf, errlen)) != 0)
+		if ((rc = LaunchSeqs(e, ids, lens, b, S, true, errbuf, errlen)) != 0)
 			return rc;
-		memcpy(out + (size_t) first * c->hidden, e->h_out, sizeof(float) * S * c->hidden);
+		memcpy(out + (size_t) b * e->cfg.hidden, e->h_out, sizeof(float) * S * e->cfg.hidden);
+		b += S;
 	}
+	return 0;
+}
+
+extern "C" int
+codevec_cuda_encode_start(CodevecCudaEncoder e, int batch, const int32_t *const *ids,
+						  const int *lens, int *ticket, char *errbuf, size_t errlen)
+{
+	int			buf,
+				rc;
+
+	if (ticket == NULL)
+	{
+		SetError(errbuf, errlen, "codevec_cuda_encode_start: invalid arguments");
+		return CODEVEC_CUDA_ERR_ARG;
+	}
+	*ticket = -1;
+	/* out is not needed yet: ids stands in for CheckBatch's non-NULL test */
+	if ((rc = CheckBatch(e, batch, ids, lens, (const float *) ids, errbuf, errlen)) != 0)
+		return rc;
+	if (batch < 1 || e->profiling || ChunkSeqs(e, batch, lens, 0) < batch ||
+		(buf = FreeBuffer(e)) < 0)
+		return 0;				/* the caller runs codevec_cuda_encode */
+	UseBuffer(e, buf);
+	if ((rc = LaunchSeqs(e, ids, lens, 0, batch, false, errbuf, errlen)) != 0)
+	{
+		/* what was enqueued must not outlive the pair's reuse */
+		cudaStreamSynchronize(e->stream);
+		cudaGetLastError();
+		return rc;
+	}
+	CUDA_TRY(cudaEventRecord(e->done[buf], e->stream));
+	e->pending[buf] = 1;
+	e->pending_seqs[buf] = batch;
+	*ticket = buf;
+	return 0;
+}
+
+extern "C" int
+codevec_cuda_encode_ready(CodevecCudaEncoder e, int ticket)
+{
+	cudaError_t err;
+
+	if (e == NULL || ticket < 0 || ticket >= ENC_BUFFERS || !e->pending[ticket])
+		return 1;
+	err = cudaEventQuery(e->done[ticket]);
+	if (err == cudaErrorNotReady)
+		return 0;
+	if (err != cudaSuccess)
+		cudaGetLastError();		/* finish reports it */
+	return 1;
+}
+
+extern "C" int
+codevec_cuda_encode_finish(CodevecCudaEncoder e, int ticket, float *out, char *errbuf,
+						   size_t errlen)
+{
+	if (e == NULL || ticket < 0 || ticket >= ENC_BUFFERS || !e->pending[ticket])
+	{
+		SetError(errbuf, errlen, "codevec_cuda_encode_finish: no encode started under this ticket");
+		return CODEVEC_CUDA_ERR_ARG;
+	}
+	e->pending[ticket] = 0;		/* whatever happens below, the pair is free after */
+	CUDA_TRY(cudaEventSynchronize(e->done[ticket]));
+	if (out != NULL)
+		memcpy(out, e->h_out_buf[ticket],
+			   sizeof(float) * (size_t) e->pending_seqs[ticket] * e->cfg.hidden);
 	return 0;
 }
 

@@ -152,6 +152,33 @@ int			codevec_cuda_encode(CodevecCudaEncoder e, int batch,
 								float *out, char *errbuf, size_t errlen);
 
 /*
+ * codevec_cuda_encode_start: codevec_cuda_encode without waiting, for a
+ * batch that fits one launch (max_batch_tokens tokens, max_batch_seqs
+ * sequences): checks the batch as codevec_cuda_encode does, copies the ids
+ * (the caller may reuse ids at once), issues the launch on the encoder's
+ * stream and sets *ticket (>= 0).  *ticket = -1 with status 0 when it
+ * started nothing because the batch needs several launches, profiling is
+ * on or every pinned buffer holds a started encode (three: the GPU
+ * service keeps at most two in flight): the caller then runs
+ * codevec_cuda_encode.  The same bits as codevec_cuda_encode.  Errors as
+ * codevec_cuda_encode's.
+ *
+ * codevec_cuda_encode_ready: 1 when the device finished the ticket's
+ * launch (or it failed; finish reports it) or the ticket is not started,
+ * 0 while it runs; never waits.
+ *
+ * codevec_cuda_encode_finish: wait for the ticket's launch, copy its
+ * batch x hidden floats to out (NULL: drop them) and free the ticket.
+ * Errors: CODEVEC_CUDA_ERR_ARG (no such ticket), _CUDA.
+ */
+int			codevec_cuda_encode_start(CodevecCudaEncoder e, int batch,
+									  const int32_t *const *ids, const int *lens,
+									  int *ticket, char *errbuf, size_t errlen);
+int			codevec_cuda_encode_ready(CodevecCudaEncoder e, int ticket);
+int			codevec_cuda_encode_finish(CodevecCudaEncoder e, int ticket, float *out,
+									   char *errbuf, size_t errlen);
+
+/*
  * codevec_cuda_encoder_use_device: make device dev current for the calling
  * thread in this library's CUDA runtime, attaching to the device's primary
  * context (the one codevec.so's runtime uses too).  The GPU service loads

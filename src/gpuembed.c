@@ -25,7 +25,12 @@
  * the sequences, so one short query and a batch of long snippets share
  * launches without padding); a sequence's embedding does not depend on
  * what it was batched with (cuda/encoder.h), so embed(text) and
- * embed(text[]) agree bit for bit.
+ * embed(text[]) agree bit for bit.  With double buffering (gpuloop.c) a
+ * group that fits one launch is started (codevec_cuda_encode_start) and
+ * answered when the device is done, so the service's thread goes on
+ * collecting and issuing meanwhile; a larger one (the loader's batches)
+ * runs synchronously.  A model with calls in flight is never dropped: a
+ * changed folder is reloaded beside it and the old copy dropped after.
  */
 #include "postgres.h"
 
@@ -63,6 +68,11 @@ typedef struct EncoderApi
 						   float *, char *, size_t);
 	void		(*release) (CodevecCudaEncoder);
 	int			(*info) (CodevecCudaEncoder, CodevecCudaEncoderInfo *);
+	/* encodes started and finished later (NULL: a library without them) */
+	int			(*encode_start) (CodevecCudaEncoder, int, const int32_t *const *, const int *,
+								 int *, char *, size_t);
+	int			(*encode_ready) (CodevecCudaEncoder, int);
+	int			(*encode_finish) (CodevecCudaEncoder, int, float *, char *, size_t);
 } EncoderApi;
 
 static EncoderApi api;
@@ -82,6 +92,10 @@ typedef struct GpuModel
 	Size		device_bytes;	/* weights + work buffers */
 	TimestampTz last_used;
 	CodevecCudaEncoder enc;
+	int			inflight;		/* groups started on it and not finished: it
+								 * is not dropped before they are */
+	bool		stale;			/* its folder changed while groups were in
+								 * flight: dropped after the last one */
 } GpuModel;
 
 static GpuModel models[GPU_MAX_MODELS];
@@ -109,6 +123,11 @@ LoadEncoderApi(int device)
 	api.encode = dlsym(api.handle, "codevec_cuda_encode");
 	api.release = dlsym(api.handle, "codevec_cuda_encoder_free");
 	api.info = dlsym(api.handle, "codevec_cuda_encoder_info");
+	api.encode_start = dlsym(api.handle, "codevec_cuda_encode_start");
+	api.encode_ready = dlsym(api.handle, "codevec_cuda_encode_ready");
+	api.encode_finish = dlsym(api.handle, "codevec_cuda_encode_finish");
+	if (!api.encode_start || !api.encode_ready || !api.encode_finish)
+		api.encode_start = NULL;	/* every group runs synchronously */
 	if (!api.use_device || !api.create || !api.encode || !api.release || !api.info)
 	{
 		snprintf(api_error, sizeof(api_error), "\"%s\" lacks the encoder's entry points", path);
@@ -214,14 +233,18 @@ GetDeviceModel(GpuEmbedRequest **group, int ng, Size other_bytes)
 	if (stat(file, &sb) != 0)
 		memset(&sb, 0, sizeof(sb));		/* cv_model_load reports it */
 	for (int i = 0; i < GPU_MAX_MODELS; i++)
-		if (models[i].used && strcmp(models[i].path, path) == 0)
+		if (models[i].used && !models[i].stale && strcmp(models[i].path, path) == 0)
 		{
 			if (models[i].file_size == sb.st_size && models[i].file_mtime == sb.st_mtime)
 			{
 				models[i].last_used = GetCurrentTimestamp();
 				return &models[i];
 			}
-			DropModel(&models[i]);	/* the folder changed: reload */
+			/* the folder changed: reload (the old copy once nothing runs on it) */
+			if (models[i].inflight > 0)
+				models[i].stale = true;
+			else
+				DropModel(&models[i]);
 		}
 
 	st = cv_model_load(path, &cm, err, sizeof(err));
@@ -239,16 +262,23 @@ GetDeviceModel(GpuEmbedRequest **group, int ng, Size other_bytes)
 	}
 	cv_model_to_cuda(cm, &cfg, &w, lw);
 
-	/* a free slot, or the least recently used model's */
+	/* a free slot, or the least recently used model's among those idle */
 	for (int i = 0; i < GPU_MAX_MODELS && m == NULL; i++)
 		if (!models[i].used)
 			m = &models[i];
 	if (m == NULL)
 	{
-		m = &models[0];
-		for (int i = 1; i < GPU_MAX_MODELS; i++)
-			if (models[i].last_used < m->last_used)
+		for (int i = 0; i < GPU_MAX_MODELS; i++)
+			if (models[i].inflight == 0 && (m == NULL || models[i].last_used < m->last_used))
 				m = &models[i];
+		if (m == NULL)
+		{
+			free(lw);
+			cv_model_free(cm);
+			FailGroup(group, ng, GPU_STATUS_FAILED, 0,
+					  "every model slot of the GPU service has encoder calls in flight");
+			return NULL;
+		}
 		DropModel(m);
 	}
 	rc = api.create(&cfg, &w, &m->enc, err, sizeof(err));
@@ -290,37 +320,71 @@ GetDeviceModel(GpuEmbedRequest **group, int ng, Size other_bytes)
 }
 
 /*
- * Run a group of EMBED requests that name the same model as one batched
- * encoder call on device (the model loaded first if need be, within
- * codevec.gpu_memory_limit less other_bytes held by other stores).
+ * A group of EMBED requests for one model, checked and laid out for one
+ * encoder call: the requests still to answer (NULL: answered already, a
+ * malformed one), every sequence's ids and length, room for the output.
  */
-static void
-GpuEmbedRunGroup(GpuEmbedRequest **group, int ng, int device, Size other_bytes)
+typedef struct GpuEmbedCall
 {
 	GpuModel   *m;
-	int			nseq = 0;
+	GpuEmbedRequest *group[GPU_MAX_SLOTS];
+	int			ng;
+	int			nreq;			/* requests still to answer */
+	int			nseq;
 	const int32_t **ids;
 	int		   *lens;
 	float	   *out;
-	char		err[256] = "";
-	int			k,
-				rc,
-				nreq = 0;
-	double		t0;
+	int			ticket;			/* a started encoder call, or -1 */
+	double		t0;				/* when it was prepared */
+} GpuEmbedCall;
 
+static void
+EmbedCallFree(GpuEmbedCall *c)
+{
+	free(c->ids);
+	free(c->lens);
+	free(c->out);
+	free(c);
+}
+
+/*
+ * Prepare a group's encoder call on device (the model loaded first if need
+ * be, within codevec.gpu_memory_limit less other_bytes held by other
+ * stores): NULL when every request of it is answered already (a failure,
+ * or nothing well formed).
+ */
+static GpuEmbedCall *
+GpuEmbedPrepare(GpuEmbedRequest **group, int ng, int device, Size other_bytes)
+{
+	GpuEmbedCall *c;
+	GpuModel   *m;
+	char		err[256] = "";
+	int			k;
+
+	Assert(ng <= GPU_MAX_SLOTS);
 	if (!LoadEncoderApi(device))
 	{
 		FailGroup(group, ng, GPU_STATUS_UNAVAILABLE, 0, api_error);
-		return;
+		return NULL;
 	}
 	/* several devices: another kind may have left its own current */
 	if (GpuServiceDeviceCount() > 1 && api.use_device(device, err, sizeof(err)) != 0)
 	{
 		FailGroup(group, ng, GPU_STATUS_FAILED, 0, err);
-		return;
+		return NULL;
 	}
 	if ((m = GetDeviceModel(group, ng, other_bytes)) == NULL)
-		return;
+		return NULL;
+	c = calloc(1, sizeof(GpuEmbedCall));
+	if (c == NULL)
+	{
+		FailGroup(group, ng, GPU_STATUS_FAILED, 0, "out of host memory in the GPU service");
+		return NULL;
+	}
+	c->m = m;
+	c->ng = ng;
+	c->ticket = -1;
+	c->t0 = GpuServiceNowUs();
 
 	/* check every request against the model: a bad id must not reach a kernel */
 	for (int j = 0; j < ng; j++)
@@ -343,27 +407,28 @@ GpuEmbedRunGroup(GpuEmbedRequest **group, int ng, int device, Size other_bytes)
 		{
 			FailGroup(&r, 1, GPU_STATUS_FAILED, 0,
 					  "malformed embed request (hidden size, sequence lengths or token ids do not fit the model)");
-			group[j] = NULL;
 			continue;
 		}
-		nseq += r->n;
-		nreq++;
+		c->group[j] = r;
+		c->nseq += r->n;
+		c->nreq++;
 	}
-	if (nseq == 0)
-		return;
-
-	ids = malloc(sizeof(int32_t *) * nseq);
-	lens = malloc(sizeof(int) * nseq);
-	out = malloc(sizeof(float) * (Size) nseq * m->hidden);
-	if (!ids || !lens || !out)
+	if (c->nseq == 0)
 	{
-		free(ids);
-		free(lens);
-		free(out);
+		EmbedCallFree(c);
+		return NULL;
+	}
+
+	c->ids = malloc(sizeof(int32_t *) * c->nseq);
+	c->lens = malloc(sizeof(int) * c->nseq);
+	c->out = malloc(sizeof(float) * (Size) c->nseq * m->hidden);
+	if (!c->ids || !c->lens || !c->out)
+	{
 		for (int j = 0; j < ng; j++)
-			if (group[j])
-				FailGroup(&group[j], 1, GPU_STATUS_FAILED, 0, "out of host memory in the GPU service");
-		return;
+			if (c->group[j])
+				FailGroup(&c->group[j], 1, GPU_STATUS_FAILED, 0, "out of host memory in the GPU service");
+		EmbedCallFree(c);
+		return NULL;
 	}
 	k = 0;
 	for (int j = 0; j < ng; j++)
@@ -371,42 +436,150 @@ GpuEmbedRunGroup(GpuEmbedRequest **group, int ng, int device, Size other_bytes)
 		const int32 *rl;
 		const int32 *ri;
 
-		if (group[j] == NULL)
+		if (c->group[j] == NULL)
 			continue;
-		rl = GpuEmbedLens(group[j]);
-		ri = GpuEmbedIds(group[j]);
-		for (int i = 0; i < group[j]->n; i++)
+		rl = GpuEmbedLens(c->group[j]);
+		ri = GpuEmbedIds(c->group[j]);
+		for (int i = 0; i < c->group[j]->n; i++)
 		{
-			ids[k] = (const int32_t *) ri;
-			lens[k++] = rl[i];
+			c->ids[k] = (const int32_t *) ri;
+			c->lens[k++] = rl[i];
 			ri += rl[i];
 		}
 	}
-	t0 = GpuServiceNowUs();
-	rc = api.encode(m->enc, nseq, ids, lens, out, err, sizeof(err));
-	GpuServiceStageAdd(GPU_STAGE_EMBED, GpuServiceNowUs() - t0, nreq);
-	if (rc != 0)
+	return c;
+}
+
+/*
+ * Answer a prepared call's requests: their embeddings from c->out when rc
+ * is 0, else err; then free the call.
+ */
+static void
+GpuEmbedAnswer(GpuEmbedCall *c, int rc, const char *err)
+{
+	int			k = 0;
+
+	for (int j = 0; j < c->ng; j++)
 	{
-		for (int j = 0; j < ng; j++)
-			if (group[j])
-				FailGroup(&group[j], 1, GPU_STATUS_FAILED, 0, err);
-	}
-	else
-	{
-		k = 0;
-		for (int j = 0; j < ng; j++)
+		GpuEmbedRequest *r = c->group[j];
+
+		if (r == NULL)
+			continue;
+		if (rc != 0)
+			FailGroup(&r, 1, GPU_STATUS_FAILED, 0, err);
+		else
 		{
-			if (group[j] == NULL)
-				continue;
-			memcpy(GpuEmbedOut(group[j]), out + (Size) k * m->hidden,
-				   sizeof(float) * (Size) group[j]->n * m->hidden);
-			k += group[j]->n;
-			group[j]->hdr.status = 0;
+			memcpy(GpuEmbedOut(r), c->out + (Size) k * c->m->hidden,
+				   sizeof(float) * (Size) r->n * c->m->hidden);
+			k += r->n;
+			r->hdr.status = 0;
 		}
 	}
-	free(ids);
-	free(lens);
-	free(out);
+	GpuServiceStageAdd(GPU_STAGE_EMBED, GpuServiceNowUs() - c->t0, c->nreq);
+	EmbedCallFree(c);
+}
+
+/* Run a prepared call synchronously and answer it */
+static void
+GpuEmbedRunCall(GpuEmbedCall *c)
+{
+	char		err[256] = "";
+	int			rc;
+
+	rc = api.encode(c->m->enc, c->nseq, c->ids, c->lens, c->out, err, sizeof(err));
+	GpuEmbedAnswer(c, rc, err);
+}
+
+/* The device (ordinal) the encoder runs on, chosen at the first EMBED */
+static int
+EmbedDevice(void)
+{
+	int			ndev = GpuServiceDeviceCount();
+
+	if (embed_dev < 0 || embed_dev >= ndev)
+		embed_dev = ndev > 1 ? Max(GpuServicePickDevice(0, NULL), 0) : 0;
+	return ndev > 0 ? GpuServiceDeviceOrdinal(embed_dev) : GpuServiceDeviceIndex();
+}
+
+static const GpuDeviceStoreData models_store;
+
+/*
+ * EMBED requests for the same model run as one encoder call; the other
+ * device stores' bytes count against codevec.gpu_memory_limit.
+ */
+static void
+EmbedRunGroup(GpuRequestHeader **reqs, int n)
+{
+	GpuEmbedCall *c = GpuEmbedPrepare((GpuEmbedRequest **) reqs, n, EmbedDevice(),
+									  GpuServiceStoresBytes(&models_store));
+
+	if (c != NULL)
+		GpuEmbedRunCall(c);
+	GpuServiceUpdateMemoryStats();
+}
+
+/*
+ * Double buffering (gpuloop.c): the group's encoder call issued on the
+ * encoder's stream (codevec_cuda_encode_start) and answered by
+ * EmbedFinishGroup, so the loop goes on collecting and issuing while the
+ * forward pass runs. A group that needs several launches, or a library
+ * without the started calls, runs synchronously here instead (NULL).
+ */
+static void *
+EmbedStartGroup(GpuRequestHeader **reqs, int n)
+{
+	GpuEmbedCall *c = GpuEmbedPrepare((GpuEmbedRequest **) reqs, n, EmbedDevice(),
+									  GpuServiceStoresBytes(&models_store));
+	char		err[256] = "";
+	int			rc;
+
+	GpuServiceUpdateMemoryStats();
+	if (c == NULL)
+		return NULL;
+	if (api.encode_start == NULL)
+	{
+		GpuEmbedRunCall(c);
+		return NULL;
+	}
+	rc = api.encode_start(c->m->enc, c->nseq, c->ids, c->lens, &c->ticket, err, sizeof(err));
+	GpuServiceStageAdd(GPU_STAGE_EMBED_START, GpuServiceNowUs() - c->t0, c->nreq);
+	if (rc != 0)
+	{
+		GpuEmbedAnswer(c, rc, err);
+		return NULL;
+	}
+	if (c->ticket < 0)
+	{
+		GpuEmbedRunCall(c);
+		return NULL;
+	}
+	c->m->inflight++;
+	return c;
+}
+
+static bool
+EmbedGroupReady(void *handle)
+{
+	GpuEmbedCall *c = (GpuEmbedCall *) handle;
+
+	return api.encode_ready(c->m->enc, c->ticket) != 0;
+}
+
+static void
+EmbedFinishGroup(void *handle)
+{
+	GpuEmbedCall *c = (GpuEmbedCall *) handle;
+	GpuModel   *m = c->m;
+	char		err[256] = "";
+	int			rc;
+
+	rc = api.encode_finish(m->enc, c->ticket, c->out, err, sizeof(err));
+	GpuEmbedAnswer(c, rc, err);
+	if (--m->inflight == 0 && m->stale)
+	{
+		DropModel(m);
+		GpuServiceUpdateMemoryStats();
+	}
 }
 
 static const GpuDeviceStoreData models_store = {
@@ -416,28 +589,12 @@ static const GpuDeviceStoreData models_store = {
 	.per_device = GpuEmbedModelsPerDevice
 };
 
-/*
- * EMBED requests for the same model folder run as one encoder call; the
- * other device stores' bytes count against codevec.gpu_memory_limit.
- */
+/* EMBED requests for the same model folder run as one encoder call */
 static bool
 EmbedSameGroup(const GpuRequestHeader *a, const GpuRequestHeader *b)
 {
 	return strcmp(((const GpuEmbedRequest *) a)->model,
 				  ((const GpuEmbedRequest *) b)->model) == 0;
-}
-
-static void
-EmbedRunGroup(GpuRequestHeader **reqs, int n)
-{
-	int			ndev = GpuServiceDeviceCount();
-
-	if (embed_dev < 0 || embed_dev >= ndev)
-		embed_dev = ndev > 1 ? Max(GpuServicePickDevice(0, NULL), 0) : 0;
-	GpuEmbedRunGroup((GpuEmbedRequest **) reqs, n,
-					 ndev > 0 ? GpuServiceDeviceOrdinal(embed_dev) : GpuServiceDeviceIndex(),
-					 GpuServiceStoresBytes(&models_store));
-	GpuServiceUpdateMemoryStats();
 }
 
 #define GPU_EMBED_HANDLER(f) f
@@ -446,14 +603,17 @@ EmbedRunGroup(GpuRequestHeader **reqs, int n)
 #endif							/* CODEVEC_USE_CUDA */
 
 /*
- * beside_started: an embed group reads and writes only its model's device
- * memory and runs on the encoder's own stream, so it runs while kNN
- * batches are on the device (gpuloop.c).
+ * An embed group reads and writes only its model's device memory and
+ * pinned buffers and runs on the encoder's own stream, so it is started
+ * while kNN batches (and an embed group of the batch before) are on the
+ * device (gpuloop.c); beside_started keeps that true for a group run
+ * synchronously.
  */
 static const GpuRequestKindData embed_kind = {
 	GPU_REQUEST_EMBED, "embed", true, NULL,
 	GPU_EMBED_HANDLER(EmbedSameGroup), GPU_EMBED_HANDLER(EmbedRunGroup),
-	NULL, NULL, NULL, true
+	GPU_EMBED_HANDLER(EmbedStartGroup), GPU_EMBED_HANDLER(EmbedGroupReady),
+	GPU_EMBED_HANDLER(EmbedFinishGroup), true
 };
 
 /* GpuEmbedRegister: the request kind and the device store of this file */

@@ -10,15 +10,20 @@
  * The loop collects posted slots into a batch (waiting up to
  * codevec.gpu_batch_window for more when nothing is on the device) and
  * submits it. A batch whose every request is of a kind with start_group
- * (kNN on a whole, current index copy: gpuknn.c) or of a kind that runs
- * beside started groups (EMBED: the encoder's own model and stream) is
- * *started*: each kNN group's copies and kernels are issued on the device
- * (then its embed groups run, on the encoder's stream, beside them) and
- * the loop goes on collecting, so while one batch's kernels run the next
- * one gathers and is issued behind it, and the answers of the first are
- * written while the second runs (GPU_MAX_INFLIGHT batches at most). A
- * code.search in hybrid or vector mode posts an EMBED and then a KNN, so
- * under load most batches hold both. Any other
+ * (kNN on a whole, current index copy: gpuknn.c; EMBED that fits one
+ * launch: gpuembed.c, on the encoder's own stream) or of a kind that runs
+ * beside started groups (BM25 top-k) is *started*: each kNN group's
+ * copies and kernels and each embed group's forward pass are issued on
+ * the device, the other groups run, and the loop goes on collecting, so
+ * while one batch's kernels run the next one gathers and is issued behind
+ * it, and the answers of the first are written while the second runs
+ * (GPU_MAX_INFLIGHT batches at most). The requests of a started batch
+ * that were not started (answered in place) are handed back at once
+ * (AnswerUnheld), the others when the device is done. A code.search in
+ * hybrid mode posts an EMBED, a KNN and a BM25 top-k, so under load most
+ * batches hold all three; the service's one thread then only packs,
+ * issues and answers (before embed groups were started, waiting for the
+ * forward pass took about half its time). Any other
  * batch first waits for the batches in flight and then runs as before,
  * each group in one call, every other request alone, synchronously: a
  * request that changes a copy (UPLOAD, APPEND, MASK) or evicts one never
@@ -90,6 +95,7 @@ typedef struct GpuBatch
 	int			nstarted;
 	const GpuRequestKindData *started_kind[GPU_MAX_SLOTS];
 	void	   *started[GPU_MAX_SLOTS];
+	bool		held[GPU_MAX_SLOTS];	/* its request is in a started group */
 	double		t0;				/* attach began */
 	double		begin;			/* when its device work could begin: its start,
 								 * or the answer of the batch before it */
@@ -243,6 +249,7 @@ RunKindGroups(GpuBatch *b, bool *done, int kind, const GpuRequestKindData *k, bo
 	for (int i = 0; i < b->n; i++)
 	{
 		GpuRequestHeader *group[GPU_MAX_SLOTS];
+		int			members[GPU_MAX_SLOTS];
 		int			ng = 0;
 
 		if (done[i] || b->reqs[i]->kind != kind)
@@ -250,6 +257,7 @@ RunKindGroups(GpuBatch *b, bool *done, int kind, const GpuRequestKindData *k, bo
 		for (int j = i; j < b->n; j++)
 			if (!done[j] && b->reqs[j]->kind == kind && k->same_group(b->reqs[i], b->reqs[j]))
 			{
+				members[ng] = j;
 				group[ng++] = b->reqs[j];
 				done[j] = true;
 			}
@@ -262,6 +270,8 @@ RunKindGroups(GpuBatch *b, bool *done, int kind, const GpuRequestKindData *k, bo
 			{
 				b->started_kind[b->nstarted] = k;
 				b->started[b->nstarted++] = h;
+				for (int j = 0; j < ng; j++)
+					b->held[members[j]] = true;
 			}
 		}
 		else
@@ -321,6 +331,16 @@ BatchReady(const GpuBatch *b)
 	return true;
 }
 
+/* Let go of request i's segment (its cached mapping's use, or the mapping) */
+static void
+ReleaseRequest(GpuBatch *b, int i)
+{
+	if (b->cached[i] != NULL)
+		b->cached[i]->refs--;
+	else if (b->segs[i] != NULL)
+		dsm_detach(b->segs[i]);
+}
+
 /* Answer a batch: its started groups finished, segments let go, slots done */
 static void
 AnswerBatch(GpuBatch *b)
@@ -338,15 +358,45 @@ AnswerBatch(GpuBatch *b)
 	b->nstarted = 0;
 	t2 = GpuServiceNowUs();
 	for (int i = 0; i < b->n; i++)
-	{
-		if (b->cached[i] != NULL)
-			b->cached[i]->refs--;
-		else if (b->segs[i] != NULL)
-			dsm_detach(b->segs[i]);
-	}
+		ReleaseRequest(b, i);
 	GpuServiceStageAdd(GPU_STAGE_DETACH, GpuServiceNowUs() - t2, b->n);
 	GpuServiceAnswered(b->slots, b->n, b->t0);
 	b->n = 0;
+}
+
+/*
+ * Answer at once the requests of a started batch that are not in a
+ * started group (answered in place: groups of beside_started kinds, PING,
+ * malformed or abandoned ones), so that they do not wait for the device
+ * work of the others; the batch keeps only the held ones.
+ */
+static void
+AnswerUnheld(GpuBatch *b)
+{
+	int			answered[GPU_MAX_SLOTS];
+	int			na = 0,
+				n = 0;
+	double		t2 = GpuServiceNowUs();
+
+	for (int i = 0; i < b->n; i++)
+	{
+		if (b->held[i])
+		{
+			b->slots[n] = b->slots[i];
+			b->segs[n] = b->segs[i];
+			b->reqs[n] = b->reqs[i];
+			b->cached[n] = b->cached[i];
+			b->held[n++] = true;
+			continue;
+		}
+		ReleaseRequest(b, i);
+		answered[na++] = b->slots[i];
+	}
+	if (na == 0)
+		return;
+	b->n = n;
+	GpuServiceStageAdd(GPU_STAGE_DETACH, GpuServiceNowUs() - t2, na);
+	GpuServiceAnswered(answered, na, b->t0);
 }
 
 /*
@@ -446,6 +496,7 @@ GpuBatchSubmit(const int *slots, int n)
 		b->segs[i] = AttachRequest(gpu_shared->slots[slots[i]].handle, now, &b->cached[i]);
 		b->reqs[i] = b->segs[i] ? (GpuRequestHeader *) dsm_segment_address(b->segs[i]) : NULL;
 		done[i] = (b->segs[i] == NULL);
+		b->held[i] = false;
 	}
 	t1 = GpuServiceNowUs();
 	GpuServiceStageAdd(GPU_STAGE_ATTACH, t1 - b->t0, n);
@@ -472,6 +523,7 @@ GpuBatchSubmit(const int *slots, int n)
 		submit_us += (t2 - b->t0 - submit_us) / 8;
 		b->begin = t2;
 		ninflight++;			/* b is the entry after the last in flight */
+		AnswerUnheld(b);
 	}
 	else
 		AnswerBatch(b);

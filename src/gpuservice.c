@@ -81,7 +81,7 @@ StaticAssertDecl(lengthof(gpu_service_state_names) == GPU_SERVICE_STOPPED + 1,
 static const char *const gpu_stage_names[] = {
 	"queue", "window", "attach", "knn gather", "knn enqueue", "knn h2d", "knn kernels",
 	"knn candidates", "knn d2h", "knn wait", "knn fallback", "knn answer", "knn", "embed",
-	"run", "detach", "wake", "batch", "finish", "overlap"
+	"embed start", "run", "detach", "wake", "batch", "finish", "overlap"
 };
 StaticAssertDecl(lengthof(gpu_stage_names) == GPU_STAGES, "a name for every GpuStage");
 
@@ -261,12 +261,14 @@ GpuServiceSetup(void)
 							&codevec_gpu_replicate_rate, 500, 0, INT_MAX,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomBoolVariable("codevec.gpu_double_buffer",
-							 "Start a batch of k-NN requests on the device while the one before "
-							 "is still running (on), or run each batch to its end first (off).",
+							 "Start a batch of k-NN and embed() requests on the device while the "
+							 "one before is still running (on), or run each batch to its end "
+							 "first (off).",
 							 "With it on, the GPU service collects and issues the next batch while "
-							 "a batch's kernels run, writes the answers of one while the next "
-							 "runs and runs embed() requests beside the batches on the device; "
-							 "answers are the same either way.",
+							 "a batch's kernels and forward passes run, writes the answers of one "
+							 "while the next runs, and hands back a batch's other requests "
+							 "(keyword top-k) without waiting for them; answers are the same "
+							 "either way.",
 							 &codevec_gpu_double_buffer, true,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("codevec.gpu_memory_limit",

@@ -94,7 +94,10 @@ typedef enum GpuStage
 	GPU_STAGE_KNN_ANSWER,		/* answers written into the requests */
 	GPU_STAGE_KNN,				/* a k-NN call on one copy, whole */
 	GPU_STAGE_EMBED,			/* an encoder call for one model's group,
-								 * whole (copies and forward pass) */
+								 * whole (copies and forward pass; started:
+								 * until answered) */
+	GPU_STAGE_EMBED_START,		/* a started encoder call's packing and
+								 * issue (host) */
 	GPU_STAGE_RUN,				/* every request of the batch run */
 	GPU_STAGE_DETACH,			/* unmapping the segments */
 	GPU_STAGE_WAKE,				/* marking slots done, setting latches */

@@ -310,6 +310,70 @@ main(int argc, char **argv)
 		  MaxDiff(one, gpu, (size_t) n * H));
 
 	/*
+	 * 2a. started encodes (codevec_cuda_encode_start, as the GPU service
+	 * runs them): three small batches in flight at once, each through its
+	 * own pinned pair, three times over (plain launch, capture, replay),
+	 * finished out of order, give the batched call's bits; a fourth start
+	 * then finds no free pair and starts nothing, and codevec_cuda_encode
+	 * refuses; a batch that needs several launches starts nothing
+	 */
+	{
+		int			nb = n < 9 ? n / 3 : 3,
+					same = 1,
+					refused = 1,
+					order[3] = {1, 2, 0};
+
+		for (int round = 0; round < 3 && nb >= 1; round++)
+		{
+			int			ticket[3],
+						t4 = 0;
+
+			Poison(one, (size_t) n * H);
+			for (int j = 0; j < 3; j++)
+			{
+				rc = codevec_cuda_encode_start(e, nb, (const int32_t *const *) (ids + j * nb),
+											   lens + j * nb, &ticket[j], err, sizeof(err));
+				same = same && rc == 0 && ticket[j] >= 0;
+			}
+			rc = codevec_cuda_encode_start(e, 1, (const int32_t *const *) ids, lens, &t4, err,
+										   sizeof(err));
+			refused = refused && rc == 0 && t4 == -1;
+			rc = codevec_cuda_encode(e, 1, (const int32_t *const *) ids, lens, one, err, sizeof(err));
+			refused = refused && rc == CODEVEC_CUDA_ERR_ARG;
+			for (int j = 0; j < 3; j++)
+			{
+				int			b = order[j];
+
+				rc = codevec_cuda_encode_finish(e, ticket[b], one + (size_t) b * nb * H, err,
+												sizeof(err));
+				same = same && rc == 0;
+			}
+			same = same && memcmp(one, gpu, sizeof(float) * 3 * nb * H) == 0;
+		}
+		Check(nb >= 1 && same,
+			  "3 started encodes of %d strings in flight, finished out of order, 3 rounds: the batched call's bits (max diff %.3g)",
+			  nb, MaxDiff(one, gpu, (size_t) 3 * nb * H));
+		Check(refused, "a 4th start finds every pinned pair held and starts nothing; codevec_cuda_encode refuses");
+		rc = codevec_cuda_encode_finish(e, 0, one, err, sizeof(err));
+		Check(rc == CODEVEC_CUDA_ERR_ARG, "finishing a ticket not started: CODEVEC_CUDA_ERR_ARG (%d)", rc);
+		{
+			int			t = 0;
+
+			/* the n strings fit one launch only when short and few */
+			rc = codevec_cuda_encode_start(e, n, (const int32_t *const *) ids, lens, &t, err,
+										   sizeof(err));
+			if (rc == 0 && t >= 0)
+			{
+				rc = codevec_cuda_encode_finish(e, t, one, err, sizeof(err));
+				Check(rc == 0 && memcmp(one, gpu, sizeof(float) * n * H) == 0,
+					  "all %d strings fit one launch: started, the batched call's bits", n);
+			}
+			else
+				Check(rc == 0 && t == -1, "all %d strings need several launches: nothing started (rc %d)", n, rc);
+		}
+	}
+
+	/*
 	 * 2b. graphs are made at a shape's second use (graph_min_uses): the
 	 * first strings' single-query shapes (exact, graph_pad = -1), three
 	 * times each - a plain launch, a capture, a replay - give the batched

@@ -8,7 +8,9 @@
 # range boundaries, three opclasses, flat and IVF, a delta tier, masked
 # rows) with answers equal to sequential scans, replication under load
 # with 8 concurrent clients, the per-device rows of codevec_gpu_devices(),
-# and one device listed. What it cannot check: the CUDA kernels themselves
+# and one device listed; with test/fakecuda/fakeencoder.c as the encoder
+# library, embed() requests started among the kNN batches and answered
+# later, each with its own text's answer. What it cannot check: the CUDA kernels themselves
 # and the speed (test/gpu/multigpu.sh, bench/gpuivf/multigpu.sh).
 #
 # It installs the fake build in place of the installed codevec.so for its
@@ -25,6 +27,11 @@ ver=$(sed -n "s/^default_version = '\(.*\)'/\1/p" "$top/codevec.control")
 restore() {
 	bash "$top/test/cluster.sh" stop "$dir" >/dev/null 2>&1
 	[ -f "$dir/saved/codevec.so" ] && cp "$dir/saved/codevec.so" "$lib/codevec.so"
+	# the fake encoder library out again (and a real one back, if there was one)
+	if [ -f "$dir/fake-encoder-installed" ]; then
+		rm -f "$lib/codevec_cuda_encoder.so"
+		[ -f "$dir/saved/codevec_cuda_encoder.so" ] && cp "$dir/saved/codevec_cuda_encoder.so" "$lib/"
+	fi
 	[ -f "$dir/saved/codevec--$ver.sql" ] && cp "$dir/saved/codevec--$ver.sql" "$ext/"
 	rm -rf "$dir"
 }
@@ -186,6 +193,65 @@ check "embeds among started kNN batches: the service answered more than the 800 
 	"SELECT $r1 - $r0 > 800" t
 check "embeds among started kNN batches: 80 embeddings, each the CPU's" \
 	"SET codevec.device = cpu; SELECT count(*) || ' ' || count(*) FILTER (WHERE v IS DISTINCT FROM embed('open a file, number ' || i)) FROM memb" "80 0"
+
+# ---- started embeds: a fake encoder library (fakeencoder.c, loaded by the
+# service with dlopen as the real one: an "embedding" is the sequence's
+# token ids repeated, so every answer is checked against its own text
+# through codevec_tokenize; each encode "runs" 1.5 ms) makes the service
+# start EMBED groups among the started kNN batches and answer them later
+# (gpuembed.c's EmbedStartGroup, gpuloop.c); an array of 100 texts is more
+# than the fake takes in one launch, so it runs synchronously. Under
+# codevec.device = cuda a failed request is an ERROR, not the CPU
+mkdir -p "$dir/saved"
+gcc -O2 -Wall -shared -fPIC -I"$top/cuda" -o "$dir/fakeencoder.so" "$top/test/fakecuda/fakeencoder.c"
+[ -f "$lib/codevec_cuda_encoder.so" ] && cp "$lib/codevec_cuda_encoder.so" "$dir/saved/"
+touch "$dir/fake-encoder-installed"
+cp "$dir/fakeencoder.so" "$lib/codevec_cuda_encoder.so"
+CODEVEC_FAKE_KNN_US=2000 CODEVEC_FAKE_EMBED_US=1500 restart codevec.gpu_devices=0 codevec.gpu_split_rows=0 codevec.gpu_replicate_rate=0
+wait_state ready
+# fake(t): what the fake encoder answers for text t
+psql -qX -c "TRUNCATE mres" -c "CREATE TABLE memb2 (client int, i int, t text, v codevec)" \
+	-c "CREATE FUNCTION fake(t text) RETURNS real[] LANGUAGE sql AS
+		\$\$ SELECT array_agg(ids[(j % cardinality(ids)) + 1]::real ORDER BY j) FROM (SELECT codevec_tokenize(t) ids) x, generate_series(0, 383) j \$\$" >/dev/null
+s0=$(psql -qAtX -c "SELECT timings FROM codevec_gpu_stages() WHERE stage = 'embed start'")
+clients 5 "$dir/client"
+for c in 9 10 11 12 13 14; do
+	psql -qX -c "SET codevec.device = cuda" -c "DO \$\$
+		BEGIN
+			FOR i IN 1..30 LOOP
+				INSERT INTO memb2 SELECT $c, i, t, embed(t) FROM format('open file %s of client %s', i, $c) t;
+			END LOOP;
+		END \$\$" >"$dir/client$c.out" 2>&1 &
+done
+psql -qX -c "SET codevec.device = cuda" -c "INSERT INTO memb2 SELECT 15, o, t, v FROM unnest(
+		ARRAY(SELECT 'close socket number ' || g FROM generate_series(1, 100) g),
+		embed(ARRAY(SELECT 'close socket number ' || g FROM generate_series(1, 100) g))) WITH ORDINALITY u(t, v, o)" \
+	>"$dir/client15.out" 2>&1 &
+wait
+s1=$(psql -qAtX -c "SELECT timings FROM codevec_gpu_stages() WHERE stage = 'embed start'")
+check "started embeds: 6 clients x 30 texts and an array of 100 among kNN batches, each answer its own text's" \
+	"SELECT count(*) || ' ' || count(*) FILTER (WHERE v::real[] IS DISTINCT FROM fake(t)) FROM memb2" "280 0"
+check "started embeds: the service started encoder calls ($s0 -> $s1) and answered them after" \
+	"SELECT ${s1:-0} - ${s0:-0} >= 10 AND (SELECT timings > 0 FROM codevec_gpu_stages() WHERE stage = 'finish')" t
+check "started embeds: no client failed" "SELECT '$(cat "$dir"/client9.out "$dir"/client1[0-5].out | grep -c ERROR)'" 0
+check "started embeds: 800 kNN answers among them, all equal to sequential scans" \
+	"SELECT count(*) || ' ' || count(*) FILTER (WHERE r.ids IS DISTINCT FROM e.ids) FROM mres r JOIN mexp e USING (qid)" "800 0"
+psql -qX -c "ALTER SYSTEM SET codevec.gpu_double_buffer = off" -c "SELECT pg_reload_conf()" -c "SELECT pg_sleep(0.3)" >/dev/null
+s0=$(psql -qAtX -c "SELECT timings FROM codevec_gpu_stages() WHERE stage = 'embed start'")
+check "started embeds: with codevec.gpu_double_buffer = off (every group run synchronously) the same answers" \
+	"SET codevec.device = cuda; SELECT count(*) || ' ' || count(*) FILTER (WHERE embed(t)::real[] IS DISTINCT FROM fake(t)) FROM memb2 WHERE client IN (9, 15)" "130 0"
+check "started embeds: with codevec.gpu_double_buffer = off nothing was started" \
+	"SELECT timings - ${s0:-0} FROM codevec_gpu_stages() WHERE stage = 'embed start'" 0
+psql -qX -c "ALTER SYSTEM RESET codevec.gpu_double_buffer" -c "SELECT pg_reload_conf()" >/dev/null
+# the fake encoder out again: the sections below expect none
+rm -f "$lib/codevec_cuda_encoder.so"
+[ -f "$dir/saved/codevec_cuda_encoder.so" ] && cp "$dir/saved/codevec_cuda_encoder.so" "$lib/"
+rm -f "$dir/fake-encoder-installed"
+CODEVEC_FAKE_KNN_US=2000 restart codevec.gpu_devices=0 codevec.gpu_split_rows=0 codevec.gpu_replicate_rate=0
+wait_state ready
+# the copy on the device again (the first scan after a restart also loads it)
+psql -qX -c "SET codevec.device = cuda" -c "SET enable_seqscan = off" \
+	-c "SELECT count(*) FROM (SELECT id FROM mt ORDER BY emb <=> (SELECT emb FROM mq WHERE qid = 1) LIMIT 10) s" >/dev/null
 
 # ---- the first GPU batch: a scan that took 100 rows (past the first 64
 # candidates: two requests) makes the next scan of the index in the same
