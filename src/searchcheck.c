@@ -100,9 +100,11 @@ codevec_search_check(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(3) || PG_GETARG_INT32(3) < 0)
 		RaiseIntArgument(fcinfo, 3, "rrf_k", "0 or more");
 
-	/* NULL, negatives, -Infinity, Infinity and NaN; -0 passes (-0 >= 0) */
-	if (PG_ARGISNULL(5) || isnan(PG_GETARG_FLOAT8(5)) ||
-		!(PG_GETARG_FLOAT8(5) >= 0 && !isinf(PG_GETARG_FLOAT8(5))))
+	/*
+	 * NULL, negatives, -Infinity, Infinity and NaN (every comparison with
+	 * NaN is false); -0 passes (-0 >= 0)
+	 */
+	if (PG_ARGISNULL(5) || !(PG_GETARG_FLOAT8(5) >= 0 && !isinf(PG_GETARG_FLOAT8(5))))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("code.search: keyword_weight must be a finite number, 0 or more, not %s",
