@@ -87,7 +87,8 @@ static GpuSegCacheEntry seg_cache[GPU_SEG_CACHE];
 /* A batch: its slots, their mapped requests, the groups it started */
 typedef struct GpuBatch
 {
-	int			n;
+	int			n;				/* requests not yet answered */
+	int			size;			/* requests collected */
 	int			slots[GPU_MAX_SLOTS];
 	dsm_segment *segs[GPU_MAX_SLOTS];	/* NULL: the backend left */
 	GpuRequestHeader *reqs[GPU_MAX_SLOTS];
@@ -360,7 +361,7 @@ AnswerBatch(GpuBatch *b)
 	for (int i = 0; i < b->n; i++)
 		ReleaseRequest(b, i);
 	GpuServiceStageAdd(GPU_STAGE_DETACH, GpuServiceNowUs() - t2, b->n);
-	GpuServiceAnswered(b->slots, b->n, b->t0);
+	GpuServiceAnswered(b->slots, b->n, b->t0, b->size);
 	b->n = 0;
 }
 
@@ -396,7 +397,7 @@ AnswerUnheld(GpuBatch *b)
 		return;
 	b->n = n;
 	GpuServiceStageAdd(GPU_STAGE_DETACH, GpuServiceNowUs() - t2, na);
-	GpuServiceAnswered(answered, na, b->t0);
+	GpuServiceAnswered(answered, na, b->t0, 0);
 }
 
 /*
@@ -488,6 +489,7 @@ GpuBatchSubmit(const int *slots, int n)
 	b = &inflight[(head + ninflight) % GPU_MAX_INFLIGHT];
 	b->t0 = GpuServiceNowUs();
 	b->n = n;
+	b->size = n;
 	b->nstarted = 0;
 	/* a segment already gone means its backend left: nothing to answer */
 	for (int i = 0; i < n; i++)

@@ -772,7 +772,7 @@ GpuServiceKind(int kind)
 
 /* GpuServiceAnswered: see gpuserviceint.h */
 void
-GpuServiceAnswered(const int *slots, int n, double t0)
+GpuServiceAnswered(const int *slots, int n, double t0, int batch_size)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	double		t3 = GpuServiceNowUs(),
@@ -794,19 +794,21 @@ GpuServiceAnswered(const int *slots, int n, double t0)
 		}
 	}
 	gpu_shared->requests += n;
-	gpu_shared->batches++;
-	gpu_shared->max_batch = Max(gpu_shared->max_batch, n);
+	if (batch_size > 0)
 	{
 		int			b = 0;
 
-		while (b < GPU_BATCH_BUCKETS - 1 && n >= (2 << b))
+		gpu_shared->batches++;
+		gpu_shared->max_batch = Max(gpu_shared->max_batch, batch_size);
+		while (b < GPU_BATCH_BUCKETS - 1 && batch_size >= (2 << b))
 			b++;
 		gpu_shared->batch_hist[b]++;
 	}
 	SpinLockRelease(&gpu_shared->mutex);
 	t4 = GpuServiceNowUs();
 	GpuServiceStageAdd(GPU_STAGE_WAKE, t4 - t3, n);
-	GpuServiceStageAdd(GPU_STAGE_BATCH, t4 - t0, n);
+	if (batch_size > 0)
+		GpuServiceStageAdd(GPU_STAGE_BATCH, t4 - t0, batch_size);
 	/* published with the next batch's answers or the loop's next idle turn */
 }
 

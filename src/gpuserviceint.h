@@ -240,9 +240,12 @@ extern const GpuRequestKindData *GpuServiceKind(int kind);
  * Service side only (gpuservice.c): n slots answered, their requests
  * written: mark them done (free when abandoned), wake their backends,
  * count them in codevec_gpu_status()'s counters and histograms, and time
- * the batch from t0 (GpuServiceNowUs() when it was collected).
+ * them from t0 (GpuServiceNowUs() when their batch was collected).
+ * batch_size > 0: these are a batch's last answers, and the batch of
+ * that many requests is counted (batches, mean and largest batch); 0: a
+ * part answered ahead of the rest of its batch.
  */
-extern void GpuServiceAnswered(const int *slots, int n, double t0);
+extern void GpuServiceAnswered(const int *slots, int n, double t0, int batch_size);
 
 /*
  * The worker's side of the service core, for its loop (gpuloop.c; service
