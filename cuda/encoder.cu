@@ -1045,14 +1045,17 @@ RunChunk(CodevecCudaEncoder e, int T, int S, int ntiles, int lpad_max, bool wait
 	return 0;
 }
 
-/* Check a batch's arguments and token ids (no bad id may reach a kernel) */
+/*
+ * Check a batch's arguments and token ids (no bad id may reach a kernel);
+ * with_out: an output array was given (codevec_cuda_encode's out)
+ */
 static int
 CheckBatch(const CodevecCudaEncoder e, int batch, const int32_t *const *ids, const int *lens,
-		   const float *out, char *errbuf, size_t errlen)
+		   bool with_out, char *errbuf, size_t errlen)
 {
 	const CodevecCudaEncoderConfig *c;
 
-	if (e == NULL || batch < 0 || (batch > 0 && (ids == NULL || lens == NULL || out == NULL)))
+	if (e == NULL || batch < 0 || (batch > 0 && (ids == NULL || lens == NULL || !with_out)))
 	{
 		SetError(errbuf, errlen, "codevec_cuda_encode: invalid arguments");
 		return CODEVEC_CUDA_ERR_ARG;
@@ -1171,7 +1174,7 @@ codevec_cuda_encode(CodevecCudaEncoder e, int batch, const int32_t *const *ids,
 				buf,
 				rc;
 
-	if ((rc = CheckBatch(e, batch, ids, lens, out, errbuf, errlen)) != 0)
+	if ((rc = CheckBatch(e, batch, ids, lens, out != NULL, errbuf, errlen)) != 0)
 		return rc;
 	if ((buf = FreeBuffer(e)) < 0)
 	{
@@ -1204,8 +1207,7 @@ codevec_cuda_encode_start(CodevecCudaEncoder e, int batch, const int32_t *const 
 		return CODEVEC_CUDA_ERR_ARG;
 	}
 	*ticket = -1;
-	/* out is not needed yet: ids stands in for CheckBatch's non-NULL test */
-	if ((rc = CheckBatch(e, batch, ids, lens, (const float *) ids, errbuf, errlen)) != 0)
+	if ((rc = CheckBatch(e, batch, ids, lens, true, errbuf, errlen)) != 0)
 		return rc;
 	if (batch < 1 || e->profiling || ChunkSeqs(e, batch, lens, 0) < batch ||
 		(buf = FreeBuffer(e)) < 0)

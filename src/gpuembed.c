@@ -147,12 +147,31 @@ LoadEncoderApi(int device)
 	return true;
 }
 
+/*
+ * Whether a model was put on the device or dropped since the service's
+ * memory figures were last read (cudaMemGetInfo per device): they are read
+ * again only then, not at every embed group
+ */
+static bool models_changed = false;
+
 static void
 DropModel(GpuModel *m)
 {
 	if (m->enc)
 		api.release(m->enc);
 	memset(m, 0, sizeof(*m));
+	models_changed = true;
+}
+
+/* codevec_gpu_status()'s memory figures again, if the models changed */
+static void
+UpdateMemoryStatsIfChanged(void)
+{
+	if (models_changed)
+	{
+		models_changed = false;
+		GpuServiceUpdateMemoryStats();
+	}
 }
 
 /* Device bytes the loaded models hold; *nmodels: how many */
@@ -294,6 +313,7 @@ GetDeviceModel(GpuEmbedRequest **group, int ng, Size other_bytes)
 	}
 	api.info(m->enc, &info);
 	m->used = true;
+	models_changed = true;
 	strlcpy(m->path, path, sizeof(m->path));
 	m->file_size = sb.st_size;
 	m->file_mtime = sb.st_mtime;
@@ -515,7 +535,7 @@ EmbedRunGroup(GpuRequestHeader **reqs, int n)
 
 	if (c != NULL)
 		GpuEmbedRunCall(c);
-	GpuServiceUpdateMemoryStats();
+	UpdateMemoryStatsIfChanged();
 }
 
 /*
@@ -533,7 +553,7 @@ EmbedStartGroup(GpuRequestHeader **reqs, int n)
 	char		err[256] = "";
 	int			rc;
 
-	GpuServiceUpdateMemoryStats();
+	UpdateMemoryStatsIfChanged();
 	if (c == NULL)
 		return NULL;
 	if (api.encode_start == NULL)
@@ -578,7 +598,7 @@ EmbedFinishGroup(void *handle)
 	if (--m->inflight == 0 && m->stale)
 	{
 		DropModel(m);
-		GpuServiceUpdateMemoryStats();
+		UpdateMemoryStatsIfChanged();
 	}
 }
 

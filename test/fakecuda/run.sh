@@ -24,14 +24,18 @@ suite_cluster fakecuda 5661
 lib=$(pg_config --pkglibdir)
 ext=$(pg_config --sharedir)/extension
 ver=$(sed -n "s/^default_version = '\(.*\)'/\1/p" "$top/codevec.control")
+# fake_encoder_out: the fake encoder library (installed below) out again,
+# and a real one back if there was one
+fake_encoder_out() {
+	[ -f "$dir/fake-encoder-installed" ] || return 0
+	rm -f "$lib/codevec_cuda_encoder.so" "$dir/fake-encoder-installed"
+	[ -f "$dir/saved/codevec_cuda_encoder.so" ] && cp "$dir/saved/codevec_cuda_encoder.so" "$lib/"
+	return 0
+}
 restore() {
 	bash "$top/test/cluster.sh" stop "$dir" >/dev/null 2>&1
 	[ -f "$dir/saved/codevec.so" ] && cp "$dir/saved/codevec.so" "$lib/codevec.so"
-	# the fake encoder library out again (and a real one back, if there was one)
-	if [ -f "$dir/fake-encoder-installed" ]; then
-		rm -f "$lib/codevec_cuda_encoder.so"
-		[ -f "$dir/saved/codevec_cuda_encoder.so" ] && cp "$dir/saved/codevec_cuda_encoder.so" "$lib/"
-	fi
+	fake_encoder_out
 	[ -f "$dir/saved/codevec--$ver.sql" ] && cp "$dir/saved/codevec--$ver.sql" "$ext/"
 	rm -rf "$dir"
 }
@@ -244,9 +248,7 @@ check "started embeds: with codevec.gpu_double_buffer = off nothing was started"
 	"SELECT timings - ${s0:-0} FROM codevec_gpu_stages() WHERE stage = 'embed start'" 0
 psql -qX -c "ALTER SYSTEM RESET codevec.gpu_double_buffer" -c "SELECT pg_reload_conf()" >/dev/null
 # the fake encoder out again: the sections below expect none
-rm -f "$lib/codevec_cuda_encoder.so"
-[ -f "$dir/saved/codevec_cuda_encoder.so" ] && cp "$dir/saved/codevec_cuda_encoder.so" "$lib/"
-rm -f "$dir/fake-encoder-installed"
+fake_encoder_out
 CODEVEC_FAKE_KNN_US=2000 restart codevec.gpu_devices=0 codevec.gpu_split_rows=0 codevec.gpu_replicate_rate=0
 wait_state ready
 # the copy on the device again (the first scan after a restart also loads it)
