@@ -19,7 +19,9 @@
  * it, and the answers of the first are written while the second runs
  * (GPU_MAX_INFLIGHT batches at most). The requests of a started batch
  * that were not started (answered in place) are handed back at once
- * (AnswerUnheld), the others when the device is done. A code.search in
+ * (AnswerUnheld), the others group by group as the device finishes each
+ * (AnswerGroup): an EMBED group is not held back by a k-NN scan started
+ * beside it, nor by an older batch still on the device. A code.search in
  * hybrid mode posts an EMBED, a KNN and a BM25 top-k, so under load most
  * batches hold all three; the service's one thread then only packs,
  * issues and answers (before embed groups were started, waiting for the
@@ -52,7 +54,7 @@
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 
-/* batches started and not yet answered, at most */
+/* batches started and not yet wholly answered, at most */
 #define GPU_MAX_INFLIGHT	2
 
 /*
@@ -96,10 +98,14 @@ typedef struct GpuBatch
 	int			nstarted;
 	const GpuRequestKindData *started_kind[GPU_MAX_SLOTS];
 	void	   *started[GPU_MAX_SLOTS];
+	bool		finished[GPU_MAX_SLOTS];	/* started group g answered */
+	int			nfinished;
 	bool		held[GPU_MAX_SLOTS];	/* its request is in a started group */
+	int			group[GPU_MAX_SLOTS];	/* held: its group's index in started[] */
 	double		t0;				/* attach began */
 	double		begin;			/* when its device work could begin: its start,
 								 * or the answer of the batch before it */
+	double		done;			/* when the loop saw its last group done */
 } GpuBatch;
 
 /*
@@ -270,9 +276,14 @@ RunKindGroups(GpuBatch *b, bool *done, int kind, const GpuRequestKindData *k, bo
 			if (h != NULL)
 			{
 				b->started_kind[b->nstarted] = k;
-				b->started[b->nstarted++] = h;
+				b->started[b->nstarted] = h;
+				b->finished[b->nstarted] = false;
 				for (int j = 0; j < ng; j++)
+				{
 					b->held[members[j]] = true;
+					b->group[members[j]] = b->nstarted;
+				}
+				b->nstarted++;
 			}
 		}
 		else
@@ -322,14 +333,14 @@ Startable(const GpuBatch *b)
 	return true;
 }
 
-/* Whether the device finished every group the batch started */
+/* Whether the device finished a started group of the batch not yet answered */
 static bool
-BatchReady(const GpuBatch *b)
+AnyGroupReady(const GpuBatch *b)
 {
-	for (int i = 0; i < b->nstarted; i++)
-		if (!b->started_kind[i]->group_ready(b->started[i]))
-			return false;
-	return true;
+	for (int g = 0; g < b->nstarted; g++)
+		if (!b->finished[g] && b->started_kind[g]->group_ready(b->started[g]))
+			return true;
+	return false;
 }
 
 /* Let go of request i's segment (its cached mapping's use, or the mapping) */
@@ -342,27 +353,48 @@ ReleaseRequest(GpuBatch *b, int i)
 		dsm_detach(b->segs[i]);
 }
 
-/* Answer a batch: its started groups finished, segments let go, slots done */
+/* Answer a batch that started nothing: segments let go, slots done */
 static void
 AnswerBatch(GpuBatch *b)
 {
-	double		t1 = GpuServiceNowUs(),
-				t2;
+	double		t2 = GpuServiceNowUs();
 
-	for (int i = 0; i < b->nstarted; i++)
-	{
-		UseFirstDevice();
-		b->started_kind[i]->finish_group(b->started[i]);
-	}
-	if (b->nstarted > 0)
-		GpuServiceStageAdd(GPU_STAGE_FINISH, GpuServiceNowUs() - t1, b->n);
-	b->nstarted = 0;
-	t2 = GpuServiceNowUs();
 	for (int i = 0; i < b->n; i++)
 		ReleaseRequest(b, i);
 	GpuServiceStageAdd(GPU_STAGE_DETACH, GpuServiceNowUs() - t2, b->n);
 	GpuServiceAnswered(b->slots, b->n, b->t0, b->size);
 	b->n = 0;
+}
+
+/*
+ * Answer started group g of an in-flight batch (its device work done, or
+ * waited for in finish_group): its requests' segments let go, their slots
+ * done, whatever the batch's other groups or older batches still run, so
+ * that an encoder call is not held back by a k-NN scan started beside it.
+ * The batch counts in codevec_gpu_status() with its last group.
+ */
+static void
+AnswerGroup(GpuBatch *b, int g)
+{
+	int			answered[GPU_MAX_SLOTS];
+	int			na = 0;
+	double		t1 = GpuServiceNowUs(),
+				t2;
+
+	UseFirstDevice();
+	b->started_kind[g]->finish_group(b->started[g]);
+	b->finished[g] = true;
+	b->nfinished++;
+	t2 = GpuServiceNowUs();
+	for (int i = 0; i < b->n; i++)
+		if (b->held[i] && b->group[i] == g)
+		{
+			ReleaseRequest(b, i);
+			answered[na++] = b->slots[i];
+		}
+	GpuServiceStageAdd(GPU_STAGE_FINISH, t2 - t1, na);
+	GpuServiceStageAdd(GPU_STAGE_DETACH, GpuServiceNowUs() - t2, na);
+	GpuServiceAnswered(answered, na, b->t0, b->nfinished == b->nstarted ? b->size : 0);
 }
 
 /*
@@ -387,6 +419,7 @@ AnswerUnheld(GpuBatch *b)
 			b->segs[n] = b->segs[i];
 			b->reqs[n] = b->reqs[i];
 			b->cached[n] = b->cached[i];
+			b->group[n] = b->group[i];
 			b->held[n++] = true;
 			continue;
 		}
@@ -401,27 +434,55 @@ AnswerUnheld(GpuBatch *b)
 }
 
 /*
- * Answer the batches in flight whose device work is done, oldest first
- * (wait: all of them, waiting); how many it answered.
+ * Answer the started groups in flight whose device work is done, each on
+ * its own (wait: all of them, waiting, oldest batch first), then let go of
+ * the oldest batches whose groups were all answered, and of the newest
+ * ones (an embed-only batch done before the k-NN scan of the batch before
+ * it: its place is free for the next batch); how many groups it answered.
  */
 static int
 GpuBatchAnswerReady(bool wait)
 {
 	int			answered = 0;
 
-	while (ninflight > 0 && (wait || BatchReady(&inflight[head])))
+	for (int j = 0; j < ninflight; j++)
 	{
-		double		now = GpuServiceNowUs();
+		GpuBatch   *b = &inflight[(head + j) % GPU_MAX_INFLIGHT];
+
+		for (int g = 0; g < b->nstarted; g++)
+			if (!b->finished[g] && (wait || b->started_kind[g]->group_ready(b->started[g])))
+			{
+				/* seen done (before answering it, which is host work) */
+				if (b->nfinished == b->nstarted - 1)
+					b->done = GpuServiceNowUs();
+				AnswerGroup(b, g);
+				answered++;
+			}
+	}
+	while (ninflight > 0 && inflight[head].nfinished == inflight[head].nstarted)
+	{
+		double		done = inflight[head].done;
 
 		/* its device time (running mean over about 8 batches) */
-		device_us += (now - inflight[head].begin - device_us) / 8;
-		AnswerBatch(&inflight[head]);
+		device_us += (done - inflight[head].begin - device_us) / 8;
+		inflight[head].n = 0;
+		inflight[head].nstarted = 0;
 		head = (head + 1) % GPU_MAX_INFLIGHT;
 		ninflight--;
-		answered++;
-		/* the next one in flight had to wait for the device until now */
+		/* the next one in flight had to wait for the device until then */
 		if (ninflight > 0)
-			inflight[head].begin = Max(inflight[head].begin, now);
+			inflight[head].begin = Max(inflight[head].begin, done);
+	}
+	/* the newest too when all its groups were answered before an older one's */
+	while (ninflight > 0)
+	{
+		GpuBatch   *last = &inflight[(head + ninflight - 1) % GPU_MAX_INFLIGHT];
+
+		if (last->nfinished < last->nstarted)
+			break;
+		last->n = 0;
+		last->nstarted = 0;
+		ninflight--;
 	}
 	return answered;
 }
@@ -460,8 +521,9 @@ GpuBatchWait(void)
 		return;
 	for (;;)
 	{
-		if (BatchReady(&inflight[head]))
-			return;
+		for (int j = 0; j < ninflight; j++)
+			if (AnyGroupReady(&inflight[(head + j) % GPU_MAX_INFLIGHT]))
+				return;
 		if (MyLatch->is_set && GpuBatchRoom())
 			return;
 		if (ShutdownRequestPending)
@@ -491,6 +553,7 @@ GpuBatchSubmit(const int *slots, int n)
 	b->n = n;
 	b->size = n;
 	b->nstarted = 0;
+	b->nfinished = 0;
 	/* a segment already gone means its backend left: nothing to answer */
 	for (int i = 0; i < n; i++)
 	{

@@ -102,8 +102,8 @@ typedef enum GpuStage
 	GPU_STAGE_DETACH,			/* unmapping the segments */
 	GPU_STAGE_WAKE,				/* marking slots done, setting latches */
 	GPU_STAGE_BATCH,			/* a batch, attach to wake */
-	GPU_STAGE_FINISH,			/* a started batch: waiting for its groups and
-								 * answering them */
+	GPU_STAGE_FINISH,			/* a started group: waiting for it and
+								 * answering its requests */
 	GPU_STAGE_OVERLAP,			/* a batch started while another was on the
 								 * device (counted; no time) */
 	GPU_STAGES

@@ -247,6 +247,32 @@ check "started embeds: with codevec.gpu_double_buffer = off (every group run syn
 check "started embeds: with codevec.gpu_double_buffer = off nothing was started" \
 	"SELECT timings - ${s0:-0} FROM codevec_gpu_stages() WHERE stage = 'embed start'" 0
 psql -qX -c "ALTER SYSTEM RESET codevec.gpu_double_buffer" -c "SELECT pg_reload_conf()" >/dev/null
+# ---- each started group answered on its own (gpuloop.c's AnswerGroup): a
+# kNN batch held "on the device" for 4 s (CODEVEC_FAKE_KNN_US), then an
+# embed() posted behind it: its encoder call (1.5 ms) is answered when done,
+# not when the older kNN batch is (which took it past its 1.5 s timeout),
+# and its batch gives its place up, so a second embed() is taken at once
+CODEVEC_FAKE_KNN_US=4000000 CODEVEC_FAKE_EMBED_US=1500 restart codevec.gpu_devices=0 codevec.gpu_split_rows=0 codevec.gpu_replicate_rate=0
+wait_state ready
+psql -qX -c "SET codevec.device = cuda" -c "SET enable_seqscan = off" \
+	-c "SELECT count(*) FROM (SELECT id FROM mt ORDER BY emb <=> (SELECT emb FROM mq WHERE qid = 1) LIMIT 10) s" >/dev/null
+psql -qAtX -c "SET codevec.device = cuda" -c "SET enable_seqscan = off" \
+	-c "SELECT array_agg(id) FROM (SELECT id FROM mt ORDER BY emb <=> (SELECT emb FROM mq WHERE qid = 3) LIMIT 10) s" >"$dir/held.out" 2>&1 &
+held=$!
+# until its backend waits for the service (its request posted and started)
+for _ in $(seq 1 100); do
+	[ "$(psql -qAtX -c "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND wait_event_type = 'Extension' AND query LIKE '%qid = 3%'")" = 1 ] && break
+	sleep 0.05
+done
+check "groups answered on their own: an embed() posted behind a kNN batch still on the device is answered first, within 1.5 s" \
+	"SET codevec.device = cuda; SET statement_timeout = '1500ms'; SELECT embed('open a file')::real[] = fake('open a file')" t
+check "groups answered on their own: a second embed() too (the first one's batch, all answered, gave its place up)" \
+	"SET codevec.device = cuda; SET statement_timeout = '1500ms'; SELECT embed('close a file')::real[] = fake('close a file')" t
+check "groups answered on their own: the kNN batch was still on the device meanwhile" \
+	"SELECT '$(kill -0 "$held" 2>/dev/null && echo running)'" running
+wait "$held"
+check "groups answered on their own: the kNN batch's answer, later, equal to the sequential scan" \
+	"SELECT '$(cat "$dir/held.out")' = (SELECT ids::text FROM mexp WHERE qid = 3)" t
 # the fake encoder out again: the sections below expect none
 fake_encoder_out
 CODEVEC_FAKE_KNN_US=2000 restart codevec.gpu_devices=0 codevec.gpu_split_rows=0 codevec.gpu_replicate_rate=0
