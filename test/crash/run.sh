@@ -35,8 +35,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 TMP=$(mktemp -d /tmp/crash-test.XXXXXX); chmod 755 "$TMP"
 PASS=0; FAIL=0; SKIP=0; N=0
-ok() { N=$((N + 1)); if [ "$1" -eq 0 ]; then PASS=$((PASS + 1)); echo "ok $N - $2"; else FAIL=$((FAIL + 1)); echo "not ok $N - $2"; fi; }
-is() { if [ "$1" = "$2" ]; then ok 0 "$3"; else ok 1 "$3"; echo "#   got:  '$(echo "$1" | head -c 400)'"; echo "#   want: '$(echo "$2" | head -c 400)'"; fi; }
+source "$ROOT/test/tap.sh"	# ok, is, like, skip
 bg=""
 cleanup() {
 	[ -n "$bg" ] && kill "$bg" 2>/dev/null

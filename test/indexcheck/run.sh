@@ -22,9 +22,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 TMP=$(mktemp -d /tmp/indexcheck-test.XXXXXX); chmod 755 "$TMP"
 PASS=0; FAIL=0; N=0
-ok() { N=$((N + 1)); if [ "$1" -eq 0 ]; then PASS=$((PASS + 1)); echo "ok $N - $2"; else FAIL=$((FAIL + 1)); echo "not ok $N - $2"; fi; }
-is() { if [ "$1" = "$2" ]; then ok 0 "$3"; else ok 1 "$3"; echo "#   got:  '$(echo "$1" | head -c 400)'"; echo "#   want: '$(echo "$2" | head -c 400)'"; fi; }
-like() { if echo "$1" | grep -q -- "$2"; then ok 0 "$3"; else ok 1 "$3"; echo "#   got:  '$(echo "$1" | head -c 600)'"; echo "#   want: /$2/"; fi; }
+source "$ROOT/test/tap.sh"	# ok, is, like, skip
 cleanup() { bash "$ROOT/test/cluster.sh" stop "$TMP/c" immediate >/dev/null 2>&1; rm -rf "$TMP"; }
 trap cleanup EXIT
 finish() { echo "$PASS passed, $FAIL failed"; [ "$FAIL" -eq 0 ]; exit $?; }

@@ -42,9 +42,7 @@ cleanup() {
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
-ok() { N=$((N + 1)); if [ "$1" -eq 0 ]; then PASS=$((PASS + 1)); echo "ok $N - $2"; else FAIL=$((FAIL + 1)); echo "not ok $N - $2"; fi; }
-is() { if [ "$1" = "$2" ]; then ok 0 "$3"; else ok 1 "$3"; echo "#   got:  '$(echo "$1" | head -c 600)'"; echo "#   want: '$(echo "$2" | head -c 600)'"; fi; }
-skip() { N=$((N + 1)); SKIP=$((SKIP + 1)); echo "ok $N - $1 # SKIP $2"; }
+source "$ROOT/test/tap.sh"	# ok, is, like, skip
 finish() {
 	local sk=""
 	[ "$SKIP" -eq 0 ] || sk=", $SKIP skipped"

@@ -41,18 +41,7 @@ SAVED=$TMP/saved
 SPID=
 CLUSTER=
 
-ok() {	# ok STATUS DESCRIPTION [DIAGNOSTIC FILE]
-	N=$((N + 1))
-	if [ "$1" -eq 0 ]; then
-		PASS=$((PASS + 1)); echo "ok $N - $2"
-	else
-		FAIL=$((FAIL + 1)); echo "not ok $N - $2"
-		[ -n "${3:-}" ] && [ -f "$3" ] && tail -n 20 "$3" | sed 's/^/#   /'
-	fi
-}
-is() {	# is GOT WANT DESCRIPTION
-	if [ "$1" = "$2" ]; then ok 0 "$3"; else ok 1 "$3"; echo "#   got:  $1"; echo "#   want: $2"; fi
-}
+source "$ROOT/test/tap.sh"	# ok, is, like, skip
 finish() {
 	echo "$PASS passed, $FAIL failed"
 	[ "$FAIL" -eq 0 ]

@@ -27,8 +27,7 @@ cleanup() {
 	psql -X -q -d "$MAINTDB" -c "DROP DATABASE IF EXISTS $DB" -c "DROP ROLE IF EXISTS $R" -c "DROP ROLE IF EXISTS $F" >/dev/null 2>&1
 }
 trap cleanup EXIT
-ok() { N=$((N + 1)); if [ "$1" -eq 0 ]; then PASS=$((PASS + 1)); echo "ok $N - $2"; else FAIL=$((FAIL + 1)); echo "not ok $N - $2"; fi; }
-is() { if [ "$1" = "$2" ]; then ok 0 "$3"; else ok 1 "$3"; echo "#   got:  '$(echo "$1" | head -c 600)'"; echo "#   want: '$(echo "$2" | head -c 600)'"; fi; }
+source "$ROOT/test/tap.sh"	# ok, is, like, skip
 finish() { echo "$PASS passed, $FAIL failed"; [ "$FAIL" -eq 0 ]; exit $?; }
 # AS ROLE SQL: run as ROLE (SET ROLE inside one session, so no password is needed)
 AS() { psql -X -A -t -q -v ON_ERROR_STOP=1 -d "$DB" -c "SET client_min_messages = warning" -c "SET codevec.device = cpu" -c "SET ROLE $1" -c "$2" 2>&1; }

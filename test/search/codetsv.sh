@@ -37,15 +37,7 @@ MAINTDB=${PGDATABASE:-postgres}
 cleanup() { psql -X -q -d "$MAINTDB" -c "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1; }
 trap cleanup EXIT
 
-ok() {		# ok STATUS DESCRIPTION
-	N=$((N + 1))
-	if [ "$1" -eq 0 ]; then PASS=$((PASS + 1)); echo "ok $N - $2"
-	else FAIL=$((FAIL + 1)); echo "not ok $N - $2"; fi
-}
-is() {		# is GOT WANT DESCRIPTION
-	if [ "$1" = "$2" ]; then ok 0 "$3"
-	else ok 1 "$3"; echo "#   got:  '$1'" | head -c 2000; echo; echo "#   want: '$2'" | head -c 2000; echo; fi
-}
+source "$ROOT/test/tap.sh"	# ok, is, like, skip
 Q() { psql -X -A -t -q -v ON_ERROR_STOP=1 -d "$DB" -c "SET client_min_messages = warning" -c "$1"; }
 finish() { echo "$PASS passed, $FAIL failed"; [ "$FAIL" -eq 0 ]; exit $?; }
 

@@ -31,15 +31,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ok() {		# ok STATUS DESCRIPTION
-	N=$((N + 1))
-	if [ "$1" -eq 0 ]; then PASS=$((PASS + 1)); echo "ok $N - $2"
-	else FAIL=$((FAIL + 1)); echo "not ok $N - $2"; fi
-}
-is() {		# is GOT WANT DESCRIPTION
-	if [ "$1" = "$2" ]; then ok 0 "$3"
-	else ok 1 "$3"; echo "#   got:  '$1'" | head -c 2000; echo; echo "#   want: '$2'" | head -c 2000; echo; fi
-}
+source "$ROOT/test/tap.sh"	# ok, is, like, skip
 Q() { psql -X -A -t -q -v ON_ERROR_STOP=1 -d "$DB" -c "SET client_min_messages = warning" -c "SET codevec.device = cpu" -c "$1"; }
 # the SQLSTATE of a statement's error (empty when it succeeds)
 STATE() {

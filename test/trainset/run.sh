@@ -15,15 +15,7 @@ export CODEVEC_LOAD=${LOADER:-$ROOT/loaders/codevec-load}
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/trainset-test.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 PASS=0 FAIL=0 N=0
-ok() {
-	N=$((N + 1))
-	if [ "$1" -eq 0 ]; then PASS=$((PASS + 1)); echo "ok $N - $2"
-	else FAIL=$((FAIL + 1)); echo "not ok $N - $2"; fi
-}
-is() {
-	if [ "$1" = "$2" ]; then ok 0 "$3"
-	else ok 1 "$3"; printf '#   got:  %s\n#   want: %s\n' "$1" "$2"; fi
-}
+source "$ROOT/test/tap.sh"	# ok, is, like, skip
 
 mkdir -p "$TMP/py/pkg" "$TMP/bench/pkg" "$TMP/go/store"
 cat > "$TMP/py/pkg/conf.py" <<'PY'
