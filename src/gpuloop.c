@@ -333,13 +333,18 @@ Startable(const GpuBatch *b)
 	return true;
 }
 
-/* Whether the device finished a started group of the batch not yet answered */
+/* Whether the device finished a started group in flight not yet answered */
 static bool
-AnyGroupReady(const GpuBatch *b)
+AnyGroupReady(void)
 {
-	for (int g = 0; g < b->nstarted; g++)
-		if (!b->finished[g] && b->started_kind[g]->group_ready(b->started[g]))
-			return true;
+	for (int j = 0; j < ninflight; j++)
+	{
+		const GpuBatch *b = &inflight[(head + j) % GPU_MAX_INFLIGHT];
+
+		for (int g = 0; g < b->nstarted; g++)
+			if (!b->finished[g] && b->started_kind[g]->group_ready(b->started[g]))
+				return true;
+	}
 	return false;
 }
 
@@ -465,8 +470,6 @@ GpuBatchAnswerReady(bool wait)
 
 		/* its device time (running mean over about 8 batches) */
 		device_us += (done - inflight[head].begin - device_us) / 8;
-		inflight[head].n = 0;
-		inflight[head].nstarted = 0;
 		head = (head + 1) % GPU_MAX_INFLIGHT;
 		ninflight--;
 		/* the next one in flight had to wait for the device until then */
@@ -476,12 +479,10 @@ GpuBatchAnswerReady(bool wait)
 	/* the newest too when all its groups were answered before an older one's */
 	while (ninflight > 0)
 	{
-		GpuBatch   *last = &inflight[(head + ninflight - 1) % GPU_MAX_INFLIGHT];
+		const GpuBatch *last = &inflight[(head + ninflight - 1) % GPU_MAX_INFLIGHT];
 
 		if (last->nfinished < last->nstarted)
 			break;
-		last->n = 0;
-		last->nstarted = 0;
 		ninflight--;
 	}
 	return answered;
@@ -521,9 +522,8 @@ GpuBatchWait(void)
 		return;
 	for (;;)
 	{
-		for (int j = 0; j < ninflight; j++)
-			if (AnyGroupReady(&inflight[(head + j) % GPU_MAX_INFLIGHT]))
-				return;
+		if (AnyGroupReady())
+			return;
 		if (MyLatch->is_set && GpuBatchRoom())
 			return;
 		if (ShutdownRequestPending)
