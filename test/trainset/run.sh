@@ -593,6 +593,27 @@ rm -rf "$TMP/pc/p03"
 $PCS join "$TMP/pc" "$TMP/pj3" 2>"$TMP/pj3.err"
 [ $? -ne 0 ] && grep -q 'p03/.* missing' "$TMP/pj3.err"; ok $? "pieces.sh join: a folder not sent stops it (the chunk named)"
 
+# interpolate.py (WiSE-FT weight mixing) and choose.py's fusion rule: test/trainset/mixcheck.py,
+# in a venv of the pinned numpy and safetensors (PyPI; made once, kept in the cache)
+VENV=${TRAINSET_TEST_VENV:-${HOME:-/root}/.cache/codevec/trainset-venv}
+if [ ! -x "$VENV/bin/python" ] || ! cmp -s "$HERE/requirements.txt" "$VENV/requirements.txt"; then
+	rm -rf "$VENV"
+	mkdir -p "$(dirname "$VENV")"
+	/usr/bin/python3 -m venv "$VENV" && "$VENV/bin/pip" install -q --disable-pip-version-check \
+		-r "$HERE/requirements.txt" >"$TMP/pip.log" 2>&1 && cp "$HERE/requirements.txt" "$VENV/requirements.txt"
+	ok $? "the pinned PyPI packages install (numpy, safetensors: requirements.txt)" "$TMP/pip.log"
+fi
+mkdir -p "$TMP/mix"
+"$VENV/bin/python" "$HERE/mixcheck.py" "$ROOT" "$TMP/mix" >"$TMP/mix.out" 2>&1
+ok $? "mixcheck.py runs to its end" "$TMP/mix.out"
+while IFS= read -r line; do
+	case $line in
+	"ok "*) ok 0 "${line#ok }" ;;
+	"not ok "*) ok 1 "${line#not ok }" ;;
+	esac
+done <"$TMP/mix.out"
+[ "$(grep -c '^ok \|^not ok ' "$TMP/mix.out")" -ge 19 ]; ok $? "mixcheck.py made all its checks"
+
 # the manifest: pinned, Debian only (binary or source packages, or one .orig of a source package), none of the benchmark's packages
 python3 - "$ROOT/tools/train-model/packages.tsv" "$ROOT/bench/quality/manifest.tsv" <<'PY' > "$TMP/man.out"
 import sys

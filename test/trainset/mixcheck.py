@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""test/trainset/mixcheck.py ROOT TMP — checks of tools/train-model/interpolate.py
+(WiSE-FT weight mixing) and of bench/quality/ood/choose.py's fusion rule, on
+small models and results written here. Needs numpy and safetensors (the
+suite's venv, test/trainset/requirements.txt). Prints one line per check:
+"ok DESCRIPTION" or "not ok DESCRIPTION: DETAIL"; run.sh counts them.
+"""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+
+root, tmp = sys.argv[1], sys.argv[2]
+INTERP = os.path.join(root, 'tools/train-model/interpolate.py')
+CHOOSE = os.path.join(root, 'bench/quality/ood/choose.py')
+
+
+def check(cond, desc, detail=''):
+    print(('ok %s' % desc) if cond else ('not ok %s: %s' % (desc, detail)), flush=True)
+
+
+def folder(path, tensors, extra=True):
+    os.makedirs(os.path.join(path, '1_Pooling'), exist_ok=True)
+    save_file(tensors, os.path.join(path, 'model.safetensors'))
+    if extra:
+        for f, text in (('config.json', '{"hidden_size": 3}\n'), ('vocab.txt', '[PAD]\n[UNK]\n'),
+                        ('modules.json', '[]\n'), ('1_Pooling/config.json', '{"pooling_mode_mean_tokens": true}\n')):
+            with open(os.path.join(path, f), 'w') as fo:
+                fo.write(text)
+
+
+def run(*args):
+    return subprocess.run([sys.executable, INTERP] + [str(a) for a in args],
+                          capture_output=True, text=True)
+
+
+rng = np.random.default_rng(7)
+base_w = rng.standard_normal((4, 3)).astype(np.float32)
+tuned_w = (base_w + 0.1 * rng.standard_normal((4, 3))).astype(np.float16)
+pos = np.arange(6, dtype=np.int64).reshape(1, 6)
+folder(tmp + '/base', {'w': base_w, 'b': np.ones(3, np.float32), 'position_ids': pos,
+                       'only.in.base': np.zeros(2, np.float32)}, extra=False)
+folder(tmp + '/tuned', {'w': tuned_w, 'b': np.full(3, 3.0, np.float16), 'position_ids': pos + 1})
+
+# 1. the mixture itself
+r = run(tmp + '/base', tmp + '/tuned', 0.25, tmp + '/mix')
+check(r.returncode == 0, 'interpolate.py alpha 0.25 runs', r.stderr.strip())
+if r.returncode == 0:
+    m = load_file(tmp + '/mix/model.safetensors')
+    want = (0.75 * base_w + 0.25 * tuned_w.astype(np.float32)).astype(np.float16)
+    check(m['w'].dtype == np.float16 and np.array_equal(m['w'], want),
+          'alpha 0.25: every weight is float16 of 0.75 * base + 0.25 * fine-tuned', str(m['w']))
+    check(np.array_equal(m['b'], np.full(3, 1.5, np.float16)), 'alpha 0.25: b = 0.75 * 1 + 0.25 * 3 = 1.5', str(m['b']))
+    check(m['position_ids'].dtype == np.int64 and np.array_equal(m['position_ids'], pos + 1),
+          'integer tensors are the fine-tuned model\'s, unchanged', str(m['position_ids']))
+    check(sorted(m) == ['b', 'position_ids', 'w'], 'tensors only in the base are left out', str(sorted(m)))
+    same = all(open(os.path.join(tmp, 'tuned', f)).read() == open(os.path.join(tmp, 'mix', f)).read()
+               for f in ('config.json', 'vocab.txt', 'modules.json', '1_Pooling/config.json'))
+    check(same, 'config, vocabulary, modules and pooling are copied from the fine-tuned folder')
+    info = json.load(open(tmp + '/mix/interpolation.json'))
+    sha = hashlib.sha256(open(tmp + '/mix/model.safetensors', 'rb').read()).hexdigest()
+    check(info['alpha'] == 0.25 and info['model_safetensors_sha256'] == sha
+          and info['finetuned']['model_safetensors_sha256']
+          == hashlib.sha256(open(tmp + '/tuned/model.safetensors', 'rb').read()).hexdigest(),
+          'interpolation.json records alpha and the sha256 of the inputs and of the output', str(info))
+
+# 2. the ends
+r0, r1 = run(tmp + '/base', tmp + '/tuned', 0, tmp + '/a0'), run(tmp + '/base', tmp + '/tuned', 1, tmp + '/a1')
+if r0.returncode == 0 and r1.returncode == 0:
+    a0, a1 = load_file(tmp + '/a0/model.safetensors'), load_file(tmp + '/a1/model.safetensors')
+    check(np.array_equal(a0['w'], base_w.astype(np.float16)), 'alpha 0 is the base model (in float16)')
+    check(np.array_equal(a1['w'], tuned_w) and np.array_equal(a1['b'], np.full(3, 3.0, np.float16)),
+          'alpha 1 is the fine-tuned model, bit for bit')
+else:
+    check(False, 'alpha 0 and 1 run', r0.stderr + r1.stderr)
+
+# 3. bad input: a clear error, nothing written
+folder(tmp + '/other', {'w': tuned_w, 'missing.in.base': np.zeros(2, np.float16)})
+r = run(tmp + '/base', tmp + '/other', 0.5, tmp + '/bad1')
+check(r.returncode != 0 and 'missing.in.base' in r.stderr and not os.path.exists(tmp + '/bad1'),
+      'a fine-tuned tensor the base lacks: error naming it, no folder written', r.stderr.strip())
+folder(tmp + '/wide', {'w': np.zeros((4, 4), np.float16), 'b': np.zeros(3, np.float16)})
+r = run(tmp + '/base', tmp + '/wide', 0.5, tmp + '/bad2')
+check(r.returncode != 0 and 'tensor w: base shape (4, 3), fine-tuned shape (4, 4)' in r.stderr,
+      'a shape mismatch: error naming the tensor and both shapes', r.stderr.strip())
+for a in ('1.5', '-0.1', 'x'):
+    r = run(tmp + '/base', tmp + '/tuned', a, tmp + '/bad3')
+    check(r.returncode != 0 and 'ALPHA must' in r.stderr, 'alpha %s is refused' % a, r.stderr.strip())
+r = run(tmp + '/base', tmp + '/nothere', 0.5, tmp + '/bad4')
+check(r.returncode != 0 and 'nothere/model.safetensors: no such file' in r.stderr,
+      'a folder without weights: error naming the file', r.stderr.strip())
+
+
+# 4. choose.py's fusion rule on made-up results: cells hand/c, hand/go, cosqa/python,
+# 60 dev and 60 test queries each; the model m beats the baseline in vector mode
+def results(fusion):
+    """fusion: {point: function(benchmark, i) -> rank} for model m."""
+    res = {'baseline': 'base', 'models': {}}
+    for model in ('base', 'm'):
+        groups = []
+        for bench, lang in (('hand', 'c'), ('hand', 'go'), ('cosqa', 'python')):
+            qs = []
+            for split in ('dev', 'test'):
+                for i in range(60):
+                    vec = (1 + i % 5) if model == 'm' else (2 + i % 5)
+                    hyb = {p: (f(bench, i) if model == 'm' else vec) for p, f in fusion.items()}
+                    qs.append(dict(qid='%s%d' % (split, i), split=split, language=lang,
+                                   vector=vec, keyword=3, hybrid=hyb))
+            groups.append(dict(benchmark=bench, name=bench + '-' + lang, queries=qs))
+        res['models'][model] = groups
+    return res
+
+
+def choose(res, tag):
+    p = '%s/res-%s.json' % (tmp, tag)
+    json.dump(res, open(p, 'w'))
+    r = subprocess.run([sys.executable, CHOOSE, p, '--json', p + '.choice'], capture_output=True, text=True)
+    return (json.load(open(p + '.choice')) if r.returncode == 0 else {}), r
+
+
+vec = lambda b, i: 1 + i % 5
+better = lambda b, i: 1 if i % 5 < 3 else 1 + i % 5           # hybrid above vector everywhere
+hand_only = lambda b, i: 1 if b == 'hand' else 5 + i % 5        # best macro, below vector on cosqa
+noise = lambda b, i: 1 if i == 4 else better(b, i)             # better by one query in 60
+c, r = choose(results({'5/0.35': better, '10/0.5': hand_only, '2/0.5': noise}), 'a')
+check(c.get('model') == 'm', 'choose.py: the model that wins on the dev cells is chosen', r.stdout[-400:] + r.stderr)
+check((c.get('rrf_k'), c.get('keyword_weight')) == (5.0, 0.35),
+      'choose.py: a fusion point below vector on one benchmark (cosqa) is not chosen, nor one '
+      'better by noise only: the defaults stay', str(c) + r.stderr)
+check('cosqa' in r.stdout and '| 10/0.5 |' in r.stdout and 'not above 0, the defaults stay' in r.stdout,
+      'choose.py prints the worst benchmark of each point and why the defaults stay', r.stdout[-600:])
+clear = lambda b, i: 1                                           # every query answered first
+c, r = choose(results({'5/0.35': better, '10/0.5': hand_only, '2/0.5': clear}), 'b')
+check((c.get('rrf_k'), c.get('keyword_weight')) == (2.0, 0.5),
+      'choose.py: a point that beats the defaults with a CI above 0 on every benchmark becomes the default',
+      str(c) + r.stderr)
