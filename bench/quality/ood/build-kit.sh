@@ -13,8 +13,10 @@
 #   2. fetch.py cosqa [--from COCLR_CLONE]; one file cN.py per function
 #   3. codevec-load --no-embed per database (public: bench/quality's corpus
 #      with --strip-docs, from $CODEVEC_QUALITY_CACHE/corpus: run.sh set)
-#   4. verify: googletest/src + googlemock/src, embedded with the installed
-#      default model on the CPU (869 snippets; ~1-5 min)
+#   4. verify: googletest/src + googlemock/src, embedded on the CPU with
+#      all-MiniLM-L6-v2 (make model-base; VERIFY_MODEL=NAME for another
+#      installed model), the model gpu-run.sh verifies against code.search
+#      (869 snippets; ~1-5 min)
 #   5. with STAQC_CLONE (a clone of the StaQC repository, fetch.py's
 #      docstring): fetch.py staqc --tree, database staqc
 #   6. make-kit.py KIT --verify verify
@@ -55,7 +57,8 @@ mkdir -p "$cache/verify-tree/googletest" "$cache/verify-tree/googlemock"
 cp -a "$cache/hand/googletest/googletest/src" "$cache/verify-tree/googletest/"
 cp -a "$cache/hand/googletest/googlemock/src" "$cache/verify-tree/googlemock/"
 fresh verify
-psql -d postgres -qAtc "ALTER DATABASE verify SET codevec.device = cpu"
+psql -d postgres -qAtc "ALTER DATABASE verify SET codevec.device = cpu" \
+	-c "ALTER DATABASE verify SET codevec.model = '${VERIFY_MODEL:-all-MiniLM-L6-v2}'"
 PGDATABASE=verify "$loader" -q --repo googletest "$cache/verify-tree"
 only=public,cosqa,hand
 if [ -n "${STAQC_CLONE:-}" ]; then
