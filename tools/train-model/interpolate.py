@@ -41,11 +41,8 @@ KEEP = ('config.json', 'tokenizer.json', 'tokenizer_config.json', 'vocab.txt',
 
 
 def sha256(path):
-    h = hashlib.sha256()
     with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, 'sha256').hexdigest()
 
 
 def interpolate(base, tuned, alpha):
