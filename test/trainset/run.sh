@@ -5,7 +5,10 @@
 # query is the doc's first sentence and each text the loader's own
 # --strip-docs embed_text (read back from codevec-load --jsonl here, not
 # from build-pairs), and nothing of a stand-in "benchmark" (its code, its
-# queries) gets through.  No server, no network.
+# queries) gets through.  No server.  Then tools/train-model/interpolate.py
+# (WiSE-FT weight mixing) and bench/quality/ood/choose.py's fusion rule on
+# made-up models and results (mixcheck.py), in a venv of the pinned numpy
+# and safetensors of requirements.txt (PyPI, once; kept in ~/.cache).
 # Ends with "N passed, N failed"; exit status 1 on failure.
 set -u
 
