@@ -48,6 +48,7 @@ cleanup() {
 trap cleanup EXIT
 
 source "$ROOT/test/tap.sh"	# ok, is, like, skip
+source "$ROOT/test/venv.sh"	# pinned_venv
 # counts the "ok - ..." / "not ok - ..." lines of a checker; a checker
 # that dies without its last line is one more failure
 tally() {		# tally NAME COMMAND...
@@ -84,13 +85,7 @@ status_of() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
 
 # ------------------------------------------------------------ setup
 if [ ! -x "$SERVE" ]; then ok 1 "codevec-serve is built ($SERVE)"; finish; fi
-if [ ! -x "$VENV/bin/python" ] || ! cmp -s "$HERE/requirements.txt" "$VENV/requirements.txt"; then
-	rm -rf "$VENV"
-	mkdir -p "$(dirname "$VENV")"
-	/usr/bin/python3 -m venv "$VENV" && "$VENV/bin/pip" install -q --disable-pip-version-check \
-		-r "$HERE/requirements.txt" >"$TMP/pip.log" 2>&1 && cp "$HERE/requirements.txt" "$VENV/requirements.txt"
-	ok $? "the pinned PyPI packages install (mcp, selenium: requirements.txt)" || tail -5 "$TMP/pip.log"
-fi
+pinned_venv "$VENV" "$HERE/requirements.txt" "the pinned PyPI packages install (mcp, selenium: requirements.txt)"
 PY=$VENV/bin/python
 if ! psql -X -q -d "$MAINTDB" -c "CREATE DATABASE $DB" >/dev/null 2>"$TMP/err"; then
 	ok 1 "database reachable"; cat "$TMP/err"; finish

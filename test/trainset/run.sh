@@ -19,6 +19,7 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/trainset-test.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 PASS=0 FAIL=0 N=0
 source "$ROOT/test/tap.sh"	# ok, is, like, skip
+source "$ROOT/test/venv.sh"	# pinned_venv
 
 mkdir -p "$TMP/py/pkg" "$TMP/bench/pkg" "$TMP/go/store"
 cat > "$TMP/py/pkg/conf.py" <<'PY'
@@ -599,13 +600,7 @@ $PCS join "$TMP/pc" "$TMP/pj3" 2>"$TMP/pj3.err"
 # interpolate.py (WiSE-FT weight mixing) and choose.py's fusion rule: test/trainset/mixcheck.py,
 # in a venv of the pinned numpy and safetensors (PyPI; made once, kept in the cache)
 VENV=${TRAINSET_TEST_VENV:-${HOME:-/root}/.cache/codevec/trainset-venv}
-if [ ! -x "$VENV/bin/python" ] || ! cmp -s "$HERE/requirements.txt" "$VENV/requirements.txt"; then
-	rm -rf "$VENV"
-	mkdir -p "$(dirname "$VENV")"
-	/usr/bin/python3 -m venv "$VENV" && "$VENV/bin/pip" install -q --disable-pip-version-check \
-		-r "$HERE/requirements.txt" >"$TMP/pip.log" 2>&1 && cp "$HERE/requirements.txt" "$VENV/requirements.txt"
-	ok $? "the pinned PyPI packages install (numpy, safetensors: requirements.txt)" "$TMP/pip.log"
-fi
+pinned_venv "$VENV" "$HERE/requirements.txt" "the pinned PyPI packages install (numpy, safetensors: requirements.txt)"
 mkdir -p "$TMP/mix"
 "$VENV/bin/python" "$HERE/mixcheck.py" "$ROOT" "$TMP/mix" >"$TMP/mix.out" 2>&1
 ok $? "mixcheck.py runs to its end" "$TMP/mix.out"

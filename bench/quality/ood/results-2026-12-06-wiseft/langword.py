@@ -2,8 +2,8 @@
 """bench/quality/ood/results-2026-12-06-wiseft/langword.py KIT FOLDER... — an
 experiment, not part of code.search: vector MRR@10 of CoSQA and the hand-written
 set with the language word taken out of each question ("python read yaml" ->
-"read yaml"), per model (eval-models.py's torch encoder, exact ranking over the
-group's snippets). Results in README.md.
+"read yaml"), per model (eval-models.py's encoder and exact vector ranks over
+the group's snippets, score_group). Results in README.md.
 """
 import gzip
 import importlib.util
@@ -32,18 +32,13 @@ def main():
     kit = json.load(gzip.open(sys.argv[1], 'rt'))
     groups = [g for g in kit['groups'] if g['benchmark'] in ('cosqa', 'hand')]
     for f in sys.argv[2:]:
-        enc = ev.TorchEncoder(f)
+        enc, cache = ev.encoder(f, 'auto'), {}
         for g in groups:
-            ids = np.array([s[0] for s in g['snippets']])
-            D = enc([s[1] for s in g['snippets']])
-            pos = {int(x): i for i, x in enumerate(ids)}
             for name, fn in (('orig', lambda q: q), ('strip', strip)):
-                S = enc([fn(q['query']) for q in g['queries']]) @ D.T
+                asked = dict(g, queries=[dict(q, query=fn(q['query'])) for q in g['queries']])
                 rr = {'dev': [], 'test': []}
-                for qi, q in enumerate(g['queries']):
-                    best = max(S[qi, pos[x]] for x in q['targets'] if x in pos)
-                    r = int((S[qi] > best).sum()) + 1
-                    rr[q['split']].append(1.0 / r if r <= 10 else 0.0)
+                for r in ev.score_group(asked, enc, cache):
+                    rr[r['split']].append(ev.rr(r['vector']))
                 changed = sum(fn(q['query']) != q['query'] for q in g['queries'])
                 print('%s %s %s changed %d: dev %.4f test %.4f' % (
                     os.path.basename(f.rstrip('/')), g['name'], name, changed,
