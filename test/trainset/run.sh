@@ -8,7 +8,9 @@
 # queries) gets through.  No server.  Then tools/train-model/interpolate.py
 # (WiSE-FT weight mixing) and bench/quality/ood/choose.py's fusion rule on
 # made-up models and results (mixcheck.py), in a venv of the pinned numpy
-# and safetensors of requirements.txt (PyPI, once; kept in ~/.cache).
+# and safetensors of requirements.txt (PyPI, once; kept in ~/.cache); and
+# webquery.py, train.py's web-query rewrite, with its draws fixed
+# (webqcheck.py).
 # Ends with "N passed, N failed"; exit status 1 on failure.
 set -u
 
@@ -611,6 +613,17 @@ while IFS= read -r line; do
 	esac
 done <"$TMP/mix.out"
 [ "$(grep -c '^ok \|^not ok ' "$TMP/mix.out")" -ge 19 ]; ok $? "mixcheck.py made all its checks"
+
+# webquery.py, the rewrite train.py's --webq trains with (standard library only)
+python3 "$HERE/webqcheck.py" "$ROOT" >"$TMP/webq.out" 2>&1
+ok $? "webqcheck.py runs to its end" "$TMP/webq.out"
+while IFS= read -r line; do
+	case $line in
+	"ok "*) ok 0 "webquery: ${line#ok }" ;;
+	"not ok "*) ok 1 "webquery: ${line#not ok }" ;;
+	esac
+done <"$TMP/webq.out"
+[ "$(grep -c '^ok \|^not ok ' "$TMP/webq.out")" -ge 17 ]; ok $? "webqcheck.py made all its checks"
 
 # the manifest: pinned, Debian only (binary or source packages, or one .orig of a source package), none of the benchmark's packages
 python3 - "$ROOT/tools/train-model/packages.tsv" "$ROOT/bench/quality/manifest.tsv" <<'PY' > "$TMP/man.out"

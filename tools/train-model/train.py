@@ -18,7 +18,7 @@ held-out dev split of the training pairs (the packages whose name hashes to
   train.py --base DIR --pairs pairs.jsonl.gz --out DIR [--epochs 3]
            [--batch 128] [--lr 2e-5] [--dtype float32|float16]
            [--styles doc,comment,so] [--languages go,python,...]
-           [--cap so=40000] [--idfree 0.5]
+           [--cap so=40000] [--idfree 0.5] [--webq 0.3]
            [--hard-negatives 1 --mine-range 3,30 [--mine-with DIR]]
            [--ood-kit KIT.json.gz [--ood-groups cosqa,staqc,hand]
             [--eval-every STEPS]]
@@ -27,7 +27,10 @@ Mixtures (issue 27): --styles keeps the pairs of those query styles
 (build-pairs.py: doc, comment, so; pairs without a style are doc);
 --languages keeps those languages; --idfree P gives each doc pair that has
 an identifier-free rewrite that rewrite as its query with probability P,
-drawn again every epoch from the seed.  The dev split is always the doc
+drawn again every epoch from the seed; --webq P then gives each doc pair
+its web-query rewrite (webquery.py: "python check if file exists" for
+"Returns whether the file exists.") with probability P, drawn the same way.
+The dev split is always the doc
 pairs of the held-out packages (a repo 'PACKAGE/PART' counts as PACKAGE)
 with their own queries, so runs with different mixtures are compared on the
 same dev set; dev MRR@10 of the other styles is logged beside it.
@@ -70,7 +73,6 @@ import collections
 import gzip
 import hashlib
 import json
-import math
 import os
 import random
 import shutil
@@ -79,6 +81,8 @@ import time
 import torch
 import torch.nn.functional as F
 from transformers import AutoModel, AutoTokenizer
+
+import webquery  # this folder's: the --webq rewrite
 
 START = time.time()
 COPY = ['config.json', 'vocab.txt', 'tokenizer_config.json', 'tokenizer.json',
@@ -262,6 +266,9 @@ def main():
                     help='with --ood-kit: also score (and keep if best) every N steps')
     ap.add_argument('--idfree', type=float, default=0.0,
                     help='probability that a doc pair is trained with its identifier-free query')
+    ap.add_argument('--webq', type=float, default=0.0,
+                    help='probability that a doc pair trains with its web-query rewrite '
+                    '(webquery.py)')
     ap.add_argument('--hard-negatives', type=int, default=0, help='mined negatives per pair')
     ap.add_argument('--mine-range', default='3,30', help='ranks the negatives are drawn from')
     ap.add_argument('--max-seconds', type=int, default=0,
@@ -298,6 +305,9 @@ def main():
     dev_other = {st: [p for p in pairs if is_dev(p['repo']) and p['style'] == st][:args.dev_max]
                  for st in sorted({p['style'] for p in pairs} - {'doc'})}
     dev_idfree = [dict(p, query=p['query_idfree']) for p in dev_pairs if p.get('query_idfree')]
+    wrng = random.Random(11)
+    dev_webq = [dict(p, query=w) for p in dev_pairs
+                for w in [webquery.rewrite(p['query'], p['language'], wrng)] if w]
     mix = collections.Counter('%s/%s' % (p['language'], p['style']) for p in train)
     log('pairs %d: train %d, dev %d doc pairs (%d packages); device %s' % (
         len(pairs), len(train), len(dev_pairs),
@@ -316,7 +326,8 @@ def main():
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
     def dev_scores():
-        out = {'idfree': dev_mrr(model, tok, dev_idfree, dev, args)}
+        out = {'idfree': dev_mrr(model, tok, dev_idfree, dev, args),
+               'webq': dev_mrr(model, tok, dev_webq, dev, args)}
         for st, ps in dev_other.items():
             out[st] = dev_mrr(model, tok, ps, dev, args)
         return out
@@ -324,7 +335,7 @@ def main():
     hist = dict(args=vars(args), train_pairs=len(train), dev_pairs=len(dev_pairs),
                 mixture=dict(sorted(mix.items())),
                 dev_other_pairs=dict({st: len(ps) for st, ps in dev_other.items()},
-                                     idfree=len(dev_idfree)),
+                                     idfree=len(dev_idfree), webq=len(dev_webq)),
                 dev_mrr10={'0': dev_mrr(model, tok, dev_pairs, dev, args)},
                 dev_other_mrr10={'0': dev_scores()}, epochs=[])
     log('dev MRR@10 before: %.4f (other dev sets: %s)' % (hist['dev_mrr10']['0'],
@@ -368,6 +379,9 @@ def main():
             batch = [train[j] for j in idx]
             qs = [p['query_idfree'] if p.get('query_idfree') and qrng.random() < args.idfree
                   else p['query'] for p in batch]
+            if args.webq:
+                qs = [(p['style'] == 'doc' and qrng.random() < args.webq and
+                       webquery.rewrite(q, p['language'], qrng)) or q for q, p in zip(qs, batch)]
             texts = [p['text'] for p in batch]
             if negs is not None:
                 texts += [train[k]['text'] for j in idx for k in negs[j]]
