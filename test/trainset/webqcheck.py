@@ -51,11 +51,17 @@ same(R('Creates a new {@code HashMap} with the specified capacity.', 'java', Dra
 same(R('Processes all pending events.', 'cpp', Draws(0.9, 0.1)),
      'c++ process all pending events', 'language first (draw < 0.45), spelled as typed (c++)')
 same(R('Processes all pending events.', 'go', Draws(0.9, 0.5)),
-     'process all pending events golang', 'language last (0.45 <= draw < 0.70)')
+     'process all pending events golang', 'language last (0.45 <= draw < 0.80)')
+same(R('Processes all pending events.', 'go', Draws(0.9, 0.5, 0.2)),
+     'process all pending events in golang', 'language last as "in golang" (then draw < 0.5)')
+same(R('Checks whether the value is an array.', 'python', Draws(0.9, 0.9, 0.1)),
+     'check whether the value is an array', 'articles kept when the last draw is < 0.3')
 same(R('Processes all pending events.', 'python', Draws(0.1, 0.9)),
-     'how to process all pending events', '"how to" before an imperative (draw < 0.15)')
-same(R('Status of the connection pool after a reset.', 'python', Draws(0.1, 0.1)),
+     'how to process all pending events', '"how to" before an imperative (draw < 0.2)')
+same(R('Status of the connection pool after a reset.', 'python', Draws(0.1)),
      'python status of connection pool after reset', 'no "how to" before a noun ("status" is not a verb)')
+same(R('Processes all pending events.', 'python', Draws(0.1, 0.1)),
+     'python how to process all pending events', 'the language before "how to" ("python how to ...")')
 got = R('Writes every entry of the table to the file descriptor and then flushes '
         'the output buffer twice.', 'c', Draws())
 same(got and len(got.split()), 10, 'at most 10 words are kept')
