@@ -604,26 +604,25 @@ $PCS join "$TMP/pc" "$TMP/pj3" 2>"$TMP/pj3.err"
 VENV=${TRAINSET_TEST_VENV:-${HOME:-/root}/.cache/codevec/trainset-venv}
 pinned_venv "$VENV" "$HERE/requirements.txt" "the pinned PyPI packages install (numpy, safetensors: requirements.txt)"
 mkdir -p "$TMP/mix"
+# checks a Python script printed ("ok DESC" / "not ok DESC: DETAIL"), each
+# counted here: checks NAME OUTFILE STATUS MIN [PREFIX]
+checks() {
+	local line
+	ok "$3" "$1 runs to its end" "$2"
+	while IFS= read -r line; do
+		case $line in
+		"ok "*) ok 0 "${5:-}${line#ok }" ;;
+		"not ok "*) ok 1 "${5:-}${line#not ok }" ;;
+		esac
+	done <"$2"
+	[ "$(grep -c '^ok \|^not ok ' "$2")" -ge "$4" ]; ok $? "$1 made all its checks"
+}
 "$VENV/bin/python" "$HERE/mixcheck.py" "$ROOT" "$TMP/mix" >"$TMP/mix.out" 2>&1
-ok $? "mixcheck.py runs to its end" "$TMP/mix.out"
-while IFS= read -r line; do
-	case $line in
-	"ok "*) ok 0 "${line#ok }" ;;
-	"not ok "*) ok 1 "${line#not ok }" ;;
-	esac
-done <"$TMP/mix.out"
-[ "$(grep -c '^ok \|^not ok ' "$TMP/mix.out")" -ge 19 ]; ok $? "mixcheck.py made all its checks"
+checks mixcheck.py "$TMP/mix.out" $? 19
 
 # webquery.py, the rewrite train.py's --webq trains with (standard library only)
 python3 "$HERE/webqcheck.py" "$ROOT" >"$TMP/webq.out" 2>&1
-ok $? "webqcheck.py runs to its end" "$TMP/webq.out"
-while IFS= read -r line; do
-	case $line in
-	"ok "*) ok 0 "webquery: ${line#ok }" ;;
-	"not ok "*) ok 1 "webquery: ${line#not ok }" ;;
-	esac
-done <"$TMP/webq.out"
-[ "$(grep -c '^ok \|^not ok ' "$TMP/webq.out")" -ge 20 ]; ok $? "webqcheck.py made all its checks"
+checks webqcheck.py "$TMP/webq.out" $? 20 "webquery: "
 
 # the manifest: pinned, Debian only (binary or source packages, or one .orig of a source package), none of the benchmark's packages
 python3 - "$ROOT/tools/train-model/packages.tsv" "$ROOT/bench/quality/manifest.tsv" <<'PY' > "$TMP/man.out"
