@@ -69,9 +69,9 @@ same(R('Returns.', 'python', Draws()), None, 'None when fewer than two words are
 same(R('Return the', 'python', Draws(0.7)), None, 'None when only articles follow a dropped verb')
 same([webquery.imperative(w) for w in ('tries', 'pushes', 'has', 'does', 'class', 'pass', 'bytes', 'adds')],
      ['try', 'push', 'have', 'do', 'class', 'pass', 'bytes', 'add'], 'imperative(): -ies, -shes, irregulars, nouns left alone')
-a = [R('Returns the largest value in the dict.', 'python', random.Random(5)) for _ in range(1)]
-b = [R('Returns the largest value in the dict.', 'python', random.Random(5)) for _ in range(1)]
-same(a, b, 'the same seed gives the same rewrite')
+same(R('Returns the largest value in the dict.', 'python', random.Random(5)),
+     R('Returns the largest value in the dict.', 'python', random.Random(5)),
+     'the same seed gives the same rewrite')
 seen = {R('Returns the largest value in the dict.', 'python', random.Random(s)) for s in range(200)}
 check(len(seen) >= 6 and all(q and q.islower() for q in seen),
       'different draws give the rule\'s variants (%d, all lower case)' % len(seen), sorted(seen))

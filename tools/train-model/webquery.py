@@ -52,8 +52,8 @@ IMPERATIVES = {'add', 'append', 'apply', 'build', 'calculate', 'call', 'check', 
                'make', 'merge', 'open', 'parse', 'print', 'read', 'register', 'remove',
                'replace', 'reset', 'resolve', 'run', 'save', 'search', 'send', 'set', 'sort',
                'split', 'start', 'stop', 'update', 'validate', 'wait', 'write'}
-NOT_VERBS = {'this', 'its', 'his', 'alias', 'always', 'bytes', 'status', 'class', 'process',
-             'access', 'address', 'unless', 'as', 'us', 'is'}
+# words of four letters or more ending in a single 's' that are not verbs
+NOT_VERBS = {'this', 'alias', 'always', 'bytes', 'status', 'unless'}
 
 _MARKUP = re.compile(r'\{@\w+\s+([^}]*)\}|`+([^`]*)`+|\*+([^*]+)\*+')
 _PAREN = re.compile(r'\s*\([^()]*\)')
@@ -98,12 +98,15 @@ def rewrite(query, language, rng):
     how = ['how', 'to'] if verb and first and rng.random() < 0.2 else []
     lw = LANG_WORD.get(language)
     r = rng.random()
-    head = [lw] if lw and r < 0.45 else []
-    tail = [] if not lw or r < 0.45 or r >= 0.80 else \
-        ['in', lw] if rng.random() < 0.5 else [lw]
+    head, tail = [], []
+    if lw and r < 0.45:
+        head = [lw]
+    elif lw and r < 0.80:
+        tail = ['in', lw] if rng.random() < 0.5 else [lw]
     if rng.random() < 0.3:	# the articles kept ("check if a variable is an array python")
         bare = [w for w in words if w not in FILLER][:10]
     return ' '.join(head + how + bare + tail)
+
 
 if __name__ == '__main__':
     import json
