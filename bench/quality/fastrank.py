@@ -22,7 +22,7 @@ computes the same lists:
   hybrid   code.search's weighted RRF of the top `depth` of both lists:
            1/(rrf_k + vector rank) + keyword_weight/(rrf_k + keyword rank),
            ties by id (eval.fuse), for every (rrf_k, keyword_weight) asked;
-           the first pair is the headline (code.search's defaults 5, 0.35).
+           the first pair is the headline (code.search's defaults 2, 0.5).
 
   fastrank.py ranks --out R.json.gz     (libpq PG* variables)
   fastrank.py check R.json.gz [--per-language N]
@@ -221,8 +221,8 @@ def main():
     s.add_argument('--vectors', help="subcorpus.py embed's folder covering the whole corpus: rank with its vectors")
     s.add_argument('--keyword-from', help='take the keyword lists from this ranks file of the same database')
     s.add_argument('--save-queries', help="the queries' embed() vectors (.npy, float32) for subcorpus.py")
-    s.add_argument('--rrf-k', default='5', help='comma list; the first is the headline')
-    s.add_argument('--keyword-weight', default='0.35', help='comma list; the first is the headline')
+    s.add_argument('--rrf-k', default='2', help='comma list; the first is the headline')
+    s.add_argument('--keyword-weight', default='0.5', help='comma list; the first is the headline')
     s.add_argument('--queries', default=os.path.join(HERE, 'queries.tsv.gz'))
     s = sub.add_parser('check')
     s.add_argument('ranks')

@@ -28,7 +28,8 @@ CACHE = os.environ.get('CODEVEC_QUALITY_CACHE', '/tmp/codevec-quality')
 LANGS = ['go', 'javascript', 'python', 'rust']
 RRF_KS = [0, 5, 10, 20, 30, 60, 100, 200]
 DEPTHS = [10, 20, 50, 100, 200, 400]
-# the keyword-weight grid (depth 100) and code.search's defaults
+# the keyword-weight grid (depth 100) and code.search's defaults when this
+# four-language set was measured (2/0.5 since 2026-12-06, outside this grid)
 FUSE_KS = [0, 5, 10, 20, 60]
 FUSE_WS = [1.0, 0.75, 0.5, 0.35, 0.25, 0.15, 0.1, 0.0]
 DEFAULT_RRF_K, DEFAULT_KW = 5, 0.35

@@ -14,7 +14,7 @@
 #            --no-embed, vectors from the embedding cache, then embed the
 #            rest (--embed-only per repo, retried) and add them to the cache
 #   search   every query through code.search in modes vector, keyword and
-#            hybrid (code.search's defaults: rrf_k 5, keyword_weight 0.35,
+#            hybrid (code.search's defaults: rrf_k 2, keyword_weight 0.5,
 #            depth 100; RRF_KS=60,10,5 and KW_WEIGHTS=1,0.5 for more)
 #                                                  -> $CACHE/search-<embed_text>.json
 #   lists    plain-SQL vector and keyword lists to depth 400 (the rrf_k x
@@ -171,7 +171,7 @@ step_bm25() {
 step_search() {
 	env_db "$db"
 	"$py" "$here/eval.py" search --modes vector,keyword,hybrid \
-		--rrf-k "${RRF_KS:-5}" --keyword-weight "${KW_WEIGHTS:-0.35}" --depth 100 \
+		--rrf-k "${RRF_KS:-2}" --keyword-weight "${KW_WEIGHTS:-0.5}" --depth 100 \
 		--embed "$embed_desc" --out "$cache/search$suffix.json"
 }
 

@@ -131,7 +131,9 @@ broken() {	# broken NAME: a copy of the model folder without its weights
 }
 b=$(broken changed)
 cp "$MODEL/model.safetensors" "$b/model.safetensors"
-printf '\001' | dd of="$b/model.safetensors" bs=1 seek=20000000 conv=notrunc status=none
+# the byte's bits flipped, so that it changes whatever the weights hold there
+x=$(od -An -tu1 -j20000000 -N1 "$b/model.safetensors" | tr -d ' ')
+printf "\\$(printf '%03o' $((255 - x)))" | dd of="$b/model.safetensors" bs=1 seek=20000000 conv=notrunc status=none
 CODEVEC_MODEL_DIR=$TMP/changed-dest bash "$ROOT/tools/install-model.sh" "$b" >"$TMP/changed.out" 2>&1
 rc=$?
 is "$rc" 1 "one changed byte in the weights: exit 1"

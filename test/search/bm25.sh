@@ -445,7 +445,7 @@ for q in 'parse email headers' 'read a configuration file'; do
 		"$(Q "WITH v AS (SELECT id, row_number() OVER (ORDER BY d, id) AS r FROM
 		        (SELECT id, emb <=> embed('$q') AS d FROM code.snippets ORDER BY d, id LIMIT 100) x),
 		      kw AS (SELECT id, row_number() OVER (ORDER BY score DESC, id) AS r FROM code.bm25_search('$q', 100)),
-		      m AS (SELECT coalesce(v.id, kw.id) AS id, coalesce(1.0::float8 / (5 + v.r), 0) + coalesce(0.35::float8 / (5 + kw.r), 0) AS s
+		      m AS (SELECT coalesce(v.id, kw.id) AS id, coalesce(1.0::float8 / (2 + v.r), 0) + coalesce(0.5::float8 / (2 + kw.r), 0) AS s
 		            FROM v FULL JOIN kw ON kw.id = v.id)
 		      SELECT string_agg(id::text, ',' ORDER BY s DESC, id) FROM (SELECT * FROM m ORDER BY s DESC, id LIMIT 10) t")" \
 		"hybrid '$q': weighted RRF of the sequential-scan vector list and the BM25 list (checked against Python above)"

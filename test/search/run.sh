@@ -228,8 +228,8 @@ EOF
 	done
 done
 is "$(Q "SELECT string_agg(id || ':' || score, ' ' ORDER BY score DESC, id) FROM code.search('decode a JSON document', k => 10)")" \
-	"$(Q "SELECT string_agg(id || ':' || score, ' ' ORDER BY score DESC, id) FROM code.search('decode a JSON document', k => 10, rrf_k => 5, keyword_weight => 0.35, depth => 100)")" \
-	"hybrid's defaults are rrf_k 5, keyword_weight 0.35, depth 100"
+	"$(Q "SELECT string_agg(id || ':' || score, ' ' ORDER BY score DESC, id) FROM code.search('decode a JSON document', k => 10, rrf_k => 2, keyword_weight => 0.5, depth => 100)")" \
+	"hybrid's defaults are rrf_k 2, keyword_weight 0.5, depth 100"
 is "$(Q "SELECT count(*) FROM code.search('decode a JSON document', k => 10)
 	WHERE distance IS DISTINCT FROM (SELECT emb <=> embed('decode a JSON document') FROM code.snippets s WHERE s.id = search.id)")" 0 \
 	"hybrid: distance is the cosine distance to embed(query) for every row"

@@ -119,7 +119,7 @@ def results(fusion):
 def choose(res, tag):
     p = '%s/res-%s.json' % (tmp, tag)
     json.dump(res, open(p, 'w'))
-    r = subprocess.run([sys.executable, CHOOSE, p, '--json', p + '.choice'], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, CHOOSE, p, '--json', p + '.choice', '--current', '5/0.35'], capture_output=True, text=True)
     return (json.load(open(p + '.choice')) if r.returncode == 0 else {}), r
 
 

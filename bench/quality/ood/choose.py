@@ -22,7 +22,8 @@ over languages, with CoSQA's and StaQC's Python as cells of their own):
    macro is below the vector macro on any one benchmark's cells (issue 27:
    hybrid >= vector on each benchmark; when no point qualifies, this
    condition is dropped); ties within 0.001 go to code.search's current
-   defaults (rrf_k 5, keyword_weight 0.35), then to the smaller
+   defaults (--current, rrf_k 2 / keyword_weight 0.5 since 2026-12-06;
+   5/0.35 before), then to the smaller
    keyword_weight, and the current defaults stay unless the pick beats
    them with a paired-bootstrap 95% CI above 0 on the same cells (a
    default does not move on noise).
@@ -40,7 +41,7 @@ import sys
 import numpy as np
 
 OOD = ('hand', 'cosqa', 'staqc')
-CURRENT = '5/0.35'
+CURRENT = '2/0.5'   # code.search's defaults (loaders/schema.c)
 
 
 def rr(rank):
@@ -86,7 +87,10 @@ def main():
     ap.add_argument('results')
     ap.add_argument('--baseline')
     ap.add_argument('--json')
+    ap.add_argument('--current', default=CURRENT,
+                    help="code.search's fusion defaults as rrf_k/keyword_weight (default %(default)s)")
     args = ap.parse_args()
+    current = args.current
     res = json.load(open(args.results))
     base = args.baseline or res['baseline']
     present = sorted({g['benchmark'] for g in res['models'][base]} & set(OOD))
@@ -133,14 +137,14 @@ def main():
     ok = [s for s in scored if s[4] >= 0 and s[5][0] >= 0] or [s for s in scored if s[4] >= 0]
     top = max(s[0] for s in ok)
     near = [s for s in ok if s[0] >= top - 0.001]
-    pick = next((s for s in near if s[1] == CURRENT), None) or \
+    pick = next((s for s in near if s[1] == current), None) or \
         min(near, key=lambda s: (float(s[1].split('/')[1]), float(s[1].split('/')[0])))
-    cur = next((s for s in ok if s[1] == CURRENT), None)
+    cur = next((s for s in ok if s[1] == current), None)
     if cur and pick is not cur:
         # the defaults change only for a gain over them that the dev cells show (CI above 0)
-        gain = diff_ci(cells(res, best, 'dev', pick[1]), cells(res, best, 'dev', CURRENT))
+        gain = diff_ci(cells(res, best, 'dev', pick[1]), cells(res, best, 'dev', current))
         print('%s - %s (dev, paired): %+.3f (%+.3f..%+.3f)%s\n' % (
-            pick[1], CURRENT, gain[0], gain[1], gain[2],
+            pick[1], current, gain[0], gain[1], gain[2],
             '' if gain[1] > 0 else ': not above 0, the defaults stay'))
         if gain[1] <= 0:
             pick = cur
@@ -151,7 +155,7 @@ def main():
             s[1], s[0], s[2], s[3], s[4], s[5][1], s[5][0], 'yes' if s in ok else 'no'))
     k, w = pick[1].split('/')
     print('\n**Fusion defaults: rrf_k %s, keyword_weight %s** (hybrid macro %.3f; current defaults %s: %.3f)\n'
-          % (k, w, pick[0], CURRENT, next(s[0] for s in scored if s[1] == CURRENT)))
+          % (k, w, pick[0], current, next(s[0] for s in scored if s[1] == current)))
 
     print('Test halves (reported, not used):')
     for mode in ('vector', pick[1]):

@@ -35,8 +35,8 @@ else the first), 2,000 resamples stratified by language, seed 1.
 
 --verify: the kit's verify group carries code.search's own vector and
   hybrid top 10 under the installed model; print how many queries have the
-  same top 10 (vector) and the same fused top 10 (hybrid, rrf_k 5,
-  keyword_weight 0.35) here.
+  same top 10 (vector) and the same fused top 10 (hybrid at
+  DEFAULT_FUSION, code.search's defaults: rrf_k 2, keyword_weight 0.5) here.
 --selfcheck N: embed N kit texts with both backends and print the smallest
   cosine between them (torch against the numpy reference).
 """
@@ -55,7 +55,7 @@ DEPTH = 100
 MAXTOK = 256
 RRF_KS = [0, 1, 2, 5, 10, 20, 60]
 WEIGHTS = [0.0, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5]
-DEFAULT_FUSION = (5, 0.35)
+DEFAULT_FUSION = (2, 0.5)   # code.search's defaults (loaders/schema.c)
 
 
 def log(*a):
