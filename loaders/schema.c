@@ -316,7 +316,7 @@ const char *const cvl_search_sql =
 "and depth 100 by default, chosen with the default model by issue 27''s rule on the dev halves of "
 "the out-of-distribution benchmarks (bench/quality/ood/choose.py: the best hybrid macro MRR@10 "
 "among the points where hybrid is at or above vector on every benchmark; "
-"bench/quality/ood/results-2026-12-06-ship/). "
+"bench/quality/ood/results-2026-12-06-webq/). "
 "vector_rank and keyword_rank are the "
 "row''s 1-based places in those lists (NULL when absent), distance the cosine distance to "
 "embed(query) (vector, hybrid), keyword_score its BM25 score when in the keyword list (ts_rank "
