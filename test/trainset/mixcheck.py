@@ -9,6 +9,7 @@ suite's venv, test/trainset/requirements.txt). Prints one line per check:
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -143,15 +144,12 @@ check((c.get('rrf_k'), c.get('keyword_weight')) == (2.0, 0.5),
 # the fusion defaults in one place each, all the same: code.search's (the
 # loader's schema, both definitions), the one choose.py keeps on ties and
 # eval-models.py's verify and report column
-import re
-schema = open(os.path.join(root, 'loaders/schema.c')).read()
-ks = set(re.findall(r'rrf_k integer DEFAULT (\d+)', schema))
-ws = set(re.findall(r'keyword_weight double precision DEFAULT ([0-9.]+)', schema))
+schema = re.findall(r'rrf_k integer DEFAULT (\d+),[^\n]*\n[^\n]*keyword_weight double precision DEFAULT ([0-9.]+)',
+                    open(os.path.join(root, 'loaders/schema.c')).read())
 chosen = re.search(r"^CURRENT = '([^']+)'", open(CHOOSE).read(), re.M)
 fusion = re.search(r'^DEFAULT_FUSION = \(([^,]+), ([^)]+)\)',
                    open(os.path.join(root, 'bench/quality/ood/eval-models.py')).read(), re.M)
-both = '%s/%s' % (ks.pop() if len(ks) == 1 else ks, ws.pop() if len(ws) == 1 else ws)
-check(len(re.findall(r'rrf_k integer DEFAULT', schema)) == 2 and chosen and fusion
-      and both == chosen.group(1) == '%s/%s' % fusion.groups(),
+points = {'%s/%s' % p for p in schema} | {chosen and chosen.group(1), fusion and '%s/%s' % fusion.groups()}
+check(len(schema) == 2 and len(points) == 1 and None not in points,
       "the fusion defaults agree: code.search's (loaders/schema.c), choose.py's CURRENT, eval-models.py's DEFAULT_FUSION",
-      '%s, %s, %s' % (both, chosen and chosen.group(1), fusion and fusion.groups()))
+      '%s, %s, %s' % (schema, chosen and chosen.group(1), fusion and fusion.groups()))
