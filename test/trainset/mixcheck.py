@@ -6,6 +6,7 @@ suite's venv, test/trainset/requirements.txt). Prints one line per check:
 "ok DESCRIPTION" or "not ok DESCRIPTION: DETAIL"; run.sh counts them.
 """
 
+import gzip
 import hashlib
 import json
 import os
@@ -153,3 +154,25 @@ points = {'%s/%s' % p for p in schema} | {chosen and chosen.group(1), fusion and
 check(len(schema) == 2 and len(points) == 1 and None not in points,
       "the fusion defaults agree: code.search's (loaders/schema.c), choose.py's CURRENT, eval-models.py's DEFAULT_FUSION",
       '%s, %s, %s' % (schema, chosen and chosen.group(1), fusion and fusion.groups()))
+
+# 5. adaptive-fusion.py: made-up results where identifier-shaped queries (even i)
+# are answered first at 60/0.35 and prose queries (odd i) lose there; 10/0.5
+# answers every query first on the hand cells but is below vector on cosqa's
+ADAPT = os.path.join(root, 'bench/quality/ood/adaptive-fusion.py')
+ident = lambda b, i: 1 if i % 2 == 0 else 9                     # noqa: E731
+res = results({'2/0.5': better, '60/0.35': ident, '10/0.5': hand_only})
+kit = {'groups': [dict(benchmark=g['benchmark'], queries=[
+    dict(qid=q['qid'], query='parse_args of argv' if int(q['qid'][-1]) % 2 == 0 else 'read the settings from a file')
+    for q in g['queries']]) for g in res['models']['m']]}
+json.dump(res, open(tmp + '/adapt.json', 'w'))
+with gzip.open(tmp + '/adapt-kit.json.gz', 'wt') as f:
+    json.dump(kit, f)
+r = subprocess.run([sys.executable, ADAPT, tmp + '/adapt.json', tmp + '/adapt-kit.json.gz'], capture_output=True, text=True)
+picks = dict(re.findall(r'^\| (\w+) \|.*\| (\d+/[0-9.]+) \(dev', r.stdout, re.M))
+check(r.returncode == 0 and picks.get('identifier') == '60/0.35' and picks.get('other') == '2/0.5',
+      'adaptive-fusion.py: identifier-shaped queries get the point that answers them, the others keep '
+      'the defaults (10/0.5 is below vector on cosqa)', str(picks) + r.stdout[-800:] + r.stderr)
+gain = re.search(r'^\| hand \| test \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| \+([0-9.]+) \(\+', r.stdout, re.M)
+check(gain is not None and float(gain.group(1)) > 0.05,
+      'adaptive-fusion.py: the test half shows the adaptive gain over the fixed defaults with a CI above 0',
+      r.stdout[-1200:])
