@@ -161,14 +161,14 @@ check(len(schema) == 2 and len(points) == 1 and None not in points,
 ADAPT = os.path.join(root, 'bench/quality/ood/adaptive-fusion.py')
 ident = lambda b, i: 1 if i % 2 == 0 else 9                     # noqa: E731
 res = results({'2/0.5': better, '60/0.35': ident, '10/0.5': hand_only})
-kit = {'groups': [dict(benchmark=g['benchmark'], queries=[
+kit = {'groups': [dict(benchmark=g['benchmark'], snippets=[[1, 'parse_args(argv)'], [2, 'read_settings(path)']], queries=[
     dict(qid=q['qid'], query='parse_args of argv' if int(q['qid'][-1]) % 2 == 0 else 'read the settings from a file')
     for q in g['queries']]) for g in res['models']['m']]}
 json.dump(res, open(tmp + '/adapt.json', 'w'))
 with gzip.open(tmp + '/adapt-kit.json.gz', 'wt') as f:
     json.dump(kit, f)
 r = subprocess.run([sys.executable, ADAPT, tmp + '/adapt.json', tmp + '/adapt-kit.json.gz'], capture_output=True, text=True)
-picks = dict(re.findall(r'^\| (\w+) \|.*\| (\d+/[0-9.]+) \(dev', r.stdout, re.M))
+picks = dict(re.findall(r'^\| (\w+) \|.*\| (\d+/[0-9.]+) \(dev', r.stdout.split('## By')[1], re.M))
 check(r.returncode == 0 and picks.get('identifier') == '60/0.35' and picks.get('other') == '2/0.5',
       'adaptive-fusion.py: identifier-shaped queries get the point that answers them, the others keep '
       'the defaults (10/0.5 is below vector on cosqa)', str(picks) + r.stdout[-800:] + r.stderr)

@@ -18,8 +18,14 @@ code.search could compute before it searches):
   short       otherwise, at most 4 words
   prose       otherwise
 
-Two rules are measured: by identifier (identifier / other) and by
-identifier and length (identifier / short / prose). For each class, the
+and from how selective its words are in the benchmark's corpus (the kit's
+snippets): the largest or the mean inverse document frequency,
+log(N / (1 + df)), of its words (split at non-letters and camelCase,
+lower-cased, common English words left out; an approximation of
+code.bm25's lexemes), in tertiles of the dev queries (low / mid / high).
+
+Four rules are measured: identifier / other; identifier / short / prose;
+tertiles of the largest IDF; tertiles of the mean IDF. For each class, the
 grid point with the best mean MRR@10 over that class's dev queries (each
 benchmark weighing the same) is chosen among the points where no
 benchmark's dev queries of the class score below vector mode (choose.py's
@@ -33,6 +39,7 @@ no benchmark whose CI lies below 0.
 import argparse
 import gzip
 import json
+import math
 import os
 import re
 import sys
@@ -45,12 +52,48 @@ from choose import CURRENT, diff_ci, macro, rr  # noqa: E402
 IDENTIFIER = re.compile(r'[a-z][A-Z]|_|\w\.\w|\(\)|::')
 
 
-def klass(text, split_length):
-    if IDENTIFIER.search(text):
-        return 'identifier'
-    if split_length and len(text.split()) <= 4:
-        return 'short'
-    return 'other' if not split_length else 'prose'
+STOP = frozenset('the a an of to in for and or is are be by with on from as at it this that how what '
+                 'which do does python java go get'.split())
+
+
+def words(text):
+    text = re.sub(r'([a-z])([A-Z])', r'\1 \2', text)
+    return [w for w in re.findall(r'[a-z0-9]+', text.lower()) if len(w) > 1 and w not in STOP]
+
+
+def idf_features(kit):
+    """{(benchmark, qid): (largest IDF, mean IDF) of the query's words}."""
+    out = {}
+    for g in kit['groups']:
+        df = {}
+        for snippet in g['snippets']:
+            for w in set(words(snippet[1])):
+                df[w] = df.get(w, 0) + 1
+        n = len(g['snippets'])
+        for q in g['queries']:
+            idf = [math.log(n / (1 + df.get(w, 0))) for w in words(q['query'])] or [0.0]
+            out[(g['benchmark'], q['qid'])] = (max(idf), float(np.mean(idf)))
+    return out
+
+
+def rules(text, idf, dev_keys):
+    """[(rule name, {(benchmark, qid): class})], the classes named in the docstring."""
+    def shape(key, split_length):
+        if IDENTIFIER.search(text[key]):
+            return 'identifier'
+        if split_length:
+            return 'short' if len(text[key].split()) <= 4 else 'prose'
+        return 'other'
+
+    def tertile(key, i, cuts):
+        return ('low', 'mid', 'high')[int(np.searchsorted(cuts, idf[key][i]))]
+    out = [('identifier / other', {k: shape(k, False) for k in text}),
+           ('identifier / short / prose', {k: shape(k, True) for k in text})]
+    for i, what in enumerate(('largest', 'mean')):
+        cuts = np.quantile([idf[k][i] for k in dev_keys], [1 / 3, 2 / 3])
+        out.append(('tertiles of the %s IDF of the words (dev cuts %.2f, %.2f)' % ((what,) + tuple(cuts)),
+                    {k: tertile(k, i, cuts) for k in idf}))
+    return out
 
 
 def main():
@@ -75,10 +118,11 @@ def main():
     benches = sorted({b for b, _ in queries})
     print('# Query-adaptive fusion, %s (%s)\n' % (os.path.basename(model.rstrip('/')), args.results))
 
-    for split_length in (False, True):
-        cls = {(b, r['qid']): klass(text[(b, r['qid'])], split_length) for b, r in queries}
-        names = sorted(set(cls.values()))
-        print('## Classes: %s\n' % ' / '.join(names))
+    idf = idf_features(kit)
+    dev_keys = [(b, r['qid']) for b, r in queries if r['split'] == 'dev']
+    for title, cls in rules(text, idf, dev_keys):
+        names = sorted({cls[(b, r['qid'])] for b, r in queries})
+        print('## By %s\n' % title)
         print('| class | ' + ' | '.join('%s dev / test' % b for b in benches) + ' | point chosen on dev |')
         print('|---|' + '---:|' * len(benches) + '---|')
         pick = {}
