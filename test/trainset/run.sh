@@ -373,6 +373,33 @@ code = {s["cid"]: s["code"].split("\n")[0] for s in d["corpus"]}
 print(d["unpinned"], len(d["corpus"]), "|".join("%s:%s=%s" % (sp, q["query"], "+".join(code[t] for t in q["targets"])) for sp in ("dev", "test") for q in d[sp]))' "$OOD/staqc.json")" \
 	"True 5 dev:Swap two variables in place=a, b = b, a|test:Read a file line by line=def read_lines(path):+for line in open(p):" \
 	"fetch.py staqc: dev = valid questions, test = test questions, targets = their label-1 snippets; the corpus holds every annotated snippet of both (5)"
+# StaQC from CodeXGLUE's copy (fetch.py staqc --codexglue): a fixture in its layout
+CX="$TMP/codexglue/Text-Code/NL-code-search-WebQuery/data"
+mkdir -p "$CX"
+python3 - "$CX" <<'PY'
+import json, sys
+d = sys.argv[1]
+row = lambda i, doc, code, label=None: dict(idx=i, doc=doc, code=code, **({} if label is None else {'label': label}))
+json.dump([row(1, 'Swap two  variables', 'a, b = b, a\n', 1), row(2, 'Swap two  variables', 't = a\n', 0),
+           row(3, 'Sort a dict by value', 'sorted(d.items(), key=lambda kv: kv[1])\n', 1),
+           row(4, 'Sort a dict by value', 'def by_value(d):\n    return sorted(d, key=d.get)\n', 1),
+           row(5, 'Flatten a list', 'print(x)\n', 0)], open(d + '/dev_staqc.json', 'w'))
+json.dump([row(1, 'Read a file', 'open(p).read()\n')], open(d + '/test_staqc.json', 'w'))
+PY
+CODEVEC_OOD_CACHE=$TMP/cxcache python3 "$ROOT/bench/quality/ood/fetch.py" staqc --codexglue --from "$TMP/codexglue" >"$TMP/cxfetch.out" 2>&1
+[ $? -ne 0 ] && grep -q 'dev_staqc.json: sha256 .*, expected' "$TMP/cxfetch.out"
+ok $? "fetch.py staqc --codexglue: files that are not the pinned ones stop it (exit 1, the file named)"
+CODEVEC_OOD_CACHE=$TMP/cxcache python3 "$ROOT/bench/quality/ood/fetch.py" staqc --codexglue --unpinned --from "$TMP/codexglue" >"$TMP/cxfetch.out" 2>&1
+ok $? "fetch.py staqc --codexglue --unpinned runs on the fixture"
+is "$(python3 -c '
+import hashlib, json, sys
+d = json.load(open(sys.argv[1]))
+code = {s["cid"]: s["code"].split("\n")[0] for s in d["corpus"]}
+qs = sorted((q["query"], sp, "+".join(code[t] for t in q["targets"])) for sp in ("dev", "test") for q in d[sp])
+half = lambda t: "dev" if hashlib.sha256(t.encode()).digest()[0] % 2 == 0 else "test"
+print(len(d["corpus"]), all(sp == half(t) for t, sp, _ in qs), "|".join("%s=%s" % (t, c) for t, _, c in qs))' "$TMP/cxcache/staqc.json")" \
+	"6 True Sort a dict by value=sorted(d.items(), key=lambda kv: kv[1])+def by_value(d):|Swap two variables=a, b = b, a" \
+	"fetch.py staqc --codexglue: questions with a label-1 snippet, halved by sha256(title), targets their label-1 snippets; the corpus holds every snippet of both files (6)"
 is "$(head -1 "$TMP/sqtree/s0.py")|$(head -1 "$TMP/sqtree/s3.py")|$(sed -n 2p "$TMP/sqtree/s4.py")" \
 	"def snippet():|def read_lines(path):|    for line in open(p):" \
 	"fetch.py --tree: statements are wrapped in def snippet(), a definition is written as it is"

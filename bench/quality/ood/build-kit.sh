@@ -2,7 +2,10 @@
 # bench/quality/ood/build-kit.sh — everything make-kit.py needs, then the kit.
 #
 #   bash bench/quality/ood/build-kit.sh KIT.json.gz [COCLR_CLONE]
-#   STAQC_CLONE=DIR bash bench/quality/ood/build-kit.sh ...   (also StaQC)
+#   STAQC_CODEXGLUE=DIR bash bench/quality/ood/build-kit.sh ... (also StaQC,
+#       from a clone of microsoft/CodeXGLUE: fetch.py staqc --codexglue)
+#   STAQC_CLONE=DIR bash bench/quality/ood/build-kit.sh ...   (also StaQC, from
+#       the StaQC repository itself, whose text pickles were out of reach)
 #
 # Connection: libpq PG* variables (host, port, user) of a cluster with the
 # codevec extension and codevec-load installed (run it under
@@ -17,8 +20,8 @@
 #      all-MiniLM-L6-v2 (make model-base; VERIFY_MODEL=NAME for another
 #      installed model), the model gpu-run.sh verifies against code.search
 #      (869 snippets; ~1-5 min)
-#   5. with STAQC_CLONE (a clone of the StaQC repository, fetch.py's
-#      docstring): fetch.py staqc --tree, database staqc
+#   5. with STAQC_CODEXGLUE or STAQC_CLONE (fetch.py's docstring):
+#      fetch.py staqc [--codexglue] --tree, database staqc
 #   6. make-kit.py KIT --verify verify
 # About 10 minutes on 2 cores, most of it loading and the keyword lists.
 set -euo pipefail
@@ -61,8 +64,12 @@ psql -d postgres -qAtc "ALTER DATABASE verify SET codevec.device = cpu" \
 	-c "ALTER DATABASE verify SET codevec.model = '${VERIFY_MODEL:-all-MiniLM-L6-v2}'"
 PGDATABASE=verify "$loader" -q --repo googletest "$cache/verify-tree"
 only=public,cosqa,hand
-if [ -n "${STAQC_CLONE:-}" ]; then
-	"$py" "$here/fetch.py" staqc --from "$STAQC_CLONE" --tree "$cache/staqc-tree"
+if [ -n "${STAQC_CODEXGLUE:-}${STAQC_CLONE:-}" ]; then
+	if [ -n "${STAQC_CODEXGLUE:-}" ]; then
+		"$py" "$here/fetch.py" staqc --codexglue --from "$STAQC_CODEXGLUE" --tree "$cache/staqc-tree"
+	else
+		"$py" "$here/fetch.py" staqc --from "$STAQC_CLONE" --tree "$cache/staqc-tree"
+	fi
 	fresh staqc
 	PGDATABASE=staqc "$loader" -q --no-embed --repo staqc "$cache/staqc-tree"
 	only=$only,staqc

@@ -39,6 +39,15 @@ The data stays outside the repository ($CODEVEC_OOD_CACHE, default
   --unpinned skips every hash check and marks the output so (test fixtures
   only).
 
+  StaQC from CodeXGLUE (what this project's benchmark uses since
+  2026-12-06, the text pickles above being out of reach): CodeXGLUE's copy
+  of the annotated pairs (STAQC_CXG below), StaQC's valid split halved
+  into dev and test by a hash of the title (function staqc_codexglue):
+      git clone https://github.com/microsoft/CodeXGLUE
+      fetch.py staqc --codexglue --from CodeXGLUE [--tree DIR]
+  (or without --from: downloaded from raw.githubusercontent.com at the
+  pinned commit).
+
 --from takes a work tree or a bare git directory (then files are read with
 `git show COMMIT:PATH`, so the commit is the pinned one whatever is checked
 out).  A wrong hash stops the script with exit 1 and the file named.
@@ -102,6 +111,23 @@ STAQC = dict(
         STAQC_SINGLE_CODE: '440e7c294d3ea6a678a1c5f297ff9a65cc05d1c4',
         STAQC_SINGLE_TITLE: '9c545f5508c36597e3600796e4dc640c3ee67147',
     })
+# CodeXGLUE's copy of StaQC's annotated Python pairs (title, code, label),
+# in the NL-code-search-WebQuery task until commit 5991f7d replaced it by a
+# download: the valid split with the annotators' labels (the same 976 pairs,
+# 786 questions and 421 label-1 snippets as STAQC_HNN valid with
+# STAQC_LABELS), the test split's 976 pairs without labels, and 2,932
+# training pairs with labels. Row order differs from StaQC's iids and the
+# question ids are not in it, so the test labels cannot be joined here.
+CXG = 'Text-Code/NL-code-search-WebQuery/data/'
+STAQC_CXG = dict(
+    url='https://github.com/microsoft/CodeXGLUE',
+    commit='32e497e8345ecfc6e5295c90c5dca5212d6bf44a',
+    files={
+        CXG + 'dev_staqc.json': '67f4decf619d89b9a4171b77ec42d50fae4116bf904964936f2d79cbe53a577e',
+        CXG + 'test_staqc.json': '2b8a271e1694d936f6834b3a0e4955ae6b0a2bc6bb1b8a2b5474995289782ab0',
+        CXG + 'train_staqc.json': '146b2c05c7cd821756070c788833debec8bc3ce7a3a1067a1345aae116542f69',
+    })
+
 # what the benchmark needs (the training pairs also read the single-code ones)
 STAQC_BENCH = (STAQC_HNN + 'valid/iids.pickle', STAQC_HNN + 'test/iids.pickle', STAQC_LABELS,
                STAQC_MULTI_CODE, STAQC_MULTI_TITLE)
@@ -236,6 +262,34 @@ def staqc(src, unpinned=False):
     return out
 
 
+def staqc_codexglue(src, unpinned=False):
+    """StaQC's annotated valid split from CodeXGLUE's copy (STAQC_CXG) as a
+    retrieval benchmark, halved: its questions with at least one label-1
+    snippet (388) go to the dev or the test half by the parity of the first
+    byte of sha256(title) (a fixed split that depends on nothing else);
+    targets are the question's label-1 snippets. The corpus is every pair's
+    snippet of CodeXGLUE's valid and test files (1,952, as staqc() below:
+    the label-0 snippets of the same posts are the hardest distractors).
+    StaQC's own test split cannot be the test half: its labels are in
+    STAQC_LABELS by question id and CodeXGLUE's test rows carry none."""
+    f = checked(STAQC_CXG, src, (CXG + 'dev_staqc.json', CXG + 'test_staqc.json'), unpinned)
+    valid = json.loads(f[CXG + 'dev_staqc.json'])
+    test = json.loads(f[CXG + 'test_staqc.json'])
+    out = dict(name='staqc', language='python', source=STAQC_CXG['url'], commit=STAQC_CXG['commit'],
+               dev=[], test=[], corpus=[], unpinned=unpinned, split='sha256(title)[0] % 2: even dev, odd test')
+    targets = collections.OrderedDict()
+    for part, rows in (('valid', valid), ('test', test)):
+        for r in sorted(rows, key=lambda r: r['idx']):
+            cid = len(out['corpus'])
+            out['corpus'].append(dict(cid=cid, code=r['code'], part=part, label=r.get('label')))
+            if part == 'valid' and r['label'] == 1:
+                targets.setdefault(' '.join(r['doc'].split()), []).append(cid)
+    for i, (title, ts) in enumerate(targets.items()):
+        half = 'dev' if hashlib.sha256(title.encode()).digest()[0] % 2 == 0 else 'test'
+        out[half].append(dict(qid=i, query=title, targets=ts))
+    return out
+
+
 def loader_path():
     """codevec-load: $CODEVEC_LOAD, else the one PATH or pg_config's bindir has."""
     if os.environ.get('CODEVEC_LOAD'):
@@ -269,6 +323,9 @@ def main():
     unpinned = '--unpinned' in args
     if unpinned:
         args.remove('--unpinned')
+    codexglue = '--codexglue' in args
+    if codexglue:
+        args.remove('--codexglue')
     for opt in ('--from', '--tree'):
         if opt in args:
             i = args.index(opt)
@@ -277,9 +334,12 @@ def main():
             else:
                 tree = args[i + 1]
             del args[i:i + 2]
-    if len(args) != 1 or args[0] not in ('cosqa', 'staqc') or (tree and args[0] != 'staqc'):
+    if len(args) != 1 or args[0] not in ('cosqa', 'staqc') or ((tree or codexglue) and args[0] != 'staqc'):
         sys.exit(__doc__)
-    d = cosqa(src) if args[0] == 'cosqa' else staqc(src, unpinned)
+    if args[0] == 'cosqa':
+        d = cosqa(src)
+    else:
+        d = staqc_codexglue(src, unpinned) if codexglue else staqc(src, unpinned)
     os.makedirs(CACHE, exist_ok=True)
     path = os.path.join(CACHE, d['name'] + '.json')
     with open(path, 'w', encoding='utf-8') as fo:
