@@ -204,3 +204,22 @@ gain = re.search(r'^\| hand \| test \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| \+([0-9.
 check(gain is not None and float(gain.group(1)) > 0.05,
       'adaptive-fusion.py: the test half shows the adaptive gain over the fixed defaults with a CI above 0',
       r.stdout[-1200:])
+
+# eval-models.py --merge: a model scored on other benchmarks in another run keeps
+# the groups of both (a group scored again replaces the earlier one)
+EVAL = os.path.join(root, 'bench/quality/ood/eval-models.py')
+a = results({'2/0.5': better})
+b = {'baseline': 'base', 'models': {m: [dict(g, benchmark='staqc', name='staqc') for g in a['models'][m][2:]]
+                                      for m in ('base', 'm')}}
+b['models']['m'] += [dict(a['models']['m'][0], queries=[dict(q, vector=1) for q in a['models']['m'][0]['queries']])]
+json.dump(a, open(tmp + '/merge-a.json', 'w'))
+json.dump(b, open(tmp + '/merge-b.json', 'w'))
+r = subprocess.run([sys.executable, EVAL, 'nokit', '--merge', tmp + '/merge-a.json', tmp + '/merge-b.json',
+                    '--out', tmp + '/merged.json'], capture_output=True, text=True)
+merged = json.load(open(tmp + '/merged.json')) if r.returncode == 0 else {'models': {}}
+got = {m: sorted(g['name'] for g in gs) for m, gs in merged['models'].items()}
+first = [q['vector'] for g in merged['models'].get('m', []) if g['name'] == 'hand-c' for q in g['queries']]
+check(got == {'base': ['cosqa-python', 'hand-c', 'hand-go', 'staqc'], 'm': ['cosqa-python', 'hand-c', 'hand-go', 'staqc']}
+      and first and set(first) == {1},
+      'eval-models.py --merge: groups of separate runs join per model, a group scored again replaces the earlier one',
+      str(got) + r.stderr[-500:])

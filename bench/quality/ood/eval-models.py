@@ -5,7 +5,7 @@ code.search ranks, without PostgreSQL.
 
   eval-models.py KIT.json.gz FOLDER... [--out results.json] [--baseline NAME]
                  [--backend torch|numpy] [--verify] [--selfcheck N]
-  eval-models.py KIT --merge A.json B.json --out ALL.json   (models of separate runs)
+  eval-models.py KIT --merge A.json B.json --out ALL.json   (models or benchmarks of separate runs)
   eval-models.py KIT --report-only --out ALL.json
 
 FOLDER is a model folder as codevec_models holds it (config.json,
@@ -357,8 +357,12 @@ def main():
             r = json.load(open(p))
             if res is None:
                 res = r
-            else:
-                res['models'].update(r['models'])
+                continue
+            for m, groups in r['models'].items():
+                # a model of several runs (other benchmarks each) keeps every
+                # group; a group scored again replaces the earlier one
+                names = {g['name'] for g in groups}
+                res['models'][m] = [g for g in res['models'].get(m, []) if g['name'] not in names] + groups
         res['baseline'] = args.baseline or next(
             (m for m in res['models'] if 'all-MiniLM-L6-v2' in m), res['baseline'])
         with open(args.out, 'w') as fo:
