@@ -384,7 +384,14 @@ json.dump([row(1, 'Swap two  variables', 'a, b = b, a\n', 1), row(2, 'Swap two  
            row(3, 'Sort a dict by value', 'sorted(d.items(), key=lambda kv: kv[1])\n', 1),
            row(4, 'Sort a dict by value', 'def by_value(d):\n    return sorted(d, key=d.get)\n', 1),
            row(5, 'Flatten a list', 'print(x)\n', 0)], open(d + '/dev_staqc.json', 'w'))
-json.dump([row(1, 'Read a file', 'open(p).read()\n')], open(d + '/test_staqc.json', 'w'))
+json.dump([row(1, 'Read a file', 'open(p).read()\n'), row(2, 'Sort a dict by value', 'dict(sorted(d.items()))\n')],
+          open(d + '/test_staqc.json', 'w'))
+json.dump([row(1, 'Remove duplicates from a list keeping order', 'seen = set()\nout = [x for x in xs if not (x in seen or seen.add(x))]\n', 1),
+           row(2, 'Remove duplicates from a list keeping order', 'list(dict.fromkeys(xs))\nprint(out)\n', 1),
+           row(3, 'Count words in a string', 'import collections\ncollections.Counter(s.split())\n', 0),
+           row(4, 'Sort a dict by value', 'for k in sorted(d, key=d.get):\n    print(k)\n', 1),
+           row(5, 'Merge two dicts', 'z = dict(x)\nz.update(y)\n', 1),
+           row(6, 'Join paths', 'os.path.join(a, b)\n', 1)], open(d + '/train_staqc.json', 'w'))
 PY
 CODEVEC_OOD_CACHE=$TMP/cxcache python3 "$ROOT/bench/quality/ood/fetch.py" staqc --codexglue --from "$TMP/codexglue" >"$TMP/cxfetch.out" 2>&1
 [ $? -ne 0 ] && grep -q 'dev_staqc.json: sha256 .*, expected' "$TMP/cxfetch.out"
@@ -399,7 +406,7 @@ qs = sorted((q["query"], sp, "+".join(code[t] for t in q["targets"])) for sp in 
 half = lambda t: "dev" if hashlib.sha256(t.encode()).digest()[0] % 2 == 0 else "test"
 print(len(d["corpus"]), all(sp == half(t) for t, sp, _ in qs), "|".join("%s=%s" % (t, c) for t, _, c in qs))' "$TMP/cxcache/staqc.json")" \
 	"6 True Sort a dict by value=sorted(d.items(), key=lambda kv: kv[1])+def by_value(d):|Swap two variables=a, b = b, a" \
-	"fetch.py staqc --codexglue: questions with a label-1 snippet, halved by sha256(title), targets their label-1 snippets; the corpus holds every snippet of both files (6)"
+	"fetch.py staqc --codexglue: questions with a label-1 snippet, halved by sha256(title), targets their label-1 snippets; the corpus holds every snippet of both files (6) but the test file's unlabelled ones of a query's question (1)"
 is "$(head -1 "$TMP/sqtree/s0.py")|$(head -1 "$TMP/sqtree/s3.py")|$(sed -n 2p "$TMP/sqtree/s4.py")" \
 	"def snippet():|def read_lines(path):|    for line in open(p):" \
 	"fetch.py --tree: statements are wrapped in def snippet(), a definition is written as it is"
@@ -412,6 +419,12 @@ is "$(pairs_json "$TMP/so.jsonl.gz" | python3 -c 'import json,sys; print("|".joi
 	"staqc: one so pair per training question (multi-code and single-code answers, UTF-8 titles); valid/test questions (3, 4, 6), one-line code (5) and a copy of question 1's code (9) are not pairs"
 grep -q "'question in the valid/test split': 2" "$TMP/so.err"; ok $? "staqc: the 2 valid/test questions of the collection (3, 4; also single-code 4) are left out of training"
 grep -q "'duplicate code': 1" "$TMP/so.err"; ok $? "staqc: the same code under another question is kept once"
+bp staqc --staqc-codexglue "$TMP/codexglue" --staqc-unpinned --out "$TMP/socx.jsonl.gz" 2>"$TMP/socx.err"
+ok $? "build-pairs staqc --staqc-codexglue runs on the fixture"
+is "$(pairs_json "$TMP/socx.jsonl.gz" | python3 -c 'import json,sys; print("|".join(sorted(json.loads(l)["query"] + "@" + json.loads(l)["style"] + "=" + json.loads(l)["text"].split("\n")[-1].strip() for l in sys.stdin)))')" \
+	"Merge two dicts@so=z.update(y)|Remove duplicates from a list keeping order@so=out = [x for x in xs if not (x in seen or seen.add(x))]" \
+	"staqc --staqc-codexglue: one so pair per training question, its first label-1 snippet; label 0 (3), a valid question's title (4) and one-line code (6) are not pairs"
+grep -q "'question in the valid/test split': 1" "$TMP/socx.err"; ok $? "staqc --staqc-codexglue: a title of the valid split is left out of training"
 # the text: the loader's own --strip-docs embed_text of the wrapped snippet, without the file's number
 mkdir -p "$TMP/sqone"
 printf 'def snippet():\n    import json\n    data = json.load(open(name))\n' > "$TMP/sqone/answer.py"

@@ -27,10 +27,11 @@ functions and sentences it never saw.
   build-pairs.py tree --lang L --root DIR --out FILE [--exclude-corpus DIR]
         [--exclude-queries FILE]                the pairs of one local tree,
         with the same rules (what test/trainset checks)
-  build-pairs.py staqc --staqc DIR --out FILE   StaQC (Yao et al., WWW
-        2018: Stack Overflow titles with the code that answers them) as
-        style 'so' pairs, its valid/test questions left out, where a copy
-        of its repository is at hand (cmd_staqc)
+  build-pairs.py staqc --staqc DIR | --staqc-codexglue DIR --out FILE
+        StaQC (Yao et al., WWW 2018: Stack Overflow titles with the code
+        that answers them) as style 'so' pairs, its valid/test questions
+        left out, from a copy of its repository or of CodeXGLUE's copy of
+        its annotated pairs (cmd_staqc)
   build-pairs.py merge A B ... --out FILE [--exclude-ood DIR] [--stats F]
         one pairs file; --exclude-ood leaves out the code and queries of
         the out-of-distribution benchmarks (ood_exclusions)
@@ -447,24 +448,13 @@ def so_text(text, name):
     return '\n'.join(lines)
 
 
-def cmd_staqc(args):
-    """StaQC (Yao et al., WWW 2018) as style 'so' pairs: every question of
-    the mined collection (final_collection/python_multi_code_iids.txt with
-    the multi-code pickles, and the single-code answer pickles) whose id is
-    not a question of the authors' valid or test split (the benchmark's dev
-    and test, bench/quality/ood/fetch.py), its title as the query and the
-    first of its code snippets the loader stores as the text: written as a
-    file and parsed with codevec-load --strip-docs (statement-only snippets
-    inside `def snippet():`, snippet_tree.py), its embed_text without the
-    file's number.  One pair per question; a text already kept (same code,
-    snippet_tree.text_key) is not kept again; a title that is a query of
-    today's bench/quality is dropped.  CoSQA's and StaQC's dev/test code
-    and queries are left out by `merge --exclude-ood`."""
-    fetch, st = ood_modules()
+def staqc_items(args, dropped):
+    """(name, code, question key, title) of StaQC's mined collection
+    (cmd_staqc), the valid and test questions left out."""
+    fetch, _ = ood_modules()
     f = fetch.staqc_files(args.staqc, None, args.staqc_unpinned)
     held = {q for part in ('valid', 'test')
             for q, _ in f[fetch.STAQC_HNN + part + '/iids.pickle']}
-    dropped = collections.Counter()
     cands = collections.OrderedDict()        # question id -> [(index, code)], title
     mcode, mtitle = f[fetch.STAQC_MULTI_CODE], f[fetch.STAQC_MULTI_TITLE]
     for qid, ci in sorted(set(f[fetch.STAQC_MULTI])):
@@ -480,16 +470,65 @@ def cmd_staqc(args):
             cands[qid] = (stitle[qid], [(0, scode[qid])])
         else:
             dropped['no text'] += 1
-    queries = {norm_query(q['query']) for q in read_queries()}
     items = []
     for qid, (title, codes) in cands.items():
         if qid in held:
             dropped['question in the valid/test split'] += 1
             continue
         for ci, code in sorted(codes):
-            code = str(code).strip('\n')
-            if len(code.strip().split('\n')) >= 2:
-                items.append(('so%d_%d' % (qid, ci), code, qid, title))
+            items.append(('so%d_%d' % (qid, ci), str(code), qid, title))
+    return items
+
+
+def staqc_codexglue_items(args, dropped):
+    """(name, code, question key, title) of the label-1 pairs of CodeXGLUE's
+    copy of StaQC's annotated training split (fetch.py's STAQC_CXG); a
+    title that is also a valid or test question is left out."""
+    fetch, _ = ood_modules()
+    f = fetch.checked(fetch.STAQC_CXG, args.staqc_codexglue, None, args.staqc_unpinned)
+    rows = {part: json.loads(f[fetch.CXG + part + '_staqc.json']) for part in ('train', 'dev', 'test')}
+    held = {' '.join(r['doc'].split()) for part in ('dev', 'test') for r in rows[part]}
+    keys, items = {}, []
+    for r in sorted(rows['train'], key=lambda r: r['idx']):
+        title = ' '.join(r['doc'].split())
+        if r['label'] != 1:
+            continue
+        if title in held:
+            dropped['question in the valid/test split'] += 1
+            continue
+        qid = keys.setdefault(title, len(keys))
+        items.append(('so%d_%d' % (qid, r['idx']), r['code'], qid, title))
+    return items
+
+
+def cmd_staqc(args):
+    """StaQC (Yao et al., WWW 2018) as style 'so' pairs. With --staqc: every
+    question of the mined collection (final_collection/python_multi_code_iids.txt
+    with the multi-code pickles, and the single-code answer pickles) whose
+    id is not a question of the authors' valid or test split (the
+    benchmark's dev and test, bench/quality/ood/fetch.py). With
+    --staqc-codexglue: the annotated training split's label-1 pairs from
+    CodeXGLUE's copy (the annotators' own, 1,287 pairs of about 1,000
+    questions), a title of the valid or test split left out. Either way its
+    title is the query and the first of its code snippets the loader
+    stores the text: written as a file and parsed with codevec-load
+    --strip-docs (statement-only snippets inside `def snippet():`,
+    snippet_tree.py), its embed_text without the file's number.  One pair
+    per question; code of one line is not kept; a text already kept (same
+    code, snippet_tree.text_key) is not kept again; a title that is a query
+    of today's bench/quality is dropped.  CoSQA's and StaQC's dev/test code
+    and queries are left out by `merge --exclude-ood`."""
+    _, st = ood_modules()
+    if bool(args.staqc) == bool(args.staqc_codexglue):
+        sys.exit('build-pairs.py staqc: give one of --staqc DIR and --staqc-codexglue DIR')
+    dropped = collections.Counter()
+    found = staqc_codexglue_items(args, dropped) if args.staqc_codexglue else staqc_items(args, dropped)
+    queries = {norm_query(q['query']) for q in read_queries()}
+    items = []
+    for name, code, qid, title in found:
+        code = code.strip('\n')
+        if len(code.strip().split('\n')) >= 2:
+            items.append((name, code, qid, title))
     root = os.path.join(args.cache, 'staqc-tree')
     subprocess.run(['rm', '-rf', root], check=True)
     parsed = st.write_tree([(n, c) for n, c, _, _ in items], root, bs.LOADER, '--strip-docs')
@@ -624,6 +663,8 @@ def main():
     ap.add_argument('--comments', action='store_true',
                     help="pairs, tree: also style 'comment' pairs")
     ap.add_argument('--staqc', help='staqc: a copy of the StaQC repository (work tree or git dir)')
+    ap.add_argument('--staqc-codexglue', help="staqc: a copy of microsoft/CodeXGLUE (work tree or git dir; "
+                    "the annotated training split's label-1 pairs)")
     ap.add_argument('--staqc-unpinned', action='store_true',
                     help='staqc: skip the hash checks (a test fixture)')
     ap.add_argument('--exclude-ood', metavar='DIR',

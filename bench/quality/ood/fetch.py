@@ -268,22 +268,32 @@ def staqc_codexglue(src, unpinned=False):
     snippet (388) go to the dev or the test half by the parity of the first
     byte of sha256(title) (a fixed split that depends on nothing else);
     targets are the question's label-1 snippets. The corpus is every pair's
-    snippet of CodeXGLUE's valid and test files (1,952, as staqc() below:
-    the label-0 snippets of the same posts are the hardest distractors).
-    StaQC's own test split cannot be the test half: its labels are in
-    STAQC_LABELS by question id and CodeXGLUE's test rows carry none."""
+    snippet of CodeXGLUE's valid and test files (as staqc() below: the
+    label-0 snippets of the same posts are the hardest distractors), less
+    the test file's snippets of a query's own question: StaQC splits
+    question-snippet pairs, not questions (261 titles have snippets in
+    both files), and those snippets carry no label here, so an answer
+    among them would count as a miss. StaQC's own test split cannot be the
+    test half: its labels are in STAQC_LABELS by question id and
+    CodeXGLUE's test rows carry none."""
     f = checked(STAQC_CXG, src, (CXG + 'dev_staqc.json', CXG + 'test_staqc.json'), unpinned)
     valid = json.loads(f[CXG + 'dev_staqc.json'])
     test = json.loads(f[CXG + 'test_staqc.json'])
     out = dict(name='staqc', language='python', source=STAQC_CXG['url'], commit=STAQC_CXG['commit'],
                dev=[], test=[], corpus=[], unpinned=unpinned, split='sha256(title)[0] % 2: even dev, odd test')
+    norm = lambda t: ' '.join(t.split())                        # noqa: E731
+    queries = {norm(r['doc']) for r in valid if r['label'] == 1}
     targets = collections.OrderedDict()
+    out['skipped'] = {'test snippet of a query\'s question': 0}
     for part, rows in (('valid', valid), ('test', test)):
         for r in sorted(rows, key=lambda r: r['idx']):
+            if part == 'test' and norm(r['doc']) in queries:
+                out['skipped']['test snippet of a query\'s question'] += 1
+                continue
             cid = len(out['corpus'])
             out['corpus'].append(dict(cid=cid, code=r['code'], part=part, label=r.get('label')))
             if part == 'valid' and r['label'] == 1:
-                targets.setdefault(' '.join(r['doc'].split()), []).append(cid)
+                targets.setdefault(norm(r['doc']), []).append(cid)
     for i, (title, ts) in enumerate(targets.items()):
         half = 'dev' if hashlib.sha256(title.encode()).digest()[0] % 2 == 0 else 'test'
         out[half].append(dict(qid=i, query=title, targets=ts))
