@@ -118,10 +118,11 @@ def results(fusion):
     return res
 
 
-def choose(res, tag):
+def choose(res, tag, *options):
     p = '%s/res-%s.json' % (tmp, tag)
     json.dump(res, open(p, 'w'))
-    r = subprocess.run([sys.executable, CHOOSE, p, '--json', p + '.choice', '--current', '5/0.35'], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, CHOOSE, p, '--json', p + '.choice', '--current', '5/0.35', *options],
+                       capture_output=True, text=True)
     return (json.load(open(p + '.choice')) if r.returncode == 0 else {}), r
 
 
@@ -145,28 +146,20 @@ check((c.get('rrf_k'), c.get('keyword_weight')) == (2.0, 0.5),
 # the shipped model stays unless a better one beats it with a CI above 0 on the dev cells
 def with_model(res, tag, rank):
     """res with a model TAG whose vector rank of query i is rank(i), hybrid as m's"""
-    res['models'][tag] = [dict(g, queries=[dict(q, vector=rank(int(q['qid'][3:] if q['qid'].startswith('dev') else q['qid'][4:])))
+    res['models'][tag] = [dict(g, queries=[dict(q, vector=rank(int(re.sub(r'\D', '', q['qid']))))
                                             for q in g['queries']]) for g in res['models']['m']]
     return res
 
 
-def choose_model(res, tag, current):
-    p = '%s/res-%s.json' % (tmp, tag)
-    json.dump(res, open(p, 'w'))
-    r = subprocess.run([sys.executable, CHOOSE, p, '--json', p + '.choice', '--current', '5/0.35',
-                        '--current-model', current], capture_output=True, text=True)
-    return (json.load(open(p + '.choice')) if r.returncode == 0 else {}), r
-
-
 res = with_model(results({'5/0.35': better}), 'm2', lambda i: 1 if i == 4 else 1 + i % 5)
-c, r = choose_model(res, 'c', 'm')
+c, r = choose(res, 'c', '--current-model', 'm')
 check(c.get('model') == 'm' and 'not above 0, the shipped model stays' in r.stdout,
       'choose.py: a model better by one query in 60 does not replace the shipped one', str(c) + r.stdout[-600:] + r.stderr)
-c, r = choose_model(res, 'd', 'nothere')
+c, r = choose(res, 'd', '--current-model', 'nothere')
 check(c.get('model') == 'm2', 'choose.py: without the shipped model among the results, the best dev macro is chosen',
       str(c) + r.stderr)
 res = with_model(results({'5/0.35': better}), 'm3', lambda i: 1)
-c, r = choose_model(res, 'e', 'm')
+c, r = choose(res, 'e', '--current-model', 'm')
 check(c.get('model') == 'm3', 'choose.py: a model that beats the shipped one with a CI above 0 replaces it',
       str(c) + r.stdout[-600:] + r.stderr)
 

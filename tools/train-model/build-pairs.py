@@ -487,10 +487,10 @@ def staqc_codexglue_items(args, dropped):
     fetch, _ = ood_modules()
     f = fetch.checked(fetch.STAQC_CXG, args.staqc_codexglue, None, args.staqc_unpinned)
     rows = {part: json.loads(f[fetch.CXG + part + '_staqc.json']) for part in ('train', 'dev', 'test')}
-    held = {' '.join(r['doc'].split()) for part in ('dev', 'test') for r in rows[part]}
+    held = {fetch.title_text(r['doc']) for part in ('dev', 'test') for r in rows[part]}
     keys, items = {}, []
     for r in sorted(rows['train'], key=lambda r: r['idx']):
-        title = ' '.join(r['doc'].split())
+        title = fetch.title_text(r['doc'])
         if r['label'] != 1:
             continue
         if title in held:

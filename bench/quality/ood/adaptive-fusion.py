@@ -29,9 +29,10 @@ tertiles of the largest IDF; tertiles of the mean IDF. For each class, the
 grid point with the best mean MRR@10 over that class's dev queries (each
 benchmark weighing the same) is chosen among the points where no
 benchmark's dev queries of the class score below vector mode (choose.py's
-condition, per class); ties within 0.001 keep the current defaults. The test halves then compare the rule with the fixed
-defaults per benchmark (macro over languages, paired bootstrap 95% CI,
-choose.py's diff_ci) and against vector mode. Adopt only what the test
+condition, per class); ties within 0.001 keep the current defaults. The
+test halves then compare the rule with the fixed defaults per benchmark
+(macro over languages, paired bootstrap 95% CI, choose.py's diff_ci) and
+against vector mode. Adopt only what the test
 halves confirm: a gain with a CI above 0 on the benchmark it targets and
 no benchmark whose CI lies below 0.
 """
@@ -50,8 +51,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from choose import CURRENT, diff_ci, macro, rr  # noqa: E402
 
 IDENTIFIER = re.compile(r'[a-z][A-Z]|_|\w\.\w|\(\)|::')
-
-
 STOP = frozenset('the a an of to in for and or is are be by with on from as at it this that how what '
                  'which do does python java go get'.split())
 
@@ -130,11 +129,11 @@ def main():
             mine = {b: [r for b2, r in queries if b2 == b and r['split'] == 'dev' and cls[(b, r['qid'])] == c]
                     for b in benches}
             mine = {b: rs for b, rs in mine.items() if rs}
+            vec = {b: np.mean([rr(r['vector']) for r in rs]) for b, rs in mine.items()}
 
             def score(point):
                 per = {b: np.mean([rr(r['hybrid'][point]) for r in rs]) for b, rs in mine.items()}
-                ok = all(per[b] >= np.mean([rr(r['vector']) for r in rs]) for b, rs in mine.items())
-                return float(np.mean(list(per.values()))), ok
+                return float(np.mean(list(per.values()))), all(per[b] >= vec[b] for b in mine)
             s = {p: score(p) for p in grid}
             ok = [p for p in grid if s[p][1]] or grid
             s = {p: v for p, (v, _) in s.items()}
@@ -163,10 +162,10 @@ def main():
         print('| benchmark | half | vector | hybrid %s | adaptive | adaptive - fixed (95%% CI) | adaptive - vector (95%% CI) |'
               % args.current)
         print('|---|---|---:|---:|---:|---|---|')
+        halves = {split: [cells(split, mode) for mode in (vector, fixed, adaptive)] for split in ('dev', 'test')}
         for b in benches:
             for split in ('dev', 'test'):
-                sub = lambda c: {k: v for k, v in c.items() if k[0] == b}  # noqa: E731
-                v, f, a = sub(cells(split, vector)), sub(cells(split, fixed)), sub(cells(split, adaptive))
+                v, f, a = ({k: x for k, x in c.items() if k[0] == b} for c in halves[split])
                 print('| %s | %s | %.3f | %.3f | %.3f | %+.3f (%+.3f..%+.3f) | %+.3f (%+.3f..%+.3f) |' % (
                     (b, split, macro(v), macro(f), macro(a)) + diff_ci(a, f) + diff_ci(a, v)))
         print()

@@ -64,12 +64,11 @@ psql -d postgres -qAtc "ALTER DATABASE verify SET codevec.device = cpu" \
 	-c "ALTER DATABASE verify SET codevec.model = '${VERIFY_MODEL:-all-MiniLM-L6-v2}'"
 PGDATABASE=verify "$loader" -q --repo googletest "$cache/verify-tree"
 only=public,cosqa,hand
-if [ -n "${STAQC_CODEXGLUE:-}${STAQC_CLONE:-}" ]; then
-	if [ -n "${STAQC_CODEXGLUE:-}" ]; then
-		"$py" "$here/fetch.py" staqc --codexglue --from "$STAQC_CODEXGLUE" --tree "$cache/staqc-tree"
-	else
-		"$py" "$here/fetch.py" staqc --from "$STAQC_CLONE" --tree "$cache/staqc-tree"
-	fi
+staqc=()
+[ -n "${STAQC_CLONE:-}" ] && staqc=(--from "$STAQC_CLONE")
+[ -n "${STAQC_CODEXGLUE:-}" ] && staqc=(--codexglue --from "$STAQC_CODEXGLUE")
+if [ ${#staqc[@]} -gt 0 ]; then
+	"$py" "$here/fetch.py" staqc "${staqc[@]}" --tree "$cache/staqc-tree"
 	fresh staqc
 	PGDATABASE=staqc "$loader" -q --no-embed --repo staqc "$cache/staqc-tree"
 	only=$only,staqc

@@ -133,6 +133,11 @@ STAQC_BENCH = (STAQC_HNN + 'valid/iids.pickle', STAQC_HNN + 'test/iids.pickle', 
                STAQC_MULTI_CODE, STAQC_MULTI_TITLE)
 
 
+def title_text(title):
+    """A Stack Overflow title as a query: its words joined by single spaces."""
+    return ' '.join(str(title).split())
+
+
 def die(msg):
     print('fetch.py: ' + msg, file=sys.stderr)
     sys.exit(1)
@@ -256,8 +261,7 @@ def staqc(src, unpinned=False):
             if qid not in title:
                 out['skipped']['no title'] += 1
                 continue
-            out[split].append(dict(qid=qid, query=' '.join(str(title[qid]).split()),
-                                   targets=ts))
+            out[split].append(dict(qid=qid, query=title_text(title[qid]), targets=ts))
     out['skipped'] = dict(out['skipped'])
     return out
 
@@ -279,21 +283,21 @@ def staqc_codexglue(src, unpinned=False):
     f = checked(STAQC_CXG, src, (CXG + 'dev_staqc.json', CXG + 'test_staqc.json'), unpinned)
     valid = json.loads(f[CXG + 'dev_staqc.json'])
     test = json.loads(f[CXG + 'test_staqc.json'])
+    skip = "test snippet of a query's question"
     out = dict(name='staqc', language='python', source=STAQC_CXG['url'], commit=STAQC_CXG['commit'],
-               dev=[], test=[], corpus=[], unpinned=unpinned, split='sha256(title)[0] % 2: even dev, odd test')
-    norm = lambda t: ' '.join(t.split())                        # noqa: E731
-    queries = {norm(r['doc']) for r in valid if r['label'] == 1}
+               dev=[], test=[], corpus=[], unpinned=unpinned, split='sha256(title)[0] % 2: even dev, odd test',
+               skipped={skip: 0})
+    queries = {title_text(r['doc']) for r in valid if r['label'] == 1}
     targets = collections.OrderedDict()
-    out['skipped'] = {'test snippet of a query\'s question': 0}
     for part, rows in (('valid', valid), ('test', test)):
         for r in sorted(rows, key=lambda r: r['idx']):
-            if part == 'test' and norm(r['doc']) in queries:
-                out['skipped']['test snippet of a query\'s question'] += 1
+            if part == 'test' and title_text(r['doc']) in queries:
+                out['skipped'][skip] += 1
                 continue
             cid = len(out['corpus'])
             out['corpus'].append(dict(cid=cid, code=r['code'], part=part, label=r.get('label')))
             if part == 'valid' and r['label'] == 1:
-                targets.setdefault(norm(r['doc']), []).append(cid)
+                targets.setdefault(title_text(r['doc']), []).append(cid)
     for i, (title, ts) in enumerate(targets.items()):
         half = 'dev' if hashlib.sha256(title.encode()).digest()[0] % 2 == 0 else 'test'
         out[half].append(dict(qid=i, query=title, targets=ts))
