@@ -72,7 +72,7 @@ cuda/%.o: cuda/%.cu cuda/codevec_cuda.h cuda/knn.h cuda/knn_internal.h cuda/knn_
 
 endif
 
-EXTRA_CLEAN = cuda/*.o src/*.o src/*.d src/.cuda-*.stamp src/.pg-*.stamp codevec_cuda_encoder.so
+EXTRA_CLEAN = cuda/*.o src/*.o src/*.d src/.cuda-*.stamp src/.pg-*.stamp codevec_cuda_encoder.so codevec_session.so
 
 # Debian's server is built with JIT: PGXS would try to emit bitcode for every
 # object (and has no rule for .cu files). The extension gains nothing from it.
@@ -131,6 +131,20 @@ install-cuda-encoder: $(CUDA_ENCODER)
 .PHONY: install-cuda-encoder
 endif
 
+
+# codevec_session.so (src/sessionwarmup.c): a library of its own for
+# session_preload_libraries, which runs code.search once per mode while a
+# session logs in (codevec.so, preloaded by the postmaster, is never loaded
+# again in a session, so its _PG_init cannot do that)
+SESSION_LIB = codevec_session$(DLSUFFIX)
+src/sessionwarmup.o: $(PG_STAMP)
+$(SESSION_LIB): src/sessionwarmup.o
+	$(CC) $(CFLAGS) -shared -o $@ src/sessionwarmup.o $(LDFLAGS) $(LDFLAGS_SL)
+all: $(SESSION_LIB)
+install: install-session
+install-session: $(SESSION_LIB)
+	$(INSTALL_SHLIB) $(SESSION_LIB) '$(DESTDIR)$(pkglibdir)/'
+.PHONY: install-session
 
 # codevec_pgvector (pgvector/): gpuivf opclasses and casts for pgvector's
 # vector and halfvec, installed only where the server has pgvector

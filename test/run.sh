@@ -22,7 +22,7 @@ passed=0
 failed=0
 skipped=0
 cpu_suites_given=${CPU_SUITES+yes}
-CPU_SUITES=${CPU_SUITES-"meta layout gpuivf gpuservice gpuprewarm gpudevices fakecuda models embed loader search trainset upgrade corpora serve pgvector replica privilege indexcheck crash soak shards"}
+CPU_SUITES=${CPU_SUITES-"meta layout gpuivf gpuservice gpuprewarm gpudevices fakecuda models embed loader search trainset upgrade corpora serve pgvector replica privilege indexcheck crash soak shards session"}
 failures=()
 skip_notes=()
 

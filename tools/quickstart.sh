@@ -104,6 +104,11 @@ if [ "$cuda_compiled" = t ] && [ "${cuda_devices:-0}" -gt 0 ]; then
 	done
 	if [ "$state" = ready ]; then
 		echo "== GPU: $(psql -qAtX -c "SELECT device FROM codevec_gpu_status()"): embed() and search run on the GPU service"
+		# the login warm-up (src/sessionwarmup.c): a session's first
+		# code.search then costs what its later ones cost; each login runs
+		# one keyword and one hybrid search (about 1 ms with the GPU service)
+		psql -qX -c "ALTER DATABASE codevec SET session_preload_libraries = 'codevec_session'" >/dev/null
+		echo "== sessions of database codevec warm up at login (session_preload_libraries = 'codevec_session')"
 	else
 		echo "== GPU service not ready ($state: $(psql -qAtX -c "SELECT coalesce(message, '') FROM codevec_gpu_status()")): the CPU embeds and searches"
 		psql -qX -c "ALTER DATABASE codevec SET codevec.device = cpu" >/dev/null

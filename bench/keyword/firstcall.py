@@ -62,9 +62,14 @@ def session_calls(sql, qs, n, setup=()):
     for i in range(n):
         with psycopg.connect(autocommit=True) as conn:
             pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+            login = cpu_ns(pid)
             for s in setup:
                 conn.execute(s).fetchall()
-            out.append([timed(conn, pid, sql, {"q": qs[(3 * i + j) % len(qs)]}) for j in range(3)])
+            calls = [timed(conn, pid, sql, {"q": qs[(3 * i + j) % len(qs)]}) for j in range(3)]
+            # the backend's CPU from its fork to its first statement's end
+            # (login, session_preload_libraries, SELECT pg_backend_pid())
+            calls.append(login / 1e6 if login is not None else None)
+            out.append(calls)
     return out
 
 
@@ -98,6 +103,8 @@ def threads_cost(name, sql, qs, n):
 
 
 def summary(name, calls):
+    logins = [c[3] for c in calls]
+    calls = [c[:3] for c in calls]
     first = statistics.median(c[0][0] for c in calls)
     later = statistics.median(x[0] for c in calls for x in c[1:])
     r = {"what": name, "sessions": len(calls), "first_ms": round(first, 2),
@@ -107,6 +114,8 @@ def summary(name, calls):
         cl = statistics.median(x[1] for c in calls for x in c[1:])
         r.update({"cpu_first_ms": round(cf, 2), "cpu_later_ms": round(cl, 2),
                   "cpu_first_call_cost_ms": round(cf - cl, 2)})
+    if all(x is not None for x in logins):
+        r["cpu_login_ms"] = round(statistics.median(logins), 2)
     return r
 
 

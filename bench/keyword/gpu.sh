@@ -146,22 +146,40 @@ fi
 
 # ---------------------------------------------------------------- first call in a session
 # psql's \timing of the first and the second code.search of a fresh session
-# (different questions), medians over SESSIONS sessions
-for mode in vector keyword hybrid; do
-	: > "$work/first.txt"; : > "$work/second.txt"
-	for s in $(seq 1 "$SESSIONS"); do
-		a=$(( (2 * s) % 100 + 1 )); b=$(( (2 * s + 1) % 100 + 1 ))
-		psql -qAtX -c '\timing on' \
-			-c "SELECT count(*) FROM public.bench_questions q, code.search(q.q, k => 10, mode => '$mode') s WHERE q.i = $a" \
-			-c "SELECT count(*) FROM public.bench_questions q, code.search(q.q, k => 10, mode => '$mode') s WHERE q.i = $b" |
-			sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' > "$work/t.txt"
-		sed -n 1p "$work/t.txt" >> "$work/first.txt"; sed -n 2p "$work/t.txt" >> "$work/second.txt"
+# (different questions), medians over SESSIONS sessions; and the wall time
+# of a new session that runs SELECT 1 (connect, login, the query, exit).
+# Twice: without the login warm-up (tag "") and, where the server has
+# codevec_session (src/sessionwarmup.c), with session_preload_libraries =
+# 'codevec_session' set on the database (tag "-warmup"; WARMUP_AB=0 skips it).
+med() { sort -n "$1" | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)] }'; }
+first_calls() {	# first_calls TAG
+	for mode in vector keyword hybrid; do
+		: > "$work/first.txt"; : > "$work/second.txt"
+		for s in $(seq 1 "$SESSIONS"); do
+			a=$(( (2 * s) % 100 + 1 )); b=$(( (2 * s + 1) % 100 + 1 ))
+			psql -qAtX -c '\timing on' \
+				-c "SELECT count(*) FROM public.bench_questions q, code.search(q.q, k => 10, mode => '$mode') s WHERE q.i = $a" \
+				-c "SELECT count(*) FROM public.bench_questions q, code.search(q.q, k => 10, mode => '$mode') s WHERE q.i = $b" |
+				sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' > "$work/t.txt"
+			sed -n 1p "$work/t.txt" >> "$work/first.txt"; sed -n 2p "$work/t.txt" >> "$work/second.txt"
+		done
+		result first_call "$mode$1" 1 "$(med "$work/first.txt")" ms
+		result second_call "$mode$1" 1 "$(med "$work/second.txt")" ms
 	done
-	med() { sort -n "$1" | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)] }'; }
-	f=$(med "$work/first.txt"); l=$(med "$work/second.txt")
-	result first_call "$mode" 1 "$f" ms
-	result second_call "$mode" 1 "$l" ms
-done
+	: > "$work/login.txt"
+	for s in $(seq 1 "$SESSIONS"); do
+		t0=$(date +%s%N); psql -qAtX -c "SELECT 1" >/dev/null; t1=$(date +%s%N)
+		echo "$(( (t1 - t0) / 1000 ))" | awk '{ printf "%.3f\n", $1 / 1000 }' >> "$work/login.txt"
+	done
+	result session_select1 "login$1" 1 "$(med "$work/login.txt")" ms
+}
+first_calls ""
+if [ "${WARMUP_AB:-1}" = 1 ] && [ -f "$(pg_config --pkglibdir)/codevec_session.so" ]; then
+	psql -qX -c "ALTER DATABASE $PGDATABASE SET session_preload_libraries = 'codevec_session'"
+	psql -qAtX -c "SHOW codevec_session.warmup_result" | sed 's/^/# warm-up of a new session: /'
+	first_calls "-warmup"
+	psql -qX -c "ALTER DATABASE $PGDATABASE RESET session_preload_libraries"
+fi
 # embed() alone: its model load is the encoder's, not code.search's
 : > "$work/first.txt"; : > "$work/second.txt"
 for s in $(seq 1 "$SESSIONS"); do

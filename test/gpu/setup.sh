@@ -5,7 +5,7 @@
 #
 # Installs what test/gpu/pack.sh put in .gpukit/ — Debian's OpenBLAS,
 # utf8proc, cJSON (xlibs.tar.xz), the extension built with CUDA
-# (ext.tar.xz: codevec.so, codevec_cuda_encoder.so, SQL, control, pgTAP),
+# (ext.tar.xz: codevec.so, codevec_cuda_encoder.so, codevec_session.so, SQL, control, pgTAP),
 # the default model (minilm-f16: all-MiniLM-L6-v2 with its weights stored
 # as F16, to fit a 64 MiB transfer; without it, the tree's shipped
 # models/code-minilm-l6 when it travelled) — starts PostgreSQL 15 from pgkit.tar.xz
@@ -61,6 +61,8 @@ if [ ! -e /tmp/.codevec-gpu-setup ]; then
 	ldconfig
 	mkdir -p /tmp/ext && tar xJf "$kit/ext.tar.xz" -C /tmp/ext
 	cp /tmp/ext/codevec.so /tmp/ext/codevec_cuda_encoder.so "$(pg_config --pkglibdir)/"
+	# the login warm-up (src/sessionwarmup.c), where the kit has it
+	[ -f /tmp/ext/codevec_session.so ] && cp /tmp/ext/codevec_session.so "$(pg_config --pkglibdir)/"
 	cp /tmp/ext/codevec.control /tmp/ext/codevec--*.sql /tmp/ext/pgtap* "$(pg_config --sharedir)/extension/"
 	if [ -d /tmp/ext/loader ]; then
 		cp /tmp/ext/loader/lib/* /usr/local/lib/ && ldconfig
