@@ -37,7 +37,7 @@ ldconfig
 export PATH=$root/usr/lib/postgresql/15/bin:$root/usr/bin:$PATH
 export PG_CONFIG=$root/usr/lib/postgresql/15/bin/pg_config
 mkdir -p /tmp/ext && tar xJf "$kit/ext.tar.xz" -C /tmp/ext
-cp /tmp/ext/codevec.so /tmp/ext/codevec_cuda_encoder.so "$(pg_config --pkglibdir)/"
+cp /tmp/ext/codevec.so /tmp/ext/codevec_cuda_encoder.so /tmp/ext/codevec_session.so "$(pg_config --pkglibdir)/"
 cp /tmp/ext/codevec.control /tmp/ext/codevec--*.sql "$(pg_config --sharedir)/extension/"
 cp /tmp/ext/loader/lib/* /usr/local/lib/ && ldconfig
 cp /tmp/ext/loader/codevec-load "$(pg_config --bindir)/"
@@ -70,6 +70,17 @@ psql -qAtX -c "SELECT count(*) FROM code.search('open a file and read it line by
 read -r r1 f1 <<<"$(psql -qAtX -F ' ' -c "SELECT requests, fallbacks FROM codevec_gpu_status()")"
 [ $((r1 - r0)) -ge 1 ] && [ "$f1" = "$f0" ] && ok "a vector code.search is answered by the GPU service (requests $r0 -> $r1, fallbacks $f0 -> $f1)" \
 	|| notok "a vector code.search is answered by the GPU service (requests $r0 -> $r1, fallbacks $f0 -> $f1)"
+# the login warm-up the quickstart sets on a GPU host: a new session that
+# runs nothing but SHOW has searched on the GPU service while it logged in
+spl=$(psql -qAtX -c "SHOW session_preload_libraries")
+[ "$spl" = codevec_session ] && ok "session_preload_libraries = codevec_session on database codevec" \
+	|| notok "session_preload_libraries = codevec_session on database codevec (got '$spl')"
+read -r r0 f0 <<<"$(psql -qAtX -F ' ' -c "SELECT requests, fallbacks FROM codevec_gpu_status()")"
+wr=$(psql -qAtX -c "SHOW codevec_session.warmup_result")
+read -r r1 f1 <<<"$(psql -qAtX -F ' ' -c "SELECT requests, fallbacks FROM codevec_gpu_status()")"
+[[ "$wr" =~ ^keyword\ [0-9.]+\ ms,\ hybrid\ [0-9.]+\ ms$ ]] && ok "a new session warmed up at login ($wr)" || notok "a new session warmed up at login ($wr)"
+[ $((r1 - r0)) -ge 1 ] && [ "$f1" = "$f0" ] && ok "... on the GPU service (requests $r0 -> $r1, fallbacks $f0 -> $f1)" \
+	|| notok "... on the GPU service (requests $r0 -> $r1, fallbacks $f0 -> $f1)"
 psql -qX -c "SELECT device, state, requests, fallbacks FROM codevec_gpu_status()"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
