@@ -12,7 +12,9 @@ each call on the client.  It prints, per mode, the median of the first
 call, of the second and third, and their difference: the session's
 first-call cost.  When the server runs on this machine it also reads the
 backend's CPU time around each call (/proc/PID/schedstat: nanoseconds on a
-CPU), which a busy machine inflates much less than wall time (cpu_* keys).
+CPU), which a busy machine inflates much less than wall time (cpu_* keys),
+and the backend's CPU from its fork to the end of its first statement
+(cpu_login_ms: the login, session_preload_libraries' work included).
 With --parts it also times, in other fresh sessions, the first and second
 call of the pieces a call is made of:
 embed('...') alone (the encoder's model load: embed()'s cost, not
