@@ -20,6 +20,8 @@ EXTENSION = codevec
 EXTVERSION = 0.2.0
 
 MODULE_big = codevec
+# codevec_session.so, for session_preload_libraries (below)
+MODULES = src/codevec_session
 OBJS = src/codevec.o src/vector.o src/distance.o src/distance_kernels.o \
 	src/gpuivf.o src/gpuivfbuild.o src/gpuivfinsert.o src/gpuivfscan.o \
 	src/gpuivfvacuum.o src/gpuivfutils.o src/gpuivfcheck.o src/gpuivfgpu.o src/gpuivfroute.o src/gpuivfknn.o src/gpuivfprefetch.o src/gpuivfexplain.o \
@@ -72,7 +74,7 @@ cuda/%.o: cuda/%.cu cuda/codevec_cuda.h cuda/knn.h cuda/knn_internal.h cuda/knn_
 
 endif
 
-EXTRA_CLEAN = cuda/*.o src/*.o src/*.d src/.cuda-*.stamp src/.pg-*.stamp codevec_cuda_encoder.so codevec_session.so
+EXTRA_CLEAN = cuda/*.o src/*.o src/*.d src/.cuda-*.stamp src/.pg-*.stamp codevec_cuda_encoder.so
 
 # Debian's server is built with JIT: PGXS would try to emit bitcode for every
 # object (and has no rule for .cu files). The extension gains nothing from it.
@@ -132,19 +134,12 @@ install-cuda-encoder: $(CUDA_ENCODER)
 endif
 
 
-# codevec_session.so (src/sessionwarmup.c): a library of its own for
+# codevec_session.so (src/codevec_session.c): a library of its own for
 # session_preload_libraries, which runs code.search once per mode while a
 # session logs in (codevec.so, preloaded by the postmaster, is never loaded
-# again in a session, so its _PG_init cannot do that)
-SESSION_LIB = codevec_session$(DLSUFFIX)
-src/sessionwarmup.o: $(PG_STAMP)
-$(SESSION_LIB): src/sessionwarmup.o
-	$(CC) $(CFLAGS) -shared -o $@ src/sessionwarmup.o $(LDFLAGS) $(LDFLAGS_SL)
-all: $(SESSION_LIB)
-install: install-session
-install-session: $(SESSION_LIB)
-	$(INSTALL_SHLIB) $(SESSION_LIB) '$(DESTDIR)$(pkglibdir)/'
-.PHONY: install-session
+# again in a session, so its _PG_init cannot do that); PGXS builds and
+# MODULES (set above, before PGXS is included) beside MODULE_big
+src/codevec_session.o: $(PG_STAMP)
 
 # codevec_pgvector (pgvector/): gpuivf opclasses and casts for pgvector's
 # vector and halfvec, installed only where the server has pgvector

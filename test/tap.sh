@@ -9,6 +9,8 @@
 #                                   (their first 3000 bytes)
 #   like GOT PATTERN DESCRIPTION    ok when GOT matches the grep PATTERN
 #   skip DESCRIPTION REASON         a check not run here (counted in SKIP)
+#   finish                          "N passed, N failed" and exit: 1 when
+#                                   any check failed, else 0
 #
 # Each returns 0, whatever the check's outcome.
 
@@ -48,4 +50,10 @@ like() {
 skip() {
 	N=$((N + 1)); SKIP=$((SKIP + 1)); echo "ok $N - $1 # SKIP $2"
 	return 0
+}
+
+finish() {
+	echo "$PASS passed, $FAIL failed"
+	[ "$FAIL" -eq 0 ]
+	exit $?
 }

@@ -104,7 +104,7 @@ if [ "$cuda_compiled" = t ] && [ "${cuda_devices:-0}" -gt 0 ]; then
 	done
 	if [ "$state" = ready ]; then
 		echo "== GPU: $(psql -qAtX -c "SELECT device FROM codevec_gpu_status()"): embed() and search run on the GPU service"
-		# the login warm-up (src/sessionwarmup.c): a session's first
+		# the login warm-up (src/codevec_session.c): a session's first
 		# code.search then costs what its later ones cost; each login runs
 		# one keyword and one hybrid search, whose embedding the GPU service
 		# does in ~0.3 ms (on the CPU encoder ~10 ms: not set there)

@@ -149,7 +149,7 @@ fi
 # (different questions), medians over SESSIONS sessions; and the wall time
 # of a new session that runs SELECT 1 (connect, login, the query, exit).
 # Twice: without the login warm-up (tag "") and, where the server has
-# codevec_session (src/sessionwarmup.c), with session_preload_libraries =
+# codevec_session (src/codevec_session.c), with session_preload_libraries =
 # 'codevec_session' set on the database (tag "-warmup"; WARMUP_AB=0 skips it).
 med() { sort -n "$1" | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)] }'; }
 first_calls() {	# first_calls TAG
@@ -169,7 +169,7 @@ first_calls() {	# first_calls TAG
 	: > "$work/login.txt"
 	for s in $(seq 1 "$SESSIONS"); do
 		t0=$(date +%s%N); psql -qAtX -c "SELECT 1" >/dev/null; t1=$(date +%s%N)
-		echo "$(( (t1 - t0) / 1000 ))" | awk '{ printf "%.3f\n", $1 / 1000 }' >> "$work/login.txt"
+		awk -v ns=$((t1 - t0)) 'BEGIN { printf "%.3f\n", ns / 1e6 }' >> "$work/login.txt"
 	done
 	result session_select1 "login$1" 1 "$(med "$work/login.txt")" ms
 }
@@ -187,8 +187,8 @@ for s in $(seq 1 "$SESSIONS"); do
 		sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' > "$work/t.txt"
 	sed -n 1p "$work/t.txt" >> "$work/first.txt"; sed -n 2p "$work/t.txt" >> "$work/second.txt"
 done
-result first_call embed 1 "$(sort -n "$work/first.txt" | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')" ms
-result second_call embed 1 "$(sort -n "$work/second.txt" | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')" ms
+result first_call embed 1 "$(med "$work/first.txt")" ms
+result second_call embed 1 "$(med "$work/second.txt")" ms
 
 # what ran where, for the record
 psql -qAtX -c "SELECT 'gpu: ' || state || ', ' || coalesce(device, '') || ', requests ' || requests || ', fallbacks ' || fallbacks FROM codevec_gpu_status()" | sed 's/^/# /'

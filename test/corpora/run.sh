@@ -48,8 +48,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-source "$ROOT/test/tap.sh"	# ok, is, like, skip
-finish() { echo "$PASS passed, $FAIL failed"; [ "$FAIL" -eq 0 ]; exit $?; }
+source "$ROOT/test/tap.sh"	# ok, is, like, skip, finish
 
 if [ ! -x "$LOADER" ]; then
     ok 1 "codevec-load is built ($LOADER missing: make -C loaders)"

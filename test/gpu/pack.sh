@@ -24,7 +24,7 @@ if [ ! -s "$kit/xlibs.tar.xz" ]; then
 fi
 make -s -C "$top" -j"$(nproc)" CUDA=1 >/dev/null
 w=$(mktemp -d)
-cp "$top/codevec.so" "$top/codevec_cuda_encoder.so" "$top/codevec_session.so" "$top/codevec.control" "$top"/sql/codevec--*.sql "$w/"
+cp "$top/codevec.so" "$top/codevec_cuda_encoder.so" "$top/src/codevec_session.so" "$top/codevec.control" "$top"/sql/codevec--*.sql "$w/"
 # pgTAP (plain SQL) for the suites, and the loader with the Debian libraries
 # an Ubuntu host lacks
 cp /usr/share/postgresql/15/extension/pgtap.control /usr/share/postgresql/15/extension/pgtap--1*.sql "$w/" 2>/dev/null || true

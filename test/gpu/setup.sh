@@ -61,7 +61,7 @@ if [ ! -e /tmp/.codevec-gpu-setup ]; then
 	ldconfig
 	mkdir -p /tmp/ext && tar xJf "$kit/ext.tar.xz" -C /tmp/ext
 	cp /tmp/ext/codevec.so /tmp/ext/codevec_cuda_encoder.so "$(pg_config --pkglibdir)/"
-	# the login warm-up (src/sessionwarmup.c), where the kit has it
+	# the login warm-up (src/codevec_session.c), where the kit has it
 	[ -f /tmp/ext/codevec_session.so ] && cp /tmp/ext/codevec_session.so "$(pg_config --pkglibdir)/"
 	cp /tmp/ext/codevec.control /tmp/ext/codevec--*.sql /tmp/ext/pgtap* "$(pg_config --sharedir)/extension/"
 	if [ -d /tmp/ext/loader ]; then

@@ -22,10 +22,9 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 TMP=$(mktemp -d /tmp/indexcheck-test.XXXXXX); chmod 755 "$TMP"
 PASS=0; FAIL=0; N=0
-source "$ROOT/test/tap.sh"	# ok, is, like, skip
+source "$ROOT/test/tap.sh"	# ok, is, like, skip, finish
 cleanup() { bash "$ROOT/test/cluster.sh" stop "$TMP/c" immediate >/dev/null 2>&1; rm -rf "$TMP"; }
 trap cleanup EXIT
-finish() { echo "$PASS passed, $FAIL failed"; [ "$FAIL" -eq 0 ]; exit $?; }
 freeport() { local p=$1; while [ -e "/tmp/.s.PGSQL.$p" ]; do p=$((p + 1)); done; echo "$p"; }
 
 # 18 turns data checksums on by default; 15's initdb has no such option

@@ -27,8 +27,7 @@ cleanup() {
 	psql -X -q -d "$MAINTDB" -c "DROP DATABASE IF EXISTS $DB" -c "DROP ROLE IF EXISTS $R" -c "DROP ROLE IF EXISTS $F" >/dev/null 2>&1
 }
 trap cleanup EXIT
-source "$ROOT/test/tap.sh"	# ok, is, like, skip
-finish() { echo "$PASS passed, $FAIL failed"; [ "$FAIL" -eq 0 ]; exit $?; }
+source "$ROOT/test/tap.sh"	# ok, is, like, skip, finish
 # AS ROLE SQL: run as ROLE (SET ROLE inside one session, so no password is needed)
 AS() { psql -X -A -t -q -v ON_ERROR_STOP=1 -d "$DB" -c "SET client_min_messages = warning" -c "SET codevec.device = cpu" -c "SET ROLE $1" -c "$2" 2>&1; }
 # STATE ROLE SQL: the SQLSTATE of the statement's error as ROLE (empty when it succeeds)

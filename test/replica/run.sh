@@ -17,14 +17,13 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 TMP=$(mktemp -d /tmp/replica-test.XXXXXX); chmod 755 "$TMP"
 PASS=0; FAIL=0; N=0
-source "$ROOT/test/tap.sh"	# ok, is, like, skip
+source "$ROOT/test/tap.sh"	# ok, is, like, skip, finish
 cleanup() {
 	bash "$ROOT/test/cluster.sh" stop "$TMP/standby" immediate >/dev/null 2>&1
 	bash "$ROOT/test/cluster.sh" stop "$TMP/primary" immediate >/dev/null 2>&1
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
-finish() { echo "$PASS passed, $FAIL failed"; [ "$FAIL" -eq 0 ]; exit $?; }
 freeport() { local p=$1; while [ -e "/tmp/.s.PGSQL.$p" ]; do p=$((p + 1)); done; echo "$p"; }
 
 pp=$(freeport 5661)

@@ -37,9 +37,8 @@ MAINTDB=${PGDATABASE:-postgres}
 cleanup() { psql -X -q -d "$MAINTDB" -c "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1; }
 trap cleanup EXIT
 
-source "$ROOT/test/tap.sh"	# ok, is, like, skip
+source "$ROOT/test/tap.sh"	# ok, is, like, skip, finish
 Q() { psql -X -A -t -q -v ON_ERROR_STOP=1 -d "$DB" -c "SET client_min_messages = warning" -c "$1"; }
-finish() { echo "$PASS passed, $FAIL failed"; [ "$FAIL" -eq 0 ]; exit $?; }
 
 LINUX=${CVL_TEST_LINUX:-}
 if [ -z "$LINUX" ]; then

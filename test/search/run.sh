@@ -31,14 +31,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-source "$ROOT/test/tap.sh"	# ok, is, like, skip
+source "$ROOT/test/tap.sh"	# ok, is, like, skip, finish
 Q() { psql -X -A -t -q -v ON_ERROR_STOP=1 -d "$DB" -c "SET client_min_messages = warning" -c "SET codevec.device = cpu" -c "$1"; }
 # the SQLSTATE of a statement's error (empty when it succeeds)
 STATE() {
 	psql -X -q -d "$DB" -v VERBOSITY=verbose -c "SET client_min_messages = warning" -c "$1" 2>&1 >/dev/null |
 		sed -n 's/^ERROR:  \([0-9A-Z]\{5\}\):.*/\1/p' | head -1
 }
-finish() { echo "$PASS passed, $FAIL failed"; [ "$FAIL" -eq 0 ]; exit $?; }
 
 if [ ! -x "$LOADER" ] || ! psql -X -q -d "$MAINTDB" -c "CREATE DATABASE $DB" >/dev/null 2>"$TMP/err"; then
 	ok 1 "loader built and database reachable"; cat "$TMP/err"; finish

@@ -38,7 +38,7 @@ MAINTDB=${PGDATABASE:-postgres}
 cleanup() { psql -X -q -d "$MAINTDB" -c "DROP DATABASE IF EXISTS $DB" -c "DROP DATABASE IF EXISTS $OLD" >/dev/null 2>&1; }
 trap cleanup EXIT
 
-source "$ROOT/test/tap.sh"	# ok, is, like, skip
+source "$ROOT/test/tap.sh"	# ok, is, like, skip, finish
 Q() {		# Q DB SQL...
 	local db=$1; shift
 	local args=()
@@ -46,7 +46,6 @@ Q() {		# Q DB SQL...
 	psql -X -A -t -q -v ON_ERROR_STOP=1 -d "$db" -c "SET client_min_messages = warning" \
 		-c "SET codevec.device = cpu" "${args[@]}"
 }
-finish() { echo "$PASS passed, $FAIL failed"; [ "$FAIL" -eq 0 ]; exit $?; }
 
 CORPUS=$PYLIB/json
 cleanup

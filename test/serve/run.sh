@@ -47,7 +47,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-source "$ROOT/test/tap.sh"	# ok, is, like, skip
+source "$ROOT/test/tap.sh"	# ok, is, like, skip, finish
 source "$ROOT/test/venv.sh"	# pinned_venv
 # counts the "ok - ..." / "not ok - ..." lines of a checker; a checker
 # that dies without its last line is one more failure
@@ -64,7 +64,6 @@ tally() {		# tally NAME COMMAND...
 	done < "$out"
 	[ $rc -eq 0 ] || { ok 1 "$1 ran to its end (exit $rc)"; tail -15 "$TMP/$1.err" | sed 's/^/#   /'; }
 }
-finish() { echo "$PASS passed, $FAIL failed"; [ "$FAIL" -eq 0 ]; exit $?; }
 # starts codevec-serve with ARGS on a free port; sets PORT, SPID, BASE
 start_serve() {
 	local log=$1; shift

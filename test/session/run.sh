@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test/session/run.sh — codevec_session, the login warm-up (issue 21, item 3;
-# src/sessionwarmup.c).
+# src/codevec_session.c).
 #
 # A scratch database with a loaded corpus (embeddings, BM25 postings, a
 # gpuivf index) and session_preload_libraries = 'codevec_session' set on
@@ -35,8 +35,7 @@ cleanup() {
 		-c "DROP DATABASE IF EXISTS $DB" -c "DROP ROLE IF EXISTS $R" >/dev/null 2>&1
 }
 trap cleanup EXIT
-source "$ROOT/test/tap.sh"	# ok, is, like, skip
-finish() { echo "$PASS passed, $FAIL failed"; [ "$FAIL" -eq 0 ]; exit $?; }
+source "$ROOT/test/tap.sh"	# ok, is, like, skip, finish
 # Q SQL...: each SQL in one new session of $DB (PGOPTIONS as the caller sets it)
 Q() { local a=(); for s in "$@"; do a+=(-c "$s"); done; psql -X -A -t -q -d "$DB" "${a[@]}" 2>&1; }
 # OFF SQL...: the same with the warm-up off

@@ -66,8 +66,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-source "$ROOT/test/tap.sh"	# ok, is, like, skip
-finish() { echo "$PASS passed, $FAIL failed"; [ "$FAIL" -eq 0 ]; exit $?; }
+source "$ROOT/test/tap.sh"	# ok, is, like, skip, finish
 conn() { echo "host=/tmp port=$1 user=postgres dbname=${2:-codevec}"; }
 COORD=$(conn "${PORTS[0]}")
 SINGLE=$(conn "${PORTS[0]}" single)

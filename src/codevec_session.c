@@ -1,5 +1,5 @@
 /*
- * sessionwarmup.c
+ * codevec_session.c
  *	  codevec_session: a library for session_preload_libraries that runs
  *	  code.search once in each of its modes while a session logs in, so
  *	  that the session's first search costs what its later ones cost.
@@ -176,56 +176,54 @@ WarmupOne(const char *mode)
 }
 
 /*
+ * Why this session runs no warm-up, or NULL when it runs one.  modes gets
+ * codevec_session.warmup's list (pointing into *rawstring, both palloc'd).
+ */
+static const char *
+WarmupSkipReason(char **rawstring, List **modes)
+{
+	/* a client backend only: parallel workers (B_BG_WORKER) load the
+	 * leader's libraries again, and a WAL sender is still B_BACKEND here */
+	if (!IsUnderPostmaster || MyBackendType != B_BACKEND || am_walsender)
+		return "not a client session";
+	if (!OidIsValid(MyDatabaseId))
+		return "no database";
+	/* before PostgreSQL 15, session_preload_libraries ran outside any transaction */
+	if (!IsTransactionState())
+		return "not called inside the login transaction";
+	*rawstring = pstrdup(warmup_modes ? warmup_modes : "");
+	/* the check hook refuses a value that is not a list; kept for safety */
+	if (!SplitIdentifierString(*rawstring, ',', modes))
+		return "codevec_session.warmup is not a list";
+	if (*modes == NIL)
+		return "codevec_session.warmup is empty";
+	if (!OidIsValid(get_namespace_oid("code", true)))
+		return "no schema code in this database";
+	return NULL;
+}
+
+/*
  * Run the warm-up of this session: every mode of codevec_session.warmup in
  * order, or a "skipped: ..." line saying why none ran.
  */
 static void
 Warmup(void)
 {
-	char	   *rawstring;
-	List	   *modes;
+	char	   *rawstring = NULL;
+	List	   *modes = NIL;
+	const char *skip = WarmupSkipReason(&rawstring, &modes);
 	ListCell   *lc;
 
-	/* a client backend only: parallel workers (B_BG_WORKER) load the
-	 * leader's libraries again, and a WAL sender is still B_BACKEND here */
-	if (!IsUnderPostmaster || MyBackendType != B_BACKEND || am_walsender)
+	if (skip)
+		appendStringInfo(&warmup_result, "skipped: %s", skip);
+	else
 	{
-		appendStringInfoString(&warmup_result, "skipped: not a client session");
-		return;
+		foreach(lc, modes)
+			WarmupOne((const char *) lfirst(lc));
 	}
-	if (!OidIsValid(MyDatabaseId))
-	{
-		appendStringInfoString(&warmup_result, "skipped: no database");
-		return;
-	}
-	if (!IsTransactionState())
-	{
-		/* before PostgreSQL 15, session_preload_libraries ran outside any transaction */
-		appendStringInfoString(&warmup_result, "skipped: not called inside the login transaction");
-		return;
-	}
-	rawstring = pstrdup(warmup_modes ? warmup_modes : "");
-	if (!SplitIdentifierString(rawstring, ',', &modes))
-	{
-		/* the check hook refuses such a value; kept for safety */
-		appendStringInfoString(&warmup_result, "skipped: codevec_session.warmup is not a list");
-		pfree(rawstring);
-		return;
-	}
-	if (modes == NIL)
-	{
-		appendStringInfoString(&warmup_result, "skipped: codevec_session.warmup is empty");
-		return;
-	}
-	if (!OidIsValid(get_namespace_oid("code", true)))
-	{
-		appendStringInfoString(&warmup_result, "skipped: no schema code in this database");
-		return;
-	}
-	foreach(lc, modes)
-		WarmupOne((const char *) lfirst(lc));
 	list_free(modes);
-	pfree(rawstring);
+	if (rawstring)
+		pfree(rawstring);
 }
 
 /* codevec_session.warmup's check: a comma-separated list of code.search's modes */
