@@ -599,6 +599,98 @@ else
 	echo "ok $N - train.py smoke test # SKIP torch/transformers not installed (TRAIN_PYTHON)"
 fi
 
+# --- the re-ranker (issue 14, item 5): rerank-eval.py's pair encoding
+# against the tokenizer's own pair encoding, its hybrid ranks against
+# eval-models.py's, and train-reranker.py on the tiny BERT fixture (CPU)
+if "$TPY" -c 'import torch, transformers, safetensors' 2>/dev/null; then
+	"$TPY" - "$ROOT" "$TMP" <<'PY' > "$TMP/rr.out" 2>"$TMP/rr.err"
+import gzip, importlib.util, json, os, subprocess, sys
+root, tmp = sys.argv[1:3]
+spec = importlib.util.spec_from_file_location('rerank_eval', os.path.join(root, 'bench/quality/ood/rerank-eval.py'))
+re_ = importlib.util.module_from_spec(spec); spec.loader.exec_module(re_)
+fix = os.path.join(root, 'test/embed/fixtures/tiny-bert')
+from transformers import AutoTokenizer
+tok = AutoTokenizer.from_pretrained(fix)
+ce = re_.CrossEncoder(None, model=object(), tok=tok)
+words = 'read write parse sort merge split join open close send receive hash'.split()
+short = ['read the list', 'open a file and sort its lines']
+texts = ['def read(items):\n    return items', ' '.join(words * 40)]
+b = ce.encode(short, texts)
+ref = tok(short, texts, truncation='only_second', max_length=256, padding=True, return_tensors='pt')
+same = all((b[k].cpu() == ref[k]).all().item() for k in ('input_ids', 'token_type_ids', 'attention_mask'))
+longq = ' '.join(words * 10)
+b2 = ce.encode([longq], [texts[1]])
+qi = tok(longq, add_special_tokens=False)['input_ids']
+ids = b2['input_ids'][0].tolist()
+cut = ids[1:65] == qi[:64] and ids[65] == tok.sep_token_id and len(ids) == 256 \
+    and b2['token_type_ids'][0].tolist() == [0] * 66 + [1] * 190
+print('encode', same, cut)
+# a kit: hybrid under the fixture (rerank-eval) against eval-models.py's 2/0.5 ranks
+sn = [[100 + i, 'def %s_%d(items):\n    return %s(items, %d)' % (w, i, w, i)]
+      for i, w in enumerate(words * 2)]
+qs = [dict(qid='c%d' % i, language='python', split='dev' if i % 3 else 'test',
+           query='%s the list %d' % (words[i % 12], i), targets=[100 + i],
+           kw=[100 + (i + 1) % 24, 100 + i]) for i in range(24)]
+kit = dict(created='t', commit='t', groups=[dict(benchmark='cosqa', name='cosqa', snippets=sn, queries=qs)])
+with gzip.open(os.path.join(tmp, 'rkit.json.gz'), 'wt') as f:
+    json.dump(kit, f)
+ev = subprocess.run([sys.executable, os.path.join(root, 'bench/quality/ood/eval-models.py'),
+                     os.path.join(tmp, 'rkit.json.gz'), fix, '--backend', 'torch',
+                     '--out', os.path.join(tmp, 'rev.json')], capture_output=True, text=True)
+evr = {q['qid']: q for g in json.load(open(os.path.join(tmp, 'rev.json')))['models'][fix] for q in g['queries']}
+pairs = [dict(language='python', repo='repo%d' % (i % 5), style='doc', fn='f%d' % i,
+              query='%s the items of list %d' % (words[i % 12], i),
+              text='def %s_%d(items):\n    return %s(items, %d)' % (words[i % 12], i, words[i % 12], i))
+         for i in range(48)]
+with gzip.open(os.path.join(tmp, 'rp.jsonl.gz'), 'wt') as f:
+    for p in pairs:
+        f.write(json.dumps(p) + '\n')
+t = subprocess.run([sys.executable, os.path.join(root, 'tools/train-model/train-reranker.py'),
+                    '--base', fix, '--pairs', os.path.join(tmp, 'rp.jsonl.gz'),
+                    '--out', os.path.join(tmp, 'ce'), '--kit', os.path.join(tmp, 'rkit.json.gz'),
+                    '--batch', '4', '--group', '3', '--mine-range', '1,6', '--webq', '0',
+                    '--idfree', '0', '--lr', '1e-3', '--epochs', '2', '--eval-every', '5',
+                    '--depth', '5'], capture_output=True, text=True)
+h = json.load(open(os.path.join(tmp, 'ce', 'train-log.json'))) if t.returncode == 0 else {}
+hy = h.get('hybrid_dev', {}).get('macro')
+dev = [q for q in evr.values() if q['split'] == 'dev']
+ref = sum(1 / q['hybrid']['2/0.5'] if 0 < q['hybrid']['2/0.5'] <= 10 else 0 for q in dev) / len(dev)
+cfg = json.load(open(os.path.join(tmp, 'ce', 'config.json'))) if t.returncode == 0 else {}
+with open(os.path.join(tmp, 'ce', 'model.safetensors'), 'rb') as f:
+    n = int.from_bytes(f.read(8), 'little'); head = json.loads(f.read(n))
+dt = sorted({v['dtype'] for k, v in head.items() if k != '__metadata__'})
+best = max(v['macro'] for v in h.get('evals', {}).values()) if h.get('evals') else None
+print('train', ev.returncode, t.returncode, hy is not None and round(ref, 4) == hy,
+      cfg.get('num_labels', len(cfg.get('id2label', {}))), ','.join(dt),
+      h.get('chosen', {}).get('dev_macro') == best, h.get('used'))
+# rerank-eval: hybrid ranks as eval-models.py's; depth 1 re-orders nothing
+outs = []
+for d in ('1', '5'):
+    r = subprocess.run([sys.executable, os.path.join(root, 'bench/quality/ood/rerank-eval.py'),
+                        os.path.join(tmp, 'rkit.json.gz'), fix, os.path.join(tmp, 'ce'), '--depth', d,
+                        '--out', os.path.join(tmp, 'rr%s.json' % d)], capture_output=True, text=True)
+    outs.append(json.load(open(os.path.join(tmp, 'rr%s.json' % d)))['groups'][0]['queries'] if r.returncode == 0 else [])
+q1, q5 = outs
+print('eval', len(q1) == 24 and all(q['hybrid'] == evr[q['qid']]['hybrid']['2/0.5'] and
+                                    q['vector'] == (evr[q['qid']]['vector'] if evr[q['qid']]['vector'] <= 100 else 0)
+                                    for q in q1),
+      all(q['rerank:ce'] == q['hybrid'] for q in q1),
+      all(q['rerank:ce'] == q['hybrid'] for q in q5 if q['hybrid'] > 5 or q['hybrid'] == 0),
+      all(0 < q['rerank:ce'] <= 5 for q in q5 if 0 < q['hybrid'] <= 5))
+sys.stderr.write(t.stdout[-3000:] + t.stderr[-3000:] + ev.stderr[-1000:])
+PY
+	ok $? "re-ranker smoke test runs (tiny BERT, CPU)"
+	is "$(grep '^encode' "$TMP/rr.out")" "encode True True" \
+		"rerank-eval.py's pairs are the tokenizer's own pair encoding (ids, token types, mask; text cut first), a long query cut to 64 word pieces"
+	is "$(grep '^train' "$TMP/rr.out")" "train 0 0 True 1 F16 True 48" \
+		"train-reranker.py: the hybrid dev MRR@10 it re-ranks equals eval-models.py's 2/0.5 ranks; one label, float16, the best dev checkpoint kept; all 48 training pairs with 2 mined negatives"
+	is "$(grep '^eval' "$TMP/rr.out")" "eval True True True True" \
+		"rerank-eval.py: hybrid and vector ranks as eval-models.py's; depth 1 re-orders nothing; depth 5 moves only the first 5"
+else
+	N=$((N + 1)); SKIP=$((SKIP + 1))
+	echo "ok $N - re-ranker smoke test # SKIP torch/transformers not installed (TRAIN_PYTHON)"
+fi
+
 # merge: gzip and xz inputs, sorted; a pair whose query is one of bench/quality's
 # queries (today's queries.tsv.gz, any case and punctuation) is left out
 python3 - "$TMP" "$ROOT/bench/quality/queries.tsv.gz" <<'PY'

@@ -76,13 +76,15 @@ import json
 import os
 import random
 import shutil
+import sys
 import time
 
 import torch
 import torch.nn.functional as F
 from transformers import AutoModel, AutoTokenizer
 
-import webquery  # this folder's: the --webq rewrite
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import webquery  # noqa: E402 (this folder's: the --webq rewrite; also when loaded by path)
 
 START = time.time()
 COPY = ['config.json', 'vocab.txt', 'tokenizer_config.json', 'tokenizer.json',
