@@ -10,7 +10,7 @@
  *   file.c     the file object: status names, its snippets
  *   lang.c     languages by file name, their tree-sitter grammars
  *   extract.c  syntax tree -> snippets (kind, names, signature, doc, lines)
- *              and cvl_embed_text_build(), the text that gets embedded
+ *   embedtext.c  cvl_embed_text_build(), the text that gets embedded
  *   encoding.c source bytes -> UTF-8 text (BOMs, declared encodings via
  *              iconv, U+FFFD for stray bytes); UTF-8 checks and cuts
  *   db.c       libpq: schema, repository, prune, the embedding plan and the
@@ -263,12 +263,16 @@ typedef struct CvlExtractOptions
 } CvlExtractOptions;
 
 void		cvl_extract_configure(const CvlExtractOptions *options);
+int			cvl_snippets_extract(CvlFile file, TSTree *tree,
+								 const char *src, size_t len);
+
+/* ---------- embedtext.c ---------- */
+
+void		cvl_embed_text_configure(const CvlExtractOptions *options);
 int			cvl_embed_fields_parse(const char *list, unsigned *fields);
 int			cvl_embed_words_parse(const char *name, CvlEmbedWords *words);
 void		cvl_buf_append_words(CvlBuf buf, const char *s, size_t n, bool punct,
 								 size_t limit);
-int			cvl_snippets_extract(CvlFile file, TSTree *tree,
-								 const char *src, size_t len);
 char	   *cvl_embed_text_build(const char *path, const CvlSnippetData *s);
 
 /* ---------- walk.c ---------- */
