@@ -71,12 +71,10 @@ typedef struct Extractor
 	int			docs_cap;
 } Extractor;
 
-/* the run's settings (set once by main before any worker starts) */
+/* the run's settings (set once by main before any worker starts; the
+ * embed_* ones are embedtext.c's) */
 static CvlExtractOptions Options = {
 	.strip_docs = false,
-	.embed_fields = CVL_EMBED_DEFAULT_FIELDS,
-	.embed_max_bytes = CVL_EMBED_TEXT_MAX_BYTES,
-	.embed_words = CVL_EMBED_DEFAULT_WORDS,
 };
 
 /*
@@ -87,9 +85,7 @@ void
 cvl_extract_configure(const CvlExtractOptions *options)
 {
 	Options = *options;
-	if (Options.embed_max_bytes == 0)
-		Options.embed_max_bytes = CVL_EMBED_TEXT_MAX_BYTES;
-	cvl_embed_text_configure(&Options);
+	cvl_embed_text_configure(options);
 }
 
 /* Remember a doc's byte range to cut from the code that contains it. */

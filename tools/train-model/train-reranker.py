@@ -61,7 +61,7 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
-import train     # this folder's: is_dev, mine, the tokenizer files copied
+import train     # this folder's: is_dev, mine, optimizer, train_step
 import webquery  # this folder's: the --webq rewrite
 
 START = time.time()
@@ -184,10 +184,7 @@ def main():
     total = steps_per_epoch * args.epochs
     if args.max_steps:
         total = min(total, args.max_steps)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
-    warm = max(1, int(0.1 * total))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
+    opt, sched = train.optimizer(model, args.lr, total)
     rng, qrng = random.Random(args.seed), random.Random(args.seed + 2)
 
     def evaluate(label):
@@ -224,13 +221,8 @@ def main():
             with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=dev.type == 'cuda'):
                 logits = model(**b).logits[:, 0].float().view(len(idx), args.group)
             loss = F.cross_entropy(logits, torch.zeros(len(idx), dtype=torch.long, device=dev))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
+            run += train.train_step(model, opt, sched, loss)
             step += 1
-            run += loss.item()
             if step % 100 == 0:
                 log('epoch %d step %d/%d loss %.4f (%.0f s)' % (ep, step, total, run / 100,
                                                                  time.time() - t0))

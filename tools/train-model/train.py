@@ -224,6 +224,26 @@ def mine(model, tok, train, dev, args):
     return negs, stats
 
 
+def optimizer(model, lr, total):
+    """AdamW (weight decay 0.01) with 10% linear warm-up then linear decay
+    to 0 at step TOTAL: (optimizer, scheduler)."""
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    warm = max(1, int(0.1 * total))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
+    return opt, sched
+
+
+def train_step(model, opt, sched, loss):
+    """One optimizer step on LOSS (gradients clipped to norm 1.0); its value."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    sched.step()
+    return loss.item()
+
+
 def save(model, base, out, dtype):
     os.makedirs(out, exist_ok=True)
     for f in COPY:
@@ -323,10 +343,8 @@ def main():
     total = steps_per_epoch * args.epochs
     if args.max_steps:
         total = min(total, args.max_steps)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
-    warm = max(1, int(0.1 * total))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
+    opt, sched = optimizer(model, args.lr, total)
+
     def dev_scores():
         out = {'idfree': dev_mrr(model, tok, dev_idfree, dev, args),
                'webq': dev_mrr(model, tok, dev_webq, dev, args)}
@@ -390,13 +408,8 @@ def main():
             q = embed(model, tok, qs, args.query_len, dev)
             d = embed(model, tok, texts, args.text_len, dev)
             loss = F.cross_entropy(args.scale * (q @ d.T), torch.arange(len(batch), device=dev))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
+            run += train_step(model, opt, sched, loss)
             step += 1
-            run += loss.item()
             if step % 100 == 0:
                 log('epoch %d step %d/%d loss %.4f (%.0f s)' % (ep, step, total, run / 100,
                                                                  time.time() - t0))
