@@ -8,6 +8,7 @@ for code search (issue 14, item 5) from a BERT-family encoder, on the same
                     [--batch 32] [--group 8] [--lr 3e-5] [--webq 0.5]
                     [--idfree 0.3] [--styles doc,comment,so]
                     [--mine-range 3,50] [--eval-every 500] [--max-seconds 0]
+                    [--max-pairs N] [--max-steps N]
 
 Model: transformers' BertForSequenceClassification with one label (the
 architecture of sentence-transformers' CrossEncoder and of the MS MARCO
@@ -146,6 +147,8 @@ def main():
     ap.add_argument('--webq', type=float, default=0.5)
     ap.add_argument('--mine-range', default='3,50')
     ap.add_argument('--eval-every', type=int, default=0)
+    ap.add_argument('--max-pairs', type=int, default=0,
+                    help='train on a seeded sample of this many pairs (mining is over them only)')
     ap.add_argument('--max-steps', type=int, default=0)
     ap.add_argument('--max-seconds', type=int, default=0)
     args = ap.parse_args()
@@ -157,6 +160,8 @@ def main():
     styles = set(args.styles.split(','))
     train_pairs = [p for p in pairs if not train.is_dev(p['repo'])
                    and p.get('style', 'doc') in styles]
+    if args.max_pairs and len(train_pairs) > args.max_pairs:
+        train_pairs = random.Random(args.seed + 5).sample(train_pairs, args.max_pairs)
     mix = collections.Counter('%s/%s' % (p['language'], p.get('style', 'doc')) for p in train_pairs)
     log('pairs %d: train %d; device %s; mixture %s' % (len(pairs), len(train_pairs), dev,
                                                         dict(sorted(mix.items()))))
