@@ -77,7 +77,7 @@ def log(*a):
     print(*a, flush=True)
 
 
-def dev_candidates(kit_path, bi_folder, benches, depth):
+def dev_candidates(kit_path, bi_folder, benches):
     """[(benchmark, {id: text}, candidates)] of the kit's dev halves."""
     with gzip.open(kit_path, 'rt', encoding='utf-8') as f:
         kit = json.load(f)
@@ -173,8 +173,7 @@ def main():
     del mm
     log('mined %s' % mstats)
     keep = [i for i, n in enumerate(negs) if len(n) == args.group - 1]
-    groups = dev_candidates(args.kit, mine_with, set(args.kit_groups.split(',')), args.depth) \
-        if args.kit else []
+    groups = dev_candidates(args.kit, mine_with, set(args.kit_groups.split(','))) if args.kit else []
     tok = AutoTokenizer.from_pretrained(args.base)
     model = AutoModelForSequenceClassification.from_pretrained(args.base, num_labels=1).float().to(dev)
     model.train()
@@ -192,10 +191,13 @@ def main():
     opt, sched = train.optimizer(model, args.lr, total)
     rng, qrng = random.Random(args.seed), random.Random(args.seed + 2)
 
+    evaluated = -1   # the step last scored
+
     def evaluate(label):
-        nonlocal best
-        if not groups:
+        nonlocal best, evaluated
+        if not groups or evaluated == step:
             return
+        evaluated = step
         o = dev_score(ce, groups, args.depth)
         hist['evals'][label] = o
         log('dev re-ranked at %s: %s' % (label, o))
@@ -234,8 +236,7 @@ def main():
                 run = 0.0
             if args.eval_every and step % args.eval_every == 0:
                 evaluate('step %d' % step)
-        if not (args.eval_every and step % args.eval_every == 0):
-            evaluate('epoch %d (step %d)' % (ep, step))
+        evaluate('epoch %d (step %d)' % (ep, step))
         if stop:
             hist['stopped'] = 'after %d steps (%d s)' % (step, time.time() - START)
             break
