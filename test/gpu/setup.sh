@@ -15,7 +15,11 @@
 # Defines gpu_server_stop and (from test/lib.sh) check DESCRIPTION SQL EXPECTED (TAP lines;
 # counters passed and failed) and tap_result (the "N passed, N failed"
 # line; its status).
+# top: the caller's, else the repository this file is in (a caller that
+# forgot it used to get kit=/.gpukit and a setup that failed quietly)
+top=${top:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 kit=$top/.gpukit
+[ -f "$kit/pgkit.tar.xz" ] || { echo "test/gpu/setup.sh: no $kit/pgkit.tar.xz (bash test/gpu/pack.sh here, carry .gpukit)" >&2; return 1; }
 passed=${passed:-0}; failed=${failed:-0}
 # where start-postgres.sh unpacks the kit (pg_config, psql, pgbench), also
 # for a second script on a server an earlier call started
@@ -51,7 +55,10 @@ gpu_server_stop() {
 }
 
 if [ ! -e /tmp/.codevec-gpu-setup ]; then
-	eval "$(bash "$kit/start-postgres.sh" "$kit/pgkit.tar.xz" /tmp/pgdata)" || return 1
+	# the assignment keeps start-postgres.sh's status (eval of its empty
+	# output would succeed), so a failed start stops here, before the marker
+	pgenv=$(bash "$kit/start-postgres.sh" "$kit/pgkit.tar.xz" /tmp/pgdata) || return 1
+	eval "$pgenv"
 	tar xJf "$kit/xlibs.tar.xz" -C /tmp && cp /tmp/xlibs/* /usr/local/lib/
 	# cuBLASLt for codevec_cuda_encoder.so: the toolkit's, else PyTorch's wheel
 	if [ ! -e /usr/local/cuda/lib64/libcublasLt.so.13 ]; then
@@ -81,8 +88,9 @@ elif [ ! -e "$models/default" ] && [ -f "$top/models/code-minilm-l6/model.safete
 	mkdir -p "$models" && cp -r "$top/models/code-minilm-l6" "$models/code-minilm-l6" && chmod -R a+rX "$models"
 	ln -sfn code-minilm-l6 "$models/default"
 fi
-eval "$(bash "$kit/start-postgres.sh" "$kit/pgkit.tar.xz" /tmp/pgdata shared_preload_libraries=codevec,plpgsql \
-	shared_buffers=8GB max_parallel_workers_per_gather=0 jit=off max_connections=200 "$@")"
+pgenv=$(bash "$kit/start-postgres.sh" "$kit/pgkit.tar.xz" /tmp/pgdata shared_preload_libraries=codevec,plpgsql \
+	shared_buffers=8GB max_parallel_workers_per_gather=0 jit=off max_connections=200 "$@") || return 1
+eval "$pgenv"
 export PGDATABASE=postgres
 psql -qX -c "CREATE EXTENSION IF NOT EXISTS codevec" >/dev/null
 for _ in $(seq 1 100); do
