@@ -2,6 +2,7 @@
 # CUDA host (no package registry; see ../shared/gpu-host/README.md), as root:
 #
 #   top=/path/to/repo; source "$top/test/gpu/setup.sh" [postgres settings...]
+#   (top defaults to the repository this file is in)
 #
 # Installs what test/gpu/pack.sh put in .gpukit/ — Debian's OpenBLAS,
 # utf8proc, cJSON (xlibs.tar.xz), the extension built with CUDA
@@ -48,6 +49,15 @@ gpu_answered() {
 	fi
 }
 
+# kit_postgres_start [SETTINGS...]: start the kit's server on /tmp/pgdata and
+# take its environment (PATH, LD_LIBRARY_PATH, PG*); non-zero when the start
+# failed (an eval of start-postgres.sh's empty output would succeed and hide it)
+kit_postgres_start() {
+	local env
+	env=$(bash "$kit/start-postgres.sh" "$kit/pgkit.tar.xz" /tmp/pgdata "$@") || return 1
+	eval "$env"
+}
+
 # gpu_server_stop: stop the kit's server (a later source of this file
 # starts it again, e.g. after another codevec.so was installed)
 gpu_server_stop() {
@@ -55,10 +65,8 @@ gpu_server_stop() {
 }
 
 if [ ! -e /tmp/.codevec-gpu-setup ]; then
-	# the assignment keeps start-postgres.sh's status (eval of its empty
-	# output would succeed), so a failed start stops here, before the marker
-	pgenv=$(bash "$kit/start-postgres.sh" "$kit/pgkit.tar.xz" /tmp/pgdata) || return 1
-	eval "$pgenv"
+	# a failed start stops here, before the marker
+	kit_postgres_start || return 1
 	tar xJf "$kit/xlibs.tar.xz" -C /tmp && cp /tmp/xlibs/* /usr/local/lib/
 	# cuBLASLt for codevec_cuda_encoder.so: the toolkit's, else PyTorch's wheel
 	if [ ! -e /usr/local/cuda/lib64/libcublasLt.so.13 ]; then
@@ -88,9 +96,8 @@ elif [ ! -e "$models/default" ] && [ -f "$top/models/code-minilm-l6/model.safete
 	mkdir -p "$models" && cp -r "$top/models/code-minilm-l6" "$models/code-minilm-l6" && chmod -R a+rX "$models"
 	ln -sfn code-minilm-l6 "$models/default"
 fi
-pgenv=$(bash "$kit/start-postgres.sh" "$kit/pgkit.tar.xz" /tmp/pgdata shared_preload_libraries=codevec,plpgsql \
-	shared_buffers=8GB max_parallel_workers_per_gather=0 jit=off max_connections=200 "$@") || return 1
-eval "$pgenv"
+kit_postgres_start shared_preload_libraries=codevec,plpgsql \
+	shared_buffers=8GB max_parallel_workers_per_gather=0 jit=off max_connections=200 "$@" || return 1
 export PGDATABASE=postgres
 psql -qX -c "CREATE EXTENSION IF NOT EXISTS codevec" >/dev/null
 for _ in $(seq 1 100); do
