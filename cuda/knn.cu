@@ -195,7 +195,7 @@ I8Kc2(int k)
 static int
 Kc2(int path, int k)
 {
-    return path == PATH_F16 ? MinInt(k + MaxInt(16, k / 8), 2047) : path == PATH_I8 ? I8Kc2(k) : k;
+    return path == PATH_F16 ? codevec_knn_f16_kc2(k) : path == PATH_I8 ? I8Kc2(k) : k;
 }
 
 static int

@@ -323,6 +323,41 @@ codevec_canonical_distance(int metric, const float *q, const float *x, int dim)
                                     codevec_canonical_sum(x, x, dim, 0));
 }
 
+/*
+ * Candidates the fp16 path re-ranks for a k-NN of k (kc2; KERNELS.md):
+ * k plus a margin of max(16, k/8), at most 2047.  The scan's per-block
+ * buffers, the merges and the re-rank's sort are sized by the power of
+ * two at or above kc2 + 1, so their cost steps at those powers.
+ */
+static inline int
+codevec_knn_f16_kc2(int k)
+{
+    int kc2 = k + (k / 8 > 16 ? k / 8 : 16);
+
+    return kc2 < 2047 ? kc2 : 2047;
+}
+
+/*
+ * The largest k' >= k (at most max_k) whose fp16 k-NN keeps buffers of the
+ * same power-of-two size as k's: asking k' candidates costs the kernels
+ * about what k does (a scan that may need a few more rows than k asks for
+ * k' at no extra device time).  k 101 -> 111 (kc2 + 1 = 128), 128 -> 227.
+ * k <= 0 gives k.
+ */
+static inline int
+codevec_knn_k_same_buffers(int k, int max_k)
+{
+    int p = 1;
+
+    if (k <= 0 || k >= max_k)
+        return k;
+    while (p < codevec_knn_f16_kc2(k) + 1)
+        p *= 2;
+    while (k < max_k && codevec_knn_f16_kc2(k + 1) + 1 <= p)
+        k++;
+    return k;
+}
+
 #ifdef __cplusplus
 }
 #endif

@@ -404,9 +404,18 @@ extern void GpuivfRouteObserveKnn(double us);
 extern bool GpuivfGpuFetch(IndexScanDesc scan, int k);
 
 /*
- * GpuivfFirstK: the candidates a scan of index asks the GPU for first: the
- * power of two (GPUIVF_GPU_FIRST_K .. GPUIVF_GPU_MAX_K) that held what this
- * backend's last scan of the index took (gpuivfscan.c).
+ * GpuivfCandidatesFor: how many candidates to ask the GPU for so that a
+ * scan taking rows rows needs one request: GPUIVF_GPU_FIRST_K up to that
+ * many rows, else the largest count at or above rows that the fp16
+ * kernels answer with the same buffers (cuda/knn.h,
+ * codevec_knn_k_same_buffers: 101 -> 111), at most GPUIVF_GPU_MAX_K.
+ */
+extern int	GpuivfCandidatesFor(int64 rows);
+
+/*
+ * GpuivfFirstK: the candidates a scan of index asks the GPU for first:
+ * GpuivfCandidatesFor what this backend's last scan of the index took
+ * (GPUIVF_GPU_FIRST_K before any; gpuivfscan.c).
  */
 extern int	GpuivfFirstK(Oid index);
 

@@ -146,8 +146,8 @@ codevec_gpu_prefetch(PG_FUNCTION_ARGS)
 		VecElemToFloats(q, qx);
 		/* what the scan's first request asks for, and at least k + 1 */
 		kk = GpuivfFirstK(RelationGetRelid(index));
-		while (kk <= k && kk < GPUIVF_GPU_MAX_K)
-			kk *= 2;
+		if (kk <= k)
+			kk = GpuivfCandidatesFor((int64) k + 1);
 		posted = GpuivfGpuPostAhead(index, &meta, qx, kk);
 		pfree(qx);
 	}

@@ -32,6 +32,7 @@
 
 #include "access/relscan.h"
 #include "gpuivf.h"
+#include "knn.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/datum.h"
@@ -175,10 +176,9 @@ gpuivfbeginscan(Relation index, int nkeys, int norderbys)
  * their ties), so each of its scans paid two requests, the second one
  * for 256 candidates. This backend remembers, for the last few indexes it
  * scanned on the GPU, how many rows the last scan took from the GPU
- * phase, and asks the next scan of the same index for the power of two
- * at or above that (at least GPUIVF_GPU_FIRST_K, at most
- * GPUIVF_GPU_MAX_K): the usual query then takes one request. The answer
- * is the same either way (a scan that needs more still fetches again).
+ * phase, and asks the next scan of the same index for GpuivfCandidatesFor
+ * that many: the usual query then takes one request. The answer is the
+ * same either way (a scan that needs more still fetches again).
  */
 #define FIRST_K_SLOTS	8
 
@@ -188,6 +188,24 @@ static struct
 	int			k;
 }			first_k[FIRST_K_SLOTS];
 static int	first_k_next = 0;
+
+/*
+ * GpuivfCandidatesFor: see gpuivf.h. Not the power of two at or above
+ * rows (what it was until 2026-12-07): the kernels' buffers step at powers
+ * of two of the fp16 path's candidates plus margin (codevec_knn_f16_kc2),
+ * so hybrid's 101 rows asked 128 candidates and paid 256-key buffers,
+ * where 111 keeps them at 128 keys (bench/kernels: 785k rows, 4 queries,
+ * 0.448 ms at k 128 against 0.368 at k 101).
+ */
+int
+GpuivfCandidatesFor(int64 rows)
+{
+	if (rows <= GPUIVF_GPU_FIRST_K)
+		return GPUIVF_GPU_FIRST_K;
+	if (rows >= GPUIVF_GPU_MAX_K)
+		return GPUIVF_GPU_MAX_K;
+	return codevec_knn_k_same_buffers((int) rows, GPUIVF_GPU_MAX_K);
+}
 
 /* GpuivfFirstK: see gpuivf.h */
 int
@@ -206,13 +224,12 @@ RememberFirstK(IndexScanDesc scan)
 	GpuivfScanOpaque so = (GpuivfScanOpaque) scan->opaque;
 	Oid			index = RelationGetRelid(scan->indexRelation);
 	int64		rows = so->stats.gpuRows - so->gpuRows0;
-	int			k = GPUIVF_GPU_FIRST_K;
+	int			k;
 	int			slot = -1;
 
 	if (so->gpuK == 0)
 		return;					/* the scan never asked the GPU */
-	while (k < rows && k < GPUIVF_GPU_MAX_K)
-		k *= 2;
+	k = GpuivfCandidatesFor(rows);
 	for (int i = 0; i < FIRST_K_SLOTS && slot < 0; i++)
 		if (first_k[i].index == index)
 			slot = i;
