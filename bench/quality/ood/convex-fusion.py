@@ -100,23 +100,6 @@ def cmd_keyword(a):
     json.dump(out, open(a.out, 'w'))
 
 
-def best_rank(ranked, targets):
-    for i, x in enumerate(ranked, 1):
-        if x in targets:
-            return i
-    return 0
-
-
-def rrf(v, k, rrf_k, w):
-    """code.search's hybrid order (eval-models.py's fuse, ids with scores)."""
-    s = {}
-    for r, (x, _) in enumerate(v, 1):
-        s[x] = 1.0 / (rrf_k + r)
-    for r, (x, _) in enumerate(k, 1):
-        s[x] = s.get(x, 0.0) + w / (rrf_k + r)
-    return sorted(s, key=lambda x: (-s[x], x))
-
-
 def normalise(lst, norm):
     if not lst:
         return {}
@@ -134,6 +117,7 @@ def convex(v, k, alpha, norm):
 
 
 def cmd_report(a):
+    em = eval_models()   # its best_rank and fuse: code.search's rank fusion
     vec = json.load(gzip.open(a.vectors))
     kws = json.load(open(a.keyword))
     methods = ['vector', 'rrf %g/%g' % RRF] + ['%s %.2f' % (n, al) for n in ('mm', 'tmm') for al in ALPHAS]
@@ -146,10 +130,10 @@ def cmd_report(a):
             if m == 'vector':
                 r = q['vrank']
             elif m.startswith('rrf'):
-                r = best_rank(rrf(v, k, *RRF)[:DEPTH], t)
+                r = em.best_rank(em.fuse([x for x, _ in v], q['kw'], *RRF)[:DEPTH], t)
             else:
                 norm, alpha = m.split()
-                r = best_rank(convex(v, k, float(alpha), norm)[:DEPTH], t)
+                r = em.best_rank(convex(v, k, float(alpha), norm)[:DEPTH], t)
             cells[m].setdefault(q['split'], {}).setdefault((q['benchmark'], q['language']), []).append(rr(r))
 
     def sub(c, benches):
