@@ -7,10 +7,11 @@
 # from build-pairs), and nothing of a stand-in "benchmark" (its code, its
 # queries) gets through.  No server.  Then tools/train-model/interpolate.py
 # (WiSE-FT weight mixing) and bench/quality/ood/choose.py's fusion rule on
-# made-up models and results (mixcheck.py), in a venv of the pinned numpy
-# and safetensors of requirements.txt (PyPI, once; kept in ~/.cache); and
-# webquery.py, train.py's web-query rewrite, with its draws fixed
-# (webqcheck.py).
+# made-up models and results (mixcheck.py) and bench/quality/ood/
+# convex-fusion.py's score fusion and report (fusioncheck.py), in a venv of
+# the pinned numpy and safetensors of requirements.txt (PyPI, once; kept in
+# ~/.cache); and webquery.py, train.py's web-query rewrite, with its draws
+# fixed (webqcheck.py).
 # Ends with "N passed, N failed"; exit status 1 on failure.
 set -u
 
@@ -751,6 +752,12 @@ checks() {
 }
 "$VENV/bin/python" "$HERE/mixcheck.py" "$ROOT" "$TMP/mix" >"$TMP/mix.out" 2>&1
 checks mixcheck.py "$TMP/mix.out" $? 26
+
+# convex-fusion.py (score fusion against rank fusion, issue 27): its fused
+# orders by hand and its report's cells against test/trainset/fusioncheck.py's own
+mkdir -p "$TMP/fusion"
+"$VENV/bin/python" "$HERE/fusioncheck.py" "$ROOT" "$TMP/fusion" >"$TMP/fusion.out" 2>&1
+checks fusioncheck.py "$TMP/fusion.out" $? 13 "convex-fusion: "
 
 # webquery.py, the rewrite train.py's --webq trains with (standard library only)
 python3 "$HERE/webqcheck.py" "$ROOT" >"$TMP/webq.out" 2>&1
