@@ -824,6 +824,26 @@ ScanKeep(void *arg, ItemPointer tid, ItemPointer out)
 	return !GpuivfGpuReturned(((ScanProveArg *) arg)->scan, tid);
 }
 
+/*
+ * GpuivfCandidatesFor: see gpuivf.h. Here, beside the GPU requests, as
+ * it follows the kernels' sizes (cuda/knn.h); gpuivfscan.c only remembers
+ * the rows. Not the power of two at or above rows (until 2026-12-07): the
+ * kernels' buffers step at powers of two of the fp16 path's candidates
+ * plus margin (codevec_knn_f16_kc2), so hybrid's 101 rows asked 128
+ * candidates and paid 256-key buffers, where 111 keeps them at 128 keys
+ * (bench/kernels: 785k rows, 4 queries, 0.448 ms at k 128 against 0.368
+ * at k 101).
+ */
+int
+GpuivfCandidatesFor(int64 rows)
+{
+	if (rows <= GPUIVF_GPU_FIRST_K)
+		return GPUIVF_GPU_FIRST_K;
+	if (rows >= GPUIVF_GPU_MAX_K)
+		return GPUIVF_GPU_MAX_K;
+	return codevec_knn_k_same_buffers((int) rows, GPUIVF_GPU_MAX_K);
+}
+
 bool
 GpuivfGpuFetch(IndexScanDesc scan, int k)
 {

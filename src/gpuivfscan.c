@@ -32,7 +32,6 @@
 
 #include "access/relscan.h"
 #include "gpuivf.h"
-#include "knn.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/datum.h"
@@ -188,24 +187,6 @@ static struct
 	int			k;
 }			first_k[FIRST_K_SLOTS];
 static int	first_k_next = 0;
-
-/*
- * GpuivfCandidatesFor: see gpuivf.h. Not the power of two at or above
- * rows (what it was until 2026-12-07): the kernels' buffers step at powers
- * of two of the fp16 path's candidates plus margin (codevec_knn_f16_kc2),
- * so hybrid's 101 rows asked 128 candidates and paid 256-key buffers,
- * where 111 keeps them at 128 keys (bench/kernels: 785k rows, 4 queries,
- * 0.448 ms at k 128 against 0.368 at k 101).
- */
-int
-GpuivfCandidatesFor(int64 rows)
-{
-	if (rows <= GPUIVF_GPU_FIRST_K)
-		return GPUIVF_GPU_FIRST_K;
-	if (rows >= GPUIVF_GPU_MAX_K)
-		return GPUIVF_GPU_MAX_K;
-	return codevec_knn_k_same_buffers((int) rows, GPUIVF_GPU_MAX_K);
-}
 
 /* GpuivfFirstK: see gpuivf.h */
 int
