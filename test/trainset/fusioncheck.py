@@ -97,15 +97,14 @@ def ref_rank(q, method):
             s[x] = s.get(x, 0) + 0.5 / (2 + i)
     else:   # 'tmm 0.85': cosine / its max (negatives 0), BM25 / its max
         vm = max(c for _, c in q['vec'])
-        km = max(c for _, c in kws_by_qid[q['qid']])
+        km = max(c for _, c in kws[q['qid']])
         for x, c in q['vec']:
             s[x] = 0.85 * max(c, 0) / vm
-        for x, c in kws_by_qid[q['qid']]:
+        for x, c in kws[q['qid']]:
             s[x] = s.get(x, 0) + 0.15 * c / km
     return first(sorted(s, key=lambda x: (-s[x], x)), t)
 
 
-kws_by_qid = kws
 for qid, q in vec.items():
     q['qid'] = qid
 tables = {}

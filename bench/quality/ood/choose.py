@@ -84,6 +84,48 @@ def diff_ci(a, b, reps=2000, seed=1):
     return macro(a) - macro(b), float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
 
 
+def rrf_point_order(point):
+    """Ties among the grid's points: the smaller keyword_weight, then rrf_k."""
+    k, w = point.split('/')
+    return float(w), float(k)
+
+
+def fusion_rule(points, vec, present, current, tie=rrf_point_order):
+    """Rule 2 (the fusion) over points {name: dev cells} against the chosen
+    model's vector dev cells vec, on the benchmarks present; current names
+    the current defaults, tie orders near-tied points. Returns a dict:
+    scored, one (macro, name, diff, lo, hi, (worst benchmark's hybrid -
+    vector, benchmark)) a point in points' order; ok, the eligible ones
+    (when none, the current defaults alone and none_ok set); best, the
+    rule's pick before the last clause; gain, best - current's CI when
+    they differ, else None; pick, best when that gain is above 0, else the
+    current defaults."""
+    scored = []
+    for point, c in points.items():
+        p, lo, hi = diff_ci(c, vec)
+        # hybrid - vector of each benchmark's own cells (macro), the worst one
+        worst = min((macro({k: v for k, v in c.items() if k[0] == b})
+                     - macro({k: v for k, v in vec.items() if k[0] == b}), b) for b in present)
+        scored.append((macro(c), point, p, lo, hi, worst))
+    ok = [s for s in scored if s[4] >= 0 and s[5][0] >= 0] or [s for s in scored if s[4] >= 0]
+    none_ok = not ok
+    if none_ok:
+        # every point is significantly below vector mode: no fusion point
+        # qualifies, the current defaults stay (and the table says so)
+        ok = [s for s in scored if s[1] == current] or scored[:1]
+    top = max(s[0] for s in ok)
+    near = [s for s in ok if s[0] >= top - 0.001]
+    best = next((s for s in near if s[1] == current), None) or min(near, key=lambda s: tie(s[1]))
+    pick, gain = best, None
+    cur = next((s for s in ok if s[1] == current), None)
+    if cur and best is not cur:
+        # the defaults change only for a gain over them that the dev cells show (CI above 0)
+        gain = diff_ci(points[best[1]], points[current])
+        if gain[1] <= 0:
+            pick = cur
+    return dict(scored=scored, ok=ok, none_ok=none_ok, best=best, gain=gain, pick=pick)
+
+
 def name(m):
     return os.path.basename(m.rstrip('/'))
 
@@ -144,34 +186,16 @@ def main():
 
     vec = cells(res, best, 'dev', 'vector')
     grid = sorted(next(r for g in res['models'][best] for r in g['queries'])['hybrid'])
-    scored = []
-    for point in grid:
-        c = cells(res, best, 'dev', point)
-        p, lo, hi = diff_ci(c, vec)
-        # hybrid - vector of each benchmark's own cells (macro), the worst one
-        worst = min((macro({k: v for k, v in c.items() if k[0] == b})
-                     - macro({k: v for k, v in vec.items() if k[0] == b}), b) for b in present)
-        scored.append((macro(c), point, p, lo, hi, worst))
-    ok = [s for s in scored if s[4] >= 0 and s[5][0] >= 0] or [s for s in scored if s[4] >= 0]
-    if not ok:
-        # every point of the grid is significantly below vector mode: no fusion
-        # point qualifies, the current defaults stay (and the table says so)
+    rule = fusion_rule({point: cells(res, best, 'dev', point) for point in grid}, vec, present, current)
+    scored, ok, pick = rule['scored'], rule['ok'], rule['pick']
+    if rule['none_ok']:
         print('No grid point keeps hybrid from falling significantly below vector mode; '
               'the current defaults stay.\n')
-        ok = [s for s in scored if s[1] == current] or scored[:1]
-    top = max(s[0] for s in ok)
-    near = [s for s in ok if s[0] >= top - 0.001]
-    pick = next((s for s in near if s[1] == current), None) or \
-        min(near, key=lambda s: (float(s[1].split('/')[1]), float(s[1].split('/')[0])))
-    cur = next((s for s in ok if s[1] == current), None)
-    if cur and pick is not cur:
-        # the defaults change only for a gain over them that the dev cells show (CI above 0)
-        gain = diff_ci(cells(res, best, 'dev', pick[1]), cells(res, best, 'dev', current))
+    if rule['gain']:
+        gain = rule['gain']
         print('%s - %s (dev, paired): %+.3f (%+.3f..%+.3f)%s\n' % (
-            pick[1], current, gain[0], gain[1], gain[2],
+            rule['best'][1], current, gain[0], gain[1], gain[2],
             '' if gain[1] > 0 else ': not above 0, the defaults stay'))
-        if gain[1] <= 0:
-            pick = cur
     print('| rrf_k/keyword_weight | hybrid macro MRR@10 (dev) | vs vector | worst benchmark, hybrid - vector | eligible |')
     print('|---|---:|---|---|---|')
     for s in sorted(scored, key=lambda s: -s[0])[:10]:

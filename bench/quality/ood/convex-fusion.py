@@ -23,10 +23,10 @@ model exactly as eval-models.py does and keeps each query's top 100 with its
 cosine similarity and the full vector rank of its best answer; `keyword`
 runs code.search(query, k => 100, mode => 'keyword') in each group's
 database for its keyword_score (BM25) and checks that the ids are the kit's
-keyword list. `report` applies choose.py's fusion rule to the grid (OOD
-dev cells; hybrid at or above vector on each benchmark; the current
-defaults stay unless the pick beats them with a paired-bootstrap 95% CI
-above 0) and prints every benchmark's halves, the in-distribution public
+keyword list. `report` applies choose.py's fusion rule (fusion_rule) to
+the grid (OOD dev cells; hybrid at or above vector on each benchmark; the
+current defaults stay unless the pick beats them with a paired-bootstrap
+95% CI above 0) and prints every benchmark's halves, the in-distribution public
 set as a guard.
 """
 
@@ -42,7 +42,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from choose import OOD, diff_ci, macro, rr  # noqa: E402
+from choose import OOD, diff_ci, fusion_rule, macro, rr  # noqa: E402
 
 DEPTH = 100
 ALPHAS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
@@ -156,16 +156,15 @@ def cmd_report(a):
     print('| fusion | dev OOD macro | eligible (hybrid >= vector on %s) | vs %s (95%% CI) | test OOD macro | test public |' % (
         ', '.join(OOD), cur))
     print('|---|---:|---|---|---:|---:|')
-    rows = []
-    for m in methods[1:]:
-        dv, vv = sub(cells[m]['dev'], OOD), sub(cells['vector']['dev'], OOD)
-        below = diff_ci(dv, vv)[2] < 0 or any(macro(sub(dv, (b,))) < macro(sub(vv, (b,))) for b in OOD if sub(dv, (b,)))
-        rows.append((macro(dv), m, not below))
-    for mac, m, ok in sorted(rows, reverse=True):
+    present = [b for b in OOD if sub(cells['vector']['dev'], (b,))]
+    rule = fusion_rule({m: sub(cells[m]['dev'], OOD) for m in methods[1:]}, sub(cells['vector']['dev'], OOD),
+                       present, cur, tie=lambda m: m)
+    eligible = {s[1] for s in rule['ok']}
+    for mac, m in sorted(((s[0], s[1]) for s in rule['scored']), reverse=True):
         print('| %s | %.4f | %s | %+.4f (%+.4f..%+.4f) | %.4f | %.3f |' % (
-            m, mac, 'yes' if ok else 'no', *diff_ci(sub(cells[m]['dev'], OOD), sub(cells[cur]['dev'], OOD)),
+            m, mac, 'yes' if m in eligible else 'no', *diff_ci(sub(cells[m]['dev'], OOD), sub(cells[cur]['dev'], OOD)),
             macro(sub(cells[m]['test'], OOD)), macro(sub(cells[m]['test'], ('public',)))))
-    pick = max((r for r in rows if r[2]), key=lambda r: (round(r[0], 3), r[1] == cur))[1]
+    pick = rule['best'][1]
     d, lo, hi = diff_ci(sub(cells[pick]['dev'], OOD), sub(cells[cur]['dev'], OOD))
     print('\nBest eligible: %s; against the current defaults %+.4f (%+.4f..%+.4f): %s.\n' % (
         pick, d, lo, hi, 'moves' if lo > 0 else 'the current defaults stay (CI not above 0)'))
