@@ -22,6 +22,10 @@ if [ ! -s "$kit/xlibs.tar.xz" ]; then
 	tar cJf "$kit/xlibs.tar.xz" -C "$w" xlibs
 	rm -rf "$w"
 fi
+# a fresh machine has no server headers until tools/install-deps.sh ran
+# (make would stop at "postgres.h: No such file or directory")
+inc=$(pg_config --includedir-server 2>/dev/null || true)
+[ -f "$inc/postgres.h" ] || { echo "test/gpu/pack.sh: no PostgreSQL server headers (bash tools/install-deps.sh first)" >&2; exit 1; }
 make -s -C "$top" -j"$(nproc)" CUDA=1 >/dev/null
 w=$(mktemp -d)
 cp "$top/codevec.so" "$top/codevec_cuda_encoder.so" "$top/src/codevec_session.so" "$top/codevec.control" "$top"/sql/codevec--*.sql "$w/"
