@@ -8,7 +8,7 @@
 #
 # pack: the files of TARBALL (default /usr/src/linux-source-6.1.tar.xz,
 # `apt-get install linux-source-6.1`) whose names the loader parses
-# (loaders/README.md, "Languages and snippets": 55,586 files of 6.1.192-3)
+# (the suffixes of loaders/lang.c's table: 55,586 files of 6.1.192-3)
 # in chunks of 1,000, each xz -9, grouped in order into .lx1/ .lx2/ .lx3/
 # ... (git-ignored) so that no group passes its cap: FIRST_MB (default 23)
 # for .lx1, which travels with .gpukit, REST_MB (default 52) for the
@@ -25,15 +25,18 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 
 pack() {
 	local tarball=${1:-/usr/src/linux-source-6.1.tar.xz}
-	local work f cap group=1 used=0 size
+	local work f cap group=1 used=0 size suffixes
 	[ -f "$tarball" ] || { echo "carry-linux.sh: no $tarball (apt-get install linux-source-6.1)" >&2; exit 1; }
 	work=$(mktemp -d /tmp/carry-linux.XXXXXX)
 	tar xJf "$tarball" -C "$work"
-	(cd "$work" && find . -type f \( -name '*.c' -o -name '*.h' -o -name '*.cc' -o -name '*.cpp' \
-		-o -name '*.cxx' -o -name '*.c++' -o -name '*.C' -o -name '*.hh' -o -name '*.hpp' -o -name '*.hxx' \
-		-o -name '*.h++' -o -name '*.ipp' -o -name '*.py' -o -name '*.pyi' -o -name '*.js' -o -name '*.mjs' \
-		-o -name '*.cjs' -o -name '*.jsx' -o -name '*.ts' -o -name '*.mts' -o -name '*.cts' -o -name '*.tsx' \
-		-o -name '*.go' -o -name '*.rs' -o -name '*.java' \) | sed 's#^\./##' | LC_ALL=C sort > list)
+	# the suffixes the loader parses, from its own table (loaders/lang.c,
+	# Suffixes; a name that starts with its only dot has none, as there)
+	suffixes=$(sed -n '/Suffixes\[\] = {/,/^};/p' "$top/loaders/lang.c" | grep -o '"\.[^"]*"' | tr -d '"')
+	[ -n "$suffixes" ] || { echo "carry-linux.sh: no Suffixes table in loaders/lang.c" >&2; exit 1; }
+	(cd "$work" && find . -type f | sed 's#^\./##' | awk -v s="$suffixes" '
+		BEGIN { n = split(s, a, "\n"); for (i = 1; i <= n; i++) ok[a[i]] = 1 }
+		{ b = $0; sub(/.*\//, "", b); d = match(b, /\.[^.]*$/); if (d > 1 && (substr(b, d) in ok)) print }' |
+		LC_ALL=C sort > list)
 	echo "$(wc -l < "$work/list") files the loader parses"
 	(cd "$work" && split -l 1000 -d -a 3 list chunk. &&
 		printf '%s\0' chunk.* | xargs -0 -P "$(nproc)" -I{} sh -c 'tar cf - -T "$1" | xz -9 -T1 > "$1.tar.xz"' _ {})
