@@ -165,7 +165,9 @@ def cmd_report(a):
             m, mac, 'yes' if m in eligible else 'no', *diff_ci(sub(cells[m]['dev'], OOD), sub(cells[cur]['dev'], OOD)),
             macro(sub(cells[m]['test'], OOD)), macro(sub(cells[m]['test'], ('public',)))))
     pick = rule['best'][1]
-    d, lo, hi = diff_ci(sub(cells[pick]['dev'], OOD), sub(cells[cur]['dev'], OOD))
+    # fusion_rule's own bootstrap of the pick against the current defaults
+    # (None when the pick is the defaults, or when they are not eligible)
+    d, lo, hi = rule['gain'] or diff_ci(sub(cells[pick]['dev'], OOD), sub(cells[cur]['dev'], OOD))
     print('\nBest eligible: %s; against the current defaults %+.4f (%+.4f..%+.4f): %s.\n' % (
         pick, d, lo, hi, 'moves' if lo > 0 else 'the current defaults stay (CI not above 0)'))
     print('### public (in distribution) per language, test half: %s and %s against vector\n' % (pick, cur))
