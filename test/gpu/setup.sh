@@ -10,7 +10,7 @@
 # the default model (minilm-f16: all-MiniLM-L6-v2 with its weights stored
 # as F16, to fit a 64 MiB transfer; without it, the tree's shipped
 # models/code-minilm-l6 when it travelled) — starts PostgreSQL 15 from pgkit.tar.xz
-# with shared_preload_libraries = codevec, plpgsql (the README's advice)
+# with shared_preload_libraries = codevec, plpgsql (doc/gpu.md's advice)
 # plus the given settings, creates
 # the extension in database postgres and waits for the GPU service.
 # Defines gpu_server_stop and (from test/lib.sh) check DESCRIPTION SQL EXPECTED (TAP lines;

@@ -166,7 +166,7 @@ psql -X -q -d "$DB" -c "LOAD 'auto_explain'" -c "SET auto_explain.log_min_durati
 	-c "SET enable_sort = on" -c "SET enable_indexscan = off" \
 	-c "SELECT count(*) FROM code.search('wrap text', k => 3, mode => 'keyword')" > "$TMP/plans" 2>&1
 # (a corpus this small is cheaper to sort; the settings show what the plan
-# can be, the README shows a real one)
+# can be, doc/search.md shows a real one)
 grep -q "Index Scan using snippets_emb_gpuivf on snippets s2" "$TMP/plans"
 ok $? "EXPLAIN: vector mode scans the gpuivf index (filters above it, LIMIT k)"
 grep -q "Bitmap Index Scan on snippets_tsv_idx" "$TMP/plans"
