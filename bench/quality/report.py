@@ -11,12 +11,12 @@ Inputs ($CODEVEC_QUALITY_CACHE, default /tmp/codevec-quality):
 and corpus-stats.json, manifest.tsv, queries.tsv.gz from bench/quality.
 """
 
-import collections
 import glob
 import gzip
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 
@@ -642,8 +642,10 @@ def main():
         md.append('\n' + open(r8).read().strip() + '\n')
     ood = os.path.join(HERE, 'ood', 'results.md')
     if os.path.exists(ood):
-        # issue 27's out-of-distribution tables, written by ood/ (not by this run)
-        md.append('\n' + open(ood).read().strip() + '\n')
+        # issue 27's out-of-distribution tables, written by ood/ (not by this run);
+        # its relative links are ood/'s, so they are rebased to this folder
+        md.append('\n' + re.sub(r'\]\((?![a-z]+:|#|/|\.\./)([^)\s]+)\)', r'](ood/\1)',
+                                open(ood).read().strip()) + '\n')
     md.append('\nReport generated at commit %s%s. Machine: Debian 12 (x86-64), %d cores shared '
               'with other work, no GPU, PostgreSQL 15.\n' % (
                   res['machine']['commit'], ' (work tree with uncommitted changes)'

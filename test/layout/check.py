@@ -24,6 +24,12 @@
    at the start of a line to the matching closing one) unless LONG_FUNCTIONS
    names it and src/README.md names it with its reason.  CUDA kernels
    (cuda/) are outside this rule.
+4. Every relative link of the tracked Markdown files ([text](path),
+   ![alt](path); not in code) names a file or folder that exists, and a
+   link into a Markdown file with #anchor names one of its headings
+   (GitHub's slugs: lower case, punctuation dropped, spaces as hyphens).
+   The README front page points into doc/ and the folders' READMEs, so a
+   moved page must take its links along.
 
 The objects must be built and newer than their sources (make CUDA=0,
 make -C loaders; test/run.sh builds before it runs the suites).  Prints the
@@ -256,6 +262,50 @@ bad = [(p, nm, n) for p, nm, n in long_funcs if LONG_FUNCTIONS.get(nm) != p or n
 ok(not bad, 'no function in src/ over %d lines but those src/README.md explains (%s)'
    % (MAX_FUNCTION_LINES, ', '.join('%s %d' % (nm, n) for p, nm, n in long_funcs) or 'none'),
    ['%s: %s, %d lines' % t for t in bad])
+
+
+# ------------------------------------------------------- 4. Markdown links
+def markdown_files():
+    """The tracked .md files (git ls-files), or every one under ROOT."""
+    try:
+        out = subprocess.run(['git', '-C', ROOT, 'ls-files', '-z', '*.md'], capture_output=True, check=True)
+        return sorted(f for f in out.stdout.decode().split('\0') if f)
+    except (OSError, subprocess.CalledProcessError):
+        return sorted(os.path.relpath(os.path.join(d, f), ROOT) for d, _, fs in os.walk(ROOT)
+                      for f in fs if f.endswith('.md') and '/.git' not in d)
+
+
+def prose(text):
+    """text without fenced code blocks and inline code spans."""
+    text = re.sub(r'^(```|~~~).*?^\1[^\n]*$', '', text, flags=re.M | re.S)
+    return re.sub(r'(`+)(?!`).*?(?<!`)\1(?!`)', '', text, flags=re.S)
+
+
+def slugs(text):
+    """GitHub's anchors of the headings of a Markdown text."""
+    out = set()
+    for line in prose(text).split('\n'):
+        m = re.match(r'^#{1,6}\s+(.*?)\s*#*\s*$', line)
+        if m:
+            out.add(re.sub(r'[^\w\- ]', '', m.group(1).replace('`', '').lower()).replace(' ', '-'))
+    return out
+
+
+md_files = markdown_files()
+broken = []
+for f in md_files:
+    text = read(f)
+    for target in re.findall(r'\]\(([^)\s]+)(?:\s+"[^"]*")?\)', prose(text)):
+        if re.match(r'[A-Za-z][A-Za-z0-9+.-]*:', target):
+            continue				# https:, mailto: ...
+        path, _, anchor = target.partition('#')
+        full = os.path.normpath(os.path.join(ROOT, os.path.dirname(f), path)) if path else os.path.join(ROOT, f)
+        if not os.path.exists(full):
+            broken.append('%s: %s (no such file)' % (f, target))
+        elif anchor and full.endswith('.md') and anchor.lower() not in slugs(read(os.path.relpath(full, ROOT))):
+            broken.append('%s: %s (no such heading)' % (f, target))
+ok(md_files and not broken, 'every relative link of the %d tracked Markdown files names a file that exists'
+   ' (and a heading, with #anchor)' % len(md_files), broken)
 
 print('%d passed, %d failed' % (passed, failed))
 sys.exit(1 if failed else 0)
