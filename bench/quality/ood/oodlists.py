@@ -11,29 +11,33 @@ import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-_spec = importlib.util.spec_from_file_location('make_kit', os.path.join(HERE, 'make-kit.py'))
-make_kit = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(make_kit)
+sys.path.insert(0, HERE)
+import choose  # noqa: E402
 
-DEPTH = 100
-RRF_K, KEYWORD_WEIGHT = 2, 0.5          # code.search's defaults
+
+def _load(name, file):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(HERE, file))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+make_kit = _load('make_kit', 'make-kit.py')
+eval_models = _load('eval_models', 'eval-models.py')
+
+DEPTH = eval_models.DEPTH
+RRF_K, KEYWORD_WEIGHT = eval_models.DEFAULT_FUSION      # code.search's defaults
 
 
 def fuse(vec, kw):
-    """code.search's hybrid order of two lists of ids (best first): weighted
-    RRF, 1/(rrf_k + vector rank) + keyword_weight/(rrf_k + keyword rank),
-    ties by id."""
-    score = {}
-    for r, i in enumerate(vec, 1):
-        score[i] = score.get(i, 0.0) + 1.0 / (RRF_K + r)
-    for r, i in enumerate(kw, 1):
-        score[i] = score.get(i, 0.0) + KEYWORD_WEIGHT / (RRF_K + r)
-    return [i for i, _ in sorted(score.items(), key=lambda x: (-x[1], x[0]))]
+    """code.search's hybrid order of two lists of ids at its default fusion
+    (eval-models.py's fuse: weighted RRF, ties by id)."""
+    return eval_models.fuse(vec, kw, RRF_K, KEYWORD_WEIGHT)
 
 
 def rr(ids, targets):
-    """Reciprocal rank of the first target in the top 10, else 0."""
-    return next((1.0 / r for r, i in enumerate(ids[:10], 1) if i in targets), 0.0)
+    """Reciprocal rank of the best-ranked target in the top 10, else 0."""
+    return choose.rr(eval_models.best_rank(ids[:10], targets))
 
 
 def groups():
