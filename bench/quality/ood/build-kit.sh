@@ -6,6 +6,8 @@
 #       from a clone of microsoft/CodeXGLUE: fetch.py staqc --codexglue)
 #   STAQC_CLONE=DIR bash bench/quality/ood/build-kit.sh ...   (also StaQC, from
 #       the StaQC repository itself, whose text pickles were out of reach)
+#   PYTHON=bench/quality/.venv/bin/python ... (a python with psycopg; checked
+#       first, exit 2 without it)
 #
 # Connection: libpq PG* variables (host, port, user) of a cluster with the
 # codevec extension and codevec-load installed (run it under
@@ -31,6 +33,12 @@ coclr=${2:-}
 cache=${CODEVEC_OOD_CACHE:-/tmp/codevec-ood}
 qcache=${CODEVEC_QUALITY_CACHE:-/tmp/codevec-quality}
 py=${PYTHON:-python3}
+# make-kit.py, the last step, needs psycopg: say so before the loading
+"$py" -c 'import psycopg' 2>/dev/null || {
+	echo "build-kit.sh: $py cannot import psycopg, which make-kit.py needs;" \
+		"set PYTHON to a python that has it (bench/quality/run.sh venv makes bench/quality/.venv)" >&2
+	exit 2
+}
 loader=$(command -v codevec-load || echo "$(pg_config --bindir)/codevec-load")
 export CODEVEC_OOD_CACHE=$cache
 bash "$here/../handwritten/build-corpus.sh" "$cache"
