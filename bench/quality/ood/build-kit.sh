@@ -60,6 +60,7 @@ fresh cosqa
 PGDATABASE=cosqa "$loader" -q --no-embed --repo cosqa "$cache/cosqa-tree"
 [ -d "$qcache/corpus" ] || { echo "no $qcache/corpus: run bench/quality/run.sh venv set first" >&2; exit 1; }
 fresh public
+# shellcheck disable=SC2045  # ls's order (names, no "/") is the load order every kit was made with
 for r in $(ls "$qcache/corpus"); do
 	PGDATABASE=public "$loader" -q --strip-docs --no-embed --repo "$r" "$qcache/corpus/$r"
 done
