@@ -732,6 +732,22 @@ rm -rf "$TMP/pc/p03"
 $PCS join "$TMP/pc" "$TMP/pj3" 2>"$TMP/pj3.err"
 [ $? -ne 0 ] && grep -q 'p03/.* missing' "$TMP/pj3.err"; ok $? "pieces.sh join: a folder not sent stops it (the chunk named)"
 
+# sweep.sh keeps a NAME already trained (its train-log.json, which train.py
+# writes last), so a device call that ran out of time can be repeated
+SW="bash $ROOT/tools/train-model/sweep.sh"
+mkdir -p "$TMP/sw/root/a" "$TMP/sw/root/b" "$TMP/sw/out1" "$TMP/sw/out2"
+echo '{}' > "$TMP/sw/root/a/train-log.json"
+echo '{}' > "$TMP/sw/root/b/train-log.json"
+OUT="$TMP/sw/out1" $SW "$TMP/sw/no-base" "$TMP/sw/no-pairs.xz" "$TMP/sw/root" 10 a "--epochs 1" b "--epochs 2" > "$TMP/sw1.out" 2>&1
+ok $? "sweep.sh: every NAME already trained: exits 0 without reading the pairs"
+is "$(grep -c 'already trained .*, kept' "$TMP/sw1.out") $(ls "$TMP/sw/out1" | wc -l)" "2 0" \
+	"sweep.sh: says which NAMEs it kept and starts no train.py (no train-NAME.log)"
+echo '{"query": "q", "text": "t"}' | xz > "$TMP/sw/pairs.jsonl.xz"
+OUT="$TMP/sw/out2" $SW "$TMP/sw/no-base" "$TMP/sw/pairs.jsonl.xz" "$TMP/sw/root" 10 a "--epochs 1" c "--epochs 1" > "$TMP/sw2.out" 2>&1
+st=$?
+is "$st $(grep -c 'a already trained' "$TMP/sw2.out") $(grep -c 'c failed' "$TMP/sw2.out") $(ls "$TMP/sw/out2")" \
+	"1 1 1 train-c.log" "sweep.sh: a NAME not trained yet runs train.py (here it fails: no base), the kept one does not; exit 1"
+
 # interpolate.py (WiSE-FT weight mixing) and choose.py's fusion rule: test/trainset/mixcheck.py,
 # in a venv of the pinned numpy and safetensors (PyPI; made once, kept in the cache)
 VENV=${TRAINSET_TEST_VENV:-${HOME:-/root}/.cache/codevec/trainset-venv}

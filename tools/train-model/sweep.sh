@@ -13,6 +13,11 @@
 # ignored path such as .gpukit/ survives between back-to-back calls), so the
 # next call can score them (bench/quality/ood/eval-models.py) and bring the
 # chosen one back (tar in 15 MB pieces, as device.sh does).
+#
+# A NAME whose OUTROOT/NAME/train-log.json exists is kept, not trained
+# again (train.py writes that file last, once the run has ended), so a call
+# that ran out of time after training can be repeated to do what follows
+# it; remove the folder to train that NAME again.
 set -euo pipefail
 base=${1:?usage: sweep.sh BASE PAIRS.jsonl.xz OUTROOT SECONDS NAME OPTIONS ...}
 pairs=$2 outroot=$3 secs=$4
@@ -23,12 +28,20 @@ export PYTHONUNBUFFERED=1
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d /tmp/sweep.XXXXXX)
-xz -dc "$pairs" | gzip -1 > "$work/pairs.jsonl.gz"
 pids=()
 names=()
+todo=0
+for ((i = 1; i < $#; i += 2)); do
+	[ -f "$outroot/${!i}/train-log.json" ] || todo=1
+done
+[ "$todo" = 0 ] || xz -dc "$pairs" | gzip -1 > "$work/pairs.jsonl.gz"
 while [ $# -ge 2 ]; do
 	name=$1 opts=$2
 	shift 2
+	if [ -f "$outroot/$name/train-log.json" ]; then
+		echo "sweep.sh: $name already trained ($outroot/$name/train-log.json), kept"
+		continue
+	fi
 	# shellcheck disable=SC2086  # the options are words for train.py
 	python3 "$here/train.py" --base "$base" --pairs "$work/pairs.jsonl.gz" \
 		--out "$outroot/$name" --dtype float16 --max-seconds "$secs" $opts \
