@@ -30,11 +30,6 @@ here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d /tmp/sweep.XXXXXX)
 pids=()
 names=()
-todo=0
-for ((i = 1; i < $#; i += 2)); do
-	[ -f "$outroot/${!i}/train-log.json" ] || todo=1
-done
-[ "$todo" = 0 ] || xz -dc "$pairs" | gzip -1 > "$work/pairs.jsonl.gz"
 while [ $# -ge 2 ]; do
 	name=$1 opts=$2
 	shift 2
@@ -42,6 +37,8 @@ while [ $# -ge 2 ]; do
 		echo "sweep.sh: $name already trained ($outroot/$name/train-log.json), kept"
 		continue
 	fi
+	# the pairs are unpacked once, for the first NAME that trains
+	[ -f "$work/pairs.jsonl.gz" ] || xz -dc "$pairs" | gzip -1 > "$work/pairs.jsonl.gz"
 	# shellcheck disable=SC2086  # the options are words for train.py
 	python3 "$here/train.py" --base "$base" --pairs "$work/pairs.jsonl.gz" \
 		--out "$outroot/$name" --dtype float16 --max-seconds "$secs" $opts \
