@@ -748,6 +748,45 @@ st=$?
 is "$st $(grep -c 'a already trained' "$TMP/sw2.out") $(grep -c 'c failed' "$TMP/sw2.out") $(ls "$TMP/sw/out2")" \
 	"1 1 1 train-c.log" "sweep.sh: a NAME not trained yet runs train.py (here it fails: no base), the kept one does not; exit 1"
 
+# pack-out.sh: a call's $OUT made to fit what comes back (at most N files,
+# each at most M bytes, plain names, two folders down); nothing lost
+PO="bash $ROOT/tools/train-model/pack-out.sh"
+# the files as "sha256  path" under a folder, rest.tar.xz unpacked first when there is one
+sums() {
+	local d=$1 x
+	x=$(mktemp -d "$TMP/sums.XXXXXX")
+	cp -r "$d/." "$x/"
+	if [ -f "$x/rest.tar.xz" ]; then tar -xJf "$x/rest.tar.xz" -C "$x" && rm "$x/rest.tar.xz"; fi
+	(cd "$x" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
+}
+mkdir -p "$TMP/po/few" "$TMP/po/many/sub/a/b"
+for i in 1 2 3; do head -c $((i * 1000)) /dev/urandom > "$TMP/po/few/f$i.log"; done
+$PO "$TMP/po/few" 8 100000 > "$TMP/po1.out"
+is "$? $(ls "$TMP/po/few" | tr '\n' ' ')" "0 f1.log f2.log f3.log " "pack-out.sh: 3 files that come back are left as they are"
+for i in $(seq 1 10); do head -c $((i * 3000)) /dev/urandom > "$TMP/po/many/r$i.json"; done
+head -c 35000 /dev/urandom > "$TMP/po/many/sub/a/b/too-deep.log"
+head -c 40000 /dev/urandom > "$TMP/po/many/odd name.md"
+head -c 200000 /dev/urandom > "$TMP/po/many/big.bin"
+sums "$TMP/po/many" > "$TMP/po-before.sums"
+$PO "$TMP/po/many" 8 100000 > "$TMP/po2.out" 2> "$TMP/po2.err"
+is "$? $(find "$TMP/po/many" -type f | wc -l)" "3 8" \
+	"pack-out.sh: 13 files (one too deep, one oddly named, one too large) become 7 + rest.tar.xz; exit 3: the tar holds the too-large file"
+grep -q 'rest.tar.xz is over 100000 bytes' "$TMP/po2.err"; ok $? "pack-out.sh: says when rest.tar.xz will not come back"
+sums "$TMP/po/many" | cmp -s - "$TMP/po-before.sums"
+ok $? "pack-out.sh: the kept files and rest.tar.xz's together are every file, byte for byte, at its path"
+is "$(cd "$TMP/po/many" && ls | tr '\n' ' ')" "r10.json r4.json r5.json r6.json r7.json r8.json r9.json rest.tar.xz " \
+	"pack-out.sh: the 7 largest files that can come back stay as they are (not the larger too-deep and oddly named ones)"
+rm -rf "$TMP/po/many" && mkdir -p "$TMP/po/many/sub/a/b"
+for i in $(seq 1 10); do head -c $((i * 3000)) /dev/urandom > "$TMP/po/many/r$i.json"; done
+head -c 500 /dev/urandom > "$TMP/po/many/sub/a/b/too-deep.log"
+sums "$TMP/po/many" > "$TMP/po-before2.sums"
+$PO "$TMP/po/many" 8 100000 > "$TMP/po3.out"
+is "$? $(find "$TMP/po/many" -type f | wc -l)" "0 8" "pack-out.sh: 11 files that fit once packed: exit 0, 8 files"
+sums "$TMP/po/many" | cmp -s - "$TMP/po-before2.sums"
+ok $? "pack-out.sh: nothing lost, the too-deep file's folders kept inside the tar"
+$PO "$TMP/po/none" > /dev/null 2>&1
+is "$?" 2 "pack-out.sh: a folder that does not exist is a usage error (exit 2)"
+
 # interpolate.py (WiSE-FT weight mixing) and choose.py's fusion rule: test/trainset/mixcheck.py,
 # in a venv of the pinned numpy and safetensors (PyPI; made once, kept in the cache)
 VENV=${TRAINSET_TEST_VENV:-${HOME:-/root}/.cache/codevec/trainset-venv}
