@@ -93,6 +93,44 @@ check(r.returncode != 0 and 'tensor w: base shape (4, 3), fine-tuned shape (4, 4
 for a in ('1.5', '-0.1', 'x'):
     r = run(tmp + '/base', tmp + '/tuned', a, tmp + '/bad3')
     check(r.returncode != 0 and 'ALPHA must' in r.stderr, 'alpha %s is refused' % a, r.stderr.strip())
+r = run(tmp + '/base', tmp + '/tuned', 'nan', tmp + '/bad5')
+check(r.returncode != 0 and 'finite' in r.stderr, 'alpha nan is refused', r.stderr.strip())
+
+# 4. --extrapolate: the fine-tuned model back from a 0.7 mixture and the base
+# (what a run does to get wq5 from the shipped model), within the rounding
+# interpolate.py's docstring bounds; a weight out of float16's range stops it
+big = {'w': (base_w + 0.1 * rng.standard_normal((4, 3))).astype(np.float16) * 100,
+       'b': np.full(3, 3.0, np.float16), 'position_ids': pos + 1}
+folder(tmp + '/tuned2', big)
+b2 = dict(load_file(tmp + '/base/model.safetensors'))
+b2['w'] = (b2['w'] * 50).astype(np.float32)
+folder(tmp + '/base2', b2, extra=False)
+r = run(tmp + '/base2', tmp + '/tuned2', 0.7, tmp + '/mix07')
+r2 = run('--extrapolate', tmp + '/base2', tmp + '/mix07', 1 / 0.7, tmp + '/back') if r.returncode == 0 else r
+check(r2.returncode == 0, '--extrapolate with alpha 1/0.7 runs', r2.stderr.strip())
+if r2.returncode == 0:
+    back16 = load_file(tmp + '/back/model.safetensors')['w']
+    mix16 = load_file(tmp + '/mix07/model.safetensors')['w']
+    back, want = back16.astype(np.float64), big['w'].astype(np.float64)
+    # the docstring's bound: half an ulp of the mixture's weight over 0.7, plus half an ulp of the output's
+    bound = (np.spacing(np.abs(mix16)).astype(np.float64) / 2 / 0.7
+             + np.spacing(np.abs(back16)).astype(np.float64) / 2 + 1e-6 * np.abs(want))
+    over = np.abs(back - want) - bound
+    check(over.max() <= 0,
+          'the 0.7 mixture extrapolated by 1/0.7 gives the fine-tuned weights back within the '
+          'docstring\'s rounding bound (largest error %.3g, %.0f%% of its bound, over %d weights)'
+          % (np.abs(back - want).max(), 100 * (np.abs(back - want) / bound).max(), over.size), str(over))
+    info = json.load(open(tmp + '/back/interpolation.json'))
+    check(info['method'].endswith(', extrapolated') and abs(info['alpha'] - 1 / 0.7) < 1e-12,
+          'interpolation.json says the mixture was extrapolated, and by how much', str(info))
+folder(tmp + '/huge', {'w': np.full((4, 3), 60000, np.float16), 'b': np.zeros(3, np.float16)})
+r = run('--extrapolate', tmp + '/base', tmp + '/huge', 2, tmp + '/bad6')
+check(r.returncode != 0 and 'tensor w leaves float16' in r.stderr and not os.path.exists(tmp + '/bad6'),
+      '--extrapolate: a weight past float16\'s range is an error naming the tensor, no folder written',
+      r.stderr.strip())
+r = run(tmp + '/base', tmp + '/tuned', 1 / 0.7, tmp + '/bad7')
+check(r.returncode != 0 and 'with --extrapolate' in r.stderr, 'alpha 1/0.7 without --extrapolate is refused',
+      r.stderr.strip())
 r = run(tmp + '/base', tmp + '/nothere', 0.5, tmp + '/bad4')
 check(r.returncode != 0 and 'nothere/model.safetensors: no such file' in r.stderr,
       'a folder without weights: error naming the file', r.stderr.strip())

@@ -3,7 +3,7 @@
 encoder and a fine-tuned one (WiSE-FT: Wortsman et al., "Robust fine-tuning
 of zero-shot models", CVPR 2022).
 
-  interpolate.py BASE FINETUNED ALPHA DST
+  interpolate.py [--extrapolate] BASE FINETUNED ALPHA DST
 
 Writes the model folder DST whose every weight is
 
@@ -24,6 +24,15 @@ in BASE, such as a stored position_ids buffer, are left out), else the
 script stops with an error naming the tensor. config.json and the
 tokenizer files are copied from FINETUNED; DST/interpolation.json records
 both inputs' sha256 and ALPHA.
+
+--extrapolate lets ALPHA be any finite number, for one use: getting back
+the fine-tuned model of a mixture whose base is known. The shipped model
+is 0.3 * base + 0.7 * wq5, so `--extrapolate BASE SHIPPED 1/0.7 WQ5`
+(ALPHA 1.4285714285714286) gives wq5 again, up to the float16 rounding:
+each weight within half a float16 ulp of the shipped weight divided by
+0.7, plus half an ulp of its own (the shipped model's storage error scaled
+by ALPHA, then the output's); the bytes differ from the original's. A weight that leaves float16's range
+(|x| > 65504) stops the script with an error naming the tensor.
 """
 
 import hashlib
@@ -59,20 +68,28 @@ def interpolate(base, tuned, alpha):
             out[name] = t
             continue
         mix = (1.0 - alpha) * b.astype(np.float32) + alpha * t.astype(np.float32)
+        if not np.all(np.abs(mix) <= np.finfo(np.float16).max):
+            raise ValueError('tensor %s leaves float16\'s range at alpha %g' % (name, alpha))
         out[name] = mix.astype(np.float16)
     return out
 
 
 def main():
-    if len(sys.argv) != 5:
+    args = sys.argv[1:]
+    extrapolate = bool(args) and args[0] == '--extrapolate'
+    if extrapolate:
+        args = args[1:]
+    if len(args) != 4:
         sys.exit(__doc__)
-    base_dir, tuned_dir, alpha, dst = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+    base_dir, tuned_dir, alpha, dst = args
     try:
         alpha = float(alpha)
     except ValueError:
         sys.exit('interpolate.py: ALPHA must be a number, got %r' % alpha)
-    if not 0.0 <= alpha <= 1.0:
-        sys.exit('interpolate.py: ALPHA must be in [0, 1], got %g' % alpha)
+    if not np.isfinite(alpha):
+        sys.exit('interpolate.py: ALPHA must be a finite number, got %g' % alpha)
+    if not extrapolate and not 0.0 <= alpha <= 1.0:
+        sys.exit('interpolate.py: ALPHA must be in [0, 1] (or any number with --extrapolate), got %g' % alpha)
     bw = os.path.join(base_dir, 'model.safetensors')
     tw = os.path.join(tuned_dir, 'model.safetensors')
     for p in (bw, tw):
@@ -91,7 +108,8 @@ def main():
         shutil.copytree(pool, os.path.join(dst, '1_Pooling'), dirs_exist_ok=True)
     out = os.path.join(dst, 'model.safetensors')
     save_file(mixed, out)
-    info = {'method': 'WiSE-FT weight-space ensemble (Wortsman et al., CVPR 2022)',
+    info = {'method': 'WiSE-FT weight-space ensemble (Wortsman et al., CVPR 2022)'
+            + (', extrapolated' if not 0.0 <= alpha <= 1.0 else ''),
             'alpha': alpha,
             'base': {'folder': os.path.abspath(base_dir), 'model_safetensors_sha256': sha256(bw)},
             'finetuned': {'folder': os.path.abspath(tuned_dir), 'model_safetensors_sha256': sha256(tw)},
@@ -99,7 +117,7 @@ def main():
     with open(os.path.join(dst, 'interpolation.json'), 'w') as f:
         json.dump(info, f, indent=1)
         f.write('\n')
-    print('%s: alpha %.2f, %d tensors, %.1f MB' % (dst, alpha, len(mixed), os.path.getsize(out) / 1e6))
+    print('%s: alpha %.4g, %d tensors, %.1f MB' % (dst, alpha, len(mixed), os.path.getsize(out) / 1e6))
 
 
 if __name__ == '__main__':
