@@ -31,8 +31,9 @@ is 0.3 * base + 0.7 * wq5, so `--extrapolate BASE SHIPPED 1/0.7 WQ5`
 (ALPHA 1.4285714285714286) gives wq5 again, up to the float16 rounding:
 each weight within half a float16 ulp of the shipped weight divided by
 0.7, plus half an ulp of its own (the shipped model's storage error scaled
-by ALPHA, then the output's); the bytes differ from the original's. A weight that leaves float16's range
-(|x| > 65504) stops the script with an error naming the tensor.
+by ALPHA, then the output's); the bytes differ from the original's. A
+weight that leaves float16's range (|x| > 65504) stops the script with an
+error naming the tensor.
 """
 
 import hashlib

@@ -4,10 +4,10 @@
 #   bash tools/train-model/pack-out.sh DIR [MAXFILES] [MAXBYTES]
 #
 # A call to the lent GPU machine returns at most MAXFILES files (default 8)
-# of at most MAXBYTES each (default 16000000, under the 16 MiB limit) from
+# of at most MAXBYTES each (default 16000000, under its 16 MiB limit) from
 # $OUT, no more than two folders down, each named in letters, digits, '.',
-# '_' and '-' alone (/work/.library/device/README.md, "Limits"); anything
-# else is left out silently, so a run that writes a log per step loses some.
+# '_' and '-' alone; anything else is left out silently, so a run that
+# writes a log per step loses some.
 # Run this as the call's last command, on $OUT:
 #
 #   - If every file already comes back, nothing changes.
@@ -29,33 +29,35 @@ case "$maxfiles$maxbytes" in *[!0-9]*) echo "pack-out.sh: MAXFILES and MAXBYTES 
 [ "$maxfiles" -ge 2 ] || { echo "pack-out.sh: MAXFILES must be at least 2" >&2; exit 2; }
 cd "$dir"
 
-# "size<TAB>path" of every regular file; a path comes back as it is when it
-# has at most two folders above it and every part is a plain name
+# a path comes back as it is when it has at most two folders above it and
+# every part is a plain name
 returnable() {
 	local p=$1
 	[[ $p =~ ^([A-Za-z0-9._-]+/){0,2}[A-Za-z0-9._-]+$ ]] && [[ ! $p =~ (^|/)\.\.?(/|$) ]]
 }
+# "size<TAB>path" of every regular file, largest first; those that could
+# come back as they are, in that order, and the others
 mapfile -d '' -t files < <(find . -type f -printf '%s\t%P\0' | LC_ALL=C sort -z -t$'\t' -k1,1nr -k2,2)
-ok=1
+# (a rest.tar.xz of an earlier pass comes back too, but is never kept
+# beside the new one: it goes into it)
+fits=() rest=() old=()
 for f in "${files[@]}"; do
 	size=${f%%$'\t'*} path=${f#*$'\t'}
-	if [ "$size" -gt "$maxbytes" ] || ! returnable "$path"; then ok=0; fi
-done
-if [ "$ok" = 1 ] && [ "${#files[@]}" -le "$maxfiles" ]; then
-	echo "pack-out.sh: ${#files[@]} files, all come back as they are"
-	exit 0
-fi
-
-keep=() rest=()
-for f in "${files[@]}"; do
-	size=${f%%$'\t'*} path=${f#*$'\t'}
-	if [ "${#keep[@]}" -lt $((maxfiles - 1)) ] && [ "$size" -le "$maxbytes" ] &&
-		[ "$path" != rest.tar.xz ] && returnable "$path"; then
-		keep+=("$path")
+	if [ "$path" = rest.tar.xz ] && [ "$size" -le "$maxbytes" ]; then
+		old=("$path")
+	elif [ "$size" -le "$maxbytes" ] && returnable "$path"; then
+		fits+=("$path")
 	else
 		rest+=("$path")
 	fi
 done
+if [ "${#rest[@]}" = 0 ] && [ $((${#fits[@]} + ${#old[@]})) -le "$maxfiles" ]; then
+	echo "pack-out.sh: $((${#fits[@]} + ${#old[@]})) files, all come back as they are"
+	exit 0
+fi
+# the MAXFILES - 1 largest stay, beside the tar
+keep=("${fits[@]:0:maxfiles-1}")
+rest+=("${fits[@]:maxfiles-1}" "${old[@]}")
 list=$(mktemp)
 printf '%s\0' "${rest[@]}" > "$list"
 tar -cJf rest.tar.xz.tmp --no-recursion --null -T "$list"
