@@ -41,6 +41,13 @@
 # default) likewise: database and results get _m<model>, the database has
 # codevec.model set.  PRECISION (fp32 or int8: codevec.cpu_precision for
 # the CPU encoder; default the server's, int8) likewise: _p<precision>.
+# LANGS (a comma list of manifest.tsv's languages; default all) loads only
+# the repos of those languages, and search then asks only their queries
+# (eval.py drops a query whose target is not loaded): LANGS=go,javascript,
+# python,rust is the four-language set of 2026-11-21 to 2026-12-03 (its
+# 36,302 snippets and qids 1..2400 are byte-identical in the eight-language
+# set; build-set.py), on which issue 27's in-distribution anchor 0.474 was
+# measured.  Database and results get _l<abbreviations> (_lgo_js_py_rs).
 # CLUSTER (default /tmp/quality-cluster) is the cluster's folder.  E.g.
 #   EMBED_FIELDS=name,signature,doc,body EMBED_MAX_BYTES=1000 EMBED_WORDS=none \
 #       bash bench/quality/run.sh load search
@@ -78,6 +85,17 @@ precision=${PRECISION:-}
 suffix="-${f//,/_}_$b"; [ "$w" = none ] || suffix="${suffix}_w${w//+/_}"
 [ -z "$model" ] || suffix="${suffix}_m$mtag"
 [ -z "$precision" ] || suffix="${suffix}_p$precision"
+langs=${LANGS:-}
+if [ -n "$langs" ]; then
+	declare -A abbrev=([c]=c [cpp]=cpp [go]=go [java]=java [javascript]=js [python]=py
+	                   [rust]=rs [typescript]=ts)
+	ltag=
+	for l in ${langs//,/ }; do
+		[ -n "${abbrev[$l]:-}" ] || { echo "LANGS: no language $l in manifest.tsv" >&2; exit 2; }
+		ltag="${ltag}_${abbrev[$l]}"
+	done
+	suffix="${suffix}_l${ltag#_}"
+fi
 db="quality_${suffix#-}"
 load_opts=(--embed-fields="$f" --embed-max-bytes="$b" --embed-words="$w")
 embed_desc="fields=$f max_bytes=$b words=$w"
@@ -148,6 +166,13 @@ step_load() {
 	export PGDATABASE=$db
 	local r
 	for r in $(ls "$cache/corpus"); do
+		if [ -n "$langs" ]; then
+			# the repo's language in manifest.tsv (repo, language, ...)
+			case ",$langs," in
+			*",$(awk -F'\t' -v r="$r" '$1 == r { print $2 }' "$here/manifest.tsv"),"*) ;;
+			*) continue ;;
+			esac
+		fi
 		"$loader" -q --strip-docs --no-embed "${load_opts[@]}" --repo "$r" "$cache/corpus/$r"
 	done
 	say "loaded $db ($embed_desc)"

@@ -254,3 +254,58 @@ check(got == {'base': ['cosqa-python', 'hand-c', 'hand-go', 'staqc'], 'm': ['cos
       and first and set(first) == {1},
       'eval-models.py --merge: groups of separate runs join per model, a group scored again replaces the earlier one',
       str(got) + r.stderr[-500:])
+
+# eval-models.py's public-4: the four-language subset of the public group, scored
+# from the parent's vectors; ranks against a brute-force ranking inside the subset
+import importlib.util
+spec = importlib.util.spec_from_file_location('eval_models', EVAL)
+em = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(em)
+rng = np.random.default_rng(7)
+repos = [('r-go', 'go', 1, 3), ('r-c', 'c', 4, 6), ('r-py', 'python', 7, 9), ('r-java', 'java', 10, 12)]
+with open(tmp + '/repos.tsv', 'w') as fo:
+    fo.write('# repo\tlanguage\tfirst_id\tlast_id\n')
+    fo.writelines('%s\t%s\t%d\t%d\n' % r for r in repos)
+stats = {'languages': {'go': {'snippets': 3}, 'javascript': {'snippets': 0},
+                       'python': {'snippets': 3}, 'rust': {'snippets': 0}}}
+json.dump(stats, open(tmp + '/stats.json', 'w'))
+texts = ['snippet %d' % i for i in range(1, 13)] + ['query %d' % i for i in range(8)]
+vec = {t: v / np.linalg.norm(v) for t, v in zip(texts, rng.normal(size=(len(texts), 4)).astype(np.float32))}
+calls = []
+
+
+def fake_encoder(ts):
+    calls.append(len(ts))
+    return np.stack([vec[t] for t in ts])
+
+
+langs = ['go', 'c', 'python', 'java'] * 2
+pub = dict(benchmark='public', name='public', snippets=[[i, 'snippet %d' % i] for i in range(1, 13)],
+           queries=[dict(qid=q, query='query %d' % q, language=langs[q], split='dev' if q % 2 else 'test',
+                         targets=[1 + 3 * (q % 4) + q % 3], kw=[12, 1 + 3 * (q % 4) + q % 3, 5, 7, 2])
+                    for q in range(8)])
+sub = em.first_four_group(pub, tmp + '/repos.tsv', tmp + '/stats.json')
+cache = {}
+em.score_group(pub, fake_encoder, cache)
+n_calls = len(calls)
+got = em.score_group(sub, fake_encoder, cache) if sub else []
+ids = [1, 2, 3, 7, 8, 9]
+want = []
+for q in pub['queries']:
+    if q['language'] not in ('go', 'python'):
+        continue
+    s = {i: float(vec['snippet %d' % i] @ vec[q['query']]) for i in ids}
+    order = sorted(ids, key=lambda i: -s[i])
+    want.append((q['qid'], order.index(q['targets'][0]) + 1,
+                 [x for x in q['kw'] if x in ids].index(q['targets'][0]) + 1))
+check(sub is not None and [s[0] for s in sub['snippets']] == ids and sub['benchmark'] == 'public-4'
+      and all(set(q['kw']) <= set(ids) for q in sub['queries'])
+      and [(r['qid'], r['vector'], r['keyword']) for r in got] == want
+      and calls[n_calls:] == [4],
+      "eval-models.py public-4: the four languages' snippets and queries only, keyword lists cut to them, "
+      "vector ranks equal a brute-force ranking inside the subset, the parent's vectors reused (only queries embedded)",
+      '%s %s %s' % ([(r['qid'], r['vector'], r['keyword']) for r in got], want, calls))
+stats['languages']['go']['snippets'] = 4
+json.dump(stats, open(tmp + '/stats.json', 'w'))
+check(em.first_four_group(pub, tmp + '/repos.tsv', tmp + '/stats.json') is None,
+      'eval-models.py public-4: skipped when the id ranges do not match corpus-stats.json (another kit)')

@@ -33,6 +33,19 @@ report prints them with paired-bootstrap 95% CIs of the difference to the
 baseline model (default: the folder whose name contains all-MiniLM-L6-v2,
 else the first), 2,000 resamples stratified by language, seed 1.
 
+public-4: when the public group is scored, its four-language set of
+  2026-11-21 to 2026-12-03 (Go, JavaScript, Python, Rust: qids 1..2400
+  over those languages' 36,302 snippets, byte-identical in the eight-language
+  set; bench/quality/build-set.py) is scored beside it as benchmark
+  public-4, from the same vectors: issue 27's in-distribution anchor (0.474,
+  vector, all 2,400 queries) was measured on it.  public-repos.tsv maps the
+  kit database's snippet ids to repos (each repo one contiguous range);
+  public-4 is skipped, with a line on stderr, when the ranges do not cover
+  the group or its four languages' counts differ from corpus-stats.json.
+  Vector ranks are exact over the 36,302; keyword lists are the kit's
+  eight-language BM25 lists cut to them (BM25's statistics of a
+  four-language database differ), so keyword and hybrid there are close,
+  not exact.
 --verify: the kit's verify group carries code.search's own vector and
   hybrid top 10 under the installed model; print how many queries have the
   same top 10 (vector) and the same fused top 10 (hybrid at
@@ -56,6 +69,8 @@ MAXTOK = 256
 RRF_KS = [0, 1, 2, 5, 10, 20, 60]
 WEIGHTS = [0.0, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5]
 DEFAULT_FUSION = (2, 0.5)   # code.search's defaults (loaders/schema.c)
+HERE = os.path.dirname(os.path.abspath(__file__))
+FIRST_FOUR = ('go', 'javascript', 'python', 'rust')
 
 
 def log(*a):
@@ -229,9 +244,45 @@ def fuse(vlist, klist, rrf_k, w):
     return sorted(score, key=lambda x: (-score[x], x))
 
 
+def first_four_group(g, repos_tsv=os.path.join(HERE, 'public-repos.tsv'),
+                     stats_json=os.path.join(HERE, '..', 'corpus-stats.json')):
+    """The public group's four-language subset (benchmark public-4), or None.
+
+    Returns a group with the subset's snippets and queries, 'parent' (the
+    public group's name) and 'keep' (positions of the subset's snippets in
+    the parent's, so its vectors are reused); None, logged, when
+    repos_tsv's ranges do not describe this kit's database."""
+    ranges = []
+    for line in open(repos_tsv, encoding='utf-8'):
+        if line.startswith('#') or not line.strip():
+            continue
+        repo, lang, first, last = line.rstrip('\n').split('\t')
+        ranges.append((lang, int(first), int(last)))
+    ids = [int(s[0]) for s in g['snippets']]
+    lang_of = {}
+    for lang, first, last in ranges:
+        for i in range(first, last + 1):
+            lang_of[i] = lang
+    want = json.load(open(stats_json))['languages']
+    keep = [p for p, i in enumerate(ids) if lang_of.get(i) in FIRST_FOUR]
+    counts = {l: sum(1 for p in keep if lang_of[ids[p]] == l) for l in FIRST_FOUR}
+    if len(lang_of) != len(ids) or set(lang_of) != set(ids) or \
+            any(counts[l] != want[l]['snippets'] for l in FIRST_FOUR):
+        log('public-4 skipped: %s does not describe this kit (%d ids, %d in ranges; %s)' % (
+            repos_tsv, len(ids), len(lang_of), counts))
+        return None
+    kept = {ids[p] for p in keep}
+    queries = [dict(q, kw=[x for x in q['kw'] if x in kept]) for q in g['queries']
+               if q['language'] in FIRST_FOUR]
+    return dict(name=g['name'] + '-4', benchmark='public-4', parent=g['name'], keep=keep,
+                snippets=[g['snippets'][p] for p in keep], queries=queries)
+
+
 def score_group(g, enc, cache):
     ids = np.array([s[0] for s in g['snippets']])
     key = g['name']
+    if key not in cache and g.get('parent') in cache:
+        cache[key] = cache[g['parent']][g['keep']]
     if key not in cache:
         t0 = time.time()
         cache[key] = enc([s[1] for s in g['snippets']])
@@ -381,6 +432,11 @@ def main():
     if args.only:
         want = args.only.split(',')
         groups = [g for g in groups if g['name'] in want or g['benchmark'] in want]
+    for g in list(groups):
+        if g['benchmark'] == 'public' and not args.verify and not args.selfcheck:
+            sub = first_four_group(g)
+            if sub:
+                groups.insert(groups.index(g) + 1, sub)
     baseline = args.baseline or next((f for f in args.folders if 'all-MiniLM-L6-v2' in f),
                                      args.folders[0])
     if args.selfcheck:
