@@ -97,6 +97,9 @@ if [ -n "$langs" ]; then
 	suffix="${suffix}_l${ltag#_}"
 fi
 db="quality_${suffix#-}"
+# PostgreSQL cuts names at 63 bytes (NAMEDATALEN - 1): a longer one keeps
+# its first 50 characters and a hash of the whole
+[ ${#db} -le 63 ] || db="${db:0:50}_$(printf %s "$db" | md5sum | cut -c1-12)"
 load_opts=(--embed-fields="$f" --embed-max-bytes="$b" --embed-words="$w")
 embed_desc="fields=$f max_bytes=$b words=$w"
 

@@ -10,7 +10,8 @@
 # made-up models and results (mixcheck.py) and bench/quality/ood/
 # convex-fusion.py's score fusion and report (fusioncheck.py), in a venv of
 # the pinned numpy and safetensors of requirements.txt (PyPI, once; kept in
-# ~/.cache); and webquery.py, train.py's web-query rewrite, with its draws
+# ~/.cache); eval-models.py's codevec backend against its numpy BERT pass on
+# the server test/run.sh started (evalcheck.py); and webquery.py, train.py's web-query rewrite, with its draws
 # fixed (webqcheck.py).
 # Ends with "N passed, N failed"; exit status 1 on failure.
 set -u
@@ -790,7 +791,7 @@ is "$?" 2 "pack-out.sh: a folder that does not exist is a usage error (exit 2)"
 # interpolate.py (WiSE-FT weight mixing) and choose.py's fusion rule: test/trainset/mixcheck.py,
 # in a venv of the pinned numpy and safetensors (PyPI; made once, kept in the cache)
 VENV=${TRAINSET_TEST_VENV:-${HOME:-/root}/.cache/codevec/trainset-venv}
-pinned_venv "$VENV" "$HERE/requirements.txt" "the pinned PyPI packages install (numpy, safetensors: requirements.txt)"
+pinned_venv "$VENV" "$HERE/requirements.txt" "the pinned PyPI packages install (numpy, safetensors, tokenizers, psycopg: requirements.txt)"
 mkdir -p "$TMP/mix"
 # checks a Python script printed ("ok DESC" / "not ok DESC: DETAIL"), each
 # counted here: checks NAME OUTFILE STATUS MIN [PREFIX]
@@ -807,6 +808,23 @@ checks() {
 }
 "$VENV/bin/python" "$HERE/mixcheck.py" "$ROOT" "$TMP/mix" >"$TMP/mix.out" 2>&1
 checks mixcheck.py "$TMP/mix.out" $? 34
+
+# eval-models.py --backend codevec (OOD scoring through a server's embed(), no
+# torch) against its numpy BERT pass: test/trainset/evalcheck.py, on the
+# server of test/run.sh (PG* set; the default model installed by make model)
+MAINTDB=${PGDATABASE:-postgres}
+if psql -X -q -d "$MAINTDB" -c 'SELECT 1' >/dev/null 2>&1; then
+	EDB=cv_evalcheck_$$
+	psql -X -q -d "$MAINTDB" -c "CREATE DATABASE $EDB" >/dev/null &&
+		psql -X -q -d "$EDB" -c "CREATE EXTENSION codevec" >/dev/null
+	ok $? "scratch database $EDB with the extension"
+	mkdir -p "$TMP/evc"
+	PGDATABASE=$EDB "$VENV/bin/python" "$HERE/evalcheck.py" "$ROOT" "$TMP/evc" code-minilm-l6 >"$TMP/evc.out" 2>&1
+	checks evalcheck.py "$TMP/evc.out" $? 3
+	psql -X -q -d "$MAINTDB" -c "DROP DATABASE IF EXISTS $EDB" >/dev/null
+else
+	skip "eval-models.py --backend codevec against its numpy BERT pass" "no server (PG* unset; test/run.sh sets them)"
+fi
 
 # convex-fusion.py (score fusion against rank fusion, issue 27): its fused
 # orders by hand and its report's cells against test/trainset/fusioncheck.py's own

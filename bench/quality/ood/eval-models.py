@@ -4,7 +4,8 @@ of an eval kit (make-kit.py), in vector, keyword and hybrid mode, exactly as
 code.search ranks, without PostgreSQL.
 
   eval-models.py KIT.json.gz FOLDER... [--out results.json] [--baseline NAME]
-                 [--backend torch|numpy] [--verify] [--selfcheck N]
+                 [--backend torch|numpy|codevec [--precision int8|fp32]]
+                 [--verify] [--selfcheck N]
   eval-models.py KIT --merge A.json B.json --out ALL.json   (models or benchmarks of separate runs)
   eval-models.py KIT --report-only --out ALL.json
 
@@ -19,7 +20,10 @@ model.safetensors, tokenizer files; F32 or F16 weights). For each folder:
   code.search's vector mode returns with a flat index). The torch backend
   (transformers AutoModel, a GPU when there is one) is the one to use; the
   numpy backend is an independent BERT forward pass from the safetensors
-  (slow; for checks on a CPU without torch).
+  (slow; for checks on a CPU without torch).  The codevec backend embeds
+  through a server's embed() (FOLDER is then the name of a model the
+  server has installed; PG* variables): the int8 or fp32 CPU encoder
+  users get, about 100 texts/s on two cores at int8.
 - keyword: the kit's code.search(mode => 'keyword') list (BM25).
 - hybrid: code.search's weighted reciprocal rank fusion of the top DEPTH
   (100) of both lists: score = 1/(rrf_k + vector rank) + keyword_weight /
@@ -103,6 +107,48 @@ class TorchEncoder:
                 m = b['attention_mask'].unsqueeze(-1).to(h.dtype)
                 e = torch.nn.functional.normalize((h * m).sum(1) / m.sum(1).clamp(min=1e-9), dim=-1)
                 out[idx] = e.float().cpu().numpy()
+        return out
+
+
+class CodevecEncoder:
+    """embed(text[]) of a PostgreSQL server with the codevec extension: the
+    encoder users get (src/encoder.c on the CPU at codevec.cpu_precision,
+    or the GPU service), for scoring without torch.  NAME is a model the
+    server has installed (codevec_models/NAME) or a folder the server can
+    read (codevec.model is set to it per session); connection from libpq's PG* variables, in a database
+    where CREATE EXTENSION codevec was run."""
+
+    def __init__(self, name, precision=None):
+        import psycopg
+        # a local folder goes by its path (the server must be able to read
+        # it), anything else by its name in codevec_models
+        model = os.path.abspath(name) if os.path.isdir(name) else name
+        try:
+            self.conn = psycopg.connect(autocommit=True)
+            cur = self.conn.cursor()
+            cur.execute("SELECT set_config('codevec.model', %s, false)", (model,))
+            if precision:
+                cur.execute("SELECT set_config('codevec.cpu_precision', %s, false)", (precision,))
+            cur.execute("SELECT name, current_setting('codevec.cpu_precision'), sha256, max_tokens"
+                        " FROM codevec_model_info()")
+            self.info = cur.fetchone()[:3]
+            cur.execute("SELECT current_setting('codevec.max_tokens')::int")
+            maxtok = cur.fetchone()[0]
+        except psycopg.Error as e:
+            raise SystemExit('codevec backend, model %s: %s %s' % (model, e.sqlstate or '', e))
+        if maxtok != MAXTOK:
+            raise SystemExit('codevec backend: codevec.max_tokens is %d, not %d' % (maxtok, MAXTOK))
+
+    def __call__(self, texts, batch=256):
+        out = None
+        with self.conn.cursor() as cur:
+            for i in range(0, len(texts), batch):
+                cur.execute("SELECT e::text FROM unnest(embed(%s::text[])) WITH ORDINALITY AS u(e, n)"
+                            " ORDER BY n", (texts[i:i + batch],))
+                rows = [np.array(r[0][1:-1].split(','), dtype=np.float32) for r in cur.fetchall()]
+                if out is None:
+                    out = np.zeros((len(texts), len(rows[0])), dtype=np.float32)
+                out[i:i + len(rows)] = rows
         return out
 
 
@@ -194,7 +240,9 @@ class NumpyEncoder:
         return out
 
 
-def encoder(folder, backend):
+def encoder(folder, backend, precision=None):
+    if backend == 'codevec':
+        return CodevecEncoder(folder, precision)
     if backend == 'numpy':
         return NumpyEncoder(folder)
     try:
@@ -395,7 +443,9 @@ def main():
     ap.add_argument('folders', nargs='*')
     ap.add_argument('--out', default='results-ood.json')
     ap.add_argument('--baseline')
-    ap.add_argument('--backend', choices=('auto', 'torch', 'numpy'), default='auto')
+    ap.add_argument('--backend', choices=('auto', 'torch', 'numpy', 'codevec'), default='auto')
+    ap.add_argument('--precision', choices=('int8', 'fp32'),
+                    help='codevec backend: codevec.cpu_precision (default the server\'s)')
     ap.add_argument('--only', help='comma list of group names or benchmarks')
     ap.add_argument('--verify', action='store_true')
     ap.add_argument('--selfcheck', type=int, default=0)
@@ -453,8 +503,8 @@ def main():
                models={})
     for f in args.folders:
         t0 = time.time()
-        enc = encoder(f, args.backend)
-        log('%s (%s)' % (f, type(enc).__name__))
+        enc = encoder(f, args.backend, args.precision)
+        log('%s (%s%s)' % (f, type(enc).__name__, ' %s' % (enc.info,) if hasattr(enc, 'info') else ''))
         cache = {}
         res['models'][f] = [dict(benchmark=g['benchmark'], name=g['name'],
                                  queries=score_group(g, enc, cache)) for g in groups]
