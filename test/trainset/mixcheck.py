@@ -309,3 +309,22 @@ stats['languages']['go']['snippets'] = 4
 json.dump(stats, open(tmp + '/stats.json', 'w'))
 check(em.first_four_group(pub, tmp + '/repos.tsv', tmp + '/stats.json') is None,
       'eval-models.py public-4: skipped when the id ranges do not match corpus-stats.json (another kit)')
+
+# pair-diff.py: two scorings side by side, against the differences computed here
+PAIR = os.path.join(root, 'bench/quality/ood/pair-diff.py')
+a = results({'2/0.5': better})
+json.dump(a, open(tmp + '/pd.json', 'w'))
+r = subprocess.run([sys.executable, PAIR, tmp + '/pd.json:base', tmp + '/pd.json:m', '--modes', 'vector'],
+                   capture_output=True, text=True)
+ra = [1 / (2 + i % 5) for i in range(60)]
+rm = [1 / (1 + i % 5) for i in range(60)]
+want = '| hand | dev | 120 | %.3f | %.3f | %+.3f (' % (np.mean(ra), np.mean(rm), np.mean(rm) - np.mean(ra))
+check(r.returncode == 0 and want in r.stdout and '| cosqa | test | 60 |' in r.stdout and '0 / 120 |' in r.stdout,
+      'pair-diff.py: macro MRR@10 of both sides, their difference and the queries of the same rank per cell',
+      want + ' / ' + r.stdout[-600:] + r.stderr[-300:])
+b = results({'2/0.5': better})
+b['models']['m'][0]['queries'] = b['models']['m'][0]['queries'][1:]
+json.dump(b, open(tmp + '/pd2.json', 'w'))
+r = subprocess.run([sys.executable, PAIR, tmp + '/pd.json:base', tmp + '/pd2.json:m'], capture_output=True, text=True)
+check(r.returncode == 1 and 'not the same queries' in r.stderr,
+      'pair-diff.py: scorings of different queries are refused', r.stderr[-300:])

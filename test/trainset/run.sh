@@ -807,7 +807,7 @@ checks() {
 	[ "$(grep -c '^ok \|^not ok ' "$2")" -ge "$4" ]; ok $? "$1 made all its checks"
 }
 "$VENV/bin/python" "$HERE/mixcheck.py" "$ROOT" "$TMP/mix" >"$TMP/mix.out" 2>&1
-checks mixcheck.py "$TMP/mix.out" $? 34
+checks mixcheck.py "$TMP/mix.out" $? 36
 
 # eval-models.py --backend codevec (OOD scoring through a server's embed(), no
 # torch) against its numpy BERT pass: test/trainset/evalcheck.py, on the
