@@ -640,6 +640,10 @@ def main():
     if os.path.exists(r8):
         # the eight-language set's tables (issues 14 and 20), written by report8.py
         md.append('\n' + open(r8).read().strip() + '\n')
+    r4 = os.path.join(HERE, 'results-4lang.md')
+    if os.path.exists(r4):
+        # the four-language set again (issue 27's anchor), written by report4.py
+        md.append('\n' + open(r4).read().strip() + '\n')
     ood = os.path.join(HERE, 'ood', 'results.md')
     if os.path.exists(ood):
         # issue 27's out-of-distribution tables, written by ood/ (not by this run);
