@@ -23,7 +23,7 @@ model.safetensors, tokenizer files; F32 or F16 weights). For each folder:
   (slow; for checks on a CPU without torch).  The codevec backend embeds
   through a server's embed() (FOLDER is then the name of a model the
   server has installed; PG* variables): the int8 or fp32 CPU encoder
-  users get, about 100 texts/s on two cores at int8.
+  users get, about 60 texts/s on two cores at int8.
 - keyword: the kit's code.search(mode => 'keyword') list (BM25).
 - hybrid: code.search's weighted reciprocal rank fusion of the top DEPTH
   (100) of both lists: score = 1/(rrf_k + vector rank) + keyword_weight /
