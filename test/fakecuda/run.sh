@@ -24,17 +24,21 @@ suite_cluster fakecuda 5661
 lib=$(pg_config --pkglibdir)
 ext=$(pg_config --sharedir)/extension
 ver=$(sed -n "s/^default_version = '\(.*\)'/\1/p" "$top/codevec.control")
+# A library is put in place with install(1), which unlinks the file it
+# replaces: a process that has the old one mapped (a server outside this
+# suite, the postmaster of a shared_preload_libraries cluster) keeps its
+# copy, where cp would rewrite the pages under it (SIGBUS).
 # fake_encoder_out: the fake encoder library (installed below) out again,
 # and a real one back if there was one
 fake_encoder_out() {
 	[ -f "$dir/fake-encoder-installed" ] || return 0
 	rm -f "$lib/codevec_cuda_encoder.so" "$dir/fake-encoder-installed"
-	[ -f "$dir/saved/codevec_cuda_encoder.so" ] && cp "$dir/saved/codevec_cuda_encoder.so" "$lib/"
+	[ -f "$dir/saved/codevec_cuda_encoder.so" ] && install -m 755 "$dir/saved/codevec_cuda_encoder.so" "$lib/"
 	return 0
 }
 restore() {
 	bash "$top/test/cluster.sh" stop "$dir" >/dev/null 2>&1
-	[ -f "$dir/saved/codevec.so" ] && cp "$dir/saved/codevec.so" "$lib/codevec.so"
+	[ -f "$dir/saved/codevec.so" ] && install -m 755 "$dir/saved/codevec.so" "$lib/codevec.so"
 	fake_encoder_out
 	[ -f "$dir/saved/codevec--$ver.sql" ] && cp "$dir/saved/codevec--$ver.sql" "$ext/"
 	rm -rf "$dir"
@@ -52,7 +56,7 @@ restart() {
 bash "$top/test/fakecuda/build.sh" "$dir/build" || { echo "not ok 1 - the fake-GPU build"; echo "0 passed, 1 failed"; exit 1; }
 mkdir -p "$dir/saved"
 cp "$lib/codevec.so" "$ext/codevec--$ver.sql" "$dir/saved/" 2>/dev/null
-cp "$dir/build/codevec.so" "$lib/codevec.so"
+install -m 755 "$dir/build/codevec.so" "$lib/codevec.so"
 cp "$dir/build/sql/codevec--$ver.sql" "$ext/"
 
 eval "$(bash "$top/test/cluster.sh" start "$dir" "$port" shared_preload_libraries=codevec \
@@ -210,7 +214,7 @@ mkdir -p "$dir/saved"
 gcc -O2 -Wall -shared -fPIC -I"$top/cuda" -o "$dir/fakeencoder.so" "$top/test/fakecuda/fakeencoder.c"
 [ -f "$lib/codevec_cuda_encoder.so" ] && cp "$lib/codevec_cuda_encoder.so" "$dir/saved/"
 touch "$dir/fake-encoder-installed"
-cp "$dir/fakeencoder.so" "$lib/codevec_cuda_encoder.so"
+install -m 755 "$dir/fakeencoder.so" "$lib/codevec_cuda_encoder.so"
 CODEVEC_FAKE_KNN_US=2000 CODEVEC_FAKE_EMBED_US=1500 restart codevec.gpu_devices=0 codevec.gpu_split_rows=0 codevec.gpu_replicate_rate=0
 wait_state ready
 # fake(t): what the fake encoder answers for text t

@@ -37,7 +37,8 @@ ldconfig
 export PATH=$root/usr/lib/postgresql/15/bin:$root/usr/bin:$PATH
 export PG_CONFIG=$root/usr/lib/postgresql/15/bin/pg_config
 mkdir -p /tmp/ext && tar xJf "$kit/ext.tar.xz" -C /tmp/ext
-cp /tmp/ext/codevec.so /tmp/ext/codevec_cuda_encoder.so /tmp/ext/codevec_session.so "$(pg_config --pkglibdir)/"
+# install(1) unlinks what it replaces: a running server keeps its mapping
+install -m 755 /tmp/ext/codevec.so /tmp/ext/codevec_cuda_encoder.so /tmp/ext/codevec_session.so "$(pg_config --pkglibdir)/"
 cp /tmp/ext/codevec.control /tmp/ext/codevec--*.sql "$(pg_config --sharedir)/extension/"
 cp /tmp/ext/loader/lib/* /usr/local/lib/ && ldconfig
 cp /tmp/ext/loader/codevec-load "$(pg_config --bindir)/"

@@ -75,9 +75,10 @@ if [ ! -e /tmp/.codevec-gpu-setup ]; then
 	fi
 	ldconfig
 	mkdir -p /tmp/ext && tar xJf "$kit/ext.tar.xz" -C /tmp/ext
-	cp /tmp/ext/codevec.so /tmp/ext/codevec_cuda_encoder.so "$(pg_config --pkglibdir)/"
+	# install(1) unlinks what it replaces: a running server keeps its mapping
+	install -m 755 /tmp/ext/codevec.so /tmp/ext/codevec_cuda_encoder.so "$(pg_config --pkglibdir)/"
 	# the login warm-up (src/codevec_session.c), where the kit has it
-	[ -f /tmp/ext/codevec_session.so ] && cp /tmp/ext/codevec_session.so "$(pg_config --pkglibdir)/"
+	[ -f /tmp/ext/codevec_session.so ] && install -m 755 /tmp/ext/codevec_session.so "$(pg_config --pkglibdir)/"
 	cp /tmp/ext/codevec.control /tmp/ext/codevec--*.sql /tmp/ext/pgtap* "$(pg_config --sharedir)/extension/"
 	if [ -d /tmp/ext/loader ]; then
 		cp /tmp/ext/loader/lib/* /usr/local/lib/ && ldconfig
