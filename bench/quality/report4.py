@@ -10,7 +10,7 @@ the issue's anchor (0.474) comes from.
 
 SEARCH.json is eval.py search's output (every query's rank per mode).
 MRR@10 over all 2,400 queries (600 per language), as in 2026-11-21's
-table; 95% CIs: bootstrap over the queries (2,000 resamples, seed 1),
+table (whose figures report4.py reads from results.json); 95% CIs: bootstrap over the queries (2,000 resamples, seed 1),
 paired for differences (report8.py's boot).  The 2026-11-21 figures have
 no ranks left in the repository (results.json keeps the metrics only), so
 a difference to them is a point difference, with the CI of today's side.
@@ -29,10 +29,23 @@ from eval import read_queries  # noqa: E402
 from report8 import boot, rr  # noqa: E402
 
 LANGS = ['go', 'javascript', 'python', 'rust']
-# results.json of 2026-11-21 (the four-language table of README.md), vector
-THEN = {'all-MiniLM-L6-v2': ([0.357, 0.398, 0.366, 0.240], 0.340, 0.245, 0.560),
-        'code-MiniLM-L6 (round 1)': ([0.518, 0.469, 0.515, 0.395], 0.474, 0.363, 0.711)}
-ANCHOR = 0.474
+ANCHOR = 0.474      # issue 27's anchor: round 1's vector MRR@10 below
+# the 2026-11-21 runs (README.md's four-language table) in results.json:
+# label -> its search_runs key
+THEN = {'all-MiniLM-L6-v2': 'fields=name,signature,doc,body max_bytes=500 words=name+all',
+        'code-MiniLM-L6 (round 1)': 'fields=name,signature,doc,body max_bytes=500 words=name+all'
+                                    ' model=code-MiniLM-L6'}
+
+
+def then_vector():
+    """label -> vector metrics of the 2026-11-21 run (all and per language)."""
+    runs = json.load(open(os.path.join(HERE, 'results.json')))['search_runs']
+    out = {}
+    for label, key in THEN.items():
+        if runs[key]['corpus']['snippets'] != 36302:
+            sys.exit('results.json: %s is not the four-language run' % key)
+        out[label] = next(r['metrics'] for r in runs[key]['runs'] if r['mode'] == 'vector')
+    return out
 
 
 def load(path):
@@ -79,9 +92,11 @@ def main():
            '| model | mode | %s | all (95%% CI) | R@1 | R@10 | vs %s (paired 95%% CI) |' % (
                ' | '.join(LANGS), a.base),
            '|---|---|%s---:|---:|---:|---|' % ('---:|' * len(LANGS))]
-    for label, (per, allm, r1, r10) in THEN.items():
+    then = then_vector()
+    for label, m in then.items():
         out.append('| %s, 2026-11-21 (fp32; [README.md](README.md)) | vector | %s | %.3f | %.3f | %.3f | |' % (
-            label, ' | '.join('%.3f' % x for x in per), allm, r1, r10))
+            label, ' | '.join('%.3f' % m[l]['mrr10'] for l in LANGS), m['all']['mrr10'],
+            m['all']['r1'], m['all']['r10']))
     for label in runs:
         for m in runs[label]:
             if m == 'keyword' and label != a.base:
@@ -115,7 +130,8 @@ def main():
         'costs this model 0.003 to 0.007 on the OOD sets '
         '([ood/results-2026-12-08-int8/](ood/results-2026-12-08-int8/README.md)). Keyword mode was '
         '0.245 then: BM25 (issue 21) came since.' % (
-            b[0], THEN['all-MiniLM-L6-v2'][1], b[0] - THEN['all-MiniLM-L6-v2'][1]),
+            b[0], then['all-MiniLM-L6-v2']['all']['mrr10'],
+            b[0] - then['all-MiniLM-L6-v2']['all']['mrr10']),
         '- The round-1 model itself (trained by `make model-code` then, never committed) cannot be '
         'scored again here; its 0.474 is a point figure without ranks, so the difference above has '
         'no paired CI. Training it again on a GPU (its recipe, then soups with the shipped model, '

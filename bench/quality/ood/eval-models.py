@@ -22,7 +22,7 @@ model.safetensors, tokenizer files; F32 or F16 weights). For each folder:
   numpy backend is an independent BERT forward pass from the safetensors
   (slow; for checks on a CPU without torch).  The codevec backend embeds
   through a server's embed() (FOLDER is then the name of a model the
-  server has installed; PG* variables): the int8 or fp32 CPU encoder
+  server has installed, or a folder it can read; PG* variables): the int8 or fp32 CPU encoder
   users get, about 60 texts/s on two cores at int8.
 - keyword: the kit's code.search(mode => 'keyword') list (BM25).
 - hybrid: code.search's weighted reciprocal rank fusion of the top DEPTH
@@ -115,8 +115,8 @@ class CodevecEncoder:
     encoder users get (src/encoder.c on the CPU at codevec.cpu_precision,
     or the GPU service), for scoring without torch.  NAME is a model the
     server has installed (codevec_models/NAME) or a folder the server can
-    read (codevec.model is set to it per session); connection from libpq's PG* variables, in a database
-    where CREATE EXTENSION codevec was run."""
+    read (codevec.model is set to it per session); connection from libpq's
+    PG* variables, in a database where CREATE EXTENSION codevec was run."""
 
     def __init__(self, name, precision=None):
         import psycopg
@@ -131,9 +131,7 @@ class CodevecEncoder:
                 cur.execute("SELECT set_config('codevec.cpu_precision', %s, false)", (precision,))
             cur.execute("SELECT name, current_setting('codevec.cpu_precision'), sha256, max_tokens"
                         " FROM codevec_model_info()")
-            self.info = cur.fetchone()[:3]
-            cur.execute("SELECT current_setting('codevec.max_tokens')::int")
-            maxtok = cur.fetchone()[0]
+            *self.info, maxtok = cur.fetchone()
         except psycopg.Error as e:
             raise SystemExit('codevec backend, model %s: %s %s' % (model, e.sqlstate or '', e))
         if maxtok != MAXTOK:
@@ -143,9 +141,9 @@ class CodevecEncoder:
         out = None
         with self.conn.cursor() as cur:
             for i in range(0, len(texts), batch):
-                cur.execute("SELECT e::text FROM unnest(embed(%s::text[])) WITH ORDINALITY AS u(e, n)"
+                cur.execute("SELECT e::real[] FROM unnest(embed(%s::text[])) WITH ORDINALITY AS u(e, n)"
                             " ORDER BY n", (texts[i:i + batch],))
-                rows = [np.array(r[0][1:-1].split(','), dtype=np.float32) for r in cur.fetchall()]
+                rows = np.array([r[0] for r in cur.fetchall()], dtype=np.float32)
                 if out is None:
                     out = np.zeros((len(texts), len(rows[0])), dtype=np.float32)
                 out[i:i + len(rows)] = rows
@@ -304,7 +302,7 @@ def first_four_group(g, repos_tsv=os.path.join(HERE, 'public-repos.tsv'),
     for line in open(repos_tsv, encoding='utf-8'):
         if line.startswith('#') or not line.strip():
             continue
-        repo, lang, first, last = line.rstrip('\n').split('\t')
+        _repo, lang, first, last = line.rstrip('\n').split('\t')
         ranges.append((lang, int(first), int(last)))
     ids = [int(s[0]) for s in g['snippets']]
     lang_of = {}
@@ -483,7 +481,7 @@ def main():
         want = args.only.split(',')
         groups = [g for g in groups if g['name'] in want or g['benchmark'] in want]
     for g in list(groups):
-        if g['benchmark'] == 'public' and not args.verify and not args.selfcheck:
+        if g['benchmark'] == 'public' and not args.selfcheck:
             sub = first_four_group(g)
             if sub:
                 groups.insert(groups.index(g) + 1, sub)
